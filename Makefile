@@ -1,0 +1,114 @@
+# dal — build, test and demo.
+#
+#   make            build/dalc and the libraries
+#   make test       install missing Debian packages, build, run every test
+#   make test-san   the unit tests again under AddressSanitizer + UBSan
+#   make demo       the most end-to-end thing dal does today
+#   make deps       check (and as root install) the Debian packages dal needs
+#
+# Sources are found by directory: every .c file in a folder goes into that
+# folder's library; tests/test_*.c are Check programs, one binary each.
+
+CC      ?= cc
+LLVM_CONFIG ?= llvm-config-16
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+  BUILD   := build-san
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  OPT     := -O1 -g
+else
+  BUILD   := build
+  SANFLAGS :=
+  OPT     := -O2 -g
+endif
+
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
+           $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -Iruntime -Iir -MMD -MP
+LDFLAGS := $(SANFLAGS) -pthread
+BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+LDLIBS  := -lcjson $(BLAS_LIBS) -lm
+
+# ---- sources ----------------------------------------------------------------
+PARTS := frontend ir passes codegen runtime
+frontend_SRC := $(wildcard frontend/*.c) $(BUILD)/gen/parser.c $(BUILD)/gen/lexer.c
+ir_SRC       := $(wildcard ir/*.c)
+passes_SRC   := $(wildcard passes/*.c)
+codegen_SRC  := $(wildcard codegen/*.c codegen/*/*.c)
+runtime_SRC  := $(wildcard runtime/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst $(BUILD)/%,%,$(1)))
+$(foreach p,$(PARTS),$(eval $(p)_OBJ := $(call obj,$($(p)_SRC))))
+
+# Link order: a library comes before the ones it uses.
+LIB_ORDER := frontend codegen passes ir runtime
+lib = $(BUILD)/lib$(1).a
+ALL_LIBS := $(foreach p,$(LIB_ORDER),$(call lib,$(p)))
+
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+# Each test links only the libraries it needs, so one folder's work in
+# progress never blocks another folder's tests. Default: everything.
+LIBS_test_runtime  := runtime
+LIBS_test_ir       := ir
+LIBS_test_shape    := ir
+libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
+
+# ---- rules --------------------------------------------------------------------
+.PHONY: all deps test test-san unit demo bench clean
+all: $(BUILD)/dalc
+
+$(BUILD)/dalc: $(call obj,$(wildcard tools/*.c)) $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(foreach p,$(PARTS),$(eval $(call lib,$(p)): $($(p)_OBJ) ; @mkdir -p $$(@D); rm -f $$@; ar rcs $$@ $$^))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Ifrontend -c $< -o $@
+
+# flex and bison: both generators run before either output is compiled.
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h: frontend/parser.y
+	@mkdir -p $(@D)
+	bison -Wall -d -o $(BUILD)/gen/parser.c $<
+$(BUILD)/gen/lexer.c $(BUILD)/gen/lexer.h: frontend/lexer.l $(BUILD)/gen/parser.h
+	@mkdir -p $(@D)
+	flex -o $(BUILD)/gen/lexer.c --header-file=$(BUILD)/gen/lexer.h $<
+$(BUILD)/obj/gen/parser.o: $(BUILD)/gen/lexer.h
+$(BUILD)/obj/gen/lexer.o: $(BUILD)/gen/parser.h
+$(frontend_OBJ): | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
+
+TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+define test_rule
+$(BUILD)/tests/$(1): tests/$(1).c $(BUILD)/obj/tests/util.o $(call libs_for,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS) -o $$@ $$< $(BUILD)/obj/tests/util.o $(call libs_for,$(1)) $$(LDFLAGS) $$(CHECK_LIBS) $$(LDLIBS)
+endef
+$(foreach t,$(TEST_NAMES),$(eval $(call test_rule,$(t))))
+
+deps:
+	@sh tools/deps.sh
+
+# The README's test command: packages, build, every test.
+test: deps
+	@$(MAKE) --no-print-directory unit
+	@sh tests/run.sh $(BUILD)
+
+unit: all $(TESTS)
+
+test-san:
+	@$(MAKE) --no-print-directory SAN=1 unit
+	@sh tests/run.sh build-san --unit-only
+
+demo: deps all
+	@sh tools/demo.sh $(BUILD)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

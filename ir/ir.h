@@ -1,0 +1,160 @@
+/* ir.h — dal's graph IR: SSA nodes with static shapes and dtypes.
+ *
+ * A graph is an array of nodes in topological order (every input id is
+ * smaller than the node's own id). Node ids are indices into that array and
+ * are the only way nodes refer to each other, so iteration order is always
+ * deterministic. A graph is one entry function, fully inlined: its INPUT
+ * nodes are the entry's arguments (in signature order), its PARAM nodes the
+ * parameters it reads, and its outputs the values it returns.
+ *
+ * Module prefix: ir_. The IR depends on nothing else in dal.
+ */
+#ifndef DAL_IR_H
+#define DAL_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define IR_MAX_RANK 6
+#define IR_MAX_IN   3
+
+typedef enum { IR_F32, IR_I32 } IrDType;
+
+/* Where a node came from in .dal source. 'file' is owned by whoever made the
+ * graph (the frontend interns file names for the life of the program);
+ * line and col are 1-based, 0 meaning unknown. */
+typedef struct {
+  const char *file;
+  int line, col;
+} SrcLoc;
+
+typedef struct {
+  int rank;
+  int64_t d[IR_MAX_RANK];
+} IrShape;
+
+typedef enum {
+#define OP(name, text, arity, pattern, rule) OP_##name,
+#include "ops.def"
+#undef OP
+  OP_COUNT
+} IrOp;
+
+/* Fusion pattern kinds; the order matters (see ops.def). */
+typedef enum {
+  PAT_ELEMWISE,
+  PAT_BROADCAST,
+  PAT_INJECTIVE,
+  PAT_REDUCE,
+  PAT_OPAQUE
+} IrPattern;
+
+/* Parameter initialisers (PARAM nodes). kaiming/xavier are resolved to
+ * UNIFORM bounds by the frontend. */
+typedef enum {
+  IR_INIT_ZEROS,
+  IR_INIT_ONES,
+  IR_INIT_NORMAL,   /* a = mean, b = std */
+  IR_INIT_UNIFORM   /* a = low,  b = high */
+} IrInitKind;
+
+/* Attributes. One flat struct: each op reads only the fields its line in
+ * ops.def names; unused fields are zero. */
+typedef struct {
+  IrShape shape;               /* INPUT PARAM CONST IOTA GUMBEL RESHAPE BROADCAST: result shape */
+  IrDType dtype;               /* INPUT CONST: result dtype; CAST: target dtype */
+  double value;                /* CONST: fill value */
+  int axis;                    /* IOTA ARGMAX SOFTMAX LOG_SOFTMAX CONCAT ONEHOT */
+  uint32_t axes;               /* SUM REDUCE_MAX: bit i set = reduce axis i */
+  int keepdim;                 /* SUM REDUCE_MAX ARGMAX */
+  int perm[IR_MAX_RANK];       /* PERMUTE */
+  int64_t start[IR_MAX_RANK];  /* SLICE */
+  int64_t stop[IR_MAX_RANK];   /* SLICE */
+  int64_t depth;               /* ONEHOT */
+  int stride, pad;             /* CONV2D CONV_TRANSPOSE2D */
+  int groups;                  /* GROUP_NORM */
+  float eps;                   /* GROUP_NORM LAYER_NORM */
+  int trans_a, trans_b;        /* MATMUL */
+  uint32_t salt;               /* GUMBEL: distinguishes noise sources within a step */
+  IrInitKind init;             /* PARAM */
+  double init_a, init_b;       /* PARAM: see IrInitKind */
+} IrAttr;
+
+typedef struct {
+  IrOp op;
+  IrDType dtype;
+  IrShape shape;
+  int nin;
+  int in[IR_MAX_IN];
+  IrAttr attr;
+  SrcLoc loc;
+  char *name;                  /* INPUT and PARAM: the argument / full parameter name; else NULL */
+} IrNode;
+
+typedef struct {
+  char *name;                  /* entry function name */
+  bool train;                  /* training entry (returns a scalar loss) */
+  IrNode *node;
+  int n, cap;
+  int *input;  int ninput;     /* INPUT node ids, in signature order */
+  int *param;  int nparam;     /* PARAM node ids, in order of first use */
+  int *output; int noutput;    /* returned node ids */
+  char **output_name;          /* one per output ("out", or names given by the entry) */
+  char error[512];             /* last builder error message (without location) */
+  SrcLoc error_loc;            /* where it happened */
+} IrGraph;
+
+/* ---- op table queries (ir/op_table.c) ---- */
+const char *ir_op_name(IrOp op);
+int ir_op_arity(IrOp op);
+IrPattern ir_op_pattern(IrOp op);
+const char *ir_dtype_name(IrDType t);
+/* Finds an op by its text name; -1 if none. */
+int ir_op_from_name(const char *name);
+
+/* ---- shapes (ir/shape.c) ---- */
+int64_t ir_numel(const IrShape *s);
+bool ir_shape_eq(const IrShape *a, const IrShape *b);
+IrShape ir_shape_make(int rank, const int64_t *d);
+/* Writes "[2, 3, 4]" into buf; returns buf. */
+char *ir_shape_str(const IrShape *s, char *buf, size_t size);
+
+/* ---- graph construction (ir/graph.c, ir/builder.c) ----
+ * Every builder call infers the result's dtype and shape with the op's
+ * shape rule. On misuse it returns -1, leaves the graph unchanged, and puts
+ * a message in g->error and the location in g->error_loc; it never exits. */
+IrGraph *ir_graph_new(const char *name);
+void ir_graph_free(IrGraph *g);
+
+/* The general form: op with inputs and attributes (attr may be NULL = all zero). */
+int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc);
+
+int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
+/* Returns the existing node if a PARAM of that name is already in g (error
+ * if its shape differs). */
+int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double a, double b, SrcLoc loc);
+int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc);
+int ir_scalar(IrGraph *g, IrDType t, double value, SrcLoc loc);   /* rank-0 CONST */
+int ir_unary(IrGraph *g, IrOp op, int x, SrcLoc loc);
+/* Binary ops with numpy broadcasting: ranks are aligned on the right and
+ * size-1 dims stretched, inserting RESHAPE/BROADCAST nodes as needed. */
+int ir_binary(IrGraph *g, IrOp op, int a, int b, SrcLoc loc);
+int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc);          /* broadcasts all three */
+int ir_reshape(IrGraph *g, int x, IrShape s, SrcLoc loc);
+int ir_broadcast_to(IrGraph *g, int x, IrShape s, SrcLoc loc);         /* numpy rules, any ranks */
+int ir_permute(IrGraph *g, int x, const int *perm, SrcLoc loc);
+int ir_reduce(IrGraph *g, IrOp op, int x, uint32_t axes, bool keepdim, SrcLoc loc);
+
+void ir_set_outputs(IrGraph *g, const int *ids, const char *const *names, int n);
+
+/* ---- checking and printing (ir/verify.c, ir/print.c, ir/dot.c) ---- */
+/* Re-checks every invariant (topological order, arity, shape rules,
+ * input/param/output lists). Returns true if valid; else writes why into err. */
+bool ir_verify(const IrGraph *g, char *err, size_t size);
+void ir_print(const IrGraph *g, FILE *out);
+void ir_print_dot(const IrGraph *g, FILE *out);
+/* Total f32 elements over the graph's PARAM nodes. */
+int64_t ir_param_count(const IrGraph *g);
+
+#endif

@@ -1,0 +1,43 @@
+#!/bin/sh
+# run.sh BUILD [--unit-only] — runs every test program and script, then
+# prints one closing line "N passed, N failed" and exits non-zero on failure.
+#   unit tests:   BUILD/tests/test_*      (Check programs)
+#   script tests: tests/scripts/*.sh and tests/scripts/*.py (need BUILD/dalc)
+build=${1:-build}
+unit_only=${2:-}
+passed=0
+failed=0
+failures=""
+export DALC="$build/dalc"
+export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
+
+run_one() {
+  name=$1; shift
+  printf '== %s\n' "$name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures="$failures $name"
+  fi
+}
+
+for t in "$build"/tests/test_*; do
+  [ -x "$t" ] || continue
+  run_one "$(basename "$t")" "$t"
+done
+
+if [ "$unit_only" != "--unit-only" ]; then
+  for s in tests/scripts/*.sh; do
+    [ -f "$s" ] || continue
+    run_one "$(basename "$s")" sh "$s" "$build"
+  done
+  for s in tests/scripts/*.py; do
+    [ -f "$s" ] || continue
+    run_one "$(basename "$s")" /usr/bin/python3 "$s" "$build"
+  done
+fi
+
+[ -n "$failures" ] && printf 'failed:%s\n' "$failures"
+printf '%d passed, %d failed\n' "$passed" "$failed"
+[ "$failed" -eq 0 ]
