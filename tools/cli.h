@@ -1,0 +1,54 @@
+/* cli.h — dalc's command line, shared by its subcommands (tools/cmd_*.c).
+ * main() parses options into a DalcArgs; each subcommand is a function
+ * that returns the process exit status. */
+#ifndef DAL_TOOLS_CLI_H
+#define DAL_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "frontend/frontend.h"
+
+#define CLI_MAX_BINDINGS 64
+
+typedef struct {
+  const char *name; /* input or output name; NULL when the path was given alone */
+  const char *path;
+} CliBinding;
+
+typedef struct {
+  const char *file;        /* the .dal file */
+  const char *config;      /* --config, NULL = the file's first */
+  int64_t batch;           /* --batch, 0 = the config's */
+  const char *fn;          /* --fn */
+  const char *params;      /* --params p.safetensors */
+  const char *save_params; /* --save-params p.safetensors */
+  const char *emit;        /* --emit=ir|dot */
+  const char *output;      /* -o */
+  const char *passes;      /* --passes=a,b (default: the standard pipeline) */
+  uint64_t seed;           /* --seed */
+  CliBinding in[CLI_MAX_BINDINGS];
+  int nin;
+  CliBinding out[CLI_MAX_BINDINGS];
+  int nout;
+} DalcArgs;
+
+/* Loads args->file with its config; prints the diagnostic and returns NULL on error. */
+FeProgram *cli_load(const DalcArgs *args);
+/* Lowers the entry called name (listing the entries if there is none) and
+ * runs the pass pipeline over it. */
+IrGraph *cli_lower(FeProgram *p, const char *name, const char *passes);
+
+/* The passes dalc runs unless --passes says otherwise. */
+#define CLI_DEFAULT_PASSES "dce"
+/* "name(x: f32[4, 3, 16, 16], tau: f32) -> f32" into buf. */
+const char *cli_signature(const IrGraph *g, char *buf, size_t size);
+/* "f32[4, 3]" (or "f32" for a scalar) into buf. */
+const char *cli_type(int dtype_is_i32, const int64_t *dim, int rank, char *buf, size_t size);
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+int cmd_info(const DalcArgs *args);
+int cmd_run(const DalcArgs *args);
+int cmd_emit(const DalcArgs *args);
+
+#endif

@@ -1,0 +1,96 @@
+/* cmd_info.c — `dalc info`: configuration, entries, parameter table.
+ * Parameters are collected from every entry's graph (by name, in order of
+ * first use); nothing is allocated for them, so the paper-sized models
+ * report their size without needing the memory. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+/* "12,292,000,000" */
+static const char *with_commas(long long v, char *buf, size_t size) {
+  char digits[32];
+  int n = snprintf(digits, sizeof digits, "%lld", v);
+  size_t o = 0;
+  for (int i = 0; i < n && o + 2 < size; i++) {
+    if (i && (n - i) % 3 == 0) buf[o++] = ',';
+    buf[o++] = digits[i];
+  }
+  buf[o] = 0;
+  return buf;
+}
+
+static void print_init(const IrNode *p) {
+  switch (p->attr.init) {
+  case IR_INIT_ZEROS: printf("zeros"); break;
+  case IR_INIT_ONES: printf("ones"); break;
+  case IR_INIT_NORMAL: printf("normal(%g, %g)", p->attr.init_a, p->attr.init_b); break;
+  case IR_INIT_UNIFORM: printf("uniform(%.4g, %.4g)", p->attr.init_a, p->attr.init_b); break;
+  }
+}
+
+int cmd_info(const DalcArgs *args) {
+  FeProgram *p = cli_load(args);
+  if (!p) return 1;
+  int status = 0;
+  int nentry = fe_entry_count(p);
+  IrGraph **graphs = calloc((size_t)(nentry ? nentry : 1), sizeof *graphs);
+
+  printf("%s  config %s", args->file, fe_config_selected(p));
+  printf("  (configs:");
+  for (int i = 0; i < fe_config_count(p); i++) printf(" %s", fe_config_name(p, i));
+  printf(")\n\nconstants:");
+  for (int i = 0; i < fe_constant_count(p); i++) {
+    char *v = fe_constant_value(p, i);
+    printf("%s%s=%s", i % 8 ? "  " : "\n  ", fe_constant_name(p, i), v);
+    free(v);
+  }
+  printf("\n\nentries:\n");
+  for (int i = 0; i < nentry; i++) {
+    char *err = NULL;
+    graphs[i] = fe_lower_entry(p, i, &err);
+    if (!graphs[i]) {
+      fputs(err ? err : "dalc: error: could not lower an entry\n", stderr);
+      free(err);
+      status = 1;
+      goto done;
+    }
+    char sig[1024];
+    printf("  @%s %s\n", fe_entry_is_train(p, i) ? "train" : "infer", cli_signature(graphs[i], sig, sizeof sig));
+  }
+
+  /* The union of every entry's parameters, by name, in order of first use. */
+  int cap = 64, n = 0;
+  const IrNode **table = malloc((size_t)cap * sizeof *table);
+  long long total = 0;
+  for (int e = 0; e < nentry; e++) {
+    for (int k = 0; k < graphs[e]->nparam; k++) {
+      const IrNode *q = &graphs[e]->node[graphs[e]->param[k]];
+      int seen = 0;
+      for (int j = 0; j < n && !seen; j++) seen = !strcmp(table[j]->name, q->name);
+      if (seen) continue;
+      if (n == cap) table = realloc(table, (size_t)(cap *= 2) * sizeof *table);
+      table[n++] = q;
+      total += ir_numel(&q->shape);
+    }
+  }
+  char count[48], t[160];
+  printf("\nparameters: %s  (%d tensors)\n", with_commas(total, count, sizeof count), n);
+  int width = 0;
+  for (int j = 0; j < n; j++)
+    if ((int)strlen(table[j]->name) > width) width = (int)strlen(table[j]->name);
+  for (int j = 0; j < n; j++) {
+    printf("  %-*s  %-22s ", width, table[j]->name,
+           cli_type(0, table[j]->shape.d, table[j]->shape.rank, t, sizeof t));
+    print_init(table[j]);
+    putchar('\n');
+  }
+  free(table);
+done:
+  for (int i = 0; i < nentry; i++)
+    if (graphs[i]) ir_graph_free(graphs[i]);
+  free(graphs);
+  fe_free(p);
+  return status;
+}

@@ -1,0 +1,176 @@
+/* cmd_run.c — `dalc run`: one entry function on .npy inputs, with
+ * parameters from a safetensors file or their seeded initialisers, on the
+ * reference executor; outputs go to .npy files and a summary to stdout. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/bind.h"
+#include "codegen/ref/ref.h"
+#include "runtime/npy.h"
+#include "runtime/safetensors.h"
+#include "tools/cli.h"
+
+/* "--in tau=0.5": a number given for a rank-0 input. */
+static RtTensor *scalar_tensor(const IrNode *x, const char *text) {
+  char *end;
+  double v = strtod(text, &end);
+  if (end == text || *end || x->shape.rank != 0) return NULL;
+  RtTensor *t = rt_tensor_new(x->dtype == IR_I32 ? RT_I32 : RT_F32, 0, NULL, NULL);
+  if (!t) return NULL;
+  if (t->dtype == RT_I32) rt_i32(t)[0] = (int32_t)v;
+  else rt_f32(t)[0] = (float)v;
+  return t;
+}
+
+static const CliBinding *find_binding(const CliBinding *b, int n, const char *name, int only_one) {
+  for (int i = 0; i < n; i++)
+    if (b[i].name ? !strcmp(b[i].name, name) : only_one) return &b[i];
+  return NULL;
+}
+
+/* Every --in must name an input and every --out an output. */
+static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
+  for (int i = 0; i < a->nin; i++) {
+    int found = a->in[i].name == NULL && g->ninput == 1;
+    for (int k = 0; k < g->ninput && !found; k++)
+      found = a->in[i].name && !strcmp(a->in[i].name, g->node[g->input[k]].name);
+    if (!found) {
+      fprintf(stderr, "dalc: error: %s has no input '%s'; its inputs are:", g->name,
+              a->in[i].name ? a->in[i].name : a->in[i].path);
+      for (int k = 0; k < g->ninput; k++) fprintf(stderr, " %s", g->node[g->input[k]].name);
+      fputc('\n', stderr);
+      return -1;
+    }
+  }
+  for (int i = 0; i < a->nout; i++) {
+    int found = a->out[i].name == NULL && g->noutput == 1;
+    for (int k = 0; k < g->noutput && !found; k++)
+      found = a->out[i].name && (!strcmp(a->out[i].name, g->output_name[k]) ||
+                                 (g->noutput == 1 && !strcmp(a->out[i].name, "out")));
+    if (!found) {
+      cli_error("%s has no output '%s' (its output is '%s')", g->name,
+                a->out[i].name ? a->out[i].name : a->out[i].path, g->output_name[0]);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
+  for (int k = 0; k < g->ninput; k++) {
+    const IrNode *x = &g->node[g->input[k]];
+    const CliBinding *b = find_binding(a->in, a->nin, x->name, g->ninput == 1);
+    char t[160];
+    if (!b) {
+      cli_error("%s needs --in %s=FILE.npy (%s)", g->name, x->name,
+                cli_type(x->dtype == IR_I32, x->shape.d, x->shape.rank, t, sizeof t));
+      return -1;
+    }
+    RtErr e;
+    in[k] = scalar_tensor(x, b->path);
+    if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
+      cli_error("%s", e.msg);
+      return -1;
+    }
+    if (cg_check_input(g, k, in[k], b->path, &e)) {
+      cli_error("%s", e.msg);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void summarise(const char *name, const RtTensor *t) {
+  char type[160];
+  int64_t n = rt_tensor_numel(t);
+  printf("%s: %s", name, cli_type(t->dtype == RT_I32, t->dim, t->rank, type, sizeof type));
+  if (n == 1) {
+    if (t->dtype == RT_I32) printf(" = %d\n", rt_i32(t)[0]);
+    else printf(" = %.9g\n", rt_f32(t)[0]);
+    return;
+  }
+  double lo = INFINITY, hi = -INFINITY, sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    double v = t->dtype == RT_I32 ? rt_i32(t)[i] : rt_f32(t)[i];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    sum += v;
+  }
+  printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, sum / (double)n);
+}
+
+static int save_params(const IrGraph *g, RtTensor **params, const char *path) {
+  RtTensorList *l = rt_list_new();
+  RtErr e;
+  for (int k = 0; k < g->nparam; k++) {
+    RtTensor *copy = rt_tensor_new(RT_F32, params[k]->rank, params[k]->dim, &e);
+    if (!copy) break;
+    memcpy(copy->data, params[k]->data, rt_tensor_bytes(params[k]));
+    rt_list_put(l, g->node[g->param[k]].name, copy);
+  }
+  int rc = l->n == g->nparam ? rt_safetensors_write(path, l, &e) : -1;
+  if (rc) cli_error("%s", e.msg);
+  else printf("parameters written to %s\n", path);
+  rt_list_free(l);
+  return rc;
+}
+
+int cmd_run(const DalcArgs *a) {
+  if (!a->fn) {
+    cli_error("dalc run needs --fn NAME (dalc info %s lists the entries)", a->file);
+    return 1;
+  }
+  FeProgram *p = cli_load(a);
+  if (!p) return 1;
+  IrGraph *g = cli_lower(p, a->fn, a->passes);
+  int status = 1;
+  RtTensor **in = NULL, **params = NULL, **out = NULL;
+  RtTensorList *file = NULL;
+  RtErr e;
+  if (!g || check_binding_names(g, a)) goto done;
+
+  in = calloc((size_t)g->ninput + 1, sizeof *in);
+  params = calloc((size_t)g->nparam + 1, sizeof *params);
+  out = calloc((size_t)g->noutput + 1, sizeof *out);
+  if (load_inputs(g, a, in)) goto done;
+  if (a->params && rt_safetensors_read(a->params, &file, &e)) {
+    cli_error("%s", e.msg);
+    goto done;
+  }
+  if (cg_bind_params(g, file, a->params, a->seed, params, &e)) {
+    cli_error("%s", e.msg);
+    goto done;
+  }
+  if (a->save_params && save_params(g, params, a->save_params)) goto done;
+
+  RefOptions opt = {.seed = a->seed, .step = 0};
+  if (ref_run(g, in, params, out, &opt, &e)) {
+    cli_error("%s", e.msg);
+    goto done;
+  }
+  status = 0;
+  for (int k = 0; k < g->noutput; k++) {
+    summarise(g->output_name[k], out[k]);
+    const CliBinding *b = find_binding(a->out, a->nout, g->output_name[k], g->noutput == 1);
+    if (!b && g->noutput == 1) b = find_binding(a->out, a->nout, "out", 0);
+    if (b && rt_npy_write(b->path, out[k], &e)) {
+      cli_error("%s", e.msg);
+      status = 1;
+    }
+  }
+done:
+  if (g) {
+    if (in) cg_free_tensors(in, g->ninput);
+    if (params) cg_free_tensors(params, g->nparam);
+    if (out) cg_free_tensors(out, g->noutput);
+    ir_graph_free(g);
+  }
+  free(in);
+  free(params);
+  free(out);
+  if (file) rt_list_free(file);
+  fe_free(p);
+  return status;
+}

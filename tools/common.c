@@ -1,0 +1,74 @@
+/* common.c — loading, lowering and describing, shared by dalc's subcommands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/passes.h"
+#include "tools/cli.h"
+
+FeProgram *cli_load(const DalcArgs *args) {
+  FeOptions opt = {.config = args->config, .batch = args->batch};
+  char *err = NULL;
+  FeProgram *p = fe_load_file(args->file, &opt, &err);
+  if (!p) {
+    fputs(err ? err : "dalc: error: could not load the program\n", stderr);
+    free(err);
+  }
+  return p;
+}
+
+IrGraph *cli_lower(FeProgram *p, const char *name, const char *passes) {
+  int i = fe_entry_find(p, name);
+  if (i < 0) {
+    fprintf(stderr, "dalc: error: no entry function '%s'; the entries are:", name);
+    for (int k = 0; k < fe_entry_count(p); k++) fprintf(stderr, " %s", fe_entry_name(p, k));
+    fputc('\n', stderr);
+    return NULL;
+  }
+  char *err = NULL;
+  IrGraph *g = fe_lower_entry(p, i, &err);
+  if (!g) {
+    fputs(err ? err : "dalc: error: could not lower the entry\n", stderr);
+    free(err);
+    return NULL;
+  }
+  if (pass_run_pipeline(g, passes ? passes : CLI_DEFAULT_PASSES)) {
+    if (g->error_loc.file) {
+      char *msg = fe_format_diag(g->error_loc, "%s", g->error);
+      fputs(msg, stderr);
+      free(msg);
+    } else {
+      cli_error("%s", g->error);
+    }
+    ir_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+const char *cli_type(int is_i32, const int64_t *dim, int rank, char *buf, size_t size) {
+  size_t n = (size_t)snprintf(buf, size, "%s", is_i32 ? "i32" : "f32");
+  if (rank == 0 || n >= size) return buf;
+  n += (size_t)snprintf(buf + n, size - n, "[");
+  for (int i = 0; i < rank && n < size; i++)
+    n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? ", " : "", (long long)dim[i]);
+  if (n < size) snprintf(buf + n, size - n, "]");
+  return buf;
+}
+
+const char *cli_signature(const IrGraph *g, char *buf, size_t size) {
+  char t[160];
+  size_t n = (size_t)snprintf(buf, size, "%s(", g->name);
+  for (int i = 0; i < g->ninput && n < size; i++) {
+    const IrNode *x = &g->node[g->input[i]];
+    n += (size_t)snprintf(buf + n, size - n, "%s%s: %s", i ? ", " : "", x->name,
+                          cli_type(x->dtype == IR_I32, x->shape.d, x->shape.rank, t, sizeof t));
+  }
+  if (n < size) n += (size_t)snprintf(buf + n, size - n, ")");
+  for (int i = 0; i < g->noutput && n < size; i++) {
+    const IrNode *y = &g->node[g->output[i]];
+    n += (size_t)snprintf(buf + n, size - n, "%s%s", i ? ", " : " -> ",
+                          cli_type(y->dtype == IR_I32, y->shape.d, y->shape.rank, t, sizeof t));
+  }
+  return buf;
+}

@@ -1,0 +1,140 @@
+/* dalc.c — the dal compiler's command line: parses options and hands them
+ * to a subcommand (tools/cmd_*.c). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools/cli.h"
+
+static const char usage[] =
+    "usage: dalc info FILE.dal [--config C] [--batch N]\n"
+    "       dalc run FILE.dal --fn NAME [--config C] [--batch N] [--params P.safetensors]\n"
+    "                [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
+    "                [--seed N] [--save-params P.safetensors]\n"
+    "       dalc FILE.dal --emit=ir|dot [--fn NAME] [--config C] [--batch N] [-o OUT]\n"
+    "\n"
+    "  info   configuration, entry functions and the parameter table\n"
+    "  run    run an entry function on .npy inputs with the reference executor;\n"
+    "         parameters come from --params, or from their initialisers (--seed)\n"
+    "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz\n"
+    "\n"
+    "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n";
+
+void cli_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("dalc: error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* Splits "name=path" (or a bare "path") into a binding. */
+static int add_binding(CliBinding *list, int *n, const char *arg, const char *flag) {
+  if (*n == CLI_MAX_BINDINGS) {
+    cli_error("too many %s options (at most %d)", flag, CLI_MAX_BINDINGS);
+    return -1;
+  }
+  CliBinding *b = &list[(*n)++];
+  const char *eq = strchr(arg, '=');
+  if (eq) {
+    b->name = strndup(arg, (size_t)(eq - arg));
+    b->path = eq + 1;
+  } else {
+    b->name = NULL;
+    b->path = arg;
+  }
+  if (!*b->path || (b->name && !*b->name)) {
+    cli_error("%s expects NAME=FILE, got '%s'", flag, arg);
+    return -1;
+  }
+  return 0;
+}
+
+static int parse_uint(const char *s, const char *flag, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || *end || s[0] == '-') {
+    cli_error("%s expects a non-negative integer, got '%s'", flag, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* Options take their value as "--opt VALUE" or "--opt=VALUE". */
+static const char *option_value(int argc, char **argv, int *i, const char *name) {
+  size_t len = strlen(name);
+  if (strncmp(argv[*i], name, len) != 0) return NULL;
+  if (argv[*i][len] == '=') return argv[*i] + len + 1;
+  if (argv[*i][len] != 0) return NULL;
+  if (*i + 1 >= argc) {
+    cli_error("%s needs a value", name);
+    exit(1);
+  }
+  return argv[++*i];
+}
+
+static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
+  for (int i = first; i < argc; i++) {
+    const char *v;
+    uint64_t u;
+    if ((v = option_value(argc, argv, &i, "--config"))) a->config = v;
+    else if ((v = option_value(argc, argv, &i, "--fn"))) a->fn = v;
+    else if ((v = option_value(argc, argv, &i, "--params"))) a->params = v;
+    else if ((v = option_value(argc, argv, &i, "--save-params"))) a->save_params = v;
+    else if ((v = option_value(argc, argv, &i, "--emit"))) a->emit = v;
+    else if ((v = option_value(argc, argv, &i, "-o"))) a->output = v;
+    else if ((v = option_value(argc, argv, &i, "--passes"))) a->passes = v;
+    else if ((v = option_value(argc, argv, &i, "--in"))) {
+      if (add_binding(a->in, &a->nin, v, "--in")) return -1;
+    } else if ((v = option_value(argc, argv, &i, "--out"))) {
+      if (add_binding(a->out, &a->nout, v, "--out")) return -1;
+    } else if ((v = option_value(argc, argv, &i, "--seed"))) {
+      if (parse_uint(v, "--seed", &a->seed)) return -1;
+    } else if ((v = option_value(argc, argv, &i, "--batch"))) {
+      if (parse_uint(v, "--batch", &u)) return -1;
+      if (u == 0 || u > (1u << 20)) {
+        cli_error("--batch must be between 1 and %u", 1u << 20);
+        return -1;
+      }
+      a->batch = (int64_t)u;
+    } else if (argv[i][0] == '-') {
+      cli_error("unknown option '%s' (see dalc --help)", argv[i]);
+      return -1;
+    } else if (!a->file) {
+      a->file = argv[i];
+    } else {
+      cli_error("unexpected argument '%s' (one .dal file at a time)", argv[i]);
+      return -1;
+    }
+  }
+  if (!a->file) {
+    cli_error("no .dal file given (see dalc --help)");
+    return -1;
+  }
+  return 0;
+}
+
+static void free_args(DalcArgs *a) {
+  for (int i = 0; i < a->nin; i++) free((char *)a->in[i].name);
+  for (int i = 0; i < a->nout; i++) free((char *)a->out[i].name);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  DalcArgs args = {0};
+  int (*cmd)(const DalcArgs *) = cmd_emit;
+  int first = 1;
+  if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
+  else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
+  int status = parse_args(argc, argv, first, &args) ? 1 : cmd(&args);
+  free_args(&args);
+  return status;
+}
