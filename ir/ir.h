@@ -119,6 +119,14 @@ bool ir_shape_eq(const IrShape *a, const IrShape *b);
 IrShape ir_shape_make(int rank, const int64_t *d);
 /* Writes "[2, 3, 4]" into buf; returns buf. */
 char *ir_shape_str(const IrShape *s, char *buf, size_t size);
+/* Runs op's shape rule (ops.def) on inputs with dtypes in_dtype[0..nin) and
+ * shapes in_shape[0..nin): on success writes the result's dtype and shape
+ * and returns true; on misuse writes a message that starts with the op's
+ * name ("reshape: cannot reshape [2, 3] (6 elements) to [4, 2] (8 elements)")
+ * into err and returns false. Axes in attr must already be in 0..rank-1
+ * (ir_build normalises negative ones); out-of-range axes are rejected. */
+bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin,
+              const IrAttr *attr, IrDType *out_dtype, IrShape *out_shape, char *err, size_t size);
 
 /* ---- graph construction (ir/graph.c, ir/builder.c) ----
  * Every builder call infers the result's dtype and shape with the op's
@@ -129,6 +137,11 @@ void ir_graph_free(IrGraph *g);
 
 /* The general form: op with inputs and attributes (attr may be NULL = all zero). */
 int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc);
+/* ir_build for any op, with the node's name: required (non-empty, unique in
+ * g) for INPUT and PARAM, which plain ir_build refuses; must be NULL for
+ * every other op. Lets a pass copy a graph node by node. */
+int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
+                   const char *name);
 
 int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
 /* Returns the existing node if a PARAM of that name is already in g (error

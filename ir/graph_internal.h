@@ -1,0 +1,19 @@
+/* graph_internal.h — helpers shared by ir/graph.c and ir/builder.c; not part
+ * of the IR's public interface (that is ir.h). */
+#ifndef DAL_IR_GRAPH_INTERNAL_H
+#define DAL_IR_GRAPH_INTERNAL_H
+
+#include "ir/ir.h"
+
+/* Puts a printf-style message in g->error and 'loc' in g->error_loc;
+ * returns -1 so builders can 'return ir_graph_fail(...)'. */
+__attribute__((format(printf, 3, 4))) int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...);
+
+/* Drops nodes n.. (their names, and their entries in g->input / g->param),
+ * undoing a composite builder that failed part-way. Leaves g->error alone. */
+void ir_graph_truncate(IrGraph *g, int n);
+
+/* True if 'id' names a node of g. */
+static inline bool ir_graph_has(const IrGraph *g, int id) { return id >= 0 && id < g->n; }
+
+#endif
