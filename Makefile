@@ -53,6 +53,7 @@ TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 LIBS_test_runtime  := runtime
 LIBS_test_ir       := ir
 LIBS_test_shape    := ir
+LIBS_test_ref      := codegen ir runtime
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
 
 # ---- rules --------------------------------------------------------------------
