@@ -1,0 +1,118 @@
+/* verify.c — ir_verify: re-checks every invariant of a graph, whoever made
+ * or last rewrote it (the builder, a pass, a hand edit in a test). */
+#include "ir/ir.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Writes the reason into err; returns false. */
+__attribute__((format(printf, 3, 4))) static bool bad(char *err, size_t size, const char *fmt, ...) {
+  if (err && size) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+  }
+  return false;
+}
+
+/* The node's type as "f32[2, 3]". */
+static char *type_str(IrDType t, const IrShape *s, char *buf, size_t size) {
+  char sh[160];
+  snprintf(buf, size, "%s%s", ir_dtype_name(t), ir_shape_str(s, sh, sizeof sh));
+  return buf;
+}
+
+/* Node 'id': op, arity, inputs defined earlier, name where required, and the
+ * recorded dtype/shape equal to what its shape rule gives. */
+static bool verify_node(const IrGraph *g, int id, char *err, size_t size) {
+  const IrNode *n = &g->node[id];
+  if ((unsigned)n->op >= (unsigned)OP_COUNT) return bad(err, size, "%%%d: unknown op %d", id, (int)n->op);
+  const char *op = ir_op_name(n->op);
+  if (n->nin != ir_op_arity(n->op))
+    return bad(err, size, "%%%d (%s): has %d inputs, the op takes %d", id, op, n->nin, ir_op_arity(n->op));
+  IrDType dt[IR_MAX_IN];
+  IrShape sh[IR_MAX_IN];
+  for (int i = 0; i < n->nin; i++) {
+    if (n->in[i] < 0 || n->in[i] >= id)
+      return bad(err, size, "%%%d (%s): input %d is %%%d, which is not an earlier node", id, op, i, n->in[i]);
+    dt[i] = g->node[n->in[i]].dtype;
+    sh[i] = g->node[n->in[i]].shape;
+  }
+  bool named = n->op == OP_INPUT || n->op == OP_PARAM;
+  if (named && (!n->name || !n->name[0])) return bad(err, size, "%%%d (%s): has no name", id, op);
+  if (!named && n->name) return bad(err, size, "%%%d (%s): has a name (\"%s\"); only input and param nodes do", id, op, n->name);
+  char why[512];
+  IrDType t;
+  IrShape s;
+  if (!ir_infer(n->op, dt, sh, n->nin, &n->attr, &t, &s, why, sizeof why))
+    return bad(err, size, "%%%d: %s", id, why);
+  if (t != n->dtype || !ir_shape_eq(&s, &n->shape)) {
+    char want[200], got[200];
+    return bad(err, size, "%%%d (%s): recorded as %s but its shape rule gives %s", id, op,
+               type_str(n->dtype, &n->shape, got, sizeof got), type_str(t, &s, want, sizeof want));
+  }
+  return true;
+}
+
+/* A list of node ids ('what': "input" or "param") names every node of op
+ * 'op' exactly once, and nothing else; names are unique among them. */
+static bool verify_list(const IrGraph *g, const int *list, int count, IrOp op, const char *what, char *seen,
+                        char *err, size_t size) {
+  if (count < 0 || (count > 0 && !list)) return bad(err, size, "%s list: invalid (%d entries)", what, count);
+  memset(seen, 0, (size_t)g->n);
+  for (int i = 0; i < count; i++) {
+    int id = list[i];
+    if (id < 0 || id >= g->n) return bad(err, size, "%s list: entry %d is %%%d, not a node", what, i, id);
+    if (g->node[id].op != op)
+      return bad(err, size, "%s list: entry %d is %%%d, a %s node", what, i, id, ir_op_name(g->node[id].op));
+    if (seen[id]) return bad(err, size, "%s list: %%%d appears twice", what, id);
+    seen[id] = 1;
+    for (int j = 0; j < i; j++)
+      if (strcmp(g->node[list[j]].name, g->node[id].name) == 0)
+        return bad(err, size, "%s list: name \"%s\" is used by %%%d and %%%d", what, g->node[id].name, list[j], id);
+  }
+  for (int id = 0; id < g->n; id++)
+    if (g->node[id].op == op && !seen[id]) return bad(err, size, "%%%d (%s) is missing from the %s list", id, what, what);
+  return true;
+}
+
+static bool verify_outputs(const IrGraph *g, char *err, size_t size) {
+  if (g->noutput < 0 || (g->noutput > 0 && (!g->output || !g->output_name)))
+    return bad(err, size, "outputs: invalid list (%d entries)", g->noutput);
+  for (int i = 0; i < g->noutput; i++) {
+    if (g->output[i] < 0 || g->output[i] >= g->n)
+      return bad(err, size, "output %d is %%%d, not a node", i, g->output[i]);
+    if (!g->output_name[i] || !g->output_name[i][0]) return bad(err, size, "output %d has no name", i);
+    for (int j = 0; j < i; j++)
+      if (strcmp(g->output_name[i], g->output_name[j]) == 0)
+        return bad(err, size, "outputs %d and %d are both named \"%s\"", j, i, g->output_name[i]);
+  }
+  if (g->train) {
+    if (g->noutput < 1) return bad(err, size, "training entry returns nothing; it must return a scalar f32 loss");
+    const IrNode *loss = &g->node[g->output[0]];
+    if (loss->dtype != IR_F32 || loss->shape.rank != 0) {
+      char t[200];
+      return bad(err, size, "training entry must return a scalar f32 loss first, got %s",
+                 type_str(loss->dtype, &loss->shape, t, sizeof t));
+    }
+  }
+  return true;
+}
+
+bool ir_verify(const IrGraph *g, char *err, size_t size) {
+  if (err && size) err[0] = 0;
+  if (!g) return bad(err, size, "no graph");
+  if (!g->name || !g->name[0]) return bad(err, size, "graph has no entry name");
+  if (g->n < 0 || g->n > g->cap || (g->n > 0 && !g->node))
+    return bad(err, size, "node array is inconsistent (n=%d, cap=%d)", g->n, g->cap);
+  for (int id = 0; id < g->n; id++)
+    if (!verify_node(g, id, err, size)) return false;
+  char *seen = malloc((size_t)g->n + 1);
+  if (!seen) return bad(err, size, "out of memory");
+  bool ok = verify_list(g, g->input, g->ninput, OP_INPUT, "input", seen, err, size) &&
+            verify_list(g, g->param, g->nparam, OP_PARAM, "param", seen, err, size) && verify_outputs(g, err, size);
+  free(seen);
+  return ok;
+}
