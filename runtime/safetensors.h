@@ -1,0 +1,32 @@
+/* safetensors.h — checkpoints in the safetensors format.
+ *
+ * Layout: an 8-byte little-endian header length N, N bytes of JSON
+ *   {"__metadata__": {"format": "pt"},
+ *    "name": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}, ...}
+ * then the data buffer; offsets are relative to the buffer's start.
+ *
+ * dal reads and writes the dtypes F32 and I32 only. Reading validates what
+ * the reference implementation validates: the header length against the
+ * file size, the JSON, each tensor's dtype, shape and offsets (inside the
+ * buffer, size equal to shape * dtype size), unique names, and that the
+ * tensors tile the buffer exactly (no gaps, no overlaps). "__metadata__" must
+ * be a string-to-string map and is otherwise ignored. Every error message
+ * starts with the path and names the tensor where there is one.
+ * Module prefix: rt_.
+ */
+#ifndef DAL_RT_SAFETENSORS_H
+#define DAL_RT_SAFETENSORS_H
+
+#include "rt_error.h"
+#include "tensor.h"
+
+/* Reads 'path' into a new list (*out, owned by the caller) in data-buffer
+ * order, which is the order rt_safetensors_write wrote them in. On failure
+ * *out is NULL and -1 is returned. */
+int rt_safetensors_read(const char *path, RtTensorList **out, RtErr *e);
+/* Writes 'l' in list order, with the header padded with spaces to a multiple
+ * of 8 bytes, atomically (see fileio.h). Names must be unique and not
+ * "__metadata__". */
+int rt_safetensors_write(const char *path, const RtTensorList *l, RtErr *e);
+
+#endif

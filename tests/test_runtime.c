@@ -1,0 +1,818 @@
+/* test_runtime.c — the runtime basics: tensors, .npy, safetensors, atomic
+ * writes, Philox and Gumbel noise, parameter initialisation. Interop is
+ * checked against numpy (/usr/bin/python3) in both directions. */
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runtime/fileio.h"
+#include "runtime/npy.h"
+#include "runtime/safetensors.h"
+#include "runtime/tensor.h"
+#include "tests/util.h"
+
+/* ---- helpers ---- */
+
+static void write_bytes(const char *path, const void *data, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_msg(f != NULL, "cannot write %s", path);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  fclose(f);
+}
+
+/* Runs a Python script (given as text) with /usr/bin/python3; returns its
+ * exit status. The script sees the test's temporary directory as D. */
+static int run_py(const char *script) {
+  char *p = tu_path("script.py");
+  FILE *f = fopen(p, "w");
+  ck_assert(f != NULL);
+  fprintf(f, "import numpy as np, json, struct, sys, os\nD = %s%s%s\n%s\n", "'", tu_tmpdir(), "'", script);
+  fclose(f);
+  int rc = tu_sh("/usr/bin/python3 %s", p);
+  free(p);
+  return rc;
+}
+
+/* Number of directory entries in the temp subdirectory 'dir' (no . and ..). */
+static int count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  ck_assert_msg(d != NULL, "cannot open %s", dir);
+  int n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) n++;
+  closedir(d);
+  return n;
+}
+
+static RtTensor *new_tensor(RtDType t, int rank, const int64_t *dim) {
+  RtErr e = {{0}};
+  RtTensor *x = rt_tensor_new(t, rank, dim, &e);
+  ck_assert_msg(x != NULL, "%s", e.msg);
+  return x;
+}
+
+/* Fills a tensor with distinct, exactly representable values. */
+static void fill_pattern(RtTensor *x, int salt) {
+  int64_t n = rt_tensor_numel(x);
+  for (int64_t i = 0; i < n; i++) {
+    if (x->dtype == RT_F32) rt_f32(x)[i] = (float)(i * 0.25 - 3.0 + salt);
+    else rt_i32(x)[i] = (int32_t)(i * 7 - 100 + salt);
+  }
+}
+
+static void assert_same_tensor(const RtTensor *a, const RtTensor *b) {
+  ck_assert_int_eq(a->dtype, b->dtype);
+  ck_assert_int_eq(a->rank, b->rank);
+  for (int i = 0; i < a->rank; i++) ck_assert_int_eq(a->dim[i], b->dim[i]);
+  ck_assert(memcmp(a->data, b->data, rt_tensor_bytes(a)) == 0);
+}
+
+/* The message must name the file (and 'also', if given). */
+static void assert_msg_has(const RtErr *e, const char *path, const char *also) {
+  ck_assert_msg(strstr(e->msg, path) != NULL, "message lacks the path %s: %s", path, e->msg);
+  if (also) ck_assert_msg(strstr(e->msg, also) != NULL, "message lacks '%s': %s", also, e->msg);
+}
+
+/* ---- tensors ---- */
+
+START_TEST(tensor_alloc) {
+  int64_t d[3] = {2, 3, 4};
+  RtTensor *x = new_tensor(RT_F32, 3, d);
+  ck_assert_int_eq(rt_tensor_numel(x), 24);
+  ck_assert_uint_eq(rt_tensor_bytes(x), 96);
+  ck_assert_uint_eq((uintptr_t)x->data % 64, 0);
+  for (int i = 0; i < 24; i++) ck_assert(rt_f32(x)[i] == 0.0f);
+  char buf[64];
+  ck_assert_str_eq(rt_shape_str(x->rank, x->dim, buf, sizeof buf), "[2, 3, 4]");
+  ck_assert_str_eq(rt_shape_str(0, NULL, buf, sizeof buf), "[]");
+  ck_assert_str_eq(rt_shape_str(3, d, buf, 5), "[2, ");
+  rt_tensor_free(x);
+
+  RtTensor *s = new_tensor(RT_I32, 0, NULL);
+  ck_assert_int_eq(rt_tensor_numel(s), 1);
+  ck_assert_uint_eq(rt_tensor_bytes(s), 4);
+  ck_assert_int_eq(rt_i32(s)[0], 0);
+  rt_tensor_free(s);
+
+  int64_t z[2] = {3, 0};
+  RtTensor *empty = new_tensor(RT_F32, 2, z);
+  ck_assert_int_eq(rt_tensor_numel(empty), 0);
+  ck_assert_ptr_nonnull(empty->data);
+  rt_tensor_free(empty);
+  rt_tensor_free(NULL);
+
+  ck_assert_uint_eq(rt_dtype_size(RT_F32), 4);
+  ck_assert_uint_eq(rt_dtype_size(RT_I32), 4);
+  ck_assert_str_eq(rt_dtype_name(RT_F32), "f32");
+  ck_assert_str_eq(rt_dtype_name(RT_I32), "i32");
+}
+END_TEST
+
+START_TEST(tensor_errors) {
+  RtErr e = {{0}};
+  int64_t d[RT_MAX_RANK + 1] = {1, 1, 1, 1, 1, 1, 1};
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, RT_MAX_RANK + 1, d, &e));
+  ck_assert_msg(strstr(e.msg, "rank 7") != NULL, "%s", e.msg);
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, -1, d, &e));
+  ck_assert_msg(strstr(e.msg, "rank -1") != NULL, "%s", e.msg);
+  int64_t neg[2] = {4, -2};
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, 2, neg, &e));
+  ck_assert_msg(strstr(e.msg, "negative") && strstr(e.msg, "[4, -2]"), "%s", e.msg);
+  int64_t big[3] = {1LL << 30, 1LL << 30, 1LL << 30};
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, 3, big, &e));
+  ck_assert_msg(strstr(e.msg, "too large"), "%s", e.msg);
+  int64_t huge[1] = {INT64_MAX};
+  ck_assert_ptr_null(rt_tensor_new(RT_I32, 1, huge, &e));
+  ck_assert_msg(strstr(e.msg, "too large"), "%s", e.msg);
+  /* Just over INT64_MAX bytes in total, without overflowing size_t. */
+  int64_t over[2] = {1LL << 61, 1};
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, 2, over, &e));
+  ck_assert_msg(strstr(e.msg, "too large"), "%s", e.msg);
+  ck_assert_ptr_null(rt_tensor_new((RtDType)7, 0, NULL, &e));
+  ck_assert_msg(strstr(e.msg, "dtype"), "%s", e.msg);
+  /* e may be NULL. */
+  ck_assert_ptr_null(rt_tensor_new(RT_F32, 2, neg, NULL));
+  ck_assert_int_eq(rt_err(NULL, "x %d", 1), -1);
+}
+END_TEST
+
+START_TEST(tensor_list) {
+  RtTensorList *l = rt_list_new();
+  int64_t d[1] = {3};
+  for (int i = 0; i < 20; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "t%d", i);
+    RtTensor *x = new_tensor(RT_I32, 1, d);
+    rt_i32(x)[0] = i;
+    rt_list_put(l, name, x);
+  }
+  ck_assert_int_eq(l->n, 20);
+  ck_assert_str_eq(l->name[7], "t7");
+  ck_assert_int_eq(rt_i32(rt_list_get(l, "t13"))[0], 13);
+  ck_assert_ptr_null(rt_list_get(l, "t20"));
+  /* Replacing keeps the position and frees the old tensor (ASan checks). */
+  RtTensor *r = new_tensor(RT_F32, 0, NULL);
+  rt_list_put(l, "t5", r);
+  ck_assert_int_eq(l->n, 20);
+  ck_assert_ptr_eq(l->tensor[5], r);
+  ck_assert_ptr_eq(rt_list_get(l, "t5"), r);
+  rt_list_put(l, "t5", r); /* same tensor again: must not be freed */
+  ck_assert_int_eq(rt_f32(rt_list_get(l, "t5"))[0], 0);
+  rt_list_free(l);
+  rt_list_free(NULL);
+}
+END_TEST
+
+/* ---- .npy ---- */
+
+START_TEST(npy_roundtrip) {
+  for (int dt = 0; dt < 2; dt++) {
+    for (int rank = 0; rank <= 4; rank++) {
+      int64_t d[4] = {2, 3, 1, 5};
+      RtTensor *x = new_tensor(dt ? RT_I32 : RT_F32, rank, d);
+      fill_pattern(x, rank);
+      char name[32];
+      snprintf(name, sizeof name, "rt_%d_%d.npy", dt, rank);
+      char *p = tu_path(name);
+      RtErr e = {{0}};
+      ck_assert_msg(rt_npy_write(p, x, &e) == 0, "%s", e.msg);
+      size_t size;
+      char *raw = tu_read_file(p, &size);
+      ck_assert_ptr_nonnull(raw);
+      /* Header padded so that the data starts at a multiple of 64. */
+      ck_assert_uint_eq((size - rt_tensor_bytes(x)) % 64, 0);
+      ck_assert_int_eq(raw[size - rt_tensor_bytes(x) - 1], '\n');
+      free(raw);
+      RtTensor *y = NULL;
+      ck_assert_msg(rt_npy_read(p, &y, &e) == 0, "%s", e.msg);
+      assert_same_tensor(x, y);
+      rt_tensor_free(x);
+      rt_tensor_free(y);
+      free(p);
+    }
+  }
+}
+END_TEST
+
+/* Files written by numpy, including dtypes that dal converts. Each is
+ * compared with the <f4/<i4 array numpy itself converts to. */
+START_TEST(npy_from_numpy) {
+  int rc = run_py(
+      "rng = np.random.default_rng(5)\n"
+      "def save(name, a, expect, version=None):\n"
+      "    p = os.path.join(D, name)\n"
+      "    if version is None: np.save(p, a)\n"
+      "    else:\n"
+      "        with open(p, 'wb') as f: np.lib.format.write_array(f, a, version=version)\n"
+      "    np.save(os.path.join(D, 'want_' + name), expect)\n"
+      "a = rng.standard_normal((3, 4)).astype(np.float32)\n"
+      "save('f4.npy', a, a)\n"
+      "a = rng.standard_normal((2, 3, 2))\n"
+      "save('f8.npy', a, a.astype(np.float32))\n"
+      "a = np.array([-2**31, -5, 0, 7, 2**31 - 1], dtype=np.int64)\n"
+      "save('i8.npy', a, a.astype(np.int32))\n"
+      "a = np.arange(-6, 6, dtype=np.int32).reshape(3, 2, 2)\n"
+      "save('i4.npy', a, a)\n"
+      "a = np.array([-32768, 3, 32767], dtype=np.int16)\n"
+      "save('i2.npy', a, a.astype(np.int32))\n"
+      "a = np.array([0, 1, 200, 255], dtype=np.uint8)\n"
+      "save('u1.npy', a, a.astype(np.int32))\n"
+      "a = np.array([4000000000 // 2, 0], dtype=np.uint64)\n"
+      "save('u8.npy', a, a.astype(np.int32))\n"
+      "a = np.array([[True, False], [False, True]])\n"
+      "save('b1.npy', a, a.astype(np.int32))\n"
+      "a = np.array([1.5, -0.0, 65504, 6e-8, np.inf, 1e-5], dtype=np.float16)\n"
+      "save('f2.npy', a, a.astype(np.float32))\n"
+      "a = np.float64(2.5)\n"
+      "save('scalar.npy', np.array(a), np.array(a, dtype=np.float32))\n"
+      "a = np.zeros((0, 3), dtype=np.float32)\n"
+      "save('empty.npy', a, a)\n"
+      "a = np.arange(64, dtype=np.int64).reshape(2, 2, 2, 2, 2, 2)\n"
+      "save('rank6.npy', a, a.astype(np.int32))\n"
+      "a = rng.standard_normal(7).astype(np.float32)\n"
+      "save('v2.npy', a, a, version=(2, 0))\n"
+      "a = np.arange(6, dtype=np.float32).reshape(2, 3)[:, ::2]\n"
+      "save('strided.npy', a, np.ascontiguousarray(a))\n");
+  ck_assert_int_eq(rc, 0);
+  const char *names[] = {"f4",  "f8", "i8",     "i4",    "i2",    "u1", "u8",
+                         "b1",  "f2", "scalar", "empty", "rank6", "v2", "strided"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.npy", names[i]);
+    char *p = tu_path(name);
+    snprintf(name, sizeof name, "want_%s.npy", names[i]);
+    char *pw = tu_path(name);
+    RtTensor *got = NULL, *want = NULL;
+    RtErr e = {{0}};
+    ck_assert_msg(rt_npy_read(p, &got, &e) == 0, "%s: %s", names[i], e.msg);
+    ck_assert_msg(rt_npy_read(pw, &want, &e) == 0, "%s: %s", names[i], e.msg);
+    assert_same_tensor(got, want);
+    rt_tensor_free(got);
+    rt_tensor_free(want);
+    free(p);
+    free(pw);
+  }
+}
+END_TEST
+
+/* Files written by dal, checked by numpy (the script exits non-zero on any
+ * mismatch). */
+START_TEST(npy_to_numpy) {
+  int64_t d3[3] = {2, 3, 4}, d1[1] = {5};
+  RtTensor *a = new_tensor(RT_F32, 3, d3), *b = new_tensor(RT_I32, 1, d1), *c = new_tensor(RT_F32, 0, NULL);
+  fill_pattern(a, 0);
+  fill_pattern(b, 1);
+  rt_f32(c)[0] = -1.75f;
+  RtErr e = {{0}};
+  char *pa = tu_path("dal_a.npy"), *pb = tu_path("dal_b.npy"), *pc = tu_path("dal_c.npy");
+  ck_assert_msg(rt_npy_write(pa, a, &e) == 0, "%s", e.msg);
+  ck_assert_msg(rt_npy_write(pb, b, &e) == 0, "%s", e.msg);
+  ck_assert_msg(rt_npy_write(pc, c, &e) == 0, "%s", e.msg);
+  int rc = run_py(
+      "a = np.load(os.path.join(D, 'dal_a.npy'))\n"
+      "assert a.dtype == np.float32 and a.shape == (2, 3, 4), (a.dtype, a.shape)\n"
+      "assert np.array_equal(a.ravel(), (np.arange(24) * 0.25 - 3.0).astype(np.float32))\n"
+      "b = np.load(os.path.join(D, 'dal_b.npy'))\n"
+      "assert b.dtype == np.int32 and b.shape == (5,), (b.dtype, b.shape)\n"
+      "assert np.array_equal(b, np.arange(5) * 7 - 99)\n"
+      "c = np.load(os.path.join(D, 'dal_c.npy'))\n"
+      "assert c.dtype == np.float32 and c.shape == () and c == -1.75, c\n");
+  ck_assert_int_eq(rc, 0);
+  rt_tensor_free(a);
+  rt_tensor_free(b);
+  rt_tensor_free(c);
+  free(pa);
+  free(pb);
+  free(pc);
+}
+END_TEST
+
+/* Writes a .npy file by hand: version 'major', header text 'dict' (padded
+ * to a multiple of 64 unless 'raw_hlen' >= 0 overrides the length field),
+ * then 'ndata' bytes of data. */
+static char *make_npy(const char *name, int major, const char *dict, long raw_hlen, size_t ndata) {
+  char *p = tu_path(name);
+  size_t pre = major == 1 ? 10 : 12, dl = strlen(dict);
+  size_t total = (pre + dl + 1 + 63) / 64 * 64;
+  size_t hlen = total - pre;
+  unsigned char *buf = calloc(1, total + ndata);
+  memcpy(buf, "\x93NUMPY", 6);
+  buf[6] = (unsigned char)major;
+  uint32_t field = raw_hlen >= 0 ? (uint32_t)raw_hlen : (uint32_t)hlen;
+  for (size_t i = 0; i < pre - 8; i++) buf[8 + i] = (unsigned char)(field >> (8 * i));
+  memset(buf + pre, ' ', hlen);
+  memcpy(buf + pre, dict, dl);
+  buf[total - 1] = '\n';
+  for (size_t i = 0; i < ndata; i++) buf[total + i] = (unsigned char)i;
+  write_bytes(p, buf, total + ndata);
+  free(buf);
+  return p;
+}
+
+static void expect_npy_error(const char *path, const char *also) {
+  RtTensor *x = (RtTensor *)&x; /* must be reset to NULL */
+  RtErr e = {{0}};
+  ck_assert_int_eq(rt_npy_read(path, &x, &e), -1);
+  ck_assert_ptr_null(x);
+  assert_msg_has(&e, path, also);
+}
+
+START_TEST(npy_corrupt) {
+  char *p;
+  /* A valid file first, so the helper is known to be right. */
+  p = make_npy("ok.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", -1, 24);
+  RtTensor *x = NULL;
+  RtErr e = {{0}};
+  ck_assert_msg(rt_npy_read(p, &x, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(x->dim[1], 3);
+  rt_tensor_free(x);
+  free(p);
+  p = make_npy("ok3.npy", 3, "{'descr':'<i4','shape':(4,),'fortran_order':False}", -1, 16);
+  ck_assert_msg(rt_npy_read(p, &x, &e) == 0, "%s", e.msg);
+  rt_tensor_free(x);
+  free(p);
+
+  p = tu_path("magic.npy");
+  write_bytes(p, "\x93NUMPZ\x01\x00\x10\x00{}", 12);
+  expect_npy_error(p, "bad magic");
+  free(p);
+  p = tu_path("short.npy");
+  write_bytes(p, "\x93NUMPY\x01", 7);
+  expect_npy_error(p, NULL);
+  free(p);
+  p = tu_path("empty_file.npy");
+  write_bytes(p, "", 0);
+  expect_npy_error(p, "bad magic");
+  free(p);
+  p = make_npy("version.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", -1, 4);
+  {
+    FILE *f = fopen(p, "r+b");
+    fseek(f, 6, SEEK_SET);
+    fputc(9, f);
+    fclose(f);
+  }
+  expect_npy_error(p, "version 9.0");
+  free(p);
+  p = make_npy("trunc_header.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 5000, 4);
+  expect_npy_error(p, "truncated");
+  free(p);
+  p = make_npy("trunc_header2.npy", 2, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 0x7fffffff, 0);
+  expect_npy_error(p, "truncated");
+  free(p);
+
+  const struct {
+    const char *file, *dict, *also;
+    size_t ndata;
+  } cases[] = {
+      {"dict1.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), ", "malformed", 24},
+      {"dict2.npy", "{'descr': '<f4' 'fortran_order': False, 'shape': (2, 3)}", "malformed", 24},
+      {"dict3.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2, 3)}", "True or False", 24},
+      {"dict4.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x)}", "malformed", 24},
+      {"dict5.npy", "{'descr': '<f4', 'fortran_order': False}", "missing key 'shape'", 0},
+      {"dict6.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}", "unexpected key", 8},
+      {"dict7.npy", "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2,)}", "twice", 8},
+      {"dict8.npy", "{'descr': '<f4, 'fortran_order': False, 'shape': (2,)}", "malformed", 8},
+      {"dict9.npy", "not a dict at all", "malformed", 0},
+      {"dict10.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3)}", "negative", 0},
+      {"dict11.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", "too large", 0},
+      {"dict12.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} trailing", "after the dict", 8},
+      {"dtype1.npy", "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", "unsupported dtype '<c8'", 16},
+      {"dtype2.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", "big-endian", 8},
+      {"dtype3.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", "unsupported dtype", 16},
+      {"dtype4.npy", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", "structured", 8},
+      {"fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", "Fortran", 24},
+      {"rank7.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1), }", "rank", 4},
+      {"data_short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "needs 24", 20},
+      {"data_long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", "needs 24", 28},
+      {"data_f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (4,), }", "needs 32", 16},
+      /* A shape that would need exabytes: rejected before any allocation. */
+      {"huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 1099511627776), }", "too large", 8},
+      {"huge2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776, 4), }", "needs", 8},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    p = make_npy(cases[i].file, 1, cases[i].dict, -1, cases[i].ndata);
+    expect_npy_error(p, cases[i].also);
+    free(p);
+  }
+
+  /* Values that do not survive the conversion to f32 / i32. */
+  int rc = run_py("np.save(os.path.join(D, 'big_i8.npy'), np.array([1, 2**31], dtype=np.int64))\n"
+                  "np.save(os.path.join(D, 'neg_i8.npy'), np.array([-2**31 - 1], dtype=np.int64))\n"
+                  "np.save(os.path.join(D, 'big_u8.npy'), np.array([2**64 - 1], dtype=np.uint64))\n"
+                  "np.save(os.path.join(D, 'big_u4.npy'), np.array([2**32 - 1], dtype=np.uint32))\n"
+                  "np.save(os.path.join(D, 'big_f8.npy'), np.array([0.0, 1e300]))\n");
+  ck_assert_int_eq(rc, 0);
+  const char *bad[][2] = {{"big_i8.npy", "flat index 1"},
+                          {"neg_i8.npy", "-2147483649"},
+                          {"big_u8.npy", "18446744073709551615"},
+                          {"big_u4.npy", "4294967295"},
+                          {"big_f8.npy", "f32"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    p = tu_path(bad[i][0]);
+    expect_npy_error(p, bad[i][1]);
+    free(p);
+  }
+  p = tu_path("does_not_exist.npy");
+  expect_npy_error(p, "cannot open");
+  free(p);
+  expect_npy_error(tu_tmpdir(), "not a regular file");
+}
+END_TEST
+
+/* ---- safetensors ---- */
+
+static RtTensorList *sample_list(void) {
+  RtTensorList *l = rt_list_new();
+  int64_t d2[2] = {2, 3}, d1[1] = {4}, d0[2] = {0, 5}, d4[4] = {2, 1, 2, 3};
+  RtTensor *a = new_tensor(RT_F32, 2, d2), *b = new_tensor(RT_I32, 1, d1), *c = new_tensor(RT_F32, 0, NULL),
+           *z = new_tensor(RT_F32, 2, d0), *w = new_tensor(RT_I32, 4, d4);
+  fill_pattern(a, 0);
+  fill_pattern(b, 1);
+  rt_f32(c)[0] = 42.5f;
+  fill_pattern(w, 2);
+  /* Not in alphabetical order: the file keeps list order. */
+  rt_list_put(l, "enc.conv.weight", a);
+  rt_list_put(l, "codebook", b);
+  rt_list_put(l, "scale", c);
+  rt_list_put(l, "zero \"sized\"", z);
+  rt_list_put(l, "blocks.0.w", w);
+  return l;
+}
+
+static void assert_same_list(const RtTensorList *a, const RtTensorList *b) {
+  ck_assert_int_eq(a->n, b->n);
+  for (int i = 0; i < a->n; i++) {
+    ck_assert_str_eq(a->name[i], b->name[i]);
+    assert_same_tensor(a->tensor[i], b->tensor[i]);
+  }
+}
+
+/* What the reference implementation checks when it opens a file, in
+ * Python: 8-byte aligned header, JSON, dtypes, tensors tiling the buffer. */
+static const char *py_st_check =
+    "def st_load(p):\n"
+    "    raw = open(p, 'rb').read()\n"
+    "    n, = struct.unpack('<Q', raw[:8])\n"
+    "    assert (8 + n) % 8 == 0, n\n"
+    "    hdr = json.loads(raw[8:8 + n].decode('utf-8'))\n"
+    "    assert all(isinstance(v, str) for v in hdr.pop('__metadata__', {}).values())\n"
+    "    buf = raw[8 + n:]\n"
+    "    at, out = 0, {}\n"
+    "    for name, info in sorted(hdr.items(), key=lambda kv: kv[1]['data_offsets']):\n"
+    "        b, e = info['data_offsets']\n"
+    "        assert b == at, (name, b, at)\n"
+    "        dt = {'F32': np.float32, 'I32': np.int32}[info['dtype']]\n"
+    "        count = int(np.prod(info['shape'], dtype=np.int64))\n"
+    "        assert e - b == count * 4\n"
+    "        out[name] = np.frombuffer(buf[b:e], dtype=dt).reshape(info['shape'])\n"
+    "        at = e\n"
+    "    assert at == len(buf)\n"
+    "    return out, list(hdr)\n";
+
+START_TEST(st_roundtrip) {
+  RtTensorList *l = sample_list();
+  char *p = tu_path("rt.safetensors");
+  RtErr e = {{0}};
+  ck_assert_msg(rt_safetensors_write(p, l, &e) == 0, "%s", e.msg);
+  RtTensorList *r = NULL;
+  ck_assert_msg(rt_safetensors_read(p, &r, &e) == 0, "%s", e.msg);
+  assert_same_list(l, r);
+  rt_list_free(r);
+  /* An empty list is a valid file too. */
+  RtTensorList *none = rt_list_new();
+  char *pe = tu_path("none.safetensors");
+  ck_assert_msg(rt_safetensors_write(pe, none, &e) == 0, "%s", e.msg);
+  ck_assert_msg(rt_safetensors_read(pe, &r, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(r->n, 0);
+  rt_list_free(r);
+  rt_list_free(none);
+
+  /* Python reads dal's file by the reference rules, in list order. */
+  char script[4096];
+  snprintf(script, sizeof script,
+           "%s"
+           "t, order = st_load(os.path.join(D, 'rt.safetensors'))\n"
+           "assert order == ['enc.conv.weight', 'codebook', 'scale', 'zero \"sized\"', 'blocks.0.w'], order\n"
+           "assert np.array_equal(t['enc.conv.weight'], (np.arange(6) * 0.25 - 3).reshape(2, 3))\n"
+           "assert t['enc.conv.weight'].dtype == np.float32\n"
+           "assert t['codebook'].dtype == np.int32 and np.array_equal(t['codebook'], np.arange(4) * 7 - 99)\n"
+           "assert t['scale'].shape == () and t['scale'] == 42.5\n"
+           "assert t['zero \"sized\"'].shape == (0, 5)\n"
+           "assert np.array_equal(t['blocks.0.w'].ravel(), np.arange(12) * 7 - 98)\n"
+           "t, order = st_load(os.path.join(D, 'none.safetensors'))\n"
+           "assert t == {}\n",
+           py_st_check);
+  ck_assert_int_eq(run_py(script), 0);
+  rt_list_free(l);
+  free(p);
+  free(pe);
+}
+END_TEST
+
+/* A file written by a small Python writer (header keys not in data order,
+ * with metadata) reads back exactly. */
+START_TEST(st_from_python) {
+  int rc = run_py(
+      "rng = np.random.default_rng(3)\n"
+      "ts = {'b.weight': rng.standard_normal((3, 2)).astype(np.float32),\n"
+      "      'a.bias': np.arange(5, dtype=np.int32) - 2,\n"
+      "      'c': np.array(1.25, dtype=np.float32)}\n"
+      "hdr, data, at = {'__metadata__': {'format': 'pt', 'note': 'x'}}, b'', 0\n"
+      "for k, v in ts.items():\n"
+      "    raw = v.tobytes()\n"
+      "    hdr[k] = {'dtype': 'F32' if v.dtype == np.float32 else 'I32', 'shape': list(v.shape),\n"
+      "              'data_offsets': [at, at + len(raw)]}\n"
+      "    data += raw; at += len(raw)\n"
+      "h = json.dumps(dict(sorted(hdr.items()))).encode()\n"
+      "h += b' ' * (-len(h) % 8)\n"
+      "open(os.path.join(D, 'py.safetensors'), 'wb').write(struct.pack('<Q', len(h)) + h + data)\n"
+      "for k, v in ts.items(): np.save(os.path.join(D, k + '.npy'), v)\n");
+  ck_assert_int_eq(rc, 0);
+  char *p = tu_path("py.safetensors");
+  RtTensorList *l = NULL;
+  RtErr e = {{0}};
+  ck_assert_msg(rt_safetensors_read(p, &l, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(l->n, 3);
+  /* Data-buffer order, which is the writer's order. */
+  ck_assert_str_eq(l->name[0], "b.weight");
+  ck_assert_str_eq(l->name[1], "a.bias");
+  ck_assert_str_eq(l->name[2], "c");
+  for (int i = 0; i < 3; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.npy", l->name[i]);
+    char *pn = tu_path(name);
+    RtTensor *want = NULL;
+    ck_assert_msg(rt_npy_read(pn, &want, &e) == 0, "%s", e.msg);
+    assert_same_tensor(l->tensor[i], want);
+    rt_tensor_free(want);
+    free(pn);
+  }
+  rt_list_free(l);
+  free(p);
+}
+END_TEST
+
+/* An 8-byte length, the header text, then 'nbuf' data bytes. If 'hlen' is
+ * non-negative it replaces the true header length. */
+static char *make_st(const char *name, const char *json, long hlen, size_t nbuf) {
+  char *p = tu_path(name);
+  size_t jl = strlen(json);
+  unsigned char *buf = calloc(1, 8 + jl + nbuf);
+  uint64_t field = hlen >= 0 ? (uint64_t)hlen : jl;
+  for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(field >> (8 * i));
+  memcpy(buf + 8, json, jl);
+  write_bytes(p, buf, 8 + jl + nbuf);
+  free(buf);
+  return p;
+}
+
+static void expect_st_error(const char *path, const char *also) {
+  RtTensorList *l = (RtTensorList *)&l; /* must be reset to NULL */
+  RtErr e = {{0}};
+  ck_assert_int_eq(rt_safetensors_read(path, &l, &e), -1);
+  ck_assert_ptr_null(l);
+  assert_msg_has(&e, path, also);
+}
+
+START_TEST(st_corrupt) {
+  /* The helper makes valid files. */
+  char *p = make_st("ok.safetensors",
+                    "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                    "\"__metadata__\":{\"a\":\"b\"}}",
+                    -1, 8);
+  RtTensorList *l = NULL;
+  RtErr e = {{0}};
+  ck_assert_msg(rt_safetensors_read(p, &l, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(l->n, 1);
+  rt_list_free(l);
+  free(p);
+
+  p = tu_path("tiny.safetensors");
+  write_bytes(p, "\x05\x00\x00", 3);
+  expect_st_error(p, "shorter than");
+  free(p);
+  p = make_st("hlen.safetensors", "{}", 1000, 0);
+  expect_st_error(p, "header length 1000");
+  free(p);
+  p = make_st("hlen2.safetensors", "{}", 0x7fffffffffffffffL, 0);
+  expect_st_error(p, "exceeds");
+  free(p);
+
+  const char *good_x = "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}";
+  char json[512];
+  const struct {
+    const char *file, *json, *also;
+    size_t nbuf;
+  } cases[] = {
+      {"json1.safetensors", "{\"x\":{\"dtype\":\"F32\",", "not valid JSON", 8},
+      {"json2.safetensors", "[1, 2]", "not a JSON object", 0},
+      {"json3.safetensors", "{} {}", "after the JSON", 0},
+      {"json4.safetensors", "", "not valid JSON", 0},
+      {"dtype1.safetensors", "{\"w.h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", "'w.h'", 4},
+      {"dtype2.safetensors", "{\"w.h\":{\"shape\":[2],\"data_offsets\":[0,8]}}", "'w.h'", 8},
+      {"entry.safetensors", "{\"w.h\":[1]}", "'w.h'", 0},
+      {"shape1.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", "'w.h'", 8},
+      {"shape2.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", "'w.h'", 8},
+      {"shape3.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":\"2\",\"data_offsets\":[0,8]}}", "'w.h'", 8},
+      {"shape4.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}",
+       "rank 7", 4},
+      {"shape5.safetensors",
+       "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}", "too large", 8},
+      {"shape6.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,8]}}", "'w.h'", 8},
+      {"off1.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,16]}}", "past the end", 8},
+      {"off2.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", "needs 8", 8},
+      {"off3.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", "'w.h'", 8},
+      {"off4.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", "'w.h'", 8},
+      {"off5.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-8,0]}}", "'w.h'", 8},
+      {"gap.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", "belong to no tensor",
+       12},
+      {"tail.safetensors", "{\"w.h\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", "belong to no tensor",
+       12},
+      {"meta1.safetensors", "{\"__metadata__\":{\"format\":3}}", "__metadata__", 0},
+      {"meta2.safetensors", "{\"__metadata__\":[]}", "__metadata__", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    p = make_st(cases[i].file, cases[i].json, -1, cases[i].nbuf);
+    expect_st_error(p, cases[i].also);
+    free(p);
+  }
+  snprintf(json, sizeof json, "{%s,\"y\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[4,8]}}", good_x);
+  p = make_st("overlap.safetensors", json, -1, 8);
+  expect_st_error(p, "overlaps");
+  free(p);
+  snprintf(json, sizeof json, "{%s,%s}", good_x, good_x);
+  p = make_st("dup.safetensors", json, -1, 8);
+  expect_st_error(p, "'x' appears twice");
+  free(p);
+  p = tu_path("missing.safetensors");
+  expect_st_error(p, "cannot open");
+  free(p);
+}
+END_TEST
+
+START_TEST(st_write_errors) {
+  RtErr e = {{0}};
+  char *p = tu_path("bad_write.safetensors");
+  RtTensorList *l = rt_list_new();
+  rt_list_put(l, "__metadata__", new_tensor(RT_F32, 0, NULL));
+  ck_assert_int_eq(rt_safetensors_write(p, l, &e), -1);
+  assert_msg_has(&e, p, "__metadata__");
+  rt_list_free(l);
+  /* Duplicate names can only come from editing the list by hand. */
+  l = sample_list();
+  free(l->name[1]);
+  l->name[1] = strdup("scale");
+  ck_assert_int_eq(rt_safetensors_write(p, l, &e), -1);
+  assert_msg_has(&e, p, "'scale' appears twice");
+  rt_list_free(l);
+  struct stat st;
+  ck_assert_int_ne(stat(p, &st), 0); /* nothing was written */
+  free(p);
+}
+END_TEST
+
+/* ---- atomic writes ---- */
+
+START_TEST(atomic_basic) {
+  char *dir = tu_path("atomic");
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/out.bin", dir);
+  RtErr e = {{0}};
+  RtChunk c[3] = {{"abc", 3}, {"", 0}, {"defg", 4}};
+  ck_assert_msg(rt_write_file_atomic(path, c, 3, &e) == 0, "%s", e.msg);
+  size_t n;
+  char *got = tu_read_file(path, &n);
+  ck_assert_uint_eq(n, 7);
+  ck_assert_str_eq(got, "abcdefg");
+  free(got);
+  /* Overwrite: new content, still a single file in the directory. */
+  RtChunk c2[1] = {{"xy", 2}};
+  ck_assert_msg(rt_write_file_atomic(path, c2, 1, &e) == 0, "%s", e.msg);
+  got = tu_read_file(path, &n);
+  ck_assert_str_eq(got, "xy");
+  free(got);
+  ck_assert_int_eq(count_entries(dir), 1);
+  /* Permissions follow the umask like any new file, not mkstemp's 0600. */
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  mode_t um = umask(022);
+  umask(um);
+  ck_assert_int_eq(st.st_mode & 0777, 0666 & ~um);
+
+  /* Streaming writer: an aborted write leaves the old file and no temp. */
+  RtAtomicFile *f = rt_atomic_open(path, &e);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(rt_atomic_write(f, "zzzz", 4, &e), 0);
+  ck_assert_int_eq(count_entries(dir), 2); /* the temp file exists meanwhile */
+  rt_atomic_abort(f);
+  got = tu_read_file(path, &n);
+  ck_assert_str_eq(got, "xy");
+  free(got);
+  ck_assert_int_eq(count_entries(dir), 1);
+  rt_atomic_abort(NULL);
+  free(dir);
+}
+END_TEST
+
+/* Failures at each stage keep the old file intact and leave no temp file:
+ * creating the temp file (missing directory), writing (file size limit),
+ * renaming (target is a directory). */
+START_TEST(atomic_failures) {
+  char *dir = tu_path("atomic_fail");
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  char path[512], sub[512], nodir[512];
+  snprintf(path, sizeof path, "%s/old.npy", dir);
+  snprintf(sub, sizeof sub, "%s/adir", dir);
+  snprintf(nodir, sizeof nodir, "%s/no/such/dir/x.npy", dir);
+  RtErr e = {{0}};
+  RtTensor *small = new_tensor(RT_F32, 0, NULL);
+  rt_f32(small)[0] = 7.0f;
+  ck_assert_msg(rt_npy_write(path, small, &e) == 0, "%s", e.msg);
+  size_t old_size;
+  char *old = tu_read_file(path, &old_size);
+
+  ck_assert_int_eq(rt_npy_write(nodir, small, &e), -1);
+  assert_msg_has(&e, nodir, NULL);
+
+  /* Writing: the file size limit makes write() fail with EFBIG part way
+   * (this works even as root, unlike an unwritable directory). Check runs
+   * each test in its own process, so the limit ends with the test. */
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit lim = {65536, 65536};
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  int64_t d[1] = {100000};
+  RtTensor *big = new_tensor(RT_F32, 1, d);
+  ck_assert_int_eq(rt_npy_write(path, big, &e), -1);
+  assert_msg_has(&e, path, "write failed");
+  RtTensorList *l = rt_list_new();
+  rt_list_put(l, "big", big);
+  ck_assert_int_eq(rt_safetensors_write(path, l, &e), -1);
+  assert_msg_has(&e, path, "write failed");
+  rt_list_free(l);
+  size_t n;
+  char *now = tu_read_file(path, &n);
+  ck_assert_uint_eq(n, old_size);
+  ck_assert(memcmp(now, old, n) == 0);
+  free(now);
+  ck_assert_int_eq(count_entries(dir), 1);
+
+  /* Renaming onto a non-empty directory fails after the data is written. */
+  ck_assert_int_eq(mkdir(sub, 0755), 0);
+  char inner[600];
+  snprintf(inner, sizeof inner, "%s/keep", sub);
+  tu_write_file(inner, "keep");
+  ck_assert_int_eq(rt_npy_write(sub, small, &e), -1);
+  assert_msg_has(&e, sub, "rename");
+  ck_assert_int_eq(count_entries(dir), 2);
+  ck_assert_int_eq(count_entries(sub), 1);
+
+  if (geteuid() != 0) { /* root ignores directory permissions */
+    ck_assert_int_eq(chmod(dir, 0555), 0);
+    ck_assert_int_eq(rt_npy_write(path, small, &e), -1);
+    assert_msg_has(&e, path, "temporary");
+    ck_assert_int_eq(chmod(dir, 0755), 0);
+    now = tu_read_file(path, &n);
+    ck_assert(n == old_size && memcmp(now, old, n) == 0);
+    free(now);
+  }
+  free(old);
+  rt_tensor_free(small);
+  free(dir);
+}
+END_TEST
+
+static Suite *runtime_suite(void) {
+  Suite *s = suite_create("runtime");
+  TCase *tc = tcase_create("tensor");
+  tcase_add_test(tc, tensor_alloc);
+  tcase_add_test(tc, tensor_errors);
+  tcase_add_test(tc, tensor_list);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("npy");
+  tcase_add_test(tc, npy_roundtrip);
+  tcase_add_test(tc, npy_from_numpy);
+  tcase_add_test(tc, npy_to_numpy);
+  tcase_add_test(tc, npy_corrupt);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("safetensors");
+  tcase_add_test(tc, st_roundtrip);
+  tcase_add_test(tc, st_from_python);
+  tcase_add_test(tc, st_corrupt);
+  tcase_add_test(tc, st_write_errors);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("fileio");
+  tcase_add_test(tc, atomic_basic);
+  tcase_add_test(tc, atomic_failures);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return tu_run_suite(runtime_suite()); }
