@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "runtime/fileio.h"
+#include "runtime/init.h"
 #include "runtime/npy.h"
+#include "runtime/rng.h"
 #include "runtime/safetensors.h"
 #include "runtime/tensor.h"
 #include "tests/util.h"
@@ -743,10 +745,12 @@ START_TEST(atomic_failures) {
   assert_msg_has(&e, nodir, NULL);
 
   /* Writing: the file size limit makes write() fail with EFBIG part way
-   * (this works even as root, unlike an unwritable directory). Check runs
-   * each test in its own process, so the limit ends with the test. */
-  signal(SIGXFSZ, SIG_IGN);
-  struct rlimit lim = {65536, 65536};
+   * (this works even as root, unlike an unwritable directory). The limit
+   * is lifted again below, for CK_FORK=no runs. */
+  void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit old_lim, lim = {65536, 65536};
+  ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old_lim), 0);
+  lim.rlim_max = old_lim.rlim_max;
   ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
   int64_t d[1] = {100000};
   RtTensor *big = new_tensor(RT_F32, 1, d);
@@ -757,6 +761,8 @@ START_TEST(atomic_failures) {
   ck_assert_int_eq(rt_safetensors_write(path, l, &e), -1);
   assert_msg_has(&e, path, "write failed");
   rt_list_free(l);
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old_lim), 0);
+  signal(SIGXFSZ, old_handler);
   size_t n;
   char *now = tu_read_file(path, &n);
   ck_assert_uint_eq(n, old_size);
@@ -789,6 +795,230 @@ START_TEST(atomic_failures) {
 }
 END_TEST
 
+
+/* ---- Philox and Gumbel noise ---- */
+
+START_TEST(philox_kat) {
+  /* Known-answer vectors from Random123 (kat_vectors, philox4x32_10). */
+  const uint32_t cases[3][10] = {
+      {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
+      {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e,
+       0xa20bc7c6, 0x6d5451fd},
+      {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb,
+       0x5001e420, 0x24126ea1},
+  };
+  for (int c = 0; c < 3; c++) {
+    uint32_t out[4];
+    rt_philox4x32_10(cases[c], cases[c] + 4, out);
+    for (int k = 0; k < 4; k++)
+      ck_assert_msg(out[k] == cases[c][6 + k], "vector %d word %d: %08x, want %08x", c, k, out[k], cases[c][6 + k]);
+  }
+}
+END_TEST
+
+START_TEST(gumbel_stats) {
+  enum { N = 200000 };
+  float *g = malloc(N * sizeof *g);
+  rt_gumbel_fill(g, N, 1234, 7, 3);
+  double sum = 0, sq = 0;
+  /* u lies in [2^-25, 1 - 2^-25], which bounds every value. */
+  const double lo = -log(-log(0x1p-25)), hi = -log(-log1p(-0x1p-25));
+  for (int i = 0; i < N; i++) {
+    ck_assert_msg(g[i] >= lo - 1e-5 && g[i] <= hi + 1e-5, "g[%d] = %g", i, g[i]);
+    sum += g[i];
+  }
+  double mean = sum / N;
+  for (int i = 0; i < N; i++) sq += (g[i] - mean) * (g[i] - mean);
+  double var = sq / (N - 1);
+  ck_assert_msg(fabs(mean - 0.5772156649) < 0.01, "mean %g", mean);
+  ck_assert_msg(fabs(var - M_PI * M_PI / 6) < 0.03, "variance %g", var);
+  /* The CDF exp(-exp(-x)) at 0 is 1/e. */
+  int below = 0;
+  for (int i = 0; i < N; i++) below += g[i] < 0;
+  ck_assert_msg(fabs((double)below / N - exp(-1.0)) < 0.005, "P(g < 0) = %g", (double)below / N);
+  free(g);
+}
+END_TEST
+
+static int count_equal(const float *a, const float *b, int n) {
+  int k = 0;
+  for (int i = 0; i < n; i++) k += a[i] == b[i];
+  return k;
+}
+
+START_TEST(gumbel_determinism) {
+  enum { N = 4096 };
+  static float a[N], b[N], c[N];
+  const uint64_t seed = 0x123456789abcdefULL;
+  rt_gumbel_fill(a, N, seed, 2, 10);
+  rt_gumbel_fill(b, N, seed, 2, 10);
+  ck_assert_int_eq(count_equal(a, b, N), N);
+  /* Any split into ranges gives the same numbers (thread independence). */
+  rt_gumbel_fill_range(c, 0, 1000, seed, 2, 10);
+  rt_gumbel_fill_range(c + 1000, 1000, 7, seed, 2, 10);
+  rt_gumbel_fill_range(c + 1007, 1007, N - 1007, seed, 2, 10);
+  ck_assert_int_eq(count_equal(a, c, N), N);
+  /* Every input changes the stream, including the high half of the seed. */
+  rt_gumbel_fill(b, N, seed, 3, 10);
+  ck_assert_int_lt(count_equal(a, b, N), 10);
+  rt_gumbel_fill(b, N, seed, 2, 11);
+  ck_assert_int_lt(count_equal(a, b, N), 10);
+  rt_gumbel_fill(b, N, seed + 1, 2, 10);
+  ck_assert_int_lt(count_equal(a, b, N), 10);
+  rt_gumbel_fill(b, N, seed ^ (1ULL << 40), 2, 10);
+  ck_assert_int_lt(count_equal(a, b, N), 10);
+  /* Elements differ from each other. */
+  ck_assert_int_lt(count_equal(a, a + 1, N - 1), 10);
+  /* Only the low 32 bits of the step count. */
+  rt_gumbel_fill(b, N, seed, 2, 10 + (1ULL << 32));
+  ck_assert_int_eq(count_equal(a, b, N), N);
+}
+END_TEST
+
+/* The documented formulas, implemented again in Python, give the same
+ * values (including a counter above 2^32, where the high word is used). */
+static const char *py_philox =
+    "M = 0xffffffff\n"
+    "def philox(c, k):\n"
+    "    c, k = list(c), list(k)\n"
+    "    for r in range(10):\n"
+    "        if r:\n"
+    "            k = [(k[0] + 0x9E3779B9) & M, (k[1] + 0xBB67AE85) & M]\n"
+    "        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]\n"
+    "        c = [(p1 >> 32) ^ c[1] ^ k[0], p1 & M, (p0 >> 32) ^ c[3] ^ k[1], p0 & M]\n"
+    "    return c\n"
+    "def key(seed): return [seed & M, seed >> 32]\n"
+    "def x53(lo, hi): return ((((hi << 32) | lo) >> 11) + 0.5) * 2.0**-53\n"
+    "def fnv(s):\n"
+    "    h = 2166136261\n"
+    "    for ch in s.encode(): h = ((h ^ ch) * 16777619) & M\n"
+    "    return h\n"
+    "import math\n"
+    "idx = [0, 1, 2, 99, 2**32 + 5]\n"
+    "seed, salt, step = 0xfeedface12345678, 9, 77\n"
+    "g = []\n"
+    "for i in idx:\n"
+    "    w = philox([i & M, i >> 32, salt, step], key(seed))\n"
+    "    g.append(-math.log(-math.log(((w[0] >> 8) + 0.5) * 2.0**-24)))\n"
+    "nrm, uni = [], []\n"
+    "for i in idx:\n"
+    "    w = philox([i & M, i >> 32, fnv('enc.blocks.0.conv.weight'), 0xffffffff], key(seed))\n"
+    "    u1, u2 = x53(w[0], w[1]), x53(w[2], w[3])\n"
+    "    nrm.append(0.25 + 0.02 * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2))\n"
+    "    uni.append(-0.5 + 1.5 * u1)\n"
+    "np.save(os.path.join(D, 'py_rng.npy'), np.array([g, nrm, uni], dtype=np.float32))\n";
+
+START_TEST(rng_matches_spec) {
+  ck_assert_int_eq(run_py(py_philox), 0);
+  char *p = tu_path("py_rng.npy");
+  RtTensor *want = NULL;
+  RtErr e = {{0}};
+  ck_assert_msg(rt_npy_read(p, &want, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(want->dim[1], 5);
+  const int64_t idx[5] = {0, 1, 2, 99, (1LL << 32) + 5};
+  const uint64_t seed = 0xfeedface12345678ULL;
+  float got[3][5];
+  for (int k = 0; k < 5; k++) {
+    rt_gumbel_fill_range(&got[0][k], idx[k], 1, seed, 9, 77);
+    rt_init_fill_range(&got[1][k], idx[k], 1, RT_INIT_NORMAL, 0.25, 0.02, seed, "enc.blocks.0.conv.weight");
+    rt_init_fill_range(&got[2][k], idx[k], 1, RT_INIT_UNIFORM, -0.5, 1.0, seed, "enc.blocks.0.conv.weight");
+  }
+  for (int r = 0; r < 3; r++)
+    for (int k = 0; k < 5; k++)
+      ck_assert_msg(fabsf(got[r][k] - rt_f32(want)[r * 5 + k]) <= 1e-6f * fmaxf(1.0f, fabsf(got[r][k])),
+                    "row %d element %d: %.9g, python %.9g", r, k, got[r][k], rt_f32(want)[r * 5 + k]);
+  rt_tensor_free(want);
+  free(p);
+}
+END_TEST
+
+/* ---- parameter initialisation ---- */
+
+static void moments(const float *p, int n, double *mean, double *std, double *mn, double *mx) {
+  double s = 0, q = 0;
+  *mn = INFINITY;
+  *mx = -INFINITY;
+  for (int i = 0; i < n; i++) {
+    s += p[i];
+    if (p[i] < *mn) *mn = p[i];
+    if (p[i] > *mx) *mx = p[i];
+  }
+  *mean = s / n;
+  for (int i = 0; i < n; i++) q += (p[i] - *mean) * (p[i] - *mean);
+  *std = sqrt(q / (n - 1));
+}
+
+START_TEST(init_stats) {
+  enum { N = 200000 };
+  float *p = malloc(N * sizeof *p);
+  double mean, std, mn, mx;
+
+  for (int i = 0; i < N; i++) p[i] = 5.0f;
+  rt_init_fill(p, N, RT_INIT_ZEROS, 0, 0, 1, "w");
+  moments(p, N, &mean, &std, &mn, &mx);
+  ck_assert(mn == 0.0 && mx == 0.0);
+  rt_init_fill(p, N, RT_INIT_ONES, 0, 0, 1, "w");
+  moments(p, N, &mean, &std, &mn, &mx);
+  ck_assert(mn == 1.0 && mx == 1.0);
+
+  rt_init_fill(p, N, RT_INIT_NORMAL, 0.5, 2.0, 42, "dec.conv.weight");
+  moments(p, N, &mean, &std, &mn, &mx);
+  ck_assert_msg(fabs(mean - 0.5) < 0.03, "normal mean %g", mean);
+  ck_assert_msg(fabs(std - 2.0) < 0.02, "normal std %g", std);
+  int within = 0;
+  for (int i = 0; i < N; i++) within += fabs(p[i] - 0.5) < 2.0;
+  ck_assert_msg(fabs((double)within / N - 0.682689) < 0.005, "P(|z| < 1) = %g", (double)within / N);
+  ck_assert_msg(mn < 0.5 - 3.5 * 2.0 && mx > 0.5 + 3.5 * 2.0, "tails too short: [%g, %g]", mn, mx);
+
+  rt_init_fill(p, N, RT_INIT_UNIFORM, -3.0, 1.0, 42, "dec.conv.weight");
+  moments(p, N, &mean, &std, &mn, &mx);
+  ck_assert_msg(mn >= -3.0 && mx <= 1.0, "uniform range [%g, %g]", mn, mx);
+  ck_assert_msg(mn < -2.999 && mx > 0.999, "uniform does not cover its range: [%g, %g]", mn, mx);
+  ck_assert_msg(fabs(mean + 1.0) < 0.01, "uniform mean %g", mean);
+  ck_assert_msg(fabs(std - 4.0 / sqrt(12.0)) < 0.01, "uniform std %g", std);
+  int low_quarter = 0;
+  for (int i = 0; i < N; i++) low_quarter += p[i] < -2.0;
+  ck_assert_msg(fabs((double)low_quarter / N - 0.25) < 0.005, "P(x < -2) = %g", (double)low_quarter / N);
+  free(p);
+}
+END_TEST
+
+START_TEST(init_determinism) {
+  enum { N = 2048 };
+  static float a[N], b[N], c[N];
+  ck_assert_uint_eq(rt_init_stream(""), 2166136261u);
+  ck_assert_uint_eq(rt_init_stream("a"), 0xe40c292cu);
+  ck_assert_uint_eq(rt_init_stream("foobar"), 0xbf9cf968u);
+
+  /* A parameter's values do not depend on what else is initialised, or in
+   * which order. */
+  rt_init_fill(a, N, RT_INIT_NORMAL, 0, 1, 7, "layer.1.w");
+  rt_init_fill(c, N, RT_INIT_NORMAL, 0, 1, 7, "layer.0.w");
+  rt_init_fill(b, N, RT_INIT_NORMAL, 0, 1, 7, "layer.1.w");
+  ck_assert_int_eq(count_equal(a, b, N), N);
+  ck_assert_int_lt(count_equal(a, c, N), 10); /* other names: other values */
+  rt_init_fill(c, N, RT_INIT_NORMAL, 0, 1, 8, "layer.1.w");
+  ck_assert_int_lt(count_equal(a, c, N), 10); /* other seeds: other values */
+  rt_init_fill(c, N, RT_INIT_NORMAL, 0, 1, 7 | (1ULL << 33), "layer.1.w");
+  ck_assert_int_lt(count_equal(a, c, N), 10);
+  /* Split fills agree with the whole. */
+  rt_init_fill_range(c, 0, 100, RT_INIT_NORMAL, 0, 1, 7, "layer.1.w");
+  rt_init_fill_range(c + 100, 100, N - 100, RT_INIT_NORMAL, 0, 1, 7, "layer.1.w");
+  ck_assert_int_eq(count_equal(a, c, N), N);
+  /* A longer tensor of the same name starts with the same values. */
+  static float longer[2 * N];
+  rt_init_fill(longer, 2 * N, RT_INIT_NORMAL, 0, 1, 7, "layer.1.w");
+  ck_assert_int_eq(count_equal(a, longer, N), N);
+  /* Scaling is affine in (a, b): same underlying draws. */
+  rt_init_fill(c, N, RT_INIT_NORMAL, 3, 2, 7, "layer.1.w");
+  for (int i = 0; i < N; i++) ck_assert_msg(fabsf(c[i] - (3 + 2 * a[i])) < 1e-5f, "element %d", i);
+  /* Noise and init streams do not coincide. */
+  rt_gumbel_fill(c, N, 7, rt_init_stream("layer.1.w"), 0);
+  rt_init_fill(b, N, RT_INIT_UNIFORM, 0, 1, 7, "layer.1.w");
+  ck_assert_int_lt(count_equal(b, c, N), 10);
+}
+END_TEST
+
 static Suite *runtime_suite(void) {
   Suite *s = suite_create("runtime");
   TCase *tc = tcase_create("tensor");
@@ -811,6 +1041,16 @@ static Suite *runtime_suite(void) {
   tc = tcase_create("fileio");
   tcase_add_test(tc, atomic_basic);
   tcase_add_test(tc, atomic_failures);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("rng");
+  tcase_add_test(tc, philox_kat);
+  tcase_add_test(tc, gumbel_stats);
+  tcase_add_test(tc, gumbel_determinism);
+  tcase_add_test(tc, rng_matches_spec);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("init");
+  tcase_add_test(tc, init_stats);
+  tcase_add_test(tc, init_determinism);
   suite_add_tcase(s, tc);
   return s;
 }
