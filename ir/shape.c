@@ -372,8 +372,8 @@ static bool infer_slice(Infer *c) {
     int64_t b = c->a->start[i], e = c->a->stop[i];
     if (b < 0 || b >= e || e > in->d[i])
       return fail(c,
-                  "axis %d: [%" PRId64 ":%" PRId64 "] of %s is empty or out of range (need 0 <= start < stop <= %" PRId64
-                  ")",
+                  "axis %d: [%" PRId64 ":%" PRId64 "] of %s is empty or out of range"
+                  " (need 0 <= start < stop <= %" PRId64 ")",
                   i, b, e, shp(in).s, in->d[i]);
     c->shape.d[i] = e - b;
   }
@@ -485,12 +485,12 @@ static bool infer_conv2d(Infer *c) {
   return true;
 }
 
-/* (n - 1)s - 2p + k, the transposed convolution's output size; -1 if it
- * would be beyond NUMEL_MAX. */
-static int64_t tconv_size(int64_t n, int64_t s, int64_t p, int64_t k) {
-  if (n - 1 > NUMEL_MAX / s) return -1;
-  int64_t r = (n - 1) * s - 2 * p + k;
-  return r > NUMEL_MAX ? -1 : r;
+/* *out = (n - 1)s - 2p + k, the transposed convolution's output size (may be
+ * < 1); false if it would exceed NUMEL_MAX. */
+static bool tconv_size(int64_t n, int64_t s, int64_t p, int64_t k, int64_t *out) {
+  if (n - 1 > NUMEL_MAX / s) return false;
+  *out = (n - 1) * s - 2 * p + k;
+  return *out <= NUMEL_MAX;
 }
 
 /* CONV_TRANSPOSE2D: x [N, C, H, W], w [C, O, kh, kw] -> [N, O, (H - 1)s - 2p + kh, (W - 1)s - 2p + kw]. */
@@ -501,10 +501,13 @@ static bool infer_conv_transpose2d(Infer *c) {
   if (x[1] != w[0])
     return fail(c, "input has %" PRId64 " channels but weight expects %" PRId64 " (input %s, weight %s)", x[1],
                 w[0], shp(&c->sh[0]).s, shp(&c->sh[1]).s);
-  int64_t oh = tconv_size(x[2], s, p, w[2]), ow = tconv_size(x[3], s, p, w[3]);
-  if (oh == -1 || ow == -1) return fail(c, "output of input %s with stride %d is too large", shp(&c->sh[0]).s, c->a->stride);
+  int64_t oh, ow;
+  if (!tconv_size(x[2], s, p, w[2], &oh) || !tconv_size(x[3], s, p, w[3], &ow))
+    return fail(c, "output of input %s with stride %d is too large", shp(&c->sh[0]).s, c->a->stride);
   if (oh < 1 || ow < 1)
-    return fail(c, "output would be %" PRId64 "x%" PRId64 " (input %s, kernel %" PRId64 "x%" PRId64 ", stride %d, pad %d)",
+    return fail(c,
+                "output would be %" PRId64 "x%" PRId64 " (input %s, kernel %" PRId64 "x%" PRId64
+                ", stride %d, pad %d)",
                 oh, ow, shp(&c->sh[0]).s, w[2], w[3], c->a->stride, c->a->pad);
   c->dtype = IR_F32;
   c->shape = ir_shape_make(4, (int64_t[]){x[0], w[1], oh, ow});

@@ -42,7 +42,8 @@ static bool verify_node(const IrGraph *g, int id, char *err, size_t size) {
   }
   bool named = n->op == OP_INPUT || n->op == OP_PARAM;
   if (named && (!n->name || !n->name[0])) return bad(err, size, "%%%d (%s): has no name", id, op);
-  if (!named && n->name) return bad(err, size, "%%%d (%s): has a name (\"%s\"); only input and param nodes do", id, op, n->name);
+  if (!named && n->name)
+    return bad(err, size, "%%%d (%s): has a name (\"%s\"); only input and param nodes do", id, op, n->name);
   char why[512];
   IrDType t;
   IrShape s;
@@ -74,7 +75,8 @@ static bool verify_list(const IrGraph *g, const int *list, int count, IrOp op, c
         return bad(err, size, "%s list: name \"%s\" is used by %%%d and %%%d", what, g->node[id].name, list[j], id);
   }
   for (int id = 0; id < g->n; id++)
-    if (g->node[id].op == op && !seen[id]) return bad(err, size, "%%%d (%s) is missing from the %s list", id, what, what);
+    if (g->node[id].op == op && !seen[id])
+      return bad(err, size, "%%%d (%s) is missing from the %s list", id, what, what);
   return true;
 }
 
