@@ -140,11 +140,12 @@ static int collect_outputs(Run *r, RtTensor **outputs, RtErr *e) {
 
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
             const RefOptions *opt, RtErr *e) {
-  if (!g) return rt_err(e, "ref_run: no graph");
-  if (g->noutput > 0 && !outputs) return rt_err(e, "ref_run: graph '%s': no array for its outputs", g->name);
-  for (int i = 0; i < g->noutput; i++) outputs[i] = NULL;
+  if (g && outputs)
+    for (int i = 0; i < g->noutput; i++) outputs[i] = NULL;
   char why[512];
-  if (!ir_verify(g, why, sizeof why)) return rt_err(e, "ref_run: graph '%s' is invalid: %s", g->name, why);
+  if (!ir_verify(g, why, sizeof why))
+    return rt_err(e, "ref_run: graph '%s' is invalid: %s", g && g->name ? g->name : "?", why);
+  if (g->noutput > 0 && !outputs) return rt_err(e, "ref_run: graph '%s': no array for its outputs", g->name);
   static const RefOptions no_opt;
   if (!opt) opt = &no_opt;
 
