@@ -5,6 +5,11 @@
 
 #include "runtime/init.h"
 
+/* The IR's initialiser kinds and dtypes are passed to the runtime by value. */
+_Static_assert((int)IR_INIT_ZEROS == (int)RT_INIT_ZEROS && (int)IR_INIT_ONES == (int)RT_INIT_ONES &&
+                   (int)IR_INIT_NORMAL == (int)RT_INIT_NORMAL && (int)IR_INIT_UNIFORM == (int)RT_INIT_UNIFORM,
+               "IrInitKind and RtInitKind must agree");
+
 static RtDType rt_dtype_of(IrDType t) { return t == IR_I32 ? RT_I32 : RT_F32; }
 
 static bool same_shape(const IrShape *s, const RtTensor *t) {

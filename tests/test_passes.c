@@ -1,0 +1,77 @@
+/* test_passes.c — the pass registry, the pipeline runner and DCE. */
+#include <string.h>
+
+#include "ir/ir.h"
+#include "passes/passes.h"
+#include "tests/util.h"
+
+static const SrcLoc here = {"test.dal", 1, 1};
+
+/* out = relu(x) + w, with a dead exp(x) and an unused parameter. */
+static IrGraph *graph_with_dead_code(void) {
+  IrGraph *g = ir_graph_new("f");
+  int64_t d[2] = {2, 3};
+  IrShape s = ir_shape_make(2, d);
+  int x = ir_input(g, "x", IR_F32, s, here);
+  int unused = ir_input(g, "unused", IR_F32, s, here);
+  int w = ir_param(g, "w", s, IR_INIT_ZEROS, 0, 0, here);
+  ir_param(g, "dead_param", s, IR_INIT_ONES, 0, 0, here);
+  ir_unary(g, OP_EXP, x, here);
+  int r = ir_unary(g, OP_RELU, x, here);
+  int y = ir_binary(g, OP_ADD, r, w, here);
+  ck_assert_int_ge(y, 0);
+  ck_assert_int_ge(unused, 0);
+  const char *name = "out";
+  ir_set_outputs(g, &y, &name, 1);
+  return g;
+}
+
+START_TEST(dce_drops_dead_nodes_and_keeps_the_signature) {
+  IrGraph *g = graph_with_dead_code();
+  ck_assert_int_eq(g->n, 7);
+  ck_assert_int_eq(pass_dce(g), 0);
+  ck_assert_int_eq(g->n, 5); /* x, unused, w, relu, add */
+  ck_assert_int_eq(g->ninput, 2);
+  ck_assert_str_eq(g->node[g->input[1]].name, "unused");
+  ck_assert_int_eq(g->nparam, 1);
+  ck_assert_str_eq(g->node[g->param[0]].name, "w");
+  ck_assert_int_eq(g->node[g->output[0]].op, OP_ADD);
+  for (int i = 0; i < g->n; i++) ck_assert_int_ne(g->node[i].op, OP_EXP);
+  char why[256];
+  ck_assert_msg(ir_verify(g, why, sizeof why), "%s", why);
+  ir_graph_free(g);
+}
+END_TEST
+
+START_TEST(pipeline_runs_by_name_and_rejects_unknown_passes) {
+  IrGraph *g = graph_with_dead_code();
+  ck_assert_int_eq(pass_run_pipeline(g, "dce,dce"), 0);
+  ck_assert_int_eq(g->n, 5);
+  ck_assert_int_eq(pass_run_pipeline(g, "dce,nosuch"), -1);
+  ck_assert_ptr_nonnull(strstr(g->error, "unknown pass 'nosuch'"));
+  ck_assert_int_eq(pass_run_pipeline(g, ""), 0);
+  ir_graph_free(g);
+}
+END_TEST
+
+START_TEST(registry_lists_every_pass_once) {
+  int n;
+  const Pass *p = pass_list(&n);
+  ck_assert_int_ge(n, 1);
+  for (int i = 0; i < n; i++) {
+    ck_assert_ptr_eq(pass_find(p[i].name), &p[i]);
+    ck_assert_ptr_nonnull(p[i].help);
+  }
+  ck_assert_ptr_null(pass_find("nosuch"));
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("passes");
+  TCase *tc = tcase_create("core");
+  tcase_add_test(tc, dce_drops_dead_nodes_and_keeps_the_signature);
+  tcase_add_test(tc, pipeline_runs_by_name_and_rejects_unknown_passes);
+  tcase_add_test(tc, registry_lists_every_pass_once);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
