@@ -1,0 +1,78 @@
+#!/bin/sh
+# cli.sh BUILD — dalc's command line end to end: --emit=ir/dot on the real
+# models, run with seeded and saved parameters, and every class of bad
+# input (each must exit 1 with a message naming the problem, never crash).
+build=${1:-build}
+dalc="$build/dalc"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+
+# expect_error WHAT PATTERN CMD... : CMD exits 1 and its stderr matches PATTERN.
+expect_error() {
+  what=$1; pattern=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ $rc -ne 1 ]; then bad "$what: exit $rc, expected 1"; cat "$tmp/err"; return; fi
+  if ! grep -q -- "$pattern" "$tmp/err"; then bad "$what: stderr lacks '$pattern'"; cat "$tmp/err"; return; fi
+  ok
+}
+# expect_ok WHAT CMD...
+expect_ok() {
+  what=$1; shift
+  if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$what: exit $?"; cat "$tmp/err"; fi
+}
+
+# ---- emitting the graph ----
+expect_ok "emit ir" "$dalc" models/dvae.dal --config tiny --emit=ir
+grep -q 'conv2d' "$tmp/out" && grep -q 'enc.conv_in.weight' "$tmp/out" && ok || bad "emit ir lacks conv2d / enc.conv_in.weight"
+expect_ok "emit dot" "$dalc" models/dvae.dal --config tiny --emit=dot -o "$tmp/g.dot"
+if dot -Tpng "$tmp/g.dot" -o "$tmp/g.png" && [ -s "$tmp/g.png" ]; then ok; else bad "dot -Tpng failed"; fi
+expect_ok "emit ir one entry" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logits
+grep -q 'entry logits' "$tmp/out" && ok || bad "emit ir --fn logits lacks its header"
+
+# ---- run: seeded parameters, saved and reloaded, give the same output ----
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys, numpy as np
+t = sys.argv[1]
+np.save(f"{t}/x.npy", np.random.default_rng(0).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
+np.save(f"{t}/x_small.npy", np.zeros((2, 3, 16, 16), np.float32))
+np.save(f"{t}/x_int.npy", np.zeros((4, 3, 16, 16), np.int32))
+np.save(f"{t}/x_bench.npy", np.zeros((4, 3, 64, 64), np.float32))
+np.save(f"{t}/text.npy", np.arange(32, dtype=np.int32).reshape(4, 8) % 64)
+np.save(f"{t}/image.npy", np.arange(64, dtype=np.int32).reshape(4, 16))
+open(f"{t}/trunc.npy", "wb").write(open(f"{t}/x.npy", "rb").read()[:200])
+open(f"{t}/garbage.safetensors", "wb").write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+PY
+run="$dalc run models/dvae.dal --config tiny"
+expect_ok "run seeded" $run --fn encode --in x="$tmp/x.npy" --seed 7 --save-params "$tmp/p.safetensors" --out "$tmp/a.npy"
+expect_ok "run from params" $run --fn encode --in "$tmp/x.npy" --params "$tmp/p.safetensors" --out encode="$tmp/b.npy"
+if cmp -s "$tmp/a.npy" "$tmp/b.npy"; then ok; else bad "saved parameters do not reproduce the seeded run"; fi
+expect_ok "run scalar inputs" $run --fn loss --in x="$tmp/x.npy" --in tau=1 --in beta=0.5
+grep -q 'loss: f32 = ' "$tmp/out" && ok || bad "loss summary missing"
+
+# ---- bad input: each exits 1 with a clear message ----
+expect_error "no file" "no such file" $run --fn encode --in "$tmp/nope.npy"
+expect_error "missing --fn" "needs --fn" $run
+expect_error "unknown entry" "no entry function 'nosuch'" $run --fn nosuch
+expect_error "missing input" "needs --in tau" $run --fn loss --in x="$tmp/x.npy" --in beta=1
+expect_error "unknown input" "has no input 'y'" $run --fn encode --in y="$tmp/x.npy"
+expect_error "wrong shape" "must be f32\[4, 3, 16, 16\]" $run --fn encode --in "$tmp/x_small.npy"
+expect_error "wrong dtype" "got i32" $run --fn encode --in "$tmp/x_int.npy"
+expect_error "truncated npy" "trunc.npy" $run --fn encode --in "$tmp/trunc.npy"
+expect_error "corrupt safetensors" "garbage.safetensors" $run --fn encode --in "$tmp/x.npy" --params "$tmp/garbage.safetensors"
+expect_error "missing parameter" "missing parameter 'enc.conv_in.weight'" \
+  "$dalc" run models/gpt.dal --config tiny --fn logits --params "$tmp/p.safetensors" --in text="$tmp/text.npy" --in image="$tmp/image.npy"
+expect_error "wrong parameter shape" "parameter 'enc.conv_in.weight' must be" \
+  "$dalc" run models/dvae.dal --config bench --batch 4 --fn encode --params "$tmp/p.safetensors" --in "$tmp/x_bench.npy"
+expect_error "unknown config" "tiny" "$dalc" info models/dvae.dal --config huge
+expect_error "unknown option" "unknown option" "$dalc" info models/dvae.dal --frobnicate
+expect_error "bad emit" "--emit must be ir or dot" "$dalc" models/dvae.dal --emit=asm
+expect_error "missing .dal" "nosuch.dal" "$dalc" info nosuch.dal
+
+printf '%d passed, %d failed\n' "$pass" "$fail"
+[ "$fail" -eq 0 ]
