@@ -135,7 +135,10 @@ bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin
 IrGraph *ir_graph_new(const char *name);
 void ir_graph_free(IrGraph *g);
 
-/* The general form: op with inputs and attributes (attr may be NULL = all zero). */
+/* The general form: op with inputs and attributes (attr may be NULL = all zero).
+ * attr is copied; negative axes (attr.axis, attr.perm) count from the end and
+ * are stored as 0..rank-1. INPUT and PARAM need a name: use ir_input,
+ * ir_param or ir_build_named. */
 int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc);
 /* ir_build for any op, with the node's name: required (non-empty, unique in
  * g) for INPUT and PARAM, which plain ir_build refuses; must be NULL for
@@ -149,16 +152,23 @@ int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
 int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double a, double b, SrcLoc loc);
 int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc);
 int ir_scalar(IrGraph *g, IrDType t, double value, SrcLoc loc);   /* rank-0 CONST */
+/* Elementwise unary ops without attributes (NEG ... GELU, STOP_GRADIENT);
+ * CAST needs attr.dtype, so it goes through ir_build. */
 int ir_unary(IrGraph *g, IrOp op, int x, SrcLoc loc);
 /* Binary ops with numpy broadcasting: ranks are aligned on the right and
  * size-1 dims stretched, inserting RESHAPE/BROADCAST nodes as needed. */
 int ir_binary(IrGraph *g, IrOp op, int a, int b, SrcLoc loc);
 int ir_where(IrGraph *g, int cond, int a, int b, SrcLoc loc);          /* broadcasts all three */
+/* ir_reshape, ir_broadcast_to and ir_permute return x itself (adding no
+ * node) when x already has that shape / the permutation is the identity. */
 int ir_reshape(IrGraph *g, int x, IrShape s, SrcLoc loc);
 int ir_broadcast_to(IrGraph *g, int x, IrShape s, SrcLoc loc);         /* numpy rules, any ranks */
 int ir_permute(IrGraph *g, int x, const int *perm, SrcLoc loc);
 int ir_reduce(IrGraph *g, IrOp op, int x, uint32_t axes, bool keepdim, SrcLoc loc);
 
+/* Replaces the outputs; names (or any NULL entry) default to "out" for a
+ * single output, "out<i>" otherwise. On a bad id or a repeated name it sets
+ * g->error and changes nothing. */
 void ir_set_outputs(IrGraph *g, const int *ids, const char *const *names, int n);
 
 /* ---- checking and printing (ir/verify.c, ir/print.c, ir/dot.c) ---- */
