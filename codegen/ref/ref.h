@@ -41,6 +41,18 @@ typedef struct {
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
             const RefOptions *opt, RtErr *e);
 
+/* What one run did, for tests of liveness and memory (and a baseline for
+ * the memory planner). */
+typedef struct {
+  int nodes_run;       /* nodes executed (dead nodes are not), bound leaves included */
+  int64_t peak_bytes;  /* most bytes of tensors allocated by the run alive at once,
+                          counting outputs until the run returns */
+} RefStats;
+
+/* ref_run, also filling *stats (if not NULL) on success. */
+int ref_run_stats(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
+                  const RefOptions *opt, RefStats *stats, RtErr *e);
+
 /* True if the executor has a kernel for op: every op of ops.def does, which
  * is checked at build time; this lets tests say so too. */
 bool ref_has_kernel(IrOp op);

@@ -26,7 +26,15 @@ typedef struct {
   bool *borrowed;     /* (n): value is the caller's tensor (never freed) */
   RtTensor **bound;   /* (n): INPUT and PARAM nodes' caller tensors */
   int *uses;          /* (n): consumers not yet run, plus one per output slot */
+  RefStats stats;     /* nodes run so far, peak bytes */
+  int64_t held;       /* bytes of the tensors this run allocated that are alive now */
 } Run;
+
+/* Accounts for a tensor this run allocated (+) or freed (-). */
+static void track(Run *r, const RtTensor *t, int sign) {
+  r->held += sign * (int64_t)rt_tensor_bytes(t);
+  if (r->held > r->stats.peak_bytes) r->stats.peak_bytes = r->held;
+}
 
 static void run_free(Run *r) {
   if (r->value)
@@ -88,7 +96,10 @@ static void count_uses(Run *r) {
 /* One use of node id is over; frees its value after the last. */
 static void release(Run *r, int id) {
   if (--r->uses[id] > 0) return;
-  if (!r->borrowed[id]) rt_tensor_free(r->value[id]);
+  if (!r->borrowed[id]) {
+    track(r, r->value[id], -1);
+    rt_tensor_free(r->value[id]);
+  }
   r->value[id] = NULL;
 }
 
@@ -107,6 +118,7 @@ static int run_node(Run *r, int id, const RefOptions *opt, RtErr *e) {
   if (n->op != OP_INPUT && n->op != OP_PARAM) {
     s.out = rt_tensor_new((RtDType)n->dtype, n->shape.rank, n->shape.d, e);
     if (!s.out) return -1;
+    track(r, s.out, +1);
   }
   if (exec_table[n->op](&s, e)) {
     if (!s.borrowed) rt_tensor_free(s.out);
@@ -114,6 +126,7 @@ static int run_node(Run *r, int id, const RefOptions *opt, RtErr *e) {
   }
   r->value[id] = s.out;
   r->borrowed[id] = s.borrowed;
+  r->stats.nodes_run++;
   for (int k = 0; k < n->nin; k++) release(r, n->in[k]);
   return 0;
 }
@@ -133,6 +146,7 @@ static int collect_outputs(Run *r, RtTensor **outputs, RtErr *e) {
     }
     outputs[i] = clone(r->value[id], e);
     if (!outputs[i]) return -1;
+    track(r, outputs[i], +1);
     release(r, id);
   }
   return 0;
@@ -140,6 +154,11 @@ static int collect_outputs(Run *r, RtTensor **outputs, RtErr *e) {
 
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
             const RefOptions *opt, RtErr *e) {
+  return ref_run_stats(g, inputs, params, outputs, opt, NULL, e);
+}
+
+int ref_run_stats(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
+                  const RefOptions *opt, RefStats *stats, RtErr *e) {
   if (g && outputs)
     for (int i = 0; i < g->noutput; i++) outputs[i] = NULL;
   char why[512];
@@ -165,6 +184,7 @@ int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, 
   for (int id = 0; id < g->n; id++)
     if (r.uses[id] > 0 && run_node(&r, id, opt, e)) goto done;
   rc = collect_outputs(&r, outputs, e);
+  if (stats) *stats = r.stats;
 done:
   if (rc)
     for (int i = 0; i < g->noutput; i++) {
