@@ -65,6 +65,7 @@ int cg_bind_params(const IrGraph *g, const RtTensorList *file, const char *file_
     if (!out[i]) goto fail;
     if (file) {
       const RtTensor *t = rt_list_get(file, n->name);
+      if (!t && n->op == OP_STATE) continue; /* optimizer state starts at zero */
       if (!t) {
         rt_err(e, "%s: missing parameter '%s' (%s)", file_name, n->name, type_str(n, want, sizeof want));
         goto fail;

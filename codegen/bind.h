@@ -13,7 +13,8 @@
 
 /* Fills out[i] for g->param[i]: taken from 'file' (a safetensors list read
  * from 'file_name'; each parameter must be present, f32, and of the node's
- * shape; the tensor is copied) or, when file is NULL, made with the node's
+ * shape; the tensor is copied; STATE nodes absent from the file start at
+ * zero) or, when file is NULL, made with the node's
  * initialiser from 'seed' (the same values for the same name and seed, in
  * any graph). On failure frees what it made and returns -1. */
 int cg_bind_params(const IrGraph *g, const RtTensorList *file, const char *file_name,

@@ -57,6 +57,23 @@ int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double lo
   return ir_build_named(g, OP_PARAM, NULL, 0, &a, loc, name);
 }
 
+int ir_state(IrGraph *g, const char *name, IrShape s, SrcLoc loc) {
+  if (!g) return -1;
+  for (int i = 0; name && i < g->nparam; i++) {
+    const IrNode *p = &g->node[g->param[i]];
+    if (strcmp(p->name, name) != 0) continue;
+    if (p->op == OP_STATE && ir_shape_eq(&p->shape, &s)) return g->param[i];
+    char was[160], now[160];
+    return ir_graph_fail(g, loc, "state \"%s\": %s %s clashes with the earlier %s %s", name, "shape",
+                         ir_shape_str(&s, now, sizeof now), ir_op_name(p->op), ir_shape_str(&p->shape, was, sizeof was));
+  }
+  IrAttr a;
+  memset(&a, 0, sizeof a);
+  a.dtype = IR_F32;
+  a.shape = s;
+  return ir_build_named(g, OP_STATE, NULL, 0, &a, loc, name);
+}
+
 int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc) {
   IrAttr a;
   memset(&a, 0, sizeof a);

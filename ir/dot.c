@@ -34,6 +34,7 @@ static void dot_node(const IrGraph *g, int id, FILE *out) {
   switch (n->op) {
   case OP_INPUT: fputs(", shape=ellipse, style=filled, fillcolor=\"#cfe2ff\"", out); break;
   case OP_PARAM: fputs(", style=\"filled,rounded\", fillcolor=\"#fff3cd\"", out); break;
+  case OP_STATE: fputs(", style=\"filled,rounded\", fillcolor=\"#e2e3e5\"", out); break;
   case OP_CONST:
   case OP_IOTA: fputs(", style=filled, fillcolor=\"#eeeeee\"", out); break;
   default: break;

@@ -36,6 +36,8 @@ void ir_graph_free(IrGraph *g) {
   free(g->node);
   free(g->input);
   free(g->param);
+  free(g->update_target);
+  free(g->update_value);
   free_outputs(g);
   free(g->name);
   free(g);
@@ -99,7 +101,7 @@ static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
  * other ops take none. Returns -1 (with g->error set) or 0. */
 static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc) {
   const char *opname = ir_op_name(op);
-  if (op != OP_INPUT && op != OP_PARAM) {
+  if (op != OP_INPUT && op != OP_PARAM && op != OP_STATE) {
     if (name) return ir_graph_fail(g, loc, "%s: only input and param nodes have names (got \"%s\")", opname, name);
     return 0;
   }
@@ -107,7 +109,7 @@ static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc) {
     return ir_graph_fail(g, loc, "%s: needs a name (build it with ir_%s or ir_build_named)", opname, opname);
   if (op == OP_INPUT && find_named(g, g->input, g->ninput, name) >= 0)
     return ir_graph_fail(g, loc, "input \"%s\": duplicate argument name", name);
-  if (op == OP_PARAM && find_named(g, g->param, g->nparam, name) >= 0)
+  if ((op == OP_PARAM || op == OP_STATE) && find_named(g, g->param, g->nparam, name) >= 0)
     return ir_graph_fail(g, loc, "param \"%s\": already in the graph (ir_param returns the existing node)", name);
   return 0;
 }
@@ -153,7 +155,7 @@ int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *at
   if (name && !(node.name = strdup(name))) return ir_graph_fail(g, loc, "%s: out of memory", opname);
   int id = g->n;
   if ((op == OP_INPUT && !list_push(&g->input, &g->ninput, id)) ||
-      (op == OP_PARAM && !list_push(&g->param, &g->nparam, id))) {
+      ((op == OP_PARAM || op == OP_STATE) && !list_push(&g->param, &g->nparam, id))) {
     free(node.name);
     return ir_graph_fail(g, loc, "%s: out of memory", opname);
   }
@@ -222,4 +224,29 @@ int64_t ir_param_count(const IrGraph *g) {
   int64_t total = 0;
   for (int i = 0; g && i < g->nparam; i++) total += ir_numel(&g->node[g->param[i]].shape);
   return total;
+}
+
+int ir_add_update(IrGraph *g, int target, int value, SrcLoc loc) {
+  if (!g) return -1;
+  if (!ir_graph_has(g, target) || !ir_graph_has(g, value))
+    return ir_graph_fail(g, loc, "update: %%%d <- %%%d names a node outside the graph", target, value);
+  const IrNode *t = &g->node[target], *v = &g->node[value];
+  if (t->op != OP_PARAM && t->op != OP_STATE)
+    return ir_graph_fail(g, loc, "update: target %%%d is a %s node, not a param or state", target, ir_op_name(t->op));
+  if (t->dtype != v->dtype || !ir_shape_eq(&t->shape, &v->shape)) {
+    char a[160], b[160];
+    return ir_graph_fail(g, loc, "update of \"%s\": value %s does not match %s", t->name,
+                         ir_shape_str(&v->shape, b, sizeof b), ir_shape_str(&t->shape, a, sizeof a));
+  }
+  for (int i = 0; i < g->nupdate; i++)
+    if (g->update_target[i] == target) return ir_graph_fail(g, loc, "update: \"%s\" is updated twice", t->name);
+  int *tt = realloc(g->update_target, (size_t)(g->nupdate + 1) * sizeof *tt);
+  if (!tt) return ir_graph_fail(g, loc, "update: out of memory");
+  g->update_target = tt;
+  int *vv = realloc(g->update_value, (size_t)(g->nupdate + 1) * sizeof *vv);
+  if (!vv) return ir_graph_fail(g, loc, "update: out of memory");
+  g->update_value = vv;
+  g->update_target[g->nupdate] = target;
+  g->update_value[g->nupdate] = value;
+  return g->nupdate++;
 }

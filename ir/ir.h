@@ -35,7 +35,7 @@ typedef struct {
 } IrShape;
 
 typedef enum {
-#define OP(name, text, arity, pattern, rule) OP_##name,
+#define OP(name, text, arity, pattern, rule, backward) OP_##name,
 #include "ops.def"
 #undef OP
   OP_COUNT
@@ -98,9 +98,14 @@ typedef struct {
   IrNode *node;
   int n, cap;
   int *input;  int ninput;     /* INPUT node ids, in signature order */
-  int *param;  int nparam;     /* PARAM node ids, in order of first use */
+  int *param;  int nparam;     /* persistent tensors: PARAM and STATE node ids, in order of first use */
   int *output; int noutput;    /* returned node ids */
   char **output_name;          /* one per output ("out", or names given by the entry) */
+  /* Persistent-state updates of a training step: after the graph has run,
+   * the tensor bound to node update_target[i] (a PARAM or STATE node) takes
+   * the value of node update_value[i] (same dtype and shape). */
+  int *update_target, *update_value;
+  int nupdate;
   char error[512];             /* last builder error message (without location) */
   SrcLoc error_loc;            /* where it happened */
 } IrGraph;
@@ -150,6 +155,11 @@ int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
 /* Returns the existing node if a PARAM of that name is already in g (error
  * if its shape differs). */
 int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double a, double b, SrcLoc loc);
+/* Persistent non-trainable state (zeros at start); returns the existing
+ * node if one of that name is in g (error if its shape differs). */
+int ir_state(IrGraph *g, const char *name, IrShape s, SrcLoc loc);
+/* After a step, 'target' (PARAM or STATE) becomes 'value'. -1 on misuse. */
+int ir_add_update(IrGraph *g, int target, int value, SrcLoc loc);
 int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc);
 int ir_scalar(IrGraph *g, IrDType t, double value, SrcLoc loc);   /* rank-0 CONST */
 /* Elementwise unary ops without attributes (NEG ... GELU, STOP_GRADIENT);

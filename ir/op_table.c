@@ -8,19 +8,19 @@
 #include <string.h>
 
 static const char *const op_names[] = {
-#define OP(name, text, arity, pattern, rule) text,
+#define OP(name, text, arity, pattern, rule, backward) text,
 #include "ops.def"
 #undef OP
 };
 
 static const signed char op_arities[] = {
-#define OP(name, text, arity, pattern, rule) arity,
+#define OP(name, text, arity, pattern, rule, backward) arity,
 #include "ops.def"
 #undef OP
 };
 
 static const unsigned char op_patterns[] = {
-#define OP(name, text, arity, pattern, rule) pattern,
+#define OP(name, text, arity, pattern, rule, backward) pattern,
 #include "ops.def"
 #undef OP
 };

@@ -119,4 +119,6 @@ void ir_print(const IrGraph *g, FILE *out) {
     fprintf(out, "%s%%%d (\"%s\")", i ? ", " : " ", g->output[i],
             g->output_name && g->output_name[i] ? g->output_name[i] : "?");
   fputc('\n', out);
+  for (int i = 0; i < g->nupdate; i++)
+    fprintf(out, "  update \"%s\" <- %%%d\n", g->node[g->update_target[i]].name, g->update_value[i]);
 }

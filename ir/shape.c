@@ -186,6 +186,7 @@ static bool infer_leaf(Infer *c) {
   const IrAttr *a = c->a;
   if (!check_shape(c, &a->shape, "shape")) return false;
   if (!dtype_ok(a->dtype)) return fail(c, "unknown dtype %d", (int)a->dtype);
+  if (c->op == OP_STATE && a->dtype != IR_F32) return fail(c, "state is f32, got %s", dname(a->dtype));
   if (c->op == OP_PARAM) {
     if (a->dtype != IR_F32) return fail(c, "parameters are f32, got %s", dname(a->dtype));
     if (!check_init(c)) return false;
@@ -564,7 +565,7 @@ static bool infer_cross_entropy(Infer *c) {
 typedef bool (*ShapeRule)(Infer *c);
 
 static const ShapeRule rules[] = {
-#define OP(name, text, arity, pattern, rule) infer_##rule,
+#define OP(name, text, arity, pattern, rule, backward) infer_##rule,
 #include "ops.def"
 #undef OP
 };

@@ -40,7 +40,7 @@ static bool verify_node(const IrGraph *g, int id, char *err, size_t size) {
     dt[i] = g->node[n->in[i]].dtype;
     sh[i] = g->node[n->in[i]].shape;
   }
-  bool named = n->op == OP_INPUT || n->op == OP_PARAM;
+  bool named = n->op == OP_INPUT || n->op == OP_PARAM || n->op == OP_STATE;
   if (named && (!n->name || !n->name[0])) return bad(err, size, "%%%d (%s): has no name", id, op);
   if (!named && n->name)
     return bad(err, size, "%%%d (%s): has a name (\"%s\"); only input and param nodes do", id, op, n->name);
@@ -66,7 +66,7 @@ static bool verify_list(const IrGraph *g, const int *list, int count, IrOp op, c
   for (int i = 0; i < count; i++) {
     int id = list[i];
     if (id < 0 || id >= g->n) return bad(err, size, "%s list: entry %d is %%%d, not a node", what, i, id);
-    if (g->node[id].op != op)
+    if (g->node[id].op != op && !(op == OP_PARAM && g->node[id].op == OP_STATE))
       return bad(err, size, "%s list: entry %d is %%%d, a %s node", what, i, id, ir_op_name(g->node[id].op));
     if (seen[id]) return bad(err, size, "%s list: %%%d appears twice", what, id);
     seen[id] = 1;
@@ -75,7 +75,7 @@ static bool verify_list(const IrGraph *g, const int *list, int count, IrOp op, c
         return bad(err, size, "%s list: name \"%s\" is used by %%%d and %%%d", what, g->node[id].name, list[j], id);
   }
   for (int id = 0; id < g->n; id++)
-    if (g->node[id].op == op && !seen[id])
+    if ((g->node[id].op == op || (op == OP_PARAM && g->node[id].op == OP_STATE)) && !seen[id])
       return bad(err, size, "%%%d (%s) is missing from the %s list", id, what, what);
   return true;
 }
@@ -115,6 +115,19 @@ bool ir_verify(const IrGraph *g, char *err, size_t size) {
   if (!seen) return bad(err, size, "out of memory");
   bool ok = verify_list(g, g->input, g->ninput, OP_INPUT, "input", seen, err, size) &&
             verify_list(g, g->param, g->nparam, OP_PARAM, "param", seen, err, size) && verify_outputs(g, err, size);
+  for (int i = 0; ok && i < g->nupdate; i++) {
+    int t = g->update_target[i], v = g->update_value[i];
+    if (t < 0 || t >= g->n || v < 0 || v >= g->n) {
+      ok = bad(err, size, "update %d: %%%d <- %%%d is outside the graph", i, t, v);
+    } else if (g->node[t].op != OP_PARAM && g->node[t].op != OP_STATE) {
+      ok = bad(err, size, "update %d: target %%%d is a %s node", i, t, ir_op_name(g->node[t].op));
+    } else if (g->node[t].dtype != g->node[v].dtype || !ir_shape_eq(&g->node[t].shape, &g->node[v].shape)) {
+      ok = bad(err, size, "update %d: value %%%d does not match \"%s\"", i, v, g->node[t].name);
+    } else {
+      for (int j = 0; j < i && ok; j++)
+        if (g->update_target[j] == t) ok = bad(err, size, "updates %d and %d both write \"%s\"", j, i, g->node[t].name);
+    }
+  }
   free(seen);
   return ok;
 }

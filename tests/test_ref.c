@@ -271,11 +271,48 @@ START_TEST(test_all_ops_covered) {
   tested[OP_INPUT] = true;  /* every case; test_binding_errors */
   tested[OP_PARAM] = true;  /* test_chain, test_binding_errors */
   tested[OP_GUMBEL] = true; /* test_gumbel */
+  tested[OP_STATE] = true;  /* test_updates */
   for (int op = 0; op < OP_COUNT; op++) {
     ck_assert_msg(ref_has_kernel((IrOp)op), "no reference kernel for %s", ir_op_name((IrOp)op));
     ck_assert_msg(tested[op], "no test for %s", ir_op_name((IrOp)op));
   }
   ck_assert(!ref_has_kernel(OP_COUNT));
+}
+END_TEST
+
+/* ---- persistent-state updates ---- */
+
+/* One step of "count += 1; w -= 0.5 * w": updates are written into the
+ * bound tensors after the run, and the outputs see the old values. */
+START_TEST(test_updates) {
+  IrGraph *g = ir_graph_new("step");
+  int w = ir_param(g, "w", ir_shape_make(1, (int64_t[]){3}), IR_INIT_ZEROS, 0, 0, LOC);
+  int count = ir_state(g, "count", ir_shape_make(0, NULL), LOC);
+  ck_assert_int_eq(ir_state(g, "count", ir_shape_make(0, NULL), LOC), count);
+  int half = ir_binary(g, OP_MUL, w, ir_scalar(g, IR_F32, 0.5, LOC), LOC);
+  int new_w = ir_binary(g, OP_SUB, w, half, LOC);
+  int new_count = ir_binary(g, OP_ADD, count, ir_scalar(g, IR_F32, 1, LOC), LOC);
+  ck_assert_int_ge(ir_add_update(g, w, new_w, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, count, new_count, LOC), 0);
+  ck_assert_int_eq(ir_add_update(g, count, new_count, LOC), -1); /* twice */
+  ck_assert_ptr_nonnull(strstr(g->error, "updated twice"));
+  ck_assert_int_eq(ir_add_update(g, half, new_w, LOC), -1); /* not persistent */
+  ck_assert_int_eq(ir_add_update(g, count, new_w, LOC), -1); /* shape */
+  ir_set_outputs(g, &w, NULL, 1);
+  RtTensor *wt = tensor(RT_F32, 1, (int64_t[]){3}, (float[]){2, 4, -8});
+  RtTensor *ct = tensor(RT_F32, 0, NULL, (float[]){0});
+  RtTensor *params[2] = {wt, ct};
+  for (int step = 1; step <= 3; step++) {
+    RtTensor *out[1];
+    float before = rt_f32(wt)[0];
+    run_ok(g, NULL, params, out, NULL);
+    ck_assert(rt_f32(out[0])[0] == before); /* outputs are computed before the updates */
+    rt_tensor_free(out[0]);
+    ck_assert(rt_f32(ct)[0] == (float)step);
+  }
+  ck_assert(rt_f32(wt)[0] == 0.25f && rt_f32(wt)[1] == 0.5f && rt_f32(wt)[2] == -1.0f);
+  free_all(params, 2);
+  ir_graph_free(g);
 }
 END_TEST
 
@@ -689,6 +726,7 @@ static Suite *ref_suite(void) {
   suite_add_tcase(s, ops);
   TCase *other = tcase_create("other");
   tcase_add_test(other, test_all_ops_covered);
+  tcase_add_test(other, test_updates);
   tcase_add_test(other, test_binding_errors);
   tcase_add_test(other, test_runtime_errors);
   tcase_add_test(other, test_i32_paths);

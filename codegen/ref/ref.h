@@ -36,8 +36,10 @@ typedef struct {
  * depends on are run; an intermediate is freed as soon as its last consumer
  * has run. Runtime errors in the data (integer division by zero, an index
  * out of range in gather, onehot or cross_entropy) name the op and its
- * source location. opt may be NULL (seed 0, step 0). The bound tensors are
- * only read. */
+ * source location. opt may be NULL (seed 0, step 0). Inputs are only read;
+ * persistent tensors (params[], bound to PARAM and STATE nodes) are written
+ * only by the graph's updates (g->update_*), after everything has run and
+ * only on success. */
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
             const RefOptions *opt, RtErr *e);
 

@@ -11,7 +11,7 @@
 /* One executor per op, generated from ops.def: an op added there without a
  * ref_exec_<NAME> fails to link. */
 static const RefExecFn exec_table[] = {
-#define OP(name, text, arity, pattern, rule) [OP_##name] = ref_exec_##name,
+#define OP(name, text, arity, pattern, rule, backward) [OP_##name] = ref_exec_##name,
 #include "ir/ops.def"
 #undef OP
 };
@@ -86,6 +86,7 @@ static int bind_all(Run *r, RtTensor *const *inputs, RtTensor *const *params, Rt
 static void count_uses(Run *r) {
   const IrGraph *g = r->g;
   for (int i = 0; i < g->noutput; i++) r->uses[g->output[i]]++;
+  for (int i = 0; i < g->nupdate; i++) r->uses[g->update_value[i]]++;
   for (int id = g->n - 1; id >= 0; id--) {
     if (r->uses[id] == 0) continue;
     const IrNode *n = &g->node[id];
@@ -115,7 +116,7 @@ static int run_node(Run *r, int id, const RefOptions *opt, RtErr *e) {
   const IrNode *n = &r->g->node[id];
   RefStep s = {.node = n, .id = id, .bound = r->bound[id], .opt = opt};
   for (int k = 0; k < n->nin; k++) s.in[k] = r->value[n->in[k]];
-  if (n->op != OP_INPUT && n->op != OP_PARAM) {
+  if (n->op != OP_INPUT && n->op != OP_PARAM && n->op != OP_STATE) {
     s.out = rt_tensor_new((RtDType)n->dtype, n->shape.rank, n->shape.d, e);
     if (!s.out) return -1;
     track(r, s.out, +1);
@@ -152,6 +153,18 @@ static int collect_outputs(Run *r, RtTensor **outputs, RtErr *e) {
   return 0;
 }
 
+/* Writes each update's value into the persistent tensor bound to its
+ * target. Every node has run, so no later read can see a new value. */
+static void apply_updates(Run *r) {
+  const IrGraph *g = r->g;
+  for (int i = 0; i < g->nupdate; i++) {
+    int v = g->update_value[i];
+    RtTensor *target = r->bound[g->update_target[i]];
+    memmove(target->data, r->value[v]->data, rt_tensor_bytes(target));
+    release(r, v);
+  }
+}
+
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
             const RefOptions *opt, RtErr *e) {
   return ref_run_stats(g, inputs, params, outputs, opt, NULL, e);
@@ -184,6 +197,7 @@ int ref_run_stats(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *pa
   for (int id = 0; id < g->n; id++)
     if (r.uses[id] > 0 && run_node(&r, id, opt, e)) goto done;
   rc = collect_outputs(&r, outputs, e);
+  if (rc == 0) apply_updates(&r);
   if (stats) *stats = r.stats;
 done:
   if (rc)

@@ -15,6 +15,7 @@ static int exec_bound(RefStep *s, RtErr *e) {
 
 int ref_exec_INPUT(RefStep *s, RtErr *e) { return exec_bound(s, e); }
 int ref_exec_PARAM(RefStep *s, RtErr *e) { return exec_bound(s, e); }
+int ref_exec_STATE(RefStep *s, RtErr *e) { return exec_bound(s, e); }
 
 /* out (attr.shape) = attr.value. The builder has checked that an i32 value
  * is a 32-bit integer. */
