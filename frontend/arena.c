@@ -59,14 +59,14 @@ char *fe_arena_strndup(FeArena *a, const char *s, size_t n) {
 char *fe_arena_strdup(FeArena *a, const char *s) { return fe_arena_strndup(a, s, strlen(s)); }
 
 char *fe_arena_printf(FeArena *a, const char *fmt, ...) {
+  FeBuf b = {0};
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  fe_buf_vprintf(&b, fmt, ap);
   va_end(ap);
-  char *p = fe_arena_alloc(a, (size_t)(n < 0 ? 0 : n) + 1);
-  va_start(ap, fmt);
-  vsnprintf(p, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
-  va_end(ap);
+  char *text = fe_buf_take(&b);
+  char *p = fe_arena_strdup(a, text);
+  free(text);
   return p;
 }
 

@@ -1,0 +1,262 @@
+/* eval_stmt.c — statements, user-function calls and entry functions (see
+ * eval.h). Blocks share their function's locals (as in Python); `with`
+ * extends the parameter name scope for everything run inside it. */
+#include <math.h>
+#include <string.h>
+
+#include "frontend/eval.h"
+
+typedef enum { FLOW_NEXT, FLOW_RETURN } Flow;
+
+static Flow exec_block(Ev *ev, const AstBlock *b);
+
+/* ---- types ---- */
+
+IrShape ev_type_shape(Ev *ev, const AstType *t) {
+  if (t->dim.n > IR_MAX_RANK)
+    ev_error(ev, t->loc, "the type has %d dimensions; at most %d are supported", t->dim.n, IR_MAX_RANK);
+  IrShape s = ir_shape_make(t->dim.n, NULL);
+  for (int i = 0; i < t->dim.n; i++) {
+    const AstExpr *e = t->dim.v[i];
+    Value d = ev_expr(ev, e);
+    if (d.kind != V_INT)
+      ev_error(ev, e->loc, "dimension %d of the type must be an integer, got %s", i, ev_describe(ev, d));
+    if (d.i <= 0) ev_error(ev, e->loc, "dimension %d of the type must be positive, got %lld", i, (long long)d.i);
+    s.d[i] = d.i;
+  }
+  return s;
+}
+
+static const char *type_text(Ev *ev, const AstType *t) {
+  if (t->kind == TY_INT) return "int";
+  if (t->kind == TY_FLOAT) return "float";
+  char buf[200];
+  IrShape s = ev_type_shape(ev, t);
+  return fe_arena_strdup(ev->arena, ev_type_str(t->dtype, &s, buf, sizeof buf));
+}
+
+/* Checks a value against a declared type ('what' names it in messages). */
+static void check_type(Ev *ev, const AstType *t, Value v, SrcLoc loc, const char *what) {
+  bool ok;
+  if (t->kind == TY_INT) {
+    ok = v.kind == V_INT;
+  } else if (t->kind == TY_FLOAT) {
+    ok = ev_is_number(v);
+  } else {
+    ok = v.kind == V_TENSOR;
+    if (ok) {
+      const IrNode *n = ev_node(ev, v);
+      IrShape want = ev_type_shape(ev, t);
+      ok = n->dtype == t->dtype && ir_shape_eq(&n->shape, &want);
+    }
+  }
+  if (!ok) ev_error(ev, loc, "%s must be %s, got %s", what, type_text(ev, t), ev_describe(ev, v));
+}
+
+/* ---- parameters ---- */
+
+/* The initialiser of `param w: [..] = init(...)`, resolved to an IR
+ * initialiser. kaiming_uniform(fan_in) is PyTorch's default for Linear and
+ * Conv weights: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in));
+ * xavier_uniform(fan_in, fan_out) is uniform(+-sqrt(6 / (fan_in + fan_out))). */
+static void initializer(Ev *ev, const AstExpr *e, IrInitKind *kind, double *a, double *b) {
+  static const struct {
+    const char *name;
+    const char *params[2];
+    int n;
+  } inits[] = {
+      {"zeros", {NULL, NULL}, 0},           {"ones", {NULL, NULL}, 0},
+      {"normal", {"mean", "std"}, 2},       {"uniform", {"low", "high"}, 2},
+      {"kaiming_uniform", {"fan_in", NULL}, 1}, {"xavier_uniform", {"fan_in", "fan_out"}, 2},
+  };
+  int k = -1;
+  if (e->kind == EX_CALL && e->call.fn->kind == EX_NAME)
+    for (int i = 0; i < (int)(sizeof inits / sizeof inits[0]); i++)
+      if (strcmp(e->call.fn->str, inits[i].name) == 0) k = i;
+  if (k < 0)
+    ev_error(ev, e->loc,
+             "a param's initialiser must be zeros(), ones(), normal(mean, std), uniform(low, high), "
+             "kaiming_uniform(fan_in) or xavier_uniform(fan_in, fan_out)");
+  EvCall c = {.loc = e->loc, .name = inits[k].name};
+  ev_eval_args(ev, e, &c);
+  ev_bind_args(ev, &c, inits[k].params, inits[k].n, inits[k].n);
+  double x[2] = {0, 0};
+  for (int i = 0; i < inits[k].n; i++) {
+    const char *what = fe_arena_printf(ev->arena, "argument '%s' of %s", inits[k].params[i], inits[k].name);
+    x[i] = ev_to_number(ev, c.arg[i], c.arg_loc[i], what);
+  }
+  switch (k) {
+  case 0: *kind = IR_INIT_ZEROS, *a = *b = 0; break;
+  case 1: *kind = IR_INIT_ONES, *a = *b = 0; break;
+  case 2:
+    if (x[1] < 0) ev_error(ev, c.arg_loc[1], "normal: std must not be negative, got %g", x[1]);
+    *kind = IR_INIT_NORMAL, *a = x[0], *b = x[1];
+    break;
+  case 3:
+    if (x[0] > x[1]) ev_error(ev, e->loc, "uniform: low (%g) is greater than high (%g)", x[0], x[1]);
+    *kind = IR_INIT_UNIFORM, *a = x[0], *b = x[1];
+    break;
+  case 4:
+    if (x[0] <= 0) ev_error(ev, c.arg_loc[0], "kaiming_uniform: fan_in must be positive, got %g", x[0]);
+    *kind = IR_INIT_UNIFORM, *b = 1 / sqrt(x[0]), *a = -*b;
+    break;
+  default:
+    if (x[0] + x[1] <= 0) ev_error(ev, e->loc, "xavier_uniform: fan_in + fan_out must be positive");
+    *kind = IR_INIT_UNIFORM, *b = sqrt(6 / (x[0] + x[1])), *a = -*b;
+    break;
+  }
+}
+
+/* param NAME: shape = init — a PARAM node named scope.NAME, bound to NAME. */
+static void exec_param(Ev *ev, const AstStmt *s) {
+  IrGraph *g = ev_graph(ev, s->loc, "param");
+  const char *what = fe_arena_printf(ev->arena, "the shape of param '%s'", s->name);
+  IrShape shape = ev_to_shape(ev, ev_expr(ev, s->a), s->a->loc, what);
+  IrInitKind kind;
+  double a, b;
+  initializer(ev, s->b, &kind, &a, &b);
+  const char *full = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, s->name) : s->name;
+  int id = ev_check(ev, ir_param(g, full, shape, kind, a, b, s->loc), s->loc);
+  ev_local_set(ev, s->name, ev_tensor(id));
+}
+
+/* ---- statements ---- */
+
+/* with a.b[i].c { ... }: the scope grows by "a.b.<i>.c" inside. */
+static Flow exec_with(Ev *ev, const AstStmt *s) {
+  const char *path = ev->scope;
+  for (int i = 0; i < s->path.n; i++) {
+    const AstPathPart *p = &s->path.v[i];
+    const char *piece = p->name;
+    if (!piece) {
+      Value v = ev_expr(ev, p->index);
+      if (v.kind == V_INT)
+        piece = fe_arena_printf(ev->arena, "%lld", (long long)v.i);
+      else if (v.kind == V_STR && *v.s)
+        piece = v.s;
+      else
+        ev_error(ev, p->index->loc, "a `with` path index must be an integer or a name string, got %s",
+                 ev_describe(ev, v));
+    }
+    path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
+  }
+  const char *outer = ev->scope;
+  ev->scope = path;
+  Flow f = exec_block(ev, &s->body);
+  ev->scope = outer;
+  return f;
+}
+
+static Flow exec_for(Ev *ev, const AstStmt *s) {
+  if (s->b) {
+    int64_t lo = ev_to_int(ev, ev_expr(ev, s->a), s->a->loc, "the start of a range");
+    int64_t hi = ev_to_int(ev, ev_expr(ev, s->b), s->b->loc, "the end of a range");
+    for (int64_t i = lo; i < hi; i++) {
+      ev_local_set(ev, s->name, ev_int(i));
+      if (exec_block(ev, &s->body) == FLOW_RETURN) return FLOW_RETURN;
+    }
+    return FLOW_NEXT;
+  }
+  Value l = ev_expr(ev, s->a);
+  if (l.kind != V_LIST)
+    ev_error(ev, s->a->loc, "`for %s in` needs a list or a range a..b, got %s", s->name, ev_describe(ev, l));
+  for (int i = 0; i < l.list->n; i++) {
+    ev_local_set(ev, s->name, l.list->v[i]);
+    if (exec_block(ev, &s->body) == FLOW_RETURN) return FLOW_RETURN;
+  }
+  return FLOW_NEXT;
+}
+
+static Flow exec_stmt(Ev *ev, const AstStmt *s) {
+  ev_step(ev, s->loc);
+  switch (s->kind) {
+  case ST_ASSIGN: ev_local_set(ev, s->name, ev_expr(ev, s->a)); return FLOW_NEXT;
+  case ST_AUG: {
+    Value old = ev_lookup(ev, s->name, s->loc, "name");
+    Value v = ev_expr(ev, s->a);
+    ev_local_set(ev, s->name, ev_binary(ev, s->op, old, v, s->loc));
+    return FLOW_NEXT;
+  }
+  case ST_PARAM: exec_param(ev, s); return FLOW_NEXT;
+  case ST_RETURN:
+    ev->frame->ret = ev_expr(ev, s->a);
+    ev->frame->ret_loc = s->loc;
+    return FLOW_RETURN;
+  case ST_FOR: return exec_for(ev, s);
+  case ST_IF:
+    if (ev_to_bool(ev, ev_expr(ev, s->a), s->a->loc, "an `if` condition")) return exec_block(ev, &s->body);
+    return exec_block(ev, &s->orelse);
+  case ST_WITH: return exec_with(ev, s);
+  case ST_EXPR: ev_expr(ev, s->a); return FLOW_NEXT;
+  }
+  return FLOW_NEXT;
+}
+
+static Flow exec_block(Ev *ev, const AstBlock *b) {
+  for (int i = 0; i < b->n; i++)
+    if (exec_stmt(ev, b->v[i]) == FLOW_RETURN) return FLOW_RETURN;
+  return FLOW_NEXT;
+}
+
+/* ---- functions ---- */
+
+Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
+  if (ev->depth >= EV_MAX_DEPTH)
+    ev_error(ev, c->loc, "more than %d nested calls: does '%s' call itself without end?", EV_MAX_DEPTH, def->name);
+  int n = def->params.n;
+  const char **names = fe_arena_alloc(ev->arena, (size_t)(n ? n : 1) * sizeof *names);
+  for (int i = 0; i < n; i++) names[i] = def->params.v[i].name;
+  ev_bind_args(ev, c, names, n, 0);
+  for (int i = 0; i < n; i++)
+    if (!c->given[i] && !def->params.v[i].dflt)
+      ev_error(ev, c->loc, "%s is missing argument '%s'", def->name, names[i]);
+
+  EvFrame frame = {.def = def, .call = c->loc, .parent = ev->frame};
+  ev->frame = &frame;
+  ev->depth++;
+  /* Defaults are evaluated at each call, seeing the parameters before them. */
+  for (int i = 0; i < n; i++) {
+    const AstParam *p = &def->params.v[i];
+    Value v = c->given[i] ? c->arg[i] : ev_expr(ev, p->dflt);
+    if (p->type) {
+      const char *what = fe_arena_printf(ev->arena, "argument '%s' of %s", p->name, def->name);
+      check_type(ev, p->type, v, c->given[i] ? c->arg_loc[i] : p->dflt->loc, what);
+    }
+    ev_local_set(ev, p->name, v);
+  }
+  exec_block(ev, &def->body);
+  ev->depth--;
+  ev->frame = frame.parent;
+  return frame.ret;
+}
+
+void ev_lower_entry(Ev *ev, const AstDef *def) {
+  IrGraph *g = ev->g;
+  EvFrame frame = {.def = def, .parent = ev->frame};
+  ev->frame = &frame;
+  for (int i = 0; i < def->params.n; i++) {
+    const AstParam *p = &def->params.v[i];
+    IrShape s = ev_type_shape(ev, p->type);
+    int id = ev_check(ev, ir_input(g, p->name, p->type->dtype, s, p->loc), p->loc);
+    ev_local_set(ev, p->name, ev_tensor(id));
+  }
+  exec_block(ev, &def->body);
+
+  Value r = frame.ret;
+  SrcLoc at = frame.ret_loc.line ? frame.ret_loc : def->loc;
+  if (r.kind == V_NONE && !frame.ret_loc.line) ev_error(ev, def->loc, "entry '%s' returns nothing", def->name);
+  if (r.kind != V_TENSOR) ev_error(ev, at, "entry '%s' must return a tensor, got %s", def->name, ev_describe(ev, r));
+  const IrNode *n = ev_node(ev, r);
+  char got[200];
+  ev_type_str(n->dtype, &n->shape, got, sizeof got);
+  if (def->kind == DEF_TRAIN && (n->dtype != IR_F32 || n->shape.rank != 0))
+    ev_error(ev, at, "@train entry '%s' must return a scalar f32 loss, but returns %s", def->name, got);
+  if (def->ret) {
+    IrShape want = ev_type_shape(ev, def->ret);
+    if (n->dtype != def->ret->dtype || !ir_shape_eq(&n->shape, &want))
+      ev_error(ev, at, "entry '%s' returns %s but is declared to return %s", def->name, got,
+               type_text(ev, def->ret));
+  }
+  ev->frame = frame.parent;
+  ir_set_outputs(g, &r.t, &def->name, 1);
+}
