@@ -415,6 +415,26 @@ static bool infer_gather(Infer *c) {
   return true;
 }
 
+/* GATHER_BACKWARD: idx i32 [...], grad f32 [..., D...] -> f32 attr.shape = [V, D...]. */
+static bool infer_gather_backward(Infer *c) {
+  const IrShape *idx = &c->sh[0], *g = &c->sh[1], *to = &c->a->shape;
+  if (!need_dtype(c, 0, IR_I32, "the indices") || !need_dtype(c, 1, IR_F32, "the gradient") ||
+      !check_shape(c, to, "table shape"))
+    return false;
+  if (to->rank < 1) return fail(c, "table shape must have rank >= 1, got a scalar");
+  IrShape want = *idx;
+  if (idx->rank + to->rank - 1 > IR_MAX_RANK)
+    return fail(c, "gradient rank %d (indices %s, table %s) exceeds the maximum %d", idx->rank + to->rank - 1,
+                shp(idx).s, shp(to).s, IR_MAX_RANK);
+  for (int i = 1; i < to->rank; i++) want.d[want.rank++] = to->d[i];
+  if (!ir_shape_eq(g, &want))
+    return fail(c, "gradient %s does not match indices %s and table %s (expected %s)", shp(g).s, shp(idx).s,
+                shp(to).s, shp(&want).s);
+  c->dtype = IR_F32;
+  c->shape = *to;
+  return true;
+}
+
 /* ONEHOT: idx i32 [...] -> f32 with a new axis attr.axis of size attr.depth. */
 static bool infer_onehot(Infer *c) {
   const IrShape *in = &c->sh[0];
@@ -512,6 +532,30 @@ static bool infer_conv_transpose2d(Infer *c) {
                 oh, ow, shp(&c->sh[0]).s, w[2], w[3], c->a->stride, c->a->pad);
   c->dtype = IR_F32;
   c->shape = ir_shape_make(4, (int64_t[]){x[0], w[1], oh, ow});
+  return true;
+}
+
+/* CONV2D_BACKWARD_WEIGHT: x [N, C, H, W], grad [N, O, OH, OW] -> f32 attr.shape
+ * = [O, C, kh, kw], where grad is what conv2d(x, w) with attr.stride and
+ * attr.pad makes: OH = (H + 2p - kh)/s + 1, likewise OW. */
+static bool infer_conv2d_backward_weight(Infer *c) {
+  const IrShape *xs = &c->sh[0], *gs = &c->sh[1], *to = &c->a->shape;
+  if (c->dt[0] != IR_F32 || c->dt[1] != IR_F32)
+    return fail(c, "expects f32 input and gradient, got %s and %s", dname(c->dt[0]), dname(c->dt[1]));
+  if (xs->rank != 4) return fail(c, "input must be [N, C, H, W], got %s", shp(xs).s);
+  if (gs->rank != 4) return fail(c, "gradient must be [N, O, OH, OW], got %s", shp(gs).s);
+  if (!check_shape(c, to, "weight shape")) return false;
+  if (to->rank != 4) return fail(c, "weight shape must be [O, C, kh, kw], got %s", shp(to).s);
+  if (c->a->stride < 1) return fail(c, "stride must be >= 1, got %d", c->a->stride);
+  if (c->a->pad < 0) return fail(c, "pad must be >= 0, got %d", c->a->pad);
+  const int64_t *x = xs->d, *g = gs->d, *w = to->d;
+  int64_t s = c->a->stride, p = c->a->pad;
+  if (x[0] != g[0] || x[1] != w[1] || g[1] != w[0] || x[2] + 2 * p < w[2] || x[3] + 2 * p < w[3] ||
+      g[2] != (x[2] + 2 * p - w[2]) / s + 1 || g[3] != (x[3] + 2 * p - w[3]) / s + 1)
+    return fail(c, "gradient %s is not what conv2d of input %s with weight %s, stride %d, pad %d gives", shp(gs).s,
+                shp(xs).s, shp(to).s, c->a->stride, c->a->pad);
+  c->dtype = IR_F32;
+  c->shape = *to;
   return true;
 }
 

@@ -116,6 +116,8 @@ static const OpCase cases[] = {
     {"concat_last", OP_CONCAT, 2, {.axis = 1}},
     {"gather", OP_GATHER, 2, NO_ATTR},
     {"gather_1d", OP_GATHER, 2, NO_ATTR},
+    {"gather_backward", OP_GATHER_BACKWARD, 2, {.shape = SH(3, 6, 2, 3)}},
+    {"gather_backward_1d", OP_GATHER_BACKWARD, 2, {.shape = SH(1, 5)}},
     {"onehot_ax1", OP_ONEHOT, 1, {.axis = 1, .depth = 5}},
     {"onehot_last", OP_ONEHOT, 1, {.axis = 2, .depth = 5}},
     {"onehot_ax0", OP_ONEHOT, 1, {.axis = 0, .depth = 5}},
@@ -138,6 +140,10 @@ static const OpCase cases[] = {
     {"convt_k3s2p0", OP_CONV_TRANSPOSE2D, 2, {.stride = 2, .pad = 0}},
     {"convt_k2s2p0", OP_CONV_TRANSPOSE2D, 2, {.stride = 2, .pad = 0}},
     {"convt_k5s3p2", OP_CONV_TRANSPOSE2D, 2, {.stride = 3, .pad = 2}},
+    {"conv2d_bw_k3s1p1", OP_CONV2D_BACKWARD_WEIGHT, 2, {.shape = SH(4, 4, 3, 3, 3), .stride = 1, .pad = 1}},
+    {"conv2d_bw_k4s2p1", OP_CONV2D_BACKWARD_WEIGHT, 2, {.shape = SH(4, 5, 3, 4, 4), .stride = 2, .pad = 1}},
+    {"conv2d_bw_k3s2p0", OP_CONV2D_BACKWARD_WEIGHT, 2, {.shape = SH(4, 3, 2, 3, 3), .stride = 2, .pad = 0}},
+    {"conv2d_bw_k1", OP_CONV2D_BACKWARD_WEIGHT, 2, {.shape = SH(4, 2, 4, 1, 1), .stride = 1, .pad = 0}},
     /* norms and loss */
     {"group_norm", OP_GROUP_NORM, 3, {.groups = 3, .eps = 1e-5f}},
     {"group_norm_rank3", OP_GROUP_NORM, 3, {.groups = 2, .eps = 1e-3f}},
@@ -512,6 +518,23 @@ START_TEST(test_runtime_errors) {
   rt_i32(in[1])[2] = -1;
   m = run_fail(g, in, NULL);
   expect_has(m, "index -1 at position 2");
+  free_all(in, 2);
+  ir_graph_free(g);
+
+  /* gather_backward: index past the table */
+  g = ir_graph_new("gather_backward");
+  int gi = ir_input(g, "idx", IR_I32, (IrShape)SH(1, 3), LOC);
+  int gg = ir_input(g, "grad", IR_F32, (IrShape)SH(2, 3, 2), LOC);
+  line = __LINE__ + 1;
+  int gb = ir_build(g, OP_GATHER_BACKWARD, (int[]){gi, gg}, 2, &(IrAttr){.shape = SH(2, 4, 2)}, LOC);
+  ck_assert_msg(gb >= 0, "%s", g->error);
+  ir_set_outputs(g, &gb, NULL, 1);
+  in[0] = tensor(RT_I32, 1, (int64_t[]){3}, (int32_t[]){3, 0, 4});
+  in[1] = tensor(RT_F32, 2, (int64_t[]){3, 2}, NULL);
+  m = run_fail(g, in, NULL);
+  expect_loc(m, line);
+  expect_has(m, "gather_backward");
+  expect_has(m, "index 4 at position 2");
   free_all(in, 2);
   ir_graph_free(g);
 

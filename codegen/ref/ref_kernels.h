@@ -76,6 +76,10 @@ void ref_concat(void *out, const void *a, const void *b, int64_t outer, int64_t 
  * first index outside [0, V), else -1. */
 int64_t ref_gather(void *out, const void *table, const int32_t *idx, int64_t n, int64_t V, int64_t row,
                    size_t es);
+/* table (V, row) = the sum of grad (n, row)'s rows i with idx[i] == v in row
+ * v, added in order of i (gather's table gradient). Returns the position in
+ * idx of the first index outside [0, V) (nothing is written), else -1. */
+int64_t ref_gather_backward(float *table, const int32_t *idx, const float *grad, int64_t n, int64_t V, int64_t row);
 /* out (outer, depth, inner) = 1.0 where idx (outer, inner) equals the
  * position along depth, else 0. Returns the position in idx of the first
  * index outside [0, depth), else -1. */
@@ -100,6 +104,11 @@ void ref_conv2d(float *out, const float *x, const float *w, int64_t N, int64_t C
  * OH = (H - 1)s - 2p + KH, likewise OW. */
 void ref_conv_transpose2d(float *out, const float *x, const float *w, int64_t N, int64_t C, int64_t H,
                           int64_t W, int64_t O, int64_t KH, int64_t KW, int s, int p);
+/* dw (O, C, KH, KW) = the gradient of ref_conv2d's output with respect to
+ * its weight, given x (N, C, H, W) and the output's gradient dy (N, O, OH,
+ * OW); same stride s and padding p. */
+void ref_conv2d_backward_weight(float *dw, const float *x, const float *dy, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t O, int64_t KH, int64_t KW, int s, int p);
 /* out, x are (N, C, S) (S = product of the spatial dims), gamma, beta (C);
  * statistics per (n, group of C/G channels), biased variance. */
 void ref_group_norm(float *out, const float *x, const float *gamma, const float *beta, int64_t N, int64_t C,

@@ -100,6 +100,17 @@ int64_t ref_gather(void *out, const void *table, const int32_t *idx, int64_t n, 
   return -1;
 }
 
+/* idx (n), grad (n, row) -> table (V, row). The table is zeroed here (not
+ * left to the caller) so the kernel stands alone. */
+int64_t ref_gather_backward(float *table, const int32_t *idx, const float *grad, int64_t n, int64_t V, int64_t row) {
+  for (int64_t i = 0; i < n; i++)
+    if (idx[i] < 0 || idx[i] >= V) return i;
+  for (int64_t i = 0; i < V * row; i++) table[i] = 0.0f;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < row; j++) table[idx[i] * row + j] += grad[i * row + j];
+  return -1;
+}
+
 /* idx (outer, inner) -> out (outer, depth, inner). */
 int64_t ref_onehot(float *out, const int32_t *idx, int64_t outer, int64_t depth, int64_t inner) {
   for (int64_t o = 0; o < outer; o++)

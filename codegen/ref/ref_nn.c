@@ -52,6 +52,31 @@ void ref_conv2d(float *out, const float *x, const float *w, int64_t N, int64_t C
         }
 }
 
+/* dw (O, C, KH, KW), x (N, C, H, W), dy (N, O, OH, OW):
+ * dw[o,c,ky,kx] = sum_{n,y,x'} dy[n,o,y,x'] * x[n, c, y*s - p + ky, x'*s - p + kx],
+ * the taps that read padding contributing nothing. */
+void ref_conv2d_backward_weight(float *dw, const float *x, const float *dy, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t O, int64_t KH, int64_t KW, int s, int p) {
+  int64_t OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t ky = 0; ky < KH; ky++)
+        for (int64_t kx = 0; kx < KW; kx++) {
+          double acc = 0;
+          for (int64_t n = 0; n < N; n++)
+            for (int64_t oy = 0; oy < OH; oy++) {
+              int64_t iy = oy * s - p + ky;
+              if (iy < 0 || iy >= H) continue;
+              for (int64_t ox = 0; ox < OW; ox++) {
+                int64_t ix = ox * s - p + kx;
+                if (ix < 0 || ix >= W) continue;
+                acc += (double)dy[((n * O + o) * OH + oy) * OW + ox] * (double)x[((n * C + c) * H + iy) * W + ix];
+              }
+            }
+          dw[((o * C + c) * KH + ky) * KW + kx] = (float)acc;
+        }
+}
+
 /* The input position that tap k of a transposed conv sends to output
  * position 'o' (the transposed conv scatters x[i] to o = i*s - p + k), or -1
  * if there is none inside [0, size). */

@@ -62,6 +62,18 @@ int ref_exec_GATHER(RefStep *s, RtErr *e) {
   return 0;
 }
 
+/* idx (...) and grad (..., row...) -> table (V, row...) (the node's shape):
+ * each grad row added into the table row its index names. */
+int ref_exec_GATHER_BACKWARD(RefStep *s, RtErr *e) {
+  const RtTensor *idx = s->in[0];
+  int64_t V = s->out->dim[0], row = rt_tensor_numel(s->out) / V, n = rt_tensor_numel(idx);
+  int64_t bad = ref_gather_backward(rt_f32(s->out), rt_i32(idx), rt_f32(s->in[1]), n, V, row);
+  if (bad >= 0)
+    return ref_step_err(s, e, "index %d at position %lld is out of range for a table of %lld rows",
+                        (int)rt_i32(idx)[bad], (long long)bad, (long long)V);
+  return 0;
+}
+
 /* idx (outer, inner) -> out (outer, attr.depth, inner), the new axis at attr.axis. */
 int ref_exec_ONEHOT(RefStep *s, RtErr *e) {
   int64_t outer, depth, inner;

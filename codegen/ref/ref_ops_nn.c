@@ -37,6 +37,15 @@ int ref_exec_CONV_TRANSPOSE2D(RefStep *s, RtErr *e) {
   return 0;
 }
 
+/* x [N, C, H, W], grad [N, O, OH, OW] -> dw [O, C, kh, kw] (the node's shape). */
+int ref_exec_CONV2D_BACKWARD_WEIGHT(RefStep *s, RtErr *e) {
+  (void)e;
+  const int64_t *x = s->in[0]->dim, *w = s->node->shape.d;
+  ref_conv2d_backward_weight(rt_f32(s->out), rt_f32(s->in[0]), rt_f32(s->in[1]), x[0], x[1], x[2], x[3], w[0], w[2],
+                             w[3], s->node->attr.stride, s->node->attr.pad);
+  return 0;
+}
+
 /* x [N, C, ...] viewed as (N, C, S), gamma [C], beta [C]. */
 int ref_exec_GROUP_NORM(RefStep *s, RtErr *e) {
   (void)e;
