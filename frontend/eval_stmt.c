@@ -206,7 +206,9 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
   int n = def->params.n;
   const char **names = fe_arena_alloc(ev->arena, (size_t)(n ? n : 1) * sizeof *names);
   for (int i = 0; i < n; i++) names[i] = def->params.v[i].name;
-  ev_bind_args(ev, c, names, n, 0);
+  int nreq = 0; /* the leading parameters without defaults */
+  while (nreq < n && !def->params.v[nreq].dflt) nreq++;
+  ev_bind_args(ev, c, names, n, nreq);
   for (int i = 0; i < n; i++)
     if (!c->given[i] && !def->params.v[i].dflt)
       ev_error(ev, c->loc, "%s is missing argument '%s'", def->name, names[i]);

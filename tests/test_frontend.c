@@ -1,0 +1,1029 @@
+/* test_frontend.c — the .dal frontend: parsing (every construct and the
+ * newline rules), diagnostics for every class of user error, imports, and
+ * the graphs that tracing produces. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frontend/diag.h"
+#include "frontend/frontend.h"
+#include "frontend/parse.h"
+#include "tests/util.h"
+
+/* ---- helpers ---- */
+
+/* Parses src as "t.dal" and returns the AST dump (malloc'd), or the
+ * diagnostic prefixed with "ERROR " if it does not parse. */
+static char *parse_dump(const char *src) {
+  FeArena a;
+  fe_arena_init(&a);
+  static int owner;
+  fe_diag_register("t.dal", src, &owner);
+  char *err = NULL;
+  AstFile *f = parse_source(&a, "t.dal", src, &err);
+  char *out;
+  if (f) {
+    out = ast_dump(f);
+  } else {
+    out = malloc(strlen(err) + 7);
+    sprintf(out, "ERROR %s", err);
+    free(err);
+  }
+  fe_diag_unregister(&owner);
+  fe_arena_free(&a);
+  return out;
+}
+
+static void expect_parse(const char *src, const char *dump) {
+  char *got = parse_dump(src);
+  ck_assert_msg(strcmp(got, dump) == 0, "source:\n%s\nexpected:\n%s\ngot:\n%s", src, dump, got);
+  free(got);
+}
+
+/* The one-line dump of a single `let x = EXPR`. */
+static void expect_expr(const char *expr, const char *dump) {
+  char src[512], want[512];
+  snprintf(src, sizeof src, "let x = %s\n", expr);
+  snprintf(want, sizeof want, "(let x %s)\n", dump);
+  expect_parse(src, want);
+}
+
+/* Checks a diagnostic: it starts with 'head' ("t.dal:3:5: error: "),
+ * contains 'fragment', and (if caret > 0) its third line has the caret in
+ * column 'caret' of the source line shown on the second. */
+static void check_diag(const char *err, const char *head, const char *fragment, int caret) {
+  ck_assert_msg(err != NULL, "expected an error");
+  ck_assert_msg(strncmp(err, head, strlen(head)) == 0, "expected the diagnostic to start with\n%s\ngot:\n%s", head,
+                err);
+  ck_assert_msg(strstr(err, fragment) != NULL, "expected '%s' in:\n%s", fragment, err);
+  if (caret <= 0) return;
+  const char *l2 = strchr(err, '\n');
+  ck_assert_msg(l2 && l2[1], "no source line in:\n%s", err);
+  const char *l3 = strchr(l2 + 1, '\n');
+  ck_assert_msg(l3 && l3[1], "no caret line in:\n%s", err);
+  l3++;
+  int col = 0;
+  while (l3[col] == ' ' || l3[col] == '\t') col++;
+  ck_assert_msg(l3[col] == '^', "no caret in:\n%s", err);
+  ck_assert_msg(col - 4 + 1 == caret, "caret at column %d, expected %d, in:\n%s", col - 4 + 1, caret, err);
+}
+
+static FeProgram *load_ok_opt(const char *src, const FeOptions *opt) {
+  char *err = NULL;
+  FeProgram *p = fe_load_string("t.dal", src, opt, &err);
+  ck_assert_msg(p != NULL, "load failed:\n%s", err ? err : "(no message)");
+  ck_assert_msg(err == NULL, "error set on success");
+  return p;
+}
+
+static FeProgram *load_ok(const char *src) { return load_ok_opt(src, NULL); }
+
+static IrGraph *lower_ok(FeProgram *p, const char *entry) {
+  int i = fe_entry_find(p, entry);
+  ck_assert_msg(i >= 0, "no entry %s", entry);
+  char *err = NULL;
+  IrGraph *g = fe_lower_entry(p, i, &err);
+  ck_assert_msg(g != NULL, "lowering %s failed:\n%s", entry, err ? err : "(no message)");
+  char why[512];
+  ck_assert_msg(ir_verify(g, why, sizeof why), "graph of %s does not verify: %s", entry, why);
+  return g;
+}
+
+/* The error from loading src and, if 'entry' is given, lowering it. */
+static char *error_opt(const char *name, const char *src, const char *entry, const FeOptions *opt) {
+  char *err = NULL;
+  FeProgram *p = fe_load_string(name, src, opt, &err);
+  if (p && entry) {
+    int i = fe_entry_find(p, entry);
+    ck_assert_msg(i >= 0, "no entry %s", entry);
+    IrGraph *g = fe_lower_entry(p, i, &err);
+    ck_assert_msg(g == NULL, "lowering %s succeeded, expected an error", entry);
+  } else {
+    ck_assert_msg(p == NULL, "loading succeeded, expected an error");
+  }
+  fe_free(p);
+  ck_assert_msg(err != NULL, "no diagnostic");
+  return err;
+}
+
+static char *error_of(const char *src, const char *entry) { return error_opt("t.dal", src, entry, NULL); }
+
+static void expect_error(const char *src, const char *entry, const char *head, const char *fragment, int caret) {
+  char *err = error_of(src, entry);
+  check_diag(err, head, fragment, caret);
+  free(err);
+}
+
+static int count_op(const IrGraph *g, IrOp op) {
+  int n = 0;
+  for (int i = 0; i < g->n; i++) n += g->node[i].op == op;
+  return n;
+}
+
+static const IrNode *find_op(const IrGraph *g, IrOp op) {
+  for (int i = 0; i < g->n; i++)
+    if (g->node[i].op == op) return &g->node[i];
+  ck_abort_msg("no %s node", ir_op_name(op));
+  return NULL;
+}
+
+static const IrNode *param_named(const IrGraph *g, const char *name) {
+  for (int i = 0; i < g->nparam; i++)
+    if (strcmp(g->node[g->param[i]].name, name) == 0) return &g->node[g->param[i]];
+  ck_abort_msg("no param %s", name);
+  return NULL;
+}
+
+static const IrNode *output(const IrGraph *g) {
+  ck_assert_int_eq(g->noutput, 1);
+  return &g->node[g->output[0]];
+}
+
+/* Asserts shape s is exactly the 'rank' dimensions given. */
+static void expect_shape(const IrShape *s, int rank, ...) {
+  char buf[160];
+  ck_assert_msg(s->rank == rank, "rank %d, expected %d (shape %s)", s->rank, rank, ir_shape_str(s, buf, sizeof buf));
+  va_list ap;
+  va_start(ap, rank);
+  for (int i = 0; i < rank; i++) {
+    long long d = va_arg(ap, long long);
+    ck_assert_msg(s->d[i] == d, "dim %d is %lld, expected %lld (shape %s)", i, (long long)s->d[i], d,
+                  ir_shape_str(s, buf, sizeof buf));
+  }
+  va_end(ap);
+}
+
+/* The text of constant 'name' of p (malloc'd). */
+static char *constant(const FeProgram *p, const char *name) {
+  for (int i = 0; i < fe_constant_count(p); i++)
+    if (strcmp(fe_constant_name(p, i), name) == 0) return fe_constant_value(p, i);
+  ck_abort_msg("no constant %s", name);
+  return NULL;
+}
+
+static void expect_constant(const FeProgram *p, const char *name, const char *text) {
+  char *v = constant(p, name);
+  ck_assert_msg(strcmp(v, text) == 0, "constant %s is %s, expected %s", name, v, text);
+  free(v);
+}
+
+/* ---- parser ---- */
+
+START_TEST(parse_items) {
+  expect_parse("import \"nn.dal\"\n"
+               "config tiny { d = 8; h = 32; batch = 4 }\n"
+               "config big {\n  d = 64\n  h = 2 * d\n\n  batch = 16;\n}\n"
+               "let eps = 1e-5\n"
+               "def f(x, n: int, s: float = 0.5, t: f32[B, d] = None) { return x }\n"
+               "@infer\ndef g(x: f32[B, d]) -> f32[B, 1] { return x }\n"
+               "@train\ndef h(x: i32[B], y: f32) -> f32 { return y }\n",
+               "(import \"nn.dal\")\n"
+               "(config tiny (d 8) (h 32) (batch 4))\n"
+               "(config big (d 64) (h (* 2 d)) (batch 16))\n"
+               "(let eps 1e-05)\n"
+               "(def f (x n:int s:float=0.5 t:f32[B,d]=None) (block (return x)))\n"
+               "(def @infer g (x:f32[B,d]) -> f32[B,1] (block (return x)))\n"
+               "(def @train h (x:i32[B] y:f32) -> f32 (block (return y)))\n");
+}
+END_TEST
+
+START_TEST(parse_statements) {
+  expect_parse("def f(x) {\n"
+               "    y = x\n"
+               "    y += 1; y -= 2; y *= 3\n"
+               "    param w: [4, n] = kaiming_uniform(n)\n"
+               "    for i in 0..n { y = y + i }\n"
+               "    for c in [1, 2] { y = y * c }\n"
+               "    if a { b = 1 } else if c { b = 2 } else { b = 3 }\n"
+               "    if d { e = 1 }\n"
+               "    with enc.stages[s].res[r + 1] { h = g(h) }\n"
+               "    g(y)\n"
+               "    return y\n"
+               "}\n",
+               "(def f (x) (block (= y x) (+= y 1) (-= y 2) (*= y 3) (param w [4 n] (call kaiming_uniform n)) "
+               "(for i 0 n (block (= y (+ y i)))) (for c [1 2] (block (= y (* y c)))) "
+               "(if a (block (= b 1)) (block (if c (block (= b 2)) (block (= b 3))))) (if d (block (= e 1))) "
+               "(with enc.stages[s].res[(+ r 1)] (block (= h (call g h)))) (expr (call g y)) (return y)))\n");
+}
+END_TEST
+
+START_TEST(parse_precedence) {
+  expect_expr("1 + 2 * 3 - 4", "(- (+ 1 (* 2 3)) 4)");
+  expect_expr("-x ** 2", "(- (** x 2))");
+  expect_expr("2 ** 3 ** 2", "(** 2 (** 3 2))");
+  expect_expr("2 ** -1", "(** 2 (- 1))");
+  expect_expr("a or b and not c == d", "(or a (and b (not (== c d))))");
+  expect_expr("a @ b + c // d % e / f", "(+ (@ a b) (/ (% (// c d) e) f))");
+}
+END_TEST
+
+START_TEST(parse_comparisons_do_not_chain) {
+  char *got = parse_dump("let x = a < b < c\n");
+  ck_assert_msg(strncmp(got, "ERROR t.dal:1:15: error: syntax error: unexpected '<'", 53) == 0, "%s", got);
+  free(got);
+  expect_expr("(a < b) == (c >= d)", "(== (< a b) (>= c d))");
+  expect_expr("a <= b", "(<= a b)");
+  expect_expr("a > b", "(> a b)");
+}
+END_TEST
+
+START_TEST(parse_postfix_and_literals) {
+  expect_expr("f(x, 1, k=2, flag=true)(y)", "(call (call f x 1 k=2 flag=true) y)");
+  expect_expr("x[:, 1:, :-1, 2, a:b]", "(index x : 1: :(- 1) 2 a:b)");
+  expect_expr("concat([a, b], 1)[:, 1:]", "(index (call concat [a b] 1) : 1:)");
+  expect_expr("[1, 2.5, 3., 1e-5, 2E3, \"s\", false, []]", "[1 2.5 3.0 1e-05 2000.0 \"s\" false []]");
+  expect_expr("f()", "(call f)");
+  expect_expr("+x", "(+ x)");
+}
+END_TEST
+
+START_TEST(parse_newline_rules) {
+  /* Inside ( ) and [ ] newlines are spaces; after an operator the
+   * expression continues; comments and blank lines are ignored. */
+  expect_parse("let x = f(1,\n    2,   # two\n)\nlet y = [\n  1,\n  2,\n]\n\n# comment\nlet z = 1 +\n  2\n",
+               "(let x (call f 1 2))\n(let y [1 2])\n(let z (+ 1 2))\n");
+  /* A newline after a name, literal, ')' ']' or '}' ends the statement. */
+  expect_parse("def f() {\n  a = b\n  (c)\n}\n", "(def f () (block (= a b) (expr c)))\n");
+  /* '@' after an operand is matmul even without spaces; at the start of
+   * an item it is a decorator. */
+  expect_parse("def f(a) {\n  x = a @b\n  y = a@b; return y\n}\n@train\ndef g() -> f32 { return 1 }\n",
+               "(def f (a) (block (= x (@ a b)) (= y (@ a b)) (return y)))\n(def @train g () -> f32 (block (return 1)))\n");
+  /* 0..n is a range, not the float 0. */
+  expect_parse("def f() { for i in 0..n { } }\n", "(def f () (block (for i 0 n (block))))\n");
+  /* Statements separated by ';' on one line; empty statements are fine. */
+  expect_parse("def f() { a = 1;; b = 2; }\n", "(def f () (block (= a 1) (= b 2)))\n");
+  expect_parse("", "");
+  expect_parse("\n\n# only a comment", "");
+}
+END_TEST
+
+START_TEST(parse_errors) {
+  struct {
+    const char *src, *head, *fragment;
+    int caret;
+  } cases[] = {
+      {"def f(x) {\n  y = x +\n}\n", "ERROR t.dal:3:1: error: ", "syntax error: unexpected '}'", 1},
+      {"def f(x)\n{\n}\n", "ERROR t.dal:1:9: error: ", "unexpected end of line, expected '->' or '{' (a '{' must be on the same line", 9},
+      {"def f(x) {\n  y = (x\n  return y\n}\n", "ERROR t.dal:3:3: error: ",
+       "unexpected 'return' (the '(' at line 2, column 7 is still open)", 3},
+      {"def f() {\n  if a { }\n  else { }\n}\n", "ERROR t.dal:3:3: error: ",
+       "unexpected 'else' ('else' must be on the same line as the '}' before it)", 3},
+      {"config a { x = 1 y = 2 }\n", "ERROR t.dal:1:18: error: ", "unexpected name 'y'", 18},
+      {"let x = \"abc\n", "ERROR t.dal:1:9: error: ", "unterminated string", 9},
+      {"let x = \"a\\n\"\n", "ERROR t.dal:1:9: error: ", "backslash escapes are not supported", 9},
+      {"let x = 1 $ 2\n", "ERROR t.dal:1:11: error: ", "unexpected character '$'", 11},
+      {"let x = 99999999999999999999\n", "ERROR t.dal:1:9: error: ", "integer literal 99999999999999999999 is too large", 9},
+      {"@foo\ndef f() {}\n", "ERROR t.dal:1:1: error: ", "unknown decorator '@foo' (expected @train or @infer)", 1},
+      {"def f(x: tensor) {}\n", "ERROR t.dal:1:10: error: ", "unknown type 'tensor' (expected int, float, f32 or i32)", 10},
+      {"def f(x: int[3]) {}\n", "ERROR t.dal:1:10: error: ", "type 'int' takes no dimensions", 10},
+      {"let = 3\n", "ERROR t.dal:1:5: error: ", "unexpected '=', expected name", 5},
+      {"let x = 1\n\tlet y = )\n", "ERROR t.dal:2:10: error: ", "unexpected ')'", 10},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *got = parse_dump(cases[i].src);
+    check_diag(got, cases[i].head, cases[i].fragment, cases[i].caret);
+    free(got);
+  }
+  /* A tab in the source line is copied into the caret line. */
+  char *got = parse_dump("let x = 1\n\tlet y = )\n");
+  ck_assert_msg(strstr(got, "\n    \tlet y = )\n    \t        ^\n") != NULL, "%s", got);
+  free(got);
+}
+END_TEST
+
+START_TEST(parse_spec_example) {
+  /* The first example of docs/language.md parses. */
+  char *doc = tu_read_file("docs/language.md", NULL);
+  ck_assert_msg(doc != NULL, "docs/language.md not found (run from the repository root)");
+  char *start = strstr(doc, "```\n# mlp.dal");
+  ck_assert_ptr_nonnull(start);
+  start += 4;
+  char *end = strstr(start, "```");
+  ck_assert_ptr_nonnull(end);
+  *end = 0;
+  char *got = parse_dump(start);
+  ck_assert_msg(strncmp(got, "ERROR", 5) != 0, "%s", got);
+  ck_assert_msg(strstr(got, "(def @train loss (x:f32[B,d_in] y:f32[B,1]) -> f32") != NULL, "%s", got);
+  free(got);
+  free(doc);
+}
+END_TEST
+
+/* ---- errors: every class gives file:line:col, the line and a caret ---- */
+
+START_TEST(error_names) {
+  expect_error("config c { n = 2 }\n@infer\ndef f(x: f32[n]) -> f32[n] {\n    return x + foo\n}\n", "f",
+               "t.dal:4:16: error: ", "unknown name 'foo'", 16);
+  expect_error("def linear(x) { return x }\n@infer\ndef f(x: f32[2]) {\n    return lineer(x)\n}\n", "f",
+               "t.dal:4:12: error: ", "unknown function 'lineer' (did you mean 'linear'?)", 12);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    return frob(x)\n}\n", "f", "t.dal:3:12: error: ",
+               "unknown function 'frob'", 12);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    y = 3\n    return y(x)\n}\n", "f", "t.dal:4:12: error: ",
+               "'y' is not a function (it is int 3)", 12);
+  /* A name from another config, a let used too early, B without a batch. */
+  char *err = error_opt("t.dal", "config a { x = 1 }\nconfig b { y = 2 }\nlet z = x\n", NULL,
+                        &(FeOptions){.config = "b"});
+  check_diag(err, "t.dal:3:9: error: ", "'x' is not defined by the selected config (config 'a' defines it)", 9);
+  free(err);
+  expect_error("config c { a = k }\nlet k = 1\n", NULL, "t.dal:1:16: error: ", "global 'k' is used before its value is known", 16);
+  expect_error("@infer\ndef f(x: f32[B]) { return x }\n", "f", "t.dal:2:14: error: ",
+               "'B' is unknown: the selected config has no `batch` key", 14);
+  expect_error("let B = 3\n", NULL, "t.dal:1:5: error: ", "'B' is reserved for the batch size", 5);
+}
+END_TEST
+
+START_TEST(error_arguments) {
+  const char *pre = "def g(a, b) { return a }\n@infer\ndef f(x: f32[2]) {\n";
+  struct {
+    const char *body, *head, *fragment;
+    int caret;
+  } cases[] = {
+      {"    return softmax(x, 1, 2)\n}\n", "t.dal:4:12: error: ", "softmax takes at most 2 arguments, got 3", 12},
+      {"    return softmax(x, dim=1)\n}\n", "t.dal:4:23: error: ", "softmax has no parameter named 'dim'", 23},
+      {"    return g(x)\n}\n", "t.dal:4:12: error: ", "g is missing argument 'b'", 12},
+      {"    return g(x, x, x)\n}\n", "t.dal:4:12: error: ", "g takes 2 arguments, got 3", 12},
+      {"    return g(x, a=x)\n}\n", "t.dal:4:17: error: ", "g got two values for parameter 'a'", 17},
+      {"    return g(a=x, x)\n}\n", "t.dal:4:19: error: ", "a positional argument cannot follow keyword arguments", 19},
+      {"    return exp()\n}\n", "t.dal:4:12: error: ", "exp is missing argument 'x'", 12},
+      {"    return max(x, axis=0, k=1)\n}\n", "t.dal:4:27: error: ", "max has no parameter named 'k'", 27},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char src[512];
+    snprintf(src, sizeof src, "%s%s", pre, cases[i].body);
+    expect_error(src, "f", cases[i].head, cases[i].fragment, cases[i].caret);
+  }
+}
+END_TEST
+
+START_TEST(error_types) {
+  const char *pre = "config c { n = 2; batch = 2 }\n@infer\ndef f(x: f32[2], t: i32[3]) {\n";
+  struct {
+    const char *body, *head, *fragment;
+    int caret;
+  } cases[] = {
+      {"    return softmax(x, axis=x)\n}\n", "t.dal:4:23: error: ",
+       "argument 'axis' of softmax must be an integer, got tensor f32[2]", 23},
+      {"    return zeros([0, 2])\n}\n", "t.dal:4:18: error: ",
+       "argument 'shape' of zeros: dimension 0 must be positive, got 0", 18},
+      {"    return zeros([2.5])\n}\n", "t.dal:4:18: error: ",
+       "argument 'shape' of zeros: dimension 0 must be an integer, got float 2.5", 18},
+      {"    return reshape(x, [1, x])\n}\n", "t.dal:4:23: error: ", "dimension 1 must be an integer, got tensor f32[2]", 23},
+      {"    return t + 0.5\n}\n", "t.dal:4:14: error: ", "the right operand is 0.5, which does not fit an i32 tensor", 14},
+      {"    return t / 2\n}\n", "t.dal:4:14: error: ", "'/' on an i32 tensor: use '//'", 14},
+      {"    if x { return x }\n    return x\n}\n", "t.dal:4:8: error: ",
+       "an `if` condition must be known at compile time, got a tensor f32[2]", 8},
+      {"    return x and true\n}\n", "t.dal:4:12: error: ", "must be known at compile time", 12},
+      {"    return [1] + 2\n}\n", "t.dal:4:16: error: ", "'+' does not apply to list [1] and int 2", 16},
+      {"    return 1 // 0\n}\n", "t.dal:4:14: error: ", "division by zero", 14},
+      {"    return 9223372036854775807 + 1\n}\n", "t.dal:4:32: error: ", "integer overflow in '+'", 32},
+      {"    return [1, 2][2]\n}\n", "t.dal:4:19: error: ", "list index 2 is out of range for a list of 2", 19},
+      {"    return x[2]\n}\n", "t.dal:4:14: error: ", "index 2 is out of range for axis 0 of size 2", 14},
+      {"    return x[1:1]\n}\n", "t.dal:4:14: error: ", "the slice of axis 0 (size 2) is empty", 14},
+      {"    return x[0, 0]\n}\n", "t.dal:4:13: error: ", "too many indices (2) for a tensor of rank 1", 13},
+      {"    return x[x]\n}\n", "t.dal:4:14: error: ", "a tensor cannot be an index", 14},
+      {"    return cast(x, 3)\n}\n", "t.dal:4:20: error: ", "argument 'dtype' of cast must be f32 or i32, got int 3", 20},
+      {"    return sum(x, axis=[0, 0])\n}\n", "t.dal:4:19: error: ", "names axis 0 twice", 19},
+      {"    return log(0)\n}\n", "t.dal:4:16: error: ", "log of 0: the argument must be positive", 16},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char src[512];
+    snprintf(src, sizeof src, "%s%s", pre, cases[i].body);
+    expect_error(src, "f", cases[i].head, cases[i].fragment, cases[i].caret);
+  }
+  /* Shapes in types: a float dimension, a non-positive one. */
+  expect_error("config c { n = 2 }\n@infer\ndef f(x: f32[n / 2]) { return x }\n", "f", "t.dal:3:16: error: ",
+               "dimension 0 of the type must be an integer, got float 1", 16);
+  expect_error("config c { n = 2 }\n@infer\ndef f(x: f32[3, n - 2]) { return x }\n", "f", "t.dal:3:19: error: ",
+               "dimension 1 of the type must be positive, got 0", 19);
+  /* A typed parameter of an ordinary function. */
+  expect_error("def g(n: int) { return n }\n@infer\ndef f(x: f32[2]) {\n    return x * g(2.5)\n}\n", "f",
+               "t.dal:4:18: error: ", "argument 'n' of g must be int, got float 2.5", 18);
+  expect_error("def g(v: f32[3]) { return v }\n@infer\ndef f(x: f32[2]) {\n    return g(x)\n}\n", "f",
+               "t.dal:4:14: error: ", "argument 'v' of g must be f32[3], got tensor f32[2]", 14);
+  /* Tensors do not exist outside entries. */
+  expect_error("let z = zeros([2])\n", NULL, "t.dal:1:9: error: ",
+               "zeros makes a tensor, but tensors exist only while tracing an entry function", 9);
+}
+END_TEST
+
+START_TEST(error_shapes_from_builder) {
+  expect_error("@infer\ndef f(x: f32[2, 3], y: f32[4, 5]) {\n    return matmul(x, y)\n}\n", "f", "t.dal:3:12: error: ",
+               "matmul: ", 12);
+  expect_error("@infer\ndef f(x: f32[2, 3], y: f32[4, 5]) {\n    return x + y\n}\n", "f", "t.dal:3:14: error: ",
+               "add: cannot broadcast [2, 3] with [4, 5]", 14);
+  expect_error("@infer\ndef f(x: f32[2, 3]) {\n    return reshape(x, [4, -1])\n}\n", "f", "t.dal:3:12: error: ",
+               "cannot infer the -1 dimension: f32[2, 3] has 6 elements, not a multiple of 4", 12);
+  expect_error("@infer\ndef f(x: f32[2, 3]) {\n    return reshape(x, [5])\n}\n", "f", "t.dal:3:12: error: ",
+               "reshape: cannot reshape [2, 3] (6 elements) to [5] (5 elements)", 12);
+  expect_error("@infer\ndef f(x: i32[2, 3]) {\n    return exp(x)\n}\n", "f", "t.dal:3:12: error: ", "exp: ", 12);
+}
+END_TEST
+
+START_TEST(error_call_chain) {
+  char *err = error_of("def inner(x) {\n    return matmul(x, x)\n}\n"
+                       "def outer(x) {\n    return inner(x) + 1\n}\n"
+                       "@infer\ndef f(x: f32[2, 3]) {\n    return outer(x)\n}\n",
+                       "f");
+  check_diag(err, "t.dal:2:12: error: matmul: ", "matmul", 12);
+  ck_assert_msg(strstr(err, "^\n  in call to inner at t.dal:5:12\n  in call to outer at t.dal:9:12\n") != NULL, "%s", err);
+  free(err);
+  /* A runaway recursion stops at the depth limit with a shortened chain. */
+  err = error_of("def r(n) {\n    return r(n + 1)\n}\n@infer\ndef f(x: f32[2]) {\n    return r(0)\n}\n", "f");
+  check_diag(err, "t.dal:2:12: error: ", "more than 200 nested calls: does 'r' call itself without end?", 12);
+  ck_assert_msg(strstr(err, "  in call to r at t.dal:2:12\n") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "  ... and 188 more calls\n") != NULL, "%s", err);
+  free(err);
+  /* A parameter declared twice under one name with another shape. */
+  err = error_of("def lin(x, i, o) {\n    param weight: [o, i] = zeros()\n    return matmul(x, weight, tb=true)\n}\n"
+                 "@infer\ndef f(x: f32[2, 8]) {\n    with head { h = lin(x, 8, 4) }\n    with head { h = lin(h, 4, 4) }\n"
+                 "    return h\n}\n",
+                 "f");
+  check_diag(err, "t.dal:2:5: error: ", "param \"head.weight\": shape [4, 4] differs from its earlier use as [4, 8]", 5);
+  ck_assert_msg(strstr(err, "  in call to lin at t.dal:8:21\n") != NULL, "%s", err);
+  free(err);
+}
+END_TEST
+
+START_TEST(error_entries) {
+  expect_error("config c { batch = 2 }\n@infer\ndef f(x: f32[B, 4]) -> f32[B, 3] {\n    y = x * 2\n    return y\n}\n",
+               "f", "t.dal:5:5: error: ", "entry 'f' returns f32[2, 4] but is declared to return f32[2, 3]", 5);
+  expect_error("@infer\ndef f(x: f32[2]) -> i32[2] {\n    return x\n}\n", "f", "t.dal:3:5: error: ",
+               "entry 'f' returns f32[2] but is declared to return i32[2]", 5);
+  expect_error("@infer\ndef f(x, y: f32[2]) {\n    return y\n}\n", NULL, "t.dal:2:7: error: ",
+               "parameter 'x' of @infer entry 'f' needs a tensor type", 7);
+  expect_error("@train\ndef f(x: int) -> f32 {\n    return x\n}\n", NULL, "t.dal:2:10: error: ",
+               "parameter 'x' of @train entry 'f' must be a tensor", 10);
+  expect_error("@infer\ndef f(x: f32[2] = 1) {\n    return x\n}\n", NULL, "t.dal:2:19: error: ",
+               "entry parameters cannot have default values", 19);
+  expect_error("@train\ndef loss(x: f32[2]) -> f32[2] {\n    return x\n}\n", NULL, "t.dal:2:24: error: ",
+               "@train entry 'loss' must return a scalar loss", 24);
+  expect_error("config c { batch = 2 }\n@train\ndef loss(x: f32[B, 4]) {\n   return x\n}\n", "loss",
+               "t.dal:4:4: error: ", "@train entry 'loss' must return a scalar f32 loss, but returns f32[2, 4]", 4);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    y = x\n}\n", "f", "t.dal:2:5: error: ", "entry 'f' returns nothing", 5);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    return 3\n}\n", "f", "t.dal:3:5: error: ",
+               "entry 'f' must return a tensor, got int 3", 5);
+}
+END_TEST
+
+START_TEST(error_configs) {
+  const char *src = "config tiny { n = 1 }\nconfig bench { n = 2 }\n";
+  char *err = error_opt("t.dal", src, NULL, &(FeOptions){.config = "huge"});
+  ck_assert_str_eq(err, "t.dal: error: unknown config 'huge' (available: tiny, bench)\n");
+  free(err);
+  err = error_opt("t.dal", "let a = 1\n", NULL, &(FeOptions){.config = "x"});
+  ck_assert_str_eq(err, "t.dal: error: unknown config 'x': the file defines no configs\n");
+  free(err);
+  expect_error("config c { name = \"x\" }\n", NULL, "t.dal:1:19: error: ",
+               "config value 'name' must be a number or a boolean, got string \"x\"", 19);
+  expect_error("config c { xs = [1, 2] }\n", NULL, "t.dal:1:17: error: ", "config value 'xs' must be a number", 17);
+  expect_error("config c { batch = 2.5 }\n", NULL, "t.dal:1:20: error: ",
+               "config key 'batch' is the batch size: it must be a positive integer, got float 2.5", 20);
+  expect_error("config c { a = 1; a = 2 }\n", NULL, "t.dal:1:19: error: ", "duplicate key 'a' in config 'c'", 19);
+  expect_error("config c { a = 1 }\nconfig c { a = 2 }\n", NULL, "t.dal:2:8: error: ", "duplicate config 'c'", 8);
+}
+END_TEST
+
+START_TEST(error_duplicates) {
+  char *err = error_of("def f() { return 1 }\ndef f() { return 2 }\n", NULL);
+  check_diag(err, "t.dal:2:5: error: ", "duplicate definition of 'f'", 5);
+  ck_assert_msg(strstr(err, "^\nt.dal:1:5: note: first defined here\n    def f() { return 1 }\n        ^\n") != NULL, "%s",
+                err);
+  free(err);
+  err = error_of("config c { n = 1 }\nlet n = 2\n", NULL);
+  check_diag(err, "t.dal:2:5: error: ", "duplicate definition of 'n'", 5);
+  ck_assert_msg(strstr(err, "t.dal:1:12: note: first defined here\n") != NULL, "%s", err);
+  free(err);
+  err = error_of("let n = 2\nconfig c { n = 1 }\n", NULL);
+  check_diag(err, "t.dal:2:12: error: ", "duplicate definition of 'n'", 12);
+  ck_assert_msg(strstr(err, "t.dal:1:5: note: first defined here\n") != NULL, "%s", err);
+  free(err);
+  /* The same key in two configs is fine, and built-ins may be shadowed. */
+  FeProgram *p = load_ok("config a { n = 1 }\nconfig b { n = 2 }\ndef relu(x) { return x }\n");
+  fe_free(p);
+}
+END_TEST
+
+/* ---- imports (real files in a temporary directory) ---- */
+
+START_TEST(imports) {
+  char *lib_dir = tu_path("lib");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s'", lib_dir), 0);
+  char *nn = tu_path("lib/nn.dal"), *util = tu_path("lib/util.dal"), *main_file = tu_path("main.dal");
+  /* main imports lib/nn.dal and lib/util.dal; nn imports util (relative to
+   * itself): util is loaded once. */
+  tu_write_file(util, "def twice(x) { return 2 * x }\n");
+  tu_write_file(nn, "import \"util.dal\"\ndef layer(x) { return twice(x) + 1 }\n");
+  tu_write_file(main_file, "import \"lib/nn.dal\"\nimport \"lib/util.dal\"\n"
+                           "@infer\ndef f(x: f32[3]) -> f32[3] {\n    return layer(x)\n}\n");
+  char *err = NULL;
+  FeProgram *p = fe_load_file(main_file, NULL, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(count_op(g, OP_MUL), 1);
+  ck_assert_int_eq(count_op(g, OP_ADD), 1);
+  /* Node locations point into the imported file. */
+  const IrNode *mul = find_op(g, OP_MUL);
+  ck_assert_msg(strstr(mul->loc.file, "lib/util.dal") != NULL, "%s", mul->loc.file);
+  ck_assert_int_eq(mul->loc.line, 1);
+  ck_assert_int_eq(mul->loc.col, 25);
+  /* fe_format_diag shows the imported file's line. */
+  char *d = fe_format_diag(mul->loc, "look %d", 1);
+  ck_assert_msg(strstr(d, "util.dal:1:25: error: look 1\n    def twice(x) { return 2 * x }\n") != NULL, "%s", d);
+  free(d);
+  ir_graph_free(g);
+  fe_free(p);
+
+  /* A duplicate across files points at both. */
+  tu_write_file(main_file, "import \"lib/util.dal\"\ndef twice(x) { return x }\n");
+  err = NULL;
+  p = fe_load_file(main_file, NULL, &err);
+  ck_assert_ptr_null(p);
+  ck_assert_msg(strstr(err, "main.dal:2:5: error: duplicate definition of 'twice'") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "lib/util.dal:1:5: note: first defined here") != NULL, "%s", err);
+  free(err);
+
+  /* A missing import. */
+  tu_write_file(main_file, "let a = 1\nimport \"lib/nope.dal\"\n");
+  err = NULL;
+  p = fe_load_file(main_file, NULL, &err);
+  ck_assert_ptr_null(p);
+  char head[600];
+  snprintf(head, sizeof head, "%s:2:1: error: cannot open imported file '%s/lib/nope.dal': No such file or directory",
+           main_file, tu_tmpdir());
+  check_diag(err, head, "nope.dal", 1);
+  free(err);
+
+  /* A missing top file. */
+  char *none = tu_path("none.dal");
+  err = NULL;
+  ck_assert_ptr_null(fe_load_file(none, NULL, &err));
+  snprintf(head, sizeof head, "%s: error: cannot open file: No such file or directory\n", none);
+  ck_assert_str_eq(err, head);
+  free(err);
+
+  /* A cycle: a -> b -> a. */
+  char *a = tu_path("a.dal"), *b = tu_path("b.dal");
+  tu_write_file(a, "import \"b.dal\"\n");
+  tu_write_file(b, "\nimport \"a.dal\"\n");
+  err = NULL;
+  ck_assert_ptr_null(fe_load_file(a, NULL, &err));
+  snprintf(head, sizeof head, "%s:2:1: error: import cycle: %s -> %s -> %s\n", b, a, b, a);
+  check_diag(err, head, "import cycle", 1);
+  free(err);
+  /* fe_load_string resolves imports relative to its file name. */
+  err = NULL;
+  p = fe_load_string(main_file, "import \"lib/util.dal\"\n@infer\ndef g(x: f32[2]) { return twice(x) }\n", NULL, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  g = lower_ok(p, "g");
+  ir_graph_free(g);
+  fe_free(p);
+  free(lib_dir), free(nn), free(util), free(main_file), free(none), free(a), free(b);
+}
+END_TEST
+
+START_TEST(format_diag) {
+  char *d = fe_format_diag((SrcLoc){NULL, 0, 0}, "plain %s", "message");
+  ck_assert_str_eq(d, "error: plain message\n");
+  free(d);
+  d = fe_format_diag((SrcLoc){"x.dal", 0, 0}, "about the file");
+  ck_assert_str_eq(d, "x.dal: error: about the file\n");
+  free(d);
+  /* A file nobody loaded is read from disk; a line past its end is left out. */
+  char *f = tu_path("disk.dal");
+  tu_write_file(f, "line one\n  line two\n");
+  d = fe_format_diag((SrcLoc){f, 2, 3}, "here");
+  char want[600];
+  snprintf(want, sizeof want, "%s:2:3: error: here\n      line two\n      ^\n", f);
+  ck_assert_str_eq(d, want);
+  free(d);
+  d = fe_format_diag((SrcLoc){f, 9, 1}, "past the end");
+  snprintf(want, sizeof want, "%s:9:1: error: past the end\n", f);
+  ck_assert_str_eq(d, want);
+  free(d);
+  free(f);
+  /* While a program lives its in-memory source is used. */
+  FeProgram *p = load_ok("let a = 1\nlet b = 2\n");
+  d = fe_format_diag((SrcLoc){"t.dal", 2, 5}, "b");
+  ck_assert_str_eq(d, "t.dal:2:5: error: b\n    let b = 2\n        ^\n");
+  free(d);
+  fe_free(p);
+}
+END_TEST
+
+/* ---- lowering: the graphs that tracing builds ---- */
+
+START_TEST(lower_basic) {
+  FeProgram *p = load_ok("config c { n = 4; batch = 2 }\n"
+                         "@infer\ndef f(x: f32[B, n], y: f32[n]) -> f32[B, n] {\n    return relu(x * 2 + y)\n}\n");
+  ck_assert_int_eq(fe_entry_count(p), 1);
+  ck_assert_str_eq(fe_entry_name(p, 0), "f");
+  ck_assert(!fe_entry_is_train(p, 0));
+  ck_assert_int_eq(fe_entry_find(p, "nope"), -1);
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_str_eq(g->name, "f");
+  ck_assert(!g->train);
+  ck_assert_int_eq(g->ninput, 2);
+  ck_assert_str_eq(g->node[g->input[0]].name, "x");
+  ck_assert_str_eq(g->node[g->input[1]].name, "y");
+  expect_shape(&g->node[g->input[0]].shape, 2, 2LL, 4LL);
+  ck_assert_str_eq(g->output_name[0], "f");
+  const IrNode *out = output(g);
+  ck_assert_int_eq(out->op, OP_RELU);
+  expect_shape(&out->shape, 2, 2LL, 4LL);
+  /* The number became a rank-0 f32 CONST; y was broadcast over B. */
+  const IrNode *k = find_op(g, OP_CONST);
+  ck_assert_int_eq(k->dtype, IR_F32);
+  ck_assert_int_eq(k->shape.rank, 0);
+  ck_assert(k->attr.value == 2.0);
+  ck_assert_int_eq(count_op(g, OP_MUL), 1);
+  ck_assert_int_eq(count_op(g, OP_ADD), 1);
+  ck_assert_int_ge(count_op(g, OP_BROADCAST), 1);
+  /* Node locations: the MUL is the '*' on line 4. */
+  const IrNode *mul = find_op(g, OP_MUL);
+  ck_assert_str_eq(mul->loc.file, "t.dal");
+  ck_assert_int_eq(mul->loc.line, 4);
+  ck_assert_int_eq(mul->loc.col, 19);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+static const char *const PARAMS_SRC =
+    "def lin(x, i, o) {\n"
+    "    param weight: [o, i] = kaiming_uniform(i)\n"
+    "    param bias: [o] = zeros()\n"
+    "    return matmul(x, weight, tb=true) + bias\n"
+    "}\n"
+    "@infer\n"
+    "def f(x: f32[2, 8]) -> f32[2, 2] {\n"
+    "    h = x\n"
+    "    for s in 0..2 {\n"
+    "        with enc.stages[s].down { h = lin(h, 8, 8) }\n"
+    "    }\n"
+    "    with head { h = lin(h, 8, 2) }\n"
+    "    with head { h = h + 0 * lin(x, 8, 2) }\n" /* the same names: the same tensors */
+    "    param w: [3, 5] = xavier_uniform(5, 3)\n"
+    "    param e: [4] = normal(0, 0.02)\n"
+    "    param o: [4] = ones()\n"
+    "    param u: [4] = uniform(-2, 3)\n"
+    "    with scoped[\"x\"] { param v: [1] = zeros() }\n"
+    "    return h\n"
+    "}\n";
+
+START_TEST(lower_params) {
+  FeProgram *p = load_ok(PARAMS_SRC);
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(g->nparam, 11);
+  const char *order[] = {"enc.stages.0.down.weight", "enc.stages.0.down.bias", "enc.stages.1.down.weight",
+                         "enc.stages.1.down.bias",   "head.weight",            "head.bias",
+                         "w",                        "e",                      "o",
+                         "u",                        "scoped.x.v"};
+  for (int i = 0; i < 11; i++) ck_assert_str_eq(g->node[g->param[i]].name, order[i]);
+  const IrNode *w = param_named(g, "enc.stages.1.down.weight");
+  expect_shape(&w->shape, 2, 8LL, 8LL);
+  ck_assert_int_eq(w->attr.init, IR_INIT_UNIFORM);
+  ck_assert(fabs(w->attr.init_b - 1 / sqrt(8.0)) < 1e-12 && fabs(w->attr.init_a + 1 / sqrt(8.0)) < 1e-12);
+  const IrNode *hw = param_named(g, "head.weight");
+  expect_shape(&hw->shape, 2, 2LL, 8LL);
+  ck_assert_int_eq(param_named(g, "head.bias")->attr.init, IR_INIT_ZEROS);
+  const IrNode *xa = param_named(g, "w");
+  ck_assert(fabs(xa->attr.init_b - sqrt(6.0 / 8.0)) < 1e-12 && xa->attr.init_a == -xa->attr.init_b);
+  const IrNode *e = param_named(g, "e");
+  ck_assert_int_eq(e->attr.init, IR_INIT_NORMAL);
+  ck_assert(e->attr.init_a == 0 && e->attr.init_b == 0.02);
+  ck_assert_int_eq(param_named(g, "o")->attr.init, IR_INIT_ONES);
+  const IrNode *u = param_named(g, "u");
+  ck_assert(u->attr.init == IR_INIT_UNIFORM && u->attr.init_a == -2 && u->attr.init_b == 3);
+  ck_assert_int_eq(count_op(g, OP_MATMUL), 4);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_control_flow) {
+  FeProgram *p = load_ok("config c { n = 3 }\n"
+                         "def shape_of(k) { return zeros([k]) }\n"
+                         "@infer\ndef f(x: f32[4]) -> f32[4] {\n"
+                         "    y = x\n"
+                         "    for i in 0..n { y = y + i }\n"         /* 3 ADDs, i left at 2 */
+                         "    for v in [1, 2] { y = y * v }\n"       /* 2 MULs */
+                         "    for j in 5..2 { y = tanh(y) }\n"       /* never runs */
+                         "    if n > 2 { y = exp(y) } else { y = log(y) }\n"
+                         "    if false { y = tanh(y) } else if i == 2 { y = sigmoid(y) } else { y = abs(y) }\n"
+                         "    k = 0\n"
+                         "    for s in range(1, 10, 3) { k += s }\n" /* 1 + 4 + 7 */
+                         "    if k != 12 { return shape_of(k) }\n"
+                         "    return y\n"
+                         "}\n");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(count_op(g, OP_ADD), 3);
+  ck_assert_int_eq(count_op(g, OP_MUL), 2);
+  ck_assert_int_eq(count_op(g, OP_TANH), 0);
+  ck_assert_int_eq(count_op(g, OP_EXP), 1);
+  ck_assert_int_eq(count_op(g, OP_LOG), 0);
+  ck_assert_int_eq(count_op(g, OP_SIGMOID), 1);
+  ck_assert_int_eq(output(g)->op, OP_SIGMOID);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_calls) {
+  FeProgram *p = load_ok("def make(n, m=3, k=n + 1) { return zeros([n, m, k]) }\n"
+                         "def apply(fn, x) { return fn(x) }\n"
+                         "@infer\ndef f() -> f32[2, 5, 3] { return make(2, k=3, m=5) }\n"
+                         "@infer\ndef g() -> f32[2, 3, 3] { return make(2) }\n"
+                         "@infer\ndef h(x: f32[2]) -> f32[2] { return apply(relu, apply(exp, x)) }\n");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(output(g)->op, OP_CONST);
+  ir_graph_free(g);
+  g = lower_ok(p, "g");
+  expect_shape(&output(g)->shape, 3, 2LL, 3LL, 3LL);
+  ir_graph_free(g);
+  g = lower_ok(p, "h");
+  ck_assert_int_eq(output(g)->op, OP_RELU);
+  ck_assert_int_eq(g->node[output(g)->in[0]].op, OP_EXP);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_broadcast_and_slices) {
+  FeProgram *p = load_ok("config c { batch = 2 }\n"
+                         "@infer\ndef bc(x: f32[B, 1, 4], y: f32[3, 1]) -> f32[B, 3, 4] { return x - y }\n"
+                         "@infer\ndef sl(x: f32[4, 6, 8]) -> f32[4, 3] { return x[1, 2:, :-2][:, 3:] }\n"
+                         "@infer\ndef last(x: f32[4, 6, 8]) -> f32[4, 6] { return x[:, :, -1] }\n"
+                         "@infer\ndef whole(x: f32[4, 6]) -> f32[4, 6] { return x[:, -100:100] }\n"
+                         "@infer\ndef lists(x: f32[4]) -> f32[3] { return x[[0, 1, 3][-1] - 2:] }\n");
+  IrGraph *g = lower_ok(p, "bc");
+  expect_shape(&output(g)->shape, 3, 2LL, 3LL, 4LL);
+  ck_assert_int_eq(output(g)->op, OP_SUB);
+  ck_assert_int_ge(count_op(g, OP_BROADCAST), 2);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "sl");
+  ck_assert_int_eq(count_op(g, OP_SLICE), 2);
+  const IrNode *s = find_op(g, OP_SLICE);
+  ck_assert(s->attr.start[0] == 1 && s->attr.stop[0] == 2);
+  ck_assert(s->attr.start[1] == 2 && s->attr.stop[1] == 6);
+  ck_assert(s->attr.start[2] == 0 && s->attr.stop[2] == 6);
+  ck_assert_int_eq(count_op(g, OP_RESHAPE), 1); /* the integer index drops axis 0 */
+  expect_shape(&output(g)->shape, 2, 4LL, 3LL);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "last");
+  s = find_op(g, OP_SLICE);
+  ck_assert(s->attr.start[2] == 7 && s->attr.stop[2] == 8);
+  expect_shape(&output(g)->shape, 2, 4LL, 6LL);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "whole"); /* clamped to the whole axis: no node at all */
+  ck_assert_int_eq(g->n, 1);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "lists");
+  s = find_op(g, OP_SLICE);
+  ck_assert(s->attr.start[0] == 1 && s->attr.stop[0] == 4);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_reductions_and_builtins) {
+  FeProgram *p = load_ok(
+      "@train\ndef loss(x: f32[2, 3]) -> f32 { return mean(x ** 2) }\n"
+      "@infer\ndef rows(x: f32[2, 3]) -> f32[2, 1] { return mean(x, axis=-1, keepdim=true) }\n"
+      "@infer\ndef mx(x: f32[2, 3]) -> f32[3] { return max(x, axis=0) - min(x, 0) }\n"
+      "@infer\ndef am(x: f32[2, 3]) -> i32[2] { return argmax(x, axis=1) }\n"
+      "@infer\ndef noise() -> f32[2] { return gumbel([2]) + gumbel([2]) }\n"
+      "@infer\ndef mask() -> i32[3, 3] { return causal_mask(3) }\n"
+      "@infer\ndef ints(t: i32[4]) -> i32[4] { return (t + 1) // 2 + t % 3 }\n"
+      "@infer\ndef misc(x: f32[2, 3], ids: i32[2]) -> f32[2, 3, 5] {\n"
+      "    a = transpose(permute(x, [1, 0]), 0, 1)\n"
+      "    b = concat([a, x, a], axis=-1)[:, :3]\n"
+      "    c = where(x > 0, b, 0.5) + cast(cast(x, i32), f32) + softmax(x) + log_softmax(x, axis=0)\n"
+      "    d = broadcast_to(reshape(c, [2, 3, -1]), [2, 3, 5])\n"
+      "    e = onehot(ids, 3, axis=1)\n"
+      "    return d + reshape(e, [2, 3, 1]) * maximum(1, 2) + reshape(stop_gradient(x), [2, 3, 1])\n"
+      "}\n");
+  IrGraph *g = lower_ok(p, "loss");
+  ck_assert(g->train);
+  ck_assert_int_eq(count_op(g, OP_POW), 0); /* x ** 2 is x * x */
+  const IrNode *sum = find_op(g, OP_SUM);
+  ck_assert_int_eq(sum->attr.axes, 3);
+  ck_assert_int_eq(sum->attr.keepdim, 0);
+  /* mean = sum * (1/6) */
+  const IrNode *out = output(g);
+  ck_assert_int_eq(out->op, OP_MUL);
+  ck_assert_int_eq(out->shape.rank, 0);
+  const IrNode *k = &g->node[out->in[1]];
+  ck_assert(k->op == OP_CONST && fabs(k->attr.value - 1.0 / 6) < 1e-15);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "rows");
+  sum = find_op(g, OP_SUM);
+  ck_assert(sum->attr.axes == 2 && sum->attr.keepdim == 1);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "mx");
+  ck_assert_int_eq(count_op(g, OP_REDUCE_MAX), 2);
+  ck_assert_int_eq(count_op(g, OP_NEG), 2);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "am");
+  ck_assert_int_eq(find_op(g, OP_ARGMAX)->attr.axis, 1);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "noise");
+  ck_assert_int_eq(count_op(g, OP_GUMBEL), 2);
+  ck_assert_int_eq(g->node[0].attr.salt, 0);
+  int second = -1;
+  for (int i = 1; i < g->n && second < 0; i++)
+    if (g->node[i].op == OP_GUMBEL) second = i;
+  ck_assert_int_eq(g->node[second].attr.salt, 1);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "mask");
+  ck_assert_int_eq(count_op(g, OP_IOTA), 2);
+  ck_assert_int_eq(output(g)->op, OP_GE);
+  ck_assert_int_eq(g->node[output(g)->in[0]].attr.axis, 0); /* row >= column */
+  ck_assert_int_eq(g->node[output(g)->in[1]].attr.axis, 1);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "ints");
+  ck_assert_int_eq(count_op(g, OP_DIV), 2); /* // and the one inside % */
+  ck_assert_int_eq(find_op(g, OP_CONST)->dtype, IR_I32);
+  ir_graph_free(g);
+
+  g = lower_ok(p, "misc");
+  ck_assert_int_eq(count_op(g, OP_CONCAT), 2);
+  ck_assert_int_eq(find_op(g, OP_CONCAT)->attr.axis, 1);
+  ck_assert_int_eq(count_op(g, OP_CAST), 2);
+  ck_assert_int_eq(find_op(g, OP_SOFTMAX)->attr.axis, 1);
+  ck_assert_int_eq(find_op(g, OP_LOG_SOFTMAX)->attr.axis, 0);
+  ck_assert_int_eq(find_op(g, OP_ONEHOT)->attr.depth, 3);
+  ck_assert_int_eq(count_op(g, OP_WHERE), 1);
+  ck_assert_int_eq(count_op(g, OP_STOP_GRADIENT), 1);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_nn_ops) {
+  FeProgram *p = load_ok(
+      "@infer\ndef f(x: f32[2, 3, 8, 8], w: f32[4, 3, 3, 3], wt: f32[4, 2, 4, 4], g: f32[4], b: f32[4],\n"
+      "      t: f32[10, 6], ids: i32[2, 5], y: i32[2, 5]) -> f32[2, 5] {\n"
+      "    h = conv2d(x, w, stride=2, pad=1)\n"
+      "    h = group_norm(h, 2, g, b, eps=1e-6)\n"
+      "    u = conv_transpose2d(h, wt, stride=2, pad=1)\n"
+      "    e = embedding(t, ids)\n"
+      "    ln = layer_norm(e, ones([6]), zeros([6]))\n"
+      "    q = matmul(ln, ln, tb=true) + 0 * sum(u)\n"
+      "    return cross_entropy(q, y, weights=2.0)\n"
+      "}\n");
+  IrGraph *g = lower_ok(p, "f");
+  const IrNode *c = find_op(g, OP_CONV2D);
+  ck_assert(c->attr.stride == 2 && c->attr.pad == 1);
+  expect_shape(&c->shape, 4, 2LL, 4LL, 4LL, 4LL);
+  const IrNode *gn = find_op(g, OP_GROUP_NORM);
+  ck_assert(gn->attr.groups == 2 && fabsf(gn->attr.eps - 1e-6f) < 1e-12f);
+  expect_shape(&find_op(g, OP_CONV_TRANSPOSE2D)->shape, 4, 2LL, 2LL, 8LL, 8LL);
+  expect_shape(&find_op(g, OP_GATHER)->shape, 3, 2LL, 5LL, 6LL);
+  ck_assert(fabsf(find_op(g, OP_LAYER_NORM)->attr.eps - 1e-5f) < 1e-12f);
+  ck_assert_int_eq(find_op(g, OP_MATMUL)->attr.trans_b, 1);
+  ck_assert_int_eq(output(g)->op, OP_MUL);
+  ck_assert_int_eq(g->node[output(g)->in[0]].op, OP_CROSS_ENTROPY);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+static const char *const CONFIG_SRC = "config tiny { d = 8; batch = 4; lr = 1e-3; wide = d > 4 }\n"
+                                      "config big { d = 64; batch = 16; lr = 0.1; wide = true }\n"
+                                      "let h = 2 * d\n"
+                                      "@infer\ndef f(x: f32[B, d]) -> f32[B, h] { return concat([x, x], 1) }\n";
+
+START_TEST(lower_configs_and_batch) {
+  FeProgram *p = load_ok(CONFIG_SRC);
+  ck_assert_int_eq(fe_config_count(p), 2);
+  ck_assert_str_eq(fe_config_name(p, 0), "tiny");
+  ck_assert_str_eq(fe_config_name(p, 1), "big");
+  ck_assert_str_eq(fe_config_selected(p), "tiny");
+  ck_assert_int_eq(fe_constant_count(p), 5);
+  const char *names[] = {"d", "batch", "lr", "wide", "B"};
+  for (int i = 0; i < 5; i++) ck_assert_str_eq(fe_constant_name(p, i), names[i]);
+  expect_constant(p, "lr", "0.001");
+  expect_constant(p, "wide", "true");
+  expect_constant(p, "B", "4");
+  IrGraph *g = lower_ok(p, "f");
+  expect_shape(&g->node[g->input[0]].shape, 2, 4LL, 8LL);
+  expect_shape(&output(g)->shape, 2, 4LL, 16LL);
+  ir_graph_free(g);
+  fe_free(p);
+
+  p = load_ok_opt(CONFIG_SRC, &(FeOptions){.config = "big", .batch = 3});
+  ck_assert_str_eq(fe_config_selected(p), "big");
+  expect_constant(p, "batch", "3");
+  expect_constant(p, "B", "3");
+  expect_constant(p, "lr", "0.1");
+  g = lower_ok(p, "f");
+  expect_shape(&g->node[g->input[0]].shape, 2, 3LL, 64LL);
+  ir_graph_free(g);
+  fe_free(p);
+
+  /* --batch gives B even without a `batch` key. */
+  p = load_ok_opt("@infer\ndef f(x: f32[B]) -> f32[B] { return x }\n", &(FeOptions){.batch = 5});
+  ck_assert_str_eq(fe_config_selected(p), "");
+  expect_constant(p, "B", "5");
+  g = lower_ok(p, "f");
+  expect_shape(&output(g)->shape, 1, 5LL);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(compile_time_arithmetic) {
+  /* Python's rules: // floors, % takes the divisor's sign, / gives a float,
+   * ** of ints is an int. */
+  FeProgram *p = load_ok("config c {\n"
+                         "  a = 7 // -2; b = -7 % 3; c = 2 ** 10; d = 7 / 2; e = min(3, 1, 2); f = 1 < 2 and not false\n"
+                         "  g = max([4, 9, 2]); h = 7.5 // 2; i = -7.5 % 2; j = sqrt(16); k = abs(-3); l = 2 ** -1\n"
+                         "  m = len([1, 2] + [3] * 2); n = sum([1, 2, 3]); o = int(-2.7); p = float(3); q = 10 - 2 - 3\n"
+                         "  r = [1, 2] == [1, 2]; s = \"a\" + \"b\" == \"ab\"; t = 1e300 * 10 > 0; u = relu(-2) + maximum(1, 2.5)\n"
+                         "}\n");
+  const char *want[][2] = {{"a", "-4"},   {"b", "2"},    {"c", "1024"}, {"d", "3.5"},  {"e", "1"},   {"f", "true"},
+                           {"g", "9"},    {"h", "3"},    {"i", "0.5"},  {"j", "4"},    {"k", "3"},   {"l", "0.5"},
+                           {"m", "4"},    {"n", "6"},    {"o", "-2"},   {"p", "3"},    {"q", "5"},   {"r", "true"},
+                           {"s", "true"}, {"t", "true"}, {"u", "2.5"}};
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) expect_constant(p, want[i][0], want[i][1]);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(lower_models) {
+  /* The project's models lower at every configuration (when present). */
+  const char *files[] = {"models/gpt.dal", "models/dvae.dal"};
+  for (int f = 0; f < 2; f++) {
+    if (access(files[f], R_OK) != 0) continue;
+    const char *configs[] = {"tiny", "bench", "paper"};
+    for (int c = 0; c < 3; c++) {
+      char *err = NULL;
+      FeProgram *p = fe_load_file(files[f], &(FeOptions){.config = configs[c]}, &err);
+      ck_assert_msg(p != NULL, "%s", err ? err : "");
+      ck_assert_int_ge(fe_entry_count(p), 1);
+      for (int i = 0; i < fe_entry_count(p); i++) {
+        IrGraph *g = lower_ok(p, fe_entry_name(p, i));
+        ck_assert_int_ge(g->nparam, 1);
+        ck_assert(g->train == fe_entry_is_train(p, i));
+        ir_graph_free(g);
+      }
+      fe_free(p);
+    }
+  }
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("frontend");
+  TCase *parse = tcase_create("parse");
+  tcase_add_test(parse, parse_items);
+  tcase_add_test(parse, parse_statements);
+  tcase_add_test(parse, parse_precedence);
+  tcase_add_test(parse, parse_comparisons_do_not_chain);
+  tcase_add_test(parse, parse_postfix_and_literals);
+  tcase_add_test(parse, parse_newline_rules);
+  tcase_add_test(parse, parse_errors);
+  tcase_add_test(parse, parse_spec_example);
+  suite_add_tcase(s, parse);
+
+  TCase *errors = tcase_create("errors");
+  tcase_add_test(errors, error_names);
+  tcase_add_test(errors, error_arguments);
+  tcase_add_test(errors, error_types);
+  tcase_add_test(errors, error_shapes_from_builder);
+  tcase_add_test(errors, error_call_chain);
+  tcase_add_test(errors, error_entries);
+  tcase_add_test(errors, error_configs);
+  tcase_add_test(errors, error_duplicates);
+  tcase_add_test(errors, imports);
+  tcase_add_test(errors, format_diag);
+  suite_add_tcase(s, errors);
+
+  TCase *lower = tcase_create("lower");
+  tcase_set_timeout(lower, 30);
+  tcase_add_test(lower, lower_basic);
+  tcase_add_test(lower, lower_params);
+  tcase_add_test(lower, lower_control_flow);
+  tcase_add_test(lower, lower_calls);
+  tcase_add_test(lower, lower_broadcast_and_slices);
+  tcase_add_test(lower, lower_reductions_and_builtins);
+  tcase_add_test(lower, lower_nn_ops);
+  tcase_add_test(lower, lower_configs_and_batch);
+  tcase_add_test(lower, compile_time_arithmetic);
+  tcase_add_test(lower, lower_models);
+  suite_add_tcase(s, lower);
+  return tu_run_suite(s);
+}
