@@ -56,7 +56,7 @@ expect_ok "run scalar inputs" $run --fn loss --in x="$tmp/x.npy" --in tau=1 --in
 grep -q 'loss: f32 = ' "$tmp/out" && ok || bad "loss summary missing"
 
 # ---- bad input: each exits 1 with a clear message ----
-expect_error "no file" "no such file" $run --fn encode --in "$tmp/nope.npy"
+expect_error "no file" "nope.npy: cannot open" $run --fn encode --in "$tmp/nope.npy"
 expect_error "missing --fn" "needs --fn" $run
 expect_error "unknown entry" "no entry function 'nosuch'" $run --fn nosuch
 expect_error "missing input" "needs --in tau" $run --fn loss --in x="$tmp/x.npy" --in beta=1
@@ -65,7 +65,7 @@ expect_error "wrong shape" "must be f32\[4, 3, 16, 16\]" $run --fn encode --in "
 expect_error "wrong dtype" "got i32" $run --fn encode --in "$tmp/x_int.npy"
 expect_error "truncated npy" "trunc.npy" $run --fn encode --in "$tmp/trunc.npy"
 expect_error "corrupt safetensors" "garbage.safetensors" $run --fn encode --in "$tmp/x.npy" --params "$tmp/garbage.safetensors"
-expect_error "missing parameter" "missing parameter 'enc.conv_in.weight'" \
+expect_error "missing parameter" "missing parameter 'text_emb.weight'" \
   "$dalc" run models/gpt.dal --config tiny --fn logits --params "$tmp/p.safetensors" --in text="$tmp/text.npy" --in image="$tmp/image.npy"
 expect_error "wrong parameter shape" "parameter 'enc.conv_in.weight' must be" \
   "$dalc" run models/dvae.dal --config bench --batch 4 --fn encode --params "$tmp/p.safetensors" --in "$tmp/x_bench.npy"
