@@ -294,17 +294,24 @@ START_TEST(parse_errors) {
 }
 END_TEST
 
-START_TEST(parse_spec_example) {
-  /* The first example of docs/language.md parses. */
-  char *doc = tu_read_file("docs/language.md", NULL);
-  ck_assert_msg(doc != NULL, "docs/language.md not found (run from the repository root)");
-  char *start = strstr(doc, "```\n# mlp.dal");
+/* The first example of docs/language.md, NUL-terminated in a malloc'd
+ * buffer that *doc must free. */
+static char *spec_example(char **doc) {
+  *doc = tu_read_file("docs/language.md", NULL);
+  ck_assert_msg(*doc != NULL, "docs/language.md not found (run from the repository root)");
+  char *start = strstr(*doc, "```\n# mlp.dal");
   ck_assert_ptr_nonnull(start);
   start += 4;
   char *end = strstr(start, "```");
   ck_assert_ptr_nonnull(end);
   *end = 0;
-  char *got = parse_dump(start);
+  return start;
+}
+
+START_TEST(parse_spec_example) {
+  /* The first example of docs/language.md parses. */
+  char *doc;
+  char *got = parse_dump(spec_example(&doc));
   ck_assert_msg(strncmp(got, "ERROR", 5) != 0, "%s", got);
   ck_assert_msg(strstr(got, "(def @train loss (x:f32[B,d_in] y:f32[B,1]) -> f32") != NULL, "%s", got);
   free(got);
@@ -986,6 +993,40 @@ START_TEST(lower_models) {
 }
 END_TEST
 
+START_TEST(lower_spec_example) {
+  /* The example of docs/language.md traces as the text says, next to a
+   * copy of models/nn.dal. */
+  char *nn = tu_read_file("models/nn.dal", NULL);
+  if (!nn) return;
+  char *doc;
+  char *example = spec_example(&doc);
+  char *dir = tu_path("spec");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s'", dir), 0);
+  char *nn_copy = tu_path("spec/nn.dal"), *mlp = tu_path("spec/mlp.dal");
+  tu_write_file(nn_copy, nn);
+  tu_write_file(mlp, example);
+  char *err = NULL;
+  FeProgram *p = fe_load_file(mlp, &(FeOptions){.config = "tiny"}, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  IrGraph *g = lower_ok(p, "predict");
+  ck_assert_int_eq(g->ninput, 1);
+  expect_shape(&g->node[g->input[0]].shape, 2, 4LL, 8LL);
+  expect_shape(&param_named(g, "fc1.weight")->shape, 2, 32LL, 8LL);
+  expect_shape(&param_named(g, "fc1.bias")->shape, 1, 32LL);
+  expect_shape(&param_named(g, "fc2.weight")->shape, 2, 1LL, 32LL);
+  expect_shape(&param_named(g, "fc2.bias")->shape, 1, 1LL);
+  ck_assert_str_eq(g->output_name[0], "predict");
+  expect_shape(&output(g)->shape, 2, 4LL, 1LL);
+  ir_graph_free(g);
+  g = lower_ok(p, "loss");
+  ck_assert(g->train);
+  ck_assert_int_eq(output(g)->shape.rank, 0);
+  ir_graph_free(g);
+  fe_free(p);
+  free(nn), free(doc), free(dir), free(nn_copy), free(mlp);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("frontend");
   TCase *parse = tcase_create("parse");
@@ -1024,6 +1065,7 @@ int main(void) {
   tcase_add_test(lower, lower_configs_and_batch);
   tcase_add_test(lower, compile_time_arithmetic);
   tcase_add_test(lower, lower_models);
+  tcase_add_test(lower, lower_spec_example);
   suite_add_tcase(s, lower);
   return tu_run_suite(s);
 }
