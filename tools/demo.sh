@@ -36,7 +36,7 @@ step "dVAE: encode, tokens, decode_tokens, loss (seeded parameters, seed 1)"
 run="$dalc run models/dvae.dal --config tiny --seed 1"
 $run --fn encode --in x="$out/x.npy" --out "$out/logits.npy"
 $run --fn tokens --in x="$out/x.npy" --out "$out/tokens.npy"
-$run --fn decode_tokens --in t="$out/tokens.npy" --out "$out/recon.npy"
+$run --fn decode_tokens --in "$out/tokens.npy" --out "$out/recon.npy"
 $run --fn loss --in x="$out/x.npy" --in tau=1.0 --in beta=0.1
 
 step "GPT: next-token logits and loss over [caption; the dVAE's image tokens]"
