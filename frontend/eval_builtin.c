@@ -200,13 +200,13 @@ static Value bi_mean(Ev *ev, EvCall *c) { return sum_or_mean(ev, c, true); }
  * two or more numbers. min of a tensor is -max(-x). */
 static Value max_or_min(Ev *ev, EvCall *c, bool max) {
   static const char *const params[] = {"x", "axis", "keepdim"};
-  if (c->npos >= 1 && c->pos[0].kind == V_TENSOR) {
+  if ((c->npos >= 1 && c->pos[0].kind == V_TENSOR) || (c->npos == 0 && c->nkw > 0)) {
     ev_bind_args(ev, c, params, 3, 1);
-    int x = c->arg[0].t;
+    int x = arg_tensor(ev, c, 0);
     uint32_t axes = ev_axes(ev, c->arg[1], shape_of(ev, x)->rank, c->arg_loc[1], arg_what(ev, c, 1));
     bool keep = arg_bool(ev, c, 2, false);
     if (max) return ev_reduce(ev, OP_REDUCE_MAX, x, axes, keep, c->loc);
-    Value neg = ev_unary(ev, AST_NEG, c->arg[0], c->loc);
+    Value neg = ev_unary(ev, AST_NEG, ev_tensor(x), c->loc);
     return ev_unary(ev, AST_NEG, ev_reduce(ev, OP_REDUCE_MAX, neg.t, axes, keep, c->loc), c->loc);
   }
   if (c->nkw) ev_error(ev, c->kw_loc[0], "%s of numbers takes no keyword arguments", c->name);

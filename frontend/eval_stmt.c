@@ -35,22 +35,14 @@ static const char *type_text(Ev *ev, const AstType *t) {
   return fe_arena_strdup(ev->arena, ev_type_str(t->dtype, &s, buf, sizeof buf));
 }
 
-/* Checks a value against a declared type ('what' names it in messages). */
-static void check_type(Ev *ev, const AstType *t, Value v, SrcLoc loc, const char *what) {
-  bool ok;
-  if (t->kind == TY_INT) {
-    ok = v.kind == V_INT;
-  } else if (t->kind == TY_FLOAT) {
-    ok = ev_is_number(v);
-  } else {
-    ok = v.kind == V_TENSOR;
-    if (ok) {
-      const IrNode *n = ev_node(ev, v);
-      IrShape want = ev_type_shape(ev, t);
-      ok = n->dtype == t->dtype && ir_shape_eq(&n->shape, &want);
-    }
-  }
-  if (!ok) ev_error(ev, loc, "%s must be %s, got %s", what, type_text(ev, t), ev_describe(ev, v));
+/* Whether a value has a declared type. */
+static bool has_type(Ev *ev, const AstType *t, Value v) {
+  if (t->kind == TY_INT) return v.kind == V_INT;
+  if (t->kind == TY_FLOAT) return ev_is_number(v);
+  if (v.kind != V_TENSOR) return false;
+  const IrNode *n = ev_node(ev, v);
+  IrShape want = ev_type_shape(ev, t);
+  return n->dtype == t->dtype && ir_shape_eq(&n->shape, &want);
 }
 
 /* ---- parameters ---- */
@@ -219,12 +211,23 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
   /* Defaults are evaluated at each call, seeing the parameters before them. */
   for (int i = 0; i < n; i++) {
     const AstParam *p = &def->params.v[i];
-    Value v = c->given[i] ? c->arg[i] : ev_expr(ev, p->dflt);
-    if (p->type) {
-      const char *what = fe_arena_printf(ev->arena, "argument '%s' of %s", p->name, def->name);
-      check_type(ev, p->type, v, c->given[i] ? c->arg_loc[i] : p->dflt->loc, what);
+    ev_local_set(ev, p->name, c->given[i] ? c->arg[i] : ev_expr(ev, p->dflt));
+  }
+  /* Typed parameters are checked once all are bound (a type's dimensions
+   * may name other parameters). A wrong argument is the caller's error, so
+   * it is reported without this call in the chain; a wrong default is the
+   * function's. */
+  for (int i = 0; i < n; i++) {
+    const AstParam *p = &def->params.v[i];
+    Value v = *ev_local_find(ev, p->name);
+    if (!p->type || has_type(ev, p->type, v)) continue;
+    const char *type = type_text(ev, p->type), *got = ev_describe(ev, v);
+    if (c->given[i]) {
+      ev->frame = frame.parent;
+      ev->depth--;
     }
-    ev_local_set(ev, p->name, v);
+    ev_error(ev, c->given[i] ? c->arg_loc[i] : p->dflt->loc, "argument '%s' of %s must be %s, got %s", p->name,
+             def->name, type, got);
   }
   exec_block(ev, &def->body);
   ev->depth--;

@@ -178,6 +178,15 @@ static bool check_config(Loader *L, AstConfig *c) {
   return true;
 }
 
+static bool check_params(Loader *L, const AstDef *d) {
+  for (int i = 0; i < d->params.n; i++)
+    for (int j = 0; j < i; j++)
+      if (strcmp(d->params.v[i].name, d->params.v[j].name) == 0)
+        return fail(L, d->params.v[i].loc, NO_LOC, "parameter '%s' of '%s' is declared twice", d->params.v[i].name,
+                    d->name);
+  return true;
+}
+
 /* Entry functions: every parameter a typed tensor without a default, and
  * a declared return type a tensor type (a scalar f32 for @train). */
 static bool check_entry(Loader *L, const AstDef *d) {
@@ -208,7 +217,8 @@ static bool check_items(Loader *L) {
     case ITEM_CONFIG: ok = check_config(L, it->config); break;
     case ITEM_LET: ok = define(L, it->let->name, it->let->loc, G_LET, ev_none()); break;
     case ITEM_DEF:
-      ok = define(L, it->def->name, it->def->loc, G_DEF, (Value){.kind = V_FUNC, .fn = it->def});
+      ok = define(L, it->def->name, it->def->loc, G_DEF, (Value){.kind = V_FUNC, .fn = it->def}) &&
+           check_params(L, it->def);
       if (ok && it->def->kind != DEF_PLAIN) {
         ok = check_entry(L, it->def);
         FE_PUSH(&p->arena, p->entries, p->nentries, it->def);

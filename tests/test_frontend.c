@@ -416,6 +416,32 @@ START_TEST(error_types) {
 }
 END_TEST
 
+START_TEST(error_function_signatures) {
+  /* A wrong argument is the caller's error: no "in call to" line for the
+   * callee. A wrong default is the function's. */
+  char *err = error_of("def g(n: int) { return n }\n@infer\ndef f(x: f32[2]) {\n    return x * g(2.5)\n}\n", "f");
+  ck_assert_msg(strstr(err, "in call to") == NULL, "%s", err);
+  free(err);
+  err = error_of("def g(n: int = 0.5) { return n }\ndef h() { return g() }\n@infer\ndef f(x: f32[2]) {\n    return x * h()\n}\n",
+                 "f");
+  check_diag(err, "t.dal:1:16: error: ", "argument 'n' of g must be int, got float 0.5", 16);
+  ck_assert_msg(strstr(err, "^\n  in call to g at t.dal:2:18\n  in call to h at t.dal:5:16\n") != NULL, "%s", err);
+  free(err);
+  /* Dimensions of a parameter's type may name other parameters. */
+  FeProgram *p = load_ok("def g(x: f32[n, 2], n) { return x }\n@infer\ndef f(x: f32[3, 2]) -> f32[3, 2] { return g(x, 3) }\n");
+  IrGraph *g = lower_ok(p, "f");
+  ir_graph_free(g);
+  fe_free(p);
+  expect_error("def g(a, b, a) { return a }\n", NULL, "t.dal:1:13: error: ", "parameter 'a' of 'g' is declared twice", 13);
+  /* max and min of a tensor also take keywords only. */
+  p = load_ok("@infer\ndef f(x: f32[2, 3]) -> f32[2] { return max(x=x, axis=1) + min(keepdim=false, x=x, axis=-1) }\n");
+  g = lower_ok(p, "f");
+  ck_assert_int_eq(count_op(g, OP_REDUCE_MAX), 2);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
 START_TEST(error_shapes_from_builder) {
   expect_error("@infer\ndef f(x: f32[2, 3], y: f32[4, 5]) {\n    return matmul(x, y)\n}\n", "f", "t.dal:3:12: error: ",
                "matmul: ", 12);
@@ -1044,6 +1070,7 @@ int main(void) {
   tcase_add_test(errors, error_names);
   tcase_add_test(errors, error_arguments);
   tcase_add_test(errors, error_types);
+  tcase_add_test(errors, error_function_signatures);
   tcase_add_test(errors, error_shapes_from_builder);
   tcase_add_test(errors, error_call_chain);
   tcase_add_test(errors, error_entries);
