@@ -55,6 +55,8 @@ LIBS_test_ir       := ir
 LIBS_test_shape    := ir
 LIBS_test_ref      := codegen ir runtime
 LIBS_test_passes   := passes ir
+LIBS_test_optimizer := passes codegen ir runtime
+LIBS_test_simplify := passes codegen ir runtime
 LIBS_test_frontend := frontend ir
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
 

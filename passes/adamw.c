@@ -1,0 +1,255 @@
+/* adamw.c — AdamW lowered to IR (see optimizer.h for the formulas).
+ *
+ * Everything is checked before the first node is built, so a refused call
+ * leaves the graph as it was. The shared scalars (t, the bias corrections,
+ * lr / (1 - beta1^t), 1 - lr wd, the clipping factor) are built once; each
+ * parameter then gets its own chain of elementwise nodes ending in three
+ * updates (param, m, v). */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/optimizer.h"
+
+/* Where the optimizer's shared nodes say they come from. */
+static const SrcLoc adamw_loc = {"<adamw>", 0, 0};
+
+__attribute__((format(printf, 3, 4))) static int fail(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int k = snprintf(g->error, sizeof g->error, "adamw: ");
+  vsnprintf(g->error + k, sizeof g->error - (size_t)k, fmt, ap);
+  va_end(ap);
+  g->error_loc = loc;
+  return -1;
+}
+
+/* "<prefix><name>" in a malloc'd string (NULL if out of memory). */
+static char *prefixed(const char *prefix, const char *name) {
+  size_t n = strlen(prefix) + strlen(name) + 1;
+  char *s = malloc(n);
+  if (s) snprintf(s, n, "%s%s", prefix, name);
+  return s;
+}
+
+static bool has_param_named(const IrGraph *g, const char *name) {
+  for (int i = 0; i < g->nparam; i++)
+    if (strcmp(g->node[g->param[i]].name, name) == 0) return true;
+  return false;
+}
+
+static bool is_updated(const IrGraph *g, int id) {
+  for (int i = 0; i < g->nupdate; i++)
+    if (g->update_target[i] == id) return true;
+  return false;
+}
+
+static bool default_decays(const IrNode *p, void *ctx) {
+  (void)ctx;
+  return p->shape.rank >= 2;
+}
+
+/* A probability-like hyper-parameter: 0 <= x < 1 (NaN fails). */
+static bool in_unit(double x) { return x >= 0 && x < 1; }
+static bool non_negative(double x) { return x >= 0 && isfinite(x); }
+
+static int check_options(IrGraph *g, const AdamWOptions *o) {
+  if (!o) return fail(g, adamw_loc, "no options given");
+  if (!in_unit(o->beta1) || !in_unit(o->beta2))
+    return fail(g, adamw_loc, "betas (%g, %g) must be in [0, 1)", o->beta1, o->beta2);
+  if (!non_negative(o->eps)) return fail(g, adamw_loc, "eps %g must be finite and >= 0", o->eps);
+  if (!non_negative(o->weight_decay))
+    return fail(g, adamw_loc, "weight_decay %g must be finite and >= 0", o->weight_decay);
+  if (!non_negative(o->clip_norm)) return fail(g, adamw_loc, "clip_norm %g must be finite and >= 0", o->clip_norm);
+  return 0;
+}
+
+/* Parameter i: a PARAM, listed once, not yet updated, with a gradient of
+ * its dtype and shape, and free names for its moments. */
+static int check_param(IrGraph *g, const int *params, const int *grads, int i) {
+  int p = params[i], gr = grads[i];
+  if (p < 0 || p >= g->n) return fail(g, adamw_loc, "param %d is %%%d, not a node of the graph", i, p);
+  const IrNode *pn = &g->node[p];
+  if (pn->op != OP_PARAM)
+    return fail(g, pn->loc, "param %d is %%%d (%s), not a trainable param", i, p, ir_op_name(pn->op));
+  for (int j = 0; j < i; j++)
+    if (params[j] == p) return fail(g, pn->loc, "param \"%s\" is listed twice", pn->name);
+  if (is_updated(g, p)) return fail(g, pn->loc, "param \"%s\" already has an update", pn->name);
+  if (gr < 0 || gr >= g->n) return fail(g, pn->loc, "gradient of \"%s\" is %%%d, not a node of the graph", pn->name, gr);
+  const IrNode *gn = &g->node[gr];
+  if (gn->dtype != IR_F32 || !ir_shape_eq(&gn->shape, &pn->shape)) {
+    char ps[160], gs[160];
+    return fail(g, pn->loc, "gradient of \"%s\" is %s%s, the param is f32%s", pn->name, ir_dtype_name(gn->dtype),
+                ir_shape_str(&gn->shape, gs, sizeof gs), ir_shape_str(&pn->shape, ps, sizeof ps));
+  }
+  const char *prefix[2] = {"opt.m.", "opt.v."};
+  for (int k = 0; k < 2; k++) {
+    char *name = prefixed(prefix[k], pn->name);
+    if (!name) return fail(g, pn->loc, "out of memory");
+    bool taken = has_param_named(g, name);
+    free(name);
+    if (taken) return fail(g, pn->loc, "\"%s%s\" is already a param or state of the graph", prefix[k], pn->name);
+  }
+  return 0;
+}
+
+static int check_all(IrGraph *g, const int *params, const int *grads, int n, const AdamWOptions *o) {
+  if (check_options(g, o)) return -1;
+  if (n < 1 || !params || !grads) return fail(g, adamw_loc, "no parameters to update (n = %d)", n);
+  for (int i = 0; i < n; i++)
+    if (check_param(g, params, grads, i)) return -1;
+  for (int i = 0; i < g->ninput; i++)
+    if (strcmp(g->node[g->input[i]].name, "opt.lr") == 0) return fail(g, adamw_loc, "the graph already has an input \"opt.lr\"");
+  if (has_param_named(g, "opt.step")) return fail(g, adamw_loc, "the graph already has a param or state \"opt.step\"");
+  for (int i = 0; o->clip_norm > 0 && i < g->noutput; i++)
+    if (strcmp(g->output_name[i], "opt.grad_norm") == 0)
+      return fail(g, adamw_loc, "the graph already has an output \"opt.grad_norm\"");
+  return 0;
+}
+
+/* Node building that stops at the first failure: every helper returns -1
+ * once 'bad' is set, so a chain of calls needs one check at its end. */
+typedef struct {
+  IrGraph *g;
+  SrcLoc loc;
+  bool bad;
+} Emit;
+
+static int ok(Emit *e, int id) {
+  if (id < 0) e->bad = true;
+  return id;
+}
+
+static int bin(Emit *e, IrOp op, int a, int b) {
+  return e->bad ? -1 : ok(e, ir_binary(e->g, op, a, b, e->loc));
+}
+
+static int un(Emit *e, IrOp op, int x) { return e->bad ? -1 : ok(e, ir_unary(e->g, op, x, e->loc)); }
+
+static int scalar(Emit *e, double v) { return e->bad ? -1 : ok(e, ir_scalar(e->g, IR_F32, v, e->loc)); }
+
+static int state(Emit *e, const char *prefix, const IrNode *p) {
+  if (e->bad) return -1;
+  char *name = prefixed(prefix, p->name);
+  if (!name) {
+    e->bad = true;
+    snprintf(e->g->error, sizeof e->g->error, "adamw: out of memory");
+    return -1;
+  }
+  int id = ok(e, ir_state(e->g, name, p->shape, e->loc));
+  free(name);
+  return id;
+}
+
+static void update(Emit *e, int target, int value) {
+  if (!e->bad) ok(e, ir_add_update(e->g, target, value, e->loc));
+}
+
+/* Shared scalar nodes of one step. */
+typedef struct {
+  int beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+  int step_size; /* lr / (1 - beta1^t) */
+  int sqrt_bc2;  /* sqrt(1 - beta2^t) */
+  int decay;     /* 1 - lr wd, or -1 when no param decays */
+  int clip;      /* min(clip / (norm + 1e-6), 1), or -1 without clipping */
+} Shared;
+
+/* t = step + 1 (and its update), the bias corrections and the constants. */
+static Shared build_shared(Emit *e, bool any_decay, double wd, const AdamWOptions *o) {
+  Shared s;
+  int lr = e->bad ? -1 : ok(e, ir_input(e->g, "opt.lr", IR_F32, ir_shape_make(0, NULL), e->loc));
+  int step = e->bad ? -1 : ok(e, ir_state(e->g, "opt.step", ir_shape_make(0, NULL), e->loc));
+  int one = scalar(e, 1.0);
+  int t = bin(e, OP_ADD, step, one);
+  update(e, step, t);
+  s.beta1 = scalar(e, o->beta1);
+  s.one_minus_beta1 = scalar(e, 1.0 - o->beta1);
+  s.beta2 = scalar(e, o->beta2);
+  s.one_minus_beta2 = scalar(e, 1.0 - o->beta2);
+  s.eps = scalar(e, o->eps);
+  int bc1 = bin(e, OP_SUB, one, bin(e, OP_POW, s.beta1, t));
+  int bc2 = bin(e, OP_SUB, one, bin(e, OP_POW, s.beta2, t));
+  s.step_size = bin(e, OP_DIV, lr, bc1);
+  s.sqrt_bc2 = un(e, OP_SQRT, bc2);
+  s.decay = any_decay ? bin(e, OP_SUB, one, bin(e, OP_MUL, lr, scalar(e, wd))) : -1;
+  s.clip = -1;
+  return s;
+}
+
+/* norm = sqrt(sum_i sum(g_i^2)), appended to the outputs as "opt.grad_norm";
+ * returns the factor min(clip / (norm + 1e-6), 1) every gradient is scaled by
+ * (the 1e-6 is clip_grad_norm_'s). */
+static int build_clip(Emit *e, const int *grads, int n, double clip) {
+  int total = -1;
+  for (int i = 0; i < n && !e->bad; i++) {
+    int gi = grads[i];
+    int sq = bin(e, OP_MUL, gi, gi);
+    uint32_t all = (1u << e->g->node[gi].shape.rank) - 1;
+    int s = e->bad ? -1 : ok(e, ir_reduce(e->g, OP_SUM, sq, all, false, e->loc));
+    total = total < 0 ? s : bin(e, OP_ADD, total, s);
+  }
+  int norm = un(e, OP_SQRT, total);
+  int coef = bin(e, OP_DIV, scalar(e, clip), bin(e, OP_ADD, norm, scalar(e, 1e-6)));
+  coef = bin(e, OP_MIN, coef, scalar(e, 1.0));
+  if (e->bad) return -1;
+  /* Append the norm to the outputs, keeping the others (and their names). */
+  IrGraph *g = e->g;
+  int no = g->noutput;
+  int *ids = malloc((size_t)(no + 1) * sizeof *ids);
+  const char **names = malloc((size_t)(no + 1) * sizeof *names);
+  if (ids && names) {
+    for (int i = 0; i < no; i++) {
+      ids[i] = g->output[i];
+      names[i] = g->output_name[i];
+    }
+    ids[no] = norm;
+    names[no] = "opt.grad_norm";
+    g->error[0] = 0;
+    ir_set_outputs(g, ids, names, no + 1);
+    if (g->error[0]) e->bad = true;
+  } else {
+    e->bad = true;
+    snprintf(g->error, sizeof g->error, "adamw: out of memory");
+  }
+  free(ids);
+  free(names);
+  return coef;
+}
+
+/* The step for one parameter p with gradient gr. */
+static void build_param(Emit *e, const Shared *s, int p, int gr, bool decays) {
+  const IrNode *pn = &e->g->node[p];
+  e->loc = pn->loc;
+  int m = state(e, "opt.m.", pn);
+  int v = state(e, "opt.v.", &e->g->node[p]); /* pn may have moved: the node array grows */
+  if (s->clip >= 0) gr = bin(e, OP_MUL, gr, s->clip);
+  int m1 = bin(e, OP_ADD, bin(e, OP_MUL, m, s->beta1), bin(e, OP_MUL, gr, s->one_minus_beta1));
+  int v1 = bin(e, OP_ADD, bin(e, OP_MUL, v, s->beta2), bin(e, OP_MUL, bin(e, OP_MUL, gr, gr), s->one_minus_beta2));
+  int pd = decays ? bin(e, OP_MUL, p, s->decay) : p;
+  int denom = bin(e, OP_ADD, bin(e, OP_DIV, un(e, OP_SQRT, v1), s->sqrt_bc2), s->eps);
+  int p1 = bin(e, OP_SUB, pd, bin(e, OP_MUL, s->step_size, bin(e, OP_DIV, m1, denom)));
+  update(e, p, p1);
+  update(e, m, m1);
+  update(e, v, v1);
+}
+
+int opt_adamw(IrGraph *g, const int *params, const int *grads, int n, const AdamWOptions *o) {
+  if (!g) return -1;
+  if (check_all(g, params, grads, n, o)) return -1;
+  bool (*decays)(const IrNode *, void *) = o->decays ? o->decays : default_decays;
+  bool *dec = malloc((size_t)n * sizeof *dec);
+  if (!dec) return fail(g, adamw_loc, "out of memory");
+  bool any = false;
+  for (int i = 0; i < n; i++) {
+    dec[i] = o->weight_decay > 0 && decays(&g->node[params[i]], o->decays_ctx);
+    any = any || dec[i];
+  }
+  Emit e = {.g = g, .loc = adamw_loc};
+  Shared s = build_shared(&e, any, o->weight_decay, o);
+  if (o->clip_norm > 0) s.clip = build_clip(&e, grads, n, o->clip_norm);
+  for (int i = 0; i < n && !e.bad; i++) build_param(&e, &s, params[i], grads[i], dec[i]);
+  free(dec);
+  return e.bad ? -1 : 0;
+}
