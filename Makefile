@@ -106,9 +106,11 @@ test: deps
 
 unit: all $(TESTS)
 
+# Unit tests and the command-line script (every bad-input class through
+# dalc) under AddressSanitizer + UBSan: a leak or UB fails the run.
 test-san:
 	@$(MAKE) --no-print-directory SAN=1 unit
-	@sh tests/run.sh build-san --unit-only
+	@sh tests/run.sh build-san --san
 
 demo: deps all
 	@sh tools/demo.sh $(BUILD)

@@ -1,10 +1,12 @@
 #!/bin/sh
-# run.sh BUILD [--unit-only] — runs every test program and script, then
-# prints one closing line "N passed, N failed" and exits non-zero on failure.
+# run.sh BUILD [--san] — runs every test program and script, then prints
+# one closing line "N passed, N failed" and exits non-zero on failure.
 #   unit tests:   BUILD/tests/test_*      (Check programs)
 #   script tests: tests/scripts/*.sh and tests/scripts/*.py (need BUILD/dalc)
+# With --san (a sanitizer build) only the unit tests and the shell scripts
+# run: the Python parity scripts would only measure the slow -O1 build.
 build=${1:-build}
-unit_only=${2:-}
+mode=${2:-}
 passed=0
 failed=0
 failures=""
@@ -27,11 +29,11 @@ for t in "$build"/tests/test_*; do
   run_one "$(basename "$t")" "$t"
 done
 
-if [ "$unit_only" != "--unit-only" ]; then
-  for s in tests/scripts/*.sh; do
-    [ -f "$s" ] || continue
-    run_one "$(basename "$s")" sh "$s" "$build"
-  done
+for s in tests/scripts/*.sh; do
+  [ -f "$s" ] || continue
+  run_one "$(basename "$s")" sh "$s" "$build"
+done
+if [ "$mode" != "--san" ]; then
   for s in tests/scripts/*.py; do
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" /usr/bin/python3 "$s" "$build"

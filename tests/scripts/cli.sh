@@ -74,5 +74,29 @@ expect_error "unknown option" "unknown option" "$dalc" info models/dvae.dal --fr
 expect_error "bad emit" "--emit must be ir or dot" "$dalc" models/dvae.dal --emit=asm
 expect_error "missing .dal" "nosuch.dal" "$dalc" info nosuch.dal
 
+# ---- bad .dal files: file:line:col, the source line and a caret, exit 1 ----
+cat >"$tmp/syntax.dal" <<'DAL'
+config tiny { n = 4 }
+@infer
+def f(x: f32[n]) -> f32[n] {
+    return x +* 2
+}
+DAL
+expect_error "syntax error" "syntax.dal:4:15: error: syntax error" "$dalc" "$tmp/syntax.dal" --emit=ir
+grep -q '^ *\^' "$tmp/err" && ok || bad "syntax error has no caret line"
+cat >"$tmp/shape.dal" <<'DAL'
+config tiny { n = 4 }
+@infer
+def f(x: f32[n, 3], y: f32[2, n]) -> f32[n, n] {
+    return matmul(x, y)
+}
+DAL
+expect_error "shape mismatch" "shape.dal:4:12: error: matmul" "$dalc" run "$tmp/shape.dal" --fn f
+printf 'import "b.dal"\n' >"$tmp/a.dal"
+printf 'import "a.dal"\n' >"$tmp/b.dal"
+expect_error "import cycle" "import cycle" "$dalc" info "$tmp/a.dal"
+printf 'config tiny { n = 4 }\n@infer\ndef f(x: f32[n]) -> f32[n] { return undefined_thing(x) }\n' >"$tmp/name.dal"
+expect_error "unknown name" "name.dal:3:37: error:" "$dalc" info "$tmp/name.dal"
+
 printf '%d passed, %d failed\n' "$pass" "$fail"
 [ "$fail" -eq 0 ]
