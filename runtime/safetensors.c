@@ -139,7 +139,7 @@ static int check_layout(StEntry *en, int n, uint64_t buf_size, const char *path,
 /* Parses the header JSON into entries (*out_en, *out_n; names point into
  * *out_root, which the caller frees). */
 static int parse_header(const char *text, size_t len, uint64_t buf_size, const char *path, cJSON **out_root,
-                        StEntry **out_en, int *out_n, RtErr *e) {
+                        StEntry **out_en, int *out_n, RtMeta *meta, RtErr *e) {
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
   if (!root) {
@@ -160,6 +160,10 @@ static int parse_header(const char *text, size_t len, uint64_t buf_size, const c
   cJSON_ArrayForEach(j, root) {
     if (strcmp(j->string, "__metadata__") == 0) {
       if (check_metadata(j, path, e) != 0) return -1;
+      if (meta) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, j) rt_meta_set(meta, v->string, v->valuestring);
+      }
       continue;
     }
     en[n].name = j->string;
@@ -170,7 +174,7 @@ static int parse_header(const char *text, size_t len, uint64_t buf_size, const c
   return check_layout(en, n, buf_size, path, e);
 }
 
-static int st_read_file(FILE *f, const char *path, RtTensorList **out, RtErr *e) {
+static int st_read_file(FILE *f, const char *path, RtTensorList **out, RtMeta *meta, RtErr *e) {
   struct stat st;
   if (fstat(fileno(f), &st) != 0) return rt_err(e, "%s: cannot stat: %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode)) return rt_err(e, "%s: not a regular file", path);
@@ -197,7 +201,7 @@ static int st_read_file(FILE *f, const char *path, RtTensorList **out, RtErr *e)
   cJSON *root = NULL;
   StEntry *en = NULL;
   int n = 0;
-  int rc = parse_header(text, hlen, buf_size, path, &root, &en, &n, e);
+  int rc = parse_header(text, hlen, buf_size, path, &root, &en, &n, meta, e);
   RtTensorList *l = NULL;
   if (rc == 0) {
     /* Names are unique (checked), so fill the list directly rather than
@@ -246,12 +250,73 @@ static int st_read_file(FILE *f, const char *path, RtTensorList **out, RtErr *e)
 }
 
 int rt_safetensors_read(const char *path, RtTensorList **out, RtErr *e) {
+  return rt_safetensors_read_meta(path, out, NULL, e);
+}
+
+int rt_safetensors_read_meta(const char *path, RtTensorList **out, RtMeta **meta, RtErr *e) {
   *out = NULL;
+  if (meta) *meta = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return rt_err(e, "%s: cannot open: %s", path, strerror(errno));
-  int rc = st_read_file(f, path, out, e);
+  RtMeta *m = meta ? rt_meta_new() : NULL;
+  int rc = st_read_file(f, path, out, m, e);
   fclose(f);
+  if (rc != 0) rt_meta_free(m);
+  else if (meta) *meta = m;
   return rc;
+}
+
+/* ---- metadata ---- */
+
+static void *meta_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n);
+  if (!q) {
+    fprintf(stderr, "dal runtime: out of memory\n");
+    abort();
+  }
+  return q;
+}
+
+static char *meta_strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  return memcpy(meta_xrealloc(NULL, n), s, n);
+}
+
+RtMeta *rt_meta_new(void) {
+  RtMeta *m = meta_xrealloc(NULL, sizeof *m);
+  memset(m, 0, sizeof *m);
+  return m;
+}
+
+void rt_meta_set(RtMeta *m, const char *key, const char *value) {
+  for (int i = 0; i < m->n; i++)
+    if (strcmp(m->key[i], key) == 0) {
+      free(m->value[i]);
+      m->value[i] = meta_strdup(value);
+      return;
+    }
+  m->key = meta_xrealloc(m->key, (size_t)(m->n + 1) * sizeof *m->key);
+  m->value = meta_xrealloc(m->value, (size_t)(m->n + 1) * sizeof *m->value);
+  m->key[m->n] = meta_strdup(key);
+  m->value[m->n] = meta_strdup(value);
+  m->n++;
+}
+
+const char *rt_meta_get(const RtMeta *m, const char *key) {
+  for (int i = 0; m && i < m->n; i++)
+    if (strcmp(m->key[i], key) == 0) return m->value[i];
+  return NULL;
+}
+
+void rt_meta_free(RtMeta *m) {
+  if (!m) return;
+  for (int i = 0; i < m->n; i++) {
+    free(m->key[i]);
+    free(m->value[i]);
+  }
+  free(m->key);
+  free(m->value);
+  free(m);
 }
 
 /* ---- writing ---- */
@@ -334,9 +399,23 @@ static int check_list(const RtTensorList *l, const char *path, RtErr *e) {
 }
 
 int rt_safetensors_write(const char *path, const RtTensorList *l, RtErr *e) {
+  return rt_safetensors_write_meta(path, l, NULL, e);
+}
+
+int rt_safetensors_write_meta(const char *path, const RtTensorList *l, const RtMeta *meta, RtErr *e) {
   if (check_list(l, path, e) != 0) return -1;
   StrBuf h = {0};
-  sb_str(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
+  sb_str(&h, "{\"__metadata__\":{\"format\":");
+  const char *format = rt_meta_get(meta, "format");
+  sb_json_string(&h, format ? format : "pt");
+  for (int i = 0; meta && i < meta->n; i++) {
+    if (strcmp(meta->key[i], "format") == 0) continue;
+    sb_str(&h, ",");
+    sb_json_string(&h, meta->key[i]);
+    sb_str(&h, ":");
+    sb_json_string(&h, meta->value[i]);
+  }
+  sb_str(&h, "}");
   uint64_t at = 0;
   for (int i = 0; i < l->n; i++) {
     const RtTensor *t = l->tensor[i];

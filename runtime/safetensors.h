@@ -29,4 +29,26 @@ int rt_safetensors_read(const char *path, RtTensorList **out, RtErr *e);
  * "__metadata__". */
 int rt_safetensors_write(const char *path, const RtTensorList *l, RtErr *e);
 
+/* ---- string metadata (the "__metadata__" map) ----
+ * Keys keep their insertion order; rt_meta_set replaces the value of an
+ * existing key. The map owns copies of its strings. */
+typedef struct {
+  int n;
+  char **key, **value; /* (n) */
+} RtMeta;
+
+RtMeta *rt_meta_new(void);
+void rt_meta_set(RtMeta *m, const char *key, const char *value);
+/* The value of 'key', or NULL (also when m is NULL). */
+const char *rt_meta_get(const RtMeta *m, const char *key);
+void rt_meta_free(RtMeta *m); /* NULL is a no-op */
+
+/* rt_safetensors_read that also returns the header's metadata in *meta
+ * (a new map the caller frees; meta may be NULL). On failure both *out and
+ * *meta are NULL. */
+int rt_safetensors_read_meta(const char *path, RtTensorList **out, RtMeta **meta, RtErr *e);
+/* rt_safetensors_write with metadata: "format" is "pt" unless meta sets it,
+ * then meta's other keys in order. meta may be NULL. */
+int rt_safetensors_write_meta(const char *path, const RtTensorList *l, const RtMeta *meta, RtErr *e);
+
 #endif

@@ -1,0 +1,120 @@
+/* checkpoint.c — an RtProgram's state to and from safetensors (see checkpoint.h). */
+#include "checkpoint.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+
+int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointInfo *info, RtErr *e) {
+  RtMeta *m = rt_meta_new();
+  char num[32];
+  rt_meta_set(m, "dal.model", p->model ? p->model : "");
+  rt_meta_set(m, "dal.config", p->config ? p->config : "");
+  snprintf(num, sizeof num, "%" PRIu64, info->step);
+  rt_meta_set(m, "dal.step", num);
+  snprintf(num, sizeof num, "%" PRIu64, info->seed);
+  rt_meta_set(m, "dal.seed", num);
+  snprintf(num, sizeof num, "%" PRIu64, info->steps);
+  rt_meta_set(m, "dal.steps", num);
+  int rc = rt_safetensors_write_meta(path, p->state, m, e);
+  rt_meta_free(m);
+  return rc;
+}
+
+/* Metadata value 'key' as a decimal u64; 'required' makes absence an error. */
+static int meta_u64(const RtMeta *m, const char *key, bool required, uint64_t *out, const char *path, RtErr *e) {
+  const char *s = rt_meta_get(m, key);
+  if (!s) {
+    *out = 0;
+    return required ? rt_err(e, "%s: not a dal training checkpoint (its metadata has no \"%s\")", path, key) : 0;
+  }
+  char *end;
+  if (*s < '0' || *s > '9') goto bad;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*end) goto bad;
+  *out = v;
+  return 0;
+bad:
+  return rt_err(e, "%s: metadata \"%s\" is \"%s\", not a non-negative integer", path, key, s);
+}
+
+static bool same_type(const RtTensor *a, const RtTensor *b) {
+  if (a->dtype != b->dtype || a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dim[i] != b->dim[i]) return false;
+  return true;
+}
+
+/* Checks that file tensor t fits state tensor s (named 'name'). */
+static int check_fits(const RtTensor *t, const RtTensor *s, const char *name, const char *path, RtErr *e) {
+  if (same_type(t, s)) return 0;
+  char want[128], got[128];
+  return rt_err(e, "%s: tensor '%s' is %s%s but the model's is %s%s", path, name, rt_dtype_name(t->dtype),
+                rt_shape_str(t->rank, t->dim, got, sizeof got), rt_dtype_name(s->dtype),
+                rt_shape_str(s->rank, s->dim, want, sizeof want));
+}
+
+int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, RtErr *e) {
+  RtTensorList *l = NULL;
+  RtMeta *m = NULL;
+  if (rt_safetensors_read_meta(path, &l, &m, e)) return -1;
+  int rc = -1;
+  RtCheckpointInfo in = {0};
+  if (meta_u64(m, "dal.step", true, &in.step, path, e) || meta_u64(m, "dal.seed", true, &in.seed, path, e) ||
+      meta_u64(m, "dal.steps", false, &in.steps, path, e))
+    goto done;
+  const char *model = rt_meta_get(m, "dal.model"), *config = rt_meta_get(m, "dal.config");
+  if ((model && p->model && strcmp(model, p->model) != 0) || (config && p->config && strcmp(config, p->config) != 0)) {
+    rt_err(e, "%s: a checkpoint of model '%s' (config '%s'), not of '%s' (config '%s')", path, model ? model : "?",
+           config ? config : "?", p->model, p->config);
+    goto done;
+  }
+  for (int i = 0; i < p->state->n; i++) {
+    const RtTensor *t = rt_list_get(l, p->state->name[i]);
+    if (!t) {
+      rt_err(e, "%s: tensor '%s' of model '%s' is missing", path, p->state->name[i], p->model);
+      goto done;
+    }
+    if (check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) goto done;
+  }
+  for (int i = 0; i < l->n; i++)
+    if (!rt_list_get(p->state, l->name[i])) {
+      rt_err(e, "%s: tensor '%s' is not part of model '%s'", path, l->name[i], p->model);
+      goto done;
+    }
+  for (int i = 0; i < p->state->n; i++)
+    memcpy(p->state->tensor[i]->data, rt_list_get(l, p->state->name[i])->data, rt_tensor_bytes(p->state->tensor[i]));
+  *info = in;
+  rc = 0;
+done:
+  rt_list_free(l);
+  rt_meta_free(m);
+  return rc;
+}
+
+int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
+  RtTensorList *l = NULL;
+  if (rt_safetensors_read(path, &l, e)) return -1;
+  int rc = -1;
+  for (int i = 0; i < p->state->n; i++) {
+    const RtTensor *t = rt_list_get(l, p->state->name[i]);
+    if (!t && i < p->nparam) {
+      rt_err(e, "%s: parameter '%s' of model '%s' is missing", path, p->state->name[i], p->model);
+      goto done;
+    }
+    if (t && check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) goto done;
+  }
+  for (int i = 0; i < p->state->n; i++) {
+    const RtTensor *t = rt_list_get(l, p->state->name[i]);
+    RtTensor *s = p->state->tensor[i];
+    if (t) memcpy(s->data, t->data, rt_tensor_bytes(s));
+    else memset(s->data, 0, rt_tensor_bytes(s));
+  }
+  rc = 0;
+done:
+  rt_list_free(l);
+  return rc;
+}

@@ -1,0 +1,25 @@
+/* data_impl.h — what a dataset kind implements (internal to runtime/data*.c). */
+#ifndef DAL_RT_DATA_IMPL_H
+#define DAL_RT_DATA_IMPL_H
+
+#include "data.h"
+
+struct RtDataset {
+  const RtEntrySpec *entry;
+  uint64_t seed;
+  int64_t batch;  /* B */
+  bool *fills;    /* (entry->ninput) */
+  char **caption; /* (batch) the last batch's captions, or NULL for a dataset without */
+  /* The kind's: fill the inputs marked in 'fills' for 'step'; free impl. */
+  int (*fill)(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e);
+  void (*free_impl)(void *impl);
+  void *impl;
+};
+
+/* Each kind's opener: sets fills, batch, fill, free_impl, impl (and caption)
+ * on a dataset whose entry and seed are set; 'args' is the spec after the
+ * kind's name and colon ("" if none). */
+int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e);
+int rt_data_open_npy(RtDataset *d, const char *args, RtErr *e);
+
+#endif

@@ -1,0 +1,236 @@
+/* data_shapes.c — the built-in `shapes` dataset: coloured circles, squares
+ * and triangles with captions (see data.h for the grammar and the stream). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_impl.h"
+#include "rng.h"
+
+static const char *const colour_names[RT_SHAPES_COLOURS] = {"red", "green", "blue", "yellow", "purple"};
+static const float palette[RT_SHAPES_COLOURS][3] = {
+    {0.90f, 0.15f, 0.15f}, {0.15f, 0.75f, 0.25f}, {0.20f, 0.35f, 0.95f},
+    {0.95f, 0.85f, 0.15f}, {0.65f, 0.25f, 0.85f},
+};
+static const float background[3] = {0.08f, 0.08f, 0.10f};
+static const char *const kind_names[RT_SHAPE_KINDS] = {"circle", "square", "triangle"};
+/* Indexed by row * 3 + col. */
+static const char *const places[9] = {
+    "at the top left", "at the top",    "at the top right",    "on the left",        "in the center",
+    "on the right",    "at the bottom left", "at the bottom", "at the bottom right",
+};
+enum { REL_ABOVE, REL_BELOW, REL_LEFT, REL_RIGHT, REL_COUNT };
+static const char *const relations[REL_COUNT] = {"above", "below", "to the left of", "to the right of"};
+
+const char *rt_shapes_colour_name(int c) { return c >= 0 && c < RT_SHAPES_COLOURS ? colour_names[c] : "background"; }
+
+void rt_shapes_colour_rgb(int c, float rgb[3]) {
+  memcpy(rgb, c >= 0 && c < RT_SHAPES_COLOURS ? palette[c] : background, 3 * sizeof(float));
+}
+
+const char *rt_shapes_kind_name(RtShapeKind k) { return (unsigned)k < RT_SHAPE_KINDS ? kind_names[k] : "?"; }
+
+/* ---- the random stream of one example ---- */
+
+typedef struct {
+  uint32_t ctr[4], key[2];
+  uint32_t buf[4];
+  int left; /* unused words in buf */
+} Draw;
+
+static void draw_init(Draw *d, uint64_t seed, uint64_t index) {
+  *d = (Draw){.ctr = {(uint32_t)index, (uint32_t)(index >> 32), RT_SHAPES_TAG, 0},
+              .key = {(uint32_t)seed, (uint32_t)(seed >> 32)}};
+}
+
+static uint32_t draw_u32(Draw *d) {
+  if (d->left == 0) {
+    rt_philox4x32_10(d->ctr, d->key, d->buf);
+    d->ctr[3]++;
+    d->left = 4;
+  }
+  return d->buf[4 - d->left--];
+}
+
+/* Uniform in 0 .. n-1. */
+static int draw_int(Draw *d, int n) { return (int)(((uint64_t)draw_u32(d) * (uint64_t)n) >> 32); }
+
+/* Uniform in [0, 1). */
+static float draw_unit(Draw *d) { return (float)(draw_u32(d) >> 8) * (1.0f / 16777216.0f); }
+
+/* Places o in its cell: half-size from its size class, centre jittered by
+ * at most half the slack between the object and the cell's border. */
+static void place(RtShapesObject *o, int size, Draw *d) {
+  float cell = (float)size / 3.0f;
+  o->r = cell * (o->large ? 0.42f : 0.26f);
+  float jitter = 0.5f * (0.5f * cell - o->r);
+  o->cx = ((float)o->col + 0.5f) * cell + (2.0f * draw_unit(d) - 1.0f) * jitter;
+  o->cy = ((float)o->row + 0.5f) * cell + (2.0f * draw_unit(d) - 1.0f) * jitter;
+}
+
+void rt_shapes_scene(uint64_t seed, uint64_t index, int size, RtShapesScene *sc) {
+  Draw d;
+  draw_init(&d, seed, index);
+  memset(sc, 0, sizeof *sc);
+  RtShapesObject *a = &sc->obj[0], *b = &sc->obj[1];
+  if (draw_int(&d, 2) == 0) {
+    sc->nobj = 1;
+    a->kind = (RtShapeKind)draw_int(&d, RT_SHAPE_KINDS);
+    a->colour = draw_int(&d, RT_SHAPES_COLOURS);
+    a->large = draw_int(&d, 2);
+    a->row = draw_int(&d, 3);
+    a->col = draw_int(&d, 3);
+    place(a, size, &d);
+    snprintf(sc->caption, sizeof sc->caption, "a %s %s %s %s", a->large ? "large" : "small",
+             colour_names[a->colour], kind_names[a->kind], places[a->row * 3 + a->col]);
+    return;
+  }
+  /* Two small objects that differ in kind or colour, in one row or column. */
+  sc->nobj = 2;
+  enum { COMBOS = RT_SHAPE_KINDS * RT_SHAPES_COLOURS };
+  int ca = draw_int(&d, COMBOS), cb = draw_int(&d, COMBOS - 1);
+  if (cb >= ca) cb++;
+  a->kind = (RtShapeKind)(ca / RT_SHAPES_COLOURS);
+  a->colour = ca % RT_SHAPES_COLOURS;
+  b->kind = (RtShapeKind)(cb / RT_SHAPES_COLOURS);
+  b->colour = cb % RT_SHAPES_COLOURS;
+  int rel = draw_int(&d, REL_COUNT);
+  int line = draw_int(&d, 3);                 /* the shared column or row */
+  int lo = draw_int(&d, 3), hi = draw_int(&d, 2); /* two distinct positions lo < hi along it */
+  if (hi >= lo) hi++;
+  if (hi < lo) {
+    int t = lo;
+    lo = hi;
+    hi = t;
+  }
+  int first = rel == REL_ABOVE || rel == REL_LEFT ? lo : hi, second = first == lo ? hi : lo;
+  if (rel == REL_ABOVE || rel == REL_BELOW) {
+    a->col = b->col = line;
+    a->row = first;
+    b->row = second;
+  } else {
+    a->row = b->row = line;
+    a->col = first;
+    b->col = second;
+  }
+  place(a, size, &d);
+  place(b, size, &d);
+  snprintf(sc->caption, sizeof sc->caption, "a %s %s %s a %s %s", colour_names[a->colour], kind_names[a->kind],
+           relations[rel], colour_names[b->colour], kind_names[b->kind]);
+}
+
+/* ---- rendering ---- */
+
+/* Whether point (x, y) is inside o. */
+static bool inside(const RtShapesObject *o, float x, float y) {
+  float dx = x - o->cx, dy = y - o->cy;
+  switch (o->kind) {
+  case RT_SHAPE_CIRCLE: return dx * dx + dy * dy <= o->r * o->r;
+  case RT_SHAPE_SQUARE: return fabsf(dx) <= 0.85f * o->r && fabsf(dy) <= 0.85f * o->r;
+  case RT_SHAPE_TRIANGLE: {
+    /* Apex up at cy - r, base at cy + 0.75 r, half-width r at the base. */
+    float t = (dy + o->r) / (1.75f * o->r);
+    return t >= 0.0f && t <= 1.0f && fabsf(dx) <= t * o->r;
+  }
+  default: return false;
+  }
+}
+
+void rt_shapes_render(const RtShapesScene *sc, int size, float *img) {
+  int64_t plane = (int64_t)size * size;
+  for (int c = 0; c < 3; c++)
+    for (int64_t i = 0; i < plane; i++) img[c * plane + i] = 2.0f * background[c] - 1.0f;
+  for (int k = 0; k < sc->nobj; k++) {
+    const RtShapesObject *o = &sc->obj[k];
+    int x0 = (int)floorf(o->cx - o->r), x1 = (int)ceilf(o->cx + o->r);
+    int y0 = (int)floorf(o->cy - o->r), y1 = (int)ceilf(o->cy + o->r);
+    x0 = x0 < 0 ? 0 : x0;
+    y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > size - 1 ? size - 1 : x1;
+    y1 = y1 > size - 1 ? size - 1 : y1;
+    for (int y = y0; y <= y1; y++)
+      for (int x = x0; x <= x1; x++) {
+        /* Coverage of the pixel from 4x4 samples; objects never overlap
+         * (they sit in different cells), so blending with what is there is
+         * blending with the background. */
+        int hits = 0;
+        for (int sy = 0; sy < 4; sy++)
+          for (int sx = 0; sx < 4; sx++)
+            hits += inside(o, (float)x + ((float)sx + 0.5f) / 4.0f, (float)y + ((float)sy + 0.5f) / 4.0f);
+        if (!hits) continue;
+        float cov = (float)hits / 16.0f;
+        for (int c = 0; c < 3; c++) {
+          float *px = &img[c * plane + (int64_t)y * size + x];
+          float under = (*px + 1.0f) * 0.5f;
+          *px = 2.0f * (under * (1.0f - cov) + palette[o->colour][c] * cov) - 1.0f;
+        }
+      }
+  }
+}
+
+/* ---- the dataset ---- */
+
+typedef struct {
+  int input; /* the image input */
+  int size;  /* S */
+} Shapes;
+
+/* The entry's image input: f32 [B, 3, S, S]; "x" or "image" if several. */
+static int find_image_input(const RtEntrySpec *en) {
+  int found = -1;
+  for (int i = 0; i < en->ninput; i++) {
+    const RtArgSpec *a = &en->input[i];
+    if (a->dtype != RT_F32 || a->rank != 4 || a->dim[1] != 3 || a->dim[2] != a->dim[3] || a->dim[2] < 8 ||
+        a->dim[0] < 1)
+      continue;
+    if (found < 0 || strcmp(a->name, "x") == 0 || strcmp(a->name, "image") == 0) found = i;
+  }
+  return found;
+}
+
+static int shapes_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
+  (void)e;
+  const Shapes *s = d->impl;
+  float *img = rt_f32(inputs[s->input]);
+  int64_t plane = 3 * (int64_t)s->size * s->size;
+  for (int64_t j = 0; j < d->batch; j++) {
+    RtShapesScene sc;
+    rt_shapes_scene(d->seed, step * (uint64_t)d->batch + (uint64_t)j, s->size, &sc);
+    rt_shapes_render(&sc, s->size, img + j * plane);
+    size_t n = strlen(sc.caption) + 1;
+    memcpy(d->caption[j], sc.caption, n);
+  }
+  return 0;
+}
+
+int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
+  const RtEntrySpec *en = d->entry;
+  if (*args) return rt_err(e, "dataset shapes takes no arguments (got 'shapes:%s')", args);
+  int i = find_image_input(en);
+  if (i < 0) {
+    char names[512] = "";
+    for (int k = 0; k < en->ninput; k++) {
+      size_t at = strlen(names);
+      snprintf(names + at, sizeof names - at, "%s%s", k ? ", " : "", en->input[k].name);
+    }
+    return rt_err(e, "dataset shapes makes images f32[B, 3, S, S] (S >= 8), but entry '%s' has no such input "
+                  "(its inputs: %s)", en->name, en->ninput ? names : "none");
+  }
+  Shapes *s = malloc(sizeof *s);
+  if (!s) return rt_err(e, "dataset shapes: out of memory");
+  s->input = i;
+  s->size = (int)en->input[i].dim[2];
+  d->impl = s;
+  d->free_impl = free;
+  d->fill = shapes_fill;
+  d->fills[i] = true;
+  d->batch = en->input[i].dim[0];
+  d->caption = calloc((size_t)d->batch, sizeof *d->caption);
+  if (!d->caption) return rt_err(e, "dataset shapes: out of memory");
+  for (int64_t j = 0; j < d->batch; j++) {
+    d->caption[j] = calloc(1, sizeof ((RtShapesScene *)0)->caption);
+    if (!d->caption[j]) return rt_err(e, "dataset shapes: out of memory");
+  }
+  return 0;
+}

@@ -1,0 +1,25 @@
+/* exe.h — helpers shared by the executables' subcommands (exe_*.c,
+ * train_args.c); internal to the runtime. */
+#ifndef DAL_RT_EXE_H
+#define DAL_RT_EXE_H
+
+#include <stdint.h>
+
+#include "program.h"
+
+/* If argv[*i] is 'flag' ("--steps 5" or "--steps=5"): sets *val to its
+ * value (advancing *i past a separate value) and returns 1; returns -1 with
+ * a message if the value is missing, 0 if argv[*i] is another flag. */
+int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e);
+/* Whole-string numbers, with errors that name the flag. */
+int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
+int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
+/* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
+const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
+/* The training entry called fn (NULL: the only one); -1 with a message. */
+int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
+
+int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
+int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
+
+#endif

@@ -1,0 +1,143 @@
+/* exe_main.c — rt_main, the executables' command line (see program.h):
+ * dispatch to the subcommands, `info`, `help`, and the flag helpers the
+ * subcommands share (exe.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exe.h"
+#include "train.h"
+
+int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
+  const char *a = argv[*i];
+  size_t n = strlen(flag);
+  if (strncmp(a, flag, n) != 0) return 0;
+  if (a[n] == '=') {
+    *val = a + n + 1;
+    return 1;
+  }
+  if (a[n] != 0) return 0;
+  if (*i + 1 >= argc) return rt_err(e, "%s needs a value", flag);
+  *val = argv[++*i];
+  return 1;
+}
+
+int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end || errno == ERANGE)
+    return rt_err(e, "%s needs a non-negative integer, got '%s'", flag, s);
+  *out = v;
+  return 0;
+}
+
+int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e) {
+  char *end;
+  double v = strtod(s, &end);
+  if (end == s || *end || v != v || v - v != 0) return rt_err(e, "%s needs a finite number, got '%s'", flag, s);
+  *out = v;
+  return 0;
+}
+
+const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size) {
+  char shape[160] = "";
+  if (a->rank > 0) rt_shape_str(a->rank, a->dim, shape, sizeof shape);
+  snprintf(buf, size, "%s: %s%s", a->name, rt_dtype_name(a->dtype), shape);
+  return buf;
+}
+
+int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e) {
+  if (fn) {
+    int i = rt_program_entry(p, fn);
+    if (i < 0) return rt_err(e, "%s has no entry '%s' (`info` lists them)", p->model, fn);
+    if (!p->entry[i].train) return rt_err(e, "entry '%s' of %s is not a training entry", fn, p->model);
+    return i;
+  }
+  int found = -1, count = 0;
+  for (int i = 0; i < p->nentry; i++)
+    if (p->entry[i].train) {
+      found = found < 0 ? i : found;
+      count++;
+    }
+  if (count == 0) return rt_err(e, "%s has no training entry", p->model);
+  if (count > 1) return rt_err(e, "%s has %d training entries: choose one with --fn NAME", p->model, count);
+  return found;
+}
+
+/* "name(x: f32[4, 3, 16, 16], tau: f32) -> loss: f32". */
+static void print_signature(FILE *f, const RtEntrySpec *en) {
+  char buf[256];
+  fprintf(f, "%s(", en->name);
+  for (int i = 0; i < en->ninput; i++) fprintf(f, "%s%s", i ? ", " : "", rt_exe_arg_str(&en->input[i], buf, sizeof buf));
+  fprintf(f, ") -> ");
+  for (int i = 0; i < en->noutput; i++) fprintf(f, "%s%s", i ? ", " : "", rt_exe_arg_str(&en->output[i], buf, sizeof buf));
+}
+
+static int cmd_info(const RtProgram *p, int argc, RtErr *e) {
+  if (argc > 0) return rt_err(e, "info takes no options");
+  int64_t nvalues[2] = {0, 0};
+  for (int i = 0; i < p->state->n; i++) nvalues[i >= p->nparam] += rt_tensor_numel(p->state->tensor[i]);
+  printf("model: %s\nconfig: %s\nlearning rate: %g\n", p->model, p->config, p->lr);
+  printf("parameters: %d tensors, %lld values\n", p->nparam, (long long)nvalues[0]);
+  printf("other state: %d tensors, %lld values\n", p->state->n - p->nparam, (long long)nvalues[1]);
+  printf("entries:\n");
+  for (int i = 0; i < p->nentry; i++) {
+    printf("  ");
+    print_signature(stdout, &p->entry[i]);
+    printf("%s\n", p->entry[i].train ? "   [train]" : "");
+  }
+  return 0;
+}
+
+static void usage(FILE *f, const char *prog) {
+  fprintf(f,
+          "usage: %s COMMAND [options]\n"
+          "  info                                the model, its entries and state\n"
+          "  train --steps N [--fn NAME] [--data shapes|npy:NAME=FILE.npy,...] [--seed S] [--lr X]\n"
+          "        [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]\n"
+          "        [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]\n"
+          "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
+          "        [--params P.safetensors] [--save-state P.safetensors] [--seed S] [--step K]\n"
+          "  data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S] [--scale N]\n"
+          "  help                                this text\n",
+          prog);
+}
+
+static int cmd_train(RtProgram *p, int argc, char **argv, RtErr *e) {
+  RtTrainOptions o;
+  if (rt_train_parse(argc, argv, &o, e)) return -1;
+  RtTrainResult res;
+  if (rt_train(p, &o, &res, e)) return -1;
+  return res.signal ? 128 + res.signal : 0;
+}
+
+int rt_main(RtProgram *p, int argc, char **argv) {
+  const char *prog = argc > 0 && argv[0] ? argv[0] : "dal";
+  const char *slash = strrchr(prog, '/');
+  if (slash) prog = slash + 1;
+  if (argc < 2) {
+    usage(stderr, prog);
+    return 1;
+  }
+  const char *cmd = argv[1];
+  RtErr e = {{0}};
+  int rc;
+  if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
+  else if (strcmp(cmd, "train") == 0) rc = cmd_train(p, argc - 2, argv + 2, &e);
+  else if (strcmp(cmd, "run") == 0) rc = rt_exe_run(p, argc - 2, argv + 2, &e);
+  else if (strcmp(cmd, "data") == 0) rc = rt_exe_data(p, argc - 2, argv + 2, &e);
+  else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    usage(stdout, prog);
+    rc = 0;
+  } else {
+    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, help)", cmd);
+  }
+  fflush(stdout);
+  if (rc < 0) {
+    fprintf(stderr, "%s: error: %s\n", prog, e.msg);
+    return 1;
+  }
+  return rc;
+}

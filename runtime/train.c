@@ -1,0 +1,306 @@
+/* train.c — the training loop: batches, scheduled scalar inputs,
+ * checkpoints, signals and resuming (see train.h). */
+#include "train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "exe.h"
+#include "progress.h"
+
+/* ---- signals: SIGINT and SIGTERM stop the run after the current step ---- */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+typedef struct {
+  struct sigaction old_int, old_term;
+} Handlers;
+
+static void handlers_install(Handlers *h) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  stop_signal = 0;
+  sigaction(SIGINT, &sa, &h->old_int);
+  sigaction(SIGTERM, &sa, &h->old_term);
+}
+
+static void handlers_restore(const Handlers *h) {
+  sigaction(SIGINT, &h->old_int, NULL);
+  sigaction(SIGTERM, &h->old_term, NULL);
+}
+
+/* ---- where each input of the step comes from ---- */
+
+typedef enum { SRC_DATA, SRC_LR, SRC_SCALAR } Source;
+
+typedef struct {
+  RtProgram *p;
+  const RtTrainOptions *o;
+  int entry;
+  const RtEntrySpec *en;
+  RtDataset *data;
+  Source *src;         /* (ninput) */
+  int *scalar;         /* (ninput) index into o->scalar for SRC_SCALAR */
+  RtTensor **in;       /* (ninput) */
+  RtTensor **out;      /* (noutput) */
+  FILE *log;
+  double lr;
+  uint64_t seed, first, every;
+  char ckpt[1024];
+} Run;
+
+static bool is_scalar(const RtArgSpec *a) {
+  for (int i = 0; i < a->rank; i++)
+    if (a->dim[i] != 1) return false;
+  return true;
+}
+
+/* "NAME (f32[4, 3])" of input i for messages. */
+static const char *input_str(const Run *r, int i, char *buf, size_t size) {
+  return rt_exe_arg_str(&r->en->input[i], buf, size);
+}
+
+/* Decides the source of every input, with errors that say which flag
+ * gives a missing value. */
+static int plan_inputs(Run *r, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  const RtEntrySpec *en = r->en;
+  char buf[256];
+  for (int k = 0; k < o->nscalar; k++) {
+    int i = rt_entry_input(en, o->scalar[k].name);
+    const char *flag = o->scalar[k].anneal ? "--anneal" : "--set";
+    if (i < 0) {
+      char names[512] = "";
+      for (int j = 0; j < en->ninput; j++) {
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof names - at, "%s%s", j ? ", " : "", en->input[j].name);
+      }
+      return rt_err(e, "%s %s: entry '%s' has no input '%s' (its inputs: %s)", flag, o->scalar[k].name, en->name,
+                    o->scalar[k].name, names);
+    }
+    if (!is_scalar(&en->input[i]))
+      return rt_err(e, "%s %s: input %s is not a scalar", flag, o->scalar[k].name, input_str(r, i, buf, sizeof buf));
+    if (rt_data_fills(r->data, i))
+      return rt_err(e, "%s %s: input '%s' comes from the dataset", flag, o->scalar[k].name, o->scalar[k].name);
+    if (strcmp(o->scalar[k].name, RT_LR_INPUT) == 0)
+      return rt_err(e, "%s %s: set the learning rate with --lr", flag, RT_LR_INPUT);
+    r->src[i] = SRC_SCALAR;
+    r->scalar[i] = k;
+  }
+  for (int i = 0; i < en->ninput; i++) {
+    const RtArgSpec *a = &en->input[i];
+    if (rt_data_fills(r->data, i)) r->src[i] = SRC_DATA;
+    else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR;
+    else if (r->src[i] != SRC_SCALAR) {
+      if (is_scalar(a))
+        return rt_err(e, "input %s of training entry '%s' has no value: give --set %s=VALUE or --anneal %s=FROM:TO",
+                      input_str(r, i, buf, sizeof buf), en->name, a->name, a->name);
+      return rt_err(e, "input %s of training entry '%s' is not filled by dataset '%s': choose a --data that "
+                    "provides it (e.g. npy:%s=FILE.npy)", input_str(r, i, buf, sizeof buf), en->name,
+                    r->o->data ? r->o->data : "shapes", a->name);
+    }
+  }
+  return 0;
+}
+
+/* The value of scheduled scalar k at step s of a run of n steps. */
+static double scalar_value(const RtTrainScalar *sc, uint64_t s, uint64_t n) {
+  if (!sc->anneal || n < 2) return sc->from;
+  return sc->from * pow(sc->to / sc->from, (double)s / (double)(n - 1));
+}
+
+/* Stores v in a one-element tensor of either dtype; returns what it stored. */
+static double set_scalar(RtTensor *t, double v) {
+  if (t->dtype == RT_I32) return rt_i32(t)[0] = (int32_t)llround(v);
+  return rt_f32(t)[0] = (float)v;
+}
+
+/* Fills every input for step s; writes the scheduled values to the log line. */
+static int fill_inputs(Run *r, uint64_t s, char *line, size_t size, RtErr *e) {
+  if (rt_data_fill(r->data, s, r->in, e)) return -1;
+  size_t at = strlen(line);
+  for (int i = 0; i < r->en->ninput; i++) {
+    double v;
+    if (r->src[i] == SRC_LR) v = set_scalar(r->in[i], r->lr);
+    else if (r->src[i] == SRC_SCALAR) v = set_scalar(r->in[i], scalar_value(&r->o->scalar[r->scalar[i]], s, r->o->steps));
+    else continue;
+    at += (size_t)snprintf(line + at, at < size ? size - at : 0, "\t%.9g", v);
+  }
+  return 0;
+}
+
+/* The log's header: step, loss, then the scheduled inputs in input order. */
+static void log_header(const Run *r, char *buf, size_t size) {
+  size_t at = (size_t)snprintf(buf, size, "step\tloss");
+  for (int i = 0; i < r->en->ninput && at < size; i++)
+    if (r->src[i] != SRC_DATA) at += (size_t)snprintf(buf + at, size - at, "\t%s", r->en->input[i].name);
+}
+
+static int save(Run *r, uint64_t done, RtErr *e) {
+  RtCheckpointInfo info = {.step = done, .seed = r->seed, .steps = r->o->steps};
+  return rt_checkpoint_save(r->ckpt, r->p, &info, e);
+}
+
+/* Restores or initialises the state; sets r->seed and r->first. */
+static int start_state(Run *r, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  RtProgram *p = r->p;
+  if (o->resume) {
+    RtCheckpointInfo info;
+    if (rt_checkpoint_load(o->resume, p, &info, e)) return -1;
+    if (o->seed_given && o->seed != info.seed)
+      return rt_err(e, "%s: the checkpoint's run used --seed %llu, not %llu (leave --seed out to resume it)",
+                    o->resume, (unsigned long long)info.seed, (unsigned long long)o->seed);
+    if (info.step > o->steps)
+      return rt_err(e, "%s: the checkpoint is at step %llu, past --steps %llu", o->resume,
+                    (unsigned long long)info.step, (unsigned long long)o->steps);
+    r->seed = info.seed;
+    r->first = info.step;
+    return 0;
+  }
+  r->seed = o->seed;
+  r->first = 0;
+  if (p->init(p, r->seed, e)) return -1;
+  return o->params ? rt_checkpoint_load_params(o->params, p, e) : 0;
+}
+
+static int setup(Run *r, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  RtProgram *p = r->p;
+  r->entry = rt_exe_train_entry(p, o->fn, e);
+  if (r->entry < 0) return -1;
+  r->en = &p->entry[r->entry];
+  const RtEntrySpec *en = r->en;
+  if (en->noutput < 1 || en->output[0].dtype != RT_F32 || !is_scalar(&en->output[0]))
+    return rt_err(e, "training entry '%s' must return the loss, a scalar f32, first", en->name);
+  r->lr = o->lr_given ? o->lr : p->lr;
+  const char *base = o->resume ? o->resume : NULL;
+  if (o->checkpoint) base = o->checkpoint;
+  if (base) snprintf(r->ckpt, sizeof r->ckpt, "%s", base);
+  else if (p->config && *p->config) snprintf(r->ckpt, sizeof r->ckpt, "%s-%s.safetensors", p->model, p->config);
+  else snprintf(r->ckpt, sizeof r->ckpt, "%s.safetensors", p->model);
+  r->every = o->every_given ? o->every : (o->steps + 9) / 10;
+
+  r->src = calloc((size_t)en->ninput + 1, sizeof *r->src);
+  r->scalar = calloc((size_t)en->ninput + 1, sizeof *r->scalar);
+  r->in = calloc((size_t)en->ninput + 1, sizeof *r->in);
+  r->out = calloc((size_t)en->noutput + 1, sizeof *r->out);
+  if (!r->src || !r->scalar || !r->in || !r->out) return rt_err(e, "out of memory");
+  for (int i = 0; i < en->ninput; i++) {
+    r->in[i] = rt_tensor_new(en->input[i].dtype, en->input[i].rank, en->input[i].dim, e);
+    if (!r->in[i]) return -1;
+  }
+  /* The seed of the data is the run's: known only after a resume has read
+   * it, so the state comes first. */
+  if (start_state(r, e)) return -1;
+  r->data = rt_data_open(o->data ? o->data : "shapes", en, r->seed, e);
+  if (!r->data) return -1;
+  if (plan_inputs(r, e)) return -1;
+  if (o->log) {
+    char header[2048];
+    log_header(r, header, sizeof header);
+    r->log = rt_train_log_open(o->log, header, r->first, e);
+    if (!r->log) return -1;
+  }
+  return 0;
+}
+
+static void teardown(Run *r) {
+  for (int i = 0; r->in && i < r->en->ninput; i++) rt_tensor_free(r->in[i]);
+  free(r->in);
+  free(r->out);
+  free(r->src);
+  free(r->scalar);
+  rt_data_free(r->data);
+  if (r->log) fclose(r->log);
+}
+
+static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+/* The loop proper: steps r->first .. steps-1. */
+static int loop(Run *r, RtTrainResult *res, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  RtProgress pr;
+  rt_progress_begin(&pr, stderr, r->first, o->steps, o->quiet);
+  uint64_t s = r->first;
+  for (; s < o->steps; s++) {
+    char line[2048];
+    snprintf(line, sizeof line, "%llu\t", (unsigned long long)s);
+    size_t loss_at = strlen(line);
+    char sched[1800] = "";
+    if (fill_inputs(r, s, sched, sizeof sched, e)) goto fail;
+    if (r->p->run(r->p, r->entry, r->in, r->out, r->seed, s, e)) goto fail;
+    float loss = rt_f32(r->out[0])[0];
+    for (int k = 0; k < r->en->noutput; k++) {
+      rt_tensor_free(r->out[k]);
+      r->out[k] = NULL;
+    }
+    res->loss = loss;
+    if (!isfinite(loss)) {
+      rt_err(e, "step %llu: the loss is %g; training stopped (the last checkpoint, if any, is kept)",
+             (unsigned long long)s, (double)loss);
+      goto fail;
+    }
+    if (r->log) {
+      snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s\n", (double)loss, sched);
+      fputs(line, r->log);
+      fflush(r->log);
+    }
+    rt_progress_step(&pr, s, loss);
+    res->step = s + 1;
+    if (stop_signal) {
+      rt_progress_end(&pr);
+      if (save(r, s + 1, e)) return -1;
+      res->signal = stop_signal;
+      snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+      fprintf(stderr, "interrupted by %s after step %llu of %llu; checkpoint written to %s (continue with "
+              "--resume %s)\n", signal_name(stop_signal), (unsigned long long)(s + 1), (unsigned long long)o->steps,
+              r->ckpt, r->ckpt);
+      return 0;
+    }
+    if (r->every && (s + 1) % r->every == 0 && s + 1 < o->steps && save(r, s + 1, e)) goto fail;
+  }
+  rt_progress_end(&pr);
+  if (save(r, o->steps, e)) return -1;
+  snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+  if (!o->quiet)
+    fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s\n",
+            (unsigned long long)r->first, (unsigned long long)o->steps, r->p->model, r->p->config, res->loss,
+            rt_progress_avg(&pr), r->ckpt);
+  return 0;
+fail:
+  rt_progress_end(&pr);
+  return -1;
+}
+
+int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e) {
+  memset(res, 0, sizeof *res);
+  res->loss = NAN;
+  Run r = {.p = p, .o = o};
+  Handlers h;
+  handlers_install(&h);
+  int rc = setup(&r, e);
+  if (rc == 0) {
+    res->step = r.first;
+    if (r.first == o->steps) {
+      if (!o->quiet)
+        fprintf(stderr, "%s: already trained for %llu steps; nothing to do\n", o->resume,
+                (unsigned long long)o->steps);
+    } else {
+      rc = loop(&r, res, e);
+    }
+  }
+  teardown(&r);
+  handlers_restore(&h);
+  return rc;
+}

@@ -1,0 +1,91 @@
+/* train.h — the training driver: the loop behind `EXE train ...`.
+ *
+ *   train --steps N [--fn NAME] [--data shapes|npy:NAME=FILE.npy,...] [--seed S] [--lr X]
+ *         [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]
+ *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
+ *
+ * Step s (0-based, s < N) runs the training entry once on: the dataset's
+ * batch of step s for the inputs the dataset fills; --lr (default: the
+ * model's lr) for "opt.lr"; for every other (scalar) input a --set constant
+ * or an --anneal schedule, FROM * (TO/FROM)^(s/(N-1)), geometric from FROM at
+ * step 0 to TO at step N-1 (the dVAE anneals tau). The seed (default 0)
+ * initialises the parameters, orders the data and draws the noise; every
+ * one of those is a pure function of (seed, step), so the whole RNG state
+ * of a run is its seed and its step.
+ *
+ * Checkpoints (checkpoint.h) go to --checkpoint (default: the --resume path,
+ * else "MODEL-CONFIG.safetensors") every K steps (--every, default N/10
+ * rounded up; 0 = never in between) and at the end. SIGINT or SIGTERM
+ * lets the running step finish, writes a checkpoint and stops the run.
+ * --resume PATH restores the state, step and seed of a checkpoint and goes
+ * on to step N: with the same flags, a run interrupted at any point (a
+ * signal, or SIGKILL between checkpoints) and resumed from its last
+ * checkpoint computes bit-identically what the uninterrupted run does.
+ *
+ * --log FILE.tsv gets a header "step<TAB>loss<TAB>lr<TAB>scalars..." and one
+ * line per step with the loss and every scheduled input (%.9g: exact for
+ * f32). On --resume the file keeps its lines for the steps before the
+ * checkpoint's and drops later ones (a killed run may have logged steps that
+ * are run again), so a resumed run's log equals the uninterrupted run's.
+ * Module prefix: rt_.
+ */
+#ifndef DAL_RT_TRAIN_H
+#define DAL_RT_TRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "program.h"
+
+typedef struct {
+  char name[128];  /* the input's name */
+  bool anneal;     /* false: --set NAME=from; true: --anneal NAME=from:to */
+  double from, to;
+} RtTrainScalar;
+
+#define RT_TRAIN_MAX_SCALARS 32
+
+typedef struct {
+  const char *fn;          /* the training entry; NULL: the program's only one */
+  uint64_t steps;          /* N, > 0 */
+  const char *data;        /* dataset spec (data.h); NULL: "shapes" */
+  uint64_t seed;
+  bool seed_given;         /* --seed was given (on --resume it must equal the checkpoint's) */
+  double lr;
+  bool lr_given;           /* else p->lr */
+  RtTrainScalar scalar[RT_TRAIN_MAX_SCALARS];
+  int nscalar;
+  const char *params;      /* start from these parameters instead of the seed's */
+  const char *checkpoint;  /* NULL: the default above */
+  uint64_t every;
+  bool every_given;        /* else N/10 rounded up */
+  const char *resume;
+  const char *log;
+  bool quiet;              /* no progress line or summary */
+} RtTrainOptions;
+
+typedef struct {
+  uint64_t step;           /* steps completed */
+  double loss;             /* the last step's loss (NaN if no step ran) */
+  int signal;              /* the signal that stopped the run early, else 0 */
+  char checkpoint[1024];   /* the checkpoint path ("" if none was written) */
+} RtTrainResult;
+
+/* Fills o from the arguments after "train" (argv[0] is the first flag). */
+int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e);
+
+/* Runs the training loop. Returns 0 when the run reached step N or was
+ * stopped by a signal after writing its checkpoint (res->signal says which),
+ * -1 with e->msg on any error (flags, data, files, a non-finite loss); the
+ * last checkpoint written is then kept as it was. Progress and messages go
+ * to stderr. */
+int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e);
+
+/* The log file (train_log.c): opens 'path' for appending step lines after
+ * 'first' steps: a fresh file with 'header' when first == 0 (or the file
+ * does not exist), else the old file cut to its header and its lines for
+ * steps < first (rewritten atomically). */
+FILE *rt_train_log_open(const char *path, const char *header, uint64_t first, RtErr *e);
+
+#endif

@@ -1,0 +1,95 @@
+/* train_args.c — `train`'s flags into RtTrainOptions (see train.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "exe.h"
+#include "train.h"
+
+/* "NAME=V" (--set) or "NAME=FROM:TO" (--anneal) into a new scalar. */
+static int parse_scalar(RtTrainOptions *o, const char *flag, const char *arg, bool anneal, RtErr *e) {
+  char text[256];
+  if (strlen(arg) >= sizeof text) return rt_err(e, "%s '%.40s...' is too long", flag, arg);
+  strcpy(text, arg);
+  char *eq = strchr(text, '=');
+  if (!eq || eq == text || eq - text >= (long)sizeof o->scalar[0].name)
+    return rt_err(e, "%s needs NAME=%s, got '%s'", flag, anneal ? "FROM:TO" : "VALUE", text);
+  if (o->nscalar == RT_TRAIN_MAX_SCALARS)
+    return rt_err(e, "too many --set/--anneal flags (at most %d)", RT_TRAIN_MAX_SCALARS);
+  *eq = 0;
+  for (int i = 0; i < o->nscalar; i++)
+    if (strcmp(o->scalar[i].name, text) == 0) return rt_err(e, "input '%s' is given twice by --set/--anneal", text);
+  RtTrainScalar *s = &o->scalar[o->nscalar];
+  strcpy(s->name, text);
+  s->anneal = anneal;
+  char *value = eq + 1;
+  if (anneal) {
+    char *colon = strchr(value, ':');
+    if (!colon) return rt_err(e, "--anneal %s needs FROM:TO, got '%s'", text, value);
+    *colon = 0;
+    if (rt_exe_f64("--anneal", value, &s->from, e) || rt_exe_f64("--anneal", colon + 1, &s->to, e)) return -1;
+    if (!(s->from * s->to > 0))
+      return rt_err(e, "--anneal %s=%g:%g: a geometric schedule needs FROM and TO non-zero and of the same sign",
+                    text, s->from, s->to);
+  } else {
+    if (rt_exe_f64("--set", value, &s->from, e)) return -1;
+    s->to = s->from;
+  }
+  o->nscalar++;
+  return 0;
+}
+
+int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
+  memset(o, 0, sizeof *o);
+  bool have_steps = false;
+  for (int i = 0; i < argc; i++) {
+    const char *v;
+    int m;
+#define FLAG(name) ((m = rt_exe_flag(argc, argv, &i, name, &v, e)) < 0 ? -1 : m)
+    if (strcmp(argv[i], "--quiet") == 0) {
+      o->quiet = true;
+    } else if (FLAG("--steps")) {
+      if (m < 0 || rt_exe_u64("--steps", v, &o->steps, e)) return -1;
+      if (o->steps == 0) return rt_err(e, "--steps must be at least 1");
+      have_steps = true;
+    } else if (FLAG("--fn")) {
+      if (m < 0) return -1;
+      o->fn = v;
+    } else if (FLAG("--data")) {
+      if (m < 0) return -1;
+      o->data = v;
+    } else if (FLAG("--seed")) {
+      if (m < 0 || rt_exe_u64("--seed", v, &o->seed, e)) return -1;
+      o->seed_given = true;
+    } else if (FLAG("--lr")) {
+      if (m < 0 || rt_exe_f64("--lr", v, &o->lr, e)) return -1;
+      o->lr_given = true;
+    } else if (FLAG("--set")) {
+      if (m < 0 || parse_scalar(o, "--set", v, false, e)) return -1;
+    } else if (FLAG("--anneal")) {
+      if (m < 0 || parse_scalar(o, "--anneal", v, true, e)) return -1;
+    } else if (FLAG("--params")) {
+      if (m < 0) return -1;
+      o->params = v;
+    } else if (FLAG("--checkpoint")) {
+      if (m < 0) return -1;
+      o->checkpoint = v;
+    } else if (FLAG("--every")) {
+      if (m < 0 || rt_exe_u64("--every", v, &o->every, e)) return -1;
+      o->every_given = true;
+    } else if (FLAG("--resume")) {
+      if (m < 0) return -1;
+      o->resume = v;
+    } else if (FLAG("--log")) {
+      if (m < 0) return -1;
+      o->log = v;
+    } else {
+      return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
+                    "--set NAME=V --anneal NAME=FROM:TO --params P --checkpoint PATH --every K --resume PATH "
+                    "--log FILE.tsv --quiet)", argv[i]);
+    }
+#undef FLAG
+  }
+  if (!have_steps) return rt_err(e, "train needs --steps N");
+  if (o->params && o->resume) return rt_err(e, "--params and --resume cannot be used together");
+  return 0;
+}
