@@ -55,6 +55,7 @@ LIBS_test_ir       := ir
 LIBS_test_shape    := ir
 LIBS_test_ref      := codegen ir runtime
 LIBS_test_passes   := passes ir
+LIBS_test_autodiff := passes codegen ir runtime
 LIBS_test_optimizer := passes codegen ir runtime
 LIBS_test_simplify := passes codegen ir runtime
 LIBS_test_frontend := frontend ir
