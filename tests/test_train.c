@@ -1,0 +1,603 @@
+/* test_train.c — the training driver (runtime/train.h, rt_main) and
+ * codegen/ref_program on a hand-built training step: linear regression
+ * with noisy targets, its gradient and an SGD-with-momentum update written
+ * directly in IR. */
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codegen/ref_program.h"
+#include "runtime/checkpoint.h"
+#include "runtime/npy.h"
+#include "runtime/safetensors.h"
+#include "runtime/train.h"
+#include "tests/util.h"
+
+#define LOC ((SrcLoc){"test_train.c", __LINE__, 1})
+#define B 4
+#define D 3
+#define N 10 /* rows in the dataset */
+
+static IrShape shape(int rank, int64_t d0, int64_t d1) {
+  int64_t d[2] = {d0, d1};
+  return ir_shape_make(rank, d);
+}
+
+/* The linear model's prediction x @ w + b: [B]. */
+static int predict(IrGraph *g, int x, int w, int b) {
+  int xw = ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC); /* [B, 1] */
+  return ir_binary(g, OP_ADD, ir_reshape(g, xw, shape(1, B, 0), LOC), b, LOC);
+}
+
+/* v' = 0.9 v + grad; p' = p - lr * v' (both as updates). */
+static void momentum(IrGraph *g, int p, int v, int grad, int lr) {
+  int v2 = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, v, ir_scalar(g, IR_F32, 0.9, LOC), LOC), grad, LOC);
+  int p2 = ir_binary(g, OP_SUB, p, ir_binary(g, OP_MUL, lr, v2, LOC), LOC);
+  ck_assert_int_ge(ir_add_update(g, v, v2, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, p, p2, LOC), 0);
+}
+
+/* step(x: f32[B, D], y: f32[B], tau: f32, opt.lr: f32) -> loss
+ *   y~ = y + tau * gumbel     (noise that depends on the seed and step)
+ *   loss = mean((x @ w + b - y~)^2); w, b by SGD with momentum; opt.step += 1 */
+static IrGraph *step_graph(const char *param_name) {
+  IrGraph *g = ir_graph_new("step");
+  g->train = true;
+  int x = ir_input(g, "x", IR_F32, shape(2, B, D), LOC);
+  int y = ir_input(g, "y", IR_F32, shape(1, B, 0), LOC);
+  int tau = ir_input(g, "tau", IR_F32, shape(0, 0, 0), LOC);
+  int lr = ir_input(g, "opt.lr", IR_F32, shape(0, 0, 0), LOC);
+  int w = ir_param(g, param_name, shape(2, D, 1), IR_INIT_NORMAL, 0.0, 0.5, LOC);
+  int b = ir_param(g, "b", shape(1, 1, 0), IR_INIT_ZEROS, 0, 0, LOC);
+  int vw = ir_state(g, "opt.m.w", shape(2, D, 1), LOC);
+  int vb = ir_state(g, "opt.m.b", shape(1, 1, 0), LOC);
+  int count = ir_state(g, "opt.step", shape(0, 0, 0), LOC);
+  int noise = ir_build(g, OP_GUMBEL, NULL, 0, &(IrAttr){.shape = shape(1, B, 0), .salt = 7}, LOC);
+  int target = ir_binary(g, OP_ADD, y, ir_binary(g, OP_MUL, tau, noise, LOC), LOC);
+  int err = ir_binary(g, OP_SUB, predict(g, x, w, b), target, LOC);
+  int sq = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, err, err, LOC), 1u, false, LOC);
+  int loss = ir_binary(g, OP_MUL, sq, ir_scalar(g, IR_F32, 1.0 / B, LOC), LOC);
+  /* d loss / d pred = 2 err / B; dw = x^T @ that; db = its sum. */
+  int dpred = ir_binary(g, OP_MUL, err, ir_scalar(g, IR_F32, 2.0 / B, LOC), LOC);
+  int dw = ir_build(g, OP_MATMUL, (int[]){x, ir_reshape(g, dpred, shape(2, B, 1), LOC)}, 2,
+                    &(IrAttr){.trans_a = 1}, LOC);
+  int db = ir_reduce(g, OP_SUM, dpred, 1u, true, LOC);
+  momentum(g, w, vw, dw, lr);
+  momentum(g, b, vb, db, lr);
+  ck_assert_int_ge(ir_add_update(g, count, ir_binary(g, OP_ADD, count, ir_scalar(g, IR_F32, 1, LOC), LOC), LOC), 0);
+  ck_assert_msg(loss >= 0, "%s", g->error);
+  ir_set_outputs(g, &loss, (const char *[]){"loss"}, 1);
+  return g;
+}
+
+/* predict(x: f32[B, D]) -> pred: f32[B], reading the same parameters. */
+static IrGraph *predict_graph(void) {
+  IrGraph *g = ir_graph_new("predict");
+  int x = ir_input(g, "x", IR_F32, shape(2, B, D), LOC);
+  int b = ir_param(g, "b", shape(1, 1, 0), IR_INIT_ZEROS, 0, 0, LOC);
+  int w = ir_param(g, "w", shape(2, D, 1), IR_INIT_NORMAL, 0.0, 0.5, LOC);
+  int p = predict(g, x, w, b);
+  ir_set_outputs(g, &p, (const char *[]){"pred"}, 1);
+  return g;
+}
+
+static RtProgram *make_program(const char *model, uint64_t seed) {
+  IrGraph *g[2] = {step_graph("w"), predict_graph()};
+  RtErr e;
+  RtProgram *p = cg_ref_program(g, 2, model, "test", 0.05, seed, &e);
+  ck_assert_msg(p != NULL, "%s", e.msg);
+  return p;
+}
+
+/* The true model the data follows. */
+static const float w_true[D] = {1.5f, -2.0f, 0.5f};
+static const float b_true = 0.25f;
+
+static char *x_npy, *y_npy, *data_spec;
+
+/* Writes x.npy [N, D] and y.npy [N] once per process. */
+static void make_data(void) {
+  if (data_spec) return;
+  RtErr e;
+  RtTensor *x = rt_tensor_new(RT_F32, 2, (int64_t[]){N, D}, &e);
+  RtTensor *y = rt_tensor_new(RT_F32, 1, (int64_t[]){N}, &e);
+  for (int i = 0; i < N; i++) {
+    float acc = b_true;
+    for (int k = 0; k < D; k++) {
+      float v = (float)sin(1.0 + i * 0.7 + k * 1.3);
+      rt_f32(x)[i * D + k] = v;
+      acc += v * w_true[k];
+    }
+    rt_f32(y)[i] = acc;
+  }
+  x_npy = tu_path("x.npy");
+  y_npy = tu_path("y.npy");
+  ck_assert_int_eq(rt_npy_write(x_npy, x, &e), 0);
+  ck_assert_int_eq(rt_npy_write(y_npy, y, &e), 0);
+  rt_tensor_free(x);
+  rt_tensor_free(y);
+  size_t n = strlen(x_npy) + strlen(y_npy) + 16;
+  data_spec = malloc(n);
+  snprintf(data_spec, n, "npy:x=%s,y=%s", x_npy, y_npy);
+}
+
+/* rt_main on a command line given as one string (split at spaces). */
+static int main_str(RtProgram *p, const char *fmt, ...) {
+  char line[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  char *argv[64];
+  int argc = 0;
+  argv[argc++] = "linreg";
+  for (char *t = strtok(line, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+  argv[argc] = NULL;
+  return rt_main(p, argc, argv);
+}
+
+/* The common training flags for a run of 'steps' steps. */
+static char *train_flags(int steps, const char *log, const char *ckpt) {
+  make_data();
+  static char buf[2048];
+  snprintf(buf, sizeof buf, "train --steps %d --data %s --seed 11 --anneal tau=0.2:0.01 --quiet --log %s --checkpoint %s",
+           steps, data_spec, log, ckpt);
+  return buf;
+}
+
+/* ---- a step that raises a signal: the kill points of the resume tests ---- */
+
+static int (*real_run)(RtProgram *, int, RtTensor *const *, RtTensor **, uint64_t, uint64_t, RtErr *);
+static uint64_t signal_step;
+static int signal_to_raise;
+
+static int run_then_signal(RtProgram *p, int entry, RtTensor *const *in, RtTensor **out, uint64_t seed, uint64_t step,
+                           RtErr *e) {
+  int rc = real_run(p, entry, in, out, seed, step, e);
+  if (p->entry[entry].train && step == signal_step) raise(signal_to_raise);
+  return rc;
+}
+
+static void arm_signal(RtProgram *p, int sig, uint64_t step) {
+  real_run = p->run;
+  p->run = run_then_signal;
+  signal_to_raise = sig;
+  signal_step = step;
+}
+
+/* The data lines of a log (after the header), or NULL. */
+static char *log_body(const char *path) {
+  char *text = tu_read_file(path, NULL);
+  if (!text) return NULL;
+  char *nl = strchr(text, '\n');
+  ck_assert_msg(nl != NULL, "%s has no header line", path);
+  memmove(text, nl + 1, strlen(nl + 1) + 1);
+  return text;
+}
+
+static int count_lines(const char *s) {
+  int n = 0;
+  for (; *s; s++) n += *s == '\n';
+  return n;
+}
+
+/* Loss of data line i of a log body. */
+static double log_loss(const char *body, int line) {
+  for (int i = 0; i < line; i++) body = strchr(body, '\n') + 1;
+  const char *tab = strchr(body, '\t');
+  return strtod(tab + 1, NULL);
+}
+
+static void assert_same_state(const RtProgram *a, const RtProgram *b) {
+  ck_assert_int_eq(a->state->n, b->state->n);
+  for (int i = 0; i < a->state->n; i++) {
+    ck_assert_str_eq(a->state->name[i], b->state->name[i]);
+    ck_assert_msg(memcmp(a->state->tensor[i]->data, b->state->tensor[i]->data, rt_tensor_bytes(a->state->tensor[i])) == 0,
+                  "state tensor '%s' differs", a->state->name[i]);
+  }
+}
+
+/* ---- cg_ref_program ---- */
+
+START_TEST(test_program_state) {
+  RtProgram *p = make_program("linreg", 3);
+  /* Parameters first (in order of first use), then STATE nodes. */
+  ck_assert_int_eq(p->nparam, 2);
+  ck_assert_int_eq(p->state->n, 5);
+  ck_assert_str_eq(p->state->name[0], "w");
+  ck_assert_str_eq(p->state->name[1], "b");
+  ck_assert_str_eq(p->state->name[2], "opt.m.w");
+  ck_assert_str_eq(p->state->name[4], "opt.step");
+  ck_assert_int_eq(p->nentry, 2);
+  ck_assert(p->entry[0].train && !p->entry[1].train);
+  ck_assert_int_eq(p->entry[0].ninput, 4);
+  ck_assert_str_eq(p->entry[0].input[3].name, RT_LR_INPUT);
+  ck_assert_str_eq(p->entry[1].output[0].name, "pred");
+  ck_assert_int_eq(p->entry[1].output[0].dim[0], B);
+  /* w from its initialiser (not all zero), the optimizer state zero. */
+  double wsum = 0;
+  for (int i = 0; i < D; i++) wsum += fabs(rt_f32(p->state->tensor[0])[i]);
+  ck_assert(wsum > 0);
+  ck_assert_float_eq(rt_f32(p->state->tensor[4])[0], 0.0f);
+  /* The same seed gives the same parameters; another seed others. */
+  RtProgram *q = make_program("linreg", 3), *r = make_program("linreg", 4);
+  assert_same_state(p, q);
+  ck_assert(memcmp(p->state->tensor[0]->data, r->state->tensor[0]->data, D * sizeof(float)) != 0);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+}
+END_TEST
+
+START_TEST(test_program_disagreeing_graphs) {
+  IrGraph *g[2] = {step_graph("w"), ir_graph_new("other")};
+  ck_assert(ir_param(g[1], "w", shape(2, D, 2), IR_INIT_ZEROS, 0, 0, LOC) >= 0);
+  int out = ir_param(g[1], "w", shape(2, D, 2), IR_INIT_ZEROS, 0, 0, LOC);
+  ir_set_outputs(g[1], &out, NULL, 1);
+  RtErr e;
+  ck_assert_ptr_null(cg_ref_program(g, 2, "linreg", "test", 0.1, 0, &e));
+  ck_assert_msg(strstr(e.msg, "'w'") && strstr(e.msg, "[3, 2]") && strstr(e.msg, "[3, 1]"), "%s", e.msg);
+}
+END_TEST
+
+/* ---- training ---- */
+
+START_TEST(test_loss_decreases) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("dec.tsv"), *ckpt = tu_path("dec.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --lr 0.05", train_flags(150, log, ckpt)), 0);
+  char *text = tu_read_file(log, NULL);
+  ck_assert_msg(strncmp(text, "step\tloss\ttau\topt.lr\n", 20) == 0, "header: %.40s", text);
+  char *body = log_body(log);
+  ck_assert_int_eq(count_lines(body), 150);
+  double first = log_loss(body, 0), last = log_loss(body, 149);
+  ck_assert_msg(last < first / 20, "loss %g -> %g", first, last);
+  /* The annealed tau: 0.2 at step 0, 0.01 at the last step; lr constant. */
+  ck_assert_msg(strstr(body, "0\t") == body && strstr(body, "\t0.200000003\t0.0500000007\n"), "%.80s", body);
+  ck_assert_msg(strstr(body, "149\t") && strstr(body, "\t0.00999999978\t0.0500000007\n"), "%s", body);
+  /* The inference entry reads the trained parameters. */
+  RtErr e;
+  RtTensor *x = NULL, *out = NULL;
+  ck_assert_int_eq(rt_npy_read(x_npy, &x, &e), 0);
+  x->dim[0] = B; /* the first B rows */
+  ck_assert_int_eq(p->run(p, 1, &x, &out, 0, 0, &e), 0);
+  for (int j = 0; j < B; j++) {
+    float want = b_true;
+    for (int k = 0; k < D; k++) want += rt_f32(x)[j * D + k] * w_true[k];
+    ck_assert_msg(fabsf(rt_f32(out)[j] - want) < 0.1f, "row %d: %g vs %g", j, rt_f32(out)[j], want);
+  }
+  /* opt.step counted every step. */
+  ck_assert_float_eq(rt_f32(rt_list_get(p->state, "opt.step"))[0], 150.0f);
+  rt_tensor_free(x);
+  rt_tensor_free(out);
+  free(text);
+  free(body);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
+START_TEST(test_checkpoint_round_trip) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("rt.tsv"), *ckpt = tu_path("rt.safetensors");
+  ck_assert_int_eq(main_str(p, "%s", train_flags(20, log, ckpt)), 0);
+  /* Every state tensor under its own name, and the metadata. */
+  RtTensorList *l;
+  RtMeta *m;
+  RtErr e;
+  ck_assert_msg(rt_safetensors_read_meta(ckpt, &l, &m, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(l->n, p->state->n);
+  ck_assert_str_eq(rt_meta_get(m, "dal.step"), "20");
+  ck_assert_str_eq(rt_meta_get(m, "dal.seed"), "11");
+  ck_assert_str_eq(rt_meta_get(m, "dal.model"), "linreg");
+  ck_assert_str_eq(rt_meta_get(m, "dal.config"), "test");
+  ck_assert_str_eq(rt_meta_get(m, "format"), "pt");
+  rt_list_free(l);
+  rt_meta_free(m);
+  /* Loading restores every byte of the state, whatever the program held. */
+  RtProgram *q = make_program("linreg", 99);
+  RtCheckpointInfo info;
+  ck_assert_msg(rt_checkpoint_load(ckpt, q, &info, &e) == 0, "%s", e.msg);
+  ck_assert_uint_eq(info.step, 20);
+  ck_assert_uint_eq(info.seed, 11);
+  ck_assert_uint_eq(info.steps, 20);
+  assert_same_state(p, q);
+  /* Parameters (as for `run --params`): state the file lacks is zeroed,
+   * state it has is taken. */
+  RtProgram *r = make_program("linreg", 98);
+  ck_assert_msg(rt_checkpoint_load_params(ckpt, r, &e) == 0, "%s", e.msg);
+  assert_same_state(p, r);
+  RtTensorList *params = rt_list_new();
+  RtTensor *w = rt_tensor_new(RT_F32, 2, (int64_t[]){D, 1}, &e), *b = rt_tensor_new(RT_F32, 1, (int64_t[]){1}, &e);
+  rt_f32(w)[1] = 7.0f;
+  rt_list_put(params, "w", w);
+  rt_list_put(params, "b", b);
+  char *pfile = tu_path("params.safetensors");
+  ck_assert_int_eq(rt_safetensors_write(pfile, params, &e), 0);
+  ck_assert_msg(rt_checkpoint_load_params(pfile, r, &e) == 0, "%s", e.msg);
+  ck_assert_float_eq(rt_f32(r->state->tensor[0])[1], 7.0f);
+  ck_assert_float_eq(rt_f32(rt_list_get(r->state, "opt.step"))[0], 0.0f);
+  /* A parameter missing or of the wrong shape: an error, the state kept. */
+  rt_list_put(params, "b", rt_tensor_new(RT_F32, 1, (int64_t[]){2}, &e));
+  ck_assert_int_eq(rt_safetensors_write(pfile, params, &e), 0);
+  ck_assert_int_eq(rt_checkpoint_load_params(pfile, p, &e), -1);
+  ck_assert_msg(strstr(e.msg, "'b'") && strstr(e.msg, "[2]") && strstr(e.msg, pfile), "%s", e.msg);
+  ck_assert_int_eq(rt_checkpoint_load(ckpt, r, &info, &e), 0);
+  assert_same_state(p, r);
+  rt_list_free(params);
+  free(pfile);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+}
+END_TEST
+
+/* The reference: an uninterrupted run of 60 steps; returns its log body
+ * and leaves its final state in *out. */
+static char *reference_run(RtProgram **out) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("ref.tsv"), *ckpt = tu_path("ref.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --every 10", train_flags(60, log, ckpt)), 0);
+  char *body = log_body(log);
+  ck_assert_int_eq(count_lines(body), 60);
+  free(log);
+  free(ckpt);
+  *out = p;
+  return body;
+}
+
+START_TEST(test_sigint_resume_identical) {
+  RtProgram *ref;
+  char *want = reference_run(&ref);
+  char *log = tu_path("int.tsv"), *ckpt = tu_path("int.safetensors");
+  /* SIGINT during step 25: the step finishes, a checkpoint at 26, status 130. */
+  RtProgram *p = make_program("linreg", 0);
+  arm_signal(p, SIGINT, 25);
+  struct sigaction before;
+  sigaction(SIGINT, NULL, &before);
+  ck_assert_int_eq(main_str(p, "%s --every 10", train_flags(60, log, ckpt)), 130);
+  char *body = log_body(log);
+  ck_assert_int_eq(count_lines(body), 26);
+  RtProgram *q = make_program("linreg", 5);
+  RtCheckpointInfo info;
+  RtErr e;
+  ck_assert_int_eq(rt_checkpoint_load(ckpt, q, &info, &e), 0);
+  ck_assert_uint_eq(info.step, 26);
+  struct sigaction now;
+  sigaction(SIGINT, NULL, &now);
+  ck_assert_msg(now.sa_handler == before.sa_handler, "the driver must put the old SIGINT handler back");
+  rt_program_free(p);
+  free(body);
+  /* Resume in a fresh program (other seed: everything comes from the file). */
+  ck_assert_int_eq(main_str(q, "%s --resume %s", train_flags(60, log, ckpt), ckpt), 0);
+  body = log_body(log);
+  ck_assert_str_eq(body, want);
+  assert_same_state(ref, q);
+  free(body);
+  free(want);
+  free(log);
+  free(ckpt);
+  rt_program_free(ref);
+  rt_program_free(q);
+}
+END_TEST
+
+START_TEST(test_sigkill_resume_identical) {
+  RtProgram *ref;
+  char *want = reference_run(&ref);
+  char *log = tu_path("kill.tsv"), *ckpt = tu_path("kill.safetensors");
+  /* A child killed outright during step 33, 3 steps after its last checkpoint. */
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    RtProgram *p = make_program("linreg", 0);
+    arm_signal(p, SIGKILL, 33);
+    main_str(p, "%s --every 10", train_flags(60, log, ckpt));
+    _exit(0); /* not reached */
+  }
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "status %d", status);
+  char *body = log_body(log);
+  ck_assert_int_eq(count_lines(body), 33); /* steps 0..32 were logged */
+  free(body);
+  /* Resuming from step 30 runs steps 30..32 again: the log keeps one line each. */
+  RtProgram *q = make_program("linreg", 0);
+  ck_assert_int_eq(main_str(q, "%s --resume %s", train_flags(60, log, ckpt), ckpt), 0);
+  body = log_body(log);
+  ck_assert_str_eq(body, want);
+  assert_same_state(ref, q);
+  /* No temporary file is left next to the checkpoint. */
+  ck_assert_int_eq(tu_sh("ls -a '%s' | grep -v -e '^\\.*$' | grep -v -e '\\.tsv$' -e '\\.safetensors$' -e '\\.npy$' >&2", tu_tmpdir()), 1);
+  free(body);
+  free(want);
+  free(log);
+  free(ckpt);
+  rt_program_free(ref);
+  rt_program_free(q);
+}
+END_TEST
+
+START_TEST(test_resume_errors) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("err.tsv"), *ckpt = tu_path("err.safetensors");
+  ck_assert_int_eq(main_str(p, "%s", train_flags(5, log, ckpt)), 0);
+  RtTrainOptions o;
+  RtTrainResult res;
+  RtErr e;
+  char *argv[] = {"--steps", "10", "--data", data_spec, "--set", "tau=0.1", "--quiet", "--resume", ckpt, NULL};
+  /* A corrupt checkpoint: a clear error naming the file; the state untouched. */
+  char *bad = tu_path("corrupt.safetensors");
+  ck_assert_int_eq(tu_sh("head -c 100 '%s' > '%s'", ckpt, bad), 0);
+  argv[8] = bad;
+  ck_assert_int_eq(rt_train_parse(9, argv, &o, &e), 0);
+  RtProgram *q = make_program("linreg", 0);
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, bad) && strstr(e.msg, "header length"), "%s", e.msg);
+  RtProgram *fresh = make_program("linreg", 0);
+  assert_same_state(q, fresh);
+  /* A checkpoint of another model. */
+  RtProgram *other = make_program("otherreg", 0);
+  argv[8] = ckpt;
+  ck_assert_int_eq(rt_train_parse(9, argv, &o, &e), 0);
+  ck_assert_int_eq(rt_train(other, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "linreg") && strstr(e.msg, "otherreg"), "%s", e.msg);
+  /* A file without the training metadata. */
+  char *plain = tu_path("plain.safetensors");
+  ck_assert_int_eq(rt_safetensors_write(plain, p->state, &e), 0);
+  argv[8] = plain;
+  ck_assert_int_eq(rt_train_parse(9, argv, &o, &e), 0);
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "dal.step") && strstr(e.msg, plain), "%s", e.msg);
+  /* Another seed than the checkpoint's. */
+  char *argv2[] = {"--steps", "10", "--data", data_spec, "--set", "tau=0.1", "--seed", "3", "--resume", ckpt};
+  ck_assert_int_eq(rt_train_parse(10, argv2, &o, &e), 0);
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--seed 11"), "%s", e.msg);
+  /* Already at the end: nothing to do, success. */
+  ck_assert_int_eq(main_str(q, "%s --resume %s", train_flags(5, log, ckpt), ckpt), 0);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(fresh);
+  rt_program_free(other);
+  free(bad);
+  free(plain);
+  free(log);
+  free(ckpt);
+}
+END_TEST
+
+START_TEST(test_input_errors) {
+  make_data();
+  RtProgram *p = make_program("linreg", 0);
+  RtTrainOptions o;
+  RtTrainResult res;
+  RtErr e;
+  /* tau has no value: the error names it and both flags. */
+  char *a1[] = {"--steps", "3", "--data", data_spec, "--quiet"};
+  ck_assert_int_eq(rt_train_parse(5, a1, &o, &e), 0);
+  ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "tau") && strstr(e.msg, "--set tau=") && strstr(e.msg, "--anneal tau="), "%s", e.msg);
+  /* y is not in the dataset. */
+  char spec[1024];
+  snprintf(spec, sizeof spec, "npy:x=%s", x_npy);
+  char *a2[] = {"--steps", "3", "--data", spec, "--set", "tau=1", "--quiet"};
+  ck_assert_int_eq(rt_train_parse(7, a2, &o, &e), 0);
+  ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "'y'") || strstr(e.msg, "y: f32[4]"), "%s", e.msg);
+  /* --set of something that is not an input; shapes without an image input. */
+  char *a3[] = {"--steps", "3", "--data", data_spec, "--set", "tau=1", "--set", "beta=2"};
+  ck_assert_int_eq(rt_train_parse(8, a3, &o, &e), 0);
+  ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "no input 'beta'"), "%s", e.msg);
+  char *a4[] = {"--steps", "3", "--set", "tau=1"};
+  ck_assert_int_eq(rt_train_parse(4, a4, &o, &e), 0);
+  ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "shapes") && strstr(e.msg, "f32[B, 3, S, S]"), "%s", e.msg);
+  /* Flag errors. */
+  char *a5[] = {"--data", data_spec};
+  ck_assert_int_eq(rt_train_parse(2, a5, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--steps"), "%s", e.msg);
+  char *a6[] = {"--steps", "3", "--anneal", "tau=0:1"};
+  ck_assert_int_eq(rt_train_parse(4, a6, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "same sign"), "%s", e.msg);
+  char *a7[] = {"--steps", "x3"};
+  ck_assert_int_eq(rt_train_parse(2, a7, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "'x3'"), "%s", e.msg);
+  char *a8[] = {"--steps", "3", "--bogus"};
+  ck_assert_int_eq(rt_train_parse(3, a8, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--bogus"), "%s", e.msg);
+  /* Bad commands through rt_main give status 1. */
+  ck_assert_int_eq(main_str(p, "frobnicate"), 1);
+  ck_assert_int_eq(main_str(p, "train --steps 3 --data npy:x=/nonexistent.npy --set tau=1 --quiet"), 1);
+  ck_assert_int_eq(main_str(p, "info"), 0);
+  rt_program_free(p);
+}
+END_TEST
+
+START_TEST(test_nonfinite_loss_stops) {
+  make_data();
+  RtProgram *p = make_program("linreg", 0);
+  char *ckpt = tu_path("nan.safetensors");
+  /* A learning rate so large the loss overflows: an error, no checkpoint. */
+  int rc = main_str(p, "train --steps 400 --data %s --set tau=0 --lr 1e6 --quiet --every 0 --checkpoint %s", data_spec,
+                    ckpt);
+  ck_assert_int_eq(rc, 1);
+  ck_assert_int_ne(access(ckpt, F_OK), 0);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
+/* `run`: an entry on .npy inputs with parameters from a checkpoint. */
+START_TEST(test_run_command) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("run.tsv"), *ckpt = tu_path("run.safetensors");
+  ck_assert_int_eq(main_str(p, "%s", train_flags(30, log, ckpt)), 0);
+  RtErr e;
+  RtTensor *x = NULL;
+  ck_assert_int_eq(rt_npy_read(x_npy, &x, &e), 0);
+  x->dim[0] = B;
+  char *xb = tu_path("xb.npy"), *yb = tu_path("yb.npy"), *out = tu_path("pred.npy"),
+       *state = tu_path("state.safetensors");
+  ck_assert_int_eq(rt_npy_write(xb, x, &e), 0);
+  RtProgram *q = make_program("linreg", 1);
+  ck_assert_int_eq(main_str(q, "run --fn predict --in x=%s --out pred=%s --params %s", xb, out, ckpt), 0);
+  RtTensor *got = NULL, *want = NULL;
+  ck_assert_int_eq(rt_npy_read(out, &got, &e), 0);
+  ck_assert_int_eq(p->run(p, 1, &x, &want, 0, 0, &e), 0);
+  ck_assert_double_eq(tu_rel_err(rt_f32(got), rt_f32(want), B), 0);
+  /* A training step through `run` updates and saves the state. */
+  ck_assert_int_eq(tu_sh("/usr/bin/python3 -c \"import numpy as np; np.save('%s', np.load('%s')[:%d])\"", yb, y_npy,
+                         B), 0);
+  ck_assert_int_eq(main_str(q, "run --fn step --in x=%s --in y=%s --in tau=0 --params %s --save-state %s", xb, yb,
+                            ckpt, state), 0);
+  RtTensorList *l;
+  ck_assert_int_eq(rt_safetensors_read(state, &l, &e), 0);
+  ck_assert_float_eq(rt_f32(rt_list_get(l, "opt.step"))[0], 31.0f); /* 30 steps, then this one */
+  rt_list_free(l);
+  /* Errors: an unknown input, a missing one, a wrong shape. */
+  ck_assert_int_eq(main_str(q, "run --fn predict --in z=%s", xb), 1);
+  ck_assert_int_eq(main_str(q, "run --fn step --in x=%s", xb), 1);
+  ck_assert_int_eq(main_str(q, "run --fn predict --in x=%s", x_npy), 1);
+  ck_assert_int_eq(main_str(q, "run --fn nope"), 1);
+  rt_tensor_free(x);
+  rt_tensor_free(got);
+  rt_tensor_free(want);
+  free(xb);
+  free(yb);
+  free(out);
+  free(state);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+  rt_program_free(q);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("train");
+  TCase *tc = tcase_create("train");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_program_state);
+  tcase_add_test(tc, test_program_disagreeing_graphs);
+  tcase_add_test(tc, test_loss_decreases);
+  tcase_add_test(tc, test_checkpoint_round_trip);
+  tcase_add_test(tc, test_sigint_resume_identical);
+  tcase_add_test(tc, test_sigkill_resume_identical);
+  tcase_add_test(tc, test_resume_errors);
+  tcase_add_test(tc, test_input_errors);
+  tcase_add_test(tc, test_nonfinite_loss_stops);
+  tcase_add_test(tc, test_run_command);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
