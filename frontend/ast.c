@@ -17,6 +17,7 @@ AstExpr *ast_expr(FeArena *a, AstExprKind kind, SrcLoc loc) {
   AstExpr *e = fe_arena_alloc(a, sizeof *e);
   e->kind = kind;
   e->loc = loc;
+  e->depth = 1;
   return e;
 }
 
@@ -25,6 +26,7 @@ AstExpr *ast_binary(FeArena *a, AstOp op, AstExpr *l, AstExpr *r, SrcLoc loc) {
   e->op.op = op;
   e->op.a = l;
   e->op.b = r;
+  ast_set_depth(e);
   return e;
 }
 
@@ -32,6 +34,7 @@ AstExpr *ast_unary(FeArena *a, AstOp op, AstExpr *x, SrcLoc loc) {
   AstExpr *e = ast_expr(a, EX_UNARY, loc);
   e->op.op = op;
   e->op.a = x;
+  ast_set_depth(e);
   return e;
 }
 
@@ -40,6 +43,29 @@ AstStmt *ast_stmt(FeArena *a, AstStmtKind kind, SrcLoc loc) {
   s->kind = kind;
   s->loc = loc;
   return s;
+}
+
+static int deeper(int d, const AstExpr *e) { return e && e->depth > d ? e->depth : d; }
+
+void ast_set_depth(AstExpr *e) {
+  int d = 0;
+  switch (e->kind) {
+  case EX_LIST:
+    for (int i = 0; i < e->list.n; i++) d = deeper(d, e->list.v[i]);
+    break;
+  case EX_UNARY:
+  case EX_BINARY: d = deeper(deeper(d, e->op.a), e->op.b); break;
+  case EX_CALL:
+    d = deeper(d, e->call.fn);
+    for (int i = 0; i < e->call.args.n; i++) d = deeper(d, e->call.args.v[i].value);
+    break;
+  case EX_INDEX:
+    d = deeper(d, e->index.x);
+    for (int i = 0; i < e->index.idx.n; i++) d = deeper(deeper(d, e->index.idx.v[i].lo), e->index.idx.v[i].hi);
+    break;
+  default: break;
+  }
+  e->depth = d + 1;
 }
 
 /* ---- printer ---- */

@@ -65,9 +65,14 @@ typedef enum {
   EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX
 } AstExprKind;
 
+/* Expressions nest at most this deep (the parser refuses deeper ones), so
+ * everything that walks them recursively has bounded depth. */
+#define AST_MAX_DEPTH 1000
+
 struct AstExpr {
   AstExprKind kind;
   SrcLoc loc;
+  int depth; /* 1 for a leaf, else 1 + the deepest child */
   union {
     int64_t ival;    /* EX_INT */
     double fval;     /* EX_FLOAT */
@@ -208,6 +213,8 @@ AstExpr *ast_expr(FeArena *a, AstExprKind kind, SrcLoc loc);
 AstExpr *ast_binary(FeArena *a, AstOp op, AstExpr *l, AstExpr *r, SrcLoc loc);
 AstExpr *ast_unary(FeArena *a, AstOp op, AstExpr *x, SrcLoc loc);
 AstStmt *ast_stmt(FeArena *a, AstStmtKind kind, SrcLoc loc);
+/* Sets e->depth from its children's depths (for calls, indexing, lists). */
+void ast_set_depth(AstExpr *e);
 
 /* ---- debug printing (ast.c) ----
  * The tree as S-expressions, one item per line, e.g.

@@ -29,7 +29,7 @@
 
 /* Limits that turn runaway programs into errors. */
 #define EV_MAX_DEPTH 200          /* nested user-function calls */
-#define EV_MAX_STEPS 50000000     /* statements and calls per evaluation */
+#define EV_MAX_STEPS 5000000      /* statements and calls per evaluation */
 #define EV_MAX_NODES 500000       /* nodes in one traced graph */
 
 typedef enum {

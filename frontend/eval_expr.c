@@ -82,8 +82,10 @@ static Value number_arith(Ev *ev, AstOp op, Value a, Value b, SrcLoc loc) {
 }
 
 /* == on compile-time values: numbers (and booleans) by value, strings and
- * lists by contents, everything else by identity. */
-static bool values_equal(Value a, Value b) {
+ * lists by contents, everything else by identity. Lists built in a loop
+ * can nest without bound, so the depth is limited. */
+static bool values_equal(Ev *ev, Value a, Value b, SrcLoc loc, int depth) {
+  if (depth > AST_MAX_DEPTH) ev_error(ev, loc, "'==' on lists nested more than %d deep", AST_MAX_DEPTH);
   bool an = ev_is_number(a) || a.kind == V_BOOL, bn = ev_is_number(b) || b.kind == V_BOOL;
   if (an || bn) {
     if (!an || !bn) return false;
@@ -101,7 +103,7 @@ static bool values_equal(Value a, Value b) {
   case V_LIST:
     if (a.list->n != b.list->n) return false;
     for (int i = 0; i < a.list->n; i++)
-      if (!values_equal(a.list->v[i], b.list->v[i])) return false;
+      if (!values_equal(ev, a.list->v[i], b.list->v[i], loc, depth + 1)) return false;
     return true;
   default: return false;
   }
@@ -168,8 +170,8 @@ static Value tensor_arith(Ev *ev, AstOp op, Value a, Value b, SrcLoc loc) {
 
 Value ev_binary(Ev *ev, AstOp op, Value a, Value b, SrcLoc loc) {
   if (a.kind == V_TENSOR || b.kind == V_TENSOR) return tensor_arith(ev, op, a, b, loc);
-  if (op == AST_EQ) return ev_bool(values_equal(a, b));
-  if (op == AST_NE) return ev_bool(!values_equal(a, b));
+  if (op == AST_EQ) return ev_bool(values_equal(ev, a, b, loc, 0));
+  if (op == AST_NE) return ev_bool(!values_equal(ev, a, b, loc, 0));
   if (op == AST_AND || op == AST_OR) {
     bool x = ev_to_bool(ev, a, loc, "an operand of 'and'/'or'"), y = ev_to_bool(ev, b, loc, "an operand of 'and'/'or'");
     return ev_bool(op == AST_AND ? x && y : x || y);

@@ -12,6 +12,11 @@
 %locations
 %define parse.error custom
 %define parse.lac full
+
+%code top {
+/* The parser's stack bounds the nesting of brackets and blocks. */
+#define YYMAXDEPTH 5000
+}
 %param {yyscan_t scanner}
 %parse-param {ParseState *ps}
 
@@ -37,6 +42,10 @@ static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *
 /* The SrcLoc of a bison location. */
 #define LOC(l) ((SrcLoc){ps->file, (l).first_line, (l).first_column})
 #define A (ps->arena)
+
+/* Sets e's depth; false after an error if it nests too deeply to be
+ * evaluated safely. */
+static bool nested(ParseState *ps, AstExpr *e);
 
 /* The type named 'name' ("int", "float", "f32", "i32"); NULL after an error. */
 static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprVec dims, bool has_dims);
@@ -288,33 +297,33 @@ path
  * (precedence from loosest to tightest as listed; "**" is right-associative
  * and binds tighter than unary minus; comparisons do not chain) */
 expr
-  : expr OR expr                      { $$ = ast_binary(A, AST_OR, $1, $3, LOC(@2)); }
-  | expr AND expr                     { $$ = ast_binary(A, AST_AND, $1, $3, LOC(@2)); }
-  | NOT expr                          { $$ = ast_unary(A, AST_NOT, $2, LOC(@1)); }
-  | expr EQ expr                      { $$ = ast_binary(A, AST_EQ, $1, $3, LOC(@2)); }
-  | expr NE expr                      { $$ = ast_binary(A, AST_NE, $1, $3, LOC(@2)); }
-  | expr '<' expr                     { $$ = ast_binary(A, AST_LT, $1, $3, LOC(@2)); }
-  | expr LE expr                      { $$ = ast_binary(A, AST_LE, $1, $3, LOC(@2)); }
-  | expr '>' expr                     { $$ = ast_binary(A, AST_GT, $1, $3, LOC(@2)); }
-  | expr GE expr                      { $$ = ast_binary(A, AST_GE, $1, $3, LOC(@2)); }
-  | expr '+' expr                     { $$ = ast_binary(A, AST_ADD, $1, $3, LOC(@2)); }
-  | expr '-' expr                     { $$ = ast_binary(A, AST_SUB, $1, $3, LOC(@2)); }
-  | expr '*' expr                     { $$ = ast_binary(A, AST_MUL, $1, $3, LOC(@2)); }
-  | expr '/' expr                     { $$ = ast_binary(A, AST_DIV, $1, $3, LOC(@2)); }
-  | expr IDIV expr                    { $$ = ast_binary(A, AST_IDIV, $1, $3, LOC(@2)); }
-  | expr '%' expr                     { $$ = ast_binary(A, AST_MOD, $1, $3, LOC(@2)); }
-  | expr '@' expr                     { $$ = ast_binary(A, AST_MATMUL, $1, $3, LOC(@2)); }
-  | '-' expr %prec UNARY              { $$ = ast_unary(A, AST_NEG, $2, LOC(@1)); }
-  | '+' expr %prec UNARY              { $$ = ast_unary(A, AST_POS, $2, LOC(@1)); }
-  | expr POW expr                     { $$ = ast_binary(A, AST_POW, $1, $3, LOC(@2)); }
+  : expr OR expr                      { $$ = ast_binary(A, AST_OR, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr AND expr                     { $$ = ast_binary(A, AST_AND, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | NOT expr                          { $$ = ast_unary(A, AST_NOT, $2, LOC(@1)); if (!nested(ps, $$)) YYABORT; }
+  | expr EQ expr                      { $$ = ast_binary(A, AST_EQ, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr NE expr                      { $$ = ast_binary(A, AST_NE, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '<' expr                     { $$ = ast_binary(A, AST_LT, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr LE expr                      { $$ = ast_binary(A, AST_LE, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '>' expr                     { $$ = ast_binary(A, AST_GT, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr GE expr                      { $$ = ast_binary(A, AST_GE, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '+' expr                     { $$ = ast_binary(A, AST_ADD, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '-' expr                     { $$ = ast_binary(A, AST_SUB, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '*' expr                     { $$ = ast_binary(A, AST_MUL, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '/' expr                     { $$ = ast_binary(A, AST_DIV, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr IDIV expr                    { $$ = ast_binary(A, AST_IDIV, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '%' expr                     { $$ = ast_binary(A, AST_MOD, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | expr '@' expr                     { $$ = ast_binary(A, AST_MATMUL, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
+  | '-' expr %prec UNARY              { $$ = ast_unary(A, AST_NEG, $2, LOC(@1)); if (!nested(ps, $$)) YYABORT; }
+  | '+' expr %prec UNARY              { $$ = ast_unary(A, AST_POS, $2, LOC(@1)); if (!nested(ps, $$)) YYABORT; }
+  | expr POW expr                     { $$ = ast_binary(A, AST_POW, $1, $3, LOC(@2)); if (!nested(ps, $$)) YYABORT; }
   | postfix                           { $$ = $1; }
   ;
 
 /* postfix = primary { "(" [ args ] ")" | "[" index { "," index } "]" } */
 postfix
   : primary                           { $$ = $1; }
-  | postfix '(' args ')'              { $$ = ast_expr(A, EX_CALL, $1->loc); $$->call.fn = $1; $$->call.args = $3; }
-  | postfix '[' indices ']'           { $$ = ast_expr(A, EX_INDEX, LOC(@2)); $$->index.x = $1; $$->index.idx = $3; }
+  | postfix '(' args ')'              { $$ = ast_expr(A, EX_CALL, $1->loc); $$->call.fn = $1; $$->call.args = $3; if (!nested(ps, $$)) YYABORT; }
+  | postfix '[' indices ']'           { $$ = ast_expr(A, EX_INDEX, LOC(@2)); $$->index.x = $1; $$->index.idx = $3; if (!nested(ps, $$)) YYABORT; }
   ;
 
 /* args = arg { "," arg } [ "," ]      arg = expr | NAME "=" expr */
@@ -356,7 +365,7 @@ primary
   | STRING                            { $$ = ast_expr(A, EX_STR, LOC(@1)); $$->str = $1; }
   | TRUE                              { $$ = ast_expr(A, EX_BOOL, LOC(@1)); $$->bval = true; }
   | FALSE                             { $$ = ast_expr(A, EX_BOOL, LOC(@1)); $$->bval = false; }
-  | '[' exprs ']'                     { $$ = ast_expr(A, EX_LIST, LOC(@1)); $$->list = $2; }
+  | '[' exprs ']'                     { $$ = ast_expr(A, EX_LIST, LOC(@1)); $$->list = $2; if (!nested(ps, $$)) YYABORT; }
   | '(' expr ')'                      { $$ = $2; }
   ;
 
@@ -393,6 +402,13 @@ static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprV
   }
   parse_error(ps, loc, "unknown type '%s' (expected int, float, f32 or i32)", name);
   return NULL;
+}
+
+static bool nested(ParseState *ps, AstExpr *e) {
+  ast_set_depth(e);
+  if (e->depth <= AST_MAX_DEPTH) return true;
+  parse_error(ps, e->loc, "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
+  return false;
 }
 
 void parse_error(ParseState *ps, SrcLoc loc, const char *fmt, ...) {
@@ -448,7 +464,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, Pars
 
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *msg) {
   (void)scanner;
-  parse_error(ps, LOC(*loc), "%s", msg);
+  /* The only message that reaches here is bison's stack overflow. */
+  if (strcmp(msg, "memory exhausted") == 0)
+    parse_error(ps, LOC(*loc), "the program nests too deeply here (brackets and blocks, %d levels of parsing)",
+                YYMAXDEPTH);
+  else
+    parse_error(ps, LOC(*loc), "%s", msg);
 }
 
 AstFile *parse_source(FeArena *arena, const char *file, const char *text, char **err) {

@@ -442,6 +442,33 @@ START_TEST(error_function_signatures) {
 }
 END_TEST
 
+START_TEST(error_limits) {
+  /* Nesting that would exhaust the C stack is refused with a message. */
+  size_t n = 3000;
+  char *src = malloc(4 * n + 64);
+  strcpy(src, "let x = 1");
+  for (size_t i = 0; i < n; i++) strcat(src, " + 1");
+  strcat(src, "\n");
+  char *err = error_of(src, NULL);
+  ck_assert_msg(strncmp(err, "t.dal:1:4007: error: expression nested too deeply (more than 1000 levels)", 73) == 0, "%.200s",
+                err);
+  free(err);
+  strcpy(src, "let x = ");
+  for (size_t i = 0; i < n; i++) strcat(src, "((");
+  strcat(src, "1");
+  for (size_t i = 0; i < n; i++) strcat(src, "))");
+  err = error_of(src, NULL);
+  ck_assert_msg(strstr(err, "error: the program nests too deeply here") != NULL, "%.200s", err);
+  free(err);
+  free(src);
+  expect_error("@infer\ndef f(x: f32[2]) {\n  l = []\n  for i in 0..5000 { l = [l] }\n  if l == l { return x }\n  return x\n}\n",
+               "f", "t.dal:5:8: error: ", "'==' on lists nested more than 1000 deep", 8);
+  /* Long loops and huge graphs stop with a message too. */
+  expect_error("def f() {\n  k = 0\n  for i in 0..100000000 { k += 1 }\n  return k\n}\nlet a = f()\n", NULL,
+               "t.dal:", "evaluation takes more than 5000000 steps", 0);
+}
+END_TEST
+
 START_TEST(error_shapes_from_builder) {
   expect_error("@infer\ndef f(x: f32[2, 3], y: f32[4, 5]) {\n    return matmul(x, y)\n}\n", "f", "t.dal:3:12: error: ",
                "matmul: ", 12);
@@ -1071,6 +1098,7 @@ int main(void) {
   tcase_add_test(errors, error_arguments);
   tcase_add_test(errors, error_types);
   tcase_add_test(errors, error_function_signatures);
+  tcase_add_test(errors, error_limits);
   tcase_add_test(errors, error_shapes_from_builder);
   tcase_add_test(errors, error_call_chain);
   tcase_add_test(errors, error_entries);
