@@ -357,5 +357,5 @@ Value ev_expr(Ev *ev, const AstExpr *e) {
   case EX_CALL: return eval_call(ev, e);
   case EX_INDEX: return eval_index(ev, e);
   }
-  ev_error(ev, e->loc, "unknown expression");
+  ev_error(ev, e->loc, "internal error: expression kind %d", (int)e->kind);
 }

@@ -36,7 +36,8 @@ static bool fail(Loader *L, SrcLoc loc, SrcLoc note, const char *fmt, ...) {
 
 static const SrcLoc NO_LOC = {NULL, 0, 0};
 
-/* The whole file in the arena; NULL with errno set if unreadable. */
+/* The whole file in the arena; NULL with *why saying what went wrong if it
+ * cannot be read or is not text. */
 static char *read_text(FeArena *a, const char *path, const char **why) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -68,7 +69,7 @@ static char *read_text(FeArena *a, const char *path, const char **why) {
 static const char *resolve(FeArena *a, const char *from, const char *rel) {
   const char *slash = strrchr(from, '/');
   if (rel[0] == '/' || !slash) return fe_arena_strdup(a, rel);
-  return fe_arena_printf(a, "%.*s/%s", (int)(slash - from + 1) - 1, from, rel);
+  return fe_arena_printf(a, "%.*s/%s", (int)(slash - from), from, rel);
 }
 
 static bool load_file(Loader *L, const char *shown, const char *text, SrcLoc import_loc);
