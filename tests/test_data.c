@@ -1,0 +1,371 @@
+/* test_data.c — datasets (runtime/data.h): the shapes generator's
+ * determinism, value range and caption/image correspondence, the npy
+ * dataset's row order and errors, and PNG grids. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/data.h"
+#include "runtime/npy.h"
+#include "tests/util.h"
+
+/* ---- reading a rendered scene back from its pixels ---- */
+
+/* What the test finds in one grid cell: the palette colour whose exact
+ * value its fully covered pixels have, and their count and bounding box. */
+typedef struct {
+  int colour; /* -1: nothing there */
+  int count;
+  int x0, y0, x1, y1;
+} Found;
+
+/* The palette colour that pixel (x, y) has exactly (full coverage), or -1. */
+static int pixel_colour(const float *img, int size, int x, int y) {
+  int64_t plane = (int64_t)size * size;
+  for (int c = 0; c < RT_SHAPES_COLOURS; c++) {
+    float rgb[3];
+    rt_shapes_colour_rgb(c, rgb);
+    bool same = true;
+    for (int k = 0; k < 3 && same; k++) same = fabsf(img[k * plane + (int64_t)y * size + x] - (2 * rgb[k] - 1)) < 1e-5f;
+    if (same) return c;
+  }
+  return -1;
+}
+
+static void scan_cells(const float *img, int size, Found cell[3][3]) {
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 3; c++) cell[r][c] = (Found){.colour = -1, .x0 = size, .y0 = size, .x1 = -1, .y1 = -1};
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++) {
+      int colour = pixel_colour(img, size, x, y);
+      if (colour < 0) continue;
+      Found *f = &cell[y * 3 / size][x * 3 / size];
+      ck_assert_msg(f->colour < 0 || f->colour == colour, "two colours in one cell");
+      f->colour = colour;
+      f->count++;
+      f->x0 = x < f->x0 ? x : f->x0;
+      f->x1 = x > f->x1 ? x : f->x1;
+      f->y0 = y < f->y0 ? y : f->y0;
+      f->y1 = y > f->y1 ? y : f->y1;
+    }
+}
+
+/* The kind of shape a cell holds, from how much of its bounding box it
+ * fills: squares ~1, circles ~pi/4, triangles ~1/2. */
+static int kind_of(const Found *f) {
+  double fill = (double)f->count / ((f->x1 - f->x0 + 1) * (f->y1 - f->y0 + 1));
+  return fill > 0.88 ? RT_SHAPE_SQUARE : fill > 0.64 ? RT_SHAPE_CIRCLE : RT_SHAPE_TRIANGLE;
+}
+
+static int word_index(const char *const *list, int n, const char *w) {
+  for (int i = 0; i < n; i++)
+    if (strcmp(list[i], w) == 0) return i;
+  return -1;
+}
+
+static const char *const colours[] = {"red", "green", "blue", "yellow", "purple"};
+static const char *const kinds[] = {"circle", "square", "triangle"};
+static const char *const places[] = {"at the top left",    "at the top",    "at the top right",
+                                     "on the left",        "in the center", "on the right",
+                                     "at the bottom left", "at the bottom", "at the bottom right"};
+
+/* Finds the cell holding (colour, kind); asserts there is exactly one. */
+static void locate(Found cell[3][3], int colour, int kind, int *row, int *col, const char *caption) {
+  int hits = 0;
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 3; c++)
+      if (cell[r][c].colour == colour && kind_of(&cell[r][c]) == kind) {
+        *row = r;
+        *col = c;
+        hits++;
+      }
+  ck_assert_msg(hits == 1, "'%s': %d cells hold a %s %s", caption, hits, colours[colour], kinds[kind]);
+}
+
+/* Checks that the image shows what the caption says, reading the caption
+ * with the grammar of data.h and the image with scan_cells. */
+static void check_caption(const char *caption, const float *img, int size) {
+  Found cell[3][3];
+  scan_cells(img, size, cell);
+  int objects = 0;
+  for (int r = 0; r < 3; r++)
+    for (int c = 0; c < 3; c++) objects += cell[r][c].colour >= 0;
+  char size_w[16], col1[16], kind1[16], rest[64];
+  if (sscanf(caption, "a %15s %15s %15s %63[a-z ]", size_w, col1, kind1, rest) == 4 &&
+      (strcmp(size_w, "small") == 0 || strcmp(size_w, "large") == 0)) {
+    /* "a SIZE COLOUR SHAPE PLACE" */
+    ck_assert_msg(objects == 1, "'%s': %d objects", caption, objects);
+    int colour = word_index(colours, 5, col1), kind = word_index(kinds, 3, kind1), place = word_index(places, 9, rest);
+    ck_assert_msg(colour >= 0 && kind >= 0 && place >= 0, "'%s' is not in the grammar", caption);
+    int row, col;
+    locate(cell, colour, kind, &row, &col, caption);
+    ck_assert_msg(row * 3 + col == place, "'%s': the object is in cell (%d, %d)", caption, row, col);
+    /* Large objects cover about 2.6 times the area of small ones. */
+    double cellpx = size / 3.0, r = cellpx * (strcmp(size_w, "large") == 0 ? 0.42 : 0.26);
+    double area = kind == RT_SHAPE_CIRCLE ? M_PI * r * r : kind == RT_SHAPE_SQUARE ? 2.89 * r * r : 1.75 * r * r;
+    ck_assert_msg(cell[row][col].count > 0.75 * area && cell[row][col].count < 1.1 * area,
+                  "'%s': %d pixels, expected about %.0f", caption, cell[row][col].count, area);
+    return;
+  }
+  /* "a COLOUR SHAPE RELATION a COLOUR SHAPE" */
+  char col2[16], kind2[16], rel[32];
+  const char *second = strstr(caption + 2, " a ");
+  ck_assert_msg(second != NULL, "'%s' is not in the grammar", caption);
+  ck_assert_int_eq(sscanf(second, " a %15s %15s", col2, kind2), 2);
+  int n = 0;
+  ck_assert_int_eq(sscanf(caption, "a %15s %15s %n", col1, kind1, &n), 2);
+  snprintf(rel, sizeof rel, "%.*s", (int)(second - caption - n), caption + n);
+  ck_assert_msg(objects == 2, "'%s': %d objects", caption, objects);
+  int c1 = word_index(colours, 5, col1), k1 = word_index(kinds, 3, kind1);
+  int c2 = word_index(colours, 5, col2), k2 = word_index(kinds, 3, kind2);
+  ck_assert_msg(c1 >= 0 && k1 >= 0 && c2 >= 0 && k2 >= 0, "'%s' is not in the grammar", caption);
+  int r1, q1, r2, q2;
+  locate(cell, c1, k1, &r1, &q1, caption);
+  locate(cell, c2, k2, &r2, &q2, caption);
+  bool ok = strcmp(rel, "above") == 0            ? q1 == q2 && r1 < r2
+            : strcmp(rel, "below") == 0          ? q1 == q2 && r1 > r2
+            : strcmp(rel, "to the left of") == 0 ? r1 == r2 && q1 < q2
+            : strcmp(rel, "to the right of") == 0 ? r1 == r2 && q1 > q2
+                                                  : false;
+  ck_assert_msg(ok, "'%s' (relation '%s'): first object in (%d, %d), second in (%d, %d)", caption, rel, r1, q1, r2, q2);
+}
+
+/* ---- shapes ---- */
+
+START_TEST(test_shapes_captions_match_images) {
+  const int size = 96;
+  float *img = malloc(3 * size * size * sizeof *img);
+  int singles = 0, pairs = 0, large = 0;
+  bool kinds_seen[3] = {0}, rel_seen[4] = {0};
+  for (uint64_t seed = 0; seed < 3; seed++)
+    for (uint64_t i = 0; i < 60; i++) {
+      RtShapesScene sc;
+      rt_shapes_scene(seed, i, size, &sc);
+      rt_shapes_render(&sc, size, img);
+      check_caption(sc.caption, img, size);
+      singles += sc.nobj == 1;
+      pairs += sc.nobj == 2;
+      large += sc.nobj == 1 && sc.obj[0].large;
+      kinds_seen[sc.obj[0].kind] = true;
+      rel_seen[0] |= strstr(sc.caption, " above ") != NULL;
+      rel_seen[1] |= strstr(sc.caption, " below ") != NULL;
+      rel_seen[2] |= strstr(sc.caption, " left of ") != NULL;
+      rel_seen[3] |= strstr(sc.caption, " right of ") != NULL;
+    }
+  /* Both scene forms, both sizes, every kind and relation occur. */
+  ck_assert_msg(singles > 40 && pairs > 40 && large > 10 && large < singles, "%d %d %d", singles, pairs, large);
+  for (int k = 0; k < 3; k++) ck_assert(kinds_seen[k]);
+  for (int k = 0; k < 4; k++) ck_assert(rel_seen[k]);
+  free(img);
+}
+END_TEST
+
+START_TEST(test_shapes_deterministic_and_in_range) {
+  const int size = 16;
+  float *a = malloc(3 * size * size * sizeof *a), *b = malloc(3 * size * size * sizeof *b);
+  int differ = 0;
+  for (uint64_t i = 0; i < 20; i++) {
+    RtShapesScene s1, s2, s3;
+    rt_shapes_scene(42, i, size, &s1);
+    rt_shapes_scene(42, i, size, &s2);
+    ck_assert_str_eq(s1.caption, s2.caption);
+    rt_shapes_render(&s1, size, a);
+    rt_shapes_render(&s2, size, b);
+    ck_assert(memcmp(a, b, 3 * size * size * sizeof *a) == 0);
+    rt_shapes_scene(43, i, size, &s3);
+    differ += strcmp(s1.caption, s3.caption) != 0;
+    /* In [-1, 1]; the corner pixel is the background, which no object reaches. */
+    int bg = 0;
+    for (int k = 0; k < 3 * size * size; k++) ck_assert(a[k] >= -1.0f && a[k] <= 1.0f);
+    float rgb[3];
+    rt_shapes_colour_rgb(-1, rgb);
+    for (int c = 0; c < 3; c++) bg += a[c * size * size] == 2 * rgb[c] - 1;
+    ck_assert_int_eq(bg, 3);
+  }
+  ck_assert_msg(differ >= 15, "seeds 42 and 43 give the same captions %d times of 20", 20 - differ);
+  /* The scene does not depend on the image size, only its pixels do. */
+  RtShapesScene small, big;
+  rt_shapes_scene(5, 7, 16, &small);
+  rt_shapes_scene(5, 7, 64, &big);
+  ck_assert_str_eq(small.caption, big.caption);
+  ck_assert_float_eq_tol(big.obj[0].cx, 4 * small.obj[0].cx, 1e-3);
+  free(a);
+  free(b);
+}
+END_TEST
+
+/* An entry x: f32[4, 3, 16, 16], tau: f32. */
+static const RtArgSpec dvae_inputs[] = {
+    {.name = "x", .dtype = RT_F32, .rank = 4, .dim = {4, 3, 16, 16}},
+    {.name = "tau", .dtype = RT_F32, .rank = 0},
+};
+static const RtEntrySpec dvae_entry = {.name = "loss", .train = true, .ninput = 2, .input = dvae_inputs};
+
+START_TEST(test_shapes_dataset) {
+  RtErr e;
+  RtDataset *d = rt_data_open("shapes", &dvae_entry, 9, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  ck_assert(rt_data_fills(d, 0) && !rt_data_fills(d, 1));
+  ck_assert_int_eq(rt_data_batch(d), 4);
+  RtTensor *x = rt_tensor_new(RT_F32, 4, dvae_inputs[0].dim, &e);
+  RtTensor *in[2] = {x, NULL};
+  float img[3 * 16 * 16];
+  /* Batch s holds examples 4s .. 4s+3 of the stream, captions included. */
+  for (uint64_t step = 0; step < 3; step++) {
+    ck_assert_int_eq(rt_data_fill(d, step * 5, in, &e), 0);
+    for (int j = 0; j < 4; j++) {
+      RtShapesScene sc;
+      rt_shapes_scene(9, step * 5 * 4 + (uint64_t)j, 16, &sc);
+      rt_shapes_render(&sc, 16, img);
+      ck_assert_str_eq(rt_data_caption(d, j), sc.caption);
+      ck_assert(memcmp(rt_f32(x) + j * 3 * 16 * 16, img, sizeof img) == 0);
+    }
+  }
+  ck_assert_ptr_null(rt_data_caption(d, 4));
+  rt_data_free(d);
+  rt_tensor_free(x);
+  /* Errors: no image input; unknown kinds; arguments. */
+  static const RtArgSpec tokens[] = {{.name = "text", .dtype = RT_I32, .rank = 2, .dim = {4, 8}}};
+  static const RtEntrySpec gpt = {.name = "loss", .train = true, .ninput = 1, .input = tokens};
+  ck_assert_ptr_null(rt_data_open("shapes", &gpt, 0, &e));
+  ck_assert_msg(strstr(e.msg, "f32[B, 3, S, S]") && strstr(e.msg, "text"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("imagenet", &dvae_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "unknown dataset 'imagenet'"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("shapes:big", &dvae_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "no arguments"), "%s", e.msg);
+}
+END_TEST
+
+/* ---- npy ---- */
+
+static const RtArgSpec gpt_inputs[] = {
+    {.name = "text", .dtype = RT_I32, .rank = 2, .dim = {3, 2}},
+    {.name = "image", .dtype = RT_I32, .rank = 2, .dim = {3, 4}},
+};
+static const RtEntrySpec gpt_entry = {.name = "loss", .train = true, .ninput = 2, .input = gpt_inputs};
+
+/* Writes an i32 array [rows, cols] with element (r, c) = 100 r + c + base. */
+static char *write_rows(const char *name, int rows, int cols, int base) {
+  RtErr e;
+  RtTensor *t = rt_tensor_new(RT_I32, 2, (int64_t[]){rows, cols}, &e);
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) rt_i32(t)[r * cols + c] = 100 * r + c + base;
+  char *path = tu_path(name);
+  ck_assert_int_eq(rt_npy_write(path, t, &e), 0);
+  rt_tensor_free(t);
+  return path;
+}
+
+START_TEST(test_npy_dataset) {
+  char *text = write_rows("text.npy", 5, 2, 0), *image = write_rows("image.npy", 5, 4, 50000);
+  char spec[1024];
+  snprintf(spec, sizeof spec, "npy:text=%s,image=%s", text, image);
+  RtErr e;
+  RtDataset *d = rt_data_open(spec, &gpt_entry, 0, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  ck_assert(rt_data_fills(d, 0) && rt_data_fills(d, 1));
+  ck_assert_int_eq(rt_data_batch(d), 3);
+  RtTensor *in[2] = {rt_tensor_new(RT_I32, 2, gpt_inputs[0].dim, &e), rt_tensor_new(RT_I32, 2, gpt_inputs[1].dim, &e)};
+  /* Step s, row j: source row (3s + j) mod 5, the same for both arrays. */
+  for (uint64_t step = 0; step < 4; step++) {
+    ck_assert_int_eq(rt_data_fill(d, step, in, &e), 0);
+    for (int j = 0; j < 3; j++) {
+      int r = (int)((step * 3 + (uint64_t)j) % 5);
+      ck_assert_int_eq(rt_i32(in[0])[j * 2 + 1], 100 * r + 1);
+      ck_assert_int_eq(rt_i32(in[1])[j * 4 + 3], 100 * r + 3 + 50000);
+    }
+  }
+  ck_assert_ptr_null(rt_data_caption(d, 0));
+  rt_data_free(d);
+  /* Errors name the file or input. */
+  char *short_rows = write_rows("short.npy", 4, 4, 0), *wide = write_rows("wide.npy", 5, 3, 0);
+  snprintf(spec, sizeof spec, "npy:text=%s,image=%s", text, short_rows);
+  ck_assert_ptr_null(rt_data_open(spec, &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, short_rows) && strstr(e.msg, "rows"), "%s", e.msg);
+  snprintf(spec, sizeof spec, "npy:image=%s", wide);
+  ck_assert_ptr_null(rt_data_open(spec, &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, wide) && strstr(e.msg, "'image'") && strstr(e.msg, "[5, 3]"), "%s", e.msg);
+  snprintf(spec, sizeof spec, "npy:txt=%s", text);
+  ck_assert_ptr_null(rt_data_open(spec, &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "no input 'txt'"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("npy:text=/nonexistent.npy", &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "/nonexistent.npy"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("npy:text", &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "NAME=FILE.npy"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("npy:", &gpt_entry, 0, &e));
+  /* A float array for integer tokens. */
+  RtTensor *f = rt_tensor_new(RT_F32, 2, (int64_t[]){5, 2}, &e);
+  char *fpath = tu_path("float.npy");
+  ck_assert_int_eq(rt_npy_write(fpath, f, &e), 0);
+  snprintf(spec, sizeof spec, "npy:text=%s", fpath);
+  ck_assert_ptr_null(rt_data_open(spec, &gpt_entry, 0, &e));
+  ck_assert_msg(strstr(e.msg, "i32[N,") && strstr(e.msg, "f32[5, 2]"), "%s", e.msg);
+  rt_tensor_free(f);
+  rt_tensor_free(in[0]);
+  rt_tensor_free(in[1]);
+  free(text);
+  free(image);
+  free(short_rows);
+  free(wide);
+  free(fpath);
+}
+END_TEST
+
+/* ---- PNG ---- */
+
+static uint32_t be32(const unsigned char *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+
+START_TEST(test_png_grid) {
+  RtErr e;
+  RtTensor *x = rt_tensor_new(RT_F32, 4, dvae_inputs[0].dim, &e);
+  RtTensor *in[2] = {x, NULL};
+  RtDataset *d = rt_data_open("shapes", &dvae_entry, 1, &e);
+  ck_assert_int_eq(rt_data_fill(d, 0, in, &e), 0);
+  char *path = tu_path("grid.png");
+  ck_assert_msg(rt_png_write_grid(path, x, 0, 4, &e) == 0, "%s", e.msg);
+  size_t n;
+  unsigned char *png = (unsigned char *)tu_read_file(path, &n);
+  ck_assert(png && n > 33);
+  ck_assert(memcmp(png, "\x89PNG\r\n\x1a\n", 8) == 0 && memcmp(png + 12, "IHDR", 4) == 0);
+  /* 2x2 images of 64 pixels with 2-pixel gaps: 2*64 + 3*2 = 134. */
+  ck_assert_uint_eq(be32(png + 16), 134);
+  ck_assert_uint_eq(be32(png + 20), 134);
+  /* Its image data inflates to 134 rows of a filter byte and 134 RGB pixels. */
+  ck_assert_int_eq(tu_sh("/usr/bin/python3 - '%s' <<'EOF'\n"
+                         "import sys, zlib, struct\n"
+                         "d = open(sys.argv[1], 'rb').read()\n"
+                         "i, idat = 8, b''\n"
+                         "while i < len(d):\n"
+                         "    n, t = struct.unpack('>I4s', d[i:i+8]); i += 8\n"
+                         "    if t == b'IDAT': idat += d[i:i+n]\n"
+                         "    i += n + 4\n"
+                         "raw = zlib.decompress(idat)\n"
+                         "w = 134; stride = 1 + 3 * w\n"
+                         "assert len(raw) == stride * 134, len(raw)\n"
+                         "EOF",
+                         path),
+                   0);
+  /* Not an image batch. */
+  RtTensor *bad = rt_tensor_new(RT_F32, 2, (int64_t[]){2, 3}, &e);
+  ck_assert_int_eq(rt_png_write_grid(path, bad, 0, 1, &e), -1);
+  ck_assert_msg(strstr(e.msg, path), "%s", e.msg);
+  rt_tensor_free(bad);
+  free(png);
+  free(path);
+  rt_tensor_free(x);
+  rt_data_free(d);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("data");
+  TCase *tc = tcase_create("data");
+  tcase_add_test(tc, test_shapes_captions_match_images);
+  tcase_add_test(tc, test_shapes_deterministic_and_in_range);
+  tcase_add_test(tc, test_shapes_dataset);
+  tcase_add_test(tc, test_npy_dataset);
+  tcase_add_test(tc, test_png_grid);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
