@@ -3,9 +3,13 @@
 #include <string.h>
 
 #include "passes/passes.h"
+#include "passes/simplify.h"
 
 static const Pass passes[] = {
     {"dce", "drop nodes that no output depends on", pass_dce},
+    {"cse", "merge nodes with the same op, attributes and inputs", pass_cse},
+    {"fold", "evaluate ops over constants into constant splats", pass_fold},
+    {"algebra", "apply algebraic identities (x*1, x+0, permute/reshape chains...)", pass_algebra},
 };
 
 const Pass *pass_list(int *n) {

@@ -59,7 +59,7 @@ static void make_fixtures(void) {
     const OptCase *o = &cases[c];
     char mask[NPARAM + 1];
     for (int i = 0; i < NPARAM; i++) {
-      char name[8];
+      char name[16];
       snprintf(name, sizeof name, "p%d", i);
       bool d = o->decay_only ? strcmp(name, o->decay_only) == 0 : shapes[i].rank >= 2;
       mask[i] = o->wd > 0 && d ? '1' : '0';
