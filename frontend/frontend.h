@@ -65,6 +65,12 @@ char *fe_constant_value(const FeProgram *p, int i); /* malloc'd */
 
 /* Entry functions (@train / @infer), in the order they are defined (an
  * imported file's definitions come where its import stands). */
+/* The numeric value of a global constant (a key of the selected config or a
+ * global let) called 'name': true and *out set if it exists and is a
+ * number (or a boolean, as 0/1), else false. Used for settings a model
+ * declares, such as its learning rate and optimizer constants. */
+bool fe_global_number(const FeProgram *p, const char *name, double *out);
+
 int fe_entry_count(const FeProgram *p);
 const char *fe_entry_name(const FeProgram *p, int i);
 bool fe_entry_is_train(const FeProgram *p, int i);

@@ -179,6 +179,15 @@ const char *fe_config_selected(const FeProgram *p) { return p->selected >= 0 ? p
 
 int fe_constant_count(const FeProgram *p) { return p->nconst; }
 
+bool fe_global_number(const FeProgram *p, const char *name, double *out) {
+  const EvGlobal *g = ev_global_find(&p->globals, name);
+  if (!g || !g->ready || (g->kind != G_CONFIG && g->kind != G_LET && g->kind != G_BATCH)) return false;
+  if (ev_is_number(g->v)) *out = ev_number(g->v);
+  else if (g->v.kind == V_BOOL) *out = g->v.b;
+  else return false;
+  return true;
+}
+
 const char *fe_constant_name(const FeProgram *p, int i) { return i >= 0 && i < p->nconst ? p->const_name[i] : NULL; }
 
 char *fe_constant_value(const FeProgram *p, int i) {

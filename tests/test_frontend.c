@@ -1080,6 +1080,25 @@ START_TEST(lower_spec_example) {
 }
 END_TEST
 
+/* fe_global_number reads config keys and global lets, nothing else. */
+START_TEST(global_numbers) {
+  FeOptions opt = {.config = "big", .batch = 0};
+  FeProgram *p = load_ok_opt("config small { lr = 1e-3; batch = 2 }\nconfig big { lr = 3e-4; batch = 8; fancy = true }\n"
+                             "let beta2 = 0.95\nlet half = lr / 2\ndef f(x) { return x }\n",
+                             &opt);
+  double v = -1;
+  ck_assert(fe_global_number(p, "lr", &v) && v == 3e-4);
+  ck_assert(fe_global_number(p, "half", &v) && v == 1.5e-4);
+  ck_assert(fe_global_number(p, "beta2", &v) && v == 0.95);
+  ck_assert(fe_global_number(p, "fancy", &v) && v == 1);
+  ck_assert(fe_global_number(p, "B", &v) && v == 8);
+  ck_assert(!fe_global_number(p, "f", &v));
+  ck_assert(!fe_global_number(p, "nosuch", &v));
+  ck_assert(!fe_global_number(p, "exp", &v));
+  fe_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("frontend");
   TCase *parse = tcase_create("parse");
@@ -1121,6 +1140,7 @@ int main(void) {
   tcase_add_test(lower, compile_time_arithmetic);
   tcase_add_test(lower, lower_models);
   tcase_add_test(lower, lower_spec_example);
+  tcase_add_test(lower, global_numbers);
   suite_add_tcase(s, lower);
   return tu_run_suite(s);
 }
