@@ -149,7 +149,7 @@ int ad_gradients(IrGraph *g, int loss, const int *wrt, int nwrt, int *grad) {
     out[i] = wrt[i] <= loss && st.acc[wrt[i]] >= 0 ? st.acc[wrt[i]] : ir_const(g, IR_F32, w->shape, 0.0, w->loc);
     if (out[i] < 0) goto done;
   }
-  memcpy(grad, out, (size_t)nwrt * sizeof *grad);
+  if (nwrt > 0) memcpy(grad, out, (size_t)nwrt * sizeof *grad);
   rc = 0;
 done:
   if (rc) ad_rollback(g, mark);
