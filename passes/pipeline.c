@@ -2,11 +2,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "passes/autodiff.h"
 #include "passes/passes.h"
 #include "passes/simplify.h"
 
 static const Pass passes[] = {
     {"dce", "drop nodes that no output depends on", pass_dce},
+    {"grad", "append the gradient of a training entry's loss w.r.t. every parameter; outputs [loss, grad:<param>...]",
+     ad_grad_pass},
     {"cse", "merge nodes with the same op, attributes and inputs", pass_cse},
     {"fold", "evaluate ops over constants into constant splats", pass_fold},
     {"algebra", "apply algebraic identities (x*1, x+0, permute/reshape chains...)", pass_algebra},
