@@ -71,17 +71,16 @@ static bool is_finite(const PassRewrite *rw, int id, int depth) {
   }
 }
 
-/* Builds 'op' on 'in' with attrs 'a' into the new graph; records the rewrite. */
+/* Builds 'op' on 'in' with attrs 'a' into the new graph. */
 static int emit(PassRewrite *rw, IrOp op, const int *in, int nin, const IrAttr *a, SrcLoc loc) {
-  int id = ir_build(rw->dst, op, in, nin, a, loc);
-  return id < 0 ? -1 : pass_rw_replaced(rw, id);
+  return ir_build(rw->dst, op, in, nin, a, loc);
 }
 
 /* x reshaped to s, looking through reshape chains: x's first non-reshape
  * ancestor if it already has shape s, else one RESHAPE of it. */
 static int reshape_to(PassRewrite *rw, int x, IrShape s, SrcLoc loc) {
   while (pass_rw_node(rw, x)->op == OP_RESHAPE) x = pass_rw_node(rw, x)->in[0];
-  if (ir_shape_eq(&pass_rw_node(rw, x)->shape, &s)) return pass_rw_replaced(rw, x);
+  if (ir_shape_eq(&pass_rw_node(rw, x)->shape, &s)) return x;
   IrAttr a;
   memset(&a, 0, sizeof a);
   a.shape = s;
@@ -118,7 +117,7 @@ static int binary_operand(const PassRewrite *rw, const IrNode *n) {
 
 static int binary_rule(PassRewrite *rw, const IrNode *n) {
   int to = binary_operand(rw, n);
-  if (to >= 0) return pass_rw_replaced(rw, to);
+  if (to >= 0) return to;
   int a = n->in[0], b = n->in[1];
   if (n->op == OP_MUL && ((splat_is(rw, b, 0) && is_finite(rw, a, FINITE_DEPTH)) ||
                           (splat_is(rw, a, 0) && is_finite(rw, b, FINITE_DEPTH))))
@@ -135,14 +134,14 @@ static bool identity_perm(const int *p, int rank) {
 /* permute(x, identity) -> x; permute(permute(y, p), q) -> permute(y, p∘q). */
 static int permute_rule(PassRewrite *rw, const IrNode *n) {
   int x = n->in[0], rank = n->shape.rank;
-  if (identity_perm(n->attr.perm, rank)) return pass_rw_replaced(rw, x);
+  if (identity_perm(n->attr.perm, rank)) return x;
   const IrNode *inner = pass_rw_node(rw, x);
   if (inner->op != OP_PERMUTE) return pass_rw_copy(rw, n);
   /* out.d[i] = mid.d[q[i]] = y.d[p[q[i]]] */
   IrAttr a = n->attr;
   for (int i = 0; i < rank; i++) a.perm[i] = inner->attr.perm[n->attr.perm[i]];
   int y = inner->in[0]; /* a copy: building may move the node array */
-  if (identity_perm(a.perm, rank)) return pass_rw_replaced(rw, y);
+  if (identity_perm(a.perm, rank)) return y;
   return emit(rw, OP_PERMUTE, &y, 1, &a, n->loc);
 }
 
@@ -167,7 +166,7 @@ static int reshape_rule(PassRewrite *rw, const IrNode *n) {
 
 static int broadcast_rule(PassRewrite *rw, const IrNode *n) {
   const IrNode *x = pass_rw_node(rw, n->in[0]);
-  if (ir_shape_eq(&x->shape, &n->shape)) return pass_rw_replaced(rw, n->in[0]);
+  if (ir_shape_eq(&x->shape, &n->shape)) return n->in[0];
   if (x->op == OP_BROADCAST) {
     int y = x->in[0]; /* a copy: building may move the node array */
     return emit(rw, OP_BROADCAST, &y, 1, &n->attr, n->loc);
@@ -187,7 +186,7 @@ static int slice_rule(PassRewrite *rw, const IrNode *n) {
   const IrShape *s = &pass_rw_node(rw, n->in[0])->shape;
   for (int i = 0; i < s->rank; i++)
     if (n->attr.start[i] != 0 || n->attr.stop[i] != s->d[i]) return pass_rw_copy(rw, n);
-  return pass_rw_replaced(rw, n->in[0]);
+  return n->in[0];
 }
 
 static int stop_gradient_rule(PassRewrite *rw, const IrNode *n) {
@@ -195,14 +194,14 @@ static int stop_gradient_rule(PassRewrite *rw, const IrNode *n) {
   double v;
   const IrNode *xn = pass_rw_node(rw, x);
   if (xn->op == OP_STOP_GRADIENT || xn->dtype == IR_I32 || pass_rw_splat(rw, x, &v))
-    return pass_rw_replaced(rw, x);
+    return x;
   return pass_rw_copy(rw, n);
 }
 
 static int where_rule(PassRewrite *rw, const IrNode *n) {
   double c;
-  if (n->in[1] == n->in[2]) return pass_rw_replaced(rw, n->in[1]);
-  if (pass_rw_splat(rw, n->in[0], &c)) return pass_rw_replaced(rw, c != 0 ? n->in[1] : n->in[2]);
+  if (n->in[1] == n->in[2]) return n->in[1];
+  if (pass_rw_splat(rw, n->in[0], &c)) return c != 0 ? n->in[1] : n->in[2];
   return pass_rw_copy(rw, n);
 }
 
@@ -213,10 +212,10 @@ static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
     return binary_rule(rw, n);
   case OP_NEG: {
     const IrNode *x = pass_rw_node(rw, n->in[0]);
-    return x->op == OP_NEG ? pass_rw_replaced(rw, x->in[0]) : pass_rw_copy(rw, n);
+    return x->op == OP_NEG ? x->in[0] : pass_rw_copy(rw, n);
   }
   case OP_CAST:
-    return pass_rw_node(rw, n->in[0])->dtype == n->dtype ? pass_rw_replaced(rw, n->in[0]) : pass_rw_copy(rw, n);
+    return pass_rw_node(rw, n->in[0])->dtype == n->dtype ? n->in[0] : pass_rw_copy(rw, n);
   case OP_PERMUTE: return permute_rule(rw, n);
   case OP_RESHAPE: return reshape_rule(rw, n);
   case OP_BROADCAST: return broadcast_rule(rw, n);

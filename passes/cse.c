@@ -144,7 +144,7 @@ static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
   }
   uint64_t mask = (uint64_t)(t->cap - 1), j = node_hash(n) & mask;
   for (; t->slot[j] >= 0; j = (j + 1) & mask)
-    if (node_eq(pass_rw_node(rw, t->slot[j]), n)) return pass_rw_replaced(rw, t->slot[j]);
+    if (node_eq(pass_rw_node(rw, t->slot[j]), n)) return t->slot[j];
   int id = pass_rw_copy(rw, n);
   if (id < 0) return -1;
   t->slot[j] = id;

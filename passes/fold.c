@@ -182,8 +182,7 @@ static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
   a.shape = n->shape;
   a.dtype = n->dtype;
   a.value = r;
-  int id = ir_build(rw->dst, OP_CONST, NULL, 0, &a, n->loc);
-  return id < 0 ? -1 : pass_rw_replaced(rw, id);
+  return ir_build(rw->dst, OP_CONST, NULL, 0, &a, n->loc);
 }
 
 int pass_fold(IrGraph *g) { return pass_rewrite(g, "fold", visit, NULL); }

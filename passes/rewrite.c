@@ -9,11 +9,6 @@ int pass_rw_copy(PassRewrite *rw, const IrNode *n) {
   return ir_build_named(rw->dst, n->op, n->in, n->nin, &n->attr, n->loc, n->name);
 }
 
-int pass_rw_replaced(PassRewrite *rw, int id) {
-  rw->changed++;
-  return id;
-}
-
 bool pass_rw_splat(const PassRewrite *rw, int id, double *value) {
   const IrNode *n = pass_rw_node(rw, id);
   while (n->op == OP_RESHAPE || n->op == OP_BROADCAST) n = pass_rw_node(rw, n->in[0]);

@@ -23,7 +23,6 @@ typedef struct {
   const IrGraph *src; /* the graph being rewritten (read only during the walk) */
   IrGraph *dst;       /* the graph being built */
   int *map;           /* (src->n): the dst id standing for each src node done so far */
-  int changed;        /* nodes the pass replaced by something else than their plain copy */
 } PassRewrite;
 
 /* Called once per src node in id order. 'n' is the node with its inputs
@@ -37,9 +36,6 @@ int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx);
 
 /* Emits a plain copy of n (name included) into rw->dst; returns its id. */
 int pass_rw_copy(PassRewrite *rw, const IrNode *n);
-
-/* Notes that the node being visited was rewritten and returns 'id'. */
-int pass_rw_replaced(PassRewrite *rw, int id);
 
 /* The node 'id' of the new graph. */
 static inline const IrNode *pass_rw_node(const PassRewrite *rw, int id) { return &rw->dst->node[id]; }
