@@ -154,7 +154,7 @@ static bool eval(const PassRewrite *rw, const IrNode *n, const double *v, double
   case OP_SUM: {
     const IrShape *s = &pass_rw_node(rw, n->in[0])->shape;
     int64_t c = reduced_count(s, n->attr.axes);
-    if (c == 0) return false;
+    if (c == 0 || (n->dtype == IR_F32 && c >= (int64_t)1 << 29)) return false; /* v*c exact below 2^29 */
     if (n->dtype == IR_I32) *r = wrap32((uint32_t)((uint64_t)(int64_t)v[0] * (uint64_t)c));
     else *r = (double)(float)(0.0 + v[0] * (double)c); /* 0.0 + : a sum of -0.0s is +0.0 */
     return true;
