@@ -1,5 +1,5 @@
 /* dce.c — dead-code elimination.
- * Marks what the outputs reach (walking ids downward, which is reverse
+ * Marks what the outputs and the state updates reach (walking ids downward, which is reverse
  * topological order), then rebuilds the node array keeping marked nodes in
  * their original order and renumbering their inputs. */
 #include <stdlib.h>
@@ -12,6 +12,7 @@ int pass_dce(IrGraph *g) {
   int *newid = malloc(((size_t)g->n + 1) * sizeof *newid);
   for (int i = 0; i < g->noutput; i++) live[g->output[i]] = 1;
   for (int i = 0; i < g->ninput; i++) live[g->input[i]] = 1;
+  for (int i = 0; i < g->nupdate; i++) live[g->update_target[i]] = live[g->update_value[i]] = 1;
   for (int id = g->n - 1; id >= 0; id--)
     if (live[id])
       for (int k = 0; k < g->node[id].nin; k++) live[g->node[id].in[k]] = 1;
@@ -34,6 +35,10 @@ int pass_dce(IrGraph *g) {
     if (newid[g->param[i]] >= 0) g->param[nparam++] = newid[g->param[i]];
   g->nparam = nparam;
   for (int i = 0; i < g->noutput; i++) g->output[i] = newid[g->output[i]];
+  for (int i = 0; i < g->nupdate; i++) {
+    g->update_target[i] = newid[g->update_target[i]];
+    g->update_value[i] = newid[g->update_value[i]];
+  }
   free(live);
   free(newid);
   return 0;

@@ -24,8 +24,9 @@ const Pass *pass_find(const char *name);
  * after each. Returns 0, or -1 with the reason in g->error. */
 int pass_run_pipeline(IrGraph *g, const char *names);
 
-/* Dead-code elimination: drops every node no output depends on. INPUT
- * nodes stay (they are the entry's signature); unused PARAMs go. */
+/* Dead-code elimination: drops every node that no output and no state
+ * update depends on. INPUT nodes stay (they are the entry's signature);
+ * unused PARAMs go; updated PARAM/STATE nodes stay. */
 int pass_dce(IrGraph *g);
 
 #endif

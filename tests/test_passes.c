@@ -43,6 +43,28 @@ START_TEST(dce_drops_dead_nodes_and_keeps_the_signature) {
 }
 END_TEST
 
+START_TEST(dce_keeps_what_updates_need) {
+  IrGraph *g = graph_with_dead_code();
+  int64_t d[2] = {2, 3};
+  int count = ir_state(g, "count", ir_shape_make(0, NULL), here);
+  int next = ir_binary(g, OP_ADD, count, ir_scalar(g, IR_F32, 1, here), here);
+  int w = g->param[0];
+  int decayed = ir_binary(g, OP_MUL, w, ir_const(g, IR_F32, ir_shape_make(2, d), 0.5, here), here);
+  ck_assert_int_ge(ir_add_update(g, count, next, here), 0);
+  ck_assert_int_ge(ir_add_update(g, w, decayed, here), 0);
+  ck_assert_int_eq(pass_dce(g), 0);
+  char why[256];
+  ck_assert_msg(ir_verify(g, why, sizeof why), "%s", why);
+  ck_assert_int_eq(g->nupdate, 2);
+  ck_assert_str_eq(g->node[g->update_target[0]].name, "count");
+  ck_assert_int_eq(g->node[g->update_value[0]].op, OP_ADD);
+  ck_assert_str_eq(g->node[g->update_target[1]].name, "w");
+  ck_assert_int_eq(g->node[g->update_value[1]].op, OP_MUL);
+  ck_assert_int_eq(g->nparam, 2); /* w and count; dead_param went */
+  ir_graph_free(g);
+}
+END_TEST
+
 START_TEST(pipeline_runs_by_name_and_rejects_unknown_passes) {
   IrGraph *g = graph_with_dead_code();
   ck_assert_int_eq(pass_run_pipeline(g, "dce,dce"), 0);
@@ -70,6 +92,7 @@ int main(void) {
   Suite *s = suite_create("passes");
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, dce_drops_dead_nodes_and_keeps_the_signature);
+  tcase_add_test(tc, dce_keeps_what_updates_need);
   tcase_add_test(tc, pipeline_runs_by_name_and_rejects_unknown_passes);
   tcase_add_test(tc, registry_lists_every_pass_once);
   suite_add_tcase(s, tc);
