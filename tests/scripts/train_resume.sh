@@ -1,0 +1,84 @@
+#!/bin/sh
+# train_resume.sh BUILD — kill-and-resume through the command line:
+#   dalc run models/dvae.dal --config tiny -- train ...
+# An uninterrupted run, a run stopped by SIGINT and resumed, and a run
+# killed by SIGKILL between checkpoints and resumed must log bit-identical
+# loss sequences and end with byte-identical checkpoints; SIGINT exits 130
+# after writing its checkpoint; no temporary file is ever left behind.
+#
+# Until dalc hands the arguments after "--" to rt_main (runtime/program.h)
+# this script says so and skips.
+build=${1:-build}
+dalc="$build/dalc"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+
+model="models/dvae.dal --config tiny"
+if ! $dalc run $model -- help >"$tmp/help" 2>&1 || ! grep -q 'train --steps' "$tmp/help"; then
+  echo "train_resume.sh: skipped: 'dalc run FILE -- train' is not wired to rt_main yet"
+  exit 0
+fi
+
+# train LOG CHECKPOINT [FLAGS...]: 8 steps, a checkpoint every 3. Runs
+# that get a signal start dalc itself in the background (not this function,
+# whose subshell would get the signal instead).
+flags="--steps 8 --every 3 --seed 7 --anneal tau=1:0.0625 --set beta=0.1 --quiet"
+train() {
+  log=$1; ckpt=$2; shift 2
+  $dalc run $model -- train $flags --log "$log" --checkpoint "$ckpt" "$@"
+}
+
+# wait_lines FILE N: until FILE has at least N lines (20 s at most).
+wait_lines() {
+  i=0
+  while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+# ---- the reference: uninterrupted ----
+if train "$tmp/full.tsv" "$tmp/full.safetensors" 2>"$tmp/err"; then ok; else bad "uninterrupted run failed"; cat "$tmp/err"; fi
+[ "$(wc -l <"$tmp/full.tsv")" -eq 9 ] && ok || bad "the log should have a header and 8 lines"
+
+# ---- SIGINT: finish the step, write a checkpoint, exit 130; resume ----
+$dalc run $model -- train $flags --log "$tmp/int.tsv" --checkpoint "$tmp/int.safetensors" 2>"$tmp/err" &
+pid=$!
+wait_lines "$tmp/int.tsv" 3
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && ok || { bad "SIGINT: exit $rc, expected 130"; cat "$tmp/err"; }
+grep -q 'interrupted by SIGINT' "$tmp/err" && ok || bad "SIGINT: no message"
+[ -f "$tmp/int.safetensors" ] && ok || bad "SIGINT: no checkpoint"
+if train "$tmp/int.tsv" "$tmp/int.safetensors" --resume "$tmp/int.safetensors" 2>"$tmp/err"; then ok; else
+  bad "resume after SIGINT failed"; cat "$tmp/err"; fi
+cmp -s "$tmp/full.tsv" "$tmp/int.tsv" && ok || { bad "SIGINT + resume: the loss sequence differs"; diff "$tmp/full.tsv" "$tmp/int.tsv"; }
+cmp -s "$tmp/full.safetensors" "$tmp/int.safetensors" && ok || bad "SIGINT + resume: the final checkpoints differ"
+
+# ---- SIGKILL after the checkpoint at step 3; resume from it ----
+$dalc run $model -- train $flags --log "$tmp/kill.tsv" --checkpoint "$tmp/kill.safetensors" 2>"$tmp/err" &
+pid=$!
+wait_lines "$tmp/kill.tsv" 6
+kill -KILL $pid
+wait $pid 2>/dev/null
+[ "$(wc -l <"$tmp/kill.tsv")" -lt 9 ] && ok || bad "SIGKILL came too late: the run had finished"
+[ -f "$tmp/kill.safetensors" ] && ok || bad "SIGKILL: no checkpoint from step 3"
+if train "$tmp/kill.tsv" "$tmp/kill.safetensors" --resume "$tmp/kill.safetensors" 2>"$tmp/err"; then ok; else
+  bad "resume after SIGKILL failed"; cat "$tmp/err"; fi
+cmp -s "$tmp/full.tsv" "$tmp/kill.tsv" && ok || { bad "SIGKILL + resume: the loss sequence differs"; diff "$tmp/full.tsv" "$tmp/kill.tsv"; }
+cmp -s "$tmp/full.safetensors" "$tmp/kill.safetensors" && ok || bad "SIGKILL + resume: the final checkpoints differ"
+
+# ---- nothing but our files is left ----
+extra=$(ls -A "$tmp" | grep -v -e '\.tsv$' -e '\.safetensors$' -e '^err$' -e '^help$')
+[ -z "$extra" ] && ok || bad "temporary files left behind: $extra"
+
+# ---- a corrupt checkpoint is a clear error ----
+head -c 200 "$tmp/full.safetensors" >"$tmp/bad.safetensors"
+train "$tmp/bad.tsv" "$tmp/x.safetensors" --resume "$tmp/bad.safetensors" >/dev/null 2>"$tmp/err"
+rc=$?
+[ $rc -eq 1 ] && grep -q 'bad.safetensors' "$tmp/err" && ok || { bad "corrupt checkpoint: exit $rc"; cat "$tmp/err"; }
+
+echo "train_resume.sh: $pass passed, $fail failed"
+[ $fail -eq 0 ]
