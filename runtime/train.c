@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "data.h"
@@ -17,7 +18,15 @@
 
 static volatile sig_atomic_t stop_signal;
 
-static void on_stop_signal(int sig) { stop_signal = sig; }
+/* The first SIGINT/SIGTERM asks for a stop after the current step; the
+ * handler then reverts to the default (SA_RESETHAND), so a second one ends
+ * the process at once, leaving the last checkpoint as it was. */
+static void on_stop_signal(int sig) {
+  static const char msg[] = "\nstopping after this step to write a checkpoint (signal again to abort at once)\n";
+  stop_signal = sig;
+  ssize_t unused = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)unused;
+}
 
 typedef struct {
   struct sigaction old_int, old_term;
@@ -28,7 +37,7 @@ static void handlers_install(Handlers *h) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
+  sa.sa_flags = SA_RESTART | SA_RESETHAND;
   stop_signal = 0;
   sigaction(SIGINT, &sa, &h->old_int);
   sigaction(SIGTERM, &sa, &h->old_term);
@@ -258,7 +267,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     }
     rt_progress_step(&pr, s, loss);
     res->step = s + 1;
-    if (stop_signal) {
+    if (stop_signal && s + 1 < o->steps) {
       rt_progress_end(&pr);
       if (save(r, s + 1, e)) return -1;
       res->signal = stop_signal;

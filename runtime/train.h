@@ -16,7 +16,8 @@
  * Checkpoints (checkpoint.h) go to --checkpoint (default: the --resume path,
  * else "MODEL-CONFIG.safetensors") every K steps (--every, default N/10
  * rounded up; 0 = never in between) and at the end. SIGINT or SIGTERM
- * lets the running step finish, writes a checkpoint and stops the run.
+ * lets the running step finish, writes a checkpoint and stops the run (a
+ * second signal ends the process at once; the last checkpoint stays whole).
  * --resume PATH restores the state, step and seed of a checkpoint and goes
  * on to step N: with the same flags, a run interrupted at any point (a
  * signal, or SIGKILL between checkpoints) and resumed from its last

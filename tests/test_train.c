@@ -427,6 +427,47 @@ START_TEST(test_sigkill_resume_identical) {
 }
 END_TEST
 
+/* A signal during the last step: the run is complete, status 0. */
+START_TEST(test_signal_in_last_step) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("last.tsv"), *ckpt = tu_path("last.safetensors");
+  arm_signal(p, SIGTERM, 9);
+  ck_assert_int_eq(main_str(p, "%s", train_flags(10, log, ckpt)), 0);
+  RtCheckpointInfo info;
+  RtErr e;
+  ck_assert_int_eq(rt_checkpoint_load(ckpt, p, &info, &e), 0);
+  ck_assert_uint_eq(info.step, 10);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
+/* Resuming cuts the log to the steps before the checkpoint, dropping a
+ * line the killed run left unfinished. */
+START_TEST(test_log_cut) {
+  char *log = tu_path("cut.tsv");
+  tu_write_file(log, "step\tloss\n0\t1\n1\t0.5\n2\t0.25\n3\t0.125\n4\t0.0");
+  RtErr e;
+  FILE *f = rt_train_log_open(log, "ignored", 3, &e);
+  ck_assert_msg(f != NULL, "%s", e.msg);
+  fputs("3\t0.2\n", f);
+  fclose(f);
+  char *text = tu_read_file(log, NULL);
+  ck_assert_str_eq(text, "step\tloss\n0\t1\n1\t0.5\n2\t0.25\n3\t0.2\n");
+  free(text);
+  /* A fresh run starts the file over with its header. */
+  f = rt_train_log_open(log, "step\tloss\ttau", 0, &e);
+  fclose(f);
+  text = tu_read_file(log, NULL);
+  ck_assert_str_eq(text, "step\tloss\ttau\n");
+  free(text);
+  ck_assert_ptr_null(rt_train_log_open("/nonexistent/dir/log.tsv", "h", 0, &e));
+  ck_assert_msg(strstr(e.msg, "/nonexistent/dir/log.tsv"), "%s", e.msg);
+  free(log);
+}
+END_TEST
+
 START_TEST(test_resume_errors) {
   RtProgram *p = make_program("linreg", 0);
   char *log = tu_path("err.tsv"), *ckpt = tu_path("err.safetensors");
@@ -594,6 +635,8 @@ int main(void) {
   tcase_add_test(tc, test_checkpoint_round_trip);
   tcase_add_test(tc, test_sigint_resume_identical);
   tcase_add_test(tc, test_sigkill_resume_identical);
+  tcase_add_test(tc, test_signal_in_last_step);
+  tcase_add_test(tc, test_log_cut);
   tcase_add_test(tc, test_resume_errors);
   tcase_add_test(tc, test_input_errors);
   tcase_add_test(tc, test_nonfinite_loss_stops);
