@@ -49,4 +49,10 @@ typedef struct {
  * opt.step, opt.m.*, opt.v.*, opt.grad_norm); in those cases g is unchanged. */
 int opt_adamw(IrGraph *g, const int *params, const int *grads, int n, const AdamWOptions *o);
 
+/* Turns a training entry (g->train, output 0 the scalar loss) into one
+ * training step: the gradient of every trainable PARAM (autodiff), one
+ * AdamW update of each, and the outputs [loss] (plus "opt.grad_norm" when
+ * clipping). Returns 0, or -1 with g->error set. */
+int opt_train_step(IrGraph *g, const AdamWOptions *o);
+
 #endif

@@ -26,6 +26,11 @@ typedef struct {
   const char *emit;        /* --emit=ir|dot */
   const char *output;      /* -o */
   const char *passes;      /* --passes=a,b (default: the standard pipeline) */
+  bool grad;               /* --grad: differentiate training entries (--emit) */
+  const char *grad_out;    /* --grad-out g.safetensors (run) */
+  bool stats;              /* --stats: node counts before and after each pass */
+  int rest_argc;           /* the executable's command line after "--" */
+  char **rest_argv;
   uint64_t seed;           /* --seed */
   CliBinding in[CLI_MAX_BINDINGS];
   int nin;
@@ -37,10 +42,12 @@ typedef struct {
 FeProgram *cli_load(const DalcArgs *args);
 /* Lowers the entry called name (listing the entries if there is none) and
  * runs the pass pipeline over it. */
-IrGraph *cli_lower(FeProgram *p, const char *name, const char *passes);
+IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad);
+/* Prints g->error, with its source line when it has a location. */
+void cli_graph_error(const IrGraph *g);
 
 /* The passes dalc runs unless --passes says otherwise. */
-#define CLI_DEFAULT_PASSES "dce"
+#define CLI_DEFAULT_PASSES "cse,fold,algebra,dce"
 /* "name(x: f32[4, 3, 16, 16], tau: f32) -> f32" into buf. */
 const char *cli_signature(const IrGraph *g, char *buf, size_t size);
 /* "f32[4, 3]" (or "f32" for a scalar) into buf. */
@@ -50,5 +57,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_info(const DalcArgs *args);
 int cmd_run(const DalcArgs *args);
 int cmd_emit(const DalcArgs *args);
+/* `dalc run FILE.dal -- train ...`: the model as a program, driven by the
+ * executables' command line (runtime/program.h). */
+int cmd_program(const DalcArgs *args);
 
 #endif

@@ -40,7 +40,7 @@ int cmd_emit(const DalcArgs *a) {
   int status = 0;
   for (int i = 0; i < fe_entry_count(p); i++) {
     const char *name = only ? only : fe_entry_name(p, i);
-    IrGraph *g = cli_lower(p, name, a->passes);
+    IrGraph *g = cli_lower(p, name, a, a->grad);
     if (!g) {
       status = 1;
       break;

@@ -117,6 +117,24 @@ static int save_params(const IrGraph *g, RtTensor **params, const char *path) {
   return rc;
 }
 
+/* Outputs 1.. of a differentiated training entry are "grad:NAME": written
+ * under NAME, the parameter's own name, so they line up with PyTorch's. */
+static int write_gradients(const IrGraph *g, RtTensor **out, const char *path) {
+  RtTensorList *l = rt_list_new();
+  for (int k = 1; k < g->noutput; k++) {
+    const char *name = g->output_name[k];
+    if (!strncmp(name, "grad:", 5)) name += 5;
+    rt_list_put(l, name, out[k]);
+    out[k] = NULL; /* the list owns it now */
+  }
+  RtErr e;
+  int rc = rt_safetensors_write(path, l, &e);
+  if (rc) cli_error("%s", e.msg);
+  else printf("gradients of %d parameters written to %s\n", l->n, path);
+  rt_list_free(l);
+  return rc ? 1 : 0;
+}
+
 int cmd_run(const DalcArgs *a) {
   if (!a->fn) {
     cli_error("dalc run needs --fn NAME (dalc info %s lists the entries)", a->file);
@@ -124,12 +142,16 @@ int cmd_run(const DalcArgs *a) {
   }
   FeProgram *p = cli_load(a);
   if (!p) return 1;
-  IrGraph *g = cli_lower(p, a->fn, a->passes);
+  IrGraph *g = cli_lower(p, a->fn, a, a->grad_out != NULL);
   int status = 1;
   RtTensor **in = NULL, **params = NULL, **out = NULL;
   RtTensorList *file = NULL;
   RtErr e;
   if (!g || check_binding_names(g, a)) goto done;
+  if (a->grad_out && !g->train) {
+    cli_error("--grad-out needs a training entry; %s is @infer", g->name);
+    goto done;
+  }
 
   in = calloc((size_t)g->ninput + 1, sizeof *in);
   params = calloc((size_t)g->nparam + 1, sizeof *params);
@@ -150,11 +172,12 @@ int cmd_run(const DalcArgs *a) {
     cli_error("%s", e.msg);
     goto done;
   }
-  status = 0;
+  status = a->grad_out ? write_gradients(g, out, a->grad_out) : 0;
   for (int k = 0; k < g->noutput; k++) {
+    if (a->grad_out && k > 0) break; /* the gradients went to --grad-out */
     summarise(g->output_name[k], out[k]);
     const CliBinding *b = find_binding(a->out, a->nout, g->output_name[k], g->noutput == 1);
-    if (!b && g->noutput == 1) b = find_binding(a->out, a->nout, "out", 0);
+    if (!b && k == 0) b = find_binding(a->out, a->nout, "out", 0);
     if (b && rt_npy_write(b->path, out[k], &e)) {
       cli_error("%s", e.msg);
       status = 1;

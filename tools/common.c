@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/autodiff.h"
 #include "passes/passes.h"
+#include "passes/simplify.h"
 #include "tools/cli.h"
 
 FeProgram *cli_load(const DalcArgs *args) {
@@ -17,7 +19,7 @@ FeProgram *cli_load(const DalcArgs *args) {
   return p;
 }
 
-IrGraph *cli_lower(FeProgram *p, const char *name, const char *passes) {
+IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad) {
   int i = fe_entry_find(p, name);
   if (i < 0) {
     fprintf(stderr, "dalc: error: no entry function '%s'; the entries are:", name);
@@ -32,18 +34,29 @@ IrGraph *cli_lower(FeProgram *p, const char *name, const char *passes) {
     free(err);
     return NULL;
   }
-  if (pass_run_pipeline(g, passes ? passes : CLI_DEFAULT_PASSES)) {
-    if (g->error_loc.file) {
-      char *msg = fe_format_diag(g->error_loc, "%s", g->error);
-      fputs(msg, stderr);
-      free(msg);
-    } else {
-      cli_error("%s", g->error);
-    }
+  const char *passes = a->passes ? a->passes : CLI_DEFAULT_PASSES;
+  int rc = 0;
+  if (grad && g->train) {
+    if (a->stats) pass_print_stats(g, "traced", -1, stderr);
+    rc = ad_grad_pass(g);
+  }
+  if (rc == 0) rc = a->stats ? pass_run_pipeline_stats(g, passes, stderr) : pass_run_pipeline(g, passes);
+  if (rc) {
+    cli_graph_error(g);
     ir_graph_free(g);
     return NULL;
   }
   return g;
+}
+
+void cli_graph_error(const IrGraph *g) {
+  if (g->error_loc.file) {
+    char *msg = fe_format_diag(g->error_loc, "%s", g->error);
+    fputs(msg, stderr);
+    free(msg);
+  } else {
+    cli_error("%s", g->error);
+  }
 }
 
 const char *cli_type(int is_i32, const int64_t *dim, int rank, char *buf, size_t size) {

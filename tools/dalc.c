@@ -13,14 +13,22 @@ static const char usage[] =
     "       dalc run FILE.dal --fn NAME [--config C] [--batch N] [--params P.safetensors]\n"
     "                [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
     "                [--seed N] [--save-params P.safetensors]\n"
-    "       dalc FILE.dal --emit=ir|dot [--fn NAME] [--config C] [--batch N] [-o OUT]\n"
+    "       dalc run FILE.dal [--config C] [--batch N] -- train --steps N [train options]\n"
+    "       dalc run FILE.dal --fn LOSS ... --grad-out G.safetensors\n"
+    "       dalc FILE.dal --emit=ir|dot [--fn NAME] [--grad] [--config C] [--batch N] [-o OUT]\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs with the reference executor;\n"
     "         parameters come from --params, or from their initialisers (--seed)\n"
-    "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz\n"
+    "         --grad-out writes the gradient of a training entry's loss with respect to\n"
+    "         every parameter, under the parameter's name\n"
+    "  run -- the model as an executable: `train`, `run --fn`, `info`, `data`\n"
+    "         (the same command line as an AOT-built executable; `-- train --help`)\n"
+    "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz;\n"
+    "         --grad appends the backward graph to training entries\n"
     "\n"
-    "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n";
+    "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
+    "  --stats        node counts before and after each pass, on stderr\n";
 
 void cli_error(const char *fmt, ...) {
   va_list ap;
@@ -89,6 +97,14 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if ((v = option_value(argc, argv, &i, "--emit"))) a->emit = v;
     else if ((v = option_value(argc, argv, &i, "-o"))) a->output = v;
     else if ((v = option_value(argc, argv, &i, "--passes"))) a->passes = v;
+    else if ((v = option_value(argc, argv, &i, "--grad-out"))) a->grad_out = v;
+    else if (!strcmp(argv[i], "--grad")) a->grad = true;
+    else if (!strcmp(argv[i], "--stats")) a->stats = true;
+    else if (!strcmp(argv[i], "--")) {
+      a->rest_argc = argc - i - 1;
+      a->rest_argv = argv + i + 1;
+      break;
+    }
     else if ((v = option_value(argc, argv, &i, "--in"))) {
       if (add_binding(a->in, &a->nin, v, "--in")) return -1;
     } else if ((v = option_value(argc, argv, &i, "--out"))) {
@@ -134,7 +150,9 @@ int main(int argc, char **argv) {
   int first = 1;
   if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
   else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
-  int status = parse_args(argc, argv, first, &args) ? 1 : cmd(&args);
+  int status = parse_args(argc, argv, first, &args);
+  if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
+  status = status ? 1 : cmd(&args);
   free_args(&args);
   return status;
 }
