@@ -1,0 +1,166 @@
+/* memplan_graph.c — the planner's buffers for a graph under a fusion plan
+ * (mem_graph_buffers in memplan.h): lifetimes in kernel steps, pinning and
+ * in-place candidates. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "passes/memplan.h"
+
+static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t size, const char *fmt, ...) {
+  if (err && size) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, size, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+static bool is_leaf_op(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
+
+static int64_t node_bytes(const IrNode *x) {
+  return ir_numel(&x->shape) * 4; /* f32 and i32 alike */
+}
+
+/* Without fusion every node is its own group: leaves are FUSE_LEAF, opaque
+ * ops FUSE_OPAQUE, everything else a one-node FUSE_LOOP. Only the fields
+ * mem_graph_buffers reads are filled; 'in' lists each input once. */
+static FusePlan *one_node_groups(const IrGraph *g) {
+  FusePlan *p = calloc(1, sizeof *p);
+  p->ngroup = g->n;
+  p->group = calloc((size_t)g->n + 1, sizeof *p->group);
+  p->group_of = malloc(((size_t)g->n + 1) * sizeof *p->group_of);
+  for (int id = 0; id < g->n; id++) {
+    const IrNode *x = &g->node[id];
+    FuseGroup *gr = &p->group[id];
+    gr->kind = is_leaf_op(x->op) ? FUSE_LEAF : ir_op_pattern(x->op) == PAT_OPAQUE ? FUSE_OPAQUE : FUSE_LOOP;
+    gr->root = id;
+    gr->n = gr->nout = 1;
+    gr->node = malloc(sizeof *gr->node);
+    gr->out = malloc(sizeof *gr->out);
+    gr->node[0] = gr->out[0] = id;
+    gr->in = malloc((size_t)IR_MAX_IN * sizeof *gr->in);
+    for (int k = 0; k < x->nin; k++) {
+      bool seen = false;
+      for (int j = 0; j < gr->nin; j++) seen |= gr->in[j] == x->in[k];
+      if (!seen) gr->in[gr->nin++] = x->in[k];
+    }
+    p->group_of[id] = id;
+  }
+  return p;
+}
+
+static void free_one_node_groups(FusePlan *p) {
+  for (int i = 0; i < p->ngroup; i++) {
+    free(p->group[i].node);
+    free(p->group[i].out);
+    free(p->group[i].in);
+  }
+  free(p->group);
+  free(p->group_of);
+  free(p);
+}
+
+static int add_buffer(MemGraphBuffers *b, int node, int64_t bytes, int step, bool pinned) {
+  b->buf[b->nbuf] = (MemBuffer){bytes, step, step, pinned};
+  b->node[b->nbuf] = node;
+  b->buf_of_node[node] = b->nbuf;
+  return b->nbuf++;
+}
+
+/* In-place candidates of loop group gr: (o, x) for each output o and input
+ * x where every member depending on x (through members) is elementwise, o
+ * is one of them, and o and x have the same shape and byte size. 'dep' is
+ * scratch over g's nodes, all zero on entry and on return. */
+static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffers *b, char *dep) {
+  for (int i = 0; i < gr->nin; i++) {
+    int x = gr->in[i];
+    bool elementwise = true;
+    for (int m = 0; m < gr->n; m++) {
+      const IrNode *y = &g->node[gr->node[m]];
+      for (int k = 0; k < y->nin; k++)
+        if (y->in[k] == x || dep[y->in[k]]) dep[gr->node[m]] = 1;
+      if (dep[gr->node[m]] && ir_op_pattern(y->op) != PAT_ELEMWISE) elementwise = false;
+    }
+    for (int j = 0; elementwise && j < gr->nout; j++) {
+      const IrNode *o = &g->node[gr->out[j]], *xn = &g->node[x];
+      if (dep[gr->out[j]] && ir_shape_eq(&o->shape, &xn->shape) && node_bytes(o) == node_bytes(xn))
+        b->inplace[b->ninplace++] = (MemInPlace){b->buf_of_node[gr->out[j]], b->buf_of_node[x]};
+    }
+    for (int m = 0; m < gr->n; m++) dep[gr->node[m]] = 0;
+  }
+}
+
+static int derive(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *b, char *err, size_t size) {
+  int nout = 0, npair = 0;
+  for (int i = 0; i < fp->ngroup; i++) {
+    const FuseGroup *gr = &fp->group[i];
+    nout += gr->kind == FUSE_LEAF ? gr->n : gr->nout;
+    if (gr->kind == FUSE_LOOP) npair += gr->nout * gr->nin;
+    if (gr->kind != FUSE_LEAF) b->nstep++;
+  }
+  b->buf = malloc(((size_t)nout + 1) * sizeof *b->buf);
+  b->node = malloc(((size_t)nout + 1) * sizeof *b->node);
+  b->step_group = malloc(((size_t)b->nstep + 1) * sizeof *b->step_group);
+  b->inplace = malloc(((size_t)npair + 1) * sizeof *b->inplace);
+
+  int step = 0;
+  for (int i = 0; i < fp->ngroup; i++) {
+    const FuseGroup *gr = &fp->group[i];
+    if (gr->kind == FUSE_LEAF) {
+      for (int m = 0; m < gr->n; m++)
+        if (b->buf_of_node[gr->node[m]] < 0) add_buffer(b, gr->node[m], node_bytes(&g->node[gr->node[m]]), 0, true);
+      continue;
+    }
+    for (int k = 0; k < gr->nin; k++) {
+      int x = gr->in[k];
+      if (x < 0 || x >= g->n || b->buf_of_node[x] < 0)
+        return fail(err, size, "memory plan: group %d reads %%%d, which no earlier group outputs", i, x);
+      b->buf[b->buf_of_node[x]].last = step;
+    }
+    for (int k = 0; k < gr->nout; k++) {
+      int o = gr->out[k];
+      if (o < 0 || o >= g->n || b->buf_of_node[o] >= 0)
+        return fail(err, size, "memory plan: group %d outputs %%%d, which has a buffer already", i, o);
+      add_buffer(b, o, node_bytes(&g->node[o]), step, false);
+    }
+    b->step_group[step++] = i;
+  }
+  for (int i = 0; i < g->noutput + g->nupdate; i++) {
+    int x = i < g->noutput ? g->output[i] : g->update_value[i - g->noutput];
+    if (b->buf_of_node[x] < 0)
+      return fail(err, size, "memory plan: %s %%%d has no buffer (no group outputs it)",
+                  i < g->noutput ? "graph output" : "update value", x);
+    MemBuffer *mb = &b->buf[b->buf_of_node[x]];
+    mb->last = b->nstep;
+    if (i < g->noutput) mb->pinned = true;
+  }
+
+  char *dep = calloc((size_t)g->n + 1, 1);
+  for (int s = 0; s < b->nstep; s++)
+    if (fp->group[b->step_group[s]].kind == FUSE_LOOP) add_candidates(g, &fp->group[b->step_group[s]], b, dep);
+  free(dep);
+  return 0;
+}
+
+int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *out, char *err, size_t errsize) {
+  memset(out, 0, sizeof *out);
+  out->buf_of_node = malloc(((size_t)g->n + 1) * sizeof *out->buf_of_node);
+  for (int i = 0; i < g->n; i++) out->buf_of_node[i] = -1;
+  FusePlan *own = fp ? NULL : one_node_groups(g);
+  int rc = derive(g, fp ? fp : own, out, err, errsize);
+  if (own) free_one_node_groups(own);
+  if (rc) mem_graph_buffers_free(out);
+  return rc;
+}
+
+void mem_graph_buffers_free(MemGraphBuffers *b) {
+  free(b->buf);
+  free(b->node);
+  free(b->buf_of_node);
+  free(b->step_group);
+  free(b->inplace);
+  memset(b, 0, sizeof *b);
+}
