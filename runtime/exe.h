@@ -16,7 +16,8 @@ int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
 /* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
 const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
-/* The training entry called fn (NULL: the only one); -1 with a message. */
+/* The training entry called fn (NULL: the only one, or if there are
+ * several the one called "loss"); -1 with a message. */
 int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
 
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */

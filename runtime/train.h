@@ -48,7 +48,7 @@ typedef struct {
 #define RT_TRAIN_MAX_SCALARS 32
 
 typedef struct {
-  const char *fn;          /* the training entry; NULL: the program's only one */
+  const char *fn;          /* the training entry; NULL: the program's only one, or "loss" */
   uint64_t steps;          /* N, > 0 */
   const char *data;        /* dataset spec (data.h); NULL: "shapes" */
   uint64_t seed;
