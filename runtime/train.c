@@ -195,9 +195,19 @@ static int setup(Run *r, RtErr *e) {
   r->lr = o->lr_given ? o->lr : p->lr;
   const char *base = o->resume ? o->resume : NULL;
   if (o->checkpoint) base = o->checkpoint;
-  if (base) snprintf(r->ckpt, sizeof r->ckpt, "%s", base);
-  else if (p->config && *p->config) snprintf(r->ckpt, sizeof r->ckpt, "%s-%s.safetensors", p->model, p->config);
-  else snprintf(r->ckpt, sizeof r->ckpt, "%s.safetensors", p->model);
+  if (base) {
+    snprintf(r->ckpt, sizeof r->ckpt, "%s", base);
+  } else {
+    /* In the current directory, named after the model without its
+     * directory or extension (a backend may name it by its source file). */
+    const char *name = p->model && *p->model ? p->model : "model";
+    const char *slash = strrchr(name, '/'), *dot;
+    name = slash ? slash + 1 : name;
+    dot = strrchr(name, '.');
+    int len = dot && dot != name ? (int)(dot - name) : (int)strlen(name);
+    if (p->config && *p->config) snprintf(r->ckpt, sizeof r->ckpt, "%.*s-%s.safetensors", len, name, p->config);
+    else snprintf(r->ckpt, sizeof r->ckpt, "%.*s.safetensors", len, name);
+  }
   r->every = o->every_given ? o->every : (o->steps + 9) / 10;
 
   r->src = calloc((size_t)en->ninput + 1, sizeof *r->src);

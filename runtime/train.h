@@ -14,7 +14,8 @@
  * of a run is its seed and its step.
  *
  * Checkpoints (checkpoint.h) go to --checkpoint (default: the --resume path,
- * else "MODEL-CONFIG.safetensors") every K steps (--every, default N/10
+ * else "MODEL-CONFIG.safetensors" in the current
+ * directory, MODEL without directory or extension) every K steps (--every, default N/10
  * rounded up; 0 = never in between) and at the end. SIGINT or SIGTERM
  * lets the running step finish, writes a checkpoint and stops the run (a
  * second signal ends the process at once; the last checkpoint stays whole).

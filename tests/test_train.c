@@ -443,6 +443,18 @@ START_TEST(test_signal_in_last_step) {
 }
 END_TEST
 
+/* Without --checkpoint: MODEL-CONFIG.safetensors in the current directory,
+ * the model's directory and extension dropped. */
+START_TEST(test_default_checkpoint_path) {
+  make_data();
+  RtProgram *p = make_program("models/linreg.dal", 0);
+  ck_assert_int_eq(chdir(tu_tmpdir()), 0);
+  ck_assert_int_eq(main_str(p, "train --steps 2 --data %s --set tau=0 --quiet", data_spec), 0);
+  ck_assert_int_eq(access("linreg-test.safetensors", F_OK), 0);
+  rt_program_free(p);
+}
+END_TEST
+
 /* Resuming cuts the log to the steps before the checkpoint, dropping a
  * line the killed run left unfinished. */
 START_TEST(test_log_cut) {
@@ -637,6 +649,7 @@ int main(void) {
   tcase_add_test(tc, test_sigkill_resume_identical);
   tcase_add_test(tc, test_signal_in_last_step);
   tcase_add_test(tc, test_log_cut);
+  tcase_add_test(tc, test_default_checkpoint_path);
   tcase_add_test(tc, test_resume_errors);
   tcase_add_test(tc, test_input_errors);
   tcase_add_test(tc, test_nonfinite_loss_stops);
