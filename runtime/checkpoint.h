@@ -30,7 +30,8 @@ typedef struct {
 int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointInfo *info, RtErr *e);
 
 /* Restores p's whole state from a checkpoint written for the same model
- * and config, and fills *info. Every state tensor must be present with its
+ * and config (model names compared without directory or extension), and
+ * fills *info. Every state tensor must be present with its
  * dtype and shape and nothing else may be; the file's metadata must hold
  * dal.step and dal.seed. Everything is checked before anything is copied,
  * so on failure the state is unchanged. */

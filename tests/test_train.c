@@ -498,6 +498,10 @@ START_TEST(test_resume_errors) {
   ck_assert_msg(strstr(e.msg, bad) && strstr(e.msg, "header length"), "%s", e.msg);
   RtProgram *fresh = make_program("linreg", 0);
   assert_same_state(q, fresh);
+  /* The same model named by another path: accepted. */
+  RtProgram *moved = make_program("/elsewhere/linreg.dal", 0);
+  ck_assert_msg(rt_checkpoint_load(ckpt, moved, &(RtCheckpointInfo){0}, &e) == 0, "%s", e.msg);
+  rt_program_free(moved);
   /* A checkpoint of another model. */
   RtProgram *other = make_program("otherreg", 0);
   argv[8] = ckpt;
