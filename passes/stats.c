@@ -23,18 +23,6 @@ void pass_print_stats(const IrGraph *g, const char *label, int before, FILE *out
 }
 
 int pass_run_pipeline_stats(IrGraph *g, const char *names, FILE *out) {
-  if (!out) return pass_run_pipeline(g, names);
-  char buf[1024];
-  snprintf(buf, sizeof buf, "%s", names);
-  pass_print_stats(g, "input", -1, out);
-  for (char *save = NULL, *name = strtok_r(buf, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-    int before = g->n;
-    /* One pass at a time through the ordinary runner: same lookup, same
-     * verification, same messages. */
-    if (pass_run_pipeline(g, name)) return -1;
-    char label[64];
-    snprintf(label, sizeof label, "after %s", name);
-    pass_print_stats(g, label, before, out);
-  }
-  return 0;
+  PassRunOptions o = {.stats = out};
+  return pass_run_pipeline_opts(g, names, &o);
 }

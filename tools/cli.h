@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "frontend/frontend.h"
+#include "passes/passes.h"
 
 #define CLI_MAX_BINDINGS 64
 
@@ -29,6 +30,8 @@ typedef struct {
   bool grad;               /* --grad: differentiate training entries (--emit) */
   const char *grad_out;    /* --grad-out g.safetensors (run) */
   bool stats;              /* --stats: node counts before and after each pass */
+  const char *print_after; /* --print-after=PASS, --print-after-all ("all") */
+  PassTimes *times;        /* --time-passes: phase timings, printed at exit */
   int rest_argc;           /* the executable's command line after "--" */
   char **rest_argv;
   uint64_t seed;           /* --seed */
@@ -43,6 +46,11 @@ FeProgram *cli_load(const DalcArgs *args);
 /* Lowers the entry called name (listing the entries if there is none) and
  * runs the pass pipeline over it. */
 IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad);
+/* Traces entry i (timed under --time-passes); prints the error on failure. */
+IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a);
+/* Runs the pipeline (--passes or the default) with --stats, --time-passes
+ * and --print-after as asked. Returns 0 or -1 (g->error). */
+int cli_run_passes(IrGraph *g, const DalcArgs *a);
 /* Prints g->error, with its source line when it has a location. */
 void cli_graph_error(const IrGraph *g);
 

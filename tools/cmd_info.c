@@ -48,11 +48,8 @@ int cmd_info(const DalcArgs *args) {
   }
   printf("\n\nentries:\n");
   for (int i = 0; i < nentry; i++) {
-    char *err = NULL;
-    graphs[i] = fe_lower_entry(p, i, &err);
+    graphs[i] = cli_lower_entry(p, i, args);
     if (!graphs[i]) {
-      fputs(err ? err : "dalc: error: could not lower an entry\n", stderr);
-      free(err);
       status = 1;
       goto done;
     }

@@ -26,14 +26,12 @@ static AdamWOptions adamw_options(const FeProgram *p) {
 
 /* Lowers entry i; a training entry becomes a training step. */
 static IrGraph *lower_for_program(FeProgram *p, int i, const AdamWOptions *o, const DalcArgs *a) {
-  char *err = NULL;
-  IrGraph *g = fe_lower_entry(p, i, &err);
-  if (!g) {
-    fputs(err ? err : "dalc: error: could not lower an entry\n", stderr);
-    free(err);
-    return NULL;
-  }
-  if ((g->train && opt_train_step(g, o)) || pass_run_pipeline(g, a->passes ? a->passes : CLI_DEFAULT_PASSES)) {
+  IrGraph *g = cli_lower_entry(p, i, a);
+  if (!g) return NULL;
+  double t0 = pass_now();
+  int rc = g->train ? opt_train_step(g, o) : 0;
+  if (a->times && g->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
+  if (rc || cli_run_passes(g, a)) {
     cli_graph_error(g);
     ir_graph_free(g);
     return NULL;

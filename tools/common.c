@@ -11,12 +11,31 @@
 FeProgram *cli_load(const DalcArgs *args) {
   FeOptions opt = {.config = args->config, .batch = args->batch};
   char *err = NULL;
+  double t0 = pass_now();
   FeProgram *p = fe_load_file(args->file, &opt, &err);
+  if (args->times) pass_times_add(args->times, "frontend: parse, check, configure", pass_now() - t0);
   if (!p) {
     fputs(err ? err : "dalc: error: could not load the program\n", stderr);
     free(err);
   }
   return p;
+}
+
+IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a) {
+  char *err = NULL;
+  double t0 = pass_now();
+  IrGraph *g = fe_lower_entry(p, i, &err);
+  if (a->times) pass_times_add(a->times, "frontend: trace entries to IR", pass_now() - t0);
+  if (!g) {
+    fputs(err ? err : "dalc: error: could not lower the entry\n", stderr);
+    free(err);
+  }
+  return g;
+}
+
+int cli_run_passes(IrGraph *g, const DalcArgs *a) {
+  PassRunOptions o = {.stats = a->stats ? stderr : NULL, .times = a->times, .print_after = a->print_after};
+  return pass_run_pipeline_opts(g, a->passes ? a->passes : CLI_DEFAULT_PASSES, &o);
 }
 
 IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad) {
@@ -27,20 +46,16 @@ IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad)
     fputc('\n', stderr);
     return NULL;
   }
-  char *err = NULL;
-  IrGraph *g = fe_lower_entry(p, i, &err);
-  if (!g) {
-    fputs(err ? err : "dalc: error: could not lower the entry\n", stderr);
-    free(err);
-    return NULL;
-  }
-  const char *passes = a->passes ? a->passes : CLI_DEFAULT_PASSES;
+  IrGraph *g = cli_lower_entry(p, i, a);
+  if (!g) return NULL;
   int rc = 0;
   if (grad && g->train) {
     if (a->stats) pass_print_stats(g, "traced", -1, stderr);
+    double t0 = pass_now();
     rc = ad_grad_pass(g);
+    if (a->times) pass_times_add(a->times, "pass grad", pass_now() - t0);
   }
-  if (rc == 0) rc = a->stats ? pass_run_pipeline_stats(g, passes, stderr) : pass_run_pipeline(g, passes);
+  if (rc == 0) rc = cli_run_passes(g, a);
   if (rc) {
     cli_graph_error(g);
     ir_graph_free(g);

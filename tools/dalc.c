@@ -28,7 +28,9 @@ static const char usage[] =
     "         --grad appends the backward graph to training entries\n"
     "\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
-    "  --stats        node counts before and after each pass, on stderr\n";
+    "  --stats        node counts before and after each pass, on stderr\n"
+    "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
+    "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr\n";
 
 void cli_error(const char *fmt, ...) {
   va_list ap;
@@ -100,6 +102,12 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if ((v = option_value(argc, argv, &i, "--grad-out"))) a->grad_out = v;
     else if (!strcmp(argv[i], "--grad")) a->grad = true;
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
+    else if (!strcmp(argv[i], "--print-after-all")) a->print_after = "all";
+    else if ((v = option_value(argc, argv, &i, "--print-after"))) a->print_after = v;
+    else if (!strcmp(argv[i], "--time-passes")) {
+      static PassTimes times;
+      a->times = &times;
+    }
     else if (!strcmp(argv[i], "--")) {
       a->rest_argc = argc - i - 1;
       a->rest_argv = argv + i + 1;
@@ -153,6 +161,7 @@ int main(int argc, char **argv) {
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
   status = status ? 1 : cmd(&args);
+  if (args.times) pass_times_print(args.times, stderr);
   free_args(&args);
   return status;
 }
