@@ -55,6 +55,27 @@ if cmp -s "$tmp/a.npy" "$tmp/b.npy"; then ok; else bad "saved parameters do not 
 expect_ok "run scalar inputs" $run --fn loss --in x="$tmp/x.npy" --in tau=1 --in beta=0.5
 grep -q 'loss: f32 = ' "$tmp/out" && ok || bad "loss summary missing"
 
+# ---- gradients and pass-pipeline controls ----
+expect_ok "emit grad" "$dalc" models/dvae.dal --config tiny --emit=ir --fn loss_given_noise --grad
+grep -q 'straight_through' "$tmp/out" && grep -q 'conv2d_backward_weight' "$tmp/out" && grep -q '"grad:enc.conv_in.weight"' "$tmp/out" \
+  && ok || bad "emit --grad lacks the backward graph"
+expect_ok "grad-out" $run --fn loss --in x="$tmp/x.npy" --in tau=1 --in beta=0.5 --grad-out "$tmp/g.safetensors"
+/usr/bin/python3 - "$tmp/g.safetensors" <<'PY' && ok || bad "grad-out file lacks parameter names or values"
+import sys; sys.path.insert(0, "tests/torch_ref")
+from dal_io import load_safetensors
+g = load_safetensors(sys.argv[1])
+assert "enc.conv_in.weight" in g and "codebook.weight" in g and len(g) == 69, sorted(g)[:5]
+assert any(abs(v).max() > 0 for v in g.values())
+PY
+expect_error "grad-out of an @infer entry" "needs a training entry" $run --fn encode --in "$tmp/x.npy" --grad-out "$tmp/g2.safetensors"
+expect_ok "time passes" "$dalc" models/gpt.dal --config tiny --emit=ir --time-passes
+grep -q 'pass cse' "$tmp/err" && grep -q 'total' "$tmp/err" && ok || bad "--time-passes table missing"
+expect_ok "print after" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logits --print-after=cse
+grep -q "IR after pass 'cse'" "$tmp/err" && ok || bad "--print-after output missing"
+expect_ok "stats" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logits --stats
+grep -q 'after dce' "$tmp/err" && ok || bad "--stats lines missing"
+expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
+
 # ---- bad input: each exits 1 with a clear message ----
 expect_error "no file" "nope.npy: cannot open" $run --fn encode --in "$tmp/nope.npy"
 expect_error "missing --fn" "needs --fn" $run
