@@ -60,6 +60,7 @@ LIBS_test_data     := runtime
 LIBS_test_autodiff := passes codegen ir runtime
 LIBS_test_optimizer := passes codegen ir runtime
 LIBS_test_simplify := passes codegen ir runtime
+LIBS_test_fuse     := frontend passes ir
 LIBS_test_frontend := frontend ir
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime

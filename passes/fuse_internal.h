@@ -1,0 +1,84 @@
+/* fuse_internal.h — what the fusion pass's files share: fuse.c drives the
+ * rounds and builds the FusePlan, fuse_rules.c decides each producer,
+ * fuse_print.c prints. Not for use outside passes/fuse*.c. */
+#ifndef DAL_PASSES_FUSE_INTERNAL_H
+#define DAL_PASSES_FUSE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "passes/fuse.h"
+
+/* Consumer 'node' reads a value as its operand number 'arg'. */
+typedef struct {
+  int node, arg;
+} FuseUse;
+
+/* A group while it grows (members join in decreasing id order). */
+typedef struct {
+  FuseKind kind;
+  int founder;   /* its first and highest-id member */
+  int red;       /* the reduction member (the root), or -1 */
+  int opq;       /* the opaque member (the root of a FUSE_OPAQUE group), or -1 */
+  int pending;   /* a reduction whose row values are members already but which
+                    has not joined yet (a two-pass group in the making), or -1 */
+  int nrow;      /* members at FUSE_AT_ROW */
+  int nshuffle;  /* ELEM members not at the loop's own index */
+  int nnonepi;   /* ELEM members an opaque op's epilogue may not contain */
+  int *mem, nmem, memcap;       /* members, in the order they joined */
+  int *cross, ncross, crosscap; /* BROADCAST / ONEHOT members whose input is a row value */
+} FuseGrowing;
+
+typedef struct {
+  int producer, consumer;
+  char why[160];
+} FuseRefusal;
+
+typedef struct {
+  const IrGraph *g;
+  FuseOptions opt;
+  int n;
+  bool oom;
+
+  /* Facts about the graph, fixed for every round. */
+  int *use_off;      /* (n + 1) node v's consumers: use[use_off[v] .. use_off[v + 1]) */
+  FuseUse *use;      /* in increasing consumer id, then operand */
+  bool *must_out;    /* a graph output or an update value */
+  bool *freev;       /* computed from constants and indices only */
+  int *rowred;       /* the reduction whose row value this is (see fuse_rules.c), or -1 */
+  char **ban;        /* per BROADCAST / ONEHOT node: why an earlier round's two-pass
+                        crossing there failed (malloc'd), else NULL */
+
+  /* One round's state. */
+  int *grp;          /* group of each placed node, -1 before */
+  FuseLevel *lvl;
+  bool *ident;       /* evaluated at the loop's own flat index (ELEM or ROW) */
+  FuseGrowing *gs;
+  int ngs, gscap;
+  FuseRefusal *ref;
+  int nref, refcap;
+  int *seen[2];      /* cycle search: visit stamps per (node, left the group) */
+  int stamp;
+  int *stack;        /* (2 n) node * 2 + left */
+} Fuser;
+
+/* fuse_rules.c */
+bool fuse_is_reduction(IrOp op);
+bool fuse_is_opaque(IrOp op); /* PAT_OPAQUE and not INPUT, PARAM or STATE */
+bool fuse_is_leaf(IrOp op);   /* INPUT, PARAM, STATE, CONST */
+/* Fills freev and rowred (fuse_rules.c defines them). */
+void fuse_graph_facts(Fuser *f);
+/* Places node p (every consumer already placed): into its consumers' group
+ * if the rules allow it, else into a group of its own, recording a refusal
+ * for each consumer. */
+void fuse_place(Fuser *f, int p);
+/* A new group founded by v (kind, root, level set from v's op). */
+int fuse_new_group(Fuser *f, int v);
+
+/* fuse.c: growable arrays (on failure they set f->oom and do nothing) */
+int fuse_add_group(Fuser *f, int founder); /* index of a zeroed group, or -1 */
+void fuse_add_member(Fuser *f, int gi, int v);
+void fuse_add_cross(Fuser *f, int gi, int v);
+void fuse_refuse(Fuser *f, int producer, int consumer, const char *why);
+
+#endif

@@ -1,0 +1,768 @@
+/* test_fuse.c — the fusion pass (passes/fuse.h).
+ *
+ * Every plan any test makes goes through check_plan, which recomputes what
+ * fuse.h promises by brute force: each node in exactly one group, members
+ * in increasing id, groups in topological order, `in` and `out` exactly
+ * the sets the definitions give, group kinds (one reduction at most per
+ * loop group, its root; one opaque op per opaque group, its root; leaves
+ * alone), only a group's last member read by other groups, outs never
+ * FUSE_AT_ANY, and every refused edge a real edge between two groups.
+ *
+ * Then a test per rule, with the kernel counts the issue asks for: an
+ * elementwise chain is one kernel; softmax and layer norm written by hand
+ * drop to at most two; AdamW on one parameter is at most two; matmul + bias
+ * + gelu is one opaque group; no duplication; the diamond that would make
+ * a cycle is refused with the reason; plans are deterministic. Last, the
+ * real models (models/gpt.dal and models/dvae.dal, tiny) lowered through
+ * the frontend, forward and full training step: the invariants hold and
+ * the kernel count is well below the node count (both printed). */
+#define _GNU_SOURCE /* open_memstream */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+#include "ir/ir.h"
+#include "passes/autodiff.h"
+#include "passes/fuse.h"
+#include "passes/optimizer.h"
+#include "passes/passes.h"
+#include "tests/util.h"
+
+#define LOC ((SrcLoc){"test_fuse.c", __LINE__, 1})
+#define SH(r, ...) ((IrShape){.rank = (r), .d = {__VA_ARGS__}})
+#define F IR_F32
+
+static const FuseOptions fused = {.enabled = true};
+static const FuseOptions unfused = {.enabled = false};
+static const FuseOptions one_pass = {.enabled = true, .single_pass = true};
+
+/* ---- the brute-force checker ---- */
+
+static bool is_reduction(IrOp op) {
+  return op == OP_SUM || op == OP_REDUCE_MAX || op == OP_ARGMAX || op == OP_SOFTMAX || op == OP_LOG_SOFTMAX ||
+         op == OP_CROSS_ENTROPY;
+}
+
+static bool is_opaque(IrOp op) {
+  return ir_op_pattern(op) == PAT_OPAQUE && op != OP_INPUT && op != OP_PARAM && op != OP_STATE;
+}
+
+static bool is_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
+
+static bool reads(const IrGraph *g, int v, int u) {
+  for (int k = 0; k < g->node[v].nin; k++)
+    if (g->node[v].in[k] == u) return true;
+  return false;
+}
+
+static bool returned_or_updated(const IrGraph *g, int v) {
+  for (int i = 0; i < g->noutput; i++)
+    if (g->output[i] == v) return true;
+  for (int i = 0; i < g->nupdate; i++)
+    if (g->update_value[i] == v) return true;
+  return false;
+}
+
+static void check_plan(const IrGraph *g, const FusePlan *p) {
+  ck_assert_ptr_nonnull(p);
+  int n = g->n;
+  int *count = calloc((size_t)n + 1, sizeof *count);
+  for (int k = 0; k < p->ngroup; k++) {
+    const FuseGroup *gr = &p->group[k];
+    ck_assert_int_ge(gr->n, 1);
+    int nred = 0, nopq = 0, red = -1, opq = -1;
+    bool root_member = false;
+    for (int i = 0; i < gr->n; i++) {
+      int v = gr->node[i];
+      ck_assert(v >= 0 && v < n);
+      if (i > 0) ck_assert_int_lt(gr->node[i - 1], v);
+      ck_assert_int_eq(p->group_of[v], k);
+      count[v]++;
+      IrOp op = g->node[v].op;
+      if (is_reduction(op)) nred++, red = v;
+      if (is_opaque(op)) nopq++, opq = v;
+      root_member = root_member || gr->root == v;
+      ck_assert_msg(p->level[v] == FUSE_AT_ELEM || gr->kind != FUSE_LEAF, "leaf %%%d off ELEM", v);
+    }
+    ck_assert_msg(root_member, "group %d: root %%%d is not a member", k, gr->root);
+    switch (gr->kind) {
+    case FUSE_LEAF: ck_assert(gr->n == 1 && is_leaf(g->node[gr->node[0]].op)); break;
+    case FUSE_LOOP:
+      ck_assert_msg(nopq == 0, "group %d: opaque %%%d in a loop group", k, opq);
+      ck_assert_msg(nred <= 1, "group %d: %d reductions", k, nred);
+      ck_assert_int_eq(gr->root, nred ? red : gr->node[gr->n - 1]);
+      for (int i = 0; i < gr->n && !nred; i++) ck_assert_int_ne(p->level[gr->node[i]], FUSE_AT_ROW);
+      break;
+    case FUSE_OPAQUE:
+      ck_assert_int_eq(nopq, 1);
+      ck_assert_int_eq(nred, 0);
+      ck_assert_int_eq(gr->root, opq);
+      for (int i = 0; i < gr->n; i++) ck_assert_int_ne(p->level[gr->node[i]], FUSE_AT_ROW);
+      break;
+    }
+    /* out: exactly the members read outside the group, returned or updated */
+    int no = 0;
+    for (int i = 0; i < gr->n; i++) {
+      int v = gr->node[i];
+      bool esc = returned_or_updated(g, v);
+      for (int w = v + 1; w < n && !esc; w++) esc = reads(g, w, v) && p->group_of[w] != k;
+      if (!esc) continue;
+      ck_assert_msg(no < gr->nout && gr->out[no] == v, "group %d: out[%d] should be %%%d", k, no, v);
+      ck_assert_msg(p->level[v] != FUSE_AT_ANY, "group %d: out %%%d is FUSE_AT_ANY", k, v);
+      no++;
+    }
+    ck_assert_int_eq(no, gr->nout);
+    /* in: exactly the non-members the members read, increasing */
+    int ni = 0;
+    for (int u = 0; u < n; u++) {
+      if (p->group_of[u] == k) continue;
+      bool read = false;
+      for (int i = 0; i < gr->n && !read; i++) read = reads(g, gr->node[i], u);
+      if (!read) continue;
+      ck_assert_msg(ni < gr->nin && gr->in[ni] == u, "group %d: in[%d] should be %%%d", k, ni, u);
+      ni++;
+    }
+    ck_assert_int_eq(ni, gr->nin);
+  }
+  for (int v = 0; v < n; v++) ck_assert_msg(count[v] == 1, "%%%d is in %d groups", v, count[v]);
+  /* topological order; only a group's last member is read by other groups */
+  for (int v = 0; v < n; v++)
+    for (int k = 0; k < g->node[v].nin; k++) {
+      int u = g->node[v].in[k], gu = p->group_of[u], gv = p->group_of[v];
+      if (gu == gv) continue;
+      ck_assert_msg(gu < gv, "%%%d (group %d) -> %%%d (group %d) goes backwards", u, gu, v, gv);
+      const FuseGroup *gr = &p->group[gu];
+      ck_assert_msg(gr->node[gr->n - 1] == u, "%%%d is read outside its group but is not its last member", u);
+    }
+  for (int i = 0; i < p->nrefused; i++) {
+    int a = p->refused[i].producer, b = p->refused[i].consumer;
+    ck_assert(a >= 0 && a < n && b >= 0 && b < n);
+    ck_assert_msg(reads(g, b, a), "refused %%%d -> %%%d is not an edge", a, b);
+    ck_assert_int_ne(p->group_of[a], p->group_of[b]);
+    ck_assert(p->refused[i].why[0] != 0);
+  }
+  free(count);
+}
+
+static FusePlan *plan(const IrGraph *g, const FuseOptions *o) {
+  FusePlan *p = fuse_plan(g, o);
+  check_plan(g, p);
+  return p;
+}
+
+static int kernels(const IrGraph *g, const FuseOptions *o) {
+  FusePlan *p = plan(g, o);
+  int k = fuse_kernel_count(p);
+  fuse_plan_free(p);
+  return k;
+}
+
+static bool same_group(const FusePlan *p, int a, int b) { return p->group_of[a] == p->group_of[b]; }
+
+/* The refusal of edge a -> b, or NULL. */
+static const char *refusal(const FusePlan *p, int a, int b) {
+  for (int i = 0; i < p->nrefused; i++)
+    if (p->refused[i].producer == a && p->refused[i].consumer == b) return p->refused[i].why;
+  return NULL;
+}
+
+static int input(IrGraph *g, const char *name, IrShape s) { return ir_input(g, name, F, s, LOC); }
+static int un(IrGraph *g, IrOp op, int x) { return ir_unary(g, op, x, LOC); }
+static int bin(IrGraph *g, IrOp op, int a, int b) { return ir_binary(g, op, a, b, LOC); }
+static int scalar(IrGraph *g, double v) { return ir_scalar(g, F, v, LOC); }
+static int reduce(IrGraph *g, IrOp op, int x, uint32_t axes, bool keep) { return ir_reduce(g, op, x, axes, keep, LOC); }
+static int softmax(IrGraph *g, IrOp op, int x, int axis) { return ir_build(g, op, &x, 1, &(IrAttr){.axis = axis}, LOC); }
+static int matmul(IrGraph *g, int a, int b, bool tb) {
+  return ir_build(g, OP_MATMUL, (int[]){a, b}, 2, &(IrAttr){.trans_b = tb}, LOC);
+}
+static void set_out(IrGraph *g, int v) { ir_set_outputs(g, &v, NULL, 1); }
+
+static void built(const IrGraph *g, int v) { ck_assert_msg(v >= 0, "builder: %s", g->error); }
+
+/* ---- elementwise ---- */
+
+START_TEST(elementwise_chain_is_one_kernel) {
+  IrGraph *g = ir_graph_new("chain");
+  int x = input(g, "x", SH(2, 4, 8)), y = input(g, "y", SH(2, 4, 8));
+  int a = un(g, OP_EXP, x);
+  int b = bin(g, OP_MUL, a, y);
+  int c = un(g, OP_TANH, b);
+  int d = bin(g, OP_ADD, c, scalar(g, 1.0)); /* the builder broadcasts the constant */
+  int e = un(g, OP_RELU, d);
+  built(g, e);
+  set_out(g, e);
+  int before = kernels(g, &unfused);
+  ck_assert_int_ge(before, 5);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 1);
+  const FuseGroup *gr = &p->group[p->group_of[e]];
+  ck_assert_int_eq(gr->kind, FUSE_LOOP);
+  ck_assert_int_eq(gr->root, e);
+  ck_assert(same_group(p, a, e) && same_group(p, b, e) && same_group(p, c, e) && same_group(p, d, e));
+  ck_assert_int_eq(gr->nout, 1);
+  ck_assert_int_eq(gr->out[0], e);
+  /* the constant and its broadcast are inlined, so the kernel reads x and y only */
+  ck_assert_int_eq(gr->nin, 2);
+  ck_assert_int_eq(gr->in[0], x);
+  ck_assert_int_eq(gr->in[1], y);
+  ck_assert_int_eq(p->level[a], FUSE_AT_ELEM);
+  ck_assert_int_eq(p->level[g->node[d].in[1]], FUSE_AT_ELEM); /* the broadcast itself: per element */
+  printf("elementwise chain: %d kernels unfused, %d fused\n", before, fuse_kernel_count(p));
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* -fno-fuse: one group per node, no refusals. */
+START_TEST(disabled_is_one_group_per_node) {
+  IrGraph *g = ir_graph_new("off");
+  int x = input(g, "x", SH(2, 4, 8));
+  int e = un(g, OP_TANH, un(g, OP_EXP, bin(g, OP_MUL, x, scalar(g, 2.0))));
+  built(g, e);
+  set_out(g, e);
+  FusePlan *p = plan(g, &unfused);
+  ck_assert_int_eq(p->ngroup, g->n);
+  ck_assert_int_eq(p->nrefused, 0);
+  int nonleaf = 0;
+  for (int v = 0; v < g->n; v++) nonleaf += !is_leaf(g->node[v].op);
+  ck_assert_int_eq(fuse_kernel_count(p), nonleaf);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* A constant read by two kernels stays a leaf buffer; a scalar broadcast
+ * into one kernel is inlined. */
+START_TEST(constants_inline_or_stay_leaves) {
+  IrGraph *g = ir_graph_new("consts");
+  int x = input(g, "x", SH(2, 4, 8));
+  int one = scalar(g, 1.0);
+  int a = bin(g, OP_ADD, x, one);                        /* reshape + broadcast of 'one' */
+  int s = reduce(g, OP_SUM, un(g, OP_EXP, a), 2, false); /* [4] */
+  int b = bin(g, OP_SUB, un(g, OP_EXP, x), one);         /* 'one' read by a second kernel */
+  int c = bin(g, OP_MUL, b, scalar(g, 3.0));             /* a constant only this kernel reads */
+  built(g, c);
+  ir_set_outputs(g, (int[]){s, c}, NULL, 2);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(p->group[p->group_of[one]].kind, FUSE_LEAF);
+  bool refused = false;
+  for (int i = 0; i < p->nrefused; i++) refused = refused || p->refused[i].producer == one;
+  ck_assert(refused);
+  int three = g->node[g->node[g->node[c].in[1]].in[0]].in[0]; /* broadcast <- reshape <- const */
+  ck_assert_int_eq(g->node[three].op, OP_CONST);
+  ck_assert(same_group(p, three, c));
+  ck_assert_int_eq(p->level[three], FUSE_AT_ANY);
+  ck_assert(same_group(p, a, s)); /* the prologue of the sum */
+  const FuseGroup *gc = &p->group[p->group_of[c]];
+  ck_assert_int_eq(gc->nin, 2); /* x and the shared constant, not the 3 */
+  ck_assert_int_eq(gc->in[0], x);
+  ck_assert_int_eq(gc->in[1], one);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- reductions ---- */
+
+/* A reduction absorbs its elementwise prologue and an epilogue of its
+ * reduced shape: sum(exp(x) * 2, rows) / 8 is one kernel rooted at the sum. */
+START_TEST(reduction_takes_prologue_and_epilogue) {
+  IrGraph *g = ir_graph_new("red");
+  int x = input(g, "x", SH(2, 6, 8));
+  int e = bin(g, OP_MUL, un(g, OP_EXP, x), scalar(g, 2.0));
+  int s = reduce(g, OP_SUM, e, 2, false);
+  int m = un(g, OP_SQRT, bin(g, OP_DIV, s, scalar(g, 8.0)));
+  built(g, m);
+  set_out(g, m);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 1);
+  const FuseGroup *gr = &p->group[p->group_of[m]];
+  ck_assert_int_eq(gr->root, s);
+  ck_assert_int_eq(p->level[e], FUSE_AT_ELEM);
+  ck_assert_int_eq(p->level[s], FUSE_AT_ROW);
+  ck_assert_int_eq(p->level[m], FUSE_AT_ROW);
+  ck_assert_int_eq(gr->nout, 1);
+  ck_assert_int_eq(gr->out[0], m);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* Two reductions never share a kernel. */
+START_TEST(one_reduction_per_kernel) {
+  IrGraph *g = ir_graph_new("two");
+  int x = input(g, "x", SH(2, 6, 8));
+  int s = reduce(g, OP_SUM, un(g, OP_EXP, x), 2, false); /* [6] */
+  int m = reduce(g, OP_REDUCE_MAX, un(g, OP_NEG, s), 1, false);
+  built(g, m);
+  set_out(g, m);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 2);
+  ck_assert(!same_group(p, s, m));
+  const char *why = refusal(p, s, g->node[m].in[0]);
+  ck_assert_ptr_nonnull(why);
+  ck_assert_msg(strstr(why, "one reduction per kernel") != NULL, "%s", why);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* softmax by hand: max, sub, exp, sum, div along rows. Five kernels (plus
+ * broadcasts) unfused, at most two fused: the max, then one two-pass kernel
+ * (sum of exp(x - max) per row, then e / sum over the row). SOFTMAX itself
+ * is one kernel, with its epilogue. */
+START_TEST(softmax_by_hand_is_two_kernels) {
+  IrGraph *g = ir_graph_new("softmax");
+  int x = input(g, "x", SH(2, 6, 10));
+  int mx = reduce(g, OP_REDUCE_MAX, x, 2, true);
+  int e = un(g, OP_EXP, bin(g, OP_SUB, x, mx));
+  int s = reduce(g, OP_SUM, e, 2, true);
+  int y = bin(g, OP_DIV, e, s);
+  built(g, y);
+  set_out(g, y);
+  int before = kernels(g, &unfused), single = kernels(g, &one_pass);
+  ck_assert_int_ge(before, 5);
+  FusePlan *p = plan(g, &fused);
+  int after = fuse_kernel_count(p);
+  printf("softmax by hand: %d kernels unfused, %d fused, %d without two-pass kernels\n", before, after, single);
+  ck_assert_int_le(after, 2);
+  ck_assert_int_gt(single, after);
+  ck_assert(same_group(p, e, y) && same_group(p, s, y));
+  ck_assert(!same_group(p, mx, y));
+  ck_assert_int_eq(p->group[p->group_of[y]].root, s);
+  ck_assert_int_eq(p->level[y], FUSE_AT_ELEM);
+  ck_assert_int_eq(p->level[s], FUSE_AT_ROW);
+  const char *why = refusal(p, mx, g->node[g->node[e].in[0]].in[1]);
+  ck_assert_ptr_nonnull(why);
+  fuse_plan_free(p);
+
+  IrGraph *h = ir_graph_new("softmax_op");
+  int xs = input(h, "x", SH(2, 6, 10));
+  int z = bin(h, OP_ADD, bin(h, OP_MUL, softmax(h, OP_SOFTMAX, bin(h, OP_MUL, xs, scalar(h, 0.5)), -1), scalar(h, 2.0)),
+              xs);
+  built(h, z);
+  set_out(h, z);
+  ck_assert_int_eq(kernels(h, &fused), 1); /* prologue, softmax, epilogue at its shape */
+  ir_graph_free(h);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* layer norm from primitives: mean, x - mean, var, rsqrt, scale and shift. */
+START_TEST(layer_norm_by_hand_is_two_kernels) {
+  IrGraph *g = ir_graph_new("ln");
+  int x = input(g, "x", SH(3, 2, 5, 16));
+  int gamma = ir_param(g, "gamma", SH(1, 16), IR_INIT_ONES, 0, 0, LOC);
+  int beta = ir_param(g, "beta", SH(1, 16), IR_INIT_ZEROS, 0, 0, LOC);
+  int mean = bin(g, OP_DIV, reduce(g, OP_SUM, x, 4, true), scalar(g, 16));
+  int xc = bin(g, OP_SUB, x, mean);
+  int var = bin(g, OP_DIV, reduce(g, OP_SUM, bin(g, OP_MUL, xc, xc), 4, true), scalar(g, 16));
+  int rstd = un(g, OP_RSQRT, bin(g, OP_ADD, var, scalar(g, 1e-5)));
+  int y = bin(g, OP_ADD, bin(g, OP_MUL, bin(g, OP_MUL, xc, rstd), gamma), beta);
+  built(g, y);
+  set_out(g, y);
+  int before = kernels(g, &unfused);
+  FusePlan *p = plan(g, &fused);
+  int after = fuse_kernel_count(p);
+  printf("layer norm by hand: %d kernels unfused, %d fused\n", before, after);
+  ck_assert_int_le(after, 2);
+  ck_assert_int_ge(before, 8);
+  ck_assert(same_group(p, xc, y) && same_group(p, rstd, y));
+  ck_assert_int_eq(p->level[rstd], FUSE_AT_ROW);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* onehot(argmax(x, axis), axis) reads the row's argmax back: one kernel. */
+START_TEST(onehot_of_argmax_is_one_kernel) {
+  IrGraph *g = ir_graph_new("hard");
+  int x = input(g, "x", SH(4, 2, 8, 3, 3));
+  int am = ir_build(g, OP_ARGMAX, &x, 1, &(IrAttr){.axis = 1}, LOC);
+  int oh = ir_build(g, OP_ONEHOT, &am, 1, &(IrAttr){.axis = 1, .depth = 8}, LOC);
+  int y = bin(g, OP_MUL, oh, x);
+  built(g, y);
+  set_out(g, y);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 1);
+  ck_assert_int_eq(p->group[p->group_of[y]].root, am);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* cross_entropy, then the mean: two kernels; the KL term of the dVAE
+ * (sum over classes of p (log p + log K), p = exp(log_softmax)): two. */
+START_TEST(cross_entropy_and_kl_are_two_kernels) {
+  IrGraph *g = ir_graph_new("ce");
+  int x = input(g, "logits", SH(2, 12, 10));
+  int t = ir_input(g, "t", IR_I32, SH(1, 12), LOC);
+  int ce = ir_build(g, OP_CROSS_ENTROPY, (int[]){x, t}, 2, NULL, LOC);
+  int loss = bin(g, OP_DIV, reduce(g, OP_SUM, ce, 1, false), scalar(g, 12));
+  built(g, loss);
+  set_out(g, loss);
+  ck_assert_int_eq(kernels(g, &fused), 2);
+  ir_graph_free(g);
+
+  g = ir_graph_new("kl");
+  x = input(g, "logits", SH(4, 2, 16, 3, 3));
+  int lp = softmax(g, OP_LOG_SOFTMAX, x, 1);
+  int kl = reduce(g, OP_SUM, bin(g, OP_MUL, un(g, OP_EXP, lp), bin(g, OP_ADD, lp, scalar(g, 2.772588722))), 2, false);
+  built(g, kl);
+  set_out(g, kl);
+  int before = kernels(g, &unfused);
+  FusePlan *p = plan(g, &fused);
+  printf("KL term: %d kernels unfused, %d fused\n", before, fuse_kernel_count(p));
+  ck_assert_int_le(fuse_kernel_count(p), 2);
+  ck_assert(!same_group(p, lp, kl));
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* Consumers at a reduction's input shape start a new group when two-pass
+ * kernels are off; with them, only if they read the row values of another
+ * reduction. */
+START_TEST(single_pass_splits_at_the_broadcast) {
+  IrGraph *g = ir_graph_new("center");
+  int x = input(g, "x", SH(2, 4, 8));
+  int m = bin(g, OP_DIV, reduce(g, OP_SUM, x, 2, true), scalar(g, 8));
+  int y = bin(g, OP_SUB, x, m);
+  built(g, y);
+  set_out(g, y);
+  FusePlan *p = plan(g, &one_pass);
+  ck_assert_int_eq(fuse_kernel_count(p), 2);
+  ck_assert(!same_group(p, m, y));
+  const char *why = refusal(p, m, g->node[y].in[1]);
+  ck_assert_ptr_nonnull(why);
+  ck_assert_msg(strstr(why, "two-pass") != NULL, "%s", why);
+  fuse_plan_free(p);
+  ck_assert_int_eq(kernels(g, &fused), 1);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- opaque ops ---- */
+
+/* matmul + bias + gelu (+ residual): one opaque group, the GEMM its root. */
+START_TEST(matmul_bias_gelu_is_one_group) {
+  IrGraph *g = ir_graph_new("mlp");
+  int x = input(g, "x", SH(2, 4, 8)), r = input(g, "r", SH(2, 4, 16));
+  int w = ir_param(g, "w", SH(2, 16, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+  int b = ir_param(g, "b", SH(1, 16), IR_INIT_ZEROS, 0, 0, LOC);
+  int mm = matmul(g, x, w, true);
+  int h = un(g, OP_GELU, bin(g, OP_ADD, mm, b));
+  int y = bin(g, OP_ADD, h, r);
+  built(g, y);
+  set_out(g, y);
+  FusePlan *p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 1);
+  const FuseGroup *gr = &p->group[p->group_of[y]];
+  ck_assert_int_eq(gr->kind, FUSE_OPAQUE);
+  ck_assert_int_eq(gr->root, mm);
+  ck_assert(same_group(p, h, mm));
+  ck_assert_int_eq(gr->nout, 1);
+  ck_assert_int_eq(gr->out[0], y);
+  int want_in[] = {x, r, w, b};
+  ck_assert_int_eq(gr->nin, 4);
+  for (int i = 0; i < 4; i++) ck_assert_int_eq(gr->in[i], want_in[i]);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* The epilogue rule's refusals: a matmul read by a second kernel, and a
+ * matmul whose consumer kernel reduces. */
+START_TEST(opaque_epilogue_refusals) {
+  IrGraph *g = ir_graph_new("mm2");
+  int x = input(g, "x", SH(2, 4, 8));
+  int w = ir_param(g, "w", SH(2, 8, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+  int mm = matmul(g, x, w, false);
+  int a = un(g, OP_GELU, mm);
+  int s = reduce(g, OP_SUM, un(g, OP_EXP, mm), 3, false);
+  built(g, s);
+  ir_set_outputs(g, (int[]){a, s}, NULL, 2);
+  FusePlan *p = plan(g, &fused);
+  ck_assert(!same_group(p, mm, a) && !same_group(p, mm, s));
+  const char *why = refusal(p, mm, a);
+  ck_assert_msg(why && strstr(why, "duplicate"), "%s", why ? why : "(none)");
+  fuse_plan_free(p);
+  ir_graph_free(g);
+
+  g = ir_graph_new("mm_sum");
+  x = input(g, "x", SH(2, 4, 8));
+  w = ir_param(g, "w", SH(2, 8, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+  mm = matmul(g, x, w, false);
+  int e = un(g, OP_EXP, mm);
+  s = reduce(g, OP_SUM, e, 3, false);
+  built(g, s);
+  set_out(g, s);
+  p = plan(g, &fused);
+  ck_assert_int_eq(fuse_kernel_count(p), 2);
+  why = refusal(p, mm, e);
+  ck_assert_msg(why && strstr(why, "elementwise epilogue"), "%s", why ? why : "(none)");
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* No duplication: a producer with consumers in two kernels stays apart
+ * and is stored once. */
+START_TEST(no_duplication) {
+  IrGraph *g = ir_graph_new("dup");
+  int x = input(g, "x", SH(2, 4, 8));
+  int a = un(g, OP_EXP, x);
+  int b = un(g, OP_TANH, a);
+  int c = reduce(g, OP_SUM, a, 2, false);
+  built(g, c);
+  ir_set_outputs(g, (int[]){b, c}, NULL, 2);
+  FusePlan *p = plan(g, &fused);
+  ck_assert(!same_group(p, a, b) && !same_group(p, a, c) && !same_group(p, b, c));
+  const FuseGroup *ga = &p->group[p->group_of[a]];
+  ck_assert_int_eq(ga->nout, 1);
+  ck_assert_int_eq(ga->out[0], a);
+  for (int i = 0; i < 2; i++) {
+    const char *why = refusal(p, a, i ? c : b);
+    ck_assert_msg(why && strstr(why, "duplicate"), "%s", why ? why : "(none)");
+  }
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* The diamond a -> matmul -> add <- a: a is the matmul's operand (read from
+ * memory before the kernel runs) and feeds its epilogue; putting a in that
+ * kernel would make it depend on itself. Refused, with the reason. */
+START_TEST(diamond_cycle_is_refused) {
+  IrGraph *g = ir_graph_new("diamond");
+  int x = input(g, "x", SH(2, 8, 8));
+  int w = ir_param(g, "w", SH(2, 8, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+  int a = un(g, OP_EXP, x);
+  int mm = matmul(g, a, w, false);
+  int d = bin(g, OP_ADD, mm, a);
+  built(g, d);
+  set_out(g, d);
+  FusePlan *p = plan(g, &fused);
+  ck_assert(same_group(p, mm, d));
+  ck_assert(!same_group(p, a, d));
+  ck_assert_int_eq(fuse_kernel_count(p), 2);
+  for (int i = 0; i < 2; i++) {
+    const char *why = refusal(p, a, i ? d : mm);
+    ck_assert_msg(why && strstr(why, "cycle"), "%s", why ? why : "(none)");
+  }
+  ck_assert_int_lt(p->group_of[a], p->group_of[d]);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- AdamW ---- */
+
+static IrGraph *adamw_graph(double clip) {
+  IrGraph *g = ir_graph_new("adamw");
+  int w = ir_param(g, "w", SH(2, 16, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+  int gw = input(g, "gw", SH(2, 16, 8));
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.01, .clip_norm = clip};
+  ck_assert_msg(opt_adamw(g, &w, &gw, 1, &o) == 0, "%s", g->error);
+  return g;
+}
+
+/* The whole update of one parameter (moments, bias corrections, decay,
+ * step): one kernel plus the step count's; clipping adds the norm's. */
+START_TEST(adamw_one_param_is_two_kernels) {
+  IrGraph *g = adamw_graph(0);
+  int before = kernels(g, &unfused);
+  FusePlan *p = plan(g, &fused);
+  int after = fuse_kernel_count(p);
+  /* the param, both moments and the step count are updated from outs */
+  for (int i = 0; i < g->nupdate; i++) {
+    const FuseGroup *gr = &p->group[p->group_of[g->update_value[i]]];
+    bool found = false;
+    for (int k = 0; k < gr->nout; k++) found = found || gr->out[k] == g->update_value[i];
+    ck_assert(found);
+  }
+  ck_assert(same_group(p, g->update_value[1], g->update_value[2]));
+  ck_assert(same_group(p, g->update_value[1], g->update_value[3]));
+  fuse_plan_free(p);
+  ir_graph_free(g);
+  g = adamw_graph(1.0);
+  int clipped = kernels(g, &fused);
+  printf("AdamW, one parameter: %d kernels unfused, %d fused; with clipping %d\n", before, after, clipped);
+  ck_assert_int_le(after, 2);
+  ck_assert_int_ge(before, 15);
+  ck_assert_int_le(clipped, 3);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- norms through autodiff ---- */
+
+/* LAYER_NORM and GROUP_NORM are opaque forward; their gradients come out
+ * of autodiff as reductions and elementwise ops and end up in a few
+ * kernels. */
+START_TEST(norm_backward_is_a_few_kernels) {
+  for (int which = 0; which < 2; which++) {
+    IrGraph *g = ir_graph_new(which ? "gn" : "ln");
+    int x = which ? input(g, "x", SH(4, 2, 8, 4, 4)) : input(g, "x", SH(3, 2, 5, 16));
+    int c = which ? 8 : 16;
+    int gamma = ir_param(g, "gamma", SH(1, c), IR_INIT_ONES, 0, 0, LOC);
+    int beta = ir_param(g, "beta", SH(1, c), IR_INIT_ZEROS, 0, 0, LOC);
+    IrAttr at = {.eps = 1e-5f, .groups = 4};
+    int y = ir_build(g, which ? OP_GROUP_NORM : OP_LAYER_NORM, (int[]){x, gamma, beta}, 3, &at, LOC);
+    int loss = reduce(g, OP_SUM, bin(g, OP_MUL, y, y), which ? 15 : 7, false);
+    built(g, loss);
+    int wrt[3] = {x, gamma, beta}, grad[3];
+    ck_assert_msg(ad_gradients(g, loss, wrt, 3, grad) == 0, "%s", g->error);
+    ir_set_outputs(g, (int[]){loss, grad[0], grad[1], grad[2]}, NULL, 4);
+    ck_assert_msg(pass_run_pipeline(g, "cse,dce") == 0, "%s", g->error);
+    int before = kernels(g, &unfused);
+    int after = kernels(g, &fused);
+    printf("%s forward + backward: %d kernels unfused, %d fused\n", which ? "group_norm" : "layer_norm", before, after);
+    ck_assert_int_le(after * 3, before);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
+/* ---- printing ---- */
+
+START_TEST(explain_and_dot) {
+  IrGraph *g = ir_graph_new("softmax");
+  int x = input(g, "x", SH(2, 6, 10));
+  int mx = reduce(g, OP_REDUCE_MAX, x, 2, true);
+  int e = un(g, OP_EXP, bin(g, OP_SUB, x, mx));
+  int y = bin(g, OP_DIV, e, reduce(g, OP_SUM, e, 2, true));
+  built(g, y);
+  set_out(g, y);
+  FusePlan *p = plan(g, &fused);
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f = open_memstream(&text, &size);
+  fuse_explain(g, p, f);
+  fclose(f);
+  int lines = 0;
+  for (char *s = text; *s; s++) lines += *s == '\n';
+  ck_assert_int_eq(lines, p->nrefused);
+  ck_assert_int_ge(lines, 1);
+  char want[64];
+  snprintf(want, sizeof want, "%%%d -> %%%d (reduce_max): ", mx, p->refused[0].consumer);
+  ck_assert_msg(strstr(text, want) != NULL, "%s", text);
+  free(text);
+
+  char *path = tu_path("softmax.dot");
+  f = fopen(path, "w");
+  fuse_print_dot(g, p, f);
+  fclose(f);
+  char *dot = tu_read_file(path, NULL);
+  int clusters = 0;
+  for (char *s = dot; (s = strstr(s, "subgraph cluster_")); s++) clusters++;
+  ck_assert_int_eq(clusters, fuse_kernel_count(p));
+  ck_assert_ptr_nonnull(strstr(dot, "color=red"));
+  free(dot);
+  if (tu_sh("command -v dot >/dev/null 2>&1") == 0) {
+    ck_assert_int_eq(tu_sh("dot -Tpng '%s' -o '%s.png'", path, path), 0);
+  } else {
+    printf("dot not installed: the Graphviz output was not rendered\n");
+  }
+  free(path);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- the real models ---- */
+
+static IrGraph *lower_model(const char *file, const char *entry, bool train) {
+  char *err = NULL;
+  FeProgram *prog = fe_load_file(file, &(FeOptions){.config = "tiny"}, &err);
+  ck_assert_msg(prog != NULL, "%s", err);
+  int i = fe_entry_find(prog, entry);
+  ck_assert_int_ge(i, 0);
+  IrGraph *g = fe_lower_entry(prog, i, &err);
+  ck_assert_msg(g != NULL, "%s", err);
+  fe_free(prog); /* nothing below reads node locations */
+  ck_assert_msg(pass_run_pipeline(g, train ? "dce,grad" : "dce") == 0, "%s", g->error);
+  if (!train) return g;
+  /* AdamW on every parameter, the gradients no longer outputs */
+  int np = 0, loss = g->output[0];
+  int *params = malloc((size_t)g->noutput * sizeof *params), *grads = malloc((size_t)g->noutput * sizeof *grads);
+  for (int k = 1; k < g->noutput; k++) {
+    const char *name = g->output_name[k] + strlen("grad:");
+    for (int j = 0; j < g->nparam; j++)
+      if (g->node[g->param[j]].op == OP_PARAM && strcmp(g->node[g->param[j]].name, name) == 0)
+        params[np] = g->param[j], grads[np++] = g->output[k];
+  }
+  ir_set_outputs(g, &loss, NULL, 1);
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.01, .clip_norm = 1.0};
+  ck_assert_msg(opt_adamw(g, params, grads, np, &o) == 0, "%s", g->error);
+  ck_assert_msg(pass_run_pipeline(g, "cse,fold,algebra,dce") == 0, "%s", g->error);
+  free(params);
+  free(grads);
+  return g;
+}
+
+static const struct {
+  const char *file, *entry;
+  bool train;
+} models[] = {
+    {"models/gpt.dal", "logits", false},
+    {"models/gpt.dal", "loss", true},
+    {"models/dvae.dal", "encode", false},
+    {"models/dvae.dal", "loss", true},
+};
+
+START_TEST(real_models) {
+  IrGraph *g = lower_model(models[_i].file, models[_i].entry, models[_i].train);
+  FusePlan *p = plan(g, &fused);
+  int nodes = 0;
+  for (int v = 0; v < g->n; v++) nodes += !is_leaf(g->node[v].op);
+  int k = fuse_kernel_count(p), opaque = 0;
+  for (int i = 0; i < p->ngroup; i++) opaque += p->group[i].kind == FUSE_OPAQUE;
+  printf("%s %s%s: %d nodes (%d non-leaf), %d kernels (%d opaque), %d refused edges\n", models[_i].file,
+         models[_i].entry, models[_i].train ? " + grad + AdamW" : "", g->n, nodes, k, opaque, p->nrefused);
+  ck_assert_int_le(k * 3, nodes);
+  /* determinism: the same plan again, field by field */
+  FusePlan *q = plan(g, &fused);
+  ck_assert_int_eq(q->ngroup, p->ngroup);
+  ck_assert_int_eq(memcmp(q->group_of, p->group_of, (size_t)g->n * sizeof *p->group_of), 0);
+  ck_assert_int_eq(memcmp(q->level, p->level, (size_t)g->n * sizeof *p->level), 0);
+  ck_assert_int_eq(q->nrefused, p->nrefused);
+  for (int i = 0; i < p->ngroup; i++) {
+    ck_assert_int_eq(q->group[i].root, p->group[i].root);
+    ck_assert_int_eq(q->group[i].kind, p->group[i].kind);
+  }
+  for (int i = 0; i < p->nrefused; i++) ck_assert_str_eq(q->refused[i].why, p->refused[i].why);
+  fuse_plan_free(q);
+  fuse_plan_free(p);
+  ir_graph_free(g);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("fuse");
+  TCase *rules = tcase_create("rules");
+  tcase_add_test(rules, elementwise_chain_is_one_kernel);
+  tcase_add_test(rules, disabled_is_one_group_per_node);
+  tcase_add_test(rules, constants_inline_or_stay_leaves);
+  tcase_add_test(rules, reduction_takes_prologue_and_epilogue);
+  tcase_add_test(rules, one_reduction_per_kernel);
+  tcase_add_test(rules, softmax_by_hand_is_two_kernels);
+  tcase_add_test(rules, layer_norm_by_hand_is_two_kernels);
+  tcase_add_test(rules, onehot_of_argmax_is_one_kernel);
+  tcase_add_test(rules, cross_entropy_and_kl_are_two_kernels);
+  tcase_add_test(rules, single_pass_splits_at_the_broadcast);
+  tcase_add_test(rules, matmul_bias_gelu_is_one_group);
+  tcase_add_test(rules, opaque_epilogue_refusals);
+  tcase_add_test(rules, no_duplication);
+  tcase_add_test(rules, diamond_cycle_is_refused);
+  tcase_add_test(rules, adamw_one_param_is_two_kernels);
+  tcase_add_test(rules, norm_backward_is_a_few_kernels);
+  tcase_add_test(rules, explain_and_dot);
+  suite_add_tcase(s, rules);
+  TCase *real = tcase_create("models");
+  tcase_set_timeout(real, 60);
+  tcase_add_loop_test(real, real_models, 0, (int)(sizeof models / sizeof models[0]));
+  suite_add_tcase(s, real);
+  return tu_run_suite(s);
+}
