@@ -34,6 +34,7 @@
 
 #include "ir/ir.h"
 #include "passes/fuse.h"
+#include "runtime/plan.h"
 
 #define MEM_ALIGN 64
 
@@ -137,5 +138,20 @@ typedef struct {
 int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *out, char *err,
                       size_t errsize);
 void mem_graph_buffers_free(MemGraphBuffers *b);
+
+/* ---- buffers of a runtime plan ---- */
+
+/* Places the RT_BUF_ARENA buffers among buf[0..nbuf) used by steps
+ * step[0..nstep) (runtime/plan.h), as codegen's final pass: each is live
+ * from the first step that names it to the last one (a buffer no step
+ * names is live at step 0 only). Other buffers are pinned. Writes
+ * buf[i].offset for the arena buffers and *arena_bytes; leaves everything
+ * else alone. inplace holds pairs of buffer ids (see MemInPlace; the caller
+ * vouches for the arithmetic). If stats is not NULL it receives the plan
+ * (free with mem_plan_free), e.g. for mem_print_stats. Returns 0, or -1
+ * with a message (a step naming a buffer that does not exist, or as
+ * mem_plan). */
+int mem_plan_rt(RtBuffer *buf, int nbuf, const RtStep *step, int nstep, const MemInPlace *inplace, int ninplace,
+                int64_t *arena_bytes, MemPlan *stats, char *err, size_t errsize);
 
 #endif

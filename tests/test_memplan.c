@@ -454,6 +454,49 @@ START_TEST(graph_buffers_with_a_fusion_plan) {
 }
 END_TEST
 
+/* ---- buffers of a runtime plan ---- */
+
+START_TEST(runtime_plan_offsets_from_step_uses) {
+  RtBuffer buf[7] = {
+      {.kind = RT_BUF_INPUT, .dtype = RT_F32, .rank = 1, .dim = {256}, .bytes = 1024, .offset = 12345},
+      {.kind = RT_BUF_ARENA, .dtype = RT_F32, .rank = 1, .dim = {256}, .bytes = 1024},  /* t1 */
+      {.kind = RT_BUF_ARENA, .dtype = RT_F32, .rank = 1, .dim = {256}, .bytes = 1024},  /* t2 */
+      {.kind = RT_BUF_ARENA, .dtype = RT_F32, .rank = 1, .dim = {1024}, .bytes = 4096}, /* scratch */
+      {.kind = RT_BUF_ARENA, .dtype = RT_F32, .rank = 1, .dim = {256}, .bytes = 1024},  /* t3 */
+      {.kind = RT_BUF_OUTPUT, .dtype = RT_F32, .rank = 1, .dim = {256}, .bytes = 1024, .offset = 12345},
+      {.kind = RT_BUF_ARENA, .dtype = RT_F32, .rank = 1, .dim = {16}, .bytes = 64},     /* named by no step */
+  };
+  static const int a0[] = {0, 1}, a1[] = {1, 3}, a2[] = {3, 0, 2}, a3[] = {2, 4}, a4[] = {4, 5};
+  RtStep st[] = {{.kind = RT_STEP_KERNEL, .narg = 2, .arg = a0, .range = 1},
+                 {.kind = RT_STEP_KERNEL, .narg = 2, .arg = a1, .range = 1},
+                 {.kind = RT_STEP_GEMM, .narg = 3, .arg = a2},
+                 {.kind = RT_STEP_KERNEL, .narg = 2, .arg = a3, .range = 1},
+                 {.kind = RT_STEP_COPY, .narg = 2, .arg = a4}};
+  MemInPlace ip[] = {{4, 2}};
+  int64_t arena = -1;
+  MemPlan p;
+  char err[256];
+  ck_assert_msg(mem_plan_rt(buf, 7, st, 5, ip, 1, &arena, &p, err, sizeof err) == 0, "%s", err);
+  /* the same lifetimes by hand: t1 [0, 1], t2 [2, 3], scratch [1, 2], t3 [3, 4], unused [0, 0] */
+  MemBuffer want[] = {{1024, 0, 2, true}, {1024, 0, 1, false}, {1024, 2, 3, false}, {4096, 1, 2, false},
+                      {1024, 3, 4, false}, {1024, 4, 4, true}, {64, 0, 0, false}};
+  assert_valid(want, 7, &p);
+  ck_assert_int_eq(p.nmerged, 1);
+  ck_assert_int_eq(p.lower_bound, 5120);
+  ck_assert_int_eq(arena, 5120);
+  ck_assert_int_eq(buf[0].offset, 12345);
+  ck_assert_int_eq(buf[5].offset, 12345);
+  ck_assert_int_eq(buf[4].offset, buf[2].offset);
+  for (int i = 1; i < 5; i++) ck_assert_int_eq(buf[i].offset, p.offset[i]);
+  mem_plan_free(&p);
+
+  static const int bad[] = {1, 9};
+  st[1].arg = bad;
+  ck_assert_int_eq(mem_plan_rt(buf, 7, st, 5, NULL, 0, &arena, NULL, err, sizeof err), -1);
+  ck_assert_str_eq(err, "memory plan: step 1 names buffer 9 of 7");
+}
+END_TEST
+
 /* ---- the real models ---- */
 
 static IrGraph *lower(const char *file, const char *entry, const char *passes) {
@@ -566,6 +609,7 @@ int main(void) {
   TCase *tg = tcase_create("graphs");
   tcase_add_test(tg, graph_buffers_without_fusion);
   tcase_add_test(tg, graph_buffers_with_a_fusion_plan);
+  tcase_add_test(tg, runtime_plan_offsets_from_step_uses);
   tcase_add_test(tg, gpt_bench_within_5_percent);
   tcase_add_test(tg, dvae_bench_within_5_percent);
   suite_add_tcase(s, tg);

@@ -1,0 +1,93 @@
+/* rt_sched.h — runs a compiled plan (plan.h) on a thread pool
+ * (threadpool.h).
+ *
+ * rt_plan_run binds every buffer to an address once per run (the arena at
+ * its offset, inputs and outputs by index, state by name, constants), then
+ * runs the steps in order, each finished on every thread before the next
+ * begins:
+ *
+ *   RT_STEP_KERNEL  [0, range) is cut into nth contiguous chunks, chunk ith
+ *                   going to thread ith (rt_chunk); a range of 1 runs on
+ *                   the calling thread alone.
+ *   RT_STEP_GEMM    cblas_sgemm for each batch item (see RtGemmMode).
+ *   RT_STEP_COPY    memcpy of arg[0]'s bytes into arg[1], on the caller.
+ *
+ * Every thread's share depends only on (ith, nth) and the plan, so a run's
+ * results are the same for every run with the same thread count.
+ *
+ * OpenBLAS and the pool never compete for the cores: in the default mode
+ * (RT_GEMM_SPLIT) OpenBLAS is set to one thread and the pool splits each
+ * GEMM itself, so OpenBLAS's own threads stay asleep; in RT_GEMM_BLAS the
+ * caller runs each GEMM with OpenBLAS set to the pool's thread count while
+ * the pool's workers sleep (parked), and kernels run with OpenBLAS idle.
+ * tests/test_sched.c measures both (its benchmark output): the split mode
+ * is the default because OpenBLAS's threads keep spinning for a while after
+ * each threaded call, taking a core from the kernels that follow.
+ *
+ * Module prefix: rt_.
+ */
+#ifndef DAL_RT_SCHED_H
+#define DAL_RT_SCHED_H
+
+#include <stdint.h>
+
+#include "plan.h"
+#include "tensor.h"
+#include "threadpool.h"
+
+typedef enum {
+  RT_GEMM_SPLIT, /* default: OpenBLAS single-threaded, each GEMM split among the
+                    pool's threads (by batch item, else by rows or columns of C) */
+  RT_GEMM_BLAS   /* OpenBLAS with the pool's thread count, on the calling thread,
+                    the pool's workers asleep */
+} RtGemmMode;
+
+/* Process-wide, like OpenBLAS's own thread count which it controls. */
+void rt_sched_set_gemm_mode(RtGemmMode m);
+RtGemmMode rt_sched_gemm_mode(void);
+
+/* Thread ith's chunk [*begin, *end) of [0, range) split nth ways: contiguous,
+ * in thread order, sizes differing by at most one (the first range % nth
+ * chunks are the longer ones); empty when range < nth and ith >= range. */
+void rt_chunk(int64_t range, int ith, int nth, int64_t *begin, int64_t *end);
+
+/* Checks a plan's structure: buffer kinds, shapes and byte sizes (bytes ==
+ * elements * dtype size), arena buffers 64-aligned inside arena_bytes,
+ * input/output indices, step arguments, kernels, GEMM leading dimensions and
+ * extents inside their buffers (and non-overlapping C blocks when batched),
+ * copy sizes. Returns 0, or -1 with a message naming the plan, the step or
+ * buffer and what is wrong. */
+int rt_plan_check(const RtPlan *p, RtErr *e);
+
+/* Runs plan p once.
+ *
+ *   pool     the threads (NULL: the calling thread only)
+ *   arena    p->arena_bytes of 64-byte aligned memory for the intermediates
+ *            (rt_arena_new); may be NULL if arena_bytes is 0
+ *   inputs   [p->ninput] tensors of the plan's dtypes and shapes (read only)
+ *   outputs  [p->noutput] tensors the results are written to; a NULL entry
+ *            gets a new tensor of the right shape, owned by the caller
+ *   state    the persistent tensors the plan names (parameters, optimizer
+ *            state), read and updated in place; may be NULL if it names none
+ *   ctx      seed and step for the kernels (NULL: both 0)
+ *
+ * Every check (rt_plan_check, the arena, each tensor's dtype and shape, a
+ * state name missing from 'state') happens before the first step, so on
+ * failure nothing has been written: -1 with a message, and the outputs it
+ * allocated are freed and set back to NULL. State names are looked up once
+ * per run, not per step. Returns 0 on success. */
+int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inputs, RtTensor **outputs,
+                RtTensorList *state, const RtRunCtx *ctx, RtErr *e);
+
+/* bytes of 64-byte aligned memory (at least one alignment unit, so never
+ * NULL for 0), or NULL with a message. Free with rt_arena_free. */
+void *rt_arena_new(int64_t bytes, RtErr *e);
+void rt_arena_free(void *arena);
+
+/* ---- internal to the scheduler's files (runtime/sched*.c) ---- */
+/* One GEMM step on the pool, in the current mode. */
+void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, RtPool *pool);
+/* Sets OpenBLAS's thread count for the current mode and the pool. */
+void rt_sched_blas_threads(RtPool *pool);
+
+#endif

@@ -1,0 +1,201 @@
+/* threadpool.c — the worker threads (see threadpool.h).
+ *
+ * Hand-off protocol. The caller publishes a job (fn, arg), sets 'pending'
+ * to the number of workers and bumps 'gen'; a worker that sees a new 'gen'
+ * runs its share and decrements 'pending'; the caller runs share 0 and
+ * waits for 'pending' to reach 0. Both waits spin first and then sleep on
+ * a condition variable. The sleeping side announces itself (nsleep,
+ * caller_waiting) with a sequentially consistent write under the mutex and
+ * re-checks the condition; the waking side makes its change with a
+ * sequentially consistent write and then looks at the announcement, so at
+ * least one of the two sees the other (no lost wake-up), and the mutex
+ * orders the signal after the wait.
+ */
+#include "threadpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How long a waiting thread spins before it sleeps. Steps of a plan follow
+ * each other within microseconds; a sleeping worker takes tens of
+ * microseconds to wake. */
+#define SPIN_NS 200000
+
+typedef struct {
+  RtPool *pool;
+  int ith;
+} Worker;
+
+struct RtPool {
+  int nth;
+  pthread_t *thread; /* [nth - 1] */
+  Worker *worker;    /* [nth - 1] */
+  pthread_mutex_t mu;
+  pthread_cond_t wake; /* workers wait here for a new 'gen' */
+  pthread_cond_t done; /* the caller waits here for pending == 0 */
+  atomic_uint gen;
+  atomic_int pending;
+  atomic_int nsleep;
+  atomic_int caller_waiting;
+  atomic_int park;
+  atomic_int quit;
+  RtPoolFn fn; /* the current job, published by 'gen' */
+  void *arg;
+};
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Spins until cond(p) holds, 'park' is set (if watch_park) or SPIN_NS have
+ * passed; returns whether cond(p) held. The clock is read every 256 turns. */
+static int spin_until(RtPool *p, int (*cond)(RtPool *, unsigned), unsigned arg, int watch_park) {
+  int64_t start = 0;
+  for (unsigned i = 1;; i++) {
+    if (cond(p, arg)) return 1;
+    if (watch_park && atomic_load_explicit(&p->park, memory_order_relaxed)) return 0;
+    cpu_relax();
+    if ((i & 255) == 0) {
+      int64_t t = now_ns();
+      if (!start) start = t;
+      else if (t - start > SPIN_NS) return 0;
+    }
+  }
+}
+
+static int gen_moved(RtPool *p, unsigned seen) { return atomic_load(&p->gen) != seen; }
+static int all_done(RtPool *p, unsigned unused) {
+  (void)unused;
+  return atomic_load(&p->pending) == 0;
+}
+
+/* Waits for a generation other than 'seen' and returns it. */
+static unsigned wait_for_job(RtPool *p, unsigned seen) {
+  if (!spin_until(p, gen_moved, seen, 1)) {
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->nsleep, 1);
+    while (atomic_load(&p->gen) == seen) pthread_cond_wait(&p->wake, &p->mu);
+    atomic_fetch_sub(&p->nsleep, 1);
+    pthread_mutex_unlock(&p->mu);
+  }
+  return atomic_load(&p->gen);
+}
+
+static void *worker_main(void *arg) {
+  Worker *w = arg;
+  RtPool *p = w->pool;
+  unsigned seen = 0;
+  for (;;) {
+    seen = wait_for_job(p, seen);
+    if (atomic_load(&p->quit)) return NULL;
+    p->fn(p->arg, w->ith, p->nth);
+    if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_waiting)) {
+      pthread_mutex_lock(&p->mu);
+      pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
+    }
+  }
+}
+
+/* Publishes a new generation and wakes the sleepers. */
+static void bump_gen(RtPool *p) {
+  atomic_fetch_add(&p->gen, 1);
+  if (atomic_load(&p->nsleep) > 0) {
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+int rt_threads_default(RtErr *e) {
+  const char *env = getenv("DAL_THREADS");
+  if (env) {
+    char *end;
+    errno = 0;
+    long n = strtol(env, &end, 10);
+    if (errno || end == env || *end || n < 1 || n > RT_MAX_THREADS)
+      return rt_err(e, "DAL_THREADS='%s': expected a thread count from 1 to %d", env, RT_MAX_THREADS);
+    return (int)n;
+  }
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > RT_MAX_THREADS ? RT_MAX_THREADS : (int)n;
+}
+
+RtPool *rt_pool_new(int nthreads, RtErr *e) {
+  if (nthreads == 0 && (nthreads = rt_threads_default(e)) < 0) return NULL;
+  if (nthreads < 1 || nthreads > RT_MAX_THREADS) {
+    rt_err(e, "thread pool: %d threads requested, expected 1 to %d", nthreads, RT_MAX_THREADS);
+    return NULL;
+  }
+  RtPool *p = calloc(1, sizeof *p);
+  p->nth = nthreads;
+  p->thread = calloc((size_t)nthreads, sizeof *p->thread);
+  p->worker = calloc((size_t)nthreads, sizeof *p->worker);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->wake, NULL);
+  pthread_cond_init(&p->done, NULL);
+  for (int i = 0; i < nthreads - 1; i++) {
+    p->worker[i] = (Worker){p, i + 1};
+    int rc = pthread_create(&p->thread[i], NULL, worker_main, &p->worker[i]);
+    if (rc) {
+      rt_err(e, "thread pool: cannot start thread %d of %d: %s", i + 1, nthreads, strerror(rc));
+      p->nth = i + 1; /* the workers started so far, for rt_pool_free */
+      rt_pool_free(p);
+      return NULL;
+    }
+  }
+  return p;
+}
+
+void rt_pool_free(RtPool *p) {
+  if (!p) return;
+  atomic_store(&p->quit, 1);
+  bump_gen(p);
+  for (int i = 0; i < p->nth - 1; i++) pthread_join(p->thread[i], NULL);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->wake);
+  pthread_cond_destroy(&p->done);
+  free(p->thread);
+  free(p->worker);
+  free(p);
+}
+
+int rt_pool_threads(const RtPool *p) { return p ? p->nth : 1; }
+
+void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg) {
+  if (!p || p->nth == 1) {
+    fn(arg, 0, 1);
+    return;
+  }
+  p->fn = fn;
+  p->arg = arg;
+  atomic_store(&p->pending, p->nth - 1);
+  atomic_store(&p->park, 0);
+  bump_gen(p);
+  fn(arg, 0, p->nth);
+  if (!spin_until(p, all_done, 0, 0)) {
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->caller_waiting, 1);
+    while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
+    atomic_store(&p->caller_waiting, 0);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+void rt_pool_park(RtPool *p) {
+  if (p) atomic_store(&p->park, 1);
+}
