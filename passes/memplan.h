@@ -115,7 +115,10 @@ void mem_print_stats(const MemPlan *plan, FILE *out);
  * values are not (they are arena buffers copied into the state at the end).
  *
  * fp may be NULL: then every node other than a leaf is its own step (no
- * fusion).
+ * fusion). order, if not NULL, is the execution order to plan for: a
+ * permutation of the group indices 0..fp->ngroup-1 (of the node ids
+ * 0..g->n-1 when fp is NULL) in which every group comes after the groups
+ * whose outputs it reads; NULL means the plan's own order.
  *
  * In-place candidates: for a FUSE_LOOP group (without fusion: an
  * elementwise node), each pair (output o, input x) of the same byte size
@@ -133,9 +136,9 @@ typedef struct {
 } MemGraphBuffers;
 
 /* Fills *out (free with mem_graph_buffers_free). Returns 0, or -1 with a
- * message in err if fp is inconsistent with g (a group reads a node that no
- * group outputs, or the groups are not in execution order). */
-int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *out, char *err,
+ * message in err if fp or order is inconsistent with g (a group reads a
+ * node that no earlier group outputs, or order is not a permutation). */
+int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, const int *order, MemGraphBuffers *out, char *err,
                       size_t errsize);
 void mem_graph_buffers_free(MemGraphBuffers *b);
 

@@ -93,7 +93,23 @@ static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffer
   }
 }
 
-static int derive(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *b, char *err, size_t size) {
+/* order must list every group once. */
+static int check_order(const int *order, int n, char *err, size_t size) {
+  char *seen = calloc((size_t)n + 1, 1);
+  int bad = -1;
+  for (int i = 0; i < n && bad < 0; i++) {
+    if (order[i] < 0 || order[i] >= n || seen[order[i]]) bad = i;
+    else seen[order[i]] = 1;
+  }
+  free(seen);
+  if (bad >= 0)
+    return fail(err, size, "memory plan: order[%d] = %d: not a permutation of the %d groups", bad, order[bad], n);
+  return 0;
+}
+
+static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGraphBuffers *b, char *err,
+                  size_t size) {
+  if (order && check_order(order, fp->ngroup, err, size)) return -1;
   int nout = 0, npair = 0;
   for (int i = 0; i < fp->ngroup; i++) {
     const FuseGroup *gr = &fp->group[i];
@@ -107,7 +123,8 @@ static int derive(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *b, char
   b->inplace = malloc(((size_t)npair + 1) * sizeof *b->inplace);
 
   int step = 0;
-  for (int i = 0; i < fp->ngroup; i++) {
+  for (int oi = 0; oi < fp->ngroup; oi++) {
+    int i = order ? order[oi] : oi;
     const FuseGroup *gr = &fp->group[i];
     if (gr->kind == FUSE_LEAF) {
       for (int m = 0; m < gr->n; m++)
@@ -145,12 +162,13 @@ static int derive(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *b, char
   return 0;
 }
 
-int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, MemGraphBuffers *out, char *err, size_t errsize) {
+int mem_graph_buffers(const IrGraph *g, const FusePlan *fp, const int *order, MemGraphBuffers *out, char *err,
+                      size_t errsize) {
   memset(out, 0, sizeof *out);
   out->buf_of_node = malloc(((size_t)g->n + 1) * sizeof *out->buf_of_node);
   for (int i = 0; i < g->n; i++) out->buf_of_node[i] = -1;
   FusePlan *own = fp ? NULL : one_node_groups(g);
-  int rc = derive(g, fp ? fp : own, out, err, errsize);
+  int rc = derive(g, fp ? fp : own, order, out, err, errsize);
   if (own) free_one_node_groups(own);
   if (rc) mem_graph_buffers_free(out);
   return rc;

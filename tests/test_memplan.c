@@ -355,7 +355,7 @@ START_TEST(graph_buffers_without_fusion) {
   IrGraph *g = chain_graph();
   MemGraphBuffers gb;
   char err[256];
-  ck_assert_msg(mem_graph_buffers(g, NULL, &gb, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(mem_graph_buffers(g, NULL, NULL, &gb, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(gb.nstep, 5); /* exp neg tanh sum add */
   ck_assert_int_eq(gb.nbuf, 7);
   const MemBuffer *x = &gb.buf[gb.buf_of_node[0]], *a = &gb.buf[gb.buf_of_node[1]], *b = &gb.buf[gb.buf_of_node[2]],
@@ -378,6 +378,31 @@ START_TEST(graph_buffers_without_fusion) {
   ck_assert_int_eq(p.lower_bound, 128);
   mem_plan_free(&p);
   mem_graph_buffers_free(&gb);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* Two independent branches a = exp(x), b = neg(y) joined by c = a + b: the
+ * order decides which one lives longer. */
+START_TEST(graph_buffers_follow_the_given_order) {
+  IrGraph *g = ir_graph_new("branches");
+  int x = ir_input(g, "x", IR_F32, shape2(2, 8), LOC), y = ir_input(g, "y", IR_F32, shape2(2, 8), LOC);
+  int a = ir_unary(g, OP_EXP, x, LOC), b = ir_unary(g, OP_NEG, y, LOC);
+  int c = ir_binary(g, OP_ADD, a, b, LOC);
+  ir_set_outputs(g, &c, NULL, 1);
+  int orders[2][5] = {{x, y, a, b, c}, {y, x, b, a, c}};
+  for (int k = 0; k < 2; k++) {
+    MemGraphBuffers gb;
+    char err[256];
+    ck_assert_msg(mem_graph_buffers(g, NULL, k ? orders[k] : NULL, &gb, err, sizeof err) == 0, "%s", err);
+    const MemBuffer *ba = &gb.buf[gb.buf_of_node[a]], *bb = &gb.buf[gb.buf_of_node[b]];
+    ck_assert_int_eq(ba->first, k ? 1 : 0);
+    ck_assert_int_eq(bb->first, k ? 0 : 1);
+    ck_assert_int_eq(ba->last, 2);
+    ck_assert_int_eq(bb->last, 2);
+    ck_assert_int_eq(gb.step_group[0], k ? b : a);
+    mem_graph_buffers_free(&gb);
+  }
   ir_graph_free(g);
 }
 END_TEST
@@ -429,7 +454,7 @@ START_TEST(graph_buffers_with_a_fusion_plan) {
 
   MemGraphBuffers gb;
   char err[256];
-  ck_assert_msg(mem_graph_buffers(g, &h.plan, &gb, err, sizeof err) == 0, "%s", err);
+  ck_assert_msg(mem_graph_buffers(g, &h.plan, NULL, &gb, err, sizeof err) == 0, "%s", err);
   ck_assert_int_eq(gb.nstep, 4);
   ck_assert_int_eq(gb.nbuf, 5); /* x a c e s: b and d are fused away */
   ck_assert_int_eq(gb.buf_of_node[b], -1);
@@ -444,12 +469,13 @@ START_TEST(graph_buffers_with_a_fusion_plan) {
   mem_plan_free(&p);
   mem_graph_buffers_free(&gb);
 
-  /* A plan whose groups are out of order is an error, not a crash. */
-  FuseGroup t = h.group[2];
-  h.group[2] = h.group[1], h.group[1] = t;
-  ck_assert_int_eq(mem_graph_buffers(g, &h.plan, &gb, err, sizeof err), -1);
-  ck_assert_msg(strstr(err, "group 1 reads %1, which no earlier group outputs") != NULL, "%s", err);
+  /* An order that runs a group before its producer, or that is not a
+   * permutation, is an error, not a crash. */
+  ck_assert_int_eq(mem_graph_buffers(g, &h.plan, (int[]){0, 2, 1, 3, 4}, &gb, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "group 2 reads %1, which no earlier group outputs") != NULL, "%s", err);
   ck_assert_ptr_null(gb.buf);
+  ck_assert_int_eq(mem_graph_buffers(g, &h.plan, (int[]){0, 1, 2, 2, 4}, &gb, err, sizeof err), -1);
+  ck_assert_str_eq(err, "memory plan: order[3] = 2: not a permutation of the 5 groups");
   ir_graph_free(g);
 }
 END_TEST
@@ -537,7 +563,7 @@ static void add_adamw(IrGraph *g) {
 static void plan_graph(const IrGraph *g, const FusePlan *fp, const char *what) {
   MemGraphBuffers gb;
   char err[256];
-  ck_assert_msg(mem_graph_buffers(g, fp, &gb, err, sizeof err) == 0, "%s: %s", what, err);
+  ck_assert_msg(mem_graph_buffers(g, fp, NULL, &gb, err, sizeof err) == 0, "%s: %s", what, err);
   MemPlan p = plan_ok(gb.buf, gb.nbuf, gb.inplace, gb.ninplace);
   double r = (double)p.arena_bytes / (double)p.lower_bound;
   printf("%s: %d steps, %d buffers, %d merged in place; arena %.2f MiB, lower bound %.2f MiB (%.4fx, ordering "
@@ -608,6 +634,7 @@ int main(void) {
   suite_add_tcase(s, tc);
   TCase *tg = tcase_create("graphs");
   tcase_add_test(tg, graph_buffers_without_fusion);
+  tcase_add_test(tg, graph_buffers_follow_the_given_order);
   tcase_add_test(tg, graph_buffers_with_a_fusion_plan);
   tcase_add_test(tg, runtime_plan_offsets_from_step_uses);
   tcase_add_test(tg, gpt_bench_within_5_percent);
