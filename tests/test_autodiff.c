@@ -18,6 +18,7 @@
  * (3.5e-4: 1/b^3 curvature at b = 0.5); the bound is 1e-3, ten times
  * tighter than the usual 1e-2 for float32 and a factor 3 or more above
  * every case.
+ *
  * Inputs are kept away from kinks (relu and abs at 0, max/min ties, tied
  * maxima) by more than h, so the differences see one smooth piece.
  *
@@ -26,7 +27,6 @@
  * location, fan-out summation, no-path zero gradients, argument errors, max
  * ties, and the "grad" pass (outputs and names). A coverage test checks that
  * every op of ops.def is accounted for by one of them. */
-#define _GNU_SOURCE /* open_memstream */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
