@@ -1,5 +1,6 @@
 /* fuse.c — fuse_plan: partitions a graph into kernels (see fuse.h; the
- * rules are in fuse_rules.c, the printers in fuse_print.c).
+ * rules are in fuse_rules.c, sibling merges in fuse_merge.c, the printers
+ * in fuse_print.c).
  *
  * One round places every node in decreasing id order. A group may take a
  * reduction's row values before the reduction itself (a two-pass kernel in
@@ -9,10 +10,9 @@
  * runs again from scratch. Each repeat bans at least one more BROADCAST or
  * ONEHOT node, so the loop ends; in practice after one or two rounds.
  *
- * Groups are founded in decreasing order of their founder, which is each
- * group's highest member and the only one other groups read (opaque
- * operands aside, which are never members), so increasing founder order is
- * a topological order of the groups. */
+ * The groups are then put in topological order (Kahn's algorithm, the
+ * ready group with the lowest last member first, so the order depends on
+ * the graph alone). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,11 +33,11 @@ static bool grow(Fuser *f, void **a, int *cap, int n, size_t size) {
   return true;
 }
 
-int fuse_add_group(Fuser *f, int founder) {
+int fuse_add_group(Fuser *f, int v) {
   if (!grow(f, (void **)&f->gs, &f->gscap, f->ngs, sizeof *f->gs)) return -1;
   FuseGrowing *G = &f->gs[f->ngs];
   memset(G, 0, sizeof *G);
-  G->founder = founder;
+  G->last = v;
   return f->ngs++;
 }
 
@@ -180,12 +180,12 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* Members, root, outs and ins of plan group k (growing group gi). */
+/* Members, root, outs and ins of plan group k (growing group G). */
 static bool fill_group(const Fuser *f, const FuseGrowing *G, FuseGroup *out, const int *group_of, int k,
                        int *mark) {
   const IrGraph *g = f->g;
   out->kind = G->kind;
-  out->root = G->red >= 0 ? G->red : G->opq >= 0 ? G->opq : G->founder;
+  out->root = G->red >= 0 ? G->red : G->opq >= 0 ? G->opq : G->last;
   out->n = G->nmem;
   out->node = malloc(((size_t)G->nmem + 1) * sizeof *out->node);
   out->out = malloc(((size_t)G->nmem + 1) * sizeof *out->out);
@@ -212,31 +212,125 @@ static bool fill_group(const Fuser *f, const FuseGrowing *G, FuseGroup *out, con
   return true;
 }
 
-static FusePlan *build_plan(const Fuser *f) {
-  int n = f->n, ng = f->ngs;
+/* A min-heap of group indices keyed by their last member. */
+typedef struct {
+  int *a, n;
+  const FuseGrowing *gs;
+} GroupHeap;
+
+static void heap_push(GroupHeap *h, int gi) {
+  int i = h->n++;
+  h->a[i] = gi;
+  while (i > 0 && h->gs[h->a[(i - 1) / 2]].last > h->gs[h->a[i]].last) {
+    int up = (i - 1) / 2, t = h->a[up];
+    h->a[up] = h->a[i];
+    h->a[i] = t;
+    i = up;
+  }
+}
+
+static int heap_pop(GroupHeap *h) {
+  int top = h->a[0];
+  h->a[0] = h->a[--h->n];
+  for (int i = 0;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < h->n && h->gs[h->a[l]].last < h->gs[h->a[m]].last) m = l;
+    if (r < h->n && h->gs[h->a[r]].last < h->gs[h->a[m]].last) m = r;
+    if (m == i) break;
+    int t = h->a[m];
+    h->a[m] = h->a[i];
+    h->a[i] = t;
+    i = m;
+  }
+  return top;
+}
+
+/* pos[gi] = the plan index of live group gi (dead ones: -1). Returns the
+ * number of live groups, -1 if they are not acyclic (the rules exclude
+ * it), -2 if out of memory. */
+static int order_groups(const Fuser *f, int *pos) {
+  int ng = f->ngs, nlive = 0;
+  const IrGraph *g = f->g;
+  int *indeg = calloc((size_t)ng + 1, sizeof *indeg), *first = calloc((size_t)ng + 2, sizeof *first);
+  int *fill = calloc((size_t)ng + 1, sizeof *fill);
+  GroupHeap h = {malloc(((size_t)ng + 1) * sizeof *h.a), 0, f->gs};
+  int *succ = NULL;
+  int result = -2;
+  if (!indeg || !first || !fill || !h.a) goto done;
+  for (int v = 0; v < f->n; v++)
+    for (int k = 0; k < g->node[v].nin; k++) {
+      int a = f->grp[g->node[v].in[k]], b = f->grp[v];
+      if (a != b) first[a + 1]++, indeg[b]++;
+    }
+  for (int gi = 0; gi < ng; gi++) first[gi + 1] += first[gi];
+  succ = malloc(((size_t)first[ng] + 1) * sizeof *succ);
+  if (!succ) goto done;
+  for (int v = 0; v < f->n; v++)
+    for (int k = 0; k < g->node[v].nin; k++) {
+      int a = f->grp[g->node[v].in[k]], b = f->grp[v];
+      if (a != b) succ[first[a] + fill[a]++] = b;
+    }
+  int live = 0;
+  for (int gi = 0; gi < ng; gi++) {
+    pos[gi] = -1;
+    if (f->gs[gi].dead) continue;
+    live++;
+    if (indeg[gi] == 0) heap_push(&h, gi);
+  }
+  while (h.n > 0) {
+    int gi = heap_pop(&h);
+    pos[gi] = nlive++;
+    for (int k = first[gi]; k < first[gi + 1]; k++)
+      if (--indeg[succ[k]] == 0) heap_push(&h, succ[k]);
+  }
+  result = nlive == live ? nlive : -1;
+done:
+  free(indeg);
+  free(first);
+  free(fill);
+  free(h.a);
+  free(succ);
+  return result;
+}
+
+/* The plan from the last round; NULL if out of memory, or (*cyclic set) if
+ * the groups are not acyclic. */
+static FusePlan *build_plan(const Fuser *f, bool *cyclic) {
+  int n = f->n, ngs = f->ngs;
+  *cyclic = false;
+  int *pos = malloc(((size_t)ngs + 1) * sizeof *pos);
+  if (!pos) return NULL;
+  int ng = order_groups(f, pos);
+  if (ng < 0) {
+    *cyclic = ng == -1;
+    free(pos);
+    return NULL;
+  }
   FusePlan *p = calloc(1, sizeof *p);
-  if (!p) return NULL;
-  p->ngroup = ng;
-  p->group = calloc((size_t)ng + 1, sizeof *p->group);
-  p->group_of = malloc(((size_t)n + 1) * sizeof *p->group_of);
-  p->level = malloc(((size_t)n + 1) * sizeof *p->level);
-  p->refused = malloc(((size_t)f->nref + 1) * sizeof *p->refused);
   int *mark = malloc(((size_t)n + 1) * sizeof *mark);
-  bool ok = p->group && p->group_of && p->level && p->refused && mark;
+  bool ok = p && mark;
   if (ok) {
-    /* group gi was founded ng-1-gi'th from last: reverse for increasing founders */
+    p->ngroup = ng;
+    p->group = calloc((size_t)ng + 1, sizeof *p->group);
+    p->group_of = malloc(((size_t)n + 1) * sizeof *p->group_of);
+    p->level = malloc(((size_t)n + 1) * sizeof *p->level);
+    p->refused = malloc(((size_t)f->nref + 1) * sizeof *p->refused);
+    ok = p->group && p->group_of && p->level && p->refused;
+  }
+  if (ok) {
     for (int v = 0; v < n; v++) {
-      p->group_of[v] = ng - 1 - f->grp[v];
+      p->group_of[v] = pos[f->grp[v]];
       p->level[v] = f->lvl[v];
       mark[v] = -1;
     }
-    for (int k = 0; k < ng && ok; k++) ok = fill_group(f, &f->gs[ng - 1 - k], &p->group[k], p->group_of, k, mark);
+    for (int gi = 0; gi < ngs && ok; gi++)
+      if (pos[gi] >= 0) ok = fill_group(f, &f->gs[gi], &p->group[pos[gi]], p->group_of, pos[gi], mark);
   }
   if (ok) {
     FuseRefusal *r = malloc(((size_t)f->nref + 1) * sizeof *r);
     ok = r != NULL;
     if (ok) {
-      memcpy(r, f->ref, (size_t)f->nref * sizeof *r);
+      if (f->nref > 0) memcpy(r, f->ref, (size_t)f->nref * sizeof *r);
       qsort(r, (size_t)f->nref, sizeof *r, cmp_refusal);
       for (int i = 0; i < f->nref; i++) {
         p->refused[i].producer = r[i].producer;
@@ -248,6 +342,7 @@ static FusePlan *build_plan(const Fuser *f) {
     }
   }
   free(mark);
+  free(pos);
   if (!ok) {
     fuse_plan_free(p);
     return NULL;
@@ -260,10 +355,18 @@ FusePlan *fuse_plan(const IrGraph *g, const FuseOptions *o) {
   Fuser f;
   memset(&f, 0, sizeof f);
   FusePlan *p = NULL;
+  bool cyclic = false;
   if (fuser_init(&f, g, o)) {
     do run_round(&f);
     while (!f.oom && ban_unfinished(&f));
-    if (!f.oom) p = build_plan(&f);
+    if (!f.oom) p = build_plan(&f, &cyclic);
+    if (cyclic) {
+      /* The rules exclude this; should it ever happen, one group per
+       * node is still a correct plan (the tests check for it). */
+      f.opt.enabled = false;
+      run_round(&f);
+      if (!f.oom) p = build_plan(&f, &cyclic);
+    }
   }
   fuser_free(&f);
   return p;

@@ -75,9 +75,10 @@ typedef struct {
  *
  * Besides fuse.h's struct invariants, a plan from fuse_plan guarantees
  * (the rules, each with its refusal reason, are in passes/fuse_rules.c):
- *  - no duplication: a group's members are read by other groups only
- *    through its last member (highest id); outputs and update values are
- *    outs as well;
+ *  - no duplication: every node is computed by one group only; other
+ *    groups read it from its buffer (it is an out). Loop groups over the
+ *    same shape that share a view or a constant-like input may be merged
+ *    into one multi-output group;
  *  - a FUSE_LOOP group has no opaque op and at most one reduction (SUM,
  *    REDUCE_MAX, ARGMAX, SOFTMAX, LOG_SOFTMAX, CROSS_ENTROPY), its root.
  *    The ELEM members R depends on are its prologue (evaluated inside R's

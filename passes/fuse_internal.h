@@ -17,7 +17,9 @@ typedef struct {
 /* A group while it grows (members join in decreasing id order). */
 typedef struct {
   FuseKind kind;
-  int founder;   /* its first and highest-id member */
+  int last;      /* its highest-id member (the first placed; after a sibling
+                    merge, the highest of the merged groups') */
+  bool dead;     /* merged into another group */
   int red;       /* the reduction member (the root), or -1 */
   int opq;       /* the opaque member (the root of a FUSE_OPAQUE group), or -1 */
   int pending;   /* a reduction whose row values are members already but which
@@ -74,9 +76,21 @@ void fuse_graph_facts(Fuser *f);
 void fuse_place(Fuser *f, int p);
 /* A new group founded by v (kind, root, level set from v's op). */
 int fuse_new_group(Fuser *f, int v);
+/* The rules for p joining group gi; joins and returns true, or writes why. */
+bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size);
+/* Searches forward from the seeds for a path that leaves group gi (with
+ * 'extra' counted as a member) and comes back into it. Returns the node
+ * where it comes back, *from the node it comes from, or -1. */
+int fuse_find_cycle(Fuser *f, const int *seed, int nseed, int gi, int extra, int *from);
+
+/* fuse_merge.c */
+/* p (a view or a free node) is read by several groups: merges them if they
+ * may be one kernel and p then joins it. Returns true if p joined; else
+ * everything is as before and why says what failed. */
+bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size);
 
 /* fuse.c: growable arrays (on failure they set f->oom and do nothing) */
-int fuse_add_group(Fuser *f, int founder); /* index of a zeroed group, or -1 */
+int fuse_add_group(Fuser *f, int v); /* index of a zeroed group whose last member is v, or -1 */
 void fuse_add_member(Fuser *f, int gi, int v);
 void fuse_add_cross(Fuser *f, int gi, int v);
 void fuse_refuse(Fuser *f, int producer, int consumer, const char *why);

@@ -261,21 +261,26 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
 }
 
 /* Rule (no cycles): a kernel reads its inputs from memory before it runs,
- * so p may not join G if a path from p leaves G and comes back into it. An
- * opaque member reads its operands from memory too (a library call), so
- * the edge into it counts as leaving. Searches forward from p over (node,
- * has-left) states; nodes above G's founder cannot lead back into G. Under
- * the no-duplication rule a path can leave only through the founder (and
- * never return) or through an opaque member's operand, so in practice this
- * catches a producer of an opaque op that also feeds its epilogue (a
- * diamond). Returns the re-entry edge's target, or -1; *from its source. */
-static int find_cycle(Fuser *f, int p, int gi, int *from) {
-  int lim = f->gs[gi].founder, top = 0;
+ * so no path may leave a group and come back into it. An opaque member
+ * reads its operands from memory too (a library call), so the edge into it
+ * counts as leaving. Searches forward from the seeds over (node, has-left)
+ * states; nodes above the group's last member cannot lead back into it.
+ * For a producer joining (seed p): under the no-duplication rule a path
+ * can leave only through an out or into an opaque member's operand, so in
+ * practice this catches a producer of an opaque op that also feeds its
+ * epilogue (a diamond). For a sibling merge (seeds: all members) it
+ * catches one of the merged kernels reading another's result through a
+ * third kernel. */
+int fuse_find_cycle(Fuser *f, const int *seed, int nseed, int gi, int extra, int *from) {
+  int lim = f->gs[gi].last, top = 0;
   f->stamp++;
-  f->stack[top++] = p * 2;
+  for (int i = 0; i < nseed; i++) {
+    f->seen[0][seed[i]] = f->stamp;
+    f->stack[top++] = seed[i] * 2;
+  }
   while (top > 0) {
     int s = f->stack[--top], v = s / 2;
-    bool left = s & 1, vin = v == p || f->grp[v] == gi;
+    bool left = s & 1, vin = v == extra || f->grp[v] == gi;
     for (int k = f->use_off[v]; k < f->use_off[v + 1]; k++) {
       int c = f->use[k].node;
       if (c > lim) continue;
@@ -299,12 +304,12 @@ static int first_non_epilogue(const Fuser *f, const FuseGrowing *G) {
     int m = G->mem[i];
     if (f->lvl[m] == FUSE_AT_ELEM && !epilogue_op(nd(f, m)->op)) return m;
   }
-  return G->founder;
+  return G->last;
 }
 
 /* Tries to put p into group gi (every consumer of p is in it). On refusal
- * writes why and returns false. */
-static bool try_join(Fuser *f, int p, int gi, char *why, size_t size) {
+ * writes why and returns false. Also used on a merged group (fuse_merge.c). */
+bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   FuseGrowing *G = &f->gs[gi];
   IrOp op = nd(f, p)->op;
   FuseLevel lv = FUSE_AT_ELEM;
@@ -330,7 +335,13 @@ static bool try_join(Fuser *f, int p, int gi, char *why, size_t size) {
     }
   }
 
-  int from, at = find_cycle(f, p, gi, &from);
+  /* Rule (opaque operands): an opaque op reads its operands from memory. */
+  if (nlv == 0 && !need_any) {
+    int m = f->use[f->use_off[p]].node;
+    snprintf(why, size, "%%%d (%s) reads its operands from memory (a library call or its own kernel)", m, opn(f, m));
+    return false;
+  }
+  int from, at = fuse_find_cycle(f, &p, 1, gi, p, &from);
   if (at >= 0) {
     if (fuse_is_opaque(nd(f, at)->op) && (from == p || f->grp[from] == gi))
       snprintf(why, size, "fusing would create a cycle: %%%d (%s) reads its operand %%%d from memory before this kernel could compute it",
@@ -502,16 +513,21 @@ void fuse_place(Fuser *f, int p) {
   for (int k = b + 1; k < e && other < 0; k++)
     if (f->grp[f->use[k].node] != gi) other = f->use[k].node;
   bool ok;
-  if (other >= 0) {
+  if (other >= 0 && (is_view(op) || (f->freev[p] && op != OP_CONST))) {
+    /* Rule (siblings): a view or free node read by several loop kernels
+     * over one domain merges them (fuse_merge.c). A shared CONST instead
+     * stays a leaf: a constant buffer costs no kernel. */
+    ok = fuse_merge_siblings(f, p, why, sizeof why);
+  } else if (other >= 0) {
     int c0 = f->use[b].node;
     snprintf(why, sizeof why, "its consumers are in different kernels (%%%d with %%%d, %%%d with %%%d): fusing would duplicate it",
-             c0, f->gs[f->grp[c0]].founder, other, f->gs[f->grp[other]].founder);
+             c0, f->gs[f->grp[c0]].last, other, f->gs[f->grp[other]].last);
     ok = false;
   } else {
     /* A CONST (scalar or not) joins like any free node: inlined at its
      * readers' index. If its readers are in several kernels it stays a
      * leaf buffer. */
-    ok = try_join(f, p, gi, why, sizeof why);
+    ok = fuse_try_join(f, p, gi, why, sizeof why);
   }
   if (ok) return;
   for (int k = b; k < e; k++)
