@@ -525,7 +525,11 @@ END_TEST
 
 /* ---- the real models ---- */
 
-static IrGraph *lower(const char *file, const char *entry, const char *passes) {
+/* Lowers an entry of a bench config and runs passes (NULL: none). With
+ * 'step', a training entry becomes the whole training step as dalc builds
+ * it: gradients and AdamW with the model's settings (opt_train_step), then
+ * dalc's default pipeline. */
+static IrGraph *lower(const char *file, const char *entry, const char *passes, bool step) {
   FeOptions o = {.config = "bench"};
   char *err = NULL;
   FeProgram *prog = fe_load_file(file, &o, &err);
@@ -534,30 +538,18 @@ static IrGraph *lower(const char *file, const char *entry, const char *passes) {
   ck_assert_int_ge(i, 0);
   IrGraph *g = fe_lower_entry(prog, i, &err);
   ck_assert_msg(g != NULL, "%s", err);
+  if (step) {
+    AdamWOptions ao = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    fe_global_number(prog, "adam_beta1", &ao.beta1);
+    fe_global_number(prog, "adam_beta2", &ao.beta2);
+    fe_global_number(prog, "adam_eps", &ao.eps);
+    fe_global_number(prog, "weight_decay", &ao.weight_decay);
+    fe_global_number(prog, "clip_norm", &ao.clip_norm);
+    ck_assert_msg(opt_train_step(g, &ao) == 0, "%s", g->error);
+  }
   ck_assert_msg(pass_run_pipeline(g, passes) == 0, "%s: %s", passes, g->error);
   fe_free(prog); /* nothing below reads node locations */
   return g;
-}
-
-/* The whole training step: gradients, then AdamW on every parameter (the
- * gradients stop being outputs, as in a real step). */
-static void add_adamw(IrGraph *g) {
-  int np = 0, loss = g->output[0];
-  int *params = malloc((size_t)g->noutput * sizeof *params), *grads = malloc((size_t)g->noutput * sizeof *grads);
-  for (int i = 1; i < g->noutput; i++) {
-    const char *name = g->output_name[i] + strlen("grad:");
-    for (int k = 0; k < g->nparam; k++) {
-      const IrNode *x = &g->node[g->param[k]];
-      if (x->op == OP_PARAM && strcmp(x->name, name) == 0) params[np] = g->param[k], grads[np++] = g->output[i];
-    }
-  }
-  ck_assert_int_eq(np, g->noutput - 1);
-  ir_set_outputs(g, &loss, NULL, 1);
-  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.01, .clip_norm = 1.0};
-  ck_assert_msg(opt_adamw(g, params, grads, np, &o) == 0, "%s", g->error);
-  ck_assert_msg(pass_run_pipeline(g, "dce") == 0, "%s", g->error);
-  free(params);
-  free(grads);
 }
 
 static void plan_graph(const IrGraph *g, const FusePlan *fp, const char *what) {
@@ -594,15 +586,17 @@ static void plan_model(const IrGraph *g, const char *what) {
 
 static void model_case(const char *file, const char *entry, const char *name) {
   char what[160];
-  IrGraph *g = lower(file, entry, "dce");
+  IrGraph *g = lower(file, entry, "dce", false);
   snprintf(what, sizeof what, "%s forward", name);
   plan_model(g, what);
   ir_graph_free(g);
 
-  g = lower(file, entry, "dce,grad");
+  g = lower(file, entry, "dce,grad", false);
   snprintf(what, sizeof what, "%s forward+backward", name);
   plan_model(g, what);
-  add_adamw(g);
+  ir_graph_free(g);
+
+  g = lower(file, entry, "cse,fold,algebra,dce", true);
   snprintf(what, sizeof what, "%s training step (AdamW)", name);
   plan_model(g, what);
   ir_graph_free(g);
