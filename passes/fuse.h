@@ -90,9 +90,9 @@ typedef struct {
  *    members or two passes; a SOFTMAX / LOG_SOFTMAX group is all ELEM;
  *  - a FUSE_OPAQUE group is one opaque op (the root) plus, possibly, an
  *    elementwise epilogue at the root's shape (ELEM members: elementwise
- *    ops, RESHAPE, BROADCAST; ANY members) computed from the root's result
- *    at the same index. The root's operands are never members. The root is
- *    an out only if it is read outside the group or returned;
+ *    ops, RESHAPE, BROADCAST; ANY members), evaluated after the op, reading
+ *    its result at the same index. The root's operands are never members.
+ *    The root is an out only if it is read outside the group or returned;
  *  - every out is at ELEM or ROW and is indexed by the loop: an ELEM out
  *    has the domain's element count and the domain's flat index, a ROW out
  *    the row count and the row's flat index (its shape may differ by a

@@ -5,8 +5,27 @@
  * already has its group. p joins the group its consumers are in if every
  * rule below allows it; otherwise p founds a group of its own and each of
  * its consumer edges is recorded as refused, with the reason, for
- * --explain-fusion. Each rule is applied in try_join (or classify, for the
- * rules about one edge) under a comment naming it.
+ * --explain-fusion. Each rule is applied in fuse_try_join (or classify,
+ * for the rules about one edge) under a comment naming it:
+ *   no duplication   all of p's consumers in one group (fuse_place);
+ *   siblings         ... unless p is a view or free and its consumers' loop
+ *                    groups can merge (fuse_merge.c);
+ *   opaque operands  an opaque op reads its operands from memory;
+ *   no cycles        no path may leave a group and come back into it;
+ *   recompute        what is read through an expanding edge (broadcast,
+ *                    onehot, gather) is recomputed there, so only free
+ *                    nodes, scalars and views may be (FUSE_AT_ANY);
+ *   two-pass         ... except a reduction's row values in the group that
+ *                    takes the reduction too (x - max(x) along rows): the
+ *                    brief's "consumers at the reduction's input shape
+ *                    start a new group" holds only with single_pass;
+ *   outs             returned and updated values stored once per element;
+ *   one reduction    per FUSE_LOOP group, with its prologue, its
+ *                    reduced-shape epilogue, and row ops' epilogues;
+ *   rows in order    no permute, slice or concat at ROW level;
+ *   data-dependent   gather tables and indices are read from memory;
+ *   opaque epilogue  an opaque op takes an elementwise epilogue at its
+ *                    shape, and nothing else.
  *
  * Levels (FuseLevel in fuse.h) say where in its group's loop nest a member
  * is evaluated; a member's level follows from its consumers' levels and
@@ -353,7 +372,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   }
 
   /* Rule (recompute): read through an expanding edge, or at two levels. */
-  if (need_any || mixed || nlv == 0) {
+  if (need_any || mixed) {
     if (!any_ok(f, p)) {
       if (need_any) snprintf(why, size, "%s", anywhy);
       else snprintf(why, size, "read both per element and per row of this kernel, it would be recomputed");

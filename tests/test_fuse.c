@@ -16,7 +16,6 @@
  * real models (models/gpt.dal and models/dvae.dal, tiny) lowered through
  * the frontend, forward and full training step: the invariants hold and
  * the kernel count is well below the node count (both printed). */
-#define _GNU_SOURCE /* open_memstream */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
