@@ -5,17 +5,20 @@
  * in increasing id, groups in topological order, `in` and `out` exactly
  * the sets the definitions give, group kinds (one reduction at most per
  * loop group, its root; one opaque op per opaque group, its root; leaves
- * alone), only a group's last member read by other groups, outs never
- * FUSE_AT_ANY, and every refused edge a real edge between two groups.
+ * alone), outs never FUSE_AT_ANY and of the loop's element count (the
+ * domain's at ELEM, the reduction's output's at ROW), and every refused
+ * edge a real edge between two groups.
  *
  * Then a test per rule, with the kernel counts the issue asks for: an
  * elementwise chain is one kernel; softmax and layer norm written by hand
- * drop to at most two; AdamW on one parameter is at most two; matmul + bias
- * + gelu is one opaque group; no duplication; the diamond that would make
- * a cycle is refused with the reason; plans are deterministic. Last, the
- * real models (models/gpt.dal and models/dvae.dal, tiny) lowered through
- * the frontend, forward and full training step: the invariants hold and
- * the kernel count is well below the node count (both printed). */
+ * drop to at most two (two-pass row groups); AdamW on one parameter is at
+ * most two; matmul + bias + gelu is one opaque group; no duplication; the
+ * diamond that would make a cycle is refused with the reason; a shared
+ * broadcast merges sibling kernels unless that makes a cycle; 300 random
+ * graphs keep the invariants. Last, the real models (models/gpt.dal and
+ * models/dvae.dal, tiny) lowered through the frontend, forward and the
+ * whole training step: the invariants hold, the kernel count is well below
+ * the node count (both printed), and planning twice gives the same plan. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
