@@ -62,7 +62,8 @@ typedef enum {
 /* Attributes. One flat struct: each op reads only the fields its line in
  * ops.def names; unused fields are zero. */
 typedef struct {
-  IrShape shape;               /* INPUT PARAM CONST IOTA GUMBEL RESHAPE BROADCAST: result shape */
+  IrShape shape;               /* INPUT PARAM STATE CONST IOTA GUMBEL RESHAPE BROADCAST
+                                  GATHER_BACKWARD CONV2D_BACKWARD_WEIGHT: result shape */
   IrDType dtype;               /* INPUT CONST: result dtype; CAST: target dtype */
   double value;                /* CONST: fill value */
   int axis;                    /* IOTA ARGMAX SOFTMAX LOG_SOFTMAX CONCAT ONEHOT */
@@ -72,7 +73,7 @@ typedef struct {
   int64_t start[IR_MAX_RANK];  /* SLICE */
   int64_t stop[IR_MAX_RANK];   /* SLICE */
   int64_t depth;               /* ONEHOT */
-  int stride, pad;             /* CONV2D CONV_TRANSPOSE2D */
+  int stride, pad;             /* CONV2D CONV_TRANSPOSE2D CONV2D_BACKWARD_WEIGHT */
   int groups;                  /* GROUP_NORM */
   float eps;                   /* GROUP_NORM LAYER_NORM */
   int trans_a, trans_b;        /* MATMUL */

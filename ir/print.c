@@ -79,7 +79,8 @@ char *ir_attr_str(const IrNode *n, char *buf, size_t size) {
     }
     break;
   case OP_CONV2D:
-  case OP_CONV_TRANSPOSE2D: put(buf, size, &len, "stride=%d pad=%d", a->stride, a->pad); break;
+  case OP_CONV_TRANSPOSE2D:
+  case OP_CONV2D_BACKWARD_WEIGHT: put(buf, size, &len, "stride=%d pad=%d", a->stride, a->pad); break;
   case OP_GROUP_NORM: put(buf, size, &len, "groups=%d eps=%g", a->groups, (double)a->eps); break;
   case OP_LAYER_NORM: put(buf, size, &len, "eps=%g", (double)a->eps); break;
   default: break;
