@@ -88,3 +88,22 @@ def save_npy(path, array):
 
 def load_npy(path):
     return np.load(path)
+
+
+def safetensors_layout(path):
+    """(metadata, data_end, file_size) of a safetensors file: its
+    "__metadata__" strings (an empty dict if none), the byte just past the
+    last tensor's data, and the size on disk. A complete file has
+    data_end == file_size. Raises ValueError naming the file if the header
+    cannot be read."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ValueError("%s: too short for a safetensors header" % path)
+    (n,) = struct.unpack("<Q", data[:8])
+    if 8 + n > len(data):
+        raise ValueError("%s: header length %d runs past the end of the file" % (path, n))
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", {}) or {}
+    end = max((info["data_offsets"][1] for info in header.values()), default=0)
+    return meta, 8 + n + end, len(data)
