@@ -32,6 +32,8 @@ typedef struct {
   bool stats;              /* --stats: node counts before and after each pass */
   const char *print_after; /* --print-after=PASS, --print-after-all ("all") */
   PassTimes *times;        /* --time-passes: phase timings, printed at exit */
+  bool no_fuse;            /* -fno-fuse */
+  bool explain_fusion;     /* --explain-fusion */
   int rest_argc;           /* the executable's command line after "--" */
   char **rest_argv;
   uint64_t seed;           /* --seed */

@@ -1,9 +1,12 @@
 /* cmd_emit.c — `dalc FILE.dal --emit=ir|dot`: the graph IR as text (one
  * entry with --fn, else every entry) or as Graphviz (one entry: --fn, else
- * the first training entry, else the first entry), to stdout or -o FILE. */
+ * the first training entry, else the first entry; fused kernels drawn as
+ * clusters unless -fno-fuse), to stdout or -o FILE. --explain-fusion lists
+ * every producer that was not fused into its consumer, and why. */
 #include <stdio.h>
 #include <string.h>
 
+#include "passes/fuse.h"
 #include "tools/cli.h"
 
 /* The entry that --emit=dot draws when --fn is not given. */
@@ -45,8 +48,21 @@ int cmd_emit(const DalcArgs *a) {
       status = 1;
       break;
     }
-    if (dot) ir_print_dot(g, out);
+    FusePlan *plan = NULL;
+    if (dot || a->explain_fusion) {
+      FuseOptions fo = {.enabled = !a->no_fuse};
+      double t0 = pass_now();
+      plan = fuse_plan(g, &fo);
+      if (a->times) pass_times_add(a->times, "fusion plan", pass_now() - t0);
+    }
+    if (a->explain_fusion && plan) {
+      fprintf(stderr, "; fusion of %s: %d nodes in %d kernels\n", g->name, g->n, fuse_kernel_count(plan));
+      fuse_explain(g, plan, stderr);
+    }
+    if (dot && plan && !a->no_fuse) fuse_print_dot(g, plan, out); /* one cluster per fused kernel */
+    else if (dot) ir_print_dot(g, out);
     else ir_print(g, out);
+    fuse_plan_free(plan);
     ir_graph_free(g);
     if (only) break;
     if (i + 1 < fe_entry_count(p)) fputc('\n', out);

@@ -30,7 +30,9 @@ static const char usage[] =
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
     "  --stats        node counts before and after each pass, on stderr\n"
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
-    "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr\n";
+    "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr\n"
+    "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
+    "  --explain-fusion  why each producer was not fused into its consumer, on stderr\n";
 
 void cli_error(const char *fmt, ...) {
   va_list ap;
@@ -103,6 +105,8 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if (!strcmp(argv[i], "--grad")) a->grad = true;
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
     else if (!strcmp(argv[i], "--print-after-all")) a->print_after = "all";
+    else if (!strcmp(argv[i], "-fno-fuse")) a->no_fuse = true;
+    else if (!strcmp(argv[i], "--explain-fusion")) a->explain_fusion = true;
     else if ((v = option_value(argc, argv, &i, "--print-after"))) a->print_after = v;
     else if (!strcmp(argv[i], "--time-passes")) {
       static PassTimes times;

@@ -74,6 +74,11 @@ expect_ok "print after" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logi
 grep -q "IR after pass 'cse'" "$tmp/err" && ok || bad "--print-after output missing"
 expect_ok "stats" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logits --stats
 grep -q 'after dce' "$tmp/err" && ok || bad "--stats lines missing"
+expect_ok "explain fusion" "$dalc" models/gpt.dal --config tiny --emit=dot --fn logits --explain-fusion -o "$tmp/f.dot"
+grep -q 'fusion of logits' "$tmp/err" && grep -q 'cluster' "$tmp/f.dot" && ok || bad "--explain-fusion / fusion clusters missing"
+if dot -Tpng "$tmp/f.dot" -o "$tmp/f.png" && [ -s "$tmp/f.png" ]; then ok; else bad "fused dot does not render"; fi
+expect_ok "no fusion" "$dalc" models/gpt.dal --config tiny --emit=dot --fn logits -fno-fuse -o "$tmp/nf.dot"
+grep -q 'cluster' "$tmp/nf.dot" && bad "-fno-fuse still draws clusters" || ok
 expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
 
 # ---- bad input: each exits 1 with a clear message ----
