@@ -30,6 +30,10 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
 LDLIBS  := -lcjson $(BLAS_LIBS) -lm
+# LLVM: its headers only for codegen/llvm objects, its library only for
+# programs that link codegen (the runtime never sees LLVM).
+LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags)
+LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs core orcjit native passes)
 
 # ---- sources ----------------------------------------------------------------
 PARTS := frontend ir passes codegen runtime
@@ -62,6 +66,7 @@ LIBS_test_optimizer := passes codegen ir runtime
 LIBS_test_simplify := passes codegen ir runtime
 LIBS_test_fuse     := frontend passes ir
 LIBS_test_frontend := frontend ir
+LIBS_test_jit      := frontend codegen passes ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
@@ -80,6 +85,8 @@ $(foreach p,$(PARTS),$(eval $(call lib,$(p)): $($(p)_OBJ) ; @mkdir -p $$(@D); rm
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
+$(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
+$(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
@@ -103,6 +110,9 @@ $(BUILD)/tests/$(1): tests/$(1).c $(BUILD)/obj/tests/util.o $(call libs_for,$(1)
 	$$(CC) $$(CFLAGS) -o $$@ $$< $(BUILD)/obj/tests/util.o $(call libs_for,$(1)) $$(LDFLAGS) $$(CHECK_LIBS) $$(LDLIBS)
 endef
 $(foreach t,$(TEST_NAMES),$(eval $(call test_rule,$(t))))
+# tests that link codegen (or every library) may pull in the LLVM backend
+$(foreach t,$(TEST_NAMES),$(if $(or $(filter codegen,$(LIBS_$(t))),$(if $(LIBS_$(t)),,all)),\
+  $(eval $(BUILD)/tests/$(t): LDLIBS += $(LLVM_LIBS))))
 
 deps:
 	@sh tools/deps.sh

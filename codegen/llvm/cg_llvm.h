@@ -1,0 +1,81 @@
+/* cg_llvm.h — native code for a lowered graph through the LLVM C API
+ * (LLVM 16, shared libLLVM): one LLVM function per kernel of the plan
+ * (codegen/lower.h), optimised with the new pass manager at O3 for the host
+ * CPU, then JIT-compiled with ORC LLJIT, or printed as LLVM IR or assembly,
+ * or written as an object file.
+ *
+ * This header does not include LLVM's: callers (dalc, tests) only need it
+ * and -lLLVM-16. The runtime never includes it.
+ *
+ * Kernels. Each kernel is `void NAME(void *const *args, const RtRunCtx *ctx,
+ * int64_t begin, int64_t end)` (RtKernelFn) running iterations [begin, end)
+ * of its parallel range. Its buffers are its noalias arguments: a memory
+ * planner may give an output the memory of an input only for loop kernels
+ * that read that input at the index they write (elementwise kernels).
+ * JIT'd code calls two runtime helpers, registered as absolute symbols:
+ * `pow` (libm, for pow with a non-constant exponent) and
+ * rt_gumbel_fill_range (runtime/rng.h); GEMMs are plan steps, never calls
+ * from kernels.
+ *
+ * Numerics. Elementwise add/sub/mul/div/sqrt/rsqrt, comparisons, casts,
+ * movement and pow with exponent 2 give the reference executor's results
+ * bit for bit. exp, log, tanh, sigmoid and gelu use float polynomials
+ * (cephes-style, within a few ulp). Float sums (sum, the softmax and
+ * cross-entropy denominators, norm statistics) accumulate in float and may
+ * be reassociated by the vectoriser (8 lanes x interleave): the reference
+ * sums in double, so they agree to about n * 2^-24 relative in the worst
+ * case and ~sqrt(n) * 2^-24 typically, well inside the 1e-5 the tests use
+ * for the sizes dal runs. Max, argmax and integer sums are exact.
+ *
+ * Module prefix: cg_.
+ */
+#ifndef DAL_CODEGEN_LLVM_H
+#define DAL_CODEGEN_LLVM_H
+
+#include <stdio.h>
+
+#include "codegen/lower.h"
+#include "runtime/plan.h"
+#include "runtime/rt_error.h"
+
+/* The native target, host target machines and one LLJIT. One per process
+ * is enough; not thread-safe (compile from one thread). */
+typedef struct CgSession CgSession;
+
+CgSession *cg_session_new(RtErr *e);
+void cg_session_free(CgSession *s);
+/* The host CPU name and feature string the code is built for. */
+const char *cg_session_cpu(const CgSession *s);
+const char *cg_session_features(const CgSession *s);
+
+/* Milliseconds spent in each phase of building one module. */
+typedef struct {
+  double lower_ms, emit_ms, opt_ms, jit_ms;
+} CgTimes;
+
+/* One compiled graph: the lowered plan and an LLVM module (in its own
+ * context) holding its kernels. */
+typedef struct CgModule CgModule;
+
+/* Lowers g with fusion plan p and emits and optimises its kernels. g and p
+ * must outlive the module (p may be freed after this returns; g may not).
+ * NULL with e->msg set on failure. */
+CgModule *cg_module_new(CgSession *s, const IrGraph *g, const FusePlan *p, RtErr *e);
+void cg_module_free(CgModule *m);
+const CgLowered *cg_module_lowered(const CgModule *m);
+const CgTimes *cg_module_times(const CgModule *m);
+
+/* --emit=llvm / --emit=asm: the optimised module as text. Only before
+ * cg_module_jit (which takes the module). */
+int cg_module_print_llvm(CgModule *m, FILE *out, RtErr *e);
+int cg_module_print_asm(CgModule *m, FILE *out, RtErr *e);
+/* An object file with every kernel (for AOT executables), emitted from a
+ * clone of the module. Only before cg_module_jit. */
+int cg_module_emit_object(CgModule *m, const char *path, RtErr *e);
+
+/* JIT-compiles the kernels; afterwards cg_module_plan(m)->kernel[i] are
+ * their addresses, valid until cg_module_free. */
+int cg_module_jit(CgModule *m, RtErr *e);
+const RtPlan *cg_module_plan(const CgModule *m);
+
+#endif

@@ -1,0 +1,186 @@
+/* emit_conv.c — the kernels around GEMM-lowered convolutions (im2col,
+ * packing a chunk of samples, the col2im gather), gather_backward's
+ * scatter-add and the Gumbel-noise kernel. */
+#include "codegen/llvm/emit.h"
+
+#define B (E->b)
+
+static LLVMValueRef mul(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWMul(B, a, em_i64(E, c), ""); }
+static LLVMValueRef add(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(B, a, b, ""); }
+static LLVMValueRef addc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWAdd(B, a, em_i64(E, c), ""); }
+static LLVMValueRef udiv(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? a : LLVMBuildUDiv(B, a, em_i64(E, c), "");
+}
+static LLVMValueRef urem(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? em_i64(E, 0) : LLVMBuildURem(B, a, em_i64(E, c), "");
+}
+static LLVMValueRef lt(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(B, LLVMIntSLT, a, b, ""); }
+
+/* [*lo, *hi): the i in [0, count) with 0 <= i s + off < limit (off may be
+ * negative), as runtime values; empty ranges have lo == hi. */
+static void valid_range(Emit *E, LLVMValueRef off, int64_t s, int64_t limit, int64_t count, LLVMValueRef *lo,
+                        LLVMValueRef *hi) {
+  LLVMValueRef zero = em_i64(E, 0);
+  LLVMValueRef a = LLVMBuildNSWSub(B, zero, off, ""); /* i >= ceil(-off / s) */
+  LLVMValueRef l = udiv(E, addc(E, em_max_i64(E, a, zero), s - 1), s);
+  LLVMValueRef bnum = LLVMBuildNSWSub(B, em_i64(E, limit - 1), off, ""); /* i <= floor((limit-1-off) / s) */
+  LLVMValueRef h = addc(E, udiv(E, em_max_i64(E, bnum, zero), s), 1);
+  h = LLVMBuildSelect(B, lt(E, bnum, zero), zero, em_min_i64(E, h, em_i64(E, count)), "");
+  l = em_min_i64(E, l, em_i64(E, count));
+  *lo = l;
+  *hi = em_max_i64(E, h, l);
+}
+
+/* Fills col[base + ox] for ox in [lo, hi) with 0. */
+static void zero_run(Emit *E, int arg, LLVMValueRef base, LLVMValueRef lo, LLVMValueRef hi) {
+  Loop l;
+  em_loop_open(E, &l, lo, hi, 0, NULL);
+  em_store(E, arg, em_f32(E, 0), add(E, base, l.iv));
+  em_loop_close(E, &l, NULL, NULL, false);
+}
+
+/* One (c, ky, kx) row of col per iteration q: for each sample j of the
+ * chunk and output position (oy, ox), x[n0 + j, c, oy s - p + ky, ox s - p + kx]
+ * or 0 in the padding. Each output row splits into a zero run, a run of
+ * (strided) reads and another zero run, so the reads vectorise. */
+void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t s = cv->stride, p = cv->pad;
+  Loop lq, lj, ly, lx;
+  em_loop_open(E, &lq, begin, end, 0, NULL);
+  LLVMValueRef c = udiv(E, lq.iv, cv->KH * cv->KW), r = urem(E, lq.iv, cv->KH * cv->KW);
+  LLVMValueRef ky = udiv(E, r, cv->KW), kx = urem(E, r, cv->KW);
+  /* ox with 0 <= ox s - p + kx < W is [lo, hi) */
+  LLVMValueRef lo, hi;
+  valid_range(E, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""), s, cv->W, cv->OW, &lo, &hi);
+  em_loop_open(E, &lj, em_i64(E, 0), em_i64(E, k->nc), 0, NULL);
+  LLVMValueRef n = add(E, E->n0, lj.iv);
+  em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, cv->OH), 0, NULL);
+  LLVMValueRef iy = add(E, LLVMBuildNSWSub(B, mul(E, ly.iv, s), em_i64(E, p), ""), ky);
+  LLVMValueRef rowok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, iy, em_i64(E, 0), ""), lt(E, iy, em_i64(E, cv->H)), "");
+  LLVMValueRef iyc = em_min_i64(E, em_max_i64(E, iy, em_i64(E, 0)), em_i64(E, cv->H - 1));
+  LLVMValueRef xrow = mul(E, add(E, mul(E, add(E, mul(E, n, cv->C), c), cv->H), iyc), cv->W);
+  xrow = add(E, xrow, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
+  LLVMValueRef crow = add(E, add(E, mul(E, lq.iv, k->col_sq), mul(E, lj.iv, k->col_sj)), mul(E, ly.iv, cv->OW));
+  zero_run(E, k->col_arg, crow, em_i64(E, 0), lo);
+  em_loop_open(E, &lx, lo, hi, 0, NULL);
+  LLVMValueRef v = em_load(E, k->x_arg, E->f32, add(E, xrow, mul(E, lx.iv, s)));
+  em_store(E, k->col_arg, LLVMBuildSelect(B, rowok, v, em_f32(E, 0), ""), add(E, crow, lx.iv));
+  em_loop_close(E, &lx, NULL, NULL, false);
+  zero_run(E, k->col_arg, crow, hi, em_i64(E, cv->OW));
+  em_loop_close(E, &ly, NULL, NULL, false);
+  em_loop_close(E, &lj, NULL, NULL, false);
+  em_loop_close(E, &lq, NULL, NULL, false);
+}
+
+/* Iteration t = (j, a): row a of sample n0 + j, P elements, copied to
+ * (j, a) of dst, or to (a, j) when transposed. */
+void em_kernel_pack(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  int64_t A = k->pack_a, P = k->pack_p;
+  Loop lt_, lp;
+  em_loop_open(E, &lt_, begin, end, 0, NULL);
+  LLVMValueRef j = udiv(E, lt_.iv, A), a = urem(E, lt_.iv, A);
+  LLVMValueRef src = mul(E, add(E, mul(E, add(E, E->n0, j), A), a), P);
+  LLVMValueRef dst = k->pack_t ? mul(E, add(E, mul(E, a, k->nc), j), P) : mul(E, lt_.iv, P);
+  em_loop_open(E, &lp, em_i64(E, 0), em_i64(E, P), 0, NULL);
+  em_store(E, k->dst_arg, em_load(E, k->x_arg, E->f32, add(E, src, lp.iv)), add(E, dst, lp.iv));
+  em_loop_close(E, &lp, NULL, NULL, false);
+  em_loop_close(E, &lt_, NULL, NULL, false);
+}
+
+/* Plane t = (j, o) of a transposed convolution's output, sample n0 + j:
+ * zeroed, then every tap (ky, kx) of every input position (iy, ix) added
+ * at (iy s - p + ky, ix s - p + kx) if that is inside the plane. One thread
+ * owns a plane, so there are no write races. */
+void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t s = cv->stride, p = cv->pad, P = cv->OH * cv->OW;
+  Loop lt_, ly, lx, li, lj;
+  em_loop_open(E, &lt_, begin, end, 0, NULL);
+  LLVMValueRef j = udiv(E, lt_.iv, cv->O), o = urem(E, lt_.iv, cv->O);
+  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), cv->O), o), P);
+  zero_run(E, k->dst_arg, plane, em_i64(E, 0), em_i64(E, P));
+  em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, cv->KH), 0, NULL);
+  LLVMValueRef ylo, yhi, xlo, xhi;
+  valid_range(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), s, cv->OH, cv->H, &ylo, &yhi);
+  em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, cv->KW), 0, NULL);
+  valid_range(E, LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), ""), s, cv->OW, cv->W, &xlo, &xhi);
+  LLVMValueRef q = add(E, mul(E, add(E, mul(E, o, cv->KH), ly.iv), cv->KW), lx.iv);
+  LLVMValueRef cbase = add(E, mul(E, q, k->col_sq), mul(E, j, k->col_sj));
+  /* output offset of input (iy, ix): (iy s + ky - p) OW + ix s + kx - p */
+  LLVMValueRef obase = add(E, plane, add(E, mul(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), cv->OW),
+                                         LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), "")));
+  em_loop_open(E, &li, ylo, yhi, 0, NULL);
+  LLVMValueRef crow = add(E, cbase, mul(E, li.iv, cv->W)), orow = add(E, obase, mul(E, li.iv, s * cv->OW));
+  em_loop_open(E, &lj, xlo, xhi, 0, NULL);
+  LLVMValueRef at = add(E, orow, mul(E, lj.iv, s));
+  LLVMValueRef v = LLVMBuildFAdd(B, em_load(E, k->dst_arg, E->f32, at), em_load(E, k->col_arg, E->f32, add(E, crow, lj.iv)), "");
+  em_store(E, k->dst_arg, v, at);
+  em_loop_close(E, &lj, NULL, NULL, false);
+  em_loop_close(E, &li, NULL, NULL, false);
+  em_loop_close(E, &lx, NULL, NULL, false);
+  em_loop_close(E, &ly, NULL, NULL, false);
+  em_loop_close(E, &lt_, NULL, NULL, false);
+}
+
+/* Table columns [j0, j1) per iteration: zeroed, then every grad row i
+ * added into row idx[i] in order of i (the reference's order, so the
+ * result is the same bit for bit); threads own disjoint columns, so no two
+ * write the same element. An index outside [0, V) adds nothing. */
+void em_kernel_scatter_add(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const IrNode *r = &E->g->node[k->root];
+  int64_t row = k->sc_row, V = k->sc_v, n = k->sc_n;
+  Loop li, lv, lj, ln;
+  em_loop_open(E, &li, begin, end, 0, NULL);
+  LLVMValueRef j0 = mul(E, li.iv, k->sc_cols);
+  LLVMValueRef j1 = em_min_i64(E, addc(E, j0, k->sc_cols), em_i64(E, row));
+  em_loop_open(E, &lv, em_i64(E, 0), em_i64(E, V), 0, NULL);
+  zero_run(E, k->table_arg, mul(E, lv.iv, row), j0, j1);
+  em_loop_close(E, &lv, NULL, NULL, false);
+  em_loop_open(E, &ln, em_i64(E, 0), em_i64(E, n), 0, NULL);
+  Idx Ii = em_idx1(ln.iv, n);
+  LLVMValueRef kk = LLVMBuildSExt(B, em_eval(E, r->in[0], &Ii), E->i64, "");
+  LLVMValueRef ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, kk, em_i64(E, 0), ""), lt(E, kk, em_i64(E, V)), "");
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "scatter");
+  LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "scatter.next");
+  LLVMBuildCondBr(B, ok, then, cont);
+  LLVMPositionBuilderAtEnd(B, then);
+  int mark = E->ncache;
+  em_loop_open(E, &lj, j0, j1, 0, NULL);
+  Idx Ig = em_idx1(ln.iv, n);
+  em_idx_push(&Ig, lj.iv, row);
+  LLVMValueRef at = add(E, mul(E, kk, row), lj.iv);
+  LLVMValueRef sum = LLVMBuildFAdd(B, em_load(E, k->table_arg, E->f32, at), em_eval(E, r->in[1], &Ig), "");
+  em_store(E, k->table_arg, sum, at);
+  em_loop_close(E, &lj, NULL, NULL, false);
+  E->ncache = mark;
+  LLVMBuildBr(B, cont);
+  LLVMPositionBuilderAtEnd(B, cont);
+  em_loop_close(E, &ln, NULL, NULL, false);
+  em_loop_close(E, &li, NULL, NULL, false);
+}
+
+/* Elements [it C, min((it + 1) C, total)) per iteration, by the runtime's
+ * rt_gumbel_fill_range (runtime/rng.h), so the noise is the reference's. */
+void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  LLVMTypeRef pt[6] = {E->ptr, E->i64, E->i64, E->i64, E->i32, E->i64};
+  LLVMTypeRef fty = LLVMFunctionType(E->vd, pt, 6, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(E->mod, "rt_gumbel_fill_range");
+  if (!fn) fn = LLVMAddFunction(E->mod, "rt_gumbel_fill_range", fty);
+  LLVMValueRef seed = LLVMBuildLoad2(B, E->i64, E->ctxp, "");
+  LLVMValueRef one = em_i64(E, 1);
+  LLVMValueRef step = LLVMBuildLoad2(B, E->i64, LLVMBuildInBoundsGEP2(B, E->i64, E->ctxp, &one, 1, ""), "");
+  Loop l;
+  em_loop_open(E, &l, begin, end, 0, NULL);
+  LLVMValueRef lo = mul(E, l.iv, k->inner);
+  LLVMValueRef hi = em_min_i64(E, addc(E, lo, k->inner), em_i64(E, k->total));
+  LLVMValueRef args[6] = {em_elem_ptr(E, k->out_arg, E->f32, lo), lo, LLVMBuildNSWSub(B, hi, lo, ""), seed,
+                          LLVMConstInt(E->i32, k->salt, 0), step};
+  LLVMBuildCall2(B, fty, fn, args, 6, "");
+  em_loop_close(E, &l, NULL, NULL, false);
+}

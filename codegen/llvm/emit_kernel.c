@@ -1,0 +1,128 @@
+/* emit_kernel.c — one kernel as LLVM functions: a body taking each buffer
+ * as a noalias pointer (so the vectoriser needs no runtime alias checks),
+ * and the RtKernelFn entry that loads the pointers from args[] and calls
+ * the body, which O3 inlines. Also the LOOP kernel and the dispatch on the
+ * other kinds. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/llvm/emit.h"
+
+#define B (E->b)
+
+static void fn_attr(Emit *E, LLVMValueRef fn, const char *k, const char *v) {
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateStringAttribute(E->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
+}
+
+static void enum_attr(Emit *E, LLVMValueRef fn, unsigned idx, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(E->ctx, kind, 0));
+}
+
+/* Host CPU name and features on every function, so IR, JIT and object
+ * emission agree (the CPU name alone could enable AVX-512 that the host
+ * lacks). */
+static void target_attrs(Emit *E, LLVMValueRef fn) {
+  fn_attr(E, fn, "target-cpu", E->cpu);
+  fn_attr(E, fn, "target-features", E->features);
+  enum_attr(E, fn, LLVMAttributeFunctionIndex, "nounwind");
+}
+
+static void store_all(Emit *E, const Idx *I) {
+  for (int i = 0; i < E->k->nstore; i++) em_store_node(E, E->k->store[i].node, I);
+}
+
+/* LOOP: flat, i in [begin * inner, min(end * inner, total)); or rows x
+ * inner, row r (offset by the window's first sample) and c in [0, inner). */
+static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  Loop lr, lc;
+  if (k->flat) {
+    LLVMValueRef lo = LLVMBuildNSWMul(B, begin, em_i64(E, k->inner), "");
+    LLVMValueRef hi = em_min_i64(E, LLVMBuildNSWMul(B, end, em_i64(E, k->inner), ""), em_i64(E, k->total));
+    em_loop_open(E, &lc, lo, hi, 0, NULL);
+    Idx I = em_idx1(lc.iv, k->total);
+    store_all(E, &I);
+    em_loop_close(E, &lc, NULL, NULL, false);
+    return;
+  }
+  em_loop_open(E, &lr, begin, end, 0, NULL);
+  LLVMValueRef row = lr.iv;
+  if (k->nc) row = LLVMBuildNSWAdd(B, row, LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample / k->inner), ""), "");
+  em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, k->inner), 0, NULL);
+  Idx I = em_idx1(row, k->total / k->inner);
+  em_idx_push(&I, lc.iv, k->inner);
+  store_all(E, &I);
+  em_loop_close(E, &lc, NULL, NULL, false);
+  em_loop_close(E, &lr, NULL, NULL, false);
+}
+
+int em_kernel(Emit *E, const CgKernel *k) {
+  E->k = k;
+  E->err[0] = 0;
+  E->ncache = 0;
+  for (int v = 0; v < E->g->n; v++) E->load_arg[v] = -1;
+  for (int i = 0; i < k->nload; i++) E->load_arg[k->load[i].node] = k->load[i].arg;
+
+  /* body(ptr noalias a0, ..., ptr ctx, i64 begin, i64 end) */
+  int np = k->narg + 3;
+  LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)np);
+  for (int i = 0; i < k->narg + 1; i++) pt[i] = E->ptr;
+  pt[k->narg + 1] = pt[k->narg + 2] = E->i64;
+  char name[96];
+  snprintf(name, sizeof name, "%s.body", k->name);
+  LLVMValueRef body = LLVMAddFunction(E->mod, name, LLVMFunctionType(E->vd, pt, (unsigned)np, 0));
+  free(pt);
+  LLVMSetLinkage(body, LLVMInternalLinkage);
+  target_attrs(E, body);
+  enum_attr(E, body, LLVMAttributeFunctionIndex, "alwaysinline");
+  for (int i = 0; i < k->narg; i++) {
+    enum_attr(E, body, (unsigned)i + 1, "noalias");
+    enum_attr(E, body, (unsigned)i + 1, "nocapture");
+  }
+  E->fn = body;
+  LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(E->ctx, body, "entry"));
+  E->argp = malloc(sizeof(LLVMValueRef) * (size_t)(k->narg + 1));
+  for (int i = 0; i < k->narg; i++) E->argp[i] = LLVMGetParam(body, (unsigned)i);
+  E->ctxp = LLVMGetParam(body, (unsigned)k->narg);
+  LLVMValueRef begin = LLVMGetParam(body, (unsigned)k->narg + 1), end = LLVMGetParam(body, (unsigned)k->narg + 2);
+  E->n0 = k->base_arg >= 0 ? em_load(E, k->base_arg, E->i64, em_i64(E, 0)) : em_i64(E, 0);
+  switch (k->kind) {
+  case CG_KERNEL_LOOP: loop_kernel(E, begin, end); break;
+  case CG_KERNEL_REDUCE: em_kernel_reduce(E, begin, end); break;
+  case CG_KERNEL_SOFTMAX: em_kernel_softmax(E, begin, end); break;
+  case CG_KERNEL_LAYER_NORM: em_kernel_layer_norm(E, begin, end); break;
+  case CG_KERNEL_GROUP_NORM: em_kernel_group_norm(E, begin, end); break;
+  case CG_KERNEL_CROSS_ENTROPY: em_kernel_cross_entropy(E, begin, end); break;
+  case CG_KERNEL_IM2COL: em_kernel_im2col(E, begin, end); break;
+  case CG_KERNEL_PACK: em_kernel_pack(E, begin, end); break;
+  case CG_KERNEL_COL2IM: em_kernel_col2im(E, begin, end); break;
+  case CG_KERNEL_SCATTER_ADD: em_kernel_scatter_add(E, begin, end); break;
+  case CG_KERNEL_GUMBEL: em_kernel_gumbel(E, begin, end); break;
+  }
+  LLVMBuildRetVoid(B);
+  free(E->argp);
+  E->argp = NULL;
+
+  /* the RtKernelFn entry point */
+  LLVMTypeRef et[4] = {E->ptr, E->ptr, E->i64, E->i64};
+  LLVMValueRef entry = LLVMAddFunction(E->mod, k->name, LLVMFunctionType(E->vd, et, 4, 0));
+  target_attrs(E, entry);
+  LLVMPositionBuilderAtEnd(B, LLVMAppendBasicBlockInContext(E->ctx, entry, "entry"));
+  LLVMValueRef *args = malloc(sizeof(LLVMValueRef) * (size_t)np);
+  for (int i = 0; i < k->narg; i++) {
+    LLVMValueRef at = em_i64(E, i);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(B, E->ptr, LLVMGetParam(entry, 0), &at, 1, "");
+    args[i] = LLVMBuildLoad2(B, E->ptr, slot, "");
+  }
+  args[k->narg] = LLVMGetParam(entry, 1);
+  args[k->narg + 1] = LLVMGetParam(entry, 2);
+  args[k->narg + 2] = LLVMGetParam(entry, 3);
+  LLVMBuildCall2(B, LLVMGlobalGetValueType(body), body, args, (unsigned)np, "");
+  LLVMBuildRetVoid(B);
+  free(args);
+  E->k = NULL;
+  return E->err[0] ? -1 : 0;
+}

@@ -1,0 +1,128 @@
+/* llvm_session.c — the native target, the host target machines and the
+ * LLJIT, with the runtime helpers JIT'd code may call registered as
+ * absolute symbols (no process symbol search, no -rdynamic needed). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+
+#include "codegen/llvm/session.h"
+#include "runtime/rng.h"
+
+int cg_llvm_err(RtErr *e, LLVMErrorRef err, const char *what) {
+  char *msg = LLVMGetErrorMessage(err);
+  rt_err(e, "%s: %s", what, msg);
+  LLVMDisposeErrorMessage(msg);
+  return -1;
+}
+
+static void drop_diagnostic(LLVMDiagnosticInfoRef di, void *ctx) {
+  (void)di;
+  (void)ctx;
+}
+
+void cg_llvm_quiet(LLVMContextRef ctx) { LLVMContextSetDiagnosticHandler(ctx, drop_diagnostic, NULL); }
+
+/* Session errors (unresolved symbols, ...) are kept for the caller rather
+ * than printed to stderr. */
+static void report_jit_error(void *ctx, LLVMErrorRef err) {
+  CgSession *s = ctx;
+  char *msg = LLVMGetErrorMessage(err);
+  snprintf(s->jit_error, sizeof s->jit_error, "%s", msg);
+  LLVMDisposeErrorMessage(msg);
+}
+
+/* At CodeGenLevelAggressive, position-independent (objects go into PIE
+ * executables), for the host CPU name and its feature string (the name
+ * alone would turn on AVX-512 where the host has none). */
+static LLVMTargetMachineRef host_tm(CgSession *s) {
+  return LLVMCreateTargetMachine(s->target, s->triple, s->cpu, s->features, LLVMCodeGenLevelAggressive,
+                                 LLVMRelocPIC, LLVMCodeModelDefault);
+}
+
+static int define_helpers(CgSession *s, RtErr *e) {
+  /* LLVM itself turns copy and fill loops into memcpy / memset calls */
+  static const struct {
+    const char *name;
+    uintptr_t addr;
+  } helper[] = {
+      {"pow", (uintptr_t)&pow},
+      {"rt_gumbel_fill_range", (uintptr_t)&rt_gumbel_fill_range},
+      {"memcpy", (uintptr_t)&memcpy},
+      {"memmove", (uintptr_t)&memmove},
+      {"memset", (uintptr_t)&memset},
+  };
+  enum { NHELPER = sizeof helper / sizeof helper[0] };
+  LLVMOrcCSymbolMapPair pairs[NHELPER];
+  for (int i = 0; i < NHELPER; i++) {
+    pairs[i].Name = LLVMOrcLLJITMangleAndIntern(s->jit, helper[i].name);
+    pairs[i].Sym.Address = (LLVMOrcExecutorAddress)helper[i].addr;
+    pairs[i].Sym.Flags.GenericFlags = LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable;
+    pairs[i].Sym.Flags.TargetFlags = 0;
+  }
+  LLVMOrcMaterializationUnitRef mu = LLVMOrcAbsoluteSymbols(pairs, NHELPER);
+  LLVMErrorRef err = LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(s->jit), mu);
+  if (err) {
+    LLVMOrcDisposeMaterializationUnit(mu);
+    return cg_llvm_err(e, err, "llvm: registering runtime helpers");
+  }
+  return 0;
+}
+
+CgSession *cg_session_new(RtErr *e) {
+  static int initialised;
+  if (!initialised) {
+    if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
+      rt_err(e, "llvm: this machine's target is not available in the LLVM library");
+      return NULL;
+    }
+    initialised = 1;
+  }
+  CgSession *s = calloc(1, sizeof *s);
+  s->triple = LLVMGetDefaultTargetTriple();
+  s->cpu = LLVMGetHostCPUName();
+  s->features = LLVMGetHostCPUFeatures();
+  char *msg = NULL;
+  if (LLVMGetTargetFromTriple(s->triple, &s->target, &msg)) {
+    rt_err(e, "llvm: no target for %s: %s", s->triple, msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    cg_session_free(s);
+    return NULL;
+  }
+  s->tm = host_tm(s);
+  LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(host_tm(s)));
+  LLVMErrorRef err = LLVMOrcCreateLLJIT(&s->jit, jb); /* consumes jb */
+  if (err) {
+    s->jit = NULL;
+    cg_llvm_err(e, err, "llvm: creating the JIT");
+    cg_session_free(s);
+    return NULL;
+  }
+  LLVMOrcExecutionSessionSetErrorReporter(LLVMOrcLLJITGetExecutionSession(s->jit), report_jit_error, s);
+  if (define_helpers(s, e) < 0) {
+    cg_session_free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void cg_session_free(CgSession *s) {
+  if (!s) return;
+  if (s->jit) {
+    LLVMErrorRef err = LLVMOrcDisposeLLJIT(s->jit);
+    if (err) LLVMConsumeError(err);
+  }
+  if (s->tm) LLVMDisposeTargetMachine(s->tm);
+  LLVMDisposeMessage(s->triple);
+  LLVMDisposeMessage(s->cpu);
+  LLVMDisposeMessage(s->features);
+  free(s);
+}
+
+const char *cg_session_cpu(const CgSession *s) { return s->cpu; }
+const char *cg_session_features(const CgSession *s) { return s->features; }

@@ -1,0 +1,488 @@
+/* lower.c — the lowering driver: liveness, buffers (inputs, state, outputs,
+ * constants, arena), state updates (in place when safe, else copied at the
+ * end), one call per fusion group, and the plan assembled at the end. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/lower_impl.h"
+#include "passes/memplan.h"
+
+int cg_low_err(Lower *L, const char *fmt, ...) {
+  char msg[900];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return rt_err(L->e, "codegen (%s): %s", L->g->name ? L->g->name : "?", msg);
+}
+
+/* Ops whose input index is the output's flat index (so a value read
+ * through them is read at the same place it is written). */
+bool cg_low_identity_op(IrOp op) { return ir_op_pattern(op) == PAT_ELEMWISE || op == OP_RESHAPE; }
+
+/* ---- buffers ---- */
+
+static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
+                      const char *name) {
+  if (L->nbuf == L->capbuf) {
+    L->capbuf = L->capbuf ? 2 * L->capbuf : 64;
+    L->buf = realloc(L->buf, sizeof(RtBuffer) * (size_t)L->capbuf);
+  }
+  RtBuffer *b = &L->buf[L->nbuf];
+  memset(b, 0, sizeof *b);
+  b->kind = kind;
+  b->dtype = dt;
+  b->rank = rank;
+  for (int i = 0; i < rank; i++) b->dim[i] = dim[i];
+  b->bytes = bytes;
+  b->name = name ? cg_pool_strdup(L->pool, name) : NULL;
+  return L->nbuf++;
+}
+
+static int node_buffer(Lower *L, RtBufKind kind, int v, const char *name) {
+  const IrNode *nd = &L->g->node[v];
+  return new_buffer(L, kind, (RtDType)nd->dtype, nd->shape.rank, nd->shape.d, ir_numel(&nd->shape) * 4, name);
+}
+
+int cg_low_arena(Lower *L, int node, int64_t elems, const char *name) {
+  char nm[64];
+  if (!name) {
+    snprintf(nm, sizeof nm, "%%%d", node);
+    name = nm;
+  }
+  int b = node >= 0 ? node_buffer(L, RT_BUF_ARENA, node, name)
+                    : new_buffer(L, RT_BUF_ARENA, RT_F32, 1, &elems, elems * 4, name);
+  return b; /* its offset comes from the memory planner */
+}
+
+int cg_low_const(Lower *L, int node, int64_t value) {
+  if (node < 0) {
+    int64_t two = 2; /* one int64, seen as two i32 words */
+    int b = new_buffer(L, RT_BUF_CONST, RT_I32, 1, &two, 8, "n0");
+    int64_t *d = cg_pool_alloc(L->pool, 8);
+    *d = value;
+    L->buf[b].data = d;
+    return b;
+  }
+  const IrNode *nd = &L->g->node[node];
+  char nm[64];
+  snprintf(nm, sizeof nm, "const %g", nd->attr.value);
+  int b = node_buffer(L, RT_BUF_CONST, node, nm);
+  int64_t n = ir_numel(&nd->shape);
+  void *d = cg_pool_alloc(L->pool, (size_t)(n * 4));
+  for (int64_t i = 0; i < n; i++) {
+    if (nd->dtype == IR_I32) ((int32_t *)d)[i] = (int32_t)nd->attr.value;
+    else ((float *)d)[i] = (float)nd->attr.value;
+  }
+  L->buf[b].data = d;
+  return b;
+}
+
+int cg_low_home(Lower *L, int node) {
+  if (L->home[node] < 0)
+    L->home[node] = L->g->node[node].op == OP_CONST ? cg_low_const(L, node, 0) : cg_low_arena(L, node, 0, NULL);
+  return L->home[node];
+}
+
+/* ---- steps and kernels ---- */
+
+RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name) {
+  if (L->nstep == L->capstep) {
+    L->capstep = L->capstep ? 2 * L->capstep : 64;
+    L->step = realloc(L->step, sizeof(RtStep) * (size_t)L->capstep);
+  }
+  RtStep *s = &L->step[L->nstep++];
+  memset(s, 0, sizeof *s);
+  s->kind = kind;
+  s->name = cg_pool_strdup(L->pool, name);
+  s->kernel = -1;
+  return s;
+}
+
+static void add_copy(Lower *L, int src, int dst, const char *why) {
+  RtStep *s = cg_low_step(L, RT_STEP_COPY, why);
+  int *a = cg_pool_alloc(L->pool, 2 * sizeof(int));
+  a[0] = src;
+  a[1] = dst;
+  s->narg = 2;
+  s->arg = a;
+}
+
+CgKernel *cg_low_kernel(Lower *L, CgKernelKind kind, int gi, int root) {
+  if (L->nkern == L->capkern) {
+    L->capkern = L->capkern ? 2 * L->capkern : 32;
+    L->kern = realloc(L->kern, sizeof(CgKernel) * (size_t)L->capkern);
+  }
+  CgKernel *k = &L->kern[L->nkern];
+  memset(k, 0, sizeof *k);
+  k->kind = kind;
+  k->group = gi;
+  k->root = root;
+  k->base_arg = k->src_arg = k->x_arg = k->col_arg = k->dst_arg = -1;
+  k->idx_arg = k->grad_arg = k->table_arg = k->out_arg = -1;
+  k->member = cg_pool_alloc(L->pool, (size_t)L->g->n + 1);
+  const FuseGroup *G = &L->fp->group[gi];
+  int cap = G->n + G->nin + 16;
+  k->arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)cap);
+  k->load = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)cap);
+  k->store = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)(G->n + 1));
+  snprintf(k->name, sizeof k->name, "%sk%d_%s", L->prefix, L->nkern, ir_op_name(L->g->node[root].op));
+  L->nkern++;
+  return k;
+}
+
+int cg_low_arg(Lower *L, CgKernel *k, int b) {
+  (void)L;
+  for (int i = 0; i < k->narg; i++)
+    if (k->arg[i] == b) return i;
+  k->arg[k->narg] = b;
+  return k->narg++;
+}
+
+/* The node the kernel computes structurally rather than elementally. */
+static int provided_root(const CgKernel *k) {
+  if (k->kind == CG_KERNEL_LOOP) return k->src != CG_SRC_NONE ? k->root : -1;
+  return k->root;
+}
+
+/* Marks what evaluating v needs: members recurse into their inputs (never
+ * gather_backward's... only elemental ops are members), other nodes are
+ * loaded from their buffer. */
+static int need(Lower *L, CgKernel *k, bool *seen, int v, int provided) {
+  if (seen[v] || v == provided) return 0;
+  seen[v] = true;
+  const IrNode *nd = &L->g->node[v];
+  if (nd->op == OP_CONST) return 0;
+  if (k->member[v]) {
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin; /* the soft input is never read */
+    for (int j = 0; j < nin; j++)
+      if (need(L, k, seen, nd->in[j], provided) < 0) return -1;
+    return 0;
+  }
+  if (L->home[v] < 0) return cg_low_err(L, "internal: kernel %s reads %%%d, which has no buffer", k->name, v);
+  k->load[k->nload].node = v;
+  k->load[k->nload].arg = cg_low_arg(L, k, L->home[v]);
+  k->nload++;
+  return 0;
+}
+
+int cg_low_finish_kernel(Lower *L, CgKernel *k) {
+  int provided = provided_root(k);
+  bool *seen = calloc((size_t)L->g->n + 1, 1);
+  int rc = 0;
+  for (int i = 0; i < k->nstore && rc == 0; i++) {
+    k->store[i].arg = cg_low_arg(L, k, cg_low_home(L, k->store[i].node));
+    if (k->store[i].node != provided) rc = need(L, k, seen, k->store[i].node, provided);
+  }
+  switch (k->kind) {
+  case CG_KERNEL_REDUCE:
+  case CG_KERNEL_SOFTMAX:
+  case CG_KERNEL_LAYER_NORM:
+  case CG_KERNEL_GROUP_NORM:
+  case CG_KERNEL_CROSS_ENTROPY:
+  case CG_KERNEL_SCATTER_ADD: {
+    const IrNode *r = &L->g->node[k->root];
+    for (int j = 0; j < r->nin && rc == 0; j++) rc = need(L, k, seen, r->in[j], provided);
+    break;
+  }
+  default: break;
+  }
+  free(seen);
+  if (rc < 0) return -1;
+  for (int i = 0; i < k->nstore; i++) L->stored[k->store[i].node] = true;
+  RtStep *s = cg_low_step(L, RT_STEP_KERNEL, k->name);
+  s->kernel = (int)(k - L->kern);
+  s->range = k->range;
+  s->narg = k->narg;
+  s->arg = k->arg;
+  return 0;
+}
+
+/* ---- liveness, outputs and updates ---- */
+
+static bool is_bound_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE; }
+
+static void find_consumers(Lower *L) {
+  const IrGraph *g = L->g;
+  L->cons_first = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(g->n + 2));
+  for (int v = 0; v < g->n; v++)
+    for (int j = 0; j < g->node[v].nin; j++) L->cons_first[g->node[v].in[j] + 1]++;
+  for (int v = 0; v < g->n; v++) L->cons_first[v + 1] += L->cons_first[v];
+  L->cons = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(L->cons_first[g->n] + 1));
+  int *fill = calloc((size_t)g->n + 1, sizeof(int));
+  for (int v = 0; v < g->n; v++)
+    for (int j = 0; j < g->node[v].nin; j++) {
+      int u = g->node[v].in[j];
+      L->cons[L->cons_first[u] + fill[u]++] = v;
+    }
+  free(fill);
+}
+
+/* Reads c of u that matter: straight_through never reads its soft input. */
+static bool reads(const IrGraph *g, int c, int u) {
+  const IrNode *nd = &g->node[c];
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++)
+    if (nd->in[j] == u) return true;
+  return false;
+}
+
+static void find_live(Lower *L) {
+  const IrGraph *g = L->g;
+  for (int k = 0; k < g->noutput; k++) L->live[g->output[k]] = L->needed[g->output[k]] = true;
+  for (int k = 0; k < g->nupdate; k++) L->live[g->update_value[k]] = L->needed[g->update_value[k]] = true;
+  for (int v = g->n - 1; v >= 0; v--) {
+    if (!L->live[v]) continue;
+    const IrNode *nd = &g->node[v];
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+    for (int j = 0; j < nin; j++) L->live[nd->in[j]] = true;
+  }
+  for (int v = 0; v < g->n; v++)
+    for (int c = L->cons_first[v]; c < L->cons_first[v + 1] && L->live[v]; c++) {
+      int w = L->cons[c];
+      if (L->live[w] && reads(g, w, v) && L->fp->group_of[w] != L->fp->group_of[v]) L->needed[v] = true;
+    }
+}
+
+/* Does member m of group gi depend on node t (through members of gi)? */
+static bool depends_in_group(Lower *L, int gi, int m, int t, signed char *memo) {
+  if (m == t) return true;
+  if (L->fp->group_of[m] != gi) return false;
+  if (memo[m]) return memo[m] > 0;
+  const IrNode *nd = &L->g->node[m];
+  bool d = false;
+  for (int j = 0; j < nd->nin && !d; j++) d = depends_in_group(L, gi, nd->in[j], t, memo);
+  memo[m] = d ? 1 : -1;
+  return d;
+}
+
+/* Marks in 'back' the members of gi reached from v through identity edges. */
+static void back_set(Lower *L, int gi, int v, bool *back) {
+  if (L->fp->group_of[v] != gi || back[v]) return;
+  back[v] = true;
+  const IrNode *nd = &L->g->node[v];
+  if (!cg_low_identity_op(nd->op)) return;
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++) back_set(L, gi, nd->in[j], back);
+}
+
+/* Whether update value v may be computed straight into target t's buffer:
+ * its group is one plain loop kernel that reads t only at the index it
+ * writes, and nothing after it reads t's old value (see lower.h). */
+static bool update_in_place(Lower *L, int t, int v) {
+  const IrGraph *g = L->g;
+  const FusePlan *fp = L->fp;
+  int gi = fp->group_of[v];
+  const FuseGroup *G = &fp->group[gi];
+  if (G->kind == FUSE_LEAF) return false;
+  for (int k = 0; k < g->noutput; k++)
+    if (g->output[k] == t) return false;
+  for (int k = 0; k < g->nupdate; k++)
+    if (g->update_value[k] == t) return false;
+  for (int c = L->cons_first[t]; c < L->cons_first[t + 1]; c++) {
+    int w = L->cons[c];
+    if (!L->live[w]) continue;
+    if (fp->group_of[w] > gi) return false;
+  }
+  bool ok = true;
+  bool *back = calloc((size_t)g->n + 1, 1);
+  signed char *memo = calloc((size_t)g->n + 1, 1);
+  back_set(L, gi, G->root, back);
+  for (int k = 0; k < G->n && ok; k++) {
+    int m = G->node[k];
+    IrPattern pat = ir_op_pattern(g->node[m].op);
+    if (pat >= PAT_REDUCE) ok = false;
+    else if (L->live[m] && L->needed[m] && !back[m]) ok = false;
+    else if (L->live[m] && depends_in_group(L, gi, m, t, memo) && !cg_low_identity_op(g->node[m].op)) ok = false;
+  }
+  ok = ok && back[v];
+  free(back);
+  free(memo);
+  return ok;
+}
+
+/* The steps for state updates after everything has run: each value copied
+ * into its target, through a temporary when the value's buffer is itself
+ * a target (so every copy reads a value from before the updates). */
+static void update_copies(Lower *L) {
+  const IrGraph *g = L->g;
+  int *src = calloc((size_t)g->nupdate + 1, sizeof(int));
+  for (int k = 0; k < g->nupdate; k++) src[k] = cg_low_home(L, g->update_value[k]);
+  for (int k = 0; k < g->nupdate; k++) {
+    bool clash = false;
+    for (int j = 0; j < g->nupdate; j++)
+      if (j != k && src[k] == L->home[g->update_target[j]] && src[k] != L->home[g->update_target[k]]) clash = true;
+    if (clash) {
+      int tmp = cg_low_arena(L, g->update_value[k], 0, "update staging");
+      add_copy(L, src[k], tmp, "update staging");
+      src[k] = tmp;
+    }
+  }
+  for (int k = 0; k < g->nupdate; k++) {
+    int dst = L->home[g->update_target[k]];
+    if (src[k] != dst) add_copy(L, src[k], dst, "update");
+  }
+  free(src);
+}
+
+/* ---- the driver ---- */
+
+static int setup_buffers(Lower *L) {
+  const IrGraph *g = L->g;
+  for (int i = 0; i < g->ninput; i++) {
+    int v = g->input[i];
+    L->home[v] = node_buffer(L, RT_BUF_INPUT, v, g->node[v].name);
+    L->buf[L->home[v]].index = i;
+  }
+  for (int i = 0; i < g->nparam; i++) {
+    int v = g->param[i];
+    L->home[v] = node_buffer(L, RT_BUF_STATE, v, g->node[v].name);
+  }
+  L->out_buf = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(g->noutput + 1));
+  for (int k = 0; k < g->noutput; k++) {
+    int v = g->output[k];
+    const char *nm = g->output_name && g->output_name[k] ? g->output_name[k] : "out";
+    int b = node_buffer(L, RT_BUF_OUTPUT, v, nm);
+    L->buf[b].index = k;
+    L->out_buf[k] = b;
+    IrOp op = g->node[v].op;
+    if (is_bound_leaf(op) || op == OP_CONST) add_copy(L, cg_low_home(L, v), b, "output");
+    else if (L->home[v] < 0) L->home[v] = b;
+  }
+  for (int k = 0; k < g->nupdate; k++) {
+    int t = g->update_target[k], v = g->update_value[k];
+    IrOp op = g->node[v].op;
+    if (is_bound_leaf(op) || op == OP_CONST || L->home[v] >= 0) continue;
+    if (update_in_place(L, t, v)) L->home[v] = L->home[t];
+  }
+  return 0;
+}
+
+static void *pool_copy(CgPool *p, const void *src, size_t bytes) {
+  void *d = cg_pool_alloc(p, bytes ? bytes : 1);
+  if (bytes) memcpy(d, src, bytes);
+  return d;
+}
+
+CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtErr *e) {
+  char verr[512];
+  if (!ir_verify(g, verr, sizeof verr)) {
+    rt_err(e, "codegen (%s): invalid graph: %s", g->name ? g->name : "?", verr);
+    return NULL;
+  }
+  Lower L = {.g = g, .fp = p, .e = e, .prefix = prefix ? prefix : ""};
+  L.pool = cg_pool_new();
+  for (int v = 0; v < g->n; v++)
+    if (p->group_of[v] < 0 || p->group_of[v] >= p->ngroup) {
+      cg_low_err(&L, "fusion plan puts %%%d in group %d of %d", v, p->group_of[v], p->ngroup);
+      cg_pool_free(L.pool);
+      return NULL;
+    }
+  L.live = cg_pool_alloc(L.pool, (size_t)g->n + 1);
+  L.needed = cg_pool_alloc(L.pool, (size_t)g->n + 1);
+  L.stored = cg_pool_alloc(L.pool, (size_t)g->n + 1);
+  L.home = cg_pool_alloc(L.pool, sizeof(int) * (size_t)(g->n + 1));
+  for (int v = 0; v < g->n; v++) L.home[v] = -1;
+  find_consumers(&L);
+  find_live(&L);
+  int rc = setup_buffers(&L);
+  for (int gi = 0; gi < p->ngroup && rc == 0; gi++) {
+    const FuseGroup *G = &p->group[gi];
+    bool any = false;
+    for (int k = 0; k < G->n; k++) any |= L.live[G->node[k]];
+    if (G->kind == FUSE_LEAF || !any) continue;
+    rc = cg_low_group(&L, gi);
+    for (int k = 0; k < g->noutput && rc == 0; k++) {
+      int v = g->output[k];
+      if (p->group_of[v] == gi && L.home[v] != L.out_buf[k]) add_copy(&L, cg_low_home(&L, v), L.out_buf[k], "output");
+    }
+  }
+  if (rc == 0) update_copies(&L);
+  if (rc != 0) {
+    free(L.buf);
+    free(L.step);
+    free(L.kern);
+    cg_pool_free(L.pool);
+    return NULL;
+  }
+
+  CgLowered *out = cg_pool_alloc(L.pool, sizeof *out);
+  out->g = g;
+  out->pool = L.pool;
+  out->nkernel = L.nkern;
+  out->kernel = pool_copy(L.pool, L.kern, sizeof(CgKernel) * (size_t)L.nkern);
+  out->fn = cg_pool_alloc(L.pool, sizeof(RtKernelFn) * (size_t)(L.nkern + 1));
+  const char **names = cg_pool_alloc(L.pool, sizeof(char *) * (size_t)(L.nkern + 1));
+  for (int i = 0; i < L.nkern; i++) names[i] = out->kernel[i].name;
+  RtPlan *pl = &out->plan;
+  pl->name = cg_pool_strdup(L.pool, g->name ? g->name : "entry");
+  pl->nbuf = L.nbuf;
+  RtBuffer *bufs = pool_copy(L.pool, L.buf, sizeof(RtBuffer) * (size_t)L.nbuf);
+  pl->buf = bufs;
+  pl->nstep = L.nstep;
+  pl->step = pool_copy(L.pool, L.step, sizeof(RtStep) * (size_t)L.nstep);
+  pl->nkernel = L.nkern;
+  pl->kernel = out->fn;
+  pl->kernel_name = names;
+  pl->ninput = g->ninput;
+  pl->noutput = g->noutput;
+  free(L.buf);
+  free(L.step);
+  free(L.kern);
+  /* arena offsets: the memory planner packs the intermediates by lifetime */
+  char err[256];
+  MemPlan mp;
+  if (mem_plan_rt(bufs, pl->nbuf, pl->step, pl->nstep, NULL, 0, &pl->arena_bytes, &mp, err, sizeof err) < 0) {
+    rt_err(e, "codegen (%s): memory planning: %s", pl->name, err);
+    cg_pool_free(out->pool);
+    return NULL;
+  }
+  out->arena_lower_bound = mp.lower_bound;
+  out->arena_no_reuse = mp.no_reuse_bytes;
+  mem_plan_free(&mp);
+  return out;
+}
+
+void cg_lowered_free(CgLowered *l) {
+  if (l) cg_pool_free(l->pool);
+}
+
+static const char *buf_kind_name(RtBufKind k) {
+  switch (k) {
+  case RT_BUF_ARENA: return "arena";
+  case RT_BUF_INPUT: return "input";
+  case RT_BUF_OUTPUT: return "output";
+  case RT_BUF_STATE: return "state";
+  case RT_BUF_CONST: return "const";
+  }
+  return "?";
+}
+
+void cg_lowered_print(const CgLowered *l, FILE *out) {
+  const RtPlan *p = &l->plan;
+  fprintf(out, "plan %s: %d buffers, %d steps, %d kernels, arena %lld bytes\n", p->name, p->nbuf, p->nstep,
+          p->nkernel, (long long)p->arena_bytes);
+  for (int b = 0; b < p->nbuf; b++) {
+    const RtBuffer *B = &p->buf[b];
+    char sh[160];
+    rt_shape_str(B->rank, B->dim, sh, sizeof sh);
+    fprintf(out, "  b%d %s %s%s", b, buf_kind_name(B->kind), rt_dtype_name(B->dtype), sh);
+    if (B->kind == RT_BUF_ARENA) fprintf(out, " @%lld", (long long)B->offset);
+    if (B->kind == RT_BUF_INPUT || B->kind == RT_BUF_OUTPUT) fprintf(out, " #%d", B->index);
+    if (B->name) fprintf(out, " \"%s\"", B->name);
+    fputc('\n', out);
+  }
+  for (int s = 0; s < p->nstep; s++) {
+    const RtStep *S = &p->step[s];
+    if (S->kind == RT_STEP_KERNEL) fprintf(out, "  kernel %s range=%lld", p->kernel_name[S->kernel], (long long)S->range);
+    else if (S->kind == RT_STEP_GEMM)
+      fprintf(out, "  gemm %s batch=%d m=%d n=%d k=%d ta=%d tb=%d beta=%g", S->name, S->gemm.batch, S->gemm.m,
+              S->gemm.n, S->gemm.k, S->gemm.trans_a, S->gemm.trans_b, S->gemm.beta);
+    else fprintf(out, "  copy (%s)", S->name);
+    fputs(" (", out);
+    for (int a = 0; a < S->narg; a++) fprintf(out, "%sb%d", a ? ", " : "", S->arg[a]);
+    fputs(")\n", out);
+  }
+}

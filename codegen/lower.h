@@ -1,0 +1,180 @@
+/* lower.h — from an IR graph and its fusion plan to an RtPlan and the
+ * kernels the plan calls.
+ *
+ * Lowering decides everything about a compiled entry except the machine
+ * code: the buffers (inputs, outputs, persistent state by name, constants,
+ * arena intermediates and scratch), the steps in order (kernels, GEMMs,
+ * copies), and for every kernel a CgKernel that says what it computes. The
+ * LLVM emitter (codegen/llvm) turns each CgKernel into one function with
+ * the RtKernelFn signature; nothing here depends on LLVM.
+ *
+ * How a fusion group becomes steps (see lower_group.c):
+ *   - no reduction, no opaque op: one CG_KERNEL_LOOP over the root's shape
+ *     storing every needed member whose index is the root's (reached from
+ *     the root through elementwise/reshape edges only);
+ *   - a reduction or row op root (sum, reduce_max, argmax, softmax,
+ *     log_softmax, layer_norm, group_norm, cross_entropy): one row kernel
+ *     that evaluates its prologue inline, and stores prologue members at
+ *     the input index and epilogue members at the output index;
+ *   - matmul: a GEMM step, then a LOOP kernel for the epilogue;
+ *   - conv2d: im2col kernel + GEMM (+ epilogue loop); conv_transpose2d:
+ *     GEMM + a col2im kernel (+ epilogue loop);
+ *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
+ *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
+ *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
+ *     the group has one;
+ *   - a needed member the main kernel cannot store (its index differs from
+ *     the root's) gets a LOOP kernel of its own after the main one.
+ * Arena offsets are placed at the end by passes/memplan.h's mem_plan_rt
+ * from the steps' uses (no in-place pairs: kernels take their buffers as
+ * noalias).
+ * Data-dependent indices never make a kernel read or write out of bounds:
+ * an out-of-range gather index reads zeros, an out-of-range onehot index
+ * gives a zero row, an out-of-range cross_entropy target gives NaN, a
+ * gather_backward index out of range adds nothing, and integer division by
+ * zero gives 0 (the reference executor reports these as errors instead).
+ *
+ * Module prefix: cg_.
+ */
+#ifndef DAL_CODEGEN_LOWER_H
+#define DAL_CODEGEN_LOWER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ir/ir.h"
+#include "passes/fuse.h"
+#include "runtime/plan.h"
+#include "runtime/rt_error.h"
+
+typedef enum {
+  CG_KERNEL_LOOP,          /* elemental loop over the root's shape (rows x inner, or flat) */
+  CG_KERNEL_REDUCE,        /* root SUM / REDUCE_MAX / ARGMAX: one output element per iteration */
+  CG_KERNEL_SOFTMAX,       /* root SOFTMAX / LOG_SOFTMAX: one row along the axis per iteration */
+  CG_KERNEL_LAYER_NORM,    /* one row of the last axis per iteration */
+  CG_KERNEL_GROUP_NORM,    /* one (sample, group) per iteration */
+  CG_KERNEL_CROSS_ENTROPY, /* one row of logits per iteration */
+  CG_KERNEL_IM2COL,        /* conv input samples -> col: one (c, ky, kx) row per iteration */
+  CG_KERNEL_PACK,          /* a chunk of samples copied out, optionally as (A, nc, P) */
+  CG_KERNEL_COL2IM,        /* conv_transpose2d: col -> one (sample, channel) output plane per iteration */
+  CG_KERNEL_SCATTER_ADD,   /* gather_backward: a block of table columns per iteration */
+  CG_KERNEL_GUMBEL         /* rt_gumbel_fill_range over a block of elements per iteration */
+} CgKernelKind;
+
+/* A node whose value a kernel reads from, or writes to, kernel argument 'arg'. */
+typedef struct {
+  int node;
+  int arg;
+} CgNodeArg;
+
+/* How a LOOP kernel gets its root's value when the root is not computed
+ * elementally. */
+typedef enum {
+  CG_SRC_NONE,    /* the root is an ordinary member (or loaded) */
+  CG_SRC_OFFSET   /* root at global flat index i = src[i - n0 * sample], sample =
+                     the root's elements per sample (conv2d output chunks) */
+} CgRootSrc;
+
+/* A convolution's geometry: x [N, C, H, W], w, output [N, O, OH, OW]. */
+typedef struct {
+  int64_t N, C, H, W, O, KH, KW, OH, OW;
+  int stride, pad;
+} CgConv;
+
+typedef struct {
+  CgKernelKind kind;
+  char name[64];       /* the LLVM function's name (unique in its module) */
+  int group;           /* the fusion group it comes from */
+  int root;            /* the node that defines the iteration space */
+  int64_t range;       /* parallel iterations (the step's range), >= 1 */
+  int narg;
+  int *arg;            /* buffer ids, distinct; the function's args[i] */
+
+  /* Elemental evaluation (LOOP and the row kernels; loads also serve the
+   * special kernels): members are computed inline from their inputs, loaded
+   * nodes are read from their argument, CONST nodes are always inlined. */
+  bool *member;        /* (graph nodes) */
+  int nload;
+  CgNodeArg *load;
+  int nstore;
+  CgNodeArg *store;    /* stored at the iteration index (LOOP); in row kernels
+                          store[0 .. nprologue) at the input index (prologue members,
+                          in the pass that visits every input element once) and the
+                          rest (the root, epilogue members) at the output index */
+  int nprologue;
+
+  /* LOOP: iteration space = the root's elements as rows x inner; if flat,
+   * one digit over all 'total' elements, 'inner' of them per iteration. */
+  bool flat;
+  int64_t inner, total;
+  /* A window of samples (conv chunks): the kernel covers samples
+   * [n0, n0 + nc) of the root, n0 read as an int64 from argument base_arg
+   * (-1: n0 = 0). The root's elements per sample are 'sample'. */
+  int base_arg;
+  int64_t nc, sample;
+  CgRootSrc src;
+  int src_arg;         /* CG_SRC_OFFSET: the GEMM's output for the chunk */
+
+  /* IM2COL and COL2IM: geometry, and col's layout: element (q, j, pos) of
+   * col at q * col_sq + j * col_sj + pos, q over (c, ky, kx) (IM2COL) or
+   * (o, ky, kx) (COL2IM), j the sample in the chunk, pos over the output
+   * (IM2COL) or input (COL2IM) positions. COL2IM adds each tap into its
+   * output position of dst (plane zeroed first). */
+  CgConv conv;
+  int64_t col_sq, col_sj;
+  int x_arg, col_arg;  /* IM2COL: input and col; COL2IM: col */
+
+  /* PACK: dst = src samples [n0, n0 + nc), each (A, P); transposed: dst is
+   * (A, nc, P), else (nc, A, P). */
+  int64_t pack_a, pack_p;
+  bool pack_t;
+  int dst_arg;
+
+  /* SCATTER_ADD: table (V, row) from idx (n) and grad (n, row), columns
+   * [it * cols, min((it + 1) * cols, row)) per iteration 'it'. */
+  int64_t sc_n, sc_v, sc_row, sc_cols;
+  int idx_arg, grad_arg, table_arg;
+
+  /* GUMBEL: out (total) with attr.salt, 'inner' elements per iteration. */
+  int out_arg;
+  uint32_t salt;
+} CgKernel;
+
+/* A lowered entry: the plan (kernel addresses still NULL) and its kernels. */
+typedef struct {
+  const IrGraph *g;    /* borrowed: must outlive this */
+  RtPlan plan;
+  int nkernel;
+  CgKernel *kernel;    /* plan.kernel_name[i] == kernel[i].name */
+  RtKernelFn *fn;      /* (nkernel) plan.kernel points here; filled by the JIT */
+  int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
+  void *pool;          /* every allocation above */
+} CgLowered;
+
+/* Lowers g with plan p (groups in p's order). 'prefix' (may be NULL) starts
+ * every kernel name, to keep names unique across modules. Returns NULL with
+ * e->msg set if the graph is invalid or the plan breaks fuse.h's contract
+ * (a group with two reductions, an opaque op inside a loop group, ...). */
+CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtErr *e);
+void cg_lowered_free(CgLowered *l);
+
+/* Bytes one im2col/col buffer may take before a convolution is split into
+ * chunks of samples (default 64 MiB); process-wide, a tuning knob (tests
+ * lower it to exercise chunking). */
+void cg_set_col_budget(int64_t bytes);
+
+/* Prints the plan: buffers, then steps with their arguments. */
+void cg_lowered_print(const CgLowered *l, FILE *out);
+
+/* ---- a fusion plan from an explicit grouping (codegen/fuse_basic.c) ---- */
+
+/* Groups given by group_of[node] (any ints; equal = same group); INPUT,
+ * PARAM, STATE and CONST nodes are always leaf groups of their own.
+ * Computes members, root, in, out and kind, and orders the groups
+ * topologically (ties by smallest member id). NULL with a message in err if
+ * the groups form a cycle. Free with cg_fuse_free (not fuse_plan_free). */
+FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, size_t errsize);
+void cg_fuse_free(FusePlan *p);
+
+#endif

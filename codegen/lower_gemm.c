@@ -1,0 +1,368 @@
+/* lower_gemm.c — matmul and the convolutions as GEMM steps plus kernels.
+ *
+ *   matmul            GEMM (batched by strides; a rank-2 b is shared, and with
+ *                     an untransposed a the batch folds into M)
+ *   conv2d            im2col (col [nc, C*KH*KW, OH*OW]) + batched GEMM
+ *                     w [O, CKK] @ col[j]; 1x1/stride 1/no pad reads x directly
+ *   conv_transpose2d  batched GEMM w^T [O*KH*KW, C] @ x[j] into col, then col2im
+ *                     adds each tap into its output plane (one plane per iteration)
+ *   conv2d_bw_weight  im2col (col [CKK, nc*P]) and dy as [O, nc*P], one GEMM
+ *                     dy @ col^T per chunk, accumulating (beta = 1) after the first
+ *
+ * When the whole batch's col buffer would exceed the budget (see
+ * cg_set_col_budget), samples go in chunks of nc (a divisor of N): the
+ * same kernels run once per chunk,
+ * reading the chunk's first sample from a one-element constant buffer, and
+ * conv2d outputs go through a scratch buffer that the epilogue loop copies
+ * into place. The epilogue (bias, activation, ...) is fused into the loop
+ * that reads the GEMM's result. */
+#include <stdio.h>
+#include <string.h>
+
+#include "codegen/lower_impl.h"
+
+static int64_t col_budget = 64ll << 20;
+
+void cg_set_col_budget(int64_t bytes) { col_budget = bytes; }
+
+/* The largest divisor of N whose chunk stays within the col budget (>= 1). */
+static int64_t chunk_of(int64_t N, int64_t bytes_per_sample) {
+  for (int64_t d = N; d > 1; d--)
+    if (N % d == 0 && d * bytes_per_sample <= col_budget) return d;
+  return 1;
+}
+
+static int64_t max1(int64_t v) { return v > 1 ? v : 1; }
+
+static int check_int(Lower *L, int64_t v, const char *what) {
+  if (v > 2147483647) return cg_low_err(L, "%s of %lld is too large for a GEMM call", what, (long long)v);
+  return 0;
+}
+
+static int gemm_step(Lower *L, const char *name, RtGemm gm, int a, int b, int c) {
+  if (check_int(L, gm.m, "M") < 0 || check_int(L, gm.n, "N") < 0 || check_int(L, gm.k, "K") < 0) return -1;
+  RtStep *s = cg_low_step(L, RT_STEP_GEMM, name);
+  int *arg = cg_pool_alloc(L->pool, 3 * sizeof(int));
+  arg[0] = a;
+  arg[1] = b;
+  arg[2] = c;
+  s->narg = 3;
+  s->arg = arg;
+  gm.lda = (int)max1(gm.lda);
+  gm.ldb = (int)max1(gm.ldb);
+  gm.ldc = (int)max1(gm.ldc);
+  gm.alpha = 1.0f;
+  s->gemm = gm;
+  return 0;
+}
+
+/* Runs kernel step 'first' (just appended) again for chunk n0: the same
+ * function and args, with the chunk-start buffer swapped. */
+static void repeat_step(Lower *L, int first, int base_arg, int64_t n0) {
+  RtStep copy = L->step[first];
+  int *arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(copy.narg + 1));
+  memcpy(arg, copy.arg, sizeof(int) * (size_t)copy.narg);
+  arg[base_arg] = cg_low_const(L, -1, n0);
+  RtStep *s = cg_low_step(L, RT_STEP_KERNEL, copy.name);
+  s->kernel = copy.kernel;
+  s->range = copy.range;
+  s->narg = copy.narg;
+  s->arg = arg;
+}
+
+static void name_kernel(Lower *L, CgKernel *k, const char *what) {
+  snprintf(k->name, sizeof k->name, "%sk%d_%s", L->prefix, (int)(k - L->kern), what);
+}
+
+/* An im2col kernel for chunk start n0 (base buffer, or -1 = 0): col
+ * element (q, j, pos) at q * sq + j * sj + pos. Returns its step index. */
+static int im2col(Lower *L, int gi, int root, const CgConv *cv, int x, int col, int64_t nc, int base,
+                  int64_t sq, int64_t sj) {
+  CgKernel *k = cg_low_kernel(L, CG_KERNEL_IM2COL, gi, root);
+  name_kernel(L, k, "im2col");
+  k->conv = *cv;
+  k->nc = nc;
+  k->col_sq = sq;
+  k->col_sj = sj;
+  k->x_arg = cg_low_arg(L, k, x);
+  k->col_arg = cg_low_arg(L, k, col);
+  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
+  k->range = cv->C * cv->KH * cv->KW;
+  if (cg_low_finish_kernel(L, k) < 0) return -1;
+  return L->nstep - 1;
+}
+
+/* A pack kernel: samples [n0, n0 + nc) of src (each (A, P)) into dst. */
+static int pack(Lower *L, int gi, int root, int src, int dst, int64_t A, int64_t P, bool t, int64_t nc, int base) {
+  CgKernel *k = cg_low_kernel(L, CG_KERNEL_PACK, gi, root);
+  name_kernel(L, k, t ? "pack_t" : "pack");
+  k->pack_a = A;
+  k->pack_p = P;
+  k->pack_t = t;
+  k->nc = nc;
+  k->x_arg = cg_low_arg(L, k, src);
+  k->dst_arg = cg_low_arg(L, k, dst);
+  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
+  k->range = nc * A;
+  if (cg_low_finish_kernel(L, k) < 0) return -1;
+  return L->nstep - 1;
+}
+
+/* The epilogue loop over the root's shape (root loaded from its buffer). */
+static int epilogue(Lower *L, int gi, int root, const int *epi, int nepi) {
+  if (nepi == 0) return 0;
+  CgKernel *k = cg_low_loop_kernel(L, gi, root, epi, nepi, root);
+  cg_low_loop_geometry(L, k);
+  if (k->range <= 0) {
+    L->nkern--;
+    for (int i = 0; i < nepi; i++) {
+      cg_low_home(L, epi[i]);
+      L->stored[epi[i]] = true;
+    }
+    return 0;
+  }
+  return cg_low_finish_kernel(L, k);
+}
+
+/* A windowed loop over samples [n0, n0 + nc) of a conv2d root whose value
+ * comes from the chunk's GEMM output 'src_buf'. Returns its step index, or
+ * -1 (error) / -2 (empty, nothing added). */
+static int window_loop(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root, int src_buf,
+                       const CgConv *cv, int64_t nc, int base) {
+  CgKernel *k = cg_low_loop_kernel(L, gi, root, epi, nepi, root);
+  if (store_root) {
+    for (int i = k->nstore; i > 0; i--) k->store[i] = k->store[i - 1];
+    k->store[0].node = root;
+    k->nstore++;
+  }
+  k->src = CG_SRC_OFFSET;
+  k->nc = nc;
+  k->sample = cv->O * cv->OH * cv->OW;
+  k->src_arg = cg_low_arg(L, k, src_buf);
+  k->base_arg = cg_low_arg(L, k, base);
+  cg_low_loop_geometry(L, k);
+  if (k->range <= 0 || k->nstore == 0) {
+    L->nkern--;
+    return -2;
+  }
+  if (cg_low_finish_kernel(L, k) < 0) return -1;
+  return L->nstep - 1;
+}
+
+/* Where the GEMM writes the root: its own buffer if stored, else straight
+ * into the single epilogue member's (the epilogue then runs in place), else
+ * a scratch buffer. */
+static int gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_root) {
+  const IrGraph *g = L->g;
+  if (!store_root && nepi == 1 && g->node[epi[0]].dtype == IR_F32 &&
+      ir_numel(&g->node[epi[0]].shape) == ir_numel(&g->node[root].shape)) {
+    L->home[root] = cg_low_home(L, epi[0]);
+    return L->home[root];
+  }
+  return cg_low_home(L, root);
+}
+
+static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  const IrShape *as = &g->node[r->in[0]].shape, *bs = &g->node[r->in[1]].shape;
+  int ra = as->rank, rb = bs->rank;
+  int ta = r->attr.trans_a, tb = r->attr.trans_b;
+  int64_t M = ta ? as->d[ra - 1] : as->d[ra - 2], K = ta ? as->d[ra - 2] : as->d[ra - 1];
+  int64_t N = tb ? bs->d[rb - 2] : bs->d[rb - 1], batch = 1;
+  for (int i = 0; i < ra - 2; i++) batch *= as->d[i];
+  bool shared = rb == 2;
+  int c = gemm_target(L, root, epi, nepi, store_root);
+  RtGemm gm = {.batch = (int)batch, .trans_a = ta, .trans_b = tb, .m = (int)M, .n = (int)N, .k = (int)K};
+  gm.lda = (int)(ta ? M : K);
+  gm.ldb = (int)(tb ? K : N);
+  gm.ldc = (int)N;
+  gm.stride_a = M * K;
+  gm.stride_b = shared ? 0 : K * N;
+  gm.stride_c = M * N;
+  if (shared && !ta && batch > 1) { /* one tall GEMM: [batch*M, K] @ [K, N] */
+    if (check_int(L, batch * M, "M") < 0) return -1;
+    gm.m = (int)(batch * M);
+    gm.batch = 1;
+  }
+  if (check_int(L, batch, "batch") < 0) return -1;
+  if (batch * M * N > 0 && gemm_step(L, "matmul", gm, cg_low_home(L, r->in[0]), cg_low_home(L, r->in[1]), c) < 0)
+    return -1;
+  L->stored[root] = true;
+  return epilogue(L, gi, root, epi, nepi);
+}
+
+static CgConv conv_geom(const IrGraph *g, int root) {
+  const IrNode *r = &g->node[root];
+  const int64_t *x = g->node[r->in[0]].shape.d, *w = g->node[r->in[1]].shape.d, *o = r->shape.d;
+  CgConv cv = {.N = x[0], .C = x[1], .H = x[2], .W = x[3], .stride = r->attr.stride, .pad = r->attr.pad};
+  switch (r->op) {
+  case OP_CONV2D: cv.O = w[0], cv.KH = w[2], cv.KW = w[3], cv.OH = o[2], cv.OW = o[3]; break;
+  case OP_CONV_TRANSPOSE2D: cv.O = w[1], cv.KH = w[2], cv.KW = w[3], cv.OH = o[2], cv.OW = o[3]; break;
+  default: { /* conv2d_backward_weight: root is w [O, C, KH, KW], in[1] is dy [N, O, OH, OW] */
+    const int64_t *dy = g->node[r->in[1]].shape.d;
+    cv.O = o[0], cv.KH = o[2], cv.KW = o[3], cv.OH = dy[2], cv.OW = dy[3];
+  }
+  }
+  return cv;
+}
+
+static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  CgConv cv = conv_geom(g, root);
+  int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
+  int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
+  RtGemm gm = {.m = (int)cv.O, .n = (int)P, .k = (int)CKK, .lda = (int)CKK, .ldb = (int)P, .ldc = (int)P};
+  gm.stride_a = 0;
+  gm.stride_c = cv.O * P;
+  if (cv.KH == 1 && cv.KW == 1 && cv.stride == 1 && cv.pad == 0) { /* x[n] is already [C, P] */
+    int c = gemm_target(L, root, epi, nepi, store_root);
+    gm.batch = (int)cv.N;
+    gm.stride_b = cv.C * P;
+    if (cv.N * cv.O * P > 0 && gemm_step(L, "conv2d 1x1", gm, w, x, c) < 0) return -1;
+    L->stored[root] = true;
+    return epilogue(L, gi, root, epi, nepi);
+  }
+  int64_t nc = chunk_of(cv.N, CKK * P * 4);
+  int col = cg_low_arena(L, -1, nc * CKK * P, "im2col");
+  gm.batch = (int)nc;
+  gm.stride_b = CKK * P;
+  if (nc == cv.N) {
+    int c = gemm_target(L, root, epi, nepi, store_root);
+    if (im2col(L, gi, root, &cv, x, col, nc, -1, P, CKK * P) < 0) return -1;
+    if (gemm_step(L, "conv2d", gm, w, col, c) < 0) return -1;
+    L->stored[root] = true;
+    return epilogue(L, gi, root, epi, nepi);
+  }
+  int tmp = cg_low_arena(L, -1, nc * cv.O * P, "conv2d chunk");
+  int first_im = -1, first_ep = -1, im_base = -1, ep_base = -1;
+  for (int64_t n0 = 0; n0 < cv.N; n0 += nc) {
+    if (n0 == 0) {
+      int base = cg_low_const(L, -1, 0);
+      first_im = im2col(L, gi, root, &cv, x, col, nc, base, P, CKK * P);
+      if (first_im < 0) return -1;
+      im_base = L->kern[L->step[first_im].kernel].base_arg;
+    } else {
+      repeat_step(L, first_im, im_base, n0);
+    }
+    if (gemm_step(L, "conv2d", gm, w, col, tmp) < 0) return -1;
+    if (n0 == 0) {
+      int base = cg_low_const(L, -1, 0);
+      first_ep = window_loop(L, gi, root, epi, nepi, store_root, tmp, &cv, nc, base);
+      if (first_ep == -1) return -1;
+      if (first_ep >= 0) ep_base = L->kern[L->step[first_ep].kernel].base_arg;
+    } else if (first_ep >= 0) {
+      repeat_step(L, first_ep, ep_base, n0);
+    }
+  }
+  if (store_root) L->stored[root] = true;
+  return 0;
+}
+
+/* A col2im kernel for samples [n0, n0 + nc) (base buffer, or -1 = 0) into
+ * dst: one (sample, output channel) plane per iteration. */
+static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst, int64_t nc, int base, int64_t sq,
+                  int64_t sj) {
+  CgKernel *k = cg_low_kernel(L, CG_KERNEL_COL2IM, gi, root);
+  name_kernel(L, k, "col2im");
+  k->conv = *cv;
+  k->nc = nc;
+  k->col_sq = sq;
+  k->col_sj = sj;
+  k->col_arg = cg_low_arg(L, k, col);
+  k->dst_arg = cg_low_arg(L, k, dst);
+  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
+  k->range = nc * cv->O;
+  if (cg_low_finish_kernel(L, k) < 0) return -1;
+  return L->nstep - 1;
+}
+
+static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  CgConv cv = conv_geom(g, root);
+  int64_t OKK = cv.O * cv.KH * cv.KW, HW = cv.H * cv.W;
+  int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
+  int64_t nc = chunk_of(cv.N, OKK * HW * 4);
+  bool single = nc == cv.N;
+  int col = cg_low_arena(L, -1, nc * OKK * HW, "col2im");
+  int c = gemm_target(L, root, epi, nepi, store_root);
+  RtGemm gm = {.batch = (int)nc, .trans_a = 1, .m = (int)OKK, .n = (int)HW, .k = (int)cv.C};
+  gm.lda = (int)OKK;
+  gm.ldb = (int)HW;
+  gm.ldc = (int)HW;
+  gm.stride_b = cv.C * HW;
+  gm.stride_c = OKK * HW;
+  int xs = single ? x : cg_low_arena(L, -1, nc * cv.C * HW, "conv_transpose2d chunk");
+  int first_pk = -1, first_ci = -1, pk_base = -1, ci_base = -1;
+  for (int64_t n0 = 0; n0 < cv.N; n0 += nc) {
+    if (!single && n0 == 0) {
+      first_pk = pack(L, gi, root, x, xs, cv.C, HW, false, nc, cg_low_const(L, -1, 0));
+      if (first_pk < 0) return -1;
+      pk_base = L->kern[L->step[first_pk].kernel].base_arg;
+    } else if (!single) {
+      repeat_step(L, first_pk, pk_base, n0);
+    }
+    if (OKK * HW > 0 && gemm_step(L, "conv_transpose2d", gm, w, xs, col) < 0) return -1;
+    if (n0 == 0) {
+      first_ci = col2im(L, gi, root, &cv, col, c, nc, single ? -1 : cg_low_const(L, -1, 0), HW, OKK * HW);
+      if (first_ci < 0) return -1;
+      if (!single) ci_base = L->kern[L->step[first_ci].kernel].base_arg;
+    } else {
+      repeat_step(L, first_ci, ci_base, n0);
+    }
+  }
+  L->stored[root] = true;
+  return epilogue(L, gi, root, epi, nepi);
+}
+
+static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  CgConv cv = conv_geom(g, root);
+  int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
+  int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);
+  int64_t nc = chunk_of(cv.N, (CKK + cv.O) * P * 4);
+  int col = cg_low_arena(L, -1, CKK * nc * P, "im2col");
+  int dyp = cv.N == 1 ? dy : cg_low_arena(L, -1, cv.O * nc * P, "dy packed");
+  int c = gemm_target(L, root, epi, nepi, store_root);
+  RtGemm gm = {.batch = 1, .trans_b = 1, .m = (int)cv.O, .n = (int)CKK, .k = (int)(nc * P)};
+  gm.lda = (int)(nc * P);
+  gm.ldb = (int)(nc * P);
+  gm.ldc = (int)CKK;
+  bool single = nc == cv.N;
+  int first_im = -1, first_pk = -1, im_base = -1, pk_base = -1;
+  for (int64_t n0 = 0; n0 < cv.N; n0 += nc) {
+    if (n0 == 0) {
+      first_im = im2col(L, gi, root, &cv, x, col, nc, single ? -1 : cg_low_const(L, -1, 0), nc * P, P);
+      if (first_im < 0) return -1;
+      if (!single) im_base = L->kern[L->step[first_im].kernel].base_arg;
+      if (cv.N > 1) {
+        first_pk = pack(L, gi, root, dy, dyp, cv.O, P, true, nc, single ? -1 : cg_low_const(L, -1, 0));
+        if (first_pk < 0) return -1;
+        if (!single) pk_base = L->kern[L->step[first_pk].kernel].base_arg;
+      }
+    } else {
+      repeat_step(L, first_im, im_base, n0);
+      repeat_step(L, first_pk, pk_base, n0);
+    }
+    gm.beta = n0 == 0 ? 0.0f : 1.0f;
+    if (gemm_step(L, "conv2d_backward_weight", gm, dyp, col, c) < 0) return -1;
+  }
+  L->stored[root] = true;
+  return epilogue(L, gi, root, epi, nepi);
+}
+
+int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_root) {
+  int root = -1;
+  const FuseGroup *G = &L->fp->group[gi];
+  for (int i = 0; i < G->n; i++)
+    if (ir_op_pattern(L->g->node[G->node[i]].op) == PAT_OPAQUE) root = G->node[i];
+  switch (L->g->node[root].op) {
+  case OP_MATMUL: return lower_matmul(L, root, epi, nepi, store_root, gi);
+  case OP_CONV2D: return lower_conv2d(L, root, epi, nepi, store_root, gi);
+  case OP_CONV_TRANSPOSE2D: return lower_conv_transpose(L, root, epi, nepi, store_root, gi);
+  default: return lower_conv_bw_weight(L, root, epi, nepi, store_root, gi);
+  }
+}

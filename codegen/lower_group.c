@@ -1,0 +1,313 @@
+/* lower_group.c — one fusion group to kernels and steps (see lower.h for
+ * the scheme): the main kernel by the root's kind, then a loop kernel for
+ * each needed member the main kernel could not store. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/lower_impl.h"
+
+/* Elements per iteration of a flat loop kernel. */
+#define FLAT_CHUNK 4096
+/* A rows x inner loop merges trailing dims until a row has this many. */
+#define MIN_INNER 32
+/* Table columns per iteration of a scatter-add kernel. */
+#define SCATTER_COLS 64
+/* Elements per iteration of a Gumbel kernel. */
+#define GUMBEL_CHUNK 4096
+
+static bool is_heavy(IrOp op) { return ir_op_pattern(op) >= PAT_REDUCE; }
+
+static bool is_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
+
+/* The row-kernel kind of a reduction or row op, or -1. */
+static int row_kind(IrOp op) {
+  switch (op) {
+  case OP_SUM:
+  case OP_REDUCE_MAX:
+  case OP_ARGMAX: return CG_KERNEL_REDUCE;
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX: return CG_KERNEL_SOFTMAX;
+  case OP_LAYER_NORM: return CG_KERNEL_LAYER_NORM;
+  case OP_GROUP_NORM: return CG_KERNEL_GROUP_NORM;
+  case OP_CROSS_ENTROPY: return CG_KERNEL_CROSS_ENTROPY;
+  default: return -1;
+  }
+}
+
+static bool is_gemm_op(IrOp op) {
+  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT;
+}
+
+/* Members of gi reached from v through identity edges (v included). */
+static void back_from(Lower *L, int gi, int v, bool *back) {
+  if (L->fp->group_of[v] != gi || back[v]) return;
+  back[v] = true;
+  const IrNode *nd = &L->g->node[v];
+  if (!cg_low_identity_op(nd->op)) return;
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++) back_from(L, gi, nd->in[j], back);
+}
+
+/* Members of gi that depend on 'root' only through identity edges (their
+ * value at an index needs the root at that same index); root excluded. */
+static void fwd_from(Lower *L, int gi, int root, bool *fwd) {
+  const FuseGroup *G = &L->fp->group[gi];
+  bool *dep = calloc((size_t)L->g->n + 1, 1);
+  dep[root] = fwd[root] = true;
+  for (int k = 0; k < G->n; k++) {
+    int m = G->node[k];
+    if (m <= root) continue;
+    const IrNode *nd = &L->g->node[m];
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+    bool d = false, ok = cg_low_identity_op(nd->op);
+    for (int j = 0; j < nin; j++) {
+      int u = nd->in[j];
+      if (L->fp->group_of[u] != gi || !dep[u]) continue;
+      d = true;
+      if (!fwd[u]) ok = false;
+    }
+    dep[m] = d;
+    fwd[m] = d && ok;
+  }
+  fwd[root] = false;
+  free(dep);
+}
+
+/* Marks the kernel's members: the group's elemental members not stored
+ * by an earlier kernel. */
+static void set_members(Lower *L, CgKernel *k, int gi) {
+  const FuseGroup *G = &L->fp->group[gi];
+  for (int i = 0; i < G->n; i++) {
+    int m = G->node[i];
+    IrOp op = L->g->node[m].op;
+    if (!L->stored[m] && !is_heavy(op) && !is_leaf(op)) k->member[m] = true;
+  }
+}
+
+static void add_store(CgKernel *k, int node) {
+  for (int i = 0; i < k->nstore; i++)
+    if (k->store[i].node == node) return;
+  k->store[k->nstore++].node = node;
+}
+
+void cg_low_loop_geometry(Lower *L, CgKernel *k) {
+  const IrShape *s = &L->g->node[k->root].shape;
+  int64_t n = ir_numel(s);
+  bool flat = k->src == CG_SRC_NONE && k->base_arg < 0 && k->nc == 0;
+  for (int v = 0; v < L->g->n && flat; v++)
+    if (k->member[v] && !cg_low_identity_op(L->g->node[v].op)) flat = false;
+  if (flat) {
+    k->flat = true;
+    k->total = n;
+    k->inner = n < FLAT_CHUNK ? (n > 0 ? n : 1) : FLAT_CHUNK;
+    k->range = (n + k->inner - 1) / k->inner;
+    return;
+  }
+  /* rows x inner; a window of samples keeps dim 0 out of the row */
+  int64_t inner = s->rank ? s->d[s->rank - 1] : 1;
+  int lowest = k->nc ? 1 : 0;
+  for (int j = s->rank - 2; j >= lowest && inner < MIN_INNER; j--) inner *= s->d[j];
+  k->inner = inner > 0 ? inner : 1;
+  k->total = n;
+  int64_t covered = k->nc ? k->nc * k->sample : n;
+  k->range = inner > 0 ? covered / inner : 0;
+}
+
+CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int n, int provided) {
+  CgKernel *k = cg_low_kernel(L, CG_KERNEL_LOOP, gi, root);
+  set_members(L, k, gi);
+  if (provided >= 0) k->member[provided] = false;
+  for (int i = 0; i < n; i++) add_store(k, stores[i]);
+  return k;
+}
+
+/* Finishes a loop kernel unless its space is empty (then drops it). */
+static int finish_loop(Lower *L, CgKernel *k) {
+  cg_low_loop_geometry(L, k);
+  if (k->range <= 0) {
+    for (int i = 0; i < k->nstore; i++) {
+      cg_low_home(L, k->store[i].node);
+      L->stored[k->store[i].node] = true;
+    }
+    L->nkern--;
+    return 0;
+  }
+  return cg_low_finish_kernel(L, k);
+}
+
+/* Parallel range of a row kernel rooted at r. */
+static int64_t row_range(const IrGraph *g, const IrNode *r) {
+  const IrShape *x = &g->node[r->in[0]].shape;
+  switch (r->op) {
+  case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX: return x->d[r->attr.axis] ? ir_numel(x) / x->d[r->attr.axis] : 0;
+  case OP_LAYER_NORM: return x->d[x->rank - 1] ? ir_numel(x) / x->d[x->rank - 1] : 0;
+  case OP_GROUP_NORM: return x->d[0] * r->attr.groups;
+  default: return ir_numel(&r->shape);
+  }
+}
+
+/* A group rooted at a reduction or row op: one row kernel. */
+static int row_group(Lower *L, int gi, int root, const bool *out, bool store_root) {
+  const IrGraph *g = L->g;
+  const FuseGroup *G = &L->fp->group[gi];
+  bool *back = calloc((size_t)g->n + 1, 1), *fwd = calloc((size_t)g->n + 1, 1);
+  back_from(L, gi, g->node[root].in[0], back);
+  fwd_from(L, gi, root, fwd);
+  CgKernel *k = cg_low_kernel(L, (CgKernelKind)row_kind(g->node[root].op), gi, root);
+  set_members(L, k, gi);
+  for (int i = 0; i < G->n; i++)
+    if (out[G->node[i]] && back[G->node[i]]) add_store(k, G->node[i]);
+  k->nprologue = k->nstore;
+  if (store_root) add_store(k, root);
+  for (int i = 0; i < G->n; i++)
+    if (out[G->node[i]] && fwd[G->node[i]]) add_store(k, G->node[i]);
+  free(back);
+  free(fwd);
+  k->range = row_range(g, &g->node[root]);
+  if (k->range <= 0) {
+    for (int i = 0; i < k->nstore; i++) {
+      cg_low_home(L, k->store[i].node);
+      L->stored[k->store[i].node] = true;
+    }
+    L->nkern--;
+    return 0;
+  }
+  return cg_low_finish_kernel(L, k);
+}
+
+/* Inputs of an opaque root that must be in buffers: members computed
+ * elementally in the group are first stored by a loop kernel. */
+static int materialize_inputs(Lower *L, int gi, int root) {
+  const IrNode *r = &L->g->node[root];
+  for (int j = 0; j < r->nin; j++) {
+    int u = r->in[j];
+    if (L->fp->group_of[u] != gi || L->stored[u] || L->g->node[u].op == OP_CONST) continue;
+    CgKernel *k = cg_low_loop_kernel(L, gi, u, &u, 1, root);
+    if (finish_loop(L, k) < 0) return -1;
+  }
+  return 0;
+}
+
+/* gather_backward (scatter-add) and gumbel: a dedicated kernel writing the
+ * root into its buffer. */
+static int special_root(Lower *L, int gi, int root) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  if (materialize_inputs(L, gi, root) < 0) return -1;
+  int64_t n = ir_numel(&r->shape);
+  if (r->op == OP_GATHER_BACKWARD) {
+    CgKernel *k = cg_low_kernel(L, CG_KERNEL_SCATTER_ADD, gi, root);
+    k->sc_v = r->shape.d[0];
+    k->sc_row = k->sc_v ? n / k->sc_v : 0;
+    k->sc_n = ir_numel(&g->node[r->in[0]].shape);
+    k->sc_cols = SCATTER_COLS;
+    k->range = (k->sc_row + SCATTER_COLS - 1) / SCATTER_COLS;
+    k->table_arg = cg_low_arg(L, k, cg_low_home(L, root));
+    k->idx_arg = cg_low_arg(L, k, cg_low_home(L, r->in[0]));
+    k->grad_arg = cg_low_arg(L, k, cg_low_home(L, r->in[1]));
+    add_store(k, root);
+    if (k->range <= 0) {
+      L->stored[root] = true;
+      L->nkern--;
+      return 0;
+    }
+    return cg_low_finish_kernel(L, k);
+  }
+  CgKernel *k = cg_low_kernel(L, CG_KERNEL_GUMBEL, gi, root);
+  k->total = n;
+  k->inner = GUMBEL_CHUNK;
+  k->range = (n + GUMBEL_CHUNK - 1) / GUMBEL_CHUNK;
+  k->salt = r->attr.salt;
+  k->out_arg = cg_low_arg(L, k, cg_low_home(L, root));
+  add_store(k, root);
+  if (k->range <= 0) {
+    L->stored[root] = true;
+    L->nkern--;
+    return 0;
+  }
+  return cg_low_finish_kernel(L, k);
+}
+
+int cg_low_group(Lower *L, int gi) {
+  const IrGraph *g = L->g;
+  const FuseGroup *G = &L->fp->group[gi];
+  int heavy = -1;
+  for (int i = 0; i < G->n; i++) {
+    int m = G->node[i];
+    if (!is_heavy(g->node[m].op)) continue;
+    if (heavy >= 0)
+      return cg_low_err(L, "fusion group %d holds two reductions or opaque ops (%%%d %s and %%%d %s)", gi, heavy,
+                        ir_op_name(g->node[heavy].op), m, ir_op_name(g->node[m].op));
+    heavy = m;
+  }
+  int root = heavy >= 0 ? heavy : G->root;
+  if (root < 0 || root >= g->n || L->fp->group_of[root] != gi)
+    return cg_low_err(L, "fusion group %d: root %%%d is not a member", gi, root);
+
+  /* needed members: the values this group must leave in buffers */
+  bool *out = calloc((size_t)g->n + 1, 1);
+  int nout = 0;
+  for (int i = 0; i < G->n; i++)
+    if (L->live[G->node[i]] && L->needed[G->node[i]] && !is_leaf(g->node[G->node[i]].op)) {
+      out[G->node[i]] = true;
+      nout++;
+    }
+  int rc = 0;
+  if (nout == 0) goto done;
+
+  if (heavy < 0) {
+    bool *back = calloc((size_t)g->n + 1, 1);
+    back_from(L, gi, root, back);
+    int *st = malloc(sizeof(int) * (size_t)G->n), n = 0;
+    for (int i = 0; i < G->n; i++)
+      if (out[G->node[i]] && back[G->node[i]]) st[n++] = G->node[i];
+    if (n > 0) rc = finish_loop(L, cg_low_loop_kernel(L, gi, root, st, n, -1));
+    free(st);
+    free(back);
+  } else {
+    /* would any needed member be left for a kernel of its own? then the
+     * root must be stored for it to read */
+    bool *covered = calloc((size_t)g->n + 1, 1);
+    IrOp op = g->node[heavy].op;
+    bool rowop = row_kind(op) >= 0;
+    if (rowop) back_from(L, gi, g->node[heavy].in[0], covered);
+    fwd_from(L, gi, heavy, covered);
+    covered[heavy] = true;
+    bool rest = false;
+    for (int i = 0; i < G->n; i++) rest |= out[G->node[i]] && !covered[G->node[i]];
+    bool store_root = out[heavy] || rest;
+    if (rowop) {
+      rc = row_group(L, gi, heavy, out, store_root);
+    } else {
+      bool *fwd = calloc((size_t)g->n + 1, 1);
+      fwd_from(L, gi, heavy, fwd);
+      int *epi = malloc(sizeof(int) * (size_t)G->n), nepi = 0;
+      for (int i = 0; i < G->n; i++)
+        if (out[G->node[i]] && fwd[G->node[i]]) epi[nepi++] = G->node[i];
+      if (is_gemm_op(op)) {
+        rc = materialize_inputs(L, gi, heavy);
+        if (rc == 0) rc = cg_low_gemm_group(L, gi, epi, nepi, store_root);
+      } else {
+        rc = special_root(L, gi, heavy);
+        if (rc == 0 && nepi > 0) rc = finish_loop(L, cg_low_loop_kernel(L, gi, heavy, epi, nepi, heavy));
+      }
+      free(epi);
+      free(fwd);
+    }
+    free(covered);
+  }
+  /* members the kernels above could not store */
+  for (int i = 0; i < G->n && rc == 0; i++) {
+    int m = G->node[i];
+    if (!out[m] || L->stored[m]) continue;
+    if (heavy >= 0 && !L->stored[heavy]) {
+      rc = cg_low_err(L, "internal: group %d needs %%%d but its root was not stored", gi, m);
+      break;
+    }
+    rc = finish_loop(L, cg_low_loop_kernel(L, gi, m, &m, 1, heavy));
+  }
+done:
+  free(out);
+  return rc;
+}

@@ -1,0 +1,70 @@
+/* lower_impl.h — state shared by the lowering files (internal to codegen):
+ * lower.c (buffers, liveness, outputs, updates, the driver), lower_group.c
+ * (a fusion group's kernels) and lower_gemm.c (GEMM-based ops). */
+#ifndef DAL_CODEGEN_LOWER_IMPL_H
+#define DAL_CODEGEN_LOWER_IMPL_H
+
+#include "codegen/lower.h"
+#include "codegen/pool.h"
+
+
+typedef struct {
+  const IrGraph *g;
+  const FusePlan *fp;
+  CgPool *pool;
+  RtErr *e;
+  const char *prefix;
+  int *cons_first, *cons;  /* consumers of node v: cons[cons_first[v] .. cons_first[v+1]) */
+  bool *live;              /* the node's value is computed by the plan */
+  bool *needed;            /* ... and must be in a buffer (read by another group, an
+                              output, an update value) */
+  int *home;               /* the buffer holding a node's value, or -1 */
+  int *out_buf;            /* graph output k -> its RT_BUF_OUTPUT buffer */
+  RtBuffer *buf;
+  int nbuf, capbuf;
+  RtStep *step;
+  int nstep, capstep;
+  CgKernel *kern;
+  int nkern, capkern;
+  bool *stored;            /* scratch per group: node already stored by an earlier kernel */
+} Lower;
+
+/* ---- lower.c ---- */
+int cg_low_err(Lower *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A new arena buffer for a node-shaped value (dtype, shape of 'node'), or
+ * of 'elems' f32 elements if node < 0. Returns its id. */
+int cg_low_arena(Lower *L, int node, int64_t elems, const char *name);
+/* A constant buffer: the CONST node's value filled in (node >= 0), or one
+ * int64 holding 'value' (node < 0). */
+int cg_low_const(Lower *L, int node, int64_t value);
+/* The buffer holding node's value, made (arena) if it has none yet; CONST
+ * nodes get a filled constant buffer. */
+int cg_low_home(Lower *L, int node);
+RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name);
+/* A new kernel of 'kind' for group 'gi' rooted at 'root', with an
+ * all-false member array; its name is prefix + number + root op. */
+CgKernel *cg_low_kernel(Lower *L, CgKernelKind kind, int gi, int root);
+/* The argument index of buffer b in k (added if new). */
+int cg_low_arg(Lower *L, CgKernel *k, int b);
+/* Works out k's loads from its stores and members (and for row kernels the
+ * root's inputs), sets the args, and appends the kernel's step. */
+int cg_low_finish_kernel(Lower *L, CgKernel *k);
+bool cg_low_identity_op(IrOp op);
+
+/* ---- lower_group.c ---- */
+int cg_low_group(Lower *L, int gi);
+/* A LOOP kernel storing 'stores' (n) over the shape of 'root'; members:
+ * group gi's members not yet stored; 'provided' (or -1) is the group's
+ * heavy root, whose value the kernel gets some other way. Returns the
+ * kernel (not finished: the caller may set a window or source) or NULL. */
+CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int n, int provided);
+/* Sets a LOOP kernel's iteration geometry (flat or rows x inner, window). */
+void cg_low_loop_geometry(Lower *L, CgKernel *k);
+
+/* ---- lower_gemm.c ---- */
+/* Lowers a group whose root is MATMUL, CONV2D, CONV_TRANSPOSE2D or
+ * CONV2D_BACKWARD_WEIGHT: the GEMM steps and the kernels around them,
+ * storing the epilogue members in epi[0..nepi) and the root if store_root. */
+int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_root);
+
+#endif

@@ -1,0 +1,836 @@
+/* test_jit.c — the LLVM backend against the reference executor.
+ *
+ * Every graph here runs twice: through ref_run (the oracle) and through
+ * lowering + LLVM + ORC LLJIT + the runtime's scheduler (rt_plan_run, two
+ * threads, so every kernel is also split into [begin, end) pieces). Outputs
+ * and updated state must agree: i32 exactly, f32 to 1e-5 relative
+ * (max-abs difference over max-abs of the reference), or bit for bit where
+ * the arithmetic is the same (elementwise, movement, comparisons, casts,
+ * maxima, scatter-add). Inputs are generated here, deterministically.
+ *
+ * Covered: every op of ops.def (each alone, a coverage check like
+ * test_ref's), fused chains under explicit groupings (elementwise,
+ * broadcast, reduction with prologue and epilogue, softmax row kernel,
+ * matmul + bias, conv + bias + relu, two-pass row groups) and under
+ * passes/fuse.c's plans, convolutions split into chunks of samples, state
+ * updates, data-dependent indices out of range, the GPT tiny logits and the
+ * dVAE tiny encoder from models/gpt.dal and dvae.dal, and the emitted assembly (AVX2 FMA
+ * in an elementwise kernel), LLVM IR and object file. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/bind.h"
+#include "codegen/llvm/cg_llvm.h"
+#include "codegen/ref/ref.h"
+#include "frontend/frontend.h"
+#include "passes/fuse.h"
+#include "runtime/rt_sched.h"
+#include "tests/util.h"
+
+#define LOC ((SrcLoc){"test_jit.c", __LINE__, 1})
+#define SH(r, ...) {.rank = (r), .d = {__VA_ARGS__}}
+#define NO_ATTR {.axis = 0}
+
+static CgSession *session;
+static RtPool *pool;
+
+static void setup(void) {
+  RtErr e;
+  session = cg_session_new(&e);
+  ck_assert_msg(session != NULL, "%s", e.msg);
+  pool = rt_pool_new(2, &e);
+  ck_assert_msg(pool != NULL, "%s", e.msg);
+}
+
+static void teardown(void) {
+  cg_session_free(session);
+  rt_pool_free(pool);
+}
+
+/* ---- deterministic inputs ---- */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_u64(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 7;
+  rng ^= rng << 17;
+  return rng;
+}
+
+static double uniform(double lo, double hi) { return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0; }
+
+typedef enum {
+  D_NORMAL,   /* f32 in [-2.5, 2.5] */
+  D_POS,      /* f32 in [0.05, 9] */
+  D_SMALL,    /* small integers -3..3 (as f32 or i32): ties for comparisons */
+  D_INDEX,    /* i32 in [0, hi) */
+  D_NONZERO,  /* i32 in [-20, 20] without 0 */
+  D_WIDE,     /* f32 up to +-3e9 and NaN (casts); i32 over the whole range */
+  D_BOOL      /* i32 0 or 1 */
+} Dom;
+
+static RtTensor *make(IrDType dt, const IrShape *s, Dom d, int hi) {
+  RtErr e;
+  RtTensor *t = rt_tensor_new((RtDType)dt, s->rank, s->d, &e);
+  ck_assert_msg(t != NULL, "%s", e.msg);
+  int64_t n = rt_tensor_numel(t);
+  for (int64_t i = 0; i < n; i++) {
+    double v;
+    switch (d) {
+    case D_POS: v = uniform(0.05, 9); break;
+    case D_SMALL: v = (double)(int)uniform(-3, 4) - 0.0; break;
+    case D_INDEX: v = (double)(int64_t)uniform(0, hi); break;
+    case D_NONZERO: v = (double)(int)uniform(1, 21) * (next_u64() & 1 ? 1 : -1); break;
+    case D_BOOL: v = (double)(next_u64() & 1); break;
+    case D_WIDE: v = dt == IR_I32 ? (double)(int32_t)(uint32_t)next_u64() : uniform(-3e9, 3e9); break;
+    default: v = uniform(-2.5, 2.5); break;
+    }
+    if (dt == IR_I32) rt_i32(t)[i] = (int32_t)v;
+    else rt_f32(t)[i] = (float)v;
+  }
+  if (d == D_WIDE && dt == IR_F32 && n > 3) {
+    rt_f32(t)[0] = NAN;
+    rt_f32(t)[1] = 2147483520.0f;
+    rt_f32(t)[2] = -2147483648.0f;
+  }
+  if (d == D_WIDE && dt == IR_I32 && n > 2) {
+    rt_i32(t)[0] = INT32_MIN;
+    rt_i32(t)[1] = INT32_MAX;
+  }
+  return t;
+}
+
+static RtTensor *copy_tensor(const RtTensor *t) {
+  RtErr e;
+  RtTensor *c = rt_tensor_new(t->dtype, t->rank, t->dim, &e);
+  memcpy(c->data, t->data, rt_tensor_bytes(t));
+  return c;
+}
+
+/* ---- running both ways ---- */
+
+/* got matches want: same dtype and size; i32 and 'exact' f32 bit for bit
+ * (NaN matching NaN), other f32 to tol relative. */
+static void expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact) {
+  ck_assert_msg(got->dtype == want->dtype && rt_tensor_numel(got) == rt_tensor_numel(want), "%s: dtype or size differs",
+                what);
+  int64_t n = rt_tensor_numel(want);
+  if (want->dtype == RT_I32) {
+    for (int64_t i = 0; i < n; i++)
+      ck_assert_msg(rt_i32(got)[i] == rt_i32(want)[i], "%s: element %lld is %d, expected %d", what, (long long)i,
+                    rt_i32(got)[i], rt_i32(want)[i]);
+    return;
+  }
+  const float *a = rt_f32(got), *b = rt_f32(want);
+  for (int64_t i = 0; i < n; i++) {
+    ck_assert_msg(isnan(a[i]) == isnan(b[i]), "%s: element %lld is %g, expected %g", what, (long long)i, a[i], b[i]);
+    if (exact && !isnan(b[i]))
+      ck_assert_msg(a[i] == b[i], "%s: element %lld is %.9g, expected exactly %.9g", what, (long long)i, a[i], b[i]);
+  }
+  if (!exact) {
+    /* relative error over the non-NaN elements */
+    double num = 0, den = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+      if (isnan(b[i])) continue;
+      if (isinf(b[i])) {
+        ck_assert_msg(a[i] == b[i], "%s: element %lld is %g, expected %g", what, (long long)i, a[i], b[i]);
+        continue;
+      }
+      num = fmax(num, fabs((double)a[i] - (double)b[i]));
+      den = fmax(den, fabs((double)b[i]));
+    }
+    ck_assert_msg(num / den <= tol, "%s: relative error %.3g > %.1g", what, num / den, tol);
+  }
+}
+
+typedef struct {
+  double tol;
+  bool exact;
+  uint64_t seed, step;
+  int kernels;       /* out: the plan's kernel count */
+  int steps;         /* out: its step count */
+} Check;
+
+/* Runs g on inputs in[] and parameters params[] (copied for each side: the
+ * updates write them) with ref_run and with the JIT under fusion plan fp
+ * (NULL: fuse_plan with fusion on), and compares outputs and updated state. */
+static void check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor **params, Check *c) {
+  RtErr e = {{0}};
+  int np = g->nparam;
+  RtTensor **pref = calloc((size_t)np + 1, sizeof *pref), *rout[8] = {0};
+  for (int i = 0; i < np; i++) pref[i] = copy_tensor(params[i]);
+  RefOptions ro = {c->seed, c->step};
+  ck_assert_msg(ref_run(g, in, pref, rout, &ro, &e) == 0, "ref_run(%s): %s", g->name, e.msg);
+
+  FusePlan *own = NULL;
+  if (!fp) fp = own = fuse_plan(g, &(FuseOptions){.enabled = true});
+  CgModule *m = cg_module_new(session, g, fp, &e);
+  ck_assert_msg(m != NULL, "cg_module_new(%s): %s", g->name, e.msg);
+  if (own) fuse_plan_free(own);
+  ck_assert_msg(cg_module_jit(m, &e) == 0, "jit(%s): %s", g->name, e.msg);
+  const RtPlan *plan = cg_module_plan(m);
+  c->kernels = plan->nkernel;
+  c->steps = plan->nstep;
+  RtTensorList *state = rt_list_new();
+  for (int i = 0; i < np; i++) rt_list_put(state, g->node[g->param[i]].name, copy_tensor(params[i]));
+  void *arena = rt_arena_new(plan->arena_bytes, &e);
+  ck_assert_msg(arena != NULL, "%s", e.msg);
+  RtTensor *jout[8] = {0};
+  RtRunCtx ctx = {c->seed, c->step};
+  ck_assert_msg(rt_plan_run(plan, pool, arena, in, jout, state, &ctx, &e) == 0, "rt_plan_run(%s): %s", g->name, e.msg);
+  for (int k = 0; k < g->noutput; k++) {
+    char what[200];
+    snprintf(what, sizeof what, "%s output %d", g->name, k);
+    expect_agree(what, jout[k], rout[k], c->tol, c->exact);
+  }
+  for (int i = 0; i < np; i++) {
+    char what[200];
+    snprintf(what, sizeof what, "%s state %s", g->name, g->node[g->param[i]].name);
+    expect_agree(what, rt_list_get(state, g->node[g->param[i]].name), pref[i], c->tol, c->exact);
+  }
+  for (int k = 0; k < g->noutput; k++) {
+    rt_tensor_free(rout[k]);
+    rt_tensor_free(jout[k]);
+  }
+  for (int i = 0; i < np; i++) rt_tensor_free(pref[i]);
+  free(pref);
+  rt_list_free(state);
+  rt_arena_free(arena);
+  cg_module_free(m);
+}
+
+/* check_plan with fusion off (one group per node) and on. */
+static void check_both(IrGraph *g, RtTensor **in, RtTensor **params, Check *c) {
+  FusePlan *off = fuse_plan(g, &(FuseOptions){.enabled = false});
+  check_plan(g, off, in, params, c);
+  fuse_plan_free(off);
+  check_plan(g, NULL, in, params, c);
+}
+
+static void free_all(RtTensor **t, int n) {
+  for (int i = 0; i < n; i++) rt_tensor_free(t[i]);
+}
+
+/* ---- every op alone ---- */
+
+typedef struct {
+  IrDType dt;
+  IrShape s;
+  Dom dom;
+  int hi;
+} In;
+
+#define F(d, ...) {IR_F32, SH(__VA_ARGS__), d, 0}
+#define I(d, hi, ...) {IR_I32, SH(__VA_ARGS__), d, hi}
+
+typedef struct {
+  const char *name;
+  IrOp op;
+  IrAttr attr;
+  int nin;
+  In in[3];
+  bool exact;
+} OpCase;
+
+static const OpCase cases[] = {
+    /* leaves */
+    {"const_f32", OP_CONST, {.shape = SH(2, 2, 3), .dtype = IR_F32, .value = 1.5}, 0, {{0}}, true},
+    {"const_i32", OP_CONST, {.shape = SH(1, 4), .dtype = IR_I32, .value = -7}, 0, {{0}}, true},
+    {"const_scalar", OP_CONST, {.shape = {.rank = 0}, .dtype = IR_F32, .value = 0.25}, 0, {{0}}, true},
+    {"iota_ax1", OP_IOTA, {.shape = SH(3, 2, 3, 4), .axis = 1}, 0, {{0}}, true},
+    {"iota_ax0", OP_IOTA, {.shape = SH(1, 5), .axis = 0}, 0, {{0}}, true},
+    {"gumbel", OP_GUMBEL, {.shape = SH(2, 3, 1500), .salt = 7}, 0, {{0}}, true},
+    /* unary */
+    {"neg_f32", OP_NEG, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
+    {"abs_f32", OP_ABS, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
+    {"exp", OP_EXP, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
+    {"log", OP_LOG, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, false},
+    {"sqrt", OP_SQRT, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, true},
+    {"rsqrt", OP_RSQRT, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, true},
+    {"tanh", OP_TANH, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
+    {"sigmoid", OP_SIGMOID, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
+    {"relu", OP_RELU, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
+    {"gelu", OP_GELU, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
+    {"neg_i32", OP_NEG, NO_ATTR, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
+    {"abs_i32", OP_ABS, NO_ATTR, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
+    {"cast_f32_i32", OP_CAST, {.dtype = IR_I32}, 1, {F(D_WIDE, 2, 3, 37)}, true},
+    {"cast_i32_f32", OP_CAST, {.dtype = IR_F32}, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
+    {"cast_same", OP_CAST, {.dtype = IR_F32}, 1, {F(D_NORMAL, 2, 3, 5)}, true},
+    {"stop_gradient", OP_STOP_GRADIENT, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 5)}, true},
+    {"straight_through", OP_STRAIGHT_THROUGH, NO_ATTR, 2, {F(D_NORMAL, 2, 3, 5), F(D_NORMAL, 2, 3, 5)}, true},
+    /* binary */
+    {"add_f32", OP_ADD, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"sub_f32", OP_SUB, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"mul_f32", OP_MUL, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"div_f32", OP_DIV, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_POS, 2, 4, 33)}, true},
+    {"max_f32", OP_MAX, NO_ATTR, 2, {F(D_SMALL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"min_f32", OP_MIN, NO_ATTR, 2, {F(D_SMALL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"pow", OP_POW, NO_ATTR, 2, {F(D_POS, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
+    {"add_i32", OP_ADD, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
+    {"sub_i32", OP_SUB, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
+    {"mul_i32", OP_MUL, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
+    {"div_i32", OP_DIV, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_NONZERO, 0, 2, 4, 33)}, true},
+    {"max_i32", OP_MAX, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 33), I(D_SMALL, 0, 2, 4, 33)}, true},
+    {"min_i32", OP_MIN, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 33), I(D_SMALL, 0, 2, 4, 33)}, true},
+    {"lt_f32", OP_LT, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"le_f32", OP_LE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"gt_f32", OP_GT, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"ge_f32", OP_GE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"eq_f32", OP_EQ, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"ne_f32", OP_NE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
+    {"lt_i32", OP_LT, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"le_i32", OP_LE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"gt_i32", OP_GT, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"ge_i32", OP_GE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"eq_i32", OP_EQ, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"ne_i32", OP_NE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
+    {"where_f32", OP_WHERE, NO_ATTR, 3, {I(D_BOOL, 0, 2, 3, 7), F(D_NORMAL, 2, 3, 7), F(D_NORMAL, 2, 3, 7)}, true},
+    {"where_i32", OP_WHERE, NO_ATTR, 3, {I(D_SMALL, 0, 2, 3, 7), I(D_WIDE, 0, 2, 3, 7), I(D_WIDE, 0, 2, 3, 7)}, true},
+    /* reductions */
+    {"sum_ax1", OP_SUM, {.axes = 0x2}, 1, {F(D_NORMAL, 3, 3, 40, 5)}, false},
+    {"sum_ax02_keep", OP_SUM, {.axes = 0x5, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, false},
+    {"sum_ax12", OP_SUM, {.axes = 0x6}, 1, {F(D_NORMAL, 3, 3, 6, 50)}, false},
+    {"sum_all", OP_SUM, {.axes = 0x7}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, false},
+    {"sum_i32", OP_SUM, {.axes = 0x1}, 1, {I(D_WIDE, 0, 2, 5, 7)}, true},
+    {"rmax_ax1", OP_REDUCE_MAX, {.axes = 0x2}, 1, {F(D_NORMAL, 3, 3, 40, 5)}, true},
+    {"rmax_last", OP_REDUCE_MAX, {.axes = 0x4}, 1, {F(D_SMALL, 3, 3, 4, 50)}, true},
+    {"rmax_ax02_keep", OP_REDUCE_MAX, {.axes = 0x5, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, true},
+    {"rmax_i32", OP_REDUCE_MAX, {.axes = 0x2}, 1, {I(D_WIDE, 0, 3, 3, 4, 5)}, true},
+    {"argmax_ax1", OP_ARGMAX, {.axis = 1}, 1, {F(D_SMALL, 3, 3, 4, 5)}, true},
+    {"argmax_ax2_keep", OP_ARGMAX, {.axis = 2, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, true},
+    {"argmax_i32", OP_ARGMAX, {.axis = 0}, 1, {I(D_SMALL, 0, 3, 6, 4, 5)}, true},
+    {"softmax_ax1", OP_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, false},
+    {"softmax_last", OP_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 2, 6, 100)}, false},
+    {"log_softmax_ax1", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, false},
+    {"log_softmax_last", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 2, 6, 100)}, false},
+    /* data movement */
+    {"reshape", OP_RESHAPE, {.shape = SH(2, 4, 6)}, 1, {F(D_NORMAL, 3, 3, 4, 2)}, true},
+    {"reshape_i32", OP_RESHAPE, {.shape = SH(2, 6, 5)}, 1, {I(D_WIDE, 0, 3, 3, 2, 5)}, true},
+    {"permute_201", OP_PERMUTE, {.perm = {2, 0, 1}}, 1, {F(D_NORMAL, 3, 2, 3, 40)}, true},
+    {"permute_i32", OP_PERMUTE, {.perm = {3, 1, 0, 2}}, 1, {I(D_WIDE, 0, 4, 2, 3, 4, 5)}, true},
+    {"broadcast", OP_BROADCAST, {.shape = SH(3, 3, 5, 4)}, 1, {F(D_NORMAL, 3, 3, 1, 4)}, true},
+    {"broadcast_i32", OP_BROADCAST, {.shape = SH(3, 2, 3, 40)}, 1, {I(D_WIDE, 0, 3, 1, 3, 1)}, true},
+    {"slice", OP_SLICE, {.start = {1, 0, 2}, .stop = {3, 5, 5}}, 1, {F(D_NORMAL, 3, 4, 5, 6)}, true},
+    {"concat_ax1", OP_CONCAT, {.axis = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 2, 4)}, true},
+    {"concat_ax0_i32", OP_CONCAT, {.axis = 0}, 2, {I(D_WIDE, 0, 2, 2, 3), I(D_WIDE, 0, 2, 4, 3)}, true},
+    {"concat_last", OP_CONCAT, {.axis = 1}, 2, {F(D_NORMAL, 2, 3, 40), F(D_NORMAL, 2, 3, 5)}, true},
+    {"gather", OP_GATHER, NO_ATTR, 2, {F(D_NORMAL, 2, 6, 40), I(D_INDEX, 6, 2, 2, 3)}, true},
+    {"gather_1d", OP_GATHER, NO_ATTR, 2, {F(D_NORMAL, 1, 5), I(D_INDEX, 5, 1, 4)}, true},
+    {"gather_backward", OP_GATHER_BACKWARD, {.shape = SH(3, 6, 2, 70)}, 2,
+     {I(D_INDEX, 6, 2, 2, 5), F(D_NORMAL, 4, 2, 5, 2, 70)}, true},
+    {"gather_backward_1d", OP_GATHER_BACKWARD, {.shape = SH(1, 5)}, 2, {I(D_INDEX, 5, 1, 9), F(D_NORMAL, 1, 9)}, true},
+    {"onehot_ax1", OP_ONEHOT, {.axis = 1, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
+    {"onehot_last", OP_ONEHOT, {.axis = 2, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
+    {"onehot_ax0", OP_ONEHOT, {.axis = 0, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
+    /* matmul */
+    {"matmul", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 4, 5)}, false},
+    {"matmul_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 3, 2, 4, 5)}, false},
+    {"matmul_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 5, 4)}, false},
+    {"matmul_tab", OP_MATMUL, {.trans_a = 1, .trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 3, 2, 5, 4)}, false},
+    {"matmul_shared", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 4, 2, 2, 3, 4), F(D_NORMAL, 2, 4, 5)}, false},
+    {"matmul_shared_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 2, 4, 5)}, false},
+    {"matmul_shared_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 2, 5, 4)}, false},
+    {"matmul_2d", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 2, 3, 4), F(D_NORMAL, 2, 4, 5)}, false},
+    /* convolutions (k4 s2 p1 is the dVAE's down- and upsampling) */
+    {"conv2d_k3s1p1", OP_CONV2D, {.stride = 1, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 7, 7), F(D_NORMAL, 4, 4, 3, 3, 3)}, false},
+    {"conv2d_k4s2p1", OP_CONV2D, {.stride = 2, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 8, 8), F(D_NORMAL, 4, 5, 3, 4, 4)}, false},
+    {"conv2d_k1", OP_CONV2D, {.stride = 1, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 3, 5, 5), F(D_NORMAL, 4, 4, 3, 1, 1)}, false},
+    {"conv2d_k3s2p0", OP_CONV2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 2, 7, 6), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"conv2d_k3s3p2", OP_CONV2D, {.stride = 3, .pad = 2}, 2, {F(D_NORMAL, 4, 1, 2, 8, 7), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"convt_k4s2p1", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 4, 5, 5), F(D_NORMAL, 4, 4, 3, 4, 4)}, false},
+    {"convt_k3s1p1", OP_CONV_TRANSPOSE2D, {.stride = 1, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 4, 5), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"convt_k3s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 1, 2, 4, 4), F(D_NORMAL, 4, 2, 3, 3, 3)}, false},
+    {"convt_k2s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 3, 3, 3), F(D_NORMAL, 4, 3, 2, 2, 2)}, false},
+    {"convt_k5s3p2", OP_CONV_TRANSPOSE2D, {.stride = 3, .pad = 2}, 2, {F(D_NORMAL, 4, 2, 2, 4, 3), F(D_NORMAL, 4, 2, 3, 5, 5)}, false},
+    {"conv2d_bw_k3s1p1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 4, 3, 3, 3), .stride = 1, .pad = 1}, 2,
+     {F(D_NORMAL, 4, 2, 3, 6, 6), F(D_NORMAL, 4, 2, 4, 6, 6)}, false},
+    {"conv2d_bw_k4s2p1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 5, 3, 4, 4), .stride = 2, .pad = 1}, 2,
+     {F(D_NORMAL, 4, 2, 3, 8, 8), F(D_NORMAL, 4, 2, 5, 4, 4)}, false},
+    {"conv2d_bw_k3s2p0", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 3, 2, 3, 3), .stride = 2, .pad = 0}, 2,
+     {F(D_NORMAL, 4, 1, 2, 7, 7), F(D_NORMAL, 4, 1, 3, 3, 3)}, false},
+    {"conv2d_bw_k1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 2, 4, 1, 1), .stride = 1, .pad = 0}, 2,
+     {F(D_NORMAL, 4, 3, 4, 5, 5), F(D_NORMAL, 4, 3, 2, 5, 5)}, false},
+    /* norms and loss */
+    {"group_norm", OP_GROUP_NORM, {.groups = 3, .eps = 1e-5f}, 3,
+     {F(D_NORMAL, 4, 2, 6, 4, 4), F(D_NORMAL, 1, 6), F(D_NORMAL, 1, 6)}, false},
+    {"group_norm_rank3", OP_GROUP_NORM, {.groups = 2, .eps = 1e-3f}, 3,
+     {F(D_NORMAL, 3, 2, 4, 5), F(D_NORMAL, 1, 4), F(D_NORMAL, 1, 4)}, false},
+    {"group_norm_g1", OP_GROUP_NORM, {.groups = 1, .eps = 1e-5f}, 3,
+     {F(D_NORMAL, 4, 3, 2, 3, 3), F(D_NORMAL, 1, 2), F(D_NORMAL, 1, 2)}, false},
+    {"layer_norm", OP_LAYER_NORM, {.eps = 1e-5f}, 3, {F(D_NORMAL, 3, 3, 4, 40), F(D_NORMAL, 1, 40), F(D_NORMAL, 1, 40)}, false},
+    {"layer_norm_2d", OP_LAYER_NORM, {.eps = 1e-6f}, 3, {F(D_NORMAL, 2, 5, 6), F(D_NORMAL, 1, 6), F(D_NORMAL, 1, 6)}, false},
+    {"cross_entropy", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(D_NORMAL, 3, 3, 4, 70), I(D_INDEX, 70, 2, 3, 4)}, false},
+    {"cross_entropy_1d", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(D_NORMAL, 2, 5, 7), I(D_INDEX, 7, 1, 5)}, false},
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+START_TEST(test_op_case) {
+  const OpCase *c = &cases[_i];
+  IrGraph *g = ir_graph_new(c->name);
+  RtTensor *in[IR_MAX_IN] = {0};
+  int ids[IR_MAX_IN];
+  for (int i = 0; i < c->nin; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "x%d", i);
+    in[i] = make(c->in[i].dt, &c->in[i].s, c->in[i].dom, c->in[i].hi);
+    ids[i] = ir_input(g, name, c->in[i].dt, c->in[i].s, LOC);
+    ck_assert_msg(ids[i] >= 0, "%s: %s", c->name, g->error);
+  }
+  int id = ir_build(g, c->op, ids, c->nin, &c->attr, LOC);
+  ck_assert_msg(id >= 0, "%s: %s", c->name, g->error);
+  ir_set_outputs(g, &id, NULL, 1);
+  Check chk = {.tol = 1e-5, .exact = c->exact, .seed = 42, .step = 3};
+  check_plan(g, NULL, in, NULL, &chk); /* one op: the same plan with fusion on or off */
+  free_all(in, c->nin);
+  ir_graph_free(g);
+}
+END_TEST
+
+static bool tested[OP_COUNT];
+
+START_TEST(test_all_ops_covered) {
+  for (int i = 0; i < NCASES; i++) tested[cases[i].op] = true;
+  tested[OP_INPUT] = true; /* every case */
+  tested[OP_PARAM] = true; /* test_updates, the models */
+  tested[OP_STATE] = true; /* test_updates */
+  for (int op = 0; op < OP_COUNT; op++) ck_assert_msg(tested[op], "no JIT test for %s", ir_op_name((IrOp)op));
+}
+END_TEST
+
+/* ---- fused chains under explicit groupings ---- */
+
+/* A plan with every non-leaf node of g in one group. */
+static FusePlan *one_group(const IrGraph *g) {
+  int *gid = calloc((size_t)g->n + 1, sizeof(int));
+  char err[200];
+  FusePlan *p = cg_fuse_from_groups(g, gid, err, sizeof err);
+  ck_assert_msg(p != NULL, "%s", err);
+  free(gid);
+  return p;
+}
+
+static int input(IrGraph *g, const char *name, IrDType dt, IrShape s) {
+  int id = ir_input(g, name, dt, s, LOC);
+  ck_assert_msg(id >= 0, "%s", g->error);
+  return id;
+}
+
+static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d) {
+  int64_t dims[4] = {a, b, c, d};
+  return ir_shape_make(rank, dims);
+}
+
+/* Runs g with one group (expecting 'kernels' kernels), then with
+ * fuse_plan's plan and with fusion off. */
+static void check_fused(IrGraph *g, RtTensor **in, RtTensor **params, int kernels, Check c) {
+  FusePlan *p = one_group(g);
+  check_plan(g, p, in, params, &c);
+  cg_fuse_free(p);
+  ck_assert_msg(c.kernels == kernels, "%s: %d kernels, expected %d", g->name, c.kernels, kernels);
+  check_both(g, in, params, &c);
+}
+
+/* relu(a * b + c) * 0.5: one flat loop, bit for bit. */
+START_TEST(test_chain_elementwise) {
+  IrGraph *g = ir_graph_new("elementwise");
+  IrShape s = shp(2, 9, 1000, 0, 0);
+  int a = input(g, "a", IR_F32, s), b = input(g, "b", IR_F32, s), c = input(g, "c", IR_F32, s);
+  int y = ir_binary(g, OP_MUL, a, b, LOC);
+  y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, y, c, LOC), LOC);
+  y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 0.5, LOC), LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  RtTensor *in[3] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
+  check_fused(g, in, NULL, 1, (Check){.exact = true});
+  free_all(in, 3);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* exp(a [4, 1, 8] + b [6, 1]) * c [8] -> [4, 6, 8]: broadcasts inside one loop. */
+START_TEST(test_chain_broadcast) {
+  IrGraph *g = ir_graph_new("broadcast");
+  IrShape sa = shp(3, 4, 1, 8, 0), sb = shp(2, 6, 1, 0, 0), sc = shp(1, 8, 0, 0, 0);
+  int a = input(g, "a", IR_F32, sa), b = input(g, "b", IR_F32, sb), c = input(g, "c", IR_F32, sc);
+  int y = ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_binary(g, OP_ADD, a, b, LOC), LOC), c, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  RtTensor *in[3] = {make(IR_F32, &sa, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0), make(IR_F32, &sc, D_NORMAL, 0)};
+  check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+  free_all(in, 3);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* p = exp(x) * w, y = log(sum(p, axis 1)) + 1, both returned: the
+ * prologue is stored inside the reduction, the epilogue after it. */
+START_TEST(test_chain_reduce) {
+  for (int axis = 0; axis < 2; axis++) {
+    IrGraph *g = ir_graph_new(axis ? "reduce_rows" : "reduce_cols");
+    IrShape sx = shp(2, 6, 300, 0, 0), sw = shp(1, 300, 0, 0, 0);
+    int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, sw);
+    int p = ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, x, LOC), w, LOC);
+    int sum = ir_reduce(g, OP_SUM, p, 1u << axis, false, LOC);
+    int y = ir_binary(g, OP_ADD, ir_unary(g, OP_LOG, sum, LOC), ir_scalar(g, IR_F32, 1, LOC), LOC);
+    ir_set_outputs(g, (int[]){y, p}, (const char *[]){"y", "p"}, 2);
+    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_POS, 0)};
+    check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+    free_all(in, 2);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
+/* softmax(x * 0.125 + mask) * 2 along either axis: one row kernel. */
+START_TEST(test_chain_softmax) {
+  for (int axis = 0; axis < 2; axis++) {
+    IrGraph *g = ir_graph_new(axis ? "softmax_rows" : "softmax_cols");
+    IrShape sx = shp(2, 7, 90, 0, 0), sm = shp(1, 90, 0, 0, 0);
+    int x = input(g, "x", IR_F32, sx), mask = input(g, "mask", IR_F32, sm);
+    int t = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, x, ir_scalar(g, IR_F32, 0.125, LOC), LOC), mask, LOC);
+    int sm_ = ir_build(g, OP_SOFTMAX, &t, 1, &(IrAttr){.axis = axis}, LOC);
+    int y = ir_binary(g, OP_MUL, sm_, ir_scalar(g, IR_F32, 2, LOC), LOC);
+    ir_set_outputs(g, &y, NULL, 1);
+    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sm, D_NORMAL, 0)};
+    check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+    free_all(in, 2);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
+/* e / sum(e) with e = exp(x): the reduction's result read back at the input
+ * shape (what fuse_plan calls a two-pass group). */
+START_TEST(test_chain_two_pass) {
+  IrGraph *g = ir_graph_new("two_pass");
+  IrShape sx = shp(2, 5, 64, 0, 0);
+  int x = input(g, "x", IR_F32, sx);
+  int e = ir_unary(g, OP_EXP, x, LOC);
+  int s = ir_reduce(g, OP_SUM, e, 0x2, true, LOC);
+  int y = ir_binary(g, OP_DIV, e, s, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  RtTensor *in[1] = {make(IR_F32, &sx, D_NORMAL, 0)};
+  check_fused(g, in, NULL, 2, (Check){.tol = 1e-5});
+  free_all(in, 1);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* relu(x @ W + b): the GEMM writes into the output, the epilogue runs in place. */
+START_TEST(test_chain_matmul_bias) {
+  IrGraph *g = ir_graph_new("matmul_bias");
+  IrShape sx = shp(3, 2, 6, 16, 0), sw = shp(2, 16, 12, 0, 0), sb = shp(1, 12, 0, 0, 0);
+  int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, sw), b = input(g, "b", IR_F32, sb);
+  int mm = ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC);
+  int y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, mm, b, LOC), LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  RtTensor *in[3] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0)};
+  Check c = {.tol = 1e-5};
+  FusePlan *p = one_group(g);
+  check_plan(g, p, in, NULL, &c);
+  cg_fuse_free(p);
+  ck_assert_int_eq(c.kernels, 1);
+  ck_assert_int_eq(c.steps, 2); /* GEMM, epilogue */
+  check_both(g, in, NULL, &c);
+  free_all(in, 3);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* relu(conv2d(x, w) + b), whole and in chunks of samples. */
+START_TEST(test_chain_conv_bias_relu) {
+  for (int chunked = 0; chunked < 2; chunked++) {
+    IrGraph *g = ir_graph_new(chunked ? "conv_chunked" : "conv");
+    IrShape sx = shp(4, 4, 3, 9, 9), sw = shp(4, 5, 3, 3, 3), sb = shp(3, 5, 1, 1, 0);
+    int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, sw), b = input(g, "b", IR_F32, sb);
+    int cv = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = 1, .pad = 1}, LOC);
+    int y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, cv, b, LOC), LOC);
+    ir_set_outputs(g, &y, NULL, 1);
+    RtTensor *in[3] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0)};
+    /* col for one sample: 27 x 81 floats; a budget of two samples makes chunks of 2 */
+    cg_set_col_budget(chunked ? 2 * 27 * 81 * 4 : 64ll << 20);
+    Check c = {.tol = 1e-5};
+    FusePlan *p = one_group(g);
+    check_plan(g, p, in, NULL, &c);
+    cg_fuse_free(p);
+    ck_assert_int_eq(c.kernels, 2);                /* im2col, epilogue */
+    ck_assert_int_eq(c.steps, chunked ? 6 : 3); /* (im2col, GEMM, epilogue) per chunk */
+    check_both(g, in, NULL, &c);
+    free_all(in, 3);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
+/* The other convolutions in chunks too. */
+START_TEST(test_conv_chunks) {
+  cg_set_col_budget(64); /* one sample per chunk */
+  static const int which[] = {OP_CONV_TRANSPOSE2D, OP_CONV2D_BACKWARD_WEIGHT};
+  for (int k = 0; k < 2; k++) {
+    IrGraph *g = ir_graph_new(ir_op_name((IrOp)which[k]));
+    IrShape sx = shp(4, 3, 4, 5, 5), sw = k ? shp(4, 6, 4, 3, 3) : shp(4, 4, 2, 4, 4);
+    IrShape sgrad = shp(4, 3, 6, 5, 5);
+    int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, k ? sgrad : sw);
+    IrAttr at = {.stride = k ? 1 : 2, .pad = 1, .shape = sw};
+    int y = ir_build(g, (IrOp)which[k], (int[]){x, w}, 2, &at, LOC);
+    ck_assert_msg(y >= 0, "%s", g->error);
+    y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 3, LOC), LOC);
+    ir_set_outputs(g, &y, NULL, 1);
+    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, k ? &sgrad : &sw, D_NORMAL, 0)};
+    Check c = {.tol = 1e-5};
+    FusePlan *p = one_group(g);
+    check_plan(g, p, in, NULL, &c);
+    cg_fuse_free(p);
+    check_both(g, in, NULL, &c);
+    free_all(in, 2);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
+/* ---- state updates ---- */
+
+/* count += 1 and w -= 0.5 w in place (nothing reads the old values after
+ * the update's kernel), a <- b (a copy at the end); the output reads the
+ * old a and w. */
+START_TEST(test_updates) {
+  IrGraph *g = ir_graph_new("step");
+  IrShape sw = shp(2, 3, 40, 0, 0);
+  int w = ir_param(g, "w", sw, IR_INIT_ZEROS, 0, 0, LOC);
+  int count = ir_state(g, "count", ir_shape_make(0, NULL), LOC);
+  int a = ir_state(g, "a", sw, LOC), b = ir_state(g, "b", sw, LOC);
+  int out = ir_binary(g, OP_ADD, w, a, LOC);
+  int nw = ir_binary(g, OP_SUB, w, ir_binary(g, OP_MUL, w, ir_scalar(g, IR_F32, 0.5, LOC), LOC), LOC);
+  int nc = ir_binary(g, OP_ADD, count, ir_scalar(g, IR_F32, 1, LOC), LOC);
+  ck_assert_int_ge(ir_add_update(g, w, nw, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, count, nc, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, a, b, LOC), 0);
+  ir_set_outputs(g, &out, NULL, 1);
+  IrShape s0 = ir_shape_make(0, NULL);
+  RtTensor *params[4] = {make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &s0, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0),
+                         make(IR_F32, &sw, D_NORMAL, 0)};
+  check_both(g, NULL, params, &(Check){.exact = true});
+  free_all(params, 4);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* a <- b and b <- a: every update takes a value from before the updates,
+ * so the two swap (ir.h's rule; the values go through staging buffers). */
+START_TEST(test_update_swap) {
+  IrGraph *g = ir_graph_new("swap");
+  IrShape s = shp(1, 50, 0, 0, 0);
+  int a = ir_state(g, "a", s, LOC), b = ir_state(g, "b", s, LOC);
+  ck_assert_int_ge(ir_add_update(g, a, b, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, b, a, LOC), 0);
+  int out = ir_binary(g, OP_ADD, a, b, LOC);
+  ir_set_outputs(g, &out, NULL, 1);
+  RtErr e;
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  CgModule *m = cg_module_new(session, g, p, &e);
+  fuse_plan_free(p);
+  ck_assert_msg(m && cg_module_jit(m, &e) == 0, "%s", e.msg);
+  RtTensor *ta = make(IR_F32, &s, D_NORMAL, 0), *tb = make(IR_F32, &s, D_NORMAL, 0);
+  RtTensor *a0 = copy_tensor(ta), *b0 = copy_tensor(tb);
+  RtTensorList *state = rt_list_new();
+  rt_list_put(state, "a", ta);
+  rt_list_put(state, "b", tb);
+  const RtPlan *plan = cg_module_plan(m);
+  void *arena = rt_arena_new(plan->arena_bytes, &e);
+  RtTensor *o[1] = {0};
+  ck_assert_msg(rt_plan_run(plan, pool, arena, NULL, o, state, NULL, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(ta->data, b0->data, 200) == 0 && memcmp(tb->data, a0->data, 200) == 0);
+  for (int i = 0; i < 50; i++) ck_assert(rt_f32(o[0])[i] == rt_f32(a0)[i] + rt_f32(b0)[i]);
+  rt_tensor_free(o[0]);
+  rt_tensor_free(a0);
+  rt_tensor_free(b0);
+  rt_list_free(state);
+  rt_arena_free(arena);
+  cg_module_free(m);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- data-dependent indices out of range: no crash, defined values ---- */
+
+START_TEST(test_bad_indices) {
+  IrGraph *g = ir_graph_new("bad_indices");
+  IrShape st = shp(2, 4, 3, 0, 0), si = shp(1, 3, 0, 0, 0), sl = shp(2, 3, 5, 0, 0);
+  int table = input(g, "table", IR_F32, st), idx = input(g, "idx", IR_I32, si), logits = input(g, "logits", IR_F32, sl);
+  int ga = ir_build(g, OP_GATHER, (int[]){table, idx}, 2, NULL, LOC);
+  int oh = ir_build(g, OP_ONEHOT, &idx, 1, &(IrAttr){.axis = 1, .depth = 4}, LOC);
+  int ce = ir_build(g, OP_CROSS_ENTROPY, (int[]){logits, idx}, 2, NULL, LOC);
+  int gb = ir_build(g, OP_GATHER_BACKWARD, (int[]){idx, ga}, 2, &(IrAttr){.shape = st}, LOC);
+  int dv = ir_binary(g, OP_DIV, idx, ir_binary(g, OP_SUB, idx, idx, LOC), LOC);
+  ir_set_outputs(g, (int[]){ga, oh, ce, gb, dv}, NULL, 5);
+  RtTensor *in[3] = {make(IR_F32, &st, D_NORMAL, 0), make(IR_I32, &si, D_INDEX, 4), make(IR_F32, &sl, D_NORMAL, 0)};
+  rt_i32(in[1])[0] = 2;
+  rt_i32(in[1])[1] = 7; /* out of range for 4 rows and 5 classes */
+  rt_i32(in[1])[2] = -1;
+  RtErr e;
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  CgModule *m = cg_module_new(session, g, p, &e);
+  fuse_plan_free(p);
+  ck_assert_msg(m && cg_module_jit(m, &e) == 0, "%s", e.msg);
+  const RtPlan *plan = cg_module_plan(m);
+  void *arena = rt_arena_new(plan->arena_bytes, &e);
+  RtTensor *out[5] = {0};
+  ck_assert_msg(rt_plan_run(plan, pool, arena, in, out, NULL, NULL, &e) == 0, "%s", e.msg);
+  const float *T = rt_f32(in[0]);
+  for (int j = 0; j < 3; j++) {
+    ck_assert(rt_f32(out[0])[j] == T[2 * 3 + j]); /* row 0: table row 2 */
+    ck_assert(rt_f32(out[0])[3 + j] == 0 && rt_f32(out[0])[6 + j] == 0); /* bad rows read zeros */
+  }
+  for (int d = 0; d < 4; d++) {
+    ck_assert(rt_f32(out[1])[d] == (d == 2)); /* onehot [3, 4]: row 0 has its 1 */
+    ck_assert(rt_f32(out[1])[4 + d] == 0 && rt_f32(out[1])[8 + d] == 0);
+  }
+  ck_assert(!isnan(rt_f32(out[2])[0]) && isnan(rt_f32(out[2])[1]) && isnan(rt_f32(out[2])[2]));
+  for (int r = 0; r < 4; r++) /* only row 2 received anything */
+    for (int j = 0; j < 3; j++) ck_assert(rt_f32(out[3])[r * 3 + j] == (r == 2 ? T[2 * 3 + j] : 0.0f));
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(rt_i32(out[4])[i], 0); /* x // 0 */
+  free_all(out, 5);
+  free_all(in, 3);
+  rt_arena_free(arena);
+  cg_module_free(m);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* ---- the models ---- */
+
+static IrGraph *load_entry(const char *file, const char *entry, FeProgram **prog) {
+  char *err = NULL;
+  *prog = fe_load_file(file, &(FeOptions){.config = "tiny"}, &err);
+  ck_assert_msg(*prog != NULL, "%s", err);
+  int i = fe_entry_find(*prog, entry);
+  ck_assert_int_ge(i, 0);
+  IrGraph *g = fe_lower_entry(*prog, i, &err);
+  ck_assert_msg(g != NULL, "%s", err);
+  return g;
+}
+
+static RtTensor **model_params(const IrGraph *g) {
+  RtErr e;
+  RtTensor **p = calloc((size_t)g->nparam + 1, sizeof *p);
+  ck_assert_msg(cg_bind_params(g, NULL, NULL, 1234, p, &e) == 0, "%s", e.msg);
+  return p;
+}
+
+/* GPT tiny logits: embeddings, layer norms, attention (matmuls, causal
+ * softmax), gelu MLP, head. */
+START_TEST(test_gpt_logits) {
+  FeProgram *prog;
+  IrGraph *g = load_entry("models/gpt.dal", "logits", &prog);
+  RtTensor **params = model_params(g);
+  /* text ids in [0, Vt + Lt), image ids in [0, K) (tiny: Vt 64, Lt 8, K 64) */
+  RtTensor *in[2] = {make(IR_I32, &g->node[g->input[0]].shape, D_INDEX, 72),
+                     make(IR_I32, &g->node[g->input[1]].shape, D_INDEX, 64)};
+  check_both(g, in, params, &(Check){.tol = 1e-5});
+  free_all(in, 2);
+  free_all(params, g->nparam);
+  free(params);
+  ir_graph_free(g);
+  fe_free(prog);
+}
+END_TEST
+
+/* dVAE tiny encoder: convolutions, group norms, residual blocks. */
+START_TEST(test_dvae_encode) {
+  FeProgram *prog;
+  IrGraph *g = load_entry("models/dvae.dal", "encode", &prog);
+  RtTensor **params = model_params(g);
+  RtTensor *in[1] = {make(IR_F32, &g->node[g->input[0]].shape, D_NORMAL, 0)};
+  check_both(g, in, params, &(Check){.tol = 1e-5});
+  free_all(in, 1);
+  free_all(params, g->nparam);
+  free(params);
+  ir_graph_free(g);
+  fe_free(prog);
+}
+END_TEST
+
+/* ---- emitted code ---- */
+
+static char *capture(CgModule *m, int (*print)(CgModule *, FILE *, RtErr *)) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  RtErr e;
+  ck_assert_msg(print(m, f, &e) == 0, "%s", e.msg);
+  fclose(f);
+  return buf;
+}
+
+/* gelu over [64, 256]: the optimised IR works on <8 x float>, the assembly
+ * on ymm registers with FMA; an object file is written; after the JIT has
+ * the module, printing it is refused. */
+START_TEST(test_emit) {
+  IrGraph *g = ir_graph_new("gelu");
+  IrShape s = shp(2, 64, 256, 0, 0);
+  int x = input(g, "x", IR_F32, s);
+  int y = ir_unary(g, OP_GELU, x, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  RtErr e;
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  CgModule *m = cg_module_new(session, g, p, &e);
+  fuse_plan_free(p);
+  ck_assert_msg(m != NULL, "%s", e.msg);
+  char *ir = capture(m, cg_module_print_llvm);
+  ck_assert_msg(strstr(ir, "<8 x float>") != NULL, "no 8-wide vectors in:\n%s", ir);
+  ck_assert(strstr(ir, "define void @dal") != NULL);
+  char *as = capture(m, cg_module_print_asm);
+  ck_assert_msg(strstr(as, "vfmadd") != NULL && strstr(as, "ymm") != NULL, "no AVX2 FMA in:\n%.3000s", as);
+  char *obj = tu_path("gelu.o");
+  ck_assert_msg(cg_module_emit_object(m, obj, &e) == 0, "%s", e.msg);
+  size_t n = 0;
+  char *bytes = tu_read_file(obj, &n);
+  ck_assert(bytes && n > 64 && memcmp(bytes, "\x7f" "ELF", 4) == 0);
+  ck_assert_msg(cg_module_jit(m, &e) == 0, "%s", e.msg);
+  FILE *devnull = fopen("/dev/null", "w");
+  ck_assert_int_eq(cg_module_print_llvm(m, devnull, &e), -1);
+  ck_assert_ptr_nonnull(strstr(e.msg, "handed to the JIT"));
+  fclose(devnull);
+  free(bytes);
+  free(obj);
+  free(as);
+  free(ir);
+  cg_module_free(m);
+  ir_graph_free(g);
+}
+END_TEST
+
+Suite *jit_suite(void) {
+  Suite *s = suite_create("jit");
+  TCase *t = tcase_create("ops");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_loop_test(t, test_op_case, 0, NCASES);
+  tcase_add_test(t, test_all_ops_covered);
+  suite_add_tcase(s, t);
+  t = tcase_create("fused");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_test(t, test_chain_elementwise);
+  tcase_add_test(t, test_chain_broadcast);
+  tcase_add_test(t, test_chain_reduce);
+  tcase_add_test(t, test_chain_softmax);
+  tcase_add_test(t, test_chain_two_pass);
+  tcase_add_test(t, test_chain_matmul_bias);
+  tcase_add_test(t, test_chain_conv_bias_relu);
+  tcase_add_test(t, test_conv_chunks);
+  tcase_add_test(t, test_updates);
+  tcase_add_test(t, test_update_swap);
+  tcase_add_test(t, test_bad_indices);
+  suite_add_tcase(s, t);
+  t = tcase_create("models");
+  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_gpt_logits);
+  tcase_add_test(t, test_dvae_encode);
+  tcase_add_test(t, test_emit);
+  suite_add_tcase(s, t);
+  return s;
+}
+
+int main(void) { return tu_run_suite(jit_suite()); }
