@@ -102,7 +102,10 @@ static int check_all(IrGraph *g, const int *params, const int *grads, int n, con
     if (check_param(g, params, grads, i)) return -1;
   for (int i = 0; i < g->ninput; i++)
     if (strcmp(g->node[g->input[i]].name, "opt.lr") == 0) return fail(g, adamw_loc, "the graph already has an input \"opt.lr\"");
-  if (has_param_named(g, "opt.step")) return fail(g, adamw_loc, "the graph already has a param or state \"opt.step\"");
+  static const char *const scalars[] = {"opt.step", "opt.bc1_sum", "opt.bc2_sum"};
+  for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++)
+    if (has_param_named(g, scalars[k]))
+      return fail(g, adamw_loc, "the graph already has a param or state \"%s\"", scalars[k]);
   for (int i = 0; o->clip_norm > 0 && i < g->noutput; i++)
     if (strcmp(g->output_name[i], "opt.grad_norm") == 0)
       return fail(g, adamw_loc, "the graph already has an output \"opt.grad_norm\"");
@@ -156,6 +159,18 @@ typedef struct {
   int clip;      /* min(clip / (norm + 1e-6), 1), or -1 without clipping */
 } Shared;
 
+/* 1 - beta^t, without the cancellation of computing it so in f32 (where
+ * 1 - 0.999f is off by 1.3e-5 relative): 1 - beta^t = (1 - beta) * S_t with
+ * the geometric sum S_t = 1 + beta S_(t-1), S_0 = 0, kept as a STATE; 1 - beta
+ * is rounded once from double. S_t has no cancellation, so the correction
+ * stays within a few f32 ulps of PyTorch's double-precision one. */
+static int bias_correction(Emit *e, const char *name, int beta, int one_minus_beta, int one) {
+  int sum = e->bad ? -1 : ok(e, ir_state(e->g, name, ir_shape_make(0, NULL), e->loc));
+  int next = bin(e, OP_ADD, one, bin(e, OP_MUL, beta, sum));
+  update(e, sum, next);
+  return bin(e, OP_MUL, one_minus_beta, next);
+}
+
 /* t = step + 1 (and its update), the bias corrections and the constants. */
 static Shared build_shared(Emit *e, bool any_decay, double wd, const AdamWOptions *o) {
   Shared s;
@@ -169,8 +184,8 @@ static Shared build_shared(Emit *e, bool any_decay, double wd, const AdamWOption
   s.beta2 = scalar(e, o->beta2);
   s.one_minus_beta2 = scalar(e, 1.0 - o->beta2);
   s.eps = scalar(e, o->eps);
-  int bc1 = bin(e, OP_SUB, one, bin(e, OP_POW, s.beta1, t));
-  int bc2 = bin(e, OP_SUB, one, bin(e, OP_POW, s.beta2, t));
+  int bc1 = bias_correction(e, "opt.bc1_sum", s.beta1, s.one_minus_beta1, one);
+  int bc2 = bias_correction(e, "opt.bc2_sum", s.beta2, s.one_minus_beta2, one);
   s.step_size = bin(e, OP_DIV, lr, bc1);
   s.sqrt_bc2 = un(e, OP_SQRT, bc2);
   s.decay = any_decay ? bin(e, OP_SUB, one, bin(e, OP_MUL, lr, scalar(e, wd))) : -1;

@@ -26,6 +26,7 @@ typedef struct {
  * same shape), i < n:
  *
  *   STATE "opt.step" (scalar)              t = opt.step + 1 (f32: exact to 2^24 steps)
+ *   STATE "opt.bc1_sum", "opt.bc2_sum"     S_t = 1 + beta S_(t-1): 1 - beta^t = (1 - beta) S_t
  *   STATE "opt.m.<name>", "opt.v.<name>"   first and second moments (zeros at start)
  *   INPUT "opt.lr" (scalar f32)            appended last to g->input, so the
  *                                          driver can schedule the learning rate
@@ -36,7 +37,8 @@ typedef struct {
  *   p  *= 1 - lr wd                          (params 'decays' accepts, when wd > 0)
  *   p  -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
  *
- * with the bias corrections computed in the graph (POW), and an update for
+ * with the bias corrections computed in the graph without cancellation (see
+ * adamw.c), and an update for
  * every param, moment and the step count. With clip_norm > 0 the outputs
  * also get "opt.grad_norm" (the norm before clipping, appended last; the
  * clipping matches torch.nn.utils.clip_grad_norm_).
@@ -46,7 +48,7 @@ typedef struct {
  * once per graph. Returns 0, or -1 with g->error set: bad options, a param
  * that is not a PARAM or is listed twice or already has an update, a
  * gradient of the wrong dtype or shape, a name already taken (opt.lr,
- * opt.step, opt.m.*, opt.v.*, opt.grad_norm); in those cases g is unchanged. */
+ * opt.step, opt.bc1_sum, opt.bc2_sum, opt.m.*, opt.v.*, opt.grad_norm); in those cases g is unchanged. */
 int opt_adamw(IrGraph *g, const int *params, const int *grads, int n, const AdamWOptions *o);
 
 /* Turns a training entry (g->train, output 0 the scalar loss) into one

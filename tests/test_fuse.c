@@ -640,39 +640,62 @@ END_TEST
 
 /* ---- AdamW ---- */
 
-static IrGraph *adamw_graph(double clip) {
+static IrGraph *adamw_graph(double clip, int nparams) {
   IrGraph *g = ir_graph_new("adamw");
-  int w = ir_param(g, "w", SH(2, 16, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
-  int gw = input(g, "gw", SH(2, 16, 8));
+  int w[4], gw[4];
+  for (int i = 0; i < nparams; i++) {
+    char name[16];
+    snprintf(name, sizeof name, i ? "w%d" : "w", i);
+    w[i] = ir_param(g, name, SH(2, 16, 8), IR_INIT_NORMAL, 0, 0.02, LOC);
+    snprintf(name, sizeof name, "gw%d", i);
+    gw[i] = input(g, name, SH(2, 16, 8));
+  }
   AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.01, .clip_norm = clip};
-  ck_assert_msg(opt_adamw(g, &w, &gw, 1, &o) == 0, "%s", g->error);
+  ck_assert_msg(opt_adamw(g, w, gw, nparams, &o) == 0, "%s", g->error);
   return g;
 }
 
-/* The whole update of one parameter (moments, bias corrections, decay,
- * step): one kernel plus the step count's; clipping adds the norm's. */
+/* The whole update of one parameter (both moments, bias corrections, decay,
+ * the step) is one kernel; the scalars every parameter shares (the step
+ * count, the two bias-correction sums and the step size) cost at most four
+ * tiny kernels once per step, whatever the number of parameters; clipping
+ * adds the norm's. */
 START_TEST(adamw_one_param_is_two_kernels) {
-  IrGraph *g = adamw_graph(0);
+  IrGraph *g = adamw_graph(0, 1);
   int before = kernels(g, &unfused);
   FusePlan *p = plan(g, &fused);
   int after = fuse_kernel_count(p);
-  /* the param, both moments and the step count are updated from outs */
+  /* every update value is a group output */
   for (int i = 0; i < g->nupdate; i++) {
     const FuseGroup *gr = &p->group[p->group_of[g->update_value[i]]];
     bool found = false;
     for (int k = 0; k < gr->nout; k++) found = found || gr->out[k] == g->update_value[i];
     ck_assert(found);
   }
-  ck_assert(same_group(p, g->update_value[1], g->update_value[2]));
-  ck_assert(same_group(p, g->update_value[1], g->update_value[3]));
+  /* ... and the parameter's own update (w, its m and v) is one kernel */
+  int of[3], k = 0;
+  for (int i = 0; i < g->nupdate; i++) {
+    const char *t = g->node[g->update_target[i]].name;
+    if (!strcmp(t, "w") || !strcmp(t, "opt.m.w") || !strcmp(t, "opt.v.w")) of[k++] = g->update_value[i];
+  }
+  ck_assert_int_eq(k, 3);
+  ck_assert(same_group(p, of[0], of[1]));
+  ck_assert(same_group(p, of[0], of[2]));
   fuse_plan_free(p);
   ir_graph_free(g);
-  g = adamw_graph(1.0);
+  g = adamw_graph(0, 3);
+  int three = kernels(g, &fused);
+  ir_graph_free(g);
+  g = adamw_graph(1.0, 1);
   int clipped = kernels(g, &fused);
-  printf("AdamW, one parameter: %d kernels unfused, %d fused; with clipping %d\n", before, after, clipped);
-  ck_assert_int_le(after, 2);
+  printf("AdamW: one parameter %d kernels unfused, %d fused (%d for three); with clipping %d\n", before, after,
+         three, clipped);
+  ck_assert_int_le(after, 1 + 3);
+  /* one more kernel per parameter, plus one for the shared scalars (lr over
+   * the bias correction, ...) once they have several readers */
+  ck_assert_int_le(three - after, 2 + 1);
   ck_assert_int_ge(before, 15);
-  ck_assert_int_le(clipped, 3);
+  ck_assert_int_le(clipped, after + 1);
   ir_graph_free(g);
 }
 END_TEST
