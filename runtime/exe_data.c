@@ -1,11 +1,13 @@
 /* exe_data.c — `data`: one batch of a dataset as the training step would
- * see it: captions on stdout and the images as a PNG grid. */
+ * see it: captions on stdout and the images as a PNG grid (or, for an --out
+ * path ending in .npy, as the f32 array the entry takes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data.h"
 #include "exe.h"
+#include "npy.h"
 
 typedef struct {
   const char *spec, *fn, *out;
@@ -40,7 +42,7 @@ static int parse(int argc, char **argv, DataArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_u64("--scale", v, &a->scale, e)) return -1;
       if (a->scale < 1 || a->scale > 64) return rt_err(e, "--scale must be in 1..64");
     } else {
-      return rt_err(e, "data: unknown option '%s' (options: --data SPEC --fn NAME --out grid.png --batch B "
+      return rt_err(e, "data: unknown option '%s' (options: --data SPEC --fn NAME --out grid.png|batch.npy --batch B "
                     "--size S --step K --seed S --scale N)", argv[i]);
     }
   }
@@ -108,7 +110,9 @@ int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e) {
     }
     int64_t side = spec[image].dim[2];
     int scale = a.scale ? (int)a.scale : side >= 128 ? 1 : (int)(128 / side);
-    if (rt_png_write_grid(a.out, in[image], 0, scale, e)) goto done;
+    size_t n = strlen(a.out);
+    bool npy = n >= 4 && strcmp(a.out + n - 4, ".npy") == 0; /* the batch itself, for `run --in` */
+    if (npy ? rt_npy_write(a.out, in[image], e) : rt_png_write_grid(a.out, in[image], 0, scale, e)) goto done;
     printf("%s written to %s\n", spec[image].name, a.out);
   }
   rc = 0;

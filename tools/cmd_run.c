@@ -8,6 +8,7 @@
 
 #include "codegen/bind.h"
 #include "codegen/ref/ref.h"
+#include "runtime/data.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
 #include "tools/cli.h"
@@ -80,6 +81,16 @@ static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
     }
   }
   return 0;
+}
+
+/* "--out NAME=FILE.png" writes an image batch (f32 [B, 3, H, W] in
+ * [-1, 1]) as a PNG grid; any other path gets a .npy file. */
+static int write_output(const char *path, const RtTensor *t, RtErr *e) {
+  size_t n = strlen(path);
+  if (n < 4 || strcmp(path + n - 4, ".png") != 0) return rt_npy_write(path, t, e);
+  if (t->dtype != RT_F32 || t->rank != 4 || t->dim[1] != 3)
+    return rt_err(e, "%s: only images (f32 [B, 3, H, W]) can be written as PNG; use .npy", path);
+  return rt_png_write_grid(path, t, 0, t->dim[2] < 64 ? 4 : 1, e);
 }
 
 static void summarise(const char *name, const RtTensor *t) {
@@ -178,7 +189,7 @@ int cmd_run(const DalcArgs *a) {
     summarise(g->output_name[k], out[k]);
     const CliBinding *b = find_binding(a->out, a->nout, g->output_name[k], g->noutput == 1);
     if (!b && k == 0) b = find_binding(a->out, a->nout, "out", 0);
-    if (b && rt_npy_write(b->path, out[k], &e)) {
+    if (b && write_output(b->path, out[k], &e)) {
       cli_error("%s", e.msg);
       status = 1;
     }

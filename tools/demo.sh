@@ -1,47 +1,59 @@
 #!/bin/sh
-# demo.sh BUILD — the most end-to-end thing dal does today: describe both
-# models, then run every entry function of the tiny dVAE and GPT on the
-# reference executor with seeded parameters, feeding the dVAE's image
-# tokens to the GPT.
+# demo.sh BUILD — the most end-to-end thing dal does today:
+#   1. describe both models (the paper-sized GPT is counted, not allocated);
+#   2. train the tiny dVAE on the built-in shapes dataset (forward, backward
+#      and AdamW compiled into one step graph; reference executor);
+#   3. turn images into tokens and back with the trained dVAE (PNG files);
+#   4. run the tiny GPT over [caption; those image tokens] and train it a
+#      little on them.
+# Everything lands in demo-out/.
 set -e
 build=${1:-build}
 dalc="$build/dalc"
 out=demo-out
 py=/usr/bin/python3
+steps=${DAL_DEMO_STEPS:-120}
 mkdir -p "$out"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "dalc info models/dvae.dal --config tiny"
-"$dalc" info models/dvae.dal --config tiny
-step "dalc info models/gpt.dal --config tiny"
-"$dalc" info models/gpt.dal --config tiny
-step "the paper-sized GPT (counted, not allocated)"
+"$dalc" info models/dvae.dal --config tiny | sed -n '1,/^parameters:/p'
+step "dalc info models/gpt.dal (tiny, and paper: counted, not allocated)"
+"$dalc" info models/gpt.dal --config tiny | sed -n '/^entries:/,/^parameters:/p'
 "$dalc" info models/gpt.dal --config paper | grep '^parameters:'
 
-step "inputs: 4 random 16x16 images, 4 captions of 8 BPE ids (padded)"
+step "the shapes dataset: a batch of 16x16 images and their captions"
+"$dalc" run models/dvae.dal --config tiny -- data --data shapes --batch 8 --out "$out/shapes.png"
+
+step "train the tiny dVAE for $steps steps on shapes (tau annealed 1 -> 0.5)"
+"$dalc" run models/dvae.dal --config tiny -- train --steps "$steps" --data shapes \
+  --set beta=0.01 --anneal tau=1:0.5 --checkpoint "$out/dvae-tiny.safetensors" --log "$out/dvae-loss.tsv"
+
+step "images -> tokens -> images with the trained dVAE"
+data="$dalc run models/dvae.dal --config tiny -- data --data shapes --step 100000"
+$data --out "$out/x.png" >/dev/null      # held-out images (a step the training never saw)
+$data --out "$out/x.npy" >/dev/null
+run="$dalc run models/dvae.dal --config tiny --params $out/dvae-tiny.safetensors"
+$run --fn tokens --in "$out/x.npy" --out "$out/tokens.npy"
+$run --fn decode_tokens --in "$out/tokens.npy" --out "$out/recon.png"
+printf 'originals: %s/x.png   reconstructions: %s/recon.png\n' "$out" "$out"
+
+step "GPT: logits and loss over [caption; the dVAE's image tokens], then 30 training steps"
 $py - "$out" <<'PY'
 import sys, numpy as np
 out = sys.argv[1]
-rng = np.random.default_rng(0)
-np.save(f"{out}/x.npy", rng.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
 Lt, Vt = 8, 64
+rng = np.random.default_rng(0)
 text = rng.integers(0, Vt, (4, Lt)).astype(np.int32)
-for b, n in enumerate([8, 5, 3, 6]):      # caption lengths; the rest is padding
-    text[b, n:] = Vt + np.arange(n, Lt)  # one pad token per position
+for b, n in enumerate([8, 5, 3, 6]):          # caption lengths; the rest is padding
+    text[b, n:] = Vt + np.arange(n, Lt)       # one pad token per position
 np.save(f"{out}/text.npy", text)
+t = np.load(f"{out}/tokens.npy")
+np.save(f"{out}/image.npy", t.reshape(t.shape[0], -1))
 PY
-
-step "dVAE: encode, tokens, decode_tokens, loss (seeded parameters, seed 1)"
-run="$dalc run models/dvae.dal --config tiny --seed 1"
-$run --fn encode --in x="$out/x.npy" --out "$out/logits.npy"
-$run --fn tokens --in x="$out/x.npy" --out "$out/tokens.npy"
-$run --fn decode_tokens --in "$out/tokens.npy" --out "$out/recon.npy"
-$run --fn loss --in x="$out/x.npy" --in tau=1.0 --in beta=0.1
-
-step "GPT: next-token logits and loss over [caption; the dVAE's image tokens]"
-$py -c "import numpy as np; t=np.load('$out/tokens.npy'); np.save('$out/image.npy', t.reshape(t.shape[0], -1))"
 run="$dalc run models/gpt.dal --config tiny --seed 1"
 $run --fn logits --in text="$out/text.npy" --in image="$out/image.npy" --out "$out/gpt_logits.npy"
-$run --fn loss --in text="$out/text.npy" --in image="$out/image.npy"
+"$dalc" run models/gpt.dal --config tiny -- train --steps 30 --lr 3e-3 \
+  --data "npy:text=$out/text.npy,image=$out/image.npy" --checkpoint "$out/gpt-tiny.safetensors"
 printf '\noutputs are in %s/\n' "$out"
