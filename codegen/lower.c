@@ -399,7 +399,10 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
       if (p->group_of[v] == gi && L.home[v] != L.out_buf[k]) add_copy(&L, cg_low_home(&L, v), L.out_buf[k], "output");
     }
   }
-  if (rc == 0) update_copies(&L);
+  if (rc == 0) {
+    update_copies(&L);
+    cg_low_dedupe(&L);
+  }
   if (rc != 0) {
     free(L.buf);
     free(L.step);

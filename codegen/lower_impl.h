@@ -1,6 +1,7 @@
 /* lower_impl.h — state shared by the lowering files (internal to codegen):
  * lower.c (buffers, liveness, outputs, updates, the driver), lower_group.c
- * (a fusion group's kernels) and lower_gemm.c (GEMM-based ops). */
+ * (a fusion group's kernels), lower_gemm.c (GEMM-based ops) and
+ * lower_dedupe.c (kernels with the same code share a function). */
 #ifndef DAL_CODEGEN_LOWER_IMPL_H
 #define DAL_CODEGEN_LOWER_IMPL_H
 
@@ -60,6 +61,11 @@ int cg_low_group(Lower *L, int gi);
 CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int n, int provided);
 /* Sets a LOOP kernel's iteration geometry (flat or rows x inner, window). */
 void cg_low_loop_geometry(Lower *L, CgKernel *k);
+
+/* ---- lower_dedupe.c ---- */
+/* Makes kernels with identical code share one function (steps remapped,
+ * kernel list compacted). */
+void cg_low_dedupe(Lower *L);
 
 /* ---- lower_gemm.c ---- */
 /* Lowers a group whose root is MATMUL, CONV2D, CONV_TRANSPOSE2D or

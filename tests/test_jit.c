@@ -590,6 +590,27 @@ START_TEST(test_conv_chunks) {
 }
 END_TEST
 
+/* The same chain on two inputs (a model's repeated layers): one function,
+ * two steps. */
+START_TEST(test_shared_kernels) {
+  IrGraph *g = ir_graph_new("shared");
+  IrShape s = shp(2, 4, 50, 0, 0);
+  int x[2] = {input(g, "x0", IR_F32, s), input(g, "x1", IR_F32, s)}, y[2];
+  for (int i = 0; i < 2; i++) {
+    int t = ir_unary(g, OP_TANH, ir_binary(g, OP_MUL, x[i], ir_scalar(g, IR_F32, 3, LOC), LOC), LOC);
+    y[i] = ir_build(g, OP_SOFTMAX, &t, 1, &(IrAttr){.axis = 1}, LOC);
+  }
+  ir_set_outputs(g, y, NULL, 2);
+  RtTensor *in[2] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
+  Check c = {.tol = 1e-5};
+  check_plan(g, NULL, in, NULL, &c);
+  ck_assert_int_eq(c.kernels, 1);
+  ck_assert_int_eq(c.steps, 2);
+  free_all(in, 2);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- state updates ---- */
 
 /* count += 1 and w -= 0.5 w in place (nothing reads the old values after
@@ -819,6 +840,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_chain_matmul_bias);
   tcase_add_test(t, test_chain_conv_bias_relu);
   tcase_add_test(t, test_conv_chunks);
+  tcase_add_test(t, test_shared_kernels);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);
   tcase_add_test(t, test_bad_indices);
