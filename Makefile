@@ -69,6 +69,7 @@ LIBS_test_frontend := frontend ir
 LIBS_test_jit      := frontend codegen passes ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
+LIBS_test_bench    := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
 $(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
@@ -132,6 +133,15 @@ test-san:
 
 demo: deps all
 	@sh tools/demo.sh $(BUILD)
+
+# dal against PyTorch on the bench configurations, OpenBLAS sgemm for scale
+# (bench/run.sh; BENCH_ARGS=--quick for a smoke run, DAL_BENCH_STEPS=N).
+bench:
+	@MAKE="$(MAKE)" sh bench/run.sh $(BENCH_ARGS)
+
+$(BUILD)/bench/sgemm: bench/sgemm.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
 clean:
 	rm -rf build build-san

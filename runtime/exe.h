@@ -22,5 +22,6 @@ int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
 
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
+int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */
 
 #endif

@@ -1,0 +1,157 @@
+"""report.py DIR — the table of a bench/run.sh run.
+
+Reads what run.sh left in DIR (one JSON object per measurement:
+dal-MODEL.json, torch-MODEL-POLICY.json, sgemm.json; compile-MODEL.txt with
+one wall-clock time in ms per line; machine.txt) and prints one markdown
+table with the notes under it, on stdout and into DIR/results.md.
+
+The ratio is PyTorch ms/step divided by dal ms/step: above 1 dal is faster.
+PyTorch leads with its fastest setting of this run (the OpenMP wait policy,
+MODELS.md section 3); the default setting is shown beside it. A measurement
+that failed shows as "failed" and its log is named in the notes.
+Run with /usr/bin/python3 (or any Python 3: only the standard library).
+"""
+import json
+import os
+import statistics
+import sys
+
+MODELS = [("dvae", "dVAE"), ("gpt", "GPT")]
+POLICIES = ["PASSIVE", "default"]
+
+
+def load(path):
+    """The JSON object in path; {"error": ...} if it is missing or broken."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return json.loads(text.splitlines()[-1]) if text else {"error": "no output"}
+    except (OSError, ValueError, IndexError) as e:
+        return {"error": str(e)}
+
+
+def ok(m):
+    return "error" not in m and isinstance(m.get("ms_median"), (int, float))
+
+
+def fmt_ms(m):
+    if not ok(m):
+        return "failed"
+    note = ""
+    if m.get("cold"):
+        note = " (1 cold step)"
+    elif m.get("steps", 0) < 3:
+        note = " (%d step%s)" % (m["steps"], "" if m["steps"] == 1 else "s")
+    return "%.1f%s" % (m["ms_median"], note)
+
+
+def fmt_ratio(torch_m, dal_m):
+    if not ok(torch_m) or not ok(dal_m) or dal_m["ms_median"] <= 0:
+        return "-"
+    return "%.3gx" % (torch_m["ms_median"] / dal_m["ms_median"])
+
+
+def fmt_rate(m):
+    if not ok(m) or not m.get("per_s"):
+        return "-"
+    return "%.4g %s/s" % (m["per_s"], m["unit"])
+
+
+def fmt_mib(m):
+    if not ok(m) or m.get("peak_rss_kib") is None:
+        return "-"
+    return "%.0f MiB" % (m["peak_rss_kib"] / 1024.0)
+
+
+def fastest(runs):
+    """(policy, measurement) of the fastest PyTorch setting that ran."""
+    good = [(p, m) for p, m in runs.items() if ok(m)]
+    if not good:
+        return POLICIES[0], runs[POLICIES[0]]
+    return min(good, key=lambda pm: pm[1]["ms_median"])
+
+
+def compile_line(d, config):
+    parts = []
+    for key, name in MODELS:
+        try:
+            with open(os.path.join(d, "compile-%s.txt" % key)) as f:
+                times = [float(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            times = []
+        if times:
+            parts.append("%s.dal %.2f s" % (key, statistics.median(times) / 1e3))
+        else:
+            parts.append("%s.dal failed" % key)
+    return ("- dal compile time, frontend to runnable program (wall clock of `dalc run FILE --config %s -- info`, "
+            "median of the runs): %s" % (config, ", ".join(parts)))
+
+
+def sgemm_line(d):
+    s = load(os.path.join(d, "sgemm.json"))
+    if "error" in s:
+        return "- OpenBLAS sgemm: failed (%s)" % s["error"]
+    parts = ["%s %s: %.1f GFLOP/s (best %.1f)" % (g["name"], "%dx%dx%d" % (g["m"], g["n"], g["k"]),
+                                                  g["gflops_median"], g["gflops_best"]) for g in s["gemms"]]
+    return "- OpenBLAS sgemm, %d threads (%s): %s" % (s["threads"], s.get("core", "?"), "; ".join(parts))
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py DIR")
+    d = sys.argv[1]
+    machine = {}
+    try:
+        with open(os.path.join(d, "machine.txt")) as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                machine[key.strip()] = value.strip()
+    except OSError:
+        pass
+    config = machine.get("config", "bench")
+
+    head = ("| model (%s) | dal ms/step | PyTorch ms/step, fastest setting | ratio PyTorch/dal | "
+            "PyTorch ms/step, OMP default | ratio PyTorch/dal | dal throughput | PyTorch throughput | "
+            "dal peak RSS | PyTorch peak RSS |" % config)
+    lines = [head, "|" + "---|" * head.count(" |")]
+    failures = []
+    torch_version = "?"
+    for key, name in MODELS:
+        dal = load(os.path.join(d, "dal-%s.json" % key))
+        runs = {p: load(os.path.join(d, "torch-%s-%s.json" % (key, p))) for p in POLICIES}
+        policy, best = fastest(runs)
+        torch_version = best.get("torch", torch_version)
+        default = runs["default"]
+        for label, m, log in [("dal", dal, "dal-%s.log" % key)] + [
+                ("PyTorch %s" % p, runs[p], "torch-%s-%s.log" % (key, p)) for p in POLICIES]:
+            if not ok(m):
+                failures.append("%s %s failed: see %s" % (name, label, os.path.join(d, log)))
+        lines.append("| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt_ms(dal), fmt_ms(best), "OMP_WAIT_POLICY=PASSIVE" if policy == "PASSIVE" else "OMP default",
+            fmt_ratio(best, dal), fmt_ms(default), fmt_ratio(default, dal), fmt_rate(dal), fmt_rate(best),
+            fmt_mib(dal), fmt_mib(best)))
+
+    notes = [
+        "",
+        "- ratio = PyTorch ms/step / dal ms/step: above 1 dal is faster. One training step (forward, backward, "
+        "AdamW), batch %s; medians of the timed steps; 2 threads; throughput at the median (tokens: B x (Lt + g*g) "
+        "input tokens per step)." % ("16" if config == "bench" else "of the config"),
+        "- peak RSS: VmHWM of a fresh process per measurement (dal's includes the compiler; PyTorch's the "
+        "Python interpreter and torch).",
+        compile_line(d, config),
+        sgemm_line(d),
+        "- machine: %s, %s cores, load average %s at the start; PyTorch %s; dal at %s%s" % (
+            machine.get("cpu", "?"), machine.get("cores", "?"), machine.get("load", "?"), torch_version,
+            machine.get("commit", "?"),
+            " (dalc %s)" % machine["dalc_flags"] if machine.get("dalc_flags") else ""),
+    ]
+    notes += ["- %s" % f for f in failures]
+    text = "\n".join(lines + notes) + "\n"
+    sys.stdout.write(text)
+    with open(os.path.join(d, "results.md"), "w") as f:
+        f.write(text)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+#!/bin/sh
+# run.sh — dal against PyTorch on MODELS.md section 3's measurements, in one
+# run, one fresh process per measurement, then one table (bench/report.py)
+# on stdout and in OUT/results.md.
+#
+#   sh bench/run.sh [--quick] [--config C] [--out DIR]      (or: make bench)
+#
+#   dal      dalc run models/M.dal --config C -- bench --json ...   (M = dvae, gpt)
+#   PyTorch  bench/torch_bench.py --model M, OMP_WAIT_POLICY=PASSIVE and default
+#   compile  wall clock of `dalc run models/M.dal --config C -- info`
+#   sgemm    build/bench/sgemm (OpenBLAS, 2 threads)
+#
+# --quick: fewer steps and repetitions (a smoke run); --config tiny makes it
+# take seconds. --out: where the JSON, logs and results.md go (build/bench).
+# Environment (defaults in brackets; --quick lowers the step counts):
+#   DAL_BENCH_STEPS [10], DAL_BENCH_WARMUP [2]   dal's timed and warm-up steps
+#   DAL_BENCH_SECONDS [30]     budget of one dal measurement: it stops early
+#                              once over it (`bench --max-seconds`; the
+#                              reference executor's steps take minutes)
+#   TORCH_BENCH_STEPS [10], TORCH_BENCH_WARMUP [2], TORCH_BENCH_SECONDS [30]
+#   DAL_BENCH_DALC_FLAGS       extra dalc flags (e.g. a backend choice)
+#   PYTHON [/usr/bin/python3]  the interpreter with torch and numpy
+set -u
+cd "$(dirname "$0")/.." || exit 1
+
+quick=0
+config=bench
+out=build/bench
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) quick=1 ;;
+    --config) [ $# -ge 2 ] || { echo "run.sh: --config needs a value" >&2; exit 2; }; config=$2; shift ;;
+    --config=*) config=${1#--config=} ;;
+    --out) [ $# -ge 2 ] || { echo "run.sh: --out needs a value" >&2; exit 2; }; out=$2; shift ;;
+    --out=*) out=${1#--out=} ;;
+    *) echo "run.sh: unknown argument '$1' (usage: run.sh [--quick] [--config C] [--out DIR])" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $config in
+  tiny|bench) ;;
+  *) echo "run.sh: --config must be tiny or bench (the trained configurations), got '$config'" >&2; exit 2 ;;
+esac
+
+PYTHON=${PYTHON:-/usr/bin/python3}
+if [ $quick = 1 ]; then d_steps=2; d_warm=1; t_steps=3; t_warm=1; reps=1; sg=--quick
+else d_steps=10; d_warm=2; t_steps=10; t_warm=2; reps=3; sg=; fi
+d_steps=${DAL_BENCH_STEPS:-$d_steps}
+d_warm=${DAL_BENCH_WARMUP:-$d_warm}
+d_secs=${DAL_BENCH_SECONDS:-30}
+t_steps=${TORCH_BENCH_STEPS:-$t_steps}
+t_warm=${TORCH_BENCH_WARMUP:-$t_warm}
+t_secs=${TORCH_BENCH_SECONDS:-30}
+dalc_flags=${DAL_BENCH_DALC_FLAGS:-}
+
+# ---- build --------------------------------------------------------------------
+${MAKE:-make} --no-print-directory build/dalc build/bench/sgemm >&2 || {
+  echo "run.sh: the build failed" >&2
+  exit 1
+}
+mkdir -p "$out" || exit 1
+rm -f "$out"/*.json "$out"/*.log "$out"/compile-*.txt "$out"/results.md
+
+now_ms() { date +%s%3N; }
+say() { printf '%s\n' "$*" >&2; }
+
+{
+  echo "config=$config"
+  echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+  echo "cores=$(nproc)"
+  echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo +changes)"
+  echo "dalc_flags=$dalc_flags"
+} > "$out/machine.txt"
+
+# ---- OpenBLAS roof ------------------------------------------------------------
+say "== sgemm"
+build/bench/sgemm $sg > "$out/sgemm.json" 2> "$out/sgemm.log" || say "sgemm failed (see $out/sgemm.log)"
+
+# ---- GPT token inputs, drawn like dal_torch's --------------------------------------
+"$PYTHON" - "$config" "$out" > "$out/tokens.log" 2>&1 <<'EOF' || say "could not write the GPT's token inputs (see $out/tokens.log)"
+import os, sys
+sys.path.insert(0, os.path.join("tests", "torch_ref"))
+import numpy as np
+import torch
+import dal_torch as dt
+cfg, out = dt.GPT_CONFIGS[sys.argv[1]], sys.argv[2]
+g = torch.Generator().manual_seed(0)
+rows = 4 * cfg["batch"]
+np.save(os.path.join(out, "text.npy"), dt.random_text(cfg, rows, g).numpy())
+np.save(os.path.join(out, "image.npy"), dt.random_image_tokens(cfg, rows, g).numpy())
+EOF
+
+# ---- measurements -------------------------------------------------------------
+for m in dvae gpt; do
+  say "== $m: dal compile time ($reps run(s))"
+  : > "$out/compile-$m.txt"
+  i=0
+  while [ $i -lt $reps ]; do
+    t0=$(now_ms)
+    # shellcheck disable=SC2086
+    if build/dalc run "models/$m.dal" --config "$config" $dalc_flags -- info > "$out/compile-$m.log" 2>&1; then
+      echo $(( $(now_ms) - t0 )) >> "$out/compile-$m.txt"
+    else
+      say "dalc failed on models/$m.dal (see $out/compile-$m.log)"
+      : > "$out/compile-$m.txt"
+      break
+    fi
+    i=$((i + 1))
+  done
+
+  if [ $m = dvae ]; then inputs="--set tau=1 --set beta=1"
+  else inputs="--data npy:text=$out/text.npy,image=$out/image.npy"; fi
+  say "== $m: dal ($d_warm warm-up + $d_steps steps, budget ${d_secs}s)"
+  # shellcheck disable=SC2086
+  build/dalc run "models/$m.dal" --config "$config" $dalc_flags -- bench --json --warmup "$d_warm" \
+    --steps "$d_steps" --max-seconds "$d_secs" $inputs > "$out/dal-$m.json" 2> "$out/dal-$m.log" ||
+    say "dal failed on $m (see $out/dal-$m.log)"
+
+  for policy in PASSIVE default; do
+    say "== $m: PyTorch, OMP_WAIT_POLICY $policy ($t_warm warm-up + $t_steps steps, budget ${t_secs}s)"
+    "$PYTHON" bench/torch_bench.py --model $m --config "$config" --wait-policy $policy --warmup "$t_warm" \
+      --steps "$t_steps" --max-seconds "$t_secs" --tau 1 --beta 1 > "$out/torch-$m-$policy.json" \
+      2> "$out/torch-$m-$policy.log" || say "PyTorch failed on $m (see $out/torch-$m-$policy.log)"
+  done
+done
+
+say ""
+"$PYTHON" bench/report.py "$out"
