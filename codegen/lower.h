@@ -105,7 +105,10 @@ typedef struct {
   int nprologue;
 
   /* LOOP: iteration space = the root's elements as rows x inner; if flat,
-   * one digit over all 'total' elements, 'inner' of them per iteration. */
+   * one digit over all 'total' elements, 'inner' of them per iteration.
+   * REDUCE: inner > 0 selects column mode (the innermost axis is kept):
+   * each iteration reduces 'inner' consecutive outputs at once, reading
+   * consecutive inputs; inner == 0: one output per iteration. */
   bool flat;
   int64_t inner, total;
   /* A window of samples (conv chunks): the kernel covers samples
@@ -140,6 +143,11 @@ typedef struct {
   int out_arg;
   uint32_t salt;
 } CgKernel;
+
+/* The axes of x (shape) as alternating runs of kept and reduced axes
+ * (size-1 axes dropped): ext[b] elements each, red[b] if reduced. Returns
+ * the number of runs. Lowering and the emitter agree on it. */
+int cg_reduce_blocks(const IrShape *x, uint32_t axes, int64_t *ext, bool *red);
 
 /* A lowered entry: the plan (kernel addresses still NULL) and its kernels. */
 typedef struct {

@@ -14,6 +14,8 @@
 #define SCATTER_COLS 64
 /* Elements per iteration of a Gumbel kernel. */
 #define GUMBEL_CHUNK 4096
+/* Outputs per iteration of a column-mode reduction. */
+#define COLUMN_CHUNK 64
 
 static bool is_heavy(IrOp op) { return ir_op_pattern(op) >= PAT_REDUCE; }
 
@@ -135,6 +137,33 @@ static int finish_loop(Lower *L, CgKernel *k) {
   return cg_low_finish_kernel(L, k);
 }
 
+int cg_reduce_blocks(const IrShape *x, uint32_t axes, int64_t *ext, bool *red) {
+  int nb = 0;
+  for (int d = 0; d < x->rank; d++) {
+    if (x->d[d] == 1) continue;
+    bool f = (axes >> d) & 1;
+    if (nb > 0 && red[nb - 1] == f) ext[nb - 1] *= x->d[d];
+    else {
+      red[nb] = f;
+      ext[nb++] = x->d[d];
+    }
+  }
+  return nb;
+}
+
+/* A reduction whose innermost axis is kept reduces COLUMN_CHUNK outputs
+ * per iteration in column mode (consecutive reads); 0 if not. */
+static int64_t column_chunk(const IrGraph *g, const IrNode *r) {
+  if (r->op == OP_ARGMAX) return 0;
+  int64_t ext[IR_MAX_RANK];
+  bool red[IR_MAX_RANK];
+  int nb = cg_reduce_blocks(&g->node[r->in[0]].shape, r->attr.axes, ext, red);
+  bool any = false;
+  for (int b = 0; b < nb; b++) any |= red[b];
+  if (nb == 0 || red[nb - 1] || !any) return 0;
+  return ext[nb - 1] < COLUMN_CHUNK ? ext[nb - 1] : COLUMN_CHUNK;
+}
+
 /* Parallel range of a row kernel rooted at r. */
 static int64_t row_range(const IrGraph *g, const IrNode *r) {
   const IrShape *x = &g->node[r->in[0]].shape;
@@ -165,6 +194,13 @@ static int row_group(Lower *L, int gi, int root, const bool *out, bool store_roo
   free(back);
   free(fwd);
   k->range = row_range(g, &g->node[root]);
+  k->inner = column_chunk(g, &g->node[root]);
+  if (k->inner > 0) { /* (outputs of the outer kept axes) x (chunks of the innermost one) */
+    int64_t last = 1;
+    const IrShape *xs = &g->node[g->node[root].in[0]].shape;
+    for (int d = xs->rank - 1; d >= 0 && !((g->node[root].attr.axes >> d) & 1); d--) last *= xs->d[d];
+    k->range = k->range / last * ((last + k->inner - 1) / k->inner);
+  }
   if (k->range <= 0) {
     for (int i = 0; i < k->nstore; i++) {
       cg_low_home(L, k->store[i].node);

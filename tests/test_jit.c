@@ -26,7 +26,9 @@
 #include "codegen/llvm/cg_llvm.h"
 #include "codegen/ref/ref.h"
 #include "frontend/frontend.h"
+#include "passes/autodiff.h"
 #include "passes/fuse.h"
+#include "passes/optimizer.h"
 #include "runtime/rt_sched.h"
 #include "tests/util.h"
 
@@ -161,7 +163,8 @@ typedef struct {
 static void check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor **params, Check *c) {
   RtErr e = {{0}};
   int np = g->nparam;
-  RtTensor **pref = calloc((size_t)np + 1, sizeof *pref), *rout[8] = {0};
+  RtTensor **pref = calloc((size_t)np + 1, sizeof *pref);
+  RtTensor **rout = calloc((size_t)g->noutput + 1, sizeof *rout), **jout = calloc((size_t)g->noutput + 1, sizeof *jout);
   for (int i = 0; i < np; i++) pref[i] = copy_tensor(params[i]);
   RefOptions ro = {c->seed, c->step};
   ck_assert_msg(ref_run(g, in, pref, rout, &ro, &e) == 0, "ref_run(%s): %s", g->name, e.msg);
@@ -179,12 +182,11 @@ static void check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor *
   for (int i = 0; i < np; i++) rt_list_put(state, g->node[g->param[i]].name, copy_tensor(params[i]));
   void *arena = rt_arena_new(plan->arena_bytes, &e);
   ck_assert_msg(arena != NULL, "%s", e.msg);
-  RtTensor *jout[8] = {0};
   RtRunCtx ctx = {c->seed, c->step};
   ck_assert_msg(rt_plan_run(plan, pool, arena, in, jout, state, &ctx, &e) == 0, "rt_plan_run(%s): %s", g->name, e.msg);
   for (int k = 0; k < g->noutput; k++) {
     char what[200];
-    snprintf(what, sizeof what, "%s output %d", g->name, k);
+    snprintf(what, sizeof what, "%s output %d (%s)", g->name, k, g->output_name[k]);
     expect_agree(what, jout[k], rout[k], c->tol, c->exact);
   }
   for (int i = 0; i < np; i++) {
@@ -198,6 +200,8 @@ static void check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor *
   }
   for (int i = 0; i < np; i++) rt_tensor_free(pref[i]);
   free(pref);
+  free(rout);
+  free(jout);
   rt_list_free(state);
   rt_arena_free(arena);
   cg_module_free(m);
@@ -773,6 +777,63 @@ START_TEST(test_dvae_encode) {
 }
 END_TEST
 
+/* The loss and the gradient of every parameter (the autodiff pass's
+ * graph: backward through every op the model uses). */
+static void check_grads(const char *file, const char *entry, RtTensor **in) {
+  FeProgram *prog;
+  IrGraph *g = load_entry(file, entry, &prog);
+  ck_assert_msg(ad_grad_pass(g) == 0, "%s", g->error);
+  RtTensor **params = model_params(g);
+  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5, .seed = 5, .step = 1});
+  free_all(params, g->nparam);
+  free(params);
+  ir_graph_free(g);
+  fe_free(prog);
+}
+
+START_TEST(test_gpt_grads) {
+  IrShape st = shp(2, 4, 8, 0, 0), si = shp(2, 4, 16, 0, 0);
+  RtTensor *in[2] = {make(IR_I32, &st, D_INDEX, 72), make(IR_I32, &si, D_INDEX, 64)};
+  check_grads("models/gpt.dal", "loss", in);
+  free_all(in, 2);
+}
+END_TEST
+
+/* The dVAE with its noise given: convolutions, transposed convolutions,
+ * group norms, the straight-through Gumbel tokenizer, the KL term. */
+START_TEST(test_dvae_grads) {
+  IrShape sx = shp(4, 4, 3, 16, 16), sn = shp(4, 4, 64, 4, 4), s0 = ir_shape_make(0, NULL);
+  RtTensor *in[4] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sn, D_NORMAL, 0), make(IR_F32, &s0, D_POS, 0),
+                     make(IR_F32, &s0, D_POS, 0)};
+  check_grads("models/dvae.dal", "loss_given_noise", in);
+  free_all(in, 4);
+}
+END_TEST
+
+/* One AdamW step of the GPT tiny (gradients, clipping, moments, updates of
+ * every parameter and moment, the step count): loss and new state agree.
+ * eps is large so that the update is a smooth function of the gradient
+ * (with eps = 1e-8, a gradient that is zero up to rounding, like the key
+ * bias's, would move its parameter by +-lr depending on the rounding). */
+START_TEST(test_gpt_train_step) {
+  FeProgram *prog;
+  IrGraph *g = load_entry("models/gpt.dal", "loss", &prog);
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-3, .weight_decay = 0.01, .clip_norm = 1.0};
+  ck_assert_msg(opt_train_step(g, &o) == 0, "%s", g->error);
+  RtTensor **params = model_params(g);
+  IrShape s0 = ir_shape_make(0, NULL);
+  RtTensor *in[3] = {make(IR_I32, &g->node[g->input[0]].shape, D_INDEX, 72),
+                     make(IR_I32, &g->node[g->input[1]].shape, D_INDEX, 64), make(IR_F32, &s0, D_POS, 0)};
+  rt_f32(in[2])[0] = 3e-4f; /* opt.lr */
+  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5});
+  free_all(in, 3);
+  free_all(params, g->nparam);
+  free(params);
+  ir_graph_free(g);
+  fe_free(prog);
+}
+END_TEST
+
 /* ---- emitted code ---- */
 
 static char *capture(CgModule *m, int (*print)(CgModule *, FILE *, RtErr *)) {
@@ -850,6 +911,9 @@ Suite *jit_suite(void) {
   tcase_set_timeout(t, 60);
   tcase_add_test(t, test_gpt_logits);
   tcase_add_test(t, test_dvae_encode);
+  tcase_add_test(t, test_gpt_grads);
+  tcase_add_test(t, test_dvae_grads);
+  tcase_add_test(t, test_gpt_train_step);
   tcase_add_test(t, test_emit);
   suite_add_tcase(s, t);
   return s;

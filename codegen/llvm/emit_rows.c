@@ -92,24 +92,73 @@ static LLVMValueRef red_result(Emit *E, RedKind r, const LLVMValueRef *acc) {
   }
 }
 
+/* Column mode: iteration 'it' reduces outputs [j0, j1) of the innermost
+ * kept run at once, one accumulator per output in a small stack array,
+ * the reduced runs as loops around a loop over j that reads consecutive
+ * inputs (so it vectorises without reassociating anything). */
+static void reduce_columns(Emit *E, int x, RedKind rk, const int64_t *ext, const bool *red, int nb,
+                           LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  int64_t CH = k->inner, Kl = ext[nb - 1], nch = (Kl + CH - 1) / CH, nout = ir_numel(&E->g->node[k->root].shape);
+  LLVMValueRef init[2];
+  red_init(E, rk, init);
+  LLVMTypeRef aty = LLVMTypeOf(init[0]);
+  LLVMValueRef acc = LLVMBuildArrayAlloca(B, aty, em_i64(E, CH), "acc");
+  int64_t kext[IR_MAX_RANK] = {0};
+  int nk = 0;
+  for (int b = 0; b < nb - 1; b++)
+    if (!red[b]) kext[nk++] = ext[b];
+  Loop lo, lj, lr[IR_MAX_RANK];
+  em_loop_open(E, &lo, begin, end, 0, NULL);
+  LLVMValueRef ko = LLVMBuildUDiv(B, lo.iv, em_i64(E, nch), "");
+  LLVMValueRef j0 = LLVMBuildNSWMul(B, LLVMBuildURem(B, lo.iv, em_i64(E, nch), ""), em_i64(E, CH), "");
+  LLVMValueRef j1 = em_min_i64(E, LLVMBuildNSWAdd(B, j0, em_i64(E, CH), ""), em_i64(E, Kl));
+  LLVMValueRef kv[IR_MAX_RANK], bv[IR_MAX_RANK];
+  digits_of(E, ko, kext, nk, kv);
+  em_loop_open(E, &lj, em_i64(E, 0), LLVMBuildNSWSub(B, j1, j0, ""), 0, NULL);
+  LLVMBuildStore(B, init[0], LLVMBuildInBoundsGEP2(B, aty, acc, &lj.iv, 1, ""));
+  em_loop_close(E, &lj, NULL, NULL, false);
+  int nl = 0;
+  for (int b = 0, ki = 0; b < nb - 1; b++) {
+    if (!red[b]) {
+      bv[b] = kv[ki++];
+      continue;
+    }
+    em_loop_open(E, &lr[nl], em_i64(E, 0), em_i64(E, ext[b]), 0, NULL);
+    bv[b] = lr[nl++].iv;
+  }
+  em_loop_open(E, &lj, j0, j1, 0, NULL);
+  bv[nb - 1] = lj.iv;
+  Idx I = {.n = 0};
+  for (int b = 0; b < nb; b++) em_idx_push(&I, bv[b], ext[b]);
+  LLVMValueRef v = em_eval(E, x, &I);
+  store_prologue(E, &I);
+  LLVMValueRef slot = LLVMBuildInBoundsGEP2(B, aty, acc, (LLVMValueRef[]){LLVMBuildNSWSub(B, lj.iv, j0, "")}, 1, "");
+  LLVMValueRef a = LLVMBuildLoad2(B, aty, slot, ""), next[2];
+  red_step(E, rk, &a, v, NULL, next);
+  LLVMBuildStore(B, next[0], slot);
+  em_loop_close(E, &lj, NULL, NULL, false);
+  for (int l = nl - 1; l >= 0; l--) em_loop_close(E, &lr[l], NULL, NULL, false);
+  em_loop_open(E, &lj, j0, j1, 0, NULL);
+  slot = LLVMBuildInBoundsGEP2(B, aty, acc, (LLVMValueRef[]){LLVMBuildNSWSub(B, lj.iv, j0, "")}, 1, "");
+  a = LLVMBuildLoad2(B, aty, slot, "");
+  Idx O = em_idx1(LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, ko, em_i64(E, Kl), ""), lj.iv, ""), nout);
+  store_outputs(E, &O, red_result(E, rk, &a));
+  em_loop_close(E, &lj, NULL, NULL, false);
+  em_loop_close(E, &lo, NULL, NULL, false);
+}
+
 void em_kernel_reduce(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const IrNode *r = &E->g->node[E->k->root];
   int x = r->in[0];
-  const IrShape *xs = &E->g->node[x].shape;
   uint32_t axes = r->op == OP_ARGMAX ? 1u << r->attr.axis : r->attr.axes;
   RedKind rk = {r->op, E->g->node[x].dtype == IR_F32};
-  /* x's dims merged into alternating runs of kept and reduced axes */
-  int64_t ext[IR_MAX_RANK], kext[IR_MAX_RANK];
+  int64_t ext[IR_MAX_RANK], kext[IR_MAX_RANK] = {0};
   bool red[IR_MAX_RANK];
-  int nb = 0, nk = 0;
-  for (int d = 0; d < xs->rank; d++) {
-    if (xs->d[d] == 1) continue;
-    bool f = (axes >> d) & 1;
-    if (nb > 0 && red[nb - 1] == f) ext[nb - 1] *= xs->d[d];
-    else {
-      red[nb] = f;
-      ext[nb++] = xs->d[d];
-    }
+  int nb = cg_reduce_blocks(&E->g->node[x].shape, axes, ext, red), nk = 0;
+  if (E->k->inner > 0) {
+    reduce_columns(E, x, rk, ext, red, nb, begin, end);
+    return;
   }
   for (int b = 0; b < nb; b++)
     if (!red[b]) kext[nk++] = ext[b];
@@ -139,7 +188,7 @@ void em_kernel_reduce(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   LLVMValueRef next[2];
   red_step(E, rk, nl ? lr[nl - 1].acc : init, v, nl ? lr[nl - 1].iv : em_i64(E, 0), next);
   /* a float sum vectorises only when its innermost loop reads consecutive
-   * elements (the last block is reduced); strided ones stay scalar */
+   * elements (the last run is reduced); strided ones stay scalar */
   bool vec = rk.op == OP_SUM && rk.f32 && nb > 0 && red[nb - 1];
   for (int l = nl - 1; l >= 0; l--) {
     em_loop_close(E, &lr[l], next, acc, l == nl - 1 && vec);
