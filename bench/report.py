@@ -54,7 +54,12 @@ def fmt_ratio(torch_m, dal_m):
 def fmt_rate(m):
     if not ok(m) or not m.get("per_s"):
         return "-"
-    return "%.4g %s/s" % (m["per_s"], m["unit"])
+    v = m["per_s"]
+    return "%s %s/s" % ("%.0f" % v if v >= 100 else "%.3g" % v, m["unit"])
+
+
+def fmt_busy(m):
+    return "%.2f" % m["cores_busy"] if ok(m) and isinstance(m.get("cores_busy"), (int, float)) else "-"
 
 
 def fmt_mib(m):
@@ -72,19 +77,31 @@ def fastest(runs):
 
 
 def compile_line(d, config):
+    """Each line of compile-MODEL.txt is "WALL_MS PASSES_MS" (PASSES_MS "-"
+    when dalc has no --time-passes)."""
     parts = []
     for key, name in MODELS:
+        wall, passes = [], []
         try:
             with open(os.path.join(d, "compile-%s.txt" % key)) as f:
-                times = [float(x) for x in f.read().split()]
+                for line in f:
+                    fields = line.split()
+                    if fields:
+                        wall.append(float(fields[0]))
+                    if len(fields) > 1 and fields[1] != "-":
+                        passes.append(float(fields[1]))
         except (OSError, ValueError):
-            times = []
-        if times:
-            parts.append("%s.dal %.2f s" % (key, statistics.median(times) / 1e3))
-        else:
+            wall = []
+        if not wall:
             parts.append("%s.dal failed" % key)
-    return ("- dal compile time, frontend to runnable program (wall clock of `dalc run FILE --config %s -- info`, "
-            "median of the runs): %s" % (config, ", ".join(parts)))
+        elif passes:
+            parts.append("%s.dal %.0f ms (process %.2f s)" % (key, statistics.median(passes),
+                                                              statistics.median(wall) / 1e3))
+        else:
+            parts.append("%s.dal %.2f s (process)" % (key, statistics.median(wall) / 1e3))
+    return ("- dal compile time, source to runnable program (`dalc run FILE --config %s --time-passes -- info`: "
+            "the phases' total, and the wall clock of the whole process, which adds start-up and the state's "
+            "initialisation; medians): %s" % (config, ", ".join(parts)))
 
 
 def sgemm_line(d):
@@ -115,12 +132,15 @@ def main():
             "dal peak RSS | PyTorch peak RSS |" % config)
     lines = [head, "|" + "---|" * head.count(" |")]
     failures = []
+    busy = []
     torch_version = "?"
     for key, name in MODELS:
         dal = load(os.path.join(d, "dal-%s.json" % key))
         runs = {p: load(os.path.join(d, "torch-%s-%s.json" % (key, p))) for p in POLICIES}
         policy, best = fastest(runs)
-        torch_version = best.get("torch", torch_version)
+        if "torch" in best:
+            torch_version = "%s (AdamW %s)" % (best["torch"], best.get("adamw", "?"))
+        busy.append("%s dal %s, PyTorch %s" % (name, fmt_busy(dal), fmt_busy(best)))
         default = runs["default"]
         for label, m, log in [("dal", dal, "dal-%s.log" % key)] + [
                 ("PyTorch %s" % p, runs[p], "torch-%s-%s.log" % (key, p)) for p in POLICIES]:
@@ -138,6 +158,8 @@ def main():
         "input tokens per step)." % ("16" if config == "bench" else "of the config"),
         "- peak RSS: VmHWM of a fresh process per measurement (dal's includes the compiler; PyTorch's the "
         "Python interpreter and torch).",
+        "- cores busy (process CPU time / wall time over the timed steps, fastest PyTorch setting): %s."
+        % "; ".join(busy),
         compile_line(d, config),
         sgemm_line(d),
         "- machine: %s, %s cores, load average %s at the start; PyTorch %s; dal at %s%s" % (

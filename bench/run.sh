@@ -3,15 +3,17 @@
 # run, one fresh process per measurement, then one table (bench/report.py)
 # on stdout and in OUT/results.md.
 #
-#   sh bench/run.sh [--quick] [--config C] [--out DIR]      (or: make bench)
+#   sh bench/run.sh [--quick] [--config C] [--out DIR] [--build DIR]   (or: make bench)
 #
 #   dal      dalc run models/M.dal --config C -- bench --json ...   (M = dvae, gpt)
 #   PyTorch  bench/torch_bench.py --model M, OMP_WAIT_POLICY=PASSIVE and default
-#   compile  wall clock of `dalc run models/M.dal --config C -- info`
+#   compile  `dalc run models/M.dal --config C --time-passes -- info`: the
+#            phases' total, and the wall clock of the whole process
 #   sgemm    build/bench/sgemm (OpenBLAS, 2 threads)
 #
 # --quick: fewer steps and repetitions (a smoke run); --config tiny makes it
-# take seconds. --out: where the JSON, logs and results.md go (build/bench).
+# take seconds. --out: where the JSON, logs and results.md go (BUILD/bench).
+# --build: the build directory to make and use (build; build-san = SAN=1).
 # Environment (defaults in brackets; --quick lowers the step counts):
 #   DAL_BENCH_STEPS [10], DAL_BENCH_WARMUP [2]   dal's timed and warm-up steps
 #   DAL_BENCH_SECONDS [30]     budget of one dal measurement: it stops early
@@ -25,7 +27,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 quick=0
 config=bench
-out=build/bench
+out=
+build=build
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
@@ -33,10 +36,14 @@ while [ $# -gt 0 ]; do
     --config=*) config=${1#--config=} ;;
     --out) [ $# -ge 2 ] || { echo "run.sh: --out needs a value" >&2; exit 2; }; out=$2; shift ;;
     --out=*) out=${1#--out=} ;;
-    *) echo "run.sh: unknown argument '$1' (usage: run.sh [--quick] [--config C] [--out DIR])" >&2; exit 2 ;;
+    --build) [ $# -ge 2 ] || { echo "run.sh: --build needs a value" >&2; exit 2; }; build=$2; shift ;;
+    --build=*) build=${1#--build=} ;;
+    *) echo "run.sh: unknown argument '$1' (usage: run.sh [--quick] [--config C] [--out DIR] [--build DIR])" >&2
+       exit 2 ;;
   esac
   shift
 done
+out=${out:-$build/bench}
 case $config in
   tiny|bench) ;;
   *) echo "run.sh: --config must be tiny or bench (the trained configurations), got '$config'" >&2; exit 2 ;;
@@ -54,12 +61,22 @@ t_secs=${TORCH_BENCH_SECONDS:-30}
 dalc_flags=${DAL_BENCH_DALC_FLAGS:-}
 
 # ---- build --------------------------------------------------------------------
-${MAKE:-make} --no-print-directory build/dalc build/bench/sgemm >&2 || {
+san=SAN=0
+[ "$build" = build-san ] && san=SAN=1
+case $build in
+  build|build-san) ;;
+  *) echo "run.sh: --build must be build or build-san (the Makefile's), got '$build'" >&2; exit 2 ;;
+esac
+${MAKE:-make} --no-print-directory $san "$build/dalc" "$build/bench/sgemm" >&2 || {
   echo "run.sh: the build failed" >&2
   exit 1
 }
 mkdir -p "$out" || exit 1
-rm -f "$out"/*.json "$out"/*.log "$out"/compile-*.txt "$out"/results.md
+# only what a run writes (--out may name a directory with other files)
+for f in sgemm.json sgemm.log tokens.log text.npy image.npy machine.txt results.md 'dal-*' 'torch-*' 'compile-*'; do
+  # shellcheck disable=SC2086
+  rm -f "$out"/$f
+done
 
 now_ms() { date +%s%3N; }
 say() { printf '%s\n' "$*" >&2; }
@@ -75,7 +92,7 @@ say() { printf '%s\n' "$*" >&2; }
 
 # ---- OpenBLAS roof ------------------------------------------------------------
 say "== sgemm"
-build/bench/sgemm $sg > "$out/sgemm.json" 2> "$out/sgemm.log" || say "sgemm failed (see $out/sgemm.log)"
+"$build/bench/sgemm" $sg > "$out/sgemm.json" 2> "$out/sgemm.log" || say "sgemm failed (see $out/sgemm.log)"
 
 # ---- GPT token inputs, drawn like dal_torch's --------------------------------------
 "$PYTHON" - "$config" "$out" > "$out/tokens.log" 2>&1 <<'EOF' || say "could not write the GPT's token inputs (see $out/tokens.log)"
@@ -92,6 +109,10 @@ np.save(os.path.join(out, "image.npy"), dt.random_image_tokens(cfg, rows, g).num
 EOF
 
 # ---- measurements -------------------------------------------------------------
+# dalc's own phase times when it has them (their total is the compile time
+# proper; the wall clock adds process start and the state's initialisation).
+time_passes=
+"$build/dalc" --help 2>/dev/null | grep -q -- --time-passes && time_passes=--time-passes
 for m in dvae gpt; do
   say "== $m: dal compile time ($reps run(s))"
   : > "$out/compile-$m.txt"
@@ -99,8 +120,11 @@ for m in dvae gpt; do
   while [ $i -lt $reps ]; do
     t0=$(now_ms)
     # shellcheck disable=SC2086
-    if build/dalc run "models/$m.dal" --config "$config" $dalc_flags -- info > "$out/compile-$m.log" 2>&1; then
-      echo $(( $(now_ms) - t0 )) >> "$out/compile-$m.txt"
+    if "$build/dalc" run "models/$m.dal" --config "$config" $dalc_flags $time_passes -- info > "$out/compile-$m.log" 2>&1
+    then
+      wall=$(( $(now_ms) - t0 ))
+      passes=$(sed -n 's/^ *\([0-9.][0-9.]*\) ms .* total$/\1/p' "$out/compile-$m.log")
+      echo "$wall ${passes:--}" >> "$out/compile-$m.txt"
     else
       say "dalc failed on models/$m.dal (see $out/compile-$m.log)"
       : > "$out/compile-$m.txt"
@@ -113,7 +137,7 @@ for m in dvae gpt; do
   else inputs="--data npy:text=$out/text.npy,image=$out/image.npy"; fi
   say "== $m: dal ($d_warm warm-up + $d_steps steps, budget ${d_secs}s)"
   # shellcheck disable=SC2086
-  build/dalc run "models/$m.dal" --config "$config" $dalc_flags -- bench --json --warmup "$d_warm" \
+  "$build/dalc" run "models/$m.dal" --config "$config" $dalc_flags -- bench --json --warmup "$d_warm" \
     --steps "$d_steps" --max-seconds "$d_secs" $inputs > "$out/dal-$m.json" 2> "$out/dal-$m.log" ||
     say "dal failed on $m (see $out/dal-$m.log)"
 

@@ -2,7 +2,7 @@
 
     /usr/bin/python3 bench/torch_bench.py --model dvae|gpt [--config bench]
         [--steps N] [--warmup W] [--max-seconds T] [--wait-policy PASSIVE|ACTIVE|default]
-        [--threads 2]
+        [--threads 2] [--adamw foreach|loop]
 
 Times one training step of the reference model of tests/torch_ref/dal_torch.py
 (forward, backward and the AdamW update, with MODELS.md's optimizer settings)
@@ -67,7 +67,7 @@ def setup(args, torch, dt):
         if "lr" not in cfg:
             sys.exit("torch_bench: dvae config %s has no learning rate (not trained)" % args.config)
         model = dt.DVAE(cfg)
-        opt = adamw(torch, model.parameters(), cfg, dt.DVAE_ADAMW, args.foreach)
+        opt = adamw(torch, model.parameters(), cfg, dt.DVAE_ADAMW, args.adamw == "foreach")
         B, S = cfg["batch"], cfg["S"]
         gen = torch.Generator().manual_seed(args.seed)
 
@@ -86,7 +86,7 @@ def setup(args, torch, dt):
         return model, opt, make_inputs, loss, "images", B, B
     cfg = dt.GPT_CONFIGS[args.config]
     model = dt.GPT(cfg)
-    opt = adamw(torch, model.parameters(), cfg, dt.GPT_ADAMW, args.foreach)
+    opt = adamw(torch, model.parameters(), cfg, dt.GPT_ADAMW, args.adamw == "foreach")
     B = cfg["batch"]
     gen = torch.Generator().manual_seed(args.seed)
 
@@ -110,7 +110,8 @@ def main():
     ap.add_argument("--wait-policy", default="PASSIVE",
                     help="OMP_WAIT_POLICY for this process: PASSIVE (default), ACTIVE, or 'default' (unset)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--foreach", action="store_true", help="AdamW's multi-tensor implementation")
+    ap.add_argument("--adamw", choices=["foreach", "loop"], default="foreach",
+                    help="AdamW's multi-tensor implementation (default, the faster) or its per-tensor loop")
     ap.add_argument("--tau", type=float, default=1.0)
     ap.add_argument("--beta", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -167,7 +168,7 @@ def main():
         "cores_busy": cpu / wall if wall > 0 else None, "loss": loss,
         "peak_rss_kib": peak_rss_kib(),
         "threads": torch.get_num_threads(), "wait_policy": args.wait_policy,
-        "adamw": "foreach" if args.foreach else "for-loop", "torch": torch.__version__,
+        "adamw": args.adamw, "torch": torch.__version__,
     }
     print(json.dumps(out))
 

@@ -1,0 +1,66 @@
+#!/bin/sh
+# bench_smoke.sh BUILD — the benchmark harness end to end on the tiny
+# configurations, one step per measurement (bench/run.sh --quick --config
+# tiny into a temporary directory): every measurement must produce its JSON
+# and the table its two rows, with no "failed". Nothing about speed is
+# checked. Then the `bench` command through dalc on the real models, and
+# run.sh's bad arguments.
+build=${1:-build}
+dalc="$build/dalc"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+
+# ---- the whole harness --------------------------------------------------------
+if DAL_BENCH_STEPS=1 DAL_BENCH_WARMUP=0 TORCH_BENCH_STEPS=1 TORCH_BENCH_WARMUP=0 \
+   sh bench/run.sh --quick --config tiny --build "$build" --out "$tmp/b" > "$tmp/table" 2> "$tmp/err"; then
+  ok
+else
+  bad "bench/run.sh --quick --config tiny failed"; cat "$tmp/err" "$tmp/table"
+fi
+for f in dal-dvae.json dal-gpt.json torch-dvae-PASSIVE.json torch-dvae-default.json torch-gpt-PASSIVE.json \
+         torch-gpt-default.json sgemm.json results.md; do
+  [ -s "$tmp/b/$f" ] && ok || bad "run.sh left no $f"
+done
+# The same table on stdout and in results.md; a row per model with numbers.
+cmp -s "$tmp/table" "$tmp/b/results.md" && ok || bad "stdout and results.md differ"
+for model in dVAE GPT; do
+  grep -Eq "^\| $model \| [0-9.]+ .*\| [0-9.]+x \|" "$tmp/b/results.md" && ok ||
+    bad "no $model row with a time and a ratio"; done
+grep -q failed "$tmp/b/results.md" && bad "a measurement failed: $(grep failed "$tmp/b/results.md")" || ok
+grep -q 'ratio = PyTorch ms/step / dal ms/step: above 1 dal is faster' "$tmp/b/results.md" && ok ||
+  bad "the table does not say which way the ratio goes"
+grep -Eq 'OpenBLAS sgemm, 2 threads .*square 1024x1024x1024: [0-9.]+ GFLOP/s' "$tmp/b/results.md" && ok ||
+  bad "no sgemm line"
+grep -Eq 'compile time.*dvae.dal [0-9.]+ m?s.*gpt.dal [0-9.]+ m?s' "$tmp/b/results.md" && ok ||
+  bad "no compile-time line"
+grep -Eq 'machine: .*, [0-9]+ cores' "$tmp/b/results.md" && ok || bad "no machine line"
+grep -q '"steps":1' "$tmp/b/dal-gpt.json" && grep -q '"unit":"tokens"' "$tmp/b/dal-gpt.json" &&
+  grep -q '"per_step":96' "$tmp/b/dal-gpt.json" && ok || bad "dal-gpt.json: $(cat "$tmp/b/dal-gpt.json")"
+grep -q '"unit": "tokens", "per_step": 96' "$tmp/b/torch-gpt-PASSIVE.json" && ok ||
+  bad "torch-gpt-PASSIVE.json counts tokens differently: $(cat "$tmp/b/torch-gpt-PASSIVE.json")"
+
+# ---- the bench command through dalc: text report, and an error ------------------
+if "$dalc" run models/dvae.dal --config tiny -- bench --steps 1 --warmup 0 --set tau=1 --set beta=0.5 \
+   > "$tmp/out" 2> "$tmp/err"; then
+  for want in 'entry loss \[train\], batch 4' 'ms/step' 'images/s' 'peak RSS'; do
+    grep -q "$want" "$tmp/out" && ok || bad "bench text lacks '$want'"; done
+else
+  bad "dalc ... -- bench on the tiny dVAE failed"; cat "$tmp/err"
+fi
+"$dalc" run models/gpt.dal --config tiny -- bench --steps 1 > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 1 ] && grep -q "error: .*choose the inputs with --data npy" "$tmp/err" && ok ||
+  bad "bench on the GPT without --data: $(cat "$tmp/err")"
+
+# ---- run.sh's arguments -----------------------------------------------------------
+sh bench/run.sh --config paper > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 2 ] && grep -q "must be tiny or bench" "$tmp/err" && ok || bad "run.sh --config paper: $(cat "$tmp/err")"
+sh bench/run.sh --frobnicate > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 2 ] && grep -q "unknown argument '--frobnicate'" "$tmp/err" && ok || bad "run.sh --frobnicate: $(cat "$tmp/err")"
+
+printf 'bench_smoke: %d passed, %d failed\n' "$pass" "$fail"
+[ "$fail" -eq 0 ]
