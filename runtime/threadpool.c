@@ -1,20 +1,31 @@
 /* threadpool.c — the worker threads (see threadpool.h).
  *
- * Hand-off protocol. The caller publishes a job (fn, arg), sets 'pending'
- * to the number of workers and bumps 'gen'; a worker that sees a new 'gen'
- * runs its share and decrements 'pending'; the caller runs share 0 and
- * waits for 'pending' to reach 0. Both waits spin first and then sleep on
- * a condition variable. The sleeping side announces itself (nsleep,
- * caller_waiting) with a sequentially consistent write under the mutex and
- * re-checks the condition; the waking side makes its change with a
- * sequentially consistent write and then looks at the announcement, so at
+ * A job is nth calls fn(arg, ith, nth). The caller publishes (fn, arg),
+ * resets the claim counter 'next' and the completion counter 'ndone', and
+ * bumps 'gen'; then every thread, the caller included, claims call numbers
+ * from 'next' until they run out, and the caller waits for 'ndone' to reach
+ * nth. Claiming instead of fixed thread-to-call assignment keeps the
+ * caller from waiting on a worker the OS has not scheduled (the machine may
+ * be busy with other processes): it runs that call itself. Results do not
+ * change, because call ith's work depends only on (ith, nth).
+ *
+ * Waiting (for a job, for completion) spins, then spins yielding the CPU,
+ * then sleeps on a condition variable. The sleeping side announces itself
+ * (nsleep, caller_waiting) with a sequentially consistent write under the
+ * mutex and re-checks its condition; the waking side makes its change with
+ * a sequentially consistent write and then looks at the announcement, so at
  * least one of the two sees the other (no lost wake-up), and the mutex
  * orders the signal after the wait.
+ *
+ * A worker that wakes late may claim calls of a later job than the one that
+ * woke it: that is fine, it reads fn and arg after its claim, and the
+ * caller publishes them before resetting 'next'.
  */
 #include "threadpool.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,25 +33,22 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long a waiting thread spins before it sleeps. Steps of a plan follow
- * each other within microseconds; a sleeping worker takes tens of
- * microseconds to wake. */
-#define SPIN_NS 200000
-
-typedef struct {
-  RtPool *pool;
-  int ith;
-} Worker;
+/* A waiting thread spins for PAUSE_NS, then yields the CPU between checks
+ * (letting a thread it waits for run if they share a core) until SPIN_NS,
+ * then sleeps. Steps of a plan follow each other within microseconds; a
+ * sleeping worker takes tens of microseconds to wake. */
+#define PAUSE_NS 20000
+#define SPIN_NS 100000
 
 struct RtPool {
   int nth;
   pthread_t *thread; /* [nth - 1] */
-  Worker *worker;    /* [nth - 1] */
   pthread_mutex_t mu;
   pthread_cond_t wake; /* workers wait here for a new 'gen' */
-  pthread_cond_t done; /* the caller waits here for pending == 0 */
+  pthread_cond_t done; /* the caller waits here for ndone == nth */
   atomic_uint gen;
-  atomic_int pending;
+  atomic_int next;  /* the next call number to claim */
+  atomic_int ndone; /* calls finished */
   atomic_int nsleep;
   atomic_int caller_waiting;
   atomic_int park;
@@ -62,15 +70,16 @@ static int64_t now_ns(void) {
 }
 
 /* Spins until cond(p) holds, 'park' is set (if watch_park) or SPIN_NS have
- * passed; returns whether cond(p) held. The clock is read every 256 turns. */
+ * passed; returns whether cond(p) held. The clock is read every 64 turns. */
 static int spin_until(RtPool *p, int (*cond)(RtPool *, unsigned), unsigned arg, int watch_park) {
-  int64_t start = 0;
+  int64_t start = 0, t = 0;
   for (unsigned i = 1;; i++) {
     if (cond(p, arg)) return 1;
     if (watch_park && atomic_load_explicit(&p->park, memory_order_relaxed)) return 0;
-    cpu_relax();
-    if ((i & 255) == 0) {
-      int64_t t = now_ns();
+    if (t - start < PAUSE_NS) cpu_relax();
+    else sched_yield();
+    if ((i & 63) == 0) {
+      t = now_ns();
       if (!start) start = t;
       else if (t - start > SPIN_NS) return 0;
     }
@@ -80,7 +89,7 @@ static int spin_until(RtPool *p, int (*cond)(RtPool *, unsigned), unsigned arg, 
 static int gen_moved(RtPool *p, unsigned seen) { return atomic_load(&p->gen) != seen; }
 static int all_done(RtPool *p, unsigned unused) {
   (void)unused;
-  return atomic_load(&p->pending) == 0;
+  return atomic_load(&p->ndone) == p->nth;
 }
 
 /* Waits for a generation other than 'seen' and returns it. */
@@ -95,19 +104,27 @@ static unsigned wait_for_job(RtPool *p, unsigned seen) {
   return atomic_load(&p->gen);
 }
 
-static void *worker_main(void *arg) {
-  Worker *w = arg;
-  RtPool *p = w->pool;
-  unsigned seen = 0;
-  for (;;) {
-    seen = wait_for_job(p, seen);
-    if (atomic_load(&p->quit)) return NULL;
-    p->fn(p->arg, w->ith, p->nth);
-    if (atomic_fetch_sub(&p->pending, 1) == 1 && atomic_load(&p->caller_waiting)) {
+/* Claims and runs calls of the current job until none are left; the thread
+ * that finishes the last one wakes a sleeping caller. */
+static void run_calls(RtPool *p) {
+  int nth = p->nth, ith;
+  while ((ith = atomic_fetch_add(&p->next, 1)) < nth) {
+    p->fn(p->arg, ith, nth);
+    if (atomic_fetch_add(&p->ndone, 1) + 1 == nth && atomic_load(&p->caller_waiting)) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);
       pthread_mutex_unlock(&p->mu);
     }
+  }
+}
+
+static void *worker_main(void *arg) {
+  RtPool *p = arg;
+  unsigned seen = 0;
+  for (;;) {
+    seen = wait_for_job(p, seen);
+    if (atomic_load(&p->quit)) return NULL;
+    run_calls(p);
   }
 }
 
@@ -144,13 +161,11 @@ RtPool *rt_pool_new(int nthreads, RtErr *e) {
   RtPool *p = calloc(1, sizeof *p);
   p->nth = nthreads;
   p->thread = calloc((size_t)nthreads, sizeof *p->thread);
-  p->worker = calloc((size_t)nthreads, sizeof *p->worker);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->wake, NULL);
   pthread_cond_init(&p->done, NULL);
   for (int i = 0; i < nthreads - 1; i++) {
-    p->worker[i] = (Worker){p, i + 1};
-    int rc = pthread_create(&p->thread[i], NULL, worker_main, &p->worker[i]);
+    int rc = pthread_create(&p->thread[i], NULL, worker_main, p);
     if (rc) {
       rt_err(e, "thread pool: cannot start thread %d of %d: %s", i + 1, nthreads, strerror(rc));
       p->nth = i + 1; /* the workers started so far, for rt_pool_free */
@@ -170,7 +185,6 @@ void rt_pool_free(RtPool *p) {
   pthread_cond_destroy(&p->wake);
   pthread_cond_destroy(&p->done);
   free(p->thread);
-  free(p->worker);
   free(p);
 }
 
@@ -181,16 +195,18 @@ void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg) {
     fn(arg, 0, 1);
     return;
   }
+  /* Publish the job before the counters that let threads claim it. */
   p->fn = fn;
   p->arg = arg;
-  atomic_store(&p->pending, p->nth - 1);
+  atomic_store(&p->ndone, 0);
+  atomic_store(&p->next, 0);
   atomic_store(&p->park, 0);
   bump_gen(p);
-  fn(arg, 0, p->nth);
+  run_calls(p);
   if (!spin_until(p, all_done, 0, 0)) {
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->caller_waiting, 1);
-    while (atomic_load(&p->pending) != 0) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->ndone) != p->nth) pthread_cond_wait(&p->done, &p->mu);
     atomic_store(&p->caller_waiting, 0);
     pthread_mutex_unlock(&p->mu);
   }

@@ -1,12 +1,15 @@
 /* threadpool.h — persistent worker threads that run one parallel job at a
- * time, ggml-style: the job is a function called once per thread with
- * (ith, nth), and each thread derives its share of the work from those two
- * numbers alone, so results never depend on timing.
+ * time, ggml-style: a job is a function called once for each ith in
+ * 0..nth-1, and call ith derives its share of the work from (ith, nth)
+ * alone, so results never depend on timing or on which thread ran which
+ * call.
  *
- * The calling thread takes part as ith 0; a pool of n threads has n - 1
- * workers, created once. Between jobs a worker spins for a short while
- * (consecutive steps of a plan come microseconds apart), then sleeps on a
- * condition variable; rt_pool_park puts it to sleep at once, for when
+ * The calling thread takes part; a pool of n threads has n - 1 workers,
+ * created once. Calls are claimed, not assigned: a thread that finishes
+ * one takes the next unclaimed one, so a worker the OS has not scheduled
+ * (a busy machine) delays nobody. Between jobs a worker spins for a short
+ * while (consecutive steps of a plan come microseconds apart), then sleeps
+ * on a condition variable; rt_pool_park puts it to sleep at once, for when
  * another party (OpenBLAS's threads) is about to use the cores.
  *
  * One caller at a time: a pool is not reentrant and must not be driven from
@@ -21,7 +24,7 @@
 
 typedef struct RtPool RtPool;
 
-/* One thread's part of a job: thread ith of nth (0 <= ith < nth). */
+/* Part ith of a job split nth ways (0 <= ith < nth). */
 typedef void (*RtPoolFn)(void *arg, int ith, int nth);
 
 /* The thread count rt_pool_new(0, e) uses: $DAL_THREADS if it is set (an
@@ -38,10 +41,11 @@ void rt_pool_free(RtPool *p);
 /* Number of threads, the caller included; 1 for a NULL pool. */
 int rt_pool_threads(const RtPool *p);
 
-/* Calls fn(arg, ith, nth) once for every ith in 0..nth-1, each on its own
- * thread (ith 0 on the caller), and returns when all calls have returned;
- * their writes are then visible to the caller. A NULL pool runs
- * fn(arg, 0, 1). */
+/* Calls fn(arg, ith, nth) once for every ith in 0..nth-1 (nth = the pool's
+ * thread count), on the pool's threads (the caller included), and returns
+ * when all calls have returned; their writes are then visible to the
+ * caller. Two calls of one job may run at the same time, so they must not
+ * write the same memory. A NULL pool runs fn(arg, 0, 1). */
 void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg);
 
 /* Sends spinning workers to sleep now rather than after their spin time;
