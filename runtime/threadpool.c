@@ -53,7 +53,7 @@ struct RtPool {
   atomic_int caller_waiting;
   atomic_int park;
   atomic_int quit;
-  RtPoolFn fn; /* the current job, published by 'gen' */
+  RtPoolFn fn; /* the current job, written before 'next' is reset */
   void *arg;
 };
 
