@@ -9,7 +9,9 @@
  *   RT_STEP_KERNEL  [0, range) is cut into nth contiguous chunks, chunk ith
  *                   going to thread ith (rt_chunk); a range of 1 runs on
  *                   the calling thread alone.
- *   RT_STEP_GEMM    cblas_sgemm for each batch item (see RtGemmMode).
+ *   RT_STEP_GEMM    cblas_sgemm for each batch item (see RtGemmMode), with
+ *                   the items' effects in batch order: C blocks may overlap
+ *                   (stride_c 0 and beta 1 accumulate over the batch).
  *   RT_STEP_COPY    memcpy of arg[0]'s bytes into arg[1], on the caller.
  *
  * Every thread's share depends only on (ith, nth) and the plan, so a run's
@@ -54,8 +56,7 @@ void rt_chunk(int64_t range, int ith, int nth, int64_t *begin, int64_t *end);
 /* Checks a plan's structure: buffer kinds, shapes and byte sizes (bytes ==
  * elements * dtype size), arena buffers 64-aligned inside arena_bytes,
  * input/output indices, step arguments, kernels, GEMM leading dimensions and
- * extents inside their buffers (and non-overlapping C blocks when batched),
- * copy sizes. Returns 0, or -1 with a message naming the plan, the step or
+ * extents inside their buffers, copy sizes. Returns 0, or -1 with a message naming the plan, the step or
  * buffer and what is wrong. */
 int rt_plan_check(const RtPlan *p, RtErr *e);
 

@@ -3,6 +3,7 @@
  * pool sleeps (RT_GEMM_BLAS). See rt_sched.h for why. */
 #include <cblas.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include "rt_sched.h"
 
@@ -82,9 +83,12 @@ void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, Rt
     gemm_part(&j, 0, 1);
     return;
   }
-  /* Whole batch items when they divide evenly or are plenty; else split
-   * each item along the longer side of C. */
-  if (g->batch % nth == 0 || g->batch >= 4 * nth) j.by = BY_BATCH;
+  /* Whole batch items when they divide evenly or are plenty and their C
+   * blocks are disjoint; else split each item along the longer side of C,
+   * every thread taking the items in order (so overlapping C blocks, e.g.
+   * an accumulation with stride_c 0, see them in batch order). */
+  bool disjoint = g->batch == 1 || g->stride_c >= (int64_t)(g->m - 1) * g->ldc + g->n;
+  if (disjoint && (g->batch % nth == 0 || g->batch >= 4 * nth)) j.by = BY_BATCH;
   else j.by = g->m >= g->n ? BY_ROWS : BY_COLS;
   rt_pool_run(pool, gemm_part, &j);
 }

@@ -288,6 +288,7 @@ typedef struct {
   int m, n, k, trans_a, trans_b, batch;
   int pad;         /* extra leading-dimension columns */
   bool shared_b;   /* stride_b 0 */
+  bool shared_c;   /* stride_c 0, beta 1: the items accumulate into one C */
 } GemmCase;
 
 static float pattern(int64_t i, int salt) { return (float)((i * 37 + salt * 11) % 23) * 0.125f - 1.375f; }
@@ -301,9 +302,10 @@ static void check_gemm(const GemmCase *c, RtPool *pool, RtGemmMode mode) {
               .lda = ca + c->pad, .ldb = cb + c->pad, .ldc = c->n + c->pad, .alpha = 0.75f, .beta = 0.5f};
   g.stride_a = (int64_t)ra * g.lda + 5; /* gaps between batch items too */
   g.stride_b = c->shared_b ? 0 : (int64_t)rb * g.ldb + 3;
-  g.stride_c = (int64_t)c->m * g.ldc + 7;
+  g.stride_c = c->shared_c ? 0 : (int64_t)c->m * g.ldc + 7;
+  if (c->shared_c) g.beta = 1;
   int64_t na = g.stride_a * c->batch, nb = c->shared_b ? (int64_t)rb * g.ldb : g.stride_b * c->batch,
-          nc = g.stride_c * c->batch;
+          nc = c->shared_c ? (int64_t)c->m * g.ldc : g.stride_c * c->batch;
   RtTensor *a = new_tensor(RT_F32, 1, &na), *b = new_tensor(RT_F32, 1, &nb), *out = new_tensor(RT_F32, 1, &nc);
   for (int64_t i = 0; i < na; i++) rt_f32(a)[i] = pattern(i, 1);
   for (int64_t i = 0; i < nb; i++) rt_f32(b)[i] = pattern(i, 2);
@@ -319,7 +321,7 @@ static void check_gemm(const GemmCase *c, RtPool *pool, RtGemmMode mode) {
         for (int l = 0; l < c->k; l++)
           s += (double)(c->trans_a ? A[l * g.lda + i] : A[i * g.lda + l]) *
                (c->trans_b ? B[j * g.ldb + l] : B[l * g.ldb + j]);
-        C[i * g.ldc + j] = (float)(0.75 * s + 0.5 * C[i * g.ldc + j]);
+        C[i * g.ldc + j] = (float)(0.75 * s + g.beta * C[i * g.ldc + j]);
       }
   }
   RtBuffer bufs[] = {io(RT_BUF_INPUT, 0, RT_F32, 1, &na, "a"), io(RT_BUF_INPUT, 1, RT_F32, 1, &nb, "b"),
@@ -332,8 +334,9 @@ static void check_gemm(const GemmCase *c, RtPool *pool, RtGemmMode mode) {
   run_ok(&p, pool, NULL, in, &out, NULL);
   rt_sched_set_gemm_mode(RT_GEMM_SPLIT);
   double err = tu_rel_err(rt_f32(out), want, nc);
-  ck_assert_msg(err <= 1e-5, "gemm m%d n%d k%d ta%d tb%d batch%d shared%d, %d threads, mode %d: rel err %g", c->m,
-                c->n, c->k, c->trans_a, c->trans_b, c->batch, c->shared_b, rt_pool_threads(pool), mode, err);
+  ck_assert_msg(err <= 1e-5, "gemm m%d n%d k%d ta%d tb%d batch%d shared b%d c%d, %d threads, mode %d: rel err %g",
+                c->m, c->n, c->k, c->trans_a, c->trans_b, c->batch, c->shared_b, c->shared_c, rt_pool_threads(pool),
+                mode, err);
   free(want);
   rt_tensor_free(a);
   rt_tensor_free(b);
@@ -342,12 +345,16 @@ static void check_gemm(const GemmCase *c, RtPool *pool, RtGemmMode mode) {
 
 START_TEST(gemm_matches_naive_matmul) {
   GemmCase cases[] = {
-      {37, 29, 19, 0, 0, 1, 0, false},  {37, 29, 19, 1, 0, 1, 2, false}, {37, 29, 19, 0, 1, 3, 1, false},
-      {37, 29, 19, 1, 1, 3, 0, true},   {200, 70, 64, 0, 0, 1, 0, false}, /* split by rows */
-      {200, 70, 64, 1, 1, 1, 3, false}, {8, 300, 40, 0, 0, 1, 0, false},  /* split by columns */
-      {8, 300, 40, 1, 1, 2, 1, true},   {5, 7, 3, 0, 1, 8, 0, false},     /* many small items */
-      {64, 48, 32, 0, 0, 3, 0, true},   {64, 48, 32, 1, 0, 3, 2, false},  /* 3 items on 2 threads: rows */
+      /* m, n, k, trans_a, trans_b, batch, pad, shared_b, shared_c */
+      {37, 29, 19, 0, 0, 1, 0, false, false}, {37, 29, 19, 1, 0, 1, 2, false, false},
+      {37, 29, 19, 0, 1, 3, 1, false, false}, {37, 29, 19, 1, 1, 3, 0, true, false},
+      {200, 70, 64, 0, 0, 1, 0, false, false}, {200, 70, 64, 1, 1, 1, 3, false, false}, /* split by rows */
+      {8, 300, 40, 0, 0, 1, 0, false, false},  {8, 300, 40, 1, 1, 2, 1, true, false},   /* split by columns */
+      {5, 7, 3, 0, 1, 8, 0, false, false},                                              /* many small items */
+      {64, 48, 32, 0, 0, 3, 0, true, false},   {64, 48, 32, 1, 0, 3, 2, false, false},  /* 3 items, 2 threads */
+      {64, 48, 32, 0, 0, 8, 0, false, true},   {20, 90, 64, 1, 0, 6, 1, false, true},   /* accumulating */
   };
+
   int ncase = (int)(sizeof cases / sizeof cases[0]);
   for (int nth = 1; nth <= 3; nth++) {
     RtPool *pool = new_pool(nth);
@@ -553,8 +560,10 @@ START_TEST(malformed_plans_are_errors) {
   ck_assert_int_eq(rt_plan_check(&p, &e), -1);
   ck_assert_ptr_nonnull(strstr(e.msg, "GEMM operand a has leading dimension 2 for 3 columns"));
   st[1].gemm.lda = 3, st[1].gemm.batch = 2, st[1].gemm.stride_a = 0, st[1].gemm.stride_b = 0, st[1].gemm.stride_c = 0;
+  ck_assert_int_eq(rt_plan_check(&p, &e), 0); /* overlapping C blocks: accumulation, allowed */
+  st[1].gemm.stride_b = 4;
   ck_assert_int_eq(rt_plan_check(&p, &e), -1);
-  ck_assert_str_eq(e.msg, "plan 'bind': step 1 'mm': GEMM output blocks overlap (stride_c 0)");
+  ck_assert_str_eq(e.msg, "plan 'bind': step 1 'mm': GEMM operand b reaches element 13 of buffer 'w' (12 elements)");
   ck_assert_int_eq(rt_plan_check(NULL, &e), -1);
 }
 END_TEST
