@@ -88,47 +88,42 @@ static int64_t lower_bound(const MemItem *item, int n, int nstep) {
   return max;
 }
 
-typedef struct {
-  int64_t lo, hi;
-} Seg;
-
-static int seg_cmp(const void *pa, const void *pb) {
-  const Seg *x = pa, *y = pb;
-  if (x->lo != y->lo) return x->lo < y->lo ? -1 : 1;
-  return (x->hi > y->hi) - (x->hi < y->hi);
-}
-
 /* Places the items in 'order' one by one, each at the start of the
  * smallest gap that fits it among the already placed items that overlap it
  * in time, else after the highest of them (TFLite's best fit). Writes
- * off[item] and returns the arena size. 'placed' and 'seg' are scratch of
- * n entries. */
-static int64_t place(const MemItem *item, int n, const int *order, int64_t *off, int *placed, Seg *seg) {
+ * off[item] and returns the arena size. 'placed' (scratch of n entries)
+ * holds the placed items sorted by offset, so the overlapping ones come out
+ * in address order without sorting. */
+static int64_t place(const MemItem *item, int n, const int *order, int64_t *off, int *placed) {
   int nplaced = 0;
   int64_t arena = 0;
   for (int k = 0; k < n; k++) {
     const MemItem *it = &item[order[k]];
     off[order[k]] = 0;
     if (it->size == 0) continue;
-    int nseg = 0;
+    int64_t cur = 0, best = -1, best_gap = INT64_MAX;
     for (int p = 0; p < nplaced; p++) {
       const MemItem *q = &item[placed[p]];
-      if (q->first <= it->last && it->first <= q->last)
-        seg[nseg++] = (Seg){off[placed[p]], off[placed[p]] + q->size};
-    }
-    qsort(seg, (size_t)nseg, sizeof *seg, seg_cmp);
-    int64_t cur = 0, best = -1, best_gap = INT64_MAX;
-    for (int s = 0; s < nseg; s++) {
-      int64_t gap = seg[s].lo - cur;
+      if (q->last < it->first || it->last < q->first) continue;
+      int64_t lo = off[placed[p]], gap = lo - cur;
       if (gap >= it->size && gap < best_gap) {
         best = cur, best_gap = gap;
         if (gap == it->size) break; /* a perfect fit: nothing beats it */
       }
-      if (seg[s].hi > cur) cur = seg[s].hi;
+      if (lo + q->size > cur) cur = lo + q->size;
     }
     if (best < 0) best = cur;
     off[order[k]] = best;
-    placed[nplaced++] = order[k];
+    /* insert after the placed items at lower or equal offsets */
+    int lo = 0, hi = nplaced;
+    while (lo < hi) {
+      int mid = lo + (hi - lo) / 2;
+      if (off[placed[mid]] <= best) lo = mid + 1;
+      else hi = mid;
+    }
+    memmove(placed + lo + 1, placed + lo, (size_t)(nplaced - lo) * sizeof *placed);
+    placed[lo] = order[k];
+    nplaced++;
     if (best + it->size > arena) arena = best + it->size;
   }
   return arena;
@@ -140,11 +135,10 @@ static int64_t place(const MemItem *item, int n, const int *order, int64_t *off,
 static void search(const MemItem *item, int n, int nstep, MemPlan *plan, int64_t *best_off) {
   int *order = malloc((size_t)n * sizeof *order), *placed = malloc((size_t)n * sizeof *placed);
   int64_t *off = malloc((size_t)n * sizeof *off);
-  Seg *seg = malloc((size_t)n * sizeof *seg);
   plan->arena_bytes = -1;
   for (int o = 0; o < MEM_ORDER_COUNT; o++) {
     mem_order_items(item, n, nstep, (MemOrder)o, order);
-    int64_t arena = place(item, n, order, off, placed, seg);
+    int64_t arena = place(item, n, order, off, placed);
     plan->order_bytes[o] = arena;
     if (plan->arena_bytes < 0 || arena < plan->arena_bytes) {
       plan->arena_bytes = arena;
@@ -156,7 +150,6 @@ static void search(const MemItem *item, int n, int nstep, MemPlan *plan, int64_t
   free(order);
   free(placed);
   free(off);
-  free(seg);
 }
 
 int mem_plan(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninplace, MemPlan *plan,
