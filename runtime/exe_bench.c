@@ -183,7 +183,8 @@ static int prepare_inputs(RtProgram *p, const RtEntrySpec *en, const BenchArgs *
                     a->set[k].name, names);
     }
     if (!is_scalar(&en->input[i]))
-      return rt_err(e, "--set %s: input %s is not a scalar", a->set[k].name, rt_exe_arg_str(&en->input[i], buf, sizeof buf));
+      return rt_err(e, "--set %s: input %s is not a scalar", a->set[k].name,
+                    rt_exe_arg_str(&en->input[i], buf, sizeof buf));
     if (*data && rt_data_fills(*data, i))
       return rt_err(e, "--set %s: input '%s' comes from the dataset", a->set[k].name, a->set[k].name);
   }

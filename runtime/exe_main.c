@@ -105,8 +105,8 @@ static void usage(FILE *f, const char *prog) {
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
           "        [--params P.safetensors] [--save-state P.safetensors] [--seed S] [--step K]\n"
           "  data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S] [--scale N]\n"
-          "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S] [--json]\n"
-          "                                      ms/step, throughput and peak memory of an entry\n"
+          "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S]\n"
+          "        [--max-seconds T] [--json]    ms/step, throughput and peak memory of an entry\n"
           "  help                                this text\n",
           prog);
 }

@@ -360,7 +360,8 @@ END_TEST
 
 START_TEST(test_bad_inputs) {
   expect_error("bench --steps 1", "input tau: f32 of entry 'loss' has no value: give --set tau=VALUE");
-  expect_error("bench --steps 1 --set bogus=1", "--set bogus: entry 'loss' has no input 'bogus' (its inputs: x, tau, opt.lr)");
+  expect_error("bench --steps 1 --set bogus=1",
+               "--set bogus: entry 'loss' has no input 'bogus' (its inputs: x, tau, opt.lr)");
   expect_error("bench --steps 1 --set tau=1 --set x=1", "--set x: input x: f32[2, 3, 8, 8] is not a scalar");
   expect_error("bench --fn embed --steps 1", "dataset shapes makes images");
   expect_error("bench --fn embed --steps 1", "choose the inputs with --data npy:NAME=FILE.npy");
