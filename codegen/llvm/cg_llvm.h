@@ -48,6 +48,22 @@ void cg_session_free(CgSession *s);
 const char *cg_session_cpu(const CgSession *s);
 const char *cg_session_features(const CgSession *s);
 
+/* The optimisation pipeline run on every module, in LLVMRunPasses' syntax
+ * (e.g. "default<O3>"); NULL restores CG_DEFAULT_PIPELINE. Loop unrolling
+ * and interleaving are off in any pipeline (see llvm_module.c).
+ *
+ * The default is the part of O3 that matters for these kernels: inline the
+ * bodies (turning noalias arguments into scoped alias metadata), clean up,
+ * hoist invariants, rotate loops, canonicalise induction variables,
+ * vectorise, clean up. On the GPT bench training step it optimises about
+ * 3x faster than default<O3> and the kernels run as fast (measured with
+ * the same kernels: within noise). */
+#define CG_DEFAULT_PIPELINE                                                                                   \
+  "always-inline,function(sroa,early-cse,instcombine,simplifycfg,loop-mssa(licm),loop-rotate,loop(indvars),"  \
+  "loop-vectorize,instcombine,simplifycfg)"
+void cg_session_set_pipeline(CgSession *s, const char *passes);
+const char *cg_session_pipeline(const CgSession *s);
+
 /* Milliseconds spent in each phase of building one module. */
 typedef struct {
   double lower_ms, emit_ms, opt_ms, jit_ms;

@@ -93,7 +93,7 @@ CgModule *cg_module_new(CgSession *s, const IrGraph *g, const FusePlan *p, RtErr
    * no gain; the vectoriser still interleaves its vector loops. */
   LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
   LLVMPassBuilderOptionsSetLoopInterleaving(po, 0);
-  LLVMErrorRef err = LLVMRunPasses(m->mod, "default<O3>", s->tm, po);
+  LLVMErrorRef err = LLVMRunPasses(m->mod, s->pipeline, s->tm, po);
   LLVMDisposePassBuilderOptions(po);
   if (err) {
     cg_llvm_err(e, err, "llvm: optimising");

@@ -83,6 +83,7 @@ CgSession *cg_session_new(RtErr *e) {
     initialised = 1;
   }
   CgSession *s = calloc(1, sizeof *s);
+  cg_session_set_pipeline(s, NULL);
   s->triple = LLVMGetDefaultTargetTriple();
   s->cpu = LLVMGetHostCPUName();
   s->features = LLVMGetHostCPUFeatures();
@@ -123,6 +124,12 @@ void cg_session_free(CgSession *s) {
   LLVMDisposeMessage(s->features);
   free(s);
 }
+
+void cg_session_set_pipeline(CgSession *s, const char *passes) {
+  snprintf(s->pipeline, sizeof s->pipeline, "%s", passes ? passes : CG_DEFAULT_PIPELINE);
+}
+
+const char *cg_session_pipeline(const CgSession *s) { return s->pipeline; }
 
 const char *cg_session_cpu(const CgSession *s) { return s->cpu; }
 const char *cg_session_features(const CgSession *s) { return s->features; }

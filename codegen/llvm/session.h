@@ -16,6 +16,7 @@ struct CgSession {
   LLVMTargetMachineRef tm;        /* for the pass pipeline and object/asm emission */
   LLVMOrcLLJITRef jit;            /* has its own target machine, built the same way */
   int nmodules;                   /* numbers modules, so kernel names never clash */
+  char pipeline[1024];            /* the LLVMRunPasses pipeline */
   char jit_error[512];            /* what the JIT's error reporter last said */
 };
 
