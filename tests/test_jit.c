@@ -24,6 +24,8 @@
 
 #include "codegen/bind.h"
 #include "codegen/llvm/cg_llvm.h"
+#include "codegen/llvm/jit_program.h"
+#include "codegen/ref_program.h"
 #include "codegen/ref/ref.h"
 #include "frontend/frontend.h"
 #include "passes/autodiff.h"
@@ -834,6 +836,76 @@ START_TEST(test_gpt_train_step) {
 }
 END_TEST
 
+/* The GPT tiny as a program (every entry; the training entry as an AdamW
+ * step): two training steps and the logits afterwards, JIT against the
+ * reference program. */
+static RtProgram *gpt_program(bool jit, FeProgram **prog) {
+  char *err = NULL;
+  *prog = fe_load_file("models/gpt.dal", &(FeOptions){.config = "tiny", .batch = 2}, &err);
+  ck_assert_msg(*prog != NULL, "%s", err);
+  int n = fe_entry_count(*prog);
+  IrGraph **gs = calloc((size_t)n, sizeof *gs);
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-3, .weight_decay = 0.01, .clip_norm = 1.0};
+  for (int i = 0; i < n; i++) {
+    gs[i] = fe_lower_entry(*prog, i, &err);
+    ck_assert_msg(gs[i] != NULL, "%s", err);
+    if (gs[i]->train) ck_assert_msg(opt_train_step(gs[i], &o) == 0, "%s", gs[i]->error);
+  }
+  RtErr e;
+  RtProgram *p = jit ? cg_jit_program(gs, n, "gpt", "tiny", 3e-4, 7, &(CgJitOptions){.threads = 2}, &e)
+                     : cg_ref_program(gs, n, "gpt", "tiny", 3e-4, 7, &e);
+  ck_assert_msg(p != NULL, "%s", e.msg);
+  free(gs);
+  return p;
+}
+
+START_TEST(test_jit_program) {
+  FeProgram *fr, *fj;
+  RtProgram *ref = gpt_program(false, &fr), *jit = gpt_program(true, &fj);
+  ck_assert_int_eq(jit->nentry, ref->nentry);
+  ck_assert_int_eq(jit->state->n, ref->state->n);
+  int train = rt_program_entry(jit, "loss"), logits = rt_program_entry(jit, "logits");
+  ck_assert(train >= 0 && logits >= 0 && jit->entry[train].train);
+  const RtEntrySpec *en = &jit->entry[train];
+  RtTensor *in[3];
+  IrShape s;
+  for (int k = 0; k < en->ninput; k++) {
+    s = ir_shape_make(en->input[k].rank, en->input[k].dim);
+    in[k] = make((IrDType)en->input[k].dtype, &s, D_INDEX, 64);
+  }
+  rt_f32(in[2])[0] = 3e-4f;
+  RtErr e;
+  for (int step = 1; step <= 2; step++) {
+    RtTensor *lr[4] = {0}, *lj[4] = {0};
+    ck_assert_msg(ref->run(ref, train, in, lr, 7, step, &e) == 0, "%s", e.msg);
+    ck_assert_msg(jit->run(jit, train, in, lj, 7, step, &e) == 0, "%s", e.msg);
+    for (int k = 0; k < en->noutput; k++) {
+      expect_agree("program loss", lj[k], lr[k], 1e-5, false);
+      rt_tensor_free(lr[k]);
+      rt_tensor_free(lj[k]);
+    }
+  }
+  for (int i = 0; i < ref->state->n; i++)
+    expect_agree(ref->state->name[i], rt_list_get(jit->state, ref->state->name[i]), ref->state->tensor[i], 1e-5, false);
+  RtTensor *o_r[1] = {0}, *o_j[1] = {0};
+  ck_assert_msg(ref->run(ref, logits, in, o_r, 7, 3, &e) == 0, "%s", e.msg);
+  ck_assert_msg(jit->run(jit, logits, in, o_j, 7, 3, &e) == 0, "%s", e.msg);
+  expect_agree("program logits", o_j[0], o_r[0], 1e-5, false);
+  /* a wrong input is refused before anything runs */
+  RtTensor *bad[3] = {in[1], in[0], in[2]};
+  RtTensor *o_bad[1] = {0};
+  ck_assert_int_eq(jit->run(jit, logits, bad, o_bad, 7, 3, &e), -1);
+  ck_assert_ptr_null(o_bad[0]);
+  rt_tensor_free(o_r[0]);
+  rt_tensor_free(o_j[0]);
+  free_all(in, en->ninput);
+  rt_program_free(jit);
+  rt_program_free(ref);
+  fe_free(fj);
+  fe_free(fr);
+}
+END_TEST
+
 /* ---- emitted code ---- */
 
 static char *capture(CgModule *m, int (*print)(CgModule *, FILE *, RtErr *)) {
@@ -908,12 +980,13 @@ Suite *jit_suite(void) {
   suite_add_tcase(s, t);
   t = tcase_create("models");
   tcase_add_checked_fixture(t, setup, teardown);
-  tcase_set_timeout(t, 60);
+  tcase_set_timeout(t, 120);
   tcase_add_test(t, test_gpt_logits);
   tcase_add_test(t, test_dvae_encode);
   tcase_add_test(t, test_gpt_grads);
   tcase_add_test(t, test_dvae_grads);
   tcase_add_test(t, test_gpt_train_step);
+  tcase_add_test(t, test_jit_program);
   tcase_add_test(t, test_emit);
   suite_add_tcase(s, t);
   return s;

@@ -1,0 +1,35 @@
+/* jit_program.h — IR graphs JIT-compiled into an RtProgram (runtime/
+ * program.h): what `dalc run FILE.dal -- COMMAND ...` runs by default.
+ *
+ * Each graph (entry) is fused (passes/fuse.h), lowered, compiled with
+ * LLVM and JIT'd once, at construction; running an entry is one
+ * rt_plan_run of its plan on a thread pool (runtime/rt_sched.h). The
+ * persistent state, entry specs and initialisation are those of the
+ * reference program (codegen/ref_program.h), whose executor stays
+ * available (dalc --backend=ref). Module prefix: cg_.
+ */
+#ifndef DAL_CODEGEN_JIT_PROGRAM_H
+#define DAL_CODEGEN_JIT_PROGRAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ir/ir.h"
+#include "passes/passes.h"
+#include "runtime/program.h"
+
+typedef struct {
+  bool no_fuse;         /* -fno-fuse: one kernel per node */
+  int threads;          /* the pool's threads; 0: rt_threads_default (DAL_THREADS or all cores) */
+  const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
+  PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
+} CgJitOptions;
+
+/* Like cg_ref_program (same arguments, same ownership of graphs[0..n), same
+ * state and entries), with every entry compiled; o may be NULL (defaults).
+ * NULL with e->msg set if a graph is invalid, the graphs disagree, or
+ * compilation fails. */
+RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char *config, double lr, uint64_t seed,
+                          const CgJitOptions *o, RtErr *e);
+
+#endif
