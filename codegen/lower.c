@@ -155,6 +155,11 @@ static int need(Lower *L, CgKernel *k, bool *seen, int v, int provided) {
   seen[v] = true;
   const IrNode *nd = &L->g->node[v];
   if (nd->op == OP_CONST) return 0;
+  if (!k->member[v] && L->home[v] < 0 && L->remat[L->fp->group_of[v]]) {
+    const FuseGroup *G = &L->fp->group[L->fp->group_of[v]]; /* recompute it here */
+    for (int i = 0; i < G->n; i++)
+      if (G->node[i] != k->root) k->member[G->node[i]] = true;
+  }
   if (k->member[v]) {
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin; /* the soft input is never read */
     for (int j = 0; j < nin; j++)
@@ -244,6 +249,57 @@ static void find_live(Lower *L) {
       int w = L->cons[c];
       if (L->live[w] && reads(g, w, v) && L->fp->group_of[w] != L->fp->group_of[v]) L->needed[v] = true;
     }
+}
+
+/* Ops a rematerialised group may hold: expansions and cheap arithmetic. */
+static bool cheap_op(IrOp op) {
+  return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_CONST || op == OP_IOTA || ir_op_pattern(op) == PAT_ELEMWISE;
+}
+
+/* Consumers that read their operands from buffers (GEMMs, convolutions,
+ * scatter-add) cannot recompute one. */
+static bool reads_buffers(IrOp op) {
+  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT ||
+         op == OP_GATHER_BACKWARD;
+}
+
+/* Marks groups worth recomputing wherever they are read rather than
+ * writing out: loop groups of cheap ops whose single needed value is at
+ * least 4x larger than what they read (a causal mask broadcast to every
+ * head, a scale broadcast to a tensor), not returned or kept, read only by
+ * kernels that evaluate elementally. Their value then needs no buffer. */
+static void find_remat(Lower *L) {
+  const IrGraph *g = L->g;
+  const FusePlan *fp = L->fp;
+  L->remat = cg_pool_alloc(L->pool, (size_t)fp->ngroup + 1);
+  for (int gi = 0; gi < fp->ngroup; gi++) {
+    const FuseGroup *G = &fp->group[gi];
+    if (G->kind != FUSE_LOOP) continue;
+    int out = -1, nout = 0;
+    bool ok = true;
+    for (int i = 0; i < G->n && ok; i++) {
+      int m = G->node[i];
+      ok = cheap_op(g->node[m].op);
+      if (L->live[m] && L->needed[m]) {
+        out = m;
+        nout++;
+      }
+    }
+    if (!ok || nout != 1) continue;
+    for (int k = 0; k < g->noutput; k++) ok &= g->output[k] != out;
+    for (int k = 0; k < g->nupdate; k++) ok &= g->update_value[k] != out;
+    int64_t read = 0;
+    for (int i = 0; i < G->nin; i++)
+      if (g->node[G->in[i]].op != OP_CONST) read += ir_numel(&g->node[G->in[i]].shape);
+    ok &= ir_numel(&g->node[out].shape) >= 4 * read;
+    for (int c = L->cons_first[out]; c < L->cons_first[out + 1] && ok; c++) {
+      int w = L->cons[c];
+      if (L->live[w] && fp->group_of[w] != gi && reads_buffers(g->node[w].op)) ok = false;
+    }
+    if (!ok) continue;
+    L->remat[gi] = true;
+    L->needed[out] = false;
+  }
 }
 
 /* Does member m of group gi depend on node t (through members of gi)? */
@@ -387,6 +443,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   for (int v = 0; v < g->n; v++) L.home[v] = -1;
   find_consumers(&L);
   find_live(&L);
+  find_remat(&L);
   int rc = setup_buffers(&L);
   for (int gi = 0; gi < p->ngroup && rc == 0; gi++) {
     const FuseGroup *G = &p->group[gi];

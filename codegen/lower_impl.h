@@ -28,6 +28,9 @@ typedef struct {
   CgKernel *kern;
   int nkern, capkern;
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
+  bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
+                              constant) recomputed inside its consumers' kernels
+                              instead of being written out */
 } Lower;
 
 /* ---- lower.c ---- */

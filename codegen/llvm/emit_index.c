@@ -59,10 +59,13 @@ static void unravel_flat(Emit *E, LLVMValueRef lin, const IrShape *s, LLVMValueR
   }
 }
 
-/* Digits are matched to dims from the right: a digit of extent X covers
- * the trailing dims whose sizes multiply to X, each found by a division
- * and a remainder (none at all when a digit is exactly one dim). A digit
- * that ends inside a dim falls back to dividing the flat index. */
+/* Digits are matched to dims from the right. A dim is taken off the low
+ * end of the current (combined) digit with a remainder and a division, or
+ * with neither when they coincide; a digit smaller than the dim is first
+ * combined with the digits above it (v_hi * ext_lo + v_lo), which costs a
+ * multiply-add. So an index built from loops over the same (or merged, or
+ * split) dims never divides. Only digits whose extents do not line up
+ * with the dims fall back to dividing the flat index. */
 void em_idx_unravel(Emit *E, const Idx *I, const IrShape *s, LLVMValueRef *d) {
   for (int k = 0; k < s->rank; k++) {
     if (s->d[k] == 0) { /* an empty space: never iterated */
@@ -70,33 +73,39 @@ void em_idx_unravel(Emit *E, const Idx *I, const IrShape *s, LLVMValueRef *d) {
       return;
     }
   }
-  int k = s->rank - 1;
-  for (int j = I->n - 1; j >= 0; j--) {
-    int64_t X = I->ext[j], prod = 1;
-    LLVMValueRef val = I->v[j];
-    if (X == 1) continue;
-    while (k >= 0 && prod < X) {
-      int64_t dk = s->d[k];
-      if (dk == 1) {
-        d[k--] = em_i64(E, 0);
+  int j = I->n - 1;
+  LLVMValueRef cur = NULL; /* the combined low digits; NULL = 0 */
+  int64_t cx = 1;          /* its extent */
+  for (int k = s->rank - 1; k >= 0; k--) {
+    int64_t dk = s->d[k];
+    if (dk == 1) {
+      d[k] = em_i64(E, 0);
+      continue;
+    }
+    while (cx % dk != 0) {
+      if (j < 0) goto flat;
+      if (I->ext[j] == 1) {
+        j--;
         continue;
       }
-      if (X % (prod * dk) != 0) break;
-      LLVMValueRef q = prod == 1 ? val : LLVMBuildUDiv(E->b, val, em_i64(E, prod), "");
-      d[k] = prod * dk == X ? q : LLVMBuildURem(E->b, q, em_i64(E, dk), "");
-      prod *= dk;
-      k--;
+      cur = cur ? LLVMBuildNSWAdd(E->b, LLVMBuildNSWMul(E->b, I->v[j], em_i64(E, cx), ""), cur, "") : I->v[j];
+      cx *= I->ext[j];
+      j--;
     }
-    if (prod != X) {
-      unravel_flat(E, em_idx_flat(E, I), s, d);
-      return;
+    if (cx == dk) {
+      d[k] = cur ? cur : em_i64(E, 0);
+      cur = NULL;
+      cx = 1;
+    } else {
+      d[k] = LLVMBuildURem(E->b, cur, em_i64(E, dk), "");
+      cur = LLVMBuildUDiv(E->b, cur, em_i64(E, dk), "");
+      cx /= dk;
     }
   }
-  for (; k >= 0; k--) {
-    if (s->d[k] != 1) {
-      unravel_flat(E, em_idx_flat(E, I), s, d);
-      return;
-    }
-    d[k] = em_i64(E, 0);
-  }
+  if (cx != 1) goto flat;
+  for (; j >= 0; j--)
+    if (I->ext[j] != 1) goto flat;
+  return;
+flat:
+  unravel_flat(E, em_idx_flat(E, I), s, d);
 }

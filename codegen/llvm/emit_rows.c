@@ -239,13 +239,16 @@ static LLVMValueRef row_max(Emit *E, int x, const Row *R) {
   return em_key_value(E, out);
 }
 
-/* sum over the row of exp(x - m); with_prologue: also store the prologue. */
-static LLVMValueRef row_sumexp(Emit *E, int x, const Row *R, LLVMValueRef m, bool with_prologue) {
+/* sum over the row of exp(x - m); with_prologue: also store the prologue;
+ * keep_arg >= 0: also write each exp(x - m) there (at the row's index). */
+static LLVMValueRef row_sumexp(Emit *E, int x, const Row *R, LLVMValueRef m, bool with_prologue, int keep_arg) {
   Loop l;
   LLVMValueRef init = em_f32(E, 0), out;
   em_loop_open(E, &l, em_i64(E, 0), em_i64(E, R->n), 1, &init);
   Idx I = row_idx(R, l.iv);
-  LLVMValueRef next = add_f(E, l.acc[0], em_exp(E, sub_f(E, em_eval(E, x, &I), m)));
+  LLVMValueRef ex = em_exp(E, sub_f(E, em_eval(E, x, &I), m));
+  LLVMValueRef next = add_f(E, l.acc[0], ex);
+  if (keep_arg >= 0) em_store(E, keep_arg, ex, em_idx_flat(E, &I));
   if (with_prologue) store_prologue(E, &I);
   em_loop_close(E, &l, &next, &out, R->i == NULL); /* vectorised when the row is contiguous */
   return out;
@@ -257,13 +260,28 @@ void em_kernel_softmax(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   Loop lr, l;
   em_loop_open(E, &lr, begin, end, 0, NULL);
   Row R = row_of(E, &r->shape, r->attr.axis, lr.iv);
+  /* softmax: the sum pass leaves exp(x - m) in a buffer the last pass
+   * writes at the same index anyway (the root's, else an epilogue value's),
+   * so the last pass only divides: one exp per element instead of two */
+  int keep = -1;
+  for (int i = E->k->nprologue; i < E->k->nstore && r->op == OP_SOFTMAX; i++) {
+    int v = E->k->store[i].node;
+    if (v == E->k->root) keep = E->k->store[i].arg;
+    else if (keep < 0 && E->g->node[v].dtype == IR_F32 && ir_numel(&E->g->node[v].shape) == ir_numel(&r->shape))
+      keep = E->k->store[i].arg;
+  }
   LLVMValueRef m = row_max(E, x, &R);
-  LLVMValueRef s = row_sumexp(E, x, &R, m, false);
+  LLVMValueRef s = row_sumexp(E, x, &R, m, false, keep);
   LLVMValueRef logs = r->op == OP_LOG_SOFTMAX ? em_log(E, s) : NULL;
   em_loop_open(E, &l, em_i64(E, 0), em_i64(E, R.n), 0, NULL);
   Idx I = row_idx(&R, l.iv);
-  LLVMValueRef d = sub_f(E, em_eval(E, x, &I), m);
-  LLVMValueRef y = logs ? sub_f(E, d, logs) : div_f(E, em_exp(E, d), s);
+  LLVMValueRef y;
+  if (keep >= 0) {
+    y = div_f(E, em_load(E, keep, E->f32, em_idx_flat(E, &I)), s);
+  } else {
+    LLVMValueRef d = sub_f(E, em_eval(E, x, &I), m);
+    y = logs ? sub_f(E, d, logs) : div_f(E, em_exp(E, d), s);
+  }
   store_prologue(E, &I);
   store_outputs(E, &I, y);
   em_loop_close(E, &l, NULL, NULL, false);
@@ -375,7 +393,7 @@ void em_kernel_cross_entropy(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   IrShape rows = {.rank = 2, .d = {R, V}};
   Row row = row_of(E, &rows, 1, lr.iv);
   LLVMValueRef m = row_max(E, x, &row);
-  LLVMValueRef s = row_sumexp(E, x, &row, m, true);
+  LLVMValueRef s = row_sumexp(E, x, &row, m, true, -1);
   Idx O = em_idx1(lr.iv, R);
   LLVMValueRef tv = LLVMBuildSExt(B, em_eval(E, t, &O), E->i64, "");
   LLVMValueRef ok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, tv, em_i64(E, 0), ""),
