@@ -58,6 +58,14 @@ typedef struct {
   int *load_arg;       /* node -> argument it is loaded from, or -1 */
   CacheEntry *cache;
   int ncache, capcache;
+  /* Values known to lie in [lo, hi): loop variables of split inner loops
+   * and what concat derives from them, so a concat inside such a loop
+   * reads just the side it is on. */
+  struct {
+    LLVMValueRef v;
+    int64_t lo, hi;
+  } range[32];
+  int nrange;
   char err[256];       /* first internal error (lowering and emitter disagree) */
 } Emit;
 
@@ -108,6 +116,8 @@ LLVMValueRef em_key_value(Emit *E, LLVMValueRef key);
 LLVMValueRef em_key_of_neg_inf(Emit *E);
 
 /* ---- emit_elem.c ---- */
+/* Records that v lies in [lo, hi) (ignored when the table is full). */
+void em_range_put(Emit *E, LLVMValueRef v, int64_t lo, int64_t hi);
 /* The value of node v at index I (f32 or i32). */
 LLVMValueRef em_eval(Emit *E, int v, const Idx *I);
 void em_cache_put(Emit *E, int v, const Idx *I, LLVMValueRef val);

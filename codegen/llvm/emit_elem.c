@@ -133,12 +133,40 @@ static LLVMValueRef binary(Emit *E, int v, LLVMValueRef a, LLVMValueRef b) {
 
 /* ---- movement ---- */
 
+void em_range_put(Emit *E, LLVMValueRef v, int64_t lo, int64_t hi) {
+  if (E->nrange == (int)(sizeof E->range / sizeof E->range[0])) return;
+  E->range[E->nrange].v = v;
+  E->range[E->nrange].lo = lo;
+  E->range[E->nrange].hi = hi;
+  E->nrange++;
+}
+
+static bool range_get(const Emit *E, LLVMValueRef v, int64_t *lo, int64_t *hi) {
+  for (int i = E->nrange - 1; i >= 0; i--)
+    if (E->range[i].v == v) {
+      *lo = E->range[i].lo;
+      *hi = E->range[i].hi;
+      return true;
+    }
+  return false;
+}
+
 static LLVMValueRef eval_concat(Emit *E, int v, LLVMValueRef *o) {
   const IrNode *nd = &E->g->node[v];
   int ax = nd->attr.axis;
   const IrShape *as = &E->g->node[nd->in[0]].shape, *bs = &E->g->node[nd->in[1]].shape;
-  int64_t na = as->d[ax], nb = bs->d[ax];
+  int64_t na = as->d[ax], nb = bs->d[ax], lo, hi;
   LLVMValueRef k = o[ax];
+  if (range_get(E, k, &lo, &hi) && (hi <= na || lo >= na)) { /* inside a split loop: one side only */
+    if (lo >= na) {
+      o[ax] = LLVMBuildNSWSub(B, k, em_i64(E, na), "");
+      em_range_put(E, o[ax], lo - na, hi - na);
+    }
+    Idx J = em_idx_dims(o, lo >= na ? bs : as);
+    LLVMValueRef val = em_eval(E, nd->in[lo >= na ? 1 : 0], &J);
+    o[ax] = k;
+    return val;
+  }
   if (nb == 0 || na == 0) { /* one side is empty: the other, at the same index */
     Idx J = em_idx_dims(o, nb == 0 ? as : bs);
     return em_eval(E, nd->in[nb == 0 ? 0 : 1], &J);

@@ -34,8 +34,49 @@ static void store_all(Emit *E, const Idx *I) {
   for (int i = 0; i < E->k->nstore; i++) em_store_node(E, E->k->store[i].node, I);
 }
 
+/* Collects into pts[] the positions along the inner (last) axis where a
+ * concat on that axis switches sides, for node v evaluated at inner
+ * position c + off: through elementwise ops, reshapes and broadcasts that
+ * keep the last axis, and into both sides of concats. */
+static void concat_splits(Emit *E, int v, int64_t off, int64_t inner, int64_t *pts, int *n) {
+  const IrNode *nd = &E->g->node[v];
+  if (!E->k->member[v] || *n >= 16 || nd->shape.rank == 0 || nd->shape.d[nd->shape.rank - 1] != inner) return;
+  int last = nd->shape.rank - 1;
+  if (nd->op == OP_CONCAT && nd->attr.axis == last) {
+    int64_t na = E->g->node[nd->in[0]].shape.d[last];
+    pts[(*n)++] = off + na;
+    concat_splits(E, nd->in[0], off, inner, pts, n);
+    concat_splits(E, nd->in[1], off + na, inner, pts, n);
+  } else if (ir_op_pattern(nd->op) == PAT_ELEMWISE || nd->op == OP_RESHAPE || nd->op == OP_BROADCAST) {
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+    for (int j = 0; j < nin; j++) concat_splits(E, nd->in[j], off, inner, pts, n);
+  }
+}
+
+/* The inner loop [0, inner) cut at the concat switch points (sorted,
+ * unique, inside): cuts[0] = 0 ... cuts[n] = inner. Returns n. */
+static int inner_segments(Emit *E, int64_t inner, int64_t *cuts) {
+  const IrShape *s = &E->g->node[E->k->root].shape;
+  int n = 0;
+  int64_t pts[20];
+  if (s->rank > 0 && s->d[s->rank - 1] == inner)
+    for (int i = 0; i < E->k->nstore; i++) concat_splits(E, E->k->store[i].node, 0, inner, pts, &n);
+  int m = 0;
+  cuts[m++] = 0;
+  for (int64_t next = 0;;) { /* ascending, without repeats */
+    int64_t best = inner;
+    for (int i = 0; i < n; i++)
+      if (pts[i] > next && pts[i] < best) best = pts[i];
+    if (best >= inner) break;
+    cuts[m++] = next = best;
+  }
+  cuts[m] = inner;
+  return m;
+}
+
 /* LOOP: flat, i in [begin * inner, min(end * inner, total)); or rows x
- * inner, row r (offset by the window's first sample) and c in [0, inner). */
+ * inner, row r (offset by the window's first sample) and c in [0, inner),
+ * split where concats switch sides so each piece reads one side. */
 static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   Loop lr, lc;
@@ -51,11 +92,18 @@ static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_open(E, &lr, begin, end, 0, NULL);
   LLVMValueRef row = lr.iv;
   if (k->nc) row = LLVMBuildNSWAdd(B, row, LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample / k->inner), ""), "");
-  em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, k->inner), 0, NULL);
-  Idx I = em_idx1(row, k->total / k->inner);
-  em_idx_push(&I, lc.iv, k->inner);
-  store_all(E, &I);
-  em_loop_close(E, &lc, NULL, NULL, false);
+  int64_t cuts[24];
+  int nseg = inner_segments(E, k->inner, cuts);
+  for (int sg = 0; sg < nseg; sg++) {
+    em_loop_open(E, &lc, em_i64(E, cuts[sg]), em_i64(E, cuts[sg + 1]), 0, NULL);
+    int mark = E->nrange;
+    if (nseg > 1) em_range_put(E, lc.iv, cuts[sg], cuts[sg + 1]);
+    Idx I = em_idx1(row, k->total / k->inner);
+    em_idx_push(&I, lc.iv, k->inner);
+    store_all(E, &I);
+    E->nrange = mark;
+    em_loop_close(E, &lc, NULL, NULL, false);
+  }
   em_loop_close(E, &lr, NULL, NULL, false);
 }
 
@@ -63,6 +111,7 @@ int em_kernel(Emit *E, const CgKernel *k) {
   E->k = k;
   E->err[0] = 0;
   E->ncache = 0;
+  E->nrange = 0;
   for (int v = 0; v < E->g->n; v++) E->load_arg[v] = -1;
   for (int i = 0; i < k->nload; i++) E->load_arg[k->load[i].node] = k->load[i].arg;
 
