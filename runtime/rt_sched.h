@@ -6,16 +6,18 @@
  * runs the steps in order, each finished on every thread before the next
  * begins:
  *
- *   RT_STEP_KERNEL  [0, range) is cut into nth contiguous chunks, chunk ith
- *                   going to thread ith (rt_chunk); a range of 1 runs on
- *                   the calling thread alone.
+ *   RT_STEP_KERNEL  [0, range) is cut into nth contiguous chunks (nth = the
+ *                   pool's threads, rt_chunk), each run by one of the pool's
+ *                   threads; a range of 1 runs on the calling thread alone.
  *   RT_STEP_GEMM    cblas_sgemm for each batch item (see RtGemmMode), with
  *                   the items' effects in batch order: C blocks may overlap
  *                   (stride_c 0 and beta 1 accumulate over the batch).
- *   RT_STEP_COPY    memcpy of arg[0]'s bytes into arg[1], on the caller.
+ *                   GEMMs under 65536 multiply-adds run on the caller.
+ *   RT_STEP_COPY    arg[0]'s bytes into arg[1] (memmove), on the caller.
  *
- * Every thread's share depends only on (ith, nth) and the plan, so a run's
- * results are the same for every run with the same thread count.
+ * Chunk ith's work depends only on (ith, nth) and the plan, never on which
+ * thread ran it, so a run's results are the same for every run with the
+ * same thread count.
  *
  * OpenBLAS and the pool never compete for the cores: in the default mode
  * (RT_GEMM_SPLIT) OpenBLAS is set to one thread and the pool splits each
