@@ -4,7 +4,7 @@
  * Codegen produces a plan (in memory with JIT'd kernel addresses, or as
  * static data inside an AOT executable together with the kernels' object
  * code); the memory planner fills in the arena offsets; the scheduler
- * (runtime/sched.h) runs the steps in order on a thread pool. A plan never
+ * (runtime/rt_sched.h) runs the steps in order on a thread pool. A plan never
  * refers to the compiler's IR, so compiled executables need only the
  * runtime and OpenBLAS. Module prefix: rt_.
  */
