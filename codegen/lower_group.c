@@ -265,6 +265,35 @@ static int special_root(Lower *L, int gi, int root) {
   return cg_low_finish_kernel(L, k);
 }
 
+/* A group that only reshapes a value already in a write-once buffer
+ * (arena, input, constant) needs no kernel: its value is that buffer, seen
+ * with another shape. (Persistent state is excluded: an in-place update
+ * could change it while the reshape is still read.) */
+static bool alias_reshape(Lower *L, int gi, const bool *out) {
+  const IrGraph *g = L->g;
+  const FuseGroup *G = &L->fp->group[gi];
+  int u = -1;
+  for (int i = 0; i < G->n; i++) {
+    int m = G->node[i];
+    if (!L->live[m]) continue;
+    if (g->node[m].op != OP_RESHAPE) return false;
+    if (out[m]) {
+      if (u >= 0) return false;
+      u = m;
+    }
+  }
+  if (u < 0 || L->home[u] >= 0) return false;
+  int src = u;
+  while (L->fp->group_of[src] == gi) src = g->node[src].in[0];
+  if (L->home[src] < 0 && g->node[src].op != OP_CONST) return false;
+  int b = cg_low_home(L, src);
+  RtBufKind kind = L->buf[b].kind;
+  if (kind != RT_BUF_ARENA && kind != RT_BUF_INPUT && kind != RT_BUF_CONST) return false;
+  L->home[u] = b;
+  L->stored[u] = true;
+  return true;
+}
+
 int cg_low_group(Lower *L, int gi) {
   const IrGraph *g = L->g;
   const FuseGroup *G = &L->fp->group[gi];
@@ -290,7 +319,7 @@ int cg_low_group(Lower *L, int gi) {
       nout++;
     }
   int rc = 0;
-  if (nout == 0) goto done;
+  if (nout == 0 || alias_reshape(L, gi, out)) goto done;
 
   if (heavy < 0) {
     bool *back = calloc((size_t)g->n + 1, 1);
