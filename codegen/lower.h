@@ -24,10 +24,21 @@
  *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
  *     the group has one;
  *   - a needed member the main kernel cannot store (its index differs from
- *     the root's) gets a LOOP kernel of its own after the main one.
- * Arena offsets are placed at the end by passes/memplan.h's mem_plan_rt
- * from the steps' uses (no in-place pairs: kernels take their buffers as
- * noalias).
+ *     the root's) gets a LOOP kernel of its own after the main one (e.g. a
+ *     two-pass group's second sweep, reading the stored reduction).
+ * Around that (lower.c):
+ *   - a group of cheap expansions (a broadcast causal mask, a broadcast
+ *     scale) read only by elemental kernels is recomputed inside them
+ *     instead of being written out;
+ *   - a group that only reshapes a write-once buffer aliases it;
+ *   - state updates are written in place by their kernel when nothing
+ *     reads the old value afterwards, else copied at the end (through
+ *     staging buffers when updates read each other's targets: every
+ *     update sees the values from before any of them);
+ *   - kernels with identical code share one function (lower_dedupe.c);
+ *   - arena offsets are placed at the end by passes/memplan.h's
+ *     mem_plan_rt from the steps' uses (no in-place pairs: kernels take
+ *     their buffers as noalias).
  * Data-dependent indices never make a kernel read or write out of bounds:
  * an out-of-range gather index reads zeros, an out-of-range onehot index
  * gives a zero row, an out-of-range cross_entropy target gives NaN, a
