@@ -1,5 +1,6 @@
 /* lower_impl.h — state shared by the lowering files (internal to codegen):
- * lower.c (buffers, liveness, outputs, updates, the driver), lower_group.c
+ * lower.c (buffers, steps, kernels, the driver), lower_state.c (liveness,
+ * recomputed expansions, state updates), lower_group.c
  * (a fusion group's kernels), lower_gemm.c (GEMM-based ops) and
  * lower_dedupe.c (kernels with the same code share a function). */
 #ifndef DAL_CODEGEN_LOWER_IMPL_H
@@ -54,6 +55,20 @@ int cg_low_arg(Lower *L, CgKernel *k, int b);
  * root's inputs), sets the args, and appends the kernel's step. */
 int cg_low_finish_kernel(Lower *L, CgKernel *k);
 bool cg_low_identity_op(IrOp op);
+bool cg_low_bound_leaf(IrOp op); /* INPUT, PARAM, STATE: bound by the caller */
+/* A copy step: buffer src's bytes into dst ('why' names it in dumps). */
+void cg_low_copy(Lower *L, int src, int dst, const char *why);
+
+/* ---- lower_state.c ---- */
+void cg_low_find_consumers(Lower *L);
+/* Fills live[] (computed by the plan) and needed[] (must be in a buffer). */
+void cg_low_find_live(Lower *L);
+/* Fills remat[] and clears needed[] of the values recomputed instead. */
+void cg_low_find_remat(Lower *L);
+/* Whether update value v may be computed straight into target t's buffer. */
+bool cg_low_update_in_place(Lower *L, int t, int v);
+/* The copy steps of the updates not done in place, after everything else. */
+void cg_low_update_copies(Lower *L);
 
 /* ---- lower_group.c ---- */
 int cg_low_group(Lower *L, int gi);

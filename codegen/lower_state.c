@@ -1,0 +1,182 @@
+/* lower_state.c — what lowering works out about the graph as a whole:
+ * consumers and liveness (which values a plan computes and which must be
+ * in buffers), groups of cheap expansions recomputed by their consumers,
+ * and persistent-state updates (in place when safe, else copies at the
+ * end). */
+#include <stdlib.h>
+
+#include "codegen/lower_impl.h"
+
+void cg_low_find_consumers(Lower *L) {
+  const IrGraph *g = L->g;
+  L->cons_first = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(g->n + 2));
+  for (int v = 0; v < g->n; v++)
+    for (int j = 0; j < g->node[v].nin; j++) L->cons_first[g->node[v].in[j] + 1]++;
+  for (int v = 0; v < g->n; v++) L->cons_first[v + 1] += L->cons_first[v];
+  L->cons = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(L->cons_first[g->n] + 1));
+  int *fill = calloc((size_t)g->n + 1, sizeof(int));
+  for (int v = 0; v < g->n; v++)
+    for (int j = 0; j < g->node[v].nin; j++) {
+      int u = g->node[v].in[j];
+      L->cons[L->cons_first[u] + fill[u]++] = v;
+    }
+  free(fill);
+}
+
+/* Whether c reads u (straight_through never reads its soft input). */
+static bool reads(const IrGraph *g, int c, int u) {
+  const IrNode *nd = &g->node[c];
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++)
+    if (nd->in[j] == u) return true;
+  return false;
+}
+
+void cg_low_find_live(Lower *L) {
+  const IrGraph *g = L->g;
+  for (int k = 0; k < g->noutput; k++) L->live[g->output[k]] = L->needed[g->output[k]] = true;
+  for (int k = 0; k < g->nupdate; k++) L->live[g->update_value[k]] = L->needed[g->update_value[k]] = true;
+  for (int v = g->n - 1; v >= 0; v--) {
+    if (!L->live[v]) continue;
+    const IrNode *nd = &g->node[v];
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+    for (int j = 0; j < nin; j++) L->live[nd->in[j]] = true;
+  }
+  for (int v = 0; v < g->n; v++)
+    for (int c = L->cons_first[v]; c < L->cons_first[v + 1] && L->live[v]; c++) {
+      int w = L->cons[c];
+      if (L->live[w] && reads(g, w, v) && L->fp->group_of[w] != L->fp->group_of[v]) L->needed[v] = true;
+    }
+}
+
+/* Ops a rematerialised group may hold: expansions and cheap arithmetic. */
+static bool cheap_op(IrOp op) {
+  return op == OP_BROADCAST || op == OP_RESHAPE || op == OP_CONST || op == OP_IOTA || ir_op_pattern(op) == PAT_ELEMWISE;
+}
+
+/* Consumers that read their operands from buffers (GEMMs, convolutions,
+ * scatter-add) cannot recompute one. */
+static bool reads_buffers(IrOp op) {
+  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT ||
+         op == OP_GATHER_BACKWARD;
+}
+
+/* Marks groups worth recomputing wherever they are read rather than
+ * writing out: loop groups of cheap ops whose single needed value is at
+ * least 4x larger than what they read (a causal mask broadcast to every
+ * head, a scale broadcast to a tensor), not returned or kept, read only by
+ * kernels that evaluate elementally. Their value then needs no buffer. */
+void cg_low_find_remat(Lower *L) {
+  const IrGraph *g = L->g;
+  const FusePlan *fp = L->fp;
+  L->remat = cg_pool_alloc(L->pool, (size_t)fp->ngroup + 1);
+  for (int gi = 0; gi < fp->ngroup; gi++) {
+    const FuseGroup *G = &fp->group[gi];
+    if (G->kind != FUSE_LOOP) continue;
+    int out = -1, nout = 0;
+    bool ok = true;
+    for (int i = 0; i < G->n && ok; i++) {
+      int m = G->node[i];
+      ok = cheap_op(g->node[m].op);
+      if (L->live[m] && L->needed[m]) {
+        out = m;
+        nout++;
+      }
+    }
+    if (!ok || nout != 1) continue;
+    for (int k = 0; k < g->noutput; k++) ok &= g->output[k] != out;
+    for (int k = 0; k < g->nupdate; k++) ok &= g->update_value[k] != out;
+    int64_t read = 0;
+    for (int i = 0; i < G->nin; i++)
+      if (g->node[G->in[i]].op != OP_CONST) read += ir_numel(&g->node[G->in[i]].shape);
+    ok &= ir_numel(&g->node[out].shape) >= 4 * read;
+    for (int c = L->cons_first[out]; c < L->cons_first[out + 1] && ok; c++) {
+      int w = L->cons[c];
+      if (L->live[w] && fp->group_of[w] != gi && reads_buffers(g->node[w].op)) ok = false;
+    }
+    if (!ok) continue;
+    L->remat[gi] = true;
+    L->needed[out] = false;
+  }
+}
+
+/* Does member m of group gi depend on node t (through members of gi)? */
+static bool depends_in_group(Lower *L, int gi, int m, int t, signed char *memo) {
+  if (m == t) return true;
+  if (L->fp->group_of[m] != gi) return false;
+  if (memo[m]) return memo[m] > 0;
+  const IrNode *nd = &L->g->node[m];
+  bool d = false;
+  for (int j = 0; j < nd->nin && !d; j++) d = depends_in_group(L, gi, nd->in[j], t, memo);
+  memo[m] = d ? 1 : -1;
+  return d;
+}
+
+/* Marks in 'back' the members of gi reached from v through identity edges. */
+static void back_set(Lower *L, int gi, int v, bool *back) {
+  if (L->fp->group_of[v] != gi || back[v]) return;
+  back[v] = true;
+  const IrNode *nd = &L->g->node[v];
+  if (!cg_low_identity_op(nd->op)) return;
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++) back_set(L, gi, nd->in[j], back);
+}
+
+/* Whether update value v may be computed straight into target t's buffer:
+ * its group is one plain loop kernel that reads t only at the index it
+ * writes, and nothing after it reads t's old value (see lower.h). */
+bool cg_low_update_in_place(Lower *L, int t, int v) {
+  const IrGraph *g = L->g;
+  const FusePlan *fp = L->fp;
+  int gi = fp->group_of[v];
+  const FuseGroup *G = &fp->group[gi];
+  if (G->kind == FUSE_LEAF) return false;
+  for (int k = 0; k < g->noutput; k++)
+    if (g->output[k] == t) return false;
+  for (int k = 0; k < g->nupdate; k++)
+    if (g->update_value[k] == t) return false;
+  for (int c = L->cons_first[t]; c < L->cons_first[t + 1]; c++) {
+    int w = L->cons[c];
+    if (!L->live[w]) continue;
+    if (fp->group_of[w] > gi) return false;
+  }
+  bool ok = true;
+  bool *back = calloc((size_t)g->n + 1, 1);
+  signed char *memo = calloc((size_t)g->n + 1, 1);
+  back_set(L, gi, G->root, back);
+  for (int k = 0; k < G->n && ok; k++) {
+    int m = G->node[k];
+    IrPattern pat = ir_op_pattern(g->node[m].op);
+    if (pat >= PAT_REDUCE) ok = false;
+    else if (L->live[m] && L->needed[m] && !back[m]) ok = false;
+    else if (L->live[m] && depends_in_group(L, gi, m, t, memo) && !cg_low_identity_op(g->node[m].op)) ok = false;
+  }
+  ok = ok && back[v];
+  free(back);
+  free(memo);
+  return ok;
+}
+
+/* The steps for state updates after everything has run: each value copied
+ * into its target, through a temporary when the value's buffer is itself
+ * a target (so every copy reads a value from before the updates). */
+void cg_low_update_copies(Lower *L) {
+  const IrGraph *g = L->g;
+  int *src = calloc((size_t)g->nupdate + 1, sizeof(int));
+  for (int k = 0; k < g->nupdate; k++) src[k] = cg_low_home(L, g->update_value[k]);
+  for (int k = 0; k < g->nupdate; k++) {
+    bool clash = false;
+    for (int j = 0; j < g->nupdate; j++)
+      if (j != k && src[k] == L->home[g->update_target[j]] && src[k] != L->home[g->update_target[k]]) clash = true;
+    if (clash) {
+      int tmp = cg_low_arena(L, g->update_value[k], 0, "update staging");
+      cg_low_copy(L, src[k], tmp, "update staging");
+      src[k] = tmp;
+    }
+  }
+  for (int k = 0; k < g->nupdate; k++) {
+    int dst = L->home[g->update_target[k]];
+    if (src[k] != dst) cg_low_copy(L, src[k], dst, "update");
+  }
+  free(src);
+}
