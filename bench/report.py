@@ -8,7 +8,9 @@ table with the notes under it, on stdout and into DIR/results.md.
 The ratio is PyTorch ms/step divided by dal ms/step: above 1 dal is faster.
 PyTorch leads with its fastest setting of this run (the OpenMP wait policy,
 MODELS.md section 3); the default setting is shown beside it. A measurement
-that failed shows as "failed" and its log is named in the notes.
+that failed shows as "failed" and its log is named in the notes; one that
+run.sh stopped at its time limit shows the steps it finished (from the
+per-step lines of its log), or "> limit" if none finished.
 Run with /usr/bin/python3 (or any Python 3: only the standard library).
 """
 import json
@@ -34,7 +36,38 @@ def ok(m):
     return "error" not in m and isinstance(m.get("ms_median"), (int, float))
 
 
+def stopped(m):
+    """The time limit a measurement was stopped at (run.sh's timeout), or None."""
+    return m.get("timeout_s")
+
+
+def finished_steps(m, log):
+    """A stopped dal measurement with the steps its log says finished: the
+    timed ones, else the warm-up ones (a step that slow has nothing left to
+    warm up); unchanged if none finished."""
+    timed, warm = [], []
+    try:
+        with open(log) as f:
+            for line in f:
+                words = line.split()
+                if len(words) == 4 and words[0] in ("step", "warm-up") and words[3] == "ms":
+                    (timed if words[0] == "step" else warm).append(float(words[2]))
+    except (OSError, ValueError):
+        return m
+    steps = timed or warm
+    if not steps:
+        return m
+    return {"timeout_s": m["timeout_s"], "ms_median": statistics.median(steps), "steps": len(steps),
+            "warmup_only": not timed}
+
+
 def fmt_ms(m):
+    if stopped(m) and "ms_median" in m:
+        return "%.1f (stopped at %d s after %d %sstep%s)" % (
+            m["ms_median"], stopped(m), m["steps"], "warm-up " if m["warmup_only"] else "",
+            "" if m["steps"] == 1 else "s")
+    if stopped(m):
+        return "> %d (stopped)" % (stopped(m) * 1000)
     if not ok(m):
         return "failed"
     note = ""
@@ -46,6 +79,10 @@ def fmt_ms(m):
 
 
 def fmt_ratio(torch_m, dal_m):
+    if ok(torch_m) and stopped(dal_m) and "ms_median" not in dal_m:
+        return "< %.3gx" % (torch_m["ms_median"] / (stopped(dal_m) * 1e3))
+    if ok(torch_m) and stopped(dal_m):
+        return "%.3gx" % (torch_m["ms_median"] / dal_m["ms_median"])
     if not ok(torch_m) or not ok(dal_m) or dal_m["ms_median"] <= 0:
         return "-"
     return "%.3gx" % (torch_m["ms_median"] / dal_m["ms_median"])
@@ -131,11 +168,13 @@ def main():
             "PyTorch ms/step, OMP default | ratio PyTorch/dal | dal throughput | PyTorch throughput | "
             "dal peak RSS | PyTorch peak RSS |" % config)
     lines = [head, "|" + "---|" * head.count(" |")]
-    failures = []
+    failures = []  # and measurements stopped at the time limit
     busy = []
     torch_version = "?"
     for key, name in MODELS:
         dal = load(os.path.join(d, "dal-%s.json" % key))
+        if stopped(dal):
+            dal = finished_steps(dal, os.path.join(d, "dal-%s.log" % key))
         runs = {p: load(os.path.join(d, "torch-%s-%s.json" % (key, p))) for p in POLICIES}
         policy, best = fastest(runs)
         if "torch" in best:
@@ -144,7 +183,10 @@ def main():
         default = runs["default"]
         for label, m, log in [("dal", dal, "dal-%s.log" % key)] + [
                 ("PyTorch %s" % p, runs[p], "torch-%s-%s.log" % (key, p)) for p in POLICIES]:
-            if not ok(m):
+            if stopped(m):
+                failures.append("%s %s: stopped at the %d s limit (DAL_BENCH_TIMEOUT)%s" % (
+                    name, label, stopped(m), "" if "ms_median" in m else ", before its first step finished"))
+            elif not ok(m):
                 failures.append("%s %s failed: see %s" % (name, label, os.path.join(d, log)))
         lines.append("| %s | %s | %s (%s) | %s | %s | %s | %s | %s | %s | %s |" % (
             name, fmt_ms(dal), fmt_ms(best), "OMP_WAIT_POLICY=PASSIVE" if policy == "PASSIVE" else "OMP default",
@@ -172,7 +214,7 @@ def main():
     sys.stdout.write(text)
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write(text)
-    return 1 if failures else 0
+    return 1 if any("failed" in f for f in failures) else 0
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@
 # Environment (defaults in brackets; --quick lowers the step counts):
 #   DAL_BENCH_STEPS [10], DAL_BENCH_WARMUP [2]   dal's timed and warm-up steps
 #   DAL_BENCH_SECONDS [30]     budget of one dal measurement: it stops early
-#                              once over it (`bench --max-seconds`; the
-#                              reference executor's steps take minutes)
+#                              once over it (`bench --max-seconds`)
+#   DAL_BENCH_TIMEOUT [120]    seconds after which a dal measurement is
+#                              killed and shown as "> limit" (0: never); the
+#                              reference executor's dVAE step takes ~5 min
 #   TORCH_BENCH_STEPS [10], TORCH_BENCH_WARMUP [2], TORCH_BENCH_SECONDS [30]
 #   DAL_BENCH_DALC_FLAGS       extra dalc flags (e.g. a backend choice)
 #   PYTHON [/usr/bin/python3]  the interpreter with torch and numpy
@@ -55,6 +57,7 @@ else d_steps=10; d_warm=2; t_steps=10; t_warm=2; reps=3; sg=; fi
 d_steps=${DAL_BENCH_STEPS:-$d_steps}
 d_warm=${DAL_BENCH_WARMUP:-$d_warm}
 d_secs=${DAL_BENCH_SECONDS:-30}
+d_limit=${DAL_BENCH_TIMEOUT:-120}
 t_steps=${TORCH_BENCH_STEPS:-$t_steps}
 t_warm=${TORCH_BENCH_WARMUP:-$t_warm}
 t_secs=${TORCH_BENCH_SECONDS:-30}
@@ -136,10 +139,19 @@ for m in dvae gpt; do
   if [ $m = dvae ]; then inputs="--set tau=1 --set beta=1"
   else inputs="--data npy:text=$out/text.npy,image=$out/image.npy"; fi
   say "== $m: dal ($d_warm warm-up + $d_steps steps, budget ${d_secs}s)"
+  limit=
+  [ "$d_limit" != 0 ] && limit="timeout -k 5 $d_limit"
   # shellcheck disable=SC2086
-  "$build/dalc" run "models/$m.dal" --config "$config" $dalc_flags -- bench --json --warmup "$d_warm" \
-    --steps "$d_steps" --max-seconds "$d_secs" $inputs > "$out/dal-$m.json" 2> "$out/dal-$m.log" ||
+  $limit "$build/dalc" run "models/$m.dal" --config "$config" $dalc_flags -- bench --json --warmup "$d_warm" \
+    --steps "$d_steps" --max-seconds "$d_secs" $inputs > "$out/dal-$m.json" 2> "$out/dal-$m.log"
+  rc=$?
+  if [ -n "$limit" ] && { [ $rc -eq 124 ] || [ $rc -eq 137 ]; }; then
+    # one step took longer than the limit: the table says "> limit"
+    echo "{\"error\": \"stopped after ${d_limit} s\", \"timeout_s\": $d_limit}" > "$out/dal-$m.json"
+    say "dal on $m: stopped after ${d_limit}s (DAL_BENCH_TIMEOUT)"
+  elif [ $rc -ne 0 ]; then
     say "dal failed on $m (see $out/dal-$m.log)"
+  fi
 
   for policy in PASSIVE default; do
     say "== $m: PyTorch, OMP_WAIT_POLICY $policy ($t_warm warm-up + $t_steps steps, budget ${t_secs}s)"

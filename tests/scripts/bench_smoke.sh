@@ -44,6 +44,22 @@ grep -q '"steps":1' "$tmp/b/dal-gpt.json" && grep -q '"unit":"tokens"' "$tmp/b/d
 grep -q '"unit": "tokens", "per_step": 96' "$tmp/b/torch-gpt-PASSIVE.json" && ok ||
   bad "torch-gpt-PASSIVE.json counts tokens differently: $(cat "$tmp/b/torch-gpt-PASSIVE.json")"
 
+# ---- report.py on measurements stopped at the time limit, or failed ------------------
+cp -r "$tmp/b" "$tmp/c"
+echo '{"error": "stopped after 120 s", "timeout_s": 120}' > "$tmp/c/dal-dvae.json"
+echo 'warm-up 1/2: 5000.000 ms' > "$tmp/c/dal-dvae.log"
+/usr/bin/python3 bench/report.py "$tmp/c" > "$tmp/out" && ok || bad "report.py: a stopped run is no failure"
+grep -Eq '^\| dVAE \| 5000.0 \(stopped at 120 s after 1 warm-up step\) \|.*\| [0-9.]+x \|' "$tmp/out" && ok ||
+  bad "stopped after a step: $(grep dVAE "$tmp/out")"
+: > "$tmp/c/dal-dvae.log"
+/usr/bin/python3 bench/report.py "$tmp/c" > "$tmp/out"
+grep -Eq '^\| dVAE \| > 120000 \(stopped\) \| .*\| < [0-9.]+x \|' "$tmp/out" && ok ||
+  bad "stopped before a step: $(grep dVAE "$tmp/out")"
+: > "$tmp/c/dal-gpt.json"
+/usr/bin/python3 bench/report.py "$tmp/c" > "$tmp/out"
+[ $? -eq 1 ] && grep -q '^| GPT | failed |' "$tmp/out" && grep -q "GPT dal failed: see $tmp/c/dal-gpt.log" "$tmp/out" &&
+  ok || bad "a failed measurement: $(grep GPT "$tmp/out")"
+
 # ---- the bench command through dalc: text report, and an error ------------------
 if "$dalc" run models/dvae.dal --config tiny -- bench --steps 1 --warmup 0 --set tau=1 --set beta=0.5 \
    > "$tmp/out" 2> "$tmp/err"; then
