@@ -726,6 +726,33 @@ START_TEST(test_bad_indices) {
 }
 END_TEST
 
+/* Plans that break fuse.h's contract are refused with a message, not
+ * miscompiled: two reductions in one group, groups that form a cycle. */
+START_TEST(test_bad_plans) {
+  IrGraph *g = ir_graph_new("bad_plan");
+  IrShape s = shp(2, 4, 6, 0, 0);
+  int x = input(g, "x", IR_F32, s);
+  int a = ir_reduce(g, OP_SUM, x, 0x2, true, LOC);
+  int b = ir_binary(g, OP_SUB, x, a, LOC);
+  int c = ir_reduce(g, OP_REDUCE_MAX, b, 0x2, false, LOC);
+  ir_set_outputs(g, &c, NULL, 1);
+  FusePlan *p = one_group(g);
+  RtErr e = {{0}};
+  CgModule *m = cg_module_new(session, g, p, &e);
+  ck_assert_ptr_null(m);
+  ck_assert_msg(strstr(e.msg, "two reductions") && strstr(e.msg, "bad_plan"), "%s", e.msg);
+  cg_fuse_free(p);
+  /* {a, c} and {b}: a -> b -> c makes the two groups depend on each other */
+  int *gid = calloc((size_t)g->n, sizeof(int));
+  gid[b] = 1;
+  char err[200] = "";
+  ck_assert_ptr_null(cg_fuse_from_groups(g, gid, err, sizeof err));
+  ck_assert_msg(strstr(err, "cycle"), "%s", err);
+  free(gid);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- the models ---- */
 
 static IrGraph *load_entry(const char *file, const char *entry, int64_t batch, FeProgram **prog) {
@@ -977,6 +1004,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);
   tcase_add_test(t, test_bad_indices);
+  tcase_add_test(t, test_bad_plans);
   suite_add_tcase(s, t);
   t = tcase_create("models");
   tcase_add_checked_fixture(t, setup, teardown);
