@@ -12,10 +12,12 @@
  * of its parallel range. Its buffers are its noalias arguments: a memory
  * planner may give an output the memory of an input only for loop kernels
  * that read that input at the index they write (elementwise kernels).
- * JIT'd code calls two runtime helpers, registered as absolute symbols:
- * `pow` (libm, for pow with a non-constant exponent) and
- * rt_gumbel_fill_range (runtime/rng.h); GEMMs are plan steps, never calls
- * from kernels.
+ * JIT'd code calls only helpers registered as absolute symbols: `pow`
+ * (libm, for pow with an exponent other than the constants 1 and 2),
+ * rt_gumbel_fill_range (runtime/rng.h), and memcpy / memmove / memset
+ * (LLVM turns copy and fill loops into them); GEMMs are plan steps, never
+ * calls from kernels. An object file references the same names, which the
+ * runtime library and libc provide.
  *
  * Numerics. Elementwise add/sub/mul/div/sqrt/rsqrt, comparisons, casts,
  * movement and pow with exponent 2 give the reference executor's results
