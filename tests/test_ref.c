@@ -322,6 +322,28 @@ START_TEST(test_updates) {
 }
 END_TEST
 
+/* Updates read the values from before any update: a swap a <- b, b <- a. */
+START_TEST(test_updates_swap) {
+  IrGraph *g = ir_graph_new("swap");
+  IrShape s2 = ir_shape_make(1, (int64_t[]){2});
+  int a = ir_state(g, "a", s2, LOC), b = ir_state(g, "b", s2, LOC);
+  ck_assert_int_ge(ir_add_update(g, a, b, LOC), 0);
+  ck_assert_int_ge(ir_add_update(g, b, a, LOC), 0);
+  int sum = ir_binary(g, OP_ADD, a, b, LOC);
+  ir_set_outputs(g, &sum, NULL, 1);
+  RtTensor *at = tensor(RT_F32, 1, (int64_t[]){2}, (float[]){1, 2});
+  RtTensor *bt = tensor(RT_F32, 1, (int64_t[]){2}, (float[]){10, 20});
+  RtTensor *params[2] = {at, bt}, *out[1];
+  run_ok(g, NULL, params, out, NULL);
+  ck_assert(rt_f32(out[0])[0] == 11 && rt_f32(out[0])[1] == 22);
+  ck_assert(rt_f32(at)[0] == 10 && rt_f32(at)[1] == 20);
+  ck_assert(rt_f32(bt)[0] == 1 && rt_f32(bt)[1] == 2);
+  rt_tensor_free(out[0]);
+  free_all(params, 2);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- graphs of several ops ---- */
 
 /* probs, logits = softmax(layer_norm(x) @ W + b), layer_norm(x) @ W + b,
@@ -750,6 +772,7 @@ static Suite *ref_suite(void) {
   TCase *other = tcase_create("other");
   tcase_add_test(other, test_all_ops_covered);
   tcase_add_test(other, test_updates);
+  tcase_add_test(other, test_updates_swap);
   tcase_add_test(other, test_binding_errors);
   tcase_add_test(other, test_runtime_errors);
   tcase_add_test(other, test_i32_paths);

@@ -154,15 +154,27 @@ static int collect_outputs(Run *r, RtTensor **outputs, RtErr *e) {
 }
 
 /* Writes each update's value into the persistent tensor bound to its
- * target. Every node has run, so no later read can see a new value. */
-static void apply_updates(Run *r) {
+ * target. Every update reads the values from before any update (ir.h): a
+ * value that is itself a persistent tensor (a <- b, b <- a) is copied
+ * first, so writing one target cannot change another update's source. */
+static int apply_updates(Run *r, RtErr *e) {
   const IrGraph *g = r->g;
+  for (int i = 0; i < g->nupdate; i++) {
+    int v = g->update_value[i];
+    if (!r->borrowed[v]) continue;
+    RtTensor *copy = clone(r->value[v], e);
+    if (!copy) return -1;
+    track(r, copy, +1);
+    r->value[v] = copy;
+    r->borrowed[v] = false;
+  }
   for (int i = 0; i < g->nupdate; i++) {
     int v = g->update_value[i];
     RtTensor *target = r->bound[g->update_target[i]];
     memmove(target->data, r->value[v]->data, rt_tensor_bytes(target));
-    release(r, v);
   }
+  for (int i = 0; i < g->nupdate; i++) release(r, g->update_value[i]);
+  return 0;
 }
 
 int ref_run(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *params, RtTensor **outputs,
@@ -197,7 +209,7 @@ int ref_run_stats(const IrGraph *g, RtTensor *const *inputs, RtTensor *const *pa
   for (int id = 0; id < g->n; id++)
     if (r.uses[id] > 0 && run_node(&r, id, opt, e)) goto done;
   rc = collect_outputs(&r, outputs, e);
-  if (rc == 0) apply_updates(&r);
+  if (rc == 0) rc = apply_updates(&r, e);
   if (stats) *stats = r.stats;
 done:
   if (rc)
