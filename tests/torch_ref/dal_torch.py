@@ -195,7 +195,7 @@ class DVAE(nn.Module):
     def loss(self, x, tau, beta, generator=None):
         """The training entry: draws standard Gumbel noise itself."""
         u = torch.rand(x.shape[0], self.cfg["K"], *self.encode_shape(), generator=generator)
-        noise = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
+        noise = -torch.log((-torch.log(u.clamp_min(1e-20))).clamp_min(1e-20))
         return self.loss_given_noise(x, noise, tau, beta)
 
     def encode_shape(self):
