@@ -8,7 +8,9 @@
 #include <stdint.h>
 
 #include "frontend/frontend.h"
+#include "passes/optimizer.h"
 #include "passes/passes.h"
+#include "runtime/program.h"
 
 #define CLI_MAX_BINDINGS 64
 
@@ -33,6 +35,7 @@ typedef struct {
   const char *print_after; /* --print-after=PASS, --print-after-all ("all") */
   PassTimes *times;        /* --time-passes: phase timings, printed at exit */
   bool no_fuse;            /* -fno-fuse */
+  bool ref;                /* --backend=ref: the reference executor instead of the JIT */
   bool explain_fusion;     /* --explain-fusion */
   int rest_argc;           /* the executable's command line after "--" */
   char **rest_argv;
@@ -53,6 +56,12 @@ IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a);
 /* Runs the pipeline (--passes or the default) with --stats, --time-passes
  * and --print-after as asked. Returns 0 or -1 (g->error). */
 int cli_run_passes(IrGraph *g, const DalcArgs *a);
+/* A program of graphs[0..n) (taken over) on the chosen backend: JIT'd
+ * native code, or the reference executor with --backend=ref. */
+RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a);
+/* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
+ * weight_decay, clip_norm; PyTorch's defaults otherwise). */
+AdamWOptions cli_adamw_options(const FeProgram *p);
 /* Prints g->error, with its source line when it has a location. */
 void cli_graph_error(const IrGraph *g);
 

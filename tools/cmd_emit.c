@@ -1,4 +1,5 @@
-/* cmd_emit.c — `dalc FILE.dal --emit=ir|dot`: the graph IR as text (one
+/* cmd_emit.c — `dalc FILE.dal --emit=ir|dot|llvm|asm|obj`: (llvm, asm and obj:
+ * the native kernels of one entry, chosen as for dot)  the graph IR as text (one
  * entry with --fn, else every entry) or as Graphviz (one entry: --fn, else
  * the first training entry, else the first entry; fused kernels drawn as
  * clusters unless -fno-fuse), to stdout or -o FILE. --explain-fusion lists
@@ -6,7 +7,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "passes/fuse.h"
+#include "passes/optimizer.h"
 #include "tools/cli.h"
 
 /* The entry that --emit=dot draws when --fn is not given. */
@@ -16,14 +19,63 @@ static int default_dot_entry(const FeProgram *p) {
   return 0;
 }
 
+/* --emit=llvm|asm|obj: the kernels of one entry (a training entry as its
+ * whole training step would run: forward, backward, AdamW). */
+static int emit_native(FeProgram *p, const char *name, const DalcArgs *a) {
+  IrGraph *g = cli_lower(p, name, a, false);
+  if (!g) return 1;
+  RtErr e;
+  int status = 1;
+  CgSession *s = NULL;
+  CgModule *m = NULL;
+  FusePlan *plan = NULL;
+  FILE *out = NULL;
+  if (g->train) {
+    AdamWOptions o = cli_adamw_options(p);
+    if (opt_train_step(g, &o) || cli_run_passes(g, a)) {
+      cli_graph_error(g);
+      goto done;
+    }
+  }
+  FuseOptions fo = {.enabled = !a->no_fuse};
+  plan = fuse_plan(g, &fo);
+  if (!(s = cg_session_new(&e)) || !(m = cg_module_new(s, g, plan, &e))) {
+    cli_error("%s", e.msg);
+    goto done;
+  }
+  if (!strcmp(a->emit, "obj")) {
+    status = cg_module_emit_object(m, a->output, &e) ? 1 : 0;
+  } else {
+    out = a->output ? fopen(a->output, "w") : stdout;
+    if (!out) {
+      cli_error("cannot write %s", a->output);
+      goto done;
+    }
+    status = (!strcmp(a->emit, "llvm") ? cg_module_print_llvm(m, out, &e) : cg_module_print_asm(m, out, &e)) ? 1 : 0;
+  }
+  if (status) cli_error("%s", e.msg);
+done:
+  if (out && out != stdout && fclose(out)) status = 1;
+  cg_module_free(m);
+  cg_session_free(s);
+  if (plan) fuse_plan_free(plan);
+  ir_graph_free(g);
+  return status;
+}
+
 int cmd_emit(const DalcArgs *a) {
   if (!a->emit) {
     cli_error("nothing to do: use --emit=ir|dot, or a subcommand (dalc --help)");
     return 1;
   }
   int dot = !strcmp(a->emit, "dot");
-  if (!dot && strcmp(a->emit, "ir")) {
-    cli_error("--emit must be ir or dot, not '%s'", a->emit);
+  int native = !strcmp(a->emit, "llvm") || !strcmp(a->emit, "asm") || !strcmp(a->emit, "obj");
+  if (!dot && !native && strcmp(a->emit, "ir")) {
+    cli_error("--emit must be ir, dot, llvm, asm or obj, not '%s'", a->emit);
+    return 1;
+  }
+  if (!strcmp(a->emit, "obj") && !a->output) {
+    cli_error("--emit=obj needs -o FILE.o");
     return 1;
   }
   FeProgram *p = cli_load(a);
@@ -33,7 +85,12 @@ int cmd_emit(const DalcArgs *a) {
     fe_free(p);
     return 1;
   }
-  const char *only = a->fn ? a->fn : dot ? fe_entry_name(p, default_dot_entry(p)) : NULL;
+  const char *only = a->fn ? a->fn : dot || native ? fe_entry_name(p, default_dot_entry(p)) : NULL;
+  if (native) {
+    int status = emit_native(p, only, a);
+    fe_free(p);
+    return status;
+  }
   FILE *out = stdout;
   if (a->output && !(out = fopen(a->output, "w"))) {
     cli_error("cannot write %s", a->output);

@@ -1,13 +1,14 @@
 /* cmd_run.c — `dalc run`: one entry function on .npy inputs, with
- * parameters from a safetensors file or their seeded initialisers, on the
- * reference executor; outputs go to .npy files and a summary to stdout. */
+ * parameters from a safetensors file or their seeded initialisers, compiled
+ * to native code (or on the reference executor: --backend=ref); outputs go
+ * to .npy (or PNG) files and a summary to stdout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codegen/bind.h"
-#include "codegen/ref/ref.h"
+#include "runtime/checkpoint.h"
 #include "runtime/data.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
@@ -112,16 +113,18 @@ static void summarise(const char *name, const RtTensor *t) {
   printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, sum / (double)n);
 }
 
-static int save_params(const IrGraph *g, RtTensor **params, const char *path) {
+/* The program's parameters (its first nparam state tensors) to a file. */
+static int save_params(const RtProgram *prog, const char *path) {
   RtTensorList *l = rt_list_new();
   RtErr e;
-  for (int k = 0; k < g->nparam; k++) {
-    RtTensor *copy = rt_tensor_new(RT_F32, params[k]->rank, params[k]->dim, &e);
+  for (int k = 0; k < prog->nparam; k++) {
+    const RtTensor *t = prog->state->tensor[k];
+    RtTensor *copy = rt_tensor_new(t->dtype, t->rank, t->dim, &e);
     if (!copy) break;
-    memcpy(copy->data, params[k]->data, rt_tensor_bytes(params[k]));
-    rt_list_put(l, g->node[g->param[k]].name, copy);
+    memcpy(copy->data, t->data, rt_tensor_bytes(t));
+    rt_list_put(l, prog->state->name[k], copy);
   }
-  int rc = l->n == g->nparam ? rt_safetensors_write(path, l, &e) : -1;
+  int rc = l->n == prog->nparam ? rt_safetensors_write(path, l, &e) : -1;
   if (rc) cli_error("%s", e.msg);
   else printf("parameters written to %s\n", path);
   rt_list_free(l);
@@ -154,32 +157,32 @@ int cmd_run(const DalcArgs *a) {
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   IrGraph *g = cli_lower(p, a->fn, a, a->grad_out != NULL);
-  int status = 1;
-  RtTensor **in = NULL, **params = NULL, **out = NULL;
-  RtTensorList *file = NULL;
+  int status = 1, nin = g ? g->ninput : 0, nout = g ? g->noutput : 0;
+  RtTensor **in = NULL, **out = NULL;
+  RtProgram *prog = NULL;
   RtErr e;
   if (!g || check_binding_names(g, a)) goto done;
   if (a->grad_out && !g->train) {
     cli_error("--grad-out needs a training entry; %s is @infer", g->name);
     goto done;
   }
-
-  in = calloc((size_t)g->ninput + 1, sizeof *in);
-  params = calloc((size_t)g->nparam + 1, sizeof *params);
-  out = calloc((size_t)g->noutput + 1, sizeof *out);
+  in = calloc((size_t)nin + 1, sizeof *in);
+  out = calloc((size_t)nout + 1, sizeof *out);
   if (load_inputs(g, a, in)) goto done;
-  if (a->params && rt_safetensors_read(a->params, &file, &e)) {
-    cli_error("%s", e.msg);
-    goto done;
-  }
-  if (cg_bind_params(g, file, a->params, a->seed, params, &e)) {
-    cli_error("%s", e.msg);
-    goto done;
-  }
-  if (a->save_params && save_params(g, params, a->save_params)) goto done;
 
-  RefOptions opt = {.seed = a->seed, .step = 0};
-  if (ref_run(g, in, params, out, &opt, &e)) {
+  /* The program takes the graph over; g stays readable while it lives. */
+  IrGraph *owned = g;
+  prog = cli_program(&owned, 1, p, a);
+  if (!prog) {
+    g = NULL;
+    goto done;
+  }
+  if (a->params && rt_checkpoint_load_params(a->params, prog, &e)) {
+    cli_error("%s", e.msg);
+    goto done;
+  }
+  if (a->save_params && save_params(prog, a->save_params)) goto done;
+  if (prog->run(prog, 0, in, out, a->seed, 0, &e)) {
     cli_error("%s", e.msg);
     goto done;
   }
@@ -195,16 +198,12 @@ int cmd_run(const DalcArgs *a) {
     }
   }
 done:
-  if (g) {
-    if (in) cg_free_tensors(in, g->ninput);
-    if (params) cg_free_tensors(params, g->nparam);
-    if (out) cg_free_tensors(out, g->noutput);
-    ir_graph_free(g);
-  }
+  if (in) cg_free_tensors(in, nin);
+  if (out) cg_free_tensors(out, nout);
   free(in);
-  free(params);
   free(out);
-  if (file) rt_list_free(file);
-  fe_free(p);
+  if (prog) rt_program_free(prog); /* frees g */
+  else if (g) ir_graph_free(g);
+  fe_free(p); /* after the graphs: their locations point into it */
   return status;
 }

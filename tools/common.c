@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/llvm/jit_program.h"
+#include "codegen/ref_program.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
 #include "passes/simplify.h"
@@ -100,3 +102,31 @@ const char *cli_signature(const IrGraph *g, char *buf, size_t size) {
   }
   return buf;
 }
+
+RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a) {
+  double lr = 1e-3;
+  fe_global_number(p, "lr", &lr);
+  RtErr e;
+  RtProgram *prog;
+  if (a->ref) {
+    prog = cg_ref_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &e);
+  } else {
+    CgJitOptions o = {.no_fuse = a->no_fuse, .times = a->times};
+    prog = cg_jit_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &o, &e);
+  }
+  if (!prog) cli_error("%s", e.msg);
+  return prog;
+}
+
+/* A model's optimizer settings come from its globals (MODELS.md section 1
+ * and 2 give them per model), with PyTorch's AdamW defaults otherwise. */
+AdamWOptions cli_adamw_options(const FeProgram *p) {
+  AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0, .clip_norm = 0};
+  fe_global_number(p, "adam_beta1", &o.beta1);
+  fe_global_number(p, "adam_beta2", &o.beta2);
+  fe_global_number(p, "adam_eps", &o.eps);
+  fe_global_number(p, "weight_decay", &o.weight_decay);
+  fe_global_number(p, "clip_norm", &o.clip_norm);
+  return o;
+}
+

@@ -15,19 +15,21 @@ static const char usage[] =
     "                [--seed N] [--save-params P.safetensors]\n"
     "       dalc run FILE.dal [--config C] [--batch N] -- train --steps N [train options]\n"
     "       dalc run FILE.dal --fn LOSS ... --grad-out G.safetensors\n"
-    "       dalc FILE.dal --emit=ir|dot [--fn NAME] [--grad] [--config C] [--batch N] [-o OUT]\n"
+    "       dalc FILE.dal --emit=ir|dot|llvm|asm|obj [--fn NAME] [--grad] [--config C] [--batch N] [-o OUT]\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
-    "  run    run an entry function on .npy inputs with the reference executor\n"
+    "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
     "         (an image output may be written as a PNG grid: --out NAME=FILE.png);\n"
     "         parameters come from --params, or from their initialisers (--seed)\n"
     "         --grad-out writes the gradient of a training entry's loss with respect to\n"
     "         every parameter, under the parameter's name\n"
-    "  run -- the model as an executable: `train`, `run --fn`, `info`, `data`\n"
+    "  run -- the model as an executable: `train`, `run --fn`, `bench`, `info`, `data`\n"
     "         (the same command line as an AOT-built executable; `-- train --help`)\n"
-    "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz;\n"
+    "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz,\n"
+    "         or its kernels as LLVM IR, assembly or an object file (-o);\n"
     "         --grad appends the backward graph to training entries\n"
     "\n"
+    "  --backend=jit|ref  native code through LLVM (default) or the reference executor\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
     "  --stats        node counts before and after each pass, on stderr\n"
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
@@ -107,6 +109,13 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
     else if (!strcmp(argv[i], "--print-after-all")) a->print_after = "all";
     else if (!strcmp(argv[i], "-fno-fuse")) a->no_fuse = true;
+    else if ((v = option_value(argc, argv, &i, "--backend"))) {
+      if (strcmp(v, "jit") && strcmp(v, "ref")) {
+        cli_error("--backend must be jit (native code, the default) or ref (the reference executor), not '%s'", v);
+        return -1;
+      }
+      a->ref = !strcmp(v, "ref");
+    }
     else if (!strcmp(argv[i], "--explain-fusion")) a->explain_fusion = true;
     else if ((v = option_value(argc, argv, &i, "--print-after"))) a->print_after = v;
     else if (!strcmp(argv[i], "--time-passes")) {

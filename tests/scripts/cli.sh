@@ -35,6 +35,14 @@ if dot -Tpng "$tmp/g.dot" -o "$tmp/g.png" && [ -s "$tmp/g.png" ]; then ok; else 
 expect_ok "emit ir one entry" "$dalc" models/gpt.dal --config tiny --emit=ir --fn logits
 grep -q 'entry logits' "$tmp/out" && ok || bad "emit ir --fn logits lacks its header"
 
+# ---- native code: LLVM IR, assembly with AVX2 FMA, object files ----
+expect_ok "emit llvm" "$dalc" models/gpt.dal --config tiny --emit=llvm --fn logits
+grep -q 'define void' "$tmp/out" && grep -q '<8 x float>' "$tmp/out" && ok || bad "emit llvm lacks vectorised kernels"
+expect_ok "emit asm" "$dalc" models/gpt.dal --config tiny --emit=asm
+grep -q 'vfmadd' "$tmp/out" && grep -q 'ymm' "$tmp/out" && ok || bad "the training step's asm has no AVX2 FMA"
+expect_ok "emit obj" "$dalc" models/dvae.dal --config tiny --emit=obj -o "$tmp/k.o"
+[ -s "$tmp/k.o" ] && ok || bad "no object file"
+
 # ---- run: seeded parameters, saved and reloaded, give the same output ----
 /usr/bin/python3 - "$tmp" <<'PY'
 import sys, numpy as np
@@ -52,6 +60,12 @@ run="$dalc run models/dvae.dal --config tiny"
 expect_ok "run seeded" $run --fn encode --in x="$tmp/x.npy" --seed 7 --save-params "$tmp/p.safetensors" --out "$tmp/a.npy"
 expect_ok "run from params" $run --fn encode --in "$tmp/x.npy" --params "$tmp/p.safetensors" --out encode="$tmp/b.npy"
 if cmp -s "$tmp/a.npy" "$tmp/b.npy"; then ok; else bad "saved parameters do not reproduce the seeded run"; fi
+expect_ok "run on the reference executor" $run --backend=ref --fn encode --in "$tmp/x.npy" --params "$tmp/p.safetensors" --out "$tmp/c.npy"
+/usr/bin/python3 -c "
+import numpy as np, sys
+a, c = np.load('$tmp/a.npy'), np.load('$tmp/c.npy')
+sys.exit(0 if np.abs(a - c).max() <= 1e-5 * np.abs(c).max() else 1)" && ok || bad "JIT and reference executor disagree on encode"
+expect_error "bad backend" "--backend must be jit" $run --backend=gpu --fn encode --in "$tmp/x.npy"
 expect_ok "run scalar inputs" $run --fn loss --in x="$tmp/x.npy" --in tau=1 --in beta=0.5
 grep -q 'loss: f32 = ' "$tmp/out" && ok || bad "loss summary missing"
 
@@ -91,13 +105,14 @@ expect_error "wrong shape" "must be f32\[4, 3, 16, 16\]" $run --fn encode --in "
 expect_error "wrong dtype" "got i32" $run --fn encode --in "$tmp/x_int.npy"
 expect_error "truncated npy" "trunc.npy" $run --fn encode --in "$tmp/trunc.npy"
 expect_error "corrupt safetensors" "garbage.safetensors" $run --fn encode --in "$tmp/x.npy" --params "$tmp/garbage.safetensors"
-expect_error "missing parameter" "missing parameter 'text_emb.weight'" \
+expect_error "missing parameter" "parameter 'text_emb.weight' of model 'models/gpt.dal' is missing" \
   "$dalc" run models/gpt.dal --config tiny --fn logits --params "$tmp/p.safetensors" --in text="$tmp/text.npy" --in image="$tmp/image.npy"
-expect_error "wrong parameter shape" "parameter 'enc.conv_in.weight' must be" \
+expect_error "wrong parameter shape" "tensor 'enc.conv_in.weight' is f32\[16, 3, 3, 3\] but the model's is f32\[64, 3, 3, 3\]" \
   "$dalc" run models/dvae.dal --config bench --batch 4 --fn encode --params "$tmp/p.safetensors" --in "$tmp/x_bench.npy"
 expect_error "unknown config" "tiny" "$dalc" info models/dvae.dal --config huge
 expect_error "unknown option" "unknown option" "$dalc" info models/dvae.dal --frobnicate
-expect_error "bad emit" "--emit must be ir or dot" "$dalc" models/dvae.dal --emit=asm
+expect_error "bad emit" "--emit must be ir, dot, llvm, asm or obj" "$dalc" models/dvae.dal --emit=wasm
+expect_error "obj without -o" "needs -o" "$dalc" models/dvae.dal --emit=obj
 expect_error "missing .dal" "nosuch.dal" "$dalc" info nosuch.dal
 
 # ---- bad .dal files: file:line:col, the source line and a caret, exit 1 ----
