@@ -38,6 +38,12 @@ if [ "$mode" != "--san" ]; then
     [ -f "$s" ] || continue
     run_one "$(basename "$s")" /usr/bin/python3 "$s" "$build"
   done
+  # The PyTorch parity scripts once more on the reference executor: the
+  # oracle itself must match PyTorch, not only the native code.
+  for s in tests/scripts/parity.py tests/scripts/grad_parity.py; do
+    [ -f "$s" ] || continue
+    run_one "$(basename "$s") (reference executor)" env DAL_BACKEND=ref /usr/bin/python3 "$s" "$build"
+  done
 fi
 
 [ -n "$failures" ] && printf 'failed:%s\n' "$failures"

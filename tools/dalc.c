@@ -29,7 +29,7 @@ static const char usage[] =
     "         or its kernels as LLVM IR, assembly or an object file (-o);\n"
     "         --grad appends the backward graph to training entries\n"
     "\n"
-    "  --backend=jit|ref  native code through LLVM (default) or the reference executor\n"
+    "  --backend=jit|ref  native code through LLVM (default, or $DAL_BACKEND) or the reference executor\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
     "  --stats        node counts before and after each pass, on stderr\n"
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
@@ -168,6 +168,10 @@ int main(int argc, char **argv) {
     return argc < 2 ? 1 : 0;
   }
   DalcArgs args = {0};
+  /* DAL_BACKEND=ref makes the reference executor the default (tests run
+   * the same scripts through both backends this way). */
+  const char *backend = getenv("DAL_BACKEND");
+  args.ref = backend && !strcmp(backend, "ref");
   int (*cmd)(const DalcArgs *) = cmd_emit;
   int first = 1;
   if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
