@@ -76,6 +76,8 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_info(const DalcArgs *args);
 int cmd_run(const DalcArgs *args);
 int cmd_emit(const DalcArgs *args);
+/* `dalc FILE.dal --stats`: passes, kernels and the memory plan of each entry. */
+int cmd_stats(const DalcArgs *args);
 /* `dalc run FILE.dal -- train ...`: the model as a program, driven by the
  * executables' command line (runtime/program.h). */
 int cmd_program(const DalcArgs *args);

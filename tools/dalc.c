@@ -31,7 +31,9 @@ static const char usage[] =
     "\n"
     "  --backend=jit|ref  native code through LLVM (default, or $DAL_BACKEND) or the reference executor\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
-    "  --stats        node counts before and after each pass, on stderr\n"
+    "  --stats        node counts before and after each pass, on stderr; without --emit:\n"
+    "                 each entry's passes, fused kernels and memory plan (arena, lower\n"
+    "                 bound, no-reuse sum), training entries as whole training steps\n"
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
@@ -178,6 +180,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
+  if (status == 0 && cmd == cmd_emit && !args.emit && args.stats) cmd = cmd_stats;
   status = status ? 1 : cmd(&args);
   if (args.times) pass_times_print(args.times, stderr);
   free_args(&args);
