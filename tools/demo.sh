@@ -2,7 +2,7 @@
 # demo.sh BUILD — the most end-to-end thing dal does today:
 #   1. describe both models (the paper-sized GPT is counted, not allocated);
 #   2. train the tiny dVAE on the built-in shapes dataset (forward, backward
-#      and AdamW compiled into one step graph; reference executor);
+#      and AdamW compiled into one step graph, JIT-compiled to native code);
 #   3. turn images into tokens and back with the trained dVAE (PNG files);
 #   4. run the tiny GPT over [caption; those image tokens] and train it a
 #      little on them.
@@ -12,7 +12,7 @@ build=${1:-build}
 dalc="$build/dalc"
 out=demo-out
 py=/usr/bin/python3
-steps=${DAL_DEMO_STEPS:-120}
+steps=${DAL_DEMO_STEPS:-2000}
 mkdir -p "$out"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -26,9 +26,9 @@ step "dalc info models/gpt.dal (tiny, and paper: counted, not allocated)"
 step "the shapes dataset: a batch of 16x16 images and their captions"
 "$dalc" run models/dvae.dal --config tiny -- data --data shapes --batch 8 --out "$out/shapes.png"
 
-step "train the tiny dVAE for $steps steps on shapes (tau annealed 1 -> 0.5)"
-"$dalc" run models/dvae.dal --config tiny -- train --steps "$steps" --data shapes \
-  --set beta=0.01 --anneal tau=1:0.5 --checkpoint "$out/dvae-tiny.safetensors" --log "$out/dvae-loss.tsv"
+step "train the tiny dVAE for $steps steps on shapes (native code; tau annealed 1 -> 1/16 as in the paper)"
+"$dalc" run models/dvae.dal --config tiny -- train --steps "$steps" --data shapes --lr 3e-3 \
+  --set beta=0.001 --anneal tau=1:0.0625 --checkpoint "$out/dvae-tiny.safetensors" --log "$out/dvae-loss.tsv"
 
 step "images -> tokens -> images with the trained dVAE"
 data="$dalc run models/dvae.dal --config tiny -- data --data shapes --step 100000"
