@@ -39,7 +39,7 @@ $run --fn tokens --in "$out/x.npy" --out "$out/tokens.npy"
 $run --fn decode_tokens --in "$out/tokens.npy" --out "$out/recon.png"
 printf 'originals: %s/x.png   reconstructions: %s/recon.png\n' "$out" "$out"
 
-step "GPT: logits and loss over [caption; the dVAE's image tokens], then 30 training steps"
+step "GPT: logits and loss over [caption; the dVAE's image tokens], then 300 training steps"
 $py - "$out" <<'PY'
 import sys, numpy as np
 out = sys.argv[1]
@@ -54,6 +54,6 @@ np.save(f"{out}/image.npy", t.reshape(t.shape[0], -1))
 PY
 run="$dalc run models/gpt.dal --config tiny --seed 1"
 $run --fn logits --in text="$out/text.npy" --in image="$out/image.npy" --out "$out/gpt_logits.npy"
-"$dalc" run models/gpt.dal --config tiny -- train --steps 30 --lr 3e-3 \
+"$dalc" run models/gpt.dal --config tiny -- train --steps 300 --lr 3e-3 \
   --data "npy:text=$out/text.npy,image=$out/image.npy" --checkpoint "$out/gpt-tiny.safetensors"
 printf '\noutputs are in %s/\n' "$out"
