@@ -81,5 +81,7 @@ int cmd_stats(const DalcArgs *args);
 /* `dalc run FILE.dal -- train ...`: the model as a program, driven by the
  * executables' command line (runtime/program.h). */
 int cmd_program(const DalcArgs *args);
+/* `dalc FILE.dal -o EXE`: the same program as a standalone executable (codegen/aot.h). */
+int cmd_build(const DalcArgs *args);
 
 #endif

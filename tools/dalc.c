@@ -16,6 +16,7 @@ static const char usage[] =
     "       dalc run FILE.dal [--config C] [--batch N] -- train --steps N [train options]\n"
     "       dalc run FILE.dal --fn LOSS ... --grad-out G.safetensors\n"
     "       dalc FILE.dal --emit=ir|dot|llvm|asm|obj [--fn NAME] [--grad] [--config C] [--batch N] [-o OUT]\n"
+    "       dalc FILE.dal [--config C] [--batch N] [-fno-fuse] -o EXE\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -28,6 +29,9 @@ static const char usage[] =
     "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz,\n"
     "         or its kernels as LLVM IR, assembly or an object file (-o);\n"
     "         --grad appends the backward graph to training entries\n"
+    "  -o EXE (without --emit) a standalone executable with the command line of `run --`\n"
+    "         (`EXE train ...`, `EXE run --fn ...`, `EXE info`); it needs only OpenBLAS, not LLVM,\n"
+    "         but is built for this machine's CPU (not portable to older CPUs)\n"
     "\n"
     "  --backend=jit|ref  native code through LLVM (default, or $DAL_BACKEND) or the reference executor\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
@@ -180,6 +184,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
+  if (status == 0 && cmd == cmd_emit && !args.emit && args.output) cmd = cmd_build;
   if (status == 0 && cmd == cmd_emit && !args.emit && args.stats) cmd = cmd_stats;
   status = status ? 1 : cmd(&args);
   if (args.times) pass_times_print(args.times, stderr);

@@ -1,0 +1,61 @@
+/* plan_program.h — an RtProgram (program.h) made of compiled plans
+ * (plan.h) described by static tables: what an AOT-built executable runs.
+ *
+ * dalc writes the tables as C (codegen/aot.h): one RtPlan per entry with
+ * its kernels as function pointers into the linked object code, the entry
+ * specs, and the persistent state as RtStateSpec rows (name, shape, and for
+ * parameters the initialiser). This file turns them into a program: it
+ * allocates the state, initialises it as the reference program does
+ * (runtime/init.h for parameters, zeros for the rest), and runs an entry
+ * with rt_plan_run on a thread pool, with one arena sized for the largest
+ * plan (entries run one at a time). It needs only the runtime: no compiler
+ * header, no LLVM.
+ *
+ * Module prefix: rt_.
+ */
+#ifndef DAL_RT_PLAN_PROGRAM_H
+#define DAL_RT_PLAN_PROGRAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "init.h"
+#include "plan.h"
+#include "program.h"
+
+/* One persistent tensor. Parameters (param true) are f32 and start from
+ * rt_init_fill(kind, a, b) under the program's seed; other state starts
+ * at zero. */
+typedef struct {
+  const char *name;
+  RtDType dtype;
+  int rank;
+  int64_t dim[RT_MAX_RANK];
+  bool param;
+  RtInitKind init; /* parameters: the initialiser and its two numbers */
+  double init_a, init_b;
+} RtStateSpec;
+
+typedef struct {
+  const char *model, *config; /* as RtProgram's */
+  double lr;                  /* the default learning rate */
+  int nstate;
+  const RtStateSpec *state;   /* (nstate) every parameter before any other state */
+  int nentry;
+  const RtEntrySpec *entry;   /* (nentry) */
+  const RtPlan *const *plan;  /* (nentry) plan[i] runs entry[i]: same inputs and outputs, in order */
+  int threads;                /* the pool's threads; 0: rt_threads_default (DAL_THREADS or every core) */
+} RtPlanProgramDesc;
+
+/* A program running d's plans, its state initialised under 'seed'. d and
+ * everything it points to are borrowed and must outlive the program
+ * (static tables in an executable). Everything is checked here, so a
+ * bad table is a message, not a crash later: each plan's structure
+ * (rt_plan_check), its inputs and outputs against its entry's specs, every
+ * state buffer it names against the state specs, state names unique and
+ * parameters first and f32. NULL with e->msg set on failure. The thread
+ * pool and the arena are made at the first run (a DAL_THREADS error shows
+ * there). */
+RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e);
+
+#endif
