@@ -32,12 +32,23 @@
  * shared development machine the two modes' step times were within noise
  * of each other.
  *
+ * Profiling: with DAL_PROFILE set (to anything but "" or "0") every
+ * rt_plan_run times each step, and at exit the process prints on stderr
+ * where the time went: a summary by category (kernel names without their
+ * "kN_" head, e.g. "im2col", "group_norm"; GEMMs by step name; copies),
+ * then one row per kernel function, GEMM shape or copy, each table sorted by
+ * total wall time, with calls, ms per call, the share of all step time and
+ * GFLOP/s for GEMMs (runtime/sched_profile.c). Timing costs two clock reads
+ * per step; without DAL_PROFILE nothing is timed. rt_sched_set_profile
+ * switches it from code, rt_prof_report prints (and clears) it at any time.
+ *
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_SCHED_H
 #define DAL_RT_SCHED_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "plan.h"
 #include "tensor.h"
@@ -65,6 +76,13 @@ void rt_chunk(int64_t range, int ith, int nth, int64_t *begin, int64_t *end);
  * extents inside their buffers, copy sizes. Returns 0, or -1 with a message naming the plan, the step or
  * buffer and what is wrong. */
 int rt_plan_check(const RtPlan *p, RtErr *e);
+
+/* Profiling on or off for the whole process, overriding DAL_PROFILE (an
+ * exit report is registered when it is first switched on). */
+void rt_sched_set_profile(int on);
+/* Prints the profile gathered so far to 'out' (nothing timed: a header
+ * saying so) and starts a new one. */
+void rt_prof_report(FILE *out);
 
 /* Runs plan p once.
  *
@@ -96,5 +114,12 @@ void rt_arena_free(void *arena);
 void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, RtPool *pool);
 /* Sets OpenBLAS's thread count for the current mode and the pool. */
 void rt_sched_blas_threads(RtPool *pool);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t rt_now_ns(void);
+/* DAL_PROFILE (sched_profile.c): whether it is on (read once, and the exit
+ * report registered then); step s of p took ns; one whole run took ns. */
+int rt_prof_enabled(void);
+void rt_prof_step(const RtPlan *p, int s, double ns);
+void rt_prof_run(double ns);
 
 #endif

@@ -7,8 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ALIGN 64
+
+int64_t rt_now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
 
 void rt_chunk(int64_t range, int ith, int nth, int64_t *begin, int64_t *end) {
   int64_t q = range / nth, r = range % nth;
@@ -163,11 +170,19 @@ int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inp
   for (int i = 0; i < p->nbuf && rc == 0; i++) rc = bind(p, i, arena, inputs, outputs, made, &ix, addr, e);
   if (rc == 0) {
     RtRunCtx zero = {0, 0};
+    bool prof = rt_prof_enabled();
+    int64_t t0 = prof ? rt_now_ns() : 0, t = t0;
     rt_sched_blas_threads(pool);
     for (int s = 0, k = 0; s < p->nstep; k += p->step[s].narg, s++) {
       for (int a = 0; a < p->step[s].narg; a++) args[k + a] = addr[p->step[s].arg[a]];
       run_step(p, &p->step[s], args + k, pool, ctx ? ctx : &zero);
+      if (prof) {
+        int64_t u = rt_now_ns();
+        rt_prof_step(p, s, (double)(u - t));
+        t = u;
+      }
     }
+    if (prof) rt_prof_run((double)(rt_now_ns() - t0));
     rt_pool_park(pool); /* the caller has other work now; don't spin on its cores */
   } else {
     for (int i = 0; i < p->noutput; i++)

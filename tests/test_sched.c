@@ -568,6 +568,92 @@ START_TEST(malformed_plans_are_errors) {
 }
 END_TEST
 
+/* ---- DAL_PROFILE ---- */
+
+/* The report of what ran, read back from a temporary file. */
+static char *profile_report(void) {
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  rt_prof_report(f);
+  long n = ftell(f);
+  char *text = calloc((size_t)n + 1, 1);
+  rewind(f);
+  ck_assert_int_eq((long)fread(text, 1, (size_t)n, f), n);
+  fclose(f);
+  return text;
+}
+
+START_TEST(profile_counts_steps_and_gemm_flops) {
+  rt_sched_set_profile(0);
+  free(profile_report()); /* start empty */
+  RtBuffer b[6];
+  RtStep st[3];
+  RtPlan p;
+  RtKernelFn kern[1];
+  binding_plan(b, st, &p, kern);
+  const char *kname[1] = {"t_k7_add_scale"};
+  p.kernel_name = kname;
+  RtTensor *x = new_tensor(RT_F32, 2, d43);
+  RtTensorList *state = make_state(NULL);
+  void *arena = rt_arena_new(p.arena_bytes, NULL);
+  RtTensor *out[2] = {NULL, NULL};
+  run_ok(&p, NULL, arena, &x, out, state); /* not profiled */
+  char *off = profile_report();
+  ck_assert_msg(strstr(off, "no plan steps ran"), "%s", off);
+  free(off);
+
+  rt_sched_set_profile(1);
+  for (int r = 0; r < 3; r++) run_ok(&p, NULL, arena, &x, out, state);
+  /* a 256x256x256 GEMM, twice */
+  int64_t d64[2] = {256, 256};
+  RtBuffer gb[] = {buffer(RT_BUF_STATE, RT_F32, 2, d64, "w"), arena_at(RT_F32, 2, d64, 0),
+                   arena_at(RT_F32, 2, d64, 256 * 256 * 4)};
+  int garg[] = {0, 1, 2};
+  RtStep gs = {.kind = RT_STEP_GEMM, .name = "mm", .narg = 3, .arg = garg,
+               .gemm = {.batch = 1, .m = 256, .n = 256, .k = 256, .lda = 256, .ldb = 256, .ldc = 256, .alpha = 1}};
+  RtPlan gp = {.name = "gemmplan", .nbuf = 3, .buf = gb, .nstep = 1, .step = &gs, .arena_bytes = 2 * 256 * 256 * 4};
+  RtTensorList *gstate = rt_list_new();
+  rt_list_put(gstate, "w", new_tensor(RT_F32, 2, d64));
+  void *garena = rt_arena_new(gp.arena_bytes, NULL);
+  memset(garena, 0, (size_t)gp.arena_bytes);
+  for (int r = 0; r < 2; r++) run_ok(&gp, NULL, garena, NULL, NULL, gstate);
+  rt_sched_set_profile(0);
+  char *rep = profile_report();
+  ck_assert_msg(strstr(rep, "5 plan run(s)"), "%s", rep);
+  /* one row per kernel, copy reason and GEMM shape, with its call count */
+  const char *want[] = {"bind: t_k7_add_scale [4]", "bind: copy update w (48 bytes)", "bind: copy return w",
+                        "gemmplan: mm 256x256x256 x1", "add_scale", "by category:", "by step:"};
+  for (int i = 0; i < (int)(sizeof want / sizeof *want); i++)
+    ck_assert_msg(strstr(rep, want[i]), "no '%s' in:\n%s", want[i], rep);
+  const char *k = strstr(rep, "bind: t_k7_add_scale");
+  const char *line = k;
+  while (line > rep && line[-1] != '\n') line--;
+  double total, share, per;
+  long calls;
+  ck_assert_int_eq(sscanf(line, "%lf %lf%% %ld %lf", &total, &share, &calls, &per), 4);
+  ck_assert_int_eq(calls, 3);
+  /* the GEMM row has a GFLOP/s column: 2 * 256^3 flops per call over its time
+   * (printed to 0.1 ms, so loosely) */
+  const char *g = strstr(rep, "gemmplan: mm");
+  line = g;
+  while (line > rep && line[-1] != '\n') line--;
+  double gflops;
+  ck_assert_int_eq(sscanf(line, "%lf %lf%% %ld %lf %lf", &total, &share, &calls, &per, &gflops), 5);
+  ck_assert_int_eq(calls, 2);
+  ck_assert(gflops > 0 && total > 0);
+  double want_gflops = 2 * 2.0 * 256 * 256 * 256 / (total * 1e6);
+  ck_assert_msg(gflops > 0.5 * want_gflops && gflops < 2 * want_gflops, "%g GFLOP/s, %g ms", gflops, total);
+  free(rep);
+  rt_tensor_free(out[0]);
+  rt_tensor_free(out[1]);
+  rt_tensor_free(x);
+  rt_list_free(state);
+  rt_list_free(gstate);
+  rt_arena_free(arena);
+  rt_arena_free(garena);
+}
+END_TEST
+
 /* ---- benchmark (printed, not asserted) ---- */
 
 /* y = x + 1 over [begin, end) of f32 rows of 1024; args: x, y. */
@@ -700,6 +786,7 @@ int main(void) {
   tcase_add_test(tc, binds_inputs_outputs_state_and_constants);
   tcase_add_test(tc, binding_errors);
   tcase_add_test(tc, malformed_plans_are_errors);
+  tcase_add_test(tc, profile_counts_steps_and_gemm_flops);
   tcase_add_test(tc, benchmark);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
