@@ -135,6 +135,22 @@ static int link_exe(Build *b, RtErr *e) {
   return rc;
 }
 
+/* Whether the executable can be written, before any compiling: its
+ * folder exists and is writable (an existing file there is replaced). */
+static int check_output(const char *out, RtErr *e) {
+  size_t n = strlen(out) + 32;
+  char *probe = malloc(n);
+  snprintf(probe, n, "%s.tmp.%ld", out, (long)getpid());
+  FILE *f = fopen(probe, "w");
+  int rc = f ? 0 : rt_err(e, "cannot write %s: %s", out, strerror(errno));
+  if (f) {
+    fclose(f);
+    unlink(probe);
+  }
+  free(probe);
+  return rc;
+}
+
 int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config, double lr, const CgAotOptions *o,
                  RtErr *e) {
   Build b = {.o = o};
@@ -142,6 +158,7 @@ int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config,
   int rc = 0;
   if (!o->output || !*o->output) rc = rt_err(e, "no executable to write (-o EXE)");
   else if (n <= 0) rc = rt_err(e, "%s has no entry functions (mark one with @train or @infer)", model);
+  if (rc == 0) rc = check_output(o->output, e);
   if (rc == 0) rc = cg_aot_spec(graphs, n, model, &d, e);
   d.model = model;
   d.config = config;

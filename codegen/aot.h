@@ -65,8 +65,10 @@ typedef struct {
  * the same shape everywhere. Takes ownership of graphs[0..n) (freed before
  * returning, on success and on failure). Returns 0, or -1 with e->msg set
  * (an invalid graph, graphs that disagree on a state tensor, a compile or
- * link failure with the command that failed); on failure no executable is
- * left at o->output. */
+ * link failure with the command that failed, an output that cannot be
+ * written: checked first). The executable is linked under a temporary name
+ * beside o->output and renamed when complete, so on failure o->output is
+ * as it was. */
 int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config, double lr, const CgAotOptions *o,
                  RtErr *e);
 

@@ -130,7 +130,8 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
     fprintf(f, "static const int e%d_arg[] = {", i);
     int k = 0;
     for (int s = 0; s < pl->nstep; s++)
-      for (int a = 0; a < pl->step[s].narg; a++, k++) fprintf(f, "%s%d", k % 16 ? ", " : k ? ",\n  " : "", pl->step[s].arg[a]);
+      for (int a = 0; a < pl->step[s].narg; a++, k++)
+        fprintf(f, "%s%d", k % 16 ? ", " : k ? ",\n  " : "", pl->step[s].arg[a]);
     fputs("};\n", f);
   }
   fprintf(f, "static const RtStep e%d_step[] = {\n", i);

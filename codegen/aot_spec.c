@@ -72,7 +72,8 @@ int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramD
       return rt_err(e, "%s: graph %d ('%s') is invalid: %s", model, i,
                     graphs[i] && graphs[i]->name ? graphs[i]->name : "?", graphs[i] ? why : "missing");
     for (int k = 0; k < i; k++)
-      if (strcmp(graphs[k]->name, graphs[i]->name) == 0) return rt_err(e, "%s: two entries are called '%s'", model, graphs[i]->name);
+      if (strcmp(graphs[k]->name, graphs[i]->name) == 0)
+        return rt_err(e, "%s: two entries are called '%s'", model, graphs[i]->name);
     total += graphs[i]->nparam;
   }
   RtEntrySpec *entry = calloc((size_t)n + 1, sizeof *entry);

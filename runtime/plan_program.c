@@ -64,7 +64,8 @@ static int check_state(const RtPlanProgramDesc *d, int *nparam, RtErr *e) {
     if (s->rank < 0 || s->rank > RT_MAX_RANK)
       return rt_err(e, "%s: state tensor '%s' has rank %d (at most %d)", d->model, s->name, s->rank, RT_MAX_RANK);
     for (int k = 0; k < i; k++)
-      if (strcmp(d->state[k].name, s->name) == 0) return rt_err(e, "%s: two state tensors are called '%s'", d->model, s->name);
+      if (strcmp(d->state[k].name, s->name) == 0)
+        return rt_err(e, "%s: two state tensors are called '%s'", d->model, s->name);
     if (s->param) {
       if (*nparam != i)
         return rt_err(e, "%s: parameter '%s' comes after non-trainable state '%s' (parameters go first)", d->model,

@@ -9,11 +9,16 @@ directory, run
                        --in x=x.npy [--in ...] --out NAME=out.npy
 
 and compare: rel = max|dal - ref| / max|ref| (integer outputs must be equal).
+With DAL_PARITY_AOT=1 each model is first built once as a standalone
+executable (dalc models/X.dal --config C [--batch N] -o EXE, in a temporary
+directory) and every case runs `EXE run --fn NAME ...` instead.
 Prints one line per case ("PASS dvae tiny encode rel=3.1e-07") and exits
 non-zero if any case fails. Run with /usr/bin/python3.
 """
+import atexit
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,10 +44,34 @@ class Case:
         self.family, self.config, self.fn, self.tol, self.batch = family, config, fn, tol, batch
 
 
+AOT = os.environ.get("DAL_PARITY_AOT") == "1"
+AOT_EXES = {}  # (family, config, batch) -> the executable built for it
+
+
+def aot_exe(dalc, family, config, batch):
+    """The model as an AOT-built executable, built on first use."""
+    key = (family, config, batch)
+    if key not in AOT_EXES:
+        if not AOT_EXES:
+            AOT_EXES["dir"] = tempfile.mkdtemp(prefix="dal-parity-aot-")
+            atexit.register(shutil.rmtree, AOT_EXES["dir"], True)
+        exe = os.path.join(AOT_EXES["dir"], "%s-%s-%s" % key)
+        cmd = [dalc, os.path.join(ROOT, "models", family + ".dal"), "--config", config, "-o", exe]
+        proc = subprocess.run(cmd + (["--batch", str(batch)] if batch else []), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True)
+        if proc.returncode != 0:
+            raise RuntimeError("dalc -o exit %d: %s" % (proc.returncode, proc.stderr.strip()[:300]))
+        AOT_EXES[key] = exe
+    return AOT_EXES[key]
+
+
 def run_dalc(dalc, tmp, family, config, fn, params, inputs, batch=None, extra=()):
     """Runs one entry; 'inputs' maps name -> array or number. Returns the
     output array, or raises RuntimeError with dalc's own message."""
     cmd = [dalc, "run", os.path.join(ROOT, "models", family + ".dal"), "--config", config, "--fn", fn]
+    if AOT:
+        cmd = [aot_exe(dalc, family, config, batch), "run", "--fn", fn]
+        batch = None  # built in
     if params is not None:
         path = os.path.join(tmp, "p.safetensors")
         dal_io.save_safetensors(path, params)
@@ -179,7 +208,7 @@ def main():
         ok, detail = False, str(e)
     print("%s dvae tiny loss (gumbel, --seed 1) %s" % ("PASS" if ok else "FAIL", detail))
     failed += not ok
-    print("parity: %d failed" % failed)
+    print("parity%s: %d failed" % (" (AOT executables)" if AOT else "", failed))
     return 1 if failed else 0
 
 
