@@ -1,5 +1,4 @@
 /* aot_impl.h — the parts of the AOT build (aot.h), internal to codegen/aot*.c:
- *   aot_spec.c    the executable's entry and state specs from the graphs
  *   aot_source.c  the C file with the plan tables and main()
  *   aot_tools.c   the temporary directory, the runtime's location, running cc
  */
@@ -12,18 +11,6 @@
 #include "ir/ir.h"
 #include "runtime/plan.h"
 #include "runtime/plan_program.h"
-
-/* ---- aot_spec.c ---- */
-
-/* The entries and state of graphs[0..n), as cg_ref_program would make
- * them: entry i from graphs[i] (inputs by node name, outputs by output
- * name), the state as the union by name of the PARAM nodes (in order of
- * first use over the graphs) followed by the STATE nodes. Checks every
- * graph (ir_verify), distinct entry names, and that a state name means the
- * same kind, dtype and shape everywhere. Names point into the graphs;
- * plan stays NULL. Free with cg_aot_spec_free. */
-int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramDesc *d, RtErr *e);
-void cg_aot_spec_free(RtPlanProgramDesc *d);
 
 /* ---- aot_source.c ---- */
 

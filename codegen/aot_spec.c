@@ -1,11 +1,12 @@
-/* aot_spec.c — an AOT executable's entries and state from the program's
- * graphs (aot_impl.h): the same entries, state order and initialisers as
- * cg_ref_program, so `EXE info` and checkpoints match `dalc run`'s, but
- * without allocating the state (an executable's tables only describe it). */
+/* aot_spec.c — a compiled program's entries and state from its graphs
+ * (cg_aot_spec in aot.h): the same entries, state order and initialisers
+ * as cg_ref_program, so `EXE info` and checkpoints match the reference
+ * program's, but without allocating the state (an executable's tables only
+ * describe it). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/aot_impl.h"
+#include "codegen/aot.h"
 
 static const char *kind_name(IrOp op) { return op == OP_PARAM ? "parameter" : "state"; }
 

@@ -1,50 +1,55 @@
 /* jit_program.c — an RtProgram whose entries run JIT-compiled plans (see
- * jit_program.h). The reference program underneath keeps the graphs, the
- * state and the entry specs; this one replaces its run. */
+ * jit_program.h): the plans, compiled in memory, run by the runtime's plan
+ * program (runtime/plan_program.h), the same code an AOT executable runs
+ * from its static tables. */
 #include "codegen/llvm/jit_program.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "codegen/aot.h"
 #include "codegen/llvm/cg_llvm.h"
-#include "codegen/ref_program.h"
 #include "passes/fuse.h"
-#include "runtime/rt_sched.h"
+#include "runtime/plan_program.h"
 
 typedef struct {
-  RtProgram pub;   /* pub.ctx points back here */
-  RtProgram *ref;  /* owns the graphs and the state */
-  CgSession *s;
-  CgModule **m;    /* (n) one per entry */
+  RtProgram pub;         /* the plan program's, with this file's free; pub.ctx points here */
+  RtProgram *prog;       /* the plan program */
+  RtPlanProgramDesc d;   /* its tables: names point into the graphs, plans into the modules */
+  const RtPlan **plan;   /* (n) d.plan */
+  IrGraph **g;           /* (n) owned: the modules' lowered plans refer to them */
   int n;
-  RtPool *pool;
-  void *arena;     /* the largest entry's arena, shared: entries run one at a time */
+  CgSession *s;
+  CgModule **m;          /* (n) one per entry */
+  char *model, *config;  /* d's, copied: the caller's may go first */
 } JitProgram;
 
 static void jit_free(RtProgram *p) {
   if (!p) return;
   JitProgram *j = p->ctx;
+  rt_program_free(j->prog);
   for (int i = 0; i < j->n; i++) cg_module_free(j->m[i]);
   free(j->m);
   cg_session_free(j->s);
-  rt_pool_free(j->pool);
-  rt_arena_free(j->arena);
-  if (j->ref) j->ref->free(j->ref);
+  cg_aot_spec_free(&j->d);
+  free(j->plan);
+  free(j->model);
+  free(j->config);
+  for (int i = 0; i < j->n; i++) ir_graph_free(j->g[i]);
+  free(j->g);
   free(j);
 }
 
 static int jit_init(RtProgram *p, uint64_t seed, RtErr *e) {
   JitProgram *j = p->ctx;
-  return j->ref->init(j->ref, seed, e);
+  return j->prog->init(j->prog, seed, e);
 }
 
 static int jit_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **outputs, uint64_t seed,
                    uint64_t step, RtErr *e) {
   JitProgram *j = p->ctx;
-  if (entry < 0 || entry >= j->n) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
-  for (int k = 0; k < p->entry[entry].noutput; k++) outputs[k] = NULL;
-  RtRunCtx ctx = {seed, step};
-  return rt_plan_run(cg_module_plan(j->m[entry]), j->pool, j->arena, inputs, outputs, p->state, &ctx, e);
+  return j->prog->run(j->prog, entry, inputs, outputs, seed, step, e);
 }
 
 static void add_time(PassTimes *t, const char *name, double ms) {
@@ -73,31 +78,45 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   CgJitOptions none = {0};
   if (!o) o = &none;
   JitProgram *j = calloc(1, sizeof *j);
-  j->m = calloc((size_t)n + 1, sizeof *j->m);
+  IrGraph **g = calloc((size_t)n + 1, sizeof *g);
+  if (!j || !g) {
+    for (int i = 0; i < n; i++) ir_graph_free(graphs[i]);
+    free(j);
+    free(g);
+    rt_err(e, "%s: out of memory", model ? model : "program");
+    return NULL;
+  }
+  for (int i = 0; i < n; i++) g[i] = graphs[i];
+  j->g = g;
   j->n = n;
   j->pub.ctx = j;
-  int rc = (j->s = cg_session_new(e)) ? 0 : -1;
+  j->m = calloc((size_t)n + 1, sizeof *j->m);
+  j->plan = calloc((size_t)n + 1, sizeof *j->plan);
+  int rc = j->m && j->plan ? 0 : rt_err(e, "%s: out of memory", model ? model : "program");
+  /* the entries and state an executable of these graphs would have */
+  if (rc == 0) rc = cg_aot_spec(g, n, model ? model : "program", &j->d, e);
+  if (rc == 0 && !(j->s = cg_session_new(e))) rc = -1;
   if (rc == 0 && o->pipeline) cg_session_set_pipeline(j->s, o->pipeline);
-  int64_t arena = 0;
   for (int i = 0; i < n && rc == 0; i++) {
-    rc = compile(j, graphs[i], o, &j->m[i], e);
-    if (rc == 0 && cg_module_plan(j->m[i])->arena_bytes > arena) arena = cg_module_plan(j->m[i])->arena_bytes;
+    rc = compile(j, g[i], o, &j->m[i], e);
+    if (rc == 0) j->plan[i] = cg_module_plan(j->m[i]);
   }
-  if (rc == 0 && !(j->pool = rt_pool_new(o->threads, e))) rc = -1;
-  if (rc == 0 && !(j->arena = rt_arena_new(arena, e))) rc = -1;
-  if (rc < 0) { /* the graphs are ours to free, as cg_ref_program would have */
-    for (int i = 0; i < n; i++) ir_graph_free(graphs[i]);
+  if (rc == 0) {
+    j->d.model = j->model = strdup(model ? model : "");
+    j->d.config = j->config = strdup(config ? config : "");
+    j->d.lr = lr;
+    j->d.plan = j->plan;
+    j->d.threads = o->threads;
+    if (!(j->prog = rt_plan_program_new(&j->d, seed, e))) rc = -1;
+  }
+  if (rc < 0) {
     jit_free(&j->pub);
     return NULL;
   }
-  j->ref = cg_ref_program(graphs, n, model, config, lr, seed, e); /* takes the graphs */
-  if (!j->ref) {
-    jit_free(&j->pub);
-    return NULL;
-  }
-  RtProgram *r = j->ref;
-  j->pub = (RtProgram){.model = r->model, .config = r->config, .state = r->state, .nparam = r->nparam,
-                       .nentry = r->nentry, .entry = r->entry, .lr = r->lr, .init = jit_init, .run = jit_run,
-                       .free = jit_free, .ctx = j};
+  j->pub = *j->prog;
+  j->pub.init = jit_init;
+  j->pub.run = jit_run;
+  j->pub.free = jit_free;
+  j->pub.ctx = j;
   return &j->pub;
 }

@@ -2,11 +2,13 @@
  * program.h): what `dalc run FILE.dal -- COMMAND ...` runs by default.
  *
  * Each graph (entry) is fused (passes/fuse.h), lowered, compiled with
- * LLVM and JIT'd once, at construction; running an entry is one
- * rt_plan_run of its plan on a thread pool (runtime/rt_sched.h). The
- * persistent state, entry specs and initialisation are those of the
- * reference program (codegen/ref_program.h), whose executor stays
- * available (dalc --backend=ref). Module prefix: cg_.
+ * LLVM and JIT'd once, at construction; the plans then run in the
+ * runtime's plan program (runtime/plan_program.h), as in an AOT-built
+ * executable: one rt_plan_run per entry on a thread pool (runtime/
+ * rt_sched.h), made with the arena at the first run. The persistent state,
+ * entry specs and initialisation are those of the reference program
+ * (codegen/ref_program.h; cg_aot_spec in codegen/aot.h), whose executor
+ * stays available (dalc --backend=ref). Module prefix: cg_.
  */
 #ifndef DAL_CODEGEN_JIT_PROGRAM_H
 #define DAL_CODEGEN_JIT_PROGRAM_H
