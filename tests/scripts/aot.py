@@ -292,18 +292,22 @@ def errors(exe, tmp):
 
 def temps(tmp):
     """No dalc-aot-* directory is left behind by the builds (TMPDIR = tmp);
-    DAL_KEEP_TEMPS=1 keeps one with the objects and main.c."""
+    DAL_KEEP_TEMPS=1 keeps one with the objects and main.c; --time-passes
+    shows the build's phases."""
     left = glob.glob(os.path.join(tmp, "dalc-aot-*"))
     report(not left, "builds and failed builds leave no temporary directory", " ".join(left))
     env = dict(ENV, TMPDIR=tmp, DAL_KEEP_TEMPS="1")
-    proc = run([os.path.join(BUILD, "dalc"), "tests/fixtures/ops.dal", "-fno-fuse", "-o", os.path.join(tmp, "k")],
-               env=env)
+    proc = run([os.path.join(BUILD, "dalc"), "tests/fixtures/ops.dal", "-fno-fuse", "--time-passes", "-o",
+                os.path.join(tmp, "k")], env=env)
     kept = glob.glob(os.path.join(tmp, "dalc-aot-*"))
     files = sorted(os.listdir(kept[0])) if len(kept) == 1 else []
     report(proc.returncode == 0 and "main.c" in files and "entry0.o" in files and "kept in" in proc.stderr,
            "DAL_KEEP_TEMPS=1 keeps main.c and the objects", " ".join(files[:4]))
     for k in kept:
         shutil.rmtree(k)
+    phases = ["codegen: lowering", "codegen: LLVM optimise", "aot: object emission", "aot: C compile", "aot: link"]
+    missing = [p for p in phases if not re.search(r"ms .*%s" % p, proc.stderr)]
+    report(not missing, "--time-passes shows the build's phases", "missing: %s" % missing if missing else "")
 
 
 # ---- ops.dal -------------------------------------------------------------------------
