@@ -177,6 +177,21 @@ def gpt_tokens(directory):
 # ---- (c): kill and resume --------------------------------------------------------------
 
 def resume_checks(dalc, d):
+    """On the reference executor, whose steps are slow enough that the
+    signals land mid-run (native code runs these 10 steps in a blink; its
+    resume is checked by tests/scripts/aot.py)."""
+    saved = os.environ.get("DAL_BACKEND")
+    os.environ["DAL_BACKEND"] = "ref"
+    try:
+        resume_checks_on(dalc, d)
+    finally:
+        if saved is None:
+            del os.environ["DAL_BACKEND"]
+        else:
+            os.environ["DAL_BACKEND"] = saved
+
+
+def resume_checks_on(dalc, d):
     ref_log, ref_ckpt = os.path.join(d, "ref.tsv"), os.path.join(d, "ref.safetensors")
     err = os.path.join(d, "err")
 
