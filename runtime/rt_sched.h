@@ -6,18 +6,25 @@
  * runs the steps in order, each finished on every thread before the next
  * begins:
  *
- *   RT_STEP_KERNEL  [0, range) is cut into nth contiguous chunks (nth = the
- *                   pool's threads, rt_chunk), each run by one of the pool's
- *                   threads; a range of 1 runs on the calling thread alone.
+ *   RT_STEP_KERNEL  [0, range) is cut into n contiguous chunks (rt_chunk),
+ *                   n = 4 per thread (at most range; rt_sched_calls), which
+ *                   the pool's threads claim one at a time; a range of 1
+ *                   runs on the calling thread alone.
  *   RT_STEP_GEMM    cblas_sgemm for each batch item (see RtGemmMode), with
  *                   the items' effects in batch order: C blocks may overlap
  *                   (stride_c 0 and beta 1 accumulate over the batch).
- *                   GEMMs under 65536 multiply-adds run on the caller.
- *   RT_STEP_COPY    arg[0]'s bytes into arg[1] (memmove), on the caller.
+ *                   GEMMs under 65536 multiply-adds run on the caller;
+ *                   others are cut into 2 pieces per thread.
+ *   RT_STEP_COPY    arg[0]'s bytes into arg[1]: memmove on the caller when
+ *                   they overlap or are under 512 KiB, else pieces of at
+ *                   least 256 KiB on the pool.
  *
- * Chunk ith's work depends only on (ith, nth) and the plan, never on which
- * thread ran it, so a run's results are the same for every run with the
- * same thread count.
+ * More pieces than threads: on a shared machine a thread the OS preempts
+ * in the middle of a step no longer holds up the step for the whole of its
+ * share, only for the piece it is in (the others take the rest). Piece i's
+ * work depends only on (i, n) and the plan, and n only on the thread count
+ * and the step, never on which thread ran it, so a run's results are the
+ * same for every run with the same thread count.
  *
  * OpenBLAS and the pool never compete for the cores: in the default mode
  * (RT_GEMM_SPLIT) OpenBLAS is set to one thread and the pool splits each
@@ -114,6 +121,10 @@ void rt_arena_free(void *arena);
 void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, RtPool *pool);
 /* Sets OpenBLAS's thread count for the current mode and the pool. */
 void rt_sched_blas_threads(RtPool *pool);
+/* How many calls a step of 'units' independent pieces of work is split
+ * into on the pool: per_thread per thread, at most one per unit; 1 without
+ * a pool (or with one thread). */
+int rt_sched_calls(RtPool *pool, int64_t units, int per_thread);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t rt_now_ns(void);
 /* DAL_PROFILE (sched_profile.c): whether it is on (read once, and the exit

@@ -11,6 +11,14 @@
 
 #define ALIGN 64
 
+/* Calls per thread of a kernel step: a thread the OS preempts leaves the
+ * chunks it has not claimed to the others (rt_pool_run_n). Kernel
+ * iterations are independent, so more calls cost only the claims. */
+#define KERNEL_CALLS 4
+
+/* A copy is split among the threads in pieces of at least this many bytes. */
+#define COPY_PIECE (256 << 10)
+
 int64_t rt_now_ns(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -138,18 +146,51 @@ static void kernel_part(void *arg, int ith, int nth) {
   if (begin < end) j->fn(j->args, j->ctx, begin, end);
 }
 
+int rt_sched_calls(RtPool *pool, int64_t units, int per_thread) {
+  int nth = rt_pool_threads(pool);
+  if (nth == 1 || units <= 1) return 1;
+  int64_t n = (int64_t)nth * per_thread;
+  return (int)(units < n ? units : n);
+}
+
+typedef struct {
+  const char *src;
+  char *dst;
+  int64_t bytes;
+} CopyJob;
+
+static void copy_part(void *arg, int ith, int nth) {
+  const CopyJob *j = arg;
+  int64_t begin, end;
+  rt_chunk(j->bytes, ith, nth, &begin, &end);
+  memcpy(j->dst + begin, j->src + begin, (size_t)(end - begin));
+}
+
+/* A copy step: memmove for overlapping buffers, else pieces on the pool. */
+static void copy_step(const void *src, void *dst, int64_t bytes, RtPool *pool) {
+  if (src == dst || bytes <= 0) return;
+  const char *s = src;
+  char *d = dst;
+  int n = rt_sched_calls(pool, bytes / COPY_PIECE, 1);
+  if (n == 1 || (s < d + bytes && d < s + bytes)) {
+    memmove(dst, src, (size_t)bytes);
+    return;
+  }
+  CopyJob j = {s, d, bytes};
+  rt_pool_run_n(pool, copy_part, &j, n);
+}
+
 static void run_step(const RtPlan *p, const RtStep *st, void **args, RtPool *pool, const RtRunCtx *ctx) {
   switch (st->kind) {
   case RT_STEP_KERNEL: {
     KernelJob j = {p->kernel[st->kernel], args, ctx, st->range};
-    if (st->range == 1) kernel_part(&j, 0, 1);
-    else rt_pool_run(pool, kernel_part, &j);
+    int n = rt_sched_calls(pool, st->range, KERNEL_CALLS);
+    if (n == 1) kernel_part(&j, 0, 1);
+    else rt_pool_run_n(pool, kernel_part, &j, n);
     break;
   }
   case RT_STEP_GEMM: rt_sched_gemm(&st->gemm, args[0], args[1], args[2], pool); break;
-  case RT_STEP_COPY:
-    if (args[0] != args[1]) memmove(args[1], args[0], (size_t)p->buf[st->arg[0]].bytes);
-    break;
+  case RT_STEP_COPY: copy_step(args[0], args[1], p->buf[st->arg[0]].bytes, pool); break;
   }
 }
 

@@ -11,6 +11,11 @@
  * workers costs more than it saves. */
 #define SPLIT_MIN_MACS (1 << 16)
 
+/* Calls per thread of a split GEMM (see rt_pool_run_n): fewer than a
+ * kernel's, because each piece of a row (column) split packs all of B (A)
+ * again. */
+#define GEMM_CALLS 2
+
 /* Row and column splits fall on multiples of this, so every thread but the
  * last gets whole register tiles of OpenBLAS's kernels. */
 #define SPLIT_UNIT 16
@@ -88,7 +93,13 @@ void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, Rt
    * every thread taking the items in order (so overlapping C blocks, e.g.
    * an accumulation with stride_c 0, see them in batch order). */
   bool disjoint = g->batch == 1 || g->stride_c >= (int64_t)(g->m - 1) * g->ldc + g->n;
-  if (disjoint && (g->batch % nth == 0 || g->batch >= 4 * nth)) j.by = BY_BATCH;
-  else j.by = g->m >= g->n ? BY_ROWS : BY_COLS;
-  rt_pool_run(pool, gemm_part, &j);
+  int n;
+  if (disjoint && (g->batch % nth == 0 || g->batch >= 4 * nth)) {
+    j.by = BY_BATCH;
+    n = rt_sched_calls(pool, g->batch, GEMM_CALLS);
+  } else {
+    j.by = g->m >= g->n ? BY_ROWS : BY_COLS;
+    n = rt_sched_calls(pool, ((j.by == BY_ROWS ? g->m : g->n) + SPLIT_UNIT - 1) / SPLIT_UNIT, GEMM_CALLS);
+  }
+  rt_pool_run_n(pool, gemm_part, &j, n);
 }

@@ -1,13 +1,20 @@
 /* threadpool.c — the worker threads (see threadpool.h).
  *
- * A job is nth calls fn(arg, ith, nth). The caller publishes (fn, arg),
- * resets the claim counter 'next' and the completion counter 'ndone', and
- * bumps 'gen'; then every thread, the caller included, claims call numbers
- * from 'next' until they run out, and the caller waits for 'ndone' to reach
- * nth. Claiming instead of fixed thread-to-call assignment keeps the
+ * A job is n calls fn(arg, i, n) (n = the thread count for rt_pool_run, any
+ * n >= 1 for rt_pool_run_n). The caller publishes (fn, arg), resets the
+ * completion counter 'ndone', sets the claim word to (n, 0), and bumps
+ * 'gen'; then every thread, the caller included, claims call numbers from
+ * the claim word until they run out, and the caller waits for 'ndone' to
+ * reach n. Claiming instead of fixed thread-to-call assignment keeps the
  * caller from waiting on a worker the OS has not scheduled (the machine may
  * be busy with other processes): it runs that call itself. Results do not
- * change, because call ith's work depends only on (ith, nth).
+ * change, because call i's work depends only on (i, n).
+ *
+ * The claim word holds the job's call count in its high half and the next
+ * call number in its low half, so one fetch-and-add both claims a number
+ * and says whether it belongs to the job: a thread still looping over an
+ * earlier job (with another count) gets a number at or past that job's
+ * count and stops, never a call of the new job it has not been told about.
  *
  * Waiting (for a job, for completion) spins, then spins yielding the CPU,
  * then sleeps on a condition variable. The sleeping side announces itself
@@ -19,7 +26,7 @@
  *
  * A worker that wakes late may claim calls of a later job than the one that
  * woke it: that is fine, it reads fn and arg after its claim, and the
- * caller publishes them before resetting 'next'.
+ * caller publishes them before setting the claim word.
  */
 #include "threadpool.h"
 
@@ -47,13 +54,14 @@ struct RtPool {
   pthread_cond_t wake; /* workers wait here for a new 'gen' */
   pthread_cond_t done; /* the caller waits here for ndone == nth */
   atomic_uint gen;
-  atomic_int next;  /* the next call number to claim */
-  atomic_int ndone; /* calls finished */
+  atomic_uint_least64_t claim; /* (calls << 32) | next call number */
+  atomic_int ndone;            /* calls finished */
+  int ncall;                   /* the current job's call count (the caller's copy) */
   atomic_int nsleep;
   atomic_int caller_waiting;
   atomic_int park;
   atomic_int quit;
-  RtPoolFn fn; /* the current job, written before 'next' is reset */
+  RtPoolFn fn; /* the current job, written before the claim word is set */
   void *arg;
 };
 
@@ -89,7 +97,7 @@ static int spin_until(RtPool *p, int (*cond)(RtPool *, unsigned), unsigned arg, 
 static int gen_moved(RtPool *p, unsigned seen) { return atomic_load(&p->gen) != seen; }
 static int all_done(RtPool *p, unsigned unused) {
   (void)unused;
-  return atomic_load(&p->ndone) == p->nth;
+  return atomic_load(&p->ndone) == p->ncall;
 }
 
 /* Waits for a generation other than 'seen' and returns it. */
@@ -107,10 +115,12 @@ static unsigned wait_for_job(RtPool *p, unsigned seen) {
 /* Claims and runs calls of the current job until none are left; the thread
  * that finishes the last one wakes a sleeping caller. */
 static void run_calls(RtPool *p) {
-  int nth = p->nth, ith;
-  while ((ith = atomic_fetch_add(&p->next, 1)) < nth) {
-    p->fn(p->arg, ith, nth);
-    if (atomic_fetch_add(&p->ndone, 1) + 1 == nth && atomic_load(&p->caller_waiting)) {
+  for (;;) {
+    uint64_t w = atomic_fetch_add(&p->claim, 1);
+    int n = (int)(w >> 32), i = (int)(w & 0xffffffffu);
+    if (i >= n) return;
+    p->fn(p->arg, i, n);
+    if (atomic_fetch_add(&p->ndone, 1) + 1 == n && atomic_load(&p->caller_waiting)) {
       pthread_mutex_lock(&p->mu);
       pthread_cond_signal(&p->done);
       pthread_mutex_unlock(&p->mu);
@@ -190,23 +200,27 @@ void rt_pool_free(RtPool *p) {
 
 int rt_pool_threads(const RtPool *p) { return p ? p->nth : 1; }
 
-void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg) {
-  if (!p || p->nth == 1) {
-    fn(arg, 0, 1);
+void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg) { rt_pool_run_n(p, fn, arg, p ? p->nth : 1); }
+
+void rt_pool_run_n(RtPool *p, RtPoolFn fn, void *arg, int n) {
+  if (n < 1) return;
+  if (!p || p->nth == 1 || n == 1) {
+    for (int i = 0; i < n; i++) fn(arg, i, n);
     return;
   }
-  /* Publish the job before the counters that let threads claim it. */
+  /* Publish the job before the claim word that lets threads claim it. */
   p->fn = fn;
   p->arg = arg;
+  p->ncall = n;
   atomic_store(&p->ndone, 0);
-  atomic_store(&p->next, 0);
+  atomic_store(&p->claim, (uint64_t)n << 32);
   atomic_store(&p->park, 0);
   bump_gen(p);
   run_calls(p);
   if (!spin_until(p, all_done, 0, 0)) {
     pthread_mutex_lock(&p->mu);
     atomic_store(&p->caller_waiting, 1);
-    while (atomic_load(&p->ndone) != p->nth) pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->ndone) != n) pthread_cond_wait(&p->done, &p->mu);
     atomic_store(&p->caller_waiting, 0);
     pthread_mutex_unlock(&p->mu);
   }

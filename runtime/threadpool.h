@@ -47,6 +47,11 @@ int rt_pool_threads(const RtPool *p);
  * caller. Two calls of one job may run at the same time, so they must not
  * write the same memory. A NULL pool runs fn(arg, 0, 1). */
 void rt_pool_run(RtPool *p, RtPoolFn fn, void *arg);
+/* The same with n calls fn(arg, i, n), i in 0..n-1, whatever the thread
+ * count (n >= 1; nothing for n < 1): more calls than threads let a thread
+ * that finds itself alone on the cores (the others preempted by other
+ * processes) take over the work they have not claimed yet. */
+void rt_pool_run_n(RtPool *p, RtPoolFn fn, void *arg, int n);
 
 /* Sends spinning workers to sleep now rather than after their spin time;
  * the next rt_pool_run wakes them. */

@@ -119,6 +119,44 @@ START_TEST(pool_runs_each_thread_once_per_job) {
 }
 END_TEST
 
+/* rt_pool_run_n: every call number once per job, for call counts above and
+ * below the thread count that change from job to job (a thread still
+ * claiming in the previous job must never run a call of the next one). */
+static atomic_int ncalls_seen[64];
+static atomic_int bad_nth;
+
+static void note_call(void *arg, int ith, int nth) {
+  if (nth != *(int *)arg || ith < 0 || ith >= nth) atomic_store(&bad_nth, 1);
+  else atomic_fetch_add(&ncalls_seen[ith], 1);
+}
+
+START_TEST(pool_runs_n_calls_once_each) {
+  for (int nth = 1; nth <= 3; nth++) {
+    RtPool *p = new_pool(nth);
+    for (int job = 0; job < 2000; job++) {
+      int n = 1 + (job * 7 + nth) % 37;
+      for (int i = 0; i < n; i++) atomic_store(&ncalls_seen[i], 0);
+      atomic_store(&bad_nth, 0);
+      if (job % 500 == 499) usleep(1000); /* workers asleep */
+      rt_pool_run_n(p, note_call, &n, n);
+      ck_assert_msg(!atomic_load(&bad_nth), "%d threads, job %d: a call saw the wrong count", nth, job);
+      for (int i = 0; i < n; i++)
+        if (atomic_load(&ncalls_seen[i]) != 1)
+          ck_abort_msg("%d threads, job %d (%d calls): call %d ran %d times", nth, job, n, i,
+                       atomic_load(&ncalls_seen[i]));
+    }
+    int zero = 0;
+    rt_pool_run_n(p, note_call, &zero, 0); /* no calls: nothing runs */
+    ck_assert(!atomic_load(&bad_nth));
+    rt_pool_free(p);
+  }
+  int n = 5;
+  for (int i = 0; i < n; i++) atomic_store(&ncalls_seen[i], 0);
+  rt_pool_run_n(NULL, note_call, &n, n); /* no pool: all on the caller */
+  for (int i = 0; i < n; i++) ck_assert_int_eq(atomic_load(&ncalls_seen[i]), 1);
+}
+END_TEST
+
 START_TEST(thread_count_from_dal_threads) {
   RtErr e = {{0}};
   unsetenv("DAL_THREADS");
@@ -182,20 +220,20 @@ START_TEST(chunks_cover_every_index_once) {
         if (rt_i32(out[0])[i] != 1)
           ck_abort_msg("%d threads, range %lld: index %lld visited %d times", nths[a], (long long)n, (long long)i,
                        rt_i32(out[0])[i]);
-      /* The calls are exactly the non-empty chunks rt_chunk gives. */
-      int nonempty = 0;
-      for (int t = 0; t < nths[a]; t++) {
+      /* The calls are exactly the chunks rt_chunk gives for 4 pieces per
+       * thread (one piece without other threads), none empty. */
+      int64_t pieces = nths[a] == 1 ? 1 : 4 * nths[a] < n ? 4 * nths[a] : n;
+      ck_assert_int_eq(rt_sched_calls(pool, n, 4), pieces);
+      for (int t = 0; t < pieces; t++) {
         int64_t lo, hi;
-        rt_chunk(n, t, nths[a], &lo, &hi);
-        if (lo == hi) continue;
-        nonempty++;
+        rt_chunk(n, t, (int)pieces, &lo, &hi);
+        ck_assert(lo < hi);
         bool found = false;
         for (int k = 0; k < atomic_load(&ncall); k++) found |= call_lo[k] == lo && call_hi[k] == hi;
         ck_assert_msg(found, "%d threads, range %lld: chunk %d [%lld, %lld) not called", nths[a], (long long)n, t,
                       (long long)lo, (long long)hi);
       }
-      ck_assert_int_eq(atomic_load(&ncall), nonempty);
-      ck_assert_int_eq(nonempty, n < nths[a] ? n : nths[a]);
+      ck_assert_int_eq(atomic_load(&ncall), pieces);
       rt_tensor_free(out[0]);
     }
     rt_pool_free(pool);
@@ -443,6 +481,33 @@ START_TEST(binds_inputs_outputs_state_and_constants) {
   rt_list_free(state);
   rt_arena_free(arena);
   rt_pool_free(pool);
+}
+END_TEST
+
+/* A copy large enough to be split among the threads arrives whole; a copy
+ * of a buffer onto itself does nothing. */
+START_TEST(large_copies_split_among_threads) {
+  int64_t n = (3 << 20) / 4 + 13, half = n / 2;
+  RtBuffer b[] = {io(RT_BUF_INPUT, 0, RT_F32, 1, &n, "x"), io(RT_BUF_OUTPUT, 0, RT_F32, 1, &n, "y"),
+                  buffer(RT_BUF_STATE, RT_F32, 1, &half, "lo"), buffer(RT_BUF_STATE, RT_F32, 1, &half, "lo")};
+  int a0[] = {0, 1}, a1[] = {2, 3};
+  RtStep st[] = {{.kind = RT_STEP_COPY, .name = "big", .narg = 2, .arg = a0},
+                 {.kind = RT_STEP_COPY, .name = "same", .narg = 2, .arg = a1}};
+  RtPlan p = {.name = "copies", .nbuf = 4, .buf = b, .nstep = 2, .step = st, .ninput = 1, .noutput = 1};
+  RtTensor *x = new_tensor(RT_F32, 1, &n);
+  for (int64_t i = 0; i < n; i++) rt_f32(x)[i] = (float)(i % 1000003);
+  RtTensorList *state = rt_list_new();
+  rt_list_put(state, "lo", new_tensor(RT_F32, 1, &half));
+  for (int nth = 1; nth <= 3; nth++) {
+    RtPool *pool = new_pool(nth);
+    RtTensor *y = NULL;
+    run_ok(&p, pool, NULL, &x, &y, state);
+    ck_assert_msg(memcmp(y->data, x->data, (size_t)n * 4) == 0, "%d threads: the copy differs", nth);
+    rt_tensor_free(y);
+    rt_pool_free(pool);
+  }
+  rt_tensor_free(x);
+  rt_list_free(state);
 }
 END_TEST
 
@@ -779,11 +844,13 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, pool_runs_each_thread_once_per_job);
+  tcase_add_test(tc, pool_runs_n_calls_once_each);
   tcase_add_test(tc, thread_count_from_dal_threads);
   tcase_add_test(tc, chunks_cover_every_index_once);
   tcase_add_test(tc, results_identical_across_runs_and_thread_counts);
   tcase_add_test(tc, gemm_matches_naive_matmul);
   tcase_add_test(tc, binds_inputs_outputs_state_and_constants);
+  tcase_add_test(tc, large_copies_split_among_threads);
   tcase_add_test(tc, binding_errors);
   tcase_add_test(tc, malformed_plans_are_errors);
   tcase_add_test(tc, profile_counts_steps_and_gemm_flops);
