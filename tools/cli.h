@@ -59,6 +59,10 @@ int cli_run_passes(IrGraph *g, const DalcArgs *a);
 /* A program of graphs[0..n) (taken over) on the chosen backend: JIT'd
  * native code, or the reference executor with --backend=ref. */
 RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a);
+/* Every entry as a program runs it (training entries as whole training
+ * steps, then the pass pipeline), in entry order; NULL after printing the
+ * error. The caller owns the array and the graphs. */
+IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a);
 /* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
  * weight_decay, clip_norm; PyTorch's defaults otherwise). */
 AdamWOptions cli_adamw_options(const FeProgram *p);

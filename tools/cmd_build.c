@@ -9,38 +9,14 @@
 #include <string.h>
 
 #include "codegen/aot.h"
-#include "passes/optimizer.h"
-#include "passes/passes.h"
 #include "tools/cli.h"
-
-/* Entry i as the program runs it: traced, a training entry made a
- * training step, then the graph passes. */
-static IrGraph *build_entry(FeProgram *p, int i, const AdamWOptions *adamw, const DalcArgs *a) {
-  IrGraph *g = cli_lower_entry(p, i, a);
-  if (!g) return NULL;
-  double t0 = pass_now();
-  int rc = g->train ? opt_train_step(g, adamw) : 0;
-  if (a->times && g->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
-  if (rc == 0) rc = cli_run_passes(g, a);
-  if (rc) {
-    cli_graph_error(g);
-    ir_graph_free(g);
-    return NULL;
-  }
-  return g;
-}
 
 int cmd_build(const DalcArgs *a) {
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   int n = fe_entry_count(p), status = 1;
-  IrGraph **graphs = calloc((size_t)n + 1, sizeof *graphs);
-  AdamWOptions adamw = cli_adamw_options(p);
-  for (int i = 0; i < n; i++)
-    if (!(graphs[i] = build_entry(p, i, &adamw, a))) {
-      for (int k = 0; k < i; k++) ir_graph_free(graphs[k]);
-      goto done;
-    }
+  IrGraph **graphs = cli_program_graphs(p, a);
+  if (!graphs) goto done;
   double lr = 1e-3;
   fe_global_number(p, "lr", &lr);
   const char *keep = getenv("DAL_KEEP_TEMPS");

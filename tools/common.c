@@ -130,3 +130,33 @@ AdamWOptions cli_adamw_options(const FeProgram *p) {
   return o;
 }
 
+
+/* Entry i as a program runs it: traced, a training entry made a training
+ * step (forward, backward, AdamW), then the graph passes. */
+static IrGraph *program_entry(FeProgram *p, int i, const AdamWOptions *adamw, const DalcArgs *a) {
+  IrGraph *g = cli_lower_entry(p, i, a);
+  if (!g) return NULL;
+  double t0 = pass_now();
+  int rc = g->train ? opt_train_step(g, adamw) : 0;
+  if (a->times && g->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
+  if (rc == 0) rc = cli_run_passes(g, a);
+  if (rc) {
+    cli_graph_error(g);
+    ir_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
+IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a) {
+  int n = fe_entry_count(p);
+  IrGraph **graphs = calloc((size_t)n + 1, sizeof *graphs);
+  AdamWOptions adamw = cli_adamw_options(p);
+  for (int i = 0; i < n; i++)
+    if (!(graphs[i] = program_entry(p, i, &adamw, a))) {
+      for (int k = 0; k < i; k++) ir_graph_free(graphs[k]);
+      free(graphs);
+      return NULL;
+    }
+  return graphs;
+}
