@@ -84,7 +84,9 @@ typedef struct {
 typedef enum {
   CG_SRC_NONE,    /* the root is an ordinary member (or loaded) */
   CG_SRC_OFFSET   /* root at global flat index i = src[i - n0 * sample], sample =
-                     the root's elements per sample (conv2d output chunks) */
+                     the root's elements per sample (conv2d output chunks); in a
+                     tiled window, (sample n0, row r, position p0 + c) at
+                     src[r * tile + c] */
 } CgRootSrc;
 
 /* A convolution's geometry: x [N, C, H, W], w, output [N, O, OH, OW]. */
@@ -124,9 +126,15 @@ typedef struct {
   int64_t inner, total;
   /* A window of samples (conv chunks): the kernel covers samples
    * [n0, n0 + nc) of the root, n0 read as an int64 from argument base_arg
-   * (-1: n0 = 0). The root's elements per sample are 'sample'. */
+   * (-1: n0 = 0). The root's elements per sample are 'sample'.
+   * With tile > 0 the window is one sample's run of 'tile' consecutive
+   * positions of each plane of 'plane' positions (a block of output rows
+   * of a convolution; nc = 1): the int64 at base_arg is then a chunk
+   * number b, the sample n0 = b / (plane / tile) and the first position
+   * p0 = (b % (plane / tile)) * tile. */
   int base_arg;
   int64_t nc, sample;
+  int64_t tile, plane;
   CgRootSrc src;
   int src_arg;         /* CG_SRC_OFFSET: the GEMM's output for the chunk */
 
@@ -134,13 +142,16 @@ typedef struct {
    * col at q * col_sq + j * col_sj + pos, q over (c, ky, kx) (IM2COL) or
    * (o, ky, kx) (COL2IM), j the sample in the chunk, pos over the output
    * (IM2COL) or input (COL2IM) positions. COL2IM adds each tap into its
-   * output position of dst (plane zeroed first). */
+   * output position of dst (plane zeroed first). A tiled IM2COL (tile > 0,
+   * plane = OH * OW, tile a multiple of OW) fills the output rows of its
+   * window only, pos counted from p0. */
   CgConv conv;
   int64_t col_sq, col_sj;
   int x_arg, col_arg;  /* IM2COL: input and col; COL2IM: col */
 
   /* PACK: dst = src samples [n0, n0 + nc), each (A, P); transposed: dst is
-   * (A, nc, P), else (nc, A, P). */
+   * (A, nc, P), else (nc, A, P). Tiled (tile > 0, plane = P): positions
+   * [p0, p0 + tile) of each row a, so dst is (A, nc, tile) or (nc, A, tile). */
   int64_t pack_a, pack_p;
   bool pack_t;
   int dst_arg;
@@ -179,8 +190,9 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
 void cg_lowered_free(CgLowered *l);
 
 /* Bytes one im2col/col buffer may take before a convolution is split into
- * chunks of samples (default 64 MiB); process-wide, a tuning knob (tests
- * lower it to exercise chunking). */
+ * chunks of samples, or tiles of output rows (default 4 MiB, so a chunk's
+ * col stays in cache from its im2col to its GEMM); process-wide, a tuning
+ * knob (tests change it to exercise chunking). */
 void cg_set_col_budget(int64_t bytes);
 
 /* Prints the plan: buffers, then steps with their arguments. */

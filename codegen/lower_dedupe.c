@@ -89,9 +89,9 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
   Str b = {malloc(256), 0, 256};
   b.s[0] = 0;
   const CgConv *c = &k->conv;
-  put(&b, "K%d r%lld n%lld t%lld f%d c%lld s%lld src%d ba%d sa%d np%d na%d", (int)k->kind, (long long)k->range,
-      (long long)k->inner, (long long)k->total, k->flat, (long long)k->nc, (long long)k->sample, (int)k->src, k->base_arg,
-      k->src_arg, k->nprologue, k->narg);
+  put(&b, "K%d r%lld n%lld t%lld f%d c%lld s%lld src%d ba%d sa%d np%d na%d tl%lld,%lld", (int)k->kind,
+      (long long)k->range, (long long)k->inner, (long long)k->total, k->flat, (long long)k->nc, (long long)k->sample,
+      (int)k->src, k->base_arg, k->src_arg, k->nprologue, k->narg, (long long)k->tile, (long long)k->plane);
   put(&b, " conv%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%d,%d col%lld,%lld x%d c%d", (long long)c->N,
       (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->O, (long long)c->KH, (long long)c->KW,
       (long long)c->OH, (long long)c->OW, c->stride, c->pad, (long long)k->col_sq, (long long)k->col_sj, k->x_arg,

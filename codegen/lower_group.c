@@ -105,6 +105,12 @@ void cg_low_loop_geometry(Lower *L, CgKernel *k) {
     k->range = (n + k->inner - 1) / k->inner;
     return;
   }
+  if (k->tile > 0) { /* a tiled window: the sample's rows, 'tile' positions each */
+    k->inner = k->tile;
+    k->total = n;
+    k->range = k->sample / k->plane;
+    return;
+  }
   /* rows x inner; a window of samples keeps dim 0 out of the row */
   int64_t inner = s->rank ? s->d[s->rank - 1] : 1;
   int lowest = k->nc ? 1 : 0;

@@ -596,6 +596,59 @@ START_TEST(test_conv_chunks) {
 }
 END_TEST
 
+/* Convolutions in tiles of output rows (one sample's col over the budget):
+ * conv2d with an epilogue that reads another tensor at the output index
+ * and with its output also returned, stride 2, and the weight gradient
+ * accumulated over the tiles. */
+START_TEST(test_conv_tiles) {
+  for (int k = 0; k < 3; k++) {
+    IrGraph *g = ir_graph_new("conv_tiles");
+    int stride = k == 1 ? 2 : 1, KS = k == 1 ? 4 : 3;
+    IrShape sx = shp(4, 3, 3, 9, 9), sw = shp(4, 5, 3, KS, KS), sb = shp(3, 5, 1, 1, 0);
+    int64_t OH = (9 + 2 - KS) / stride + 1; /* 9 (3x3), 4 (4x4 stride 2) */
+    IrShape so = shp(4, 3, 5, OH, OH);
+    int x = input(g, "x", IR_F32, sx), y;
+    if (k < 2) {
+      int w = input(g, "w", IR_F32, sw), b = input(g, "b", IR_F32, sb), z = input(g, "z", IR_F32, so);
+      int cv = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = stride, .pad = 1}, LOC);
+      int out[2] = {ir_binary(g, OP_ADD, ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, cv, b, LOC), LOC), z, LOC), cv};
+      ir_set_outputs(g, out, NULL, 2);
+    } else {
+      int dy = input(g, "dy", IR_F32, so);
+      IrAttr at = {.stride = 1, .pad = 1, .shape = sw};
+      y = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &at, LOC);
+      ck_assert_msg(y >= 0, "%s", g->error);
+      y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 3, LOC), LOC);
+      ir_set_outputs(g, &y, NULL, 1);
+    }
+    RtTensor *in[4] = {make(IR_F32, &sx, D_NORMAL, 0), NULL, NULL, NULL};
+    int nin = k < 2 ? 4 : 2;
+    if (k < 2) {
+      in[1] = make(IR_F32, &sw, D_NORMAL, 0);
+      in[2] = make(IR_F32, &sb, D_NORMAL, 0);
+      in[3] = make(IR_F32, &so, D_NORMAL, 0);
+    } else {
+      in[1] = make(IR_F32, &so, D_NORMAL, 0);
+    }
+    /* col per output position: 27 (3x3) or 48 (4x4) floats, plus 5 of dy for
+     * the weight gradient; a budget of 3 rows (3x3) or 2 rows (4x4) */
+    int64_t per_pos = (k == 1 ? 48 : 27) + (k == 2 ? 5 : 0);
+    cg_set_col_budget(per_pos * 4 * OH * (k == 1 ? 2 : 3));
+    Check c = {.tol = 1e-5};
+    FusePlan *p = one_group(g);
+    check_plan(g, p, in, NULL, &c);
+    cg_fuse_free(p);
+    /* per chunk: im2col, GEMM, epilogue (conv2d) or im2col, pack, GEMM */
+    int tiles = 3 * (k == 1 ? 2 : 3); /* 3 samples */
+    ck_assert_int_eq(c.steps, k < 2 ? 3 * tiles : 3 * tiles + 1);
+    check_both(g, in, NULL, &c);
+    free_all(in, nin);
+    ir_graph_free(g);
+  }
+  cg_set_col_budget(4ll << 20);
+}
+END_TEST
+
 /* The same chain on two inputs (a model's repeated layers): one function,
  * two steps. */
 START_TEST(test_shared_kernels) {
@@ -1000,6 +1053,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_chain_matmul_bias);
   tcase_add_test(t, test_chain_conv_bias_relu);
   tcase_add_test(t, test_conv_chunks);
+  tcase_add_test(t, test_conv_tiles);
   tcase_add_test(t, test_shared_kernels);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);

@@ -55,6 +55,7 @@ typedef struct {
   LLVMValueRef *argp;  /* (k->narg) buffer base pointers */
   LLVMValueRef ctxp;   /* const RtRunCtx * */
   LLVMValueRef n0;     /* first sample of the kernel's window (i64) */
+  LLVMValueRef p0;     /* first position of a tiled window (i64; else 0) */
   int *load_arg;       /* node -> argument it is loaded from, or -1 */
   CacheEntry *cache;
   int ncache, capcache;

@@ -41,7 +41,8 @@ static void zero_run(Emit *E, int arg, LLVMValueRef base, LLVMValueRef lo, LLVMV
 
 /* One (c, ky, kx) row of col per iteration q: for each sample j of the
  * chunk and output position (oy, ox), x[n0 + j, c, oy s - p + ky, ox s - p + kx]
- * or 0 in the padding. Each output row splits into a zero run, a run of
+ * or 0 in the padding (in a tiled window, the output rows from p0 / OW on,
+ * tile / OW of them). Each output row splits into a zero run, a run of
  * (strided) reads and another zero run, so the reads vectorise. */
 void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
@@ -56,8 +57,11 @@ void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   valid_range(E, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""), s, cv->W, cv->OW, &lo, &hi);
   em_loop_open(E, &lj, em_i64(E, 0), em_i64(E, k->nc), 0, NULL);
   LLVMValueRef n = add(E, E->n0, lj.iv);
-  em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, cv->OH), 0, NULL);
-  LLVMValueRef iy = add(E, LLVMBuildNSWSub(B, mul(E, ly.iv, s), em_i64(E, p), ""), ky);
+  int64_t rows = k->tile > 0 ? k->tile / cv->OW : cv->OH;
+  LLVMValueRef y0 = udiv(E, E->p0, cv->OW);
+  em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, rows), 0, NULL);
+  LLVMValueRef oy = add(E, y0, ly.iv);
+  LLVMValueRef iy = add(E, LLVMBuildNSWSub(B, mul(E, oy, s), em_i64(E, p), ""), ky);
   LLVMValueRef rowok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, iy, em_i64(E, 0), ""), lt(E, iy, em_i64(E, cv->H)), "");
   LLVMValueRef iyc = em_min_i64(E, em_max_i64(E, iy, em_i64(E, 0)), em_i64(E, cv->H - 1));
   LLVMValueRef xrow = mul(E, add(E, mul(E, add(E, mul(E, n, cv->C), c), cv->H), iyc), cv->W);
@@ -74,17 +78,18 @@ void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_close(E, &lq, NULL, NULL, false);
 }
 
-/* Iteration t = (j, a): row a of sample n0 + j, P elements, copied to
- * (j, a) of dst, or to (a, j) when transposed. */
+/* Iteration t = (j, a): row a of sample n0 + j, P elements (in a tiled
+ * window the tile from p0), copied to (j, a) of dst, or to (a, j) when
+ * transposed. */
 void em_kernel_pack(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
-  int64_t A = k->pack_a, P = k->pack_p;
+  int64_t A = k->pack_a, P = k->pack_p, len = k->tile > 0 ? k->tile : P;
   Loop lt_, lp;
   em_loop_open(E, &lt_, begin, end, 0, NULL);
   LLVMValueRef j = udiv(E, lt_.iv, A), a = urem(E, lt_.iv, A);
-  LLVMValueRef src = mul(E, add(E, mul(E, add(E, E->n0, j), A), a), P);
-  LLVMValueRef dst = k->pack_t ? mul(E, add(E, mul(E, a, k->nc), j), P) : mul(E, lt_.iv, P);
-  em_loop_open(E, &lp, em_i64(E, 0), em_i64(E, P), 0, NULL);
+  LLVMValueRef src = add(E, mul(E, add(E, mul(E, add(E, E->n0, j), A), a), P), E->p0);
+  LLVMValueRef dst = k->pack_t ? mul(E, add(E, mul(E, a, k->nc), j), len) : mul(E, lt_.iv, len);
+  em_loop_open(E, &lp, em_i64(E, 0), em_i64(E, len), 0, NULL);
   em_store(E, k->dst_arg, em_load(E, k->x_arg, E->f32, add(E, src, lp.iv)), add(E, dst, lp.iv));
   em_loop_close(E, &lp, NULL, NULL, false);
   em_loop_close(E, &lt_, NULL, NULL, false);

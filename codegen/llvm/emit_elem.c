@@ -273,15 +273,33 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
   }
 }
 
+/* Where a windowed loop kernel's root is in its chunk's scratch output:
+ * the global flat index minus the chunk start, or in a tiled window
+ * (row - n0 * rows per sample) * tile + position - p0. */
+static LLVMValueRef src_offset(Emit *E, const Idx *I) {
+  const CgKernel *k = E->k;
+  if (k->tile == 0)
+    return LLVMBuildNSWSub(B, em_idx_flat(E, I), LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample), ""), "");
+  LLVMValueRef row, pos;
+  if (I->n == 2 && I->ext[1] == k->plane) {
+    row = I->v[0];
+    pos = I->v[1];
+  } else {
+    LLVMValueRef flat = em_idx_flat(E, I), plane = em_i64(E, k->plane);
+    row = LLVMBuildUDiv(B, flat, plane, "");
+    pos = LLVMBuildURem(B, flat, plane, "");
+  }
+  row = LLVMBuildNSWSub(B, row, LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample / k->plane), ""), "");
+  return LLVMBuildNSWAdd(B, LLVMBuildNSWMul(B, row, em_i64(E, k->tile), ""), LLVMBuildNSWSub(B, pos, E->p0, ""), "");
+}
+
 LLVMValueRef em_eval(Emit *E, int v, const Idx *I) {
   LLVMValueRef val = cache_get(E, v, I);
   if (val) return val;
   const IrNode *nd = &E->g->node[v];
   const CgKernel *k = E->k;
   if (v == k->root && k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_OFFSET) {
-    /* the chunk's scratch output: global flat index minus the chunk start */
-    val = em_load(E, k->src_arg, E->f32,
-                  LLVMBuildNSWSub(B, em_idx_flat(E, I), LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample), ""), ""));
+    val = em_load(E, k->src_arg, E->f32, src_offset(E, I));
   } else if (nd->op == OP_CONST) {
     val = nd->dtype == IR_I32 ? em_i32(E, (int32_t)nd->attr.value) : em_f32(E, (float)nd->attr.value);
   } else if (E->load_arg[v] >= 0) {

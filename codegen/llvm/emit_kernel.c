@@ -76,7 +76,8 @@ static int inner_segments(Emit *E, int64_t inner, int64_t *cuts) {
 
 /* LOOP: flat, i in [begin * inner, min(end * inner, total)); or rows x
  * inner, row r (offset by the window's first sample) and c in [0, inner),
- * split where concats switch sides so each piece reads one side. */
+ * split where concats switch sides so each piece reads one side; or, in a
+ * tiled window, rows of plane positions [p0, p0 + tile). */
 static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   Loop lr, lc;
@@ -87,6 +88,17 @@ static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
     Idx I = em_idx1(lc.iv, k->total);
     store_all(E, &I);
     em_loop_close(E, &lc, NULL, NULL, false);
+    return;
+  }
+  if (k->tile > 0) { /* rows of the window's sample, positions [p0, p0 + tile) of each */
+    em_loop_open(E, &lr, begin, end, 0, NULL);
+    LLVMValueRef row = LLVMBuildNSWAdd(B, lr.iv, LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample / k->plane), ""), "");
+    em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, k->tile), 0, NULL);
+    Idx I = em_idx1(row, k->total / k->plane);
+    em_idx_push(&I, LLVMBuildNSWAdd(B, E->p0, lc.iv, ""), k->plane);
+    store_all(E, &I);
+    em_loop_close(E, &lc, NULL, NULL, false);
+    em_loop_close(E, &lr, NULL, NULL, false);
     return;
   }
   em_loop_open(E, &lr, begin, end, 0, NULL);
@@ -138,6 +150,12 @@ int em_kernel(Emit *E, const CgKernel *k) {
   E->ctxp = LLVMGetParam(body, (unsigned)k->narg);
   LLVMValueRef begin = LLVMGetParam(body, (unsigned)k->narg + 1), end = LLVMGetParam(body, (unsigned)k->narg + 2);
   E->n0 = k->base_arg >= 0 ? em_load(E, k->base_arg, E->i64, em_i64(E, 0)) : em_i64(E, 0);
+  E->p0 = em_i64(E, 0);
+  if (k->tile > 0) { /* chunk number b: sample b / tiles, first position (b % tiles) * tile */
+    LLVMValueRef tiles = em_i64(E, k->plane / k->tile);
+    E->p0 = LLVMBuildNSWMul(B, LLVMBuildURem(B, E->n0, tiles, ""), em_i64(E, k->tile), "");
+    E->n0 = LLVMBuildUDiv(B, E->n0, tiles, "");
+  }
   switch (k->kind) {
   case CG_KERNEL_LOOP: loop_kernel(E, begin, end); break;
   case CG_KERNEL_REDUCE: em_kernel_reduce(E, begin, end); break;
