@@ -39,6 +39,45 @@ static void zero_run(Emit *E, int arg, LLVMValueRef base, LLVMValueRef lo, LLVMV
   em_loop_close(E, &l, NULL, NULL, false);
 }
 
+/* im2col of a stride-1 convolution whose output rows are as wide as its
+ * input's (OW == W, "same" padding): the window's part of col row (q, j)
+ * is the input plane shifted by (ky - p) W + (kx - p), so it is one
+ * contiguous copy (a memcpy-like loop) between zero runs for the rows in
+ * the padding, after which the one or two columns per row that the shift
+ * wrapped around from the neighbouring row are zeroed. */
+static void im2col_same(Emit *E, LLVMValueRef c, LLVMValueRef ky, LLVMValueRef kx, LLVMValueRef j,
+                        LLVMValueRef crow0, int64_t rows) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t p = cv->pad, W = cv->W, HW = cv->H * cv->W, OW = cv->OW;
+  LLVMValueRef y0 = udiv(E, E->p0, OW), yend = addc(E, y0, rows);
+  LLVMValueRef shift = add(E, mul(E, LLVMBuildNSWSub(B, ky, em_i64(E, p), ""), W), LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
+  /* output rows whose input row oy - p + ky is inside: [vlo, vhi) */
+  LLVMValueRef vlo = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), ky, ""), y0), yend);
+  LLVMValueRef vhi = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, cv->H + p), ky, ""), vlo), yend);
+  LLVMValueRef clo = mul(E, LLVMBuildNSWSub(B, vlo, y0, ""), OW), chi = mul(E, LLVMBuildNSWSub(B, vhi, y0, ""), OW);
+  /* the copy reads inside the plane: window position l + p0 + shift in [0, HW) */
+  LLVMValueRef start = add(E, E->p0, shift);
+  LLVMValueRef a = em_min_i64(E, em_max_i64(E, clo, LLVMBuildNSWSub(B, em_i64(E, 0), start, "")), chi);
+  LLVMValueRef b = em_max_i64(E, em_min_i64(E, chi, LLVMBuildNSWSub(B, em_i64(E, HW), start, "")), a);
+  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), cv->C), c), HW);
+  zero_run(E, k->col_arg, crow0, em_i64(E, 0), a);
+  Loop l, ly;
+  em_loop_open(E, &l, a, b, 0, NULL);
+  em_store(E, k->col_arg, em_load(E, k->x_arg, E->f32, add(E, add(E, plane, start), l.iv)), add(E, crow0, l.iv));
+  em_loop_close(E, &l, NULL, NULL, false);
+  zero_run(E, k->col_arg, crow0, b, em_i64(E, rows * OW));
+  /* columns ox with ox - p + kx outside [0, W): [0, left) and [right, OW) */
+  LLVMValueRef left = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
+  LLVMValueRef right =
+      em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, W + p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
+  em_loop_open(E, &ly, vlo, vhi, 0, NULL);
+  LLVMValueRef rb = add(E, crow0, mul(E, LLVMBuildNSWSub(B, ly.iv, y0, ""), OW));
+  zero_run(E, k->col_arg, rb, em_i64(E, 0), left);
+  zero_run(E, k->col_arg, rb, right, em_i64(E, OW));
+  em_loop_close(E, &ly, NULL, NULL, false);
+}
+
 /* One (c, ky, kx) row of col per iteration q: for each sample j of the
  * chunk and output position (oy, ox), x[n0 + j, c, oy s - p + ky, ox s - p + kx]
  * or 0 in the padding (in a tiled window, the output rows from p0 / OW on,
@@ -56,8 +95,14 @@ void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   LLVMValueRef lo, hi;
   valid_range(E, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""), s, cv->W, cv->OW, &lo, &hi);
   em_loop_open(E, &lj, em_i64(E, 0), em_i64(E, k->nc), 0, NULL);
-  LLVMValueRef n = add(E, E->n0, lj.iv);
   int64_t rows = k->tile > 0 ? k->tile / cv->OW : cv->OH;
+  if (s == 1 && cv->OW == cv->W) {
+    im2col_same(E, c, ky, kx, lj.iv, add(E, mul(E, lq.iv, k->col_sq), mul(E, lj.iv, k->col_sj)), rows);
+    em_loop_close(E, &lj, NULL, NULL, false);
+    em_loop_close(E, &lq, NULL, NULL, false);
+    return;
+  }
+  LLVMValueRef n = add(E, E->n0, lj.iv);
   LLVMValueRef y0 = udiv(E, E->p0, cv->OW);
   em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, rows), 0, NULL);
   LLVMValueRef oy = add(E, y0, ly.iv);
