@@ -144,7 +144,9 @@ typedef struct {
    * (IM2COL) or input (COL2IM) positions. COL2IM adds each tap into its
    * output position of dst (plane zeroed first). A tiled IM2COL (tile > 0,
    * plane = OH * OW, tile a multiple of OW) fills the output rows of its
-   * window only, pos counted from p0. */
+   * window only, pos counted from p0; a tiled COL2IM (plane = H * W) adds
+   * the taps of its window's input rows, and zeroes the planes only in the
+   * sample's first tile. */
   CgConv conv;
   int64_t col_sq, col_sj;
   int x_arg, col_arg;  /* IM2COL: input and col; COL2IM: col */

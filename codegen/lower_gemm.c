@@ -11,8 +11,8 @@
  *
  * When the whole batch's col buffer would exceed the budget (see
  * cg_set_col_budget), samples go in chunks of nc (a divisor of N), or, for
- * conv2d and conv2d_backward_weight when one sample's col is over the
- * budget, in tiles: one sample's block of output rows (a divisor of OH) at
+ * when one sample's col is over the budget, in tiles: one sample's block
+ * of output rows (a divisor of OH; for conv_transpose2d, of input rows) at
  * a time, so that each chunk's col is written and read while it is still
  * in the caches. The same kernels run once per chunk, reading the chunk's
  * first sample (or its chunk number, for tiles) from a one-element constant
@@ -308,13 +308,16 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
 }
 
 /* A col2im kernel for samples [n0, n0 + nc) (base buffer, or -1 = 0) into
- * dst: one (sample, output channel) plane per iteration. */
+ * dst: one (sample, output channel) plane per iteration; tile > 0: the
+ * taps of one sample's block of input rows (see CgKernel.tile). */
 static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst, int64_t nc, int base, int64_t sq,
-                  int64_t sj) {
+                  int64_t sj, int64_t tile) {
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_COL2IM, gi, root);
   name_kernel(L, k, "col2im");
   k->conv = *cv;
   k->nc = nc;
+  k->tile = tile;
+  k->plane = cv->H * cv->W;
   k->col_sq = sq;
   k->col_sj = sj;
   k->col_arg = cg_low_arg(L, k, col);
@@ -331,33 +334,37 @@ static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bo
   CgConv cv = conv_geom(g, root);
   int64_t OKK = cv.O * cv.KH * cv.KW, HW = cv.H * cv.W;
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
-  int64_t nc = chunk_of(cv.N, OKK * HW * 4);
-  bool single = nc == cv.N;
-  int col = cg_low_arena(L, -1, nc * OKK * HW, "col2im");
+  /* chunks of input positions: tiles are blocks of input rows, whose taps
+   * col2im adds into the output planes zeroed by the sample's first tile */
+  Chunks ch = plan_chunks(cv.N, cv.H, cv.W, (OKK + cv.C) * 4);
+  int64_t nc = ch.nc, T = ch.tile ? ch.tile : HW; /* input positions per sample in a chunk */
+  bool single = ch.nchunk == 1;
+  int col = cg_low_arena(L, -1, nc * OKK * T, "col2im");
   int c = gemm_target(L, root, epi, nepi, store_root);
-  RtGemm gm = {.batch = (int)nc, .trans_a = 1, .m = (int)OKK, .n = (int)HW, .k = (int)cv.C};
+  RtGemm gm = {.batch = (int)nc, .trans_a = 1, .m = (int)OKK, .n = (int)T, .k = (int)cv.C};
   gm.lda = (int)OKK;
-  gm.ldb = (int)HW;
-  gm.ldc = (int)HW;
-  gm.stride_b = cv.C * HW;
-  gm.stride_c = OKK * HW;
-  int xs = single ? x : cg_low_arena(L, -1, nc * cv.C * HW, "conv_transpose2d chunk");
+  gm.ldb = (int)T;
+  gm.ldc = (int)T;
+  gm.stride_b = cv.C * T;
+  gm.stride_c = OKK * T;
+  int xs = single ? x : cg_low_arena(L, -1, nc * cv.C * T, "conv_transpose2d chunk");
   int first_pk = -1, first_ci = -1, pk_base = -1, ci_base = -1;
-  for (int64_t n0 = 0; n0 < cv.N; n0 += nc) {
-    if (!single && n0 == 0) {
-      first_pk = pack(L, gi, root, x, xs, cv.C, HW, false, nc, cg_low_const(L, -1, 0), 0);
+  for (int64_t k = 0; k < ch.nchunk; k++) {
+    int64_t b = chunk_base(&ch, k);
+    if (!single && k == 0) {
+      first_pk = pack(L, gi, root, x, xs, cv.C, HW, false, nc, cg_low_const(L, -1, b), ch.tile);
       if (first_pk < 0) return -1;
       pk_base = L->kern[L->step[first_pk].kernel].base_arg;
     } else if (!single) {
-      repeat_step(L, first_pk, pk_base, n0);
+      repeat_step(L, first_pk, pk_base, b);
     }
-    if (OKK * HW > 0 && gemm_step(L, "conv_transpose2d", gm, w, xs, col) < 0) return -1;
-    if (n0 == 0) {
-      first_ci = col2im(L, gi, root, &cv, col, c, nc, single ? -1 : cg_low_const(L, -1, 0), HW, OKK * HW);
+    if (OKK * T > 0 && gemm_step(L, "conv_transpose2d", gm, w, xs, col) < 0) return -1;
+    if (k == 0) {
+      first_ci = col2im(L, gi, root, &cv, col, c, nc, single ? -1 : cg_low_const(L, -1, b), T, OKK * T, ch.tile);
       if (first_ci < 0) return -1;
       if (!single) ci_base = L->kern[L->step[first_ci].kernel].base_arg;
     } else {
-      repeat_step(L, first_ci, ci_base, n0);
+      repeat_step(L, first_ci, ci_base, b);
     }
   }
   L->stored[root] = true;

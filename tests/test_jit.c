@@ -649,6 +649,36 @@ START_TEST(test_conv_tiles) {
 }
 END_TEST
 
+/* conv_transpose2d in tiles of input rows: the taps of each block land
+ * in output rows shared with the next block (stride 1 and 2). */
+START_TEST(test_conv_transpose_tiles) {
+  for (int stride = 1; stride <= 2; stride++) {
+    IrGraph *g = ir_graph_new("convt_tiles");
+    int KS = stride == 1 ? 3 : 4;
+    int64_t OH = (8 - 1) * stride - 2 + KS; /* 8 (3x3, stride 1) or 16 (4x4, stride 2) */
+    IrShape sx = shp(4, 2, 4, 8, 8), sw = shp(4, 4, 3, KS, KS), so = shp(4, 2, 3, OH, OH);
+    int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, sw);
+    IrAttr at = {.stride = stride, .pad = 1, .shape = so};
+    int y = ir_build(g, OP_CONV_TRANSPOSE2D, (int[]){x, w}, 2, &at, LOC);
+    ck_assert_msg(y >= 0, "%s", g->error);
+    y = ir_unary(g, OP_TANH, y, LOC);
+    ir_set_outputs(g, &y, NULL, 1);
+    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0)};
+    /* scratch per input position: col (3 * KS * KS) and the packed x (4);
+     * a budget of 2 input rows of 8: 4 tiles per sample */
+    cg_set_col_budget((3 * KS * KS + 4) * 4 * 8 * 2);
+    Check c = {.tol = 1e-5};
+    FusePlan *p = one_group(g);
+    check_plan(g, p, in, NULL, &c);
+    cg_fuse_free(p);
+    ck_assert_int_eq(c.steps, 2 * 4 * 3 + 1); /* (pack, GEMM, col2im) per tile, epilogue */
+    free_all(in, 2);
+    ir_graph_free(g);
+  }
+  cg_set_col_budget(4ll << 20);
+}
+END_TEST
+
 /* The same chain on two inputs (a model's repeated layers): one function,
  * two steps. */
 START_TEST(test_shared_kernels) {
@@ -1054,6 +1084,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_chain_conv_bias_relu);
   tcase_add_test(t, test_conv_chunks);
   tcase_add_test(t, test_conv_tiles);
+  tcase_add_test(t, test_conv_transpose_tiles);
   tcase_add_test(t, test_shared_kernels);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);

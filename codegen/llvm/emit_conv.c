@@ -143,7 +143,9 @@ void em_kernel_pack(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
 /* Plane t = (j, o) of a transposed convolution's output, sample n0 + j:
  * zeroed, then every tap (ky, kx) of every input position (iy, ix) added
  * at (iy s - p + ky, ix s - p + kx) if that is inside the plane. One thread
- * owns a plane, so there are no write races. */
+ * owns a plane, so there are no write races. In a tiled window only the
+ * input rows [p0 / W, (p0 + tile) / W) add their taps (col counted from
+ * p0), and only the sample's first tile (p0 = 0) zeroes the plane. */
 void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
@@ -152,10 +154,23 @@ void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_open(E, &lt_, begin, end, 0, NULL);
   LLVMValueRef j = udiv(E, lt_.iv, cv->O), o = urem(E, lt_.iv, cv->O);
   LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), cv->O), o), P);
-  zero_run(E, k->dst_arg, plane, em_i64(E, 0), em_i64(E, P));
+  LLVMValueRef y0 = udiv(E, E->p0, cv->W), yend = addc(E, y0, k->tile > 0 ? k->tile / cv->W : cv->H);
+  if (k->tile > 0) {
+    LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "col2im.zero");
+    LLVMBasicBlockRef taps = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "col2im.taps");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntEQ, E->p0, em_i64(E, 0), ""), zero, taps);
+    LLVMPositionBuilderAtEnd(B, zero);
+    zero_run(E, k->dst_arg, plane, em_i64(E, 0), em_i64(E, P));
+    LLVMBuildBr(B, taps);
+    LLVMPositionBuilderAtEnd(B, taps);
+  } else {
+    zero_run(E, k->dst_arg, plane, em_i64(E, 0), em_i64(E, P));
+  }
   em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, cv->KH), 0, NULL);
   LLVMValueRef ylo, yhi, xlo, xhi;
   valid_range(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), s, cv->OH, cv->H, &ylo, &yhi);
+  ylo = em_max_i64(E, ylo, y0);
+  yhi = em_max_i64(E, em_min_i64(E, yhi, yend), ylo);
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, cv->KW), 0, NULL);
   valid_range(E, LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), ""), s, cv->OW, cv->W, &xlo, &xhi);
   LLVMValueRef q = add(E, mul(E, add(E, mul(E, o, cv->KH), ly.iv), cv->KW), lx.iv);
@@ -164,7 +179,8 @@ void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   LLVMValueRef obase = add(E, plane, add(E, mul(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), cv->OW),
                                          LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), "")));
   em_loop_open(E, &li, ylo, yhi, 0, NULL);
-  LLVMValueRef crow = add(E, cbase, mul(E, li.iv, cv->W)), orow = add(E, obase, mul(E, li.iv, s * cv->OW));
+  LLVMValueRef crow = add(E, cbase, mul(E, LLVMBuildNSWSub(B, li.iv, y0, ""), cv->W));
+  LLVMValueRef orow = add(E, obase, mul(E, li.iv, s * cv->OW));
   em_loop_open(E, &lj, xlo, xhi, 0, NULL);
   LLVMValueRef at = add(E, orow, mul(E, lj.iv, s));
   LLVMValueRef v = LLVMBuildFAdd(B, em_load(E, k->dst_arg, E->f32, at), em_load(E, k->col_arg, E->f32, add(E, crow, lj.iv)), "");
