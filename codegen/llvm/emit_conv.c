@@ -51,7 +51,8 @@ static void im2col_same(Emit *E, LLVMValueRef c, LLVMValueRef ky, LLVMValueRef k
   const CgConv *cv = &k->conv;
   int64_t p = cv->pad, W = cv->W, HW = cv->H * cv->W, OW = cv->OW;
   LLVMValueRef y0 = udiv(E, E->p0, OW), yend = addc(E, y0, rows);
-  LLVMValueRef shift = add(E, mul(E, LLVMBuildNSWSub(B, ky, em_i64(E, p), ""), W), LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
+  LLVMValueRef shift =
+      add(E, mul(E, LLVMBuildNSWSub(B, ky, em_i64(E, p), ""), W), LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
   /* output rows whose input row oy - p + ky is inside: [vlo, vhi) */
   LLVMValueRef vlo = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), ky, ""), y0), yend);
   LLVMValueRef vhi = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, cv->H + p), ky, ""), vlo), yend);
@@ -68,7 +69,8 @@ static void im2col_same(Emit *E, LLVMValueRef c, LLVMValueRef ky, LLVMValueRef k
   em_loop_close(E, &l, NULL, NULL, false);
   zero_run(E, k->col_arg, crow0, b, em_i64(E, rows * OW));
   /* columns ox with ox - p + kx outside [0, W): [0, left) and [right, OW) */
-  LLVMValueRef left = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
+  LLVMValueRef left =
+      em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
   LLVMValueRef right =
       em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, W + p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
   em_loop_open(E, &ly, vlo, vhi, 0, NULL);
