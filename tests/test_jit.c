@@ -679,6 +679,33 @@ START_TEST(test_conv_transpose_tiles) {
 }
 END_TEST
 
+/* Stride-2 convolutions with rows wide enough for im2col's 8-at-a-time
+ * even-input reads (and their remainders and padding at both ends): the
+ * output, and the weight gradient. */
+START_TEST(test_conv_stride2_wide) {
+  for (int k = 0; k < 2; k++) {
+    IrGraph *g = ir_graph_new("conv_s2");
+    IrShape sx = shp(4, 2, 3, 38, 41), sw = shp(4, 4, 3, 4, 4), so = shp(4, 2, 4, 19, 20);
+    int x = input(g, "x", IR_F32, sx), y;
+    if (k == 0) {
+      int w = input(g, "w", IR_F32, sw);
+      y = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = 2, .pad = 1}, LOC);
+    } else {
+      int dy = input(g, "dy", IR_F32, so);
+      y = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &(IrAttr){.stride = 2, .pad = 1, .shape = sw}, LOC);
+    }
+    ck_assert_msg(y >= 0, "%s", g->error);
+    ck_assert_int_eq(g->node[y].shape.d[k == 0 ? 3 : 1], k == 0 ? 20 : 3);
+    ir_set_outputs(g, &y, NULL, 1);
+    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, k == 0 ? &sw : &so, D_NORMAL, 0)};
+    Check c = {.tol = 1e-5};
+    check_plan(g, NULL, in, NULL, &c);
+    free_all(in, 2);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
 /* The same chain on two inputs (a model's repeated layers): one function,
  * two steps. */
 START_TEST(test_shared_kernels) {
@@ -1085,6 +1112,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_conv_chunks);
   tcase_add_test(t, test_conv_tiles);
   tcase_add_test(t, test_conv_transpose_tiles);
+  tcase_add_test(t, test_conv_stride2_wide);
   tcase_add_test(t, test_shared_kernels);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);
