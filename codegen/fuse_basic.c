@@ -10,39 +10,6 @@
 
 static bool is_leaf_op(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
 
-/* A binary min-heap of group ids keyed by key[group]. */
-typedef struct {
-  int *a, n;
-  const int *key;
-} Heap;
-
-static void heap_push(Heap *h, int v) {
-  int i = h->n++;
-  h->a[i] = v;
-  while (i > 0 && h->key[h->a[(i - 1) / 2]] > h->key[h->a[i]]) {
-    int p = (i - 1) / 2, t = h->a[p];
-    h->a[p] = h->a[i];
-    h->a[i] = t;
-    i = p;
-  }
-}
-
-static int heap_pop(Heap *h) {
-  int top = h->a[0];
-  h->a[0] = h->a[--h->n];
-  for (int i = 0;;) {
-    int l = 2 * i + 1, r = l + 1, m = i;
-    if (l < h->n && h->key[h->a[l]] < h->key[h->a[m]]) m = l;
-    if (r < h->n && h->key[h->a[r]] < h->key[h->a[m]]) m = r;
-    if (m == i) break;
-    int t = h->a[m];
-    h->a[m] = h->a[i];
-    h->a[i] = t;
-    i = m;
-  }
-  return top;
-}
-
 /* Fills one group's lists from its members (already in gr->node, sorted). */
 static void fill_group(const IrGraph *g, FuseGroup *gr, int gid, const int *dense, const bool *escapes) {
   gr->kind = FUSE_LOOP;
@@ -141,20 +108,11 @@ FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, 
       int k = dense[tmp[c].in[t]];
       succ[first[k] + fill[k]++] = c;
     }
-  int *order = malloc(sizeof(int) * (size_t)(ngroup + 1)), norder = 0;
-  Heap h = {malloc(sizeof(int) * (size_t)(ngroup + 1)), 0, minid};
-  for (int k = 0; k < ngroup; k++)
-    if (indeg[k] == 0) heap_push(&h, k);
-  while (h.n > 0) {
-    int k = heap_pop(&h);
-    order[norder++] = k;
-    for (int e = first[k]; e < first[k + 1]; e++)
-      if (--indeg[succ[e]] == 0) heap_push(&h, succ[e]);
-  }
+  int *order = malloc(sizeof(int) * (size_t)(ngroup + 1));
+  int norder = fuse_topo_order(ngroup, first, succ, indeg, minid, NULL, order);
   free(first);
   free(succ);
   free(fill);
-  free(h.a);
   free(indeg);
   free(minid);
   free(escapes);

@@ -212,39 +212,6 @@ static bool fill_group(const Fuser *f, const FuseGrowing *G, FuseGroup *out, con
   return true;
 }
 
-/* A min-heap of group indices keyed by their last member. */
-typedef struct {
-  int *a, n;
-  const FuseGrowing *gs;
-} GroupHeap;
-
-static void heap_push(GroupHeap *h, int gi) {
-  int i = h->n++;
-  h->a[i] = gi;
-  while (i > 0 && h->gs[h->a[(i - 1) / 2]].last > h->gs[h->a[i]].last) {
-    int up = (i - 1) / 2, t = h->a[up];
-    h->a[up] = h->a[i];
-    h->a[i] = t;
-    i = up;
-  }
-}
-
-static int heap_pop(GroupHeap *h) {
-  int top = h->a[0];
-  h->a[0] = h->a[--h->n];
-  for (int i = 0;;) {
-    int l = 2 * i + 1, r = l + 1, m = i;
-    if (l < h->n && h->gs[h->a[l]].last < h->gs[h->a[m]].last) m = l;
-    if (r < h->n && h->gs[h->a[r]].last < h->gs[h->a[m]].last) m = r;
-    if (m == i) break;
-    int t = h->a[m];
-    h->a[m] = h->a[i];
-    h->a[i] = t;
-    i = m;
-  }
-  return top;
-}
-
 /* pos[gi] = the plan index of live group gi (dead ones: -1). Returns the
  * number of live groups, -1 if they are not acyclic (the rules exclude
  * it), -2 if out of memory. */
@@ -253,10 +220,11 @@ static int order_groups(const Fuser *f, int *pos) {
   const IrGraph *g = f->g;
   int *indeg = calloc((size_t)ng + 1, sizeof *indeg), *first = calloc((size_t)ng + 2, sizeof *first);
   int *fill = calloc((size_t)ng + 1, sizeof *fill);
-  GroupHeap h = {malloc(((size_t)ng + 1) * sizeof *h.a), 0, f->gs};
+  int *last = malloc(((size_t)ng + 1) * sizeof *last), *order = malloc(((size_t)ng + 1) * sizeof *order);
+  bool *dead = calloc((size_t)ng + 1, sizeof *dead);
   int *succ = NULL;
   int result = -2;
-  if (!indeg || !first || !fill || !h.a) goto done;
+  if (!indeg || !first || !fill || !last || !order || !dead) goto done;
   for (int v = 0; v < f->n; v++)
     for (int k = 0; k < g->node[v].nin; k++) {
       int a = f->grp[g->node[v].in[k]], b = f->grp[v];
@@ -270,25 +238,25 @@ static int order_groups(const Fuser *f, int *pos) {
       int a = f->grp[g->node[v].in[k]], b = f->grp[v];
       if (a != b) succ[first[a] + fill[a]++] = b;
     }
+  /* ready groups in order of their last member */
   int live = 0;
   for (int gi = 0; gi < ng; gi++) {
     pos[gi] = -1;
-    if (f->gs[gi].dead) continue;
-    live++;
-    if (indeg[gi] == 0) heap_push(&h, gi);
+    last[gi] = f->gs[gi].last;
+    dead[gi] = f->gs[gi].dead;
+    live += !dead[gi];
   }
-  while (h.n > 0) {
-    int gi = heap_pop(&h);
-    pos[gi] = nlive++;
-    for (int k = first[gi]; k < first[gi + 1]; k++)
-      if (--indeg[succ[k]] == 0) heap_push(&h, succ[k]);
-  }
+  nlive = fuse_topo_order(ng, first, succ, indeg, last, dead, order);
+  if (nlive < 0) goto done;
+  for (int k = 0; k < nlive; k++) pos[order[k]] = k;
   result = nlive == live ? nlive : -1;
 done:
   free(indeg);
   free(first);
   free(fill);
-  free(h.a);
+  free(last);
+  free(order);
+  free(dead);
   free(succ);
   return result;
 }

@@ -105,6 +105,14 @@ int fuse_kernel_count(const FusePlan *p);
 /* One line per refused edge: "%12 -> %15 (softmax): why", the op being
  * the producer's. */
 void fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out);
+/* Kahn's algorithm over items 0..n-1 with successors succ[first[i] ..
+ * first[i+1]) and in-degrees indeg[] (consumed): writes the items to
+ * order[] (leaving out those with skip[i], which must have no edges; skip
+ * may be NULL), ready items taken smallest key[] first. Returns how many
+ * were ordered (fewer than the items not skipped means a cycle), -1 if out
+ * of memory. */
+int fuse_topo_order(int n, const int *first, const int *succ, int *indeg, const int *key, const bool *skip,
+                    int *order);
 /* The graph in Graphviz with one cluster per group. */
 void fuse_print_dot(const IrGraph *g, const FusePlan *p, FILE *out);
 
