@@ -281,8 +281,11 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
       if (p->group_of[v] == gi && L.home[v] != L.out_buf[k]) cg_low_copy(&L, cg_low_home(&L, v), L.out_buf[k], "output");
     }
   }
+  int in_place = 0;
+  int64_t in_place_bytes = 0;
   if (rc == 0) {
     cg_low_update_copies(&L);
+    in_place = cg_low_in_place(&L, &in_place_bytes);
     cg_low_dedupe(&L);
   }
   if (rc != 0) {
@@ -325,7 +328,8 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
     return NULL;
   }
   out->arena_lower_bound = mp.lower_bound;
-  out->arena_no_reuse = mp.no_reuse_bytes;
+  out->arena_no_reuse = mp.no_reuse_bytes + in_place_bytes; /* the merged-away outputs count too */
+  out->in_place = in_place;
   mem_plan_free(&mp);
   return out;
 }

@@ -35,10 +35,12 @@
  *     reads the old value afterwards, else copied at the end (through
  *     staging buffers when updates read each other's targets: every
  *     update sees the values from before any of them);
+ *   - an elementwise LOOP kernel stores an output over an input buffer
+ *     that dies there, through one argument for both (lower_inplace.c);
  *   - kernels with identical code share one function (lower_dedupe.c);
  *   - arena offsets are placed at the end by passes/memplan.h's
- *     mem_plan_rt from the steps' uses (no in-place pairs: kernels take
- *     their buffers as noalias).
+ *     mem_plan_rt from the steps' uses (in-place pairs are one buffer by
+ *     then, so every kernel argument stays noalias).
  * Data-dependent indices never make a kernel read or write out of bounds:
  * an out-of-range gather index reads zeros, an out-of-range onehot index
  * gives a zero row, an out-of-range cross_entropy target gives NaN, a
@@ -181,6 +183,7 @@ typedef struct {
   CgKernel *kernel;    /* plan.kernel_name[i] == kernel[i].name */
   RtKernelFn *fn;      /* (nkernel) plan.kernel points here; filled by the JIT */
   int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
+  int in_place;        /* elementwise kernels storing an output over an input that dies there */
   void *pool;          /* every allocation above */
 } CgLowered;
 

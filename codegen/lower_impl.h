@@ -2,7 +2,8 @@
  * lower.c (buffers, steps, kernels, the driver), lower_state.c (liveness,
  * recomputed expansions, state updates), lower_group.c
  * (a fusion group's kernels), lower_gemm.c (GEMM-based ops) and
- * lower_dedupe.c (kernels with the same code share a function). */
+ * lower_inplace.c (outputs written over dying inputs) and lower_dedupe.c
+ * (kernels with the same code share a function). */
 #ifndef DAL_CODEGEN_LOWER_IMPL_H
 #define DAL_CODEGEN_LOWER_IMPL_H
 
@@ -79,6 +80,13 @@ int cg_low_group(Lower *L, int gi);
 CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int n, int provided);
 /* Sets a LOOP kernel's iteration geometry (flat or rows x inner, window). */
 void cg_low_loop_geometry(Lower *L, CgKernel *k);
+
+/* ---- lower_inplace.c ---- */
+/* Lets elementwise LOOP kernels store an output into the storage of an
+ * input that dies there (the two buffers become one; the output's buffer
+ * is dropped from the plan). Returns the number of pairs merged and their
+ * bytes in *merged_bytes. Runs after every step exists, before dedupe. */
+int cg_low_in_place(Lower *L, int64_t *merged_bytes);
 
 /* ---- lower_dedupe.c ---- */
 /* Makes kernels with identical code share one function (steps remapped,

@@ -22,7 +22,9 @@
  * In-place sharing means a kernel's output and one of its inputs are the
  * same memory: the kernel must read input element i before it writes
  * output element i, and its code must not assume the two do not alias
- * (no noalias on that pair). Independent of LLVM. Module prefix: mem_.
+ * (codegen/lower_inplace.c gives such a kernel one argument for both and
+ * drops the output's buffer before mem_plan_rt runs). Independent of LLVM.
+ * Module prefix: mem_.
  */
 #ifndef DAL_PASSES_MEMPLAN_H
 #define DAL_PASSES_MEMPLAN_H

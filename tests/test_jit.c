@@ -727,6 +727,61 @@ START_TEST(test_shared_kernels) {
 }
 END_TEST
 
+/* ---- in-place reuse (codegen/lower_inplace.c) ---- */
+
+/* Groups by hand, so each loop kernel below is its own step:
+ *   mm = x @ w                       GEMM into an arena buffer
+ *   a1 = mm * 0.5 + 1, a2 = mm * mm  one kernel: a1 may take mm's storage,
+ *                                    and a2 must still read mm's old value
+ *   t  = a1 + transpose(a1) + a2     may take a2's storage, never a1's (read
+ *                                    transposed: element (i, j) reads (j, i),
+ *                                    which an earlier iteration overwrote)
+ *   r  = relu(t) * 3                 in place of t
+ *   y  = sum(r, axis 1)              a row kernel
+ * Expected: three kernels write over a dying input, and the results agree
+ * with the reference executor (writing t over a1 would not). */
+START_TEST(test_in_place) {
+  IrGraph *g = ir_graph_new("in_place");
+  IrShape s = shp(2, 48, 48, 0, 0);
+  int x = input(g, "x", IR_F32, s), w = input(g, "w", IR_F32, s);
+  int mm = ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC);
+  int first_b = g->n;
+  int half = ir_binary(g, OP_MUL, mm, ir_scalar(g, IR_F32, 0.5, LOC), LOC);
+  int a1 = ir_binary(g, OP_ADD, half, ir_scalar(g, IR_F32, 1, LOC), LOC);
+  int a2 = ir_binary(g, OP_MUL, mm, mm, LOC);
+  int first_c = g->n;
+  int t = ir_binary(g, OP_ADD, ir_binary(g, OP_ADD, a1, ir_permute(g, a1, (int[]){1, 0}, LOC), LOC), a2, LOC);
+  int first_d = g->n;
+  int r = ir_binary(g, OP_MUL, ir_unary(g, OP_RELU, t, LOC), ir_scalar(g, IR_F32, 3, LOC), LOC);
+  int first_e = g->n;
+  int y = ir_reduce(g, OP_SUM, r, 0x2, false, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  int *gid = calloc((size_t)g->n + 1, sizeof(int));
+  for (int v = 0; v < g->n; v++)
+    gid[v] = v >= first_e ? 4 : v >= first_d ? 3 : v >= first_c ? 2 : v >= first_b ? 1 : 0;
+  char err[200];
+  FusePlan *p = cg_fuse_from_groups(g, gid, err, sizeof err);
+  ck_assert_msg(p != NULL, "%s", err);
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  ck_assert_int_eq(l->in_place, 3);
+  /* two arena buffers are left: mm (holding a1 too) and a2 (t, r) */
+  int arena = 0;
+  for (int b = 0; b < l->plan.nbuf; b++) arena += l->plan.buf[b].kind == RT_BUF_ARENA;
+  ck_assert_int_eq(arena, 2);
+  cg_lowered_free(l);
+  RtTensor *in[2] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
+  Check c = {.tol = 1e-5};
+  check_plan(g, p, in, NULL, &c);
+  cg_fuse_free(p);
+  check_both(g, in, NULL, &c);
+  free_all(in, 2);
+  free(gid);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- state updates ---- */
 
 /* count += 1 and w -= 0.5 w in place (nothing reads the old values after
@@ -1114,6 +1169,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_conv_transpose_tiles);
   tcase_add_test(t, test_conv_stride2_wide);
   tcase_add_test(t, test_shared_kernels);
+  tcase_add_test(t, test_in_place);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_swap);
   tcase_add_test(t, test_bad_indices);

@@ -30,7 +30,11 @@ static void target_attrs(Emit *E, LLVMValueRef fn) {
   enum_attr(E, fn, LLVMAttributeFunctionIndex, "nounwind");
 }
 
+/* Every value of the element first, then the stores: an output may share
+ * its argument with an input it replaces (lower_inplace.c), which must be
+ * read before it is overwritten. */
 static void store_all(Emit *E, const Idx *I) {
+  for (int i = 0; i < E->k->nstore; i++) em_eval(E, E->k->store[i].node, I);
   for (int i = 0; i < E->k->nstore; i++) em_store_node(E, E->k->store[i].node, I);
 }
 

@@ -43,13 +43,16 @@ grep -q 'vfmadd' "$tmp/out" && grep -q 'ymm' "$tmp/out" && ok || bad "the traini
 expect_ok "emit obj" "$dalc" models/dvae.dal --config tiny --emit=obj -o "$tmp/k.o"
 [ -s "$tmp/k.o" ] && ok || bad "no object file"
 
-# ---- memory plans of the bench training steps: arena <= 1.05x the lower bound ----
+# ---- memory plans of the bench training steps: arena <= 1.05x the lower bound,
+#      and elementwise kernels reusing their dying inputs ----
 for m in "gpt loss" "dvae loss"; do
   set -- $m
   expect_ok "stats $1 bench" "$dalc" models/$1.dal --config bench --stats --fn $2
   ratio=$(sed -n 's/.*arena\/bound \([0-9.]*\).*/\1/p' "$tmp/out")
   grep -q 'no reuse' "$tmp/out" && [ -n "$ratio" ] && awk "BEGIN { exit !($ratio <= 1.05) }" \
     && ok || bad "$1 bench training step: arena/bound '$ratio' (must be <= 1.05)"
+  merged=$(sed -n 's/^in place: \([0-9]*\).*/\1/p' "$tmp/out")
+  [ "${merged:-0}" -gt 0 ] && ok || bad "$1 bench training step: no kernel writes in place ('$merged')"
 done
 set --
 

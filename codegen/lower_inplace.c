@@ -1,0 +1,150 @@
+/* lower_inplace.c — elementwise kernels write over an input that dies
+ * there (the in-place reuse of notes/compiler-design.md B7).
+ *
+ * A LOOP kernel may store output o into the storage of a loaded buffer x
+ * when
+ *   - both are arena buffers of the same size, x is written by an earlier
+ *     step and last read by this one, o is first written here;
+ *   - every read of x in the kernel is at the iteration's own element: each
+ *     member reading x is elementwise or a reshape and is itself evaluated
+ *     only at the iteration index (nothing broadcasts, transposes or
+ *     slices its way to x);
+ *   - the kernel reads everything of an element before it writes anything
+ *     of it (the emitter evaluates all stores, then stores: emit_kernel.c).
+ * The kernel then takes one argument for both: o's stores go through x's
+ * pointer at the same index, so the pair needs no alias analysis and keeps
+ * its noalias promise to every other argument. o's buffer disappears (its
+ * later readers read x's), and the memory planner sees one longer-lived
+ * buffer. Sample windows (conv chunks) and GEMM-sourced roots are left
+ * alone. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codegen/lower_impl.h"
+
+/* bad[v]: v may be evaluated at an index other than the iteration's (it
+ * feeds, through members, something that is not elementwise or a reshape).
+ * Node ids are topological, so one sweep from the last node suffices. */
+static void find_off_index(const Lower *L, const CgKernel *k, bool *bad) {
+  const IrGraph *g = L->g;
+  memset(bad, 0, (size_t)g->n);
+  for (int c = g->n - 1; c >= 0; c--) {
+    if (!k->member[c]) continue;
+    const IrNode *nd = &g->node[c];
+    bool off = bad[c] || !cg_low_identity_op(nd->op);
+    int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+    for (int j = 0; j < nin && off; j++) bad[nd->in[j]] = true;
+  }
+}
+
+static bool eligible_kernel(const CgKernel *k) {
+  return k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE && k->base_arg < 0 && k->tile == 0;
+}
+
+/* Every load of argument a reads a node evaluated only at the iteration
+ * index, with as many elements as the iteration space. */
+static bool loads_at_index(const Lower *L, const CgKernel *k, const bool *bad, int a) {
+  int64_t n = ir_numel(&L->g->node[k->root].shape);
+  for (int i = 0; i < k->nload; i++) {
+    if (k->load[i].arg != a) continue;
+    int v = k->load[i].node;
+    if (bad[v] || ir_numel(&L->g->node[v].shape) != n) return false;
+  }
+  return true;
+}
+
+static bool is_store_arg(const CgKernel *k, int a) {
+  for (int i = 0; i < k->nstore; i++)
+    if (k->store[i].arg == a) return true;
+  return false;
+}
+
+static bool is_load_arg(const CgKernel *k, int a) {
+  for (int i = 0; i < k->nload; i++)
+    if (k->load[i].arg == a) return true;
+  return false;
+}
+
+/* Stores to kernel argument 'from' go to argument 'to' instead, and 'from'
+ * is removed (the arguments after it move down by one). */
+static void merge_args(CgKernel *k, RtStep *s, int from, int to) {
+  for (int i = 0; i < k->nstore; i++)
+    if (k->store[i].arg == from) k->store[i].arg = to;
+  for (int i = 0; i < k->narg - 1; i++)
+    if (i >= from) k->arg[i] = k->arg[i + 1];
+  k->narg--;
+  for (int i = 0; i < k->nload; i++)
+    if (k->load[i].arg > from) k->load[i].arg--;
+  for (int i = 0; i < k->nstore; i++)
+    if (k->store[i].arg > from) k->store[i].arg--;
+  s->narg = k->narg;
+}
+
+/* Drops the buffers marked in gone[] and renumbers every step's arguments
+ * (into fresh arrays: chunked kernels share an argument array among steps). */
+static void drop_buffers(Lower *L, const bool *gone) {
+  int *map = malloc(sizeof(int) * (size_t)(L->nbuf + 1));
+  int n = 0;
+  for (int b = 0; b < L->nbuf; b++) {
+    map[b] = gone[b] ? -1 : n;
+    if (!gone[b]) L->buf[n++] = L->buf[b];
+  }
+  L->nbuf = n;
+  for (int si = 0; si < L->nstep; si++) {
+    RtStep *s = &L->step[si];
+    int *a = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(s->narg + 1));
+    for (int i = 0; i < s->narg; i++) a[i] = map[s->arg[i]];
+    if (s->kind == RT_STEP_KERNEL && L->kern[s->kernel].arg == s->arg) L->kern[s->kernel].arg = a;
+    s->arg = a;
+  }
+  for (int k = 0; k < L->g->noutput; k++) L->out_buf[k] = map[L->out_buf[k]];
+  free(map);
+}
+
+int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
+  int nb = L->nbuf, merged = 0;
+  *merged_bytes = 0;
+  int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
+  bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
+  for (int si = 0; si < L->nstep; si++)
+    for (int i = 0; i < L->step[si].narg; i++) {
+      int b = L->step[si].arg[i];
+      if (first[b] < 0) first[b] = si;
+      last[b] = si;
+    }
+  for (int si = 0; si < L->nstep; si++) {
+    RtStep *s = &L->step[si];
+    if (s->kind != RT_STEP_KERNEL || !eligible_kernel(&L->kern[s->kernel]) || L->kern[s->kernel].arg != s->arg)
+      continue;
+    CgKernel *k = &L->kern[s->kernel];
+    find_off_index(L, k, bad);
+    for (int so = 0; so < k->narg; so++) {
+      int bo = k->arg[so];
+      if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA || first[bo] != si) continue;
+      for (int sx = 0; sx < k->narg; sx++) {
+        int bx = k->arg[sx];
+        if (sx == so || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
+            first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype || !loads_at_index(L, k, bad, sx))
+          continue;
+        /* o's later readers read x's buffer; x now lives as long as o did */
+        for (int t = si + 1; t < L->nstep; t++)
+          for (int i = 0; i < L->step[t].narg; i++)
+            if (L->step[t].arg[i] == bo) ((int *)L->step[t].arg)[i] = bx;
+        last[bx] = last[bo];
+        merge_args(k, s, so, sx);
+        gone[bo] = true;
+        *merged_bytes += L->buf[bo].bytes;
+        merged++;
+        so--; /* the arguments after so moved down by one */
+        break;
+      }
+    }
+  }
+  if (merged) drop_buffers(L, gone);
+  free(first);
+  free(last);
+  free(gone);
+  free(bad);
+  return merged;
+}
