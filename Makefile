@@ -64,7 +64,7 @@ LIBS_test_data     := runtime
 LIBS_test_autodiff := passes codegen ir runtime
 LIBS_test_optimizer := passes codegen ir runtime
 LIBS_test_simplify := passes codegen ir runtime
-LIBS_test_fuse     := frontend passes ir
+LIBS_test_fuse     := frontend passes codegen ir runtime
 LIBS_test_frontend := frontend ir
 LIBS_test_jit      := frontend codegen passes ir runtime
 LIBS_test_memplan  := frontend passes ir
@@ -107,10 +107,15 @@ $(BUILD)/obj/gen/lexer.o: $(BUILD)/gen/parser.h
 $(frontend_OBJ): | $(BUILD)/gen/parser.h $(BUILD)/gen/lexer.h
 
 TEST_NAMES := $(patsubst tests/%.c,%,$(wildcard tests/test_*.c))
+# Helpers shared by the tests (tests/*.c that are not test_*.c) in one
+# archive, so each test pulls in only the helpers it calls.
+TEST_HELPERS := $(BUILD)/tests/libhelpers.a
+$(TEST_HELPERS): $(call obj,$(filter-out tests/test_%.c,$(wildcard tests/*.c)))
+	@mkdir -p $(@D); rm -f $@; ar rcs $@ $^
 define test_rule
-$(BUILD)/tests/$(1): tests/$(1).c $(BUILD)/obj/tests/util.o $(call libs_for,$(1))
+$(BUILD)/tests/$(1): tests/$(1).c $(TEST_HELPERS) $(call libs_for,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(CFLAGS) -o $$@ $$< $(BUILD)/obj/tests/util.o $(call libs_for,$(1)) $$(LDFLAGS) $$(CHECK_LIBS) $$(LDLIBS)
+	$$(CC) $$(CFLAGS) -o $$@ $$< $(TEST_HELPERS) $(call libs_for,$(1)) $$(LDFLAGS) $$(CHECK_LIBS) $$(LDLIBS)
 endef
 $(foreach t,$(TEST_NAMES),$(eval $(call test_rule,$(t))))
 # tests that link codegen (or every library) may pull in the LLVM backend

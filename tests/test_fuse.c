@@ -9,7 +9,9 @@
  * domain's at ELEM, the reduction's output's at ROW), and every refused
  * edge a real edge between two groups.
  *
- * Then a test per rule, with the kernel counts the issue asks for: an
+ * Then a test per rule, with the kernel counts the issue asks for, each
+ * plan also compiled, run and compared with the reference executor
+ * (tests/jit_check.h): an
  * elementwise chain is one kernel; softmax and layer norm written by hand
  * drop to at most two (two-pass row groups); AdamW on one parameter is at
  * most two; matmul + bias + gelu is one opaque group; no duplication; the
@@ -29,6 +31,7 @@
 #include "passes/fuse.h"
 #include "passes/optimizer.h"
 #include "passes/passes.h"
+#include "tests/jit_check.h"
 #include "tests/util.h"
 
 #define LOC ((SrcLoc){"test_fuse.c", __LINE__, 1})
@@ -178,6 +181,14 @@ static const char *refusal(const FusePlan *p, int a, int b) {
   return NULL;
 }
 
+/* The plan (NULL: fuse_plan's, fusion on) compiled and run computes what
+ * the reference executor computes, on random inputs and state (i32 inputs
+ * are class indices below 8). */
+static void agrees(IrGraph *g, const FusePlan *p) {
+  JcCheck c = {.tol = 1e-5};
+  jc_check_random(g, p, 8, &c);
+}
+
 static int input(IrGraph *g, const char *name, IrShape s) { return ir_input(g, name, F, s, LOC); }
 static int un(IrGraph *g, IrOp op, int x) { return ir_unary(g, op, x, LOC); }
 static int bin(IrGraph *g, IrOp op, int a, int b) { return ir_binary(g, op, a, b, LOC); }
@@ -220,6 +231,7 @@ START_TEST(elementwise_chain_is_one_kernel) {
   ck_assert_int_eq(p->level[a], FUSE_AT_ELEM);
   ck_assert_int_eq(p->level[g->node[d].in[1]], FUSE_AT_ELEM); /* the broadcast itself: per element */
   printf("elementwise chain: %d kernels unfused, %d fused\n", before, fuse_kernel_count(p));
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -238,6 +250,7 @@ START_TEST(disabled_is_one_group_per_node) {
   int nonleaf = 0;
   for (int v = 0; v < g->n; v++) nonleaf += !is_leaf(g->node[v].op);
   ck_assert_int_eq(fuse_kernel_count(p), nonleaf);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -269,6 +282,7 @@ START_TEST(constants_inline_or_stay_leaves) {
   ck_assert_int_eq(gc->nin, 2); /* x and the shared constant, not the 3 */
   ck_assert_int_eq(gc->in[0], x);
   ck_assert_int_eq(gc->in[1], one);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -295,6 +309,7 @@ START_TEST(reduction_takes_prologue_and_epilogue) {
   ck_assert_int_eq(p->level[m], FUSE_AT_ROW);
   ck_assert_int_eq(gr->nout, 1);
   ck_assert_int_eq(gr->out[0], m);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -314,6 +329,7 @@ START_TEST(one_reduction_per_kernel) {
   const char *why = refusal(p, s, g->node[m].in[0]);
   ck_assert_ptr_nonnull(why);
   ck_assert_msg(strstr(why, "one reduction per kernel") != NULL, "%s", why);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -346,6 +362,7 @@ START_TEST(softmax_by_hand_is_two_kernels) {
   ck_assert_int_eq(p->level[s], FUSE_AT_ROW);
   const char *why = refusal(p, mx, g->node[g->node[e].in[0]].in[1]);
   ck_assert_ptr_nonnull(why);
+  agrees(g, p);
   fuse_plan_free(p);
 
   IrGraph *h = ir_graph_new("softmax_op");
@@ -355,6 +372,7 @@ START_TEST(softmax_by_hand_is_two_kernels) {
   built(h, z);
   set_out(h, z);
   ck_assert_int_eq(kernels(h, &fused), 1); /* prologue, softmax, epilogue at its shape */
+  agrees(h, NULL);
   ir_graph_free(h);
   ir_graph_free(g);
 }
@@ -381,6 +399,7 @@ START_TEST(layer_norm_by_hand_is_two_kernels) {
   ck_assert_int_ge(before, 8);
   ck_assert(same_group(p, xc, y) && same_group(p, rstd, y));
   ck_assert_int_eq(p->level[rstd], FUSE_AT_ROW);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -398,6 +417,7 @@ START_TEST(onehot_of_argmax_is_one_kernel) {
   FusePlan *p = plan(g, &fused);
   ck_assert_int_eq(fuse_kernel_count(p), 1);
   ck_assert_int_eq(p->group[p->group_of[y]].root, am);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -414,6 +434,7 @@ START_TEST(cross_entropy_and_kl_are_two_kernels) {
   built(g, loss);
   set_out(g, loss);
   ck_assert_int_eq(kernels(g, &fused), 2);
+  agrees(g, NULL);
   ir_graph_free(g);
 
   g = ir_graph_new("kl");
@@ -427,6 +448,7 @@ START_TEST(cross_entropy_and_kl_are_two_kernels) {
   printf("KL term: %d kernels unfused, %d fused\n", before, fuse_kernel_count(p));
   ck_assert_int_le(fuse_kernel_count(p), 2);
   ck_assert(!same_group(p, lp, kl));
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -448,6 +470,7 @@ START_TEST(single_pass_splits_at_the_broadcast) {
   const char *why = refusal(p, m, g->node[y].in[1]);
   ck_assert_ptr_nonnull(why);
   ck_assert_msg(strstr(why, "two-pass") != NULL, "%s", why);
+  agrees(g, p);
   fuse_plan_free(p);
   ck_assert_int_eq(kernels(g, &fused), 1);
   ir_graph_free(g);
@@ -475,6 +498,7 @@ START_TEST(unfinished_two_pass_is_undone) {
   ck_assert_int_eq(p->level[r], FUSE_AT_ELEM); /* its own loop, not a row of y's */
   const char *why = refusal(p, r, bc);
   ck_assert_msg(why && strstr(why, "cannot join this kernel"), "%s", why ? why : "(none)");
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -504,6 +528,7 @@ START_TEST(matmul_bias_gelu_is_one_group) {
   int want_in[] = {x, r, w, b};
   ck_assert_int_eq(gr->nin, 4);
   for (int i = 0; i < 4; i++) ck_assert_int_eq(gr->in[i], want_in[i]);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -524,6 +549,7 @@ START_TEST(opaque_epilogue_refusals) {
   ck_assert(!same_group(p, mm, a) && !same_group(p, mm, s));
   const char *why = refusal(p, mm, a);
   ck_assert_msg(why && strstr(why, "duplicate"), "%s", why ? why : "(none)");
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 
@@ -539,6 +565,7 @@ START_TEST(opaque_epilogue_refusals) {
   ck_assert_int_eq(fuse_kernel_count(p), 2);
   why = refusal(p, mm, e);
   ck_assert_msg(why && strstr(why, "elementwise epilogue"), "%s", why ? why : "(none)");
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -563,6 +590,7 @@ START_TEST(no_duplication) {
     const char *why = refusal(p, a, i ? c : b);
     ck_assert_msg(why && strstr(why, "duplicate"), "%s", why ? why : "(none)");
   }
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -589,6 +617,7 @@ START_TEST(diamond_cycle_is_refused) {
     ck_assert_msg(why && strstr(why, "cycle"), "%s", why ? why : "(none)");
   }
   ck_assert_int_lt(p->group_of[a], p->group_of[d]);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -615,6 +644,7 @@ START_TEST(shared_broadcast_merges_siblings) {
   ck_assert_int_eq(gr->out[0], a);
   ck_assert_int_eq(gr->out[1], b);
   ck_assert_int_eq(gr->root, b);
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 
@@ -633,6 +663,7 @@ START_TEST(shared_broadcast_merges_siblings) {
   ck_assert(!same_group(p, sb, a) && !same_group(p, sb, b));
   const char *why = refusal(p, sb, g->node[a].in[0]);
   ck_assert_msg(why && strstr(why, "cycle"), "%s", why ? why : "(none)");
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
 }
@@ -681,6 +712,7 @@ START_TEST(adamw_one_param_is_two_kernels) {
   ck_assert_int_eq(k, 3);
   ck_assert(same_group(p, of[0], of[1]));
   ck_assert(same_group(p, of[0], of[2]));
+  agrees(g, p);
   fuse_plan_free(p);
   ir_graph_free(g);
   g = adamw_graph(0, 3);
@@ -696,6 +728,7 @@ START_TEST(adamw_one_param_is_two_kernels) {
   ck_assert_int_le(three - after, 2 + 1);
   ck_assert_int_ge(before, 15);
   ck_assert_int_le(clipped, after + 1);
+  agrees(g, NULL);
   ir_graph_free(g);
 }
 END_TEST
@@ -724,6 +757,7 @@ START_TEST(norm_backward_is_a_few_kernels) {
     int after = kernels(g, &fused);
     printf("%s forward + backward: %d kernels unfused, %d fused\n", which ? "group_norm" : "layer_norm", before, after);
     ck_assert_int_le(after * 3, before);
+    agrees(g, NULL);
     ir_graph_free(g);
   }
 }
@@ -845,9 +879,16 @@ START_TEST(random_graphs_keep_the_invariants) {
     ck_assert_int_le(k1, k0);
     ck_assert_int_le(k2, k0);
     total += k0, fusedk += k1;
+    if (i % 10 == 0) { /* every tenth also runs, under both fused plans */
+      FusePlan *p = plan(g, &one_pass);
+      JcCheck c = {.tol = 1e-4}; /* chains of exp and matmul amplify rounding */
+      jc_check_random(g, p, 8, &c);
+      jc_check_random(g, NULL, 8, &c);
+      fuse_plan_free(p);
+    }
     ir_graph_free(g);
   }
-  printf("300 random graphs: %d kernels unfused, %d fused\n", total, fusedk);
+  printf("300 random graphs: %d kernels unfused, %d fused (30 of them run against the reference)\n", total, fusedk);
   ck_assert_int_lt(fusedk * 2, total);
 }
 END_TEST
@@ -920,6 +961,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("fuse");
   TCase *rules = tcase_create("rules");
+  tcase_add_checked_fixture(rules, jc_setup, jc_teardown);
   tcase_add_test(rules, elementwise_chain_is_one_kernel);
   tcase_add_test(rules, disabled_is_one_group_per_node);
   tcase_add_test(rules, constants_inline_or_stay_leaves);

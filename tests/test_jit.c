@@ -6,14 +6,15 @@
  * and updated state must agree: i32 exactly, f32 to 1e-5 relative
  * (max-abs difference over max-abs of the reference), or bit for bit where
  * the arithmetic is the same (elementwise, movement, comparisons, casts,
- * maxima, scatter-add). Inputs are generated here, deterministically.
+ * maxima, scatter-add). Running and comparing is tests/jit_check.c's;
+ * inputs come from its deterministic sequence.
  *
  * Covered: every op of ops.def (each alone, a coverage check like
  * test_ref's), fused chains under explicit groupings (elementwise,
  * broadcast, reduction with prologue and epilogue, softmax row kernel,
  * matmul + bias, conv + bias + relu, two-pass row groups) and under
- * passes/fuse.c's plans, convolutions split into chunks of samples, state
- * updates, data-dependent indices out of range, the GPT tiny logits and the
+ * passes/fuse.c's plans, convolutions split into chunks of samples,
+ * in-place outputs over dying inputs, state updates, data-dependent indices out of range, the GPT tiny logits and the
  * dVAE tiny encoder from models/gpt.dal and dvae.dal, and the emitted assembly (AVX2 FMA
  * in an elementwise kernel), LLVM IR and object file. */
 #include <math.h>
@@ -32,190 +33,12 @@
 #include "passes/fuse.h"
 #include "passes/optimizer.h"
 #include "runtime/rt_sched.h"
+#include "tests/jit_check.h"
 #include "tests/util.h"
 
 #define LOC ((SrcLoc){"test_jit.c", __LINE__, 1})
 #define SH(r, ...) {.rank = (r), .d = {__VA_ARGS__}}
 #define NO_ATTR {.axis = 0}
-
-static CgSession *session;
-static RtPool *pool;
-
-static void setup(void) {
-  RtErr e;
-  session = cg_session_new(&e);
-  ck_assert_msg(session != NULL, "%s", e.msg);
-  pool = rt_pool_new(2, &e);
-  ck_assert_msg(pool != NULL, "%s", e.msg);
-}
-
-static void teardown(void) {
-  cg_session_free(session);
-  rt_pool_free(pool);
-}
-
-/* ---- deterministic inputs ---- */
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_u64(void) {
-  rng ^= rng << 13;
-  rng ^= rng >> 7;
-  rng ^= rng << 17;
-  return rng;
-}
-
-static double uniform(double lo, double hi) { return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0; }
-
-typedef enum {
-  D_NORMAL,   /* f32 in [-2.5, 2.5] */
-  D_POS,      /* f32 in [0.05, 9] */
-  D_SMALL,    /* small integers -3..3 (as f32 or i32): ties for comparisons */
-  D_INDEX,    /* i32 in [0, hi) */
-  D_NONZERO,  /* i32 in [-20, 20] without 0 */
-  D_WIDE,     /* f32 up to +-3e9 and NaN (casts); i32 over the whole range */
-  D_BOOL      /* i32 0 or 1 */
-} Dom;
-
-static RtTensor *make(IrDType dt, const IrShape *s, Dom d, int hi) {
-  RtErr e;
-  RtTensor *t = rt_tensor_new((RtDType)dt, s->rank, s->d, &e);
-  ck_assert_msg(t != NULL, "%s", e.msg);
-  int64_t n = rt_tensor_numel(t);
-  for (int64_t i = 0; i < n; i++) {
-    double v;
-    switch (d) {
-    case D_POS: v = uniform(0.05, 9); break;
-    case D_SMALL: v = (double)(int)uniform(-3, 4) - 0.0; break;
-    case D_INDEX: v = (double)(int64_t)uniform(0, hi); break;
-    case D_NONZERO: v = (double)(int)uniform(1, 21) * (next_u64() & 1 ? 1 : -1); break;
-    case D_BOOL: v = (double)(next_u64() & 1); break;
-    case D_WIDE: v = dt == IR_I32 ? (double)(int32_t)(uint32_t)next_u64() : uniform(-3e9, 3e9); break;
-    default: v = uniform(-2.5, 2.5); break;
-    }
-    if (dt == IR_I32) rt_i32(t)[i] = (int32_t)v;
-    else rt_f32(t)[i] = (float)v;
-  }
-  if (d == D_WIDE && dt == IR_F32 && n > 3) {
-    rt_f32(t)[0] = NAN;
-    rt_f32(t)[1] = 2147483520.0f;
-    rt_f32(t)[2] = -2147483648.0f;
-  }
-  if (d == D_WIDE && dt == IR_I32 && n > 2) {
-    rt_i32(t)[0] = INT32_MIN;
-    rt_i32(t)[1] = INT32_MAX;
-  }
-  return t;
-}
-
-static RtTensor *copy_tensor(const RtTensor *t) {
-  RtErr e;
-  RtTensor *c = rt_tensor_new(t->dtype, t->rank, t->dim, &e);
-  memcpy(c->data, t->data, rt_tensor_bytes(t));
-  return c;
-}
-
-/* ---- running both ways ---- */
-
-/* got matches want: same dtype and size; i32 and 'exact' f32 bit for bit
- * (NaN matching NaN), other f32 to tol relative. */
-static void expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact) {
-  ck_assert_msg(got->dtype == want->dtype && rt_tensor_numel(got) == rt_tensor_numel(want), "%s: dtype or size differs",
-                what);
-  int64_t n = rt_tensor_numel(want);
-  if (want->dtype == RT_I32) {
-    for (int64_t i = 0; i < n; i++)
-      ck_assert_msg(rt_i32(got)[i] == rt_i32(want)[i], "%s: element %lld is %d, expected %d", what, (long long)i,
-                    rt_i32(got)[i], rt_i32(want)[i]);
-    return;
-  }
-  const float *a = rt_f32(got), *b = rt_f32(want);
-  for (int64_t i = 0; i < n; i++) {
-    ck_assert_msg(isnan(a[i]) == isnan(b[i]), "%s: element %lld is %g, expected %g", what, (long long)i, a[i], b[i]);
-    if (exact && !isnan(b[i]))
-      ck_assert_msg(a[i] == b[i], "%s: element %lld is %.9g, expected exactly %.9g", what, (long long)i, a[i], b[i]);
-  }
-  if (!exact) {
-    /* relative error over the non-NaN elements */
-    double num = 0, den = 1e-30;
-    for (int64_t i = 0; i < n; i++) {
-      if (isnan(b[i])) continue;
-      if (isinf(b[i])) {
-        ck_assert_msg(a[i] == b[i], "%s: element %lld is %g, expected %g", what, (long long)i, a[i], b[i]);
-        continue;
-      }
-      num = fmax(num, fabs((double)a[i] - (double)b[i]));
-      den = fmax(den, fabs((double)b[i]));
-    }
-    ck_assert_msg(num / den <= tol, "%s: relative error %.3g > %.1g", what, num / den, tol);
-  }
-}
-
-typedef struct {
-  double tol;
-  bool exact;
-  uint64_t seed, step;
-  int kernels;       /* out: the plan's kernel count */
-  int steps;         /* out: its step count */
-} Check;
-
-/* Runs g on inputs in[] and parameters params[] (copied for each side: the
- * updates write them) with ref_run and with the JIT under fusion plan fp
- * (NULL: fuse_plan with fusion on), and compares outputs and updated state. */
-static void check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor **params, Check *c) {
-  RtErr e = {{0}};
-  int np = g->nparam;
-  RtTensor **pref = calloc((size_t)np + 1, sizeof *pref);
-  RtTensor **rout = calloc((size_t)g->noutput + 1, sizeof *rout), **jout = calloc((size_t)g->noutput + 1, sizeof *jout);
-  for (int i = 0; i < np; i++) pref[i] = copy_tensor(params[i]);
-  RefOptions ro = {c->seed, c->step};
-  ck_assert_msg(ref_run(g, in, pref, rout, &ro, &e) == 0, "ref_run(%s): %s", g->name, e.msg);
-
-  FusePlan *own = NULL;
-  if (!fp) fp = own = fuse_plan(g, &(FuseOptions){.enabled = true});
-  CgModule *m = cg_module_new(session, g, fp, &e);
-  ck_assert_msg(m != NULL, "cg_module_new(%s): %s", g->name, e.msg);
-  if (own) fuse_plan_free(own);
-  ck_assert_msg(cg_module_jit(m, &e) == 0, "jit(%s): %s", g->name, e.msg);
-  const RtPlan *plan = cg_module_plan(m);
-  c->kernels = plan->nkernel;
-  c->steps = plan->nstep;
-  RtTensorList *state = rt_list_new();
-  for (int i = 0; i < np; i++) rt_list_put(state, g->node[g->param[i]].name, copy_tensor(params[i]));
-  void *arena = rt_arena_new(plan->arena_bytes, &e);
-  ck_assert_msg(arena != NULL, "%s", e.msg);
-  RtRunCtx ctx = {c->seed, c->step};
-  ck_assert_msg(rt_plan_run(plan, pool, arena, in, jout, state, &ctx, &e) == 0, "rt_plan_run(%s): %s", g->name, e.msg);
-  for (int k = 0; k < g->noutput; k++) {
-    char what[200];
-    snprintf(what, sizeof what, "%s output %d (%s)", g->name, k, g->output_name[k]);
-    expect_agree(what, jout[k], rout[k], c->tol, c->exact);
-  }
-  for (int i = 0; i < np; i++) {
-    char what[200];
-    snprintf(what, sizeof what, "%s state %s", g->name, g->node[g->param[i]].name);
-    expect_agree(what, rt_list_get(state, g->node[g->param[i]].name), pref[i], c->tol, c->exact);
-  }
-  for (int k = 0; k < g->noutput; k++) {
-    rt_tensor_free(rout[k]);
-    rt_tensor_free(jout[k]);
-  }
-  for (int i = 0; i < np; i++) rt_tensor_free(pref[i]);
-  free(pref);
-  free(rout);
-  free(jout);
-  rt_list_free(state);
-  rt_arena_free(arena);
-  cg_module_free(m);
-}
-
-/* check_plan with fusion off (one group per node) and on. */
-static void check_both(IrGraph *g, RtTensor **in, RtTensor **params, Check *c) {
-  FusePlan *off = fuse_plan(g, &(FuseOptions){.enabled = false});
-  check_plan(g, off, in, params, c);
-  fuse_plan_free(off);
-  check_plan(g, NULL, in, params, c);
-}
 
 static void free_all(RtTensor **t, int n) {
   for (int i = 0; i < n; i++) rt_tensor_free(t[i]);
@@ -226,7 +49,7 @@ static void free_all(RtTensor **t, int n) {
 typedef struct {
   IrDType dt;
   IrShape s;
-  Dom dom;
+  JcDom dom;
   int hi;
 } In;
 
@@ -251,126 +74,126 @@ static const OpCase cases[] = {
     {"iota_ax0", OP_IOTA, {.shape = SH(1, 5), .axis = 0}, 0, {{0}}, true},
     {"gumbel", OP_GUMBEL, {.shape = SH(2, 3, 1500), .salt = 7}, 0, {{0}}, true},
     /* unary */
-    {"neg_f32", OP_NEG, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
-    {"abs_f32", OP_ABS, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
-    {"exp", OP_EXP, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
-    {"log", OP_LOG, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, false},
-    {"sqrt", OP_SQRT, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, true},
-    {"rsqrt", OP_RSQRT, NO_ATTR, 1, {F(D_POS, 2, 3, 37)}, true},
-    {"tanh", OP_TANH, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
-    {"sigmoid", OP_SIGMOID, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
-    {"relu", OP_RELU, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, true},
-    {"gelu", OP_GELU, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 37)}, false},
-    {"neg_i32", OP_NEG, NO_ATTR, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
-    {"abs_i32", OP_ABS, NO_ATTR, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
-    {"cast_f32_i32", OP_CAST, {.dtype = IR_I32}, 1, {F(D_WIDE, 2, 3, 37)}, true},
-    {"cast_i32_f32", OP_CAST, {.dtype = IR_F32}, 1, {I(D_WIDE, 0, 2, 3, 37)}, true},
-    {"cast_same", OP_CAST, {.dtype = IR_F32}, 1, {F(D_NORMAL, 2, 3, 5)}, true},
-    {"stop_gradient", OP_STOP_GRADIENT, NO_ATTR, 1, {F(D_NORMAL, 2, 3, 5)}, true},
-    {"straight_through", OP_STRAIGHT_THROUGH, NO_ATTR, 2, {F(D_NORMAL, 2, 3, 5), F(D_NORMAL, 2, 3, 5)}, true},
+    {"neg_f32", OP_NEG, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, true},
+    {"abs_f32", OP_ABS, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, true},
+    {"exp", OP_EXP, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
+    {"log", OP_LOG, NO_ATTR, 1, {F(JC_POS, 2, 3, 37)}, false},
+    {"sqrt", OP_SQRT, NO_ATTR, 1, {F(JC_POS, 2, 3, 37)}, true},
+    {"rsqrt", OP_RSQRT, NO_ATTR, 1, {F(JC_POS, 2, 3, 37)}, true},
+    {"tanh", OP_TANH, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
+    {"sigmoid", OP_SIGMOID, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
+    {"relu", OP_RELU, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, true},
+    {"gelu", OP_GELU, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
+    {"neg_i32", OP_NEG, NO_ATTR, 1, {I(JC_WIDE, 0, 2, 3, 37)}, true},
+    {"abs_i32", OP_ABS, NO_ATTR, 1, {I(JC_WIDE, 0, 2, 3, 37)}, true},
+    {"cast_f32_i32", OP_CAST, {.dtype = IR_I32}, 1, {F(JC_WIDE, 2, 3, 37)}, true},
+    {"cast_i32_f32", OP_CAST, {.dtype = IR_F32}, 1, {I(JC_WIDE, 0, 2, 3, 37)}, true},
+    {"cast_same", OP_CAST, {.dtype = IR_F32}, 1, {F(JC_NORMAL, 2, 3, 5)}, true},
+    {"stop_gradient", OP_STOP_GRADIENT, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 5)}, true},
+    {"straight_through", OP_STRAIGHT_THROUGH, NO_ATTR, 2, {F(JC_NORMAL, 2, 3, 5), F(JC_NORMAL, 2, 3, 5)}, true},
     /* binary */
-    {"add_f32", OP_ADD, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"sub_f32", OP_SUB, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"mul_f32", OP_MUL, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"div_f32", OP_DIV, NO_ATTR, 2, {F(D_NORMAL, 2, 4, 33), F(D_POS, 2, 4, 33)}, true},
-    {"max_f32", OP_MAX, NO_ATTR, 2, {F(D_SMALL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"min_f32", OP_MIN, NO_ATTR, 2, {F(D_SMALL, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"pow", OP_POW, NO_ATTR, 2, {F(D_POS, 2, 4, 33), F(D_NORMAL, 2, 4, 33)}, true},
-    {"add_i32", OP_ADD, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
-    {"sub_i32", OP_SUB, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
-    {"mul_i32", OP_MUL, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_WIDE, 0, 2, 4, 33)}, true},
-    {"div_i32", OP_DIV, NO_ATTR, 2, {I(D_WIDE, 0, 2, 4, 33), I(D_NONZERO, 0, 2, 4, 33)}, true},
-    {"max_i32", OP_MAX, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 33), I(D_SMALL, 0, 2, 4, 33)}, true},
-    {"min_i32", OP_MIN, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 33), I(D_SMALL, 0, 2, 4, 33)}, true},
-    {"lt_f32", OP_LT, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"le_f32", OP_LE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"gt_f32", OP_GT, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"ge_f32", OP_GE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"eq_f32", OP_EQ, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"ne_f32", OP_NE, NO_ATTR, 2, {F(D_SMALL, 2, 4, 9), F(D_SMALL, 2, 4, 9)}, true},
-    {"lt_i32", OP_LT, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"le_i32", OP_LE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"gt_i32", OP_GT, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"ge_i32", OP_GE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"eq_i32", OP_EQ, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"ne_i32", OP_NE, NO_ATTR, 2, {I(D_SMALL, 0, 2, 4, 9), I(D_SMALL, 0, 2, 4, 9)}, true},
-    {"where_f32", OP_WHERE, NO_ATTR, 3, {I(D_BOOL, 0, 2, 3, 7), F(D_NORMAL, 2, 3, 7), F(D_NORMAL, 2, 3, 7)}, true},
-    {"where_i32", OP_WHERE, NO_ATTR, 3, {I(D_SMALL, 0, 2, 3, 7), I(D_WIDE, 0, 2, 3, 7), I(D_WIDE, 0, 2, 3, 7)}, true},
+    {"add_f32", OP_ADD, NO_ATTR, 2, {F(JC_NORMAL, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"sub_f32", OP_SUB, NO_ATTR, 2, {F(JC_NORMAL, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"mul_f32", OP_MUL, NO_ATTR, 2, {F(JC_NORMAL, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"div_f32", OP_DIV, NO_ATTR, 2, {F(JC_NORMAL, 2, 4, 33), F(JC_POS, 2, 4, 33)}, true},
+    {"max_f32", OP_MAX, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"min_f32", OP_MIN, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"pow", OP_POW, NO_ATTR, 2, {F(JC_POS, 2, 4, 33), F(JC_NORMAL, 2, 4, 33)}, true},
+    {"add_i32", OP_ADD, NO_ATTR, 2, {I(JC_WIDE, 0, 2, 4, 33), I(JC_WIDE, 0, 2, 4, 33)}, true},
+    {"sub_i32", OP_SUB, NO_ATTR, 2, {I(JC_WIDE, 0, 2, 4, 33), I(JC_WIDE, 0, 2, 4, 33)}, true},
+    {"mul_i32", OP_MUL, NO_ATTR, 2, {I(JC_WIDE, 0, 2, 4, 33), I(JC_WIDE, 0, 2, 4, 33)}, true},
+    {"div_i32", OP_DIV, NO_ATTR, 2, {I(JC_WIDE, 0, 2, 4, 33), I(JC_NONZERO, 0, 2, 4, 33)}, true},
+    {"max_i32", OP_MAX, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 33), I(JC_SMALL, 0, 2, 4, 33)}, true},
+    {"min_i32", OP_MIN, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 33), I(JC_SMALL, 0, 2, 4, 33)}, true},
+    {"lt_f32", OP_LT, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"le_f32", OP_LE, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"gt_f32", OP_GT, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"ge_f32", OP_GE, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"eq_f32", OP_EQ, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"ne_f32", OP_NE, NO_ATTR, 2, {F(JC_SMALL, 2, 4, 9), F(JC_SMALL, 2, 4, 9)}, true},
+    {"lt_i32", OP_LT, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"le_i32", OP_LE, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"gt_i32", OP_GT, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"ge_i32", OP_GE, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"eq_i32", OP_EQ, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"ne_i32", OP_NE, NO_ATTR, 2, {I(JC_SMALL, 0, 2, 4, 9), I(JC_SMALL, 0, 2, 4, 9)}, true},
+    {"where_f32", OP_WHERE, NO_ATTR, 3, {I(JC_BOOL, 0, 2, 3, 7), F(JC_NORMAL, 2, 3, 7), F(JC_NORMAL, 2, 3, 7)}, true},
+    {"where_i32", OP_WHERE, NO_ATTR, 3, {I(JC_SMALL, 0, 2, 3, 7), I(JC_WIDE, 0, 2, 3, 7), I(JC_WIDE, 0, 2, 3, 7)}, true},
     /* reductions */
-    {"sum_ax1", OP_SUM, {.axes = 0x2}, 1, {F(D_NORMAL, 3, 3, 40, 5)}, false},
-    {"sum_ax02_keep", OP_SUM, {.axes = 0x5, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, false},
-    {"sum_ax12", OP_SUM, {.axes = 0x6}, 1, {F(D_NORMAL, 3, 3, 6, 50)}, false},
-    {"sum_all", OP_SUM, {.axes = 0x7}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, false},
-    {"sum_i32", OP_SUM, {.axes = 0x1}, 1, {I(D_WIDE, 0, 2, 5, 7)}, true},
-    {"rmax_ax1", OP_REDUCE_MAX, {.axes = 0x2}, 1, {F(D_NORMAL, 3, 3, 40, 5)}, true},
-    {"rmax_last", OP_REDUCE_MAX, {.axes = 0x4}, 1, {F(D_SMALL, 3, 3, 4, 50)}, true},
-    {"rmax_ax02_keep", OP_REDUCE_MAX, {.axes = 0x5, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, true},
-    {"rmax_i32", OP_REDUCE_MAX, {.axes = 0x2}, 1, {I(D_WIDE, 0, 3, 3, 4, 5)}, true},
-    {"argmax_ax1", OP_ARGMAX, {.axis = 1}, 1, {F(D_SMALL, 3, 3, 4, 5)}, true},
-    {"argmax_ax2_keep", OP_ARGMAX, {.axis = 2, .keepdim = 1}, 1, {F(D_NORMAL, 3, 3, 4, 50)}, true},
-    {"argmax_i32", OP_ARGMAX, {.axis = 0}, 1, {I(D_SMALL, 0, 3, 6, 4, 5)}, true},
-    {"softmax_ax1", OP_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, false},
-    {"softmax_last", OP_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 2, 6, 100)}, false},
-    {"log_softmax_ax1", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 3, 3, 4, 5)}, false},
-    {"log_softmax_last", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(D_NORMAL, 2, 6, 100)}, false},
+    {"sum_ax1", OP_SUM, {.axes = 0x2}, 1, {F(JC_NORMAL, 3, 3, 40, 5)}, false},
+    {"sum_ax02_keep", OP_SUM, {.axes = 0x5, .keepdim = 1}, 1, {F(JC_NORMAL, 3, 3, 4, 50)}, false},
+    {"sum_ax12", OP_SUM, {.axes = 0x6}, 1, {F(JC_NORMAL, 3, 3, 6, 50)}, false},
+    {"sum_all", OP_SUM, {.axes = 0x7}, 1, {F(JC_NORMAL, 3, 3, 4, 50)}, false},
+    {"sum_i32", OP_SUM, {.axes = 0x1}, 1, {I(JC_WIDE, 0, 2, 5, 7)}, true},
+    {"rmax_ax1", OP_REDUCE_MAX, {.axes = 0x2}, 1, {F(JC_NORMAL, 3, 3, 40, 5)}, true},
+    {"rmax_last", OP_REDUCE_MAX, {.axes = 0x4}, 1, {F(JC_SMALL, 3, 3, 4, 50)}, true},
+    {"rmax_ax02_keep", OP_REDUCE_MAX, {.axes = 0x5, .keepdim = 1}, 1, {F(JC_NORMAL, 3, 3, 4, 5)}, true},
+    {"rmax_i32", OP_REDUCE_MAX, {.axes = 0x2}, 1, {I(JC_WIDE, 0, 3, 3, 4, 5)}, true},
+    {"argmax_ax1", OP_ARGMAX, {.axis = 1}, 1, {F(JC_SMALL, 3, 3, 4, 5)}, true},
+    {"argmax_ax2_keep", OP_ARGMAX, {.axis = 2, .keepdim = 1}, 1, {F(JC_NORMAL, 3, 3, 4, 50)}, true},
+    {"argmax_i32", OP_ARGMAX, {.axis = 0}, 1, {I(JC_SMALL, 0, 3, 6, 4, 5)}, true},
+    {"softmax_ax1", OP_SOFTMAX, {.axis = 1}, 1, {F(JC_NORMAL, 3, 3, 4, 5)}, false},
+    {"softmax_last", OP_SOFTMAX, {.axis = 1}, 1, {F(JC_NORMAL, 2, 6, 100)}, false},
+    {"log_softmax_ax1", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(JC_NORMAL, 3, 3, 4, 5)}, false},
+    {"log_softmax_last", OP_LOG_SOFTMAX, {.axis = 1}, 1, {F(JC_NORMAL, 2, 6, 100)}, false},
     /* data movement */
-    {"reshape", OP_RESHAPE, {.shape = SH(2, 4, 6)}, 1, {F(D_NORMAL, 3, 3, 4, 2)}, true},
-    {"reshape_i32", OP_RESHAPE, {.shape = SH(2, 6, 5)}, 1, {I(D_WIDE, 0, 3, 3, 2, 5)}, true},
-    {"permute_201", OP_PERMUTE, {.perm = {2, 0, 1}}, 1, {F(D_NORMAL, 3, 2, 3, 40)}, true},
-    {"permute_i32", OP_PERMUTE, {.perm = {3, 1, 0, 2}}, 1, {I(D_WIDE, 0, 4, 2, 3, 4, 5)}, true},
-    {"broadcast", OP_BROADCAST, {.shape = SH(3, 3, 5, 4)}, 1, {F(D_NORMAL, 3, 3, 1, 4)}, true},
-    {"broadcast_i32", OP_BROADCAST, {.shape = SH(3, 2, 3, 40)}, 1, {I(D_WIDE, 0, 3, 1, 3, 1)}, true},
-    {"slice", OP_SLICE, {.start = {1, 0, 2}, .stop = {3, 5, 5}}, 1, {F(D_NORMAL, 3, 4, 5, 6)}, true},
-    {"concat_ax1", OP_CONCAT, {.axis = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 2, 4)}, true},
-    {"concat_ax0_i32", OP_CONCAT, {.axis = 0}, 2, {I(D_WIDE, 0, 2, 2, 3), I(D_WIDE, 0, 2, 4, 3)}, true},
-    {"concat_last", OP_CONCAT, {.axis = 1}, 2, {F(D_NORMAL, 2, 3, 40), F(D_NORMAL, 2, 3, 5)}, true},
-    {"gather", OP_GATHER, NO_ATTR, 2, {F(D_NORMAL, 2, 6, 40), I(D_INDEX, 6, 2, 2, 3)}, true},
-    {"gather_1d", OP_GATHER, NO_ATTR, 2, {F(D_NORMAL, 1, 5), I(D_INDEX, 5, 1, 4)}, true},
+    {"reshape", OP_RESHAPE, {.shape = SH(2, 4, 6)}, 1, {F(JC_NORMAL, 3, 3, 4, 2)}, true},
+    {"reshape_i32", OP_RESHAPE, {.shape = SH(2, 6, 5)}, 1, {I(JC_WIDE, 0, 3, 3, 2, 5)}, true},
+    {"permute_201", OP_PERMUTE, {.perm = {2, 0, 1}}, 1, {F(JC_NORMAL, 3, 2, 3, 40)}, true},
+    {"permute_i32", OP_PERMUTE, {.perm = {3, 1, 0, 2}}, 1, {I(JC_WIDE, 0, 4, 2, 3, 4, 5)}, true},
+    {"broadcast", OP_BROADCAST, {.shape = SH(3, 3, 5, 4)}, 1, {F(JC_NORMAL, 3, 3, 1, 4)}, true},
+    {"broadcast_i32", OP_BROADCAST, {.shape = SH(3, 2, 3, 40)}, 1, {I(JC_WIDE, 0, 3, 1, 3, 1)}, true},
+    {"slice", OP_SLICE, {.start = {1, 0, 2}, .stop = {3, 5, 5}}, 1, {F(JC_NORMAL, 3, 4, 5, 6)}, true},
+    {"concat_ax1", OP_CONCAT, {.axis = 1}, 2, {F(JC_NORMAL, 3, 2, 3, 4), F(JC_NORMAL, 3, 2, 2, 4)}, true},
+    {"concat_ax0_i32", OP_CONCAT, {.axis = 0}, 2, {I(JC_WIDE, 0, 2, 2, 3), I(JC_WIDE, 0, 2, 4, 3)}, true},
+    {"concat_last", OP_CONCAT, {.axis = 1}, 2, {F(JC_NORMAL, 2, 3, 40), F(JC_NORMAL, 2, 3, 5)}, true},
+    {"gather", OP_GATHER, NO_ATTR, 2, {F(JC_NORMAL, 2, 6, 40), I(JC_INDEX, 6, 2, 2, 3)}, true},
+    {"gather_1d", OP_GATHER, NO_ATTR, 2, {F(JC_NORMAL, 1, 5), I(JC_INDEX, 5, 1, 4)}, true},
     {"gather_backward", OP_GATHER_BACKWARD, {.shape = SH(3, 6, 2, 70)}, 2,
-     {I(D_INDEX, 6, 2, 2, 5), F(D_NORMAL, 4, 2, 5, 2, 70)}, true},
-    {"gather_backward_1d", OP_GATHER_BACKWARD, {.shape = SH(1, 5)}, 2, {I(D_INDEX, 5, 1, 9), F(D_NORMAL, 1, 9)}, true},
-    {"onehot_ax1", OP_ONEHOT, {.axis = 1, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
-    {"onehot_last", OP_ONEHOT, {.axis = 2, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
-    {"onehot_ax0", OP_ONEHOT, {.axis = 0, .depth = 5}, 1, {I(D_INDEX, 5, 2, 3, 4)}, true},
+     {I(JC_INDEX, 6, 2, 2, 5), F(JC_NORMAL, 4, 2, 5, 2, 70)}, true},
+    {"gather_backward_1d", OP_GATHER_BACKWARD, {.shape = SH(1, 5)}, 2, {I(JC_INDEX, 5, 1, 9), F(JC_NORMAL, 1, 9)}, true},
+    {"onehot_ax1", OP_ONEHOT, {.axis = 1, .depth = 5}, 1, {I(JC_INDEX, 5, 2, 3, 4)}, true},
+    {"onehot_last", OP_ONEHOT, {.axis = 2, .depth = 5}, 1, {I(JC_INDEX, 5, 2, 3, 4)}, true},
+    {"onehot_ax0", OP_ONEHOT, {.axis = 0, .depth = 5}, 1, {I(JC_INDEX, 5, 2, 3, 4)}, true},
     /* matmul */
-    {"matmul", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 4, 5)}, false},
-    {"matmul_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 3, 2, 4, 5)}, false},
-    {"matmul_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 3, 2, 5, 4)}, false},
-    {"matmul_tab", OP_MATMUL, {.trans_a = 1, .trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 3, 2, 5, 4)}, false},
-    {"matmul_shared", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 4, 2, 2, 3, 4), F(D_NORMAL, 2, 4, 5)}, false},
-    {"matmul_shared_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(D_NORMAL, 3, 2, 4, 3), F(D_NORMAL, 2, 4, 5)}, false},
-    {"matmul_shared_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(D_NORMAL, 3, 2, 3, 4), F(D_NORMAL, 2, 5, 4)}, false},
-    {"matmul_2d", OP_MATMUL, NO_ATTR, 2, {F(D_NORMAL, 2, 3, 4), F(D_NORMAL, 2, 4, 5)}, false},
+    {"matmul", OP_MATMUL, NO_ATTR, 2, {F(JC_NORMAL, 3, 2, 3, 4), F(JC_NORMAL, 3, 2, 4, 5)}, false},
+    {"matmul_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(JC_NORMAL, 3, 2, 4, 3), F(JC_NORMAL, 3, 2, 4, 5)}, false},
+    {"matmul_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(JC_NORMAL, 3, 2, 3, 4), F(JC_NORMAL, 3, 2, 5, 4)}, false},
+    {"matmul_tab", OP_MATMUL, {.trans_a = 1, .trans_b = 1}, 2, {F(JC_NORMAL, 3, 2, 4, 3), F(JC_NORMAL, 3, 2, 5, 4)}, false},
+    {"matmul_shared", OP_MATMUL, NO_ATTR, 2, {F(JC_NORMAL, 4, 2, 2, 3, 4), F(JC_NORMAL, 2, 4, 5)}, false},
+    {"matmul_shared_ta", OP_MATMUL, {.trans_a = 1}, 2, {F(JC_NORMAL, 3, 2, 4, 3), F(JC_NORMAL, 2, 4, 5)}, false},
+    {"matmul_shared_tb", OP_MATMUL, {.trans_b = 1}, 2, {F(JC_NORMAL, 3, 2, 3, 4), F(JC_NORMAL, 2, 5, 4)}, false},
+    {"matmul_2d", OP_MATMUL, NO_ATTR, 2, {F(JC_NORMAL, 2, 3, 4), F(JC_NORMAL, 2, 4, 5)}, false},
     /* convolutions (k4 s2 p1 is the dVAE's down- and upsampling) */
-    {"conv2d_k3s1p1", OP_CONV2D, {.stride = 1, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 7, 7), F(D_NORMAL, 4, 4, 3, 3, 3)}, false},
-    {"conv2d_k4s2p1", OP_CONV2D, {.stride = 2, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 8, 8), F(D_NORMAL, 4, 5, 3, 4, 4)}, false},
-    {"conv2d_k1", OP_CONV2D, {.stride = 1, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 3, 5, 5), F(D_NORMAL, 4, 4, 3, 1, 1)}, false},
-    {"conv2d_k3s2p0", OP_CONV2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 2, 7, 6), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
-    {"conv2d_k3s3p2", OP_CONV2D, {.stride = 3, .pad = 2}, 2, {F(D_NORMAL, 4, 1, 2, 8, 7), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
-    {"convt_k4s2p1", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 4, 5, 5), F(D_NORMAL, 4, 4, 3, 4, 4)}, false},
-    {"convt_k3s1p1", OP_CONV_TRANSPOSE2D, {.stride = 1, .pad = 1}, 2, {F(D_NORMAL, 4, 2, 3, 4, 5), F(D_NORMAL, 4, 3, 2, 3, 3)}, false},
-    {"convt_k3s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 1, 2, 4, 4), F(D_NORMAL, 4, 2, 3, 3, 3)}, false},
-    {"convt_k2s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(D_NORMAL, 4, 2, 3, 3, 3), F(D_NORMAL, 4, 3, 2, 2, 2)}, false},
-    {"convt_k5s3p2", OP_CONV_TRANSPOSE2D, {.stride = 3, .pad = 2}, 2, {F(D_NORMAL, 4, 2, 2, 4, 3), F(D_NORMAL, 4, 2, 3, 5, 5)}, false},
+    {"conv2d_k3s1p1", OP_CONV2D, {.stride = 1, .pad = 1}, 2, {F(JC_NORMAL, 4, 2, 3, 7, 7), F(JC_NORMAL, 4, 4, 3, 3, 3)}, false},
+    {"conv2d_k4s2p1", OP_CONV2D, {.stride = 2, .pad = 1}, 2, {F(JC_NORMAL, 4, 2, 3, 8, 8), F(JC_NORMAL, 4, 5, 3, 4, 4)}, false},
+    {"conv2d_k1", OP_CONV2D, {.stride = 1, .pad = 0}, 2, {F(JC_NORMAL, 4, 2, 3, 5, 5), F(JC_NORMAL, 4, 4, 3, 1, 1)}, false},
+    {"conv2d_k3s2p0", OP_CONV2D, {.stride = 2, .pad = 0}, 2, {F(JC_NORMAL, 4, 2, 2, 7, 6), F(JC_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"conv2d_k3s3p2", OP_CONV2D, {.stride = 3, .pad = 2}, 2, {F(JC_NORMAL, 4, 1, 2, 8, 7), F(JC_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"convt_k4s2p1", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 1}, 2, {F(JC_NORMAL, 4, 2, 4, 5, 5), F(JC_NORMAL, 4, 4, 3, 4, 4)}, false},
+    {"convt_k3s1p1", OP_CONV_TRANSPOSE2D, {.stride = 1, .pad = 1}, 2, {F(JC_NORMAL, 4, 2, 3, 4, 5), F(JC_NORMAL, 4, 3, 2, 3, 3)}, false},
+    {"convt_k3s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(JC_NORMAL, 4, 1, 2, 4, 4), F(JC_NORMAL, 4, 2, 3, 3, 3)}, false},
+    {"convt_k2s2p0", OP_CONV_TRANSPOSE2D, {.stride = 2, .pad = 0}, 2, {F(JC_NORMAL, 4, 2, 3, 3, 3), F(JC_NORMAL, 4, 3, 2, 2, 2)}, false},
+    {"convt_k5s3p2", OP_CONV_TRANSPOSE2D, {.stride = 3, .pad = 2}, 2, {F(JC_NORMAL, 4, 2, 2, 4, 3), F(JC_NORMAL, 4, 2, 3, 5, 5)}, false},
     {"conv2d_bw_k3s1p1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 4, 3, 3, 3), .stride = 1, .pad = 1}, 2,
-     {F(D_NORMAL, 4, 2, 3, 6, 6), F(D_NORMAL, 4, 2, 4, 6, 6)}, false},
+     {F(JC_NORMAL, 4, 2, 3, 6, 6), F(JC_NORMAL, 4, 2, 4, 6, 6)}, false},
     {"conv2d_bw_k4s2p1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 5, 3, 4, 4), .stride = 2, .pad = 1}, 2,
-     {F(D_NORMAL, 4, 2, 3, 8, 8), F(D_NORMAL, 4, 2, 5, 4, 4)}, false},
+     {F(JC_NORMAL, 4, 2, 3, 8, 8), F(JC_NORMAL, 4, 2, 5, 4, 4)}, false},
     {"conv2d_bw_k3s2p0", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 3, 2, 3, 3), .stride = 2, .pad = 0}, 2,
-     {F(D_NORMAL, 4, 1, 2, 7, 7), F(D_NORMAL, 4, 1, 3, 3, 3)}, false},
+     {F(JC_NORMAL, 4, 1, 2, 7, 7), F(JC_NORMAL, 4, 1, 3, 3, 3)}, false},
     {"conv2d_bw_k1", OP_CONV2D_BACKWARD_WEIGHT, {.shape = SH(4, 2, 4, 1, 1), .stride = 1, .pad = 0}, 2,
-     {F(D_NORMAL, 4, 3, 4, 5, 5), F(D_NORMAL, 4, 3, 2, 5, 5)}, false},
+     {F(JC_NORMAL, 4, 3, 4, 5, 5), F(JC_NORMAL, 4, 3, 2, 5, 5)}, false},
     /* norms and loss */
     {"group_norm", OP_GROUP_NORM, {.groups = 3, .eps = 1e-5f}, 3,
-     {F(D_NORMAL, 4, 2, 6, 4, 4), F(D_NORMAL, 1, 6), F(D_NORMAL, 1, 6)}, false},
+     {F(JC_NORMAL, 4, 2, 6, 4, 4), F(JC_NORMAL, 1, 6), F(JC_NORMAL, 1, 6)}, false},
     {"group_norm_rank3", OP_GROUP_NORM, {.groups = 2, .eps = 1e-3f}, 3,
-     {F(D_NORMAL, 3, 2, 4, 5), F(D_NORMAL, 1, 4), F(D_NORMAL, 1, 4)}, false},
+     {F(JC_NORMAL, 3, 2, 4, 5), F(JC_NORMAL, 1, 4), F(JC_NORMAL, 1, 4)}, false},
     {"group_norm_g1", OP_GROUP_NORM, {.groups = 1, .eps = 1e-5f}, 3,
-     {F(D_NORMAL, 4, 3, 2, 3, 3), F(D_NORMAL, 1, 2), F(D_NORMAL, 1, 2)}, false},
-    {"layer_norm", OP_LAYER_NORM, {.eps = 1e-5f}, 3, {F(D_NORMAL, 3, 3, 4, 40), F(D_NORMAL, 1, 40), F(D_NORMAL, 1, 40)}, false},
-    {"layer_norm_2d", OP_LAYER_NORM, {.eps = 1e-6f}, 3, {F(D_NORMAL, 2, 5, 6), F(D_NORMAL, 1, 6), F(D_NORMAL, 1, 6)}, false},
-    {"cross_entropy", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(D_NORMAL, 3, 3, 4, 70), I(D_INDEX, 70, 2, 3, 4)}, false},
-    {"cross_entropy_1d", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(D_NORMAL, 2, 5, 7), I(D_INDEX, 7, 1, 5)}, false},
+     {F(JC_NORMAL, 4, 3, 2, 3, 3), F(JC_NORMAL, 1, 2), F(JC_NORMAL, 1, 2)}, false},
+    {"layer_norm", OP_LAYER_NORM, {.eps = 1e-5f}, 3, {F(JC_NORMAL, 3, 3, 4, 40), F(JC_NORMAL, 1, 40), F(JC_NORMAL, 1, 40)}, false},
+    {"layer_norm_2d", OP_LAYER_NORM, {.eps = 1e-6f}, 3, {F(JC_NORMAL, 2, 5, 6), F(JC_NORMAL, 1, 6), F(JC_NORMAL, 1, 6)}, false},
+    {"cross_entropy", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(JC_NORMAL, 3, 3, 4, 70), I(JC_INDEX, 70, 2, 3, 4)}, false},
+    {"cross_entropy_1d", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(JC_NORMAL, 2, 5, 7), I(JC_INDEX, 7, 1, 5)}, false},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -382,15 +205,15 @@ START_TEST(test_op_case) {
   for (int i = 0; i < c->nin; i++) {
     char name[16];
     snprintf(name, sizeof name, "x%d", i);
-    in[i] = make(c->in[i].dt, &c->in[i].s, c->in[i].dom, c->in[i].hi);
+    in[i] = jc_make(c->in[i].dt, &c->in[i].s, c->in[i].dom, c->in[i].hi);
     ids[i] = ir_input(g, name, c->in[i].dt, c->in[i].s, LOC);
     ck_assert_msg(ids[i] >= 0, "%s: %s", c->name, g->error);
   }
   int id = ir_build(g, c->op, ids, c->nin, &c->attr, LOC);
   ck_assert_msg(id >= 0, "%s: %s", c->name, g->error);
   ir_set_outputs(g, &id, NULL, 1);
-  Check chk = {.tol = 1e-5, .exact = c->exact, .seed = 42, .step = 3};
-  check_plan(g, NULL, in, NULL, &chk); /* one op: the same plan with fusion on or off */
+  JcCheck chk = {.tol = 1e-5, .exact = c->exact, .seed = 42, .step = 3};
+  jc_check_plan(g, NULL, in, NULL, &chk); /* one op: the same plan with fusion on or off */
   free_all(in, c->nin);
   ir_graph_free(g);
 }
@@ -432,12 +255,12 @@ static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d) {
 
 /* Runs g with one group (expecting 'kernels' kernels), then with
  * fuse_plan's plan and with fusion off. */
-static void check_fused(IrGraph *g, RtTensor **in, RtTensor **params, int kernels, Check c) {
+static void check_fused(IrGraph *g, RtTensor **in, RtTensor **params, int kernels, JcCheck c) {
   FusePlan *p = one_group(g);
-  check_plan(g, p, in, params, &c);
+  jc_check_plan(g, p, in, params, &c);
   cg_fuse_free(p);
   ck_assert_msg(c.kernels == kernels, "%s: %d kernels, expected %d", g->name, c.kernels, kernels);
-  check_both(g, in, params, &c);
+  jc_check_both(g, in, params, &c);
 }
 
 /* relu(a * b + c) * 0.5: one flat loop, bit for bit. */
@@ -449,8 +272,8 @@ START_TEST(test_chain_elementwise) {
   y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, y, c, LOC), LOC);
   y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 0.5, LOC), LOC);
   ir_set_outputs(g, &y, NULL, 1);
-  RtTensor *in[3] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
-  check_fused(g, in, NULL, 1, (Check){.exact = true});
+  RtTensor *in[3] = {jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0)};
+  check_fused(g, in, NULL, 1, (JcCheck){.exact = true});
   free_all(in, 3);
   ir_graph_free(g);
 }
@@ -463,8 +286,8 @@ START_TEST(test_chain_broadcast) {
   int a = input(g, "a", IR_F32, sa), b = input(g, "b", IR_F32, sb), c = input(g, "c", IR_F32, sc);
   int y = ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_binary(g, OP_ADD, a, b, LOC), LOC), c, LOC);
   ir_set_outputs(g, &y, NULL, 1);
-  RtTensor *in[3] = {make(IR_F32, &sa, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0), make(IR_F32, &sc, D_NORMAL, 0)};
-  check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+  RtTensor *in[3] = {jc_make(IR_F32, &sa, JC_NORMAL, 0), jc_make(IR_F32, &sb, JC_NORMAL, 0), jc_make(IR_F32, &sc, JC_NORMAL, 0)};
+  check_fused(g, in, NULL, 1, (JcCheck){.tol = 1e-5});
   free_all(in, 3);
   ir_graph_free(g);
 }
@@ -481,8 +304,8 @@ START_TEST(test_chain_reduce) {
     int sum = ir_reduce(g, OP_SUM, p, 1u << axis, false, LOC);
     int y = ir_binary(g, OP_ADD, ir_unary(g, OP_LOG, sum, LOC), ir_scalar(g, IR_F32, 1, LOC), LOC);
     ir_set_outputs(g, (int[]){y, p}, (const char *[]){"y", "p"}, 2);
-    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_POS, 0)};
-    check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+    RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_POS, 0)};
+    check_fused(g, in, NULL, 1, (JcCheck){.tol = 1e-5});
     free_all(in, 2);
     ir_graph_free(g);
   }
@@ -499,8 +322,8 @@ START_TEST(test_chain_softmax) {
     int sm_ = ir_build(g, OP_SOFTMAX, &t, 1, &(IrAttr){.axis = axis}, LOC);
     int y = ir_binary(g, OP_MUL, sm_, ir_scalar(g, IR_F32, 2, LOC), LOC);
     ir_set_outputs(g, &y, NULL, 1);
-    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sm, D_NORMAL, 0)};
-    check_fused(g, in, NULL, 1, (Check){.tol = 1e-5});
+    RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sm, JC_NORMAL, 0)};
+    check_fused(g, in, NULL, 1, (JcCheck){.tol = 1e-5});
     free_all(in, 2);
     ir_graph_free(g);
   }
@@ -517,8 +340,8 @@ START_TEST(test_chain_two_pass) {
   int s = ir_reduce(g, OP_SUM, e, 0x2, true, LOC);
   int y = ir_binary(g, OP_DIV, e, s, LOC);
   ir_set_outputs(g, &y, NULL, 1);
-  RtTensor *in[1] = {make(IR_F32, &sx, D_NORMAL, 0)};
-  check_fused(g, in, NULL, 2, (Check){.tol = 1e-5});
+  RtTensor *in[1] = {jc_make(IR_F32, &sx, JC_NORMAL, 0)};
+  check_fused(g, in, NULL, 2, (JcCheck){.tol = 1e-5});
   free_all(in, 1);
   ir_graph_free(g);
 }
@@ -532,14 +355,14 @@ START_TEST(test_chain_matmul_bias) {
   int mm = ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC);
   int y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, mm, b, LOC), LOC);
   ir_set_outputs(g, &y, NULL, 1);
-  RtTensor *in[3] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0)};
-  Check c = {.tol = 1e-5};
+  RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &sb, JC_NORMAL, 0)};
+  JcCheck c = {.tol = 1e-5};
   FusePlan *p = one_group(g);
-  check_plan(g, p, in, NULL, &c);
+  jc_check_plan(g, p, in, NULL, &c);
   cg_fuse_free(p);
   ck_assert_int_eq(c.kernels, 1);
   ck_assert_int_eq(c.steps, 2); /* GEMM, epilogue */
-  check_both(g, in, NULL, &c);
+  jc_check_both(g, in, NULL, &c);
   free_all(in, 3);
   ir_graph_free(g);
 }
@@ -554,16 +377,16 @@ START_TEST(test_chain_conv_bias_relu) {
     int cv = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = 1, .pad = 1}, LOC);
     int y = ir_unary(g, OP_RELU, ir_binary(g, OP_ADD, cv, b, LOC), LOC);
     ir_set_outputs(g, &y, NULL, 1);
-    RtTensor *in[3] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &sb, D_NORMAL, 0)};
+    RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &sb, JC_NORMAL, 0)};
     /* col for one sample: 27 x 81 floats; a budget of two samples makes chunks of 2 */
     cg_set_col_budget(chunked ? 2 * 27 * 81 * 4 : 64ll << 20);
-    Check c = {.tol = 1e-5};
+    JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
-    check_plan(g, p, in, NULL, &c);
+    jc_check_plan(g, p, in, NULL, &c);
     cg_fuse_free(p);
     ck_assert_int_eq(c.kernels, 2);                /* im2col, epilogue */
     ck_assert_int_eq(c.steps, chunked ? 6 : 3); /* (im2col, GEMM, epilogue) per chunk */
-    check_both(g, in, NULL, &c);
+    jc_check_both(g, in, NULL, &c);
     free_all(in, 3);
     ir_graph_free(g);
   }
@@ -584,12 +407,12 @@ START_TEST(test_conv_chunks) {
     ck_assert_msg(y >= 0, "%s", g->error);
     y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 3, LOC), LOC);
     ir_set_outputs(g, &y, NULL, 1);
-    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, k ? &sgrad : &sw, D_NORMAL, 0)};
-    Check c = {.tol = 1e-5};
+    RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, k ? &sgrad : &sw, JC_NORMAL, 0)};
+    JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
-    check_plan(g, p, in, NULL, &c);
+    jc_check_plan(g, p, in, NULL, &c);
     cg_fuse_free(p);
-    check_both(g, in, NULL, &c);
+    jc_check_both(g, in, NULL, &c);
     free_all(in, 2);
     ir_graph_free(g);
   }
@@ -621,27 +444,27 @@ START_TEST(test_conv_tiles) {
       y = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 3, LOC), LOC);
       ir_set_outputs(g, &y, NULL, 1);
     }
-    RtTensor *in[4] = {make(IR_F32, &sx, D_NORMAL, 0), NULL, NULL, NULL};
+    RtTensor *in[4] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), NULL, NULL, NULL};
     int nin = k < 2 ? 4 : 2;
     if (k < 2) {
-      in[1] = make(IR_F32, &sw, D_NORMAL, 0);
-      in[2] = make(IR_F32, &sb, D_NORMAL, 0);
-      in[3] = make(IR_F32, &so, D_NORMAL, 0);
+      in[1] = jc_make(IR_F32, &sw, JC_NORMAL, 0);
+      in[2] = jc_make(IR_F32, &sb, JC_NORMAL, 0);
+      in[3] = jc_make(IR_F32, &so, JC_NORMAL, 0);
     } else {
-      in[1] = make(IR_F32, &so, D_NORMAL, 0);
+      in[1] = jc_make(IR_F32, &so, JC_NORMAL, 0);
     }
     /* col per output position: 27 (3x3) or 48 (4x4) floats, plus 5 of dy for
      * the weight gradient; a budget of 3 rows (3x3) or 2 rows (4x4) */
     int64_t per_pos = (k == 1 ? 48 : 27) + (k == 2 ? 5 : 0);
     cg_set_col_budget(per_pos * 4 * OH * (k == 1 ? 2 : 3));
-    Check c = {.tol = 1e-5};
+    JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
-    check_plan(g, p, in, NULL, &c);
+    jc_check_plan(g, p, in, NULL, &c);
     cg_fuse_free(p);
     /* per chunk: im2col, GEMM, epilogue (conv2d) or im2col, pack, GEMM */
     int tiles = 3 * (k == 1 ? 2 : 3); /* 3 samples */
     ck_assert_int_eq(c.steps, k < 2 ? 3 * tiles : 3 * tiles + 1);
-    check_both(g, in, NULL, &c);
+    jc_check_both(g, in, NULL, &c);
     free_all(in, nin);
     ir_graph_free(g);
   }
@@ -663,13 +486,13 @@ START_TEST(test_conv_transpose_tiles) {
     ck_assert_msg(y >= 0, "%s", g->error);
     y = ir_unary(g, OP_TANH, y, LOC);
     ir_set_outputs(g, &y, NULL, 1);
-    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0)};
+    RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0)};
     /* scratch per input position: col (3 * KS * KS) and the packed x (4);
      * a budget of 2 input rows of 8: 4 tiles per sample */
     cg_set_col_budget((3 * KS * KS + 4) * 4 * 8 * 2);
-    Check c = {.tol = 1e-5};
+    JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
-    check_plan(g, p, in, NULL, &c);
+    jc_check_plan(g, p, in, NULL, &c);
     cg_fuse_free(p);
     ck_assert_int_eq(c.steps, 2 * 4 * 3 + 1); /* (pack, GEMM, col2im) per tile, epilogue */
     free_all(in, 2);
@@ -697,9 +520,9 @@ START_TEST(test_conv_stride2_wide) {
     ck_assert_msg(y >= 0, "%s", g->error);
     ck_assert_int_eq(g->node[y].shape.d[k == 0 ? 3 : 1], k == 0 ? 20 : 3);
     ir_set_outputs(g, &y, NULL, 1);
-    RtTensor *in[2] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, k == 0 ? &sw : &so, D_NORMAL, 0)};
-    Check c = {.tol = 1e-5};
-    check_plan(g, NULL, in, NULL, &c);
+    RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, k == 0 ? &sw : &so, JC_NORMAL, 0)};
+    JcCheck c = {.tol = 1e-5};
+    jc_check_plan(g, NULL, in, NULL, &c);
     free_all(in, 2);
     ir_graph_free(g);
   }
@@ -717,9 +540,9 @@ START_TEST(test_shared_kernels) {
     y[i] = ir_build(g, OP_SOFTMAX, &t, 1, &(IrAttr){.axis = 1}, LOC);
   }
   ir_set_outputs(g, y, NULL, 2);
-  RtTensor *in[2] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
-  Check c = {.tol = 1e-5};
-  check_plan(g, NULL, in, NULL, &c);
+  RtTensor *in[2] = {jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0)};
+  JcCheck c = {.tol = 1e-5};
+  jc_check_plan(g, NULL, in, NULL, &c);
   ck_assert_int_eq(c.kernels, 1);
   ck_assert_int_eq(c.steps, 2);
   free_all(in, 2);
@@ -771,11 +594,11 @@ START_TEST(test_in_place) {
   for (int b = 0; b < l->plan.nbuf; b++) arena += l->plan.buf[b].kind == RT_BUF_ARENA;
   ck_assert_int_eq(arena, 2);
   cg_lowered_free(l);
-  RtTensor *in[2] = {make(IR_F32, &s, D_NORMAL, 0), make(IR_F32, &s, D_NORMAL, 0)};
-  Check c = {.tol = 1e-5};
-  check_plan(g, p, in, NULL, &c);
+  RtTensor *in[2] = {jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0)};
+  JcCheck c = {.tol = 1e-5};
+  jc_check_plan(g, p, in, NULL, &c);
   cg_fuse_free(p);
-  check_both(g, in, NULL, &c);
+  jc_check_both(g, in, NULL, &c);
   free_all(in, 2);
   free(gid);
   ir_graph_free(g);
@@ -801,9 +624,9 @@ START_TEST(test_updates) {
   ck_assert_int_ge(ir_add_update(g, a, b, LOC), 0);
   ir_set_outputs(g, &out, NULL, 1);
   IrShape s0 = ir_shape_make(0, NULL);
-  RtTensor *params[4] = {make(IR_F32, &sw, D_NORMAL, 0), make(IR_F32, &s0, D_NORMAL, 0), make(IR_F32, &sw, D_NORMAL, 0),
-                         make(IR_F32, &sw, D_NORMAL, 0)};
-  check_both(g, NULL, params, &(Check){.exact = true});
+  RtTensor *params[4] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &s0, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
+                         jc_make(IR_F32, &sw, JC_NORMAL, 0)};
+  jc_check_both(g, NULL, params, &(JcCheck){.exact = true});
   free_all(params, 4);
   ir_graph_free(g);
 }
@@ -821,18 +644,18 @@ START_TEST(test_update_swap) {
   ir_set_outputs(g, &out, NULL, 1);
   RtErr e;
   FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
-  CgModule *m = cg_module_new(session, g, p, &e);
+  CgModule *m = cg_module_new(jc_session(), g, p, &e);
   fuse_plan_free(p);
   ck_assert_msg(m && cg_module_jit(m, &e) == 0, "%s", e.msg);
-  RtTensor *ta = make(IR_F32, &s, D_NORMAL, 0), *tb = make(IR_F32, &s, D_NORMAL, 0);
-  RtTensor *a0 = copy_tensor(ta), *b0 = copy_tensor(tb);
+  RtTensor *ta = jc_make(IR_F32, &s, JC_NORMAL, 0), *tb = jc_make(IR_F32, &s, JC_NORMAL, 0);
+  RtTensor *a0 = jc_copy(ta), *b0 = jc_copy(tb);
   RtTensorList *state = rt_list_new();
   rt_list_put(state, "a", ta);
   rt_list_put(state, "b", tb);
   const RtPlan *plan = cg_module_plan(m);
   void *arena = rt_arena_new(plan->arena_bytes, &e);
   RtTensor *o[1] = {0};
-  ck_assert_msg(rt_plan_run(plan, pool, arena, NULL, o, state, NULL, &e) == 0, "%s", e.msg);
+  ck_assert_msg(rt_plan_run(plan, jc_pool(), arena, NULL, o, state, NULL, &e) == 0, "%s", e.msg);
   ck_assert(memcmp(ta->data, b0->data, 200) == 0 && memcmp(tb->data, a0->data, 200) == 0);
   for (int i = 0; i < 50; i++) ck_assert(rt_f32(o[0])[i] == rt_f32(a0)[i] + rt_f32(b0)[i]);
   rt_tensor_free(o[0]);
@@ -857,19 +680,19 @@ START_TEST(test_bad_indices) {
   int gb = ir_build(g, OP_GATHER_BACKWARD, (int[]){idx, ga}, 2, &(IrAttr){.shape = st}, LOC);
   int dv = ir_binary(g, OP_DIV, idx, ir_binary(g, OP_SUB, idx, idx, LOC), LOC);
   ir_set_outputs(g, (int[]){ga, oh, ce, gb, dv}, NULL, 5);
-  RtTensor *in[3] = {make(IR_F32, &st, D_NORMAL, 0), make(IR_I32, &si, D_INDEX, 4), make(IR_F32, &sl, D_NORMAL, 0)};
+  RtTensor *in[3] = {jc_make(IR_F32, &st, JC_NORMAL, 0), jc_make(IR_I32, &si, JC_INDEX, 4), jc_make(IR_F32, &sl, JC_NORMAL, 0)};
   rt_i32(in[1])[0] = 2;
   rt_i32(in[1])[1] = 7; /* out of range for 4 rows and 5 classes */
   rt_i32(in[1])[2] = -1;
   RtErr e;
   FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
-  CgModule *m = cg_module_new(session, g, p, &e);
+  CgModule *m = cg_module_new(jc_session(), g, p, &e);
   fuse_plan_free(p);
   ck_assert_msg(m && cg_module_jit(m, &e) == 0, "%s", e.msg);
   const RtPlan *plan = cg_module_plan(m);
   void *arena = rt_arena_new(plan->arena_bytes, &e);
   RtTensor *out[5] = {0};
-  ck_assert_msg(rt_plan_run(plan, pool, arena, in, out, NULL, NULL, &e) == 0, "%s", e.msg);
+  ck_assert_msg(rt_plan_run(plan, jc_pool(), arena, in, out, NULL, NULL, &e) == 0, "%s", e.msg);
   const float *T = rt_f32(in[0]);
   for (int j = 0; j < 3; j++) {
     ck_assert(rt_f32(out[0])[j] == T[2 * 3 + j]); /* row 0: table row 2 */
@@ -903,7 +726,7 @@ START_TEST(test_bad_plans) {
   ir_set_outputs(g, &c, NULL, 1);
   FusePlan *p = one_group(g);
   RtErr e = {{0}};
-  CgModule *m = cg_module_new(session, g, p, &e);
+  CgModule *m = cg_module_new(jc_session(), g, p, &e);
   ck_assert_ptr_null(m);
   ck_assert_msg(strstr(e.msg, "two reductions") && strstr(e.msg, "bad_plan"), "%s", e.msg);
   cg_fuse_free(p);
@@ -945,9 +768,9 @@ START_TEST(test_gpt_logits) {
   IrGraph *g = load_entry("models/gpt.dal", "logits", 0, &prog);
   RtTensor **params = model_params(g);
   /* text ids in [0, Vt + Lt), image ids in [0, K) (tiny: Vt 64, Lt 8, K 64) */
-  RtTensor *in[2] = {make(IR_I32, &g->node[g->input[0]].shape, D_INDEX, 72),
-                     make(IR_I32, &g->node[g->input[1]].shape, D_INDEX, 64)};
-  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5});
+  RtTensor *in[2] = {jc_make(IR_I32, &g->node[g->input[0]].shape, JC_INDEX, 72),
+                     jc_make(IR_I32, &g->node[g->input[1]].shape, JC_INDEX, 64)};
+  jc_check_plan(g, NULL, in, params, &(JcCheck){.tol = 1e-5});
   free_all(in, 2);
   free_all(params, g->nparam);
   free(params);
@@ -961,8 +784,8 @@ START_TEST(test_dvae_encode) {
   FeProgram *prog;
   IrGraph *g = load_entry("models/dvae.dal", "encode", 0, &prog);
   RtTensor **params = model_params(g);
-  RtTensor *in[1] = {make(IR_F32, &g->node[g->input[0]].shape, D_NORMAL, 0)};
-  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5});
+  RtTensor *in[1] = {jc_make(IR_F32, &g->node[g->input[0]].shape, JC_NORMAL, 0)};
+  jc_check_plan(g, NULL, in, params, &(JcCheck){.tol = 1e-5});
   free_all(in, 1);
   free_all(params, g->nparam);
   free(params);
@@ -978,7 +801,7 @@ static void check_grads(const char *file, const char *entry, RtTensor **in) {
   IrGraph *g = load_entry(file, entry, 2, &prog);
   ck_assert_msg(ad_grad_pass(g) == 0, "%s", g->error);
   RtTensor **params = model_params(g);
-  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5, .seed = 5, .step = 1});
+  jc_check_plan(g, NULL, in, params, &(JcCheck){.tol = 1e-5, .seed = 5, .step = 1});
   free_all(params, g->nparam);
   free(params);
   ir_graph_free(g);
@@ -987,7 +810,7 @@ static void check_grads(const char *file, const char *entry, RtTensor **in) {
 
 START_TEST(test_gpt_grads) {
   IrShape st = shp(2, 2, 8, 0, 0), si = shp(2, 2, 16, 0, 0);
-  RtTensor *in[2] = {make(IR_I32, &st, D_INDEX, 72), make(IR_I32, &si, D_INDEX, 64)};
+  RtTensor *in[2] = {jc_make(IR_I32, &st, JC_INDEX, 72), jc_make(IR_I32, &si, JC_INDEX, 64)};
   check_grads("models/gpt.dal", "loss", in);
   free_all(in, 2);
 }
@@ -997,8 +820,8 @@ END_TEST
  * group norms, the straight-through Gumbel tokenizer, the KL term. */
 START_TEST(test_dvae_grads) {
   IrShape sx = shp(4, 2, 3, 16, 16), sn = shp(4, 2, 64, 4, 4), s0 = ir_shape_make(0, NULL);
-  RtTensor *in[4] = {make(IR_F32, &sx, D_NORMAL, 0), make(IR_F32, &sn, D_NORMAL, 0), make(IR_F32, &s0, D_POS, 0),
-                     make(IR_F32, &s0, D_POS, 0)};
+  RtTensor *in[4] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sn, JC_NORMAL, 0), jc_make(IR_F32, &s0, JC_POS, 0),
+                     jc_make(IR_F32, &s0, JC_POS, 0)};
   check_grads("models/dvae.dal", "loss_given_noise", in);
   free_all(in, 4);
 }
@@ -1016,10 +839,10 @@ START_TEST(test_gpt_train_step) {
   ck_assert_msg(opt_train_step(g, &o) == 0, "%s", g->error);
   RtTensor **params = model_params(g);
   IrShape s0 = ir_shape_make(0, NULL);
-  RtTensor *in[3] = {make(IR_I32, &g->node[g->input[0]].shape, D_INDEX, 72),
-                     make(IR_I32, &g->node[g->input[1]].shape, D_INDEX, 64), make(IR_F32, &s0, D_POS, 0)};
+  RtTensor *in[3] = {jc_make(IR_I32, &g->node[g->input[0]].shape, JC_INDEX, 72),
+                     jc_make(IR_I32, &g->node[g->input[1]].shape, JC_INDEX, 64), jc_make(IR_F32, &s0, JC_POS, 0)};
   rt_f32(in[2])[0] = 3e-4f; /* opt.lr */
-  check_plan(g, NULL, in, params, &(Check){.tol = 1e-5});
+  jc_check_plan(g, NULL, in, params, &(JcCheck){.tol = 1e-5});
   free_all(in, 3);
   free_all(params, g->nparam);
   free(params);
@@ -1063,7 +886,7 @@ START_TEST(test_jit_program) {
   IrShape s;
   for (int k = 0; k < en->ninput; k++) {
     s = ir_shape_make(en->input[k].rank, en->input[k].dim);
-    in[k] = make((IrDType)en->input[k].dtype, &s, D_INDEX, 64);
+    in[k] = jc_make((IrDType)en->input[k].dtype, &s, JC_INDEX, 64);
   }
   rt_f32(in[2])[0] = 3e-4f;
   RtErr e;
@@ -1072,17 +895,17 @@ START_TEST(test_jit_program) {
     ck_assert_msg(ref->run(ref, train, in, lr, 7, step, &e) == 0, "%s", e.msg);
     ck_assert_msg(jit->run(jit, train, in, lj, 7, step, &e) == 0, "%s", e.msg);
     for (int k = 0; k < en->noutput; k++) {
-      expect_agree("program loss", lj[k], lr[k], 1e-5, false);
+      jc_expect_agree("program loss", lj[k], lr[k], 1e-5, false);
       rt_tensor_free(lr[k]);
       rt_tensor_free(lj[k]);
     }
   }
   for (int i = 0; i < ref->state->n; i++)
-    expect_agree(ref->state->name[i], rt_list_get(jit->state, ref->state->name[i]), ref->state->tensor[i], 1e-5, false);
+    jc_expect_agree(ref->state->name[i], rt_list_get(jit->state, ref->state->name[i]), ref->state->tensor[i], 1e-5, false);
   RtTensor *o_r[1] = {0}, *o_j[1] = {0};
   ck_assert_msg(ref->run(ref, logits, in, o_r, 7, 3, &e) == 0, "%s", e.msg);
   ck_assert_msg(jit->run(jit, logits, in, o_j, 7, 3, &e) == 0, "%s", e.msg);
-  expect_agree("program logits", o_j[0], o_r[0], 1e-5, false);
+  jc_expect_agree("program logits", o_j[0], o_r[0], 1e-5, false);
   /* a wrong input is refused before anything runs */
   RtTensor *bad[3] = {in[1], in[0], in[2]};
   RtTensor *o_bad[1] = {0};
@@ -1121,7 +944,7 @@ START_TEST(test_emit) {
   ir_set_outputs(g, &y, NULL, 1);
   RtErr e;
   FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
-  CgModule *m = cg_module_new(session, g, p, &e);
+  CgModule *m = cg_module_new(jc_session(), g, p, &e);
   fuse_plan_free(p);
   ck_assert_msg(m != NULL, "%s", e.msg);
   char *ir = capture(m, cg_module_print_llvm);
@@ -1151,12 +974,12 @@ END_TEST
 Suite *jit_suite(void) {
   Suite *s = suite_create("jit");
   TCase *t = tcase_create("ops");
-  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_add_loop_test(t, test_op_case, 0, NCASES);
   tcase_add_test(t, test_all_ops_covered);
   suite_add_tcase(s, t);
   t = tcase_create("fused");
-  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_add_test(t, test_chain_elementwise);
   tcase_add_test(t, test_chain_broadcast);
   tcase_add_test(t, test_chain_reduce);
@@ -1176,7 +999,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_bad_plans);
   suite_add_tcase(s, t);
   t = tcase_create("models");
-  tcase_add_checked_fixture(t, setup, teardown);
+  tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_set_timeout(t, 120);
   tcase_add_test(t, test_gpt_logits);
   tcase_add_test(t, test_dvae_encode);
