@@ -195,12 +195,14 @@ static int window_loop(Lower *L, int gi, int root, const int *epi, int nepi, boo
 }
 
 /* Where the GEMM writes the root: its own buffer if stored, else straight
- * into the single epilogue member's (the epilogue then runs in place), else
- * a scratch buffer. */
+ * into the single epilogue member's (the epilogue then runs in place;
+ * not when that is persistent state updated in place, which the epilogue
+ * still reads), else a scratch buffer. */
 static int gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_root) {
   const IrGraph *g = L->g;
   if (!store_root && nepi == 1 && g->node[epi[0]].dtype == IR_F32 &&
-      ir_numel(&g->node[epi[0]].shape) == ir_numel(&g->node[root].shape)) {
+      ir_numel(&g->node[epi[0]].shape) == ir_numel(&g->node[root].shape) &&
+      !(L->home[epi[0]] >= 0 && L->buf[L->home[epi[0]]].kind == RT_BUF_STATE)) {
     L->home[root] = cg_low_home(L, epi[0]);
     return L->home[root];
   }

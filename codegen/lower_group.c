@@ -50,9 +50,7 @@ static void back_from(Lower *L, int gi, int v, bool *back) {
   for (int j = 0; j < nin; j++) back_from(L, gi, nd->in[j], back);
 }
 
-/* Members of gi that depend on 'root' only through identity edges (their
- * value at an index needs the root at that same index); root excluded. */
-static void fwd_from(Lower *L, int gi, int root, bool *fwd) {
+void cg_low_fwd_from(Lower *L, int gi, int root, bool *fwd) {
   const FuseGroup *G = &L->fp->group[gi];
   bool *dep = calloc((size_t)L->g->n + 1, 1);
   dep[root] = fwd[root] = true;
@@ -188,7 +186,7 @@ static int row_group(Lower *L, int gi, int root, const bool *out, bool store_roo
   const FuseGroup *G = &L->fp->group[gi];
   bool *back = calloc((size_t)g->n + 1, 1), *fwd = calloc((size_t)g->n + 1, 1);
   back_from(L, gi, g->node[root].in[0], back);
-  fwd_from(L, gi, root, fwd);
+  cg_low_fwd_from(L, gi, root, fwd);
   CgKernel *k = cg_low_kernel(L, (CgKernelKind)row_kind(g->node[root].op), gi, root);
   set_members(L, k, gi);
   for (int i = 0; i < G->n; i++)
@@ -343,7 +341,7 @@ int cg_low_group(Lower *L, int gi) {
     IrOp op = g->node[heavy].op;
     bool rowop = row_kind(op) >= 0;
     if (rowop) back_from(L, gi, g->node[heavy].in[0], covered);
-    fwd_from(L, gi, heavy, covered);
+    cg_low_fwd_from(L, gi, heavy, covered);
     covered[heavy] = true;
     bool rest = false;
     for (int i = 0; i < G->n; i++) rest |= out[G->node[i]] && !covered[G->node[i]];
@@ -352,7 +350,7 @@ int cg_low_group(Lower *L, int gi) {
       rc = row_group(L, gi, heavy, out, store_root);
     } else {
       bool *fwd = calloc((size_t)g->n + 1, 1);
-      fwd_from(L, gi, heavy, fwd);
+      cg_low_fwd_from(L, gi, heavy, fwd);
       int *epi = malloc(sizeof(int) * (size_t)G->n), nepi = 0;
       for (int i = 0; i < G->n; i++)
         if (out[G->node[i]] && fwd[G->node[i]]) epi[nepi++] = G->node[i];

@@ -73,6 +73,10 @@ void cg_low_update_copies(Lower *L);
 
 /* ---- lower_group.c ---- */
 int cg_low_group(Lower *L, int gi);
+/* Marks in fwd[] the members of gi that depend on 'root' only through
+ * identity edges (their value at an index needs the root at that same
+ * index); root excluded. */
+void cg_low_fwd_from(Lower *L, int gi, int root, bool *fwd);
 /* A LOOP kernel storing 'stores' (n) over the shape of 'root'; members:
  * group gi's members not yet stored; 'provided' (or -1) is the group's
  * heavy root, whose value the kernel gets some other way. Returns the

@@ -122,9 +122,38 @@ static void back_set(Lower *L, int gi, int v, bool *back) {
   for (int j = 0; j < nin; j++) back_set(L, gi, nd->in[j], back);
 }
 
+/* The GEMM-epilogue case of cg_low_update_in_place: a matmul or a conv
+ * weight gradient (the GEMM fills its own buffer, lower_gemm.c) whose
+ * epilogue loop, over the GEMM's output, stores v. The GEMM itself must not
+ * read t, what reads t must be elementwise all the way to the stores (t
+ * read at the index written), and every needed member that depends on t
+ * must be stored by that loop (a later kernel of the group, for members
+ * the loop cannot store, must not read t's old value). This is AdamW fused
+ * into the kernel that computes a weight's gradient. */
+static bool update_in_gemm_epilogue(Lower *L, int gi, int t, int v, signed char *memo) {
+  const IrGraph *g = L->g;
+  const FuseGroup *G = &L->fp->group[gi];
+  int root = G->root;
+  IrOp op = g->node[root].op;
+  if ((op != OP_MATMUL && op != OP_CONV2D_BACKWARD_WEIGHT) || depends_in_group(L, gi, root, t, memo)) return false;
+  bool *fwd = calloc((size_t)g->n + 1, 1);
+  cg_low_fwd_from(L, gi, root, fwd);
+  bool ok = fwd[v];
+  for (int k = 0; k < G->n && ok; k++) {
+    int m = G->node[k];
+    if (m == root || !L->live[m]) continue;
+    if (ir_op_pattern(g->node[m].op) >= PAT_REDUCE) ok = false;
+    else if (!depends_in_group(L, gi, m, t, memo)) continue;
+    else if (!cg_low_identity_op(g->node[m].op) || (L->needed[m] && !fwd[m])) ok = false;
+  }
+  free(fwd);
+  return ok;
+}
+
 /* Whether update value v may be computed straight into target t's buffer:
  * its group is one plain loop kernel that reads t only at the index it
- * writes, and nothing after it reads t's old value (see lower.h). */
+ * writes (or a GEMM whose elementwise epilogue does), and nothing after it
+ * reads t's old value (see lower.h). */
 bool cg_low_update_in_place(Lower *L, int t, int v) {
   const IrGraph *g = L->g;
   const FusePlan *fp = L->fp;
@@ -140,9 +169,14 @@ bool cg_low_update_in_place(Lower *L, int t, int v) {
     if (!L->live[w]) continue;
     if (fp->group_of[w] > gi) return false;
   }
+  signed char *memo = calloc((size_t)g->n + 1, 1);
+  if (G->kind == FUSE_OPAQUE) {
+    bool ok = update_in_gemm_epilogue(L, gi, t, v, memo);
+    free(memo);
+    return ok;
+  }
   bool ok = true;
   bool *back = calloc((size_t)g->n + 1, 1);
-  signed char *memo = calloc((size_t)g->n + 1, 1);
   back_set(L, gi, G->root, back);
   for (int k = 0; k < G->n && ok; k++) {
     int m = G->node[k];
