@@ -2,7 +2,9 @@
 #include "fileio.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +103,38 @@ static void sync_parent_dir(const char *path) {
   free(dir);
 }
 
+/* Removes "<path>.tmp.<pid>.<n>" files left by writers that died before
+ * their rename (SIGKILL, power loss): those whose process no longer
+ * exists. Temporaries of live processes, this one included, are kept. */
+static void remove_stale_temps(const char *path) {
+  char *dir = str_dup(path);
+  if (!dir) return;
+  char *slash = strrchr(dir, '/');
+  const char *base = slash ? slash + 1 : path, *d = ".";
+  if (slash == dir) d = "/";
+  else if (slash) {
+    *slash = 0;
+    d = dir;
+  }
+  size_t nb = strlen(base);
+  DIR *dp = opendir(d);
+  for (struct dirent *de; dp && (de = readdir(dp));) {
+    const char *n = de->d_name;
+    if (strncmp(n, base, nb) != 0 || strncmp(n + nb, ".tmp.", 5) != 0) continue;
+    char *end;
+    long pid = strtol(n + nb + 5, &end, 10);
+    if (end == n + nb + 5 || *end != '.' || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char *full = malloc(strlen(d) + strlen(n) + 2);
+    if (!full) break;
+    sprintf(full, "%s/%s", d, n);
+    unlink(full);
+    free(full);
+  }
+  if (dp) closedir(dp);
+  free(dir);
+}
+
 int rt_atomic_commit(RtAtomicFile *f, RtErr *e) {
   int rc = -1;
   if (f->failed) {
@@ -117,6 +151,7 @@ int rt_atomic_commit(RtAtomicFile *f, RtErr *e) {
   }
   if (rc == 0) {
     sync_parent_dir(f->path);
+    remove_stale_temps(f->path);
     atomic_free(f);
   } else {
     if (f->fd >= 0) close(f->fd);

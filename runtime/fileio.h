@@ -25,7 +25,9 @@ RtAtomicFile *rt_atomic_open(const char *path, RtErr *e);
 int rt_atomic_write(RtAtomicFile *f, const void *data, size_t size, RtErr *e);
 /* fsyncs, closes and renames the temporary file to 'path'. On any failure
  * (including an earlier failed write) the temporary file is removed and the
- * old file is kept. Frees 'f' either way. */
+ * old file is kept. After a success, temporaries of 'path' left by writers
+ * that were killed mid-write (their process is gone) are removed. Frees 'f'
+ * either way. */
 int rt_atomic_commit(RtAtomicFile *f, RtErr *e);
 /* Discards the temporary file; the old file is kept. Frees 'f'. NULL is a no-op. */
 void rt_atomic_abort(RtAtomicFile *f);

@@ -720,6 +720,23 @@ START_TEST(atomic_basic) {
   free(got);
   ck_assert_int_eq(count_entries(dir), 1);
   rt_atomic_abort(NULL);
+
+  /* Temporaries of killed writers go at the next successful write of the
+   * same path: a dead pid's (beyond any pid_max) is removed; a live
+   * process's (the parent's), another file's and a look-alike are kept. */
+  char stale[600], live[600], other[600], odd[600];
+  snprintf(stale, sizeof stale, "%s.tmp.2147483646.0", path);
+  snprintf(live, sizeof live, "%s.tmp.%ld.3", path, (long)getppid());
+  snprintf(other, sizeof other, "%s/other.bin.tmp.2147483646.0", dir);
+  snprintf(odd, sizeof odd, "%s.tmp.notapid", path);
+  const char *kept[] = {live, other, odd};
+  tu_write_file(stale, "torn");
+  for (int i = 0; i < 3; i++) tu_write_file(kept[i], "keep");
+  ck_assert_msg(rt_write_file_atomic(path, c2, 1, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(access(stale, F_OK), -1);
+  for (int i = 0; i < 3; i++) ck_assert_msg(access(kept[i], F_OK) == 0, "%s was removed", kept[i]);
+  ck_assert_int_eq(count_entries(dir), 4);
+  for (int i = 0; i < 3; i++) unlink(kept[i]);
   free(dir);
 }
 END_TEST

@@ -292,6 +292,9 @@ def torn_writes(dalc, d, ref_log, ref_ckpt):
     report(rc == 0 and same_bytes(log, ref_log) and same_bytes(ckpt, ref_ckpt),
            "resume: resumed after the last torn write (exit %d): log and final checkpoint byte-identical "
            "to the uninterrupted run's" % rc)
+    stale = temp_files(d, os.path.basename(ckpt))
+    report(not stale, "resume: the killed writer's temporary files are gone after the next checkpoint (%s)"
+           % (", ".join(stale) or "none left"))
 
 
 # ---- driver ----------------------------------------------------------------------------

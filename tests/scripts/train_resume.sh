@@ -70,10 +70,10 @@ if train "$tmp/kill.tsv" "$tmp/kill.safetensors" --resume "$tmp/kill.safetensors
 cmp -s "$tmp/full.tsv" "$tmp/kill.tsv" && ok || { bad "SIGKILL + resume: the loss sequence differs"; diff "$tmp/full.tsv" "$tmp/kill.tsv"; }
 cmp -s "$tmp/full.safetensors" "$tmp/kill.safetensors" && ok || bad "SIGKILL + resume: the final checkpoints differ"
 
-# ---- no temporary file is left behind by a run that was not killed ----
+# ---- no temporary file is left behind ----
 # (SIGKILL during a checkpoint write may leave kill.safetensors.tmp.*; the
-# checkpoint itself is then the previous one, whole, as the resume showed.)
-extra=$(ls -A "$tmp" | grep -v -e '\.tsv$' -e '\.safetensors$' -e '^err$' -e '^help$' -e '^kill\.safetensors\.')
+# resumed run's next checkpoint of that path removes it.)
+extra=$(ls -A "$tmp" | grep -v -e '\.tsv$' -e '\.safetensors$' -e '^err$' -e '^help$')
 [ -z "$extra" ] && ok || bad "temporary files left behind: $extra"
 
 # ---- a corrupt checkpoint is a clear error ----
