@@ -184,6 +184,15 @@ int cg_aot_write_plan(FILE *f, int i, const RtPlan *pl, RtErr *e) {
   write_consts(f, i, pl);
   if (pl->nbuf > 0) write_buffers(f, i, pl);
   if (pl->nstep > 0) write_steps(f, i, pl);
+  if (pl->ncheck > 0) {
+    fprintf(f, "static const RtIndexCheck e%d_check[] = {\n", i);
+    for (int c = 0; c < pl->ncheck; c++) {
+      fprintf(f, "  {%d, %lld, ", pl->check[c].input, (long long)pl->check[c].limit);
+      put_str(f, pl->check[c].what);
+      fputs("},\n", f);
+    }
+    fputs("};\n", f);
+  }
   fprintf(f, "static const RtPlan e%d_plan = {.name = ", i);
   put_str(f, pl->name);
   fprintf(f, ", .nbuf = %d, .buf = ", pl->nbuf);
@@ -194,8 +203,9 @@ int cg_aot_write_plan(FILE *f, int i, const RtPlan *pl, RtErr *e) {
   fprintf(f, pl->nkernel > 0 ? "e%d_kernel" : "NULL", i);
   fputs(", .kernel_name = ", f);
   fprintf(f, pl->nkernel > 0 ? "e%d_kernel_name" : "NULL", i);
-  fprintf(f, ", .arena_bytes = %lld, .ninput = %d, .noutput = %d};\n", (long long)pl->arena_bytes, pl->ninput,
-          pl->noutput);
+  fprintf(f, ", .arena_bytes = %lld, .ninput = %d, .noutput = %d,\n  .ncheck = %d, .check = ",
+          (long long)pl->arena_bytes, pl->ninput, pl->noutput, pl->ncheck);
+  fprintf(f, pl->ncheck > 0 ? "e%d_check};\n" : "NULL};\n", i);
   return 0;
 }
 

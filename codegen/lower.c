@@ -241,6 +241,48 @@ static int setup_buffers(Lower *L) {
   return 0;
 }
 
+/* The plan's index checks (runtime/plan.h): i32 inputs that a live
+ * gather, onehot or cross_entropy reads as indices directly (through
+ * reshapes at most); one per input and limit. */
+static void index_checks(Lower *L, RtPlan *pl) {
+  const IrGraph *g = L->g;
+  RtIndexCheck *ck = cg_pool_alloc(L->pool, sizeof *ck * (size_t)(g->n + 1));
+  int n = 0;
+  for (int v = 0; v < g->n; v++) {
+    const IrNode *nd = &g->node[v];
+    if (!L->live[v]) continue;
+    int idx;
+    int64_t limit;
+    char what[160];
+    if (nd->op == OP_GATHER) {
+      const IrNode *table = &g->node[nd->in[0]];
+      idx = nd->in[1];
+      limit = table->shape.d[0];
+      snprintf(what, sizeof what, "rows of %s", table->op == OP_PARAM && table->name ? table->name : "the table");
+    } else if (nd->op == OP_ONEHOT) {
+      idx = nd->in[0];
+      limit = nd->attr.depth;
+      snprintf(what, sizeof what, "depth of a onehot");
+    } else if (nd->op == OP_CROSS_ENTROPY) {
+      const IrShape *ls = &g->node[nd->in[0]].shape;
+      idx = nd->in[1];
+      limit = ls->d[ls->rank - 1];
+      snprintf(what, sizeof what, "classes of a cross_entropy");
+    } else {
+      continue;
+    }
+    while (g->node[idx].op == OP_RESHAPE) idx = g->node[idx].in[0];
+    if (g->node[idx].op != OP_INPUT) continue;
+    int input = 0;
+    while (input < g->ninput && g->input[input] != idx) input++;
+    bool dup = input == g->ninput;
+    for (int c = 0; c < n && !dup; c++) dup = ck[c].input == input && ck[c].limit == limit;
+    if (!dup) ck[n++] = (RtIndexCheck){input, limit, cg_pool_strdup(L->pool, what)};
+  }
+  pl->ncheck = n;
+  pl->check = ck;
+}
+
 static void *pool_copy(CgPool *p, const void *src, size_t bytes) {
   void *d = cg_pool_alloc(p, bytes ? bytes : 1);
   if (bytes) memcpy(d, src, bytes);
@@ -316,6 +358,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   pl->kernel_name = names;
   pl->ninput = g->ninput;
   pl->noutput = g->noutput;
+  index_checks(&L, pl);
   free(L.buf);
   free(L.step);
   free(L.kern);

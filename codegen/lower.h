@@ -46,6 +46,8 @@
  * gives a zero row, an out-of-range cross_entropy target gives NaN, a
  * gather_backward index out of range adds nothing, and integer division by
  * zero gives 0 (the reference executor reports these as errors instead).
+ * Indices that come straight from an entry's inputs are checked before the
+ * plan runs (RtPlan.check), so bad input data is an error there too.
  *
  * Module prefix: cg_.
  */

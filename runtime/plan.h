@@ -75,6 +75,17 @@ typedef struct {
   RtGemm gemm;       /* RT_STEP_GEMM */
 } RtStep;
 
+/* An i32 input used directly as indices (a gather's rows, a one-hot
+ * depth, cross-entropy classes): every element must lie in [0, limit).
+ * Compiled kernels treat an index out of range as a zero row (they never
+ * read or write out of bounds); rt_plan_run rejects such an input before
+ * the first step instead, naming the element and what it indexes. */
+typedef struct {
+  int input;         /* the entry's input number */
+  int64_t limit;
+  const char *what;  /* e.g. "rows of text_emb.weight" */
+} RtIndexCheck;
+
 typedef struct {
   const char *name;        /* the entry function */
   int nbuf;
@@ -86,6 +97,8 @@ typedef struct {
   const char *const *kernel_name;
   int64_t arena_bytes;     /* size of the intermediate arena */
   int ninput, noutput;
+  int ncheck;
+  const RtIndexCheck *check;
 } RtPlan;
 
 #endif

@@ -104,7 +104,9 @@ void rt_prof_report(FILE *out);
  *   ctx      seed and step for the kernels (NULL: both 0)
  *
  * Every check (rt_plan_check, the arena, each tensor's dtype and shape, a
- * state name missing from 'state') happens before the first step, so on
+ * state name missing from 'state', the plan's index checks on the inputs:
+ * an index out of range is reported with its position and value) happens
+ * before the first step, so on
  * failure nothing has been written: -1 with a message, and the outputs it
  * allocated are freed and set back to NULL. State names are looked up once
  * per run, not per step. Returns 0 on success. */

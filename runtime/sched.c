@@ -194,6 +194,33 @@ static void run_step(const RtPlan *p, const RtStep *st, void **args, RtPool *poo
   }
 }
 
+/* The plan's index checks (plan.h) on the bound inputs. */
+static int check_indices(const RtPlan *p, RtTensor *const *inputs, RtErr *e) {
+  for (int c = 0; c < p->ncheck; c++) {
+    const RtIndexCheck *ck = &p->check[c];
+    const RtTensor *t = inputs[ck->input];
+    if (t->dtype != RT_I32) continue; /* bind has reported it already */
+    const int32_t *v = rt_i32(t);
+    int64_t n = rt_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++) {
+      if (v[i] >= 0 && v[i] < ck->limit) continue;
+      const char *name = "?";
+      for (int b = 0; b < p->nbuf; b++)
+        if (p->buf[b].kind == RT_BUF_INPUT && p->buf[b].index == ck->input && p->buf[b].name) name = p->buf[b].name;
+      char at[160];
+      int64_t rest = i, pos[RT_MAX_RANK];
+      for (int d = t->rank - 1; d >= 0; d--) {
+        pos[d] = t->dim[d] ? rest % t->dim[d] : 0;
+        rest = t->dim[d] ? rest / t->dim[d] : 0;
+      }
+      rt_shape_str(t->rank, pos, at, sizeof at);
+      return rt_err(e, "input '%s': element %s is %d, outside [0, %lld) (the %s)", name, at, (int)v[i],
+                    (long long)ck->limit, ck->what ? ck->what : "valid range");
+    }
+  }
+  return 0;
+}
+
 int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inputs, RtTensor **outputs,
                 RtTensorList *state, const RtRunCtx *ctx, RtErr *e) {
   if (rt_plan_check(p, e)) return -1;
@@ -209,6 +236,7 @@ int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inp
   index_state(&ix, state);
   int rc = 0;
   for (int i = 0; i < p->nbuf && rc == 0; i++) rc = bind(p, i, arena, inputs, outputs, made, &ix, addr, e);
+  if (rc == 0) rc = check_indices(p, inputs, e);
   if (rc == 0) {
     RtRunCtx zero = {0, 0};
     bool prof = rt_prof_enabled();

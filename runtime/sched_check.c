@@ -127,5 +127,10 @@ int rt_plan_check(const RtPlan *p, RtErr *e) {
     if (check_buffer(p, i, e)) return -1;
   for (int s = 0; s < p->nstep; s++)
     if (check_step(p, s, e)) return -1;
+  if (p->ncheck < 0 || (p->ncheck && !p->check)) return rt_err(e, "plan '%s': bad index checks", plan_name(p));
+  for (int c = 0; c < p->ncheck; c++)
+    if (p->check[c].input < 0 || p->check[c].input >= p->ninput || p->check[c].limit < 0)
+      return rt_err(e, "plan '%s': index check %d names input %d of %d (limit %lld)", plan_name(p), c,
+                    p->check[c].input, p->ninput, (long long)p->check[c].limit);
   return 0;
 }

@@ -715,7 +715,9 @@ END_TEST
 START_TEST(test_bad_indices) {
   IrGraph *g = ir_graph_new("bad_indices");
   IrShape st = shp(2, 4, 3, 0, 0), si = shp(1, 3, 0, 0, 0), sl = shp(2, 3, 5, 0, 0);
-  int table = input(g, "table", IR_F32, st), idx = input(g, "idx", IR_I32, si), logits = input(g, "logits", IR_F32, sl);
+  int table = input(g, "table", IR_F32, st), raw = input(g, "idx", IR_I32, si), logits = input(g, "logits", IR_F32, sl);
+  /* computed indices: inputs read directly as indices are checked before the run (below) */
+  int idx = ir_binary(g, OP_ADD, raw, ir_scalar(g, IR_I32, 0, LOC), LOC);
   int ga = ir_build(g, OP_GATHER, (int[]){table, idx}, 2, NULL, LOC);
   int oh = ir_build(g, OP_ONEHOT, &idx, 1, &(IrAttr){.axis = 1, .depth = 4}, LOC);
   int ce = ir_build(g, OP_CROSS_ENTROPY, (int[]){logits, idx}, 2, NULL, LOC);
@@ -750,6 +752,59 @@ START_TEST(test_bad_indices) {
   for (int i = 0; i < 3; i++) ck_assert_int_eq(rt_i32(out[4])[i], 0); /* x // 0 */
   free_all(out, 5);
   free_all(in, 3);
+  rt_arena_free(arena);
+  cg_module_free(m);
+  ir_graph_free(g);
+}
+END_TEST
+
+/* Indices read straight from an input are checked before the first step:
+ * a gather's rows (named after the table), a onehot's depth and
+ * cross-entropy classes (through a reshape); the error names the input,
+ * the element, its value and the range, and no output is left behind. */
+START_TEST(test_input_index_checks) {
+  IrGraph *g = ir_graph_new("index_checks");
+  IrShape st = shp(2, 6, 3, 0, 0), si = shp(2, 2, 3, 0, 0), sl = shp(2, 6, 5, 0, 0);
+  int table = ir_param(g, "emb.weight", st, IR_INIT_NORMAL, 0, 1, LOC);
+  int ids = input(g, "ids", IR_I32, si), cls = input(g, "cls", IR_I32, si), logits = input(g, "logits", IR_F32, sl);
+  int ga = ir_build(g, OP_GATHER, (int[]){table, ids}, 2, NULL, LOC);
+  int oh = ir_build(g, OP_ONEHOT, &cls, 1, &(IrAttr){.axis = 2, .depth = 4}, LOC);
+  int flat = ir_reshape(g, cls, shp(1, 6, 0, 0, 0), LOC);
+  int ce = ir_build(g, OP_CROSS_ENTROPY, (int[]){logits, flat}, 2, NULL, LOC);
+  ir_set_outputs(g, (int[]){ga, oh, ce}, NULL, 3);
+  RtErr e;
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  CgModule *m = cg_module_new(jc_session(), g, p, &e);
+  fuse_plan_free(p);
+  ck_assert_msg(m && cg_module_jit(m, &e) == 0, "%s", e.msg);
+  const RtPlan *plan = cg_module_plan(m);
+  ck_assert_int_eq(plan->ncheck, 3); /* ids < 6; cls < 4 and < 5 */
+  void *arena = rt_arena_new(plan->arena_bytes, &e);
+  RtTensorList *state = rt_list_new();
+  rt_list_put(state, "emb.weight", jc_make(IR_F32, &st, JC_NORMAL, 0));
+  RtTensor *in[3] = {jc_make(IR_I32, &si, JC_INDEX, 4), jc_make(IR_I32, &si, JC_INDEX, 4), jc_make(IR_F32, &sl, JC_NORMAL, 0)};
+  RtTensor *out[3] = {0};
+  ck_assert_msg(rt_plan_run(plan, jc_pool(), arena, in, out, state, NULL, &e) == 0, "%s", e.msg);
+  free_all(out, 3);
+  static const struct {
+    int input, at, value;
+    const char *msg;
+  } bad[] = {
+      {0, 4, 6, "input 'ids': element [1, 1] is 6, outside [0, 6) (the rows of emb.weight)"},
+      {0, 0, -1, "input 'ids': element [0, 0] is -1, outside [0, 6)"},
+      {1, 5, 4, "input 'cls': element [1, 2] is 4, outside [0, 4) (the depth of a onehot)"},
+  };
+  for (int b = 0; b < 3; b++) {
+    int32_t *v = rt_i32(in[bad[b].input]), keep = v[bad[b].at];
+    v[bad[b].at] = bad[b].value;
+    RtTensor *o[3] = {0};
+    ck_assert_int_eq(rt_plan_run(plan, jc_pool(), arena, in, o, state, NULL, &e), -1);
+    ck_assert_msg(strstr(e.msg, bad[b].msg), "got: %s", e.msg);
+    ck_assert(!o[0] && !o[1] && !o[2]);
+    v[bad[b].at] = keep;
+  }
+  free_all(in, 3);
+  rt_list_free(state);
   rt_arena_free(arena);
   cg_module_free(m);
   ir_graph_free(g);
@@ -1039,6 +1094,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_update_in_gemm_epilogue);
   tcase_add_test(t, test_update_swap);
   tcase_add_test(t, test_bad_indices);
+  tcase_add_test(t, test_input_index_checks);
   tcase_add_test(t, test_bad_plans);
   suite_add_tcase(s, t);
   t = tcase_create("models");

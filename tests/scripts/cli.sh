@@ -66,6 +66,8 @@ np.save(f"{t}/x_int.npy", np.zeros((4, 3, 16, 16), np.int32))
 np.save(f"{t}/x_bench.npy", np.zeros((4, 3, 64, 64), np.float32))
 np.save(f"{t}/text.npy", np.arange(32, dtype=np.int32).reshape(4, 8) % 64)
 np.save(f"{t}/image.npy", np.arange(64, dtype=np.int32).reshape(4, 16))
+bad = np.arange(64, dtype=np.int32).reshape(4, 16); bad[2, 5] = 64
+np.save(f"{t}/image_bad.npy", bad)
 open(f"{t}/trunc.npy", "wb").write(open(f"{t}/x.npy", "rb").read()[:200])
 open(f"{t}/garbage.safetensors", "wb").write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
 PY
@@ -122,6 +124,8 @@ expect_error "missing parameter" "parameter 'text_emb.weight' of model 'models/g
   "$dalc" run models/gpt.dal --config tiny --fn logits --params "$tmp/p.safetensors" --in text="$tmp/text.npy" --in image="$tmp/image.npy"
 expect_error "wrong parameter shape" "tensor 'enc.conv_in.weight' is f32\[16, 3, 3, 3\] but the model's is f32\[64, 3, 3, 3\]" \
   "$dalc" run models/dvae.dal --config bench --batch 4 --fn encode --params "$tmp/p.safetensors" --in "$tmp/x_bench.npy"
+expect_error "token id out of range" "input 'image': element \[2, 5\] is 64, outside \[0, 64) (the rows of image_emb.weight)" \
+  "$dalc" run models/gpt.dal --config tiny --fn logits --seed 1 --in text="$tmp/text.npy" --in image="$tmp/image_bad.npy"
 expect_error "unknown config" "tiny" "$dalc" info models/dvae.dal --config huge
 expect_error "unknown option" "unknown option" "$dalc" info models/dvae.dal --frobnicate
 expect_error "bad emit" "--emit must be ir, dot, llvm, asm or obj" "$dalc" models/dvae.dal --emit=wasm
