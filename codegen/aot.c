@@ -79,10 +79,32 @@ static int compile_all(Build *b, IrGraph **graphs, int n, const RtPlanProgramDes
   return rc;
 }
 
-static const char *cc_name(const CgAotOptions *o) {
-  if (o->cc) return o->cc;
-  const char *cc = getenv("CC");
-  return cc && *cc ? cc : "cc";
+/* The C compiler as words: $CC (or the option) split at blanks like
+ * make's $(CC), e.g. "ccache gcc" or "gcc -m64"; "cc" if unset. Fills
+ * word[0..n) pointing into buf; returns n. */
+#define CC_MAX_WORDS 16
+static int cc_words(const CgAotOptions *o, char *buf, size_t size, const char **word) {
+  const char *cc = o->cc ? o->cc : getenv("CC");
+  snprintf(buf, size, "%s", cc ? cc : "");
+  int n = 0;
+  char *save = NULL;
+  for (char *w = strtok_r(buf, " \t", &save); w && n < CC_MAX_WORDS; w = strtok_r(NULL, " \t", &save)) word[n++] = w;
+  if (n == 0) word[n++] = "cc";
+  return n;
+}
+
+/* Runs the C compiler with the arguments args[] (NULL-terminated). */
+static int run_cc(Build *b, const char *const *args, RtErr *e) {
+  int nargs = 0;
+  while (args[nargs]) nargs++;
+  const char **argv = malloc(sizeof *argv * (size_t)(CC_MAX_WORDS + nargs + 1));
+  if (!argv) return rt_err(e, "out of memory");
+  char buf[PATH_MAX];
+  int k = cc_words(b->o, buf, sizeof buf, argv);
+  memcpy(argv + k, args, sizeof *args * (size_t)(nargs + 1));
+  int rc = cg_aot_spawn((char *const *)argv, e);
+  free(argv);
+  return rc;
 }
 
 /* main.c -> main.o against the runtime's headers. */
@@ -90,14 +112,13 @@ static int compile_main(Build *b, RtErr *e) {
   snprintf(b->main_obj, sizeof b->main_obj, "%s/main.o", b->dir);
   char incflag[PATH_MAX + 4];
   snprintf(incflag, sizeof incflag, "-I%s", b->inc);
-  const char *argv[] = {cc_name(b->o), "-std=c11", "-O1", "-Wall", "-Wextra", incflag, "-c", b->source, "-o",
-                        b->main_obj,
+  const char *args[] = {"-std=c11", "-O1", "-Wall", "-Wextra", incflag, "-c", b->source, "-o", b->main_obj,
 #ifdef SANITIZE
                         SANITIZE,
 #endif
                         NULL};
   double t0 = pass_now();
-  int rc = cg_aot_spawn((char *const *)argv, e);
+  int rc = run_cc(b, args, e);
   add_time(b->o, "aot: C compile", pass_now() - t0);
   return rc;
 }
@@ -109,29 +130,28 @@ static int link_exe(Build *b, RtErr *e) {
   size_t n = strlen(out) + 32;
   char *tmp = malloc(n);
   snprintf(tmp, n, "%s.tmp.%ld", out, (long)getpid());
-  const char **argv = calloc((size_t)b->nobj + 32, sizeof *argv);
+  const char **args = calloc((size_t)b->nobj + 32, sizeof *args);
   int k = 0;
-  argv[k++] = cc_name(b->o);
-  argv[k++] = "-o";
-  argv[k++] = tmp;
-  argv[k++] = b->main_obj;
-  for (int i = 0; i < b->nobj; i++) argv[k++] = b->obj[i];
-  argv[k++] = b->lib;
-  argv[k++] = "-lopenblas";
-  argv[k++] = "-lcjson";
-  argv[k++] = "-lm";
-  argv[k++] = "-lpthread";
+  args[k++] = "-o";
+  args[k++] = tmp;
+  args[k++] = b->main_obj;
+  for (int i = 0; i < b->nobj; i++) args[k++] = b->obj[i];
+  args[k++] = b->lib;
+  args[k++] = "-lopenblas";
+  args[k++] = "-lcjson";
+  args[k++] = "-lm";
+  args[k++] = "-lpthread";
 #ifdef SANITIZE
-  argv[k++] = SANITIZE;
+  args[k++] = SANITIZE;
 #endif
-  argv[k] = NULL;
+  args[k] = NULL;
   double t0 = pass_now();
-  int rc = cg_aot_spawn((char *const *)argv, e);
+  int rc = run_cc(b, args, e);
   add_time(b->o, "aot: link", pass_now() - t0);
   if (rc == 0 && rename(tmp, out) != 0) rc = rt_err(e, "cannot write %s: %s", out, strerror(errno));
   if (rc != 0) unlink(tmp);
   free(tmp);
-  free(argv);
+  free(args);
   return rc;
 }
 

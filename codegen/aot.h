@@ -13,7 +13,7 @@
  *      state specs) and a main() that builds them into an RtProgram
  *      (runtime/plan_program.h) and calls rt_main, so the executable has
  *      the same command line as `dalc run FILE.dal -- ...`;
- *   3. compiles that file with the C compiler ($CC, default cc) against the
+ *   3. compiles that file with the C compiler ($CC split at blanks, default cc) against the
  *      runtime's headers, and links it with the objects, the runtime
  *      library (libruntime.a), OpenBLAS, cJSON, -lm and -lpthread: never
  *      LLVM.
@@ -54,7 +54,7 @@ typedef struct {
   PassTimes *times;        /* not NULL: fusion, lowering, LLVM, object emission, C source, C compile, link */
   const char *runtime_lib; /* NULL: libruntime.a beside the running program */
   const char *include_dir; /* the runtime's headers; NULL: ../runtime from the running program's folder */
-  const char *cc;          /* NULL: $CC, else "cc" */
+  const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
 } CgAotOptions;
 
 /* Builds the executable o->output from graphs[0..n) (entry i = graphs[i];

@@ -288,6 +288,13 @@ def errors(exe, tmp):
     open(src, "w").write("@infer\ndef f(x: f32[3]) { return x @ x }\n")
     fails([dalc, src, "-o", os.path.join(tmp, "x")], r"broken\.dal:2:", "dalc broken.dal -o EXE: file:line error")
     report(not os.path.exists(os.path.join(tmp, "x")), "a failed build leaves no executable")
+    # $CC is split at blanks, as make does ("ccache gcc", "gcc -m64")
+    exe_cc = os.path.join(tmp, "gpt_cc")
+    proc = run([dalc, "models/gpt.dal", "--config", "tiny", "-o", exe_cc], env=dict(ENV, CC="cc  -g0"))
+    ok = proc.returncode == 0 and run([exe_cc, "info"]).returncode == 0
+    report(ok, "CC='cc  -g0': the compiler's flags are passed as words", "" if ok else first_lines(proc))
+    fails([dalc, "models/gpt.dal", "--config", "tiny", "-o", exe_cc], r"cannot run nosuch-cc:",
+          "CC='nosuch-cc -O1': names the missing compiler", env=dict(ENV, CC="nosuch-cc -O1"))
 
 
 def temps(tmp):
