@@ -29,7 +29,7 @@ LDFLAGS := $(SANFLAGS) -pthread
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
-LDLIBS  := -lcjson $(BLAS_LIBS) -lm
+LDLIBS  := -lcjson -lz $(BLAS_LIBS) -lm
 # LLVM: its headers only for codegen/llvm objects, its library only for
 # programs that link codegen (the runtime never sees LLVM).
 LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags)

@@ -139,6 +139,7 @@ static int link_exe(Build *b, RtErr *e) {
   args[k++] = b->lib;
   args[k++] = "-lopenblas";
   args[k++] = "-lcjson";
+  args[k++] = "-lz";
   args[k++] = "-lm";
   args[k++] = "-lpthread";
 #ifdef SANITIZE

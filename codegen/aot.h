@@ -15,7 +15,7 @@
  *      the same command line as `dalc run FILE.dal -- ...`;
  *   3. compiles that file with the C compiler ($CC split at blanks, default cc) against the
  *      runtime's headers, and links it with the objects, the runtime
- *      library (libruntime.a), OpenBLAS, cJSON, -lm and -lpthread: never
+ *      library (libruntime.a), OpenBLAS, cJSON, zlib, -lm and -lpthread: never
  *      LLVM.
  * Intermediate files live in a temporary directory ($TMPDIR or /tmp),
  * removed at the end unless o->keep_temps (dalc: DAL_KEEP_TEMPS=1), in

@@ -1,5 +1,6 @@
 /* data.c — opening a dataset by its spec and the calls common to every
  * kind (see data.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@ typedef struct {
 static const DataKind kinds[] = {
     {"shapes", rt_data_open_shapes},
     {"npy", rt_data_open_npy},
+    {"fashion-mnist", rt_data_open_fashion},
 };
 
 RtDataset *rt_data_open(const char *spec, const RtEntrySpec *entry, uint64_t seed, RtErr *e) {
@@ -22,7 +24,8 @@ RtDataset *rt_data_open(const char *spec, const RtEntrySpec *entry, uint64_t see
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
     if (strlen(kinds[i].name) == len && strncmp(kinds[i].name, spec, len) == 0) k = &kinds[i];
   if (!k) {
-    rt_err(e, "unknown dataset '%s' (known: shapes, npy:NAME=FILE.npy[,NAME=FILE.npy...])", spec);
+    rt_err(e, "unknown dataset '%s' (known: shapes, fashion-mnist[:test], npy:NAME=FILE.npy[,NAME=FILE.npy...])",
+           spec);
     return NULL;
   }
   RtDataset *d = calloc(1, sizeof *d);
@@ -61,4 +64,37 @@ int rt_data_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e)
 
 const char *rt_data_caption(const RtDataset *d, int64_t j) {
   return d->caption && j >= 0 && j < d->batch ? d->caption[j] : NULL;
+}
+
+int rt_data_image_input(RtDataset *d, const char *kind, RtErr *e) {
+  const RtEntrySpec *en = d->entry;
+  int found = -1;
+  for (int i = 0; i < en->ninput; i++) {
+    const RtArgSpec *a = &en->input[i];
+    if (a->dtype != RT_F32 || a->rank != 4 || a->dim[1] != 3 || a->dim[2] != a->dim[3] || a->dim[2] < 8 ||
+        a->dim[0] < 1)
+      continue;
+    if (found < 0 || strcmp(a->name, "x") == 0 || strcmp(a->name, "image") == 0) found = i;
+  }
+  if (found < 0) {
+    char names[512] = "";
+    for (int k = 0; k < en->ninput; k++) {
+      size_t at = strlen(names);
+      snprintf(names + at, sizeof names - at, "%s%s", k ? ", " : "", en->input[k].name);
+    }
+    rt_err(e, "dataset %s makes images f32[B, 3, S, S] (S >= 8), but entry '%s' has no such input (its inputs: %s)",
+           kind, en->name, en->ninput ? names : "none");
+    return -1;
+  }
+  d->fills[found] = true;
+  d->batch = en->input[found].dim[0];
+  return found;
+}
+
+int rt_data_captions(RtDataset *d, size_t len, RtErr *e) {
+  d->caption = calloc((size_t)d->batch, sizeof *d->caption);
+  if (!d->caption) return rt_err(e, "dataset: out of memory");
+  for (int64_t j = 0; j < d->batch; j++)
+    if (!(d->caption[j] = calloc(1, len))) return rt_err(e, "dataset: out of memory");
+  return 0;
 }

@@ -11,6 +11,19 @@
  *   shapes                         the built-in generator below; fills the
  *                                  entry's image input, the f32 [B, 3, S, S]
  *                                  one (named x or image if there are several)
+ *   fashion-mnist[:test]           Zalando's Fashion-MNIST (Debian's
+ *                                  dataset-fashion-mnist: the idx files in
+ *                                  /usr/share/datasets/fashion-mnist, or in
+ *                                  $DAL_FASHION_MNIST), the training split
+ *                                  (60000) or the test split (10000); fills
+ *                                  the image input like shapes: the 28x28
+ *                                  grey image resized to S x S (area average
+ *                                  when shrinking, bilinear when enlarging)
+ *                                  in all three channels, in [-1, 1]; the
+ *                                  caption names the class ("an ankle
+ *                                  boot"). Each epoch visits every image
+ *                                  once, in an order shuffled from (seed,
+ *                                  epoch)
  *   npy:NAME=FILE.npy[,NAME=FILE.npy...]
  *                                  fixed arrays [N, ...]: input NAME gets rows
  *                                  (s*B + j) mod N, j = 0..B-1; every array
@@ -87,6 +100,12 @@ const char *rt_shapes_colour_name(int colour);
 /* The colour's RGB in [0, 1]; the background's for colour -1. */
 void rt_shapes_colour_rgb(int colour, float rgb[3]);
 const char *rt_shapes_kind_name(RtShapeKind kind);
+
+/* ---- fashion-mnist (data_fashion.c) ---- */
+
+/* The caption of class 'label' (0..9: "a t-shirt", "a pair of trousers",
+ * ...), NULL outside. */
+const char *rt_fashion_caption(int label);
 
 /* ---- PNG output (data_png.c) ---- */
 

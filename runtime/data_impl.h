@@ -16,10 +16,19 @@ struct RtDataset {
   void *impl;
 };
 
+/* The entry's image input, f32 [B, 3, S, S] with S >= 8 ("x" or "image"
+ * if there are several): marks it filled and sets the batch size from it.
+ * Returns its index, or -1 with a message naming dataset 'kind' and the
+ * entry's inputs. */
+int rt_data_image_input(RtDataset *d, const char *kind, RtErr *e);
+/* Allocates d->caption: batch strings of 'len' bytes each. */
+int rt_data_captions(RtDataset *d, size_t len, RtErr *e);
+
 /* Each kind's opener: sets fills, batch, fill, free_impl, impl (and caption)
  * on a dataset whose entry and seed are set; 'args' is the spec after the
  * kind's name and colon ("" if none). */
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e);
 int rt_data_open_npy(RtDataset *d, const char *args, RtErr *e);
+int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e);
 
 #endif

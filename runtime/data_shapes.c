@@ -176,19 +176,6 @@ typedef struct {
   int size;  /* S */
 } Shapes;
 
-/* The entry's image input: f32 [B, 3, S, S]; "x" or "image" if several. */
-static int find_image_input(const RtEntrySpec *en) {
-  int found = -1;
-  for (int i = 0; i < en->ninput; i++) {
-    const RtArgSpec *a = &en->input[i];
-    if (a->dtype != RT_F32 || a->rank != 4 || a->dim[1] != 3 || a->dim[2] != a->dim[3] || a->dim[2] < 8 ||
-        a->dim[0] < 1)
-      continue;
-    if (found < 0 || strcmp(a->name, "x") == 0 || strcmp(a->name, "image") == 0) found = i;
-  }
-  return found;
-}
-
 static int shapes_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
   (void)e;
   const Shapes *s = d->impl;
@@ -207,16 +194,8 @@ static int shapes_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtE
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   const RtEntrySpec *en = d->entry;
   if (*args) return rt_err(e, "dataset shapes takes no arguments (got 'shapes:%s')", args);
-  int i = find_image_input(en);
-  if (i < 0) {
-    char names[512] = "";
-    for (int k = 0; k < en->ninput; k++) {
-      size_t at = strlen(names);
-      snprintf(names + at, sizeof names - at, "%s%s", k ? ", " : "", en->input[k].name);
-    }
-    return rt_err(e, "dataset shapes makes images f32[B, 3, S, S] (S >= 8), but entry '%s' has no such input "
-                  "(its inputs: %s)", en->name, en->ninput ? names : "none");
-  }
+  int i = rt_data_image_input(d, "shapes", e);
+  if (i < 0) return -1;
   Shapes *s = malloc(sizeof *s);
   if (!s) return rt_err(e, "dataset shapes: out of memory");
   s->input = i;
@@ -224,13 +203,5 @@ int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   d->impl = s;
   d->free_impl = free;
   d->fill = shapes_fill;
-  d->fills[i] = true;
-  d->batch = en->input[i].dim[0];
-  d->caption = calloc((size_t)d->batch, sizeof *d->caption);
-  if (!d->caption) return rt_err(e, "dataset shapes: out of memory");
-  for (int64_t j = 0; j < d->batch; j++) {
-    d->caption[j] = calloc(1, sizeof ((RtShapesScene *)0)->caption);
-    if (!d->caption[j]) return rt_err(e, "dataset shapes: out of memory");
-  }
-  return 0;
+  return rt_data_captions(d, sizeof ((RtShapesScene *)0)->caption, e);
 }

@@ -1,6 +1,6 @@
 /* exe_bench.c — `bench`: how fast one entry of the program runs.
  *
- *   bench [--fn NAME] [--steps N] [--warmup W] [--data shapes|npy:NAME=FILE.npy,...]
+ *   bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC (data.h)]
  *         [--set NAME=V]... [--seed S] [--max-seconds T] [--json]
  *
  * Initialises the state from the seed, then runs W warm-up steps (default

@@ -99,7 +99,7 @@ static void usage(FILE *f, const char *prog) {
   fprintf(f,
           "usage: %s COMMAND [options]\n"
           "  info                                the model, its entries and state\n"
-          "  train --steps N [--fn NAME] [--data shapes|npy:NAME=FILE.npy,...] [--seed S] [--lr X]\n"
+          "  train --steps N [--fn NAME] [--data SPEC] [--seed S] [--lr X]\n"
           "        [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]\n"
           "        [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]\n"
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
@@ -107,7 +107,8 @@ static void usage(FILE *f, const char *prog) {
           "  data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S] [--scale N]\n"
           "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S]\n"
           "        [--max-seconds T] [--json]    ms/step, throughput and peak memory of an entry\n"
-          "  help                                this text\n",
+          "  help                                this text\n"
+          "datasets (SPEC): shapes | fashion-mnist[:test] | npy:NAME=FILE.npy[,NAME=FILE.npy...]\n",
           prog);
 }
 

@@ -1,10 +1,13 @@
 /* test_data.c — datasets (runtime/data.h): the shapes generator's
  * determinism, value range and caption/image correspondence, the npy
- * dataset's row order and errors, and PNG grids. */
+ * dataset's row order and errors, fashion-mnist (a small fake copy: epochs
+ * as shuffled permutations, captions, resizing, every bad-file class; and
+ * the real files when Debian's package is installed), and PNG grids. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "runtime/data.h"
 #include "runtime/npy.h"
@@ -358,6 +361,155 @@ START_TEST(test_png_grid) {
 }
 END_TEST
 
+/* ---- fashion-mnist ---- */
+
+/* Writes BASE-images-idx3-ubyte.gz (n images of 28x28, image k all of
+ * value 40 k) and BASE-labels-idx1-ubyte.gz (label of k: (3 k) % 10) into
+ * dir; 'magic' and 'truncate' (bytes cut from the image data) damage them. */
+static void write_fake_fashion(const char *dir, const char *base, int n, uint32_t magic, int truncate, int label0) {
+  char path[600];
+  unsigned char head[16];
+  uint32_t words[4] = {magic, (uint32_t)n, 28, 28};
+  for (int i = 0; i < 4; i++)
+    for (int b = 0; b < 4; b++) head[4 * i + b] = (unsigned char)(words[i] >> (24 - 8 * b));
+  snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, base);
+  gzFile z = gzopen(path, "wb");
+  ck_assert_ptr_nonnull(z);
+  gzwrite(z, head, 16);
+  unsigned char img[28 * 28];
+  for (int k = 0; k < n; k++) {
+    memset(img, 40 * k, sizeof img);
+    gzwrite(z, img, k == n - 1 ? (unsigned)(sizeof img - (unsigned)truncate) : (unsigned)sizeof img);
+  }
+  gzclose(z);
+  snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte.gz", dir, base);
+  z = gzopen(path, "wb");
+  uint32_t lw[2] = {0x801, (uint32_t)n};
+  for (int i = 0; i < 2; i++)
+    for (int b = 0; b < 4; b++) head[4 * i + b] = (unsigned char)(lw[i] >> (24 - 8 * b));
+  gzwrite(z, head, 8);
+  for (int k = 0; k < n; k++) {
+    unsigned char l = (unsigned char)(k ? (3 * k) % 10 : label0);
+    gzwrite(z, &l, 1);
+  }
+  gzclose(z);
+}
+
+/* An entry with an image input x: f32[B, 3, S, S]. */
+static RtEntrySpec image_entry(RtArgSpec *x, int64_t B, int64_t S) {
+  *x = (RtArgSpec){.name = "x", .dtype = RT_F32, .rank = 4, .dim = {B, 3, S, S}};
+  return (RtEntrySpec){.name = "loss", .train = true, .ninput = 1, .input = x};
+}
+
+/* Which fake image (value 40 k, resized) example j of the batch is. */
+static int fake_index(const RtTensor *x, int64_t j, int S) {
+  const float *p = rt_f32(x) + j * 3 * S * S;
+  float v = p[0];
+  for (int i = 1; i < 3 * S * S; i++) ck_assert_msg(fabsf(p[i] - v) < 1e-5f, "fake image %lld is not flat", (long long)j);
+  float k = (v + 1.0f) * 127.5f / 40.0f;
+  ck_assert_msg(fabsf(k - roundf(k)) < 1e-3f, "value %g is no fake image's", v);
+  return (int)roundf(k);
+}
+
+START_TEST(test_fashion_fake) {
+  char *dir = tu_path("fashion");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s'", dir), 0);
+  write_fake_fashion(dir, "train", 6, 0x803, 0, 0);
+  setenv("DAL_FASHION_MNIST", dir, 1);
+  RtErr e;
+  for (int S = 8; S <= 32; S += 24) { /* shrinking and enlarging keep a flat image flat */
+    RtArgSpec xs;
+    RtEntrySpec en = image_entry(&xs, 6, S);
+    RtDataset *d = rt_data_open("fashion-mnist", &en, 5, &e), *same = rt_data_open("fashion-mnist", &en, 5, &e);
+    ck_assert_msg(d && same, "%s", e.msg);
+    ck_assert(rt_data_fills(d, 0));
+    RtTensor *x = rt_tensor_new(RT_F32, 4, xs.dim, &e), *y = rt_tensor_new(RT_F32, 4, xs.dim, &e);
+    int first[6], differs = 0;
+    for (uint64_t step = 0; step < 3; step++) { /* B = n: every step is one epoch */
+      ck_assert_int_eq(rt_data_fill(d, step, &x, &e), 0);
+      bool seen[6] = {false};
+      for (int j = 0; j < 6; j++) {
+        int k = fake_index(x, j, S);
+        ck_assert_msg(k >= 0 && k < 6 && !seen[k], "step %d: image %d twice or unknown", (int)step, k);
+        seen[k] = true;
+        ck_assert_str_eq(rt_data_caption(d, j), rt_fashion_caption((3 * k) % 10));
+        if (step == 0) first[j] = k;
+        else differs += first[j] != k;
+      }
+      ck_assert_int_eq(rt_data_fill(same, step, &y, &e), 0);
+      ck_assert(memcmp(rt_f32(x), rt_f32(y), rt_tensor_bytes(x)) == 0); /* (seed, step) decides */
+    }
+    ck_assert_msg(differs > 0, "epochs 1 and 2 kept epoch 0's order");
+    rt_tensor_free(x);
+    rt_tensor_free(y);
+    rt_data_free(d);
+    rt_data_free(same);
+  }
+
+  /* every bad-file class names the file and what is wrong */
+  RtArgSpec xs;
+  RtEntrySpec en = image_entry(&xs, 2, 16);
+  static const struct {
+    uint32_t magic;
+    int truncate, label0;
+    const char *msg;
+  } bad[] = {
+      {0x801, 0, 0, "not an idx file of unsigned bytes with 3 dimensions (magic 0x00000801)"},
+      {0x803, 5, 0, "truncated: the header promises 4704 bytes of data, the file holds 4699"},
+      {0x803, 0, 12, "label 0 is 12 (classes are 0..9)"},
+  };
+  for (int b = 0; b < 3; b++) {
+    write_fake_fashion(dir, "t10k", 6, bad[b].magic, bad[b].truncate, bad[b].label0);
+    ck_assert_ptr_null(rt_data_open("fashion-mnist:test", &en, 0, &e));
+    ck_assert_msg(strstr(e.msg, bad[b].msg) && strstr(e.msg, "t10k-"), "case %d: %s", b, e.msg);
+  }
+  ck_assert_ptr_null(rt_data_open("fashion-mnist:valid", &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "takes 'test' or nothing"), "%s", e.msg);
+  setenv("DAL_FASHION_MNIST", "/nonexistent-fashion", 1);
+  ck_assert_ptr_null(rt_data_open("fashion-mnist", &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "/nonexistent-fashion/train-images-idx3-ubyte.gz: cannot open") &&
+                    strstr(e.msg, "dataset-fashion-mnist"),
+                "%s", e.msg);
+  unsetenv("DAL_FASHION_MNIST");
+  free(dir);
+}
+END_TEST
+
+/* The real files (Debian's dataset-fashion-mnist, which tools/deps.sh
+ * installs): both splits open; images are in [-1, 1] with a dark border
+ * and something in the middle; captions name classes. */
+START_TEST(test_fashion_real) {
+  if (tu_sh("test -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") != 0) {
+    printf("fashion-mnist is not installed: only the fake copy was tested\n");
+    return;
+  }
+  RtErr e;
+  RtArgSpec xs;
+  RtEntrySpec en = image_entry(&xs, 8, 16);
+  for (int split = 0; split < 2; split++) {
+    RtDataset *d = rt_data_open(split ? "fashion-mnist:test" : "fashion-mnist", &en, 1, &e);
+    ck_assert_msg(d != NULL, "%s", e.msg);
+    RtTensor *x = rt_tensor_new(RT_F32, 4, xs.dim, &e);
+    ck_assert_int_eq(rt_data_fill(d, 7, &x, &e), 0);
+    for (int j = 0; j < 8; j++) {
+      const float *p = rt_f32(x) + j * 3 * 256;
+      float lo = 1, hi = -1;
+      for (int i = 0; i < 3 * 256; i++) {
+        lo = fminf(lo, p[i]);
+        hi = fmaxf(hi, p[i]);
+      }
+      ck_assert(lo >= -1 && hi <= 1 && hi - lo > 0.5f);
+      ck_assert(p[0] < -0.9f); /* the corner is background */
+      bool known = false;
+      for (int c = 0; c < 10; c++) known |= strcmp(rt_data_caption(d, j), rt_fashion_caption(c)) == 0;
+      ck_assert_msg(known, "caption '%s'", rt_data_caption(d, j));
+    }
+    rt_tensor_free(x);
+    rt_data_free(d);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("data");
   TCase *tc = tcase_create("data");
@@ -365,6 +517,8 @@ int main(void) {
   tcase_add_test(tc, test_shapes_deterministic_and_in_range);
   tcase_add_test(tc, test_shapes_dataset);
   tcase_add_test(tc, test_npy_dataset);
+  tcase_add_test(tc, test_fashion_fake);
+  tcase_add_test(tc, test_fashion_real);
   tcase_add_test(tc, test_png_grid);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

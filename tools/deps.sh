@@ -13,6 +13,8 @@ libsubunit-dev    Check's link dependency
 libopenblas-dev   GEMMs
 libcjson-dev      safetensors headers
 libstb-dev        PNG/JPEG images
+zlib1g-dev        reads the gzip'd Fashion-MNIST files
+dataset-fashion-mnist  the fashion-mnist dataset (idx files)
 llvm-16-dev       native code generation (LLVM C API, shared libLLVM)
 python3-numpy     test fixtures
 python3-torch     the PyTorch reference (parity tests, benchmarks)

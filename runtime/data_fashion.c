@@ -1,0 +1,236 @@
+/* data_fashion.c — the `fashion-mnist[:test]` dataset: Zalando's
+ * Fashion-MNIST from Debian's dataset-fashion-mnist package (see data.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "data_impl.h"
+#include "rng.h"
+
+#define FASHION_SIDE 28
+#define FASHION_CLASSES 10
+#define FASHION_TAG 0x46415348u /* counter word 2 of the shuffle stream ("FASH") */
+
+static const char *const class_caption[FASHION_CLASSES] = {
+    "a t-shirt", "a pair of trousers", "a pullover", "a dress", "a coat",
+    "a sandal",  "a shirt",            "a sneaker",  "a bag",   "an ankle boot",
+};
+
+const char *rt_fashion_caption(int label) {
+  return label >= 0 && label < FASHION_CLASSES ? class_caption[label] : NULL;
+}
+
+typedef struct {
+  int input;              /* the image input */
+  int size;               /* S */
+  int64_t n;              /* examples */
+  unsigned char *pixels;  /* (n, 28, 28) */
+  unsigned char *labels;  /* (n) */
+  float *resize;          /* (S, 28): output row/column from source pixels */
+  uint32_t *order;        /* (n) the shuffled order of epoch 'epoch' */
+  uint64_t epoch;
+  bool have_order;
+} Fashion;
+
+static void fashion_free(void *impl) {
+  Fashion *f = impl;
+  if (!f) return;
+  free(f->pixels);
+  free(f->labels);
+  free(f->resize);
+  free(f->order);
+  free(f);
+}
+
+static uint32_t be32(const unsigned char *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The whole gzip'd file in memory. */
+static unsigned char *read_gz(const char *path, size_t *size, RtErr *e) {
+  gzFile z = gzopen(path, "rb");
+  if (!z) {
+    rt_err(e, "dataset fashion-mnist: %s: cannot open (install Debian's dataset-fashion-mnist, or set "
+              "DAL_FASHION_MNIST to the folder holding its idx files)", path);
+    return NULL;
+  }
+  size_t cap = 1 << 20, n = 0;
+  unsigned char *buf = malloc(cap);
+  for (int got = 1; buf && got > 0;) {
+    if (n == cap) {
+      unsigned char *more = realloc(buf, cap *= 2);
+      if (!more) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = more;
+    }
+    got = gzread(z, buf + n, (unsigned)(cap - n));
+    if (got < 0) {
+      int code;
+      rt_err(e, "dataset fashion-mnist: %s: not a readable gzip file (%s)", path, gzerror(z, &code));
+      free(buf);
+      gzclose(z);
+      return NULL;
+    }
+    n += (size_t)got;
+  }
+  gzclose(z);
+  if (!buf) rt_err(e, "dataset fashion-mnist: %s: out of memory", path);
+  *size = n;
+  return buf;
+}
+
+/* An idx file: magic 0x00000800 | (dtype unsigned byte) << 0 | rank, then
+ * the rank sizes as big-endian u32, then the bytes. Checks the rank and
+ * the size of every dimension given (0: any) and that the data is there. */
+static unsigned char *read_idx(const char *path, int rank, const uint32_t *want, uint32_t *dims, RtErr *e) {
+  size_t size;
+  unsigned char *buf = read_gz(path, &size, e);
+  if (!buf) return NULL;
+  size_t head = 4 + 4 * (size_t)rank;
+  if (size < head || be32(buf) != (0x0800u | (uint32_t)rank)) {
+    rt_err(e, "dataset fashion-mnist: %s: not an idx file of unsigned bytes with %d dimensions (magic 0x%08x)", path,
+           rank, size >= 4 ? be32(buf) : 0u);
+    free(buf);
+    return NULL;
+  }
+  uint64_t count = 1;
+  for (int k = 0; k < rank; k++) {
+    dims[k] = be32(buf + 4 + 4 * k);
+    count *= dims[k];
+    if (want[k] && dims[k] != want[k]) {
+      rt_err(e, "dataset fashion-mnist: %s: dimension %d is %u, expected %u", path, k, dims[k], want[k]);
+      free(buf);
+      return NULL;
+    }
+  }
+  if (size - head < count) {
+    rt_err(e, "dataset fashion-mnist: %s: truncated: the header promises %llu bytes of data, the file holds %zu",
+           path, (unsigned long long)count, size - head);
+    free(buf);
+    return NULL;
+  }
+  memmove(buf, buf + head, count);
+  return buf;
+}
+
+/* Row r of the (S, 28) resampling matrix: each output pixel the average
+ * of the source pixels it covers when shrinking (area), bilinear between
+ * pixel centres when enlarging. Rows sum to 1. */
+static void resize_weights(int S, float *w) {
+  double scale = (double)FASHION_SIDE / S;
+  for (int r = 0; r < S; r++) {
+    float *row = w + (size_t)r * FASHION_SIDE;
+    memset(row, 0, sizeof *row * FASHION_SIDE);
+    if (scale > 1) {
+      double lo = r * scale, hi = lo + scale;
+      for (int k = (int)lo; k < FASHION_SIDE && k < hi; k++) {
+        double a = k < lo ? lo : k, b = k + 1 > hi ? hi : k + 1;
+        row[k] = (float)((b - a) / scale);
+      }
+    } else {
+      double x = (r + 0.5) * scale - 0.5;
+      x = x < 0 ? 0 : x > FASHION_SIDE - 1 ? FASHION_SIDE - 1 : x;
+      int k = (int)x;
+      double t = x - k;
+      row[k] += (float)(1 - t);
+      if (t > 0) row[k + 1] += (float)t;
+    }
+  }
+}
+
+/* The order of epoch 'epoch': a Fisher-Yates shuffle drawn from Philox
+ * with key = seed and counter {epoch lo, epoch hi, tag, i}. */
+static void shuffle(Fashion *f, uint64_t seed, uint64_t epoch) {
+  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+  for (int64_t i = 0; i < f->n; i++) f->order[i] = (uint32_t)i;
+  for (int64_t i = f->n - 1; i > 0; i--) {
+    uint32_t ctr[4] = {(uint32_t)epoch, (uint32_t)(epoch >> 32), FASHION_TAG, (uint32_t)i}, out[4];
+    rt_philox4x32_10(ctr, key, out);
+    uint64_t r = ((uint64_t)out[0] << 32 | out[1]) % (uint64_t)(i + 1);
+    uint32_t t = f->order[i];
+    f->order[i] = f->order[r];
+    f->order[r] = t;
+  }
+  f->epoch = epoch;
+  f->have_order = true;
+}
+
+/* Example 'k' of the file as f32 [3, S, S] in [-1, 1] (grey in all three). */
+static void render(const Fashion *f, int64_t k, float *img) {
+  const unsigned char *src = f->pixels + k * FASHION_SIDE * FASHION_SIDE;
+  int S = f->size;
+  float tmp[FASHION_SIDE * 512]; /* (28, S): columns resampled */
+  for (int y = 0; y < FASHION_SIDE; y++)
+    for (int x = 0; x < S; x++) {
+      float acc = 0;
+      for (int k2 = 0; k2 < FASHION_SIDE; k2++) acc += f->resize[x * FASHION_SIDE + k2] * src[y * FASHION_SIDE + k2];
+      tmp[y * S + x] = acc;
+    }
+  int64_t plane = (int64_t)S * S;
+  for (int y = 0; y < S; y++)
+    for (int x = 0; x < S; x++) {
+      float acc = 0;
+      for (int k2 = 0; k2 < FASHION_SIDE; k2++) acc += f->resize[y * FASHION_SIDE + k2] * tmp[k2 * S + x];
+      float v = acc / 127.5f - 1.0f;
+      v = v < -1 ? -1 : v > 1 ? 1 : v;
+      for (int c = 0; c < 3; c++) img[c * plane + (int64_t)y * S + x] = v;
+    }
+}
+
+static int fashion_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
+  (void)e;
+  Fashion *f = d->impl;
+  float *img = rt_f32(inputs[f->input]);
+  int64_t plane = 3 * (int64_t)f->size * f->size;
+  for (int64_t j = 0; j < d->batch; j++) {
+    uint64_t i = step * (uint64_t)d->batch + (uint64_t)j, epoch = i / (uint64_t)f->n;
+    if (!f->have_order || f->epoch != epoch) shuffle(f, d->seed, epoch);
+    int64_t k = f->order[i % (uint64_t)f->n];
+    render(f, k, img + j * plane);
+    snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
+  }
+  return 0;
+}
+
+int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
+  bool test = strcmp(args, "test") == 0;
+  if (*args && !test)
+    return rt_err(e, "dataset fashion-mnist takes 'test' or nothing (the training split), not '%s'", args);
+  int in = rt_data_image_input(d, "fashion-mnist", e);
+  if (in < 0) return -1;
+  int S = (int)d->entry->input[in].dim[2];
+  if (S > 512) return rt_err(e, "dataset fashion-mnist: images of side %d (at most 512)", S);
+  const char *dir = getenv("DAL_FASHION_MNIST");
+  if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
+  const char *split = test ? "t10k" : "train";
+  char images[1024], labels[1024];
+  snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, split);
+  snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+  Fashion *f = calloc(1, sizeof *f);
+  if (!f) return rt_err(e, "dataset fashion-mnist: out of memory");
+  d->impl = f;
+  d->free_impl = fashion_free;
+  d->fill = fashion_fill;
+  uint32_t idim[3], ldim[1];
+  f->pixels = read_idx(images, 3, (const uint32_t[]){0, FASHION_SIDE, FASHION_SIDE}, idim, e);
+  if (!f->pixels) return -1;
+  f->labels = read_idx(labels, 1, (const uint32_t[]){idim[0]}, ldim, e);
+  if (!f->labels) return -1;
+  f->n = idim[0];
+  if (f->n == 0) return rt_err(e, "dataset fashion-mnist: %s holds no images", images);
+  for (int64_t k = 0; k < f->n; k++)
+    if (f->labels[k] >= FASHION_CLASSES)
+      return rt_err(e, "dataset fashion-mnist: %s: label %lld is %d (classes are 0..9)", labels, (long long)k,
+                    f->labels[k]);
+  f->input = in;
+  f->size = S;
+  f->resize = malloc(sizeof *f->resize * (size_t)S * FASHION_SIDE);
+  f->order = malloc(sizeof *f->order * (size_t)f->n);
+  if (!f->resize || !f->order) return rt_err(e, "dataset fashion-mnist: out of memory");
+  resize_weights(S, f->resize);
+  return rt_data_captions(d, 32, e);
+}
