@@ -15,6 +15,7 @@ static const DataKind kinds[] = {
     {"shapes", rt_data_open_shapes},
     {"npy", rt_data_open_npy},
     {"fashion-mnist", rt_data_open_fashion},
+    {"folder", rt_data_open_folder},
 };
 
 RtDataset *rt_data_open(const char *spec, const RtEntrySpec *entry, uint64_t seed, RtErr *e) {
@@ -24,8 +25,8 @@ RtDataset *rt_data_open(const char *spec, const RtEntrySpec *entry, uint64_t see
   for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
     if (strlen(kinds[i].name) == len && strncmp(kinds[i].name, spec, len) == 0) k = &kinds[i];
   if (!k) {
-    rt_err(e, "unknown dataset '%s' (known: shapes, fashion-mnist[:test], npy:NAME=FILE.npy[,NAME=FILE.npy...])",
-           spec);
+    rt_err(e, "unknown dataset '%s' (known: shapes, fashion-mnist[:test], folder:PATH, "
+              "npy:NAME=FILE.npy[,NAME=FILE.npy...])", spec);
     return NULL;
   }
   RtDataset *d = calloc(1, sizeof *d);

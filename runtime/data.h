@@ -24,6 +24,16 @@
  *                                  boot"). Each epoch visits every image
  *                                  once, in an order shuffled from (seed,
  *                                  epoch)
+ *   folder:PATH                    your own images: PATH/captions.tsv lists
+ *                                  FILE<TAB>CAPTION per line (FILE relative
+ *                                  to PATH; blank lines and lines starting
+ *                                  with # are skipped); any format
+ *                                  stb_image reads (PNG, JPEG, BMP, ...);
+ *                                  the centred square of each, resized to
+ *                                  S x S, in RGB, in [-1, 1]. All images are
+ *                                  decoded when the dataset opens (a bad
+ *                                  file is an error naming it and its
+ *                                  line); epochs are shuffled as above
  *   npy:NAME=FILE.npy[,NAME=FILE.npy...]
  *                                  fixed arrays [N, ...]: input NAME gets rows
  *                                  (s*B + j) mod N, j = 0..B-1; every array

@@ -6,7 +6,6 @@
 #include <zlib.h>
 
 #include "data_impl.h"
-#include "rng.h"
 
 #define FASHION_SIDE 28
 #define FASHION_CLASSES 10
@@ -27,10 +26,7 @@ typedef struct {
   int64_t n;              /* examples */
   unsigned char *pixels;  /* (n, 28, 28) */
   unsigned char *labels;  /* (n) */
-  float *resize;          /* (S, 28): output row/column from source pixels */
-  uint32_t *order;        /* (n) the shuffled order of epoch 'epoch' */
-  uint64_t epoch;
-  bool have_order;
+  RtEpochOrder order;     /* which stored example each of the stream is */
 } Fashion;
 
 static void fashion_free(void *impl) {
@@ -38,8 +34,7 @@ static void fashion_free(void *impl) {
   if (!f) return;
   free(f->pixels);
   free(f->labels);
-  free(f->resize);
-  free(f->order);
+  rt_epoch_order_free(&f->order);
   free(f);
 }
 
@@ -117,80 +112,23 @@ static unsigned char *read_idx(const char *path, int rank, const uint32_t *want,
   return buf;
 }
 
-/* Row r of the (S, 28) resampling matrix: each output pixel the average
- * of the source pixels it covers when shrinking (area), bilinear between
- * pixel centres when enlarging. Rows sum to 1. */
-static void resize_weights(int S, float *w) {
-  double scale = (double)FASHION_SIDE / S;
-  for (int r = 0; r < S; r++) {
-    float *row = w + (size_t)r * FASHION_SIDE;
-    memset(row, 0, sizeof *row * FASHION_SIDE);
-    if (scale > 1) {
-      double lo = r * scale, hi = lo + scale;
-      for (int k = (int)lo; k < FASHION_SIDE && k < hi; k++) {
-        double a = k < lo ? lo : k, b = k + 1 > hi ? hi : k + 1;
-        row[k] = (float)((b - a) / scale);
-      }
-    } else {
-      double x = (r + 0.5) * scale - 0.5;
-      x = x < 0 ? 0 : x > FASHION_SIDE - 1 ? FASHION_SIDE - 1 : x;
-      int k = (int)x;
-      double t = x - k;
-      row[k] += (float)(1 - t);
-      if (t > 0) row[k + 1] += (float)t;
-    }
-  }
-}
-
-/* The order of epoch 'epoch': a Fisher-Yates shuffle drawn from Philox
- * with key = seed and counter {epoch lo, epoch hi, tag, i}. */
-static void shuffle(Fashion *f, uint64_t seed, uint64_t epoch) {
-  uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-  for (int64_t i = 0; i < f->n; i++) f->order[i] = (uint32_t)i;
-  for (int64_t i = f->n - 1; i > 0; i--) {
-    uint32_t ctr[4] = {(uint32_t)epoch, (uint32_t)(epoch >> 32), FASHION_TAG, (uint32_t)i}, out[4];
-    rt_philox4x32_10(ctr, key, out);
-    uint64_t r = ((uint64_t)out[0] << 32 | out[1]) % (uint64_t)(i + 1);
-    uint32_t t = f->order[i];
-    f->order[i] = f->order[r];
-    f->order[r] = t;
-  }
-  f->epoch = epoch;
-  f->have_order = true;
-}
-
 /* Example 'k' of the file as f32 [3, S, S] in [-1, 1] (grey in all three). */
-static void render(const Fashion *f, int64_t k, float *img) {
-  const unsigned char *src = f->pixels + k * FASHION_SIDE * FASHION_SIDE;
-  int S = f->size;
-  float tmp[FASHION_SIDE * 512]; /* (28, S): columns resampled */
-  for (int y = 0; y < FASHION_SIDE; y++)
-    for (int x = 0; x < S; x++) {
-      float acc = 0;
-      for (int k2 = 0; k2 < FASHION_SIDE; k2++) acc += f->resize[x * FASHION_SIDE + k2] * src[y * FASHION_SIDE + k2];
-      tmp[y * S + x] = acc;
-    }
-  int64_t plane = (int64_t)S * S;
-  for (int y = 0; y < S; y++)
-    for (int x = 0; x < S; x++) {
-      float acc = 0;
-      for (int k2 = 0; k2 < FASHION_SIDE; k2++) acc += f->resize[y * FASHION_SIDE + k2] * tmp[k2 * S + x];
-      float v = acc / 127.5f - 1.0f;
-      v = v < -1 ? -1 : v > 1 ? 1 : v;
-      for (int c = 0; c < 3; c++) img[c * plane + (int64_t)y * S + x] = v;
-    }
+static int render(const Fashion *f, int64_t k, float *img, RtErr *e) {
+  if (rt_image_resize(f->pixels + k * FASHION_SIDE * FASHION_SIDE, FASHION_SIDE, FASHION_SIDE, 1, f->size, img, e))
+    return -1;
+  int64_t plane = (int64_t)f->size * f->size;
+  memcpy(img + plane, img, sizeof *img * (size_t)plane);
+  memcpy(img + 2 * plane, img, sizeof *img * (size_t)plane);
+  return 0;
 }
 
 static int fashion_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
-  (void)e;
   Fashion *f = d->impl;
   float *img = rt_f32(inputs[f->input]);
   int64_t plane = 3 * (int64_t)f->size * f->size;
   for (int64_t j = 0; j < d->batch; j++) {
-    uint64_t i = step * (uint64_t)d->batch + (uint64_t)j, epoch = i / (uint64_t)f->n;
-    if (!f->have_order || f->epoch != epoch) shuffle(f, d->seed, epoch);
-    int64_t k = f->order[i % (uint64_t)f->n];
-    render(f, k, img + j * plane);
+    int64_t k = rt_epoch_order_pick(&f->order, d->seed, step * (uint64_t)d->batch + (uint64_t)j);
+    if (render(f, k, img + j * plane, e)) return -1;
     snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
   }
   return 0;
@@ -203,7 +141,6 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
   int in = rt_data_image_input(d, "fashion-mnist", e);
   if (in < 0) return -1;
   int S = (int)d->entry->input[in].dim[2];
-  if (S > 512) return rt_err(e, "dataset fashion-mnist: images of side %d (at most 512)", S);
   const char *dir = getenv("DAL_FASHION_MNIST");
   if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
   const char *split = test ? "t10k" : "train";
@@ -228,9 +165,6 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
                     f->labels[k]);
   f->input = in;
   f->size = S;
-  f->resize = malloc(sizeof *f->resize * (size_t)S * FASHION_SIDE);
-  f->order = malloc(sizeof *f->order * (size_t)f->n);
-  if (!f->resize || !f->order) return rt_err(e, "dataset fashion-mnist: out of memory");
-  resize_weights(S, f->resize);
+  if (rt_epoch_order_init(&f->order, f->n, FASHION_TAG, e)) return -1;
   return rt_data_captions(d, 32, e);
 }

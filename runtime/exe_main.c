@@ -108,7 +108,8 @@ static void usage(FILE *f, const char *prog) {
           "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S]\n"
           "        [--max-seconds T] [--json]    ms/step, throughput and peak memory of an entry\n"
           "  help                                this text\n"
-          "datasets (SPEC): shapes | fashion-mnist[:test] | npy:NAME=FILE.npy[,NAME=FILE.npy...]\n",
+          "datasets (SPEC): shapes | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
+          "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...]\n",
           prog);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "runtime/data.h"
@@ -510,6 +511,101 @@ START_TEST(test_fashion_real) {
 }
 END_TEST
 
+/* ---- folder:PATH ---- */
+
+/* A w x h binary PPM: left third red, middle third grey of value 'mid',
+ * right third blue. */
+static void write_ppm(const char *dir, const char *name, int w, int h, int mid) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  fprintf(f, "P6\n%d %d\n255\n", w, h);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      int third = 3 * x / w;
+      unsigned char p[3] = {third == 0 ? 255 : third == 1 ? (unsigned char)mid : 0, third == 1 ? (unsigned char)mid : 0,
+                            third == 2 ? 255 : third == 1 ? (unsigned char)mid : 0};
+      fwrite(p, 1, 3, f);
+    }
+  fclose(f);
+}
+
+/* Images and captions come back as listed (each epoch a permutation); a
+ * wide image is centre-cropped to its middle (grey) third; a PNG (written
+ * by rt_png_write_grid: one flat 4x4 image inside a 2-pixel border) loads
+ * at S = 8 pixel for pixel; every bad input names the file, and the line
+ * of captions.tsv. */
+START_TEST(test_folder_dataset) {
+  char *dir = tu_path("folder");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s/sub'", dir), 0);
+  write_ppm(dir, "a.ppm", 30, 10, 0); /* the centred 10x10 square is the grey third: value 0 */
+  write_ppm(dir, "sub/b.ppm", 60, 20, 255);
+  RtErr e;
+  RtTensor *flat = rt_tensor_new(RT_F32, 4, (int64_t[]){1, 3, 4, 4}, &e);
+  for (int i = 0; i < 48; i++) rt_f32(flat)[i] = 102 / 127.5f - 1;
+  char png[600];
+  snprintf(png, sizeof png, "%s/c.png", dir);
+  ck_assert_int_eq(rt_png_write_grid(png, flat, 1, 1, &e), 0);
+  rt_tensor_free(flat);
+  char tsv[600];
+  snprintf(tsv, sizeof tsv, "%s/captions.tsv", dir);
+  tu_write_file(tsv, "# file\tcaption\n\na.ppm\ta black square\nsub/b.ppm\ta white square\r\nc.png\ta grey square\n");
+  RtArgSpec xs;
+  RtEntrySpec en = image_entry(&xs, 3, 8);
+  char spec[700];
+  snprintf(spec, sizeof spec, "folder:%s", dir);
+  RtDataset *d = rt_data_open(spec, &en, 3, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  RtTensor *x = rt_tensor_new(RT_F32, 4, xs.dim, &e);
+  static const char *const want[3] = {"a black square", "a white square", "a grey square"};
+  static const float value[3] = {-1.0f, 1.0f, 102 / 127.5f - 1};
+  for (uint64_t step = 0; step < 2; step++) {
+    ck_assert_int_eq(rt_data_fill(d, step, &x, &e), 0);
+    bool seen[3] = {false};
+    for (int j = 0; j < 3; j++) {
+      int k = 0;
+      while (k < 3 && strcmp(rt_data_caption(d, j), want[k])) k++;
+      ck_assert_msg(k < 3 && !seen[k], "caption '%s'", rt_data_caption(d, j));
+      seen[k] = true;
+      const float *p = rt_f32(x) + j * 3 * 64;
+      for (int i = 0; i < 3 * 64; i++) {
+        int y = i / 8 % 8, xx = i % 8;
+        if (k == 2 && (y < 2 || y > 5 || xx < 2 || xx > 5)) continue; /* the PNG's border */
+        ck_assert_msg(fabsf(p[i] - value[k]) < 1e-5f, "image '%s' element %d is %g, expected %g", want[k], i, p[i],
+                      value[k]);
+      }
+    }
+  }
+  rt_tensor_free(x);
+  rt_data_free(d);
+
+  static const struct {
+    const char *tsv, *msg;
+  } bad[] = {
+      {"a.ppm\tok\nno tab here\n", "captions.tsv:2: expected FILE<TAB>CAPTION"},
+      {"a.ppm\tok\nmissing.png\tx\n", "captions.tsv:2: "},
+      {"a.ppm\tok\ncaptions.tsv\tnot an image\n", "not an image stb_image can read"},
+      {"# nothing\n\n", "lists no images"},
+  };
+  for (int b = 0; b < 4; b++) {
+    tu_write_file(tsv, bad[b].tsv);
+    ck_assert_ptr_null(rt_data_open(spec, &en, 0, &e));
+    ck_assert_msg(strstr(e.msg, bad[b].msg), "case %d: %s", b, e.msg);
+  }
+  ck_assert_msg(strstr(e.msg, tsv), "%s", e.msg);
+  tu_write_file(tsv, "a.ppm\tok\nmissing.png\tx\n");
+  ck_assert_ptr_null(rt_data_open(spec, &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "missing.png: cannot open"), "%s", e.msg);
+  unlink(tsv);
+  ck_assert_ptr_null(rt_data_open(spec, &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "captions.tsv: cannot open"), "%s", e.msg);
+  ck_assert_ptr_null(rt_data_open("folder", &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "needs a folder"), "%s", e.msg);
+  free(dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("data");
   TCase *tc = tcase_create("data");
@@ -519,6 +615,7 @@ int main(void) {
   tcase_add_test(tc, test_npy_dataset);
   tcase_add_test(tc, test_fashion_fake);
   tcase_add_test(tc, test_fashion_real);
+  tcase_add_test(tc, test_folder_dataset);
   tcase_add_test(tc, test_png_grid);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
