@@ -87,5 +87,7 @@ int cmd_stats(const DalcArgs *args);
 int cmd_program(const DalcArgs *args);
 /* `dalc FILE.dal -o EXE`: the same program as a standalone executable (codegen/aot.h). */
 int cmd_build(const DalcArgs *args);
+/* `dalc bpe train|encode|decode ...` (cmd_bpe.c): its own arguments, after "bpe". */
+int cmd_bpe(int argc, char **argv);
 
 #endif

@@ -132,6 +132,23 @@ expect_error "bad emit" "--emit must be ir, dot, llvm, asm or obj" "$dalc" model
 expect_error "obj without -o" "needs -o" "$dalc" models/dvae.dal --emit=obj
 expect_error "missing .dal" "nosuch.dal" "$dalc" info nosuch.dal
 
+# ---- dalc bpe: a tokenizer from text files or a dataset's captions ----
+printf 'a red circle\na red square\n\na blue circle at the top\n' >"$tmp/caps.txt"
+expect_ok "bpe train (file)" "$dalc" bpe train "$tmp/caps.txt" --vocab 40 -o "$tmp/tok.json"
+grep -q '"format":"dal-bpe"' "$tmp/tok.json" && ok || bad "bpe train wrote no tokenizer"
+expect_ok "bpe encode" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 12 --vocab 64 "a red circle"
+ids=$(cat "$tmp/out")
+case "$ids" in *" 75") ok ;; *) bad "bpe encode --len 12 --vocab 64: the last position is not the pad 64 + 11: '$ids'" ;; esac
+expect_ok "bpe decode" "$dalc" bpe decode --tokenizer "$tmp/tok.json" $ids
+[ "$(cat "$tmp/out")" = "a red circle" ] && ok || bad "bpe decode gave '$(cat "$tmp/out")'"
+expect_ok "bpe train (dataset)" "$dalc" bpe train --data shapes --examples 500 --vocab 64 -o "$tmp/tok2.json"
+expect_error "bpe without a mode" "usage: dalc bpe" "$dalc" bpe
+expect_error "bpe train without -o" "needs --vocab V, -o TOK.json" "$dalc" bpe train "$tmp/caps.txt" --vocab 40
+expect_error "bpe vocabulary too small" "more than a vocabulary of 5" "$dalc" bpe train "$tmp/caps.txt" --vocab 5 -o "$tmp/t.json"
+expect_error "bpe missing tokenizer" "nope.json: cannot open" "$dalc" bpe encode --tokenizer "$tmp/nope.json" x
+expect_error "bpe --vocab below the tokenizer's" "at least the tokenizer's" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 4 --vocab 3 x
+expect_error "bpe dataset without captions" "has no captions" "$dalc" bpe train --data "npy:x=$tmp/x.npy" --vocab 40 -o "$tmp/t.json"
+
 # ---- bad .dal files: file:line:col, the source line and a caret, exit 1 ----
 cat >"$tmp/syntax.dal" <<'DAL'
 config tiny { n = 4 }
