@@ -398,7 +398,8 @@ int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "out of memory");
     goto done;
   }
-  if (p->init(p, a.seed, e) || prepare_inputs(p, en, &a, in, &data, e)) goto done;
+  /* compiling on demand is not a step: it happens before the warm-up */
+  if (p->init(p, a.seed, e) || rt_program_prepare(p, entry, e) || prepare_inputs(p, en, &a, in, &data, e)) goto done;
   Timing t;
   if (measure(p, entry, &a, in, data, &t, e)) goto done;
   long long rss = peak_rss_kib();

@@ -12,6 +12,7 @@
 typedef struct {
   RtProgram pub;              /* pub.ctx points back here */
   const RtPlanProgramDesc *d; /* borrowed */
+  const RtPlan **plan;        /* (nentry) d->plan, and the plans made since */
   RtPool *pool;               /* made at the first run */
   void *arena;                /* the largest plan's arena, shared: entries run one at a time */
   int64_t arena_bytes;
@@ -23,6 +24,7 @@ static void pp_free(RtProgram *p) {
   rt_pool_free(pp->pool);
   rt_arena_free(pp->arena);
   rt_list_free(p->state);
+  free(pp->plan);
   free(pp);
 }
 
@@ -38,15 +40,24 @@ static int pp_init(RtProgram *p, uint64_t seed, RtErr *e) {
   return 0;
 }
 
+static int make_plan(PlanProgram *pp, int entry, RtErr *e);
+
+static int pp_prepare(RtProgram *p, int entry, RtErr *e) {
+  PlanProgram *pp = p->ctx;
+  if (entry < 0 || entry >= p->nentry) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
+  return pp->plan[entry] ? 0 : make_plan(pp, entry, e);
+}
+
 static int pp_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **outputs, uint64_t seed, uint64_t step,
                   RtErr *e) {
   PlanProgram *pp = p->ctx;
   if (entry < 0 || entry >= p->nentry) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
   for (int k = 0; k < p->entry[entry].noutput; k++) outputs[k] = NULL;
+  if (!pp->plan[entry] && make_plan(pp, entry, e)) return -1;
   if (!pp->pool && !(pp->pool = rt_pool_new(pp->d->threads, e))) return -1;
   if (!pp->arena && !(pp->arena = rt_arena_new(pp->arena_bytes, e))) return -1;
   RtRunCtx ctx = {seed, step};
-  return rt_plan_run(pp->d->plan[entry], pp->pool, pp->arena, inputs, outputs, p->state, &ctx, e);
+  return rt_plan_run(pp->plan[entry], pp->pool, pp->arena, inputs, outputs, p->state, &ctx, e);
 }
 
 static bool same_shape(int ra, const int64_t *a, int rb, const int64_t *b) {
@@ -116,32 +127,54 @@ static int check_state_uses(const RtPlanProgramDesc *d, const RtPlan *pl, RtErr 
   return 0;
 }
 
+static int check_plan(const RtPlanProgramDesc *d, const RtPlan *pl, int entry, RtErr *e) {
+  return rt_plan_check(pl, e) || check_args(pl, &d->entry[entry], e) || check_state_uses(d, pl, e) ? -1 : 0;
+}
+
+/* Entry 'entry''s plan from the maker, checked; the arena grows to fit. */
+static int make_plan(PlanProgram *pp, int entry, RtErr *e) {
+  const RtPlan *pl = pp->d->make_plan(pp->d->make_ctx, entry, e);
+  if (!pl || check_plan(pp->d, pl, entry, e)) return -1;
+  pp->plan[entry] = pl;
+  if (pl->arena_bytes > pp->arena_bytes) {
+    rt_arena_free(pp->arena); /* nothing lives in it between runs */
+    pp->arena = NULL;
+    pp->arena_bytes = pl->arena_bytes;
+  }
+  return 0;
+}
+
 RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e) {
   int nparam;
   if (check_state(d, &nparam, e)) return NULL;
   int64_t arena = 0;
   for (int i = 0; i < d->nentry; i++) {
     const RtPlan *pl = d->plan[i];
+    if (!pl && d->make_plan) continue;
     if (!pl) {
       rt_err(e, "%s: entry '%s' has no plan", d->model, d->entry[i].name);
       return NULL;
     }
-    if (rt_plan_check(pl, e) || check_args(pl, &d->entry[i], e) || check_state_uses(d, pl, e)) return NULL;
+    if (check_plan(d, pl, i, e)) return NULL;
     if (pl->arena_bytes > arena) arena = pl->arena_bytes;
   }
   PlanProgram *pp = calloc(1, sizeof *pp);
   RtTensorList *state = rt_list_new();
-  if (!pp || !state) {
+  const RtPlan **plans = calloc((size_t)d->nentry + 1, sizeof *plans);
+  if (!pp || !state || !plans) {
     free(pp);
+    free(plans);
     rt_list_free(state);
     rt_err(e, "%s: out of memory", d->model);
     return NULL;
   }
+  for (int i = 0; i < d->nentry; i++) plans[i] = d->plan[i];
+  pp->plan = plans;
   pp->d = d;
   pp->arena_bytes = arena;
   pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam,
                         .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .init = pp_init, .run = pp_run,
-                        .free = pp_free, .ctx = pp};
+                        .prepare = d->make_plan ? pp_prepare : NULL, .free = pp_free, .ctx = pp};
   for (int i = 0; i < d->nstate; i++) {
     const RtStateSpec *s = &d->state[i];
     RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);

@@ -36,6 +36,11 @@ typedef struct {
   double init_a, init_b;
 } RtStateSpec;
 
+/* Makes the plan of entry 'entry' when it first runs (dalc's JIT compiles
+ * entries on demand): the plan stays owned by ctx and alive as long as the
+ * program; NULL with e->msg set on failure. */
+typedef const RtPlan *(*RtPlanMaker)(void *ctx, int entry, RtErr *e);
+
 typedef struct {
   const char *model, *config; /* as RtProgram's */
   double lr;                  /* the default learning rate */
@@ -43,7 +48,10 @@ typedef struct {
   const RtStateSpec *state;   /* (nstate) every parameter before any other state */
   int nentry;
   const RtEntrySpec *entry;   /* (nentry) */
-  const RtPlan *const *plan;  /* (nentry) plan[i] runs entry[i]: same inputs and outputs, in order */
+  const RtPlan *const *plan;  /* (nentry) plan[i] runs entry[i]: same inputs and outputs, in order;
+                                 NULL (with make_plan set): made at the entry's first run */
+  RtPlanMaker make_plan;      /* NULL: every plan is given */
+  void *make_ctx;
   int threads;                /* the pool's threads; 0: rt_threads_default (DAL_THREADS or every core) */
 } RtPlanProgramDesc;
 
@@ -53,9 +61,10 @@ typedef struct {
  * bad table is a message, not a crash later: each plan's structure
  * (rt_plan_check), its inputs and outputs against its entry's specs, every
  * state buffer it names against the state specs, state names unique and
- * parameters first and f32. NULL with e->msg set on failure. The thread
+ * parameters first and f32 (a plan made later is checked when it is
+ * made, before it runs). NULL with e->msg set on failure. The thread
  * pool and the arena are made at the first run (a DAL_THREADS error shows
- * there). */
+ * there); the arena grows when a later-made plan needs more. */
 RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e);
 
 #endif

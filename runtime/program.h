@@ -71,6 +71,10 @@ struct RtProgram {
    * the same seed and step. */
   int (*run)(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **outputs, uint64_t seed,
              uint64_t step, RtErr *e);
+  /* Makes entry 'entry' ready to run, so its first run costs what any run
+   * does (a program that compiles entries on demand compiles it now); NULL
+   * when every entry is always ready. Runs call it themselves if needed. */
+  int (*prepare)(RtProgram *p, int entry, RtErr *e);
   void (*free)(RtProgram *p); /* frees everything, p included */
   void *ctx;                  /* the backend's */
 };
@@ -87,6 +91,10 @@ static inline int rt_entry_input(const RtEntrySpec *en, const char *name) {
   for (int i = 0; i < en->ninput; i++)
     if (strcmp(en->input[i].name, name) == 0) return i;
   return -1;
+}
+
+static inline int rt_program_prepare(RtProgram *p, int entry, RtErr *e) {
+  return p->prepare ? p->prepare(p, entry, e) : 0;
 }
 
 static inline void rt_program_free(RtProgram *p) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -302,6 +303,20 @@ fail:
   return -1;
 }
 
+/* Compiles the training entry before the first step when the program
+ * compiles on demand, so step times and the ETA are the steps' own. */
+static int prepare(Run *r, RtErr *e) {
+  if (!r->p->prepare) return 0;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (!r->o->quiet) fprintf(stderr, "compiling %s ...", r->en->name);
+  int rc = rt_program_prepare(r->p, r->entry, e);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  if (!r->o->quiet)
+    fprintf(stderr, rc ? " failed\n" : " %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+  return rc;
+}
+
 int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e) {
   memset(res, 0, sizeof *res);
   res->loss = NAN;
@@ -316,7 +331,8 @@ int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e
         fprintf(stderr, "%s: already trained for %llu steps; nothing to do\n", o->resume,
                 (unsigned long long)o->steps);
     } else {
-      rc = loop(&r, res, e);
+      rc = prepare(&r, e);
+      if (rc == 0) rc = loop(&r, res, e);
     }
   }
   teardown(&r);

@@ -951,7 +951,13 @@ END_TEST
 /* The GPT tiny as a program (every entry; the training entry as an AdamW
  * step): two training steps and the logits afterwards, JIT against the
  * reference program. */
-static RtProgram *gpt_program(bool jit, FeProgram **prog) {
+static double phase_seconds(const PassTimes *t, const char *name) {
+  for (int i = 0; i < t->n; i++)
+    if (strcmp(t->item[i].name, name) == 0) return t->item[i].seconds;
+  return -1;
+}
+
+static RtProgram *gpt_program(bool jit, bool lazy, PassTimes *times, FeProgram **prog) {
   char *err = NULL;
   *prog = fe_load_file("models/gpt.dal", &(FeOptions){.config = "tiny", .batch = 2}, &err);
   ck_assert_msg(*prog != NULL, "%s", err);
@@ -964,16 +970,25 @@ static RtProgram *gpt_program(bool jit, FeProgram **prog) {
     if (gs[i]->train) ck_assert_msg(opt_train_step(gs[i], &o) == 0, "%s", gs[i]->error);
   }
   RtErr e;
-  RtProgram *p = jit ? cg_jit_program(gs, n, "gpt", "tiny", 3e-4, 7, &(CgJitOptions){.threads = 2}, &e)
+  CgJitOptions jo = {.threads = 2, .lazy = lazy, .times = times};
+  RtProgram *p = jit ? cg_jit_program(gs, n, "gpt", "tiny", 3e-4, 7, &jo, &e)
                      : cg_ref_program(gs, n, "gpt", "tiny", 3e-4, 7, &e);
   ck_assert_msg(p != NULL, "%s", e.msg);
   free(gs);
   return p;
 }
 
+/* The GPT tiny program JIT-compiled, eagerly (_i = 0) or each entry at
+ * its first run (_i = 1: nothing compiled before; the training step
+ * compiled by prepare, the logits entry by its first run), against the
+ * reference program. */
 START_TEST(test_jit_program) {
   FeProgram *fr, *fj;
-  RtProgram *ref = gpt_program(false, &fr), *jit = gpt_program(true, &fj);
+  bool lazy = _i == 1;
+  PassTimes times = {0};
+  RtProgram *ref = gpt_program(false, false, NULL, &fr), *jit = gpt_program(true, lazy, &times, &fj);
+  ck_assert(lazy ? phase_seconds(&times, "codegen: lowering") < 0 : phase_seconds(&times, "codegen: lowering") > 0);
+  ck_assert(lazy == (jit->prepare != NULL));
   ck_assert_int_eq(jit->nentry, ref->nentry);
   ck_assert_int_eq(jit->state->n, ref->state->n);
   int train = rt_program_entry(jit, "loss"), logits = rt_program_entry(jit, "logits");
@@ -987,6 +1002,8 @@ START_TEST(test_jit_program) {
   }
   rt_f32(in[2])[0] = 3e-4f;
   RtErr e;
+  ck_assert_msg(rt_program_prepare(jit, train, &e) == 0, "%s", e.msg);
+  ck_assert(phase_seconds(&times, "codegen: lowering") > 0);
   for (int step = 1; step <= 2; step++) {
     RtTensor *lr[4] = {0}, *lj[4] = {0};
     ck_assert_msg(ref->run(ref, train, in, lr, 7, step, &e) == 0, "%s", e.msg);
@@ -1105,7 +1122,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_gpt_grads);
   tcase_add_test(t, test_dvae_grads);
   tcase_add_test(t, test_gpt_train_step);
-  tcase_add_test(t, test_jit_program);
+  tcase_add_loop_test(t, test_jit_program, 0, 2);
   tcase_add_test(t, test_emit);
   suite_add_tcase(s, t);
   return s;

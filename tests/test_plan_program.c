@@ -270,6 +270,81 @@ START_TEST(test_bad_threads) {
 }
 END_TEST
 
+/* Plans made at first use (RtPlanProgramDesc.make_plan, what dalc's JIT
+ * does): nothing is made at construction; prepare or the first run makes
+ * an entry's plan once; it is checked before it runs (a bad one is a
+ * message, and a later good one still works); the arena grows for a
+ * bigger plan made later. */
+typedef struct {
+  int made[2];
+  const RtPlan *give[2];
+} Maker;
+
+static const RtPlan *make(void *ctx, int entry, RtErr *e) {
+  Maker *m = ctx;
+  m->made[entry]++;
+  if (!m->give[entry]) rt_err(e, "cannot compile entry %d", entry);
+  return m->give[entry];
+}
+
+START_TEST(test_plans_made_on_demand) {
+  RtPlanProgramDesc d = desc();
+  const RtPlan *none[2] = {NULL, NULL};
+  /* sgd with its arena buffer at the end of 1 MiB: the arena made for
+   * affine's plan must grow (under ASan, a write past it would fail) */
+  RtBuffer far_buf[6];
+  memcpy(far_buf, sgd_buf, sizeof far_buf);
+  far_buf[3].offset = (1 << 20) - 64;
+  RtPlan big_sgd = sgd_plan;
+  big_sgd.buf = far_buf;
+  big_sgd.arena_bytes = 1 << 20;
+  Maker m = {{0, 0}, {NULL, &big_sgd}};
+  d.plan = none;
+  d.make_plan = make;
+  d.make_ctx = &m;
+  RtErr e;
+  RtProgram *p = rt_plan_program_new(&d, 3, &e);
+  ck_assert_msg(p != NULL, "%s", e.msg);
+  ck_assert(m.made[0] == 0 && m.made[1] == 0);
+  ck_assert_ptr_nonnull(p->prepare);
+  RtTensor *x = x_input(), *out[1] = {NULL};
+  /* entry 0's maker fails: a message, no output; then it gets a plan */
+  ck_assert_int_eq(p->run(p, 0, &x, out, 0, 0, &e), -1);
+  ck_assert_msg(strstr(e.msg, "cannot compile entry 0"), "%s", e.msg);
+  ck_assert_ptr_null(out[0]);
+  RtPlan wrong = affine_plan;
+  wrong.noutput = 2;
+  m.give[0] = &wrong; /* checked like a table's plan */
+  ck_assert_int_eq(rt_program_prepare(p, 0, &e), -1);
+  ck_assert_msg(strstr(e.msg, "its plan takes 1 inputs and gives 2 outputs"), "%s", e.msg);
+  m.give[0] = &affine_plan;
+  ck_assert_msg(rt_program_prepare(p, 0, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(m.made[0], 3);
+  ck_assert_msg(p->run(p, 0, &x, out, 0, 0, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(m.made[0], 3); /* made once */
+  rt_tensor_free(out[0]);
+  RtTensor *lr = rt_tensor_new(RT_F32, 0, NULL, NULL);
+  rt_f32(lr)[0] = 0.5f;
+  RtTensor *in[2] = {x, lr};
+  for (int rep = 0; rep < 2; rep++) {
+    ck_assert_msg(p->run(p, 1, in, out, 0, 0, &e) == 0, "%s", e.msg);
+    rt_tensor_free(out[0]);
+  }
+  ck_assert_int_eq(m.made[1], 1);
+  ck_assert(rt_f32(p->state->tensor[1])[0] == 2);
+  ck_assert_int_eq(rt_program_prepare(p, 5, &e), -1);
+  rt_tensor_free(lr);
+  rt_tensor_free(x);
+  rt_program_free(p);
+  /* without a maker, prepare is not offered */
+  d = desc();
+  p = rt_plan_program_new(&d, 3, &e);
+  ck_assert_ptr_null(p->prepare);
+  ck_assert_int_eq(rt_program_prepare(p, 0, &e), 0);
+  rt_program_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan_program");
   TCase *tc = tcase_create("plan_program");
@@ -277,6 +352,7 @@ int main(void) {
   tcase_add_test(tc, test_run_entries);
   tcase_add_test(tc, test_bad_tables);
   tcase_add_test(tc, test_bad_threads);
+  tcase_add_test(tc, test_plans_made_on_demand);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

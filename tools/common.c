@@ -111,7 +111,10 @@ RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcAr
   if (a->ref) {
     prog = cg_ref_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &e);
   } else {
-    CgJitOptions o = {.no_fuse = a->no_fuse, .times = a->times};
+    /* Entries compile when first run, so a command compiles only what it
+     * uses; --time-passes compiles them all up front, to time the whole
+     * model. */
+    CgJitOptions o = {.no_fuse = a->no_fuse, .times = a->times, .lazy = !a->times};
     prog = cg_jit_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &o, &e);
   }
   if (!prog) cli_error("%s", e.msg);

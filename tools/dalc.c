@@ -40,7 +40,8 @@ static const char usage[] =
     "                 each entry's passes, fused kernels and memory plan (arena, lower\n"
     "                 bound, no-reuse sum), training entries as whole training steps\n"
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
-    "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr\n"
+    "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
+    "                 with run --, every entry is compiled up front (else each at its first use)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
     "  --explain-fusion  why each producer was not fused into its consumer, on stderr\n";
 

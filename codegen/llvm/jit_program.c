@@ -21,8 +21,9 @@ typedef struct {
   IrGraph **g;           /* (n) owned: the modules' lowered plans refer to them */
   int n;
   CgSession *s;
-  CgModule **m;          /* (n) one per entry */
+  CgModule **m;          /* (n) one per entry, NULL until compiled */
   char *model, *config;  /* d's, copied: the caller's may go first */
+  CgJitOptions o;        /* for entries compiled later */
 } JitProgram;
 
 static void jit_free(RtProgram *p) {
@@ -52,6 +53,11 @@ static int jit_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **
   return j->prog->run(j->prog, entry, inputs, outputs, seed, step, e);
 }
 
+static int jit_prepare(RtProgram *p, int entry, RtErr *e) {
+  JitProgram *j = p->ctx;
+  return rt_program_prepare(j->prog, entry, e);
+}
+
 static void add_time(PassTimes *t, const char *name, double ms) {
   if (t) pass_times_add(t, name, ms / 1e3);
 }
@@ -71,6 +77,13 @@ static int compile(JitProgram *j, IrGraph *g, const CgJitOptions *o, CgModule **
   add_time(o->times, "codegen: LLVM optimise", t->opt_ms);
   add_time(o->times, "codegen: LLVM JIT", t->jit_ms);
   return 0;
+}
+
+/* The plan maker of a lazy program (runtime/plan_program.h). */
+static const RtPlan *make_plan(void *ctx, int entry, RtErr *e) {
+  JitProgram *j = ctx;
+  if (compile(j, j->g[entry], &j->o, &j->m[entry], e)) return NULL;
+  return j->plan[entry] = cg_module_plan(j->m[entry]);
 }
 
 RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char *config, double lr, uint64_t seed,
@@ -97,7 +110,8 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   if (rc == 0) rc = cg_aot_spec(g, n, model ? model : "program", &j->d, e);
   if (rc == 0 && !(j->s = cg_session_new(e))) rc = -1;
   if (rc == 0 && o->pipeline) cg_session_set_pipeline(j->s, o->pipeline);
-  for (int i = 0; i < n && rc == 0; i++) {
+  j->o = *o;
+  for (int i = 0; i < n && rc == 0 && !o->lazy; i++) {
     rc = compile(j, g[i], o, &j->m[i], e);
     if (rc == 0) j->plan[i] = cg_module_plan(j->m[i]);
   }
@@ -107,6 +121,10 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
     j->d.lr = lr;
     j->d.plan = j->plan;
     j->d.threads = o->threads;
+    if (o->lazy) {
+      j->d.make_plan = make_plan;
+      j->d.make_ctx = j;
+    }
     if (!(j->prog = rt_plan_program_new(&j->d, seed, e))) rc = -1;
   }
   if (rc < 0) {
@@ -116,6 +134,7 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   j->pub = *j->prog;
   j->pub.init = jit_init;
   j->pub.run = jit_run;
+  j->pub.prepare = j->prog->prepare ? jit_prepare : NULL;
   j->pub.free = jit_free;
   j->pub.ctx = j;
   return &j->pub;

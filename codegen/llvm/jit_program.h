@@ -2,7 +2,9 @@
  * program.h): what `dalc run FILE.dal -- COMMAND ...` runs by default.
  *
  * Each graph (entry) is fused (passes/fuse.h), lowered, compiled with
- * LLVM and JIT'd once, at construction; the plans then run in the
+ * LLVM and JIT'd once: at construction, or (lazy) when the entry first
+ * runs, so a command that uses one entry compiles only that one; the
+ * plans then run in the
  * runtime's plan program (runtime/plan_program.h), as in an AOT-built
  * executable: one rt_plan_run per entry on a thread pool (runtime/
  * rt_sched.h), made with the arena at the first run. The persistent state,
@@ -25,6 +27,7 @@ typedef struct {
   int threads;          /* the pool's threads; 0: rt_threads_default (DAL_THREADS or all cores) */
   const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
   PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
+  bool lazy;            /* compile each entry at its first run (errors then) instead of here */
 } CgJitOptions;
 
 /* Like cg_ref_program (same arguments, same ownership of graphs[0..n), same
