@@ -4,7 +4,9 @@
 #   2. train the tiny dVAE on the built-in shapes dataset (forward, backward
 #      and AdamW compiled into one step graph, JIT-compiled to native code);
 #   3. turn images into tokens and back with the trained dVAE (PNG files);
-#   4. run the tiny GPT over [caption; those image tokens] and train it a
+#   4. learn a BPE tokenizer from the captions and turn the held-out
+#      images' captions into text tokens;
+#   5. run the tiny GPT over [caption tokens; image tokens] and train it a
 #      little on them.
 # Everything lands in demo-out/.
 set -e
@@ -25,6 +27,10 @@ step "dalc info models/gpt.dal (tiny, and paper: counted, not allocated)"
 
 step "the shapes dataset: a batch of 16x16 images and their captions"
 "$dalc" run models/dvae.dal --config tiny -- data --data shapes --batch 8 --out "$out/shapes.png"
+if [ -r /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  step "the fashion-mnist dataset, resized to the same 16x16"
+  "$dalc" run models/dvae.dal --config tiny -- data --data fashion-mnist --batch 8 --out "$out/fashion.png"
+fi
 
 step "train the tiny dVAE for $steps steps on shapes (native code; tau annealed 1 -> 1/16 as in the paper)"
 "$dalc" run models/dvae.dal --config tiny -- train --steps "$steps" --data shapes --lr 3e-3 \
@@ -39,18 +45,23 @@ $run --fn tokens --in "$out/x.npy" --out "$out/tokens.npy"
 $run --fn decode_tokens --in "$out/tokens.npy" --out "$out/recon.png"
 printf 'originals: %s/x.png   reconstructions: %s/recon.png\n' "$out" "$out"
 
+step "captions -> BPE text tokens (a 64-id tokenizer learned from 10000 shapes captions)"
+"$dalc" bpe train --data shapes --vocab 64 -o "$out/bpe.json"
+$data --out "$out/x.png" | cut -f2 | head -4 > "$out/captions.txt"
+: > "$out/text.txt"
+while IFS= read -r caption; do   # the tiny GPT's Lt = 8: long captions are cut
+  "$dalc" bpe encode --tokenizer "$out/bpe.json" --len 8 --vocab 64 "$caption" >> "$out/text.txt" 2>/dev/null
+done < "$out/captions.txt"
+paste "$out/captions.txt" "$out/text.txt"
+
 step "GPT: logits and loss over [caption; the dVAE's image tokens], then 300 training steps"
 $py - "$out" <<'PY'
 import sys, numpy as np
 out = sys.argv[1]
-Lt, Vt = 8, 64
-rng = np.random.default_rng(0)
-text = rng.integers(0, Vt, (4, Lt)).astype(np.int32)
-for b, n in enumerate([8, 5, 3, 6]):          # caption lengths; the rest is padding
-    text[b, n:] = Vt + np.arange(n, Lt)       # one pad token per position
+text = np.loadtxt(f"{out}/text.txt", dtype=np.int32, ndmin=2)
 np.save(f"{out}/text.npy", text)
 t = np.load(f"{out}/tokens.npy")
-np.save(f"{out}/image.npy", t.reshape(t.shape[0], -1))
+np.save(f"{out}/image.npy", t.reshape(t.shape[0], -1)[: text.shape[0]])
 PY
 run="$dalc run models/gpt.dal --config tiny --seed 1"
 $run --fn logits --in text="$out/text.npy" --in image="$out/image.npy" --out "$out/gpt_logits.npy"
