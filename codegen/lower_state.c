@@ -122,20 +122,24 @@ static void back_set(Lower *L, int gi, int v, bool *back) {
   for (int j = 0; j < nin; j++) back_set(L, gi, nd->in[j], back);
 }
 
-/* The GEMM-epilogue case of cg_low_update_in_place: a matmul or a conv
- * weight gradient (the GEMM fills its own buffer, lower_gemm.c) whose
- * epilogue loop, over the GEMM's output, stores v. The GEMM itself must not
- * read t, what reads t must be elementwise all the way to the stores (t
- * read at the index written), and every needed member that depends on t
- * must be stored by that loop (a later kernel of the group, for members
- * the loop cannot store, must not read t's old value). This is AdamW fused
- * into the kernel that computes a weight's gradient. */
-static bool update_in_gemm_epilogue(Lower *L, int gi, int t, int v, signed char *memo) {
+/* The epilogue case of cg_low_update_in_place: a matmul or a conv weight
+ * gradient (the GEMM fills its own buffer, lower_gemm.c; its epilogue loop
+ * runs over the GEMM's output), or a sum or max (the reduction kernel
+ * evaluates its epilogue at each output, lower_group.c), whose epilogue
+ * stores v. The root (and so whatever it reads) must not depend on t,
+ * what reads t must be elementwise all the way to the stores (t read at
+ * the index written), and every needed member that depends on t must be
+ * in the epilogue (a later kernel of the group, for members the epilogue
+ * cannot store, must not read t's old value). This is AdamW fused into
+ * the kernel that computes a weight's or a bias's gradient. */
+static bool update_in_epilogue(Lower *L, int gi, int t, int v, signed char *memo) {
   const IrGraph *g = L->g;
   const FuseGroup *G = &L->fp->group[gi];
   int root = G->root;
   IrOp op = g->node[root].op;
-  if ((op != OP_MATMUL && op != OP_CONV2D_BACKWARD_WEIGHT) || depends_in_group(L, gi, root, t, memo)) return false;
+  if ((op != OP_MATMUL && op != OP_CONV2D_BACKWARD_WEIGHT && op != OP_SUM && op != OP_REDUCE_MAX) ||
+      depends_in_group(L, gi, root, t, memo))
+    return false;
   bool *fwd = calloc((size_t)g->n + 1, 1);
   cg_low_fwd_from(L, gi, root, fwd);
   bool ok = fwd[v];
@@ -152,8 +156,8 @@ static bool update_in_gemm_epilogue(Lower *L, int gi, int t, int v, signed char 
 
 /* Whether update value v may be computed straight into target t's buffer:
  * its group is one plain loop kernel that reads t only at the index it
- * writes (or a GEMM whose elementwise epilogue does), and nothing after it
- * reads t's old value (see lower.h). */
+ * writes (or a GEMM or a reduction whose elementwise epilogue does), and
+ * nothing after it reads t's old value (see lower.h). */
 bool cg_low_update_in_place(Lower *L, int t, int v) {
   const IrGraph *g = L->g;
   const FusePlan *fp = L->fp;
@@ -170,8 +174,9 @@ bool cg_low_update_in_place(Lower *L, int t, int v) {
     if (fp->group_of[w] > gi) return false;
   }
   signed char *memo = calloc((size_t)g->n + 1, 1);
-  if (G->kind == FUSE_OPAQUE) {
-    bool ok = update_in_gemm_epilogue(L, gi, t, v, memo);
+  IrOp rop = g->node[G->root].op;
+  if (G->kind == FUSE_OPAQUE || rop == OP_SUM || rop == OP_REDUCE_MAX) {
+    bool ok = update_in_epilogue(L, gi, t, v, memo);
     free(memo);
     return ok;
   }

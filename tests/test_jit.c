@@ -635,30 +635,40 @@ END_TEST
 /* A weight's gradient from a GEMM with the update fused into its epilogue
  * (AdamW's shape): w -= 0.1 (x^T dy) alone (the GEMM must not write its
  * product into w, which the epilogue still reads), then with momentum
- * m = 0.9 m + x^T dy as well. Both update in place: no copy step; and the
- * output x @ w still sees the old w. */
+ * m = 0.9 m + x^T dy as well; and a bias's from a sum over rows: b -= 0.1
+ * sum(dy, rows), with momentum mb = 0.9 mb + that sum. All update in
+ * place: no copy step; and the output x @ w + b still sees the old w and b. */
 START_TEST(test_update_in_gemm_epilogue) {
   for (int momentum = 0; momentum < 2; momentum++) {
     IrGraph *g = ir_graph_new(momentum ? "sgd_momentum" : "sgd");
     IrShape sx = shp(2, 8, 16, 0, 0), sd = shp(2, 8, 12, 0, 0), sw = shp(2, 16, 12, 0, 0);
-    int w = ir_param(g, "w", sw, IR_INIT_ZEROS, 0, 0, LOC);
-    int m = momentum ? ir_state(g, "m", sw, LOC) : -1;
+    IrShape sb = shp(1, 12, 0, 0, 0);
+    int w = ir_param(g, "w", sw, IR_INIT_ZEROS, 0, 0, LOC), b = ir_param(g, "b", sb, IR_INIT_ZEROS, 0, 0, LOC);
+    int m = momentum ? ir_state(g, "m", sw, LOC) : -1, mb = momentum ? ir_state(g, "mb", sb, LOC) : -1;
     int x = input(g, "x", IR_F32, sx), dy = input(g, "dy", IR_F32, sd);
-    int out = ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC);
+    int out = ir_binary(g, OP_ADD, ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC), b, LOC);
     int gw = ir_build(g, OP_MATMUL, (int[]){x, dy}, 2, &(IrAttr){.trans_a = 1}, LOC);
-    int step = gw;
+    int gb = ir_reduce(g, OP_SUM, dy, 0x1, false, LOC);
+    int step = gw, bstep = gb;
     if (momentum) {
       int nm = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, m, ir_scalar(g, IR_F32, 0.9, LOC), LOC), gw, LOC);
+      int nmb = ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, mb, ir_scalar(g, IR_F32, 0.9, LOC), LOC), gb, LOC);
       ck_assert_int_ge(ir_add_update(g, m, nm, LOC), 0);
+      ck_assert_int_ge(ir_add_update(g, mb, nmb, LOC), 0);
       step = nm;
+      bstep = nmb;
     }
     int nw = ir_binary(g, OP_SUB, w, ir_binary(g, OP_MUL, step, ir_scalar(g, IR_F32, 0.1, LOC), LOC), LOC);
+    int nb = ir_binary(g, OP_SUB, b, ir_binary(g, OP_MUL, bstep, ir_scalar(g, IR_F32, 0.1, LOC), LOC), LOC);
     ck_assert_int_ge(ir_add_update(g, w, nw, LOC), 0);
+    ck_assert_int_ge(ir_add_update(g, b, nb, LOC), 0);
     ir_set_outputs(g, &out, NULL, 1);
     RtTensor *in[2] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0)};
-    RtTensor *params[2] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0)};
+    RtTensor *params[4] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &sb, JC_NORMAL, 0),
+                           jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &sb, JC_NORMAL, 0)};
     FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = true});
     ck_assert_int_eq(fp->group[fp->group_of[nw]].root, gw); /* the update is the GEMM's epilogue */
+    ck_assert_int_eq(fp->group[fp->group_of[nb]].root, gb); /* ... and the sum's */
     RtErr e;
     CgLowered *l = cg_lower(g, fp, NULL, &e);
     ck_assert_msg(l != NULL, "%s", e.msg);
@@ -668,7 +678,7 @@ START_TEST(test_update_in_gemm_epilogue) {
     fuse_plan_free(fp);
     jc_check_both(g, in, params, &(JcCheck){.tol = 1e-5});
     free_all(in, 2);
-    free_all(params, 2);
+    free_all(params, 4);
     ir_graph_free(g);
   }
 }

@@ -29,8 +29,12 @@ static void store_prologue(Emit *E, const Idx *I) {
 
 /* The root's value at I is 'val': cache it, then store the root and the
  * epilogue members there. */
+/* The root's value and the epilogue's at output index I: every value
+ * first, then the stores (an epilogue may write a state tensor in place
+ * that another of its values still reads, lower_state.c). */
 static void store_outputs(Emit *E, const Idx *I, LLVMValueRef val) {
   em_cache_put(E, E->k->root, I, val);
+  for (int i = E->k->nprologue; i < E->k->nstore; i++) em_eval(E, E->k->store[i].node, I);
   for (int i = E->k->nprologue; i < E->k->nstore; i++) em_store_node(E, E->k->store[i].node, I);
 }
 
