@@ -366,16 +366,27 @@ int cg_low_group(Lower *L, int gi) {
     }
     free(covered);
   }
-  /* members the kernels above could not store */
-  for (int i = 0; i < G->n && rc == 0; i++) {
-    int m = G->node[i];
+  /* Members the kernels above could not store (values of another shape, a
+   * sibling's chain merged into the group): a loop over the last one left,
+   * storing with it every member left that reaches it through identity
+   * edges (they are at its index), until none is left. */
+  bool *back = calloc((size_t)g->n + 1, 1);
+  int *st = malloc(sizeof(int) * (size_t)(G->n + 1));
+  for (int i = G->n - 1; i >= 0 && rc == 0; i--) {
+    int m = G->node[i], n = 0;
     if (!out[m] || L->stored[m]) continue;
     if (heavy >= 0 && !L->stored[heavy]) {
       rc = cg_low_err(L, "internal: group %d needs %%%d but its root was not stored", gi, m);
       break;
     }
-    rc = finish_loop(L, cg_low_loop_kernel(L, gi, m, &m, 1, heavy));
+    memset(back, 0, (size_t)g->n + 1);
+    back_from(L, gi, m, back);
+    for (int k = 0; k < G->n; k++)
+      if (out[G->node[k]] && !L->stored[G->node[k]] && back[G->node[k]]) st[n++] = G->node[k];
+    rc = finish_loop(L, cg_low_loop_kernel(L, gi, m, st, n, heavy));
   }
+  free(back);
+  free(st);
 done:
   free(out);
   return rc;

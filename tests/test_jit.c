@@ -605,6 +605,31 @@ START_TEST(test_in_place) {
 }
 END_TEST
 
+/* A group whose members are not all at its root's index (a chain of
+ * another shape put in a GEMM's group by hand, as sibling merging does):
+ * the chain's needed values p, q, r = ((y * 2) + 1)^2 are stored by one
+ * loop over r, not one loop each. Steps: GEMM, its epilogue, that loop. */
+START_TEST(test_leftover_members_share_a_loop) {
+  IrGraph *g = ir_graph_new("leftovers");
+  IrShape sx = shp(2, 8, 16, 0, 0), sw = shp(2, 16, 12, 0, 0), sy = shp(2, 5, 40, 0, 0);
+  int x = input(g, "x", IR_F32, sx), w = input(g, "w", IR_F32, sw), y = input(g, "y", IR_F32, sy);
+  int a = ir_unary(g, OP_EXP, ir_build(g, OP_MATMUL, (int[]){x, w}, 2, NULL, LOC), LOC);
+  int p = ir_binary(g, OP_MUL, y, ir_scalar(g, IR_F32, 2, LOC), LOC);
+  int q = ir_binary(g, OP_ADD, p, ir_scalar(g, IR_F32, 1, LOC), LOC);
+  int r = ir_binary(g, OP_MUL, q, q, LOC);
+  ir_set_outputs(g, (int[]){a, p, q, r}, (const char *[]){"a", "p", "q", "r"}, 4);
+  RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
+                     jc_make(IR_F32, &sy, JC_NORMAL, 0)};
+  FusePlan *fp = one_group(g);
+  JcCheck c = {.tol = 1e-5};
+  jc_check_plan(g, fp, in, NULL, &c);
+  cg_fuse_free(fp);
+  ck_assert_int_eq(c.steps, 3);
+  free_all(in, 3);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- state updates ---- */
 
 /* count += 1 and w -= 0.5 w in place (nothing reads the old values after
@@ -1117,6 +1142,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_conv_stride2_wide);
   tcase_add_test(t, test_shared_kernels);
   tcase_add_test(t, test_in_place);
+  tcase_add_test(t, test_leftover_members_share_a_loop);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_in_gemm_epilogue);
   tcase_add_test(t, test_update_swap);
