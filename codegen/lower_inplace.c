@@ -101,11 +101,87 @@ static void drop_buffers(Lower *L, const bool *gone) {
   free(map);
 }
 
+/* Whether step s may write buffer b: a copy its destination, a GEMM its
+ * C, a LOOP kernel its stores, any other kernel whatever it does not load
+ * (conservatively). */
+static bool step_writes(const Lower *L, const RtStep *s, int b) {
+  if (s->kind == RT_STEP_COPY) return s->arg[1] == b;
+  if (s->kind == RT_STEP_GEMM) return s->arg[2] == b;
+  const CgKernel *k = &L->kern[s->kernel];
+  for (int a = 0; a < s->narg; a++) {
+    if (s->arg[a] != b) continue;
+    if (k->kind == CG_KERNEL_LOOP ? is_store_arg(k, a) : !is_load_arg(k, a)) return true;
+  }
+  return false;
+}
+
+static bool step_names(const RtStep *s, int b) {
+  for (int a = 0; a < s->narg; a++)
+    if (s->arg[a] == b) return true;
+  return false;
+}
+
+/* A state update left as a copy at the end (value v computed into an
+ * arena buffer by LOOP kernel K, copied over state t afterwards) is
+ * written by K straight into t when K reads t only at the index it writes,
+ * nothing before K writes t and nothing after K but that copy names t.
+ * (Lowering decides most updates in place before it makes kernels,
+ * lower_state.c; this catches the rest, e.g. an update whose chain was put
+ * in another value's group and got a loop of its own.) The copy goes, and
+ * so does v's buffer. Returns the number of updates moved in place. */
+static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
+  int merged = 0;
+  bool *bad = malloc((size_t)L->g->n + 1);
+  for (int si = 0; si < L->nstep; si++) {
+    RtStep *s = &L->step[si];
+    if (s->kind != RT_STEP_KERNEL || !eligible_kernel(&L->kern[s->kernel]) || L->kern[s->kernel].arg != s->arg)
+      continue;
+    CgKernel *k = &L->kern[s->kernel];
+    find_off_index(L, k, bad);
+    for (int so = 0; so < k->narg; so++) {
+      int bo = k->arg[so], ci = -1;
+      if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA) continue;
+      for (int j = si + 1; j < L->nstep && ci < 0; j++)
+        if (L->step[j].kind == RT_STEP_COPY && L->step[j].arg[0] == bo &&
+            L->buf[L->step[j].arg[1]].kind == RT_BUF_STATE)
+          ci = j;
+      if (ci < 0) continue;
+      int bt = L->step[ci].arg[1], sx = -1;
+      bool ok = L->buf[bt].bytes == L->buf[bo].bytes && L->buf[bt].dtype == L->buf[bo].dtype;
+      for (int j = 0; j < si && ok; j++) ok = !step_names(&L->step[j], bo) && !step_writes(L, &L->step[j], bt);
+      for (int j = si + 1; j < L->nstep && ok; j++) ok = j == ci || !step_names(&L->step[j], bt);
+      for (int a = 0; a < k->narg && ok; a++)
+        if (k->arg[a] == bt) {
+          sx = a;
+          ok = !is_store_arg(k, a) && loads_at_index(L, k, bad, a);
+        }
+      if (!ok) continue;
+      for (int j = si + 1; j < L->nstep; j++)
+        for (int i = 0; i < L->step[j].narg; i++)
+          if (L->step[j].arg[i] == bo) ((int *)L->step[j].arg)[i] = bt;
+      memmove(&L->step[ci], &L->step[ci + 1], sizeof *L->step * (size_t)(L->nstep - ci - 1));
+      L->nstep--;
+      if (sx >= 0) {
+        merge_args(k, s, so, sx);
+        so--;
+      } else {
+        k->arg[so] = bt;
+      }
+      gone[bo] = true;
+      *merged_bytes += L->buf[bo].bytes;
+      merged++;
+    }
+  }
+  free(bad);
+  return merged;
+}
+
 int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   int nb = L->nbuf, merged = 0;
   *merged_bytes = 0;
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
   bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  merged += state_updates_in_place(L, gone, merged_bytes);
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
   for (int si = 0; si < L->nstep; si++)
     for (int i = 0; i < L->step[si].narg; i++) {
@@ -124,7 +200,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
       if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA || first[bo] != si) continue;
       for (int sx = 0; sx < k->narg; sx++) {
         int bx = k->arg[sx];
-        if (sx == so || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
+        if (sx == so || gone[bx] || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
             first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype || !loads_at_index(L, k, bad, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */

@@ -709,6 +709,53 @@ START_TEST(test_update_in_gemm_epilogue) {
 }
 END_TEST
 
+/* An update whose chain sits in another value's group (as sibling merging
+ * puts AdamW updates of same-shaped parameters together) gets a loop of
+ * its own there, which writes the state in place (lower_inplace.c) --
+ * unless a later kernel still reads the old value: u' = u - 0.1 gu beside
+ * w' = w - 0.1 x^T dy in the GEMM's group; then also o2 = u * 3 after it. */
+START_TEST(test_update_in_a_leftover_loop) {
+  for (int later_read = 0; later_read < 2; later_read++) {
+    IrGraph *g = ir_graph_new(later_read ? "leftover_update_read_later" : "leftover_update");
+    IrShape sx = shp(2, 8, 16, 0, 0), sd = shp(2, 8, 12, 0, 0), sw = shp(2, 16, 12, 0, 0), su = shp(1, 40, 0, 0, 0);
+    int w = ir_param(g, "w", sw, IR_INIT_ZEROS, 0, 0, LOC), u = ir_param(g, "u", su, IR_INIT_ZEROS, 0, 0, LOC);
+    int x = input(g, "x", IR_F32, sx), dy = input(g, "dy", IR_F32, sd), gu = input(g, "gu", IR_F32, su);
+    int first = g->n;
+    int gw = ir_build(g, OP_MATMUL, (int[]){x, dy}, 2, &(IrAttr){.trans_a = 1}, LOC);
+    int nw = ir_binary(g, OP_SUB, w, ir_binary(g, OP_MUL, gw, ir_scalar(g, IR_F32, 0.1, LOC), LOC), LOC);
+    int nu = ir_binary(g, OP_SUB, u, ir_binary(g, OP_MUL, gu, ir_scalar(g, IR_F32, 0.1, LOC), LOC), LOC);
+    int second = g->n;
+    int o2 = ir_binary(g, OP_MUL, u, ir_scalar(g, IR_F32, 3, LOC), LOC);
+    ck_assert_int_ge(ir_add_update(g, w, nw, LOC), 0);
+    ck_assert_int_ge(ir_add_update(g, u, nu, LOC), 0);
+    int outs[2] = {later_read ? o2 : gw, gw};
+    ir_set_outputs(g, outs, (const char *[]){"o", "gw"}, later_read ? 2 : 1);
+    int *gid = calloc((size_t)g->n + 1, sizeof(int));
+    for (int v = 0; v < g->n; v++) gid[v] = v >= second ? 2 : v >= first ? 1 : 0;
+    char err[200];
+    FusePlan *fp = cg_fuse_from_groups(g, gid, err, sizeof err);
+    ck_assert_msg(fp != NULL, "%s", err);
+    RtErr e;
+    CgLowered *l = cg_lower(g, fp, NULL, &e);
+    ck_assert_msg(l != NULL, "%s", e.msg);
+    int copies = 0;
+    for (int i = 0; i < l->plan.nstep; i++) copies += l->plan.step[i].kind == RT_STEP_COPY;
+    ck_assert_int_eq(copies, later_read); /* the output still reads the old u */
+    cg_lowered_free(l);
+    RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0),
+                       jc_make(IR_F32, &su, JC_NORMAL, 0)};
+    RtTensor *params[2] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &su, JC_NORMAL, 0)};
+    JcCheck c = {.tol = 1e-5};
+    jc_check_plan(g, fp, in, params, &c);
+    cg_fuse_free(fp);
+    free(gid);
+    free_all(in, 3);
+    free_all(params, 2);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
 /* a <- b and b <- a: every update takes a value from before the updates,
  * so the two swap (ir.h's rule; the values go through staging buffers). */
 START_TEST(test_update_swap) {
@@ -1145,6 +1192,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_leftover_members_share_a_loop);
   tcase_add_test(t, test_updates);
   tcase_add_test(t, test_update_in_gemm_epilogue);
+  tcase_add_test(t, test_update_in_a_leftover_loop);
   tcase_add_test(t, test_update_swap);
   tcase_add_test(t, test_bad_indices);
   tcase_add_test(t, test_input_index_checks);
