@@ -201,7 +201,8 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
       for (int sx = 0; sx < k->narg; sx++) {
         int bx = k->arg[sx];
         if (sx == so || gone[bx] || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
-            first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype || !loads_at_index(L, k, bad, sx))
+            first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype ||
+            !loads_at_index(L, k, bad, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */
         for (int t = si + 1; t < L->nstep; t++)

@@ -343,7 +343,9 @@ RtBpe *rt_bpe_train(const char *const *texts, int64_t n, int vocab, RtErr *e) {
   }
   if (ws.n == 0 || nbytes + 1 > vocab) {
     if (ws.n == 0) rt_err(e, "bpe: the training text is empty");
-    else rt_err(e, "bpe: the training text has %d distinct bytes, more than a vocabulary of %d ids holds", nbytes, vocab);
+    else
+      rt_err(e, "bpe: the training text has %d distinct bytes, more than a vocabulary of %d ids holds", nbytes,
+             vocab);
     words_free(&ws);
     rt_bpe_free(b);
     return NULL;
