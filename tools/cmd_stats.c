@@ -35,8 +35,10 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
     cli_error("%s", e.msg);
     goto done;
   }
-  printf("kernels: %d fused kernels for %d nodes; %d plan steps (%d distinct kernel functions)\n",
-         fuse_kernel_count(plan), g->n, l->plan.nstep, l->plan.nkernel);
+  int copies = 0;
+  for (int i = 0; i < l->plan.nstep; i++) copies += l->plan.step[i].kind == RT_STEP_COPY;
+  printf("kernels: %d fused kernels for %d nodes; %d plan steps (%d distinct kernel functions, %d copies)\n",
+         fuse_kernel_count(plan), g->n, l->plan.nstep, l->plan.nkernel, copies);
   printf("memory:  arena %.2f MiB   lower bound %.2f MiB (arena/bound %.4f)   no reuse %.2f MiB (%.1fx the arena)\n",
          mib(l->plan.arena_bytes), mib(l->arena_lower_bound),
          l->arena_lower_bound ? (double)l->plan.arena_bytes / (double)l->arena_lower_bound : 1.0,

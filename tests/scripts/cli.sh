@@ -44,7 +44,7 @@ expect_ok "emit obj" "$dalc" models/dvae.dal --config tiny --emit=obj -o "$tmp/k
 [ -s "$tmp/k.o" ] && ok || bad "no object file"
 
 # ---- memory plans of the bench training steps: arena <= 1.05x the lower bound,
-#      and elementwise kernels reusing their dying inputs ----
+#      elementwise kernels reusing their dying inputs, every update in place ----
 for m in "gpt loss" "dvae loss"; do
   set -- $m
   expect_ok "stats $1 bench" "$dalc" models/$1.dal --config bench --stats --fn $2
@@ -53,6 +53,7 @@ for m in "gpt loss" "dvae loss"; do
     && ok || bad "$1 bench training step: arena/bound '$ratio' (must be <= 1.05)"
   merged=$(sed -n 's/^in place: \([0-9]*\).*/\1/p' "$tmp/out")
   [ "${merged:-0}" -gt 0 ] && ok || bad "$1 bench training step: no kernel writes in place ('$merged')"
+  grep -q ' 0 copies)' "$tmp/out" && ok || bad "$1 bench training step: state updates copied: $(grep '^kernels:' "$tmp/out")"
 done
 set --
 
