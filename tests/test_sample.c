@@ -9,7 +9,7 @@
 #include "runtime/sample.h"
 #include "tests/util.h"
 
-enum { DRAWS = 200000 };
+enum { DRAWS = 100000 };
 
 /* Frequencies of DRAWS tokens drawn with the stream of seed 1 (row 0,
  * steps 0, 1, ...) against probabilities 'want'; the largest difference. */
@@ -47,8 +47,8 @@ START_TEST(greedy) {
 }
 END_TEST
 
-/* With 200000 draws the frequencies are within 0.005 of the probabilities
- * (their standard error is below 0.0012). */
+/* With 100000 draws the frequencies are within 0.006 of the probabilities
+ * (their standard error is below 0.0016). */
 START_TEST(frequencies) {
   const float l[6] = {0, 1, 2, 3, -1, 0.5f};
   double p[6];
@@ -56,23 +56,23 @@ START_TEST(frequencies) {
     double t = (double[]){1.0, 0.5, 2.0}[ti];
     softmax_of(l, 6, t, NULL, p);
     double err = frequency_error(l, 6, (RtSampleOptions){(float)t, 0}, p);
-    ck_assert_msg(err < 0.005, "temperature %g: frequency off by %g", t, err);
+    ck_assert_msg(err < 0.006, "temperature %g: frequency off by %g", t, err);
   }
   /* top-3: only 3, 2, 1 (indices 3, 2, 1), renormalised */
   bool keep[6] = {false, true, true, true, false, false};
   softmax_of(l, 6, 1.0, keep, p);
   double err = frequency_error(l, 6, (RtSampleOptions){1, 3}, p);
-  ck_assert_msg(err < 0.005, "top-3: frequency off by %g", err);
+  ck_assert_msg(err < 0.006, "top-3: frequency off by %g", err);
   /* ties at the cut: of the equal logits the lower indices are kept */
   const float tie[5] = {1, 3, 1, 1, 0};
   bool keep2[5] = {true, true, true, false, false};
   softmax_of(tie, 5, 1.0, keep2, p);
   err = frequency_error(tie, 5, (RtSampleOptions){1, 3}, p);
-  ck_assert_msg(err < 0.005, "top-3 with ties: frequency off by %g", err);
+  ck_assert_msg(err < 0.006, "top-3 with ties: frequency off by %g", err);
   /* k at least the count: all of them */
   softmax_of(l, 6, 1.0, NULL, p);
-  ck_assert(frequency_error(l, 6, (RtSampleOptions){1, 6}, p) < 0.005);
-  ck_assert(frequency_error(l, 6, (RtSampleOptions){1, 60}, p) < 0.005);
+  ck_assert(frequency_error(l, 6, (RtSampleOptions){1, 6}, p) < 0.006);
+  ck_assert(frequency_error(l, 6, (RtSampleOptions){1, 60}, p) < 0.006);
 }
 END_TEST
 
