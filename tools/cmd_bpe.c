@@ -2,14 +2,16 @@
  * (runtime/bpe.h).
  *
  *   dalc bpe train (FILE.txt... | --data SPEC [--examples N] [--seed S]) --vocab V -o TOK.json
- *   dalc bpe encode --tokenizer TOK.json [--len L --vocab V] TEXT...
+ *   dalc bpe encode --tokenizer TOK.json [--len L --vocab V] (TEXT... | --from FILE.txt) [-o IDS.npy]
  *   dalc bpe decode --tokenizer TOK.json ID...
  *
  * Text files hold one caption per line. --data takes a captioned dataset
  * (shapes, fashion-mnist[:test], folder:PATH) and reads the captions of its
  * first N examples (default 10000). encode prints one line of ids per
- * TEXT; with --len and --vocab, as the GPT takes them: cut at L, padded
- * with V + position. */
+ * text; with --len and --vocab, as the GPT takes them: cut at L, padded
+ * with V + position; with -o (which needs --len) it writes them as an i32
+ * [texts, L] .npy file instead (one row per line of --from, a blank line
+ * all pads), ready for `--data npy:text=IDS.npy`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,11 +19,12 @@
 
 #include "runtime/bpe.h"
 #include "runtime/data.h"
+#include "runtime/npy.h"
 #include "tools/cli.h"
 
 static const char bpe_usage[] =
     "usage: dalc bpe train (FILE.txt... | --data SPEC [--examples N] [--seed S]) --vocab V -o TOK.json\n"
-    "       dalc bpe encode --tokenizer TOK.json [--len L --vocab V] TEXT...\n"
+    "       dalc bpe encode --tokenizer TOK.json [--len L --vocab V] (TEXT... | --from FILE.txt) [-o IDS.npy]\n"
     "       dalc bpe decode --tokenizer TOK.json ID...\n";
 
 typedef struct {
@@ -108,7 +111,7 @@ int cmd_bpe(int argc, char **argv) {
     fputs(bpe_usage, stderr);
     return 1;
   }
-  const char *mode = argv[0], *out = NULL, *tok = NULL, *data = NULL;
+  const char *mode = argv[0], *out = NULL, *tok = NULL, *data = NULL, *from = NULL;
   long long vocab = -1, len = -1, examples = 10000, seed = 0;
   char **pos = calloc((size_t)argc + 1, sizeof *pos);
   int npos = 0, rc = 0;
@@ -122,6 +125,7 @@ int cmd_bpe(int argc, char **argv) {
     else if (!strcmp(a, "-o") && has) out = argv[++i];
     else if (!strcmp(a, "--tokenizer") && has) tok = argv[++i];
     else if (!strcmp(a, "--data") && has) data = argv[++i];
+    else if (!strcmp(a, "--from") && has) from = argv[++i];
     else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
       cli_error("bpe %s: unknown option or missing value '%s'", mode, a);
       rc = -1;
@@ -163,17 +167,41 @@ int cmd_bpe(int argc, char **argv) {
     }
   }
   if (rc == 0 && !strcmp(mode, "encode")) {
-    for (int i = 0; i < npos; i++) {
-      int64_t n = len >= 0 ? len : rt_bpe_encode(b, pos[i], NULL, 0), over = 0;
-      int32_t *ids = malloc(sizeof *ids * (size_t)(n + 1));
-      if (len >= 0) over = rt_bpe_encode_padded(b, pos[i], (int)vocab, ids, n);
-      else rt_bpe_encode(b, pos[i], ids, n);
-      for (int64_t k = 0; k < n; k++) printf("%s%d", k ? " " : "", ids[k]);
-      putchar('\n');
-      if (over) fprintf(stderr, "dalc: warning: text %d is %lld tokens longer than --len %lld; cut\n", i + 1,
-                        (long long)over, len);
-      free(ids);
+    if (from) rc = read_lines(&t, from);
+    for (int i = 0; i < npos && rc == 0; i++) rc = add_text(&t, pos[i]);
+    if (rc == 0 && out && len < 0) {
+      cli_error("bpe encode -o needs --len and --vocab (the rows of the array have one length)");
+      rc = -1;
     }
+    RtTensor *arr = NULL;
+    if (rc == 0 && out && !(arr = rt_tensor_new(RT_I32, 2, (int64_t[]){t.n, len}, &e))) {
+      cli_error("%s", e.msg);
+      rc = -1;
+    }
+    int64_t cut = 0;
+    for (int64_t i = 0; i < t.n && rc == 0; i++) {
+      int64_t n = len >= 0 ? len : rt_bpe_encode(b, t.text[i], NULL, 0), over = 0;
+      int32_t *ids = arr ? rt_i32(arr) + i * len : malloc(sizeof *ids * (size_t)(n + 1));
+      if (len >= 0) over = rt_bpe_encode_padded(b, t.text[i], (int)vocab, ids, n);
+      else rt_bpe_encode(b, t.text[i], ids, n);
+      cut += over > 0;
+      if (!arr) {
+        for (int64_t k = 0; k < n; k++) printf("%s%d", k ? " " : "", ids[k]);
+        putchar('\n');
+        free(ids);
+      }
+    }
+    if (cut) fprintf(stderr, "dalc: warning: %lld of %lld texts are longer than --len %lld tokens; cut\n",
+                     (long long)cut, (long long)t.n, len);
+    if (rc == 0 && arr) {
+      if (rt_npy_write(out, arr, &e)) {
+        cli_error("%s", e.msg);
+        rc = -1;
+      } else {
+        printf("%s: i32[%lld, %lld]\n", out, (long long)t.n, len);
+      }
+    }
+    rt_tensor_free(arr);
   } else if (rc == 0 && !strcmp(mode, "decode")) {
     int32_t *ids = malloc(sizeof *ids * (size_t)(npos + 1));
     long long v = 0;

@@ -48,18 +48,17 @@ printf 'originals: %s/x.png   reconstructions: %s/recon.png\n' "$out" "$out"
 step "captions -> BPE text tokens (a 64-id tokenizer learned from 10000 shapes captions)"
 "$dalc" bpe train --data shapes --vocab 64 -o "$out/bpe.json"
 $data --out "$out/x.png" | cut -f2 | head -4 > "$out/captions.txt"
-: > "$out/text.txt"
-while IFS= read -r caption; do   # the tiny GPT's Lt = 8: long captions are cut
-  "$dalc" bpe encode --tokenizer "$out/bpe.json" --len 8 --vocab 64 "$caption" >> "$out/text.txt" 2>/dev/null
-done < "$out/captions.txt"
+# the tiny GPT's text is Lt = 8 ids from a vocabulary of Vt = 64: long captions are cut
+"$dalc" bpe encode --tokenizer "$out/bpe.json" --len 8 --vocab 64 --from "$out/captions.txt" > "$out/text.txt"
 paste "$out/captions.txt" "$out/text.txt"
+"$dalc" bpe encode --tokenizer "$out/bpe.json" --len 8 --vocab 64 --from "$out/captions.txt" -o "$out/text.npy" \
+  2>/dev/null
 
 step "GPT: logits and loss over [caption; the dVAE's image tokens], then 300 training steps"
 $py - "$out" <<'PY'
 import sys, numpy as np
 out = sys.argv[1]
-text = np.loadtxt(f"{out}/text.txt", dtype=np.int32, ndmin=2)
-np.save(f"{out}/text.npy", text)
+text = np.load(f"{out}/text.npy")
 t = np.load(f"{out}/tokens.npy")
 np.save(f"{out}/image.npy", t.reshape(t.shape[0], -1)[: text.shape[0]])
 PY

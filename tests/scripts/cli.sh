@@ -142,6 +142,13 @@ ids=$(cat "$tmp/out")
 case "$ids" in *" 75") ok ;; *) bad "bpe encode --len 12 --vocab 64: the last position is not the pad 64 + 11: '$ids'" ;; esac
 expect_ok "bpe decode" "$dalc" bpe decode --tokenizer "$tmp/tok.json" $ids
 [ "$(cat "$tmp/out")" = "a red circle" ] && ok || bad "bpe decode gave '$(cat "$tmp/out")'"
+expect_ok "bpe encode -o" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 12 --vocab 64 --from "$tmp/caps.txt" -o "$tmp/ids.npy"
+/usr/bin/python3 -c "
+import sys, numpy as np
+a = np.load('$tmp/ids.npy')
+sys.exit(not (a.dtype == np.int32 and a.shape == (4, 12) and a[0, 11] == 64 + 11 and (a[2] == 64 + np.arange(12)).all()))" \
+  && ok || bad "bpe encode -o: not the i32 [4, 12] array expected (one row per line, the blank one all pads)"
+expect_error "bpe encode -o without --len" "needs --len and --vocab" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --from "$tmp/caps.txt" -o "$tmp/x.npy"
 expect_ok "bpe train (dataset)" "$dalc" bpe train --data shapes --examples 500 --vocab 64 -o "$tmp/tok2.json"
 expect_error "bpe without a mode" "usage: dalc bpe" "$dalc" bpe
 expect_error "bpe train without -o" "needs --vocab V, -o TOK.json" "$dalc" bpe train "$tmp/caps.txt" --vocab 40
