@@ -82,6 +82,8 @@ static int compile(JitProgram *j, IrGraph *g, const CgJitOptions *o, CgModule **
 /* The plan maker of a lazy program (runtime/plan_program.h). */
 static const RtPlan *make_plan(void *ctx, int entry, RtErr *e) {
   JitProgram *j = ctx;
+  cg_module_free(j->m[entry]); /* what a failed attempt left */
+  j->m[entry] = NULL;
   if (compile(j, j->g[entry], &j->o, &j->m[entry], e)) return NULL;
   return j->plan[entry] = cg_module_plan(j->m[entry]);
 }
