@@ -23,5 +23,6 @@ int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */
+int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e); /* `sample` (exe_sample.c) */
 
 #endif

@@ -7,7 +7,9 @@
 #   4. learn a BPE tokenizer from the captions and turn the held-out
 #      images' captions into text tokens;
 #   5. run the tiny GPT over [caption tokens; image tokens] and train it a
-#      little on them.
+#      little on them;
+#   6. sample image tokens from the GPT for those captions and decode them
+#      with the dVAE: text -> image, end to end.
 # Everything lands in demo-out/.
 set -e
 build=${1:-build}
@@ -66,4 +68,12 @@ run="$dalc run models/gpt.dal --config tiny --seed 1"
 $run --fn logits --in text="$out/text.npy" --in image="$out/image.npy" --out "$out/gpt_logits.npy"
 "$dalc" run models/gpt.dal --config tiny -- train --steps 300 --lr 3e-3 \
   --data "npy:text=$out/text.npy,image=$out/image.npy" --checkpoint "$out/gpt-tiny.safetensors"
+step "text -> image: image tokens sampled from the GPT for those captions, decoded by the dVAE"
+"$dalc" run models/gpt.dal --config tiny -- sample --in text="$out/text.npy" \
+  --params "$out/gpt-tiny.safetensors" --temperature 0 --out "$out/sampled.npy"
+"$dalc" run models/dvae.dal --config tiny --params "$out/dvae-tiny.safetensors" \
+  --fn decode_tokens --in "$out/sampled.npy" --out "$out/sampled.png"
+printf 'captions: %s/captions.txt   their images: %s/x.png   drawn from the captions: %s/sampled.png\n' \
+  "$out" "$out" "$out"
+printf '(the tiny GPT has memorised these four pairs, so greedy sampling gives their tokens back)\n'
 printf '\noutputs are in %s/\n' "$out"

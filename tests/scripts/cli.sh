@@ -157,6 +157,36 @@ expect_error "bpe missing tokenizer" "nope.json: cannot open" "$dalc" bpe encode
 expect_error "bpe --vocab below the tokenizer's" "at least the tokenizer's" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 4 --vocab 3 x
 expect_error "bpe dataset without captions" "has no captions" "$dalc" bpe train --data "npy:x=$tmp/x.npy" --vocab 40 -o "$tmp/t.json"
 
+# ---- sample: image tokens one position at a time from image_logits ----
+gpt="$dalc run models/gpt.dal --config tiny"
+expect_ok "sample greedy" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --temperature 0 --out "$tmp/g.npy"
+expect_ok "sample top-k 1" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --top-k 1 --sample-seed 9 --out "$tmp/k1.npy"
+expect_ok "sample T=1" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --sample-seed 5 --out "$tmp/s5.npy"
+expect_ok "sample T=1 again" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --sample-seed 5 --out "$tmp/s5b.npy"
+expect_ok "sample T=1 another seed" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --sample-seed 6 --out "$tmp/s6.npy"
+/usr/bin/python3 - "$tmp" <<'PY' && ok || bad "sample: tokens not greedy/deterministic as expected"
+import sys, numpy as np
+t = sys.argv[1]
+g, k1 = np.load(f"{t}/g.npy"), np.load(f"{t}/k1.npy")
+s5, s5b, s6 = (np.load(f"{t}/{n}.npy") for n in ("s5", "s5b", "s6"))
+assert g.shape == (4, 4, 4) and g.dtype == np.int32 and g.min() >= 0 and g.max() < 64
+assert (g == k1).all()                       # top-1 is greedy whatever the seed
+assert (s5 == s5b).all() and (s5 != s6).any()  # a sample seed decides the draws
+np.save(f"{t}/g_flat.npy", g.reshape(4, 16))
+PY
+# greedy tokens are the argmax of image_logits run on them: position j saw tokens 0..j-1 only
+expect_ok "image_logits on the sampled tokens" $gpt --seed 3 --fn image_logits --in text="$tmp/text.npy" \
+  --in image="$tmp/g_flat.npy" --out image_logits="$tmp/il.npy"
+/usr/bin/python3 -c "
+import sys, numpy as np
+g, il = np.load('$tmp/g_flat.npy'), np.load('$tmp/il.npy')
+sys.exit(not (il.argmax(-1) == g).all())" && ok || bad "sample: greedy tokens differ from the argmax of image_logits on them"
+expect_error "sample without text" "needs --in text=FILE.npy" $gpt -- sample
+expect_error "sample wrong text shape" "the text must be i32\[4, 8\]" $gpt -- sample --in text="$tmp/image.npy"
+expect_error "sample from a wrong entry" "must take (text: i32\[B, Lt\], image: i32\[B, T\]) and return f32\[B, T, K\]" \
+  $gpt -- sample --fn logits --in text="$tmp/text.npy"
+expect_error "sample negative temperature" "--temperature must be 0" $gpt -- sample --in text="$tmp/text.npy" --temperature -1
+
 # ---- bad .dal files: file:line:col, the source line and a caret, exit 1 ----
 cat >"$tmp/syntax.dal" <<'DAL'
 config tiny { n = 4 }
