@@ -41,6 +41,17 @@ static bool eligible_kernel(const CgKernel *k) {
   return k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE && k->base_arg < 0 && k->tile == 0;
 }
 
+/* Step s's kernel if it may write an output over an input (an eligible
+ * LOOP kernel owning its step's argument array), with bad[] filled for it;
+ * NULL otherwise. */
+static CgKernel *eligible_step(const Lower *L, const RtStep *s, bool *bad) {
+  if (s->kind != RT_STEP_KERNEL) return NULL;
+  CgKernel *k = &L->kern[s->kernel];
+  if (!eligible_kernel(k) || k->arg != s->arg) return NULL;
+  find_off_index(L, k, bad);
+  return k;
+}
+
 /* Every load of argument a reads a node evaluated only at the iteration
  * index, with as many elements as the iteration space. */
 static bool loads_at_index(const Lower *L, const CgKernel *k, const bool *bad, int a) {
@@ -134,10 +145,8 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   bool *bad = malloc((size_t)L->g->n + 1);
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    if (s->kind != RT_STEP_KERNEL || !eligible_kernel(&L->kern[s->kernel]) || L->kern[s->kernel].arg != s->arg)
-      continue;
-    CgKernel *k = &L->kern[s->kernel];
-    find_off_index(L, k, bad);
+    CgKernel *k = eligible_step(L, s, bad);
+    if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so], ci = -1;
       if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA) continue;
@@ -191,10 +200,8 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    if (s->kind != RT_STEP_KERNEL || !eligible_kernel(&L->kern[s->kernel]) || L->kern[s->kernel].arg != s->arg)
-      continue;
-    CgKernel *k = &L->kern[s->kernel];
-    find_off_index(L, k, bad);
+    CgKernel *k = eligible_step(L, s, bad);
+    if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so];
       if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA || first[bo] != si) continue;
