@@ -12,6 +12,7 @@
 
 struct RtBpe {
   int n;            /* ids */
+  int vocab;        /* the vocabulary asked for, >= n */
   char **sym;       /* (n) each id's bytes, NUL-terminated */
   int *left, *right; /* (n) a merged id's parts; -1 for the unknown id and bytes */
   int nbytes;
@@ -111,6 +112,8 @@ static int add_symbol(RtBpe *b, int c, int l, int r) {
 }
 
 int rt_bpe_size(const RtBpe *b) { return b->n; }
+
+int rt_bpe_vocab(const RtBpe *b) { return b->vocab > b->n ? b->vocab : b->n; }
 
 const char *rt_bpe_symbol(const RtBpe *b, int id) { return id >= 0 && id < b->n ? b->sym[id] : NULL; }
 
@@ -366,6 +369,7 @@ RtBpe *rt_bpe_train(const char *const *texts, int64_t n, int vocab, RtErr *e) {
     for (int64_t i = 0; ok && i < ws.n; i++) merge_in(ws.w[i].sym, &ws.w[i].n, l, r, id);
   }
   words_free(&ws);
+  b->vocab = vocab;
   if (!ok || index_merges(b)) {
     rt_bpe_free(b);
     rt_err(e, "bpe: out of memory");
@@ -380,6 +384,7 @@ int rt_bpe_save(const RtBpe *b, const char *path, RtErr *e) {
   cJSON *root = cJSON_CreateObject(), *bytes = cJSON_CreateArray(), *merges = cJSON_CreateArray();
   cJSON_AddStringToObject(root, "format", "dal-bpe");
   cJSON_AddNumberToObject(root, "version", 1);
+  cJSON_AddNumberToObject(root, "vocab", rt_bpe_vocab(b));
   cJSON_AddItemToObject(root, "bytes", bytes);
   cJSON_AddItemToObject(root, "merges", merges);
   for (int id = 1; id < b->n; id++) {
@@ -468,6 +473,11 @@ RtBpe *rt_bpe_load(const char *path, RtErr *e) {
   }
   int rc = index_merges(b);
   if (rc) return load_fail(b, root, text, e, path, rc == -2 ? "a pair is merged twice" : "out of memory");
+  const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(root, "vocab");
+  if (vocab && (!cJSON_IsNumber(vocab) || vocab->valuedouble < b->n || vocab->valuedouble > (1 << 30) ||
+                vocab->valuedouble != (int)vocab->valuedouble))
+    return load_fail(b, root, text, e, path, "\"vocab\" must be an integer, at least the number of ids");
+  b->vocab = vocab ? (int)vocab->valuedouble : b->n;
   cJSON_Delete(root);
   free(text);
   return b;

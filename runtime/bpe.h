@@ -20,8 +20,8 @@
  * holds Vt + p (rt_bpe_encode_padded).
  *
  * A tokenizer is saved as JSON (cJSON), atomically:
- *   {"format": "dal-bpe", "version": 1, "bytes": [...the base bytes...],
- *    "merges": [[left, right], ...]}
+ *   {"format": "dal-bpe", "version": 1, "vocab": V, "bytes": [...the base
+ *    bytes...], "merges": [[left, right], ...]}     ("vocab" optional)
  * Module prefix: rt_bpe_.
  */
 #ifndef DAL_RT_BPE_H
@@ -41,6 +41,9 @@ void rt_bpe_free(RtBpe *b); /* NULL is a no-op */
 
 /* The number of ids (<= the vocabulary asked for). */
 int rt_bpe_size(const RtBpe *b);
+/* The vocabulary it was made for (the model's Vt: pads start there), at
+ * least rt_bpe_size; a file without one: rt_bpe_size. */
+int rt_bpe_vocab(const RtBpe *b);
 /* The bytes of symbol 'id' ("" for the unknown id), NULL if out of range. */
 const char *rt_bpe_symbol(const RtBpe *b, int id);
 

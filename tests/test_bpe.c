@@ -130,6 +130,8 @@ START_TEST(files) {
   RtBpe *l = rt_bpe_load(p1, &e);
   ck_assert_msg(l != NULL, "%s", e.msg);
   ck_assert_int_eq(rt_bpe_size(l), rt_bpe_size(b));
+  ck_assert_int_eq(rt_bpe_vocab(b), 50); /* the vocabulary asked for, kept in the file */
+  ck_assert_int_eq(rt_bpe_vocab(l), 50);
   for (int id = 0; id < rt_bpe_size(b); id++) ck_assert_str_eq(rt_bpe_symbol(l, id), rt_bpe_symbol(b, id));
   int32_t x[64], y[64];
   const char *probe = "a green circle above a small blue triangle";
@@ -150,12 +152,18 @@ START_TEST(files) {
       {"{\"format\":\"dal-bpe\",\"version\":1,\"bytes\":[97,98],\"merges\":[[1,3]]}", "both ids made before it"},
       {"{\"format\":\"dal-bpe\",\"version\":1,\"bytes\":[97,98],\"merges\":[[1,2],[1,2]]}", "merged twice"},
       {"{\"format\":\"dal-bpe\",\"version\":1,\"bytes\":7,\"merges\":[]}", "must be arrays"},
+      {"{\"format\":\"dal-bpe\",\"version\":1,\"vocab\":2,\"bytes\":[97,98],\"merges\":[]}", "at least the number of ids"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     tu_write_file(p2, bad[i].json);
     ck_assert_ptr_null(rt_bpe_load(p2, &e));
     ck_assert_msg(strstr(e.msg, bad[i].msg) && strstr(e.msg, p2), "case %zu: %s", i, e.msg);
   }
+  tu_write_file(p2, "{\"format\":\"dal-bpe\",\"version\":1,\"bytes\":[97,98],\"merges\":[[1,2]]}");
+  l = rt_bpe_load(p2, &e); /* no "vocab": the ids it has */
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  ck_assert_int_eq(rt_bpe_vocab(l), 4);
+  rt_bpe_free(l);
   ck_assert_ptr_null(rt_bpe_load("/nonexistent/bpe.json", &e));
   ck_assert_msg(strstr(e.msg, "cannot open"), "%s", e.msg);
   rt_bpe_free(b);

@@ -2,14 +2,15 @@
  * (runtime/bpe.h).
  *
  *   dalc bpe train (FILE.txt... | --data SPEC [--examples N] [--seed S]) --vocab V -o TOK.json
- *   dalc bpe encode --tokenizer TOK.json [--len L --vocab V] (TEXT... | --from FILE.txt) [-o IDS.npy]
+ *   dalc bpe encode --tokenizer TOK.json [--len L [--vocab V]] (TEXT... | --from FILE.txt) [-o IDS.npy]
  *   dalc bpe decode --tokenizer TOK.json ID...
  *
  * Text files hold one caption per line. --data takes a captioned dataset
  * (shapes, fashion-mnist[:test], folder:PATH) and reads the captions of its
  * first N examples (default 10000). encode prints one line of ids per
- * text; with --len and --vocab, as the GPT takes them: cut at L, padded
- * with V + position; with -o (which needs --len) it writes them as an i32
+ * text; with --len, as the GPT takes them: cut at L, padded with V +
+ * position (V: --vocab, else the vocabulary the tokenizer was trained
+ * for); with -o (which needs --len) it writes them as an i32
  * [texts, L] .npy file instead (one row per line of --from, a blank line
  * all pads), ready for `--data npy:text=IDS.npy`. */
 #include <errno.h>
@@ -24,7 +25,7 @@
 
 static const char bpe_usage[] =
     "usage: dalc bpe train (FILE.txt... | --data SPEC [--examples N] [--seed S]) --vocab V -o TOK.json\n"
-    "       dalc bpe encode --tokenizer TOK.json [--len L --vocab V] (TEXT... | --from FILE.txt) [-o IDS.npy]\n"
+    "       dalc bpe encode --tokenizer TOK.json [--len L [--vocab V]] (TEXT... | --from FILE.txt) [-o IDS.npy]\n"
     "       dalc bpe decode --tokenizer TOK.json ID...\n";
 
 typedef struct {
@@ -160,17 +161,18 @@ int cmd_bpe(int argc, char **argv) {
     } else if (!(b = rt_bpe_load(tok, &e))) {
       cli_error("%s", e.msg);
       rc = -1;
-    } else if ((len >= 0) != (vocab >= 0) || (vocab >= 0 && vocab < rt_bpe_size(b))) {
-      cli_error("bpe encode: --len and --vocab go together, and --vocab must be at least the tokenizer's %d ids",
-                rt_bpe_size(b));
+    } else if ((vocab >= 0 && len < 0) || (vocab >= 0 && vocab < rt_bpe_size(b))) {
+      cli_error("bpe %s: --vocab goes with --len, and must be at least the tokenizer's %d ids", mode, rt_bpe_size(b));
       rc = -1;
+    } else if (len >= 0 && vocab < 0) {
+      vocab = rt_bpe_vocab(b); /* the vocabulary it was made for */
     }
   }
   if (rc == 0 && !strcmp(mode, "encode")) {
     if (from) rc = read_lines(&t, from);
     for (int i = 0; i < npos && rc == 0; i++) rc = add_text(&t, pos[i]);
     if (rc == 0 && out && len < 0) {
-      cli_error("bpe encode -o needs --len and --vocab (the rows of the array have one length)");
+      cli_error("bpe encode -o needs --len (the rows of the array have one length)");
       rc = -1;
     }
     RtTensor *arr = NULL;

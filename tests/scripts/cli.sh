@@ -140,6 +140,8 @@ grep -q '"format":"dal-bpe"' "$tmp/tok.json" && ok || bad "bpe train wrote no to
 expect_ok "bpe encode" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 12 --vocab 64 "a red circle"
 ids=$(cat "$tmp/out")
 case "$ids" in *" 75") ok ;; *) bad "bpe encode --len 12 --vocab 64: the last position is not the pad 64 + 11: '$ids'" ;; esac
+expect_ok "bpe encode, the tokenizer's vocabulary" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 12 "a red circle"
+case "$(cat "$tmp/out")" in *" 51") ok ;; *) bad "bpe encode --len 12 (trained for 40 ids): the last position is not 40 + 11: '$(cat "$tmp/out")'" ;; esac
 expect_ok "bpe decode" "$dalc" bpe decode --tokenizer "$tmp/tok.json" $ids
 [ "$(cat "$tmp/out")" = "a red circle" ] && ok || bad "bpe decode gave '$(cat "$tmp/out")'"
 expect_ok "bpe encode -o" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 12 --vocab 64 --from "$tmp/caps.txt" -o "$tmp/ids.npy"
@@ -148,13 +150,13 @@ import sys, numpy as np
 a = np.load('$tmp/ids.npy')
 sys.exit(not (a.dtype == np.int32 and a.shape == (4, 12) and a[0, 11] == 64 + 11 and (a[2] == 64 + np.arange(12)).all()))" \
   && ok || bad "bpe encode -o: not the i32 [4, 12] array expected (one row per line, the blank one all pads)"
-expect_error "bpe encode -o without --len" "needs --len and --vocab" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --from "$tmp/caps.txt" -o "$tmp/x.npy"
+expect_error "bpe encode -o without --len" "needs --len (the rows" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --from "$tmp/caps.txt" -o "$tmp/x.npy"
 expect_ok "bpe train (dataset)" "$dalc" bpe train --data shapes --examples 500 --vocab 64 -o "$tmp/tok2.json"
 expect_error "bpe without a mode" "usage: dalc bpe" "$dalc" bpe
 expect_error "bpe train without -o" "needs --vocab V, -o TOK.json" "$dalc" bpe train "$tmp/caps.txt" --vocab 40
 expect_error "bpe vocabulary too small" "more than a vocabulary of 5" "$dalc" bpe train "$tmp/caps.txt" --vocab 5 -o "$tmp/t.json"
 expect_error "bpe missing tokenizer" "nope.json: cannot open" "$dalc" bpe encode --tokenizer "$tmp/nope.json" x
-expect_error "bpe --vocab below the tokenizer's" "at least the tokenizer's" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 4 --vocab 3 x
+expect_error "bpe --vocab below the tokenizer's" "must be at least the tokenizer's" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 4 --vocab 3 x
 expect_error "bpe dataset without captions" "has no captions" "$dalc" bpe train --data "npy:x=$tmp/x.npy" --vocab 40 -o "$tmp/t.json"
 
 # ---- sample: image tokens one position at a time from image_logits ----
