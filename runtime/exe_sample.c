@@ -2,8 +2,14 @@
  * a model's causal image logits (MODELS.md section 2: softmax over the
  * temperature, optionally top-k).
  *
- *   sample [--fn NAME] --in text=FILE.npy [--params P.safetensors | --seed S]
- *          [--temperature T] [--top-k K] [--sample-seed S] [--out FILE.npy]
+ *   sample [--fn NAME] (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json)
+ *          [--params P.safetensors | --seed S] [--temperature T] [--top-k K]
+ *          [--sample-seed S] [--out FILE.npy]
+ *
+ * Captions (one per line, blank lines skipped) are encoded with the BPE
+ * tokenizer (runtime/bpe.h: cut at Lt, padded from the vocabulary it was
+ * trained for) and fill the batch's rows in turn, repeating when there are
+ * fewer than B: several draws of one caption.
  *
  * The entry (default "image_logits") takes the text and the image tokens,
  * i32 [B, Lt] and i32 [B, T], and returns f32 [B, T, K]: at position j the
@@ -21,11 +27,12 @@
 
 #include "checkpoint.h"
 #include "exe.h"
+#include "bpe.h"
 #include "npy.h"
 #include "sample.h"
 
 typedef struct {
-  const char *fn, *text, *params, *out;
+  const char *fn, *text, *params, *out, *captions, *tokenizer;
   uint64_t seed, sample_seed;
   double temperature;
   uint64_t top_k;
@@ -43,6 +50,12 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
       if (m < 0) return -1;
       if (strncmp(v, "text=", 5) != 0 || !v[5]) return rt_err(e, "sample: --in takes text=FILE.npy, got '%s'", v);
       a->text = v + 5;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--captions", &v, e))) {
+      if (m < 0) return -1;
+      a->captions = v;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
+      if (m < 0) return -1;
+      a->tokenizer = v;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--params", &v, e))) {
       if (m < 0) return -1;
       a->params = v;
@@ -59,14 +72,48 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
       if (!(a->temperature >= 0)) return rt_err(e, "--temperature must be 0 (greedy) or more, got '%s'", v);
     } else {
-      return rt_err(e, "sample: unknown option '%s' (options: --fn NAME --in text=FILE.npy --params P --seed S "
-                       "--temperature T --top-k K --sample-seed S --out FILE.npy)",
+      return rt_err(e, "sample: unknown option '%s' (options: --fn NAME --in text=FILE.npy --captions FILE.txt "
+                       "--tokenizer TOK.json --params P --seed S --temperature T --top-k K --sample-seed S "
+                       "--out FILE.npy)",
                     argv[i]);
     }
   }
-  if (!a->text) return rt_err(e, "sample needs --in text=FILE.npy (i32 [B, Lt] text ids)");
+  if (!a->text == !a->captions || !a->captions != !a->tokenizer)
+    return rt_err(e, "sample needs --in text=FILE.npy (i32 [B, Lt] text ids), or --captions FILE.txt with "
+                     "--tokenizer TOK.json");
   if (a->top_k > (1u << 30)) return rt_err(e, "--top-k is too large");
   return 0;
+}
+
+/* The text ids of the captions in a.captions, one row each in turn
+ * (repeated to fill the batch), as *text: i32 [B, Lt]. */
+static int encode_captions(const SampleArgs *a, int64_t B, int64_t Lt, RtTensor **text, RtErr *e) {
+  RtBpe *tok = rt_bpe_load(a->tokenizer, e);
+  if (!tok) return -1;
+  FILE *f = fopen(a->captions, "r");
+  char (*cap)[1024] = calloc((size_t)B, sizeof *cap);
+  int rc = 0;
+  int64_t n = 0;
+  if (!f) rc = rt_err(e, "%s: cannot open", a->captions);
+  char line[1024];
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    size_t len = strcspn(line, "\r\n");
+    line[len] = 0;
+    if (len == 0) continue;
+    if (n == B) rc = rt_err(e, "%s: more captions than the %lld images the entry samples at a time", a->captions,
+                            (long long)B);
+    else memcpy(cap[n++], line, len + 1);
+  }
+  if (f) fclose(f);
+  if (rc == 0 && n == 0) rc = rt_err(e, "%s: no captions (one per line)", a->captions);
+  if (rc == 0 && !(*text = rt_tensor_new(RT_I32, 2, (int64_t[]){B, Lt}, e))) rc = -1;
+  for (int64_t b = 0; b < B && rc == 0; b++) {
+    rt_bpe_encode_padded(tok, cap[b % n], rt_bpe_vocab(tok), rt_i32(*text) + b * Lt, Lt);
+    printf("%lld\t%s\n", (long long)b, cap[b % n]);
+  }
+  free(cap);
+  rt_bpe_free(tok);
+  return rc;
 }
 
 /* The entry's shape: inputs (text i32 [B, Lt], image i32 [B, T]), output
@@ -93,7 +140,7 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   RtTensor *text = NULL, *image = NULL, *out[1] = {NULL};
   float *scratch = NULL;
   int rc = -1;
-  if (rt_npy_read(a.text, &text, e)) goto done;
+  if (a.captions ? encode_captions(&a, B, en->input[0].dim[1], &text, e) : rt_npy_read(a.text, &text, e)) goto done;
   if (text->dtype != RT_I32 || text->rank != 2 || text->dim[0] != B || text->dim[1] != en->input[0].dim[1]) {
     char want[160], got[160];
     rt_err(e, "%s: the text must be i32%s (entry '%s'), got %s%s", a.text,

@@ -111,8 +111,9 @@ static inline void rt_program_free(RtProgram *p) {
  *                                      one entry on .npy inputs
  *   data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S]
  *                                      one batch of a dataset, as a PNG grid and captions
- *   sample [--fn NAME] --in text=FILE.npy [--params P] [--temperature T] [--top-k K]
- *       [--sample-seed S] [--out FILE.npy] image tokens drawn one position at a time
+ *   sample [--fn NAME] (--in text=FILE.npy | --captions F --tokenizer T) [--params P]
+ *       [--temperature T] [--top-k K] [--sample-seed S] [--out FILE.npy]
+ *                                      image tokens drawn one position at a time
  *   bench [...]                        ms/step of an entry (exe_bench.c)
  *   help                               this list
  *

@@ -69,7 +69,7 @@ $run --fn logits --in text="$out/text.npy" --in image="$out/image.npy" --out "$o
 "$dalc" run models/gpt.dal --config tiny -- train --steps 300 --lr 3e-3 \
   --data "npy:text=$out/text.npy,image=$out/image.npy" --checkpoint "$out/gpt-tiny.safetensors"
 step "text -> image: image tokens sampled from the GPT for those captions, decoded by the dVAE"
-"$dalc" run models/gpt.dal --config tiny -- sample --in text="$out/text.npy" \
+"$dalc" run models/gpt.dal --config tiny -- sample --captions "$out/captions.txt" --tokenizer "$out/bpe.json" \
   --params "$out/gpt-tiny.safetensors" --temperature 0 --out "$out/sampled.npy"
 "$dalc" run models/dvae.dal --config tiny --params "$out/dvae-tiny.safetensors" \
   --fn decode_tokens --in "$out/sampled.npy" --out "$out/sampled.png"

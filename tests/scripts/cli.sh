@@ -183,6 +183,18 @@ expect_ok "image_logits on the sampled tokens" $gpt --seed 3 --fn image_logits -
 import sys, numpy as np
 g, il = np.load('$tmp/g_flat.npy'), np.load('$tmp/il.npy')
 sys.exit(not (il.argmax(-1) == g).all())" && ok || bad "sample: greedy tokens differ from the argmax of image_logits on them"
+# captions through a tokenizer: two captions fill the batch of 4 in turn, so greedy rows 0 and 2 agree
+printf 'a red circle\n\na blue square at the top\n' >"$tmp/two.txt"
+expect_ok "sample from captions" $gpt -- sample --captions "$tmp/two.txt" --tokenizer "$tmp/tok2.json" --seed 3 \
+  --temperature 0 --out "$tmp/c.npy"
+grep -q '^3	a blue square at the top$' "$tmp/out" && ok || bad "sample --captions: row 3 is not the second caption"
+/usr/bin/python3 -c "
+import sys, numpy as np
+c = np.load('$tmp/c.npy')
+sys.exit(not ((c[0] == c[2]).all() and (c[1] == c[3]).all()))" && ok || bad "sample --captions: repeated captions gave different greedy tokens"
+printf 'a\nb\nc\nd\ne\n' >"$tmp/five.txt"
+expect_error "sample with too many captions" "more captions than the 4 images" $gpt -- sample --captions "$tmp/five.txt" --tokenizer "$tmp/tok2.json"
+expect_error "sample captions without a tokenizer" "or --captions FILE.txt with --tokenizer" $gpt -- sample --captions "$tmp/two.txt"
 expect_error "sample without text" "needs --in text=FILE.npy" $gpt -- sample
 expect_error "sample wrong text shape" "the text must be i32\[4, 8\]" $gpt -- sample --in text="$tmp/image.npy"
 expect_error "sample from a wrong entry" "must take (text: i32\[B, Lt\], image: i32\[B, T\]) and return f32\[B, T, K\]" \
