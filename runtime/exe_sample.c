@@ -40,34 +40,28 @@ typedef struct {
 
 static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
   *a = (SampleArgs){.fn = "image_logits", .out = "tokens.npy", .temperature = 1};
+  const struct {
+    const char *flag, **dst;
+  } strs[] = {{"--fn", &a->fn},           {"--captions", &a->captions}, {"--tokenizer", &a->tokenizer},
+              {"--params", &a->params},   {"--out", &a->out}};
+  const struct {
+    const char *flag;
+    uint64_t *dst;
+  } nums[] = {{"--seed", &a->seed}, {"--sample-seed", &a->sample_seed}, {"--top-k", &a->top_k}};
   for (int i = 0; i < argc; i++) {
     const char *v;
-    int m;
-    if ((m = rt_exe_flag(argc, argv, &i, "--fn", &v, e))) {
-      if (m < 0) return -1;
-      a->fn = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--in", &v, e))) {
+    int m = 0;
+    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
+      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
+    for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
+      if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, e)) > 0 && rt_exe_u64(nums[k].flag, v, nums[k].dst, e))
+        return -1;
+    if (m < 0) return -1;
+    if (m) continue;
+    if ((m = rt_exe_flag(argc, argv, &i, "--in", &v, e))) {
       if (m < 0) return -1;
       if (strncmp(v, "text=", 5) != 0 || !v[5]) return rt_err(e, "sample: --in takes text=FILE.npy, got '%s'", v);
       a->text = v + 5;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--captions", &v, e))) {
-      if (m < 0) return -1;
-      a->captions = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
-      if (m < 0) return -1;
-      a->tokenizer = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--params", &v, e))) {
-      if (m < 0) return -1;
-      a->params = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--out", &v, e))) {
-      if (m < 0) return -1;
-      a->out = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--seed", &v, e))) {
-      if (m < 0 || rt_exe_u64("--seed", v, &a->seed, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--sample-seed", &v, e))) {
-      if (m < 0 || rt_exe_u64("--sample-seed", v, &a->sample_seed, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--top-k", &v, e))) {
-      if (m < 0 || rt_exe_u64("--top-k", v, &a->top_k, e)) return -1;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--temperature", &v, e))) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
       if (!(a->temperature >= 0)) return rt_err(e, "--temperature must be 0 (greedy) or more, got '%s'", v);

@@ -552,6 +552,21 @@ END_TEST
 
 /* ---- in-place reuse (codegen/lower_inplace.c) ---- */
 
+/* How many of the plan lowered from g under fp are steps of 'kind' (or,
+ * for kind < 0, arena buffers). */
+static int count_in_plan(const IrGraph *g, const FusePlan *fp, int kind) {
+  RtErr e;
+  CgLowered *l = cg_lower(g, fp, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  int n = 0;
+  if (kind < 0)
+    for (int b = 0; b < l->plan.nbuf; b++) n += l->plan.buf[b].kind == RT_BUF_ARENA;
+  else
+    for (int i = 0; i < l->plan.nstep; i++) n += (int)l->plan.step[i].kind == kind;
+  cg_lowered_free(l);
+  return n;
+}
+
 /* Groups by hand, so each loop kernel below is its own step:
  *   mm = x @ w                       GEMM into an arena buffer
  *   a1 = mm * 0.5 + 1, a2 = mm * mm  one kernel: a1 may take mm's storage,
@@ -589,11 +604,9 @@ START_TEST(test_in_place) {
   CgLowered *l = cg_lower(g, p, NULL, &e);
   ck_assert_msg(l != NULL, "%s", e.msg);
   ck_assert_int_eq(l->in_place, 3);
-  /* two arena buffers are left: mm (holding a1 too) and a2 (t, r) */
-  int arena = 0;
-  for (int b = 0; b < l->plan.nbuf; b++) arena += l->plan.buf[b].kind == RT_BUF_ARENA;
-  ck_assert_int_eq(arena, 2);
   cg_lowered_free(l);
+  /* two arena buffers are left: mm (holding a1 too) and a2 (t, r) */
+  ck_assert_int_eq(count_in_plan(g, p, -1), 2);
   RtTensor *in[2] = {jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0)};
   JcCheck c = {.tol = 1e-5};
   jc_check_plan(g, p, in, NULL, &c);
@@ -694,12 +707,7 @@ START_TEST(test_update_in_gemm_epilogue) {
     FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = true});
     ck_assert_int_eq(fp->group[fp->group_of[nw]].root, gw); /* the update is the GEMM's epilogue */
     ck_assert_int_eq(fp->group[fp->group_of[nb]].root, gb); /* ... and the sum's */
-    RtErr e;
-    CgLowered *l = cg_lower(g, fp, NULL, &e);
-    ck_assert_msg(l != NULL, "%s", e.msg);
-    for (int i = 0; i < l->plan.nstep; i++)
-      ck_assert_msg(l->plan.step[i].kind != RT_STEP_COPY, "%s: step %d copies (%s)", g->name, i, l->plan.step[i].name);
-    cg_lowered_free(l);
+    ck_assert_int_eq(count_in_plan(g, fp, RT_STEP_COPY), 0);
     fuse_plan_free(fp);
     jc_check_both(g, in, params, &(JcCheck){.tol = 1e-5});
     free_all(in, 2);
@@ -735,13 +743,7 @@ START_TEST(test_update_in_a_leftover_loop) {
     char err[200];
     FusePlan *fp = cg_fuse_from_groups(g, gid, err, sizeof err);
     ck_assert_msg(fp != NULL, "%s", err);
-    RtErr e;
-    CgLowered *l = cg_lower(g, fp, NULL, &e);
-    ck_assert_msg(l != NULL, "%s", e.msg);
-    int copies = 0;
-    for (int i = 0; i < l->plan.nstep; i++) copies += l->plan.step[i].kind == RT_STEP_COPY;
-    ck_assert_int_eq(copies, later_read); /* the output still reads the old u */
-    cg_lowered_free(l);
+    ck_assert_int_eq(count_in_plan(g, fp, RT_STEP_COPY), later_read); /* the output still reads the old u */
     RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0),
                        jc_make(IR_F32, &su, JC_NORMAL, 0)};
     RtTensor *params[2] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &su, JC_NORMAL, 0)};

@@ -40,6 +40,18 @@ int cli_run_passes(IrGraph *g, const DalcArgs *a) {
   return pass_run_pipeline_opts(g, a->passes ? a->passes : CLI_DEFAULT_PASSES, &o);
 }
 
+/* g after the graph passes if rc (what came before) is 0; else, or if a
+ * pass fails, the error reported, g freed and NULL. */
+static IrGraph *passes_or_fail(IrGraph *g, int rc, const DalcArgs *a) {
+  if (rc == 0) rc = cli_run_passes(g, a);
+  if (rc) {
+    cli_graph_error(g);
+    ir_graph_free(g);
+    return NULL;
+  }
+  return g;
+}
+
 IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad) {
   int i = fe_entry_find(p, name);
   if (i < 0) {
@@ -57,13 +69,7 @@ IrGraph *cli_lower(FeProgram *p, const char *name, const DalcArgs *a, bool grad)
     rc = ad_grad_pass(g);
     if (a->times) pass_times_add(a->times, "pass grad", pass_now() - t0);
   }
-  if (rc == 0) rc = cli_run_passes(g, a);
-  if (rc) {
-    cli_graph_error(g);
-    ir_graph_free(g);
-    return NULL;
-  }
-  return g;
+  return passes_or_fail(g, rc, a);
 }
 
 void cli_graph_error(const IrGraph *g) {
@@ -142,13 +148,7 @@ static IrGraph *program_entry(FeProgram *p, int i, const AdamWOptions *adamw, co
   double t0 = pass_now();
   int rc = g->train ? opt_train_step(g, adamw) : 0;
   if (a->times && g->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
-  if (rc == 0) rc = cli_run_passes(g, a);
-  if (rc) {
-    cli_graph_error(g);
-    ir_graph_free(g);
-    return NULL;
-  }
-  return g;
+  return passes_or_fail(g, rc, a);
 }
 
 IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a) {
