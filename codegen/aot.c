@@ -184,6 +184,7 @@ int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config,
   d.model = model;
   d.config = config;
   d.lr = lr;
+  d.source_hash = o->source_hash;
   if (rc == 0) rc = cg_aot_locate(o, b.lib, sizeof b.lib, b.inc, sizeof b.inc, e);
   if (rc == 0 && !(b.dir = cg_aot_tempdir(e))) rc = -1;
   if (rc == 0) {

@@ -55,6 +55,7 @@ typedef struct {
   const char *runtime_lib; /* NULL: libruntime.a beside the running program */
   const char *include_dir; /* the runtime's headers; NULL: ../runtime from the running program's folder */
   const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
+  const char *source_hash; /* the program's (RtProgram.source_hash), or NULL */
 } CgAotOptions;
 
 /* Builds the executable o->output from graphs[0..n) (entry i = graphs[i];

@@ -238,6 +238,7 @@ static void write_state(FILE *f, const RtPlanProgramDesc *d) {
       fputs(", .init_b = ", f);
       put_double(f, s->init_b);
     }
+    if (s->transient) fputs(", .transient = true", f);
     fputs("},\n", f);
   }
   fputs("};\n", f);
@@ -275,6 +276,10 @@ void cg_aot_write_main(FILE *f, const RtPlanProgramDesc *d) {
   put_str(f, d->config);
   fputs(", .lr = ", f);
   put_double(f, d->lr);
+  if (d->source_hash) {
+    fputs(", .source_hash = ", f);
+    put_str(f, d->source_hash);
+  }
   fprintf(f, ",\n    .nstate = %d, .state = %s, .nentry = %d, .entry = entry, .plan = plan};\n", d->nstate,
           d->nstate ? "state" : "NULL", d->nentry);
   fputs("  RtErr e;\n"

@@ -19,8 +19,8 @@ static void arg_of_node(RtArgSpec *a, const IrNode *n, const char *name) {
 
 /* Adds graph g's persistent nodes of kind 'op' to st[0..*ns) (origin[i]:
  * the node that declared st[i]); checks repeated names against the first. */
-static int collect(const IrGraph *g, IrOp op, const char *model, RtStateSpec *st, const IrNode **origin, int *ns,
-                   RtErr *e) {
+static int collect(const IrGraph *g, IrOp op, bool transient, const char *model, RtStateSpec *st,
+                   const IrNode **origin, int *ns, RtErr *e) {
   for (int k = 0; k < g->nparam; k++) {
     const IrNode *n = &g->node[g->param[k]];
     if (n->op != OP_PARAM && n->op != OP_STATE)
@@ -38,12 +38,13 @@ static int collect(const IrGraph *g, IrOp op, const char *model, RtStateSpec *st
       }
       continue;
     }
-    if (n->op != op) continue;
+    if (n->op != op || (op == OP_STATE && n->attr.transient != transient)) continue;
     RtStateSpec *s = &st[*ns];
     origin[(*ns)++] = n;
     RtArgSpec a;
     arg_of_node(&a, n, n->name);
-    *s = (RtStateSpec){.name = n->name, .dtype = a.dtype, .rank = a.rank, .param = op == OP_PARAM};
+    *s = (RtStateSpec){.name = n->name, .dtype = a.dtype, .rank = a.rank, .param = op == OP_PARAM,
+                        .transient = op == OP_STATE && transient};
     memcpy(s->dim, a.dim, sizeof s->dim);
     if (op == OP_PARAM) {
       s->init = (RtInitKind)n->attr.init; /* the enums share their order (init.h) */
@@ -84,8 +85,10 @@ int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramD
   d->state = state;
   int rc = entry && state && origin ? 0 : rt_err(e, "%s: out of memory", model);
   int ns = 0;
-  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_PARAM, model, state, origin, &ns, e);
-  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, model, state, origin, &ns, e);
+  /* parameters, then the state checkpoints keep, then transient state */
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_PARAM, false, model, state, origin, &ns, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, false, model, state, origin, &ns, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, true, model, state, origin, &ns, e);
   d->nstate = ns;
   for (int i = 0; i < n && rc == 0; i++) {
     rc = describe_entry(graphs[i], &entry[i], e);

@@ -80,7 +80,7 @@ static const char *kind_name(const IrNode *n) { return n->op == OP_PARAM ? "para
 
 /* Adds graph gi's persistent nodes of kind 'op' to the state (or checks them
  * against an entry of the same name). */
-static int collect_state(RefProgram *r, int gi, IrOp op, RtErr *e) {
+static int collect_state(RefProgram *r, int gi, IrOp op, bool transient, RtErr *e) {
   const IrGraph *g = r->g[gi];
   RtTensorList *st = r->pub.state;
   for (int k = 0; k < g->nparam; k++) {
@@ -99,7 +99,7 @@ static int collect_state(RefProgram *r, int gi, IrOp op, RtErr *e) {
       }
       goto next;
     }
-    if (n->op == op) {
+    if (n->op == op && (op != OP_STATE || n->attr.transient == transient)) {
       RtTensor *t = cg_tensor_for_node(g, g->param[k], e);
       if (!t) return -1;
       rt_list_put(st, n->name, t);
@@ -179,11 +179,15 @@ RtProgram *cg_ref_program(IrGraph **graphs, int n, const char *model, const char
         goto fail;
       }
   }
+  /* parameters, then the state checkpoints keep, then transient state */
   for (int i = 0; i < n; i++)
-    if (collect_state(r, i, OP_PARAM, e)) goto fail;
+    if (collect_state(r, i, OP_PARAM, false, e)) goto fail;
   p->nparam = state->n;
   for (int i = 0; i < n; i++)
-    if (collect_state(r, i, OP_STATE, e)) goto fail;
+    if (collect_state(r, i, OP_STATE, false, e)) goto fail;
+  p->nsaved = state->n;
+  for (int i = 0; i < n; i++)
+    if (collect_state(r, i, OP_STATE, true, e)) goto fail;
   if (describe_entries(r, e)) goto fail;
   p->entry = r->entry;
   ref_program_init(p, seed, e);

@@ -63,6 +63,7 @@ void ast_set_depth(AstExpr *e) {
     d = deeper(d, e->index.x);
     for (int i = 0; i < e->index.idx.n; i++) d = deeper(deeper(d, e->index.idx.v[i].lo), e->index.idx.v[i].hi);
     break;
+  case EX_ATTR: d = deeper(d, e->attr.x); break;
   default: break;
   }
   e->depth = d + 1;
@@ -137,6 +138,11 @@ static void dump_expr(FeBuf *b, const AstExpr *e) {
     }
     fe_buf_puts(b, ")");
     break;
+  case EX_ATTR:
+    fe_buf_puts(b, "(. ");
+    dump_expr(b, e->attr.x);
+    fe_buf_printf(b, " %s)", e->attr.name);
+    break;
   }
 }
 
@@ -197,6 +203,10 @@ static void dump_stmt(FeBuf *b, const AstStmt *s) {
     dump_expr(b, s->a);
     fe_buf_puts(b, " ");
     dump_expr(b, s->b);
+    break;
+  case ST_STATE:
+    fe_buf_printf(b, "(state %s ", s->name);
+    dump_expr(b, s->a);
     break;
   case ST_RETURN:
     fe_buf_puts(b, "(return ");
@@ -267,7 +277,12 @@ char *ast_dump(const AstFile *f) {
   for (int i = 0; i < f->items.n; i++) {
     const AstItem *it = f->items.v[i];
     switch (it->kind) {
-    case ITEM_IMPORT: fe_buf_printf(&b, "(import \"%s\")", it->import); break;
+    case ITEM_IMPORT:
+      if (it->alias)
+        fe_buf_printf(&b, "(import \"%s\" as %s)", it->import, it->alias);
+      else
+        fe_buf_printf(&b, "(import \"%s\")", it->import);
+      break;
     case ITEM_CONFIG:
       fe_buf_printf(&b, "(config %s", it->config->name);
       for (int k = 0; k < it->config->keys.n; k++) {

@@ -62,7 +62,7 @@ typedef struct {
 
 typedef enum {
   EX_INT, EX_FLOAT, EX_BOOL, EX_STR, EX_NAME, EX_LIST,
-  EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX
+  EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX, EX_ATTR
 } AstExprKind;
 
 /* Expressions nest at most this deep (the parser refuses deeper ones), so
@@ -91,6 +91,10 @@ struct AstExpr {
       AstExpr *x;
       AstIndexVec idx;
     } index;
+    struct {
+      AstExpr *x;       /* a module */
+      const char *name; /* one of its definitions */
+    } attr;             /* EX_ATTR: x.name */
   };
 };
 
@@ -126,6 +130,7 @@ typedef enum {
   ST_ASSIGN, /* name = a */
   ST_AUG,    /* name op= a (op is AST_ADD, AST_SUB or AST_MUL) */
   ST_PARAM,  /* param name: a (shape) = b (initialiser call) */
+  ST_STATE,  /* state name: a (shape) */
   ST_RETURN, /* return a */
   ST_FOR,    /* for name in a..b body; b NULL: for name in a (a list) body */
   ST_IF,     /* if a body else orelse (orelse may hold one ST_IF: else if) */
@@ -158,6 +163,8 @@ typedef struct {
 
 typedef enum { DEF_PLAIN, DEF_TRAIN, DEF_INFER } AstDefKind;
 
+struct EvGlobals;
+
 typedef struct {
   const char *name;
   SrcLoc loc; /* of the name */
@@ -165,6 +172,7 @@ typedef struct {
   AstParamVec params;
   AstType *ret; /* NULL: not declared */
   AstBlock body;
+  struct EvGlobals *globals; /* the names it sees: its program's (set by the loader) */
 } AstDef;
 
 /* `NAME = expr` in a config block, or `let NAME = expr`. */
@@ -190,6 +198,8 @@ typedef enum { ITEM_IMPORT, ITEM_CONFIG, ITEM_LET, ITEM_DEF } AstItemKind;
 typedef struct {
   AstItemKind kind;
   SrcLoc loc;
+  const char *alias; /* ITEM_IMPORT: `import "path" as NAME` (a module), else NULL */
+  const char *module_path; /* a module's path resolved against its importer (set by the loader) */
   union {
     const char *import; /* the path as written */
     AstConfig *config;

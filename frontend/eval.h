@@ -33,8 +33,10 @@
 #define EV_MAX_NODES 500000       /* nodes in one traced graph */
 
 typedef enum {
-  V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_DTYPE, V_FUNC, V_BUILTIN, V_TENSOR
+  V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_DTYPE, V_FUNC, V_BUILTIN, V_TENSOR, V_MODULE
 } ValKind;
+
+struct EvGlobals;
 
 typedef struct ValList ValList;
 
@@ -50,6 +52,7 @@ typedef struct {
     const AstDef *fn;
     int builtin; /* index into ev_builtins */
     int t;       /* node id in the graph being traced */
+    struct EvGlobals *module; /* V_MODULE: the names of a module (`import "f.dal" as m`) */
   };
 } Value;
 
@@ -66,7 +69,8 @@ typedef enum {
   G_BATCH,   /* B */
   G_CONFIG,  /* a key of the selected config, or of another one (then not ready) */
   G_LET,     /* a global let (not ready until evaluated) */
-  G_DEF      /* a function */
+  G_DEF,     /* a function */
+  G_MODULE   /* `import "path" as NAME` (not ready until loaded, after the config) */
 } EvGlobalKind;
 
 typedef struct {
@@ -78,9 +82,12 @@ typedef struct {
   const char *config; /* G_CONFIG: a config that defines it */
 } EvGlobal;
 
-typedef struct {
+typedef struct EvGlobals {
   EvGlobal *slot; /* open addressing; name NULL = empty */
   int cap, n;
+  /* A module's: what its parameter names get in front when the importer
+   * calls into it (the alias, "vae"); NULL for the main program. */
+  const char *prefix;
 } EvGlobals;
 
 /* The global called 'name', or NULL. */
@@ -110,6 +117,9 @@ typedef struct Ev {
   int depth;
   int64_t steps;
   const char *scope;     /* parameter name scope ("" at the top) */
+  const char **freeze;   /* freeze() patterns of the entry being traced */
+  SrcLoc *freeze_loc;
+  int nfreeze;
   jmp_buf *jmp;          /* where ev_error goes */
   char *error;           /* malloc'd diagnostic after an error */
 } Ev;

@@ -126,6 +126,39 @@ static Value bi_straight_through(Ev *ev, EvCall *c) {
   return build(ev, c, OP_STRAIGHT_THROUGH, in, 2, &a);
 }
 
+/* assign(s, value): after the entry has run, state s (declared with
+ * `state`) holds value (same shape; numbers and i32 are converted). */
+static Value bi_assign(Ev *ev, EvCall *c) {
+  int s = arg_tensor(ev, c, 0);
+  const IrNode *n = &ev->g->node[s];
+  if (n->op != OP_STATE || !n->attr.transient)
+    ev_error(ev, c->arg_loc[0], "assign: the first argument must be a tensor declared with `state`, got %s",
+             ev_describe(ev, c->arg[0]));
+  int v = ev_as_tensor(ev, c->arg[1], IR_F32, c->arg_loc[1], "argument 'value' of assign");
+  if (ev->g->node[v].dtype != IR_F32)
+    v = ev_check(ev, ir_build(ev->g, OP_CAST, &v, 1, &(IrAttr){.dtype = IR_F32}, c->loc), c->loc);
+  if (ev->g->node[v].shape.rank == 0 && ev->g->node[s].shape.rank > 0) /* a number fills the state */
+    v = ev_check(ev, ir_broadcast_to(ev->g, v, ev->g->node[s].shape, c->loc), c->loc);
+  ev_check(ev, ir_add_update(ev->g, s, v, c->loc), c->loc);
+  return ev_none();
+}
+
+/* freeze(pattern): the entry's parameters whose names match the shell
+ * pattern (fnmatch: "vae.*") are not trained: no gradient, no optimizer
+ * state, no weight decay. Applies to parameters declared before and after. */
+static Value bi_freeze(Ev *ev, EvCall *c) {
+  ev_graph(ev, c->loc, "freeze");
+  if (c->arg[0].kind != V_STR || !*c->arg[0].s)
+    ev_error(ev, c->arg_loc[0], "freeze: the pattern must be a non-empty string such as \"vae.*\", got %s",
+             ev_describe(ev, c->arg[0]));
+  int n = ev->nfreeze;
+  FE_PUSH(ev->arena, ev->freeze, n, c->arg[0].s);
+  n = ev->nfreeze;
+  FE_PUSH(ev->arena, ev->freeze_loc, n, c->loc);
+  ev->nfreeze = n;
+  return ev_none();
+}
+
 /* maximum(a, b) / minimum(a, b): numbers at compile time, else a node. */
 static Value extremum(Ev *ev, EvCall *c, bool max) {
   Value a = c->arg[0], b = c->arg[1];
@@ -567,6 +600,8 @@ const EvBuiltin ev_builtins[] = {
     {"cross_entropy", P("logits", "targets", "weights"), 2, bi_cross_entropy},
     {"gumbel", P("shape"), 1, bi_gumbel},
     {"stop_gradient", P("x"), 1, bi_stop_gradient},
+    {"assign", P("state", "value"), 2, bi_assign},
+    {"freeze", P("pattern"), 1, bi_freeze},
     {"straight_through", P("hard", "soft"), 2, bi_straight_through},
     {"iota", P("shape", "axis"), 2, bi_iota},
     {"full", P("shape", "value", "dtype"), 2, bi_full},

@@ -326,6 +326,22 @@ static Value eval_call(Ev *ev, const AstExpr *e) {
   return ev_call_value(ev, fn, &c);
 }
 
+/* m.name: a definition of module m (a function, config key, let or module). */
+static Value eval_attr(Ev *ev, const AstExpr *e) {
+  Value m = ev_expr(ev, e->attr.x);
+  if (m.kind != V_MODULE)
+    ev_error(ev, e->loc, "'.%s': only a module (`import \"f.dal\" as m`) has members, not %s", e->attr.name,
+             ev_describe(ev, m));
+  const EvGlobal *g = ev_global_find(m.module, e->attr.name);
+  bool defined = g && (g->kind == G_CONFIG || g->kind == G_LET || g->kind == G_DEF || g->kind == G_MODULE ||
+                       g->kind == G_BATCH);
+  if (!defined) ev_error(ev, e->loc, "module '%s' has no definition '%s'", m.module->prefix, e->attr.name);
+  if (!g->ready)
+    ev_error(ev, e->loc, "'%s.%s' has no value (not defined by the module's config?)", m.module->prefix,
+             e->attr.name);
+  return g->v;
+}
+
 /* ---- expressions ---- */
 
 Value ev_expr(Ev *ev, const AstExpr *e) {
@@ -356,6 +372,7 @@ Value ev_expr(Ev *ev, const AstExpr *e) {
     }
   case EX_CALL: return eval_call(ev, e);
   case EX_INDEX: return eval_index(ev, e);
+  case EX_ATTR: return eval_attr(ev, e);
   }
   ev_error(ev, e->loc, "internal error: expression kind %d", (int)e->kind);
 }

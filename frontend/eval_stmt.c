@@ -1,6 +1,7 @@
 /* eval_stmt.c — statements, user-function calls and entry functions (see
  * eval.h). Blocks share their function's locals (as in Python); `with`
  * extends the parameter name scope for everything run inside it. */
+#include <fnmatch.h>
 #include <math.h>
 #include <string.h>
 
@@ -112,6 +113,19 @@ static void exec_param(Ev *ev, const AstStmt *s) {
   ev_local_set(ev, s->name, ev_tensor(id));
 }
 
+/* state NAME: shape — a persistent, non-trainable f32 tensor named
+ * scope.NAME (zeros at the start, never saved in checkpoints), bound to
+ * NAME; `assign` sets what it holds after the entry has run. */
+static void exec_state(Ev *ev, const AstStmt *s) {
+  IrGraph *g = ev_graph(ev, s->loc, "state");
+  const char *what = fe_arena_printf(ev->arena, "the shape of state '%s'", s->name);
+  IrShape shape = ev_to_shape(ev, ev_expr(ev, s->a), s->a->loc, what);
+  const char *full = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, s->name) : s->name;
+  int id = ev_check(ev, ir_state(g, full, shape, s->loc), s->loc);
+  g->node[id].attr.transient = true;
+  ev_local_set(ev, s->name, ev_tensor(id));
+}
+
 /* ---- statements ---- */
 
 /* with a.b[i].c { ... }: the scope grows by "a.b.<i>.c" inside. */
@@ -170,6 +184,7 @@ static Flow exec_stmt(Ev *ev, const AstStmt *s) {
     return FLOW_NEXT;
   }
   case ST_PARAM: exec_param(ev, s); return FLOW_NEXT;
+  case ST_STATE: exec_state(ev, s); return FLOW_NEXT;
   case ST_RETURN:
     ev->frame->ret = ev_expr(ev, s->a);
     ev->frame->ret_loc = s->loc;
@@ -208,6 +223,16 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
   EvFrame frame = {.def = def, .call = c->loc, .parent = ev->frame};
   ev->frame = &frame;
   ev->depth++;
+  /* A module's function (defaults, types and body) sees its own program's
+   * names, and the parameters it declares are named under the module's
+   * alias. */
+  EvGlobals *outer_globals = ev->globals;
+  const char *outer_scope = ev->scope;
+  if (def->globals && def->globals != ev->globals) {
+    const char *pre = def->globals->prefix;
+    ev->globals = def->globals;
+    if (pre && *pre) ev->scope = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, pre) : pre;
+  }
   /* Defaults are evaluated at each call, seeing the parameters before them. */
   for (int i = 0; i < n; i++) {
     const AstParam *p = &def->params.v[i];
@@ -230,6 +255,8 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
              def->name, type, got);
   }
   exec_block(ev, &def->body);
+  ev->globals = outer_globals;
+  ev->scope = outer_scope;
   ev->depth--;
   ev->frame = frame.parent;
   return frame.ret;
@@ -264,4 +291,12 @@ void ev_lower_entry(Ev *ev, const AstDef *def) {
   }
   ev->frame = frame.parent;
   ir_set_outputs(g, &r.t, &def->name, 1);
+  for (int k = 0; k < ev->nfreeze; k++) {
+    int matched = 0;
+    for (int i = 0; i < g->nparam; i++) {
+      IrNode *n = &g->node[g->param[i]];
+      if (n->op == OP_PARAM && fnmatch(ev->freeze[k], n->name, 0) == 0) n->attr.frozen = true, matched++;
+    }
+    if (!matched) ev_error(ev, ev->freeze_loc[k], "freeze: no parameter of '%s' matches \"%s\"", def->name, ev->freeze[k]);
+  }
 }

@@ -72,7 +72,7 @@ const char *ev_kind_name(ValKind k) {
   static const char *const names[] = {
       [V_NONE] = "None",   [V_BOOL] = "bool",    [V_INT] = "int",           [V_FLOAT] = "float",
       [V_STR] = "string",  [V_LIST] = "list",    [V_DTYPE] = "dtype",       [V_FUNC] = "function",
-      [V_BUILTIN] = "built-in function",         [V_TENSOR] = "tensor",
+      [V_BUILTIN] = "built-in function",         [V_TENSOR] = "tensor",  [V_MODULE] = "module",
   };
   return names[k];
 }
@@ -99,6 +99,7 @@ static void describe_into(Ev *ev, FeBuf *b, Value v, int depth) {
   case V_DTYPE: fe_buf_puts(b, v.dtype == IR_F32 ? "f32" : "i32"); break;
   case V_FUNC: fe_buf_puts(b, v.fn->name); break;
   case V_BUILTIN: fe_buf_puts(b, ev_builtins[v.builtin].name); break;
+  case V_MODULE: fe_buf_puts(b, v.module->prefix ? v.module->prefix : "?"); break;
   case V_TENSOR: {
     char t[200];
     const IrNode *n = ev_node(ev, v);
@@ -151,7 +152,7 @@ EvGlobal *ev_global_put(FeArena *a, EvGlobals *gl, const char *name) {
   EvGlobal *s = ev_global_find(gl, name);
   if (s) return s;
   if ((gl->n + 1) * 2 > gl->cap) { /* keep the table at most half full */
-    EvGlobals bigger = {.cap = gl->cap ? gl->cap * 2 : 64};
+    EvGlobals bigger = {.cap = gl->cap ? gl->cap * 2 : 64, .prefix = gl->prefix};
     bigger.slot = fe_arena_alloc(a, (size_t)bigger.cap * sizeof *bigger.slot);
     for (int i = 0; i < gl->cap; i++)
       if (gl->slot[i].name) *ev_global_put(a, &bigger, gl->slot[i].name) = gl->slot[i];
@@ -239,6 +240,9 @@ Value ev_lookup(Ev *ev, const char *name, SrcLoc loc, const char *what) {
     ev_error(ev, loc, "'%s' is not defined by the selected config (config '%s' defines it)", name, g->config);
   if (g && g->kind == G_LET)
     ev_error(ev, loc, "global '%s' is used before its value is known (lets are evaluated in order, after the config)",
+             name);
+  if (g && g->kind == G_MODULE)
+    ev_error(ev, loc, "module '%s' is used before it is loaded (modules load after the config, before the lets)",
              name);
   if (g && g->kind == G_BATCH)
     ev_error(ev, loc, "'B' is unknown: the selected config has no `batch` key and no batch size was given (--batch)");

@@ -71,6 +71,12 @@ char *fe_constant_value(const FeProgram *p, int i); /* malloc'd */
  * declares, such as its learning rate and optimizer constants. */
 bool fe_global_number(const FeProgram *p, const char *name, double *out);
 
+/* A fingerprint of the program's source: "fnv1a64:" and 16 hex digits of
+ * the FNV-1a hash of every file's text it loaded (imports and modules
+ * included, in load order). Model files record it (runtime/checkpoint.h).
+ * The string lives as long as p. */
+const char *fe_source_hash(FeProgram *p);
+
 int fe_entry_count(const FeProgram *p);
 const char *fe_entry_name(const FeProgram *p, int i);
 bool fe_entry_is_train(const FeProgram *p, int i);

@@ -79,6 +79,11 @@ static bool load_items(Loader *L, const AstFile *f) {
   FeProgram *p = L->p;
   for (int i = 0; i < f->items.n; i++) {
     AstItem *it = f->items.v[i];
+    if (it->kind == ITEM_IMPORT && it->alias) { /* a module: loaded once the config is known */
+      it->module_path = resolve(&p->arena, f->file, it->import);
+      FE_PUSH(&p->arena, p->items, p->nitems, it);
+      continue;
+    }
     if (it->kind == ITEM_IMPORT) {
       const char *path = resolve(&p->arena, f->file, it->import);
       if (!load_file(L, path, NULL, it->loc)) return false;
@@ -218,6 +223,7 @@ static bool check_items(Loader *L) {
     case ITEM_CONFIG: ok = check_config(L, it->config); break;
     case ITEM_LET: ok = define(L, it->let->name, it->let->loc, G_LET, ev_none()); break;
     case ITEM_DEF:
+      it->def->globals = &p->globals;
       ok = define(L, it->def->name, it->def->loc, G_DEF, (Value){.kind = V_FUNC, .fn = it->def}) &&
            check_params(L, it->def);
       if (ok && it->def->kind != DEF_PLAIN) {
@@ -225,7 +231,7 @@ static bool check_items(Loader *L) {
         FE_PUSH(&p->arena, p->entries, p->nentries, it->def);
       }
       break;
-    case ITEM_IMPORT: break;
+    case ITEM_IMPORT: ok = define(L, it->alias, it->loc, G_MODULE, ev_none()); break; /* only modules get here */
     }
     if (!ok) return false;
   }

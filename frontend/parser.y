@@ -78,7 +78,7 @@ static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprV
 %token <s> NAME "name" STRING "string" DECORATOR "decorator"
 %token <i> INT "integer"
 %token <f> FLOAT "float"
-%token IMPORT "'import'" CONFIG "'config'" LET "'let'" DEF "'def'" PARAM "'param'"
+%token IMPORT "'import'" AS "'as'" STATE "'state'" CONFIG "'config'" LET "'let'" DEF "'def'" PARAM "'param'"
 %token RETURN "'return'" FOR "'for'" IN "'in'" IF "'if'" ELSE "'else'" WITH "'with'"
 %token AND "'and'" OR "'or'" NOT "'not'" TRUE "'true'" FALSE "'false'"
 %token ARROW "'->'" DOTDOT "'..'" PLUSEQ "'+='" MINUSEQ "'-='" STAREQ "'*='"
@@ -130,11 +130,15 @@ opt_item
   | item                              { $$ = $1; }
   ;
 
-/* item = "import" STRING | "config" NAME "{" bindings "}" | "let" NAME "=" expr | def */
+/* item = "import" STRING [ "as" NAME ] | "config" NAME "{" bindings "}" | "let" NAME "=" expr | def */
 item
   : IMPORT STRING                     {
       $$ = fe_arena_alloc(A, sizeof *$$);
       *$$ = (AstItem){.kind = ITEM_IMPORT, .loc = LOC(@1), .import = $2};
+    }
+  | IMPORT STRING AS NAME             {
+      $$ = fe_arena_alloc(A, sizeof *$$);
+      *$$ = (AstItem){.kind = ITEM_IMPORT, .loc = LOC(@1), .import = $2, .alias = $4};
     }
   | CONFIG NAME '{' binding_list '}'  {
       AstConfig *c = fe_arena_alloc(A, sizeof *c);
@@ -251,6 +255,8 @@ stmt
       $$->a = $4;
       $$->b = $6;
     }
+/*      | "state" NAME ":" expr                (persistent, not trainable: its shape) */
+  | STATE NAME ':' expr               { $$ = ast_stmt(A, ST_STATE, LOC(@1)); $$->name = $2; $$->a = $4; }
 /*      | "return" expr */
   | RETURN expr                       { $$ = ast_stmt(A, ST_RETURN, LOC(@1)); $$->a = $2; }
 /*      | "for" NAME "in" expr ".." expr block | "for" NAME "in" expr block */
@@ -319,11 +325,12 @@ expr
   | postfix                           { $$ = $1; }
   ;
 
-/* postfix = primary { "(" [ args ] ")" | "[" index { "," index } "]" } */
+/* postfix = primary { "(" [ args ] ")" | "[" index { "," index } "]" | "." NAME } */
 postfix
   : primary                           { $$ = $1; }
   | postfix '(' args ')'              { $$ = ast_expr(A, EX_CALL, $1->loc); $$->call.fn = $1; $$->call.args = $3; if (!nested(ps, $$)) YYABORT; }
   | postfix '[' indices ']'           { $$ = ast_expr(A, EX_INDEX, LOC(@2)); $$->index.x = $1; $$->index.idx = $3; if (!nested(ps, $$)) YYABORT; }
+  | postfix '.' NAME                  { $$ = ast_expr(A, EX_ATTR, LOC(@3)); $$->attr.x = $1; $$->attr.name = $3; if (!nested(ps, $$)) YYABORT; }
   ;
 
 /* args = arg { "," arg } [ "," ]      arg = expr | NAME "=" expr */

@@ -1,6 +1,8 @@
 /* program.c — the frontend's public API (frontend.h): building a program
  * (globals, loading, config selection, constants and global lets) and
  * lowering its entries to graphs. */
+#include <limits.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,47 @@ typedef struct {
   int64_t batch; /* > 0: overrides the config */
 } GlobalsJob;
 
+static FeProgram *load(const char *path, const char *text, const FeOptions *opt, const FeProgram *parent,
+                       char **err);
+
+/* Modules nest at most this deep (a.dal imports b.dal as b, which imports ...). */
+#define MAX_MODULE_DEPTH 16
+
+/* `import "path" as NAME`: the file becomes a program of its own with the
+ * importer's config (by name) and batch size, reached as NAME.x; its
+ * parameters are named NAME.<their name>. */
+static void load_module(Ev *ev, FeProgram *p, const AstItem *it) {
+  int depth = 0;
+  char real[PATH_MAX];
+  const char *want = realpath(it->module_path, real) ? real : it->module_path;
+  for (const FeProgram *q = p; q; q = q->parent, depth++)
+    if (q->nfiles > 0 && strcmp(q->files[0].real, want) == 0)
+      ev_error(ev, it->loc, "module cycle: '%s' imports itself (through its modules)", it->import);
+  if (depth > MAX_MODULE_DEPTH) ev_error(ev, it->loc, "modules nest more than %d deep", MAX_MODULE_DEPTH);
+  const EvGlobal *b = ev_global_find(ev->globals, "B");
+  FeOptions o = {.config = p->selected >= 0 ? p->configs[p->selected]->name : NULL,
+                 .batch = b && b->ready ? b->v.i : 0};
+  char *msg = NULL;
+  FeProgram *m = load(it->module_path, NULL, &o, p, &msg);
+  if (!m) {
+    FeBuf buf = {0};
+    fe_buf_puts(&buf, msg ? msg : "error: cannot load the module\n");
+    fe_buf_printf(&buf, "  in module '%s' imported at %s:%d:%d\n", it->alias, it->loc.file, it->loc.line,
+                  it->loc.col);
+    free(msg);
+    free(ev->error);
+    ev->error = fe_buf_take(&buf);
+    longjmp(*ev->jmp, 1);
+  }
+  m->globals.prefix = it->alias;
+  int n = p->nmodules;
+  FE_PUSH(&p->arena, p->modules, n, m);
+  p->nmodules = n;
+  EvGlobal *g = ev_global_find(ev->globals, it->alias);
+  g->v = (Value){.kind = V_MODULE, .module = &m->globals};
+  g->ready = true;
+}
+
 /* Evaluates the selected config's keys in order (each may use the ones
  * before it), sets B, then the global lets in load order. */
 static void eval_globals(Ev *ev, void *ud) {
@@ -93,6 +136,8 @@ static void eval_globals(Ev *ev, void *ud) {
     g->v = batch;
     add_constant(p, "B", batch);
   }
+  for (int i = 0; i < p->nitems; i++)
+    if (p->items[i]->kind == ITEM_IMPORT) load_module(ev, p, p->items[i]);
   for (int i = 0; i < p->nitems; i++) {
     const AstItem *it = p->items[i];
     if (it->kind != ITEM_LET) continue;
@@ -103,7 +148,8 @@ static void eval_globals(Ev *ev, void *ud) {
   }
 }
 
-static FeProgram *load(const char *path, const char *text, const FeOptions *opt, char **err) {
+static FeProgram *load(const char *path, const char *text, const FeOptions *opt, const FeProgram *parent,
+                       char **err) {
   FeProgram *p = calloc(1, sizeof *p);
   if (!p) {
     give(err, fe_format_diag((SrcLoc){path, 0, 0}, "out of memory"));
@@ -111,6 +157,7 @@ static FeProgram *load(const char *path, const char *text, const FeOptions *opt,
   }
   fe_arena_init(&p->arena);
   p->selected = -1;
+  p->parent = parent;
   init_globals(p);
   char *msg = NULL;
   if (!fe_load_sources(p, path, text, &msg)) {
@@ -155,15 +202,16 @@ FeProgram *fe_load_file(const char *path, const FeOptions *opt, char **err) {
     give(err, fe_format_diag(NO_LOC, "no file name given"));
     return NULL;
   }
-  return load(path, NULL, opt, err);
+  return load(path, NULL, opt, NULL, err);
 }
 
 FeProgram *fe_load_string(const char *filename, const char *source, const FeOptions *opt, char **err) {
-  return load(filename ? filename : "<string>", source ? source : "", opt, err);
+  return load(filename ? filename : "<string>", source ? source : "", opt, NULL, err);
 }
 
 void fe_free(FeProgram *p) {
   if (!p) return;
+  for (int i = 0; i < p->nmodules; i++) fe_free(p->modules[i]);
   fe_diag_unregister(p);
   fe_arena_free(&p->arena);
   free(p);
@@ -209,6 +257,20 @@ char *fe_constant_value(const FeProgram *p, int i) {
   char *s = malloc(strlen(buf) + 1);
   if (s) strcpy(s, buf);
   return s;
+}
+
+static uint64_t hash_files(const FeProgram *p, uint64_t h) {
+  for (int i = 0; i < p->nfiles; i++)
+    for (const char *c = p->files[i].text;; c++) {
+      h = (h ^ (unsigned char)*c) * 1099511628211u; /* the NUL too: files are separated */
+      if (!*c) break;
+    }
+  for (int i = 0; i < p->nmodules; i++) h = hash_files(p->modules[i], h);
+  return h;
+}
+
+const char *fe_source_hash(FeProgram *p) {
+  return fe_arena_printf(&p->arena, "fnv1a64:%016llx", (unsigned long long)hash_files(p, 14695981039346656037u));
 }
 
 int fe_entry_count(const FeProgram *p) { return p->nentries; }

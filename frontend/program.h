@@ -34,6 +34,9 @@ struct FeProgram {
   Value *const_value;
   int nconst;
   EvGlobals globals;
+  const FeProgram *parent; /* the program that imported this one as a module, or NULL */
+  FeProgram **modules;     /* the modules it imports (`import "f.dal" as m`), in load order */
+  int nmodules;
 };
 
 /* Loads 'path' (with 'text' as its contents, or read from disk if NULL) and

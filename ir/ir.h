@@ -80,6 +80,9 @@ typedef struct {
   uint32_t salt;               /* GUMBEL: distinguishes noise sources within a step */
   IrInitKind init;             /* PARAM */
   double init_a, init_b;       /* PARAM: see IrInitKind */
+  bool frozen;                 /* PARAM: not trained (no gradient, no optimizer state, no decay) */
+  bool transient;              /* STATE: scratch kept from one run to the next (a sampler's KV
+                                  cache), never saved in checkpoints */
 } IrAttr;
 
 typedef struct {

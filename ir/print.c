@@ -39,6 +39,10 @@ char *ir_attr_str(const IrNode *n, char *buf, size_t size) {
     case IR_INIT_UNIFORM: put(buf, size, &len, "init=uniform(%g, %g)", a->init_a, a->init_b); break;
     default: put(buf, size, &len, "init=<%d>", (int)a->init); break;
     }
+    if (a->frozen) put(buf, size, &len, " frozen");
+    break;
+  case OP_STATE:
+    if (a->transient) put(buf, size, &len, "transient");
     break;
   case OP_CONST: put(buf, size, &len, "value=%.9g", a->value); break;
   case OP_IOTA:

@@ -32,6 +32,7 @@ int ad_gradients(IrGraph *g, int loss, const int *wrt, int nwrt, int *grad);
 
 /* The "grad" pass: for a training graph (g->train, output 0 the scalar
  * loss) appends the gradient of every trainable PARAM (in g->param order;
+ * frozen ones, attr.frozen, are skipped;
  * STATE nodes are not trainable) and sets the outputs to [loss, gradient of
  * each param], the loss keeping its output name and each gradient named
  * "grad:" + the parameter's name (e.g. "grad:enc.conv_in.weight").

@@ -35,6 +35,8 @@ static bool set_outputs(IrGraph *g, const int *ids, char **names, int n) {
   return true;
 }
 
+static bool trainable(const IrNode *n) { return n->op == OP_PARAM && !n->attr.frozen; }
+
 int ad_grad_pass(IrGraph *g) {
   SrcLoc none = {0};
   if (!g->train)
@@ -42,7 +44,8 @@ int ad_grad_pass(IrGraph *g) {
                 g->name);
   if (g->noutput < 1) return fail(g, none, "grad: training entry '%s' returns nothing; output 0 must be the loss", g->name);
   int loss = g->output[0], mark = g->n, np = 0;
-  for (int i = 0; i < g->nparam; i++) np += g->node[g->param[i]].op == OP_PARAM;
+  /* Frozen parameters (freeze() in the entry) get no gradient. */
+  for (int i = 0; i < g->nparam; i++) np += trainable(&g->node[g->param[i]]);
   int *ids = malloc((size_t)(np + 1) * sizeof *ids);
   char **names = calloc((size_t)(np + 1), sizeof *names);
   int rc = -1;
@@ -54,7 +57,7 @@ int ad_grad_pass(IrGraph *g) {
   names[0] = strdup(g->output_name[0]);
   for (int i = 0, k = 1; i < g->nparam; i++) {
     const IrNode *p = &g->node[g->param[i]];
-    if (p->op != OP_PARAM) continue;
+    if (!trainable(p)) continue;
     ids[k] = g->param[i];
     names[k] = grad_name(p->name);
     if (names[k] && strcmp(names[k], names[0]) == 0) {

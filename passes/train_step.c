@@ -13,13 +13,13 @@ int opt_train_step(IrGraph *g, const AdamWOptions *o) {
   }
   if (ad_grad_pass(g)) return -1;
   /* The grad pass made the outputs [loss, gradient of each trainable PARAM
-   * in g->param order]. */
+   * in g->param order; frozen ones have none and are never updated]. */
   int n = g->noutput - 1;
   int *params = malloc((size_t)(n + 1) * sizeof *params);
   int *grads = malloc((size_t)(n + 1) * sizeof *grads);
   int k = 0;
   for (int i = 0; i < g->nparam && k < n; i++)
-    if (g->node[g->param[i]].op == OP_PARAM) params[k++] = g->param[i];
+    if (g->node[g->param[i]].op == OP_PARAM && !g->node[g->param[i]].attr.frozen) params[k++] = g->param[i];
   memcpy(grads, g->output + 1, (size_t)n * sizeof *grads);
   int loss = g->output[0];
   char *loss_name = strdup(g->output_name[0]);

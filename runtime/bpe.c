@@ -380,7 +380,7 @@ RtBpe *rt_bpe_train(const char *const *texts, int64_t n, int vocab, RtErr *e) {
 
 /* ---- files ---- */
 
-int rt_bpe_save(const RtBpe *b, const char *path, RtErr *e) {
+char *rt_bpe_json(const RtBpe *b) {
   cJSON *root = cJSON_CreateObject(), *bytes = cJSON_CreateArray(), *merges = cJSON_CreateArray();
   cJSON_AddStringToObject(root, "format", "dal-bpe");
   cJSON_AddNumberToObject(root, "version", 1);
@@ -397,12 +397,20 @@ int rt_bpe_save(const RtBpe *b, const char *path, RtErr *e) {
       cJSON_AddItemToArray(merges, m);
     }
   }
-  char *text = cJSON_PrintUnformatted(root);
+  char *json = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
+  if (!json) return NULL;
+  char *text = strdup(json); /* the caller frees it with free() */
+  cJSON_free(json);
+  return text;
+}
+
+int rt_bpe_save(const RtBpe *b, const char *path, RtErr *e) {
+  char *text = rt_bpe_json(b);
   if (!text) return rt_err(e, "%s: out of memory", path);
   RtChunk c[2] = {{text, strlen(text)}, {"\n", 1}};
   int rc = rt_write_file_atomic(path, c, 2, e);
-  cJSON_free(text);
+  free(text);
   return rc;
 }
 
@@ -413,6 +421,8 @@ static RtBpe *load_fail(RtBpe *b, cJSON *root, char *text, RtErr *e, const char 
   free(text);
   return NULL;
 }
+
+static RtBpe *parse_owned(char *text, const char *path, RtErr *e);
 
 RtBpe *rt_bpe_load(const char *path, RtErr *e) {
   FILE *f = fopen(path, "rb");
@@ -437,6 +447,20 @@ RtBpe *rt_bpe_load(const char *path, RtErr *e) {
     return NULL;
   }
   text[n] = 0;
+  return parse_owned(text, path, e);
+}
+
+RtBpe *rt_bpe_parse(const char *json, const char *what, RtErr *e) {
+  char *text = strdup(json ? json : "");
+  if (!text) {
+    rt_err(e, "%s: out of memory", what);
+    return NULL;
+  }
+  return parse_owned(text, what, e);
+}
+
+/* A tokenizer from JSON 'text' (malloc'd; freed here), 'path' naming it in messages. */
+static RtBpe *parse_owned(char *text, const char *path, RtErr *e) {
   cJSON *root = cJSON_Parse(text);
   if (!root) return load_fail(NULL, NULL, text, e, path, "not JSON");
   const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");

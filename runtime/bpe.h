@@ -59,6 +59,11 @@ int64_t rt_bpe_encode_padded(const RtBpe *b, const char *text, int vocab, int32_
 char *rt_bpe_decode(const RtBpe *b, const int32_t *ids, int64_t n);
 
 int rt_bpe_save(const RtBpe *b, const char *path, RtErr *e);
+/* The file's JSON text (malloc'd; NULL if out of memory): what model
+ * files embed. */
+char *rt_bpe_json(const RtBpe *b);
+/* A tokenizer from JSON text; 'what' names it in messages. */
+RtBpe *rt_bpe_parse(const char *json, const char *what, RtErr *e);
 /* NULL with a message naming the file and what is wrong with it. */
 RtBpe *rt_bpe_load(const char *path, RtErr *e);
 

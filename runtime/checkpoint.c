@@ -2,6 +2,7 @@
 #include "checkpoint.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +20,13 @@ int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointI
   rt_meta_set(m, "dal.seed", num);
   snprintf(num, sizeof num, "%" PRIu64, info->steps);
   rt_meta_set(m, "dal.steps", num);
-  int rc = rt_safetensors_write_meta(path, p->state, m, e);
+  char real[PATH_MAX];
+  if (p->model) rt_meta_set(m, "dal.source", realpath(p->model, real) ? real : p->model);
+  if (p->source_hash) rt_meta_set(m, "dal.source_hash", p->source_hash);
+  if (info->tokenizer) rt_meta_set(m, "dal.tokenizer", info->tokenizer);
+  /* transient state (a KV cache) is left out: a view of the saved prefix */
+  RtTensorList saved = {.n = p->nsaved, .cap = p->nsaved, .name = p->state->name, .tensor = p->state->tensor};
+  int rc = rt_safetensors_write_meta(path, &saved, m, e);
   rt_meta_free(m);
   return rc;
 }
@@ -83,7 +90,7 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
            config ? config : "?", p->model, p->config);
     goto done;
   }
-  for (int i = 0; i < p->state->n; i++) {
+  for (int i = 0; i < p->nsaved; i++) {
     const RtTensor *t = rt_list_get(l, p->state->name[i]);
     if (!t) {
       rt_err(e, "%s: tensor '%s' of model '%s' is missing", path, p->state->name[i], p->model);
@@ -91,12 +98,13 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
     }
     if (check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) goto done;
   }
+  RtTensorList saved = {.n = p->nsaved, .cap = p->nsaved, .name = p->state->name, .tensor = p->state->tensor};
   for (int i = 0; i < l->n; i++)
-    if (!rt_list_get(p->state, l->name[i])) {
+    if (!rt_list_get(&saved, l->name[i])) {
       rt_err(e, "%s: tensor '%s' is not part of model '%s'", path, l->name[i], p->model);
       goto done;
     }
-  for (int i = 0; i < p->state->n; i++)
+  for (int i = 0; i < p->nsaved; i++)
     memcpy(p->state->tensor[i]->data, rt_list_get(l, p->state->name[i])->data, rt_tensor_bytes(p->state->tensor[i]));
   *info = in;
   rc = 0;
@@ -110,7 +118,7 @@ int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
   RtTensorList *l = NULL;
   if (rt_safetensors_read(path, &l, e)) return -1;
   int rc = -1;
-  for (int i = 0; i < p->state->n; i++) {
+  for (int i = 0; i < p->nsaved; i++) {
     const RtTensor *t = rt_list_get(l, p->state->name[i]);
     if (!t && i < p->nparam) {
       rt_err(e, "%s: parameter '%s' of model '%s' is missing", path, p->state->name[i], p->model);
@@ -118,7 +126,7 @@ int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
     }
     if (t && check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) goto done;
   }
-  for (int i = 0; i < p->state->n; i++) {
+  for (int i = 0; i < p->nsaved; i++) {
     const RtTensor *t = rt_list_get(l, p->state->name[i]);
     RtTensor *s = p->state->tensor[i];
     if (t) memcpy(s->data, t->data, rt_tensor_bytes(s));

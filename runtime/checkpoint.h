@@ -10,6 +10,11 @@
  *                           state, since every random draw (initialisation,
  *                           data, noise) is counter-based
  *   dal.steps               the run's planned number of steps
+ *   dal.source              the model's source file, as an absolute path when it exists
+ *   dal.source_hash         RtProgram.source_hash, when the program has one
+ *   dal.tokenizer           the captions' BPE tokenizer (its JSON), when the run had one
+ * With the tokenizer, a checkpoint is a whole model file: `generate --model
+ * FILE` needs nothing else (exe_generate.c).
  * Files are written atomically (fileio.h): a crash never leaves a partial one.
  * Module prefix: rt_.
  */
@@ -24,12 +29,13 @@ typedef struct {
   uint64_t step;  /* steps completed */
   uint64_t seed;
   uint64_t steps; /* planned total */
+  const char *tokenizer; /* the BPE tokenizer's JSON (bpe.h) for captions, or NULL; saved only */
 } RtCheckpointInfo;
 
-/* Writes p's whole state and 'info' to 'path'. */
+/* Writes p's state (all but the transient part) and 'info' to 'path'. */
 int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointInfo *info, RtErr *e);
 
-/* Restores p's whole state from a checkpoint written for the same model
+/* Restores p's state (all but the transient part) from a checkpoint written for the same model
  * and config (model names compared without directory or extension), and
  * fills *info. Every state tensor must be present with its
  * dtype and shape and nothing else may be; the file's metadata must hold

@@ -20,9 +20,14 @@ const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
  * several the one called "loss"); -1 with a message. */
 int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
 
+/* VmHWM of /proc/self/status in KiB (the process's peak resident memory),
+ * or -1 where there is none. */
+long long rt_exe_peak_rss_kib(void);
+
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */
 int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e); /* `sample` (exe_sample.c) */
+int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e); /* `generate` (exe_generate.c) */
 
 #endif

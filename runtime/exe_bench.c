@@ -223,7 +223,7 @@ static double cpu_ms(void) {
 }
 
 /* VmHWM of /proc/self/status in KiB, or -1 where there is none. */
-static long long peak_rss_kib(void) {
+long long rt_exe_peak_rss_kib(void) {
   FILE *f = fopen("/proc/self/status", "r");
   if (!f) return -1;
   char line[256];
@@ -402,7 +402,7 @@ int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e) {
   if (p->init(p, a.seed, e) || rt_program_prepare(p, entry, e) || prepare_inputs(p, en, &a, in, &data, e)) goto done;
   Timing t;
   if (measure(p, entry, &a, in, data, &t, e)) goto done;
-  long long rss = peak_rss_kib();
+  long long rss = rt_exe_peak_rss_kib();
   Work w = work_of(en);
   int64_t batch = data ? rt_data_batch(data) : 1;
   if (a.json) rc = report_json(p, en, &a, &w, batch, &t, rss, e);

@@ -105,9 +105,13 @@ static void usage(FILE *f, const char *prog) {
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
           "        [--params P.safetensors] [--save-state P.safetensors] [--seed S] [--step K]\n"
           "  data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S] [--scale N]\n"
-          "  sample [--fn NAME] (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json)\n"
-          "        [--params P.safetensors] [--temperature T] [--top-k K] [--sample-seed S] [--out FILE.npy]\n"
-          "                                      image tokens, one position at a time\n"
+          "  sample (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json | --bench)\n"
+          "        [--params P.safetensors] [--temperature T] [--top-k K] [--sample-seed S]\n"
+          "        [--sampler gumbel|cdf] [--no-cache] [--out FILE.npy] [--json]\n"
+          "                                      image tokens drawn with the KV cache\n"
+          "  generate --model FILE.safetensors [CAPTION...] [--captions FILE.txt] [--n N] [--temperature T]\n"
+          "        [--top-k K] [--seed S] [--out grid.png] [--out-npy F] [--out-tokens F] [--out-dir DIR]\n"
+          "                                      images from captions, from one model file\n"
           "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S]\n"
           "        [--max-seconds T] [--json]    ms/step, throughput and peak memory of an entry\n"
           "  help                                this text\n"
@@ -141,11 +145,12 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   else if (strcmp(cmd, "data") == 0) rc = rt_exe_data(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "bench") == 0) rc = rt_exe_bench(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "sample") == 0) rc = rt_exe_sample(p, argc - 2, argv + 2, &e);
+  //GEN
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout, prog);
     rc = 0;
   } else {
-    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, bench, sample, help)", cmd);
+    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, bench, sample, generate, help)", cmd);
   }
   fflush(stdout);
   if (rc < 0) {

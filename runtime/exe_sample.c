@@ -1,56 +1,61 @@
-/* exe_sample.c — `sample`: image tokens drawn one position at a time from
- * a model's causal image logits (MODELS.md section 2: softmax over the
- * temperature, optionally top-k).
+/* exe_sample.c — `sample`: the image tokens of a batch of texts, drawn
+ * with the model's KV cache (runtime/sampler.h).
  *
- *   sample [--fn NAME] (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json)
+ *   sample (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json | --bench)
  *          [--params P.safetensors | --seed S] [--temperature T] [--top-k K]
- *          [--sample-seed S] [--out FILE.npy]
+ *          [--sample-seed S] [--sampler gumbel|cdf] [--no-cache] [--out FILE.npy] [--json]
+ *          [--logits-out FILE.npy]
  *
  * Captions (one per line, blank lines skipped) are encoded with the BPE
  * tokenizer (runtime/bpe.h: cut at Lt, padded from the vocabulary it was
  * trained for) and fill the batch's rows in turn, repeating when there are
- * fewer than B: several draws of one caption.
+ * fewer than B: several draws of one caption. The tokens are written as
+ * i32 [B, g, g] when T = g*g (the dVAE's decode_tokens input), else [B, T].
+ * --logits-out writes the logits each token was drawn from, f32 [B, T, K]:
+ * how tests compare the cached path with image_logits on the same tokens.
  *
- * The entry (default "image_logits") takes the text and the image tokens,
- * i32 [B, Lt] and i32 [B, T], and returns f32 [B, T, K]: at position j the
- * logits of image token j, which may depend on tokens 0 .. j-1 only. Tokens
- * are drawn for j = 0 .. T-1, each with runtime/sample.h's uniform for
- * (seed, row, j), so a run is reproducible; the entry runs once per
- * position on the whole sequence (no KV cache yet). The tokens are written
- * as i32 [B, g, g] when T = g*g (the dVAE's decode_tokens input), else
- * [B, T]. */
+ * --bench times the sampling loop alone (entries compiled before it starts)
+ * on random text ids and the seed's parameters, and with --json prints
+ * {"image_tokens", "seconds", "tokens_per_s", "cache", "peak_rss_mib"} on
+ * stdout: what `make bench` compares with PyTorch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "bpe.h"
 #include "checkpoint.h"
 #include "exe.h"
-#include "bpe.h"
 #include "npy.h"
-#include "sample.h"
+#include "rng.h"
+#include "sampler.h"
 
 typedef struct {
-  const char *fn, *text, *params, *out, *captions, *tokenizer;
-  uint64_t seed, sample_seed;
+  const char *text, *params, *out, *captions, *tokenizer, *sampler, *logits_out;
+  uint64_t seed, sample_seed, top_k;
   double temperature;
-  uint64_t top_k;
+  bool no_cache, bench, json;
 } SampleArgs;
 
 static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
-  *a = (SampleArgs){.fn = "image_logits", .out = "tokens.npy", .temperature = 1};
+  *a = (SampleArgs){.out = "tokens.npy", .temperature = 1, .sampler = "gumbel"};
   const struct {
     const char *flag, **dst;
-  } strs[] = {{"--fn", &a->fn},           {"--captions", &a->captions}, {"--tokenizer", &a->tokenizer},
-              {"--params", &a->params},   {"--out", &a->out}};
+  } strs[] = {{"--captions", &a->captions}, {"--tokenizer", &a->tokenizer}, {"--params", &a->params},
+              {"--out", &a->out},           {"--sampler", &a->sampler}, {"--logits-out", &a->logits_out}};
   const struct {
     const char *flag;
     uint64_t *dst;
   } nums[] = {{"--seed", &a->seed}, {"--sample-seed", &a->sample_seed}, {"--top-k", &a->top_k}};
+  const struct {
+    const char *flag;
+    bool *dst;
+  } bools[] = {{"--no-cache", &a->no_cache}, {"--bench", &a->bench}, {"--json", &a->json}};
   for (int i = 0; i < argc; i++) {
     const char *v;
     int m = 0;
+    for (size_t k = 0; k < sizeof bools / sizeof bools[0] && !m; k++)
+      if (strcmp(argv[i], bools[k].flag) == 0) *bools[k].dst = true, m = 1;
     for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
       if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
     for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
@@ -66,15 +71,18 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
       if (!(a->temperature >= 0)) return rt_err(e, "--temperature must be 0 (greedy) or more, got '%s'", v);
     } else {
-      return rt_err(e, "sample: unknown option '%s' (options: --fn NAME --in text=FILE.npy --captions FILE.txt "
-                       "--tokenizer TOK.json --params P --seed S --temperature T --top-k K --sample-seed S "
-                       "--out FILE.npy)",
+      return rt_err(e, "sample: unknown option '%s' (options: --in text=FILE.npy --captions FILE.txt "
+                       "--tokenizer TOK.json --bench --params P --seed S --temperature T --top-k K "
+                       "--sample-seed S --sampler gumbel|cdf --no-cache --out FILE.npy --json "
+                       "--logits-out FILE.npy)",
                     argv[i]);
     }
   }
-  if (!a->text == !a->captions || !a->captions != !a->tokenizer)
+  if ((!!a->text + !!a->captions + a->bench) != 1 || !a->captions != !a->tokenizer)
     return rt_err(e, "sample needs --in text=FILE.npy (i32 [B, Lt] text ids), or --captions FILE.txt with "
-                     "--tokenizer TOK.json");
+                     "--tokenizer TOK.json, or --bench (random text)");
+  if (strcmp(a->sampler, "gumbel") != 0 && strcmp(a->sampler, "cdf") != 0)
+    return rt_err(e, "--sampler must be gumbel (argmax of logits/T plus Gumbel noise) or cdf, got '%s'", a->sampler);
   if (a->top_k > (1u << 30)) return rt_err(e, "--top-k is too large");
   return 0;
 }
@@ -110,83 +118,80 @@ static int encode_captions(const SampleArgs *a, int64_t B, int64_t Lt, RtTensor 
   return rc;
 }
 
-/* The entry's shape: inputs (text i32 [B, Lt], image i32 [B, T]), output
- * f32 [B, T, K]. */
-static int check_entry(const RtEntrySpec *en, RtErr *e) {
-  const RtArgSpec *t = en->ninput == 2 ? &en->input[0] : NULL, *im = t ? &en->input[1] : NULL;
-  const RtArgSpec *o = en->noutput == 1 ? &en->output[0] : NULL;
-  if (!t || !o || t->dtype != RT_I32 || t->rank != 2 || im->dtype != RT_I32 || im->rank != 2 ||
-      o->dtype != RT_F32 || o->rank != 3 || im->dim[0] != t->dim[0] || o->dim[0] != t->dim[0] ||
-      o->dim[1] != im->dim[1] || o->dim[2] < 1)
-    return rt_err(e, "sample: entry '%s' must take (text: i32[B, Lt], image: i32[B, T]) and return f32[B, T, K]",
-                  en->name);
+/* Random text ids for --bench: uniform over the rows of the text
+ * embedding (any "text_emb.weight"), else over [0, Lt). */
+static int bench_text(const RtProgram *p, int64_t B, int64_t Lt, RtTensor **text, RtErr *e) {
+  int64_t rows = Lt;
+  for (int i = 0; i < p->state->n; i++) {
+    const char *name = p->state->name[i];
+    size_t n = strlen(name), k = strlen("text_emb.weight");
+    if (n >= k && strcmp(name + n - k, "text_emb.weight") == 0 && p->state->tensor[i]->rank == 2)
+      rows = p->state->tensor[i]->dim[0];
+  }
+  if (!(*text = rt_tensor_new(RT_I32, 2, (int64_t[]){B, Lt}, e))) return -1;
+  for (int64_t i = 0; i < B * Lt; i++) {
+    uint32_t ctr[4] = {(uint32_t)i, 0, 0x54455854u /* "TEXT" */, 0}, key[2] = {7, 0}, out[4];
+    rt_philox4x32_10(ctr, key, out);
+    rt_i32(*text)[i] = (int32_t)(out[0] % (uint32_t)rows);
+  }
   return 0;
 }
 
 int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   SampleArgs a;
   if (parse(argc, argv, &a, e)) return -1;
-  int entry = rt_program_entry(p, a.fn);
-  if (entry < 0) return rt_err(e, "%s has no entry '%s' to sample from", p->model, a.fn);
-  const RtEntrySpec *en = &p->entry[entry];
-  if (check_entry(en, e)) return -1;
-  int64_t B = en->input[0].dim[0], T = en->input[1].dim[1], K = en->output[0].dim[2];
-  RtTensor *text = NULL, *image = NULL, *out[1] = {NULL};
-  float *scratch = NULL;
+  int64_t B, Lt, T, K;
+  if (rt_sampler_prepare(p, a.no_cache, &B, &Lt, &T, &K, e)) return -1;
+  if (T < 0) return rt_err(e, "%s has no entry '%s': the number of image tokens is unknown", p->model,
+                           RT_ENTRY_IMAGE_LOGITS);
+  if (a.top_k > (uint64_t)K)
+    return rt_err(e, "--top-k %llu is more than the %lld image tokens the model can draw from",
+                  (unsigned long long)a.top_k, (long long)K);
+  RtTensor *text = NULL, *image = NULL, *logits = NULL;
   int rc = -1;
-  if (a.captions ? encode_captions(&a, B, en->input[0].dim[1], &text, e) : rt_npy_read(a.text, &text, e)) goto done;
-  if (text->dtype != RT_I32 || text->rank != 2 || text->dim[0] != B || text->dim[1] != en->input[0].dim[1]) {
-    char want[160], got[160];
-    rt_err(e, "%s: the text must be i32%s (entry '%s'), got %s%s", a.text,
-           rt_shape_str(2, en->input[0].dim, want, sizeof want), en->name, rt_dtype_name(text->dtype),
-           rt_shape_str(text->rank, text->dim, got, sizeof got));
-    goto done;
-  }
   if (a.params ? rt_checkpoint_load_params(a.params, p, e) : p->init(p, a.seed, e)) goto done;
-  if (rt_program_prepare(p, entry, e)) goto done;
-  int64_t side = (int64_t)llround(sqrt((double)T));
-  int64_t dims[3] = {B, side, side}, flat[2] = {B, T};
-  image = side * side == T ? rt_tensor_new(RT_I32, 3, dims, e) : rt_tensor_new(RT_I32, 2, flat, e);
-  scratch = malloc(sizeof *scratch * (size_t)K);
-  if (!image || !scratch) {
-    if (!scratch) rt_err(e, "out of memory");
+  if (a.bench ? bench_text(p, B, Lt, &text, e)
+              : a.captions ? encode_captions(&a, B, Lt, &text, e) : rt_npy_read(a.text, &text, e))
+    goto done;
+  if (text->dtype != RT_I32 || text->rank != 2 || text->dim[0] != B || text->dim[1] != Lt) {
+    char got[160];
+    rt_err(e, "%s: the text must be i32[%lld, %lld], got %s%s", a.text ? a.text : "sample", (long long)B,
+           (long long)Lt, rt_dtype_name(text->dtype), rt_shape_str(text->rank, text->dim, got, sizeof got));
     goto done;
   }
-  memset(image->data, 0, rt_tensor_bytes(image));
-  /* the entry sees the tokens as [B, T] */
-  RtTensor view = *image;
-  view.rank = 2;
-  view.dim[0] = B;
-  view.dim[1] = T;
-  RtTensor *in[2] = {text, &view};
-  RtSampleOptions so = {(float)a.temperature, (int)a.top_k};
-  bool tty = isatty(2);
-  for (int64_t j = 0; j < T; j++) {
-    if (p->run(p, entry, in, out, a.seed, (uint64_t)j, e)) goto done;
-    for (int64_t b = 0; b < B; b++) {
-      const float *row = rt_f32(out[0]) + (b * T + j) * K;
-      int tok = rt_sample_token(row, (int)K, &so, rt_sample_uniform(a.sample_seed, (uint64_t)b, (uint64_t)j), scratch);
-      if (tok < 0) {
-        rt_err(e, "sample: the logits of sample %lld at position %lld are all NaN or -inf", (long long)b, (long long)j);
-        goto done;
-      }
-      rt_i32(image)[b * T + j] = tok;
-    }
-    rt_tensor_free(out[0]);
-    out[0] = NULL;
-    if (tty) fprintf(stderr, "\rsample: %lld/%lld tokens", (long long)j + 1, (long long)T);
+  int64_t side = (int64_t)llround(sqrt((double)T));
+  image = side * side == T ? rt_tensor_new(RT_I32, 3, (int64_t[]){B, side, side}, e)
+                           : rt_tensor_new(RT_I32, 2, (int64_t[]){B, T}, e);
+  if (!image) goto done;
+  RtSamplerOptions so = {.draw = {.temperature = (float)a.temperature, .top_k = (int)a.top_k}, .inverse_cdf = strcmp(a.sampler, "cdf") == 0,
+                         .no_cache = a.no_cache, .seed = a.sample_seed, .progress = !a.json};
+  if (a.logits_out && !(so.logits = logits = rt_tensor_new(RT_F32, 3, (int64_t[]){B, T, K}, e))) goto done;
+  RtSamplerStats st;
+  if (rt_sampler_run(p, text, image, &so, &st, e)) goto done;
+  if (a.json) {
+    long long rss = rt_exe_peak_rss_kib();
+    printf("{\"image_tokens\": %lld, \"seconds\": %.6f, \"tokens_per_s\": %.3f, \"cache\": %s, "
+           "\"peak_rss_mib\": %.1f}\n",
+           (long long)st.tokens, st.seconds, (double)st.tokens / st.seconds, a.no_cache ? "false" : "true",
+           rss < 0 ? -1.0 : (double)rss / 1024);
   }
-  if (tty) fputc('\n', stderr);
-  if (rt_npy_write(a.out, image, e)) goto done;
-  char shape[160];
-  printf("%s: i32%s image tokens (temperature %g, top-k %llu, sample seed %llu)\n", a.out,
-         rt_shape_str(image->rank, image->dim, shape, sizeof shape), a.temperature, (unsigned long long)a.top_k,
-         (unsigned long long)a.sample_seed);
+  if (!a.bench || strcmp(a.out, "tokens.npy") != 0) {
+    if (rt_npy_write(a.out, image, e)) goto done;
+    char shape[160];
+    if (!a.json)
+      printf("%s: i32%s image tokens (%s, %s, temperature %g, top-k %llu, sample seed %llu)\n", a.out,
+             rt_shape_str(image->rank, image->dim, shape, sizeof shape), a.no_cache ? "no cache" : "KV cache",
+             so.inverse_cdf ? "inverse CDF" : "Gumbel-max", a.temperature, (unsigned long long)a.top_k,
+             (unsigned long long)a.sample_seed);
+  }
+  if (a.logits_out && rt_npy_write(a.logits_out, logits, e)) goto done;
+  if (!a.json)
+    fprintf(stderr, "sample: %lld image tokens in %.3f s (%.0f tokens/s)\n", (long long)st.tokens, st.seconds,
+            (double)st.tokens / st.seconds);
   rc = 0;
 done:
-  rt_tensor_free(out[0]);
   rt_tensor_free(text);
   rt_tensor_free(image);
-  free(scratch);
+  rt_tensor_free(logits);
   return rc;
 }

@@ -67,8 +67,9 @@ static bool same_shape(int ra, const int64_t *a, int rb, const int64_t *b) {
   return true;
 }
 
-static int check_state(const RtPlanProgramDesc *d, int *nparam, RtErr *e) {
+static int check_state(const RtPlanProgramDesc *d, int *nparam, int *nsaved, RtErr *e) {
   *nparam = 0;
+  *nsaved = 0;
   for (int i = 0; i < d->nstate; i++) {
     const RtStateSpec *s = &d->state[i];
     if (!s->name || !*s->name) return rt_err(e, "%s: state tensor %d has no name", d->model, i);
@@ -85,6 +86,13 @@ static int check_state(const RtPlanProgramDesc *d, int *nparam, RtErr *e) {
       if (s->init < RT_INIT_ZEROS || s->init > RT_INIT_UNIFORM)
         return rt_err(e, "%s: parameter '%s' has an unknown initialiser %d", d->model, s->name, (int)s->init);
       (*nparam)++;
+    }
+    if (s->transient && s->param) return rt_err(e, "%s: parameter '%s' is marked transient", d->model, s->name);
+    if (!s->transient) {
+      if (*nsaved != i)
+        return rt_err(e, "%s: state '%s' comes after transient state '%s' (transient state goes last)", d->model,
+                      s->name, d->state[*nsaved].name);
+      (*nsaved)++;
     }
   }
   return 0;
@@ -145,8 +153,8 @@ static int make_plan(PlanProgram *pp, int entry, RtErr *e) {
 }
 
 RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e) {
-  int nparam;
-  if (check_state(d, &nparam, e)) return NULL;
+  int nparam, nsaved;
+  if (check_state(d, &nparam, &nsaved, e)) return NULL;
   int64_t arena = 0;
   for (int i = 0; i < d->nentry; i++) {
     const RtPlan *pl = d->plan[i];
@@ -172,8 +180,8 @@ RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr 
   pp->plan = plans;
   pp->d = d;
   pp->arena_bytes = arena;
-  pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam,
-                        .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .init = pp_init, .run = pp_run,
+  pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam, .nsaved = nsaved,
+                        .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .source_hash = d->source_hash, .init = pp_init, .run = pp_run,
                         .prepare = d->make_plan ? pp_prepare : NULL, .free = pp_free, .ctx = pp};
   for (int i = 0; i < d->nstate; i++) {
     const RtStateSpec *s = &d->state[i];

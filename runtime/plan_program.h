@@ -32,6 +32,7 @@ typedef struct {
   int rank;
   int64_t dim[RT_MAX_RANK];
   bool param;
+  bool transient;  /* scratch kept between runs (a KV cache), after all other state; never saved */
   RtInitKind init; /* parameters: the initialiser and its two numbers */
   double init_a, init_b;
 } RtStateSpec;
@@ -44,6 +45,7 @@ typedef const RtPlan *(*RtPlanMaker)(void *ctx, int entry, RtErr *e);
 typedef struct {
   const char *model, *config; /* as RtProgram's */
   double lr;                  /* the default learning rate */
+  const char *source_hash;    /* RtProgram's */
   int nstate;
   const RtStateSpec *state;   /* (nstate) every parameter before any other state */
   int nentry;

@@ -11,7 +11,10 @@
  * State. p->state holds every persistent tensor by name: first the
  * trainable parameters (state->tensor[0 .. nparam), named as in MODELS.md),
  * then the non-trainable state (optimizer moments "opt.m.<name>",
- * "opt.v.<name>", the step counter "opt.step", ...). The backend allocates
+ * "opt.v.<name>", the step counter "opt.step", ...), then the transient
+ * state (tensor[nsaved .. n)): scratch that entries keep from one run to
+ * the next, such as a sampler's KV cache, which checkpoints never hold.
+ * The backend allocates
  * these tensors once and may keep pointers to them: their contents change
  * (a training step, init, a checkpoint being restored) but the tensors are
  * never replaced, and nobody but the backend adds or removes entries.
@@ -54,10 +57,12 @@ typedef struct RtProgram RtProgram;
 struct RtProgram {
   const char *model, *config; /* for messages and checkpoint metadata */
   RtTensorList *state;        /* see the file comment */
-  int nparam;                 /* state->tensor[0 .. nparam) are the trainable parameters */
+  int nparam;                 /* state->tensor[0 .. nparam) are the parameters */
+  int nsaved;                 /* state->tensor[0 .. nsaved) are what checkpoints hold */
   int nentry;
   const RtEntrySpec *entry;   /* (nentry) */
   double lr;                  /* the model's default learning rate (config constant `lr`) */
+  const char *source_hash;    /* fingerprint of the .dal sources (frontend.h fe_source_hash), or NULL */
 
   /* Resets the state: parameters from their initialisers under 'seed' (the
    * same values for the same name and seed, see runtime/init.h), every
@@ -111,9 +116,11 @@ static inline void rt_program_free(RtProgram *p) {
  *                                      one entry on .npy inputs
  *   data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S]
  *                                      one batch of a dataset, as a PNG grid and captions
- *   sample [--fn NAME] (--in text=FILE.npy | --captions F --tokenizer T) [--params P]
- *       [--temperature T] [--top-k K] [--sample-seed S] [--out FILE.npy]
- *                                      image tokens drawn one position at a time
+ *   sample (--in text=FILE.npy | --captions F --tokenizer T | --bench) [--params P]
+ *       [--temperature T] [--top-k K] [--sample-seed S] [--no-cache] [--json] [--out FILE.npy]
+ *                                      image tokens drawn with the KV cache (exe_sample.c)
+ *   generate --model FILE [CAPTION ...] [--n N] [--out grid.png] ...
+ *                                      images from captions, from one model file (exe_generate.c)
  *   bench [...]                        ms/step of an entry (exe_bench.c)
  *   help                               this list
  *

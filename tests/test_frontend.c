@@ -644,6 +644,144 @@ START_TEST(imports) {
 }
 END_TEST
 
+/* The param (or state) node called 'name' in g, or NULL. */
+static const IrNode *persistent(const IrGraph *g, const char *name) {
+  for (int i = 0; i < g->nparam; i++)
+    if (strcmp(g->node[g->param[i]].name, name) == 0) return &g->node[g->param[i]];
+  return NULL;
+}
+
+START_TEST(modules) {
+  char *dir = tu_path("mods");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s/lib'", dir), 0);
+  char *lib = tu_path("mods/lib/enc.dal"), *top = tu_path("mods/top.dal"), *self = tu_path("mods/self.dal");
+  /* A module with its own configs, lets, defs and an entry; its B is the importer's. */
+  tu_write_file(lib, "config small { k = 3; batch = 7 }\nconfig big { k = 5; batch = 7 }\n"
+                     "let twice_k = 2 * k\n"
+                     "def proj(x) {\n    with p { param w: [k, 2] = ones() }\n    return matmul(x, w, tb=true)\n}\n"
+                     "@infer\ndef enc(x: f32[B, 2]) -> f32[B, k] { return proj(x) }\n");
+  tu_write_file(top, "import \"lib/enc.dal\" as m\nconfig small { batch = 4 }\nconfig big { batch = 4 }\n"
+                     "let width = m.twice_k\n"
+                     "def proj(x) { return x }\n" /* no clash: the module has its own names */
+                     "@infer\ndef f(x: f32[B, 2]) -> f32[B, width] {\n"
+                     "    h = m.enc(x)\n    with outer { h2 = m.proj(x) }\n    return concat([h, h2], 1)\n}\n");
+  char *err = NULL;
+  FeProgram *p = fe_load_file(top, &(FeOptions){.config = "big"}, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  ck_assert_int_eq(fe_entry_count(p), 1); /* the module's entry is not the importer's */
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(g->node[g->output[0]].shape.d[0], 4);  /* B from the importer */
+  ck_assert_int_eq(g->node[g->output[0]].shape.d[1], 10); /* config big: k = 5 */
+  const IrNode *w = persistent(g, "m.p.w"), *w2 = persistent(g, "outer.m.p.w");
+  ck_assert_msg(w && w2, "parameters are named under the alias (and the caller's scope)");
+  ck_assert_int_eq(w->shape.d[0], 5);
+  ck_assert_int_eq(g->nparam, 2);
+  ir_graph_free(g);
+  const char *h1 = fe_source_hash(p);
+  ck_assert_msg(strncmp(h1, "fnv1a64:", 8) == 0 && strlen(h1) == 24, "%s", h1);
+  char hash[64];
+  snprintf(hash, sizeof hash, "%s", h1);
+  fe_free(p);
+  /* The hash covers the module's text too. */
+  tu_write_file(lib, "config small { k = 3 }\nconfig big { k = 5 }\nlet twice_k = 2 * k\n"
+                     "def proj(x) {\n    with p { param w: [k, 2] = ones() }\n    return matmul(x, w, tb=true)\n}\n"
+                     "@infer\ndef enc(x: f32[B, 2]) -> f32[B, k] { return proj(x) }\n");
+  p = fe_load_file(top, &(FeOptions){.config = "big"}, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  ck_assert_str_ne(fe_source_hash(p), hash);
+  fe_free(p);
+
+  /* A config the module lacks: its error, then where it was imported. */
+  tu_write_file(top, "import \"lib/enc.dal\" as m\nconfig other { batch = 4 }\n");
+  err = NULL;
+  ck_assert_ptr_null(fe_load_file(top, NULL, &err));
+  ck_assert_msg(strstr(err, "unknown config 'other' (available: small, big)") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, "in module 'm' imported at") != NULL && strstr(err, "top.dal:1:1") != NULL, "%s", err);
+  free(err);
+  /* Unknown members, members of a non-module, a module importing itself. */
+  tu_write_file(top, "import \"lib/enc.dal\" as m\nconfig small { batch = 4 }\n"
+                     "@infer\ndef f(x: f32[B, 2]) { return m.nope(x) }\n"
+                     "@infer\ndef g(x: f32[B, 2]) { return x.shape }\n");
+  p = fe_load_file(top, NULL, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "f"), &err));
+  ck_assert_msg(strstr(err, "top.dal:4:32: error: module 'm' has no definition 'nope'") != NULL, "%s", err);
+  free(err);
+  err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "g"), &err));
+  ck_assert_msg(strstr(err, "only a module") != NULL, "%s", err);
+  free(err);
+  fe_free(p);
+  tu_write_file(self, "import \"self.dal\" as me\n");
+  err = NULL;
+  ck_assert_ptr_null(fe_load_file(self, NULL, &err));
+  ck_assert_msg(strstr(err, "module cycle") != NULL, "%s", err);
+  free(err);
+  free(dir), free(lib), free(top), free(self);
+}
+END_TEST
+
+START_TEST(state_and_assign) {
+  FeProgram *p = load_ok("config c { batch = 2 }\n"
+                         "def step(x, pos) {\n"
+                         "    with cache { state k: [B, 4] }\n"
+                         "    k2 = where(iota([1, 4], 1) == pos, x, k)\n"
+                         "    assign(k, k2)\n"
+                         "    return k2\n}\n"
+                         "@infer\ndef f(x: f32[B, 1], pos: i32) -> f32[B, 4] { return step(x, pos) }\n"
+                         "@infer\ndef twice(x: f32[B, 1]) {\n    with cache { state k: [B, 4] }\n"
+                         "    assign(k, 1)\n    assign(k, 2)\n    return x\n}\n"
+                         "@infer\ndef notstate(x: f32[B, 4]) {\n    assign(x, x)\n    return x\n}\n"
+                         "@infer\ndef badshape(x: f32[B, 3]) {\n    with cache { state k: [B, 4] }\n"
+                         "    assign(k, x)\n    return x\n}\n");
+  IrGraph *g = lower_ok(p, "f");
+  const IrNode *k = persistent(g, "cache.k");
+  ck_assert_ptr_nonnull(k);
+  ck_assert_int_eq(k->op, OP_STATE);
+  ck_assert(k->attr.transient);
+  ck_assert_int_eq(g->nupdate, 1);
+  ck_assert_int_eq(g->node[g->update_target[0]].op, OP_STATE);
+  ck_assert_int_eq(g->update_value[0], g->output[0]);
+  ir_graph_free(g);
+  char *err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "twice"), &err));
+  ck_assert_msg(strstr(err, "updated twice") != NULL, "%s", err);
+  free(err), err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "notstate"), &err));
+  ck_assert_msg(strstr(err, "assign: the first argument must be a tensor declared with `state`") != NULL, "%s", err);
+  free(err), err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "badshape"), &err));
+  ck_assert_msg(strstr(err, "does not match") != NULL, "%s", err);
+  free(err);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(freeze_params) {
+  FeProgram *p = load_ok("config c { batch = 2 }\n"
+                         "def lin(x) { param w: [3, 3] = ones()\n    return matmul(x, w) }\n"
+                         "@train\ndef loss(x: f32[B, 3]) -> f32 {\n"
+                         "    freeze(\"enc.*\")\n"
+                         "    with enc { h = lin(x) }\n    with dec { h = lin(h) }\n    return sum(h)\n}\n"
+                         "@train\ndef none(x: f32[B, 3]) -> f32 {\n    freeze(\"nope.*\")\n"
+                         "    with enc { h = lin(x) }\n    return sum(h)\n}\n"
+                         "@train\ndef notstr(x: f32[B, 3]) -> f32 {\n    freeze(3)\n    return sum(x)\n}\n");
+  IrGraph *g = lower_ok(p, "loss");
+  ck_assert(persistent(g, "enc.w")->attr.frozen);
+  ck_assert(!persistent(g, "dec.w")->attr.frozen);
+  ir_graph_free(g);
+  char *err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "none"), &err));
+  ck_assert_msg(strstr(err, "t.dal:13:5: error: freeze: no parameter of 'none' matches \"nope.*\"") != NULL, "%s", err);
+  free(err), err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "notstr"), &err));
+  ck_assert_msg(strstr(err, "non-empty string") != NULL, "%s", err);
+  free(err);
+  fe_free(p);
+}
+END_TEST
+
 START_TEST(format_diag) {
   char *d = fe_format_diag((SrcLoc){NULL, 0, 0}, "plain %s", "message");
   ck_assert_str_eq(d, "error: plain message\n");
@@ -1025,8 +1163,8 @@ END_TEST
 
 START_TEST(lower_models) {
   /* The project's models lower at every configuration (when present). */
-  const char *files[] = {"models/gpt.dal", "models/dvae.dal"};
-  for (int f = 0; f < 2; f++) {
+  const char *files[] = {"models/gpt.dal", "models/dvae.dal", "models/dalle.dal"};
+  for (int f = 0; f < 3; f++) {
     if (access(files[f], R_OK) != 0) continue;
     const char *configs[] = {"tiny", "bench", "paper"};
     for (int c = 0; c < 3; c++) {
@@ -1124,6 +1262,9 @@ int main(void) {
   tcase_add_test(errors, error_configs);
   tcase_add_test(errors, error_duplicates);
   tcase_add_test(errors, imports);
+  tcase_add_test(errors, modules);
+  tcase_add_test(errors, state_and_assign);
+  tcase_add_test(errors, freeze_params);
   tcase_add_test(errors, format_diag);
   suite_add_tcase(s, errors);
 

@@ -57,30 +57,39 @@ int cmd_info(const DalcArgs *args) {
     printf("  @%s %s\n", fe_entry_is_train(p, i) ? "train" : "infer", cli_signature(graphs[i], sig, sizeof sig));
   }
 
-  /* The union of every entry's parameters, by name, in order of first use. */
-  int cap = 64, n = 0;
+  /* The union of every entry's parameters, by name, in order of first use;
+   * then the state the entries declare (a sampler's KV cache). */
+  int cap = 64, n = 0, nstate = 0;
   const IrNode **table = malloc((size_t)cap * sizeof *table);
-  long long total = 0;
+  long long total = 0, state_total = 0;
+  for (int pass = 0; pass < 2; pass++)
   for (int e = 0; e < nentry; e++) {
     for (int k = 0; k < graphs[e]->nparam; k++) {
       const IrNode *q = &graphs[e]->node[graphs[e]->param[k]];
+      if ((q->op == OP_PARAM) != (pass == 0)) continue;
       int seen = 0;
       for (int j = 0; j < n && !seen; j++) seen = !strcmp(table[j]->name, q->name);
       if (seen) continue;
       if (n == cap) table = realloc(table, (size_t)(cap *= 2) * sizeof *table);
       table[n++] = q;
-      total += ir_numel(&q->shape);
+      if (pass == 0) total += ir_numel(&q->shape);
+      else state_total += ir_numel(&q->shape), nstate++;
     }
   }
   char count[48], t[160];
-  printf("\nparameters: %s  (%d tensors)\n", with_commas(total, count, sizeof count), n);
+  printf("\nparameters: %s  (%d tensors)", with_commas(total, count, sizeof count), n - nstate);
+  if (nstate) printf("; state: %s values (%d tensors)", with_commas(state_total, count, sizeof count), nstate);
+  putchar('\n');
   int width = 0;
   for (int j = 0; j < n; j++)
     if ((int)strlen(table[j]->name) > width) width = (int)strlen(table[j]->name);
   for (int j = 0; j < n; j++) {
     printf("  %-*s  %-22s ", width, table[j]->name,
            cli_type(0, table[j]->shape.d, table[j]->shape.rank, t, sizeof t));
-    print_init(table[j]);
+    if (table[j]->op == OP_STATE)
+      printf("state%s", table[j]->attr.transient ? " (transient: not saved)" : "");
+    else
+      print_init(table[j]), printf("%s", table[j]->attr.frozen ? "  frozen" : "");
     putchar('\n');
   }
   free(table);

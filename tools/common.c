@@ -124,6 +124,7 @@ RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcAr
     prog = cg_jit_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &o, &e);
   }
   if (!prog) cli_error("%s", e.msg);
+  else prog->source_hash = fe_source_hash((FeProgram *)p); /* lives as long as p, which outlives prog */
   return prog;
 }
 
