@@ -14,8 +14,8 @@
  * The entry (default "image_logits") takes the text and the image tokens,
  * i32 [B, Lt] and i32 [B, T], and returns f32 [B, T, K]: at position j the
  * logits of image token j, which may depend on tokens 0 .. j-1 only. Tokens
- * are drawn for j = 0 .. T-1, each with runtime/sample.h's uniform for
- * (seed, row, j), so a run is reproducible; the entry runs once per
+ * are drawn for j = 0 .. T-1, each by runtime/sample.h's default sampler
+ * (Gumbel-max) for (seed, row, j), so a run is reproducible; the entry runs once per
  * position on the whole sequence (no KV cache yet). The tokens are written
  * as i32 [B, g, g] when T = g*g (the dVAE's decode_tokens input), else
  * [B, T]. */
@@ -159,13 +159,13 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   view.dim[0] = B;
   view.dim[1] = T;
   RtTensor *in[2] = {text, &view};
-  RtSampleOptions so = {(float)a.temperature, (int)a.top_k};
+  RtSampleOptions so = {.temperature = (float)a.temperature, .top_k = (int)a.top_k}; /* Gumbel-max */
   bool tty = isatty(2);
   for (int64_t j = 0; j < T; j++) {
     if (p->run(p, entry, in, out, a.seed, (uint64_t)j, e)) goto done;
     for (int64_t b = 0; b < B; b++) {
       const float *row = rt_f32(out[0]) + (b * T + j) * K;
-      int tok = rt_sample_token(row, (int)K, &so, rt_sample_uniform(a.sample_seed, (uint64_t)b, (uint64_t)j), scratch);
+      int tok = rt_sample_draw(row, (int)K, &so, a.sample_seed, (uint64_t)b, (uint64_t)j, scratch);
       if (tok < 0) {
         rt_err(e, "sample: the logits of sample %lld at position %lld are all NaN or -inf", (long long)b, (long long)j);
         goto done;
