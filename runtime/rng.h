@@ -14,6 +14,11 @@
 
 /* Philox4x32 with 10 rounds, as in Random123: out = philox(ctr, key). */
 void rt_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* Four consecutive counters at once: out[j] = philox(ctr with word 0
+ * = ctr[0] + j (mod 2^32), key) for j = 0..3, the same words as four
+ * rt_philox4x32_10 calls, about three times as fast (the four are
+ * independent, so their rounds overlap in the pipeline). */
+void rt_philox4x32_10_x4(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4][4]);
 
 /* Gumbel(0, 1) noise: out[0..n) = elements 0..n-1 of the stream given by
  * (seed, salt, step). Element i uses
