@@ -163,7 +163,8 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   image = side * side == T ? rt_tensor_new(RT_I32, 3, (int64_t[]){B, side, side}, e)
                            : rt_tensor_new(RT_I32, 2, (int64_t[]){B, T}, e);
   if (!image) goto done;
-  RtSamplerOptions so = {.draw = {.temperature = (float)a.temperature, .top_k = (int)a.top_k}, .inverse_cdf = strcmp(a.sampler, "cdf") == 0,
+  RtSamplerOptions so = {.draw = {.temperature = (float)a.temperature, .top_k = (int)a.top_k,
+                                  .sampler = strcmp(a.sampler, "cdf") == 0 ? RT_SAMPLER_CDF : RT_SAMPLER_GUMBEL},
                          .no_cache = a.no_cache, .seed = a.sample_seed, .progress = !a.json};
   if (a.logits_out && !(so.logits = logits = rt_tensor_new(RT_F32, 3, (int64_t[]){B, T, K}, e))) goto done;
   RtSamplerStats st;
@@ -181,7 +182,7 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
     if (!a.json)
       printf("%s: i32%s image tokens (%s, %s, temperature %g, top-k %llu, sample seed %llu)\n", a.out,
              rt_shape_str(image->rank, image->dim, shape, sizeof shape), a.no_cache ? "no cache" : "KV cache",
-             so.inverse_cdf ? "inverse CDF" : "Gumbel-max", a.temperature, (unsigned long long)a.top_k,
+             so.draw.sampler == RT_SAMPLER_CDF ? "inverse CDF" : "Gumbel-max", a.temperature, (unsigned long long)a.top_k,
              (unsigned long long)a.sample_seed);
   }
   if (a.logits_out && rt_npy_write(a.logits_out, logits, e)) goto done;

@@ -81,10 +81,7 @@ static int draw(const float *logits, int64_t stride, int64_t B, int64_t K, int64
   for (int64_t b = 0; b < B; b++) {
     const float *row = logits + b * stride;
     if (o->logits) memcpy(rt_f32(o->logits) + (b * T + j) * K, row, sizeof *row * (size_t)K);
-    int t = o->inverse_cdf
-                ? rt_sample_token(row, (int)K, &o->draw, rt_sample_uniform(o->seed, o->row0 + (uint64_t)b, (uint64_t)j),
-                                  scratch)
-                : rt_sample_gumbel(row, (int)K, &o->draw, o->seed, o->row0 + (uint64_t)b, (uint64_t)j, scratch);
+    int t = rt_sample_draw(row, (int)K, &o->draw, o->seed, o->row0 + (uint64_t)b, (uint64_t)j, scratch);
     if (t < 0)
       return rt_err(e, "sample: the logits of row %lld at image position %lld are all NaN or -inf", (long long)b,
                     (long long)j);

@@ -32,8 +32,7 @@
 #define RT_ENTRY_IMAGE_LOGITS "image_logits"
 
 typedef struct {
-  RtSampleOptions draw; /* temperature, top-k */
-  bool inverse_cdf;     /* draw by inverse CDF instead of the Gumbel-max trick */
+  RtSampleOptions draw; /* temperature, top-k, Gumbel-max (default) or inverse CDF */
   bool no_cache;        /* rerun image_logits at every position */
   uint64_t seed;        /* the sampling noise's seed */
   uint64_t row0;        /* the batch's first row in the noise stream: row b draws as row0 + b */
