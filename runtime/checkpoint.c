@@ -19,6 +19,7 @@ int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointI
   rt_meta_set(m, "dal.seed", num);
   snprintf(num, sizeof num, "%" PRIu64, info->steps);
   rt_meta_set(m, "dal.steps", num);
+  if (info->init[0]) rt_meta_set(m, "dal.init", info->init);
   int rc = rt_safetensors_write_meta(path, p->state, m, e);
   rt_meta_free(m);
   return rc;
@@ -98,6 +99,8 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
     }
   for (int i = 0; i < p->state->n; i++)
     memcpy(p->state->tensor[i]->data, rt_list_get(l, p->state->name[i])->data, rt_tensor_bytes(p->state->tensor[i]));
+  const char *init = rt_meta_get(m, "dal.init");
+  snprintf(in.init, sizeof in.init, "%s", init ? init : "");
   *info = in;
   rc = 0;
 done:
