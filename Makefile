@@ -61,6 +61,7 @@ LIBS_test_ref      := codegen ir runtime
 LIBS_test_passes   := passes ir
 LIBS_test_train    := codegen passes ir runtime
 LIBS_test_data     := runtime
+LIBS_test_tokens   := runtime
 LIBS_test_bpe      := runtime
 LIBS_test_sample   := runtime
 LIBS_test_autodiff := passes codegen ir runtime

@@ -24,6 +24,7 @@ int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointI
   if (p->model) rt_meta_set(m, "dal.source", realpath(p->model, real) ? real : p->model);
   if (p->source_hash) rt_meta_set(m, "dal.source_hash", p->source_hash);
   if (info->tokenizer) rt_meta_set(m, "dal.tokenizer", info->tokenizer);
+  if (info->init[0]) rt_meta_set(m, "dal.init", info->init);
   /* transient state (a KV cache) is left out: a view of the saved prefix */
   RtTensorList saved = {.n = p->nsaved, .cap = p->nsaved, .name = p->state->name, .tensor = p->state->tensor};
   int rc = rt_safetensors_write_meta(path, &saved, m, e);
@@ -106,6 +107,8 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
     }
   for (int i = 0; i < p->nsaved; i++)
     memcpy(p->state->tensor[i]->data, rt_list_get(l, p->state->name[i])->data, rt_tensor_bytes(p->state->tensor[i]));
+  const char *init = rt_meta_get(m, "dal.init");
+  snprintf(in.init, sizeof in.init, "%s", init ? init : "");
   *info = in;
   rc = 0;
 done:

@@ -10,6 +10,8 @@
  *                           state, since every random draw (initialisation,
  *                           data, noise) is counter-based
  *   dal.steps               the run's planned number of steps
+ *   dal.init                (only when the run used --init) which files
+ *                           initialised which parameters: "PREFIX=FILE;..."
  *   dal.source              the model's source file, as an absolute path when it exists
  *   dal.source_hash         RtProgram.source_hash, when the program has one
  *   dal.tokenizer           the captions' BPE tokenizer (its JSON), when the run had one
@@ -30,6 +32,7 @@ typedef struct {
   uint64_t seed;
   uint64_t steps; /* planned total */
   const char *tokenizer; /* the BPE tokenizer's JSON (bpe.h) for captions, or NULL; saved only */
+  char init[1024]; /* dal.init, "" if none */
 } RtCheckpointInfo;
 
 /* Writes p's state (all but the transient part) and 'info' to 'path'. */
@@ -48,5 +51,40 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
  * taken from the file when present and zeroed otherwise; tensors the
  * program does not have are ignored. On failure the state is unchanged. */
 int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e);
+
+/* ---- initialising part of a model from other files (checkpoint_init.c) ----
+ *
+ * `--init PREFIX=FILE.safetensors` (repeatable): every tensor NAME of FILE
+ * sets the program's parameter PREFIX.NAME (PREFIX empty: `--init =FILE`
+ * or `--init FILE`, NAME itself; a trailing '.' on PREFIX is allowed).
+ * Tensors named "opt.*" (optimizer moments and counters of a training
+ * checkpoint) are skipped: the program's optimizer state is not touched.
+ * Errors, each naming the file and the tensor: a tensor with no parameter
+ * of that name; a shape or dtype that differs (both shapes given); a
+ * parameter under PREFIX (every parameter when PREFIX is empty) that the
+ * file does not set; a parameter set by two --init files; a file that sets
+ * nothing. With --init-partial the first and third are allowed (tensors
+ * without a parameter are skipped, parameters the file lacks keep their
+ * values), with a note on stderr saying how many. Everything is checked
+ * before anything is copied: on failure the state is unchanged. */
+#define RT_INIT_MAX 16
+
+typedef struct {
+  char prefix[128];  /* without its trailing '.'; "" for none */
+  const char *path;
+} RtInitFile;
+
+typedef struct {
+  RtInitFile file[RT_INIT_MAX];
+  int n;
+  bool partial;      /* --init-partial */
+} RtInitFrom;
+
+/* Appends "PREFIX=FILE", "=FILE" or "FILE" (the value of an --init flag). */
+int rt_init_from_add(RtInitFrom *l, const char *arg, RtErr *e);
+/* Sets the parameters from every file of l, in order (see above). */
+int rt_init_from_apply(RtProgram *p, const RtInitFrom *l, RtErr *e);
+/* "vae=dvae.safetensors;=other.safetensors" into buf ("" if l is empty). */
+void rt_init_from_describe(const RtInitFrom *l, char *buf, size_t size);
 
 #endif

@@ -8,9 +8,14 @@
  * dataset has state worth saving.
  *
  * Specs (what --data takes):
- *   shapes                         the built-in generator below; fills the
+ *   shapes[:test]                  the built-in generator below; fills the
  *                                  entry's image input, the f32 [B, 3, S, S]
- *                                  one (named x or image if there are several)
+ *                                  one (named x or image if there are several).
+ *                                  Example i of `shapes` (the training split)
+ *                                  is scene i of the seed's stream, for
+ *                                  i < 2^40; example i of `shapes:test` (the
+ *                                  held-out split) is scene 2^40 + i: the two
+ *                                  never share a scene index
  *   fashion-mnist[:test]           Zalando's Fashion-MNIST (Debian's
  *                                  dataset-fashion-mnist: the idx files in
  *                                  /usr/share/datasets/fashion-mnist, or in
@@ -39,6 +44,30 @@
  *                                  (s*B + j) mod N, j = 0..B-1; every array
  *                                  has the same N, and the row shape and
  *                                  dtype of its input
+ *   tokens:FILE                    a token cache (`EXE tokenize`, below):
+ *                                  fills the entry's inputs "text" i32
+ *                                  [B, Lt] and "image" i32 [B, g*g] (or
+ *                                  [B, g, g]) with the rows of the examples
+ *                                  the dataset it was made from would give
+ *                                  at that step, so training from the cache
+ *                                  sees the batches the images would have
+ *                                  given: rows s*B .. s*B+B-1 for shapes
+ *                                  (the run's seed must be the cache's),
+ *                                  the (seed, epoch) shuffle of the source
+ *                                  for fashion-mnist and folder. A step
+ *                                  that needs an example the cache does not
+ *                                  hold is an error.
+ *
+ * Captions as text (rt_data_set_tokenizer, `--tokenizer TOK.json`): a
+ * captioned dataset (shapes, fashion-mnist, folder) also fills the entry's
+ * input "text", i32 [B, Lt], with each example's caption BPE-encoded as
+ * `dalc bpe encode --len Lt` does (bpe.h: cut at Lt, position p past the
+ * caption holds Vt + p, Vt the vocabulary the tokenizer was made for).
+ * A caption longer than Lt tokens is cut, with one warning on stderr per
+ * distinct caption (for the first 10 such captions; later ones are only
+ * counted); a caption with a byte the tokenizer never saw is an error
+ * naming it (dal's BPE has no byte fallback: such bytes would all become
+ * the unknown id 0).
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_DATA_H
@@ -47,9 +76,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bpe.h"
 #include "program.h"
 
 typedef struct RtDataset RtDataset;
+typedef struct RtTextEncoder RtTextEncoder;
 
 /* Opens 'spec' for 'entry' (which must outlive the dataset). NULL with a
  * message naming the spec, file or input on error. */
@@ -63,9 +94,89 @@ int64_t rt_data_batch(const RtDataset *d);
 /* Writes the batch of 'step' into inputs[i] for every input i it fills
  * (tensors of the entry's dtype and shape; the others are not touched). */
 int rt_data_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e);
+/* Checks that steps first .. last-1 can all be filled (a token cache holds
+ * only so many examples), so that a run fails before its first step
+ * rather than at the step it runs out; the error names the step. */
+int rt_data_check_steps(RtDataset *d, uint64_t first, uint64_t last, RtErr *e);
 /* The caption of example j of the last batch filled, or NULL if the
  * dataset has none. */
 const char *rt_data_caption(const RtDataset *d, int64_t j);
+/* Whether the dataset's examples have captions (shapes, fashion-mnist,
+ * folder). */
+bool rt_data_has_captions(const RtDataset *d);
+
+/* Encodes every example's caption into the entry's input "text" (i32
+ * [B, Lt], B the dataset's batch) with the tokenizer at 'path' (see the
+ * file comment). For a tokens dataset, which fills "text" itself, checks
+ * instead that 'path' is the tokenizer the cache was made with. Errors:
+ * no such input, no captions, an unreadable tokenizer. */
+int rt_data_set_tokenizer(RtDataset *d, const char *path, RtErr *e);
+/* The encoder set by rt_data_set_tokenizer, or NULL. */
+const RtTextEncoder *rt_data_text(const RtDataset *d);
+
+/* The number of stored examples of a dataset that has them (fashion-mnist,
+ * folder, a tokens cache of those); 0 for a generated stream (shapes) and
+ * for npy. */
+int64_t rt_data_size(const RtDataset *d);
+/* Fills the inputs (as rt_data_fill does, captions and text included)
+ * with examples k[0 .. B) directly: stored example k[j] (k[j] < size) of a
+ * dataset that has them, example k[j] of the stream of a generated one.
+ * An error for npy. */
+int rt_data_fill_examples(RtDataset *d, const uint64_t *k, RtTensor *const *inputs, RtErr *e);
+
+/* ---- captions as GPT text ids (data_text.c) ---- */
+
+/* Loads the tokenizer at 'path' for texts of 'len' ids. */
+RtTextEncoder *rt_text_encoder_new(const char *path, int64_t len, RtErr *e);
+void rt_text_encoder_free(RtTextEncoder *t); /* NULL is a no-op */
+const RtBpe *rt_text_encoder_bpe(const RtTextEncoder *t);
+const char *rt_text_encoder_path(const RtTextEncoder *t);
+/* ids[0 .. len): 'caption' as `dalc bpe encode --len` encodes it
+ * (rt_bpe_encode_padded with the tokenizer's vocabulary). A caption with a
+ * byte the tokenizer never saw is an error naming the caption and the
+ * byte; a caption longer than len tokens is cut, with a warning on stderr
+ * the first time that caption is met (for the first 10 distinct captions
+ * cut; rt_text_encoder_cut counts them all). */
+int rt_text_encode(RtTextEncoder *t, const char *caption, int32_t *ids, RtErr *e);
+/* How many distinct captions have been cut so far. */
+int64_t rt_text_encoder_cut(const RtTextEncoder *t);
+/* A fingerprint of a tokenizer: FNV-1a (64 bits) over its vocabulary and
+ * every id's bytes, as 16 hex digits in out. Equal for the same tokenizer
+ * whatever its file looks like. */
+void rt_bpe_fingerprint(const RtBpe *b, char out[17]);
+
+/* ---- token caches (data_tokens.c) ----
+ *
+ * `EXE tokenize` writes, and `tokens:FILE` reads, a safetensors file with
+ *   "text"   i32 [N, Lt]    row r: the caption of example r, encoded as above
+ *   "image"  i32 [N, g*g]   row r: the image tokens of example r (row-major)
+ * where example r is stored example r of a dataset that has them
+ * (fashion-mnist, folder: dataset order, not a shuffled one) and example r
+ * of the stream of a generated one (shapes, shapes:test), and string
+ * metadata
+ *   dal.kind             "token-cache"
+ *   dal.data             the spec the examples came from ("fashion-mnist")
+ *   dal.data.size        its stored examples (0: a generated stream)
+ *   dal.count            N
+ *   dal.seed             the seed of the stream (what shapes' scenes depend on)
+ *   dal.tokenizer        the tokenizer's path, as given
+ *   dal.tokenizer.vocab  the vocabulary Vt it pads from
+ *   dal.tokenizer.hash   rt_bpe_fingerprint of it
+ *   dal.model, dal.config, dal.fn, dal.params, dal.init
+ *                        the program and entry that made the image tokens,
+ *                        and where its parameters came from ("" if nowhere)
+ */
+typedef struct {
+  const char *data;
+  int64_t size;
+  uint64_t seed;
+  const RtTextEncoder *text;
+  const char *model, *config, *fn, *params, *init;
+} RtTokenCacheInfo;
+
+/* Writes a token cache atomically: text i32 [N, Lt], image i32 [N, T]. */
+int rt_token_cache_write(const char *path, const RtTensor *text, const RtTensor *image, const RtTokenCacheInfo *info,
+                         RtErr *e);
 
 /* ---- shapes: coloured circles, squares and triangles (data_shapes.c) ----
  *
@@ -79,10 +190,18 @@ const char *rt_data_caption(const RtDataset *d, int64_t j);
  *                 RELATION: above | below | to the left of | to the right of
  *                 (the first object is in the same column, resp. row, as the
  *                 second, and above / below / left / right of it)
- * Example i of seed s draws everything from Philox4x32-10 (rng.h) with key
+ * Scene i of seed s draws everything from Philox4x32-10 (rng.h) with key
  * s and counters {i lo, i hi, RT_SHAPES_TAG, n}, n = 0, 1, ...; images are
- * rendered with 4x4 supersampling and scaled to [-1, 1]. */
+ * rendered with 4x4 supersampling and scaled to [-1, 1]. The training split
+ * is scenes [0, RT_SHAPES_TEST_BASE), the test split the scenes from
+ * RT_SHAPES_TEST_BASE on. */
 #define RT_SHAPES_TAG 0x5A4E5053u /* counter word 2 of the shapes stream */
+#define RT_SHAPES_TEST_BASE ((uint64_t)1 << 40)
+
+/* The scene index of example i of the training split (test false) or the
+ * test split; false if there is no such example (i >= 2^40 in training,
+ * past 2^64 in test). */
+bool rt_shapes_index(bool test, uint64_t i, uint64_t *scene);
 
 typedef enum { RT_SHAPE_CIRCLE, RT_SHAPE_SQUARE, RT_SHAPE_TRIANGLE, RT_SHAPE_KINDS } RtShapeKind;
 #define RT_SHAPES_COLOURS 5

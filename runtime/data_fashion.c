@@ -9,7 +9,6 @@
 
 #define FASHION_SIDE 28
 #define FASHION_CLASSES 10
-#define FASHION_TAG 0x46415348u /* counter word 2 of the shuffle stream ("FASH") */
 
 static const char *const class_caption[FASHION_CLASSES] = {
     "a t-shirt", "a pair of trousers", "a pullover", "a dress", "a coat",
@@ -26,7 +25,6 @@ typedef struct {
   int64_t n;              /* examples */
   unsigned char *pixels;  /* (n, 28, 28) */
   unsigned char *labels;  /* (n) */
-  RtEpochOrder order;     /* which stored example each of the stream is */
 } Fashion;
 
 static void fashion_free(void *impl) {
@@ -34,7 +32,6 @@ static void fashion_free(void *impl) {
   if (!f) return;
   free(f->pixels);
   free(f->labels);
-  rt_epoch_order_free(&f->order);
   free(f);
 }
 
@@ -122,15 +119,10 @@ static int render(const Fashion *f, int64_t k, float *img, RtErr *e) {
   return 0;
 }
 
-static int fashion_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
-  Fashion *f = d->impl;
-  float *img = rt_f32(inputs[f->input]);
-  int64_t plane = 3 * (int64_t)f->size * f->size;
-  for (int64_t j = 0; j < d->batch; j++) {
-    int64_t k = rt_epoch_order_pick(&f->order, d->seed, step * (uint64_t)d->batch + (uint64_t)j);
-    if (render(f, k, img + j * plane, e)) return -1;
-    snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
-  }
+static int fashion_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
+  const Fashion *f = d->impl;
+  if (render(f, (int64_t)k, rt_f32(inputs[f->input]) + j * 3 * (int64_t)f->size * f->size, e)) return -1;
+  snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
   return 0;
 }
 
@@ -151,7 +143,7 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
   if (!f) return rt_err(e, "dataset fashion-mnist: out of memory");
   d->impl = f;
   d->free_impl = fashion_free;
-  d->fill = fashion_fill;
+  d->load = fashion_load;
   uint32_t idim[3], ldim[1];
   f->pixels = read_idx(images, 3, (const uint32_t[]){0, FASHION_SIDE, FASHION_SIDE}, idim, e);
   if (!f->pixels) return -1;
@@ -165,6 +157,6 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
                     f->labels[k]);
   f->input = in;
   f->size = S;
-  if (rt_epoch_order_init(&f->order, f->n, FASHION_TAG, e)) return -1;
+  d->size = f->n;
   return rt_data_captions(d, 32, e);
 }

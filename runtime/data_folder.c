@@ -26,7 +26,6 @@
 #include <stb/stb_image.h>
 #pragma GCC diagnostic pop
 
-#define FOLDER_TAG 0x464F4C44u /* counter word 2 of the shuffle stream ("FOLD") */
 #define CAPTION_MAX 256
 
 typedef struct {
@@ -34,7 +33,6 @@ typedef struct {
   int64_t n;
   float *images;     /* (n, 3, S, S) in [-1, 1] */
   char (*caption)[CAPTION_MAX];
-  RtEpochOrder order;     /* which stored example each of the stream is */
 } Folder;
 
 static void folder_free(void *impl) {
@@ -42,20 +40,15 @@ static void folder_free(void *impl) {
   if (!f) return;
   free(f->images);
   free(f->caption);
-  rt_epoch_order_free(&f->order);
   free(f);
 }
 
-static int folder_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
+static int folder_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
   (void)e;
-  Folder *f = d->impl;
+  const Folder *f = d->impl;
   int64_t plane = 3 * (int64_t)f->size * f->size;
-  float *img = rt_f32(inputs[f->input]);
-  for (int64_t j = 0; j < d->batch; j++) {
-    int64_t k = rt_epoch_order_pick(&f->order, d->seed, step * (uint64_t)d->batch + (uint64_t)j);
-    memcpy(img + j * plane, f->images + k * plane, sizeof *img * (size_t)plane);
-    memcpy(d->caption[j], f->caption[k], CAPTION_MAX);
-  }
+  memcpy(rt_f32(inputs[f->input]) + j * plane, f->images + (int64_t)k * plane, sizeof(float) * (size_t)plane);
+  memcpy(d->caption[j], f->caption[k], CAPTION_MAX);
   return 0;
 }
 
@@ -94,7 +87,7 @@ int rt_data_open_folder(RtDataset *d, const char *args, RtErr *e) {
   if (!f) return rt_err(e, "dataset folder: out of memory");
   d->impl = f;
   d->free_impl = folder_free;
-  d->fill = folder_fill;
+  d->load = folder_load;
   f->input = in;
   f->size = (int)d->entry->input[in].dim[2];
   char tsv[4096];
@@ -130,6 +123,6 @@ int rt_data_open_folder(RtDataset *d, const char *args, RtErr *e) {
   fclose(fp);
   if (rc) return -1;
   if (f->n == 0) return rt_err(e, "dataset folder: %s lists no images", tsv);
-  if (rt_epoch_order_init(&f->order, f->n, FOLDER_TAG, e)) return -1;
+  d->size = f->n;
   return rt_data_captions(d, CAPTION_MAX, e);
 }

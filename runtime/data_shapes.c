@@ -171,37 +171,44 @@ void rt_shapes_render(const RtShapesScene *sc, int size, float *img) {
 
 /* ---- the dataset ---- */
 
+bool rt_shapes_index(bool test, uint64_t i, uint64_t *scene) {
+  if (test ? i > UINT64_MAX - RT_SHAPES_TEST_BASE : i >= RT_SHAPES_TEST_BASE) return false;
+  *scene = test ? RT_SHAPES_TEST_BASE + i : i;
+  return true;
+}
+
 typedef struct {
   int input; /* the image input */
   int size;  /* S */
+  bool test; /* the held-out split */
 } Shapes;
 
-static int shapes_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e) {
-  (void)e;
+static int shapes_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
   const Shapes *s = d->impl;
-  float *img = rt_f32(inputs[s->input]);
-  int64_t plane = 3 * (int64_t)s->size * s->size;
-  for (int64_t j = 0; j < d->batch; j++) {
-    RtShapesScene sc;
-    rt_shapes_scene(d->seed, step * (uint64_t)d->batch + (uint64_t)j, s->size, &sc);
-    rt_shapes_render(&sc, s->size, img + j * plane);
-    size_t n = strlen(sc.caption) + 1;
-    memcpy(d->caption[j], sc.caption, n);
-  }
+  uint64_t scene;
+  if (!rt_shapes_index(s->test, k, &scene))
+    return rt_err(e, "dataset shapes%s: example %llu is past the end of the split (the training split is scenes "
+                     "0 .. 2^40-1, the test split the ones after)", s->test ? ":test" : "", (unsigned long long)k);
+  RtShapesScene sc;
+  rt_shapes_scene(d->seed, scene, s->size, &sc);
+  rt_shapes_render(&sc, s->size, rt_f32(inputs[s->input]) + j * 3 * (int64_t)s->size * s->size);
+  memcpy(d->caption[j], sc.caption, strlen(sc.caption) + 1);
   return 0;
 }
 
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   const RtEntrySpec *en = d->entry;
-  if (*args) return rt_err(e, "dataset shapes takes no arguments (got 'shapes:%s')", args);
+  bool test = strcmp(args, "test") == 0;
+  if (*args && !test) return rt_err(e, "dataset shapes takes 'test' or nothing (the training split), not '%s'", args);
   int i = rt_data_image_input(d, "shapes", e);
   if (i < 0) return -1;
   Shapes *s = malloc(sizeof *s);
   if (!s) return rt_err(e, "dataset shapes: out of memory");
   s->input = i;
   s->size = (int)en->input[i].dim[2];
+  s->test = test;
   d->impl = s;
   d->free_impl = free;
-  d->fill = shapes_fill;
+  d->load = shapes_load;
   return rt_data_captions(d, sizeof ((RtShapesScene *)0)->caption, e);
 }

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "program.h"
 
 /* If argv[*i] is 'flag' ("--steps 5" or "--steps=5"): sets *val to its
@@ -23,11 +24,20 @@ int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
 /* VmHWM of /proc/self/status in KiB (the process's peak resident memory),
  * or -1 where there is none. */
 long long rt_exe_peak_rss_kib(void);
+/* --init PREFIX=FILE (repeatable) and --init-partial (checkpoint.h) into
+ * l: 1 if argv[*i] was one of them, 0 if not, -1 on a bad value. */
+int rt_exe_init_flag(int argc, char **argv, int *i, RtInitFrom *l, RtErr *e);
+/* A command's starting state: every parameter from 'params' (a
+ * safetensors file, rt_checkpoint_load_params) if given, else from the
+ * initialisers under 'seed'; then the --init files of l (NULL: none) on
+ * top. What train, run and tokenize do with --params/--init/--seed. */
+int rt_exe_state_start(RtProgram *p, const char *params, const RtInitFrom *l, uint64_t seed, RtErr *e);
 
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */
 int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e); /* `sample` (exe_sample.c) */
 int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e); /* `generate` (exe_generate.c) */
+int rt_exe_tokenize(RtProgram *p, int argc, char **argv, RtErr *e); /* `tokenize` (exe_tokenize.c) */
 
 #endif

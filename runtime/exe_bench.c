@@ -1,13 +1,14 @@
 /* exe_bench.c — `bench`: how fast one entry of the program runs.
  *
  *   bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC (data.h)]
- *         [--set NAME=V]... [--seed S] [--max-seconds T] [--json]
+ *         [--tokenizer TOK.json] [--set NAME=V]... [--seed S] [--max-seconds T] [--json]
  *
  * Initialises the state from the seed, then runs W warm-up steps (default
  * 2) and N timed steps (default 10) of the entry (default: the training
  * entry, as `train` picks it; --fn names any entry, inference entries
  * included); --max-seconds cuts both short (see measure()). Step s gets the
- * dataset's batch of step s (data.h; default "shapes"), the model's
+ * dataset's batch of step s (data.h; default "shapes"; with --tokenizer its
+ * captions' ids fill the input "text"), the model's
  * learning rate for "opt.lr", and --set values for the other scalar
  * inputs; the noise of step s is drawn for (seed, s) as in training. Only
  * the entry's run is timed: filling the batch and freeing the outputs are
@@ -45,7 +46,7 @@ typedef struct {
 } SetValue;
 
 typedef struct {
-  const char *fn, *data;
+  const char *fn, *data, *tokenizer;
   uint64_t steps, warmup, seed;
   double max_seconds; /* the budget of the whole run; 0: none */
   bool json;
@@ -96,6 +97,9 @@ static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
     } else if (FLAG("--data")) {
       if (m < 0) return -1;
       a->data = v;
+    } else if (FLAG("--tokenizer")) {
+      if (m < 0) return -1;
+      a->tokenizer = v;
     } else if (FLAG("--set")) {
       if (m < 0 || add_set(a, v, e)) return -1;
     } else if (FLAG("--seed")) {
@@ -104,7 +108,7 @@ static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_f64("--max-seconds", v, &a->max_seconds, e)) return -1;
       if (a->max_seconds < 0) return rt_err(e, "--max-seconds must not be negative, got '%s'", v);
     } else {
-      return rt_err(e, "bench: unknown option '%s' (options: --fn NAME --steps N --warmup W --data SPEC "
+      return rt_err(e, "bench: unknown option '%s' (options: --fn NAME --steps N --warmup W --data SPEC --tokenizer TOK.json "
                     "--set NAME=V --seed S --max-seconds T --json)", argv[i]);
     }
 #undef FLAG
@@ -170,6 +174,7 @@ static int prepare_inputs(RtProgram *p, const RtEntrySpec *en, const BenchArgs *
     *data = rt_data_open(spec, en, a->seed, &de);
     if (!*data)
       return rt_err(e, "%s%s", de.msg, a->data ? "" : " (choose the inputs with --data npy:NAME=FILE.npy,...)");
+    if (a->tokenizer && rt_data_set_tokenizer(*data, a->tokenizer, e)) return -1;
   }
   for (int k = 0; k < a->nset; k++) {
     int i = rt_entry_input(en, a->set[k].name);

@@ -1,6 +1,8 @@
 /* exe_data.c — `data`: one batch of a dataset as the training step would
- * see it: captions on stdout and the images as a PNG grid (or, for an --out
- * path ending in .npy, as the f32 array the entry takes). */
+ * see it: one line per example on stdout (its caption, and the rows of
+ * every i32 input the dataset fills: the text ids with --tokenizer, a
+ * token cache's text and image tokens) and the images as a PNG grid (or,
+ * for an --out path ending in .npy, as the f32 array the entry takes). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,7 @@
 #include "npy.h"
 
 typedef struct {
-  const char *spec, *fn, *out;
+  const char *spec, *fn, *out, *tokenizer;
   uint64_t batch, size, step, seed, scale;
 } DataArgs;
 
@@ -25,6 +27,9 @@ static int parse(int argc, char **argv, DataArgs *a, RtErr *e) {
     } else if ((m = rt_exe_flag(argc, argv, &i, "--fn", &v, e))) {
       if (m < 0) return -1;
       a->fn = v;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
+      if (m < 0) return -1;
+      a->tokenizer = v;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--out", &v, e))) {
       if (m < 0) return -1;
       a->out = v;
@@ -42,7 +47,7 @@ static int parse(int argc, char **argv, DataArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_u64("--scale", v, &a->scale, e)) return -1;
       if (a->scale < 1 || a->scale > 64) return rt_err(e, "--scale must be in 1..64");
     } else {
-      return rt_err(e, "data: unknown option '%s' (options: --data SPEC --fn NAME --out grid.png|batch.npy --batch B "
+      return rt_err(e, "data: unknown option '%s' (options: --data SPEC --tokenizer TOK.json --fn NAME --out grid.png|batch.npy --batch B "
                     "--size S --step K --seed S --scale N)", argv[i]);
     }
   }
@@ -87,20 +92,30 @@ int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e) {
     goto done;
   }
   d = rt_data_open(a.spec ? a.spec : "shapes", &en, a.seed, e);
-  if (!d) goto done;
+  if (!d || (a.tokenizer && rt_data_set_tokenizer(d, a.tokenizer, e))) goto done;
   for (int i = 0; i < en.ninput; i++) {
     in[i] = rt_tensor_new(spec[i].dtype, spec[i].rank, spec[i].dim, e);
     if (!in[i]) goto done;
     if (rt_data_fills(d, i) && is_image(&spec[i]) && image < 0) image = i;
   }
   if (rt_data_fill(d, a.step, in, e)) goto done;
-  for (int64_t j = 0; j < rt_data_batch(d); j++) {
+  bool rows = rt_data_caption(d, 0) != NULL;
+  for (int i = 0; i < en.ninput; i++) rows |= rt_data_fills(d, i) && spec[i].dtype == RT_I32 && spec[i].rank >= 2;
+  for (int64_t j = 0; rows && j < rt_data_batch(d); j++) {
     const char *c = rt_data_caption(d, j);
-    if (c) printf("%lld\t%s\n", (long long)j, c);
+    printf("%lld", (long long)j);
+    if (c) printf("\t%s", c);
+    for (int i = 0; i < en.ninput; i++) {
+      if (!rt_data_fills(d, i) || spec[i].dtype != RT_I32 || spec[i].rank < 2) continue;
+      int64_t n = rt_tensor_numel(in[i]) / spec[i].dim[0];
+      printf("\t%s:", spec[i].name);
+      for (int64_t k = 0; k < n; k++) printf(" %d", rt_i32(in[i])[j * n + k]);
+    }
+    printf("\n");
   }
   for (int i = 0; i < en.ninput; i++) {
     char buf[256];
-    if (rt_data_fills(d, i) && !rt_data_caption(d, 0)) printf("%s\n", rt_exe_arg_str(&spec[i], buf, sizeof buf));
+    if (rt_data_fills(d, i) && !rows) printf("%s\n", rt_exe_arg_str(&spec[i], buf, sizeof buf));
   }
   if (a.out) {
     if (image < 0) {

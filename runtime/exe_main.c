@@ -41,6 +41,23 @@ int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e) {
   return 0;
 }
 
+int rt_exe_init_flag(int argc, char **argv, int *i, RtInitFrom *l, RtErr *e) {
+  const char *v;
+  if (strcmp(argv[*i], "--init-partial") == 0) {
+    l->partial = true;
+    return 1;
+  }
+  int m = rt_exe_flag(argc, argv, i, "--init", &v, e);
+  if (m <= 0) return m;
+  return rt_init_from_add(l, v, e) ? -1 : 1;
+}
+
+int rt_exe_state_start(RtProgram *p, const char *params, const RtInitFrom *l, uint64_t seed, RtErr *e) {
+  if (params ? rt_checkpoint_load_params(params, p, e) : p->init(p, seed, e)) return -1;
+  if (l && l->partial && l->n == 0) return rt_err(e, "--init-partial goes with --init PREFIX=FILE");
+  return l ? rt_init_from_apply(p, l, e) : 0;
+}
+
 const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size) {
   char shape[160] = "";
   if (a->rank > 0) rt_shape_str(a->rank, a->dim, shape, sizeof shape);
@@ -99,12 +116,18 @@ static void usage(FILE *f, const char *prog) {
   fprintf(f,
           "usage: %s COMMAND [options]\n"
           "  info                                the model, its entries and state\n"
-          "  train --steps N [--fn NAME] [--data SPEC] [--seed S] [--lr X]\n"
+          "  train --steps N [--fn NAME] [--data SPEC] [--tokenizer TOK.json] [--seed S] [--lr X]\n"
           "        [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]\n"
+          "        [--init PREFIX=FILE.safetensors]... [--init-partial]\n"
           "        [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]\n"
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
-          "        [--params P.safetensors] [--save-state P.safetensors] [--seed S] [--step K]\n"
-          "  data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S] [--scale N]\n"
+          "        [--data SPEC [--tokenizer TOK.json]] [--params P.safetensors]\n"
+          "        [--init PREFIX=FILE]... [--init-partial] [--save-state P.safetensors] [--seed S] [--step K]\n"
+          "  data [--data SPEC] [--tokenizer TOK.json] [--out grid.png] [--batch B] [--size S] [--step K]\n"
+          "        [--seed S] [--scale N]\n"
+          "  tokenize --data SPEC [--count N] --tokenizer TOK.json --out FILE.safetensors [--fn tokens]\n"
+          "        [--len L] [--params P.safetensors] [--init PREFIX=FILE]... [--init-partial] [--seed S]\n"
+          "                                      a token cache for --data tokens:FILE\n"
           "  sample (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json | --bench)\n"
           "        [--params P.safetensors] [--temperature T] [--top-k K] [--sample-seed S]\n"
           "        [--sampler gumbel|cdf] [--no-cache] [--out FILE.npy] [--json]\n"
@@ -112,11 +135,12 @@ static void usage(FILE *f, const char *prog) {
           "  generate --model FILE.safetensors [CAPTION...] [--captions FILE.txt] [--n N] [--temperature T]\n"
           "        [--top-k K] [--seed S] [--out grid.png] [--out-npy F] [--out-tokens F] [--out-dir DIR]\n"
           "                                      images from captions, from one model file\n"
-          "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--set NAME=V]... [--seed S]\n"
-          "        [--max-seconds T] [--json]    ms/step, throughput and peak memory of an entry\n"
+          "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--tokenizer TOK.json] [--set NAME=V]...\n"
+          "        [--seed S] [--max-seconds T] [--json]\n"
+          "                                      ms/step, throughput and peak memory of an entry\n"
           "  help                                this text\n"
-          "datasets (SPEC): shapes | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
-          "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...]\n",
+          "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
+          "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n",
           prog);
 }
 
@@ -145,12 +169,14 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   else if (strcmp(cmd, "data") == 0) rc = rt_exe_data(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "bench") == 0) rc = rt_exe_bench(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "sample") == 0) rc = rt_exe_sample(p, argc - 2, argv + 2, &e);
+  else if (strcmp(cmd, "tokenize") == 0) rc = rt_exe_tokenize(p, argc - 2, argv + 2, &e);
   //GEN
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout, prog);
     rc = 0;
   } else {
-    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, bench, sample, generate, help)", cmd);
+    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, tokenize, bench, sample, generate, help)",
+                cmd);
   }
   fflush(stdout);
   if (rc < 0) {

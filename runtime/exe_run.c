@@ -1,12 +1,15 @@
 /* exe_run.c — `run`: one entry function on .npy inputs (or numbers for
- * scalars), with parameters from a safetensors file or the seed's
- * initialisers; outputs go to .npy files and a summary to stdout. */
+ * scalars, or a dataset's batch: --data SPEC [--tokenizer TOK.json] fills
+ * the inputs it provides with its batch of --step), with parameters from a
+ * safetensors file or the seed's initialisers, and --init files on top
+ * (checkpoint.h); outputs go to .npy files and a summary to stdout. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
+#include "data.h"
 #include "exe.h"
 #include "npy.h"
 
@@ -18,10 +21,11 @@ typedef struct {
 } Binding;
 
 typedef struct {
-  const char *fn, *params, *save_state;
+  const char *fn, *params, *save_state, *data, *tokenizer;
   uint64_t seed, step;
   Binding in[MAX_BINDINGS], out[MAX_BINDINGS];
   int nin, nout;
+  RtInitFrom init;
 } RunArgs;
 
 static int add_binding(Binding *b, int *n, const char *flag, const char *v, RtErr *e) {
@@ -55,6 +59,14 @@ static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
     } else if ((m = rt_exe_flag(argc, argv, &i, "--params", &v, e))) {
       if (m < 0) return -1;
       a->params = v;
+    } else if ((m = rt_exe_init_flag(argc, argv, &i, &a->init, e))) {
+      if (m < 0) return -1;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--data", &v, e))) {
+      if (m < 0) return -1;
+      a->data = v;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
+      if (m < 0) return -1;
+      a->tokenizer = v;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--save-state", &v, e))) {
       if (m < 0) return -1;
       a->save_state = v;
@@ -64,9 +76,11 @@ static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_u64("--step", v, &a->step, e)) return -1;
     } else {
       return rt_err(e, "run: unknown option '%s' (options: --fn NAME --in NAME=FILE.npy --out NAME=FILE.npy "
-                    "--params P --save-state P --seed S --step K)", argv[i]);
+                    "--data SPEC --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --save-state P --seed S "
+                    "--step K)", argv[i]);
     }
   }
+  if (a->tokenizer && !a->data) return rt_err(e, "run: --tokenizer goes with --data SPEC (it encodes the captions)");
   return 0;
 }
 
@@ -94,6 +108,8 @@ static bool fits(const RtTensor *t, const RtArgSpec *s) {
   return true;
 }
 
+/* The inputs --in gives (and the learning rate), around those the dataset
+ * filled (in[i] already set). */
 static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs *a, RtTensor **in, RtErr *e) {
   char buf[256];
   for (int k = 0; k < a->nin; k++) {
@@ -114,6 +130,10 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     const Binding *b = NULL;
     for (int k = 0; k < a->nin && !b; k++)
       if (names(&a->in[k], s->name) || (!a->in[k].name[0] && en->ninput == 1)) b = &a->in[k];
+    if (in[i]) {
+      if (b) return rt_err(e, "--in %s: input '%s' comes from --data %s", b->path, s->name, a->data);
+      continue;
+    }
     if (!b && strcmp(s->name, RT_LR_INPUT) == 0 && s->rank == 0) {
       in[i] = rt_tensor_new(RT_F32, 0, NULL, e);
       if (!in[i]) return -1;
@@ -132,6 +152,20 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     }
   }
   return 0;
+}
+
+/* The dataset's batch of --step for every input it fills. */
+static int fill_from_data(const RtEntrySpec *en, const RunArgs *a, RtTensor **in, RtErr *e) {
+  RtDataset *d = rt_data_open(a->data, en, a->seed, e);
+  int rc = d && (!a->tokenizer || rt_data_set_tokenizer(d, a->tokenizer, e) == 0) ? 0 : -1;
+  for (int i = 0; rc == 0 && i < en->ninput; i++)
+    if (rt_data_fills(d, i) && !(in[i] = rt_tensor_new(en->input[i].dtype, en->input[i].rank, en->input[i].dim, e)))
+      rc = -1;
+  if (rc == 0) rc = rt_data_fill(d, a->step, in, e);
+  for (int64_t j = 0; rc == 0 && j < rt_data_batch(d); j++)
+    if (rt_data_caption(d, j)) printf("caption %lld: %s\n", (long long)j, rt_data_caption(d, j));
+  rt_data_free(d);
+  return rc;
 }
 
 static void summarise(const char *name, const RtTensor *t) {
@@ -198,8 +232,9 @@ int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "out of memory");
     goto done;
   }
+  if (a.data && fill_from_data(en, &a, in, e)) goto done;
   if (load_inputs(p, en, &a, in, e)) goto done;
-  if (a.params ? rt_checkpoint_load_params(a.params, p, e) : p->init(p, a.seed, e)) goto done;
+  if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;
   if (p->run(p, entry, in, out, a.seed, a.step, e)) goto done;
   for (int i = 0; i < en->noutput; i++) summarise(en->output[i].name, out[i]);
   if (write_outputs(en, &a, out, e)) goto done;

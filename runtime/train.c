@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpe.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "exe.h"
@@ -67,6 +68,8 @@ typedef struct {
   double lr;
   uint64_t seed, first, every;
   char ckpt[1024];
+  char init[1024];     /* what --init set (dal.init), kept across resumes */
+  char *tokenizer;     /* --tokenizer's JSON, which checkpoints carry (a model file), or NULL */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -112,6 +115,9 @@ static int plan_inputs(Run *r, RtErr *e) {
     if (rt_data_fills(r->data, i)) r->src[i] = SRC_DATA;
     else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR;
     else if (r->src[i] != SRC_SCALAR) {
+      if (strcmp(a->name, "text") == 0 && a->dtype == RT_I32 && rt_data_has_captions(r->data))
+        return rt_err(e, "input %s of training entry '%s' takes the captions as BPE ids: pass --tokenizer TOK.json "
+                         "(a tokenizer from `dalc bpe train`)", input_str(r, i, buf, sizeof buf), en->name);
       if (is_scalar(a))
         return rt_err(e, "input %s of training entry '%s' has no value: give --set %s=VALUE or --anneal %s=FROM:TO",
                       input_str(r, i, buf, sizeof buf), en->name, a->name, a->name);
@@ -158,6 +164,8 @@ static void log_header(const Run *r, char *buf, size_t size) {
 
 static int save(Run *r, uint64_t done, RtErr *e) {
   RtCheckpointInfo info = {.step = done, .seed = r->seed, .steps = r->o->steps};
+  memcpy(info.init, r->init, sizeof info.init);
+  info.tokenizer = r->tokenizer;
   return rt_checkpoint_save(r->ckpt, r->p, &info, e);
 }
 
@@ -176,12 +184,13 @@ static int start_state(Run *r, RtErr *e) {
                     (unsigned long long)info.step, (unsigned long long)o->steps);
     r->seed = info.seed;
     r->first = info.step;
+    memcpy(r->init, info.init, sizeof r->init);
     return 0;
   }
   r->seed = o->seed;
   r->first = 0;
-  if (p->init(p, r->seed, e)) return -1;
-  return o->params ? rt_checkpoint_load_params(o->params, p, e) : 0;
+  rt_init_from_describe(&o->init, r->init, sizeof r->init);
+  return rt_exe_state_start(p, o->params, &o->init, r->seed, e);
 }
 
 static int setup(Run *r, RtErr *e) {
@@ -224,8 +233,14 @@ static int setup(Run *r, RtErr *e) {
    * it, so the state comes first. */
   if (start_state(r, e)) return -1;
   r->data = rt_data_open(o->data ? o->data : "shapes", en, r->seed, e);
-  if (!r->data) return -1;
-  if (plan_inputs(r, e)) return -1;
+  if (!r->data || (o->tokenizer && rt_data_set_tokenizer(r->data, o->tokenizer, e))) return -1;
+  if (o->tokenizer) { /* into every checkpoint, so it is a whole model file for `generate` */
+    RtBpe *tok = rt_bpe_load(o->tokenizer, e);
+    r->tokenizer = tok ? rt_bpe_json(tok) : NULL;
+    rt_bpe_free(tok);
+    if (!r->tokenizer) return tok ? rt_err(e, "out of memory") : -1;
+  }
+  if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e)) return -1;
   if (o->log) {
     char header[2048];
     log_header(r, header, sizeof header);
@@ -242,6 +257,7 @@ static void teardown(Run *r) {
   free(r->src);
   free(r->scalar);
   rt_data_free(r->data);
+  free(r->tokenizer);
   if (r->log) fclose(r->log);
 }
 

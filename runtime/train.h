@@ -1,7 +1,8 @@
 /* train.h — the training driver: the loop behind `EXE train ...`.
  *
- *   train --steps N [--fn NAME] [--data shapes|npy:NAME=FILE.npy,...] [--seed S] [--lr X]
+ *   train --steps N [--fn NAME] [--data SPEC] [--tokenizer TOK.json] [--seed S] [--lr X]
  *         [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]
+ *         [--init PREFIX=FILE.safetensors]... [--init-partial]
  *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
@@ -12,6 +13,15 @@
  * initialises the parameters, orders the data and draws the noise; every
  * one of those is a pure function of (seed, step), so the whole RNG state
  * of a run is its seed and its step.
+ *
+ * --tokenizer TOK.json: the dataset's captions, BPE-encoded, fill the
+ * entry's input "text" (data.h); a training entry with a "text" input and
+ * a captioned dataset needs it. --params P sets every parameter from P
+ * instead of the seed's initialisers; --init PREFIX=FILE then sets the
+ * parameters under PREFIX from FILE (checkpoint.h: a trained dVAE inside
+ * DALL-E), before step 0. Neither goes with --resume, which restores the
+ * whole state; a checkpoint records the --init files (dal.init), and a
+ * resumed run keeps that record.
  *
  * Checkpoints (checkpoint.h) go to --checkpoint (default: the --resume path,
  * else "MODEL-CONFIG.safetensors" in the current
@@ -38,6 +48,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "checkpoint.h"
 #include "program.h"
 
 typedef struct {
@@ -59,6 +70,8 @@ typedef struct {
   RtTrainScalar scalar[RT_TRAIN_MAX_SCALARS];
   int nscalar;
   const char *params;      /* start from these parameters instead of the seed's */
+  RtInitFrom init;         /* --init PREFIX=FILE..., --init-partial: applied after params */
+  const char *tokenizer;   /* --tokenizer: captions into the input "text" */
   const char *checkpoint;  /* NULL: the default above */
   uint64_t every;
   bool every_given;        /* else N/10 rounded up */

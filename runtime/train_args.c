@@ -67,6 +67,11 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       if (m < 0 || parse_scalar(o, "--set", v, false, e)) return -1;
     } else if (FLAG("--anneal")) {
       if (m < 0 || parse_scalar(o, "--anneal", v, true, e)) return -1;
+    } else if ((m = rt_exe_init_flag(argc, argv, &i, &o->init, e))) {
+      if (m < 0) return -1;
+    } else if (FLAG("--tokenizer")) {
+      if (m < 0) return -1;
+      o->tokenizer = v;
     } else if (FLAG("--params")) {
       if (m < 0) return -1;
       o->params = v;
@@ -84,12 +89,15 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->log = v;
     } else {
       return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
-                    "--set NAME=V --anneal NAME=FROM:TO --params P --checkpoint PATH --every K --resume PATH "
+                    "--set NAME=V --anneal NAME=FROM:TO --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K --resume PATH "
                     "--log FILE.tsv --quiet)", argv[i]);
     }
 #undef FLAG
   }
   if (!have_steps) return rt_err(e, "train needs --steps N");
   if (o->params && o->resume) return rt_err(e, "--params and --resume cannot be used together");
+  if (o->init.n && o->resume)
+    return rt_err(e, "--init and --resume cannot be used together: the checkpoint restores the whole state");
+  if (o->init.partial && !o->init.n) return rt_err(e, "--init-partial goes with --init PREFIX=FILE");
   return 0;
 }

@@ -120,6 +120,7 @@ static RtProgram *make_program(void) {
   rt_list_put(p->state, "w", rt_tensor_new(RT_F32, 1, (int64_t[]){1}, NULL));
   rt_list_put(p->state, "opt.step", rt_tensor_new(RT_F32, 0, NULL, NULL));
   p->nparam = 1;
+  p->nsaved = 2; /* no transient state */
   p->nentry = 3;
   p->entry = entries;
   p->lr = 0.125;
@@ -385,7 +386,7 @@ START_TEST(test_help_lists_bench) {
   result_free(&r);
   r = bench(p, "benchmark");
   ck_assert_int_eq(r.status, 1);
-  ck_assert_ptr_nonnull(strstr(r.err, "commands: info, train, run, data, bench, sample, help"));
+  ck_assert_ptr_nonnull(strstr(r.err, "commands: info, train, run, data, tokenize, bench, sample, generate, help"));
   result_free(&r);
   rt_program_free(p);
 }

@@ -1,6 +1,7 @@
 /* test_data.c — datasets (runtime/data.h): the shapes generator's
  * determinism, value range and caption/image correspondence, the npy
- * dataset's row order and errors, fashion-mnist (a small fake copy: epochs
+ * dataset's row order and errors, shapes' stream kept as it was and its
+ * disjoint test split, fashion-mnist (a small fake copy: epochs
  * as shuffled permutations, captions, resizing, every bad-file class; and
  * the real files when Debian's package is installed), and PNG grids. */
 #include <math.h>
@@ -237,7 +238,96 @@ START_TEST(test_shapes_dataset) {
   ck_assert_ptr_null(rt_data_open("imagenet", &dvae_entry, 0, &e));
   ck_assert_msg(strstr(e.msg, "unknown dataset 'imagenet'"), "%s", e.msg);
   ck_assert_ptr_null(rt_data_open("shapes:big", &dvae_entry, 0, &e));
-  ck_assert_msg(strstr(e.msg, "no arguments"), "%s", e.msg);
+  ck_assert_msg(strstr(e.msg, "takes 'test' or nothing"), "%s", e.msg);
+}
+END_TEST
+
+/* `shapes` is the stream it always was (checkpoints and logs of earlier
+ * runs depend on it): seed 0's first ten captions and an FNV-1a hash of
+ * their 16x16 images, recorded before the test split existed. */
+START_TEST(test_shapes_stream_unchanged) {
+  static const char *const want[10] = {
+      "a green circle to the right of a blue square", "a large purple triangle at the bottom right",
+      "a small yellow triangle on the left",          "a small green circle in the center",
+      "a green square to the right of a green triangle", "a large blue circle on the left",
+      "a blue triangle below a green square",         "a large purple square at the top right",
+      "a red square to the right of a red circle",    "a large red square in the center",
+  };
+  static const uint32_t hash[2] = {3780183995u, 3502336029u};
+  RtErr e;
+  RtArgSpec x = {.name = "x", .dtype = RT_F32, .rank = 4, .dim = {5, 3, 16, 16}};
+  RtEntrySpec en = {.name = "loss", .train = true, .ninput = 1, .input = &x};
+  RtDataset *d = rt_data_open("shapes", &en, 0, &e);
+  RtTensor *t = rt_tensor_new(RT_F32, 4, x.dim, &e);
+  for (int s = 0; s < 2; s++) {
+    ck_assert_int_eq(rt_data_fill(d, (uint64_t)s, &t, &e), 0);
+    uint32_t h = 2166136261u;
+    const unsigned char *p = t->data;
+    for (size_t i = 0; i < rt_tensor_bytes(t); i++) h = (h ^ p[i]) * 16777619u;
+    ck_assert_uint_eq(h, hash[s]);
+    for (int j = 0; j < 5; j++) ck_assert_str_eq(rt_data_caption(d, j), want[s * 5 + j]);
+  }
+  rt_tensor_free(t);
+  rt_data_free(d);
+}
+END_TEST
+
+/* `shapes:test`: example i is scene 2^40 + i, training examples are scenes
+ * below 2^40: the splits never share a scene. */
+START_TEST(test_shapes_test_split) {
+  uint64_t sc;
+  ck_assert(rt_shapes_index(false, 0, &sc) && sc == 0);
+  ck_assert(rt_shapes_index(false, RT_SHAPES_TEST_BASE - 1, &sc) && sc == RT_SHAPES_TEST_BASE - 1);
+  ck_assert(!rt_shapes_index(false, RT_SHAPES_TEST_BASE, &sc));
+  ck_assert(rt_shapes_index(true, 0, &sc) && sc == RT_SHAPES_TEST_BASE);
+  ck_assert(rt_shapes_index(true, 12345, &sc) && sc == RT_SHAPES_TEST_BASE + 12345);
+  ck_assert(rt_shapes_index(true, UINT64_MAX - RT_SHAPES_TEST_BASE, &sc) && sc == UINT64_MAX);
+  ck_assert(!rt_shapes_index(true, UINT64_MAX - RT_SHAPES_TEST_BASE + 1, &sc));
+  /* Every training index maps below every test index (both maps are
+   * increasing, so comparing the ends suffices), and each is one-to-one. */
+  uint64_t train_max, test_min;
+  ck_assert(rt_shapes_index(false, RT_SHAPES_TEST_BASE - 1, &train_max) && rt_shapes_index(true, 0, &test_min));
+  ck_assert(train_max < test_min);
+  /* The datasets: shapes:test's batch s holds scenes 2^40 + sB + j. */
+  RtErr e;
+  RtDataset *tr = rt_data_open("shapes", &dvae_entry, 9, &e), *te = rt_data_open("shapes:test", &dvae_entry, 9, &e);
+  ck_assert_msg(tr && te, "%s", e.msg);
+  RtTensor *x = rt_tensor_new(RT_F32, 4, dvae_inputs[0].dim, &e), *y = rt_tensor_new(RT_F32, 4, dvae_inputs[0].dim, &e);
+  RtTensor *in[2] = {x, NULL}, *tin[2] = {y, NULL};
+  float img[3 * 16 * 16];
+  int same = 0;
+  for (uint64_t step = 0; step < 3; step++) {
+    ck_assert_int_eq(rt_data_fill(tr, step, in, &e), 0);
+    ck_assert_int_eq(rt_data_fill(te, step, tin, &e), 0);
+    for (int j = 0; j < 4; j++) {
+      RtShapesScene scn;
+      rt_shapes_scene(9, RT_SHAPES_TEST_BASE + step * 4 + (uint64_t)j, 16, &scn);
+      rt_shapes_render(&scn, 16, img);
+      ck_assert_str_eq(rt_data_caption(te, j), scn.caption);
+      ck_assert(memcmp(rt_f32(y) + j * 3 * 16 * 16, img, sizeof img) == 0);
+      same += memcmp(rt_f32(x) + j * 3 * 16 * 16, img, sizeof img) == 0;
+    }
+  }
+  ck_assert_int_lt(same, 12); /* not the training stream */
+  /* Training steps that would reach the test scenes are refused. */
+  ck_assert_int_eq(rt_data_fill(tr, RT_SHAPES_TEST_BASE / 4, in, &e), -1);
+  ck_assert_msg(strstr(e.msg, "past the end of the split") && strstr(e.msg, "2^40"), "%s", e.msg);
+  ck_assert_int_eq(rt_data_fill(tr, RT_SHAPES_TEST_BASE / 4 - 1, in, &e), 0);
+  ck_assert_int_eq(rt_data_fill(te, RT_SHAPES_TEST_BASE / 4, tin, &e), 0);
+  ck_assert_int_eq(rt_data_fill(tr, UINT64_MAX / 2, in, &e), -1);
+  ck_assert_msg(strstr(e.msg, "too large"), "%s", e.msg);
+  /* Chosen examples: shapes:test example k is scene 2^40 + k. */
+  uint64_t k[4] = {7, 0, 7, 100};
+  ck_assert_int_eq(rt_data_fill_examples(te, k, tin, &e), 0);
+  RtShapesScene scn;
+  rt_shapes_scene(9, RT_SHAPES_TEST_BASE + 100, 16, &scn);
+  ck_assert_str_eq(rt_data_caption(te, 3), scn.caption);
+  ck_assert_str_eq(rt_data_caption(te, 0), rt_data_caption(te, 2));
+  ck_assert_int_eq(rt_data_size(te), 0);
+  rt_tensor_free(x);
+  rt_tensor_free(y);
+  rt_data_free(tr);
+  rt_data_free(te);
 }
 END_TEST
 
@@ -281,6 +371,8 @@ START_TEST(test_npy_dataset) {
     }
   }
   ck_assert_ptr_null(rt_data_caption(d, 0));
+  ck_assert_int_eq(rt_data_fill_examples(d, (uint64_t[]){0, 1, 2}, in, &e), -1);
+  ck_assert_msg(strstr(e.msg, "whole batches only"), "%s", e.msg);
   rt_data_free(d);
   /* Errors name the file or input. */
   char *short_rows = write_rows("short.npy", 4, 4, 0), *wide = write_rows("wide.npy", 5, 3, 0);
@@ -441,6 +533,14 @@ START_TEST(test_fashion_fake) {
       ck_assert(memcmp(rt_f32(x), rt_f32(y), rt_tensor_bytes(x)) == 0); /* (seed, step) decides */
     }
     ck_assert_msg(differs > 0, "epochs 1 and 2 kept epoch 0's order");
+    /* Chosen stored examples, in dataset order (what `tokenize` reads). */
+    ck_assert_int_eq(rt_data_size(d), 6);
+    uint64_t k[6] = {5, 0, 3, 3, 1, 2};
+    ck_assert_int_eq(rt_data_fill_examples(d, k, &x, &e), 0);
+    for (int j = 0; j < 6; j++) ck_assert_int_eq(fake_index(x, j, S), (int)k[j]);
+    k[4] = 6;
+    ck_assert_int_eq(rt_data_fill_examples(d, k, &x, &e), -1);
+    ck_assert_msg(strstr(e.msg, "example 6 does not exist (it has 6)"), "%s", e.msg);
     rt_tensor_free(x);
     rt_tensor_free(y);
     rt_data_free(d);
@@ -612,6 +712,8 @@ int main(void) {
   tcase_add_test(tc, test_shapes_captions_match_images);
   tcase_add_test(tc, test_shapes_deterministic_and_in_range);
   tcase_add_test(tc, test_shapes_dataset);
+  tcase_add_test(tc, test_shapes_stream_unchanged);
+  tcase_add_test(tc, test_shapes_test_split);
   tcase_add_test(tc, test_npy_dataset);
   tcase_add_test(tc, test_fashion_fake);
   tcase_add_test(tc, test_fashion_real);
