@@ -159,7 +159,7 @@ expect_error "bpe missing tokenizer" "nope.json: cannot open" "$dalc" bpe encode
 expect_error "bpe --vocab below the tokenizer's" "must be at least the tokenizer's" "$dalc" bpe encode --tokenizer "$tmp/tok.json" --len 4 --vocab 3 x
 expect_error "bpe dataset without captions" "has no captions" "$dalc" bpe train --data "npy:x=$tmp/x.npy" --vocab 40 -o "$tmp/t.json"
 
-# ---- sample: image tokens one position at a time from image_logits ----
+# ---- sample: image tokens with the KV cache (kv_cache.py compares it with image_logits) ----
 gpt="$dalc run models/gpt.dal --config tiny"
 expect_ok "sample greedy" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --temperature 0 --out "$tmp/g.npy"
 expect_ok "sample top-k 1" $gpt -- sample --in text="$tmp/text.npy" --seed 3 --top-k 1 --sample-seed 9 --out "$tmp/k1.npy"
@@ -197,8 +197,13 @@ expect_error "sample with too many captions" "more captions than the 4 images" $
 expect_error "sample captions without a tokenizer" "or --captions FILE.txt with --tokenizer" $gpt -- sample --captions "$tmp/two.txt"
 expect_error "sample without text" "needs --in text=FILE.npy" $gpt -- sample
 expect_error "sample wrong text shape" "the text must be i32\[4, 8\]" $gpt -- sample --in text="$tmp/image.npy"
-expect_error "sample from a wrong entry" "must take (text: i32\[B, Lt\], image: i32\[B, T\]) and return f32\[B, T, K\]" \
-  $gpt -- sample --fn logits --in text="$tmp/text.npy"
+expect_error "sample without the sampling entries" "has no entry 'prefill' (sampling with the KV cache needs it" \
+  "$dalc" run models/dvae.dal --config tiny -- sample --bench
+expect_error "sample without image_logits" "has no entry 'image_logits' (sampling without a cache needs it" \
+  "$dalc" run models/dvae.dal --config tiny -- sample --bench --no-cache
+expect_error "sample top-k above K" "--top-k 65 is more than the 64 image tokens" $gpt -- sample --bench --top-k 65
+expect_error "sample unknown sampler" "--sampler must be gumbel" $gpt -- sample --bench --sampler nope
+expect_error "sample two text sources" "needs --in text=FILE.npy" $gpt -- sample --bench --in text="$tmp/text.npy"
 expect_error "sample negative temperature" "--temperature must be 0" $gpt -- sample --in text="$tmp/text.npy" --temperature -1
 
 # ---- bad .dal files: file:line:col, the source line and a caret, exit 1 ----
