@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh — make sure the Debian packages dal needs are installed.
 # As root, installs the missing ones with apt-get; otherwise prints the
-# command to run. Each package is listed with why dal needs it.
+# command to run. Quick (one dpkg-query) when nothing is missing: every
+# `make` runs it first. Each package is listed with why dal needs it.
 set -e
 pkgs="
 build-essential   compiler and make
@@ -20,9 +21,13 @@ python3-numpy     test fixtures
 python3-torch     the PyTorch reference (parity tests, benchmarks)
 graphviz          renders --emit=dot in tests
 "
+names=$(printf '%s\n' "$pkgs" | awk 'NF {print $1}')
+# One dpkg-query for all of them (fast: every `make` runs this first).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $names 2>/dev/null |
+            awk '$2 == "installed" {printf " %s", $1}')
 missing=""
-for p in $(printf '%s\n' "$pkgs" | awk 'NF {print $1}'); do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+for p in $names; do
+  case "$installed " in *" $p "*) ;; *) missing="$missing $p" ;; esac
 done
 [ -z "$missing" ] && exit 0
 echo "deps: missing Debian packages:$missing"
