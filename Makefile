@@ -57,7 +57,11 @@ LDFLAGS := $(SANFLAGS) -pthread
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
 CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
-LDLIBS  := -lcjson -lz $(BLAS_LIBS) -lm
+# cairo and fontconfig: their headers for the runtime's captioned PNG grids
+# (and their test), their libraries for everything that links the runtime.
+CAIRO_CFLAGS := $(shell $(PKG_CONFIG) --cflags cairo fontconfig)
+CAIRO_LIBS   := $(shell $(PKG_CONFIG) --libs cairo fontconfig)
+LDLIBS  := -lcjson -lz $(BLAS_LIBS) $(CAIRO_LIBS) -lm
 # LLVM: its headers only for codegen/llvm objects, its library only for
 # programs that link codegen (the runtime never sees LLVM).
 LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags)
@@ -102,6 +106,7 @@ LIBS_test_sched    := runtime
 LIBS_test_bench    := runtime
 LIBS_test_plan_program := runtime
 LIBS_test_aot      := codegen passes ir runtime
+LIBS_test_image_grid := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
 $(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
@@ -119,6 +124,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 $(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
+$(BUILD)/obj/runtime/image_grid.o $(BUILD)/obj/runtime/caption_fit.o: CFLAGS += $(CAIRO_CFLAGS)
+$(BUILD)/tests/test_image_grid: private CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c

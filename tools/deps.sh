@@ -14,6 +14,9 @@ libsubunit-dev    Check's link dependency
 libopenblas-dev   GEMMs
 libcjson-dev      safetensors headers
 libstb-dev        PNG/JPEG images
+libcairo2-dev     draws captioned PNG grids (cairo)
+libfontconfig-dev finds the captions' font; frees its caches for LeakSanitizer
+fonts-dejavu-core the captions' sans font (DejaVu Sans, found by fontconfig)
 zlib1g-dev        reads the gzip'd Fashion-MNIST files
 dataset-fashion-mnist  the fashion-mnist dataset (idx files)
 llvm-16-dev       native code generation (LLVM C API, shared libLLVM)

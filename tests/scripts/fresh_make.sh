@@ -13,8 +13,8 @@
 # Then: a second call rebuilds nothing, a failing check stops the build
 # before any compiling, and `make clean` needs no packages.
 #
-# OBJ is FRESH_MAKE_OBJ, default an LLVM object (seconds; `all` builds the
-# whole of dalc). FRESH_MAKE_MAKEFILE=FILE uses FILE as the copy's Makefile
+# OBJ is FRESH_MAKE_OBJ, default an LLVM object and the cairo one (seconds;
+# build/dalc builds the whole of dalc). FRESH_MAKE_MAKEFILE=FILE uses FILE as the copy's Makefile
 # (to check that this test fails on an old one).
 build=${1:-build}
 : "$build" # the copy is built in its own tree
@@ -47,7 +47,7 @@ printf '#!/bin/sh\necho "pkg-config \$*" >> "$tmp/log"\nexec "$real_pc" "\$@"\n'
 chmod +x "$tmp/bin/llvm-config" "$tmp/bin/pkg-config"
 EOF
 
-obj=${FRESH_MAKE_OBJ:-build/obj/codegen/llvm/llvm_session.o}
+objs=${FRESH_MAKE_OBJ:-build/obj/codegen/llvm/llvm_session.o build/obj/runtime/image_grid.o}
 fresh_machine() {
   rm -rf "$tmp/bin" "$tmp/log" "$src/build"
   cp "$tmp/fake_deps.sh" "$src/tools/deps.sh"
@@ -56,28 +56,30 @@ run_make() { make -C "$src" -j2 --no-print-directory LLVM_CONFIG="$tmp/bin/llvm-
 deps_runs() { grep -c '^deps$' "$tmp/log" 2>/dev/null; }
 
 # ---- the first call on a fresh machine, both shapes -----------------------------
-for goals in "deps $obj" "$obj"; do
+for goals in "deps $objs" "$objs"; do
   fresh_machine
   if run_make $goals > "$tmp/out" 2>&1; then ok; else bad "the first 'make $goals' failed:"; cat "$tmp/out"; fi
-  [ -f "$src/$obj" ] && ok || bad "the first 'make $goals' built no $obj"
+  for o in $objs; do [ -f "$src/$o" ] && ok || bad "the first 'make $goals' built no $o"; done
   [ "$(head -n 1 "$tmp/log" 2>/dev/null)" = deps ] && ok || bad "'make $goals': the packages check did not run first"
   [ "$(deps_runs)" = 1 ] && ok || bad "'make $goals' ran the check $(deps_runs) times, not once"
   grep -q '^llvm-config --cflags' "$tmp/log" 2>/dev/null && ok ||
     bad "'make $goals': llvm-config --cflags was not asked after the check"
-  grep -q '^pkg-config --cflags openblas' "$tmp/log" 2>/dev/null && ok ||
-    bad "'make $goals': pkg-config --cflags openblas was not asked after the check"
+  for p in openblas 'cairo fontconfig'; do
+    grep -q "^pkg-config --cflags $p" "$tmp/log" 2>/dev/null && ok ||
+      bad "'make $goals': pkg-config --cflags $p was not asked after the check"
+  done
   grep -q 'not found\|No such file' "$tmp/out" && bad "'make $goals' called a tool before it existed" || ok
 done
 
 # ---- a second call: the check again (quick), nothing rebuilt ----------------------
-if run_make "$obj" > "$tmp/out" 2>&1; then ok; else bad "the second make failed:"; cat "$tmp/out"; fi
+if run_make $objs > "$tmp/out" 2>&1; then ok; else bad "the second make failed:"; cat "$tmp/out"; fi
 [ "$(deps_runs)" = 2 ] && ok || bad "the second make did not run the check"
 grep -q ' -c .* -o ' "$tmp/out" && bad "the second make rebuilt something: $(cat "$tmp/out")" || ok
 
 # ---- a failing check stops the build; `make clean` needs no check ----------------
 fresh_machine
 echo 'exit 1' > "$src/tools/deps.sh"
-if run_make "$obj" > "$tmp/out" 2>&1; then bad "make succeeded although the packages check failed"; else ok; fi
+if run_make $objs > "$tmp/out" 2>&1; then bad "make succeeded although the packages check failed"; else ok; fi
 [ -d "$src/build" ] && bad "make compiled something although the packages check failed" || ok
 fresh_machine
 mkdir -p "$src/build"
