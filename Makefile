@@ -6,11 +6,39 @@
 #   make demo       the most end-to-end thing dal does today
 #   make deps       check (and as root install) the Debian packages dal needs
 #
+# Every goal but `deps` and `clean` (the default `make` too) first runs
+# the packages check, then a second make that does the work: the flags
+# from llvm-config and pkg-config are read only after the packages that
+# provide them are installed, so the first `make` on a fresh machine works
+# (tests/scripts/fresh_make.sh). DEPS is that check's command; LLVM_CONFIG
+# and PKG_CONFIG name the tools.
+#
 # Sources are found by directory: every .c file in a folder goes into that
 # folder's library; tests/test_*.c are Check programs, one binary each.
 
+DEPS    ?= sh tools/deps.sh
+NODEPS_GOALS := deps clean
+
+# ---- first pass: packages, then the real make ----------------------------------
+# DAL_DEPS_OK=1 marks the second pass; it reaches every nested $(MAKE) too.
+ifeq ($(DAL_DEPS_OK),)
+ifneq ($(filter-out $(NODEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+GOALS := $(or $(MAKECMDGOALS),all)
+.PHONY: $(GOALS) dal-deps-then-make
+$(GOALS): dal-deps-then-make ; @:
+dal-deps-then-make:
+	@$(DEPS)
+	@$(MAKE) --no-print-directory DAL_DEPS_OK=1 $(filter-out deps,$(MAKECMDGOALS))
+DAL_FIRST_PASS := 1
+endif
+endif
+
+ifndef DAL_FIRST_PASS
+# ---- second pass (or only `deps` / `clean`): the build itself -------------------
+
 CC      ?= cc
 LLVM_CONFIG ?= llvm-config-16
+PKG_CONFIG  ?= pkg-config
 SAN     ?= 0
 
 ifeq ($(SAN),1)
@@ -26,10 +54,14 @@ endif
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
            $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -Iruntime -Iir -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
-BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
-BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
-CHECK_LIBS  := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
-LDLIBS  := -lcjson -lz $(BLAS_LIBS) -lm
+BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
+BLAS_LIBS   := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
+CHECK_LIBS  := $(shell $(PKG_CONFIG) --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lm)
+# cairo and fontconfig: their headers for the runtime's captioned PNG grids
+# (and their test), their libraries for everything that links the runtime.
+CAIRO_CFLAGS := $(shell $(PKG_CONFIG) --cflags cairo fontconfig)
+CAIRO_LIBS   := $(shell $(PKG_CONFIG) --libs cairo fontconfig)
+LDLIBS  := -lcjson -lz $(BLAS_LIBS) $(CAIRO_LIBS) -lm
 # LLVM: its headers only for codegen/llvm objects, its library only for
 # programs that link codegen (the runtime never sees LLVM).
 LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags)
@@ -75,6 +107,7 @@ LIBS_test_sched    := runtime
 LIBS_test_bench    := runtime
 LIBS_test_plan_program := runtime
 LIBS_test_aot      := codegen passes ir runtime
+LIBS_test_image_grid := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
 $(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
@@ -92,6 +125,8 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 $(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
+$(BUILD)/obj/runtime/image_grid.o $(BUILD)/obj/runtime/caption_fit.o: CFLAGS += $(CAIRO_CFLAGS)
+$(BUILD)/tests/test_image_grid: private CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
@@ -126,10 +161,10 @@ $(foreach t,$(TEST_NAMES),$(if $(or $(filter codegen,$(LIBS_$(t))),$(if $(LIBS_$
   $(eval $(BUILD)/tests/$(t): LDLIBS += $(LLVM_LIBS))))
 
 deps:
-	@sh tools/deps.sh
+	@$(DEPS)
 
-# The README's test command: packages, build, every test.
-test: deps
+# The README's test command: packages (first pass), build, every test.
+test:
 	@$(MAKE) --no-print-directory unit
 	@sh tests/run.sh $(BUILD)
 
@@ -141,7 +176,7 @@ test-san:
 	@$(MAKE) --no-print-directory SAN=1 unit
 	@sh tests/run.sh build-san --san
 
-demo: deps all
+demo: all
 	@sh tools/demo.sh $(BUILD)
 
 # dal against PyTorch on the bench configurations, OpenBLAS sgemm for scale
@@ -157,3 +192,4 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+endif

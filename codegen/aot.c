@@ -140,6 +140,8 @@ static int link_exe(Build *b, RtErr *e) {
   args[k++] = "-lopenblas";
   args[k++] = "-lcjson";
   args[k++] = "-lz";
+  args[k++] = "-lcairo";      /* the runtime's captioned PNG grids */
+  args[k++] = "-lfontconfig"; /* ... and their font */
   args[k++] = "-lm";
   args[k++] = "-lpthread";
 #ifdef SANITIZE

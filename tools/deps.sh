@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh — make sure the Debian packages dal needs are installed.
 # As root, installs the missing ones with apt-get; otherwise prints the
-# command to run. Each package is listed with why dal needs it.
+# command to run. Quick (one dpkg-query) when nothing is missing: every
+# `make` runs it first. Each package is listed with why dal needs it.
 set -e
 pkgs="
 build-essential   compiler and make
@@ -13,6 +14,9 @@ libsubunit-dev    Check's link dependency
 libopenblas-dev   GEMMs
 libcjson-dev      safetensors headers
 libstb-dev        PNG/JPEG images
+libcairo2-dev     draws captioned PNG grids (cairo)
+libfontconfig-dev finds the captions' font; frees its caches for LeakSanitizer
+fonts-dejavu-core the captions' sans font (DejaVu Sans, found by fontconfig)
 zlib1g-dev        reads the gzip'd Fashion-MNIST files
 dataset-fashion-mnist  the fashion-mnist dataset (idx files)
 llvm-16-dev       native code generation (LLVM C API, shared libLLVM)
@@ -20,9 +24,13 @@ python3-numpy     test fixtures
 python3-torch     the PyTorch reference (parity tests, benchmarks)
 graphviz          renders --emit=dot in tests
 "
+names=$(printf '%s\n' "$pkgs" | awk 'NF {print $1}')
+# One dpkg-query for all of them (fast: every `make` runs this first).
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' $names 2>/dev/null |
+            awk '$2 == "installed" {printf " %s", $1}')
 missing=""
-for p in $(printf '%s\n' "$pkgs" | awk 'NF {print $1}'); do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+for p in $names; do
+  case "$installed " in *" $p "*) ;; *) missing="$missing $p" ;; esac
 done
 [ -z "$missing" ] && exit 0
 echo "deps: missing Debian packages:$missing"
