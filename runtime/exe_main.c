@@ -170,7 +170,7 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   else if (strcmp(cmd, "bench") == 0) rc = rt_exe_bench(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "sample") == 0) rc = rt_exe_sample(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "tokenize") == 0) rc = rt_exe_tokenize(p, argc - 2, argv + 2, &e);
-  //GEN
+  else if (strcmp(cmd, "generate") == 0) rc = rt_exe_generate(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout, prog);
     rc = 0;
