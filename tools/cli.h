@@ -89,5 +89,8 @@ int cmd_program(const DalcArgs *args);
 int cmd_build(const DalcArgs *args);
 /* `dalc bpe train|encode|decode ...` (cmd_bpe.c): its own arguments, after "bpe". */
 int cmd_bpe(int argc, char **argv);
+/* `dalc generate --model FILE ...` (cmd_generate.c): compiles the model the
+ * file names and runs its `generate` command. */
+int cmd_generate(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const char usage[] =
     "       dalc FILE.dal --emit=ir|dot|llvm|asm|obj [--fn NAME] [--grad] [--config C] [--batch N] [-o OUT]\n"
     "       dalc FILE.dal [--config C] [--batch N] [-fno-fuse] -o EXE\n"
     "       dalc bpe train|encode|decode ...   the BPE tokenizer for captions (dalc bpe: its usage)\n"
+    "       dalc generate --model FILE.safetensors CAPTION... [--n N] [--out grid.png] ...\n"
+    "                images from captions: compiles the model the file names (`-- generate` options)\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -176,6 +178,7 @@ int main(int argc, char **argv) {
     return argc < 2 ? 1 : 0;
   }
   if (!strcmp(argv[1], "bpe")) return cmd_bpe(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
   DalcArgs args = {0};
   /* DAL_BACKEND=ref makes the reference executor the default (tests run
    * the same scripts through both backends this way). */

@@ -54,6 +54,13 @@ def safetensors(path):
     return out, head.get("__metadata__", {})
 
 
+def expect_error(args, fragment, what):
+    r = subprocess.run(args, capture_output=True, text=True)
+    check(r.returncode == 1 and fragment in r.stderr and "Sanitizer" not in r.stderr,
+          f"{what}: exit 1 with '{fragment}'" + ("" if r.returncode == 1 and fragment in r.stderr else
+                                                  f" (got {r.returncode}: {r.stderr.strip()[-300:]})"))
+
+
 def losses(path):
     return [line.split("\t")[1] for line in open(path).read().splitlines()[1:]]
 
@@ -122,6 +129,47 @@ def main():
         check(im1.tobytes() == im2.tobytes(), "generate: the same seed gives the same images")
         check(os.path.getsize(f"{t}/grid.png") > 1000 and len(os.listdir(f"{t}/each")) == 6,
               "generate: a PNG grid and one PNG per image")
+        # bad model files and arguments
+        gpt_ckpt = f"{t}/gpt.safetensors"
+        run([DALC, "run", "models/gpt.dal", "--config", "tiny", "--", "train", "--steps", "2", "--data",
+             f"tokens:{cache}", "--tokenizer", tok, "--checkpoint", gpt_ckpt, "--quiet"])
+        notok = f"{t}/notok.safetensors"
+        run(dalle_run + ["train", "--fn", "loss_tokens", "--steps", "1", "--data", f"tokens:{cache}", "--init",
+                         f"vae={dvae}", "--checkpoint", notok, "--quiet"])
+        missing = f"{t}/missing.safetensors"
+        sub = {k: v for k, v in b.items() if k != "gpt.head.bias"}
+        head = {k: {"dtype": "F32" if v.dtype == np.float32 else "I32", "shape": list(v.shape)} for k, v in sub.items()}
+        off, blobs = 0, []
+        for k in sub:
+            head[k]["data_offsets"] = [off, off + sub[k].nbytes]
+            off += sub[k].nbytes
+            blobs.append(sub[k].tobytes())
+        head["__metadata__"] = meta
+        hb = json.dumps(head).encode()
+        open(missing, "wb").write(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+        g = dalle_run + ["generate", "--model"]
+        expect_error(g + [gpt_ckpt, "a red circle"], "is a model file of models/gpt.dal (config tiny), not of",
+                     "generate with another model's file")
+        expect_error([DALC, "run", "models/dalle.dal", "--config", "bench", "--", "generate", "--model", dalle, "x"],
+                     "(config tiny), not of models/dalle.dal (config bench)", "generate with another config's file")
+        expect_error(g + [notok, "a red circle"], "has no tokenizer (metadata dal.tokenizer)",
+                     "generate with a file without a tokenizer")
+        expect_error(g + [missing, "a red circle"], "gpt.head.bias", "generate with a file missing a tensor")
+        expect_error(g + [dalle, "a red circle", "--n", "0"], "--n must be 1", "generate --n 0")
+        expect_error(g + [dalle, "a red circle", "--top-k", "0"], "--top-k must be at least 1", "generate --top-k 0")
+        expect_error(g + [dalle, "a red circle", "--top-k", "65"], "--top-k 65 is more than the 64",
+                     "generate --top-k above K")
+        expect_error(g + [dalle, "a red circle", "--temperature", "-1"], "--temperature must be 0",
+                     "generate with a negative temperature")
+        open(f"{t}/empty.txt", "w").write("\n\n")
+        expect_error(g + [dalle, "--captions", f"{t}/empty.txt"], "no captions", "generate with no captions")
+        expect_error(g + [dalle, "a red \u00e9circle"], "the tokenizer has never seen the character",
+                     "generate with a character the tokenizer never saw")
+        r = run(g + [dalle, "a small red circle at the top left of a big blue square", "--n", "1", "--out-npy",
+                     f"{t}/long.npy"])
+        check("at the top left of a big blue square\" is" in r.stderr and "the model reads the first 8" in r.stderr,
+              "generate warns when a caption is cut to Lt, naming it")
+        expect_error([DALC, "generate", "--model", f"{t}/x.npy", "x"], "not a safetensors", "dalc generate on a non-model file")
     print(f"stage2.py: {len(failures)} failed")
     return 1 if failures else 0
 
