@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bpe.h"
 #include "checkpoint.h"
@@ -217,6 +219,23 @@ static int write_outputs(const GenArgs *a, RtTensor *images, RtTensor *tokens, c
   return 0;
 }
 
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The progress line over batches: images done, image tokens/s, ETA (a
+ * batch's own line, from the sampler, when there is one batch). Redrawn
+ * on a terminal; else a line per tenth of the run. */
+static void progress(int64_t done, int64_t total, int64_t T, double t0, bool tty, int64_t prev) {
+  if (!tty && done < total && done * 10 / total == prev * 10 / total) return;
+  double dt = now() - t0;
+  fprintf(stderr, "%sgenerate: %lld/%lld images  %.0f image tokens/s  ETA %.1fs%s", tty ? "\r" : "", (long long)done,
+          (long long)total, (double)(done * T) / (dt > 1e-9 ? dt : 1e-9), dt / (double)done * (double)(total - done),
+          tty && done < total ? "" : "\n");
+}
+
 int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e) {
   GenArgs a;
   char **cap = NULL;
@@ -267,8 +286,10 @@ int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e) {
   }
   RtSamplerOptions so = {.draw = {.temperature = (float)a.temperature, .top_k = (int)a.top_k,
                                   .sampler = strcmp(a.sampler, "cdf") == 0 ? RT_SAMPLER_CDF : RT_SAMPLER_GUMBEL},
-                         .no_cache = a.no_cache, .seed = a.seed, .progress = true};
+                         .no_cache = a.no_cache, .seed = a.seed, .progress = rows <= B};
   int64_t per_image = img[1] * img[2] * img[3];
+  bool tty = isatty(2);
+  double t0 = now();
   fprintf(stderr, "generate: %d caption%s x %llu image%s, %lld at a time (%s, temperature %g%s)\n", ncap,
           ncap == 1 ? "" : "s", (unsigned long long)a.n, a.n == 1 ? "" : "s", (long long)B,
           a.no_cache ? "no cache" : "KV cache", a.temperature, a.top_k_given ? ", top-k" : "");
@@ -288,6 +309,7 @@ int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e) {
     memcpy(rt_i32(all_tokens) + r0 * T, tokens->data, sizeof(int32_t) * (size_t)(keep * T));
     rt_tensor_free(out[0]);
     out[0] = NULL;
+    if (rows > B) progress(r0 + keep, rows, T, t0, tty, r0);
   }
   free(ids);
   if (write_outputs(&a, all_images, all_tokens, cap, ncap, e)) goto done;
