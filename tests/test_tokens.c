@@ -319,7 +319,24 @@ START_TEST(test_text_input) {
   d = rt_data_open("shapes", en, 0, &e);
   ck_assert_int_eq(rt_data_set_tokenizer(d, "/nonexistent/tok.json", &e), -1);
   ck_assert_msg(strstr(e.msg, "/nonexistent/tok.json"), "%s", e.msg);
+  /* A tokenizer that misses a letter of the captions fails when it is set,
+   * not at the step that first meets it: shapes checks its grammar's words,
+   * fashion-mnist its class captions. */
+  const char *few[] = {"a red circle", "a blue square"};
+  b = rt_bpe_train(few, 2, 30, &e);
+  char *small = tu_path("small.json");
+  ck_assert_int_eq(rt_bpe_save(b, small, &e), 0);
+  rt_bpe_free(b);
+  ck_assert_int_eq(rt_data_set_tokenizer(d, small, &e), -1);
+  ck_assert_msg(strstr(e.msg, "caption \"green\"") && strstr(e.msg, "'g'"), "%s", e.msg);
   rt_data_free(d);
+  fake_fashion(3);
+  d = rt_data_open("fashion-mnist", en, 0, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  ck_assert_int_eq(rt_data_set_tokenizer(d, small, &e), -1);
+  ck_assert_msg(strstr(e.msg, "caption \"a t-shirt\"") && strstr(e.msg, "'t'"), "%s", e.msg);
+  rt_data_free(d);
+  free(small);
   for (int i = 0; i < 2; i++) rt_tensor_free(in[i]);
 }
 END_TEST
