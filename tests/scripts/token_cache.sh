@@ -150,6 +150,11 @@ expect_error "text input without --tokenizer" "takes the captions as BPE ids: pa
   $dalc run "$tmp/wrap2.dal" --config tiny -- train --fn loss2 --steps 1 --data shapes --quiet
 expect_ok "text input with --tokenizer" $dalc run "$tmp/wrap2.dal" --config tiny -- train --fn loss2 --steps 2 \
   --data shapes --tokenizer "$tmp/tok.json" --quiet --checkpoint "$tmp/w2.st"
+expect_ok "bench with --tokenizer" $dalc run "$tmp/wrap2.dal" --config tiny -- bench --fn loss2 --steps 2 --warmup 1 \
+  --data shapes --tokenizer "$tmp/tok.json"
+expect_ok "data with --tokenizer" $dalc run "$tmp/wrap2.dal" --config tiny -- data --fn loss2 --data shapes --step 3 \
+  --tokenizer "$tmp/tok.json"
+[ "$(grep -c "	text: [0-9 ]*$" "$tmp/out")" -eq 4 ] && ok || bad "data --tokenizer: not one line of ids per example: $(cat "$tmp/out")"
 [ -e "$tmp/x.tok" ] && bad "a failed tokenize left a file" || ok
 
 # ---- fashion-mnist's test split: the shuffle across an epoch boundary ----
