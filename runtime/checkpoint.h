@@ -80,7 +80,9 @@ typedef struct {
   bool partial;      /* --init-partial */
 } RtInitFrom;
 
-/* Appends "PREFIX=FILE", "=FILE" or "FILE" (the value of an --init flag). */
+/* Appends "PREFIX=FILE", "=FILE" or "FILE" (the value of an --init flag;
+ * the path is split at the first '=', so a path holding one needs the
+ * "=FILE" form). The entry points into 'arg', which must outlive l (argv). */
 int rt_init_from_add(RtInitFrom *l, const char *arg, RtErr *e);
 /* Sets the parameters from every file of l, in order (see above). */
 int rt_init_from_apply(RtProgram *p, const RtInitFrom *l, RtErr *e);

@@ -65,8 +65,8 @@ static int check_file(const RtProgram *p, const RtInitFrom *l, int k, const RtTe
         skipped++;
         continue;
       }
-      return rt_err(e, "--init %s: tensor '%s' of %s has no parameter '%s%s%s' in model '%s' (--init-partial skips "
-                       "such tensors)", f->path, name, f->path, f->prefix, *f->prefix ? "." : "", name, p->model);
+      return rt_err(e, "--init %s: tensor '%s' has no parameter '%s%s%s' in model '%s' (--init-partial skips such "
+                       "tensors)", f->path, name, f->prefix, *f->prefix ? "." : "", name, p->model);
     }
     const RtTensor *s = p->state->tensor[i], *x = t->tensor[j];
     bool same = s->dtype == x->dtype && s->rank == x->rank;

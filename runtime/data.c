@@ -126,6 +126,10 @@ int rt_data_fill(RtDataset *d, uint64_t step, RtTensor *const *inputs, RtErr *e)
   return encode_text(d, inputs, e);
 }
 
+int rt_data_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
+  return d->check_text ? d->check_text(d, t, e) : 0;
+}
+
 int rt_data_check_steps(RtDataset *d, uint64_t first, uint64_t last, RtErr *e) {
   return d->check_steps && first < last ? d->check_steps(d, first, last, e) : 0;
 }
@@ -169,7 +173,7 @@ int rt_data_set_tokenizer(RtDataset *d, const char *path, RtErr *e) {
   if (!d->caption) return rt_err(e, "--tokenizer %s: this dataset has no captions to encode", path);
   rt_text_encoder_free(d->text);
   d->text = rt_text_encoder_new(path, a->dim[1], e);
-  if (!d->text) return -1;
+  if (!d->text || rt_data_check_text(d, d->text, e)) return -1;
   d->text_input = i;
   d->fills[i] = true;
   return 0;

@@ -67,7 +67,7 @@
  * distinct caption (for the first 10 such captions; later ones are only
  * counted); a caption with a byte the tokenizer never saw is an error
  * naming it (dal's BPE has no byte fallback: such bytes would all become
- * the unknown id 0).
+ * the unknown id 0), found when the tokenizer is set, before any batch.
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_DATA_H
@@ -111,6 +111,11 @@ bool rt_data_has_captions(const RtDataset *d);
  * instead that 'path' is the tokenizer the cache was made with. Errors:
  * no such input, no captions, an unreadable tokenizer. */
 int rt_data_set_tokenizer(RtDataset *d, const char *path, RtErr *e);
+/* Checks up front that 't' knows every byte of every caption the dataset
+ * can give (folder, fashion-mnist: each stored caption; shapes: each word
+ * of its grammar), so a bad caption stops a run before its first step;
+ * rt_data_set_tokenizer does it itself. */
+int rt_data_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e);
 /* The encoder set by rt_data_set_tokenizer, or NULL. */
 const RtTextEncoder *rt_data_text(const RtDataset *d);
 
@@ -138,6 +143,9 @@ const char *rt_text_encoder_path(const RtTextEncoder *t);
  * the first time that caption is met (for the first 10 distinct captions
  * cut; rt_text_encoder_cut counts them all). */
 int rt_text_encode(RtTextEncoder *t, const char *caption, int32_t *ids, RtErr *e);
+/* rt_text_encode's check alone: an error if 'caption' has a byte the
+ * tokenizer never saw; nothing is encoded or counted. */
+int rt_text_check(RtTextEncoder *t, const char *caption, RtErr *e);
 /* How many distinct captions have been cut so far. */
 int64_t rt_text_encoder_cut(const RtTextEncoder *t);
 /* A fingerprint of a tokenizer: FNV-1a (64 bits) over its vocabulary and

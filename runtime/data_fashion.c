@@ -126,6 +126,13 @@ static int fashion_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *in
   return 0;
 }
 
+static int fashion_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
+  (void)d;
+  for (int c = 0; c < FASHION_CLASSES; c++)
+    if (rt_text_check(t, class_caption[c], e)) return -1;
+  return 0;
+}
+
 int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
   bool test = strcmp(args, "test") == 0;
   if (*args && !test)
@@ -144,6 +151,7 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
   d->impl = f;
   d->free_impl = fashion_free;
   d->load = fashion_load;
+  d->check_text = fashion_check_text;
   uint32_t idim[3], ldim[1];
   f->pixels = read_idx(images, 3, (const uint32_t[]){0, FASHION_SIDE, FASHION_SIDE}, idim, e);
   if (!f->pixels) return -1;

@@ -52,6 +52,13 @@ static int folder_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inp
   return 0;
 }
 
+static int folder_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
+  const Folder *f = d->impl;
+  for (int64_t k = 0; k < f->n; k++)
+    if (rt_text_check(t, f->caption[k], e)) return -1;
+  return 0;
+}
+
 /* Strips a trailing newline / carriage return; returns the length. */
 static size_t chomp(char *s) {
   size_t n = strlen(s);
@@ -88,6 +95,7 @@ int rt_data_open_folder(RtDataset *d, const char *args, RtErr *e) {
   d->impl = f;
   d->free_impl = folder_free;
   d->load = folder_load;
+  d->check_text = folder_check_text;
   f->input = in;
   f->size = (int)d->entry->input[in].dim[2];
   char tsv[4096];

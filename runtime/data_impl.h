@@ -36,6 +36,9 @@ struct RtDataset {
   /* A tokens dataset's check of a --tokenizer against the one its ids
    * were made with (NULL: the kind fills no text itself). */
   int (*check_tokenizer)(RtDataset *d, const RtBpe *tok, const char *path, RtErr *e);
+  /* rt_data_check_text: every caption the kind can give, or every word of
+   * them, through rt_text_check (NULL: nothing to check). */
+  int (*check_text)(RtDataset *d, RtTextEncoder *t, RtErr *e);
   /* rt_data_check_steps for a kind that may run out (NULL: none does). */
   int (*check_steps)(RtDataset *d, uint64_t first, uint64_t last, RtErr *e);
   void (*free_impl)(void *impl);

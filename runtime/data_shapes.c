@@ -196,6 +196,17 @@ static int shapes_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inp
   return 0;
 }
 
+/* Every word and phrase of the caption grammar. */
+static int shapes_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
+  (void)d;
+  const char *const *lists[] = {colour_names, kind_names, places, relations, (const char *const[]){"a small large"}};
+  const int sizes[] = {RT_SHAPES_COLOURS, RT_SHAPE_KINDS, 9, REL_COUNT, 1};
+  for (int l = 0; l < 5; l++)
+    for (int i = 0; i < sizes[l]; i++)
+      if (rt_text_check(t, lists[l][i], e)) return -1;
+  return 0;
+}
+
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   const RtEntrySpec *en = d->entry;
   bool test = strcmp(args, "test") == 0;
@@ -210,5 +221,6 @@ int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   d->impl = s;
   d->free_impl = free;
   d->load = shapes_load;
+  d->check_text = shapes_check_text;
   return rt_data_captions(d, sizeof ((RtShapesScene *)0)->caption, e);
 }

@@ -114,7 +114,8 @@ static int unknown_byte(const RtTextEncoder *t, const char *caption, RtErr *e) {
                    "fallback: train one on these captions (dalc bpe train --data SPEC)", caption, t->path);
 }
 
-int rt_text_encode(RtTextEncoder *t, const char *caption, int32_t *ids, RtErr *e) {
+/* The ids of a whole caption into t->buf; their count, or -1 (memory). */
+static int64_t encode_all(RtTextEncoder *t, const char *caption, RtErr *e) {
   int64_t n = rt_bpe_encode(t->bpe, caption, NULL, 0);
   if (n > t->bufcap) {
     int32_t *b = realloc(t->buf, sizeof *b * (size_t)n);
@@ -125,6 +126,16 @@ int rt_text_encode(RtTextEncoder *t, const char *caption, int32_t *ids, RtErr *e
   rt_bpe_encode(t->bpe, caption, t->buf, n);
   for (int64_t i = 0; i < n; i++)
     if (t->buf[i] == 0) return unknown_byte(t, caption, e);
+  return n;
+}
+
+int rt_text_check(RtTextEncoder *t, const char *caption, RtErr *e) {
+  return encode_all(t, caption, e) < 0 ? -1 : 0;
+}
+
+int rt_text_encode(RtTextEncoder *t, const char *caption, int32_t *ids, RtErr *e) {
+  int64_t n = encode_all(t, caption, e);
+  if (n < 0) return -1;
   if (rt_bpe_encode_padded(t->bpe, caption, rt_bpe_vocab(t->bpe), ids, t->len) > 0 && first_time(t, caption)) {
     if (++t->cut <= WARN_MAX)
       fprintf(stderr, "warning: caption \"%s\" is %lld tokens, more than the %lld of the text input: cut%s\n", caption,

@@ -144,7 +144,7 @@ int rt_exe_tokenize(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "tokenize --count %lld: dataset '%s' has %lld examples", (long long)n, a.data, (long long)size);
     goto done;
   }
-  if (!(enc = rt_text_encoder_new(a.tokenizer, len, e))) goto done;
+  if (!(enc = rt_text_encoder_new(a.tokenizer, len, e)) || rt_data_check_text(d, enc, e)) goto done;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e) || rt_program_prepare(p, entry, e)) goto done;
   x = rt_tensor_new(RT_F32, 4, en->input[0].dim, e);
   text = rt_tensor_new(RT_I32, 2, (int64_t[]){n, len}, e);

@@ -313,6 +313,10 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s\n",
             (unsigned long long)r->first, (unsigned long long)o->steps, r->p->model, r->p->config, res->loss,
             rt_progress_avg(&pr), r->ckpt);
+  const RtTextEncoder *text = rt_data_text(r->data);
+  if (!o->quiet && text && rt_text_encoder_cut(text) > 0)
+    fprintf(stderr, "%lld distinct captions were longer than the text input and cut\n",
+            (long long)rt_text_encoder_cut(text));
   return 0;
 fail:
   rt_progress_end(&pr);

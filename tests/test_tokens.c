@@ -4,7 +4,8 @@
  * a fixed rule, and whose two training entries compute the same loss from
  * (images, text) and from (text, image tokens). So the cached path and the
  * in-graph one can be compared batch by batch and loss by loss, on shapes
- * and on a fake copy of fashion-mnist (epochs shuffled). Also: every bad
+ * on a fake copy of fashion-mnist and on a folder of PNGs (epochs
+ * shuffled). Also: every bad
  * token cache, bad caption, --tokenizer and --init error. */
 #include <math.h>
 #include <stdarg.h>
@@ -319,7 +320,24 @@ START_TEST(test_text_input) {
   d = rt_data_open("shapes", en, 0, &e);
   ck_assert_int_eq(rt_data_set_tokenizer(d, "/nonexistent/tok.json", &e), -1);
   ck_assert_msg(strstr(e.msg, "/nonexistent/tok.json"), "%s", e.msg);
+  /* A tokenizer that misses a letter of the captions fails when it is set,
+   * not at the step that first meets it: shapes checks its grammar's words,
+   * fashion-mnist its class captions. */
+  const char *few[] = {"a red circle", "a blue square"};
+  b = rt_bpe_train(few, 2, 30, &e);
+  char *small = tu_path("small.json");
+  ck_assert_int_eq(rt_bpe_save(b, small, &e), 0);
+  rt_bpe_free(b);
+  ck_assert_int_eq(rt_data_set_tokenizer(d, small, &e), -1);
+  ck_assert_msg(strstr(e.msg, "caption \"green\"") && strstr(e.msg, "'g'"), "%s", e.msg);
   rt_data_free(d);
+  fake_fashion(3);
+  d = rt_data_open("fashion-mnist", en, 0, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  ck_assert_int_eq(rt_data_set_tokenizer(d, small, &e), -1);
+  ck_assert_msg(strstr(e.msg, "caption \"a t-shirt\"") && strstr(e.msg, "'t'"), "%s", e.msg);
+  rt_data_free(d);
+  free(small);
   for (int i = 0; i < 2; i++) rt_tensor_free(in[i]);
 }
 END_TEST
@@ -529,6 +547,38 @@ START_TEST(test_cache_fashion) {
   expect_fail(p, "the cache holds examples 0 .. 2 only", "without --count", cmd);
   free(part);
   free(cache);
+  rt_program_free(p);
+}
+END_TEST
+
+/* folder:PATH: five images (a shapes batch written as PNGs) with captions. */
+START_TEST(test_cache_folder) {
+  RtErr e;
+  char *dir = tu_path("folder");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s'", dir), 0);
+  RtArgSpec x = {.name = "x", .dtype = RT_F32, .rank = 4, .dim = {1, 3, 12, 12}};
+  RtEntrySpec en = {.name = "one", .ninput = 1, .input = &x};
+  RtTensor *img = rt_tensor_new(RT_F32, 4, x.dim, &e);
+  char path[1024], tsv[4096] = "";
+  for (int k = 0; k < 5; k++) {
+    RtDataset *d = rt_data_open("shapes", &en, 0, &e);
+    ck_assert_int_eq(rt_data_fill(d, (uint64_t)k, &img, &e), 0);
+    snprintf(path, sizeof path, "%s/%d.png", dir, k);
+    ck_assert_int_eq(rt_png_write_grid(path, img, 1, 1, &e), 0);
+    size_t at = strlen(tsv);
+    snprintf(tsv + at, sizeof tsv - at, "%d.png\t%s\n", k, rt_data_caption(d, 0));
+    rt_data_free(d);
+  }
+  snprintf(path, sizeof path, "%s/captions.tsv", dir);
+  tu_write_file(path, tsv);
+  rt_tensor_free(img);
+  RtProgram *p = fake_program();
+  char spec[1100];
+  snprintf(spec, sizeof spec, "folder:%s", dir);
+  char *cache = make_cache(p, "folder.tokens", spec, "");
+  compare_paths(p, spec, cache, 6); /* 24 examples: almost five epochs of five */
+  free(cache);
+  free(dir);
   rt_program_free(p);
 }
 END_TEST
@@ -820,6 +870,7 @@ int main(void) {
   tcase_add_test(tc, test_text_commands);
   tcase_add_test(tc, test_cache_shapes);
   tcase_add_test(tc, test_cache_fashion);
+  tcase_add_test(tc, test_cache_folder);
   tcase_add_test(tc, test_cache_errors);
   tcase_add_test(tc, test_init_from);
   tcase_add_test(tc, test_init_resume);
