@@ -2,7 +2,7 @@
  * with the model's KV cache (runtime/sampler.h).
  *
  *   sample (--in text=FILE.npy | --captions FILE.txt --tokenizer TOK.json | --bench)
- *          [--params P.safetensors | --seed S] [--temperature T] [--top-k K]
+ *          [--params P.safetensors | --seed S] [--init PREFIX=FILE]... [--temperature T] [--top-k K]
  *          [--sample-seed S] [--sampler gumbel|cdf] [--no-cache] [--out FILE.npy] [--json]
  *          [--logits-out FILE.npy]
  *
@@ -35,6 +35,7 @@ typedef struct {
   uint64_t seed, sample_seed, top_k;
   double temperature;
   bool no_cache, bench, json;
+  RtInitFrom init; /* --init PREFIX=FILE ... */
 } SampleArgs;
 
 static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
@@ -61,6 +62,7 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
     for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
       if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, e)) > 0 && rt_exe_u64(nums[k].flag, v, nums[k].dst, e))
         return -1;
+    if (!m) m = rt_exe_init_flag(argc, argv, &i, &a->init, e);
     if (m < 0) return -1;
     if (m) continue;
     if ((m = rt_exe_flag(argc, argv, &i, "--in", &v, e))) {
@@ -72,7 +74,7 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
       if (!(a->temperature >= 0)) return rt_err(e, "--temperature must be 0 (greedy) or more, got '%s'", v);
     } else {
       return rt_err(e, "sample: unknown option '%s' (options: --in text=FILE.npy --captions FILE.txt "
-                       "--tokenizer TOK.json --bench --params P --seed S --temperature T --top-k K "
+                       "--tokenizer TOK.json --bench --params P --init PREFIX=FILE --seed S --temperature T --top-k K "
                        "--sample-seed S --sampler gumbel|cdf --no-cache --out FILE.npy --json "
                        "--logits-out FILE.npy)",
                     argv[i]);
@@ -149,7 +151,7 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
                   (unsigned long long)a.top_k, (long long)K);
   RtTensor *text = NULL, *image = NULL, *logits = NULL;
   int rc = -1;
-  if (a.params ? rt_checkpoint_load_params(a.params, p, e) : p->init(p, a.seed, e)) goto done;
+  if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;
   if (a.bench ? bench_text(p, B, Lt, &text, e)
               : a.captions ? encode_captions(&a, B, Lt, &text, e) : rt_npy_read(a.text, &text, e))
     goto done;
