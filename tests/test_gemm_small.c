@@ -5,7 +5,8 @@
  * (nothing outside them written); bit-identical results for any split of
  * the columns; GEMM steps through the scheduler (batches with strides,
  * shared operands, accumulation over the batch, 1 to 3 threads) equal to
- * the kernel's own results bit for bit; which GEMMs it takes
+ * the kernel's own results bit for bit, and with the kernel off equal to
+ * them within rounding; which GEMMs it takes
  * (rt_gemm_small_fits, DAL_GEMM_SMALL); and a benchmark against OpenBLAS
  * on a KV-cached decode step's shapes (printed, not asserted).
  *
@@ -360,6 +361,13 @@ START_TEST(scheduler_steps_match_the_kernel) {
       }
       free(got);
     }
+    /* the kernel off (as on a CPU without AVX2): OpenBLAS, within rounding */
+    bool was = rt_gemm_small_enable(false);
+    float *got = run_step(2, &g, na, nb, nc, a, b, c0);
+    rt_gemm_small_enable(was);
+    double err = tu_rel_err(got, want, nc);
+    ck_assert_msg(err <= 1e-5, "case %zu, kernel off: rel err %g", s, err);
+    free(got);
     free(a);
     free(b);
     free(c0);
