@@ -104,6 +104,7 @@ LIBS_test_frontend := frontend ir
 LIBS_test_jit      := frontend codegen passes ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
+LIBS_test_gemm_small := runtime
 LIBS_test_bench    := runtime
 LIBS_test_plan_program := runtime
 LIBS_test_aot      := codegen passes ir runtime

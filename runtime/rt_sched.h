@@ -14,7 +14,12 @@
  *                   the items' effects in batch order: C blocks may overlap
  *                   (stride_c 0 and beta 1 accumulate over the batch).
  *                   GEMMs under 65536 multiply-adds run on the caller;
- *                   others are cut into 2 pieces per thread.
+ *                   others are cut into 2 pieces per thread. In
+ *                   RT_GEMM_SPLIT, a GEMM of few rows (up to 32, not
+ *                   trans_a: a KV-cached decode step's) runs the AVX2
+ *                   small-M kernel of gemm_small.h instead, 4 pieces per
+ *                   thread, with bit-identical results for every thread
+ *                   count (DAL_GEMM_SMALL=0 turns it off).
  *   RT_STEP_COPY    arg[0]'s bytes into arg[1]: memmove on the caller when
  *                   they overlap or are under 512 KiB, else pieces of at
  *                   least 256 KiB on the pool.
