@@ -297,6 +297,7 @@ void ev_lower_entry(Ev *ev, const AstDef *def) {
       IrNode *n = &g->node[g->param[i]];
       if (n->op == OP_PARAM && fnmatch(ev->freeze[k], n->name, 0) == 0) n->attr.frozen = true, matched++;
     }
-    if (!matched) ev_error(ev, ev->freeze_loc[k], "freeze: no parameter of '%s' matches \"%s\"", def->name, ev->freeze[k]);
+    if (!matched)
+      ev_error(ev, ev->freeze_loc[k], "freeze: no parameter of '%s' matches \"%s\"", def->name, ev->freeze[k]);
   }
 }

@@ -184,7 +184,8 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
     if (!a.json)
       printf("%s: i32%s image tokens (%s, %s, temperature %g, top-k %llu, sample seed %llu)\n", a.out,
              rt_shape_str(image->rank, image->dim, shape, sizeof shape), a.no_cache ? "no cache" : "KV cache",
-             so.draw.sampler == RT_SAMPLER_CDF ? "inverse CDF" : "Gumbel-max", a.temperature, (unsigned long long)a.top_k,
+             so.draw.sampler == RT_SAMPLER_CDF ? "inverse CDF" : "Gumbel-max", a.temperature,
+             (unsigned long long)a.top_k,
              (unsigned long long)a.sample_seed);
   }
   if (a.logits_out && rt_npy_write(a.logits_out, logits, e)) goto done;

@@ -181,7 +181,8 @@ RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr 
   pp->d = d;
   pp->arena_bytes = arena;
   pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam, .nsaved = nsaved,
-                        .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .source_hash = d->source_hash, .init = pp_init, .run = pp_run,
+                        .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .source_hash = d->source_hash,
+                        .init = pp_init, .run = pp_run,
                         .prepare = d->make_plan ? pp_prepare : NULL, .free = pp_free, .ctx = pp};
   for (int i = 0; i < d->nstate; i++) {
     const RtStateSpec *s = &d->state[i];
