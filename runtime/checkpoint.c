@@ -49,9 +49,7 @@ bad:
   return rt_err(e, "%s: metadata \"%s\" is \"%s\", not a non-negative integer", path, key, s);
 }
 
-/* Model names compare without directory or extension: a backend may name
- * the model by its source path, which depends on where it was run from. */
-static bool same_model(const char *a, const char *b) {
+bool rt_same_model(const char *a, const char *b) {
   const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
   a = sa ? sa + 1 : a;
   b = sb ? sb + 1 : b;
@@ -86,7 +84,7 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
       meta_u64(m, "dal.steps", false, &in.steps, path, e))
     goto done;
   const char *model = rt_meta_get(m, "dal.model"), *config = rt_meta_get(m, "dal.config");
-  if ((model && p->model && !same_model(model, p->model)) || (config && p->config && strcmp(config, p->config) != 0)) {
+  if ((model && p->model && !rt_same_model(model, p->model)) || (config && p->config && strcmp(config, p->config) != 0)) {
     rt_err(e, "%s: a checkpoint of model '%s' (config '%s'), not of '%s' (config '%s')", path, model ? model : "?",
            config ? config : "?", p->model, p->config);
     goto done;

@@ -35,6 +35,11 @@ typedef struct {
   char init[1024]; /* dal.init, "" if none */
 } RtCheckpointInfo;
 
+/* Whether two model names are the same model: compared without directory
+ * or extension, since a backend may name the model by its source path,
+ * which depends on where it was run from. */
+bool rt_same_model(const char *a, const char *b);
+
 /* Writes p's state (all but the transient part) and 'info' to 'path'. */
 int rt_checkpoint_save(const char *path, const RtProgram *p, const RtCheckpointInfo *info, RtErr *e);
 

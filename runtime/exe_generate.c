@@ -137,16 +137,6 @@ static int gather_captions(const GenArgs *a, char ***cap, int *n, RtErr *e) {
   return 0;
 }
 
-/* Model names compare without directory or extension (as checkpoints do). */
-static bool same_model(const char *a, const char *b) {
-  const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
-  a = sa ? sa + 1 : a;
-  b = sb ? sb + 1 : b;
-  const char *da = strrchr(a, '.'), *db = strrchr(b, '.');
-  size_t la = da && da != a ? (size_t)(da - a) : strlen(a), lb = db && db != b ? (size_t)(db - b) : strlen(b);
-  return la == lb && strncmp(a, b, la) == 0;
-}
-
 /* Checks that the model file belongs to p and returns its tokenizer. */
 static RtBpe *open_model(const GenArgs *a, RtProgram *p, RtErr *e) {
   RtTensorList *l = NULL;
@@ -157,7 +147,7 @@ static RtBpe *open_model(const GenArgs *a, RtProgram *p, RtErr *e) {
   const char *json = rt_meta_get(m, "dal.tokenizer"), *hash = rt_meta_get(m, "dal.source_hash");
   if (!model || !config) {
     rt_err(e, "%s: not a dal model file (its metadata has no dal.model / dal.config)", a->model);
-  } else if (!same_model(model, p->model) || strcmp(config, p->config) != 0) {
+  } else if (!rt_same_model(model, p->model) || strcmp(config, p->config) != 0) {
     rt_err(e, "%s is a model file of %s (config %s), not of %s (config %s)", a->model, model, config, p->model,
            p->config);
   } else if (!json) {
