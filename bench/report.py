@@ -2,15 +2,20 @@
 
 Reads what run.sh left in DIR (one JSON object per measurement:
 dal-MODEL.json, torch-MODEL-POLICY.json, sgemm.json; compile-MODEL.txt with
-one wall-clock time in ms per line; machine.txt) and prints one markdown
-table with the notes under it, on stdout and into DIR/results.md.
+one wall-clock time in ms per line; machine.txt; for sampling
+dal-sample-CACHE.json and torch-sample-CACHE-POLICY.json, CACHE = cache or
+nocache) and prints two markdown tables (training steps, sampling) with the
+notes under them, on stdout and into DIR/results.md.
 
-The ratio is PyTorch ms/step divided by dal ms/step: above 1 dal is faster.
+The ratio is PyTorch ms/step divided by dal ms/step (sampling: dal image
+tokens/s divided by PyTorch's): above 1 dal is faster.
 PyTorch leads with its fastest setting of this run (the OpenMP wait policy,
 MODELS.md section 3); the default setting is shown beside it. A measurement
 that failed shows as "failed" and its log is named in the notes; one that
 run.sh stopped at its time limit shows the steps it finished (from the
-per-step lines of its log), or "> limit" if none finished.
+per-step lines of its log), or "> limit" if none finished. A dal sampling
+measurement whose dalc has no `sample --bench` yet (its log says the option
+is unknown) shows "n/a" and is no failure.
 Run with /usr/bin/python3 (or any Python 3: only the standard library).
 """
 import json
@@ -113,6 +118,89 @@ def fastest(runs):
     return min(good, key=lambda pm: pm[1]["ms_median"])
 
 
+# ---- sampling --------------------------------------------------------------------
+
+SAMPLE_MODES = [("cache", "KV cache"), ("nocache", "no cache")]
+
+
+def sample_ok(m):
+    return "error" not in m and isinstance(m.get("tokens_per_s"), (int, float)) and m["tokens_per_s"] > 0
+
+
+def sample_missing(log):
+    """Whether a dal sampling log says this dalc lacks `sample --bench`."""
+    try:
+        with open(log) as f:
+            text = f.read()
+    except OSError:
+        return False
+    return "unknown option" in text or "unknown command" in text
+
+
+def fmt_tps(m):
+    """"1234 (0.415 s)": image tokens/s and the seconds of one generation."""
+    if not sample_ok(m):
+        return None
+    v = m["tokens_per_s"]
+    rate = "%.0f" % v if v >= 100 else "%.3g" % v
+    return "%s (%.3g s)" % (rate, m["seconds"]) if isinstance(m.get("seconds"), (int, float)) else rate
+
+
+def fmt_sample_ratio(dal_m, torch_m):
+    if not sample_ok(dal_m) or not sample_ok(torch_m):
+        return "-"
+    return "%.3gx" % (dal_m["tokens_per_s"] / torch_m["tokens_per_s"])
+
+
+def fmt_sample_mib(m):
+    if not sample_ok(m) or not isinstance(m.get("peak_rss_mib"), (int, float)):
+        return "-"
+    return "%.0f MiB" % m["peak_rss_mib"]
+
+
+def sample_table(d, config):
+    """The sampling rows, their notes and their failures: ([lines], [notes], [failures])."""
+    lines, notes, failures = [], [], []
+    shape = "batch 8, 32 text + 64 image tokens" if config == "bench" else "batch 8"
+    head = ("| GPT sampling (%s; %s) | dal image tokens/s | PyTorch image tokens/s, fastest setting | "
+            "ratio dal/PyTorch | PyTorch image tokens/s, OMP default | ratio dal/PyTorch | dal peak RSS | "
+            "PyTorch peak RSS |" % (config, shape))
+    lines += [head, "|" + "---|" * head.count(" |")]
+    for key, name in SAMPLE_MODES:
+        dal_log = os.path.join(d, "dal-sample-%s.log" % key)
+        dal = load(os.path.join(d, "dal-sample-%s.json" % key))
+        runs = {p: load(os.path.join(d, "torch-sample-%s-%s.json" % (key, p))) for p in POLICIES}
+        good = [(p, m) for p, m in runs.items() if sample_ok(m)]
+        policy, best = max(good, key=lambda pm: pm[1]["tokens_per_s"]) if good else (POLICIES[0], runs[POLICIES[0]])
+        if sample_ok(dal):
+            dal_cell = fmt_tps(dal)
+        elif stopped(dal):
+            dal_cell = "> %d s (stopped)" % stopped(dal)
+            failures.append("GPT sampling (%s) dal: stopped at the %d s limit (DAL_BENCH_TIMEOUT)" % (name, stopped(dal)))
+        elif sample_missing(dal_log):
+            dal_cell = "n/a"
+            notes.append("- GPT sampling (%s) dal: n/a, this dalc has no `sample --bench` (see %s)" % (name, dal_log))
+        else:
+            dal_cell = "failed"
+            failures.append("GPT sampling (%s) dal failed: see %s" % (name, dal_log))
+        for p in POLICIES:
+            if not sample_ok(runs[p]):
+                failures.append("GPT sampling (%s) PyTorch %s failed: see %s" % (
+                    name, p, os.path.join(d, "torch-sample-%s-%s.log" % (key, p))))
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, dal_cell,
+            "%s (%s)" % (fmt_tps(best), "OMP_WAIT_POLICY=PASSIVE" if policy == "PASSIVE" else "OMP default")
+            if sample_ok(best) else "failed",
+            fmt_sample_ratio(dal, best), fmt_tps(runs["default"]) or "failed", fmt_sample_ratio(dal, runs["default"]),
+            fmt_sample_mib(dal), fmt_sample_mib(best)))
+    notes.insert(0, "- GPT sampling: image tokens generated per second (batch x g*g over the wall time of one whole "
+                 "generation, the median of PyTorch's timed ones), each token by Gumbel-max at T = 1 from random "
+                 "weights and text ids; KV cache: the text once, then one position at a time; no cache: the whole "
+                 "sequence so far at every position. ratio = dal tokens/s / PyTorch tokens/s: above 1 dal is faster. "
+                 "Peak RSS: VmHWM of a fresh process per measurement.")
+    return lines, notes, failures
+
+
 def compile_line(d, config):
     """Each line of compile-MODEL.txt is "WALL_MS PASSES_MS" (PASSES_MS "-"
     when dalc has no --time-passes)."""
@@ -210,7 +298,10 @@ def main():
             " (dalc %s)" % machine["dalc_flags"] if machine.get("dalc_flags") else ""),
     ]
     notes += ["- %s" % f for f in failures]
-    text = "\n".join(lines + notes) + "\n"
+    s_lines, s_notes, s_failures = sample_table(d, config)
+    s_notes += ["- %s" % f for f in s_failures]
+    failures += s_failures
+    text = "\n".join(lines + notes + [""] + s_lines + [""] + s_notes) + "\n"
     sys.stdout.write(text)
     with open(os.path.join(d, "results.md"), "w") as f:
         f.write(text)

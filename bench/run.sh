@@ -7,6 +7,10 @@
 #
 #   dal      dalc run models/M.dal --config C -- bench --json ...   (M = dvae, gpt)
 #   PyTorch  bench/torch_bench.py --model M, OMP_WAIT_POLICY=PASSIVE and default
+#   sampling the GPT's image tokens, batch 8, with and without a KV cache:
+#            dalc run models/gpt.dal --config C --batch 8 -- sample --bench --json
+#            [--no-cache] --seed 0, and bench/torch_sample.py [--no-cache]
+#            (both policies); a dalc without `sample --bench` shows "n/a"
 #   compile  `dalc run models/M.dal --config C --time-passes -- info`: the
 #            phases' total, and the wall clock of the whole process
 #   sgemm    build/bench/sgemm (OpenBLAS, 2 threads)
@@ -22,6 +26,9 @@
 #                              killed and shown as "> limit" (0: never); the
 #                              reference executor's dVAE step takes ~5 min
 #   TORCH_BENCH_STEPS [10], TORCH_BENCH_WARMUP [2], TORCH_BENCH_SECONDS [30]
+#   TORCH_SAMPLE_REPS [3], TORCH_SAMPLE_WARMUP [1]   PyTorch's timed and
+#                              warm-up generations (budget TORCH_BENCH_SECONDS)
+#   SAMPLE_BATCH [8]           the sampling batch
 #   DAL_BENCH_DALC_FLAGS       extra dalc flags (e.g. a backend choice)
 #   PYTHON [/usr/bin/python3]  the interpreter with torch and numpy
 set -u
@@ -52,8 +59,8 @@ case $config in
 esac
 
 PYTHON=${PYTHON:-/usr/bin/python3}
-if [ $quick = 1 ]; then d_steps=2; d_warm=1; t_steps=3; t_warm=1; reps=1; sg=--quick
-else d_steps=10; d_warm=2; t_steps=10; t_warm=2; reps=3; sg=; fi
+if [ $quick = 1 ]; then d_steps=2; d_warm=1; t_steps=3; t_warm=1; reps=1; sg=--quick; s_reps=1
+else d_steps=10; d_warm=2; t_steps=10; t_warm=2; reps=3; sg=; s_reps=3; fi
 d_steps=${DAL_BENCH_STEPS:-$d_steps}
 d_warm=${DAL_BENCH_WARMUP:-$d_warm}
 d_secs=${DAL_BENCH_SECONDS:-30}
@@ -61,6 +68,9 @@ d_limit=${DAL_BENCH_TIMEOUT:-120}
 t_steps=${TORCH_BENCH_STEPS:-$t_steps}
 t_warm=${TORCH_BENCH_WARMUP:-$t_warm}
 t_secs=${TORCH_BENCH_SECONDS:-30}
+s_reps=${TORCH_SAMPLE_REPS:-$s_reps}
+s_warm=${TORCH_SAMPLE_WARMUP:-1}
+s_batch=${SAMPLE_BATCH:-8}
 dalc_flags=${DAL_BENCH_DALC_FLAGS:-}
 
 # ---- build --------------------------------------------------------------------
@@ -158,6 +168,32 @@ for m in dvae gpt; do
     "$PYTHON" bench/torch_bench.py --model $m --config "$config" --wait-policy $policy --warmup "$t_warm" \
       --steps "$t_steps" --max-seconds "$t_secs" --tau 1 --beta 1 > "$out/torch-$m-$policy.json" \
       2> "$out/torch-$m-$policy.log" || say "PyTorch failed on $m (see $out/torch-$m-$policy.log)"
+  done
+done
+
+# ---- GPT sampling: image tokens/s with and without a KV cache --------------------
+for cache in cache nocache; do
+  flag=
+  [ $cache = nocache ] && flag=--no-cache
+  say "== GPT sampling ($cache): dal, batch $s_batch"
+  limit=
+  [ "$d_limit" != 0 ] && limit="timeout -k 5 $d_limit"
+  # shellcheck disable=SC2086
+  $limit "$build/dalc" run models/gpt.dal --config "$config" --batch "$s_batch" $dalc_flags -- sample --bench --json \
+    $flag --seed 0 > "$out/dal-sample-$cache.json" 2> "$out/dal-sample-$cache.log"
+  rc=$?
+  if [ -n "$limit" ] && { [ $rc -eq 124 ] || [ $rc -eq 137 ]; }; then
+    echo "{\"error\": \"stopped after ${d_limit} s\", \"timeout_s\": $d_limit}" > "$out/dal-sample-$cache.json"
+    say "dal sampling ($cache): stopped after ${d_limit}s (DAL_BENCH_TIMEOUT)"
+  elif [ $rc -ne 0 ]; then
+    say "dal sampling ($cache) failed (see $out/dal-sample-$cache.log)"
+  fi
+  for policy in PASSIVE default; do
+    say "== GPT sampling ($cache): PyTorch, OMP_WAIT_POLICY $policy ($s_warm warm-up + $s_reps generations, budget ${t_secs}s)"
+    # shellcheck disable=SC2086
+    "$PYTHON" bench/torch_sample.py --config "$config" --batch "$s_batch" --wait-policy $policy --warmup "$s_warm" \
+      --reps "$s_reps" --max-seconds "$t_secs" $flag > "$out/torch-sample-$cache-$policy.json" \
+      2> "$out/torch-sample-$cache-$policy.log" || say "PyTorch sampling ($cache) failed (see $out/torch-sample-$cache-$policy.log)"
   done
 done
 

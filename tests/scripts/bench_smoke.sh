@@ -3,8 +3,12 @@
 # configurations, one step per measurement (bench/run.sh --quick --config
 # tiny into a temporary directory): every measurement must produce its JSON
 # and the table its two rows, with no "failed". Nothing about speed is
-# checked. Then the `bench` command through dalc on the real models, and
-# run.sh's bad arguments.
+# checked. The sampling table: its two rows (KV cache, no cache) with
+# PyTorch's image tokens/s and dal's or "n/a" (a dalc without `sample
+# --bench`); report.py on a dal sampling result (ratio), a failure and a
+# missing command; torch_sample.py --check (its cached logits against
+# dal_torch.GPT, the two paths' tokens equal). Then the `bench` command
+# through dalc on the real models, and run.sh's bad arguments.
 build=${1:-build}
 dalc="$build/dalc"
 tmp=$(mktemp -d)
@@ -23,7 +27,8 @@ else
   bad "bench/run.sh --quick --config tiny failed"; cat "$tmp/err" "$tmp/table"
 fi
 for f in dal-dvae.json dal-gpt.json torch-dvae-PASSIVE.json torch-dvae-default.json torch-gpt-PASSIVE.json \
-         torch-gpt-default.json sgemm.json results.md; do
+         torch-gpt-default.json sgemm.json results.md torch-sample-cache-PASSIVE.json \
+         torch-sample-cache-default.json torch-sample-nocache-PASSIVE.json torch-sample-nocache-default.json; do
   [ -s "$tmp/b/$f" ] && ok || bad "run.sh left no $f"
 done
 # The same table on stdout and in results.md; a row per model with numbers.
@@ -44,6 +49,20 @@ grep -q '"steps":1' "$tmp/b/dal-gpt.json" && grep -q '"unit":"tokens"' "$tmp/b/d
 grep -q '"unit": "tokens", "per_step": 96' "$tmp/b/torch-gpt-PASSIVE.json" && ok ||
   bad "torch-gpt-PASSIVE.json counts tokens differently: $(cat "$tmp/b/torch-gpt-PASSIVE.json")"
 
+# ---- sampling rows ---------------------------------------------------------------------
+grep -q '^| GPT sampling (tiny; batch 8) | dal image tokens/s |' "$tmp/b/results.md" && ok || bad "no sampling table"
+for mode in 'KV cache' 'no cache'; do
+  grep -Eq "^\| $mode \| ([0-9.]+ \([0-9.e-]+ s\) \|.*\| [0-9.]+x|n/a) \|.* [0-9.]+ \([0-9.e-]+ s\) \(O" "$tmp/b/results.md" && ok ||
+    bad "no '$mode' row with PyTorch's tokens/s and dal's (or n/a): $(grep "^| $mode" "$tmp/b/results.md")"
+done
+grep -q '"image_tokens": 128, .*"cache": true' "$tmp/b/torch-sample-cache-PASSIVE.json" && ok ||
+  bad "torch-sample-cache-PASSIVE.json: $(cat "$tmp/b/torch-sample-cache-PASSIVE.json")"
+grep -q '"image_tokens": 128, .*"cache": false' "$tmp/b/torch-sample-nocache-default.json" && ok ||
+  bad "torch-sample-nocache-default.json: $(cat "$tmp/b/torch-sample-nocache-default.json")"
+grep -q '"peak_rss_mib": [0-9]' "$tmp/b/torch-sample-cache-PASSIVE.json" && ok || bad "no peak RSS in torch-sample"
+/usr/bin/python3 bench/torch_sample.py --config tiny --check > "$tmp/check" 2>&1 &&
+  grep -q '"same_tokens": true' "$tmp/check" && ok || bad "torch_sample.py --check: $(cat "$tmp/check")"
+
 # ---- report.py on measurements stopped at the time limit, or failed ------------------
 cp -r "$tmp/b" "$tmp/c"
 echo '{"error": "stopped after 120 s", "timeout_s": 120}' > "$tmp/c/dal-dvae.json"
@@ -59,6 +78,22 @@ grep -Eq '^\| dVAE \| > 120000 \(stopped\) \| .*\| < [0-9.]+x \|' "$tmp/out" && 
 /usr/bin/python3 bench/report.py "$tmp/c" > "$tmp/out"
 [ $? -eq 1 ] && grep -q '^| GPT | failed |' "$tmp/out" && grep -q "GPT dal failed: see $tmp/c/dal-gpt.log" "$tmp/out" &&
   ok || bad "a failed measurement: $(grep GPT "$tmp/out")"
+
+# dal's sampling: a result (its ratio), a missing `sample --bench` (n/a, no
+# failure), another failure (failed, exit 1)
+cp -r "$tmp/b" "$tmp/s"
+echo '{"image_tokens": 128, "seconds": 0.5, "tokens_per_s": 256.0, "cache": true, "peak_rss_mib": 50.0}' \
+  > "$tmp/s/dal-sample-cache.json"
+echo "gpt.dal --: error: sample: unknown option '--bench' (options: ...)" > "$tmp/s/dal-sample-nocache.log"
+: > "$tmp/s/dal-sample-nocache.json"
+/usr/bin/python3 bench/report.py "$tmp/s" > "$tmp/out" && ok || bad "report.py: a dalc without sample --bench is no failure"
+grep -Eq '^\| KV cache \| 256 \(0.5 s\) \| [0-9.]+ \(.*\| [0-9.]+x \|.*\| 50 MiB \| [0-9]+ MiB \|$' "$tmp/out" && ok ||
+  bad "dal sampling result: $(grep '^| KV cache' "$tmp/out")"
+grep -Eq '^\| no cache \| n/a \| [0-9.]+ \(.*\| - \|' "$tmp/out" && grep -q 'no cache) dal: n/a' "$tmp/out" && ok ||
+  bad "dal sampling n/a: $(grep -e '^| no cache' -e 'n/a' "$tmp/out")"
+echo 'sample: something broke' > "$tmp/s/dal-sample-nocache.log"
+/usr/bin/python3 bench/report.py "$tmp/s" > "$tmp/out"
+[ $? -eq 1 ] && grep -q '^| no cache | failed |' "$tmp/out" && ok || bad "dal sampling failed: $(grep '^| no cache' "$tmp/out")"
 
 # ---- the bench command through dalc: text report, and an error ------------------
 if "$dalc" run models/dvae.dal --config tiny -- bench --steps 1 --warmup 0 --set tau=1 --set beta=0.5 \
