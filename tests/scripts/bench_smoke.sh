@@ -29,7 +29,7 @@ fi
 for f in dal-dvae.json dal-gpt.json torch-dvae-PASSIVE.json torch-dvae-default.json torch-gpt-PASSIVE.json \
          torch-gpt-default.json sgemm.json results.md torch-sample-cache-PASSIVE.json \
          torch-sample-cache-default.json torch-sample-nocache-PASSIVE.json torch-sample-nocache-default.json \
-         torch-sample-cache-PASSIVE-blas1.json torch-sample-nocache-PASSIVE-blas1.json; do
+         torch-sample-cache-PASSIVE-blas1.json torch-sample-nocache-default-blas1.json; do
   [ -s "$tmp/b/$f" ] && ok || bad "run.sh left no $f"
 done
 # The same table on stdout and in results.md; a row per model with numbers.
