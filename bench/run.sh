@@ -1,6 +1,6 @@
 #!/bin/sh
 # run.sh — dal against PyTorch on MODELS.md section 3's measurements, in one
-# run, one fresh process per measurement, then one table (bench/report.py)
+# run, one fresh process per measurement, then the tables (bench/report.py)
 # on stdout and in OUT/results.md.
 #
 #   sh bench/run.sh [--quick] [--config C] [--out DIR] [--build DIR]   (or: make bench)
@@ -10,7 +10,9 @@
 #   sampling the GPT's image tokens, batch 8, with and without a KV cache:
 #            dalc run models/gpt.dal --config C --batch 8 -- sample --bench --json
 #            [--no-cache] --seed 0, and bench/torch_sample.py [--no-cache]
-#            (both policies); a dalc without `sample --bench` shows "n/a"
+#            (both policies, each also with a single OpenBLAS thread: with
+#            the OpenMP default that is PyTorch's fastest KV-cached decode);
+#            a dalc without `sample --bench` shows "n/a"
 #   compile  `dalc run models/M.dal --config C --time-passes -- info`: the
 #            phases' total, and the wall clock of the whole process
 #   sgemm    build/bench/sgemm (OpenBLAS, 2 threads)
@@ -29,6 +31,10 @@
 #   TORCH_SAMPLE_REPS [3], TORCH_SAMPLE_WARMUP [1]   PyTorch's timed and
 #                              warm-up generations (budget TORCH_BENCH_SECONDS)
 #   SAMPLE_BATCH [8]           the sampling batch
+#   SAMPLE_TORCH_SETTINGS [PASSIVE default PASSIVE-blas1 default-blas1]
+#                              PyTorch's settings for sampling: POLICY or
+#                              POLICY-blasN (N OpenBLAS threads); the table
+#                              needs PASSIVE and default
 #   DAL_BENCH_DALC_FLAGS       extra dalc flags (e.g. a backend choice)
 #   PYTHON [/usr/bin/python3]  the interpreter with torch and numpy
 set -u
@@ -71,6 +77,7 @@ t_secs=${TORCH_BENCH_SECONDS:-30}
 s_reps=${TORCH_SAMPLE_REPS:-$s_reps}
 s_warm=${TORCH_SAMPLE_WARMUP:-1}
 s_batch=${SAMPLE_BATCH:-8}
+s_settings=${SAMPLE_TORCH_SETTINGS:-PASSIVE default PASSIVE-blas1 default-blas1}
 dalc_flags=${DAL_BENCH_DALC_FLAGS:-}
 
 # ---- build --------------------------------------------------------------------
@@ -188,12 +195,15 @@ for cache in cache nocache; do
   elif [ $rc -ne 0 ]; then
     say "dal sampling ($cache) failed (see $out/dal-sample-$cache.log)"
   fi
-  for policy in PASSIVE default; do
-    say "== GPT sampling ($cache): PyTorch, OMP_WAIT_POLICY $policy ($s_warm warm-up + $s_reps generations, budget ${t_secs}s)"
+  for setting in $s_settings; do
+    policy=${setting%%-blas*}
+    blas=0
+    case $setting in *-blas*) blas=${setting##*-blas} ;; esac
+    say "== GPT sampling ($cache): PyTorch, $setting ($s_warm warm-up + $s_reps generations, budget ${t_secs}s)"
     # shellcheck disable=SC2086
-    "$PYTHON" bench/torch_sample.py --config "$config" --batch "$s_batch" --wait-policy $policy --warmup "$s_warm" \
-      --reps "$s_reps" --max-seconds "$t_secs" $flag > "$out/torch-sample-$cache-$policy.json" \
-      2> "$out/torch-sample-$cache-$policy.log" || say "PyTorch sampling ($cache) failed (see $out/torch-sample-$cache-$policy.log)"
+    "$PYTHON" bench/torch_sample.py --config "$config" --batch "$s_batch" --wait-policy "$policy" --blas-threads "$blas" \
+      --warmup "$s_warm" --reps "$s_reps" --max-seconds "$t_secs" $flag > "$out/torch-sample-$cache-$setting.json" \
+      2> "$out/torch-sample-$cache-$setting.log" || say "PyTorch sampling ($cache) failed (see $out/torch-sample-$cache-$setting.log)"
   done
 done
 

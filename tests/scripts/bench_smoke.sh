@@ -4,9 +4,9 @@
 # tiny into a temporary directory): every measurement must produce its JSON
 # and the table its two rows, with no "failed". Nothing about speed is
 # checked. The sampling table: its two rows (KV cache, no cache) with
-# PyTorch's image tokens/s and dal's or "n/a" (a dalc without `sample
-# --bench`); report.py on a dal sampling result (ratio), a failure and a
-# missing command; torch_sample.py --check (its cached logits against
+# PyTorch's image tokens/s (the fastest of its settings, named) and dal's
+# or "n/a" (a dalc without `sample --bench`); report.py on a dal sampling
+# result (ratio), a failure and a missing command; torch_sample.py --check (its cached logits against
 # dal_torch.GPT, the two paths' tokens equal). Then the `bench` command
 # through dalc on the real models, and run.sh's bad arguments.
 build=${1:-build}
@@ -28,7 +28,8 @@ else
 fi
 for f in dal-dvae.json dal-gpt.json torch-dvae-PASSIVE.json torch-dvae-default.json torch-gpt-PASSIVE.json \
          torch-gpt-default.json sgemm.json results.md torch-sample-cache-PASSIVE.json \
-         torch-sample-cache-default.json torch-sample-nocache-PASSIVE.json torch-sample-nocache-default.json; do
+         torch-sample-cache-default.json torch-sample-nocache-PASSIVE.json torch-sample-nocache-default.json \
+         torch-sample-cache-PASSIVE-blas1.json torch-sample-nocache-default-blas1.json; do
   [ -s "$tmp/b/$f" ] && ok || bad "run.sh left no $f"
 done
 # The same table on stdout and in results.md; a row per model with numbers.
@@ -91,6 +92,12 @@ grep -Eq '^\| KV cache \| 256 \(0.5 s\) \| [0-9.]+ \(.*\| [0-9.]+x \|.*\| 50 MiB
   bad "dal sampling result: $(grep '^| KV cache' "$tmp/out")"
 grep -Eq '^\| no cache \| n/a \| [0-9.]+ \(.*\| - \|' "$tmp/out" && grep -q 'no cache) dal: n/a' "$tmp/out" && ok ||
   bad "dal sampling n/a: $(grep -e '^| no cache' -e 'n/a' "$tmp/out")"
+# the fastest PyTorch setting leads, named
+echo '{"image_tokens": 128, "seconds": 0.001, "tokens_per_s": 128000.0, "cache": true, "peak_rss_mib": 9.0}' \
+  > "$tmp/s/torch-sample-cache-PASSIVE-blas1.json"
+/usr/bin/python3 bench/report.py "$tmp/s" > "$tmp/out"
+grep -Fq '| KV cache | 256 (0.5 s) | 128000 (0.001 s) (OMP_WAIT_POLICY=PASSIVE, OPENBLAS_NUM_THREADS=1) | 0.002x |' "$tmp/out" &&
+  ok || bad "fastest setting: $(grep '^| KV cache' "$tmp/out")"
 echo 'sample: something broke' > "$tmp/s/dal-sample-nocache.log"
 /usr/bin/python3 bench/report.py "$tmp/s" > "$tmp/out"
 [ $? -eq 1 ] && grep -q '^| no cache | failed |' "$tmp/out" && ok || bad "dal sampling failed: $(grep '^| no cache' "$tmp/out")"
