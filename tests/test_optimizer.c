@@ -253,6 +253,63 @@ START_TEST(adamw_first_step_moves_by_lr) {
 }
 END_TEST
 
+/* A frozen parameter (attr.frozen, from freeze() in the language) gets no
+ * gradient, no moments and no update, even with weight decay; the others
+ * train as before. loss = sum(w * x) + sum(v * x) over a matrix input x. */
+START_TEST(train_step_skips_frozen_params) {
+  for (int frozen = 0; frozen < 2; frozen++) {
+    IrGraph *g = ir_graph_new("loss");
+    g->train = true;
+    IrShape m = {2, {2, 3}};
+    int x = ir_input(g, "x", IR_F32, m, LOC);
+    int w = ir_param(g, "vae.w", m, IR_INIT_ONES, 0, 0, LOC);
+    int v = ir_param(g, "gpt.v", m, IR_INIT_ONES, 0, 0, LOC);
+    g->node[w].attr.frozen = frozen;
+    int a = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, w, x, LOC), 3u, false, LOC);
+    int b = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, v, x, LOC), 3u, false, LOC);
+    int loss = ir_binary(g, OP_ADD, a, b, LOC);
+    ir_set_outputs(g, &loss, NULL, 1);
+    AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.5};
+    ck_assert_msg(opt_train_step(g, &o) == 0, "%s", g->error);
+    bool has_m_w = false, has_m_v = false, upd_w = false, upd_v = false;
+    for (int i = 0; i < g->nparam; i++) {
+      has_m_w |= strcmp(g->node[g->param[i]].name, "opt.m.vae.w") == 0;
+      has_m_v |= strcmp(g->node[g->param[i]].name, "opt.m.gpt.v") == 0;
+    }
+    for (int i = 0; i < g->nupdate; i++) {
+      upd_w |= g->update_target[i] == w;
+      upd_v |= g->update_target[i] == v;
+    }
+    ck_assert(has_m_v && upd_v);
+    ck_assert_msg(has_m_w == !frozen && upd_w == !frozen, "frozen=%d: moments %d, update %d", frozen, has_m_w, upd_w);
+    /* one step on the reference executor: the frozen one stays bit for bit */
+    RtTensor *persist[16];
+    ck_assert_int_le(g->nparam, 16);
+    for (int i = 0; i < g->nparam; i++) {
+      const IrNode *n = &g->node[g->param[i]];
+      persist[i] = rt_tensor_new(RT_F32, n->shape.rank, n->shape.d, NULL);
+      if (n->op == OP_PARAM)
+        for (int64_t k = 0; k < rt_tensor_numel(persist[i]); k++) rt_f32(persist[i])[k] = 1.0f;
+    }
+    RtTensor *in[2] = {rt_tensor_new(RT_F32, 2, m.d, NULL), scalar_tensor(0.1f)};
+    for (int k = 0; k < 6; k++) rt_f32(in[0])[k] = (float)(k + 1);
+    RtErr e;
+    RtTensor *out[2] = {NULL, NULL};
+    ck_assert_msg(ref_run(g, in, persist, out, NULL, &e) == 0, "%s", e.msg);
+    rt_tensor_free(out[0]);
+    const float *pw = rt_f32(persist[param_slot(g, "vae.w")]), *pv = rt_f32(persist[param_slot(g, "gpt.v")]);
+    for (int k = 0; k < 6; k++) {
+      ck_assert(pv[k] != 1.0f);
+      ck_assert(frozen ? pw[k] == 1.0f : pw[k] != 1.0f);
+    }
+    for (int i = 0; i < g->nparam; i++) rt_tensor_free(persist[i]);
+    rt_tensor_free(in[0]);
+    rt_tensor_free(in[1]);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
 /* Each refused call names the problem and leaves the graph unchanged. */
 static void expect_refused(IrGraph *g, const int *p, const int *gr, int n, const AdamWOptions *o, const char *msg) {
   int nodes = g->n, ninput = g->ninput, nparam = g->nparam, nupdate = g->nupdate, noutput = g->noutput;
@@ -312,6 +369,7 @@ int main(void) {
   tcase_add_test(tc, adamw_graph_has_named_state_updates_and_outputs);
   tcase_add_test(tc, adamw_first_step_moves_by_lr);
   tcase_add_test(tc, adamw_refuses_bad_calls);
+  tcase_add_test(tc, train_step_skips_frozen_params);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
