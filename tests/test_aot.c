@@ -108,7 +108,7 @@ START_TEST(test_writer_roundtrip) {
   ck_assert_int_eq(fclose(f), 0);
   tu_write_file(kern, KERNELS);
   const char *argv[] = {"cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Iruntime", src, kern, lib, "-lopenblas",
-                        "-lcjson", "-lz", "-lm", "-lpthread", "-o", exe,
+                        "-lcjson", "-lz", "-lcairo", "-lfontconfig", "-lm", "-lpthread", "-o", exe,
 #ifdef SANITIZE
                         SANITIZE,
 #endif
