@@ -40,7 +40,7 @@ uint32_t rt_data_kind_tag(const char *spec) {
 RtDataset *rt_data_open(const char *spec, const RtEntrySpec *entry, uint64_t seed, RtErr *e) {
   const DataKind *k = find_kind(spec);
   if (!k) {
-    rt_err(e, "unknown dataset '%s' (known: shapes[:test], fashion-mnist[:test], folder:PATH, "
+    rt_err(e, "unknown dataset '%s' (known: shapes[:test][:holdout=SPEC|:novel=SPEC], fashion-mnist[:test], folder:PATH, "
               "npy:NAME=FILE.npy[,NAME=FILE.npy...], tokens:FILE)", spec);
     return NULL;
   }

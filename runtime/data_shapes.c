@@ -1,5 +1,6 @@
 /* data_shapes.c — the built-in `shapes` dataset: coloured circles, squares
- * and triangles with captions (see data.h for the grammar and the stream). */
+ * and triangles with captions (see data.h for the grammar and the stream),
+ * and its splits filtered by held-out pairs (shapes_holdout.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ static const char *const places[9] = {
     "at the top left", "at the top",    "at the top right",    "on the left",        "in the center",
     "on the right",    "at the bottom left", "at the bottom", "at the bottom right",
 };
-enum { REL_ABOVE, REL_BELOW, REL_LEFT, REL_RIGHT, REL_COUNT };
+enum { REL_ABOVE = RT_SHAPES_ABOVE, REL_BELOW = RT_SHAPES_BELOW, REL_LEFT = RT_SHAPES_LEFT_OF,
+       REL_RIGHT = RT_SHAPES_RIGHT_OF, REL_COUNT = RT_SHAPES_RELATIONS };
 static const char *const relations[REL_COUNT] = {"above", "below", "to the left of", "to the right of"};
 
 const char *rt_shapes_colour_name(int c) { return c >= 0 && c < RT_SHAPES_COLOURS ? colour_names[c] : "background"; }
@@ -31,6 +33,10 @@ void rt_shapes_colour_rgb(int c, float rgb[3]) {
 
 const char *rt_shapes_kind_name(RtShapeKind k) { return (unsigned)k < RT_SHAPE_KINDS ? kind_names[k] : "?"; }
 
+const char *rt_shapes_place_name(int cell) { return cell >= 0 && cell < 9 ? places[cell] : "?"; }
+
+const char *rt_shapes_relation_name(int rel) { return rel >= 0 && rel < REL_COUNT ? relations[rel] : "?"; }
+
 /* ---- the random stream of one example ---- */
 
 typedef struct {
@@ -39,8 +45,10 @@ typedef struct {
   int left; /* unused words in buf */
 } Draw;
 
-static void draw_init(Draw *d, uint64_t seed, uint64_t index) {
-  *d = (Draw){.ctr = {(uint32_t)index, (uint32_t)(index >> 32), RT_SHAPES_TAG, 0},
+/* Attempt 0 is the scene stream itself (counter word 2 RT_SHAPES_TAG);
+ * attempt a > 0 (the retries of a filtered split) uses RT_SHAPES_TAG + a. */
+static void draw_init(Draw *d, uint64_t seed, uint64_t index, uint32_t attempt) {
+  *d = (Draw){.ctr = {(uint32_t)index, (uint32_t)(index >> 32), RT_SHAPES_TAG + attempt, 0},
               .key = {(uint32_t)seed, (uint32_t)(seed >> 32)}};
 }
 
@@ -70,8 +78,12 @@ static void place(RtShapesObject *o, int size, Draw *d) {
 }
 
 void rt_shapes_scene(uint64_t seed, uint64_t index, int size, RtShapesScene *sc) {
+  rt_shapes_scene_attempt(seed, index, 0, size, sc);
+}
+
+void rt_shapes_scene_attempt(uint64_t seed, uint64_t index, uint32_t attempt, int size, RtShapesScene *sc) {
   Draw d;
-  draw_init(&d, seed, index);
+  draw_init(&d, seed, index, attempt);
   memset(sc, 0, sizeof *sc);
   RtShapesObject *a = &sc->obj[0], *b = &sc->obj[1];
   if (draw_int(&d, 2) == 0) {
@@ -137,6 +149,46 @@ static bool inside(const RtShapesObject *o, float x, float y) {
   }
 }
 
+/* Whether the pixel [x, x+1] x [y, y+1] lies wholly outside o. */
+static bool pixel_outside(const RtShapesObject *o, float x, float y) {
+  float x0 = x - o->cx, x1 = x0 + 1.0f, y0 = y - o->cy, y1 = y0 + 1.0f;
+  switch (o->kind) {
+  case RT_SHAPE_CIRCLE: {
+    /* The pixel's point nearest the centre. */
+    float nx = x0 > 0.0f ? x0 : x1 < 0.0f ? x1 : 0.0f, ny = y0 > 0.0f ? y0 : y1 < 0.0f ? y1 : 0.0f;
+    return nx * nx + ny * ny > o->r * o->r;
+  }
+  case RT_SHAPE_SQUARE: {
+    float h = 0.85f * o->r;
+    return x0 > h || x1 < -h || y0 > h || y1 < -h;
+  }
+  case RT_SHAPE_TRIANGLE: {
+    if (y1 < -o->r || y0 > 0.75f * o->r) return true;
+    /* Beyond the right side (dx > (dy + r) / 1.75) or the left one at all
+     * four corners. */
+    float k = 1.0f / 1.75f;
+    return x0 - (y1 + o->r) * k > 0.0f || -x1 - (y1 + o->r) * k > 0.0f;
+  }
+  default: return true;
+  }
+}
+
+/* The 4x4 samples of a pixel sit 1/8 pixel or more inside it, so a pixel
+ * whose corners are all inside o (o is convex) has every sample inside, and
+ * one wholly outside has none, by margins no rounding reaches: the shortcuts
+ * give the same count as testing the 16 samples. */
+int rt_shapes_hits(const RtShapesObject *o, int x, int y) {
+  float fx = (float)x, fy = (float)y;
+  if (pixel_outside(o, fx, fy)) return 0;
+  if (inside(o, fx, fy) && inside(o, fx + 1.0f, fy) && inside(o, fx, fy + 1.0f) && inside(o, fx + 1.0f, fy + 1.0f))
+    return 16;
+  int hits = 0;
+  for (int sy = 0; sy < 4; sy++)
+    for (int sx = 0; sx < 4; sx++)
+      hits += inside(o, (float)x + ((float)sx + 0.5f) / 4.0f, (float)y + ((float)sy + 0.5f) / 4.0f);
+  return hits;
+}
+
 void rt_shapes_render(const RtShapesScene *sc, int size, float *img) {
   int64_t plane = (int64_t)size * size;
   for (int c = 0; c < 3; c++)
@@ -154,10 +206,7 @@ void rt_shapes_render(const RtShapesScene *sc, int size, float *img) {
         /* Coverage of the pixel from 4x4 samples; objects never overlap
          * (they sit in different cells), so blending with what is there is
          * blending with the background. */
-        int hits = 0;
-        for (int sy = 0; sy < 4; sy++)
-          for (int sx = 0; sx < 4; sx++)
-            hits += inside(o, (float)x + ((float)sx + 0.5f) / 4.0f, (float)y + ((float)sy + 0.5f) / 4.0f);
+        int hits = rt_shapes_hits(o, x, y);
         if (!hits) continue;
         float cov = (float)hits / 16.0f;
         for (int c = 0; c < 3; c++) {
@@ -178,9 +227,10 @@ bool rt_shapes_index(bool test, uint64_t i, uint64_t *scene) {
 }
 
 typedef struct {
-  int input; /* the image input */
-  int size;  /* S */
-  bool test; /* the held-out split */
+  int input;        /* the image input */
+  int size;         /* S */
+  bool test;        /* the held-out split */
+  RtShapesFilter f; /* held-out pairs left out or kept (f.pairs 0: none) */
 } Shapes;
 
 static int shapes_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
@@ -190,7 +240,8 @@ static int shapes_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inp
     return rt_err(e, "dataset shapes%s: example %llu is past the end of the split (the training split is scenes "
                      "0 .. 2^40-1, the test split the ones after)", s->test ? ":test" : "", (unsigned long long)k);
   RtShapesScene sc;
-  rt_shapes_scene(d->seed, scene, s->size, &sc);
+  if (!s->f.pairs) rt_shapes_scene(d->seed, scene, s->size, &sc);
+  else if (rt_shapes_example(d->seed, scene, s->f, s->size, &sc, e)) return -1;
   rt_shapes_render(&sc, s->size, rt_f32(inputs[s->input]) + j * 3 * (int64_t)s->size * s->size);
   memcpy(d->caption[j], sc.caption, strlen(sc.caption) + 1);
   return 0;
@@ -207,10 +258,33 @@ static int shapes_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
   return 0;
 }
 
+/* args: [test][:]FILTER, FILTER one of holdout[=SPEC], seen[=SPEC],
+ * novel[=SPEC] (data.h). */
+static int parse_args(const char *args, bool *test, RtShapesFilter *f, RtErr *e) {
+  static const char usage[] = "dataset shapes takes nothing (the training split), 'test' (the test split), and then "
+                              "a filter of held-out pairs, holdout[=SPEC], seen[=SPEC] or novel[=SPEC] (test only): "
+                              "shapes:holdout=purple-triangle+green-circle, shapes:test:novel";
+  *test = strncmp(args, "test", 4) == 0 && (args[4] == 0 || args[4] == ':');
+  const char *filter = *test ? args + 4 + (args[4] == ':') : args;
+  *f = (RtShapesFilter){0};
+  if (!*filter) return !*args || !strcmp(args, "test") ? 0 : rt_err(e, "%s; not '%s'", usage, args);
+  const char *eq = strchr(filter, '=');
+  size_t len = eq ? (size_t)(eq - filter) : strlen(filter);
+  bool keep = (len == 7 && !strncmp(filter, "holdout", 7)) || (len == 4 && !strncmp(filter, "seen", 4));
+  f->novel = len == 5 && !strncmp(filter, "novel", 5);
+  if (!keep && !f->novel) return rt_err(e, "%s; not '%s'", usage, args);
+  if (f->novel && !*test)
+    return rt_err(e, "dataset shapes:%s: the training split has no never-seen compositions by design; they are "
+                     "shapes:test:%s", args, args);
+  if (eq && !eq[1]) return rt_err(e, "dataset shapes:%s: '=' with no pairs after it", args);
+  return rt_shapes_holdout_parse(eq ? eq + 1 : RT_SHAPES_HOLDOUT_DEFAULT, &f->pairs, e);
+}
+
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   const RtEntrySpec *en = d->entry;
-  bool test = strcmp(args, "test") == 0;
-  if (*args && !test) return rt_err(e, "dataset shapes takes 'test' or nothing (the training split), not '%s'", args);
+  bool test;
+  RtShapesFilter f;
+  if (parse_args(args, &test, &f, e)) return -1;
   int i = rt_data_image_input(d, "shapes", e);
   if (i < 0) return -1;
   Shapes *s = malloc(sizeof *s);
@@ -218,6 +292,7 @@ int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   s->input = i;
   s->size = (int)en->input[i].dim[2];
   s->test = test;
+  s->f = f;
   d->impl = s;
   d->free_impl = free;
   d->load = shapes_load;

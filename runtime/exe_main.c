@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "exe.h"
 #include "train.h"
 
@@ -140,7 +141,10 @@ static void usage(FILE *f, const char *prog) {
           "                                      ms/step, throughput and peak memory of an entry\n"
           "  help                                this text\n"
           "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
-          "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n",
+          "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n"
+          "                 shapes:holdout[=PAIRS] trains without held-out colour-kind pairs (default\n"
+          "                 " RT_SHAPES_HOLDOUT_DEFAULT "); shapes:test:seen[=PAIRS] and\n"
+          "                 shapes:test:novel[=PAIRS] are the test scenes without and with them\n",
           prog);
 }
 

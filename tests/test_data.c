@@ -1,7 +1,9 @@
 /* test_data.c — datasets (runtime/data.h): the shapes generator's
  * determinism, value range and caption/image correspondence, the npy
- * dataset's row order and errors, shapes' stream kept as it was and its
- * disjoint test split, fashion-mnist (a small fake copy: epochs
+ * dataset's row order and errors, shapes' stream kept as it was, its
+ * disjoint test split and its held-out pairs (never-seen compositions:
+ * no training batch or tokenizer text has one, the novel split only
+ * those), fashion-mnist (a small fake copy: epochs
  * as shuffled permutations, captions, resizing, every bad-file class; and
  * the real files when Debian's package is installed), and PNG grids. */
 #include <math.h>
@@ -13,6 +15,7 @@
 
 #include "runtime/data.h"
 #include "runtime/npy.h"
+#include "runtime/shapes_reader.h"
 #include "tests/util.h"
 
 /* ---- reading a rendered scene back from its pixels ---- */
@@ -238,7 +241,7 @@ START_TEST(test_shapes_dataset) {
   ck_assert_ptr_null(rt_data_open("imagenet", &dvae_entry, 0, &e));
   ck_assert_msg(strstr(e.msg, "unknown dataset 'imagenet'"), "%s", e.msg);
   ck_assert_ptr_null(rt_data_open("shapes:big", &dvae_entry, 0, &e));
-  ck_assert_msg(strstr(e.msg, "takes 'test' or nothing"), "%s", e.msg);
+  ck_assert_msg(strstr(e.msg, "takes nothing (the training split), 'test'"), "%s", e.msg);
 }
 END_TEST
 
@@ -328,6 +331,237 @@ START_TEST(test_shapes_test_split) {
   rt_tensor_free(y);
   rt_data_free(tr);
   rt_data_free(te);
+}
+END_TEST
+
+/* ---- held-out pairs ---- */
+
+/* Whether a caption names a held-out pair of "purple-triangle+green-circle
+ * +blue-square", read from its words alone ("COLOUR KIND" is adjacent in
+ * both caption forms). */
+static bool names_default_pair(const char *caption) {
+  return strstr(caption, "purple triangle") || strstr(caption, "green circle") || strstr(caption, "blue square");
+}
+
+START_TEST(test_shapes_holdout_spec) {
+  uint32_t pairs, other;
+  RtErr e;
+  ck_assert_int_eq(rt_shapes_holdout_parse(RT_SHAPES_HOLDOUT_DEFAULT, &pairs, &e), 0);
+  ck_assert_int_eq(__builtin_popcount(pairs), 3);
+  ck_assert(pairs & (1u << RT_SHAPES_PAIR(4, RT_SHAPE_TRIANGLE)));
+  ck_assert(pairs & (1u << RT_SHAPES_PAIR(1, RT_SHAPE_CIRCLE)));
+  ck_assert(pairs & (1u << RT_SHAPES_PAIR(2, RT_SHAPE_SQUARE)));
+  char buf[256];
+  ck_assert_str_eq(rt_shapes_holdout_str(pairs, buf, sizeof buf), "green-circle+blue-square+purple-triangle");
+  ck_assert_int_eq(rt_shapes_holdout_parse(buf, &other, &e), 0);
+  ck_assert_uint_eq(other, pairs);
+  ck_assert_int_eq(rt_shapes_holdout_parse("red-circle+red-circle", &other, &e), 0);
+  ck_assert_uint_eq(other, 1u);
+  static const char *const bad[] = {"", "red", "red-", "-circle", "red-circles", "pink-circle", "red-circle+",
+                                    "red-circle++blue-square", "red circle", "Red-circle"};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    ck_assert_msg(rt_shapes_holdout_parse(bad[k], &other, &e) == -1, "'%s' parsed", bad[k]);
+    ck_assert_msg(strstr(e.msg, "is not COLOUR-KIND"), "%s", e.msg);
+  }
+  /* Holding out all 15 pairs leaves nothing. */
+  char all[512] = "";
+  for (int c = 0; c < RT_SHAPES_COLOURS; c++)
+    for (int k = 0; k < RT_SHAPE_KINDS; k++)
+      snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s-%s", *all ? "+" : "", rt_shapes_colour_name(c),
+               rt_shapes_kind_name((RtShapeKind)k));
+  ck_assert_int_eq(rt_shapes_holdout_parse(all, &other, &e), -1);
+  ck_assert_msg(strstr(e.msg, "every (colour, kind) pair"), "%s", e.msg);
+  /* Scenes: rt_shapes_uses_pair looks at both objects of a relation. */
+  RtShapesScene sc = {.nobj = 2};
+  sc.obj[0] = (RtShapesObject){.kind = RT_SHAPE_SQUARE, .colour = 0};
+  sc.obj[1] = (RtShapesObject){.kind = RT_SHAPE_CIRCLE, .colour = 1};
+  ck_assert(rt_shapes_uses_pair(&sc, pairs));
+  sc.nobj = 1;
+  ck_assert(!rt_shapes_uses_pair(&sc, pairs));
+  ck_assert(!rt_shapes_uses_pair(&sc, 0));
+}
+END_TEST
+
+/* A stand-in entry with one image input of 'batch' images at 'size'. */
+typedef struct {
+  RtArgSpec x;
+  RtEntrySpec en;
+} OneImage;
+
+static void one_image(OneImage *o, int64_t batch, int64_t size) {
+  o->x = (RtArgSpec){.name = "x", .dtype = RT_F32, .rank = 4, .dim = {batch, 3, size, size}};
+  o->en = (RtEntrySpec){.name = "loss", .train = true, .ninput = 1, .input = &o->x};
+}
+
+/* No training batch of shapes:holdout has a held-out pair, over many
+ * steps; the images show their captions; the batch of a step is the same
+ * whenever it is asked for; an example is the unfiltered one whenever
+ * that passes; the default SPEC is RT_SHAPES_HOLDOUT_DEFAULT. */
+START_TEST(test_shapes_holdout_training) {
+  RtErr e;
+  OneImage o;
+  one_image(&o, 16, 16);
+  RtDataset *h = rt_data_open("shapes:holdout", &o.en, 5, &e);
+  ck_assert_msg(h != NULL, "%s", e.msg);
+  RtDataset *h2 = rt_data_open("shapes:holdout=blue-square+purple-triangle+green-circle", &o.en, 5, &e);
+  RtDataset *plain = rt_data_open("shapes", &o.en, 5, &e);
+  ck_assert(h2 && plain);
+  RtTensor *x = rt_tensor_new(RT_F32, 4, o.x.dim, &e), *y = rt_tensor_new(RT_F32, 4, o.x.dim, &e);
+  char (*first)[96] = calloc(16, sizeof *first);
+  int kept = 0, single = 0, pair = 0;
+  for (uint64_t step = 0; step < 300; step++) {
+    ck_assert_int_eq(rt_data_fill(h, step, &x, &e), 0);
+    ck_assert_int_eq(rt_data_fill(plain, step, &y, &e), 0);
+    for (int j = 0; j < 16; j++) {
+      const char *c = rt_data_caption(h, j), *u = rt_data_caption(plain, j);
+      ck_assert_msg(!names_default_pair(c), "step %llu: '%s'", (unsigned long long)step, c);
+      if (!names_default_pair(u)) {
+        /* The unfiltered example passes, so it is the example. */
+        ck_assert_str_eq(c, u);
+        ck_assert(memcmp(rt_f32(x) + j * 3 * 16 * 16, rt_f32(y) + j * 3 * 16 * 16, 3 * 16 * 16 * sizeof(float)) == 0);
+        kept++;
+      }
+      single += strstr(c, " small ") || strstr(c, " large ");
+      pair += !(strstr(c, " small ") || strstr(c, " large "));
+      if (step == 7) memcpy(first[j], c, strlen(c) + 1);
+    }
+  }
+  /* About 71% of unfiltered scenes pass; both caption forms remain. */
+  ck_assert_msg(kept > 0.6 * 4800 && kept < 0.8 * 4800, "%d", kept);
+  ck_assert_msg(single > 1500 && pair > 1500, "%d %d", single, pair);
+  /* Step 7 again, from a fresh dataset and from the one with the SPEC
+   * spelt out: the same batch. */
+  ck_assert_int_eq(rt_data_fill(h2, 7, &y, &e), 0);
+  for (int j = 0; j < 16; j++) ck_assert_str_eq(rt_data_caption(h2, j), first[j]);
+  ck_assert_int_eq(rt_data_fill(h, 7, &x, &e), 0);
+  ck_assert(memcmp(rt_f32(x), rt_f32(y), rt_tensor_bytes(x)) == 0);
+  /* Images show their captions (read back by the test's own reader at 96). */
+  OneImage big;
+  one_image(&big, 8, 96);
+  RtDataset *hb = rt_data_open("shapes:holdout", &big.en, 5, &e);
+  RtTensor *b = rt_tensor_new(RT_F32, 4, big.x.dim, &e);
+  /* Batch 8's step 14 holds examples 112 .. 119, which batch 16's step 7
+   * began with: an example does not depend on the batch size. */
+  ck_assert_int_eq(rt_data_fill(hb, 14, &b, &e), 0);
+  for (int j = 0; j < 8; j++) {
+    check_caption(rt_data_caption(hb, j), rt_f32(b) + j * 3 * 96 * 96, 96);
+    ck_assert_str_eq(rt_data_caption(hb, j), first[j]);
+  }
+  /* Chosen examples (what a token cache stores): example k of the stream. */
+  uint64_t k[16];
+  for (int j = 0; j < 16; j++) k[j] = 7 * 16 + (uint64_t)j;
+  ck_assert_int_eq(rt_data_fill_examples(h2, k, &y, &e), 0);
+  for (int j = 0; j < 16; j++) ck_assert_str_eq(rt_data_caption(h2, j), first[j]);
+  free(first);
+  rt_tensor_free(b);
+  rt_tensor_free(x);
+  rt_tensor_free(y);
+  rt_data_free(hb);
+  rt_data_free(h);
+  rt_data_free(h2);
+  rt_data_free(plain);
+}
+END_TEST
+
+/* The tokenizer's training text: `dalc bpe train --data SPEC` reads the
+ * captions of the first N examples through the dataset (a stand-in entry of
+ * 64 16x16 images, as tools/cmd_bpe.c opens it); none has a held-out pair.
+ * And the command itself takes the spec. */
+START_TEST(test_shapes_holdout_tokenizer_text) {
+  RtErr e;
+  OneImage o;
+  one_image(&o, 64, 16);
+  RtDataset *d = rt_data_open("shapes:holdout=red-circle+yellow-square", &o.en, 0, &e);
+  ck_assert_msg(d != NULL, "%s", e.msg);
+  RtTensor *x = rt_tensor_new(RT_F32, 4, o.x.dim, &e);
+  int red_other = 0;
+  for (uint64_t step = 0; step * 64 < 10000; step++) {
+    ck_assert_int_eq(rt_data_fill(d, step, &x, &e), 0);
+    for (int j = 0; j < 64; j++) {
+      const char *c = rt_data_caption(d, j);
+      ck_assert_msg(!strstr(c, "red circle") && !strstr(c, "yellow square"), "'%s'", c);
+      red_other += strstr(c, "red square") != NULL;
+    }
+  }
+  ck_assert_int_gt(red_other, 100); /* the colour and the kind themselves stay */
+  rt_tensor_free(x);
+  rt_data_free(d);
+  char *tok = tu_path("holdout-tok.json");
+  int st;
+  char *out = tu_sh_output(&st, "%s bpe train --data shapes:holdout=red-circle --examples 2000 --vocab 200 -o %s",
+                           tu_dalc(), tok);
+  ck_assert_msg(st == 0 && strstr(out, "learned from 2000 texts"), "%s", out);
+  free(out);
+  out = tu_sh_output(&st, "%s bpe train --data shapes:holdout=red-circel --vocab 200 -o %s", tu_dalc(), tok);
+  ck_assert_msg(st != 0 && strstr(out, "'red-circel' is not COLOUR-KIND"), "%s", out);
+  free(out);
+  free(tok);
+}
+END_TEST
+
+/* shapes:test:novel holds only scenes with a held-out pair, every one of
+ * them met; shapes:test:seen (= shapes:test:holdout) none; example i of
+ * the test split is example i of exactly one of them. */
+START_TEST(test_shapes_holdout_test_splits) {
+  RtErr e;
+  OneImage o;
+  one_image(&o, 32, 16);
+  RtDataset *te = rt_data_open("shapes:test", &o.en, 3, &e), *nv = rt_data_open("shapes:test:novel", &o.en, 3, &e),
+            *sn = rt_data_open("shapes:test:seen", &o.en, 3, &e),
+            *ho = rt_data_open("shapes:test:holdout=" RT_SHAPES_HOLDOUT_DEFAULT, &o.en, 3, &e),
+            *tr = rt_data_open("shapes:holdout", &o.en, 3, &e);
+  ck_assert_msg(te && nv && sn && ho && tr, "%s", e.msg);
+  RtTensor *t[5];
+  for (int k = 0; k < 5; k++) t[k] = rt_tensor_new(RT_F32, 4, o.x.dim, &e);
+  uint32_t pairs;
+  ck_assert_int_eq(rt_shapes_holdout_parse(RT_SHAPES_HOLDOUT_DEFAULT, &pairs, &e), 0);
+  uint32_t met = 0;
+  int novel_first = 0, overlap = 0;
+  for (uint64_t step = 0; step < 40; step++) {
+    RtDataset *ds[5] = {te, nv, sn, ho, tr};
+    for (int k = 0; k < 5; k++) ck_assert_int_eq(rt_data_fill(ds[k], step, &t[k], &e), 0);
+    for (int j = 0; j < 32; j++) {
+      const char *c = rt_data_caption(te, j), *n = rt_data_caption(nv, j), *s = rt_data_caption(sn, j);
+      RtShapesCaption pc;
+      ck_assert_int_eq(rt_shapes_parse_caption(n, &pc, &e), 0);
+      ck_assert_msg(names_default_pair(n) && rt_shapes_caption_uses_pair(&pc, pairs), "novel: '%s'", n);
+      for (int k = 0; k < pc.nobj; k++)
+        if (pairs & (1u << RT_SHAPES_PAIR(pc.colour[k], pc.kind[k]))) met |= 1u << RT_SHAPES_PAIR(pc.colour[k], pc.kind[k]);
+      ck_assert_msg(!names_default_pair(s), "seen: '%s'", s);
+      ck_assert_str_eq(s, rt_data_caption(ho, j));
+      ck_assert_int_eq(!strcmp(c, n) + !strcmp(c, s), 1);
+      novel_first += !strcmp(c, n);
+      overlap += !strcmp(rt_data_caption(tr, j), s);
+    }
+    ck_assert(memcmp(rt_f32(t[2]), rt_f32(t[3]), rt_tensor_bytes(t[2])) == 0);
+  }
+  ck_assert_uint_eq(met, pairs);
+  /* About 29% of test scenes use a held-out pair. */
+  ck_assert_msg(novel_first > 0.2 * 1280 && novel_first < 0.38 * 1280, "%d", novel_first);
+  ck_assert_int_lt(overlap, 100); /* training and test draws differ */
+  for (int k = 0; k < 5; k++) rt_tensor_free(t[k]);
+  rt_data_free(te);
+  rt_data_free(nv);
+  rt_data_free(sn);
+  rt_data_free(ho);
+  rt_data_free(tr);
+  /* Bad specs. */
+  static const struct {
+    const char *spec, *msg;
+  } bad[] = {
+      {"shapes:novel", "the training split has no never-seen compositions"},
+      {"shapes:holdout=", "'=' with no pairs"},
+      {"shapes:holdout=red-cat", "'red-cat' is not COLOUR-KIND"},
+      {"shapes:test:", "not 'test:'"},
+      {"shapes:test:nope", "not 'test:nope'"},
+      {"shapes:testing", "not 'testing'"},
+      {"shapes:holdouts", "not 'holdouts'"},
+      {"shapes:seen:test", "not 'seen:test'"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    ck_assert_ptr_null(rt_data_open(bad[k].spec, &o.en, 0, &e));
+    ck_assert_msg(strstr(e.msg, bad[k].msg), "%s: %s", bad[k].spec, e.msg);
+  }
 }
 END_TEST
 
@@ -714,6 +948,10 @@ int main(void) {
   tcase_add_test(tc, test_shapes_dataset);
   tcase_add_test(tc, test_shapes_stream_unchanged);
   tcase_add_test(tc, test_shapes_test_split);
+  tcase_add_test(tc, test_shapes_holdout_spec);
+  tcase_add_test(tc, test_shapes_holdout_training);
+  tcase_add_test(tc, test_shapes_holdout_tokenizer_text);
+  tcase_add_test(tc, test_shapes_holdout_test_splits);
   tcase_add_test(tc, test_npy_dataset);
   tcase_add_test(tc, test_fashion_fake);
   tcase_add_test(tc, test_fashion_real);

@@ -92,5 +92,8 @@ int cmd_bpe(int argc, char **argv);
 /* `dalc generate --model FILE ...` (cmd_generate.c): compiles the model the
  * file names and runs its `generate` command. */
 int cmd_generate(int argc, char **argv);
+/* `dalc judge shapes ...` (cmd_judge.c): caption accuracy of shapes images
+ * by the runtime's rule-based reader. */
+int cmd_judge(int argc, char **argv);
 
 #endif

@@ -1,0 +1,298 @@
+/* cmd_judge.c — `dalc judge shapes`: how many images show what their
+ * captions say, read by the rule-based shapes reader
+ * (runtime/shapes_reader.h).
+ *
+ *   dalc judge shapes --images IMAGES.npy --captions CAPTIONS.txt [--n N]
+ *                     [--holdout[=SPEC]] [--json]
+ *   dalc judge shapes --data SPEC [--count N] [--size S] [--seed S]
+ *                     [--holdout[=SPEC]] [--json]
+ *
+ * --images: f32 [C*N, 3, S, S] in [-1, 1] (what `generate --out-npy`
+ * writes), the N images of caption c being rows c*N .. c*N+N-1;
+ * --captions: the C captions, one per line (blank lines skipped, as
+ * generate skips them); N: --n, else rows / C. --data: the first N
+ * (default 1000) examples of a captioned dataset of shapes captions, at
+ * S x S (default 32) from seed S (default 0): real renders, the reader's
+ * own accuracy (shapes:test, shapes:test:novel, ...). --holdout: also the
+ * accuracy on captions that use none of the held-out pairs (seen) and on
+ * those that do (novel); SPEC as in data.h, default the default pairs.
+ * Prints a table of full-caption and per-attribute accuracies with the
+ * counts behind them, or with --json the same as one JSON object:
+ *   {"images": R, "captions": C, "n": N, "size": S, "holdout": SPEC or null,
+ *    "all": GROUP, "seen": GROUP, "novel": GROUP}     (seen, novel: with --holdout)
+ *   GROUP = {"images": k, "accuracy": {"all": a, "count": a, "colour": a,
+ *            "kind": a, "place": a, "size": a}, "matched": {same keys: counts}}
+ * (an accuracy is null for a group of no images). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/data.h"
+#include "runtime/npy.h"
+#include "runtime/shapes_reader.h"
+#include "tools/cli.h"
+
+static const char judge_usage[] =
+    "usage: dalc judge shapes --images IMAGES.npy --captions CAPTIONS.txt [--n N] [--holdout[=SPEC]] [--json]\n"
+    "       dalc judge shapes --data SPEC [--count N] [--size S] [--seed S] [--holdout[=SPEC]] [--json]\n";
+
+typedef struct {
+  const char *images, *captions, *data, *holdout;
+  long long n, count, size, seed;
+  bool json;
+} JudgeArgs;
+
+typedef struct {
+  char **text;
+  int64_t n;
+} Captions;
+
+static void free_captions(Captions *c) {
+  for (int64_t i = 0; i < c->n; i++) free(c->text[i]);
+  free(c->text);
+}
+
+static int add_caption(Captions *c, const char *s) {
+  if ((c->n & (c->n - 1)) == 0) {
+    char **more = realloc(c->text, sizeof *more * (size_t)(c->n ? 2 * c->n : 1));
+    if (!more) return -1;
+    c->text = more;
+  }
+  if (!(c->text[c->n] = strdup(s))) return -1;
+  c->n++;
+  return 0;
+}
+
+static int read_captions(const char *path, Captions *c) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    cli_error("--captions %s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  char line[4096];
+  int rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (*line && add_caption(c, line)) {
+      cli_error("out of memory reading %s", path);
+      rc = -1;
+    }
+  }
+  fclose(f);
+  if (rc == 0 && c->n == 0) {
+    cli_error("--captions %s: no captions in it", path);
+    rc = -1;
+  }
+  return rc;
+}
+
+static int parse_num(const char *s, const char *flag, long long lo, long long hi, long long *out) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) {
+    cli_error("judge: %s expects an integer in [%lld, %lld], got '%s'", flag, lo, hi, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_judge_args(int argc, char **argv, JudgeArgs *a) {
+  *a = (JudgeArgs){.count = 1000, .size = 32};
+  for (int i = 0; i < argc; i++) {
+    const char *f = argv[i];
+    const char *eq = strchr(f, '=');
+    size_t len = eq && f[0] == '-' ? (size_t)(eq - f) : strlen(f);
+    const char *v = eq && f[0] == '-' ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
+#define FLAG(name) (len == strlen(name) && !strncmp(f, name, len))
+    if (FLAG("--json") && !eq) {
+      a->json = true;
+      continue;
+    }
+    if (FLAG("--holdout")) {
+      a->holdout = eq ? eq + 1 : RT_SHAPES_HOLDOUT_DEFAULT;
+      continue;
+    }
+    bool known = FLAG("--images") || FLAG("--captions") || FLAG("--data") || FLAG("--n") || FLAG("--count") ||
+                 FLAG("--size") || FLAG("--seed");
+    if (!known) {
+      cli_error("judge shapes: unknown option or argument '%s'", f);
+      fputs(judge_usage, stderr);
+      return -1;
+    }
+    if (!v) {
+      cli_error("judge shapes: %.*s needs a value", (int)len, f);
+      return -1;
+    }
+    if (!eq) i++;
+    int rc = 0;
+    if (FLAG("--images")) a->images = v;
+    else if (FLAG("--captions")) a->captions = v;
+    else if (FLAG("--data")) a->data = v;
+    else if (FLAG("--n")) rc = parse_num(v, "--n", 1, 1ll << 30, &a->n);
+    else if (FLAG("--count")) rc = parse_num(v, "--count", 1, 1ll << 30, &a->count);
+    else if (FLAG("--size")) rc = parse_num(v, "--size", 8, 4096, &a->size);
+    else if (FLAG("--seed")) rc = parse_num(v, "--seed", 0, 1ll << 62, &a->seed);
+#undef FLAG
+    if (rc) return -1;
+  }
+  if (!a->data == !a->images || (a->images && !a->captions) || (a->data && a->captions)) {
+    cli_error("judge shapes needs either --images IMAGES.npy with --captions CAPTIONS.txt, or --data SPEC");
+    fputs(judge_usage, stderr);
+    return -1;
+  }
+  return 0;
+}
+
+/* Judges generated images against their captions file. */
+static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3], int64_t *ncap, int64_t *n,
+                       int *size) {
+  RtErr e;
+  RtTensor *img = NULL;
+  Captions c = {0};
+  int rc = -1;
+  if (rt_npy_read(a->images, &img, &e)) {
+    cli_error("--images %s", e.msg);
+    goto done;
+  }
+  if (img->dtype != RT_F32 || img->rank != 4 || img->dim[1] != 3 || img->dim[2] != img->dim[3] || img->dim[2] < 8) {
+    char buf[128];
+    cli_error("--images %s: expected images f32[R, 3, S, S] (S >= 8), got %s%s", a->images, rt_dtype_name(img->dtype),
+              rt_shape_str(img->rank, img->dim, buf, sizeof buf));
+    goto done;
+  }
+  if (read_captions(a->captions, &c)) goto done;
+  int64_t rows = img->dim[0];
+  *ncap = c.n;
+  *n = a->n ? a->n : rows / c.n;
+  *size = (int)img->dim[2];
+  if (*n < 1 || rows != c.n * *n) {
+    cli_error("--images %s has %lld images, not %s%lld per caption for the %lld captions of %s", a->images,
+              (long long)rows, a->n ? "" : "the same number ", (long long)(a->n ? a->n : *n), (long long)c.n,
+              a->captions);
+    goto done;
+  }
+  if (rt_shapes_judge(rt_f32(img), *size, (const char *const *)c.text, c.n, *n, holdout, t, &e)) {
+    cli_error("--captions %s: %s", a->captions, e.msg);
+    goto done;
+  }
+  rc = 0;
+done:
+  rt_tensor_free(img);
+  free_captions(&c);
+  return rc;
+}
+
+/* Judges the first a->count examples of a dataset (real renders). */
+static int judge_data(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3]) {
+  enum { B = 64 };
+  const RtArgSpec x = {.name = "x", .dtype = RT_F32, .rank = 4, .dim = {B, 3, a->size, a->size}};
+  const RtEntrySpec entry = {.name = "judge", .ninput = 1, .input = &x};
+  RtErr e;
+  RtDataset *d = rt_data_open(a->data, &entry, (uint64_t)a->seed, &e);
+  if (!d) {
+    cli_error("--data %s", e.msg);
+    return -1;
+  }
+  RtTensor *img = rt_tensor_new(RT_F32, 4, x.dim, &e);
+  int rc = img ? 0 : -1;
+  if (rc == 0 && !rt_data_has_captions(d)) {
+    cli_error("--data %s: this dataset has no captions", a->data);
+    rc = -2;
+  }
+  for (int64_t step = 0; rc == 0 && step * B < a->count; step++) {
+    int64_t k = a->count - step * B < B ? a->count - step * B : B;
+    const char *cap[B];
+    if (rt_data_fill(d, (uint64_t)step, &img, &e)) {
+      rc = -1;
+      break;
+    }
+    for (int64_t j = 0; j < k; j++) cap[j] = rt_data_caption(d, j);
+    if (rt_shapes_judge(rt_f32(img), (int)a->size, cap, k, 1, holdout, t, &e)) rc = -1;
+  }
+  if (rc == -1) cli_error("--data %s: %s", a->data, e.msg);
+  rt_tensor_free(img);
+  rt_data_free(d);
+  return rc ? -1 : 0;
+}
+
+static const char *const attr_names[6] = {"all", "count", "colour", "kind", "place", "size"};
+
+static void tally_values(const RtShapesTally *t, int64_t v[6]) {
+  v[0] = t->all, v[1] = t->count, v[2] = t->colour, v[3] = t->kind, v[4] = t->place, v[5] = t->size;
+}
+
+static cJSON *group_json(const RtShapesTally *t) {
+  cJSON *g = cJSON_CreateObject(), *acc = cJSON_CreateObject(), *matched = cJSON_CreateObject();
+  int64_t v[6];
+  tally_values(t, v);
+  cJSON_AddNumberToObject(g, "images", (double)t->images);
+  for (int k = 0; k < 6; k++) {
+    if (t->images) cJSON_AddNumberToObject(acc, attr_names[k], (double)v[k] / (double)t->images);
+    else cJSON_AddNullToObject(acc, attr_names[k]);
+    cJSON_AddNumberToObject(matched, attr_names[k], (double)v[k]);
+  }
+  cJSON_AddItemToObject(g, "accuracy", acc);
+  cJSON_AddItemToObject(g, "matched", matched);
+  return g;
+}
+
+static void print_row(const char *name, const RtShapesTally *t) {
+  int64_t v[6];
+  tally_values(t, v);
+  printf("%-7s %7lld", name, (long long)t->images);
+  for (int k = 0; k < 6; k++) {
+    if (t->images) printf("  %6.2f%% %6lld", 100.0 * (double)v[k] / (double)t->images, (long long)v[k]);
+    else printf("  %7s %6s", "-", "-");
+  }
+  putchar('\n');
+}
+
+int cmd_judge(int argc, char **argv) {
+  if (argc < 1 || strcmp(argv[0], "shapes")) {
+    if (argc >= 1) cli_error("judge: unknown judge '%s' (there is one: shapes)", argv[0]);
+    fputs(judge_usage, stderr);
+    return 1;
+  }
+  JudgeArgs a;
+  if (parse_judge_args(argc - 1, argv + 1, &a)) return 1;
+  uint32_t holdout = 0;
+  RtErr e;
+  if (a.holdout && rt_shapes_holdout_parse(a.holdout, &holdout, &e)) {
+    cli_error("--holdout: %s", e.msg);
+    return 1;
+  }
+  RtShapesTally t[3] = {{0}};
+  int64_t ncap = a.count, n = 1;
+  int size = (int)a.size;
+  if (a.images ? judge_files(&a, holdout, t, &ncap, &n, &size) : judge_data(&a, holdout, t)) return 1;
+  char spec[256] = "";
+  if (holdout) rt_shapes_holdout_str(holdout, spec, sizeof spec);
+  static const char *const groups[3] = {"all", "seen", "novel"};
+  if (a.json) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "images", (double)t[0].images);
+    cJSON_AddNumberToObject(root, "captions", (double)ncap);
+    cJSON_AddNumberToObject(root, "n", (double)n);
+    cJSON_AddNumberToObject(root, "size", size);
+    if (holdout) cJSON_AddStringToObject(root, "holdout", spec);
+    else cJSON_AddNullToObject(root, "holdout");
+    for (int g = 0; g < (holdout ? 3 : 1); g++) cJSON_AddItemToObject(root, groups[g], group_json(&t[g]));
+    char *s = cJSON_PrintUnformatted(root);
+    if (s) printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(root);
+    return s ? 0 : 1;
+  }
+  printf("shapes judge: %lld images of %lld captions (%lld each), %dx%d, from %s%s%s\n", (long long)t[0].images,
+         (long long)ncap, (long long)n, size, size, a.images ? a.images : a.data, holdout ? "; held-out pairs " : "",
+         spec);
+  printf("%-7s %7s", "", "images");
+  for (int k = 0; k < 6; k++) printf("  %14s", attr_names[k]);
+  putchar('\n');
+  for (int g = 0; g < (holdout ? 3 : 1); g++) print_row(groups[g], &t[g]);
+  return 0;
+}
