@@ -179,6 +179,9 @@ CASES = [
     Case("gpt", "tiny", "logits", 1e-4),
     Case("gpt", "tiny", "loss", 1e-4),
     Case("gpt", "bench", "logits", 1e-3, batch=GPT_BENCH_BATCH),
+    Case("dvae", "small", "encode", 1e-4, batch=2),
+    Case("dvae", "small", "decode_tokens", 1e-4, batch=2),
+    Case("gpt", "small", "logits", 1e-4, batch=2),
 ]
 
 

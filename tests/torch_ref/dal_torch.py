@@ -19,6 +19,8 @@ import torch.nn.functional as F
 DVAE_CONFIGS = {
     "tiny":  dict(S=16,  hid=16,  n_down=2, n_res=1, K=64,   D=32,  G=4,  batch=4,  lr=1e-3),
     "bench": dict(S=64,  hid=64,  n_down=3, n_res=1, K=512,  D=256, G=8,  batch=16, lr=3e-4),
+    # small: sized to train to quality on a 2-core CPU (32x32 images, an 8x8 grid)
+    "small": dict(S=32,  hid=32,  n_down=2, n_res=1, K=512,  D=64,  G=8,  batch=32, lr=1e-3),
     # paper: compiled and shape-checked, not trained (no learning rate given)
     "paper": dict(S=256, hid=128, n_down=3, n_res=2, K=8192, D=512, G=32, batch=1),
 }
@@ -26,6 +28,7 @@ DVAE_CONFIGS = {
 GPT_CONFIGS = {
     "tiny":  dict(Lt=8,   Vt=64,    g=4,  K=64,   d=32,   L=2,  H=2,  batch=4,  lr=3e-4),
     "bench": dict(Lt=32,  Vt=1024,  g=8,  K=512,  d=256,  L=4,  H=8,  batch=16, lr=3e-4),
+    "small": dict(Lt=16,  Vt=128,   g=8,  K=512,  d=128,  L=4,  H=4,  batch=32, lr=3e-4),
     "paper": dict(Lt=256, Vt=16384, g=32, K=8192, d=3968, L=64, H=62, batch=1,  lr=3e-4),
 }
 
