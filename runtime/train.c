@@ -110,10 +110,11 @@ static int plan_inputs(Run *r, RtErr *e) {
     r->src[i] = SRC_SCALAR;
     r->scalar[i] = k;
   }
+  bool has_lr = false;
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *a = &en->input[i];
     if (rt_data_fills(r->data, i)) r->src[i] = SRC_DATA;
-    else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR;
+    else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR, has_lr = true;
     else if (r->src[i] != SRC_SCALAR) {
       if (strcmp(a->name, "text") == 0 && a->dtype == RT_I32 && rt_data_has_captions(r->data))
         return rt_err(e, "input %s of training entry '%s' takes the captions as BPE ids: pass --tokenizer TOK.json "
@@ -126,13 +127,10 @@ static int plan_inputs(Run *r, RtErr *e) {
                     r->o->data ? r->o->data : "shapes", a->name);
     }
   }
+  if ((o->warmup || o->lr_decay != RT_LR_CONSTANT) && !has_lr)
+    return rt_err(e, "%s: training entry '%s' has no learning-rate input '%s' to schedule", o->warmup ? "--warmup" : "--lr-decay",
+                  en->name, RT_LR_INPUT);
   return 0;
-}
-
-/* The value of scheduled scalar k at step s of a run of n steps. */
-static double scalar_value(const RtTrainScalar *sc, uint64_t s, uint64_t n) {
-  if (!sc->anneal || n < 2) return sc->from;
-  return sc->from * pow(sc->to / sc->from, (double)s / (double)(n - 1));
 }
 
 /* Stores v in a one-element tensor of either dtype; returns what it stored. */
@@ -147,8 +145,8 @@ static int fill_inputs(Run *r, uint64_t s, char *line, size_t size, RtErr *e) {
   size_t at = strlen(line);
   for (int i = 0; i < r->en->ninput; i++) {
     double v;
-    if (r->src[i] == SRC_LR) v = set_scalar(r->in[i], r->lr);
-    else if (r->src[i] == SRC_SCALAR) v = set_scalar(r->in[i], scalar_value(&r->o->scalar[r->scalar[i]], s, r->o->steps));
+    if (r->src[i] == SRC_LR) v = set_scalar(r->in[i], rt_train_lr(r->o, r->lr, s));
+    else if (r->src[i] == SRC_SCALAR) v = set_scalar(r->in[i], rt_train_scalar_value(&r->o->scalar[r->scalar[i]], s, r->o->steps));
     else continue;
     at += (size_t)snprintf(line + at, at < size ? size - at : 0, "\t%.9g", v);
   }
@@ -203,6 +201,8 @@ static int setup(Run *r, RtErr *e) {
   if (en->noutput < 1 || en->output[0].dtype != RT_F32 || !is_scalar(&en->output[0]))
     return rt_err(e, "training entry '%s' must return the loss, a scalar f32, first", en->name);
   r->lr = o->lr_given ? o->lr : p->lr;
+  if (o->lr_min_given && o->lr_min > r->lr)
+    return rt_err(e, "--lr-min %g is above the learning rate %g it decays from", o->lr_min, r->lr);
   const char *base = o->resume ? o->resume : NULL;
   if (o->checkpoint) base = o->checkpoint;
   if (base) {

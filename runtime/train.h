@@ -1,18 +1,36 @@
 /* train.h — the training driver: the loop behind `EXE train ...`.
  *
  *   train --steps N [--fn NAME] [--data SPEC] [--tokenizer TOK.json] [--seed S] [--lr X]
- *         [--set NAME=V]... [--anneal NAME=FROM:TO]... [--params P.safetensors]
+ *         [--warmup K] [--lr-decay none|cos|linear] [--lr-min X]
+ *         [--set NAME=V]... [--anneal NAME=FROM:TO[:SHAPE[:K]]]... [--params P.safetensors]
  *         [--init PREFIX=FILE.safetensors]... [--init-partial]
  *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
- * batch of step s for the inputs the dataset fills; --lr (default: the
- * model's lr) for "opt.lr"; for every other (scalar) input a --set constant
- * or an --anneal schedule, FROM * (TO/FROM)^(s/(N-1)), geometric from FROM at
- * step 0 to TO at step N-1 (the dVAE anneals tau). The seed (default 0)
+ * batch of step s for the inputs the dataset fills; the learning rate of
+ * step s (below) for "opt.lr"; for every other (scalar) input a --set
+ * constant or an --anneal schedule. The seed (default 0)
  * initialises the parameters, orders the data and draws the noise; every
  * one of those is a pure function of (seed, step), so the whole RNG state
  * of a run is its seed and its step.
+ *
+ * Schedules (train_schedule.c), each a pure function of the step s, so a
+ * resumed run sees the values the uninterrupted one does:
+ *   --anneal NAME=FROM:TO[:SHAPE[:K]]   FROM at step 0, TO at step K and
+ *       after; K defaults to N-1 (the schedule spans the run). With
+ *       t = min(1, s/K) (t = 0 when K = 0), SHAPE is
+ *         geom    FROM * (TO/FROM)^t          (the default; FROM, TO non-zero, same sign)
+ *         linear  FROM + (TO - FROM) * t
+ *         cos     TO + (FROM - TO) * (1 + cos(pi t)) / 2
+ *       e.g. tau=1:0.0625:cos (the dVAE's temperature, cosine over the run),
+ *       beta=0:6.6:linear:5000 (the KL weight ramped over 5000 steps, then held).
+ *   --lr X (default: the model's lr) with
+ *   --warmup K      step s < K runs at X * (s+1)/K (linear from 0; X at step K-1)
+ *   --lr-decay D    from step K (0 without --warmup) to step N-1: none (X
+ *                   throughout, the default), cos (--lr-min + (X - --lr-min)
+ *                   * (1 + cos(pi u)) / 2) or linear (X + (--lr-min - X) * u),
+ *                   u = (s - K) / (N-1-K) (0 if N-1 <= K)
+ *   --lr-min M      where the decay ends (default 0; 0 <= M <= X)
  *
  * --tokenizer TOK.json: the dataset's captions, BPE-encoded, fill the
  * entry's input "text" (data.h); a training entry with a "text" input and
@@ -34,8 +52,9 @@
  * signal, or SIGKILL between checkpoints) and resumed from its last
  * checkpoint computes bit-identically what the uninterrupted run does.
  *
- * --log FILE.tsv gets a header "step<TAB>loss<TAB>lr<TAB>scalars..." and one
- * line per step with the loss and every scheduled input (%.9g: exact for
+ * --log FILE.tsv gets a header "step<TAB>loss<TAB>scheduled inputs..." and one
+ * line per step with the loss and the value every scheduled input had
+ * (the learning rate under its input name "opt.lr"; %.9g: exact for
  * f32). On --resume the file keeps its lines for the steps before the
  * checkpoint's and drops later ones (a killed run may have logged steps that
  * are run again), so a resumed run's log equals the uninterrupted run's.
@@ -51,11 +70,19 @@
 #include "checkpoint.h"
 #include "program.h"
 
+/* How a schedule goes from FROM to TO (see the file comment). */
+typedef enum { RT_ANNEAL_GEOM, RT_ANNEAL_LINEAR, RT_ANNEAL_COS } RtAnnealShape;
+
 typedef struct {
-  char name[128];  /* the input's name */
-  bool anneal;     /* false: --set NAME=from; true: --anneal NAME=from:to */
+  char name[128];     /* the input's name */
+  bool anneal;        /* false: --set NAME=from; true: --anneal NAME=from:to[:shape[:over]] */
   double from, to;
+  RtAnnealShape shape; /* --anneal's; RT_ANNEAL_GEOM unless given */
+  uint64_t over;      /* --anneal's K: TO from step K on; 0: the whole run (TO at step N-1) */
 } RtTrainScalar;
+
+/* The learning rate's decay after the warm-up (--lr-decay). */
+typedef enum { RT_LR_CONSTANT, RT_LR_COS, RT_LR_LINEAR } RtLrDecay;
 
 #define RT_TRAIN_MAX_SCALARS 32
 
@@ -67,6 +94,10 @@ typedef struct {
   bool seed_given;         /* --seed was given (on --resume it must equal the checkpoint's) */
   double lr;
   bool lr_given;           /* else p->lr */
+  uint64_t warmup;         /* --warmup K: steps of linear warm-up (0: none) */
+  RtLrDecay lr_decay;      /* --lr-decay */
+  double lr_min;           /* --lr-min: where the decay ends */
+  bool lr_min_given;
   RtTrainScalar scalar[RT_TRAIN_MAX_SCALARS];
   int nscalar;
   const char *params;      /* start from these parameters instead of the seed's */
@@ -96,6 +127,17 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e);
  * last checkpoint written is then kept as it was. Progress and messages go
  * to stderr. */
 int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e);
+
+/* ---- schedules (train_schedule.c) ---- */
+
+/* The value of --set/--anneal schedule 'sc' at step s of a run of n steps. */
+double rt_train_scalar_value(const RtTrainScalar *sc, uint64_t s, uint64_t n);
+/* The learning rate of step s under o's --warmup/--lr-decay/--lr-min,
+ * 'lr' the base rate (--lr or the model's) and o->steps the run's length. */
+double rt_train_lr(const RtTrainOptions *o, double lr, uint64_t s);
+/* "geom", "linear", "cos" (NULL: unknown) and back (-1: unknown). */
+const char *rt_anneal_shape_name(RtAnnealShape shape);
+int rt_anneal_shape_parse(const char *name);
 
 /* The log file (train_log.c): opens 'path' for appending step lines after
  * 'first' steps: a fresh file with 'header' when first == 0 (or the file

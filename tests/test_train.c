@@ -641,6 +641,178 @@ START_TEST(test_run_command) {
 }
 END_TEST
 
+
+/* ---- schedules ---- */
+
+START_TEST(test_schedule_values) {
+  /* geom over the run: the old --anneal FROM:TO (FROM at 0, TO at N-1). */
+  RtTrainScalar g = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_GEOM};
+  ck_assert_double_eq(rt_train_scalar_value(&g, 0, 101), 1);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&g, 50, 101), 0.25, 1e-15);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&g, 100, 101), 0.0625, 1e-15);
+  ck_assert_double_eq(rt_train_scalar_value(&g, 0, 1), 1); /* a one-step run: FROM */
+  /* cos over the run: half-way is the mean, a quarter is 1/2 + 1/(2 sqrt 2) of the way from TO. */
+  RtTrainScalar c = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_COS};
+  ck_assert_double_eq(rt_train_scalar_value(&c, 0, 101), 1);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&c, 50, 101), (1 + 0.0625) / 2, 1e-15);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&c, 25, 101), 0.0625 + 0.9375 * (0.5 + 0.5 * sqrt(0.5)), 1e-15);
+  ck_assert_double_eq(rt_train_scalar_value(&c, 100, 101), 0.0625);
+  /* linear ramp over the first 5000 steps, then held. */
+  RtTrainScalar l = {.anneal = true, .from = 0, .to = 6.6, .shape = RT_ANNEAL_LINEAR, .over = 5000};
+  ck_assert_double_eq(rt_train_scalar_value(&l, 0, 20000), 0);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&l, 1000, 20000), 1.32, 1e-12);
+  ck_assert_double_eq(rt_train_scalar_value(&l, 5000, 20000), 6.6);
+  ck_assert_double_eq(rt_train_scalar_value(&l, 19999, 20000), 6.6);
+  /* K longer than the run: still at the K-step pace. */
+  ck_assert_double_eq_tol(rt_train_scalar_value(&l, 2500, 3000), 3.3, 1e-12);
+  RtTrainScalar set = {.anneal = false, .from = 3, .to = 3};
+  ck_assert_double_eq(rt_train_scalar_value(&set, 7, 10), 3);
+
+  /* The learning rate: constant; warm-up; warm-up then cosine to --lr-min. */
+  RtTrainOptions o = {.steps = 111};
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 50), 0.01);
+  o.warmup = 10;
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 0), 0.001, 1e-18);
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 4), 0.005, 1e-18);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 9), 0.01);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 110), 0.01);
+  o.lr_decay = RT_LR_COS;
+  o.lr_min = 0.001;
+  o.lr_min_given = true;
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 10), 0.01, 1e-15);       /* decay starts after the warm-up */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 60), 0.0055, 1e-15);     /* half-way */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 110), 0.001, 1e-15);     /* --lr-min at step N-1 */
+  o.lr_decay = RT_LR_LINEAR;
+  o.lr_min_given = false;                                                 /* default: to 0 */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 35), 0.0075, 1e-15);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 110), 0);
+  o.warmup = 0;
+  o.lr_decay = RT_LR_COS;
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 0), 0.01);
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 55), 0.005, 1e-15);
+}
+END_TEST
+
+/* Column 'name' of data line 'line' of a log (header included in 'text'). */
+static double log_value(const char *text, const char *name, int line) {
+  int col = 0;
+  const char *p = text;
+  for (;;) {
+    size_t n = strcspn(p, "\t\n");
+    if (n == strlen(name) && strncmp(p, name, n) == 0) break;
+    ck_assert_msg(p[n] == '\t', "log has no column '%s'", name);
+    p += n + 1;
+    col++;
+  }
+  p = strchr(text, '\n') + 1;
+  for (int i = 0; i < line; i++) p = strchr(p, '\n') + 1;
+  for (int i = 0; i < col; i++) p = strchr(p, '\t') + 1;
+  if (*p == '\t' || *p == '\n') return NAN; /* an empty field */
+  return strtod(p, NULL);
+}
+
+/* The scheduled values reach the step's inputs and the log: each equals
+ * the formula, rounded to f32 as the input holds it. */
+START_TEST(test_schedules_in_log) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("sched.tsv"), *ckpt = tu_path("sched.safetensors");
+  make_data();
+  ck_assert_int_eq(main_str(p, "train --steps 41 --data %s --seed 2 --quiet --log %s --checkpoint %s --lr 0.04 "
+                               "--warmup 8 --lr-decay cos --lr-min 0.004 --anneal tau=1:0.0625:cos",
+                            data_spec, log, ckpt), 0);
+  char *text = tu_read_file(log, NULL);
+  RtTrainOptions o = {.steps = 41, .warmup = 8, .lr_decay = RT_LR_COS, .lr_min = 0.004, .lr_min_given = true};
+  RtTrainScalar tau = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_COS};
+  for (int s = 0; s < 41; s++) {
+    ck_assert_float_eq((float)log_value(text, "opt.lr", s), (float)rt_train_lr(&o, 0.04, (uint64_t)s));
+    ck_assert_float_eq((float)log_value(text, "tau", s), (float)rt_train_scalar_value(&tau, (uint64_t)s, 41));
+  }
+  ck_assert_float_eq((float)log_value(text, "opt.lr", 0), 0.005f);
+  ck_assert_float_eq((float)log_value(text, "opt.lr", 40), 0.004f);
+  ck_assert_float_eq((float)log_value(text, "tau", 40), 0.0625f);
+  free(text);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
+/* Interrupted by SIGINT during step 25 and resumed, a run with 'flags'
+ * (besides the common ones) gives the uninterrupted run's log and state. */
+static void check_resume_identical(const char *flags) {
+  char *log = tu_path("ri-ref.tsv"), *ckpt = tu_path("ri-ref.safetensors");
+  RtProgram *ref = make_program("linreg", 0);
+  ck_assert_int_eq(main_str(ref, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 0);
+  char *want = tu_read_file(log, NULL);
+  free(log);
+  free(ckpt);
+  log = tu_path("ri.tsv");
+  ckpt = tu_path("ri.safetensors");
+  RtProgram *p = make_program("linreg", 0);
+  arm_signal(p, SIGINT, 25);
+  ck_assert_int_eq(main_str(p, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 130);
+  RtProgram *q = make_program("linreg", 5);
+  ck_assert_int_eq(main_str(q, "%s %s --resume %s", train_flags(60, log, ckpt), flags, ckpt), 0);
+  char *got = tu_read_file(log, NULL);
+  ck_assert_str_eq(got, want);
+  assert_same_state(ref, q);
+  free(got);
+  free(want);
+  free(log);
+  free(ckpt);
+  rt_program_free(ref);
+  rt_program_free(p);
+  rt_program_free(q);
+}
+
+START_TEST(test_schedules_resume_identical) {
+  check_resume_identical("--lr 0.05 --warmup 7 --lr-decay cos --lr-min 0.001");
+  check_resume_identical("--warmup 30 --lr-decay linear");
+}
+END_TEST
+
+START_TEST(test_schedule_errors) {
+  make_data();
+  RtTrainOptions o;
+  RtErr e;
+  struct {
+    const char *flag, *value, *want;
+  } bad[] = {
+      {"--anneal", "tau=1:0.5:cosine", "unknown schedule shape 'cosine'"},
+      {"--anneal", "tau=1:0.5:cos:0", "at least 1"},
+      {"--anneal", "tau=1:0.5:cos:x", "'x'"},
+      {"--anneal", "tau=1:0.5:cos:5:6", "FROM:TO[:SHAPE[:STEPS]]"},
+      {"--anneal", "tau=1", "FROM:TO[:SHAPE[:STEPS]]"},
+      {"--anneal", "beta=0:6.6", "same sign"},
+      {"--anneal", "beta=0:6.6:geom:100", "same sign"},
+      {"--lr-decay", "cosine", "none, cos or linear"},
+      {"--warmup", "-1", "'-1'"},
+      {"--lr-min", "-0.1", "negative"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *argv[] = {"--steps", "3", (char *)bad[i].flag, (char *)bad[i].value};
+    ck_assert_int_eq(rt_train_parse(4, argv, &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, bad[i].want), "%s %s: %s", bad[i].flag, bad[i].value, e.msg);
+  }
+  char *a1[] = {"--steps", "3", "--lr-min", "0.1"};
+  ck_assert_int_eq(rt_train_parse(4, a1, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--lr-decay"), "%s", e.msg);
+  /* Accepted forms: linear and cos from 0, the old two-number form. */
+  char *a2[] = {"--steps", "3", "--anneal", "beta=0:6.6:linear:5000", "--anneal", "tau=1:0.1:cos", "--anneal", "x=2:1"};
+  ck_assert_msg(rt_train_parse(8, a2, &o, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(o.scalar[0].shape, RT_ANNEAL_LINEAR);
+  ck_assert_uint_eq(o.scalar[0].over, 5000);
+  ck_assert_int_eq(o.scalar[1].shape, RT_ANNEAL_COS);
+  ck_assert_uint_eq(o.scalar[1].over, 0);
+  ck_assert_int_eq(o.scalar[2].shape, RT_ANNEAL_GEOM);
+  /* --lr-min above the learning rate: an error when the run starts. */
+  RtProgram *p = make_program("linreg", 0);
+  ck_assert_int_eq(main_str(p, "train --steps 3 --data %s --set tau=0 --quiet --lr 0.01 --lr-decay cos --lr-min 0.1",
+                            data_spec), 1);
+  rt_program_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("train");
@@ -658,6 +830,10 @@ int main(void) {
   tcase_add_test(tc, test_input_errors);
   tcase_add_test(tc, test_nonfinite_loss_stops);
   tcase_add_test(tc, test_run_command);
+  tcase_add_test(tc, test_schedule_values);
+  tcase_add_test(tc, test_schedules_in_log);
+  tcase_add_test(tc, test_schedules_resume_identical);
+  tcase_add_test(tc, test_schedule_errors);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -26,7 +26,9 @@ if $dalc run $model -- help >"$tmp/help" 2>&1 && grep -q 'train --steps' "$tmp/h
 # train LOG CHECKPOINT [FLAGS...]: 12 steps, a checkpoint every 3. Runs
 # that get a signal start dalc itself in the background (not this function,
 # whose subshell would get the signal instead).
-flags="--steps 12 --every 3 --seed 7 --anneal tau=1:0.0625 --set beta=0.1 --quiet"
+# The schedules (cosine tau, a KL ramp, lr warm-up and cosine decay) are
+# functions of the step: a resumed run must see the same values.
+flags="--steps 12 --every 3 --seed 7 --anneal tau=1:0.0625:cos --anneal beta=0:0.1:linear:5 --warmup 3 --lr-decay cos --quiet"
 train() {
   log=$1; ckpt=$2; shift 2
   $dalc run $model -- train $flags --log "$log" --checkpoint "$ckpt" "$@"
