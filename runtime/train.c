@@ -70,6 +70,9 @@ typedef struct {
   char ckpt[1024];
   char init[1024];     /* what --init set (dal.init), kept across resumes */
   char *tokenizer;     /* --tokenizer's JSON, which checkpoints carry (a model file), or NULL */
+  RtTensorList *ema;   /* --ema: "ema.<name>" per parameter (nparam), or NULL */
+  double ema_decay;
+  char ema_path[1024]; /* the EMA model file beside the checkpoint */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -164,7 +167,10 @@ static int save(Run *r, uint64_t done, RtErr *e) {
   RtCheckpointInfo info = {.step = done, .seed = r->seed, .steps = r->o->steps};
   memcpy(info.init, r->init, sizeof info.init);
   info.tokenizer = r->tokenizer;
-  return rt_checkpoint_save(r->ckpt, r->p, &info, e);
+  info.ema = r->ema;
+  info.ema_decay = r->ema ? r->ema_decay : 0;
+  if (rt_checkpoint_save(r->ckpt, r->p, &info, e)) return -1;
+  return r->ema ? rt_checkpoint_save_ema_model(r->ema_path, r->p, &info, e) : 0;
 }
 
 /* Restores or initialises the state; sets r->seed and r->first. */
@@ -183,12 +189,27 @@ static int start_state(Run *r, RtErr *e) {
     r->seed = info.seed;
     r->first = info.step;
     memcpy(r->init, info.init, sizeof r->init);
+    if (info.ema_decay > 0) {
+      if (o->ema > 0 && o->ema != info.ema_decay)
+        return rt_err(e, "%s: the checkpoint's run kept its EMA with --ema %.17g, not %.17g (leave --ema out to "
+                      "resume it)", o->resume, info.ema_decay, o->ema);
+      if (!(r->ema = rt_ema_new(p, e))) return -1;
+      return rt_checkpoint_load_ema(o->resume, p, r->ema, &r->ema_decay, e);
+    }
+    if (o->ema > 0)
+      return rt_err(e, "--ema: %s holds no EMA (its run was trained without --ema), so a resumed run cannot continue "
+                    "one", o->resume);
     return 0;
   }
   r->seed = o->seed;
   r->first = 0;
   rt_init_from_describe(&o->init, r->init, sizeof r->init);
-  return rt_exe_state_start(p, o->params, &o->init, r->seed, e);
+  if (rt_exe_state_start(p, o->params, &o->init, r->seed, e)) return -1;
+  if (o->ema > 0) { /* the average starts from the starting parameters */
+    if (!(r->ema = rt_ema_new(p, e))) return -1;
+    r->ema_decay = o->ema;
+  }
+  return 0;
 }
 
 static int setup(Run *r, RtErr *e) {
@@ -219,6 +240,7 @@ static int setup(Run *r, RtErr *e) {
     else snprintf(r->ckpt, sizeof r->ckpt, "%.*s.safetensors", len, name);
   }
   r->every = o->every_given ? o->every : (o->steps + 9) / 10;
+  rt_train_ema_path(r->ckpt, r->ema_path, sizeof r->ema_path);
 
   r->src = calloc((size_t)en->ninput + 1, sizeof *r->src);
   r->scalar = calloc((size_t)en->ninput + 1, sizeof *r->scalar);
@@ -258,6 +280,7 @@ static void teardown(Run *r) {
   free(r->scalar);
   rt_data_free(r->data);
   free(r->tokenizer);
+  rt_list_free(r->ema);
   if (r->log) fclose(r->log);
 }
 
@@ -287,6 +310,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
              (unsigned long long)s, (double)loss);
       goto fail;
     }
+    if (r->ema) rt_ema_update(r->ema, r->p, r->ema_decay, s);
     if (r->log) {
       snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s\n", (double)loss, sched);
       fputs(line, r->log);
@@ -299,6 +323,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
       if (save(r, s + 1, e)) return -1;
       res->signal = stop_signal;
       snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+      if (r->ema) snprintf(res->ema_model, sizeof res->ema_model, "%s", r->ema_path);
       fprintf(stderr, "interrupted by %s after step %llu of %llu; checkpoint written to %s (continue with "
               "--resume %s)\n", signal_name(stop_signal), (unsigned long long)(s + 1), (unsigned long long)o->steps,
               r->ckpt, r->ckpt);
@@ -309,10 +334,11 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
   rt_progress_end(&pr);
   if (save(r, o->steps, e)) return -1;
   snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+  if (r->ema) snprintf(res->ema_model, sizeof res->ema_model, "%s", r->ema_path);
   if (!o->quiet)
-    fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s\n",
+    fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s%s%s\n",
             (unsigned long long)r->first, (unsigned long long)o->steps, r->p->model, r->p->config, res->loss,
-            rt_progress_avg(&pr), r->ckpt);
+            rt_progress_avg(&pr), r->ckpt, r->ema ? ", EMA model " : "", r->ema ? r->ema_path : "");
   const RtTextEncoder *text = rt_data_text(r->data);
   if (!o->quiet && text && rt_text_encoder_cut(text) > 0)
     fprintf(stderr, "%lld distinct captions were longer than the text input and cut\n",

@@ -5,6 +5,7 @@
  *         [--set NAME=V]... [--anneal NAME=FROM:TO[:SHAPE[:K]]]... [--params P.safetensors]
  *         [--init PREFIX=FILE.safetensors]... [--init-partial]
  *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
+ *         [--ema D]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
  * batch of step s for the inputs the dataset fills; the learning rate of
@@ -51,6 +52,26 @@
  * on to step N: with the same flags, a run interrupted at any point (a
  * signal, or SIGKILL between checkpoints) and resumed from its last
  * checkpoint computes bit-identically what the uninterrupted run does.
+ *
+ * --ema D (0 < D < 1, e.g. 0.999) keeps an exponential moving average of
+ * every parameter, in f32: it starts as the parameters the run starts
+ * from, and after step s (0-based)
+ *     ema = d * ema + (1 - d) * param,   d = min(D, (1 + s) / (10 + s))
+ * (computed in double, stored as f32). The warm-up of d, rather than a
+ * zero start with bias correction, makes the average follow the
+ * parameters closely early on (d = 0.1 after step 0, 0.9 after step 80,
+ * 0.99 after step 890), so that it never weighs in the random
+ * initialisation for long, which matters for runs of a few thousand steps
+ * where 1/(1-D) is a large part of the run; D itself is reached at step
+ * (10 D - 1) / (1 - D) (8990 for 0.999). Every checkpoint holds the EMA as
+ * "ema.<name>" tensors with its decay (checkpoint.h), so a resumed run
+ * continues it bit-identically (--resume without --ema keeps the
+ * checkpoint's decay; another --ema D than the checkpoint's is an error,
+ * and so is --ema with a checkpoint that has none); beside each checkpoint
+ * goes the EMA model file rt_train_ema_path gives (CKPT.ema.safetensors),
+ * the EMA as the parameters, which `generate --model` reads like a
+ * checkpoint. rt_checkpoint_load_params_ema reads the EMA of a checkpoint
+ * as the parameters.
  *
  * --log FILE.tsv gets a header "step<TAB>loss<TAB>scheduled inputs..." and one
  * line per step with the loss and the value every scheduled input had
@@ -109,6 +130,7 @@ typedef struct {
   const char *resume;
   const char *log;
   bool quiet;              /* no progress line or summary */
+  double ema;              /* --ema D: the EMA's decay; 0: no EMA (on --resume: the checkpoint's) */
 } RtTrainOptions;
 
 typedef struct {
@@ -116,6 +138,7 @@ typedef struct {
   double loss;             /* the last step's loss (NaN if no step ran) */
   int signal;              /* the signal that stopped the run early, else 0 */
   char checkpoint[1024];   /* the checkpoint path ("" if none was written) */
+  char ema_model[1024];    /* the EMA model file written beside it ("" if none) */
 } RtTrainResult;
 
 /* Fills o from the arguments after "train" (argv[0] is the first flag). */
@@ -138,6 +161,18 @@ double rt_train_lr(const RtTrainOptions *o, double lr, uint64_t s);
 /* "geom", "linear", "cos" (NULL: unknown) and back (-1: unknown). */
 const char *rt_anneal_shape_name(RtAnnealShape shape);
 int rt_anneal_shape_parse(const char *name);
+
+/* ---- the EMA of the parameters (train_ema.c) ---- */
+
+/* "ema.<name>" copies of p's parameters (f32 only: an error names another). */
+RtTensorList *rt_ema_new(const RtProgram *p, RtErr *e);
+/* The decay applied after step t: min(decay, (1 + t) / (10 + t)). */
+double rt_ema_decay(double decay, uint64_t t);
+/* ema = d ema + (1 - d) param for every parameter, d = rt_ema_decay(decay, t). */
+void rt_ema_update(RtTensorList *ema, const RtProgram *p, double decay, uint64_t t);
+/* The EMA model file beside checkpoint 'ckpt': "X.ema.safetensors" for
+ * "X.safetensors", else ckpt + ".ema.safetensors". */
+void rt_train_ema_path(const char *ckpt, char *buf, size_t size);
 
 /* The log file (train_log.c): opens 'path' for appending step lines after
  * 'first' steps: a fresh file with 'header' when first == 0 (or the file

@@ -94,6 +94,9 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       if (m < 0 || rt_exe_f64("--lr-min", v, &o->lr_min, e)) return -1;
       if (o->lr_min < 0) return rt_err(e, "--lr-min must not be negative, got '%s'", v);
       o->lr_min_given = true;
+    } else if (FLAG("--ema")) {
+      if (m < 0 || rt_exe_f64("--ema", v, &o->ema, e)) return -1;
+      if (!(o->ema > 0 && o->ema < 1)) return rt_err(e, "--ema needs a decay between 0 and 1 (e.g. 0.999), got '%s'", v);
     } else if (FLAG("--set")) {
       if (m < 0 || parse_scalar(o, "--set", v, false, e)) return -1;
     } else if (FLAG("--anneal")) {
@@ -121,7 +124,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
     } else {
       return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
                     "--warmup K --lr-decay none|cos|linear --lr-min X --set NAME=V --anneal NAME=FROM:TO[:SHAPE[:STEPS]] --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K --resume PATH "
-                    "--log FILE.tsv --quiet)", argv[i]);
+                    "--log FILE.tsv --ema D --quiet)", argv[i]);
     }
 #undef FLAG
   }

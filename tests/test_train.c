@@ -756,6 +756,10 @@ static void check_resume_identical(const char *flags) {
   char *got = tu_read_file(log, NULL);
   ck_assert_str_eq(got, want);
   assert_same_state(ref, q);
+  /* The final checkpoints (with the EMA, if any) and EMA model files: byte for byte. */
+  ck_assert_int_eq(tu_sh("cmp '%s/ri-ref.safetensors' '%s'", tu_tmpdir(), ckpt), 0);
+  if (strstr(flags, "--ema"))
+    ck_assert_int_eq(tu_sh("cmp '%s/ri-ref.ema.safetensors' '%s/ri.ema.safetensors'", tu_tmpdir(), tu_tmpdir()), 0);
   free(got);
   free(want);
   free(log);
@@ -813,6 +817,165 @@ START_TEST(test_schedule_errors) {
 }
 END_TEST
 
+/* ---- the EMA of the parameters ---- */
+
+/* Records the parameters before the first training step and after each. */
+#define EMA_STEPS 6
+static float seen[EMA_STEPS + 1][D + 1]; /* w then b */
+static int nseen;
+
+static void record_params(const RtProgram *p) {
+  memcpy(seen[nseen], rt_f32(rt_list_get(p->state, "w")), D * sizeof(float));
+  seen[nseen][D] = rt_f32(rt_list_get(p->state, "b"))[0];
+  nseen++;
+}
+
+static int run_recording(RtProgram *p, int entry, RtTensor *const *in, RtTensor **out, uint64_t seed, uint64_t step,
+                         RtErr *e) {
+  if (p->entry[entry].train && nseen == 0) record_params(p);
+  int rc = real_run(p, entry, in, out, seed, step, e);
+  if (p->entry[entry].train) record_params(p);
+  return rc;
+}
+
+START_TEST(test_ema_values) {
+  ck_assert_double_eq(rt_ema_decay(0.999, 0), 0.1);
+  ck_assert_double_eq_tol(rt_ema_decay(0.999, 80), 0.9, 1e-15);
+  ck_assert_double_eq(rt_ema_decay(0.999, 100000), 0.999);
+  ck_assert_double_eq(rt_ema_decay(0.3, 5), 0.3);
+  RtProgram *p = make_program("linreg", 0);
+  real_run = p->run;
+  p->run = run_recording;
+  nseen = 0;
+  char *log = tu_path("ema.tsv"), *ckpt = tu_path("ema.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.25 --lr 0.1", train_flags(EMA_STEPS, log, ckpt)), 0);
+  ck_assert_int_eq(nseen, EMA_STEPS + 1);
+  /* By hand: the average starts at the initial parameters; after step s,
+   * d = min(0.25, (1+s)/(10+s)): 0.1, 2/11, 3/12, then 0.25. */
+  double want[D + 1];
+  for (int k = 0; k <= D; k++) want[k] = seen[0][k];
+  for (int s = 0; s < EMA_STEPS; s++) {
+    double d = fmin(0.25, (1.0 + s) / (10.0 + s));
+    for (int k = 0; k <= D; k++) want[k] = d * want[k] + (1 - d) * seen[s + 1][k];
+  }
+  RtTensorList *l;
+  RtMeta *m;
+  RtErr e;
+  ck_assert_msg(rt_safetensors_read_meta(ckpt, &l, &m, &e) == 0, "%s", e.msg);
+  ck_assert_str_eq(rt_meta_get(m, "dal.ema"), "0.25");
+  ck_assert_int_eq(l->n, p->state->n + 2); /* the state, then ema.w and ema.b */
+  ck_assert_str_eq(l->name[p->state->n], "ema.w");
+  const float *ew = rt_f32(rt_list_get(l, "ema.w")), *eb = rt_f32(rt_list_get(l, "ema.b"));
+  for (int k = 0; k < D; k++) ck_assert_double_eq_tol(ew[k], want[k], 1e-6);
+  ck_assert_double_eq_tol(eb[0], want[D], 1e-6);
+  /* The average is not the last parameters (the run still moves them). */
+  ck_assert_msg(fabs(ew[0] - seen[EMA_STEPS][0]) > 1e-4, "ema %g, param %g", ew[0], seen[EMA_STEPS][0]);
+  /* The EMA model file: the EMA under the parameters' names, no optimizer state. */
+  char *emafile = tu_path("ema.ema.safetensors");
+  RtTensorList *lm;
+  RtMeta *mm;
+  ck_assert_msg(rt_safetensors_read_meta(emafile, &lm, &mm, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(lm->n, 2);
+  ck_assert(memcmp(rt_list_get(lm, "w")->data, ew, D * sizeof(float)) == 0);
+  ck_assert_str_eq(rt_meta_get(mm, "dal.params"), "ema");
+  ck_assert_str_eq(rt_meta_get(mm, "dal.model"), "linreg");
+  ck_assert_str_eq(rt_meta_get(mm, "dal.step"), "6");
+  /* Loading the EMA as the parameters, from the checkpoint or the model file. */
+  RtProgram *q = make_program("linreg", 3), *r = make_program("linreg", 4);
+  ck_assert_msg(rt_checkpoint_load_params_ema(ckpt, q, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(q->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert(memcmp(rt_f32(rt_list_get(q->state, "opt.m.w")), rt_f32(rt_list_get(l, "opt.m.w")), D * sizeof(float)) == 0);
+  ck_assert_msg(rt_checkpoint_load_params_ema(emafile, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert_msg(rt_checkpoint_load_params(emafile, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert_float_eq(rt_f32(rt_list_get(r->state, "opt.step"))[0], 0.0f);
+  /* Plain parameters from the checkpoint are the trained ones, not the EMA. */
+  ck_assert_msg(rt_checkpoint_load_params(ckpt, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), seen[EMA_STEPS], D * sizeof(float)) == 0);
+  /* The EMA model file is not a checkpoint to resume from. */
+  RtCheckpointInfo info;
+  ck_assert_int_eq(rt_checkpoint_load(emafile, r, &info, &e), -1);
+  ck_assert_msg(strstr(e.msg, "EMA model file") && strstr(e.msg, emafile), "%s", e.msg);
+  /* A checkpoint with an EMA restores (the EMA is not state) and reports its decay. */
+  ck_assert_msg(rt_checkpoint_load(ckpt, r, &info, &e) == 0, "%s", e.msg);
+  ck_assert_double_eq(info.ema_decay, 0.25);
+  /* --init from a checkpoint with an EMA sets the parameters, skipping ema.*. */
+  RtProgram *t = make_program("linreg", 7);
+  RtInitFrom from = {0};
+  ck_assert_int_eq(rt_init_from_add(&from, ckpt, &e), 0);
+  ck_assert_msg(rt_init_from_apply(t, &from, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(t->state, "w")), seen[EMA_STEPS], D * sizeof(float)) == 0);
+  rt_list_free(l);
+  rt_meta_free(m);
+  rt_list_free(lm);
+  rt_meta_free(mm);
+  free(emafile);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+  rt_program_free(t);
+}
+END_TEST
+
+START_TEST(test_ema_resume_identical) {
+  check_resume_identical("--ema 0.9");
+  check_resume_identical("--ema 0.999 --warmup 10 --lr-decay cos");
+}
+END_TEST
+
+START_TEST(test_ema_errors) {
+  RtTrainOptions o;
+  RtErr e;
+  const char *bad[] = {"0", "1", "1.5", "-0.5", "x"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *argv[] = {"--steps", "3", "--ema", (char *)bad[i]};
+    ck_assert_int_eq(rt_train_parse(4, argv, &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, "--ema"), "%s: %s", bad[i], e.msg);
+  }
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("emaerr.tsv"), *ckpt = tu_path("emaerr.safetensors"), *plain = tu_path("plain-ck.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.9", train_flags(4, log, ckpt)), 0);
+  ck_assert_int_eq(main_str(p, "%s", train_flags(4, log, plain)), 0);
+  RtProgram *q = make_program("linreg", 0);
+  /* Another decay than the checkpoint's; --ema on a checkpoint without one. */
+  char *a1[] = {"--steps", "8", "--data", data_spec, "--set", "tau=0", "--quiet", "--ema", "0.8", "--resume", ckpt};
+  ck_assert_int_eq(rt_train_parse(11, a1, &o, &e), 0);
+  RtTrainResult res;
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--ema 0.9") && strstr(e.msg, ckpt), "%s", e.msg);
+  a1[10] = plain;
+  ck_assert_int_eq(rt_train_parse(11, a1, &o, &e), 0);
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "no EMA") && strstr(e.msg, plain), "%s", e.msg);
+  /* Resuming without --ema keeps the checkpoint's. */
+  char *a2[] = {"--steps", "8", "--data", data_spec, "--anneal", "tau=0.2:0.01", "--quiet", "--resume", ckpt};
+  ck_assert_int_eq(rt_train_parse(9, a2, &o, &e), 0);
+  ck_assert_msg(rt_train(q, &o, &res, &e) == 0, "%s", e.msg);
+  ck_assert_msg(strstr(res.ema_model, "emaerr.ema.safetensors"), "%s", res.ema_model);
+  RtCheckpointInfo info;
+  ck_assert_int_eq(rt_checkpoint_load(ckpt, q, &info, &e), 0);
+  ck_assert_uint_eq(info.step, 8);
+  ck_assert_double_eq(info.ema_decay, 0.9);
+  /* The EMA of a checkpoint that has none: an error naming the file. */
+  ck_assert_int_eq(rt_checkpoint_load_params_ema(plain, q, &e), -1);
+  ck_assert_msg(strstr(e.msg, "no EMA") && strstr(e.msg, plain) && strstr(e.msg, "--ema"), "%s", e.msg);
+  /* The EMA model file's name. */
+  char buf[256];
+  rt_train_ema_path("dir/dvae.safetensors", buf, sizeof buf);
+  ck_assert_str_eq(buf, "dir/dvae.ema.safetensors");
+  rt_train_ema_path("dvae.ckpt", buf, sizeof buf);
+  ck_assert_str_eq(buf, "dvae.ckpt.ema.safetensors");
+  free(log);
+  free(ckpt);
+  free(plain);
+  rt_program_free(p);
+  rt_program_free(q);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("train");
@@ -834,6 +997,9 @@ int main(void) {
   tcase_add_test(tc, test_schedules_in_log);
   tcase_add_test(tc, test_schedules_resume_identical);
   tcase_add_test(tc, test_schedule_errors);
+  tcase_add_test(tc, test_ema_values);
+  tcase_add_test(tc, test_ema_resume_identical);
+  tcase_add_test(tc, test_ema_errors);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
