@@ -121,6 +121,7 @@ static void usage(FILE *f, const char *prog) {
           "        [--set NAME=V]... [--anneal NAME=FROM:TO[:geom|linear|cos[:STEPS]]]... [--params P.safetensors]\n"
           "        [--init PREFIX=FILE.safetensors]... [--init-partial]\n"
           "        [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--ema D] [--quiet]\n"
+          "        [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]\n"
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
           "        [--data SPEC [--tokenizer TOK.json]] [--params P.safetensors]\n"
           "        [--init PREFIX=FILE]... [--init-partial] [--save-state P.safetensors] [--seed S] [--step K]\n"

@@ -73,6 +73,7 @@ typedef struct {
   RtTensorList *ema;   /* --ema: "ema.<name>" per parameter (nparam), or NULL */
   double ema_decay;
   char ema_path[1024]; /* the EMA model file beside the checkpoint */
+  RtTrainEval *eval;   /* --eval-every, or NULL */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -263,9 +264,11 @@ static int setup(Run *r, RtErr *e) {
     if (!r->tokenizer) return tok ? rt_err(e, "out of memory") : -1;
   }
   if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e)) return -1;
+  if (o->eval_every && !(r->eval = rt_train_eval_open(p, o, r->seed, r->ema, e))) return -1;
   if (o->log) {
     char header[2048];
     log_header(r, header, sizeof header);
+    if (r->eval) rt_train_eval_header(r->eval, header, sizeof header);
     r->log = rt_train_log_open(o->log, header, r->first, e);
     if (!r->log) return -1;
   }
@@ -280,11 +283,31 @@ static void teardown(Run *r) {
   free(r->scalar);
   rt_data_free(r->data);
   free(r->tokenizer);
+  rt_train_eval_free(r->eval);
   rt_list_free(r->ema);
   if (r->log) fclose(r->log);
 }
 
 static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+/* The log fields of the evaluations after step s into buf: "\tV" per
+ * column, or "\t" when none is due; the first value goes on the progress line. */
+static int eval_after(Run *r, uint64_t s, RtProgress *pr, char *buf, size_t size, RtErr *e) {
+  int n = rt_train_eval_columns(r->eval);
+  size_t at = 0;
+  if (!rt_train_eval_due(r->eval, s)) {
+    for (int k = 0; k < n && at + 1 < size; k++) buf[at++] = '\t';
+    buf[at] = 0;
+    return 0;
+  }
+  double v[RT_TRAIN_MAX_EVALS * 2];
+  if (rt_train_eval_run(r->eval, s, v, e)) return -1;
+  for (int k = 0; k < n && at < size; k++) at += (size_t)snprintf(buf + at, size - at, "\t%.9g", v[k]);
+  char note[96];
+  snprintf(note, sizeof note, "eval.%s %.4g", r->o->eval_fn[0], v[0]);
+  rt_progress_note(pr, note);
+  return 0;
+}
 
 /* The loop proper: steps r->first .. steps-1. */
 static int loop(Run *r, RtTrainResult *res, RtErr *e) {
@@ -293,7 +316,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
   rt_progress_begin(&pr, stderr, r->first, o->steps, o->quiet);
   uint64_t s = r->first;
   for (; s < o->steps; s++) {
-    char line[2048];
+    char line[4096];
     snprintf(line, sizeof line, "%llu\t", (unsigned long long)s);
     size_t loss_at = strlen(line);
     char sched[1800] = "";
@@ -311,8 +334,10 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
       goto fail;
     }
     if (r->ema) rt_ema_update(r->ema, r->p, r->ema_decay, s);
+    char evals[RT_TRAIN_MAX_EVALS * 2 * 24 + 1] = "";
+    if (r->eval && eval_after(r, s, &pr, evals, sizeof evals, e)) goto fail;
     if (r->log) {
-      snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s\n", (double)loss, sched);
+      snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s%s\n", (double)loss, sched, evals);
       fputs(line, r->log);
       fflush(r->log);
     }
@@ -357,6 +382,7 @@ static int prepare(Run *r, RtErr *e) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (!r->o->quiet) fprintf(stderr, "compiling %s ...", r->en->name);
   int rc = rt_program_prepare(r->p, r->entry, e);
+  if (rc == 0 && r->eval) rc = rt_train_eval_prepare(r->eval, e);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (!r->o->quiet)
     fprintf(stderr, rc ? " failed\n" : " %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);

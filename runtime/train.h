@@ -5,7 +5,7 @@
  *         [--set NAME=V]... [--anneal NAME=FROM:TO[:SHAPE[:K]]]... [--params P.safetensors]
  *         [--init PREFIX=FILE.safetensors]... [--init-partial]
  *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
- *         [--ema D]
+ *         [--ema D] [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
  * batch of step s for the inputs the dataset fills; the learning rate of
@@ -73,10 +73,30 @@
  * checkpoint. rt_checkpoint_load_params_ema reads the EMA of a checkpoint
  * as the parameters.
  *
+ * Evaluation (train_eval.c): --eval-every K --eval-fn NAME --eval-data SPEC
+ * runs inference entry NAME (never a training entry: that would update the
+ * parameters), which must return a scalar f32 first (a held-out loss the
+ * model declares), on batches 0 .. M-1 of dataset SPEC (--eval-batches M,
+ * default 8; e.g. shapes:test or fashion-mnist:test), after every step s
+ * with (s+1) % K == 0 and after the last step, and logs the mean of the M
+ * values. The batches are the same at every evaluation (batch j of the
+ * dataset under the run's seed, with the noise of step j), so the numbers
+ * are comparable along the run. The entry's inputs come from the dataset
+ * (its captions encoded with --tokenizer into "text", as for training) and,
+ * for scalar inputs of the same name as a --set/--anneal one (tau, beta),
+ * from that schedule at step s. --eval-fn may be repeated (up to
+ * RT_TRAIN_MAX_EVALS entries, each on its own copy of SPEC). --eval-ema
+ * (with --ema) evaluates every entry a second time with the EMA in place of
+ * the parameters (restored bit for bit afterwards). Evaluating changes
+ * nothing of the training: its losses, state and checkpoints are the ones
+ * the run without evaluation has.
+ *
  * --log FILE.tsv gets a header "step<TAB>loss<TAB>scheduled inputs..." and one
  * line per step with the loss and the value every scheduled input had
  * (the learning rate under its input name "opt.lr"; %.9g: exact for
- * f32). On --resume the file keeps its lines for the steps before the
+ * f32), then a column "eval.NAME" per --eval-fn (and "eval.NAME.ema" right
+ * after it with --eval-ema), empty on the steps without an evaluation,
+ * %.9g of the mean (a double) where there is one. On --resume the file keeps its lines for the steps before the
  * checkpoint's and drops later ones (a killed run may have logged steps that
  * are run again), so a resumed run's log equals the uninterrupted run's.
  * Module prefix: rt_.
@@ -106,6 +126,7 @@ typedef struct {
 typedef enum { RT_LR_CONSTANT, RT_LR_COS, RT_LR_LINEAR } RtLrDecay;
 
 #define RT_TRAIN_MAX_SCALARS 32
+#define RT_TRAIN_MAX_EVALS 8
 
 typedef struct {
   const char *fn;          /* the training entry; NULL: the program's only one, or "loss" */
@@ -131,6 +152,12 @@ typedef struct {
   const char *log;
   bool quiet;              /* no progress line or summary */
   double ema;              /* --ema D: the EMA's decay; 0: no EMA (on --resume: the checkpoint's) */
+  const char *eval_fn[RT_TRAIN_MAX_EVALS]; /* --eval-fn NAME... */
+  int neval;
+  uint64_t eval_every;     /* --eval-every K (0: no evaluation) */
+  const char *eval_data;   /* --eval-data SPEC */
+  uint64_t eval_batches;   /* --eval-batches M (default 8) */
+  bool eval_ema;           /* --eval-ema */
 } RtTrainOptions;
 
 typedef struct {
@@ -173,6 +200,26 @@ void rt_ema_update(RtTensorList *ema, const RtProgram *p, double decay, uint64_t
 /* The EMA model file beside checkpoint 'ckpt': "X.ema.safetensors" for
  * "X.safetensors", else ckpt + ".ema.safetensors". */
 void rt_train_ema_path(const char *ckpt, char *buf, size_t size);
+
+/* ---- evaluation during training (train_eval.c) ---- */
+
+typedef struct RtTrainEval RtTrainEval;
+
+/* Opens o's --eval-fn entries on o->eval_data under 'seed'; 'ema' is the
+ * run's EMA (NULL: none; --eval-ema needs one). NULL with a message naming
+ * the flag, entry or input on error. */
+RtTrainEval *rt_train_eval_open(RtProgram *p, const RtTrainOptions *o, uint64_t seed, RtTensorList *ema, RtErr *e);
+void rt_train_eval_free(RtTrainEval *ev); /* NULL is a no-op */
+/* How many log columns the evaluations add, and their names, each after a
+ * tab, appended to buf. */
+int rt_train_eval_columns(const RtTrainEval *ev);
+void rt_train_eval_header(const RtTrainEval *ev, char *buf, size_t size);
+/* Whether an evaluation follows step s (ev NULL: never). */
+bool rt_train_eval_due(const RtTrainEval *ev, uint64_t s);
+/* Compiles the entries up front when the program compiles on demand. */
+int rt_train_eval_prepare(RtTrainEval *ev, RtErr *e);
+/* Evaluates after step s: values[0 .. rt_train_eval_columns) in column order. */
+int rt_train_eval_run(RtTrainEval *ev, uint64_t s, double *values, RtErr *e);
 
 /* The log file (train_log.c): opens 'path' for appending step lines after
  * 'first' steps: a fresh file with 'header' when first == 0 (or the file

@@ -97,6 +97,21 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
     } else if (FLAG("--ema")) {
       if (m < 0 || rt_exe_f64("--ema", v, &o->ema, e)) return -1;
       if (!(o->ema > 0 && o->ema < 1)) return rt_err(e, "--ema needs a decay between 0 and 1 (e.g. 0.999), got '%s'", v);
+    } else if (FLAG("--eval-every")) {
+      if (m < 0 || rt_exe_u64("--eval-every", v, &o->eval_every, e)) return -1;
+      if (o->eval_every == 0) return rt_err(e, "--eval-every must be at least 1");
+    } else if (FLAG("--eval-fn")) {
+      if (m < 0) return -1;
+      if (o->neval == RT_TRAIN_MAX_EVALS) return rt_err(e, "too many --eval-fn flags (at most %d)", RT_TRAIN_MAX_EVALS);
+      o->eval_fn[o->neval++] = v;
+    } else if (FLAG("--eval-data")) {
+      if (m < 0) return -1;
+      o->eval_data = v;
+    } else if (FLAG("--eval-batches")) {
+      if (m < 0 || rt_exe_u64("--eval-batches", v, &o->eval_batches, e)) return -1;
+      if (o->eval_batches == 0) return rt_err(e, "--eval-batches must be at least 1");
+    } else if (strcmp(argv[i], "--eval-ema") == 0) {
+      o->eval_ema = true;
     } else if (FLAG("--set")) {
       if (m < 0 || parse_scalar(o, "--set", v, false, e)) return -1;
     } else if (FLAG("--anneal")) {
@@ -124,7 +139,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
     } else {
       return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
                     "--warmup K --lr-decay none|cos|linear --lr-min X --set NAME=V --anneal NAME=FROM:TO[:SHAPE[:STEPS]] --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K --resume PATH "
-                    "--log FILE.tsv --ema D --quiet)", argv[i]);
+                    "--log FILE.tsv --ema D --eval-every K --eval-fn NAME --eval-data SPEC --eval-batches M --eval-ema --quiet)", argv[i]);
     }
 #undef FLAG
   }
@@ -132,6 +147,13 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
   if (o->params && o->resume) return rt_err(e, "--params and --resume cannot be used together");
   if (o->init.n && o->resume)
     return rt_err(e, "--init and --resume cannot be used together: the checkpoint restores the whole state");
+  bool eval_flags = o->neval || o->eval_data || o->eval_batches || o->eval_ema;
+  if (o->eval_every && !o->neval) return rt_err(e, "--eval-every needs --eval-fn NAME (an inference entry returning a scalar)");
+  if (o->eval_every && !o->eval_data)
+    return rt_err(e, "--eval-every needs --eval-data SPEC (held-out data, e.g. shapes:test)");
+  if (eval_flags && !o->eval_every)
+    return rt_err(e, "--eval-fn, --eval-data, --eval-batches and --eval-ema go with --eval-every K");
+  if (!o->eval_batches) o->eval_batches = 8;
   if (o->lr_min_given && o->lr_decay == RT_LR_CONSTANT)
     return rt_err(e, "--lr-min goes with --lr-decay cos|linear (the learning rate decays to it)");
   if (o->init.partial && !o->init.n) return rt_err(e, "--init-partial goes with --init PREFIX=FILE");

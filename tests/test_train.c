@@ -86,6 +86,34 @@ static IrGraph *predict_graph(void) {
   return g;
 }
 
+/* heldout(x: f32[B, D], y: f32[B], tau: f32) -> mean((x @ w + b - y)^2) + tau:
+ * an inference entry returning a scalar, for --eval-fn (tau shows that the
+ * run's schedules reach it). */
+static IrGraph *heldout_graph(void) {
+  IrGraph *g = ir_graph_new("heldout");
+  int x = ir_input(g, "x", IR_F32, shape(2, B, D), LOC);
+  int y = ir_input(g, "y", IR_F32, shape(1, B, 0), LOC);
+  int tau = ir_input(g, "tau", IR_F32, shape(0, 0, 0), LOC);
+  int w = ir_param(g, "w", shape(2, D, 1), IR_INIT_NORMAL, 0.0, 0.5, LOC);
+  int b = ir_param(g, "b", shape(1, 1, 0), IR_INIT_ZEROS, 0, 0, LOC);
+  int err = ir_binary(g, OP_SUB, predict(g, x, w, b), y, LOC);
+  int sq = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, err, err, LOC), 1u, false, LOC);
+  int mse = ir_binary(g, OP_MUL, sq, ir_scalar(g, IR_F32, 1.0 / B, LOC), LOC);
+  int out = ir_binary(g, OP_ADD, mse, tau, LOC);
+  ck_assert_msg(out >= 0, "%s", g->error);
+  ir_set_outputs(g, &out, (const char *[]){"heldout"}, 1);
+  return g;
+}
+
+/* The linear model with the heldout entry as well. */
+static RtProgram *make_program_eval(const char *model, uint64_t seed) {
+  IrGraph *g[3] = {step_graph("w"), predict_graph(), heldout_graph()};
+  RtErr e;
+  RtProgram *p = cg_ref_program(g, 3, model, "test", 0.05, seed, &e);
+  ck_assert_msg(p != NULL, "%s", e.msg);
+  return p;
+}
+
 static RtProgram *make_program(const char *model, uint64_t seed) {
   IrGraph *g[2] = {step_graph("w"), predict_graph()};
   RtErr e;
@@ -739,19 +767,19 @@ END_TEST
 
 /* Interrupted by SIGINT during step 25 and resumed, a run with 'flags'
  * (besides the common ones) gives the uninterrupted run's log and state. */
-static void check_resume_identical(const char *flags) {
+static void check_resume_identical_with(RtProgram *(*make)(const char *, uint64_t), const char *flags) {
   char *log = tu_path("ri-ref.tsv"), *ckpt = tu_path("ri-ref.safetensors");
-  RtProgram *ref = make_program("linreg", 0);
+  RtProgram *ref = make("linreg", 0);
   ck_assert_int_eq(main_str(ref, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 0);
   char *want = tu_read_file(log, NULL);
   free(log);
   free(ckpt);
   log = tu_path("ri.tsv");
   ckpt = tu_path("ri.safetensors");
-  RtProgram *p = make_program("linreg", 0);
+  RtProgram *p = make("linreg", 0);
   arm_signal(p, SIGINT, 25);
   ck_assert_int_eq(main_str(p, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 130);
-  RtProgram *q = make_program("linreg", 5);
+  RtProgram *q = make("linreg", 5);
   ck_assert_int_eq(main_str(q, "%s %s --resume %s", train_flags(60, log, ckpt), flags, ckpt), 0);
   char *got = tu_read_file(log, NULL);
   ck_assert_str_eq(got, want);
@@ -768,6 +796,8 @@ static void check_resume_identical(const char *flags) {
   rt_program_free(p);
   rt_program_free(q);
 }
+
+static void check_resume_identical(const char *flags) { check_resume_identical_with(make_program, flags); }
 
 START_TEST(test_schedules_resume_identical) {
   check_resume_identical("--lr 0.05 --warmup 7 --lr-decay cos --lr-min 0.001");
@@ -976,6 +1006,147 @@ START_TEST(test_ema_errors) {
 }
 END_TEST
 
+/* ---- evaluation during training ---- */
+
+/* "--eval-every ... --eval-data" flags for the heldout entry on the training arrays. */
+static const char *eval_flags(int every, int batches) {
+  static char buf[2048];
+  make_data();
+  snprintf(buf, sizeof buf, "--eval-every %d --eval-fn heldout --eval-data %s --eval-batches %d", every, data_spec,
+           batches);
+  return buf;
+}
+
+/* heldout on batches 0 .. m-1 of the arrays with tau, as the run evaluates it. */
+static double heldout_mean(RtProgram *p, int m, double tau) {
+  RtErr e;
+  RtTensor *x = NULL, *y = NULL;
+  ck_assert_int_eq(rt_npy_read(x_npy, &x, &e), 0);
+  ck_assert_int_eq(rt_npy_read(y_npy, &y, &e), 0);
+  RtTensor *in[3] = {rt_tensor_new(RT_F32, 2, (int64_t[]){B, D}, &e), rt_tensor_new(RT_F32, 1, (int64_t[]){B}, &e),
+                     rt_tensor_new(RT_F32, 0, NULL, &e)};
+  rt_f32(in[2])[0] = (float)tau;
+  double sum = 0;
+  for (int j = 0; j < m; j++) {
+    for (int r = 0; r < B; r++) { /* rows (j B + r) mod N */
+      int row = (j * B + r) % N;
+      memcpy(rt_f32(in[0]) + r * D, rt_f32(x) + row * D, D * sizeof(float));
+      rt_f32(in[1])[r] = rt_f32(y)[row];
+    }
+    RtTensor *out = NULL;
+    ck_assert_msg(p->run(p, rt_program_entry(p, "heldout"), in, &out, 0, (uint64_t)j, &e) == 0, "%s", e.msg);
+    sum += rt_f32(out)[0];
+    rt_tensor_free(out);
+  }
+  for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
+  rt_tensor_free(x);
+  rt_tensor_free(y);
+  return sum / m;
+}
+
+START_TEST(test_eval_logged) {
+  RtProgram *p = make_program_eval("linreg", 0);
+  char *log = tu_path("ev.tsv"), *ckpt = tu_path("ev.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.9 --eval-ema %s", train_flags(22, log, ckpt), eval_flags(5, 3)), 0);
+  char *text = tu_read_file(log, NULL);
+  ck_assert_msg(strncmp(text, "step\tloss\ttau\topt.lr\teval.heldout\teval.heldout.ema\n", 50) == 0, "%.80s", text);
+  /* After steps 4, 9, 14, 19 and the last, 21; empty fields elsewhere. */
+  for (int s = 0; s < 22; s++) {
+    bool due = (s + 1) % 5 == 0 || s == 21;
+    ck_assert_msg(isnan(log_value(text, "eval.heldout", s)) != due, "step %d", s);
+    ck_assert_msg(isnan(log_value(text, "eval.heldout.ema", s)) != due, "step %d", s);
+  }
+  /* The last evaluation, recomputed from the final parameters and their EMA:
+   * tau at step 21 is the anneal's end, 0.01. */
+  RtTrainScalar tau = {.anneal = true, .from = 0.2, .to = 0.01};
+  double t21 = (float)rt_train_scalar_value(&tau, 21, 22);
+  RtProgram *q = make_program_eval("linreg", 1);
+  RtErr e;
+  ck_assert_int_eq(rt_checkpoint_load_params(ckpt, q, &e), 0);
+  double want = heldout_mean(q, 3, t21), got = log_value(text, "eval.heldout", 21);
+  ck_assert_msg(fabs(got - want) <= 1e-7 * fabs(want), "eval %.9g, by hand %.9g", got, want);
+  ck_assert_int_eq(rt_checkpoint_load_params_ema(ckpt, q, &e), 0);
+  double want_ema = heldout_mean(q, 3, t21), got_ema = log_value(text, "eval.heldout.ema", 21);
+  ck_assert_msg(fabs(got_ema - want_ema) <= 1e-7 * fabs(want_ema), "eval %.9g, by hand %.9g", got_ema, want_ema);
+  ck_assert_msg(fabs(want_ema - want) > 1e-6, "the EMA's evaluation should differ from the parameters'");
+  /* Evaluating changes nothing of the training: the run without it logs the
+   * same losses and ends in the same state. */
+  RtProgram *r = make_program_eval("linreg", 0);
+  char *log2 = tu_path("ev2.tsv"), *ckpt2 = tu_path("ev2.safetensors");
+  ck_assert_int_eq(main_str(r, "%s --ema 0.9", train_flags(22, log2, ckpt2)), 0);
+  char *text2 = tu_read_file(log2, NULL);
+  for (int s = 0; s < 22; s++) ck_assert_double_eq(log_value(text, "loss", s), log_value(text2, "loss", s));
+  assert_same_state(p, r);
+  ck_assert_int_eq(tu_sh("cmp '%s/ev.ema.safetensors' '%s/ev2.ema.safetensors'", tu_tmpdir(), tu_tmpdir()), 0);
+  free(text);
+  free(text2);
+  free(log);
+  free(ckpt);
+  free(log2);
+  free(ckpt2);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+}
+END_TEST
+
+START_TEST(test_eval_resume_identical) {
+  char flags[2200];
+  snprintf(flags, sizeof flags, "%s --ema 0.8 --eval-ema", eval_flags(7, 2));
+  check_resume_identical_with(make_program_eval, flags);
+}
+END_TEST
+
+START_TEST(test_eval_errors) {
+  make_data();
+  RtTrainOptions o;
+  RtErr e;
+  char *a1[] = {"--steps", "3", "--eval-every", "2", "--eval-data", "shapes:test"};
+  ck_assert_int_eq(rt_train_parse(6, a1, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-fn"), "%s", e.msg);
+  char *a2[] = {"--steps", "3", "--eval-every", "2", "--eval-fn", "heldout"};
+  ck_assert_int_eq(rt_train_parse(6, a2, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-data"), "%s", e.msg);
+  char *a3[] = {"--steps", "3", "--eval-fn", "heldout"};
+  ck_assert_int_eq(rt_train_parse(4, a3, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-every"), "%s", e.msg);
+  char *a4[] = {"--steps", "3", "--eval-every", "0"};
+  ck_assert_int_eq(rt_train_parse(4, a4, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "at least 1"), "%s", e.msg);
+  RtProgram *p = make_program_eval("linreg", 0);
+  char *log = tu_path("everr.tsv"), *ckpt = tu_path("everr.safetensors");
+  struct {
+    const char *flags, *want;
+  } bad[] = {
+      {"--eval-every 2 --eval-fn step --eval-data %s", "training entry"},
+      {"--eval-every 2 --eval-fn predict --eval-data %s", "scalar f32"},
+      {"--eval-every 2 --eval-fn nope --eval-data %s", "no entry 'nope'"},
+      {"--eval-every 2 --eval-fn heldout --eval-fn heldout --eval-data %s", "twice"},
+      {"--eval-every 2 --eval-fn heldout --eval-ema --eval-data %s", "--ema"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char flags[2048], cmd[4096];
+    snprintf(flags, sizeof flags, bad[i].flags, data_spec);
+    snprintf(cmd, sizeof cmd, "%s %s", train_flags(3, log, ckpt), flags);
+    char *argv[64];
+    int argc = 0;
+    for (char *t = strtok(cmd + strlen("train "), " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    ck_assert_msg(rt_train_parse(argc, argv, &o, &e) == 0, "%s", e.msg);
+    RtTrainResult res;
+    ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+    ck_assert_msg(strstr(e.msg, bad[i].want), "%s: %s", bad[i].flags, e.msg);
+  }
+  /* tau without a schedule; y missing from the eval data. */
+  char spec[1024];
+  snprintf(spec, sizeof spec, "npy:x=%s", x_npy);
+  ck_assert_int_eq(main_str(p, "train --steps 3 --data %s --quiet --set tau=0 --eval-every 1 --eval-fn heldout "
+                               "--eval-data %s --checkpoint %s", data_spec, spec, ckpt), 1);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("train");
@@ -1000,6 +1171,9 @@ int main(void) {
   tcase_add_test(tc, test_ema_values);
   tcase_add_test(tc, test_ema_resume_identical);
   tcase_add_test(tc, test_ema_errors);
+  tcase_add_test(tc, test_eval_logged);
+  tcase_add_test(tc, test_eval_resume_identical);
+  tcase_add_test(tc, test_eval_errors);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
