@@ -92,5 +92,7 @@ int cmd_bpe(int argc, char **argv);
 /* `dalc generate --model FILE ...` (cmd_generate.c): compiles the model the
  * file names and runs its `generate` command. */
 int cmd_generate(int argc, char **argv);
+/* `dalc plot LOG.tsv ...` (cmd_plot.c): a training log as a PNG (runtime/plot.h). */
+int cmd_plot(int argc, char **argv);
 
 #endif

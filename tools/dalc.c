@@ -20,6 +20,8 @@ static const char usage[] =
     "       dalc bpe train|encode|decode ...   the BPE tokenizer for captions (dalc bpe: its usage)\n"
     "       dalc generate --model FILE.safetensors CAPTION... [--n N] [--out grid.png] ...\n"
     "                images from captions: compiles the model the file names (`-- generate` options)\n"
+    "       dalc plot LOG.tsv [--columns A,B]... [--log-y] [--smooth F] [-o PLOT.png]\n"
+    "                a training log's columns against the step, as a PNG (dalc plot --help)\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -179,6 +181,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "bpe")) return cmd_bpe(argc - 2, argv + 2);
   if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 2, argv + 2);
   DalcArgs args = {0};
   /* DAL_BACKEND=ref makes the reference executor the default (tests run
    * the same scripts through both backends this way). */
