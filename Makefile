@@ -110,6 +110,7 @@ LIBS_test_plan_program := runtime
 LIBS_test_aot      := codegen passes ir runtime
 LIBS_test_image_grid := runtime
 LIBS_test_shapes_reader := runtime
+LIBS_test_plot     := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
 $(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
@@ -127,7 +128,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 $(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
-$(BUILD)/obj/runtime/image_grid.o $(BUILD)/obj/runtime/caption_fit.o: CFLAGS += $(CAIRO_CFLAGS)
+$(BUILD)/obj/runtime/image_grid.o $(BUILD)/obj/runtime/caption_fit.o $(BUILD)/obj/runtime/plot.o: CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/tests/test_image_grid: private CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 

@@ -46,7 +46,8 @@ static bool under(const char *name, const char *prefix) {
   return lp == 0 || (strncmp(name, prefix, lp) == 0 && name[lp] == '.');
 }
 
-static bool is_opt(const char *name) { return strncmp(name, "opt.", 4) == 0; }
+/* The optimizer's state and the EMA of a training checkpoint: skipped. */
+static bool is_opt(const char *name) { return strncmp(name, "opt.", 4) == 0 || strncmp(name, "ema.", 4) == 0; }
 
 /* Checks file k against the program; marks the parameters it sets in
  * src[] (which file sets each, -1: none yet) and source[] (the file's

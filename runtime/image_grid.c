@@ -94,7 +94,7 @@ static cairo_status_t png_out(void *closure, const unsigned char *data, unsigned
   return CAIRO_STATUS_WRITE_ERROR;
 }
 
-static int write_png(const char *path, cairo_surface_t *s, RtErr *e) {
+int rt_cairo_write_png(const char *path, cairo_surface_t *s, RtErr *e) {
   RtAtomicFile *f = rt_atomic_open(path, e);
   if (!f) return -1;
   PngSink sink = {f, e, 0};
@@ -138,7 +138,7 @@ int rt_png_write_captioned_grid(const char *path, const RtTensor *images, int ro
   }
   if (rc == 0 && cairo_status(cr) != CAIRO_STATUS_SUCCESS)
     rc = rt_err(e, "%s: drawing failed: %s", path, cairo_status_to_string(cairo_status(cr)));
-  if (rc == 0) rc = write_png(path, s, e);
+  if (rc == 0) rc = rt_cairo_write_png(path, s, e);
   cairo_destroy(cr);
   cairo_surface_destroy(s);
   return rc;

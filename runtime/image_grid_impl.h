@@ -1,5 +1,6 @@
-/* image_grid_impl.h — what image_grid.c and caption_fit.c share: setting a
- * caption with a given cairo context. Internal to the runtime. */
+/* image_grid_impl.h — what image_grid.c and caption_fit.c (and plot.c)
+ * share: setting a caption with a given cairo context, writing a PNG.
+ * Internal to the runtime. */
 #ifndef DAL_RT_IMAGE_GRID_IMPL_H
 #define DAL_RT_IMAGE_GRID_IMPL_H
 
@@ -20,5 +21,9 @@ void rt_caption_font(cairo_t *cr, double size);
 int rt_caption_fit_cr(cairo_t *cr, const char *caption, int width, int height, RtCaptionFit *fit, RtErr *e);
 /* The text area of a band (band_h minus the padding). */
 int rt_caption_text_height(void);
+
+/* Writes surface s as a PNG at 'path', atomically (fileio.h); -1 with a
+ * message naming 'path'. Also used by plot.c. */
+int rt_cairo_write_png(const char *path, cairo_surface_t *s, RtErr *e);
 
 #endif

@@ -42,12 +42,14 @@ void rt_progress_step(RtProgress *pr, uint64_t step, double loss) {
   double rate = t > pr->t0 ? (double)done / (t - pr->t0) : 0;
   char eta[32];
   fmt_duration(rate > 0 ? (double)(pr->total - step - 1) / rate : -1, eta, sizeof eta);
-  fprintf(pr->out, "%sstep %llu/%llu  loss %.4g  avg %.4g  %.3g steps/s  ETA %s%s", pr->tty ? "\r" : "",
-          (unsigned long long)(step + 1), (unsigned long long)pr->total, loss, pr->avg, rate, eta,
-          pr->tty ? "\033[K" : "\n");
+  fprintf(pr->out, "%sstep %llu/%llu  loss %.4g  avg %.4g  %s%s%s%.3g steps/s  ETA %s%s", pr->tty ? "\r" : "",
+          (unsigned long long)(step + 1), (unsigned long long)pr->total, loss, pr->avg, pr->note[0] ? "[" : "",
+          pr->note, pr->note[0] ? "]  " : "", rate, eta, pr->tty ? "\033[K" : "\n");
   fflush(pr->out);
   pr->drawn = pr->tty;
 }
+
+void rt_progress_note(RtProgress *pr, const char *text) { snprintf(pr->note, sizeof pr->note, "%s", text); }
 
 void rt_progress_end(RtProgress *pr) {
   if (pr->drawn) fputc('\n', pr->out);

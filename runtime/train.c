@@ -70,6 +70,10 @@ typedef struct {
   char ckpt[1024];
   char init[1024];     /* what --init set (dal.init), kept across resumes */
   char *tokenizer;     /* --tokenizer's JSON, which checkpoints carry (a model file), or NULL */
+  RtTensorList *ema;   /* --ema: "ema.<name>" per parameter (nparam), or NULL */
+  double ema_decay;
+  char ema_path[1024]; /* the EMA model file beside the checkpoint */
+  RtTrainEval *eval;   /* --eval-every, or NULL */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -110,10 +114,11 @@ static int plan_inputs(Run *r, RtErr *e) {
     r->src[i] = SRC_SCALAR;
     r->scalar[i] = k;
   }
+  bool has_lr = false;
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *a = &en->input[i];
     if (rt_data_fills(r->data, i)) r->src[i] = SRC_DATA;
-    else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR;
+    else if (strcmp(a->name, RT_LR_INPUT) == 0 && is_scalar(a)) r->src[i] = SRC_LR, has_lr = true;
     else if (r->src[i] != SRC_SCALAR) {
       if (strcmp(a->name, "text") == 0 && a->dtype == RT_I32 && rt_data_has_captions(r->data))
         return rt_err(e, "input %s of training entry '%s' takes the captions as BPE ids: pass --tokenizer TOK.json "
@@ -126,13 +131,10 @@ static int plan_inputs(Run *r, RtErr *e) {
                     r->o->data ? r->o->data : "shapes", a->name);
     }
   }
+  if ((o->warmup || o->lr_decay != RT_LR_CONSTANT) && !has_lr)
+    return rt_err(e, "%s: training entry '%s' has no learning-rate input '%s' to schedule", o->warmup ? "--warmup" : "--lr-decay",
+                  en->name, RT_LR_INPUT);
   return 0;
-}
-
-/* The value of scheduled scalar k at step s of a run of n steps. */
-static double scalar_value(const RtTrainScalar *sc, uint64_t s, uint64_t n) {
-  if (!sc->anneal || n < 2) return sc->from;
-  return sc->from * pow(sc->to / sc->from, (double)s / (double)(n - 1));
 }
 
 /* Stores v in a one-element tensor of either dtype; returns what it stored. */
@@ -147,8 +149,8 @@ static int fill_inputs(Run *r, uint64_t s, char *line, size_t size, RtErr *e) {
   size_t at = strlen(line);
   for (int i = 0; i < r->en->ninput; i++) {
     double v;
-    if (r->src[i] == SRC_LR) v = set_scalar(r->in[i], r->lr);
-    else if (r->src[i] == SRC_SCALAR) v = set_scalar(r->in[i], scalar_value(&r->o->scalar[r->scalar[i]], s, r->o->steps));
+    if (r->src[i] == SRC_LR) v = set_scalar(r->in[i], rt_train_lr(r->o, r->lr, s));
+    else if (r->src[i] == SRC_SCALAR) v = set_scalar(r->in[i], rt_train_scalar_value(&r->o->scalar[r->scalar[i]], s, r->o->steps));
     else continue;
     at += (size_t)snprintf(line + at, at < size ? size - at : 0, "\t%.9g", v);
   }
@@ -166,7 +168,10 @@ static int save(Run *r, uint64_t done, RtErr *e) {
   RtCheckpointInfo info = {.step = done, .seed = r->seed, .steps = r->o->steps};
   memcpy(info.init, r->init, sizeof info.init);
   info.tokenizer = r->tokenizer;
-  return rt_checkpoint_save(r->ckpt, r->p, &info, e);
+  info.ema = r->ema;
+  info.ema_decay = r->ema ? r->ema_decay : 0;
+  if (rt_checkpoint_save(r->ckpt, r->p, &info, e)) return -1;
+  return r->ema ? rt_checkpoint_save_ema_model(r->ema_path, r->p, &info, e) : 0;
 }
 
 /* Restores or initialises the state; sets r->seed and r->first. */
@@ -185,12 +190,27 @@ static int start_state(Run *r, RtErr *e) {
     r->seed = info.seed;
     r->first = info.step;
     memcpy(r->init, info.init, sizeof r->init);
+    if (info.ema_decay > 0) {
+      if (o->ema > 0 && o->ema != info.ema_decay)
+        return rt_err(e, "%s: the checkpoint's run kept its EMA with --ema %.17g, not %.17g (leave --ema out to "
+                      "resume it)", o->resume, info.ema_decay, o->ema);
+      if (!(r->ema = rt_ema_new(p, e))) return -1;
+      return rt_checkpoint_load_ema(o->resume, p, r->ema, &r->ema_decay, e);
+    }
+    if (o->ema > 0)
+      return rt_err(e, "--ema: %s holds no EMA (its run was trained without --ema), so a resumed run cannot continue "
+                    "one", o->resume);
     return 0;
   }
   r->seed = o->seed;
   r->first = 0;
   rt_init_from_describe(&o->init, r->init, sizeof r->init);
-  return rt_exe_state_start(p, o->params, &o->init, r->seed, e);
+  if (rt_exe_state_start(p, o->params, &o->init, r->seed, e)) return -1;
+  if (o->ema > 0) { /* the average starts from the starting parameters */
+    if (!(r->ema = rt_ema_new(p, e))) return -1;
+    r->ema_decay = o->ema;
+  }
+  return 0;
 }
 
 static int setup(Run *r, RtErr *e) {
@@ -203,6 +223,8 @@ static int setup(Run *r, RtErr *e) {
   if (en->noutput < 1 || en->output[0].dtype != RT_F32 || !is_scalar(&en->output[0]))
     return rt_err(e, "training entry '%s' must return the loss, a scalar f32, first", en->name);
   r->lr = o->lr_given ? o->lr : p->lr;
+  if (o->lr_min_given && o->lr_min > r->lr)
+    return rt_err(e, "--lr-min %g is above the learning rate %g it decays from", o->lr_min, r->lr);
   const char *base = o->resume ? o->resume : NULL;
   if (o->checkpoint) base = o->checkpoint;
   if (base) {
@@ -219,6 +241,7 @@ static int setup(Run *r, RtErr *e) {
     else snprintf(r->ckpt, sizeof r->ckpt, "%.*s.safetensors", len, name);
   }
   r->every = o->every_given ? o->every : (o->steps + 9) / 10;
+  rt_train_ema_path(r->ckpt, r->ema_path, sizeof r->ema_path);
 
   r->src = calloc((size_t)en->ninput + 1, sizeof *r->src);
   r->scalar = calloc((size_t)en->ninput + 1, sizeof *r->scalar);
@@ -241,9 +264,11 @@ static int setup(Run *r, RtErr *e) {
     if (!r->tokenizer) return tok ? rt_err(e, "out of memory") : -1;
   }
   if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e)) return -1;
+  if (o->eval_every && !(r->eval = rt_train_eval_open(p, o, r->seed, r->ema, e))) return -1;
   if (o->log) {
     char header[2048];
     log_header(r, header, sizeof header);
+    if (r->eval) rt_train_eval_header(r->eval, header, sizeof header);
     r->log = rt_train_log_open(o->log, header, r->first, e);
     if (!r->log) return -1;
   }
@@ -258,10 +283,31 @@ static void teardown(Run *r) {
   free(r->scalar);
   rt_data_free(r->data);
   free(r->tokenizer);
+  rt_train_eval_free(r->eval);
+  rt_list_free(r->ema);
   if (r->log) fclose(r->log);
 }
 
 static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
+/* The log fields of the evaluations after step s into buf: "\tV" per
+ * column, or "\t" when none is due; the first value goes on the progress line. */
+static int eval_after(Run *r, uint64_t s, RtProgress *pr, char *buf, size_t size, RtErr *e) {
+  int n = rt_train_eval_columns(r->eval);
+  size_t at = 0;
+  if (!rt_train_eval_due(r->eval, s)) {
+    for (int k = 0; k < n && at + 1 < size; k++) buf[at++] = '\t';
+    buf[at] = 0;
+    return 0;
+  }
+  double v[RT_TRAIN_MAX_EVALS * 2];
+  if (rt_train_eval_run(r->eval, s, v, e)) return -1;
+  for (int k = 0; k < n && at < size; k++) at += (size_t)snprintf(buf + at, size - at, "\t%.9g", v[k]);
+  char note[96];
+  snprintf(note, sizeof note, "eval.%s %.4g", r->o->eval_fn[0], v[0]);
+  rt_progress_note(pr, note);
+  return 0;
+}
 
 /* The loop proper: steps r->first .. steps-1. */
 static int loop(Run *r, RtTrainResult *res, RtErr *e) {
@@ -270,7 +316,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
   rt_progress_begin(&pr, stderr, r->first, o->steps, o->quiet);
   uint64_t s = r->first;
   for (; s < o->steps; s++) {
-    char line[2048];
+    char line[4096];
     snprintf(line, sizeof line, "%llu\t", (unsigned long long)s);
     size_t loss_at = strlen(line);
     char sched[1800] = "";
@@ -287,8 +333,11 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
              (unsigned long long)s, (double)loss);
       goto fail;
     }
+    if (r->ema) rt_ema_update(r->ema, r->p, r->ema_decay, s);
+    char evals[RT_TRAIN_MAX_EVALS * 2 * 24 + 1] = "";
+    if (r->eval && eval_after(r, s, &pr, evals, sizeof evals, e)) goto fail;
     if (r->log) {
-      snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s\n", (double)loss, sched);
+      snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s%s\n", (double)loss, sched, evals);
       fputs(line, r->log);
       fflush(r->log);
     }
@@ -299,6 +348,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
       if (save(r, s + 1, e)) return -1;
       res->signal = stop_signal;
       snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+      if (r->ema) snprintf(res->ema_model, sizeof res->ema_model, "%s", r->ema_path);
       fprintf(stderr, "interrupted by %s after step %llu of %llu; checkpoint written to %s (continue with "
               "--resume %s)\n", signal_name(stop_signal), (unsigned long long)(s + 1), (unsigned long long)o->steps,
               r->ckpt, r->ckpt);
@@ -309,10 +359,11 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
   rt_progress_end(&pr);
   if (save(r, o->steps, e)) return -1;
   snprintf(res->checkpoint, sizeof res->checkpoint, "%s", r->ckpt);
+  if (r->ema) snprintf(res->ema_model, sizeof res->ema_model, "%s", r->ema_path);
   if (!o->quiet)
-    fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s\n",
+    fprintf(stderr, "trained steps %llu..%llu of %s (%s): last loss %.6g, smoothed %.6g; checkpoint %s%s%s\n",
             (unsigned long long)r->first, (unsigned long long)o->steps, r->p->model, r->p->config, res->loss,
-            rt_progress_avg(&pr), r->ckpt);
+            rt_progress_avg(&pr), r->ckpt, r->ema ? ", EMA model " : "", r->ema ? r->ema_path : "");
   const RtTextEncoder *text = rt_data_text(r->data);
   if (!o->quiet && text && rt_text_encoder_cut(text) > 0)
     fprintf(stderr, "%lld distinct captions were longer than the text input and cut\n",
@@ -331,6 +382,7 @@ static int prepare(Run *r, RtErr *e) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (!r->o->quiet) fprintf(stderr, "compiling %s ...", r->en->name);
   int rc = rt_program_prepare(r->p, r->entry, e);
+  if (rc == 0 && r->eval) rc = rt_train_eval_prepare(r->eval, e);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if (!r->o->quiet)
     fprintf(stderr, rc ? " failed\n" : " %.1f s\n", (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);

@@ -86,6 +86,34 @@ static IrGraph *predict_graph(void) {
   return g;
 }
 
+/* heldout(x: f32[B, D], y: f32[B], tau: f32) -> mean((x @ w + b - y)^2) + tau:
+ * an inference entry returning a scalar, for --eval-fn (tau shows that the
+ * run's schedules reach it). */
+static IrGraph *heldout_graph(void) {
+  IrGraph *g = ir_graph_new("heldout");
+  int x = ir_input(g, "x", IR_F32, shape(2, B, D), LOC);
+  int y = ir_input(g, "y", IR_F32, shape(1, B, 0), LOC);
+  int tau = ir_input(g, "tau", IR_F32, shape(0, 0, 0), LOC);
+  int w = ir_param(g, "w", shape(2, D, 1), IR_INIT_NORMAL, 0.0, 0.5, LOC);
+  int b = ir_param(g, "b", shape(1, 1, 0), IR_INIT_ZEROS, 0, 0, LOC);
+  int err = ir_binary(g, OP_SUB, predict(g, x, w, b), y, LOC);
+  int sq = ir_reduce(g, OP_SUM, ir_binary(g, OP_MUL, err, err, LOC), 1u, false, LOC);
+  int mse = ir_binary(g, OP_MUL, sq, ir_scalar(g, IR_F32, 1.0 / B, LOC), LOC);
+  int out = ir_binary(g, OP_ADD, mse, tau, LOC);
+  ck_assert_msg(out >= 0, "%s", g->error);
+  ir_set_outputs(g, &out, (const char *[]){"heldout"}, 1);
+  return g;
+}
+
+/* The linear model with the heldout entry as well. */
+static RtProgram *make_program_eval(const char *model, uint64_t seed) {
+  IrGraph *g[3] = {step_graph("w"), predict_graph(), heldout_graph()};
+  RtErr e;
+  RtProgram *p = cg_ref_program(g, 3, model, "test", 0.05, seed, &e);
+  ck_assert_msg(p != NULL, "%s", e.msg);
+  return p;
+}
+
 static RtProgram *make_program(const char *model, uint64_t seed) {
   IrGraph *g[2] = {step_graph("w"), predict_graph()};
   RtErr e;
@@ -641,6 +669,484 @@ START_TEST(test_run_command) {
 }
 END_TEST
 
+
+/* ---- schedules ---- */
+
+START_TEST(test_schedule_values) {
+  /* geom over the run: the old --anneal FROM:TO (FROM at 0, TO at N-1). */
+  RtTrainScalar g = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_GEOM};
+  ck_assert_double_eq(rt_train_scalar_value(&g, 0, 101), 1);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&g, 50, 101), 0.25, 1e-15);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&g, 100, 101), 0.0625, 1e-15);
+  ck_assert_double_eq(rt_train_scalar_value(&g, 0, 1), 1); /* a one-step run: FROM */
+  /* cos over the run: half-way is the mean, a quarter is 1/2 + 1/(2 sqrt 2) of the way from TO. */
+  RtTrainScalar c = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_COS};
+  ck_assert_double_eq(rt_train_scalar_value(&c, 0, 101), 1);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&c, 50, 101), (1 + 0.0625) / 2, 1e-15);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&c, 25, 101), 0.0625 + 0.9375 * (0.5 + 0.5 * sqrt(0.5)), 1e-15);
+  ck_assert_double_eq(rt_train_scalar_value(&c, 100, 101), 0.0625);
+  /* linear ramp over the first 5000 steps, then held. */
+  RtTrainScalar l = {.anneal = true, .from = 0, .to = 6.6, .shape = RT_ANNEAL_LINEAR, .over = 5000};
+  ck_assert_double_eq(rt_train_scalar_value(&l, 0, 20000), 0);
+  ck_assert_double_eq_tol(rt_train_scalar_value(&l, 1000, 20000), 1.32, 1e-12);
+  ck_assert_double_eq(rt_train_scalar_value(&l, 5000, 20000), 6.6);
+  ck_assert_double_eq(rt_train_scalar_value(&l, 19999, 20000), 6.6);
+  /* K longer than the run: still at the K-step pace. */
+  ck_assert_double_eq_tol(rt_train_scalar_value(&l, 2500, 3000), 3.3, 1e-12);
+  RtTrainScalar set = {.anneal = false, .from = 3, .to = 3};
+  ck_assert_double_eq(rt_train_scalar_value(&set, 7, 10), 3);
+
+  /* The learning rate: constant; warm-up; warm-up then cosine to --lr-min. */
+  RtTrainOptions o = {.steps = 111};
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 50), 0.01);
+  o.warmup = 10;
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 0), 0.001, 1e-18);
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 4), 0.005, 1e-18);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 9), 0.01);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 110), 0.01);
+  o.lr_decay = RT_LR_COS;
+  o.lr_min = 0.001;
+  o.lr_min_given = true;
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 10), 0.01, 1e-15);       /* decay starts after the warm-up */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 60), 0.0055, 1e-15);     /* half-way */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 110), 0.001, 1e-15);     /* --lr-min at step N-1 */
+  o.lr_decay = RT_LR_LINEAR;
+  o.lr_min_given = false;                                                 /* default: to 0 */
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 35), 0.0075, 1e-15);
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 110), 0);
+  o.warmup = 0;
+  o.lr_decay = RT_LR_COS;
+  ck_assert_double_eq(rt_train_lr(&o, 0.01, 0), 0.01);
+  ck_assert_double_eq_tol(rt_train_lr(&o, 0.01, 55), 0.005, 1e-15);
+}
+END_TEST
+
+/* Column 'name' of data line 'line' of a log (header included in 'text'). */
+static double log_value(const char *text, const char *name, int line) {
+  int col = 0;
+  const char *p = text;
+  for (;;) {
+    size_t n = strcspn(p, "\t\n");
+    if (n == strlen(name) && strncmp(p, name, n) == 0) break;
+    ck_assert_msg(p[n] == '\t', "log has no column '%s'", name);
+    p += n + 1;
+    col++;
+  }
+  p = strchr(text, '\n') + 1;
+  for (int i = 0; i < line; i++) p = strchr(p, '\n') + 1;
+  for (int i = 0; i < col; i++) p = strchr(p, '\t') + 1;
+  if (*p == '\t' || *p == '\n') return NAN; /* an empty field */
+  return strtod(p, NULL);
+}
+
+/* The scheduled values reach the step's inputs and the log: each equals
+ * the formula, rounded to f32 as the input holds it. */
+START_TEST(test_schedules_in_log) {
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("sched.tsv"), *ckpt = tu_path("sched.safetensors");
+  make_data();
+  ck_assert_int_eq(main_str(p, "train --steps 41 --data %s --seed 2 --quiet --log %s --checkpoint %s --lr 0.04 "
+                               "--warmup 8 --lr-decay cos --lr-min 0.004 --anneal tau=1:0.0625:cos",
+                            data_spec, log, ckpt), 0);
+  char *text = tu_read_file(log, NULL);
+  RtTrainOptions o = {.steps = 41, .warmup = 8, .lr_decay = RT_LR_COS, .lr_min = 0.004, .lr_min_given = true};
+  RtTrainScalar tau = {.anneal = true, .from = 1, .to = 0.0625, .shape = RT_ANNEAL_COS};
+  for (int s = 0; s < 41; s++) {
+    ck_assert_float_eq((float)log_value(text, "opt.lr", s), (float)rt_train_lr(&o, 0.04, (uint64_t)s));
+    ck_assert_float_eq((float)log_value(text, "tau", s), (float)rt_train_scalar_value(&tau, (uint64_t)s, 41));
+  }
+  ck_assert_float_eq((float)log_value(text, "opt.lr", 0), 0.005f);
+  ck_assert_float_eq((float)log_value(text, "opt.lr", 40), 0.004f);
+  ck_assert_float_eq((float)log_value(text, "tau", 40), 0.0625f);
+  free(text);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
+/* Interrupted by SIGINT during step 25 and resumed, a run with 'flags'
+ * (besides the common ones) gives the uninterrupted run's log and state. */
+static void check_resume_identical_with(RtProgram *(*make)(const char *, uint64_t), const char *flags) {
+  char *log = tu_path("ri-ref.tsv"), *ckpt = tu_path("ri-ref.safetensors");
+  RtProgram *ref = make("linreg", 0);
+  ck_assert_int_eq(main_str(ref, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 0);
+  char *want = tu_read_file(log, NULL);
+  free(log);
+  free(ckpt);
+  log = tu_path("ri.tsv");
+  ckpt = tu_path("ri.safetensors");
+  RtProgram *p = make("linreg", 0);
+  arm_signal(p, SIGINT, 25);
+  ck_assert_int_eq(main_str(p, "%s --every 10 %s", train_flags(60, log, ckpt), flags), 130);
+  RtProgram *q = make("linreg", 5);
+  ck_assert_int_eq(main_str(q, "%s %s --resume %s", train_flags(60, log, ckpt), flags, ckpt), 0);
+  char *got = tu_read_file(log, NULL);
+  ck_assert_str_eq(got, want);
+  assert_same_state(ref, q);
+  /* The final checkpoints (with the EMA, if any) and EMA model files: byte for byte. */
+  ck_assert_int_eq(tu_sh("cmp '%s/ri-ref.safetensors' '%s'", tu_tmpdir(), ckpt), 0);
+  if (strstr(flags, "--ema"))
+    ck_assert_int_eq(tu_sh("cmp '%s/ri-ref.ema.safetensors' '%s/ri.ema.safetensors'", tu_tmpdir(), tu_tmpdir()), 0);
+  free(got);
+  free(want);
+  free(log);
+  free(ckpt);
+  rt_program_free(ref);
+  rt_program_free(p);
+  rt_program_free(q);
+}
+
+static void check_resume_identical(const char *flags) { check_resume_identical_with(make_program, flags); }
+
+START_TEST(test_schedules_resume_identical) {
+  check_resume_identical("--lr 0.05 --warmup 7 --lr-decay cos --lr-min 0.001");
+  check_resume_identical("--warmup 30 --lr-decay linear");
+}
+END_TEST
+
+START_TEST(test_schedule_errors) {
+  make_data();
+  RtTrainOptions o;
+  RtErr e;
+  struct {
+    const char *flag, *value, *want;
+  } bad[] = {
+      {"--anneal", "tau=1:0.5:cosine", "unknown schedule shape 'cosine'"},
+      {"--anneal", "tau=1:0.5:cos:0", "at least 1"},
+      {"--anneal", "tau=1:0.5:cos:x", "'x'"},
+      {"--anneal", "tau=1:0.5:cos:5:6", "FROM:TO[:SHAPE[:STEPS]]"},
+      {"--anneal", "tau=1", "FROM:TO[:SHAPE[:STEPS]]"},
+      {"--anneal", "beta=0:6.6", "same sign"},
+      {"--anneal", "beta=0:6.6:geom:100", "same sign"},
+      {"--lr-decay", "cosine", "none, cos or linear"},
+      {"--warmup", "-1", "'-1'"},
+      {"--lr-min", "-0.1", "negative"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *argv[] = {"--steps", "3", (char *)bad[i].flag, (char *)bad[i].value};
+    ck_assert_int_eq(rt_train_parse(4, argv, &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, bad[i].want), "%s %s: %s", bad[i].flag, bad[i].value, e.msg);
+  }
+  char *a1[] = {"--steps", "3", "--lr-min", "0.1"};
+  ck_assert_int_eq(rt_train_parse(4, a1, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--lr-decay"), "%s", e.msg);
+  /* Accepted forms: linear and cos from 0, the old two-number form. */
+  char *a2[] = {"--steps", "3", "--anneal", "beta=0:6.6:linear:5000", "--anneal", "tau=1:0.1:cos", "--anneal", "x=2:1"};
+  ck_assert_msg(rt_train_parse(8, a2, &o, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(o.scalar[0].shape, RT_ANNEAL_LINEAR);
+  ck_assert_uint_eq(o.scalar[0].over, 5000);
+  ck_assert_int_eq(o.scalar[1].shape, RT_ANNEAL_COS);
+  ck_assert_uint_eq(o.scalar[1].over, 0);
+  ck_assert_int_eq(o.scalar[2].shape, RT_ANNEAL_GEOM);
+  /* --lr-min above the learning rate: an error when the run starts. */
+  RtProgram *p = make_program("linreg", 0);
+  ck_assert_int_eq(main_str(p, "train --steps 3 --data %s --set tau=0 --quiet --lr 0.01 --lr-decay cos --lr-min 0.1",
+                            data_spec), 1);
+  rt_program_free(p);
+}
+END_TEST
+
+/* ---- the EMA of the parameters ---- */
+
+/* Records the parameters before the first training step and after each. */
+#define EMA_STEPS 6
+static float seen[EMA_STEPS + 1][D + 1]; /* w then b */
+static int nseen;
+
+static void record_params(const RtProgram *p) {
+  memcpy(seen[nseen], rt_f32(rt_list_get(p->state, "w")), D * sizeof(float));
+  seen[nseen][D] = rt_f32(rt_list_get(p->state, "b"))[0];
+  nseen++;
+}
+
+static int run_recording(RtProgram *p, int entry, RtTensor *const *in, RtTensor **out, uint64_t seed, uint64_t step,
+                         RtErr *e) {
+  if (p->entry[entry].train && nseen == 0) record_params(p);
+  int rc = real_run(p, entry, in, out, seed, step, e);
+  if (p->entry[entry].train) record_params(p);
+  return rc;
+}
+
+START_TEST(test_ema_values) {
+  ck_assert_double_eq(rt_ema_decay(0.999, 0), 0.1);
+  ck_assert_double_eq_tol(rt_ema_decay(0.999, 80), 0.9, 1e-15);
+  ck_assert_double_eq(rt_ema_decay(0.999, 100000), 0.999);
+  ck_assert_double_eq(rt_ema_decay(0.3, 5), 0.3);
+  RtProgram *p = make_program("linreg", 0);
+  real_run = p->run;
+  p->run = run_recording;
+  nseen = 0;
+  char *log = tu_path("ema.tsv"), *ckpt = tu_path("ema.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.25 --lr 0.1", train_flags(EMA_STEPS, log, ckpt)), 0);
+  ck_assert_int_eq(nseen, EMA_STEPS + 1);
+  /* By hand: the average starts at the initial parameters; after step s,
+   * d = min(0.25, (1+s)/(10+s)): 0.1, 2/11, 3/12, then 0.25. */
+  double want[D + 1];
+  for (int k = 0; k <= D; k++) want[k] = seen[0][k];
+  for (int s = 0; s < EMA_STEPS; s++) {
+    double d = fmin(0.25, (1.0 + s) / (10.0 + s));
+    for (int k = 0; k <= D; k++) want[k] = d * want[k] + (1 - d) * seen[s + 1][k];
+  }
+  RtTensorList *l;
+  RtMeta *m;
+  RtErr e;
+  ck_assert_msg(rt_safetensors_read_meta(ckpt, &l, &m, &e) == 0, "%s", e.msg);
+  ck_assert_str_eq(rt_meta_get(m, "dal.ema"), "0.25");
+  ck_assert_int_eq(l->n, p->state->n + 2); /* the state, then ema.w and ema.b */
+  ck_assert_str_eq(l->name[p->state->n], "ema.w");
+  const float *ew = rt_f32(rt_list_get(l, "ema.w")), *eb = rt_f32(rt_list_get(l, "ema.b"));
+  for (int k = 0; k < D; k++) ck_assert_double_eq_tol(ew[k], want[k], 1e-6);
+  ck_assert_double_eq_tol(eb[0], want[D], 1e-6);
+  /* The average is not the last parameters (the run still moves them). */
+  ck_assert_msg(fabs(ew[0] - seen[EMA_STEPS][0]) > 1e-4, "ema %g, param %g", ew[0], seen[EMA_STEPS][0]);
+  /* The EMA model file: the EMA under the parameters' names, no optimizer state. */
+  char *emafile = tu_path("ema.ema.safetensors");
+  RtTensorList *lm;
+  RtMeta *mm;
+  ck_assert_msg(rt_safetensors_read_meta(emafile, &lm, &mm, &e) == 0, "%s", e.msg);
+  ck_assert_int_eq(lm->n, 2);
+  ck_assert(memcmp(rt_list_get(lm, "w")->data, ew, D * sizeof(float)) == 0);
+  ck_assert_str_eq(rt_meta_get(mm, "dal.params"), "ema");
+  ck_assert_str_eq(rt_meta_get(mm, "dal.model"), "linreg");
+  ck_assert_str_eq(rt_meta_get(mm, "dal.step"), "6");
+  /* Loading the EMA as the parameters, from the checkpoint or the model file. */
+  RtProgram *q = make_program("linreg", 3), *r = make_program("linreg", 4);
+  ck_assert_msg(rt_checkpoint_load_params_ema(ckpt, q, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(q->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert(memcmp(rt_f32(rt_list_get(q->state, "opt.m.w")), rt_f32(rt_list_get(l, "opt.m.w")), D * sizeof(float)) == 0);
+  ck_assert_msg(rt_checkpoint_load_params_ema(emafile, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert_msg(rt_checkpoint_load_params(emafile, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), ew, D * sizeof(float)) == 0);
+  ck_assert_float_eq(rt_f32(rt_list_get(r->state, "opt.step"))[0], 0.0f);
+  /* Plain parameters from the checkpoint are the trained ones, not the EMA. */
+  ck_assert_msg(rt_checkpoint_load_params(ckpt, r, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(r->state, "w")), seen[EMA_STEPS], D * sizeof(float)) == 0);
+  /* The EMA model file is not a checkpoint to resume from. */
+  RtCheckpointInfo info;
+  ck_assert_int_eq(rt_checkpoint_load(emafile, r, &info, &e), -1);
+  ck_assert_msg(strstr(e.msg, "EMA model file") && strstr(e.msg, emafile), "%s", e.msg);
+  /* A checkpoint with an EMA restores (the EMA is not state) and reports its decay. */
+  ck_assert_msg(rt_checkpoint_load(ckpt, r, &info, &e) == 0, "%s", e.msg);
+  ck_assert_double_eq(info.ema_decay, 0.25);
+  /* --init from a checkpoint with an EMA sets the parameters, skipping ema.*. */
+  RtProgram *t = make_program("linreg", 7);
+  RtInitFrom from = {0};
+  ck_assert_int_eq(rt_init_from_add(&from, ckpt, &e), 0);
+  ck_assert_msg(rt_init_from_apply(t, &from, &e) == 0, "%s", e.msg);
+  ck_assert(memcmp(rt_f32(rt_list_get(t->state, "w")), seen[EMA_STEPS], D * sizeof(float)) == 0);
+  rt_list_free(l);
+  rt_meta_free(m);
+  rt_list_free(lm);
+  rt_meta_free(mm);
+  free(emafile);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+  rt_program_free(t);
+}
+END_TEST
+
+START_TEST(test_ema_resume_identical) {
+  check_resume_identical("--ema 0.9");
+  check_resume_identical("--ema 0.999 --warmup 10 --lr-decay cos");
+}
+END_TEST
+
+START_TEST(test_ema_errors) {
+  RtTrainOptions o;
+  RtErr e;
+  const char *bad[] = {"0", "1", "1.5", "-0.5", "x"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char *argv[] = {"--steps", "3", "--ema", (char *)bad[i]};
+    ck_assert_int_eq(rt_train_parse(4, argv, &o, &e), -1);
+    ck_assert_msg(strstr(e.msg, "--ema"), "%s: %s", bad[i], e.msg);
+  }
+  RtProgram *p = make_program("linreg", 0);
+  char *log = tu_path("emaerr.tsv"), *ckpt = tu_path("emaerr.safetensors"), *plain = tu_path("plain-ck.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.9", train_flags(4, log, ckpt)), 0);
+  ck_assert_int_eq(main_str(p, "%s", train_flags(4, log, plain)), 0);
+  RtProgram *q = make_program("linreg", 0);
+  /* Another decay than the checkpoint's; --ema on a checkpoint without one. */
+  char *a1[] = {"--steps", "8", "--data", data_spec, "--set", "tau=0", "--quiet", "--ema", "0.8", "--resume", ckpt};
+  ck_assert_int_eq(rt_train_parse(11, a1, &o, &e), 0);
+  RtTrainResult res;
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--ema 0.9") && strstr(e.msg, ckpt), "%s", e.msg);
+  a1[10] = plain;
+  ck_assert_int_eq(rt_train_parse(11, a1, &o, &e), 0);
+  ck_assert_int_eq(rt_train(q, &o, &res, &e), -1);
+  ck_assert_msg(strstr(e.msg, "no EMA") && strstr(e.msg, plain), "%s", e.msg);
+  /* Resuming without --ema keeps the checkpoint's. */
+  char *a2[] = {"--steps", "8", "--data", data_spec, "--anneal", "tau=0.2:0.01", "--quiet", "--resume", ckpt};
+  ck_assert_int_eq(rt_train_parse(9, a2, &o, &e), 0);
+  ck_assert_msg(rt_train(q, &o, &res, &e) == 0, "%s", e.msg);
+  ck_assert_msg(strstr(res.ema_model, "emaerr.ema.safetensors"), "%s", res.ema_model);
+  RtCheckpointInfo info;
+  ck_assert_int_eq(rt_checkpoint_load(ckpt, q, &info, &e), 0);
+  ck_assert_uint_eq(info.step, 8);
+  ck_assert_double_eq(info.ema_decay, 0.9);
+  /* The EMA of a checkpoint that has none: an error naming the file. */
+  ck_assert_int_eq(rt_checkpoint_load_params_ema(plain, q, &e), -1);
+  ck_assert_msg(strstr(e.msg, "no EMA") && strstr(e.msg, plain) && strstr(e.msg, "--ema"), "%s", e.msg);
+  /* The EMA model file's name. */
+  char buf[256];
+  rt_train_ema_path("dir/dvae.safetensors", buf, sizeof buf);
+  ck_assert_str_eq(buf, "dir/dvae.ema.safetensors");
+  rt_train_ema_path("dvae.ckpt", buf, sizeof buf);
+  ck_assert_str_eq(buf, "dvae.ckpt.ema.safetensors");
+  free(log);
+  free(ckpt);
+  free(plain);
+  rt_program_free(p);
+  rt_program_free(q);
+}
+END_TEST
+
+/* ---- evaluation during training ---- */
+
+/* "--eval-every ... --eval-data" flags for the heldout entry on the training arrays. */
+static const char *eval_flags(int every, int batches) {
+  static char buf[2048];
+  make_data();
+  snprintf(buf, sizeof buf, "--eval-every %d --eval-fn heldout --eval-data %s --eval-batches %d", every, data_spec,
+           batches);
+  return buf;
+}
+
+/* heldout on batches 0 .. m-1 of the arrays with tau, as the run evaluates it. */
+static double heldout_mean(RtProgram *p, int m, double tau) {
+  RtErr e;
+  RtTensor *x = NULL, *y = NULL;
+  ck_assert_int_eq(rt_npy_read(x_npy, &x, &e), 0);
+  ck_assert_int_eq(rt_npy_read(y_npy, &y, &e), 0);
+  RtTensor *in[3] = {rt_tensor_new(RT_F32, 2, (int64_t[]){B, D}, &e), rt_tensor_new(RT_F32, 1, (int64_t[]){B}, &e),
+                     rt_tensor_new(RT_F32, 0, NULL, &e)};
+  rt_f32(in[2])[0] = (float)tau;
+  double sum = 0;
+  for (int j = 0; j < m; j++) {
+    for (int r = 0; r < B; r++) { /* rows (j B + r) mod N */
+      int row = (j * B + r) % N;
+      memcpy(rt_f32(in[0]) + r * D, rt_f32(x) + row * D, D * sizeof(float));
+      rt_f32(in[1])[r] = rt_f32(y)[row];
+    }
+    RtTensor *out = NULL;
+    ck_assert_msg(p->run(p, rt_program_entry(p, "heldout"), in, &out, 0, (uint64_t)j, &e) == 0, "%s", e.msg);
+    sum += rt_f32(out)[0];
+    rt_tensor_free(out);
+  }
+  for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
+  rt_tensor_free(x);
+  rt_tensor_free(y);
+  return sum / m;
+}
+
+START_TEST(test_eval_logged) {
+  RtProgram *p = make_program_eval("linreg", 0);
+  char *log = tu_path("ev.tsv"), *ckpt = tu_path("ev.safetensors");
+  ck_assert_int_eq(main_str(p, "%s --ema 0.9 --eval-ema %s", train_flags(22, log, ckpt), eval_flags(5, 3)), 0);
+  char *text = tu_read_file(log, NULL);
+  ck_assert_msg(strncmp(text, "step\tloss\ttau\topt.lr\teval.heldout\teval.heldout.ema\n", 50) == 0, "%.80s", text);
+  /* After steps 4, 9, 14, 19 and the last, 21; empty fields elsewhere. */
+  for (int s = 0; s < 22; s++) {
+    bool due = (s + 1) % 5 == 0 || s == 21;
+    ck_assert_msg(isnan(log_value(text, "eval.heldout", s)) != due, "step %d", s);
+    ck_assert_msg(isnan(log_value(text, "eval.heldout.ema", s)) != due, "step %d", s);
+  }
+  /* The last evaluation, recomputed from the final parameters and their EMA:
+   * tau at step 21 is the anneal's end, 0.01. */
+  RtTrainScalar tau = {.anneal = true, .from = 0.2, .to = 0.01};
+  double t21 = (float)rt_train_scalar_value(&tau, 21, 22);
+  RtProgram *q = make_program_eval("linreg", 1);
+  RtErr e;
+  ck_assert_int_eq(rt_checkpoint_load_params(ckpt, q, &e), 0);
+  double want = heldout_mean(q, 3, t21), got = log_value(text, "eval.heldout", 21);
+  ck_assert_msg(fabs(got - want) <= 1e-7 * fabs(want), "eval %.9g, by hand %.9g", got, want);
+  ck_assert_int_eq(rt_checkpoint_load_params_ema(ckpt, q, &e), 0);
+  double want_ema = heldout_mean(q, 3, t21), got_ema = log_value(text, "eval.heldout.ema", 21);
+  ck_assert_msg(fabs(got_ema - want_ema) <= 1e-7 * fabs(want_ema), "eval %.9g, by hand %.9g", got_ema, want_ema);
+  ck_assert_msg(fabs(want_ema - want) > 1e-6, "the EMA's evaluation should differ from the parameters'");
+  /* Evaluating changes nothing of the training: the run without it logs the
+   * same losses and ends in the same state. */
+  RtProgram *r = make_program_eval("linreg", 0);
+  char *log2 = tu_path("ev2.tsv"), *ckpt2 = tu_path("ev2.safetensors");
+  ck_assert_int_eq(main_str(r, "%s --ema 0.9", train_flags(22, log2, ckpt2)), 0);
+  char *text2 = tu_read_file(log2, NULL);
+  for (int s = 0; s < 22; s++) ck_assert_double_eq(log_value(text, "loss", s), log_value(text2, "loss", s));
+  assert_same_state(p, r);
+  ck_assert_int_eq(tu_sh("cmp '%s/ev.ema.safetensors' '%s/ev2.ema.safetensors'", tu_tmpdir(), tu_tmpdir()), 0);
+  free(text);
+  free(text2);
+  free(log);
+  free(ckpt);
+  free(log2);
+  free(ckpt2);
+  rt_program_free(p);
+  rt_program_free(q);
+  rt_program_free(r);
+}
+END_TEST
+
+START_TEST(test_eval_resume_identical) {
+  char flags[2200];
+  snprintf(flags, sizeof flags, "%s --ema 0.8 --eval-ema", eval_flags(7, 2));
+  check_resume_identical_with(make_program_eval, flags);
+}
+END_TEST
+
+START_TEST(test_eval_errors) {
+  make_data();
+  RtTrainOptions o;
+  RtErr e;
+  char *a1[] = {"--steps", "3", "--eval-every", "2", "--eval-data", "shapes:test"};
+  ck_assert_int_eq(rt_train_parse(6, a1, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-fn"), "%s", e.msg);
+  char *a2[] = {"--steps", "3", "--eval-every", "2", "--eval-fn", "heldout"};
+  ck_assert_int_eq(rt_train_parse(6, a2, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-data"), "%s", e.msg);
+  char *a3[] = {"--steps", "3", "--eval-fn", "heldout"};
+  ck_assert_int_eq(rt_train_parse(4, a3, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "--eval-every"), "%s", e.msg);
+  char *a4[] = {"--steps", "3", "--eval-every", "0"};
+  ck_assert_int_eq(rt_train_parse(4, a4, &o, &e), -1);
+  ck_assert_msg(strstr(e.msg, "at least 1"), "%s", e.msg);
+  RtProgram *p = make_program_eval("linreg", 0);
+  char *log = tu_path("everr.tsv"), *ckpt = tu_path("everr.safetensors");
+  struct {
+    const char *flags, *want;
+  } bad[] = {
+      {"--eval-every 2 --eval-fn step --eval-data %s", "training entry"},
+      {"--eval-every 2 --eval-fn predict --eval-data %s", "scalar f32"},
+      {"--eval-every 2 --eval-fn nope --eval-data %s", "no entry 'nope'"},
+      {"--eval-every 2 --eval-fn heldout --eval-fn heldout --eval-data %s", "twice"},
+      {"--eval-every 2 --eval-fn heldout --eval-ema --eval-data %s", "--ema"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char flags[2048], cmd[4096];
+    snprintf(flags, sizeof flags, bad[i].flags, data_spec);
+    snprintf(cmd, sizeof cmd, "%s %s", train_flags(3, log, ckpt), flags);
+    char *argv[64];
+    int argc = 0;
+    for (char *t = strtok(cmd + strlen("train "), " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
+    ck_assert_msg(rt_train_parse(argc, argv, &o, &e) == 0, "%s", e.msg);
+    RtTrainResult res;
+    ck_assert_int_eq(rt_train(p, &o, &res, &e), -1);
+    ck_assert_msg(strstr(e.msg, bad[i].want), "%s: %s", bad[i].flags, e.msg);
+  }
+  /* tau without a schedule; y missing from the eval data. */
+  char spec[1024];
+  snprintf(spec, sizeof spec, "npy:x=%s", x_npy);
+  ck_assert_int_eq(main_str(p, "train --steps 3 --data %s --quiet --set tau=0 --eval-every 1 --eval-fn heldout "
+                               "--eval-data %s --checkpoint %s", data_spec, spec, ckpt), 1);
+  free(log);
+  free(ckpt);
+  rt_program_free(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("train");
   TCase *tc = tcase_create("train");
@@ -658,6 +1164,16 @@ int main(void) {
   tcase_add_test(tc, test_input_errors);
   tcase_add_test(tc, test_nonfinite_loss_stops);
   tcase_add_test(tc, test_run_command);
+  tcase_add_test(tc, test_schedule_values);
+  tcase_add_test(tc, test_schedules_in_log);
+  tcase_add_test(tc, test_schedules_resume_identical);
+  tcase_add_test(tc, test_schedule_errors);
+  tcase_add_test(tc, test_ema_values);
+  tcase_add_test(tc, test_ema_resume_identical);
+  tcase_add_test(tc, test_ema_errors);
+  tcase_add_test(tc, test_eval_logged);
+  tcase_add_test(tc, test_eval_resume_identical);
+  tcase_add_test(tc, test_eval_errors);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -95,5 +95,7 @@ int cmd_generate(int argc, char **argv);
 /* `dalc judge shapes ...` (cmd_judge.c): caption accuracy of shapes images
  * by the runtime's rule-based reader. */
 int cmd_judge(int argc, char **argv);
+/* `dalc plot LOG.tsv ...` (cmd_plot.c): a training log as a PNG (runtime/plot.h). */
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static const char usage[] =
     "                images from captions: compiles the model the file names (`-- generate` options)\n"
     "       dalc judge shapes (--images IMAGES.npy --captions CAPTIONS.txt [--n N] | --data SPEC [--count N])\n"
     "                [--holdout[=SPEC]] [--json]   caption accuracy of shapes images, read by rule\n"
+    "       dalc plot LOG.tsv [--columns A,B]... [--log-y] [--smooth F] [-o PLOT.png]\n"
+    "                a training log's columns against the step, as a PNG (dalc plot --help)\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -182,6 +184,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "bpe")) return cmd_bpe(argc - 2, argv + 2);
   if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
   if (!strcmp(argv[1], "judge")) return cmd_judge(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 2, argv + 2);
   DalcArgs args = {0};
   /* DAL_BACKEND=ref makes the reference executor the default (tests run
    * the same scripts through both backends this way). */

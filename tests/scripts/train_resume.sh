@@ -26,7 +26,10 @@ if $dalc run $model -- help >"$tmp/help" 2>&1 && grep -q 'train --steps' "$tmp/h
 # train LOG CHECKPOINT [FLAGS...]: 12 steps, a checkpoint every 3. Runs
 # that get a signal start dalc itself in the background (not this function,
 # whose subshell would get the signal instead).
-flags="--steps 12 --every 3 --seed 7 --anneal tau=1:0.0625 --set beta=0.1 --quiet"
+# The schedules (cosine tau, a KL ramp, lr warm-up and cosine decay) are
+# functions of the step: a resumed run must see the same values; the EMA of
+# the parameters rides in the checkpoints and must continue exactly.
+flags="--steps 12 --every 3 --seed 7 --anneal tau=1:0.0625:cos --anneal beta=0:0.1:linear:5 --warmup 3 --lr-decay cos --ema 0.9 --quiet"
 train() {
   log=$1; ckpt=$2; shift 2
   $dalc run $model -- train $flags --log "$log" --checkpoint "$ckpt" "$@"
@@ -56,6 +59,7 @@ if train "$tmp/int.tsv" "$tmp/int.safetensors" --resume "$tmp/int.safetensors" 2
   bad "resume after SIGINT failed"; cat "$tmp/err"; fi
 cmp -s "$tmp/full.tsv" "$tmp/int.tsv" && ok || { bad "SIGINT + resume: the loss sequence differs"; diff "$tmp/full.tsv" "$tmp/int.tsv"; }
 cmp -s "$tmp/full.safetensors" "$tmp/int.safetensors" && ok || bad "SIGINT + resume: the final checkpoints differ"
+cmp -s "$tmp/full.ema.safetensors" "$tmp/int.ema.safetensors" && ok || bad "SIGINT + resume: the EMA model files differ"
 
 # ---- SIGKILL after the checkpoint at step 3; resume from it ----
 $dalc run $model -- train $flags --log "$tmp/kill.tsv" --checkpoint "$tmp/kill.safetensors" 2>"$tmp/err" &
@@ -69,6 +73,7 @@ if train "$tmp/kill.tsv" "$tmp/kill.safetensors" --resume "$tmp/kill.safetensors
   bad "resume after SIGKILL failed"; cat "$tmp/err"; fi
 cmp -s "$tmp/full.tsv" "$tmp/kill.tsv" && ok || { bad "SIGKILL + resume: the loss sequence differs"; diff "$tmp/full.tsv" "$tmp/kill.tsv"; }
 cmp -s "$tmp/full.safetensors" "$tmp/kill.safetensors" && ok || bad "SIGKILL + resume: the final checkpoints differ"
+cmp -s "$tmp/full.ema.safetensors" "$tmp/kill.ema.safetensors" && ok || bad "SIGKILL + resume: the EMA model files differ"
 
 # ---- no temporary file is left behind ----
 # (SIGKILL during a checkpoint write may leave kill.safetensors.tmp.*; the
