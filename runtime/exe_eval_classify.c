@@ -193,7 +193,7 @@ static int report(const RtProgram *p, const ClsArgs *a, const Acc *s, RtErr *e) 
     else snprintf(value, sizeof value, "- (no images)");
     /* a row of the table only: the per-class figures go to JSON as arrays */
     char row[300];
-    snprintf(row, sizeof row, "%-28s %s", label, value);
+    snprintf(row, sizeof row, "%-32s %s", label, value);
     rt_eval_report_note(r, row);
   }
   if (per) rt_eval_report_array(r, "per_class_accuracy", per, s->classes);

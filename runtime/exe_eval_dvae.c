@@ -1,7 +1,8 @@
 /* exe_eval_dvae.c — `eval dvae`: how well a dVAE's hard tokens rebuild
  * held-out images, and how much of its codebook it uses.
  *
- *   eval dvae --data SPEC [--count N] [--codes K] [--params P] [--init PREFIX=FILE]...
+ *   eval dvae --data SPEC [--count N] [--codes K] [--out-recon RECON.npy]
+ *             [--out-captions CAPTIONS.txt] [--params P] [--init PREFIX=FILE]...
  *             [--init-partial] [--seed S] [--json]
  *
  * Runs the entries "tokens" (images f32 [B, 3, S, S] -> i32 [B, g, g] or
@@ -21,6 +22,10 @@
  *   perplexity     exp of the entropy of the codes' histogram over every
  *                  position of every evaluated image (1: one code; K:
  *                  every code equally often), and entropy (nats)
+ * --out-recon writes the reconstructions, clamped, f32 [N, 3, S, S] in
+ * [-1, 1] in the examples' order, and --out-captions their captions, one
+ * a line: what `eval classify --images RECON.npy --labels CAPTIONS.txt`
+ * reads (a judge's accuracy on reconstructions).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,10 +33,12 @@
 
 #include "exe.h"
 #include "exe_eval.h"
+#include "fileio.h"
+#include "npy.h"
 
 typedef struct {
   RtEvalCommon c;
-  const char *data;
+  const char *data, *out_recon, *out_captions;
   uint64_t count, codes;
 } DvaeArgs;
 
@@ -45,6 +52,12 @@ static int parse(int argc, char **argv, DvaeArgs *a, RtErr *e) {
     } else if ((m = rt_exe_flag(argc, argv, &i, "--data", &v, e))) {
       if (m < 0) return -1;
       a->data = v;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--out-recon", &v, e))) {
+      if (m < 0) return -1;
+      a->out_recon = v;
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--out-captions", &v, e))) {
+      if (m < 0) return -1;
+      a->out_captions = v;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
       if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;
       if (a->count == 0) return rt_err(e, "--count must be at least 1");
@@ -52,8 +65,8 @@ static int parse(int argc, char **argv, DvaeArgs *a, RtErr *e) {
       if (m < 0 || rt_exe_u64("--codes", v, &a->codes, e)) return -1;
       if (a->codes == 0 || a->codes > (1u << 24)) return rt_err(e, "--codes must be in 1 .. 2^24");
     } else {
-      return rt_err(e, "eval dvae: unknown option '%s' (options: --data SPEC --count N --codes K --params P "
-                       "--init PREFIX=FILE --init-partial --seed S --json)", argv[i]);
+      return rt_err(e, "eval dvae: unknown option '%s' (options: --data SPEC --count N --codes K --out-recon F.npy "
+                       "--out-captions F.txt --params P --init PREFIX=FILE --init-partial --seed S --json)", argv[i]);
     }
   }
   if (!a->data) return rt_err(e, "eval dvae needs --data SPEC (held-out images: shapes:test, fashion-mnist:test, ...)");
@@ -111,6 +124,9 @@ typedef struct {
   double sse;          /* sum of squared errors in [0, 1] units */
   double *sum, *sumsq; /* (P) per value of the image, in [0, 1] units */
   int64_t *counts;     /* (K) */
+  float *recon;        /* (count, P) the clamped reconstructions, for --out-recon (or NULL) */
+  char *captions;      /* their captions, each ending in '\n', for --out-captions (or NULL) */
+  size_t captions_len, captions_cap;
 } Acc;
 
 /* The first 'rows' rows of a batch: images x, their codes, the decoded recon. */
@@ -127,6 +143,7 @@ static int accumulate(Acc *s, const float *x, const int32_t *codes, int64_t per_
       double xv = (x[b * s->P + k] + 1.0) / 2.0;
       double r = recon[b * s->P + k];
       r = r < -1 ? -1 : r > 1 ? 1 : r; /* what a PNG shows */
+      if (s->recon) s->recon[(s->images + b) * s->P + k] = (float)r;
       r = (r + 1.0) / 2.0;
       if (r != r) return rt_err(e, "eval dvae: entry 'decode_tokens' gave NaN");
       s->sse += (r - xv) * (r - xv);
@@ -135,6 +152,35 @@ static int accumulate(Acc *s, const float *x, const int32_t *codes, int64_t per_
     }
   s->images += rows;
   s->positions += rows * per_image;
+  return 0;
+}
+
+/* Appends caption c and a newline to s->captions. */
+static int add_caption(Acc *s, const char *c, RtErr *e) {
+  size_t n = strlen(c);
+  if (memchr(c, '\n', n)) return rt_err(e, "eval dvae --out-captions: caption \"%s\" holds a newline", c);
+  if (s->captions_len + n + 2 > s->captions_cap) {
+    size_t cap = (s->captions_len + n + 2) * 2;
+    char *more = realloc(s->captions, cap);
+    if (!more) return rt_err(e, "out of memory");
+    s->captions = more;
+    s->captions_cap = cap;
+  }
+  memcpy(s->captions + s->captions_len, c, n);
+  s->captions_len += n;
+  s->captions[s->captions_len++] = '\n';
+  return 0;
+}
+
+static int write_outputs(const DvaeArgs *a, const Acc *s, const RtArgSpec *x, RtErr *e) {
+  if (a->out_recon) {
+    RtTensor t = {.dtype = RT_F32, .rank = 4, .dim = {s->images, 3, x->dim[2], x->dim[3]}, .data = s->recon};
+    if (rt_npy_write(a->out_recon, &t, e)) return -1;
+  }
+  if (a->out_captions) {
+    RtChunk c = {s->captions, s->captions_len};
+    if (rt_write_file_atomic(a->out_captions, &c, 1, e)) return -1;
+  }
   return 0;
 }
 
@@ -188,8 +234,13 @@ int rt_eval_dvae(RtProgram *p, int argc, char **argv, RtErr *e) {
   s.sum = calloc((size_t)s.P, sizeof *s.sum);
   s.sumsq = calloc((size_t)s.P, sizeof *s.sumsq);
   s.counts = calloc((size_t)s.K, sizeof *s.counts);
-  if (!in || !s.sum || !s.sumsq || !s.counts) {
+  if (a.out_recon) s.recon = malloc(sizeof *s.recon * (size_t)(st.count * s.P));
+  if (!in || !s.sum || !s.sumsq || !s.counts || (a.out_recon && !s.recon)) {
     if (in) rt_err(e, "out of memory");
+    goto done;
+  }
+  if (a.out_captions && !rt_data_has_captions(st.d)) {
+    rt_err(e, "eval dvae --out-captions %s: dataset '%s' has no captions", a.out_captions, a.data);
     goto done;
   }
   const RtArgSpec *di = &p->entry[dec].input[0];
@@ -200,10 +251,13 @@ int rt_eval_dvae(RtProgram *p, int argc, char **argv, RtErr *e) {
     memcpy(dec_in->data, codes[0]->data, rt_tensor_bytes(dec_in));
     if (rt_eval_run(p, dec, &dec_in, &recon, a.c.seed, e)) goto done;
     if (accumulate(&s, rt_f32(in[0]), rt_i32(codes[0]), per_image, rt_f32(recon[0]), rows, e)) goto done;
+    for (int64_t j = 0; a.out_captions && j < rows; j++)
+      if (add_caption(&s, rt_data_caption(st.d, j), e)) goto done;
     rt_eval_outputs_free(p, tok, codes);
     rt_eval_outputs_free(p, dec, recon);
     codes = recon = NULL;
   }
+  if (write_outputs(&a, &s, &en->input[0], e)) goto done;
   rc = report(p, &a, &s, e);
 done:
   rt_eval_outputs_free(p, tok, codes);
@@ -214,5 +268,7 @@ done:
   free(s.sum);
   free(s.sumsq);
   free(s.counts);
+  free(s.recon);
+  free(s.captions);
   return rc;
 }

@@ -1,7 +1,8 @@
 /* test_eval.c — `EXE eval dvae|gpt|classify` (runtime/exe_eval*.c) through
  * the executables' command line (rt_main), on stand-in programs written by
  * hand whose answers are known:
- *   dVAE: a decoder that gives the images back exactly (MSE 0, PSNR inf),
+ *   dVAE: a decoder that gives the images back exactly (MSE 0, PSNR inf,
+ *         --out-recon the images themselves, --out-captions theirs),
  *         one code everywhere (perplexity 1, usage 1/K) with a constant
  *         decoder (MSE computed here from the images, clamping included),
  *         every code equally often (perplexity K, usage 1); K from
@@ -11,8 +12,9 @@
  *         the unigram entropies; data from npy, from a token cache and from
  *         images through "tokens" with a tokenizer;
  *   classify: a perfect reader and one that always says class 0, on a
- *         fake Fashion-MNIST test split (labels from captions) and on
- *         .npy images with text and .npy labels;
+ *         fake Fashion-MNIST test split (labels from captions), on .npy
+ *         images with text and .npy labels, and on eval dvae's
+ *         --out-recon with its --out-captions;
  * plus the metric functions themselves and every bad-input class. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -320,6 +322,31 @@ START_TEST(test_dvae_perfect) {
   ck_assert_msg(strstr(out, "PSNR") && strstr(out, "inf dB") && strstr(out, "0.000000"), "%s", out);
   ck_assert_msg(strstr(out, "10 examples of shapes:test"), "%s", out);
   free(out);
+  /* --out-recon / --out-captions: the reconstructions (here the images) and captions, in order */
+  char *rp = tu_path("recon.npy"), *cp = tu_path("captions.txt");
+  ck_assert_int_eq(run_main(p, NULL, NULL, "eval dvae --data shapes:test --count 10 --out-recon %s --out-captions %s", rp, cp), 0);
+  RtErr e;
+  RtTensor *r = NULL;
+  ck_assert_int_eq(rt_npy_read(rp, &r, &e), 0);
+  ck_assert(r->dtype == RT_F32 && r->rank == 4 && r->dim[0] == 10 && r->dim[1] == 3 && r->dim[2] == S);
+  ck_assert(memcmp(r->data, x, sizeof(float) * 10 * 3 * S * S) == 0);
+  rt_tensor_free(r);
+  char *caps = tu_read_file(cp, NULL);
+  RtDataset *d = rt_data_open("shapes:test", &dvae_entries[1], 0, &e);
+  RtTensor *img = rt_tensor_new(RT_F32, 4, img_in[0].dim, &e);
+  char want[2048] = "";
+  for (int base = 0; base < 10; base += B) {
+    uint64_t k[B] = {(uint64_t)base, (uint64_t)base + 1, (uint64_t)base + 2, (uint64_t)base + 3};
+    ck_assert_int_eq(rt_data_fill_examples(d, k, &img, &e), 0);
+    for (int j = 0; j < B && base + j < 10; j++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s\n", rt_data_caption(d, j));
+  }
+  ck_assert_str_eq(caps, want);
+  free(caps);
+  rt_tensor_free(img);
+  rt_data_free(d);
+  expect_fail(p, "--out-captions", "dataset 'npy:x=", "eval dvae --data npy:x=%s --count 4 --out-captions %s", rp, cp);
+  free(rp);
+  free(cp);
   free(x);
   rt_program_free(p);
 }
@@ -706,6 +733,17 @@ START_TEST(test_classify) {
   expect_fail(p, "is not a Fashion-MNIST class caption", NULL, "eval classify --data shapes:test --count 4");
   RtProgram *q = fake_program("fake-dvae", dvae_entries, 3, NULL, 0);
   expect_fail(q, "eval classify needs the entry 'predict'", NULL, "eval classify --data fashion-mnist:test");
+  /* a judge on reconstructions: eval dvae writes them with their captions, eval classify reads both */
+  char *rp = tu_path("recon.npy"), *cp = tu_path("captions.txt");
+  dec_mode = DEC_EXACT;
+  tok_mode = TOK_ONE;
+  ck_assert_int_eq(run_main(q, NULL, NULL, "eval dvae --data fashion-mnist:test --out-recon %s --out-captions %s", rp, cp), 0);
+  j = eval_json(p, "eval classify --images %s --labels %s", rp, cp);
+  ck_assert_int_eq((int)num(j, "count"), 23);
+  ck_assert_double_eq(num(j, "accuracy"), 1.0);
+  cJSON_Delete(j);
+  free(rp);
+  free(cp);
   rt_program_free(q);
   rt_tensor_free(im);
   rt_tensor_free(lab);
