@@ -13,7 +13,8 @@ configs, the classifier's s16), against answers computed here:
     uses one code: perplexity 1, usage 1/K;
   * the classifier (s16, random parameters) on .npy images: accuracy and
     per-class counts equal numpy's on `run --fn predict`, which is the
-    argmax of `run --fn logits`.
+    argmax of `run --fn logits`; trained 100 steps on those 24 images
+    (npy:x=...,label=...) it reads all of them (labels given as captions).
 Run with /usr/bin/python3.
 """
 import json
@@ -162,6 +163,19 @@ def main():
     check(j["count"] == m and close(j["accuracy"], acc, 1e-12) and
           j["per_class_count"] == [float(c) for c in np.bincount(labels, minlength=10)],
           f"classifier accuracy {j['accuracy']:.4f} = numpy's {acc:.4f} on {m} images")
+    # classifier.dal trains: 100 steps at batch 8 on these 24 images memorise them
+    # (labels as the npy dataset's input 'label'; eval's labels as captions, one a line)
+    run(model("classifier", "s16", 8) + ["--", "train", "--steps", "100", "--data",
+                                         f"npy:x={t}/fx.npy,label={t}/fy.npy", "--log", f"{t}/cls.tsv",
+                                         "--checkpoint", f"{t}/cls_trained.safetensors", "--quiet"])
+    losses = [float(line.split("\t")[1]) for line in open(f"{t}/cls.tsv").read().splitlines()[1:]]
+    with open(f"{t}/captions.txt", "w") as f:
+        f.write("".join(caps[c] + "\n" for c in labels))
+    j = evaluate("classifier", "s16", ["classify", "--images", f"{t}/fx.npy", "--labels", f"{t}/captions.txt",
+                                       "--params", f"{t}/cls_trained.safetensors"])
+    check(losses[0] > 2 and sum(losses[-10:]) / 10 < 0.3 and j["accuracy"] == 1.0,
+          f"classifier.dal trains: loss {losses[0]:.3f} -> {sum(losses[-10:]) / 10:.3f}, "
+          f"accuracy {j['accuracy']:.4f} on the 24 images it learned")
     run(["rm", "-rf", t])
 
 
