@@ -111,6 +111,7 @@ LIBS_test_aot      := codegen passes ir runtime
 LIBS_test_image_grid := runtime
 LIBS_test_shapes_reader := runtime
 LIBS_test_plot     := runtime
+LIBS_test_eval    := runtime
 # test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
 $(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))

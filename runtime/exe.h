@@ -39,5 +39,6 @@ int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe
 int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e); /* `sample` (exe_sample.c) */
 int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e); /* `generate` (exe_generate.c) */
 int rt_exe_tokenize(RtProgram *p, int argc, char **argv, RtErr *e); /* `tokenize` (exe_tokenize.c) */
+int rt_exe_eval(RtProgram *p, int argc, char **argv, RtErr *e); /* `eval` (exe_eval*.c) */
 
 #endif

@@ -141,6 +141,11 @@ static void usage(FILE *f, const char *prog) {
           "  bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC] [--tokenizer TOK.json] [--set NAME=V]...\n"
           "        [--seed S] [--max-seconds T] [--json]\n"
           "                                      ms/step, throughput and peak memory of an entry\n"
+          "  eval dvae|gpt|classify --data SPEC [--count N] [--params P.safetensors] [--init PREFIX=FILE]... [--json]\n"
+          "        dvae: [--codes K] [--out-recon RECON.npy] [--out-captions CAPTIONS.txt];\n"
+          "        gpt: [--tokenizer TOK.json] [--train-data SPEC [--train-count N]] [--codes K];\n"
+          "        classify: (--data SPEC | --images IMAGES.npy) [--labels FILE.npy|FILE.txt [--repeat R]]\n"
+          "                                      held-out measures: reconstruction and codebook, cross-entropy, accuracy\n"
           "  help                                this text\n"
           "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
           "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n"
@@ -177,11 +182,12 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   else if (strcmp(cmd, "sample") == 0) rc = rt_exe_sample(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "tokenize") == 0) rc = rt_exe_tokenize(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "generate") == 0) rc = rt_exe_generate(p, argc - 2, argv + 2, &e);
+  else if (strcmp(cmd, "eval") == 0) rc = rt_exe_eval(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
     usage(stdout, prog);
     rc = 0;
   } else {
-    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, tokenize, bench, sample, generate, help)",
+    rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, tokenize, bench, sample, generate, eval, help)",
                 cmd);
   }
   fflush(stdout);

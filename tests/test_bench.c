@@ -386,7 +386,7 @@ START_TEST(test_help_lists_bench) {
   result_free(&r);
   r = bench(p, "benchmark");
   ck_assert_int_eq(r.status, 1);
-  ck_assert_ptr_nonnull(strstr(r.err, "commands: info, train, run, data, tokenize, bench, sample, generate, help"));
+  ck_assert_ptr_nonnull(strstr(r.err, "commands: info, train, run, data, tokenize, bench, sample, generate, eval, help"));
   result_free(&r);
   rt_program_free(p);
 }
