@@ -30,7 +30,9 @@
  *                                  when shrinking, bilinear when enlarging)
  *                                  in all three channels, in [-1, 1]; the
  *                                  caption names the class ("an ankle
- *                                  boot"). Each epoch visits every image
+ *                                  boot"); an i32 [B] input called "label",
+ *                                  if the entry has one, gets the class
+ *                                  0..9 (a classifier's). Each epoch visits every image
  *                                  once, in an order shuffled from (seed,
  *                                  epoch)
  *   folder:PATH                    your own images: PATH/captions.tsv lists

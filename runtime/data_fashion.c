@@ -21,6 +21,7 @@ const char *rt_fashion_caption(int label) {
 
 typedef struct {
   int input;              /* the image input */
+  int label_input;        /* an i32 [B] input "label" filled with the class, or -1 */
   int size;               /* S */
   int64_t n;              /* examples */
   unsigned char *pixels;  /* (n, 28, 28) */
@@ -123,6 +124,7 @@ static int fashion_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *in
   const Fashion *f = d->impl;
   if (render(f, (int64_t)k, rt_f32(inputs[f->input]) + j * 3 * (int64_t)f->size * f->size, e)) return -1;
   snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
+  if (f->label_input >= 0) rt_i32(inputs[f->label_input])[j] = f->labels[k];
   return 0;
 }
 
@@ -165,6 +167,14 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
                     f->labels[k]);
   f->input = in;
   f->size = S;
+  f->label_input = rt_entry_input(d->entry, "label");
+  if (f->label_input >= 0) {
+    const RtArgSpec *l = &d->entry->input[f->label_input];
+    if (l->dtype != RT_I32 || l->rank != 1 || l->dim[0] != d->batch)
+      return rt_err(e, "dataset fashion-mnist fills input 'label' with the class 0..9: it must be i32[%lld], not %s%s",
+                    (long long)d->batch, rt_dtype_name(l->dtype), l->rank ? "[...]" : " (a scalar)");
+    d->fills[f->label_input] = true;
+  }
   d->size = f->n;
   return rt_data_captions(d, 32, e);
 }

@@ -781,6 +781,24 @@ START_TEST(test_fashion_fake) {
     rt_data_free(same);
   }
 
+  /* A classifier's i32 [B] "label" input gets each image's class. */
+  {
+    RtArgSpec args[2] = {{.name = "x", .dtype = RT_F32, .rank = 4, .dim = {6, 3, 8, 8}},
+                         {.name = "label", .dtype = RT_I32, .rank = 1, .dim = {6}}};
+    RtEntrySpec cls = {.name = "loss", .train = true, .ninput = 2, .input = args};
+    RtDataset *d = rt_data_open("fashion-mnist", &cls, 5, &e);
+    ck_assert_msg(d, "%s", e.msg);
+    ck_assert(rt_data_fills(d, 0) && rt_data_fills(d, 1));
+    RtTensor *in[2] = {rt_tensor_new(RT_F32, 4, args[0].dim, &e), rt_tensor_new(RT_I32, 1, args[1].dim, &e)};
+    ck_assert_int_eq(rt_data_fill(d, 1, in, &e), 0);
+    for (int j = 0; j < 6; j++) ck_assert_int_eq(rt_i32(in[1])[j], (3 * fake_index(in[0], j, 8)) % 10);
+    rt_tensor_free(in[0]), rt_tensor_free(in[1]);
+    rt_data_free(d);
+    args[1].dtype = RT_F32; /* a label input of the wrong type is named */
+    ck_assert_ptr_null(rt_data_open("fashion-mnist", &cls, 5, &e));
+    ck_assert_msg(strstr(e.msg, "fills input 'label' with the class 0..9: it must be i32[6]"), "%s", e.msg);
+  }
+
   /* every bad-file class names the file and what is wrong */
   RtArgSpec xs;
   RtEntrySpec en = image_entry(&xs, 2, 16);
