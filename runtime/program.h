@@ -116,6 +116,10 @@ static inline void rt_program_free(RtProgram *p) {
  *                                      one entry on .npy inputs
  *   data [--data SPEC] [--out grid.png] [--batch B] [--size S] [--step K] [--seed S]
  *                                      one batch of a dataset, as a PNG grid and captions
+ *   tokenize --data SPEC --tokenizer T --out FILE [--count N] ...
+ *                                      a token cache for --data tokens:FILE (exe_tokenize.c)
+ *   eval dvae|gpt|classify --data SPEC ... [--json]
+ *                                      held-out figures (exe_eval.c)
  *   sample (--in text=FILE.npy | --captions F --tokenizer T | --bench) [--params P]
  *       [--temperature T] [--top-k K] [--sample-seed S] [--no-cache] [--json] [--out FILE.npy]
  *                                      image tokens drawn with the KV cache (exe_sample.c)
