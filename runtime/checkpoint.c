@@ -158,17 +158,12 @@ done:
   return rc;
 }
 
-int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
-  RtTensorList *l = NULL;
-  if (rt_safetensors_read(path, &l, e)) return -1;
-  int rc = -1;
+int rt_checkpoint_set_params(const RtTensorList *l, const char *path, RtProgram *p, RtErr *e) {
   for (int i = 0; i < p->nsaved; i++) {
     const RtTensor *t = rt_list_get(l, p->state->name[i]);
-    if (!t && i < p->nparam) {
-      rt_err(e, "%s: parameter '%s' of model '%s' is missing", path, p->state->name[i], p->model);
-      goto done;
-    }
-    if (t && rt_checkpoint_check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) goto done;
+    if (!t && i < p->nparam)
+      return rt_err(e, "%s: parameter '%s' of model '%s' is missing", path, p->state->name[i], p->model);
+    if (t && rt_checkpoint_check_fits(t, p->state->tensor[i], p->state->name[i], path, e)) return -1;
   }
   for (int i = 0; i < p->nsaved; i++) {
     const RtTensor *t = rt_list_get(l, p->state->name[i]);
@@ -176,8 +171,13 @@ int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
     if (t) memcpy(s->data, t->data, rt_tensor_bytes(s));
     else memset(s->data, 0, rt_tensor_bytes(s));
   }
-  rc = 0;
-done:
+  return 0;
+}
+
+int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e) {
+  RtTensorList *l = NULL;
+  if (rt_safetensors_read(path, &l, e)) return -1;
+  int rc = rt_checkpoint_set_params(l, path, p, e);
   rt_list_free(l);
   return rc;
 }

@@ -72,6 +72,8 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
  * taken from the file when present and zeroed otherwise; tensors the
  * program does not have are ignored. On failure the state is unchanged. */
 int rt_checkpoint_load_params(const char *path, RtProgram *p, RtErr *e);
+/* The same from tensors already read ('path' names them in messages). */
+int rt_checkpoint_set_params(const RtTensorList *l, const char *path, RtProgram *p, RtErr *e);
 
 /* rt_checkpoint_load_params with the EMA as the parameters: every
  * parameter <name> from "ema.<name>" of a checkpoint written with --ema

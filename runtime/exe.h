@@ -3,6 +3,7 @@
 #ifndef DAL_RT_EXE_H
 #define DAL_RT_EXE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "checkpoint.h"
@@ -12,6 +13,21 @@
  * value (advancing *i past a separate value) and returns 1; returns -1 with
  * a message if the value is missing, 0 if argv[*i] is another flag. */
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e);
+/* A table of a command's plain options: each names a flag and exactly one
+ * place its value goes (a string, a non-negative integer, or a switch that
+ * takes no value). */
+typedef struct {
+  const char *flag;
+  const char **str;
+  uint64_t *num;
+  bool *on;
+} RtExeOpt;
+
+/* Matches argv[*i] against opts[0..n): 1 if one matched (its value stored,
+ * *i advanced past a separate value), 0 if none did, -1 with a message on
+ * a missing or bad value. */
+int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtErr *e);
+
 /* Whole-string numbers, with errors that name the flag. */
 int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);

@@ -45,12 +45,9 @@ static int parse(int argc, char **argv, ClsArgs *a, RtErr *e) {
       if (m < 0) return -1;
       continue;
     }
-    const struct {
-      const char *flag, **dst;
-    } strs[] = {{"--data", &a->data}, {"--images", &a->images}, {"--labels", &a->labels}};
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
-    if (m < 0) return -1;
+    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--images", .str = &a->images},
+                             {"--labels", .str = &a->labels}};
+    if ((m = rt_exe_opts(argc, argv, &i, strs, 3, e)) < 0) return -1;
     if (m) continue;
     if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
       if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;

@@ -57,12 +57,9 @@ static int parse(int argc, char **argv, GptArgs *a, RtErr *e) {
       if (m < 0) return -1;
       continue;
     }
-    const struct {
-      const char *flag, **dst;
-    } strs[] = {{"--data", &a->data}, {"--tokenizer", &a->tokenizer}, {"--train-data", &a->train_data}};
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
-    if (m < 0) return -1;
+    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--tokenizer", .str = &a->tokenizer},
+                             {"--train-data", .str = &a->train_data}};
+    if ((m = rt_exe_opts(argc, argv, &i, strs, 3, e)) < 0) return -1;
     if (m) continue;
     const struct {
       const char *flag;

@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bpe.h"
@@ -35,6 +34,7 @@
 #include "exe.h"
 #include "image_grid.h"
 #include "npy.h"
+#include "rt_sched.h"
 #include "safetensors.h"
 #include "sampler.h"
 
@@ -50,32 +50,17 @@ typedef struct {
 } GenArgs;
 
 static int parse(int argc, char **argv, GenArgs *a, RtErr *e) {
-  *a = (GenArgs){.n = 4, .temperature = 1, .sampler = "gumbel", .scale = 4};
+  *a = (GenArgs){.n = 4, .temperature = 1, .sampler = "gumbel", .scale = 4, .top_k = UINT64_MAX /* none given */};
   a->caption = calloc((size_t)argc + 1, sizeof *a->caption);
   if (!a->caption) return rt_err(e, "out of memory");
-  const struct {
-    const char *flag, **dst;
-  } strs[] = {{"--model", &a->model},       {"--captions", &a->captions_file}, {"--out", &a->out},
-              {"--out-npy", &a->out_npy},   {"--out-tokens", &a->out_tokens},  {"--out-dir", &a->out_dir},
-              {"--sampler", &a->sampler}};
-  const struct {
-    const char *flag;
-    uint64_t *dst;
-  } nums[] = {{"--n", &a->n}, {"--seed", &a->seed}, {"--top-k", &a->top_k}, {"--scale", &a->scale}};
+  const RtExeOpt opts[] = {
+      {"--model", .str = &a->model},         {"--captions", .str = &a->captions_file}, {"--out", .str = &a->out},
+      {"--out-npy", .str = &a->out_npy},     {"--out-tokens", .str = &a->out_tokens},  {"--out-dir", .str = &a->out_dir},
+      {"--sampler", .str = &a->sampler},     {"--n", .num = &a->n},                    {"--seed", .num = &a->seed},
+      {"--top-k", .num = &a->top_k},         {"--scale", .num = &a->scale},            {"--no-cache", .on = &a->no_cache}};
   for (int i = 0; i < argc; i++) {
     const char *v;
-    int m = 0;
-    if (strcmp(argv[i], "--no-cache") == 0) {
-      a->no_cache = true;
-      continue;
-    }
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
-    for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, e)) > 0) {
-        if (rt_exe_u64(nums[k].flag, v, nums[k].dst, e)) return -1;
-        if (nums[k].dst == &a->top_k) a->top_k_given = true;
-      }
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]), e);
     if (m < 0) return -1;
     if (m) continue;
     if ((m = rt_exe_flag(argc, argv, &i, "--temperature", &v, e))) {
@@ -90,6 +75,8 @@ static int parse(int argc, char **argv, GenArgs *a, RtErr *e) {
       a->caption[a->ncaption++] = argv[i];
     }
   }
+  a->top_k_given = a->top_k != UINT64_MAX;
+  if (!a->top_k_given) a->top_k = 0; /* every image token */
   if (!a->model) return rt_err(e, "generate needs --model FILE.safetensors (a model file: see `train --tokenizer`)");
   if (a->n < 1 || a->n > 4096) return rt_err(e, "generate: --n must be 1 .. 4096 images per caption, got %llu",
                                              (unsigned long long)a->n);
@@ -137,7 +124,8 @@ static int gather_captions(const GenArgs *a, char ***cap, int *n, RtErr *e) {
   return 0;
 }
 
-/* Checks that the model file belongs to p and returns its tokenizer. */
+/* Checks that the model file belongs to p, sets p's parameters from it (one
+ * read of the file) and returns its tokenizer. */
 static RtBpe *open_model(const GenArgs *a, RtProgram *p, RtErr *e) {
   RtTensorList *l = NULL;
   RtMeta *m = NULL;
@@ -157,6 +145,10 @@ static RtBpe *open_model(const GenArgs *a, RtProgram *p, RtErr *e) {
     char what[PATH_MAX + 32];
     snprintf(what, sizeof what, "%s: dal.tokenizer", a->model);
     tok = rt_bpe_parse(json, what, e);
+    if (tok && rt_checkpoint_set_params(l, a->model, p, e)) {
+      rt_bpe_free(tok);
+      tok = NULL;
+    }
     if (tok && hash && p->source_hash && strcmp(hash, p->source_hash) != 0)
       fprintf(stderr, "generate: warning: %s was made from another version of %s's source (%s, now %s)\n", a->model,
               p->model, hash, p->source_hash);
@@ -209,11 +201,7 @@ static int write_outputs(const GenArgs *a, RtTensor *images, RtTensor *tokens, c
   return 0;
 }
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+static double now(void) { return 1e-9 * (double)rt_now_ns(); }
 
 /* The progress line over batches: images done, image tokens/s, ETA (a
  * batch's own line, from the sampler, when there is one batch). Redrawn
@@ -252,7 +240,7 @@ int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e) {
            (long long)K);
     goto done;
   }
-  if (!(tok = open_model(&a, p, e)) || rt_checkpoint_load_params(a.model, p, e) || rt_program_prepare(p, dec, e))
+  if (!(tok = open_model(&a, p, e)) || rt_program_prepare(p, dec, e))
     goto done;
   int64_t rows = (int64_t)ncap * (int64_t)a.n, g = de->input[0].dim[1];
   const int64_t *img = de->output[0].dim;

@@ -24,6 +24,27 @@ int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **va
   return 1;
 }
 
+int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtErr *e) {
+  for (int k = 0; k < n; k++) {
+    const RtExeOpt *o = &opts[k];
+    if (o->on) {
+      if (strcmp(argv[*i], o->flag) != 0) continue;
+      *o->on = true;
+      return 1;
+    }
+    const char *v;
+    int m = rt_exe_flag(argc, argv, i, o->flag, &v, e);
+    if (m <= 0) {
+      if (m < 0) return -1;
+      continue;
+    }
+    if (o->str) *o->str = v;
+    else if (rt_exe_u64(o->flag, v, o->num, e)) return -1;
+    return 1;
+  }
+  return 0;
+}
+
 int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e) {
   char *end;
   errno = 0;

@@ -41,28 +41,15 @@ typedef struct {
 
 static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
   *a = (SampleArgs){.out = "tokens.npy", .temperature = 1, .sampler = "gumbel", .reps = 5};
-  const struct {
-    const char *flag, **dst;
-  } strs[] = {{"--captions", &a->captions}, {"--tokenizer", &a->tokenizer}, {"--params", &a->params},
-              {"--out", &a->out},           {"--sampler", &a->sampler}, {"--logits-out", &a->logits_out}};
-  const struct {
-    const char *flag;
-    uint64_t *dst;
-  } nums[] = {{"--seed", &a->seed}, {"--sample-seed", &a->sample_seed}, {"--top-k", &a->top_k}, {"--reps", &a->reps}};
-  const struct {
-    const char *flag;
-    bool *dst;
-  } bools[] = {{"--no-cache", &a->no_cache}, {"--bench", &a->bench}, {"--json", &a->json}};
+  const RtExeOpt opts[] = {
+      {"--captions", .str = &a->captions}, {"--tokenizer", .str = &a->tokenizer}, {"--params", .str = &a->params},
+      {"--out", .str = &a->out},           {"--sampler", .str = &a->sampler},     {"--logits-out", .str = &a->logits_out},
+      {"--seed", .num = &a->seed},         {"--sample-seed", .num = &a->sample_seed},
+      {"--top-k", .num = &a->top_k},       {"--reps", .num = &a->reps},
+      {"--no-cache", .on = &a->no_cache},  {"--bench", .on = &a->bench},          {"--json", .on = &a->json}};
   for (int i = 0; i < argc; i++) {
     const char *v;
-    int m = 0;
-    for (size_t k = 0; k < sizeof bools / sizeof bools[0] && !m; k++)
-      if (strcmp(argv[i], bools[k].flag) == 0) *bools[k].dst = true, m = 1;
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
-    for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, e)) > 0 && rt_exe_u64(nums[k].flag, v, nums[k].dst, e))
-        return -1;
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof opts[0]), e);
     if (!m) m = rt_exe_init_flag(argc, argv, &i, &a->init, e);
     if (m < 0) return -1;
     if (m) continue;
@@ -146,8 +133,6 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   if (parse(argc, argv, &a, e)) return -1;
   int64_t B, Lt, T, K;
   if (rt_sampler_prepare(p, a.no_cache, &B, &Lt, &T, &K, e)) return -1;
-  if (T < 0) return rt_err(e, "%s has no entry '%s': the number of image tokens is unknown", p->model,
-                           RT_ENTRY_IMAGE_LOGITS);
   if (a.top_k > (uint64_t)K)
     return rt_err(e, "--top-k %llu is more than the %lld image tokens the model can draw from",
                   (unsigned long long)a.top_k, (long long)K);

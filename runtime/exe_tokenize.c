@@ -40,13 +40,10 @@ static int parse(int argc, char **argv, TokArgs *a, RtErr *e) {
       if (m < 0) return -1;
       continue;
     }
-    const struct {
-      const char *flag, **dst;
-    } strs[] = {{"--data", &a->data}, {"--tokenizer", &a->tokenizer}, {"--out", &a->out}, {"--fn", &a->fn},
-                {"--params", &a->params}};
-    for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, strs[k].flag, &v, e)) > 0) *strs[k].dst = v;
-    if (m < 0) return -1;
+    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--tokenizer", .str = &a->tokenizer},
+                             {"--out", .str = &a->out},   {"--fn", .str = &a->fn},
+                             {"--params", .str = &a->params}};
+    if ((m = rt_exe_opts(argc, argv, &i, strs, 5, e)) < 0) return -1;
     if (m) continue;
     if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
       if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;

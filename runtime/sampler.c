@@ -6,60 +6,51 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "rt_sched.h"
+
+static double now(void) { return 1e-9 * (double)rt_now_ns(); }
 
 static bool is(const RtArgSpec *a, RtDType t, int rank) { return a->dtype == t && a->rank == rank; }
 
-/* The entry called 'name' with the given numbers of inputs and outputs. */
-static int find(RtProgram *p, const char *name, int nin, int nout, const RtEntrySpec **en, RtErr *e) {
+/* The entry called 'name' with the given numbers of inputs and outputs,
+ * made ready to run if 'ready'. */
+static int find(RtProgram *p, const char *name, int nin, int nout, bool ready, const char *why,
+                const RtEntrySpec **en, RtErr *e) {
   int i = rt_program_entry(p, name);
-  if (i < 0)
-    return rt_err(e, "%s has no entry '%s' (sampling %s needs it; see runtime/sampler.h)", p->model, name,
-                  strcmp(name, RT_ENTRY_IMAGE_LOGITS) == 0 ? "without a cache" : "with the KV cache");
+  if (i < 0) return rt_err(e, "%s has no entry '%s' (%s; see runtime/sampler.h)", p->model, name, why);
   *en = &p->entry[i];
   if ((*en)->ninput != nin || (*en)->noutput != nout)
     return rt_err(e, "entry '%s' takes %d inputs and gives %d outputs; sampling needs %d and %d", name,
                   (*en)->ninput, (*en)->noutput, nin, nout);
-  return rt_program_prepare(p, i, e);
+  return ready ? rt_program_prepare(p, i, e) : 0;
 }
 
 int rt_sampler_prepare(RtProgram *p, bool no_cache, int64_t *B, int64_t *Lt, int64_t *T, int64_t *K, RtErr *e) {
   const RtEntrySpec *il = NULL, *pre = NULL, *step = NULL;
-  /* T comes from image_logits when the program has it, else from the cache's length */
-  bool have_il = rt_program_entry(p, RT_ENTRY_IMAGE_LOGITS) >= 0;
-  if ((no_cache || have_il) && find(p, RT_ENTRY_IMAGE_LOGITS, 2, 1, &il, e)) return -1;
-  if (il) {
-    const RtArgSpec *t = &il->input[0], *im = &il->input[1], *o = &il->output[0];
-    if (!is(t, RT_I32, 2) || !is(im, RT_I32, 2) || !is(o, RT_F32, 3) || im->dim[0] != t->dim[0] ||
-        o->dim[0] != t->dim[0] || o->dim[1] != im->dim[1])
-      return rt_err(e, "entry '%s' must take (text: i32[B, Lt], image: i32[B, T]) and return f32[B, T, K]",
-                    il->name);
-    *B = t->dim[0], *Lt = t->dim[1], *T = im->dim[1], *K = o->dim[2];
-  }
+  if (!no_cache && (find(p, RT_ENTRY_PREFILL, 1, 1, true, "sampling with the KV cache needs it", &pre, e) ||
+                    find(p, RT_ENTRY_DECODE_STEP, 2, 1, true, "sampling with the KV cache needs it", &step, e)))
+    return -1;
+  /* image_logits gives the sizes (T among them) even when the cache draws */
+  if (find(p, RT_ENTRY_IMAGE_LOGITS, 2, 1, no_cache, "sampling without a cache needs it, and it says how many tokens to draw",
+           &il, e))
+    return -1;
+  const RtArgSpec *t = &il->input[0], *im = &il->input[1], *o = &il->output[0];
+  if (!is(t, RT_I32, 2) || !is(im, RT_I32, 2) || !is(o, RT_F32, 3) || im->dim[0] != t->dim[0] ||
+      o->dim[0] != t->dim[0] || o->dim[1] != im->dim[1])
+    return rt_err(e, "entry '%s' must take (text: i32[B, Lt], image: i32[B, T]) and return f32[B, T, K]", il->name);
+  *B = t->dim[0], *Lt = t->dim[1], *T = im->dim[1], *K = o->dim[2];
   if (no_cache) return 0;
-  if (find(p, RT_ENTRY_PREFILL, 1, 1, &pre, e) || find(p, RT_ENTRY_DECODE_STEP, 2, 1, &step, e)) return -1;
-  const RtArgSpec *t = &pre->input[0], *o = &pre->output[0], *tok = &step->input[0], *pos = &step->input[1],
+  const RtArgSpec *pt = &pre->input[0], *po = &pre->output[0], *tok = &step->input[0], *pos = &step->input[1],
                   *so = &step->output[0];
-  if (!is(t, RT_I32, 2) || !is(o, RT_F32, 2) || o->dim[0] != t->dim[0])
-    return rt_err(e, "entry '%s' must take text: i32[B, Lt] and return f32[B, K]", pre->name);
-  if (!is(tok, RT_I32, 1) || !is(pos, RT_I32, 0) || !is(so, RT_F32, 2) || tok->dim[0] != t->dim[0] ||
-      so->dim[0] != t->dim[0] || so->dim[1] != o->dim[1])
+  if (!is(pt, RT_I32, 2) || !is(po, RT_F32, 2) || pt->dim[0] != *B || pt->dim[1] != *Lt || po->dim[0] != *B ||
+      po->dim[1] != *K)
+    return rt_err(e, "entry '%s' must take text: i32[B, Lt] and return f32[B, K] like '%s'", pre->name, il->name);
+  if (!is(tok, RT_I32, 1) || !is(pos, RT_I32, 0) || !is(so, RT_F32, 2) || tok->dim[0] != *B || so->dim[0] != *B ||
+      so->dim[1] != *K)
     return rt_err(e, "entry '%s' must take (token: i32[B], pos: i32) and return f32[B, K] like '%s'", step->name,
                   pre->name);
-  if (il && (il->input[0].dim[0] != t->dim[0] || il->input[0].dim[1] != t->dim[1] || il->output[0].dim[2] != o->dim[1]))
-    return rt_err(e, "entries '%s' and '%s' disagree on the batch, text length or image vocabulary", pre->name,
-                  il->name);
-  *B = t->dim[0], *Lt = t->dim[1], *K = o->dim[1];
-  if (!il) { /* no image_logits: the token count is the last dimension of the tokens' tensor (set by the caller) */
-    *T = -1;
-  }
   return 0;
 }
 
@@ -95,7 +86,6 @@ int rt_sampler_run(RtProgram *p, const RtTensor *text, RtTensor *tokens, const R
   int64_t B, Lt, T, K;
   if (rt_sampler_prepare(p, o->no_cache, &B, &Lt, &T, &K, e)) return -1;
   int64_t have = rt_tensor_numel(tokens) / (tokens->rank ? tokens->dim[0] : 1);
-  if (T < 0) T = have;
   if (text->dtype != RT_I32 || text->rank != 2 || text->dim[0] != B || text->dim[1] != Lt)
     return rt_err(e, "sample: the text must be i32[%lld, %lld]", (long long)B, (long long)Lt);
   if (tokens->dtype != RT_I32 || tokens->dim[0] != B || have != T)

@@ -46,8 +46,9 @@ typedef struct {
 } RtSamplerStats;
 
 /* Whether p has what the chosen path needs (an error naming the missing or
- * ill-typed entry if not), and its sizes: B rows, Lt text ids, T image
- * tokens, K image vocabulary. Makes the entries ready (compiles them). */
+ * ill-typed entry if not; image_logits always, for the sizes), and its
+ * sizes: B rows, Lt text ids, T image tokens, K image vocabulary. Makes
+ * the entries ready (compiles them). */
 int rt_sampler_prepare(RtProgram *p, bool no_cache, int64_t *B, int64_t *Lt, int64_t *T, int64_t *K, RtErr *e);
 
 /* Draws tokens (i32 [B, T], or [B, g, g] with g*g = T) for text (i32
