@@ -30,6 +30,7 @@
 #include "runtime/exe_eval.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
+#include "tests/run_main.h"
 #include "tests/util.h"
 
 #define B 4
@@ -170,45 +171,6 @@ static RtProgram *fake_program(const char *model, const RtEntrySpec *entries, in
 
 /* ---- helpers ---- */
 
-/* rt_main on a command line (split at spaces); stdout to *out (malloc'd),
- * stderr to *err (may be NULL). */
-static int run_main(RtProgram *p, char **out, char **err, const char *fmt, ...) {
-  char line[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  char *argv[64];
-  int argc = 0;
-  argv[argc++] = "fake";
-  for (char *t = strtok(line, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
-  argv[argc] = NULL;
-  char *po = tu_path("main.out"), *pe = tu_path("main.err");
-  fflush(stdout);
-  fflush(stderr);
-  int save1 = dup(1), save2 = dup(2);
-  FILE *fo = fopen(po, "w"), *fe = fopen(pe, "w");
-  dup2(fileno(fo), 1);
-  dup2(fileno(fe), 2);
-  int rc = rt_main(p, argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(save1, 1);
-  dup2(save2, 2);
-  close(save1);
-  close(save2);
-  fclose(fo);
-  fclose(fe);
-  char *o = tu_read_file(po, NULL), *x = tu_read_file(pe, NULL);
-  if (out) *out = o;
-  else free(o);
-  if (err) *err = x;
-  else free(x);
-  free(po);
-  free(pe);
-  return rc;
-}
-
 /* Runs an eval with --json; returns the parsed object (the caller frees). */
 static cJSON *eval_json(RtProgram *p, const char *fmt, ...) {
   char cmd[4096];
@@ -217,7 +179,7 @@ static cJSON *eval_json(RtProgram *p, const char *fmt, ...) {
   vsnprintf(cmd, sizeof cmd, fmt, ap);
   va_end(ap);
   char *out = NULL, *err = NULL;
-  int rc = run_main(p, &out, &err, "%s --json", cmd);
+  int rc = tu_run_main(p, &out, &err, "%s --json", cmd);
   ck_assert_msg(rc == 0, "'%s' gave %d: %s", cmd, rc, err);
   cJSON *j = cJSON_Parse(out);
   ck_assert_msg(j != NULL, "'%s': not JSON: %s", cmd, out);
@@ -240,7 +202,7 @@ static void expect_fail(RtProgram *p, const char *want1, const char *want2, cons
   vsnprintf(cmd, sizeof cmd, fmt, ap);
   va_end(ap);
   char *err = NULL;
-  int rc = run_main(p, NULL, &err, "%s", cmd);
+  int rc = tu_run_main(p, NULL, &err, "%s", cmd);
   ck_assert_msg(rc == 1, "'%s' gave %d: %s", cmd, rc, err);
   ck_assert_msg(strstr(err, want1) && (!want2 || strstr(err, want2)), "'%s': expected '%s' and '%s' in: %s", cmd,
                 want1, want2 ? want2 : "", err);
@@ -318,13 +280,13 @@ START_TEST(test_dvae_perfect) {
   cJSON_Delete(j);
   /* The table: the same figures, PSNR "inf". */
   char *out = NULL;
-  ck_assert_int_eq(run_main(p, &out, NULL, "eval dvae --data shapes:test --count 10"), 0);
+  ck_assert_int_eq(tu_run_main(p, &out, NULL, "eval dvae --data shapes:test --count 10"), 0);
   ck_assert_msg(strstr(out, "PSNR") && strstr(out, "inf dB") && strstr(out, "0.000000"), "%s", out);
   ck_assert_msg(strstr(out, "10 examples of shapes:test"), "%s", out);
   free(out);
   /* --out-recon / --out-captions: the reconstructions (here the images) and captions, in order */
   char *rp = tu_path("recon.npy"), *cp = tu_path("captions.txt");
-  ck_assert_int_eq(run_main(p, NULL, NULL, "eval dvae --data shapes:test --count 10 --out-recon %s --out-captions %s", rp, cp), 0);
+  ck_assert_int_eq(tu_run_main(p, NULL, NULL, "eval dvae --data shapes:test --count 10 --out-recon %s --out-captions %s", rp, cp), 0);
   RtErr e;
   RtTensor *r = NULL;
   ck_assert_int_eq(rt_npy_read(rp, &r, &e), 0);
@@ -436,7 +398,7 @@ START_TEST(test_dvae_errors) {
   tok_mode = TOK_ONE;
   dec_value = 0;
   char *err = NULL;
-  ck_assert_int_eq(run_main(p, NULL, &err, "eval dvae --data shapes:test --count 3"), 0);
+  ck_assert_int_eq(tu_run_main(p, NULL, &err, "eval dvae --data shapes:test --count 3"), 0);
   ck_assert_msg(strstr(err, "an untrained model"), "%s", err);
   free(err);
   rt_program_free(p);
@@ -706,7 +668,7 @@ START_TEST(test_classify) {
   cJSON_Delete(j);
   /* the table */
   char *out = NULL;
-  ck_assert_int_eq(run_main(p, &out, NULL, "eval classify --images %s --labels %s", ip, ln), 0);
+  ck_assert_int_eq(tu_run_main(p, &out, NULL, "eval classify --images %s --labels %s", ip, ln), 0);
   ck_assert_msg(strstr(out, "accuracy") && strstr(out, "0.6667") && strstr(out, "class 3 (a dress)"), "%s", out);
   free(out);
 
@@ -737,7 +699,7 @@ START_TEST(test_classify) {
   char *rp = tu_path("recon.npy"), *cp = tu_path("captions.txt");
   dec_mode = DEC_EXACT;
   tok_mode = TOK_ONE;
-  ck_assert_int_eq(run_main(q, NULL, NULL, "eval dvae --data fashion-mnist:test --out-recon %s --out-captions %s", rp, cp), 0);
+  ck_assert_int_eq(tu_run_main(q, NULL, NULL, "eval dvae --data fashion-mnist:test --out-recon %s --out-captions %s", rp, cp), 0);
   j = eval_json(p, "eval classify --images %s --labels %s", rp, cp);
   ck_assert_int_eq((int)num(j, "count"), 23);
   ck_assert_double_eq(num(j, "accuracy"), 1.0);

@@ -20,6 +20,7 @@
 #include "runtime/data.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
+#include "tests/run_main.h"
 #include "tests/util.h"
 
 #define B 4
@@ -127,40 +128,8 @@ static RtProgram *fake_program(void) {
 
 /* ---- helpers ---- */
 
-/* rt_main on a command line given as one string (split at spaces); its
- * stdout and stderr together go to *text (malloc'd, may be NULL). */
-static int run_main(RtProgram *p, char **text, const char *fmt, ...) {
-  char line[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  char *argv[64];
-  int argc = 0;
-  argv[argc++] = "fake";
-  for (char *t = strtok(line, " "); t && argc < 63; t = strtok(NULL, " ")) argv[argc++] = t;
-  argv[argc] = NULL;
-  char *out = tu_path("main.out");
-  fflush(stdout);
-  fflush(stderr);
-  int save1 = dup(1), save2 = dup(2);
-  FILE *f = fopen(out, "w");
-  dup2(fileno(f), 1);
-  dup2(fileno(f), 2);
-  int rc = rt_main(p, argc, argv);
-  fflush(stdout);
-  fflush(stderr);
-  dup2(save1, 1);
-  dup2(save2, 2);
-  close(save1);
-  close(save2);
-  fclose(f);
-  char *t = tu_read_file(out, NULL);
-  free(out);
-  if (text) *text = t;
-  else free(t);
-  return rc;
-}
+/* rt_main on a command line; its stdout and stderr together in *text. */
+#define run_main(p, text, ...) tu_run_main(p, text, text, __VA_ARGS__)
 
 /* rt_main on 'cmd' must fail (status 1) with a message holding want1 and
  * want2 (NULL: only want1). */
