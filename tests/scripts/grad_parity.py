@@ -37,6 +37,10 @@ with PyTorch autograd and torch.optim.AdamW on the project's reference
          parameters (enc.conv_out.weight asserted by name) must get a non-zero
          gradient equal to the soft path's in PyTorch.
 
+  soft relaxation  loss_soft_given_noise (the decoder sees the softmax,
+         beta's per-cell KL and the codebook-usage KL of the average code
+         distribution): loss and every parameter's gradient as above.
+
 Cases: dVAE tiny (batch 4) and bench (batch 1: the reference executor takes
 about 10 s per bench image for forward and backward), GPT tiny (batch 4) and
 bench (batch 2). The dalc runs go two at a time (the machine has 2 cores):
@@ -71,11 +75,13 @@ MOMENT_TOL = 1e-5
 class Case:
     """One model configuration: a grad run and (if 'step') a one-step run."""
 
-    def __init__(self, family, config, batch, tau=0.9, beta=0.1, step=True, st=False, seed=1234):
+    def __init__(self, family, config, batch, tau=0.9, beta=0.1, step=True, st=False, seed=1234, usage=None):
         self.family, self.config, self.batch = family, config, batch
         self.tau, self.beta, self.step, self.st, self.seed = tau, beta, step, st, seed
-        self.name = "%s %s" % (family, config) + (" straight-through" if st else "")
-        self.fn = "loss_given_noise" if family == "dvae" else "loss"
+        self.usage = usage  # not None: the soft relaxation with the codebook-usage term
+        self.name = "%s %s" % (family, config) + (" straight-through" if st else "") + \
+            (" soft relaxation" if usage is not None else "")
+        self.fn = ("loss_soft_given_noise" if usage is not None else "loss_given_noise") if family == "dvae" else "loss"
 
 
 CASES = [
@@ -85,6 +91,7 @@ CASES = [
     Case("gpt", "tiny", 4),
     # beta 0: no KL term, so the encoder hears of the loss only through the one-hot
     Case("dvae", "tiny", 4, tau=0.5, beta=0.0, step=False, st=True, seed=77),
+    Case("dvae", "tiny", 4, tau=0.3, beta=0.01, step=False, seed=78, usage=0.5),
 ]
 
 
@@ -100,6 +107,9 @@ def build(case):
         x = torch.rand(case.batch, 3, S, S) * 2 - 1
         noise = -torch.log(-torch.log(torch.rand(case.batch, K, n, n).clamp_min(1e-12)))
         inputs = {"x": x, "noise": noise, "tau": np.float32(case.tau), "beta": np.float32(case.beta)}
+        if case.usage is not None:
+            inputs["usage"] = np.float32(case.usage)
+            return model, inputs, lambda: model.loss_soft_given_noise(x, noise, case.tau, case.beta, case.usage)
         return model, inputs, lambda: model.loss_given_noise(x, noise, case.tau, case.beta)
     cfg = dt.GPT_CONFIGS[case.config]
     model = dt.GPT(cfg)
@@ -175,7 +185,9 @@ def commands(dalc, case, d):
 
 
 def input_names(case):
-    return ["x", "noise", "tau", "beta"] if case.family == "dvae" else ["text", "image"]
+    if case.family != "dvae":
+        return ["text", "image"]
+    return ["x", "noise", "tau", "beta"] + (["usage"] if case.usage is not None else [])
 
 
 def prepare(case, d, model, inputs):

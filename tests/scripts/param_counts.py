@@ -61,7 +61,7 @@ def main():
     torch.set_num_threads(2)
     failed = 0
     for family in FAMILIES:
-        for config in ("tiny", "small", "bench", "paper"):
+        for config in ("tiny", "small", "small16", "bench", "paper"):
             want, problem = reference_count(family, config)
             try:
                 got = dalc_count(dalc, family, config)

@@ -33,7 +33,7 @@ import dal_io  # noqa: E402
 import dal_torch as dt  # noqa: E402
 import selftest  # noqa: E402
 
-TAU, BETA = 0.9, 0.1
+TAU, BETA, USAGE = 0.9, 0.1, 0.5
 GPT_BENCH_BATCH = 2   # the reference executor is plain C: keep the bench case small
 
 
@@ -114,6 +114,11 @@ def dvae_case(cfg, fn, batch):
             noise = -torch.log(-torch.log(torch.rand(batch, K, n, n).clamp_min(1e-12)))
             inputs = {"x": x, "noise": noise, "tau": np.float32(TAU), "beta": np.float32(BETA)}
             return model.state_dict(), inputs, model.loss_given_noise(x, noise, TAU, BETA)
+        if fn == "loss_soft_given_noise":
+            noise = -torch.log(-torch.log(torch.rand(batch, K, n, n).clamp_min(1e-12)))
+            inputs = {"x": x, "noise": noise, "tau": np.float32(TAU), "beta": np.float32(BETA),
+                      "usage": np.float32(USAGE)}
+            return model.state_dict(), inputs, model.loss_soft_given_noise(x, noise, TAU, BETA, USAGE)
     raise ValueError("no dvae case " + fn)
 
 
@@ -176,12 +181,16 @@ CASES = [
     Case("dvae", "tiny", "decode", 1e-4),
     Case("dvae", "tiny", "decode_tokens", 1e-4),
     Case("dvae", "tiny", "loss_given_noise", 1e-4),
+    Case("dvae", "tiny", "loss_soft_given_noise", 1e-4),
     Case("gpt", "tiny", "logits", 1e-4),
     Case("gpt", "tiny", "loss", 1e-4),
     Case("gpt", "bench", "logits", 1e-3, batch=GPT_BENCH_BATCH),
     Case("dvae", "small", "encode", 1e-4, batch=2),
     Case("dvae", "small", "decode_tokens", 1e-4, batch=2),
     Case("gpt", "small", "logits", 1e-4, batch=2),
+    Case("dvae", "small16", "encode", 1e-4, batch=2),
+    Case("dvae", "small16", "decode_tokens", 1e-4, batch=2),
+    Case("gpt", "small16", "logits", 1e-4, batch=2),
 ]
 
 

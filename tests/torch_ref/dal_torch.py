@@ -21,6 +21,8 @@ DVAE_CONFIGS = {
     "bench": dict(S=64,  hid=64,  n_down=3, n_res=1, K=512,  D=256, G=8,  batch=16, lr=3e-4),
     # small: sized to train to quality on a 2-core CPU (32x32 images, an 8x8 grid)
     "small": dict(S=32,  hid=32,  n_down=2, n_res=1, K=512,  D=64,  G=8,  batch=32, lr=1e-3),
+    # small16: small with a 16x16 grid (2x2-pixel tokens), for shapes' corners
+    "small16": dict(S=32, hid=32, n_down=1, n_res=1, K=512,  D=64,  G=8,  batch=32, lr=1e-3),
     # paper: compiled and shape-checked, not trained (no learning rate given)
     "paper": dict(S=256, hid=128, n_down=3, n_res=2, K=8192, D=512, G=32, batch=1),
 }
@@ -29,6 +31,7 @@ GPT_CONFIGS = {
     "tiny":  dict(Lt=8,   Vt=64,    g=4,  K=64,   d=32,   L=2,  H=2,  batch=4,  lr=3e-4),
     "bench": dict(Lt=32,  Vt=1024,  g=8,  K=512,  d=256,  L=4,  H=8,  batch=16, lr=3e-4),
     "small": dict(Lt=16,  Vt=128,   g=8,  K=512,  d=128,  L=4,  H=4,  batch=32, lr=3e-4),
+    "small16": dict(Lt=16, Vt=128,  g=16, K=512,  d=128,  L=4,  H=4,  batch=16, lr=3e-4),
     "paper": dict(Lt=256, Vt=16384, g=32, K=8192, d=3968, L=64, H=62, batch=1,  lr=3e-4),
 }
 
@@ -194,6 +197,17 @@ class DVAE(nn.Module):
         hard = F.one_hot(y.argmax(dim=1), self.cfg["K"]).permute(0, 3, 1, 2).to(y.dtype)
         recon = self.decode(straight_through(hard, soft))
         return F.mse_loss(recon, x) + beta * kl_to_uniform(logits).mean()
+
+    def loss_soft_given_noise(self, x, noise, tau, beta, usage):
+        """The soft relaxation with the noise supplied: the decoder sees
+        softmax((logits + noise) / tau) itself; plus beta times the per-cell
+        KL to uniform and usage times the KL of the average code
+        distribution (over batch and cells) to uniform."""
+        logits = self.encode(x)
+        recon = self.decode(F.softmax((logits + noise) / tau, dim=1))
+        avg = F.softmax(logits, dim=1).mean(dim=(0, 2, 3))
+        usage_kl = (avg * (torch.log(avg + 1e-12) + math.log(self.cfg["K"]))).sum()
+        return F.mse_loss(recon, x) + beta * kl_to_uniform(logits).mean() + usage * usage_kl
 
     def loss(self, x, tau, beta, generator=None):
         """The training entry: draws standard Gumbel noise itself."""
