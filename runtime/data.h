@@ -8,23 +8,27 @@
  * dataset has state worth saving.
  *
  * Specs (what --data takes):
- *   shapes[:test][:FILTER]         the built-in generator below; fills the
+ *   shapes[:test|val][:FILTER]     the built-in generator below; fills the
  *                                  entry's image input, the f32 [B, 3, S, S]
  *                                  one (named x or image if there are several).
  *                                  Example i of `shapes` (the training split)
  *                                  is scene i of the seed's stream, for
  *                                  i < 2^40; example i of `shapes:test` (the
- *                                  held-out split) is scene 2^40 + i: the two
- *                                  never share a scene index. FILTER
+ *                                  held-out split) is scene 2^40 + i, of
+ *                                  `shapes:val` (held out too, for tuning)
+ *                                  scene 2^63 + i: no two splits share a
+ *                                  scene index. FILTER
  *                                  (holdout[=SPEC], seen[=SPEC],
  *                                  novel[=SPEC]) leaves out or keeps only
  *                                  the scenes that use held-out (colour,
  *                                  kind) pairs: see "held-out pairs" below
- *   fashion-mnist[:test]           Zalando's Fashion-MNIST (Debian's
+ *   fashion-mnist[:train|val|test] Zalando's Fashion-MNIST (Debian's
  *                                  dataset-fashion-mnist: the idx files in
  *                                  /usr/share/datasets/fashion-mnist, or in
- *                                  $DAL_FASHION_MNIST), the training split
- *                                  (60000) or the test split (10000); fills
+ *                                  $DAL_FASHION_MNIST): the training file
+ *                                  (60000), its first 55000 (train) or last
+ *                                  5000 (val: for tuning, never trained on
+ *                                  with :train), or the test split (10000); fills
  *                                  the image input like shapes: the 28x28
  *                                  grey image resized to S x S (area average
  *                                  when shrinking, bilinear when enlarging)
@@ -208,15 +212,22 @@ int rt_token_cache_write(const char *path, const RtTensor *text, const RtTensor 
  * Scene i of seed s draws everything from Philox4x32-10 (rng.h) with key
  * s and counters {i lo, i hi, RT_SHAPES_TAG, n}, n = 0, 1, ...; images are
  * rendered with 4x4 supersampling and scaled to [-1, 1]. The training split
- * is scenes [0, RT_SHAPES_TEST_BASE), the test split the scenes from
- * RT_SHAPES_TEST_BASE on. */
+ * is scenes [0, RT_SHAPES_TEST_BASE), the test split [RT_SHAPES_TEST_BASE,
+ * RT_SHAPES_VAL_BASE), the validation split the scenes from
+ * RT_SHAPES_VAL_BASE on. */
 #define RT_SHAPES_TAG 0x5A4E5053u /* counter word 2 of the shapes stream */
 #define RT_SHAPES_TEST_BASE ((uint64_t)1 << 40)
+#define RT_SHAPES_VAL_BASE ((uint64_t)1 << 63)
 
-/* The scene index of example i of the training split (test false) or the
- * test split; false if there is no such example (i >= 2^40 in training,
- * past 2^64 in test). */
-bool rt_shapes_index(bool test, uint64_t i, uint64_t *scene);
+/* fashion-mnist:train and :val cut the 60000 training images in two. */
+#define RT_FASHION_TRAIN 55000
+#define RT_FASHION_VAL 5000
+
+typedef enum { RT_SHAPES_TRAIN, RT_SHAPES_TEST, RT_SHAPES_VAL } RtShapesSplit;
+
+/* The scene index of example i of a split; false if there is no such
+ * example (past the split's end). */
+bool rt_shapes_index(RtShapesSplit split, uint64_t i, uint64_t *scene);
 
 typedef enum { RT_SHAPE_CIRCLE, RT_SHAPE_SQUARE, RT_SHAPE_TRIANGLE, RT_SHAPE_KINDS } RtShapeKind;
 #define RT_SHAPES_COLOURS 5

@@ -23,8 +23,9 @@ typedef struct {
   int input;              /* the image input */
   int label_input;        /* an i32 [B] input "label" filled with the class, or -1 */
   int size;               /* S */
-  int64_t n;              /* examples */
-  unsigned char *pixels;  /* (n, 28, 28) */
+  int64_t n;              /* examples of the split */
+  int64_t first;          /* the split's first example in the file */
+  unsigned char *pixels;  /* (file's examples, 28, 28) */
   unsigned char *labels;  /* (n) */
 } Fashion;
 
@@ -112,6 +113,7 @@ static unsigned char *read_idx(const char *path, int rank, const uint32_t *want,
 
 /* Example 'k' of the file as f32 [3, S, S] in [-1, 1] (grey in all three). */
 static int render(const Fashion *f, int64_t k, float *img, RtErr *e) {
+  k += f->first;
   if (rt_image_resize(f->pixels + k * FASHION_SIDE * FASHION_SIDE, FASHION_SIDE, FASHION_SIDE, 1, f->size, img, e))
     return -1;
   int64_t plane = (int64_t)f->size * f->size;
@@ -123,8 +125,9 @@ static int render(const Fashion *f, int64_t k, float *img, RtErr *e) {
 static int fashion_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
   const Fashion *f = d->impl;
   if (render(f, (int64_t)k, rt_f32(inputs[f->input]) + j * 3 * (int64_t)f->size * f->size, e)) return -1;
-  snprintf(d->caption[j], 32, "%s", class_caption[f->labels[k]]);
-  if (f->label_input >= 0) rt_i32(inputs[f->label_input])[j] = f->labels[k];
+  int label = f->labels[f->first + (int64_t)k];
+  snprintf(d->caption[j], 32, "%s", class_caption[label]);
+  if (f->label_input >= 0) rt_i32(inputs[f->label_input])[j] = label;
   return 0;
 }
 
@@ -136,9 +139,11 @@ static int fashion_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
 }
 
 int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
-  bool test = strcmp(args, "test") == 0;
-  if (*args && !test)
-    return rt_err(e, "dataset fashion-mnist takes 'test' or nothing (the training split), not '%s'", args);
+  bool test = strcmp(args, "test") == 0, train = strcmp(args, "train") == 0, val = strcmp(args, "val") == 0;
+  if (*args && !test && !train && !val)
+    return rt_err(e, "dataset fashion-mnist takes nothing (the training file's %d images), 'train' (its first %d), "
+                     "'val' (its last %d, for tuning) or 'test' (the test split), not '%s'",
+                  RT_FASHION_TRAIN + RT_FASHION_VAL, RT_FASHION_TRAIN, RT_FASHION_VAL, args);
   int in = rt_data_image_input(d, "fashion-mnist", e);
   if (in < 0) return -1;
   int S = (int)d->entry->input[in].dim[2];
@@ -161,6 +166,9 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
   if (!f->labels) return -1;
   f->n = idim[0];
   if (f->n == 0) return rt_err(e, "dataset fashion-mnist: %s holds no images", images);
+  if ((train || val) && f->n != RT_FASHION_TRAIN + RT_FASHION_VAL)
+    return rt_err(e, "dataset fashion-mnist:%s: %s holds %lld images, not the %d the split is cut from", args, images,
+                  (long long)f->n, RT_FASHION_TRAIN + RT_FASHION_VAL);
   for (int64_t k = 0; k < f->n; k++)
     if (f->labels[k] >= FASHION_CLASSES)
       return rt_err(e, "dataset fashion-mnist: %s: label %lld is %d (classes are 0..9)", labels, (long long)k,
@@ -175,6 +183,8 @@ int rt_data_open_fashion(RtDataset *d, const char *args, RtErr *e) {
                     (long long)d->batch, rt_dtype_name(l->dtype), l->rank ? "[...]" : " (a scalar)");
     d->fills[f->label_input] = true;
   }
+  if (train) f->n = RT_FASHION_TRAIN;
+  if (val) f->first = RT_FASHION_TRAIN, f->n = RT_FASHION_VAL;
   d->size = f->n;
   return rt_data_captions(d, 32, e);
 }

@@ -220,25 +220,30 @@ void rt_shapes_render(const RtShapesScene *sc, int size, float *img) {
 
 /* ---- the dataset ---- */
 
-bool rt_shapes_index(bool test, uint64_t i, uint64_t *scene) {
-  if (test ? i > UINT64_MAX - RT_SHAPES_TEST_BASE : i >= RT_SHAPES_TEST_BASE) return false;
-  *scene = test ? RT_SHAPES_TEST_BASE + i : i;
+bool rt_shapes_index(RtShapesSplit split, uint64_t i, uint64_t *scene) {
+  static const uint64_t base[] = {0, RT_SHAPES_TEST_BASE, RT_SHAPES_VAL_BASE};
+  static const uint64_t last[] = {RT_SHAPES_TEST_BASE - 1, RT_SHAPES_VAL_BASE - 1, UINT64_MAX};
+  if ((unsigned)split > RT_SHAPES_VAL || i > last[split] - base[split]) return false;
+  *scene = base[split] + i;
   return true;
 }
+
+static const char *const split_suffix[] = {"", ":test", ":val"};
 
 typedef struct {
   int input;        /* the image input */
   int size;         /* S */
-  bool test;        /* the held-out split */
+  RtShapesSplit split;
   RtShapesFilter f; /* held-out pairs left out or kept (f.pairs 0: none) */
 } Shapes;
 
 static int shapes_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
   const Shapes *s = d->impl;
   uint64_t scene;
-  if (!rt_shapes_index(s->test, k, &scene))
+  if (!rt_shapes_index(s->split, k, &scene))
     return rt_err(e, "dataset shapes%s: example %llu is past the end of the split (the training split is scenes "
-                     "0 .. 2^40-1, the test split the ones after)", s->test ? ":test" : "", (unsigned long long)k);
+                     "0 .. 2^40-1, the test split 2^40 .. 2^63-1, the validation split the ones after)",
+                  split_suffix[s->split], (unsigned long long)k);
   RtShapesScene sc;
   if (!s->f.pairs) rt_shapes_scene(d->seed, scene, s->size, &sc);
   else if (rt_shapes_example(d->seed, scene, s->f, s->size, &sc, e)) return -1;
@@ -258,22 +263,28 @@ static int shapes_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
   return 0;
 }
 
-/* args: [test][:]FILTER, FILTER one of holdout[=SPEC], seen[=SPEC],
+/* args: [test|val][:]FILTER, FILTER one of holdout[=SPEC], seen[=SPEC],
  * novel[=SPEC] (data.h). */
-static int parse_args(const char *args, bool *test, RtShapesFilter *f, RtErr *e) {
-  static const char usage[] = "dataset shapes takes nothing (the training split), 'test' (the test split), and then "
-                              "a filter of held-out pairs, holdout[=SPEC], seen[=SPEC] or novel[=SPEC] (test only): "
+static int parse_args(const char *args, RtShapesSplit *split, RtShapesFilter *f, RtErr *e) {
+  static const char usage[] = "dataset shapes takes nothing (the training split), 'test' (the test split) or 'val' "
+                              "(the validation split), and then a filter of held-out pairs, holdout[=SPEC], "
+                              "seen[=SPEC] or novel[=SPEC] (held-out splits only): "
                               "shapes:holdout=purple-triangle+green-circle, shapes:test:novel";
-  *test = strncmp(args, "test", 4) == 0 && (args[4] == 0 || args[4] == ':');
-  const char *filter = *test ? args + 4 + (args[4] == ':') : args;
+  *split = RT_SHAPES_TRAIN;
+  const char *filter = args;
+  for (int sp = RT_SHAPES_TEST; sp <= RT_SHAPES_VAL; sp++) {
+    size_t n = strlen(split_suffix[sp] + 1);
+    if (strncmp(args, split_suffix[sp] + 1, n) == 0 && (args[n] == 0 || args[n] == ':'))
+      *split = (RtShapesSplit)sp, filter = args + n + (args[n] == ':');
+  }
   *f = (RtShapesFilter){0};
-  if (!*filter) return !*args || !strcmp(args, "test") ? 0 : rt_err(e, "%s; not '%s'", usage, args);
+  if (!*filter) return !*args || *split != RT_SHAPES_TRAIN ? 0 : rt_err(e, "%s; not '%s'", usage, args);
   const char *eq = strchr(filter, '=');
   size_t len = eq ? (size_t)(eq - filter) : strlen(filter);
   bool keep = (len == 7 && !strncmp(filter, "holdout", 7)) || (len == 4 && !strncmp(filter, "seen", 4));
   f->novel = len == 5 && !strncmp(filter, "novel", 5);
   if (!keep && !f->novel) return rt_err(e, "%s; not '%s'", usage, args);
-  if (f->novel && !*test)
+  if (f->novel && *split == RT_SHAPES_TRAIN)
     return rt_err(e, "dataset shapes:%s: the training split has no never-seen compositions by design; they are "
                      "shapes:test:%s", args, args);
   if (eq && !eq[1]) return rt_err(e, "dataset shapes:%s: '=' with no pairs after it", args);
@@ -282,16 +293,16 @@ static int parse_args(const char *args, bool *test, RtShapesFilter *f, RtErr *e)
 
 int rt_data_open_shapes(RtDataset *d, const char *args, RtErr *e) {
   const RtEntrySpec *en = d->entry;
-  bool test;
+  RtShapesSplit split;
   RtShapesFilter f;
-  if (parse_args(args, &test, &f, e)) return -1;
+  if (parse_args(args, &split, &f, e)) return -1;
   int i = rt_data_image_input(d, "shapes", e);
   if (i < 0) return -1;
   Shapes *s = malloc(sizeof *s);
   if (!s) return rt_err(e, "dataset shapes: out of memory");
   s->input = i;
   s->size = (int)en->input[i].dim[2];
-  s->test = test;
+  s->split = split;
   s->f = f;
   d->impl = s;
   d->free_impl = free;

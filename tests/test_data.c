@@ -275,22 +275,37 @@ START_TEST(test_shapes_stream_unchanged) {
 }
 END_TEST
 
-/* `shapes:test`: example i is scene 2^40 + i, training examples are scenes
- * below 2^40: the splits never share a scene. */
+/* `shapes:test`: example i is scene 2^40 + i, `shapes:val` scene 2^63 + i,
+ * training examples are scenes below 2^40: the splits never share a scene. */
 START_TEST(test_shapes_test_split) {
+  const RtShapesSplit TR = RT_SHAPES_TRAIN, TE = RT_SHAPES_TEST, VA = RT_SHAPES_VAL;
   uint64_t sc;
-  ck_assert(rt_shapes_index(false, 0, &sc) && sc == 0);
-  ck_assert(rt_shapes_index(false, RT_SHAPES_TEST_BASE - 1, &sc) && sc == RT_SHAPES_TEST_BASE - 1);
-  ck_assert(!rt_shapes_index(false, RT_SHAPES_TEST_BASE, &sc));
-  ck_assert(rt_shapes_index(true, 0, &sc) && sc == RT_SHAPES_TEST_BASE);
-  ck_assert(rt_shapes_index(true, 12345, &sc) && sc == RT_SHAPES_TEST_BASE + 12345);
-  ck_assert(rt_shapes_index(true, UINT64_MAX - RT_SHAPES_TEST_BASE, &sc) && sc == UINT64_MAX);
-  ck_assert(!rt_shapes_index(true, UINT64_MAX - RT_SHAPES_TEST_BASE + 1, &sc));
-  /* Every training index maps below every test index (both maps are
-   * increasing, so comparing the ends suffices), and each is one-to-one. */
-  uint64_t train_max, test_min;
-  ck_assert(rt_shapes_index(false, RT_SHAPES_TEST_BASE - 1, &train_max) && rt_shapes_index(true, 0, &test_min));
+  ck_assert(rt_shapes_index(TR, 0, &sc) && sc == 0);
+  ck_assert(rt_shapes_index(TR, RT_SHAPES_TEST_BASE - 1, &sc) && sc == RT_SHAPES_TEST_BASE - 1);
+  ck_assert(!rt_shapes_index(TR, RT_SHAPES_TEST_BASE, &sc));
+  ck_assert(rt_shapes_index(TE, 0, &sc) && sc == RT_SHAPES_TEST_BASE);
+  ck_assert(rt_shapes_index(TE, 12345, &sc) && sc == RT_SHAPES_TEST_BASE + 12345);
+  ck_assert(rt_shapes_index(TE, RT_SHAPES_VAL_BASE - RT_SHAPES_TEST_BASE - 1, &sc) && sc == RT_SHAPES_VAL_BASE - 1);
+  ck_assert(!rt_shapes_index(TE, RT_SHAPES_VAL_BASE - RT_SHAPES_TEST_BASE, &sc));
+  ck_assert(rt_shapes_index(VA, 0, &sc) && sc == RT_SHAPES_VAL_BASE);
+  ck_assert(rt_shapes_index(VA, UINT64_MAX - RT_SHAPES_VAL_BASE, &sc) && sc == UINT64_MAX);
+  ck_assert(!rt_shapes_index(VA, UINT64_MAX - RT_SHAPES_VAL_BASE + 1, &sc));
+  /* Every training index maps below every test index, every test index
+   * below every validation one (the maps are increasing, so comparing the
+   * ends suffices), and each is one-to-one. */
+  uint64_t train_max, test_min, test_max, val_min;
+  ck_assert(rt_shapes_index(TR, RT_SHAPES_TEST_BASE - 1, &train_max) && rt_shapes_index(TE, 0, &test_min));
   ck_assert(train_max < test_min);
+  ck_assert(rt_shapes_index(TE, RT_SHAPES_VAL_BASE - RT_SHAPES_TEST_BASE - 1, &test_max));
+  ck_assert(rt_shapes_index(VA, 0, &val_min) && test_max < val_min);
+  /* shapes:val:seen and :novel parse; the training split has no novel */
+  RtErr e0;
+  RtDataset *vs = rt_data_open("shapes:val:seen", &dvae_entry, 9, &e0);
+  ck_assert_msg(vs != NULL, "%s", e0.msg);
+  rt_data_free(vs);
+  ck_assert_ptr_null(rt_data_open("shapes:novel", &dvae_entry, 9, &e0));
+  ck_assert_ptr_null(rt_data_open("shapes:valid", &dvae_entry, 9, &e0));
+  ck_assert_msg(strstr(e0.msg, "'val'"), "%s", e0.msg);
   /* The datasets: shapes:test's batch s holds scenes 2^40 + sB + j. */
   RtErr e;
   RtDataset *tr = rt_data_open("shapes", &dvae_entry, 9, &e), *te = rt_data_open("shapes:test", &dvae_entry, 9, &e);
@@ -817,7 +832,10 @@ START_TEST(test_fashion_fake) {
     ck_assert_msg(strstr(e.msg, bad[b].msg) && strstr(e.msg, "t10k-"), "case %d: %s", b, e.msg);
   }
   ck_assert_ptr_null(rt_data_open("fashion-mnist:valid", &en, 0, &e));
-  ck_assert_msg(strstr(e.msg, "takes 'test' or nothing"), "%s", e.msg);
+  ck_assert_msg(strstr(e.msg, "takes nothing") && strstr(e.msg, "'val'"), "%s", e.msg);
+  /* :train and :val cut the real file's 60000 images; a file of 6 is refused */
+  ck_assert_ptr_null(rt_data_open("fashion-mnist:val", &en, 0, &e));
+  ck_assert_msg(strstr(e.msg, "holds 6 images, not the 60000"), "%s", e.msg);
   setenv("DAL_FASHION_MNIST", "/nonexistent-fashion", 1);
   ck_assert_ptr_null(rt_data_open("fashion-mnist", &en, 0, &e));
   ck_assert_msg(strstr(e.msg, "/nonexistent-fashion/train-images-idx3-ubyte.gz: cannot open") &&
@@ -860,6 +878,29 @@ START_TEST(test_fashion_real) {
     rt_tensor_free(x);
     rt_data_free(d);
   }
+  /* :train is the file's first 55000 images, :val the last 5000: val's
+   * example k is the whole file's example 55000 + k, train's k is k. */
+  RtDataset *all = rt_data_open("fashion-mnist", &en, 1, &e), *tr = rt_data_open("fashion-mnist:train", &en, 1, &e),
+            *va = rt_data_open("fashion-mnist:val", &en, 1, &e);
+  ck_assert_msg(all && tr && va, "%s", e.msg);
+  ck_assert_int_eq(rt_data_size(all), 60000);
+  ck_assert_int_eq(rt_data_size(tr), RT_FASHION_TRAIN);
+  ck_assert_int_eq(rt_data_size(va), RT_FASHION_VAL);
+  RtTensor *a = rt_tensor_new(RT_F32, 4, xs.dim, &e), *b = rt_tensor_new(RT_F32, 4, xs.dim, &e);
+  uint64_t ka[8], kb[8];
+  for (int j = 0; j < 8; j++) ka[j] = RT_FASHION_TRAIN + 613 * (uint64_t)j, kb[j] = 613 * (uint64_t)j;
+  ck_assert_int_eq(rt_data_fill_examples(all, ka, &a, &e), 0);
+  ck_assert_int_eq(rt_data_fill_examples(va, kb, &b, &e), 0);
+  ck_assert(memcmp(rt_f32(a), rt_f32(b), 8 * 3 * 256 * sizeof(float)) == 0);
+  for (int j = 0; j < 8; j++) ck_assert_str_eq(rt_data_caption(all, j), rt_data_caption(va, j));
+  ck_assert_int_eq(rt_data_fill_examples(tr, kb, &a, &e), 0);
+  ck_assert_int_eq(rt_data_fill_examples(all, kb, &b, &e), 0);
+  ck_assert(memcmp(rt_f32(a), rt_f32(b), 8 * 3 * 256 * sizeof(float)) == 0);
+  rt_tensor_free(a);
+  rt_tensor_free(b);
+  rt_data_free(all);
+  rt_data_free(tr);
+  rt_data_free(va);
 }
 END_TEST
 

@@ -25,7 +25,7 @@ static void check_accuracy(int size) {
   for (uint64_t i = 0; i < N; i++) {
     RtShapesScene sc;
     uint64_t scene;
-    ck_assert(rt_shapes_index(true, i, &scene));
+    ck_assert(rt_shapes_index(RT_SHAPES_TEST, i, &scene));
     rt_shapes_scene(7, scene, size, &sc);
     rt_shapes_render(&sc, size, img);
     RtShapesRead r;

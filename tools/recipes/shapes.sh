@@ -7,7 +7,8 @@
 # (`small16`: 32x32 images, a 16x16 grid of K = 512 codes; an 8x8 grid of
 # 4x4-pixel tokens loses small shapes' corners) and stage 2
 # (models/dalle.dal, the dVAE frozen) on shapes without the held-out
-# (colour, kind) pairs, then measures on held-out data only: the dVAE's
+# (colour, kind) pairs (the figures logged while training are on
+# shapes:val), then measures on shapes:test only: the dVAE's
 # reconstructions (eval dvae), the GPT's image-token cross-entropy (eval
 # gpt), and the caption accuracy of generated images (dalc judge shapes) for
 # seen captions and for never-seen compositions. Leaves DIR/model.safetensors
@@ -17,6 +18,7 @@
 # Steps and settings can be changed through the environment:
 #   DVAE_STEPS [800]  GPT_STEPS [1000]  SAMPLES [4] (images per caption)
 #   TEMPERATURE [1]   TOP_K [0: none]   EVAL_CAPTIONS [100] (per split)
+#   EVAL_IMAGES [1000] (held-out images for eval dvae and eval gpt)
 set -eu
 holdout=purple-triangle+green-circle+blue-square
 seed=0
@@ -41,6 +43,7 @@ samples=${SAMPLES:-4}
 temperature=${TEMPERATURE:-1}
 top_k=${TOP_K:-0}
 ncap=${EVAL_CAPTIONS:-100}
+neval=${EVAL_IMAGES:-1000}
 mkdir -p "$out"
 train="shapes:holdout=$holdout"
 t0=$(date +%s)
@@ -53,36 +56,42 @@ step "tokenizer: BPE on the training captions ($train)"
 # the rest, the decoder learns from the very tokens the GPT will see (the
 # argmax), which keeps small squares and triangles sharp (models/dvae.dal).
 anneal=$((dvae_steps * 5 / 8))
+t_train=$(date +%s)
 step "dVAE small16: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 1 -> 0 cosine, KL weight ramped)"
 "$dalc" run models/dvae.dal --config small16 -- train --fn loss_soft --steps "$dvae_steps" --data "$train" \
   --seed "$seed" --lr 2e-3 --warmup 100 --lr-decay cos --anneal tau=1:0.0625:cos:$anneal \
   --anneal noise=1:0:cos:$anneal --anneal beta=0:0.001:linear:$anneal --set usage=0 --ema 0.999 \
-  --eval-every $((dvae_steps / 10)) --eval-fn recon_mse --eval-data shapes:test --eval-batches 4 \
+  --eval-every $((dvae_steps / 10)) --eval-fn recon_mse --eval-data "shapes:val:seen=$holdout" --eval-batches 4 \
   --checkpoint "$out/dvae.safetensors" --log "$out/dvae.tsv"
 "$dalc" plot "$out/dvae.tsv" --log-y -o "$out/dvae.png" >/dev/null
 
 step "stage 2: dalle small16, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small16 -- train --steps "$gpt_steps" --data "$train" --seed "$seed" \
   --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 1e-3 --warmup 100 --lr-decay cos \
-  --ema 0.999 --eval-every $((gpt_steps / 10)) --eval-fn image_ce --eval-data "shapes:test:seen=$holdout" \
+  --ema 0.999 --eval-every $((gpt_steps / 10)) --eval-fn image_ce --eval-data "shapes:val:seen=$holdout" \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
 "$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
 cp "$out/dalle.ema.safetensors" "$out/model.safetensors"
+train_secs=$(($(date +%s) - t_train))
 
 step "held-out evaluation"
 run="$dalc run models/dalle.dal --config small16 --"
-$run eval dvae --data shapes:test --count 1000 --params "$out/model.safetensors" --json > "$out/eval-dvae.json"
-$run eval dvae --data shapes:test --count 1000 --params "$out/model.safetensors"
+$run eval dvae --data shapes:test --count "$neval" --params "$out/model.safetensors" --out-recon "$out/recon.npy" \
+  --out-captions "$out/recon.txt" --json > "$out/eval-dvae.json"
+$run eval dvae --data shapes:test --count "$neval" --params "$out/model.safetensors"
+printf 'reconstructions from the tokens (the ceiling for generated images):\n'
+"$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt" --json > "$out/judge-recon.json"
+"$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt"
 # 16 held-out images and their reconstructions from the dVAE's tokens, as pictures
 vae="$dalc run models/dvae.dal --config small16"
 $vae -- data --data shapes:test --batch 16 --out "$out/heldout.png" >/dev/null
 $vae -- data --data shapes:test --batch 16 --out "$out/heldout.npy" >/dev/null
 $vae --params "$out/dvae.ema.safetensors" --fn tokens --in "$out/heldout.npy" --out "$out/heldout-tokens.npy"
 $vae --params "$out/dvae.ema.safetensors" --fn decode_tokens --in "$out/heldout-tokens.npy" --out "$out/recon.png"
-$run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count 1000 \
-  --params "$out/model.safetensors" --train-data "$train" --train-count 2000 --json > "$out/eval-gpt.json"
-$run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count 1000 \
-  --params "$out/model.safetensors" --train-data "$train" --train-count 2000
+$run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count "$neval" \
+  --params "$out/model.safetensors" --train-data "$train" --train-count $((2 * neval)) --json > "$out/eval-gpt.json"
+$run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count "$neval" \
+  --params "$out/model.safetensors" --train-data "$train" --train-count $((2 * neval))
 for split in seen novel; do
   $run data --data "shapes:test:$split=$holdout" --batch "$ncap" | grep '	' | cut -f2 > "$out/captions-$split.txt"
   k=""; [ "$top_k" -gt 0 ] && k="--top-k $top_k"
@@ -100,22 +109,8 @@ for split in seen novel; do
 done
 
 step "results"
-/usr/bin/python3 - "$out" "$holdout" "$seed" "$temperature" "$top_k" "$(($(date +%s) - t0))" <<'PY'
-import json, sys
-out, holdout, seed, temperature, top_k, secs = sys.argv[1:]
-d = json.load(open(f"{out}/eval-dvae.json"))
-g = json.load(open(f"{out}/eval-gpt.json"))
-seen = json.load(open(f"{out}/judge-seen.json"))["all"]["accuracy"]["all"]
-novel = json.load(open(f"{out}/judge-novel.json"))["all"]["accuracy"]["all"]
-res = {"dataset": "shapes", "holdout": holdout, "seed": int(seed), "temperature": float(temperature),
-       "top_k": int(top_k), "seconds": int(secs), "dvae_psnr_db": d["psnr_db"], "dvae_mse": d["mse"],
-       "dvae_perplexity": d["perplexity"], "dvae_codes_used": d["codes_used"],
-       "gpt_image_ce": g["image_ce"], "train_unigram_entropy": g.get("train_unigram_entropy"),
-       "caption_accuracy_seen": seen, "caption_accuracy_novel": novel}
-json.dump(res, open(f"{out}/results.json", "w"), indent=1)
-print("| figure | value |\n|---|---|")
-for k, v in res.items():
-    print(f"| {k} | {v} |")
-PY
+/usr/bin/python3 tools/recipes/results.py shapes "$out" holdout="$holdout" seed="$seed" \
+  temperature="$temperature" top_k="$top_k" samples_per_caption="$samples" captions_per_split="$ncap" \
+  dvae_steps="$dvae_steps" gpt_steps="$gpt_steps" train_seconds="$train_secs" seconds="$(($(date +%s) - t0))"
 printf '\nmodel: %s/model.safetensors  grids: %s/grid-seen.png %s/grid-novel.png  plots: %s/dvae.png %s/dalle.png\n' \
   "$out" "$out" "$out" "$out" "$out"
