@@ -61,14 +61,14 @@ step "dVAE small: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 1 
 "$dalc" run models/dvae.dal --config small -- train --fn loss_soft --steps "$dvae_steps" --data fashion-mnist:train \
   --seed "$seed" --lr 2e-3 --warmup 100 --lr-decay cos --anneal tau=1:0.0625:cos:$anneal \
   --anneal noise=1:0:cos:$anneal --set beta=0 --set usage=0.03 --ema 0.999 \
-  --eval-every $((dvae_steps / 10)) --eval-fn recon_mse --eval-data fashion-mnist:val --eval-batches 4 \
+  --eval-every $(( dvae_steps >= 10 ? dvae_steps / 10 : 1 )) --eval-fn recon_mse --eval-data fashion-mnist:val --eval-batches 4 \
   --checkpoint "$out/dvae.safetensors" --log "$out/dvae.tsv"
 "$dalc" plot "$out/dvae.tsv" --log-y -o "$out/dvae.png" >/dev/null
 
 step "stage 2: dalle small, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small -- train --steps "$gpt_steps" --data fashion-mnist:train --seed "$seed" \
   --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 1e-3 --warmup 100 --lr-decay cos \
-  --ema 0.999 --eval-every $((gpt_steps / 10)) --eval-fn image_ce --eval-data fashion-mnist:val \
+  --ema 0.999 --eval-every $(( gpt_steps >= 10 ? gpt_steps / 10 : 1 )) --eval-fn image_ce --eval-data fashion-mnist:val \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
 "$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
 cp "$out/dalle.ema.safetensors" "$out/model.safetensors"

@@ -61,14 +61,14 @@ step "dVAE small16: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 
 "$dalc" run models/dvae.dal --config small16 -- train --fn loss_soft --steps "$dvae_steps" --data "$train" \
   --seed "$seed" --lr 2e-3 --warmup 100 --lr-decay cos --anneal tau=1:0.0625:cos:$anneal \
   --anneal noise=1:0:cos:$anneal --anneal beta=0:0.001:linear:$anneal --set usage=0 --ema 0.999 \
-  --eval-every $((dvae_steps / 10)) --eval-fn recon_mse --eval-data "shapes:val:seen=$holdout" --eval-batches 4 \
+  --eval-every $(( dvae_steps >= 10 ? dvae_steps / 10 : 1 )) --eval-fn recon_mse --eval-data "shapes:val:seen=$holdout" --eval-batches 4 \
   --checkpoint "$out/dvae.safetensors" --log "$out/dvae.tsv"
 "$dalc" plot "$out/dvae.tsv" --log-y -o "$out/dvae.png" >/dev/null
 
 step "stage 2: dalle small16, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small16 -- train --steps "$gpt_steps" --data "$train" --seed "$seed" \
   --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 1e-3 --warmup 100 --lr-decay cos \
-  --ema 0.999 --eval-every $((gpt_steps / 10)) --eval-fn image_ce --eval-data "shapes:val:seen=$holdout" \
+  --ema 0.999 --eval-every $(( gpt_steps >= 10 ? gpt_steps / 10 : 1 )) --eval-fn image_ce --eval-data "shapes:val:seen=$holdout" \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
 "$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
 cp "$out/dalle.ema.safetensors" "$out/model.safetensors"
@@ -83,7 +83,7 @@ printf 'reconstructions from the tokens (the ceiling for generated images):\n'
 "$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt" --json > "$out/judge-recon.json"
 "$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt"
 # 16 held-out images and their reconstructions from the dVAE's tokens, as pictures
-vae="$dalc run models/dvae.dal --config small16"
+vae="$dalc run models/dvae.dal --config small16 --batch 16"
 $vae -- data --data shapes:test --batch 16 --out "$out/heldout.png" >/dev/null
 $vae -- data --data shapes:test --batch 16 --out "$out/heldout.npy" >/dev/null
 $vae --params "$out/dvae.ema.safetensors" --fn tokens --in "$out/heldout.npy" --out "$out/heldout-tokens.npy"
