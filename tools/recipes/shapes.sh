@@ -16,7 +16,7 @@
 # grids and plots of the training logs.
 #
 # Steps and settings can be changed through the environment:
-#   DVAE_STEPS [800]  GPT_STEPS [1000]  SAMPLES [4] (images per caption)
+#   DVAE_STEPS [600]  GPT_STEPS [1300]  SAMPLES [4] (images per caption)
 #   TEMPERATURE [1]   TOP_K [0: none]   EVAL_CAPTIONS [100] (per split)
 #   EVAL_IMAGES [1000] (held-out images for eval dvae and eval gpt)
 set -eu
@@ -37,8 +37,8 @@ while [ $# -gt 0 ]; do
 done
 dalc=$build/dalc
 [ -x "$dalc" ] || { echo "shapes.sh: $dalc is not built (run make first)" >&2; exit 1; }
-dvae_steps=${DVAE_STEPS:-800}
-gpt_steps=${GPT_STEPS:-1000}
+dvae_steps=${DVAE_STEPS:-600}
+gpt_steps=${GPT_STEPS:-1300}
 samples=${SAMPLES:-4}
 temperature=${TEMPERATURE:-1}
 top_k=${TOP_K:-0}
@@ -67,7 +67,7 @@ step "dVAE small16: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 
 
 step "stage 2: dalle small16, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small16 -- train --steps "$gpt_steps" --data "$train" --seed "$seed" \
-  --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 1e-3 --warmup 100 --lr-decay cos \
+  --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 2e-3 --warmup 100 --lr-decay cos \
   --ema 0.999 --eval-every $(( gpt_steps >= 10 ? gpt_steps / 10 : 1 )) --eval-fn image_ce --eval-data "shapes:val:seen=$holdout" \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
 "$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
