@@ -27,8 +27,9 @@ step "dalc info models/dalle.dal (small16; and gpt.dal paper: counted, not alloc
 step "the shapes dataset: a batch of 32x32 images and their captions"
 "$dalc" run models/dvae.dal --config small16 -- data --data shapes --batch 8 --out "$out/shapes.png"
 
-DVAE_STEPS=${DAL_DEMO_DVAE_STEPS:-500} GPT_STEPS=${DAL_DEMO_GPT_STEPS:-600} SAMPLES=${DAL_DEMO_SAMPLES:-2} \
-  EVAL_CAPTIONS=${DAL_DEMO_CAPTIONS:-100} sh tools/recipes/shapes.sh --build "$build" --out "$out"
+DVAE_STEPS=${DAL_DEMO_DVAE_STEPS:-400} GPT_STEPS=${DAL_DEMO_GPT_STEPS:-600} SAMPLES=${DAL_DEMO_SAMPLES:-2} \
+  EVAL_CAPTIONS=${DAL_DEMO_CAPTIONS:-50} EVAL_IMAGES=${DAL_DEMO_EVAL_IMAGES:-500} \
+  sh tools/recipes/shapes.sh --build "$build" --out "$out"
 
 printf '\npictures:\n'
 printf '  %-28s %s\n' "$out/shapes.png" "a batch of the training data" \

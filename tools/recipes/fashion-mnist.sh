@@ -15,7 +15,7 @@
 # reconstructions and on images generated from each class caption. Leaves
 # DIR/model.safetensors and DIR/results.json.
 #
-# Environment: DVAE_STEPS [1000] GPT_STEPS [1000] CLS_STEPS [2000]
+# Environment: DVAE_STEPS [1000] GPT_STEPS [1500] CLS_STEPS [2000]
 #   SAMPLES [20] (images per class caption) TEMPERATURE [1] TOP_K [0: none]
 #   EVAL_IMAGES [10000: the whole test split] (for eval dvae; eval gpt takes
 #   a fifth of them)
@@ -35,7 +35,7 @@ done
 dalc=$build/dalc
 [ -x "$dalc" ] || { echo "fashion-mnist.sh: $dalc is not built (run make first)" >&2; exit 1; }
 dvae_steps=${DVAE_STEPS:-1000}
-gpt_steps=${GPT_STEPS:-1000}
+gpt_steps=${GPT_STEPS:-1500}
 cls_steps=${CLS_STEPS:-2000}
 samples=${SAMPLES:-20}
 temperature=${TEMPERATURE:-1}
@@ -63,14 +63,14 @@ step "dVAE small: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 1 
   --anneal noise=1:0:cos:$anneal --set beta=0 --set usage=0.03 --ema 0.999 \
   --eval-every $(( dvae_steps >= 10 ? dvae_steps / 10 : 1 )) --eval-fn recon_mse --eval-data fashion-mnist:val --eval-batches 4 \
   --checkpoint "$out/dvae.safetensors" --log "$out/dvae.tsv"
-"$dalc" plot "$out/dvae.tsv" --log-y -o "$out/dvae.png" >/dev/null
+"$dalc" plot "$out/dvae.tsv" --columns loss,eval.recon_mse --log-y --smooth 0.9 -o "$out/dvae.png" >/dev/null
 
 step "stage 2: dalle small, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small -- train --steps "$gpt_steps" --data fashion-mnist:train --seed "$seed" \
   --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 1e-3 --warmup 100 --lr-decay cos \
   --ema 0.999 --eval-every $(( gpt_steps >= 10 ? gpt_steps / 10 : 1 )) --eval-fn image_ce --eval-data fashion-mnist:val \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
-"$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
+"$dalc" plot "$out/dalle.tsv" --columns loss,eval.image_ce --smooth 0.9 -o "$out/dalle.png" >/dev/null
 cp "$out/dalle.ema.safetensors" "$out/model.safetensors"
 train_secs=$(($(date +%s) - t_train))
 

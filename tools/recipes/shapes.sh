@@ -63,14 +63,14 @@ step "dVAE small16: $dvae_steps steps (soft relaxation, tau 1 -> 1/16 and noise 
   --anneal noise=1:0:cos:$anneal --anneal beta=0:0.001:linear:$anneal --set usage=0 --ema 0.999 \
   --eval-every $(( dvae_steps >= 10 ? dvae_steps / 10 : 1 )) --eval-fn recon_mse --eval-data "shapes:val:seen=$holdout" --eval-batches 4 \
   --checkpoint "$out/dvae.safetensors" --log "$out/dvae.tsv"
-"$dalc" plot "$out/dvae.tsv" --log-y -o "$out/dvae.png" >/dev/null
+"$dalc" plot "$out/dvae.tsv" --columns loss,eval.recon_mse --log-y --smooth 0.9 -o "$out/dvae.png" >/dev/null
 
 step "stage 2: dalle small16, $gpt_steps steps (the dVAE's average, frozen)"
 "$dalc" run models/dalle.dal --config small16 -- train --steps "$gpt_steps" --data "$train" --seed "$seed" \
   --tokenizer "$out/tok.json" --init vae="$out/dvae.ema.safetensors" --lr 2e-3 --warmup 100 --lr-decay cos \
   --ema 0.999 --eval-every $(( gpt_steps >= 10 ? gpt_steps / 10 : 1 )) --eval-fn image_ce --eval-data "shapes:val:seen=$holdout" \
   --eval-batches 4 --checkpoint "$out/dalle.safetensors" --log "$out/dalle.tsv"
-"$dalc" plot "$out/dalle.tsv" -o "$out/dalle.png" >/dev/null
+"$dalc" plot "$out/dalle.tsv" --columns loss,eval.image_ce --log-y --smooth 0.9 -o "$out/dalle.png" >/dev/null
 cp "$out/dalle.ema.safetensors" "$out/model.safetensors"
 train_secs=$(($(date +%s) - t_train))
 
