@@ -278,7 +278,8 @@ static int parse_args(const char *args, RtShapesSplit *split, RtShapesFilter *f,
       *split = (RtShapesSplit)sp, filter = args + n + (args[n] == ':');
   }
   *f = (RtShapesFilter){0};
-  if (!*filter) return !*args || *split != RT_SHAPES_TRAIN ? 0 : rt_err(e, "%s; not '%s'", usage, args);
+  if (!*filter)
+    return !*args || !strcmp(args, split_suffix[*split] + 1) ? 0 : rt_err(e, "%s; not '%s'", usage, args);
   const char *eq = strchr(filter, '=');
   size_t len = eq ? (size_t)(eq - filter) : strlen(filter);
   bool keep = (len == 7 && !strncmp(filter, "holdout", 7)) || (len == 4 && !strncmp(filter, "seen", 4));

@@ -568,6 +568,8 @@ START_TEST(test_shapes_holdout_test_splits) {
       {"shapes:holdout=", "'=' with no pairs"},
       {"shapes:holdout=red-cat", "'red-cat' is not COLOUR-KIND"},
       {"shapes:test:", "not 'test:'"},
+      {"shapes:val:", "not 'val:'"},
+      {"shapes:val:nope", "not 'val:nope'"},
       {"shapes:test:nope", "not 'test:nope'"},
       {"shapes:testing", "not 'testing'"},
       {"shapes:holdouts", "not 'holdouts'"},
