@@ -76,8 +76,8 @@ def main():
             met = v is not None and (v >= target[1] if target[0] == ">=" else v <= target[1])
             t = "%s %s (%s)" % (target[0], number(target[1]), "met" if met else "missed")
         print("| %s | %s | %s | %s |" % (label, number(v), t, number(anchor)))
-    settings = ", ".join("%s %s" % (k, res[k]) for k in res if k not in dict((r[0], 0) for r in TABLES[dataset])
-                         and k not in ("dataset", "dvae_mse", "dvae_codes_used", "gpt_text_ce"))
+    figures = {row[0] for row in TABLES[dataset]} | {"dataset", "dvae_mse", "dvae_codes_used", "gpt_text_ce"}
+    settings = ", ".join("%s %s" % (k, v) for k, v in res.items() if k not in figures)
     print("\n(%s)" % settings)
 
 

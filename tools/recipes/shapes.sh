@@ -78,7 +78,6 @@ step "held-out evaluation"
 run="$dalc run models/dalle.dal --config small16 --"
 $run eval dvae --data shapes:test --count "$neval" --params "$out/model.safetensors" --out-recon "$out/recon.npy" \
   --out-captions "$out/recon.txt" --json > "$out/eval-dvae.json"
-$run eval dvae --data shapes:test --count "$neval" --params "$out/model.safetensors"
 printf 'reconstructions from the tokens (the ceiling for generated images):\n'
 "$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt" --json > "$out/judge-recon.json"
 "$dalc" judge shapes --images "$out/recon.npy" --captions "$out/recon.txt"
@@ -90,8 +89,6 @@ $vae --params "$out/dvae.ema.safetensors" --fn tokens --in "$out/heldout.npy" --
 $vae --params "$out/dvae.ema.safetensors" --fn decode_tokens --in "$out/heldout-tokens.npy" --out "$out/recon.png"
 $run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count "$neval" \
   --params "$out/model.safetensors" --train-data "$train" --train-count $((2 * neval)) --json > "$out/eval-gpt.json"
-$run eval gpt --data "shapes:test:seen=$holdout" --tokenizer "$out/tok.json" --count "$neval" \
-  --params "$out/model.safetensors" --train-data "$train" --train-count $((2 * neval))
 for split in seen novel; do
   $run data --data "shapes:test:$split=$holdout" --batch "$ncap" | grep '	' | cut -f2 > "$out/captions-$split.txt"
   k=""; [ "$top_k" -gt 0 ] && k="--top-k $top_k"
