@@ -9,15 +9,8 @@
 # result (ratio), a failure and a missing command; torch_sample.py --check (its cached logits against
 # dal_torch.GPT, the two paths' tokens equal). Then the `bench` command
 # through dalc on the real models, and run.sh's bad arguments.
-build=${1:-build}
-dalc="$build/dalc"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+. tests/scripts/lib/checks.sh
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
 
 # ---- the whole harness --------------------------------------------------------
 if DAL_BENCH_STEPS=1 DAL_BENCH_WARMUP=0 TORCH_BENCH_STEPS=1 TORCH_BENCH_WARMUP=0 \
@@ -122,5 +115,4 @@ sh bench/run.sh --config paper > "$tmp/out" 2> "$tmp/err"
 sh bench/run.sh --frobnicate > "$tmp/out" 2> "$tmp/err"
 [ $? -eq 2 ] && grep -q "unknown argument '--frobnicate'" "$tmp/err" && ok || bad "run.sh --frobnicate: $(cat "$tmp/err")"
 
-printf 'bench_smoke: %d passed, %d failed\n' "$pass" "$fail"
-[ "$fail" -eq 0 ]
+summary bench_smoke

@@ -2,15 +2,8 @@
 # cli.sh BUILD — dalc's command line end to end: --emit=ir/dot on the real
 # models, run with seeded and saved parameters, and every class of bad
 # input (each must exit 1 with a message naming the problem, never crash).
-build=${1:-build}
-dalc="$build/dalc"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+. tests/scripts/lib/checks.sh
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
 
 # expect_error WHAT PATTERN CMD... : CMD exits 1 and its stderr matches PATTERN.
 expect_error() {
@@ -230,5 +223,4 @@ expect_error "import cycle" "import cycle" "$dalc" info "$tmp/a.dal"
 printf 'config tiny { n = 4 }\n@infer\ndef f(x: f32[n]) -> f32[n] { return undefined_thing(x) }\n' >"$tmp/name.dal"
 expect_error "unknown name" "name.dal:3:37: error:" "$dalc" info "$tmp/name.dal"
 
-printf '%d passed, %d failed\n' "$pass" "$fail"
-[ "$fail" -eq 0 ]
+summary cli.sh

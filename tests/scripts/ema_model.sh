@@ -3,14 +3,7 @@
 # trained with an EMA initialises DALL-E (--init skips its ema.* tensors),
 # the DALL-E's EMA model file (CKPT.ema.safetensors) is a model file that
 # `dalc generate --model` reads alone, and it is refused by --resume.
-build=${1:-build}
-dalc="$build/dalc"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+. tests/scripts/lib/checks.sh
 
 if $dalc run models/dvae.dal --config tiny -- train --steps 10 --data shapes --set beta=0.001 \
     --anneal tau=1:0.0625:cos --ema 0.99 --checkpoint "$tmp/dvae.safetensors" --quiet 2>"$tmp/err"; then ok; else
@@ -36,5 +29,4 @@ for f in dvae dvae.ema; do
 done
 cmp -s "$tmp/dvae.npy" "$tmp/dvae.ema.npy" && bad "the EMA model encodes exactly like the trained parameters" || ok
 
-echo "ema_model.sh: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary ema_model.sh

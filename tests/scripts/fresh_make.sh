@@ -16,14 +16,7 @@
 # OBJ is FRESH_MAKE_OBJ, default an LLVM object and the cairo one (seconds;
 # build/dalc builds the whole of dalc). FRESH_MAKE_MAKEFILE=FILE uses FILE as the copy's Makefile
 # (to check that this test fails on an old one).
-build=${1:-build}
-: "$build" # the copy is built in its own tree
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+. tests/scripts/lib/checks.sh
 
 # Run from inside `make test` this inherits the outer make's state
 # (DAL_DEPS_OK=1 would skip the packages check): the copy starts clean.
@@ -87,5 +80,4 @@ run_make clean > "$tmp/out" 2>&1 && ok || bad "make clean failed: $(cat "$tmp/ou
 [ -d "$src/build" ] && bad "make clean left build/" || ok
 [ -e "$tmp/log" ] && bad "make clean ran the packages check" || ok
 
-printf 'fresh_make.sh: %d passed, %d failed\n' "$pass" "$fail"
-[ "$fail" = 0 ]
+summary fresh_make.sh

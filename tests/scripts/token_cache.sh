@@ -8,14 +8,7 @@
 # encoded by `dalc bpe encode --len 8`; the GPT trains from it; --init
 # with a prefix fills a model that holds the dVAE under "vae."; and every
 # error class exits 1 with a message naming the problem.
-build=${1:-build}
-dalc="$build/dalc"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
+. tests/scripts/lib/checks.sh
 expect_error() {
   what=$1; pattern=$2; shift 2
   "$@" >"$tmp/out" 2>"$tmp/err"
@@ -169,5 +162,4 @@ else
   echo "fashion-mnist is not installed: its token cache was not tested"
 fi
 
-echo "token_cache.sh: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary token_cache.sh

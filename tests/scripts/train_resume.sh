@@ -6,18 +6,11 @@
 # loss sequences and end with byte-identical checkpoints; SIGINT exits 130
 # after writing its checkpoint; a checkpoint is never half-written and
 # runs that end normally leave no temporary file. Batch 1 keeps it quick.
-build=${1:-build}
-dalc="$build/dalc"
+. tests/scripts/lib/checks.sh
 # On the reference executor: a step takes long enough that the signals
 # below land mid-run (native code finishes these 12 steps in a blink).
 # tests/scripts/aot.py and train_models.py resume native-code runs.
 export DAL_BACKEND=ref
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); printf 'FAIL: %s\n' "$*"; }
 
 model="models/dvae.dal --config tiny --batch 1"
 if $dalc run $model -- help >"$tmp/help" 2>&1 && grep -q 'train --steps' "$tmp/help"; then ok; else
@@ -87,5 +80,4 @@ train "$tmp/bad.tsv" "$tmp/x.safetensors" --resume "$tmp/bad.safetensors" >/dev/
 rc=$?
 [ $rc -eq 1 ] && grep -q 'bad.safetensors' "$tmp/err" && ok || { bad "corrupt checkpoint: exit $rc"; cat "$tmp/err"; }
 
-echo "train_resume.sh: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary train_resume.sh
