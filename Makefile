@@ -52,7 +52,7 @@ else
 endif
 
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-           $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -Iruntime -Iir -MMD -MP
+           $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -Iir -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
@@ -68,18 +68,19 @@ LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags)
 LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags) $(shell $(LLVM_CONFIG) --libs core orcjit native passes)
 
 # ---- sources ----------------------------------------------------------------
-PARTS := frontend ir passes codegen runtime
+PARTS := frontend ir ref passes codegen runtime
 frontend_SRC := $(wildcard frontend/*.c) $(BUILD)/gen/parser.c $(BUILD)/gen/lexer.c
 ir_SRC       := $(wildcard ir/*.c)
+ref_SRC      := $(wildcard ir/ref/*.c)
 passes_SRC   := $(wildcard passes/*.c)
 codegen_SRC  := $(wildcard codegen/*.c codegen/*/*.c)
-runtime_SRC  := $(wildcard runtime/*.c)
+runtime_SRC  := $(wildcard runtime/*/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(patsubst $(BUILD)/%,%,$(1)))
 $(foreach p,$(PARTS),$(eval $(p)_OBJ := $(call obj,$($(p)_SRC))))
 
 # Link order: a library comes before the ones it uses.
-LIB_ORDER := frontend codegen passes ir runtime
+LIB_ORDER := frontend codegen passes ref ir runtime
 lib = $(BUILD)/lib$(1).a
 ALL_LIBS := $(foreach p,$(LIB_ORDER),$(call lib,$(p)))
 
@@ -89,25 +90,25 @@ TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 LIBS_test_runtime  := runtime
 LIBS_test_ir       := ir
 LIBS_test_shape    := ir
-LIBS_test_ref      := codegen ir runtime
+LIBS_test_ref      := ref ir runtime
 LIBS_test_passes   := passes ir
-LIBS_test_train    := codegen passes ir runtime
+LIBS_test_train    := passes ref ir runtime
 LIBS_test_data     := runtime
 LIBS_test_tokens   := runtime
 LIBS_test_bpe      := runtime
 LIBS_test_sample   := runtime
-LIBS_test_autodiff := passes codegen ir runtime
-LIBS_test_optimizer := passes codegen ir runtime
-LIBS_test_simplify := passes codegen ir runtime
-LIBS_test_fuse     := frontend passes codegen ir runtime
+LIBS_test_autodiff := passes ref ir runtime
+LIBS_test_optimizer := passes ref ir runtime
+LIBS_test_simplify := passes ref ir runtime
+LIBS_test_fuse     := frontend codegen passes ref ir runtime
 LIBS_test_frontend := frontend ir
-LIBS_test_jit      := frontend codegen passes ir runtime
+LIBS_test_jit      := frontend codegen passes ref ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
 LIBS_test_gemm_small := runtime
 LIBS_test_bench    := runtime
 LIBS_test_plan_program := runtime
-LIBS_test_aot      := codegen passes ir runtime
+LIBS_test_aot      := codegen passes ref ir runtime
 LIBS_test_image_grid := runtime
 LIBS_test_shapes_reader := runtime
 LIBS_test_plot     := runtime
@@ -129,7 +130,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 $(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
-$(BUILD)/obj/runtime/image_grid.o $(BUILD)/obj/runtime/caption_fit.o $(BUILD)/obj/runtime/plot.o: CFLAGS += $(CAIRO_CFLAGS)
+$(BUILD)/obj/runtime/draw/%.o: CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/tests/test_image_grid: private CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 

@@ -11,7 +11,7 @@
  *   2. writes a C file with the plan tables (buffers, steps, argument
  *      arrays, constant data, kernel declarations and tables, entry and
  *      state specs) and a main() that builds them into an RtProgram
- *      (runtime/plan_program.h) and calls rt_main, so the executable has
+ *      (runtime/sched/plan_program.h) and calls rt_main, so the executable has
  *      the same command line as `dalc run FILE.dal -- ...`;
  *   3. compiles that file with the C compiler ($CC split at blanks, default cc) against the
  *      runtime's headers, and links it with the objects, the runtime
@@ -43,8 +43,8 @@
 
 #include "ir/ir.h"
 #include "passes/passes.h"
-#include "runtime/plan_program.h"
-#include "runtime/rt_error.h"
+#include "runtime/sched/plan_program.h"
+#include "runtime/core/rt_error.h"
 
 typedef struct {
   const char *output;      /* the executable to write (required) */
@@ -53,7 +53,7 @@ typedef struct {
   bool keep_temps;         /* keep the temporary directory (its path is printed on stderr) */
   PassTimes *times;        /* not NULL: fusion, lowering, LLVM, object emission, C source, C compile, link */
   const char *runtime_lib; /* NULL: libruntime.a beside the running program */
-  const char *include_dir; /* the runtime's headers; NULL: ../runtime from the running program's folder */
+  const char *include_dir; /* the folder holding runtime/ (its headers); NULL: the running program's folder's parent */
   const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
   const char *source_hash; /* the program's (RtProgram.source_hash), or NULL */
 } CgAotOptions;

@@ -9,8 +9,8 @@
 
 #include "codegen/aot.h"
 #include "ir/ir.h"
-#include "runtime/plan.h"
-#include "runtime/plan_program.h"
+#include "runtime/sched/plan.h"
+#include "runtime/sched/plan_program.h"
 
 /* ---- aot_source.c ---- */
 

@@ -69,12 +69,12 @@ int cg_aot_locate(const CgAotOptions *o, char *lib, size_t libsize, char *inc, s
   } else {
     char *slash = strrchr(self, '/');
     if (slash) *slash = 0; /* the repository: the program's folder's parent */
-    snprintf(inc, incsize, "%s/runtime", slash ? self : ".");
+    snprintf(inc, incsize, "%s", slash ? self : ".");
   }
   if (!exists(lib))
     return rt_err(e, "the runtime library %s is missing: AOT executables link it (build it with make)", lib);
   char header[PATH_MAX + 32];
-  snprintf(header, sizeof header, "%s/plan_program.h", inc);
+  snprintf(header, sizeof header, "%s/runtime/sched/plan_program.h", inc);
   if (!exists(header)) return rt_err(e, "the runtime's headers are missing: there is no %s", header);
   return 0;
 }

@@ -241,7 +241,7 @@ static int setup_buffers(Lower *L) {
   return 0;
 }
 
-/* The plan's index checks (runtime/plan.h): i32 inputs that a live
+/* The plan's index checks (runtime/sched/plan.h): i32 inputs that a live
  * gather, onehot or cross_entropy reads as indices directly (through
  * reshapes at most); one per input and limit. */
 static void index_checks(Lower *L, RtPlan *pl) {

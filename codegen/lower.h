@@ -60,8 +60,8 @@
 
 #include "ir/ir.h"
 #include "passes/fuse.h"
-#include "runtime/plan.h"
-#include "runtime/rt_error.h"
+#include "runtime/sched/plan.h"
+#include "runtime/core/rt_error.h"
 
 typedef enum {
   CG_KERNEL_LOOP,          /* elemental loop over the root's shape (rows x inner, or flat) */

@@ -73,7 +73,7 @@ bool fe_global_number(const FeProgram *p, const char *name, double *out);
 
 /* A fingerprint of the program's source: "fnv1a64:" and 16 hex digits of
  * the FNV-1a hash of every file's text it loaded (imports and modules
- * included, in load order). Model files record it (runtime/checkpoint.h).
+ * included, in load order). Model files record it (runtime/io/checkpoint.h).
  * The string lives as long as p. */
 const char *fe_source_hash(FeProgram *p);
 

@@ -36,7 +36,7 @@
 
 #include "ir/ir.h"
 #include "passes/fuse.h"
-#include "runtime/plan.h"
+#include "runtime/sched/plan.h"
 
 #define MEM_ALIGN 64
 
@@ -147,7 +147,7 @@ void mem_graph_buffers_free(MemGraphBuffers *b);
 /* ---- buffers of a runtime plan ---- */
 
 /* Places the RT_BUF_ARENA buffers among buf[0..nbuf) used by steps
- * step[0..nstep) (runtime/plan.h), as codegen's final pass: each is live
+ * step[0..nstep) (runtime/sched/plan.h), as codegen's final pass: each is live
  * from the first step that names it to the last one (a buffer no step
  * names is live at step 0 only). Other buffers are pinned. Writes
  * buf[i].offset for the arena buffers and *arena_bytes; leaves everything

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref.h"
 #include "tests/jit_check.h"
 
 static CgSession *session;

@@ -16,7 +16,7 @@
 #include "codegen/llvm/cg_llvm.h"
 #include "ir/ir.h"
 #include "passes/fuse.h"
-#include "runtime/rt_sched.h"
+#include "runtime/sched/rt_sched.h"
 
 /* A Check fixture's setup and teardown: the JIT session and the pool. */
 void jc_setup(void);

@@ -3,7 +3,7 @@
 #ifndef DAL_TESTS_RUN_MAIN_H
 #define DAL_TESTS_RUN_MAIN_H
 
-#include "runtime/program.h"
+#include "runtime/sched/program.h"
 
 /* rt_main(p) on the command line fmt (split at spaces; argv[0] "fake").
  * Its stdout goes to *out and its stderr to *err (malloc'd texts; either

@@ -9,7 +9,7 @@
  *     the executable returns the data bit for bit;
  *   - cg_aot_spec: state order, shared parameters, disagreements;
  *   - cg_aot_build on small graphs: the executable computes what the graph
- *     says from parameters initialised as runtime/init.h says, and failures
+ *     says from parameters initialised as runtime/core/init.h says, and failures
  *     are messages that leave nothing behind. */
 #include <math.h>
 #include <stdio.h>
@@ -18,9 +18,9 @@
 
 #include "codegen/aot.h"
 #include "codegen/aot_impl.h"
-#include "runtime/init.h"
-#include "runtime/npy.h"
-#include "runtime/safetensors.h"
+#include "runtime/core/init.h"
+#include "runtime/io/npy.h"
+#include "runtime/io/safetensors.h"
 #include "tests/util.h"
 
 #ifdef __SANITIZE_ADDRESS__
@@ -84,7 +84,7 @@ static const RtStateSpec STATE[] = {
 
 static const char KERNELS[] =
     "#include <string.h>\n"
-    "#include \"plan.h\"\n"
+    "#include \"runtime/sched/plan.h\"\n"
     "void aot_test_gather(void *const *args, const RtRunCtx *ctx, int64_t begin, int64_t end);\n"
     "void aot_test_gather(void *const *args, const RtRunCtx *ctx, int64_t begin, int64_t end) {\n"
     "  (void)ctx, (void)begin, (void)end;\n"
@@ -107,7 +107,7 @@ START_TEST(test_writer_roundtrip) {
   cg_aot_write_main(f, &d);
   ck_assert_int_eq(fclose(f), 0);
   tu_write_file(kern, KERNELS);
-  const char *argv[] = {"cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-Iruntime", src, kern, lib, "-lopenblas",
+  const char *argv[] = {"cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-I.", src, kern, lib, "-lopenblas",
                         "-lcjson", "-lz", "-lcairo", "-lfontconfig", "-lm", "-lpthread", "-o", exe,
 #ifdef SANITIZE
                         SANITIZE,
@@ -212,7 +212,7 @@ END_TEST
 
 START_TEST(test_build) {
   char *exe = tu_path("small"), *lib = runtime_lib(), *x = tu_path("x.npy"), *y = tu_path("y.npy");
-  CgAotOptions o = {.output = exe, .runtime_lib = lib, .include_dir = "runtime"};
+  CgAotOptions o = {.output = exe, .runtime_lib = lib, .include_dir = "."};
   IrGraph *g[2] = {small_graph("f", 4, false), small_graph("h", 1, false)};
   RtErr e;
   ck_assert_int_eq(cg_aot_build(g, 2, "small", "c", 0.5, &o, &e), -1); /* takes the graphs on failure too */

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref.h"
 #include "ir/ir.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"

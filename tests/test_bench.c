@@ -1,4 +1,4 @@
-/* test_bench.c — the executables' `bench` command (runtime/exe_bench.c)
+/* test_bench.c — the executables' `bench` command (runtime/exe/exe_bench.c)
  * through rt_main, on a hand-made RtProgram whose run function records
  * what it was given. No timing is asserted: only that the command runs the
  * steps it says, feeds them, and reports consistent fields, and that bad
@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/npy.h"
-#include "runtime/program.h"
+#include "runtime/io/npy.h"
+#include "runtime/sched/program.h"
 #include "tests/util.h"
 
 #define B 2

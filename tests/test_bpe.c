@@ -1,4 +1,4 @@
-/* test_bpe.c — the BPE tokenizer (runtime/bpe.h): the merge order and its
+/* test_bpe.c — the BPE tokenizer (runtime/data/bpe.h): the merge order and its
  * tie-break, the vocabulary limit, round trips (normalised text), unknown
  * bytes, padding for the GPT, files (round trip, every malformed class,
  * determinism), and the shapes captions at the tiny and bench sizes. */
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/bpe.h"
-#include "runtime/data.h"
+#include "runtime/data/bpe.h"
+#include "runtime/data/data.h"
 #include "tests/util.h"
 
 static RtBpe *train(const char *const *texts, int n, int vocab) {

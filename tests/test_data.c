@@ -1,4 +1,4 @@
-/* test_data.c — datasets (runtime/data.h): the shapes generator's
+/* test_data.c — datasets (runtime/data/data.h): the shapes generator's
  * determinism, value range and caption/image correspondence, the npy
  * dataset's row order and errors, shapes' stream kept as it was, its
  * disjoint test split and its held-out pairs (never-seen compositions:
@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "runtime/data.h"
-#include "runtime/npy.h"
-#include "runtime/shapes_reader.h"
+#include "runtime/data/data.h"
+#include "runtime/io/npy.h"
+#include "runtime/data/shapes_reader.h"
 #include "tests/util.h"
 
 /* ---- reading a rendered scene back from its pixels ---- */

@@ -1,4 +1,4 @@
-/* test_gemm_small.c — the small-M GEMM kernel (runtime/gemm_small.h)
+/* test_gemm_small.c — the small-M GEMM kernel (runtime/sched/gemm_small.h)
  * against a naive double-precision matmul: every m from 1 to 32, both
  * trans_b, n and k off multiples of 8, leading dimensions above the
  * minimum, several alpha and beta, beta 0 over a C of NaN, column ranges
@@ -24,11 +24,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/gemm_small.h"
-#include "runtime/plan.h"
-#include "runtime/rt_sched.h"
-#include "runtime/tensor.h"
-#include "runtime/threadpool.h"
+#include "runtime/sched/gemm_small.h"
+#include "runtime/sched/plan.h"
+#include "runtime/sched/rt_sched.h"
+#include "runtime/core/tensor.h"
+#include "runtime/core/threadpool.h"
 #include "tests/util.h"
 
 #define SENTINEL 12345.0f

@@ -1,4 +1,4 @@
-/* test_image_grid.c — captioned PNG grids (runtime/image_grid.h): the PNG
+/* test_image_grid.c — captioned PNG grids (runtime/draw/image_grid.h): the PNG
  * decoded with stb_image has the layout's size, every image's solid colour
  * where the layout puts it, dark text in the band under a captioned row
  * and none under an uncaptioned one, nothing drawn outside the bands;
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/image_grid.h"
+#include "runtime/draw/image_grid.h"
 #include "tests/util.h"
 
 /* stb's implementation is third-party code: it is not held to our warning

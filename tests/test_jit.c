@@ -23,16 +23,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/bind.h"
+#include "ir/ref/bind.h"
 #include "codegen/llvm/cg_llvm.h"
 #include "codegen/llvm/jit_program.h"
-#include "codegen/ref_program.h"
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref_program.h"
+#include "ir/ref/ref.h"
 #include "frontend/frontend.h"
 #include "passes/autodiff.h"
 #include "passes/fuse.h"
 #include "passes/optimizer.h"
-#include "runtime/rt_sched.h"
+#include "runtime/sched/rt_sched.h"
 #include "tests/jit_check.h"
 #include "tests/util.h"
 

@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref.h"
 #include "ir/ir.h"
 #include "passes/optimizer.h"
-#include "runtime/npy.h"
+#include "runtime/io/npy.h"
 #include "tests/util.h"
 
 #define LOC ((SrcLoc){"test_optimizer.c", __LINE__, 1})

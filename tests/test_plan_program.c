@@ -1,4 +1,4 @@
-/* test_plan_program.c — runtime/plan_program.h: an RtProgram from static
+/* test_plan_program.c — runtime/sched/plan_program.h: an RtProgram from static
  * plan tables (what AOT executables run), on hand-written plans whose
  * kernels are plain C functions:
  *
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/init.h"
-#include "runtime/plan_program.h"
+#include "runtime/core/init.h"
+#include "runtime/sched/plan_program.h"
 #include "tests/util.h"
 
 /* ---- kernels -------------------------------------------------------------------- */

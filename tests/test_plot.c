@@ -1,4 +1,4 @@
-/* test_plot.c — training logs as plots (runtime/plot.h, `dalc plot`): the
+/* test_plot.c — training logs as plots (runtime/draw/plot.h, `dalc plot`): the
  * TSV reader (missing values, an unfinished last line, every malformed
  * file an error naming it and the line); the PNG decoded with stb_image
  * has the asked-for size, each column's colour inside its panel's plot
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/image_grid.h"
-#include "runtime/plot.h"
+#include "runtime/draw/image_grid.h"
+#include "runtime/draw/plot.h"
 #include "tests/util.h"
 
 /* stb's implementation is third-party code: it is not held to our warning

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref.h"
 #include "ir/ir.h"
-#include "runtime/npy.h"
-#include "runtime/rng.h"
+#include "runtime/io/npy.h"
+#include "runtime/core/rng.h"
 #include "tests/util.h"
 
 #define LOC ((SrcLoc){"test_ref.c", __LINE__, 1})

@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/fileio.h"
-#include "runtime/init.h"
-#include "runtime/npy.h"
-#include "runtime/rng.h"
-#include "runtime/safetensors.h"
-#include "runtime/tensor.h"
+#include "runtime/io/fileio.h"
+#include "runtime/core/init.h"
+#include "runtime/io/npy.h"
+#include "runtime/core/rng.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/core/tensor.h"
 #include "tests/util.h"
 
 /* ---- helpers ---- */

@@ -1,4 +1,4 @@
-/* test_sample.c — drawing tokens from logits (runtime/sample.h), both
+/* test_sample.c — drawing tokens from logits (runtime/sample/sample.h), both
  * samplers: chi-square goodness of fit of 100,000 draws against
  * softmax(logits / T) with and without top-k (ties at the cut), greedy and
  * T -> 0, the Gumbel-max sampler against a plain argmax over all its noise
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/sample.h"
+#include "runtime/sample/sample.h"
 #include "tests/util.h"
 
 enum { DRAWS = 100000 };

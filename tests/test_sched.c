@@ -13,10 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/plan.h"
-#include "runtime/rt_sched.h"
-#include "runtime/tensor.h"
-#include "runtime/threadpool.h"
+#include "runtime/sched/plan.h"
+#include "runtime/sched/rt_sched.h"
+#include "runtime/core/tensor.h"
+#include "runtime/core/threadpool.h"
 #include "tests/util.h"
 
 /* ---- helpers ---- */

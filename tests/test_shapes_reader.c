@@ -1,5 +1,5 @@
 /* test_shapes_reader.c — the rule-based shapes judge
- * (runtime/shapes_reader.h): its accuracy on real renders at 16, 32 and 64
+ * (runtime/data/shapes_reader.h): its accuracy on real renders at 16, 32 and 64
  * pixels, known answers (an empty image, a wrong colour, kind, cell, size,
  * relation or count fails just that attribute), caption parsing, and
  * `dalc judge shapes` on images and captions files and on a dataset. */
@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/npy.h"
-#include "runtime/shapes_reader.h"
+#include "runtime/io/npy.h"
+#include "runtime/data/shapes_reader.h"
 #include "tests/util.h"
 
 /* ---- accuracy on real renders ---- */

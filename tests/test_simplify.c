@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/ref/ref.h"
+#include "ir/ref/ref.h"
 #include "ir/ir.h"
 #include "passes/optimizer.h"
 #include "passes/passes.h"

@@ -15,11 +15,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "runtime/bpe.h"
-#include "runtime/checkpoint.h"
-#include "runtime/data.h"
-#include "runtime/npy.h"
-#include "runtime/safetensors.h"
+#include "runtime/data/bpe.h"
+#include "runtime/io/checkpoint.h"
+#include "runtime/data/data.h"
+#include "runtime/io/npy.h"
+#include "runtime/io/safetensors.h"
 #include "tests/run_main.h"
 #include "tests/util.h"
 

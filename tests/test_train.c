@@ -1,5 +1,5 @@
-/* test_train.c — the training driver (runtime/train.h, rt_main) and
- * codegen/ref_program on a hand-built training step: linear regression
+/* test_train.c — the training driver (runtime/train/train.h, rt_main) and
+ * ir/ref/ref_program on a hand-built training step: linear regression
  * with noisy targets, its gradient and an SGD-with-momentum update written
  * directly in IR. */
 #include <math.h>
@@ -11,11 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "codegen/ref_program.h"
-#include "runtime/checkpoint.h"
-#include "runtime/npy.h"
-#include "runtime/safetensors.h"
-#include "runtime/train.h"
+#include "ir/ref/ref_program.h"
+#include "runtime/io/checkpoint.h"
+#include "runtime/io/npy.h"
+#include "runtime/io/safetensors.h"
+#include "runtime/train/train.h"
 #include "tests/util.h"
 
 #define LOC ((SrcLoc){"test_train.c", __LINE__, 1})

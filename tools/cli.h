@@ -10,7 +10,7 @@
 #include "frontend/frontend.h"
 #include "passes/optimizer.h"
 #include "passes/passes.h"
-#include "runtime/program.h"
+#include "runtime/sched/program.h"
 
 #define CLI_MAX_BINDINGS 64
 
@@ -83,7 +83,7 @@ int cmd_emit(const DalcArgs *args);
 /* `dalc FILE.dal --stats`: passes, kernels and the memory plan of each entry. */
 int cmd_stats(const DalcArgs *args);
 /* `dalc run FILE.dal -- train ...`: the model as a program, driven by the
- * executables' command line (runtime/program.h). */
+ * executables' command line (runtime/sched/program.h). */
 int cmd_program(const DalcArgs *args);
 /* `dalc FILE.dal -o EXE`: the same program as a standalone executable (codegen/aot.h). */
 int cmd_build(const DalcArgs *args);
@@ -95,7 +95,7 @@ int cmd_generate(int argc, char **argv);
 /* `dalc judge shapes ...` (cmd_judge.c): caption accuracy of shapes images
  * by the runtime's rule-based reader. */
 int cmd_judge(int argc, char **argv);
-/* `dalc plot LOG.tsv ...` (cmd_plot.c): a training log as a PNG (runtime/plot.h). */
+/* `dalc plot LOG.tsv ...` (cmd_plot.c): a training log as a PNG (runtime/draw/plot.h). */
 int cmd_plot(int argc, char **argv);
 
 #endif

@@ -1,5 +1,5 @@
 /* cmd_bpe.c — `dalc bpe`: learn a BPE tokenizer for captions, and use it
- * (runtime/bpe.h).
+ * (runtime/data/bpe.h).
  *
  *   dalc bpe train (FILE.txt... | --data SPEC [--examples N] [--seed S]) --vocab V -o TOK.json
  *   dalc bpe encode --tokenizer TOK.json [--len L [--vocab V]] (TEXT... | --from FILE.txt) [-o IDS.npy]
@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/bpe.h"
-#include "runtime/data.h"
-#include "runtime/npy.h"
+#include "runtime/data/bpe.h"
+#include "runtime/data/data.h"
+#include "runtime/io/npy.h"
 #include "tools/cli.h"
 
 static const char bpe_usage[] =

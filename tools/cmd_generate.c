@@ -1,15 +1,15 @@
 /* cmd_generate.c — `dalc generate --model FILE.safetensors CAPTION ...`:
  * images from captions with nothing but a model file. The file's metadata
  * names the model's source (dal.source, else dal.model) and config
- * (runtime/checkpoint.h); dalc compiles that model with that config and
- * runs the executables' `generate` command on it (runtime/exe_generate.c),
+ * (runtime/io/checkpoint.h); dalc compiles that model with that config and
+ * runs the executables' `generate` command on it (runtime/exe/exe_generate.c),
  * which checks the rest (tokenizer, parameters, source fingerprint). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/io/safetensors.h"
 #include "tools/cli.h"
 
 /* The value of --model in argv[0..argc), or NULL. */

@@ -1,6 +1,6 @@
 /* cmd_judge.c — `dalc judge shapes`: how many images show what their
  * captions say, read by the rule-based shapes reader
- * (runtime/shapes_reader.h).
+ * (runtime/data/shapes_reader.h).
  *
  *   dalc judge shapes --images IMAGES.npy --captions CAPTIONS.txt [--n N]
  *                     [--holdout[=SPEC]] [--json]
@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/data.h"
-#include "runtime/npy.h"
-#include "runtime/shapes_reader.h"
+#include "runtime/data/data.h"
+#include "runtime/io/npy.h"
+#include "runtime/data/shapes_reader.h"
 #include "tools/cli.h"
 
 static const char judge_usage[] =

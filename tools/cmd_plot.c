@@ -1,5 +1,5 @@
 /* cmd_plot.c — `dalc plot`: a training log's columns against the step as a
- * PNG (runtime/plot.h).
+ * PNG (runtime/draw/plot.h).
  *
  *   dalc plot LOG.tsv [--columns A,B]... [--log-y] [--smooth F] [--width W] [--height H]
  *             [--title T] [-o PLOT.png]
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/image_grid.h"
-#include "runtime/plot.h"
+#include "runtime/draw/image_grid.h"
+#include "runtime/draw/plot.h"
 #include "tools/cli.h"
 
 static const char plot_usage[] =

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/bind.h"
-#include "runtime/checkpoint.h"
-#include "runtime/data.h"
-#include "runtime/npy.h"
-#include "runtime/safetensors.h"
+#include "ir/ref/bind.h"
+#include "runtime/io/checkpoint.h"
+#include "runtime/data/data.h"
+#include "runtime/io/npy.h"
+#include "runtime/io/safetensors.h"
 #include "tools/cli.h"
 
 /* "--in tau=0.5": a number given for a rank-0 input. */

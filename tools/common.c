@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "codegen/llvm/jit_program.h"
-#include "codegen/ref_program.h"
+#include "ir/ref/ref_program.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
 #include "passes/simplify.h"

@@ -14,7 +14,7 @@
  * that read that input at the index they write (elementwise kernels).
  * JIT'd code calls only helpers registered as absolute symbols: `pow`
  * (libm, for pow with an exponent other than the constants 1 and 2),
- * rt_gumbel_fill_range (runtime/rng.h), and memcpy / memmove / memset
+ * rt_gumbel_fill_range (runtime/core/rng.h), and memcpy / memmove / memset
  * (LLVM turns copy and fill loops into them); GEMMs are plan steps, never
  * calls from kernels. An object file references the same names, which the
  * runtime library and libc provide.
@@ -37,8 +37,8 @@
 #include <stdio.h>
 
 #include "codegen/lower.h"
-#include "runtime/plan.h"
-#include "runtime/rt_error.h"
+#include "runtime/sched/plan.h"
+#include "runtime/core/rt_error.h"
 
 /* The native target, host target machines and one LLJIT. One per process
  * is enough; not thread-safe (compile from one thread). */

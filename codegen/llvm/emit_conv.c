@@ -233,7 +233,7 @@ void em_kernel_scatter_add(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* Elements [it C, min((it + 1) C, total)) per iteration, by the runtime's
- * rt_gumbel_fill_range (runtime/rng.h), so the noise is the reference's. */
+ * rt_gumbel_fill_range (runtime/core/rng.h), so the noise is the reference's. */
 void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   LLVMTypeRef pt[6] = {E->ptr, E->i64, E->i64, E->i64, E->i32, E->i64};

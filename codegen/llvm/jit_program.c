@@ -1,6 +1,6 @@
 /* jit_program.c — an RtProgram whose entries run JIT-compiled plans (see
  * jit_program.h): the plans, compiled in memory, run by the runtime's plan
- * program (runtime/plan_program.h), the same code an AOT executable runs
+ * program (runtime/sched/plan_program.h), the same code an AOT executable runs
  * from its static tables. */
 #include "codegen/llvm/jit_program.h"
 
@@ -11,7 +11,7 @@
 #include "codegen/aot.h"
 #include "codegen/llvm/cg_llvm.h"
 #include "passes/fuse.h"
-#include "runtime/plan_program.h"
+#include "runtime/sched/plan_program.h"
 
 typedef struct {
   RtProgram pub;         /* the plan program's, with this file's free; pub.ctx points here */
@@ -79,7 +79,7 @@ static int compile(JitProgram *j, IrGraph *g, const CgJitOptions *o, CgModule **
   return 0;
 }
 
-/* The plan maker of a lazy program (runtime/plan_program.h). */
+/* The plan maker of a lazy program (runtime/sched/plan_program.h). */
 static const RtPlan *make_plan(void *ctx, int entry, RtErr *e) {
   JitProgram *j = ctx;
   cg_module_free(j->m[entry]); /* what a failed attempt left */

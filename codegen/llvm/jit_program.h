@@ -5,11 +5,11 @@
  * LLVM and JIT'd once: at construction, or (lazy) when the entry first
  * runs, so a command that uses one entry compiles only that one; the
  * plans then run in the
- * runtime's plan program (runtime/plan_program.h), as in an AOT-built
+ * runtime's plan program (runtime/sched/plan_program.h), as in an AOT-built
  * executable: one rt_plan_run per entry on a thread pool (runtime/
  * rt_sched.h), made with the arena at the first run. The persistent state,
  * entry specs and initialisation are those of the reference program
- * (codegen/ref_program.h; cg_aot_spec in codegen/aot.h), whose executor
+ * (ir/ref/ref_program.h; cg_aot_spec in codegen/aot.h), whose executor
  * stays available (dalc --backend=ref). Module prefix: cg_.
  */
 #ifndef DAL_CODEGEN_JIT_PROGRAM_H
@@ -20,7 +20,7 @@
 
 #include "ir/ir.h"
 #include "passes/passes.h"
-#include "runtime/program.h"
+#include "runtime/sched/program.h"
 
 typedef struct {
   bool no_fuse;         /* -fno-fuse: one kernel per node */

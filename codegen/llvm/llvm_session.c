@@ -11,7 +11,7 @@
 #include <llvm-c/Target.h>
 
 #include "codegen/llvm/session.h"
-#include "runtime/rng.h"
+#include "runtime/core/rng.h"
 
 int cg_llvm_err(RtErr *e, LLVMErrorRef err, const char *what) {
   char *msg = LLVMGetErrorMessage(err);

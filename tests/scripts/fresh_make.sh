@@ -40,7 +40,7 @@ printf '#!/bin/sh\necho "pkg-config \$*" >> "$tmp/log"\nexec "$real_pc" "\$@"\n'
 chmod +x "$tmp/bin/llvm-config" "$tmp/bin/pkg-config"
 EOF
 
-objs=${FRESH_MAKE_OBJ:-build/obj/codegen/llvm/llvm_session.o build/obj/runtime/image_grid.o}
+objs=${FRESH_MAKE_OBJ:-build/obj/codegen/llvm/llvm_session.o build/obj/runtime/draw/image_grid.o}
 fresh_machine() {
   rm -rf "$tmp/bin" "$tmp/log" "$src/build"
   cp "$tmp/fake_deps.sh" "$src/tools/deps.sh"

@@ -1,0 +1,136 @@
+/* data_folder.c — the `folder:PATH` dataset: the user's own images (PNG,
+ * JPEG, BMP, ... whatever stb_image reads) listed with their captions in
+ * PATH/captions.tsv (see data.h). Every image is decoded, checked and
+ * resized when the dataset opens, so a bad file is reported before any
+ * training starts, and batches cost a copy. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/data/data_impl.h"
+
+/* stb's implementation is third-party code: it is not held to our warning
+ * flags. Static, so nothing else sees its symbols. (Unused static functions
+ * are reported at the end of the file, outside any push/pop: this stb
+ * declares a thread-local setter it never defines.) */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#pragma GCC diagnostic pop
+
+#define CAPTION_MAX 256
+
+typedef struct {
+  int input, size;   /* the image input, S */
+  int64_t n;
+  float *images;     /* (n, 3, S, S) in [-1, 1] */
+  char (*caption)[CAPTION_MAX];
+} Folder;
+
+static void folder_free(void *impl) {
+  Folder *f = impl;
+  if (!f) return;
+  free(f->images);
+  free(f->caption);
+  free(f);
+}
+
+static int folder_load(RtDataset *d, int64_t j, uint64_t k, RtTensor *const *inputs, RtErr *e) {
+  (void)e;
+  const Folder *f = d->impl;
+  int64_t plane = 3 * (int64_t)f->size * f->size;
+  memcpy(rt_f32(inputs[f->input]) + j * plane, f->images + (int64_t)k * plane, sizeof(float) * (size_t)plane);
+  memcpy(d->caption[j], f->caption[k], CAPTION_MAX);
+  return 0;
+}
+
+static int folder_check_text(RtDataset *d, RtTextEncoder *t, RtErr *e) {
+  const Folder *f = d->impl;
+  for (int64_t k = 0; k < f->n; k++)
+    if (rt_text_check(t, f->caption[k], e)) return -1;
+  return 0;
+}
+
+/* Strips a trailing newline / carriage return; returns the length. */
+static size_t chomp(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = 0;
+  return n;
+}
+
+/* Decodes PATH/file into example k (3 channels, resized). */
+static int load_image(Folder *f, const char *dir, const char *file, const char *where, int64_t k, RtErr *e) {
+  char *path = malloc(strlen(dir) + strlen(file) + 2);
+  if (!path) return rt_err(e, "%s: out of memory", where);
+  sprintf(path, "%s/%s", dir, file);
+  int w, h, ch, rc = 0;
+  unsigned char *px = stbi_load(path, &w, &h, &ch, 3);
+  if (!px) {
+    FILE *probe = fopen(path, "rb");
+    if (!probe) rc = rt_err(e, "%s: %s: cannot open: %s", where, path, strerror(errno));
+    else rc = rt_err(e, "%s: %s: not an image stb_image can read (%s)", where, path, stbi_failure_reason());
+    if (probe) fclose(probe);
+  } else {
+    rc = rt_image_resize(px, w, h, 3, f->size, f->images + k * 3 * (int64_t)f->size * f->size, e);
+    stbi_image_free(px);
+  }
+  free(path);
+  return rc;
+}
+
+int rt_data_open_folder(RtDataset *d, const char *args, RtErr *e) {
+  if (!*args) return rt_err(e, "dataset folder needs a folder: folder:PATH (PATH/captions.tsv lists FILE<TAB>CAPTION)");
+  int in = rt_data_image_input(d, "folder", e);
+  if (in < 0) return -1;
+  Folder *f = calloc(1, sizeof *f);
+  if (!f) return rt_err(e, "dataset folder: out of memory");
+  d->impl = f;
+  d->free_impl = folder_free;
+  d->load = folder_load;
+  d->check_text = folder_check_text;
+  f->input = in;
+  f->size = (int)d->entry->input[in].dim[2];
+  char tsv[4096];
+  snprintf(tsv, sizeof tsv, "%s/captions.tsv", args);
+  FILE *fp = fopen(tsv, "r");
+  if (!fp) return rt_err(e, "dataset folder: %s: cannot open: %s (it lists FILE<TAB>CAPTION per line)", tsv,
+                         strerror(errno));
+  int64_t cap = 0, plane = 3 * (int64_t)f->size * f->size;
+  int rc = 0;
+  char line[8192], where[4200];
+  for (int lineno = 1; rc == 0 && fgets(line, sizeof line, fp); lineno++) {
+    snprintf(where, sizeof where, "%s:%d", tsv, lineno);
+    size_t len = chomp(line);
+    if (len == 0 || line[0] == '#') continue; /* blank lines and comments */
+    char *tab = strchr(line, '\t');
+    if (len == sizeof line - 1) rc = rt_err(e, "%s: line too long", where);
+    else if (!tab || tab == line) rc = rt_err(e, "%s: expected FILE<TAB>CAPTION", where);
+    else if (strlen(tab + 1) >= CAPTION_MAX)
+      rc = rt_err(e, "%s: the caption is longer than %d bytes", where, CAPTION_MAX - 1);
+    if (rc) break;
+    *tab = 0;
+    if (f->n == cap) {
+      cap = cap ? 2 * cap : 64;
+      float *im = realloc(f->images, sizeof *im * (size_t)(cap * plane));
+      char(*cp)[CAPTION_MAX] = realloc(f->caption, sizeof *cp * (size_t)cap);
+      if (im) f->images = im;
+      if (cp) f->caption = cp;
+      if (!im || !cp) rc = rt_err(e, "dataset folder: out of memory at %s", where);
+    }
+    if (rc == 0) rc = load_image(f, args, line, where, f->n, e);
+    if (rc == 0) snprintf(f->caption[f->n++], CAPTION_MAX, "%s", tab + 1);
+  }
+  fclose(fp);
+  if (rc) return -1;
+  if (f->n == 0) return rt_err(e, "dataset folder: %s lists no images", tsv);
+  d->size = f->n;
+  return rt_data_captions(d, CAPTION_MAX, e);
+}

@@ -1,0 +1,60 @@
+/* exe.h — helpers shared by the executables' subcommands (exe_*.c,
+ * train_args.c); internal to the runtime. */
+#ifndef DAL_RT_EXE_H
+#define DAL_RT_EXE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/io/checkpoint.h"
+#include "runtime/sched/program.h"
+
+/* If argv[*i] is 'flag' ("--steps 5" or "--steps=5"): sets *val to its
+ * value (advancing *i past a separate value) and returns 1; returns -1 with
+ * a message if the value is missing, 0 if argv[*i] is another flag. */
+int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e);
+/* A table of a command's plain options: each names a flag and exactly one
+ * place its value goes (a string, a non-negative integer, or a switch that
+ * takes no value). */
+typedef struct {
+  const char *flag;
+  const char **str;
+  uint64_t *num;
+  bool *on;
+} RtExeOpt;
+
+/* Matches argv[*i] against opts[0..n): 1 if one matched (its value stored,
+ * *i advanced past a separate value), 0 if none did, -1 with a message on
+ * a missing or bad value. */
+int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtErr *e);
+
+/* Whole-string numbers, with errors that name the flag. */
+int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
+int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
+/* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
+const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
+/* The training entry called fn (NULL: the only one, or if there are
+ * several the one called "loss"); -1 with a message. */
+int rt_exe_train_entry(const RtProgram *p, const char *fn, RtErr *e);
+
+/* VmHWM of /proc/self/status in KiB (the process's peak resident memory),
+ * or -1 where there is none. */
+long long rt_exe_peak_rss_kib(void);
+/* --init PREFIX=FILE (repeatable) and --init-partial (checkpoint.h) into
+ * l: 1 if argv[*i] was one of them, 0 if not, -1 on a bad value. */
+int rt_exe_init_flag(int argc, char **argv, int *i, RtInitFrom *l, RtErr *e);
+/* A command's starting state: every parameter from 'params' (a
+ * safetensors file, rt_checkpoint_load_params) if given, else from the
+ * initialisers under 'seed'; then the --init files of l (NULL: none) on
+ * top. What train, run and tokenize do with --params/--init/--seed. */
+int rt_exe_state_start(RtProgram *p, const char *params, const RtInitFrom *l, uint64_t seed, RtErr *e);
+
+int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
+int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
+int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */
+int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e); /* `sample` (exe_sample.c) */
+int rt_exe_generate(RtProgram *p, int argc, char **argv, RtErr *e); /* `generate` (exe_generate.c) */
+int rt_exe_tokenize(RtProgram *p, int argc, char **argv, RtErr *e); /* `tokenize` (exe_tokenize.c) */
+int rt_exe_eval(RtProgram *p, int argc, char **argv, RtErr *e); /* `eval` (exe_eval*.c) */
+
+#endif

@@ -1,0 +1,201 @@
+/* plan_program.c — compiled plans from static tables as an RtProgram (see
+ * plan_program.h). */
+#include "runtime/sched/plan_program.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/sched/rt_sched.h"
+#include "runtime/core/threadpool.h"
+
+typedef struct {
+  RtProgram pub;              /* pub.ctx points back here */
+  const RtPlanProgramDesc *d; /* borrowed */
+  const RtPlan **plan;        /* (nentry) d->plan, and the plans made since */
+  RtPool *pool;               /* made at the first run */
+  void *arena;                /* the largest plan's arena, shared: entries run one at a time */
+  int64_t arena_bytes;
+} PlanProgram;
+
+static void pp_free(RtProgram *p) {
+  if (!p) return;
+  PlanProgram *pp = p->ctx;
+  rt_pool_free(pp->pool);
+  rt_arena_free(pp->arena);
+  rt_list_free(p->state);
+  free(pp->plan);
+  free(pp);
+}
+
+static int pp_init(RtProgram *p, uint64_t seed, RtErr *e) {
+  (void)e; /* filling existing tensors cannot fail */
+  PlanProgram *pp = p->ctx;
+  for (int i = 0; i < pp->d->nstate; i++) {
+    const RtStateSpec *s = &pp->d->state[i];
+    RtTensor *t = p->state->tensor[i];
+    if (s->param) rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, seed, s->name);
+    else memset(t->data, 0, rt_tensor_bytes(t));
+  }
+  return 0;
+}
+
+static int make_plan(PlanProgram *pp, int entry, RtErr *e);
+
+static int pp_prepare(RtProgram *p, int entry, RtErr *e) {
+  PlanProgram *pp = p->ctx;
+  if (entry < 0 || entry >= p->nentry) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
+  return pp->plan[entry] ? 0 : make_plan(pp, entry, e);
+}
+
+static int pp_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **outputs, uint64_t seed, uint64_t step,
+                  RtErr *e) {
+  PlanProgram *pp = p->ctx;
+  if (entry < 0 || entry >= p->nentry) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
+  for (int k = 0; k < p->entry[entry].noutput; k++) outputs[k] = NULL;
+  if (!pp->plan[entry] && make_plan(pp, entry, e)) return -1;
+  if (!pp->pool && !(pp->pool = rt_pool_new(pp->d->threads, e))) return -1;
+  if (!pp->arena && !(pp->arena = rt_arena_new(pp->arena_bytes, e))) return -1;
+  RtRunCtx ctx = {seed, step};
+  return rt_plan_run(pp->plan[entry], pp->pool, pp->arena, inputs, outputs, p->state, &ctx, e);
+}
+
+static bool same_shape(int ra, const int64_t *a, int rb, const int64_t *b) {
+  if (ra != rb) return false;
+  for (int i = 0; i < ra; i++)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
+static int check_state(const RtPlanProgramDesc *d, int *nparam, int *nsaved, RtErr *e) {
+  *nparam = 0;
+  *nsaved = 0;
+  for (int i = 0; i < d->nstate; i++) {
+    const RtStateSpec *s = &d->state[i];
+    if (!s->name || !*s->name) return rt_err(e, "%s: state tensor %d has no name", d->model, i);
+    if (s->rank < 0 || s->rank > RT_MAX_RANK)
+      return rt_err(e, "%s: state tensor '%s' has rank %d (at most %d)", d->model, s->name, s->rank, RT_MAX_RANK);
+    for (int k = 0; k < i; k++)
+      if (strcmp(d->state[k].name, s->name) == 0)
+        return rt_err(e, "%s: two state tensors are called '%s'", d->model, s->name);
+    if (s->param) {
+      if (*nparam != i)
+        return rt_err(e, "%s: parameter '%s' comes after non-trainable state '%s' (parameters go first)", d->model,
+                      s->name, d->state[*nparam].name);
+      if (s->dtype != RT_F32) return rt_err(e, "%s: parameter '%s' is not f32", d->model, s->name);
+      if (s->init < RT_INIT_ZEROS || s->init > RT_INIT_UNIFORM)
+        return rt_err(e, "%s: parameter '%s' has an unknown initialiser %d", d->model, s->name, (int)s->init);
+      (*nparam)++;
+    }
+    if (s->transient && s->param) return rt_err(e, "%s: parameter '%s' is marked transient", d->model, s->name);
+    if (!s->transient) {
+      if (*nsaved != i)
+        return rt_err(e, "%s: state '%s' comes after transient state '%s' (transient state goes last)", d->model,
+                      s->name, d->state[*nsaved].name);
+      (*nsaved)++;
+    }
+  }
+  return 0;
+}
+
+static int check_args(const RtPlan *pl, const RtEntrySpec *en, RtErr *e) {
+  if (pl->ninput != en->ninput || pl->noutput != en->noutput)
+    return rt_err(e, "entry '%s': its plan takes %d inputs and gives %d outputs, the entry %d and %d", en->name,
+                  pl->ninput, pl->noutput, en->ninput, en->noutput);
+  for (int i = 0; i < pl->nbuf; i++) {
+    const RtBuffer *b = &pl->buf[i];
+    if (b->kind != RT_BUF_INPUT && b->kind != RT_BUF_OUTPUT) continue;
+    const RtArgSpec *a = b->kind == RT_BUF_INPUT ? &en->input[b->index] : &en->output[b->index];
+    if (b->dtype != a->dtype || !same_shape(b->rank, b->dim, a->rank, a->dim)) {
+      char want[160], got[160];
+      return rt_err(e, "entry '%s': %s '%s' is %s%s in the plan but %s%s in the entry", en->name,
+                    b->kind == RT_BUF_INPUT ? "input" : "output", a->name, rt_dtype_name(b->dtype),
+                    rt_shape_str(b->rank, b->dim, got, sizeof got), rt_dtype_name(a->dtype),
+                    rt_shape_str(a->rank, a->dim, want, sizeof want));
+    }
+  }
+  return 0;
+}
+
+static int check_state_uses(const RtPlanProgramDesc *d, const RtPlan *pl, RtErr *e) {
+  for (int i = 0; i < pl->nbuf; i++) {
+    const RtBuffer *b = &pl->buf[i];
+    if (b->kind != RT_BUF_STATE) continue;
+    const RtStateSpec *s = NULL;
+    for (int k = 0; k < d->nstate && !s; k++)
+      if (strcmp(d->state[k].name, b->name) == 0) s = &d->state[k];
+    if (!s) return rt_err(e, "plan '%s': state tensor '%s' is not part of %s", pl->name, b->name, d->model);
+    if (s->dtype != b->dtype || !same_shape(s->rank, s->dim, b->rank, b->dim)) {
+      char want[160], got[160];
+      return rt_err(e, "plan '%s': state tensor '%s' is %s%s there but %s%s in %s", pl->name, b->name,
+                    rt_dtype_name(b->dtype), rt_shape_str(b->rank, b->dim, got, sizeof got), rt_dtype_name(s->dtype),
+                    rt_shape_str(s->rank, s->dim, want, sizeof want), d->model);
+    }
+  }
+  return 0;
+}
+
+static int check_plan(const RtPlanProgramDesc *d, const RtPlan *pl, int entry, RtErr *e) {
+  return rt_plan_check(pl, e) || check_args(pl, &d->entry[entry], e) || check_state_uses(d, pl, e) ? -1 : 0;
+}
+
+/* Entry 'entry''s plan from the maker, checked; the arena grows to fit. */
+static int make_plan(PlanProgram *pp, int entry, RtErr *e) {
+  const RtPlan *pl = pp->d->make_plan(pp->d->make_ctx, entry, e);
+  if (!pl || check_plan(pp->d, pl, entry, e)) return -1;
+  pp->plan[entry] = pl;
+  if (pl->arena_bytes > pp->arena_bytes) {
+    rt_arena_free(pp->arena); /* nothing lives in it between runs */
+    pp->arena = NULL;
+    pp->arena_bytes = pl->arena_bytes;
+  }
+  return 0;
+}
+
+RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e) {
+  int nparam, nsaved;
+  if (check_state(d, &nparam, &nsaved, e)) return NULL;
+  int64_t arena = 0;
+  for (int i = 0; i < d->nentry; i++) {
+    const RtPlan *pl = d->plan[i];
+    if (!pl && d->make_plan) continue;
+    if (!pl) {
+      rt_err(e, "%s: entry '%s' has no plan", d->model, d->entry[i].name);
+      return NULL;
+    }
+    if (check_plan(d, pl, i, e)) return NULL;
+    if (pl->arena_bytes > arena) arena = pl->arena_bytes;
+  }
+  PlanProgram *pp = calloc(1, sizeof *pp);
+  RtTensorList *state = rt_list_new();
+  const RtPlan **plans = calloc((size_t)d->nentry + 1, sizeof *plans);
+  if (!pp || !state || !plans) {
+    free(pp);
+    free(plans);
+    rt_list_free(state);
+    rt_err(e, "%s: out of memory", d->model);
+    return NULL;
+  }
+  for (int i = 0; i < d->nentry; i++) plans[i] = d->plan[i];
+  pp->plan = plans;
+  pp->d = d;
+  pp->arena_bytes = arena;
+  pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam, .nsaved = nsaved,
+                        .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .source_hash = d->source_hash,
+                        .init = pp_init, .run = pp_run,
+                        .prepare = d->make_plan ? pp_prepare : NULL, .free = pp_free, .ctx = pp};
+  for (int i = 0; i < d->nstate; i++) {
+    const RtStateSpec *s = &d->state[i];
+    RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);
+    if (!t) {
+      char msg[sizeof e->msg];
+      snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
+      rt_err(e, "%s: state tensor '%s': %s", d->model, s->name, msg);
+      pp_free(&pp->pub);
+      return NULL;
+    }
+    rt_list_put(state, s->name, t);
+  }
+  pp_init(&pp->pub, seed, e);
+  return &pp->pub;
+}
