@@ -25,30 +25,15 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "torch_ref"))
+from bench_proc import add_wait_policy_arg, apply_wait_policy, cpu_seconds, peak_rss_kib  # noqa: E402
 
 
-def peak_rss_kib():
-    """VmHWM of this process in KiB, or None without /proc."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_seconds():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def adamw(torch, params, cfg, hyper, foreach):
@@ -107,8 +92,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="warm-up steps before them (default 2)")
     ap.add_argument("--max-seconds", type=float, default=0,
                     help="stop the timed steps once the run has taken this long (at least one; 0: no limit)")
-    ap.add_argument("--wait-policy", default="PASSIVE",
-                    help="OMP_WAIT_POLICY for this process: PASSIVE (default), ACTIVE, or 'default' (unset)")
+    add_wait_policy_arg(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--adamw", choices=["foreach", "loop"], default="foreach",
                     help="AdamW's multi-tensor implementation (default, the faster) or its per-tensor loop")
@@ -119,12 +103,7 @@ def main():
     if args.steps < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--steps must be >= 1, --warmup >= 0, --threads >= 1")
 
-    if args.wait_policy == "default":
-        os.environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = args.wait_policy
-    if "torch" in sys.modules:
-        sys.exit("torch_bench: torch was imported before the wait policy was set")
+    apply_wait_policy(args.wait_policy, "torch_bench")
     import torch
     import dal_torch as dt
 

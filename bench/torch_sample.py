@@ -38,30 +38,15 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "torch_ref"))
+from bench_proc import add_wait_policy_arg, apply_wait_policy, cpu_seconds, peak_rss_mib  # noqa: E402
 
 
-def peak_rss_mib():
-    """VmHWM of this process in MiB, or None without /proc."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def cpu_seconds():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 class Sampler:
@@ -188,8 +173,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timed generations (default 3; the median is reported)")
     ap.add_argument("--max-seconds", type=float, default=0,
                     help="stop the timed generations once the run has taken this long (at least one; 0: no limit)")
-    ap.add_argument("--wait-policy", default="PASSIVE",
-                    help="OMP_WAIT_POLICY for this process: PASSIVE (default), ACTIVE, or 'default' (unset)")
+    add_wait_policy_arg(ap)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--blas-threads", type=int, default=0,
                     help="OPENBLAS_NUM_THREADS for this process (default 0: as inherited, OpenBLAS's own choice)")
@@ -200,14 +184,9 @@ def main():
     if args.batch < 1 or args.reps < 1 or args.warmup < 0 or args.threads < 1 or not args.temperature > 0:
         ap.error("--batch, --reps and --threads must be >= 1, --warmup >= 0, --temperature > 0")
 
-    if args.wait_policy == "default":
-        os.environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = args.wait_policy
+    apply_wait_policy(args.wait_policy, "torch_sample")
     if args.blas_threads > 0:
         os.environ["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)
-    if "torch" in sys.modules:
-        sys.exit("torch_sample: torch was imported before the wait policy was set")
     import torch
     import torch.nn.functional as F
     import dal_torch as dt

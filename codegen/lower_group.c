@@ -127,9 +127,9 @@ CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int 
   return k;
 }
 
-/* Finishes a loop kernel unless its space is empty (then drops it). */
-static int finish_loop(Lower *L, CgKernel *k) {
-  cg_low_loop_geometry(L, k);
+/* Finishes a kernel unless its space is empty: then drops it, its stores
+ * given homes so their readers still find them. */
+static int finish_or_drop(Lower *L, CgKernel *k) {
   if (k->range <= 0) {
     for (int i = 0; i < k->nstore; i++) {
       cg_low_home(L, k->store[i].node);
@@ -139,6 +139,11 @@ static int finish_loop(Lower *L, CgKernel *k) {
     return 0;
   }
   return cg_low_finish_kernel(L, k);
+}
+
+static int finish_loop(Lower *L, CgKernel *k) {
+  cg_low_loop_geometry(L, k);
+  return finish_or_drop(L, k);
 }
 
 int cg_reduce_blocks(const IrShape *x, uint32_t axes, int64_t *ext, bool *red) {
@@ -205,15 +210,7 @@ static int row_group(Lower *L, int gi, int root, const bool *out, bool store_roo
     for (int d = xs->rank - 1; d >= 0 && !((g->node[root].attr.axes >> d) & 1); d--) last *= xs->d[d];
     k->range = k->range / last * ((last + k->inner - 1) / k->inner);
   }
-  if (k->range <= 0) {
-    for (int i = 0; i < k->nstore; i++) {
-      cg_low_home(L, k->store[i].node);
-      L->stored[k->store[i].node] = true;
-    }
-    L->nkern--;
-    return 0;
-  }
-  return cg_low_finish_kernel(L, k);
+  return finish_or_drop(L, k);
 }
 
 /* Inputs of an opaque root that must be in buffers: members computed
