@@ -109,6 +109,15 @@ static void name_kernel(Lower *L, CgKernel *k, const char *what) {
   snprintf(k->name, sizeof k->name, "%sk%d_%s", L->prefix, (int)(k - L->kern), what);
 }
 
+/* Finishes a data-movement kernel over `range` iterations, reading its
+ * chunk's start from buffer `base` (-1: none). Returns its step index. */
+static int finish_step(Lower *L, CgKernel *k, int base, int64_t range) {
+  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
+  k->range = range;
+  if (cg_low_finish_kernel(L, k) < 0) return -1;
+  return L->nstep - 1;
+}
+
 /* An im2col kernel for chunk start n0 (base buffer, or -1 = 0): col
  * element (q, j, pos) at q * sq + j * sj + pos; tile > 0: a tiled window
  * (see CgKernel.tile). Returns its step index. */
@@ -124,10 +133,7 @@ static int im2col(Lower *L, int gi, int root, const CgConv *cv, int x, int col, 
   k->col_sj = sj;
   k->x_arg = cg_low_arg(L, k, x);
   k->col_arg = cg_low_arg(L, k, col);
-  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
-  k->range = cv->C * cv->KH * cv->KW;
-  if (cg_low_finish_kernel(L, k) < 0) return -1;
-  return L->nstep - 1;
+  return finish_step(L, k, base, cv->C * cv->KH * cv->KW);
 }
 
 /* A pack kernel: samples [n0, n0 + nc) of src (each (A, P)) into dst;
@@ -144,10 +150,7 @@ static int pack(Lower *L, int gi, int root, int src, int dst, int64_t A, int64_t
   k->plane = P;
   k->x_arg = cg_low_arg(L, k, src);
   k->dst_arg = cg_low_arg(L, k, dst);
-  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
-  k->range = nc * A;
-  if (cg_low_finish_kernel(L, k) < 0) return -1;
-  return L->nstep - 1;
+  return finish_step(L, k, base, nc * A);
 }
 
 /* The epilogue loop over the root's shape (root loaded from its buffer). */
@@ -324,10 +327,7 @@ static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst
   k->col_sj = sj;
   k->col_arg = cg_low_arg(L, k, col);
   k->dst_arg = cg_low_arg(L, k, dst);
-  if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
-  k->range = nc * cv->O;
-  if (cg_low_finish_kernel(L, k) < 0) return -1;
-  return L->nstep - 1;
+  return finish_step(L, k, base, nc * cv->O);
 }
 
 static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
