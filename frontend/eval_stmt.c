@@ -1,6 +1,8 @@
 /* eval_stmt.c — statements, user-function calls and entry functions (see
- * eval.h). Blocks share their function's locals (as in Python); `with`
- * extends the parameter name scope for everything run inside it. */
+ * eval.h). `for` and `if` blocks share their function's locals (as in
+ * Python); a `with` block extends the parameter name scope for everything
+ * run inside it and is a variable scope: names first bound inside it are
+ * local to it, names bound before it stay visible and assignable. */
 #include <fnmatch.h>
 #include <math.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 typedef enum { FLOW_NEXT, FLOW_RETURN } Flow;
 
 static Flow exec_block(Ev *ev, const AstBlock *b);
+static Flow exec_stmt(Ev *ev, const AstStmt *s);
 
 /* ---- types ---- */
 
@@ -128,29 +131,101 @@ static void exec_state(Ev *ev, const AstStmt *s) {
 
 /* ---- statements ---- */
 
-/* with a.b[i].c { ... }: the scope grows by "a.b.<i>.c" inside. */
-static Flow exec_with(Ev *ev, const AstStmt *s) {
-  const char *path = ev->scope;
-  for (int i = 0; i < s->path.n; i++) {
-    const AstPathPart *p = &s->path.v[i];
-    const char *piece = p->name;
-    if (!piece) {
-      Value v = ev_expr(ev, p->index);
+/* The parameter name scope inside `with path`: the current one grown by
+ * "a.b.<i>.c" for `with a.b[i].c`. *shown gets the path as evaluated, for
+ * messages ("stages[0].down"). */
+static const char *with_scope(Ev *ev, const AstPath *p, SrcLoc loc, const char **shown) {
+  if (!ev->frame) ev_error(ev, loc, "`with` is only allowed inside a function");
+  const char *path = ev->scope, *text = "";
+  for (int i = 0; i < p->n; i++) {
+    const AstPathPart *part = &p->v[i];
+    const char *piece = part->name;
+    if (piece) {
+      text = fe_arena_printf(ev->arena, "%s%s%s", text, i ? "." : "", piece);
+    } else {
+      Value v = ev_expr(ev, part->index);
       if (v.kind == V_INT)
         piece = fe_arena_printf(ev->arena, "%lld", (long long)v.i);
       else if (v.kind == V_STR && *v.s)
         piece = v.s;
       else
-        ev_error(ev, p->index->loc, "a `with` path index must be an integer or a name string, got %s",
+        ev_error(ev, part->index->loc, "a `with` path index must be an integer or a name string, got %s",
                  ev_describe(ev, v));
+      text = fe_arena_printf(ev->arena, v.kind == V_INT ? "%s[%s]" : "%s[\"%s\"]", text, piece);
     }
     path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
   }
-  const char *outer = ev->scope;
-  ev->scope = path;
+  *shown = text;
+  return path;
+}
+
+/* Ends a `with` block's variable scope: the locals bound since there were
+ * 'mark' of them are dropped and remembered for the error if one is used
+ * later. Assignments to names bound before the block stay. */
+static void end_with_scope(Ev *ev, int mark, SrcLoc loc, const char *shown) {
+  EvFrame *f = ev->frame;
+  for (int i = mark; i < f->n; i++) {
+    int n = f->nended;
+    FE_PUSH(ev->arena, f->ended, n, ((EvEnded){f->name[i], loc, shown}));
+    f->nended = n;
+  }
+  f->n = mark;
+}
+
+/* with a.b[i].c { ... } as a statement: the block runs with the grown
+ * parameter name scope and as a variable scope of its own. A `return`
+ * inside returns from the function. */
+static Flow exec_with(Ev *ev, const AstStmt *s) {
+  const char *shown, *outer = ev->scope;
+  ev->scope = with_scope(ev, &s->path, s->loc, &shown);
+  int mark = ev->frame->n;
   Flow f = exec_block(ev, &s->body);
+  end_with_scope(ev, mark, s->loc, shown);
   ev->scope = outer;
   return f;
+}
+
+/* The value of a block whose last statement is an expression or a `with`
+ * block (whose value it is); the statements before run first. */
+static Value block_value(Ev *ev, const AstBlock *b, SrcLoc with_loc) {
+  const AstStmt *last = b->n ? b->v[b->n - 1] : NULL;
+  if (!last || (last->kind != ST_EXPR && last->kind != ST_WITH))
+    ev_error(ev, last ? last->loc : with_loc,
+             "a `with` block used as a value must end with an expression, which is its value");
+  for (int i = 0; i + 1 < b->n; i++)
+    if (exec_stmt(ev, b->v[i]) == FLOW_RETURN)
+      ev_error(ev, b->v[i]->loc, "`return` inside a `with` block used as a value");
+  ev_step(ev, last->loc);
+  if (last->kind == ST_EXPR) return ev_expr(ev, last->a);
+  const char *shown, *outer = ev->scope;
+  ev->scope = with_scope(ev, &last->path, last->loc, &shown);
+  int mark = ev->frame->n;
+  Value v = block_value(ev, &last->body, last->loc);
+  end_with_scope(ev, mark, last->loc, shown);
+  ev->scope = outer;
+  return v;
+}
+
+Value ev_with_expr(Ev *ev, const AstExpr *e) {
+  const char *shown, *outer = ev->scope;
+  ev->scope = with_scope(ev, &e->with.path, e->loc, &shown);
+  int mark = ev->frame->n;
+  Value v = block_value(ev, &e->with.body, e->loc);
+  end_with_scope(ev, mark, e->loc, shown);
+  ev->scope = outer;
+  return v;
+}
+
+/* a, b, c = value: value must be a list of exactly that many elements. */
+static void exec_unpack(Ev *ev, const AstStmt *s) {
+  Value v = ev_expr(ev, s->a);
+  int n = s->targets.n;
+  if (v.kind != V_LIST)
+    ev_error(ev, s->a->loc, "cannot unpack %s into %d names (it must be a list of %d)", ev_describe(ev, v), n, n);
+  if (v.list->n != n)
+    ev_error(ev, s->a->loc, "cannot unpack a list of %d element%s into %d names", v.list->n,
+             v.list->n == 1 ? "" : "s", n);
+  for (int i = 0; i < n; i++) ev_local_set(ev, s->targets.v[i].name, v.list->v[i]);
 }
 
 static Flow exec_for(Ev *ev, const AstStmt *s) {
@@ -195,6 +270,7 @@ static Flow exec_stmt(Ev *ev, const AstStmt *s) {
     return exec_block(ev, &s->orelse);
   case ST_WITH: return exec_with(ev, s);
   case ST_EXPR: ev_expr(ev, s->a); return FLOW_NEXT;
+  case ST_UNPACK: exec_unpack(ev, s); return FLOW_NEXT;
   }
   return FLOW_NEXT;
 }
