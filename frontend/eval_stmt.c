@@ -131,17 +131,25 @@ static void exec_state(Ev *ev, const AstStmt *s) {
 
 /* ---- statements ---- */
 
-/* The parameter name scope inside `with path`: the current one grown by
- * "a.b.<i>.c" for `with a.b[i].c`. *shown gets the path as evaluated, for
- * messages ("stages[0].down"). */
-static const char *with_scope(Ev *ev, const AstPath *p, SrcLoc loc, const char **shown) {
+/* A `with` block being run: what to restore at its end. */
+typedef struct {
+  const char *outer; /* the parameter name scope before it */
+  const char *shown; /* its path as evaluated, for messages ("stages[0].down") */
+  int mark;          /* the frame's locals before it */
+  SrcLoc loc;
+} WithScope;
+
+/* Enters `with path`: the parameter name scope grows by "a.b.<i>.c" for
+ * `with a.b[i].c`, and a variable scope opens. */
+static WithScope with_enter(Ev *ev, const AstPath *p, SrcLoc loc) {
   if (!ev->frame) ev_error(ev, loc, "`with` is only allowed inside a function");
-  const char *path = ev->scope, *text = "";
+  WithScope w = {.outer = ev->scope, .shown = "", .mark = ev->frame->n, .loc = loc};
+  const char *path = ev->scope;
   for (int i = 0; i < p->n; i++) {
     const AstPathPart *part = &p->v[i];
     const char *piece = part->name;
     if (piece) {
-      text = fe_arena_printf(ev->arena, "%s%s%s", text, i ? "." : "", piece);
+      w.shown = fe_arena_printf(ev->arena, "%s%s%s", w.shown, i ? "." : "", piece);
     } else {
       Value v = ev_expr(ev, part->index);
       if (v.kind == V_INT)
@@ -151,42 +159,41 @@ static const char *with_scope(Ev *ev, const AstPath *p, SrcLoc loc, const char *
       else
         ev_error(ev, part->index->loc, "a `with` path index must be an integer or a name string, got %s",
                  ev_describe(ev, v));
-      text = fe_arena_printf(ev->arena, v.kind == V_INT ? "%s[%s]" : "%s[\"%s\"]", text, piece);
+      w.shown = fe_arena_printf(ev->arena, v.kind == V_INT ? "%s[%s]" : "%s[\"%s\"]", w.shown, piece);
     }
     path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
   }
-  *shown = text;
-  return path;
+  ev->scope = path;
+  return w;
 }
 
-/* Ends a `with` block's variable scope: the locals bound since there were
- * 'mark' of them are dropped and remembered for the error if one is used
- * later. Assignments to names bound before the block stay. */
-static void end_with_scope(Ev *ev, int mark, SrcLoc loc, const char *shown) {
+/* Leaves a `with` block: the locals bound inside it are dropped (and
+ * remembered for the error if one is used later); assignments to names
+ * bound before it stay. */
+static void with_leave(Ev *ev, const WithScope *w) {
   EvFrame *f = ev->frame;
-  for (int i = mark; i < f->n; i++) {
+  for (int i = w->mark; i < f->n; i++) {
     int n = f->nended;
-    FE_PUSH(ev->arena, f->ended, n, ((EvEnded){f->name[i], loc, shown}));
+    FE_PUSH(ev->arena, f->ended, n, ((EvEnded){f->name[i], w->loc, w->shown}));
     f->nended = n;
   }
-  f->n = mark;
+  f->n = w->mark;
+  ev->scope = w->outer;
 }
 
-/* with a.b[i].c { ... } as a statement: the block runs with the grown
- * parameter name scope and as a variable scope of its own. A `return`
- * inside returns from the function. */
+/* with a.b[i].c { ... } as a statement. A `return` inside returns from the
+ * function. */
 static Flow exec_with(Ev *ev, const AstStmt *s) {
-  const char *shown, *outer = ev->scope;
-  ev->scope = with_scope(ev, &s->path, s->loc, &shown);
-  int mark = ev->frame->n;
+  WithScope w = with_enter(ev, &s->path, s->loc);
   Flow f = exec_block(ev, &s->body);
-  end_with_scope(ev, mark, s->loc, shown);
-  ev->scope = outer;
+  with_leave(ev, &w);
   return f;
 }
 
-/* The value of a block whose last statement is an expression or a `with`
- * block (whose value it is); the statements before run first. */
+static Value with_value(Ev *ev, const AstPath *path, const AstBlock *body, SrcLoc loc);
+
+/* The value of a `with` block's body: its last statement is an expression
+ * or a `with` block (whose value it is); the statements before run first. */
 static Value block_value(Ev *ev, const AstBlock *b, SrcLoc with_loc) {
   const AstStmt *last = b->n ? b->v[b->n - 1] : NULL;
   if (!last || (last->kind != ST_EXPR && last->kind != ST_WITH))
@@ -197,24 +204,18 @@ static Value block_value(Ev *ev, const AstBlock *b, SrcLoc with_loc) {
       ev_error(ev, b->v[i]->loc, "`return` inside a `with` block used as a value");
   ev_step(ev, last->loc);
   if (last->kind == ST_EXPR) return ev_expr(ev, last->a);
-  const char *shown, *outer = ev->scope;
-  ev->scope = with_scope(ev, &last->path, last->loc, &shown);
-  int mark = ev->frame->n;
-  Value v = block_value(ev, &last->body, last->loc);
-  end_with_scope(ev, mark, last->loc, shown);
-  ev->scope = outer;
+  return with_value(ev, &last->path, &last->body, last->loc);
+}
+
+/* `with path { ...; value }` as an expression. */
+static Value with_value(Ev *ev, const AstPath *path, const AstBlock *body, SrcLoc loc) {
+  WithScope w = with_enter(ev, path, loc);
+  Value v = block_value(ev, body, loc);
+  with_leave(ev, &w);
   return v;
 }
 
-Value ev_with_expr(Ev *ev, const AstExpr *e) {
-  const char *shown, *outer = ev->scope;
-  ev->scope = with_scope(ev, &e->with.path, e->loc, &shown);
-  int mark = ev->frame->n;
-  Value v = block_value(ev, &e->with.body, e->loc);
-  end_with_scope(ev, mark, e->loc, shown);
-  ev->scope = outer;
-  return v;
-}
+Value ev_with_expr(Ev *ev, const AstExpr *e) { return with_value(ev, &e->with.path, &e->with.body, e->loc); }
 
 /* a, b, c = value: value must be a list of exactly that many elements. */
 static void exec_unpack(Ev *ev, const AstStmt *s) {
