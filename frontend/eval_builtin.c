@@ -390,8 +390,11 @@ static Value bi_split(Ev *ev, EvCall *c) {
       Value v = parts.list->v[i];
       if (v.kind != V_INT || v.i <= 0)
         ev_error(ev, c->arg_loc[1], "split: size %d must be a positive integer, got %s", i, ev_describe(ev, v));
+      if (v.i > len)
+        ev_error(ev, c->arg_loc[1], "split: size %d is %lld, more than axis %d of %s holds (%lld)", i,
+                 (long long)v.i, axis, ev_describe(ev, c->arg[0]), (long long)len);
       size[i] = v.i;
-      total += v.i > len ? len + 1 : v.i; /* bounded: no overflow */
+      total += v.i; /* each at most len: no overflow */
     }
     if (total != len)
       ev_error(ev, c->arg_loc[1], "split: the sizes %s add up to %lld, but axis %d of %s has size %lld",

@@ -1276,6 +1276,8 @@ START_TEST(unpack_and_split) {
        "split: axis 1 of tensor f32[2, 12] has size 12, which does not divide into 5 equal parts", 21},
       {"    q, k = split(x, [5, 5])\n", "t.dal:3:21: error: ",
        "split: the sizes list [5, 5] add up to 10, but axis 1 of tensor f32[2, 12] has size 12", 21},
+      {"    q, k = split(x, [13, 1])\n", "t.dal:3:21: error: ",
+       "split: size 0 is 13, more than axis 1 of tensor f32[2, 12] holds (12)", 21},
       {"    q, k = split(x, [12, 0])\n", "t.dal:3:21: error: ", "split: size 1 must be a positive integer, got int 0", 21},
       {"    q, k = split(x, 0)\n", "t.dal:3:21: error: ", "split: the number of parts must be positive, got 0", 21},
       {"    q, k = split(x, 2, axis=2)\n", "t.dal:3:24: error: ", "out of range for a tensor of rank 2", 24},
@@ -1415,6 +1417,38 @@ START_TEST(layers_read_widths) {
 }
 END_TEST
 
+START_TEST(gpt_helpers_take_sizes_from_shapes) {
+  /* gpt.dal's layers read the batch, sequence length and width from their
+   * inputs, so a caller may use them at another batch size than B and any
+   * sequence length: here one row of 3 positions, and one decode step. */
+  if (access("models/gpt.dal", R_OK) != 0) return;
+  char *cwd = getcwd(NULL, 0);
+  char *src_path = tu_path("gptuse.dal");
+  char src[1024];
+  snprintf(src, sizeof src,
+           "import \"%s/models/gpt.dal\"\n"
+           "@infer\ndef short(x: f32[1, 3, d]) -> f32[1, 3, V] { return transformer(x) }\n"
+           "@infer\ndef step1(token: i32[1], pos: i32) -> f32[1, 1, V] {\n"
+           "    return transformer(embed_image_token(token, pos), \"step\", pos)\n}\n",
+           cwd);
+  tu_write_file(src_path, src);
+  char *err = NULL;
+  FeProgram *p = fe_load_file(src_path, &(FeOptions){.config = "tiny"}, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  expect_constant(p, "B", "4");
+  IrGraph *g = lower_ok(p, "short");
+  expect_shape(&param_named(g, "blocks.0.attn.qkv.weight")->shape, 2, 96LL, 32LL);
+  expect_shape(&output(g)->shape, 3, 1LL, 3LL, 64LL + 8 + 64);
+  ir_graph_free(g);
+  g = lower_ok(p, "step1");
+  expect_shape(&persistent(g, "blocks.1.attn.cache.k_all")->shape, 4, 1LL, 2LL, 23LL, 16LL);
+  expect_shape(&output(g)->shape, 3, 1LL, 1LL, 64LL + 8 + 64);
+  ir_graph_free(g);
+  fe_free(p);
+  free(cwd), free(src_path);
+}
+END_TEST
+
 /* fe_global_number reads config keys and global lets, nothing else. */
 START_TEST(global_numbers) {
   FeOptions opt = {.config = "big", .batch = 0};
@@ -1484,6 +1518,7 @@ int main(void) {
   tcase_add_test(lower, inf_literal);
   tcase_add_test(lower, with_scopes);
   tcase_add_test(lower, layers_read_widths);
+  tcase_add_test(lower, gpt_helpers_take_sizes_from_shapes);
   suite_add_tcase(s, lower);
   return tu_run_suite(s);
 }
