@@ -72,6 +72,8 @@ void ast_set_depth(AstExpr *e) {
 /* ---- printer ---- */
 
 static void dump_expr(FeBuf *b, const AstExpr *e);
+static void dump_block(FeBuf *b, const AstBlock *blk);
+static void dump_path(FeBuf *b, const AstPath *p);
 
 /* A float prints with a '.' or an exponent so it never reads as an int. */
 static void dump_float(FeBuf *b, double v) {
@@ -142,6 +144,13 @@ static void dump_expr(FeBuf *b, const AstExpr *e) {
     fe_buf_puts(b, "(. ");
     dump_expr(b, e->attr.x);
     fe_buf_printf(b, " %s)", e->attr.name);
+    break;
+  case EX_WITH:
+    fe_buf_puts(b, "(with ");
+    dump_path(b, &e->with.path);
+    fe_buf_puts(b, " ");
+    dump_block(b, &e->with.body);
+    fe_buf_puts(b, ")");
     break;
   }
 }
@@ -240,6 +249,12 @@ static void dump_stmt(FeBuf *b, const AstStmt *s) {
     break;
   case ST_EXPR:
     fe_buf_puts(b, "(expr ");
+    dump_expr(b, s->a);
+    break;
+  case ST_UNPACK:
+    fe_buf_puts(b, "(= (");
+    for (int i = 0; i < s->targets.n; i++) fe_buf_printf(b, "%s%s", i ? " " : "", s->targets.v[i].name);
+    fe_buf_puts(b, ") ");
     dump_expr(b, s->a);
     break;
   }

@@ -60,9 +60,26 @@ typedef struct {
   int n;
 } AstIndexVec;
 
+typedef struct {
+  AstStmt **v;
+  int n;
+} AstBlock;
+
+/* One step of a `with` path: '.name' or '[index]'. */
+typedef struct {
+  const char *name; /* NULL for an index */
+  AstExpr *index;
+  SrcLoc loc;
+} AstPathPart;
+
+typedef struct {
+  AstPathPart *v;
+  int n;
+} AstPath;
+
 typedef enum {
   EX_INT, EX_FLOAT, EX_BOOL, EX_STR, EX_NAME, EX_LIST,
-  EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX, EX_ATTR
+  EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX, EX_ATTR, EX_WITH
 } AstExprKind;
 
 /* Expressions nest at most this deep (the parser refuses deeper ones), so
@@ -95,6 +112,10 @@ struct AstExpr {
       AstExpr *x;       /* a module */
       const char *name; /* one of its definitions */
     } attr;             /* EX_ATTR: x.name */
+    struct {
+      AstPath path;
+      AstBlock body;    /* its last statement gives the value */
+    } with;             /* EX_WITH: `with path { ...; value }` as an expression */
   };
 };
 
@@ -109,23 +130,6 @@ typedef struct {
   SrcLoc loc;
 } AstType;
 
-typedef struct {
-  AstStmt **v;
-  int n;
-} AstBlock;
-
-/* One step of a `with` path: '.name' or '[index]'. */
-typedef struct {
-  const char *name; /* NULL for an index */
-  AstExpr *index;
-  SrcLoc loc;
-} AstPathPart;
-
-typedef struct {
-  AstPathPart *v;
-  int n;
-} AstPath;
-
 typedef enum {
   ST_ASSIGN, /* name = a */
   ST_AUG,    /* name op= a (op is AST_ADD, AST_SUB or AST_MUL) */
@@ -135,8 +139,20 @@ typedef enum {
   ST_FOR,    /* for name in a..b body; b NULL: for name in a (a list) body */
   ST_IF,     /* if a body else orelse (orelse may hold one ST_IF: else if) */
   ST_WITH,   /* with path body */
-  ST_EXPR    /* a, evaluated for its effects */
+  ST_EXPR,   /* a, evaluated for its effects */
+  ST_UNPACK  /* targets = a (a list with one element per target) */
 } AstStmtKind;
+
+/* One name on the left of `a, b = ...`. */
+typedef struct {
+  const char *name;
+  SrcLoc loc;
+} AstTarget;
+
+typedef struct {
+  AstTarget *v;
+  int n;
+} AstTargetVec;
 
 struct AstStmt {
   AstStmtKind kind;
@@ -146,6 +162,7 @@ struct AstStmt {
   AstExpr *a, *b;
   AstBlock body, orelse;
   AstPath path;
+  AstTargetVec targets; /* ST_UNPACK */
 };
 
 /* A function parameter: name [: type] [= default]. */

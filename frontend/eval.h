@@ -97,13 +97,24 @@ EvGlobal *ev_global_put(FeArena *a, EvGlobals *gl, const char *name);
 
 /* ---- evaluation state ---- */
 
-/* A user-function call in progress and its locals. */
+/* A name that was local to a `with` block which has ended: using it after
+ * the block is an error that says so. */
+typedef struct {
+  const char *name;
+  SrcLoc with;      /* the `with` keyword of its block */
+  const char *path; /* the block's path as written ("stages.0.down") */
+} EvEnded;
+
+/* A user-function call in progress and its locals. A `with` block is a
+ * scope: the locals it adds are dropped at its end (into 'ended'). */
 typedef struct EvFrame {
   const AstDef *def;
   SrcLoc call; /* the call site (line 0 for an entry) */
   const char **name;
   Value *val;
   int n;
+  EvEnded *ended;
+  int nended;
   Value ret;       /* the returned value (V_NONE until a return) */
   SrcLoc ret_loc;  /* the return statement that produced it */
   struct EvFrame *parent;
@@ -213,6 +224,9 @@ Value ev_call_value(Ev *ev, Value fn, EvCall *c);
 /* Runs a user function: binds c's arguments to its parameters, checks
  * typed ones, executes the body in a new frame, returns its value. */
 Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c);
+/* The value of `with path { ...; value }` (an EX_WITH expression): the
+ * block runs as a scope and its last statement gives the value. */
+Value ev_with_expr(Ev *ev, const AstExpr *e);
 /* Traces entry 'def' into ev->g (inputs, body, checked output). */
 void ev_lower_entry(Ev *ev, const AstDef *def);
 /* Evaluates a tensor type's dimensions into a shape. */

@@ -368,6 +368,61 @@ static Value bi_concat(Ev *ev, EvCall *c) {
   return ev_tensor(acc);
 }
 
+/* split(x, parts, axis=-1): x cut along 'axis' into a list of tensors,
+ * 'parts' equal pieces (an int that divides the axis) or pieces of the
+ * sizes listed (positive ints that add up to the axis). Each piece is the
+ * slice x[:, ..., lo:hi] of that axis. */
+static Value bi_split(Ev *ev, EvCall *c) {
+  int x = arg_tensor(ev, c, 0);
+  const IrShape *s = shape_of(ev, x);
+  if (s->rank == 0) ev_error(ev, c->arg_loc[0], "split: %s is a scalar", ev_describe(ev, c->arg[0]));
+  int axis = arg_axis(ev, c, 2, s->rank, -1);
+  int64_t len = s->d[axis];
+  Value parts = c->arg[1];
+  int n;
+  int64_t *size;
+  if (parts.kind == V_LIST) {
+    n = parts.list->n;
+    if (n == 0) ev_error(ev, c->arg_loc[1], "split: the list of sizes is empty");
+    size = fe_arena_alloc(ev->arena, (size_t)n * sizeof *size);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+      Value v = parts.list->v[i];
+      if (v.kind != V_INT || v.i <= 0)
+        ev_error(ev, c->arg_loc[1], "split: size %d must be a positive integer, got %s", i, ev_describe(ev, v));
+      if (v.i > len)
+        ev_error(ev, c->arg_loc[1], "split: size %d is %lld, more than axis %d of %s holds (%lld)", i,
+                 (long long)v.i, axis, ev_describe(ev, c->arg[0]), (long long)len);
+      size[i] = v.i;
+      total += v.i; /* each at most len: no overflow */
+    }
+    if (total != len)
+      ev_error(ev, c->arg_loc[1], "split: the sizes %s add up to %lld, but axis %d of %s has size %lld",
+               ev_describe(ev, parts), (long long)total, axis, ev_describe(ev, c->arg[0]), (long long)len);
+  } else {
+    int64_t k = ev_to_int(ev, parts, c->arg_loc[1], arg_what(ev, c, 1));
+    if (k < 1) ev_error(ev, c->arg_loc[1], "split: the number of parts must be positive, got %lld", (long long)k);
+    if (len % k != 0)
+      ev_error(ev, c->arg_loc[1], "split: axis %d of %s has size %lld, which does not divide into %lld equal parts",
+               axis, ev_describe(ev, c->arg[0]), (long long)len, (long long)k);
+    n = (int)k;
+    size = fe_arena_alloc(ev->arena, (size_t)n * sizeof *size);
+    for (int i = 0; i < n; i++) size[i] = len / k;
+  }
+  ValList *out = ev_list_new(ev, n);
+  EvIndex ix[IR_MAX_RANK];
+  for (int i = 0; i <= axis; i++) ix[i] = (EvIndex){.slice = true, .loc = c->loc};
+  int64_t lo = 0;
+  for (int i = 0; i < n; i++) {
+    ix[axis].has_lo = ix[axis].has_hi = true;
+    ix[axis].lo = lo;
+    ix[axis].hi = lo + size[i];
+    out->v[i] = ev_index_tensor(ev, ev_tensor(x), ix, axis + 1, c->loc);
+    lo += size[i];
+  }
+  return ev_list(out);
+}
+
 /* embedding(table, ids): rows of table at ids (GATHER). */
 static Value bi_embedding(Ev *ev, EvCall *c) {
   int in[2] = {arg_tensor(ev, c, 0), arg_tensor(ev, c, 1)};
@@ -486,7 +541,7 @@ static Value fill(Ev *ev, EvCall *c, double value, IrDType t) {
 static Value bi_full(Ev *ev, EvCall *c) {
   double v = arg_number(ev, c, 1, 0);
   IrDType t = arg_dtype(ev, c, 2, IR_F32);
-  if (t == IR_I32 && v != floor(v))
+  if (t == IR_I32 && !(v == floor(v) && fabs(v) <= 2147483647.0))
     ev_error(ev, c->arg_loc[1], "full: %g is not a whole number, so it cannot fill an i32 tensor", v);
   return fill(ev, c, v, t);
 }
@@ -590,6 +645,7 @@ const EvBuiltin ev_builtins[] = {
     {"transpose", P("x", "a", "b"), 3, bi_transpose},
     {"broadcast_to", P("x", "shape"), 2, bi_broadcast_to},
     {"concat", P("xs", "axis"), 1, bi_concat},
+    {"split", P("x", "parts", "axis"), 2, bi_split},
     {"matmul", P("a", "b", "ta", "tb"), 2, bi_matmul},
     {"conv2d", P("x", "w", "stride", "pad"), 2, bi_conv2d},
     {"conv_transpose2d", P("x", "w", "stride", "pad"), 2, bi_conv_transpose2d},

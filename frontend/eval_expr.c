@@ -373,6 +373,7 @@ Value ev_expr(Ev *ev, const AstExpr *e) {
   case EX_CALL: return eval_call(ev, e);
   case EX_INDEX: return eval_index(ev, e);
   case EX_ATTR: return eval_attr(ev, e);
+  case EX_WITH: return ev_with_expr(ev, e);
   }
   ev_error(ev, e->loc, "internal error: expression kind %d", (int)e->kind);
 }

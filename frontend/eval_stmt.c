@@ -1,6 +1,8 @@
 /* eval_stmt.c — statements, user-function calls and entry functions (see
- * eval.h). Blocks share their function's locals (as in Python); `with`
- * extends the parameter name scope for everything run inside it. */
+ * eval.h). `for` and `if` blocks share their function's locals (as in
+ * Python); a `with` block extends the parameter name scope for everything
+ * run inside it and is a variable scope: names first bound inside it are
+ * local to it, names bound before it stay visible and assignable. */
 #include <fnmatch.h>
 #include <math.h>
 #include <string.h>
@@ -10,6 +12,7 @@
 typedef enum { FLOW_NEXT, FLOW_RETURN } Flow;
 
 static Flow exec_block(Ev *ev, const AstBlock *b);
+static Flow exec_stmt(Ev *ev, const AstStmt *s);
 
 /* ---- types ---- */
 
@@ -128,29 +131,102 @@ static void exec_state(Ev *ev, const AstStmt *s) {
 
 /* ---- statements ---- */
 
-/* with a.b[i].c { ... }: the scope grows by "a.b.<i>.c" inside. */
-static Flow exec_with(Ev *ev, const AstStmt *s) {
+/* A `with` block being run: what to restore at its end. */
+typedef struct {
+  const char *outer; /* the parameter name scope before it */
+  const char *shown; /* its path as evaluated, for messages ("stages[0].down") */
+  int mark;          /* the frame's locals before it */
+  SrcLoc loc;
+} WithScope;
+
+/* Enters `with path`: the parameter name scope grows by "a.b.<i>.c" for
+ * `with a.b[i].c`, and a variable scope opens. */
+static WithScope with_enter(Ev *ev, const AstPath *p, SrcLoc loc) {
+  if (!ev->frame) ev_error(ev, loc, "`with` is only allowed inside a function");
+  WithScope w = {.outer = ev->scope, .shown = "", .mark = ev->frame->n, .loc = loc};
   const char *path = ev->scope;
-  for (int i = 0; i < s->path.n; i++) {
-    const AstPathPart *p = &s->path.v[i];
-    const char *piece = p->name;
-    if (!piece) {
-      Value v = ev_expr(ev, p->index);
+  for (int i = 0; i < p->n; i++) {
+    const AstPathPart *part = &p->v[i];
+    const char *piece = part->name;
+    if (piece) {
+      w.shown = fe_arena_printf(ev->arena, "%s%s%s", w.shown, i ? "." : "", piece);
+    } else {
+      Value v = ev_expr(ev, part->index);
       if (v.kind == V_INT)
         piece = fe_arena_printf(ev->arena, "%lld", (long long)v.i);
       else if (v.kind == V_STR && *v.s)
         piece = v.s;
       else
-        ev_error(ev, p->index->loc, "a `with` path index must be an integer or a name string, got %s",
+        ev_error(ev, part->index->loc, "a `with` path index must be an integer or a name string, got %s",
                  ev_describe(ev, v));
+      w.shown = fe_arena_printf(ev->arena, v.kind == V_INT ? "%s[%s]" : "%s[\"%s\"]", w.shown, piece);
     }
     path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
   }
-  const char *outer = ev->scope;
   ev->scope = path;
+  return w;
+}
+
+/* Leaves a `with` block: the locals bound inside it are dropped (and
+ * remembered for the error if one is used later); assignments to names
+ * bound before it stay. */
+static void with_leave(Ev *ev, const WithScope *w) {
+  EvFrame *f = ev->frame;
+  for (int i = w->mark; i < f->n; i++) {
+    int n = f->nended;
+    FE_PUSH(ev->arena, f->ended, n, ((EvEnded){f->name[i], w->loc, w->shown}));
+    f->nended = n;
+  }
+  f->n = w->mark;
+  ev->scope = w->outer;
+}
+
+/* with a.b[i].c { ... } as a statement. A `return` inside returns from the
+ * function. */
+static Flow exec_with(Ev *ev, const AstStmt *s) {
+  WithScope w = with_enter(ev, &s->path, s->loc);
   Flow f = exec_block(ev, &s->body);
-  ev->scope = outer;
+  with_leave(ev, &w);
   return f;
+}
+
+static Value with_value(Ev *ev, const AstPath *path, const AstBlock *body, SrcLoc loc);
+
+/* The value of a `with` block's body: its last statement is an expression
+ * or a `with` block (whose value it is); the statements before run first. */
+static Value block_value(Ev *ev, const AstBlock *b, SrcLoc with_loc) {
+  const AstStmt *last = b->n ? b->v[b->n - 1] : NULL;
+  if (!last || (last->kind != ST_EXPR && last->kind != ST_WITH))
+    ev_error(ev, last ? last->loc : with_loc,
+             "a `with` block used as a value must end with an expression, which is its value");
+  for (int i = 0; i + 1 < b->n; i++)
+    if (exec_stmt(ev, b->v[i]) == FLOW_RETURN)
+      ev_error(ev, b->v[i]->loc, "`return` inside a `with` block used as a value");
+  ev_step(ev, last->loc);
+  if (last->kind == ST_EXPR) return ev_expr(ev, last->a);
+  return with_value(ev, &last->path, &last->body, last->loc);
+}
+
+/* `with path { ...; value }` as an expression. */
+static Value with_value(Ev *ev, const AstPath *path, const AstBlock *body, SrcLoc loc) {
+  WithScope w = with_enter(ev, path, loc);
+  Value v = block_value(ev, body, loc);
+  with_leave(ev, &w);
+  return v;
+}
+
+Value ev_with_expr(Ev *ev, const AstExpr *e) { return with_value(ev, &e->with.path, &e->with.body, e->loc); }
+
+/* a, b, c = value: value must be a list of exactly that many elements. */
+static void exec_unpack(Ev *ev, const AstStmt *s) {
+  Value v = ev_expr(ev, s->a);
+  int n = s->targets.n;
+  if (v.kind != V_LIST)
+    ev_error(ev, s->a->loc, "cannot unpack %s into %d names (it must be a list of %d)", ev_describe(ev, v), n, n);
+  if (v.list->n != n)
+    ev_error(ev, s->a->loc, "cannot unpack a list of %d element%s into %d names", v.list->n,
+             v.list->n == 1 ? "" : "s", n);
+  for (int i = 0; i < n; i++) ev_local_set(ev, s->targets.v[i].name, v.list->v[i]);
 }
 
 static Flow exec_for(Ev *ev, const AstStmt *s) {
@@ -195,6 +271,7 @@ static Flow exec_stmt(Ev *ev, const AstStmt *s) {
     return exec_block(ev, &s->orelse);
   case ST_WITH: return exec_with(ev, s);
   case ST_EXPR: ev_expr(ev, s->a); return FLOW_NEXT;
+  case ST_UNPACK: exec_unpack(ev, s); return FLOW_NEXT;
   }
   return FLOW_NEXT;
 }

@@ -246,6 +246,14 @@ Value ev_lookup(Ev *ev, const char *name, SrcLoc loc, const char *what) {
              name);
   if (g && g->kind == G_BATCH)
     ev_error(ev, loc, "'B' is unknown: the selected config has no `batch` key and no batch size was given (--batch)");
+  for (int i = ev->frame ? ev->frame->nended - 1 : -1; i >= 0; i--) {
+    const EvEnded *e = &ev->frame->ended[i];
+    if (strcmp(e->name, name) == 0)
+      ev_error(ev, loc,
+               "'%s' was bound inside `with %s` (line %d) and is local to that block; bind it before the block, "
+               "or take the block's value: %s = with %s { ... }",
+               name, e->path, e->with.line, name, e->path);
+  }
   const char *near = suggest(ev, name);
   if (near) ev_error(ev, loc, "unknown %s '%s' (did you mean '%s'?)", what, name, near);
   ev_error(ev, loc, "unknown %s '%s'", what, name);

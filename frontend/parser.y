@@ -64,6 +64,7 @@ static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprV
   AstStmt *st;
   AstBlock blk;
   AstPath path;
+  AstTargetVec tv;
   AstType *ty;
   AstParam par;
   AstParamVec pv;
@@ -94,6 +95,7 @@ static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprV
 %type <st> stmt opt_stmt if_stmt
 %type <blk> block stmt_list
 %type <path> path
+%type <tv> targets
 %type <ty> type opt_type ret
 %type <par> param
 %type <pv> params param_list
@@ -242,9 +244,10 @@ opt_stmt
   | stmt                              { $$ = $1; }
   ;
 
-/* stmt = NAME "=" expr | NAME ("+=" | "-=" | "*=") expr */
+/* stmt = NAME "=" expr | NAME { "," NAME } "=" expr | NAME ("+=" | "-=" | "*=") expr */
 stmt
   : NAME '=' expr                     { $$ = ast_stmt(A, ST_ASSIGN, LOC(@1)); $$->name = $1; $$->a = $3; }
+  | targets '=' expr                  { $$ = ast_stmt(A, ST_UNPACK, $1.v[0].loc); $$->targets = $1; $$->a = $3; }
   | NAME PLUSEQ expr                  { $$ = ast_stmt(A, ST_AUG, LOC(@1)); $$->name = $1; $$->op = AST_ADD; $$->a = $3; }
   | NAME MINUSEQ expr                 { $$ = ast_stmt(A, ST_AUG, LOC(@1)); $$->name = $1; $$->op = AST_SUB; $$->a = $3; }
   | NAME STAREQ expr                  { $$ = ast_stmt(A, ST_AUG, LOC(@1)); $$->name = $1; $$->op = AST_MUL; $$->a = $3; }
@@ -273,10 +276,40 @@ stmt
       $$->a = $4;
       $$->body = $5;
     }
-/*      | if_stmt | "with" path block | expr */
+/*      | if_stmt | "with" path block | expr     (a `with` expression on its own is the statement) */
   | if_stmt                           { $$ = $1; }
-  | WITH path block                   { $$ = ast_stmt(A, ST_WITH, LOC(@1)); $$->path = $2; $$->body = $3; }
-  | expr                              { $$ = ast_stmt(A, ST_EXPR, $1->loc); $$->a = $1; }
+  | expr                              {
+      if ($1->kind == EX_WITH) {
+        $$ = ast_stmt(A, ST_WITH, $1->loc);
+        $$->path = $1->with.path;
+        $$->body = $1->with.body;
+      } else {
+        $$ = ast_stmt(A, ST_EXPR, $1->loc);
+        $$->a = $1;
+      }
+    }
+  ;
+
+/* targets = NAME "," NAME { "," NAME }      (the names of `a, b = expr`, each once) */
+targets
+  : NAME ',' NAME                     {
+      if (strcmp($1, $3) == 0) {
+        parse_error(ps, LOC(@3), "'%s' appears twice on the left of '='", $3);
+        YYABORT;
+      }
+      $$ = (AstTargetVec){0};
+      FE_PUSH(A, $$.v, $$.n, ((AstTarget){$1, LOC(@1)}));
+      FE_PUSH(A, $$.v, $$.n, ((AstTarget){$3, LOC(@3)}));
+    }
+  | targets ',' NAME                  {
+      for (int i = 0; i < $1.n; i++)
+        if (strcmp($1.v[i].name, $3) == 0) {
+          parse_error(ps, LOC(@3), "'%s' appears twice on the left of '='", $3);
+          YYABORT;
+        }
+      $$ = $1;
+      FE_PUSH(A, $$.v, $$.n, ((AstTarget){$3, LOC(@3)}));
+    }
   ;
 
 /* if_stmt = "if" expr block [ "else" ( block | if_stmt ) ] */
@@ -364,7 +397,8 @@ index
   | expr ':' expr                     { $$ = (AstIndex){.slice = true, .lo = $1, .hi = $3, .loc = $1->loc}; }
   ;
 
-/* primary = NAME | INT | FLOAT | STRING | "true" | "false" | "[" [ exprs ] "]" | "(" expr ")" */
+/* primary = NAME | INT | FLOAT | STRING | "true" | "false" | "[" [ exprs ] "]" | "(" expr ")"
+ *         | "with" path block       (its value: the value of the block's last statement) */
 primary
   : NAME                              { $$ = ast_expr(A, EX_NAME, LOC(@1)); $$->str = $1; }
   | INT                               { $$ = ast_expr(A, EX_INT, LOC(@1)); $$->ival = $1; }
@@ -374,6 +408,7 @@ primary
   | FALSE                             { $$ = ast_expr(A, EX_BOOL, LOC(@1)); $$->bval = false; }
   | '[' exprs ']'                     { $$ = ast_expr(A, EX_LIST, LOC(@1)); $$->list = $2; if (!nested(ps, $$)) YYABORT; }
   | '(' expr ')'                      { $$ = $2; }
+  | WITH path block                   { $$ = ast_expr(A, EX_WITH, LOC(@1)); $$->with.path = $2; $$->with.body = $3; }
   ;
 
 /* exprs = [ expr { "," expr } [ "," ] ] */

@@ -3,6 +3,7 @@
  * lowering its entries to graphs. */
 #include <limits.h>
 #include <setjmp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ static void init_globals(FeProgram *p) {
       {"f32", {.kind = V_DTYPE, .dtype = IR_F32}},
       {"i32", {.kind = V_DTYPE, .dtype = IR_I32}},
       {"None", {.kind = V_NONE}},
+      {"inf", {.kind = V_FLOAT, .f = INFINITY}}, /* -inf: unary minus on it */
   };
   for (int i = 0; i < (int)(sizeof predef / sizeof predef[0]); i++) {
     EvGlobal *g = ev_global_put(&p->arena, &p->globals, predef[i].name);

@@ -498,7 +498,7 @@ START_TEST(error_call_chain) {
   free(err);
   /* A parameter declared twice under one name with another shape. */
   err = error_of("def lin(x, i, o) {\n    param weight: [o, i] = zeros()\n    return matmul(x, weight, tb=true)\n}\n"
-                 "@infer\ndef f(x: f32[2, 8]) {\n    with head { h = lin(x, 8, 4) }\n    with head { h = lin(h, 4, 4) }\n"
+                 "@infer\ndef f(x: f32[2, 8]) {\n    h = with head { lin(x, 8, 4) }\n    h = with head { lin(h, 4, 4) }\n"
                  "    return h\n}\n",
                  "f");
   check_diag(err, "t.dal:2:5: error: ", "param \"head.weight\": shape [4, 4] differs from its earlier use as [4, 8]", 5);
@@ -658,13 +658,13 @@ START_TEST(modules) {
   /* A module with its own configs, lets, defs and an entry; its B is the importer's. */
   tu_write_file(lib, "config small { k = 3; batch = 7 }\nconfig big { k = 5; batch = 7 }\n"
                      "let twice_k = 2 * k\n"
-                     "def proj(x) {\n    with p { param w: [k, 2] = ones() }\n    return matmul(x, w, tb=true)\n}\n"
+                     "def proj(x) {\n    w = with p { param w: [k, 2] = ones(); w }\n    return matmul(x, w, tb=true)\n}\n"
                      "@infer\ndef enc(x: f32[B, 2]) -> f32[B, k] { return proj(x) }\n");
   tu_write_file(top, "import \"lib/enc.dal\" as m\nconfig small { batch = 4 }\nconfig big { batch = 4 }\n"
                      "let width = m.twice_k\n"
                      "def proj(x) { return x }\n" /* no clash: the module has its own names */
                      "@infer\ndef f(x: f32[B, 2]) -> f32[B, width] {\n"
-                     "    h = m.enc(x)\n    with outer { h2 = m.proj(x) }\n    return concat([h, h2], 1)\n}\n");
+                     "    h = m.enc(x)\n    h2 = with outer { m.proj(x) }\n    return concat([h, h2], 1)\n}\n");
   char *err = NULL;
   FeProgram *p = fe_load_file(top, &(FeOptions){.config = "big"}, &err);
   ck_assert_msg(p != NULL, "%s", err ? err : "");
@@ -684,7 +684,7 @@ START_TEST(modules) {
   fe_free(p);
   /* The hash covers the module's text too. */
   tu_write_file(lib, "config small { k = 3 }\nconfig big { k = 5 }\nlet twice_k = 2 * k\n"
-                     "def proj(x) {\n    with p { param w: [k, 2] = ones() }\n    return matmul(x, w, tb=true)\n}\n"
+                     "def proj(x) {\n    w = with p { param w: [k, 2] = ones(); w }\n    return matmul(x, w, tb=true)\n}\n"
                      "@infer\ndef enc(x: f32[B, 2]) -> f32[B, k] { return proj(x) }\n");
   p = fe_load_file(top, &(FeOptions){.config = "big"}, &err);
   ck_assert_msg(p != NULL, "%s", err ? err : "");
@@ -725,15 +725,15 @@ END_TEST
 START_TEST(state_and_assign) {
   FeProgram *p = load_ok("config c { batch = 2 }\n"
                          "def step(x, pos) {\n"
-                         "    with cache { state k: [B, 4] }\n"
+                         "    k = with cache { state k: [B, 4]; k }\n"
                          "    k2 = where(iota([1, 4], 1) == pos, x, k)\n"
                          "    assign(k, k2)\n"
                          "    return k2\n}\n"
                          "@infer\ndef f(x: f32[B, 1], pos: i32) -> f32[B, 4] { return step(x, pos) }\n"
-                         "@infer\ndef twice(x: f32[B, 1]) {\n    with cache { state k: [B, 4] }\n"
+                         "@infer\ndef twice(x: f32[B, 1]) {\n    k = with cache { state k: [B, 4]; k }\n"
                          "    assign(k, 1)\n    assign(k, 2)\n    return x\n}\n"
                          "@infer\ndef notstate(x: f32[B, 4]) {\n    assign(x, x)\n    return x\n}\n"
-                         "@infer\ndef badshape(x: f32[B, 3]) {\n    with cache { state k: [B, 4] }\n"
+                         "@infer\ndef badshape(x: f32[B, 3]) {\n    k = with cache { state k: [B, 4]; k }\n"
                          "    assign(k, x)\n    return x\n}\n");
   IrGraph *g = lower_ok(p, "f");
   const IrNode *k = persistent(g, "cache.k");
@@ -763,9 +763,9 @@ START_TEST(freeze_params) {
                          "def lin(x) { param w: [3, 3] = ones()\n    return matmul(x, w) }\n"
                          "@train\ndef loss(x: f32[B, 3]) -> f32 {\n"
                          "    freeze(\"enc.*\")\n"
-                         "    with enc { h = lin(x) }\n    with dec { h = lin(h) }\n    return sum(h)\n}\n"
+                         "    h = with enc { lin(x) }\n    h = with dec { lin(h) }\n    return sum(h)\n}\n"
                          "@train\ndef none(x: f32[B, 3]) -> f32 {\n    freeze(\"nope.*\")\n"
-                         "    with enc { h = lin(x) }\n    return sum(h)\n}\n"
+                         "    h = with enc { lin(x) }\n    return sum(h)\n}\n"
                          "@train\ndef notstr(x: f32[B, 3]) -> f32 {\n    freeze(3)\n    return sum(x)\n}\n");
   IrGraph *g = lower_ok(p, "loss");
   ck_assert(persistent(g, "enc.w")->attr.frozen);
@@ -1218,6 +1218,237 @@ START_TEST(lower_spec_example) {
 }
 END_TEST
 
+/* ---- the ergonomics of issue 10: unpacking, split, inf, `with` scopes, shape-driven layers ---- */
+
+START_TEST(parse_unpack_with_inf) {
+  expect_parse("def f(x) {\n    q, k, v = split(x, 3)\n    h = with fc { linear(x, 4) }\n    y = x + with a.b[0] { g(x); h }\n}\n",
+               "(def f (x) (block (= (q k v) (call split x 3)) (= h (with fc (block (expr (call linear x 4))))) "
+               "(= y (+ x (with a.b[0] (block (expr (call g x)) (expr h)))))))\n");
+  expect_expr("where(m, x, -inf)", "(call where m x (- inf))");
+  char *got = parse_dump("def f(x) {\n    a, b, a = x\n}\n");
+  check_diag(got, "ERROR t.dal:2:11: error: ", "'a' appears twice on the left of '='", 11);
+  free(got);
+  got = parse_dump("def f(x) {\n    a, a = x\n}\n");
+  check_diag(got, "ERROR t.dal:2:8: error: ", "'a' appears twice on the left of '='", 8);
+  free(got);
+}
+END_TEST
+
+START_TEST(unpack_and_split) {
+  FeProgram *p = load_ok("@infer\ndef f(x: f32[2, 12]) -> f32[2, 4] {\n"
+                         "    q, k, v = split(x, 3)\n"
+                         "    a, b, c = split(x, [2, 4, 6], axis=-1)\n"
+                         "    r, s = split(x, 2, axis=0)\n"
+                         "    return q * k + v + 0 * sum(a) + 0 * sum(b) + 0 * sum(c) + 0 * sum(r) + 0 * sum(s)\n}\n");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(count_op(g, OP_SLICE), 8);
+  int seen = 0;
+  for (int i = 0; i < g->n; i++) {
+    const IrNode *n = &g->node[i];
+    if (n->op != OP_SLICE) continue;
+    /* In order: thirds of axis 1, then sizes 2, 4, 6, then halves of axis 0. */
+    static const int64_t want[8][4] = {{0, 0, 2, 4},  {0, 4, 2, 8}, {0, 8, 2, 12}, {0, 0, 2, 2},
+                                       {0, 2, 2, 6},  {0, 6, 2, 12}, {0, 0, 1, 12}, {1, 0, 2, 12}};
+    ck_assert_msg(n->attr.start[0] == want[seen][0] && n->attr.start[1] == want[seen][1] &&
+                      n->attr.stop[0] == want[seen][2] && n->attr.stop[1] == want[seen][3],
+                  "slice %d: [%lld:%lld, %lld:%lld]", seen, (long long)n->attr.start[0], (long long)n->attr.stop[0],
+                  (long long)n->attr.start[1], (long long)n->attr.stop[1]);
+    seen++;
+  }
+  expect_shape(&output(g)->shape, 2, 2LL, 4LL);
+  ir_graph_free(g);
+  fe_free(p);
+  /* Unpacking works on any list; a split into one part is the tensor itself. */
+  p = load_ok("def pair() { return [1, 2.5] }\nlet s = 0\n"
+              "@infer\ndef f(x: f32[3]) -> f32[3] {\n    a, b = pair()\n    y = split(x, 1)[0]\n    return y * b + a\n}\n");
+  g = lower_ok(p, "f");
+  ck_assert_int_eq(count_op(g, OP_SLICE), 0);
+  ir_graph_free(g);
+  fe_free(p);
+
+  const char *head = "@infer\ndef f(x: f32[2, 12]) {\n";
+  char src[512];
+  struct {
+    const char *body, *at, *fragment;
+    int caret;
+  } bad[] = {
+      {"    q, k = split(x, 5)\n", "t.dal:3:21: error: ",
+       "split: axis 1 of tensor f32[2, 12] has size 12, which does not divide into 5 equal parts", 21},
+      {"    q, k = split(x, [5, 5])\n", "t.dal:3:21: error: ",
+       "split: the sizes list [5, 5] add up to 10, but axis 1 of tensor f32[2, 12] has size 12", 21},
+      {"    q, k = split(x, [13, 1])\n", "t.dal:3:21: error: ",
+       "split: size 0 is 13, more than axis 1 of tensor f32[2, 12] holds (12)", 21},
+      {"    q, k = split(x, [12, 0])\n", "t.dal:3:21: error: ", "split: size 1 must be a positive integer, got int 0", 21},
+      {"    q, k = split(x, 0)\n", "t.dal:3:21: error: ", "split: the number of parts must be positive, got 0", 21},
+      {"    q, k = split(x, 2, axis=2)\n", "t.dal:3:24: error: ", "out of range for a tensor of rank 2", 24},
+      {"    q, k = split(x, 3)\n", "t.dal:3:12: error: ", "cannot unpack a list of 3 elements into 2 names", 12},
+      {"    q, k = x\n", "t.dal:3:12: error: ", "cannot unpack tensor f32[2, 12] into 2 names (it must be a list of 2)", 12},
+      {"    q, k = split(3, 2)\n", "t.dal:3:18: error: ", "argument 'x' of split must be a tensor, got int 3", 18},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(src, sizeof src, "%s%s    return x\n}\n", head, bad[i].body);
+    expect_error(src, "f", bad[i].at, bad[i].fragment, bad[i].caret);
+  }
+}
+END_TEST
+
+START_TEST(inf_literal) {
+  /* inf is a float; -inf is unary minus on it, usable wherever a number is. */
+  FeProgram *p = load_ok("config c { a = -inf; b = inf > 1e308; d = 2 * inf; e = max(-inf, 3); batch = 2 }\n"
+                         "@infer\ndef f(x: f32[B, 4]) -> f32[B, 4] {\n"
+                         "    return softmax(where(iota([1, 4], 1) <= 1, x, -inf))\n}\n");
+  expect_constant(p, "a", "-inf");
+  expect_constant(p, "b", "true");
+  expect_constant(p, "d", "inf");
+  expect_constant(p, "e", "3");
+  IrGraph *g = lower_ok(p, "f");
+  find_op(g, OP_WHERE);
+  int neg_inf = 0;
+  for (int i = 0; i < g->n; i++)
+    neg_inf += g->node[i].op == OP_CONST && g->node[i].dtype == IR_F32 && isinf(g->node[i].attr.value) &&
+               g->node[i].attr.value < 0;
+  ck_assert_int_eq(neg_inf, 1);
+  ir_graph_free(g);
+  fe_free(p);
+  /* An infinity fits no integer. */
+  expect_error("@infer\ndef f(x: i32[3]) {\n    return where(x > 0, x, -inf)\n}\n", "f", "t.dal:3:28: error: ",
+               "argument 'b' of where is -inf, which does not fit an i32 tensor", 28);
+  expect_error("@infer\ndef f(x: f32[3]) {\n    return x + full([3], inf, dtype=i32)\n}\n", "f",
+               "t.dal:3:26: error: ", "full: inf is not a whole number", 26);
+  expect_error("config c { n = int(-inf) }\n", NULL, "t.dal:1:20: error: ", "int: -inf does not fit an integer", 20);
+  expect_error("@infer\ndef f(x: f32[3]) {\n    return reshape(x, [inf])\n}\n", "f", "t.dal:3:23: error: ",
+               "dimension 0 must be an integer, got float inf", 23);
+}
+END_TEST
+
+START_TEST(with_scopes) {
+  /* Outer names are visible and assignable inside a `with` block; a name
+   * first bound inside is local to it; the block's value is its last
+   * expression, a nested `with` included. */
+  FeProgram *p = load_ok("def lin(x, o) {\n    param weight: [o, shape(x)[-1]] = ones()\n    return matmul(x, weight, tb=true)\n}\n"
+                         "let K = 7\n"
+                         "@infer\ndef f(x: f32[2, 8]) -> f32[2, 3] {\n"
+                         "    h = x\n"
+                         "    with enc {\n"
+                         "        K = 2\n"                    /* local to the block: the global K is untouched */
+                         "        for i in 0..K { h = with layer[i] { lin(h, 8) } }\n"
+                         "        tmp = h\n"
+                         "    }\n"
+                         "    y = with head { n = K - 4; with inner { lin(h, n) } }\n"
+                         "    return y\n}\n");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(g->nparam, 3);
+  ck_assert_ptr_nonnull(param_named(g, "enc.layer.0.weight"));
+  ck_assert_ptr_nonnull(param_named(g, "enc.layer.1.weight"));
+  expect_shape(&param_named(g, "head.inner.weight")->shape, 2, 3LL, 8LL); /* n = 7 - 4: K is the global again */
+  ir_graph_free(g);
+  fe_free(p);
+  /* A `return` inside a `with` statement returns from the function. */
+  p = load_ok("@infer\ndef f(x: f32[2]) -> f32[2] {\n    with a { return x * 2 }\n    return x\n}\n");
+  g = lower_ok(p, "f");
+  ck_assert_int_eq(output(g)->op, OP_MUL);
+  ir_graph_free(g);
+  fe_free(p);
+
+  /* An inner name used after its block: where it was bound, and what to do. */
+  expect_error("@infer\ndef f(x: f32[2]) {\n    with enc.stages[1] { h = x * 2 }\n    return h\n}\n", "f",
+               "t.dal:4:12: error: ",
+               "'h' was bound inside `with enc.stages[1]` (line 3) and is local to that block; bind it before the "
+               "block, or take the block's value: h = with enc.stages[1] { ... }",
+               12);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    y = with a { h = x }\n    return y\n}\n", "f", "t.dal:3:18: error: ",
+               "a `with` block used as a value must end with an expression, which is its value", 18);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    y = with a { }\n    return y\n}\n", "f", "t.dal:3:9: error: ",
+               "a `with` block used as a value must end with an expression", 9);
+  expect_error("@infer\ndef f(x: f32[2]) {\n    y = with a { return x; x }\n    return y\n}\n", "f",
+               "t.dal:3:18: error: ", "`return` inside a `with` block used as a value", 18);
+  expect_error("let z = with a { 1 }\n", NULL, "t.dal:1:9: error: ", "`with` is only allowed inside a function", 9);
+}
+END_TEST
+
+/* A copy of models/nn.dal next to 'main' (its text), loaded with config c;
+ * NULL if the models are not there. */
+static FeProgram *with_nn(const char *main_src) {
+  char *nn = tu_read_file("models/nn.dal", NULL);
+  if (!nn) return NULL;
+  char *dir = tu_path("nnuse");
+  ck_assert_int_eq(tu_sh("mkdir -p '%s'", dir), 0);
+  char *nn_copy = tu_path("nnuse/nn.dal"), *main_file = tu_path("nnuse/main.dal");
+  tu_write_file(nn_copy, nn);
+  tu_write_file(main_file, main_src);
+  char *err = NULL;
+  FeProgram *p = fe_load_file(main_file, NULL, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  free(nn), free(dir), free(nn_copy), free(main_file);
+  return p;
+}
+
+START_TEST(layers_read_widths) {
+  /* linear(x, n_out) and the other layers of nn.dal read the input width
+   * from x; the older linear(x, n_in, n_out) gives the same parameters. */
+  FeProgram *p = with_nn("import \"nn.dal\"\nconfig c { batch = 2 }\n"
+                         "@infer\ndef f(x: f32[B, 5, 8], img: f32[B, 3, 8, 8]) -> f32[B, 5, 4] {\n"
+                         "    h = with fc1 { linear(x, 6) }\n"
+                         "    h = with ln { layer_norm_layer(h) }\n"
+                         "    h = with fc2 { linear(h, 6, 4) }\n"
+                         "    c = with conv { conv(img, 16, k=3, pad=1) }\n"
+                         "    r = with res { resblock(c, 4) }\n"
+                         "    u = with up { conv_transpose(r, 2) }\n"
+                         "    return h + 0 * sum(u)\n}\n"
+                         "@infer\ndef wrong(x: f32[B, 5, 8]) {\n    return linear(x, 7, 4)\n}\n");
+  if (!p) return;
+  IrGraph *g = lower_ok(p, "f");
+  expect_shape(&param_named(g, "fc1.weight")->shape, 2, 6LL, 8LL);
+  expect_shape(&param_named(g, "fc2.weight")->shape, 2, 4LL, 6LL);
+  expect_shape(&param_named(g, "fc2.bias")->shape, 1, 4LL);
+  expect_shape(&param_named(g, "conv.weight")->shape, 4, 16LL, 3LL, 3LL, 3LL);
+  expect_shape(&param_named(g, "res.norm1.weight")->shape, 1, 16LL);
+  expect_shape(&param_named(g, "res.conv2.weight")->shape, 4, 16LL, 16LL, 3LL, 3LL);
+  expect_shape(&param_named(g, "up.weight")->shape, 4, 16LL, 2LL, 4LL, 4LL);
+  expect_shape(&param_named(g, "ln.weight")->shape, 1, 6LL);
+  ir_graph_free(g);
+  /* The older form with a width that is not x's: matmul says so. */
+  char *err = NULL;
+  ck_assert_ptr_null(fe_lower_entry(p, fe_entry_find(p, "wrong"), &err));
+  ck_assert_msg(strstr(err, "error: matmul: inner dimensions differ") != NULL && strstr(err, "in call to linear") != NULL,
+                "%s", err);
+  free(err);
+  fe_free(p);
+}
+END_TEST
+
+START_TEST(gpt_helpers_take_sizes_from_shapes) {
+  /* gpt.dal's layers read the batch, sequence length and width from their
+   * inputs, so a caller may use them at another batch size than B and any
+   * sequence length: here one row of 3 positions, and one decode step. */
+  if (access("models/gpt.dal", R_OK) != 0) return;
+  char *cwd = getcwd(NULL, 0);
+  char *src_path = tu_path("gptuse.dal");
+  char src[1024];
+  snprintf(src, sizeof src,
+           "import \"%s/models/gpt.dal\"\n"
+           "@infer\ndef short(x: f32[1, 3, d]) -> f32[1, 3, V] { return transformer(x) }\n"
+           "@infer\ndef step1(token: i32[1], pos: i32) -> f32[1, 1, V] {\n"
+           "    return transformer(embed_image_token(token, pos), \"step\", pos)\n}\n",
+           cwd);
+  tu_write_file(src_path, src);
+  char *err = NULL;
+  FeProgram *p = fe_load_file(src_path, &(FeOptions){.config = "tiny"}, &err);
+  ck_assert_msg(p != NULL, "%s", err ? err : "");
+  expect_constant(p, "B", "4");
+  IrGraph *g = lower_ok(p, "short");
+  expect_shape(&param_named(g, "blocks.0.attn.qkv.weight")->shape, 2, 96LL, 32LL);
+  expect_shape(&output(g)->shape, 3, 1LL, 3LL, 64LL + 8 + 64);
+  ir_graph_free(g);
+  g = lower_ok(p, "step1");
+  expect_shape(&persistent(g, "blocks.1.attn.cache.k_all")->shape, 4, 1LL, 2LL, 23LL, 16LL);
+  expect_shape(&output(g)->shape, 3, 1LL, 1LL, 64LL + 8 + 64);
+  ir_graph_free(g);
+  fe_free(p);
+  free(cwd), free(src_path);
+}
+END_TEST
+
 /* fe_global_number reads config keys and global lets, nothing else. */
 START_TEST(global_numbers) {
   FeOptions opt = {.config = "big", .batch = 0};
@@ -1248,6 +1479,7 @@ int main(void) {
   tcase_add_test(parse, parse_newline_rules);
   tcase_add_test(parse, parse_errors);
   tcase_add_test(parse, parse_spec_example);
+  tcase_add_test(parse, parse_unpack_with_inf);
   suite_add_tcase(s, parse);
 
   TCase *errors = tcase_create("errors");
@@ -1282,6 +1514,11 @@ int main(void) {
   tcase_add_test(lower, lower_models);
   tcase_add_test(lower, lower_spec_example);
   tcase_add_test(lower, global_numbers);
+  tcase_add_test(lower, unpack_and_split);
+  tcase_add_test(lower, inf_literal);
+  tcase_add_test(lower, with_scopes);
+  tcase_add_test(lower, layers_read_widths);
+  tcase_add_test(lower, gpt_helpers_take_sizes_from_shapes);
   suite_add_tcase(s, lower);
   return tu_run_suite(s);
 }

@@ -74,8 +74,7 @@ cat >"$tmp/wrap.dal" <<EOF
 import "$PWD/models/dvae.dal"
 @infer
 def vtokens(x: f32[B, 3, S, S]) -> i32[B, grid, grid] {
-    with vae { t = argmax(encoder(x), axis=1) }
-    return t
+    return with vae { argmax(encoder(x), axis=1) }
 }
 EOF
 wrap="$dalc run $tmp/wrap.dal --config tiny"
