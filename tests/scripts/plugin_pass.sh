@@ -8,6 +8,8 @@
 # it. Then every bad plugin: a missing file, a file dlopen refuses, no
 # dal_plugin symbol, another API version, a duplicate or invalid pass name,
 # and the plugin's pass named without --plugin; each exits 1 naming the problem.
+# Last, bench/passes.sh once on one step of each pipeline (its table's
+# shape only, never its times) and its bad arguments.
 . tests/scripts/lib/checks.sh
 
 plugin="$build/examples/passes/exp_log_softmax.so"
@@ -134,5 +136,23 @@ expect_error "the plugin's pass without --plugin" "unknown pass 'exp_log_softmax
   "$dalc" $dvae --fn loss --emit=ir --passes=cse,exp_log_softmax
 expect_error "a bad plugin in a compile" "cannot read plugin" "$dalc" $dvae --emit=ir --plugin="$tmp/none.so"
 expect_error "--plugin without a value" "--plugin needs a value" $list --plugin
+
+# ---- the passes bench: one step per pipeline, the table's shape only ----
+if sh bench/passes.sh --build "$build" --plugin "$plugin" --a cse,fold,algebra,dce --b "$pipeline" \
+   --runs 1 --steps 1 --warmup 0 > "$tmp/out" 2> "$tmp/err"; then
+  grep -q '^passes bench: models/dvae.dal --config tiny (--plugin=.*), entry loss (training step)$' "$tmp/out" &&
+    grep -Eq '^  A  --passes=cse,fold,algebra,dce +median +[0-9.]+ ms/step  \(runs: [0-9.]+\)$' "$tmp/out" &&
+    grep -Eq "^  B  --passes=$pipeline +median +[0-9.]+ ms/step" "$tmp/out" &&
+    grep -Eq '^ratio A/B: [0-9.]+  \(above 1: B is faster\)$' "$tmp/out" && ok || bad "passes.sh table: $(cat "$tmp/out")"
+else
+  bad "bench/passes.sh failed"; cat "$tmp/err"
+fi
+sh bench/passes.sh --build "$build" --a dce > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 2 ] && grep -q 'name both pipelines' "$tmp/err" && ok || bad "passes.sh without --b: $(cat "$tmp/err")"
+sh bench/passes.sh --build "$build" --a dce --b nosuch --runs 1 --steps 1 > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 1 ] && grep -q "pipeline B (nosuch) failed in run 1" "$tmp/err" && grep -q "unknown pass 'nosuch'" "$tmp/err" &&
+  ok || bad "passes.sh with an unknown pass: $(cat "$tmp/err")"
+sh bench/passes.sh --build "$build" --a dce --b dce --runs 0 > "$tmp/out" 2> "$tmp/err"
+[ $? -eq 2 ] && grep -q 'must be positive integers' "$tmp/err" && ok || bad "passes.sh --runs 0: $(cat "$tmp/err")"
 
 summary plugin_pass
