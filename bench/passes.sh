@@ -3,12 +3,15 @@
 # fusion-experiment bench for a pass or a plugin (docs/writing-a-pass.md).
 #
 #   sh bench/passes.sh --a PASSES --b PASSES [--plugin FILE.so]... [--model FILE.dal]
-#                      [--config C] [--runs N] [--steps N] [--warmup N] [--build DIR] [-- BENCH ARGS...]
+#                      [--config C] [--runs N] [--steps N] [--warmup N] [--build DIR]
+#                      [--a-flags FLAGS] [--b-flags FLAGS] [--b-build DIR] [-- BENCH ARGS...]
 #
 # Each run is one fresh process per pipeline, A then B, alternating so that
 # drift in the machine's speed hits both alike:
-#   dalc run MODEL --config C [--plugin F]... --passes=A|B -- bench --json --steps N --warmup W ARGS
-# (`bench` times the model's training step unless ARGS name an entry with
+#   dalc run MODEL --config C [--plugin F]... --passes=A|B [FLAGS] -- bench --json --steps N --warmup W ARGS
+# with B's dalc from --b-build if given (a fusion rule changed in the
+# source: the baseline built in one tree, the change in another), and
+# --a-flags / --b-flags added to one side's dalc (e.g. -fno-fuse). (`bench` times the model's training step unless ARGS name an entry with
 # --fn; `--fn` inference entries are timed as calls). Every --plugin is
 # loaded for both pipelines. The table shows each pipeline's median over
 # the runs of the per-run median ms/step, every run's median, and the
@@ -22,9 +25,10 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-usage="usage: passes.sh --a PASSES --b PASSES [--plugin FILE.so]... [--model FILE.dal] [--config C] [--runs N] [--steps N] [--warmup N] [--build DIR] [-- BENCH ARGS...]"
+usage="usage: passes.sh --a PASSES --b PASSES [--plugin FILE.so]... [--model FILE.dal] [--config C] [--runs N] [--steps N] [--warmup N] [--build DIR] [--a-flags FLAGS] [--b-flags FLAGS] [--b-build DIR] [-- BENCH ARGS...]"
 fail() { echo "passes.sh: $*" >&2; exit 2; }
 a= b= a_set=0 b_set=0 plugins= model=models/dvae.dal config=tiny runs=5 steps=10 warmup=2 build=build
+a_flags= b_flags= b_build=
 bench_args="--set tau=1 --set beta=1"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -43,6 +47,9 @@ while [ $# -gt 0 ]; do
     --steps) steps=$val ;;
     --warmup) warmup=$val ;;
     --build) build=$val ;;
+    --a-flags) a_flags=$val ;;
+    --b-flags) b_flags=$val ;;
+    --b-build) b_build=$val ;;
     *) fail "unknown option '$opt' ($usage)" ;;
   esac
   shift
@@ -52,16 +59,19 @@ for n in "$runs" "$steps"; do
   case $n in ''|*[!0-9]*|0) fail "--runs and --steps must be positive integers, got '$n'" ;; esac
 done
 case $warmup in ''|*[!0-9]*) fail "--warmup must be a non-negative integer, got '$warmup'" ;; esac
-dalc="$build/dalc"
-[ -x "$dalc" ] || fail "no $dalc (run make first, or name the build with --build)"
+dalc_a="$build/dalc"
+dalc_b="${b_build:-$build}/dalc"
+for d in "$dalc_a" "$dalc_b"; do
+  [ -x "$d" ] || fail "no $d (run make first, or name the build with --build / --b-build)"
+done
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # measure A|B RUN: one process, its median ms/step appended to $tmp/A|B
 measure() {
-  if [ "$1" = A ]; then passes=$a; else passes=$b; fi
+  if [ "$1" = A ]; then passes=$a dalc=$dalc_a flags=$a_flags; else passes=$b dalc=$dalc_b flags=$b_flags; fi
   # shellcheck disable=SC2086
-  if ! "$dalc" run "$model" --config "$config" $plugins --passes="$passes" -- bench --json --steps "$steps" \
+  if ! "$dalc" run "$model" --config "$config" $plugins --passes="$passes" $flags -- bench --json --steps "$steps" \
        --warmup "$warmup" $bench_args > "$tmp/out" 2> "$tmp/err"; then
     echo "passes.sh: pipeline $1 ($passes) failed in run $2:" >&2
     cat "$tmp/err" >&2
@@ -89,6 +99,11 @@ kind="inference call"
 [ "$train" = true ] && kind="training step"
 echo "passes bench: $model --config $config${plugins:+ (}${plugins# }${plugins:+)}, entry $entry ($kind)"
 echo "  $runs runs x $steps steps (+ $warmup warm-up) per pipeline, alternating A and B"
-printf '  A  %-52s median %8.3f ms/step  (runs: %s)\n' "--passes=$a" "$ma" "$(runs_of A)"
-printf '  B  %-52s median %8.3f ms/step  (runs: %s)\n' "--passes=$b" "$mb" "$(runs_of B)"
+side() { # NAME DALC PASSES FLAGS: "--passes=P FLAGS", with the dalc when the two differ
+  label="--passes=$3${4:+ $4}"
+  [ "$dalc_a" != "$dalc_b" ] && label="$2 $label"
+  printf '%s' "$label"
+}
+printf '  A  %-52s median %8.3f ms/step  (runs: %s)\n' "$(side A "$dalc_a" "$a" "$a_flags")" "$ma" "$(runs_of A)"
+printf '  B  %-52s median %8.3f ms/step  (runs: %s)\n' "$(side B "$dalc_b" "$b" "$b_flags")" "$mb" "$(runs_of B)"
 awk -v a="$ma" -v b="$mb" 'BEGIN { printf "ratio A/B: %.3f  (above 1: B is faster)\n", a / b }'

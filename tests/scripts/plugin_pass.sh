@@ -147,6 +147,8 @@ if sh bench/passes.sh --build "$build" --plugin "$plugin" --a cse,fold,algebra,d
 else
   bad "bench/passes.sh failed"; cat "$tmp/err"
 fi
+sh bench/passes.sh --build "$build" --a dce --b dce --b-flags -fno-fuse --runs 1 --steps 1 --warmup 0 > "$tmp/out" 2>&1 &&
+  grep -Eq '^  B  --passes=dce -fno-fuse +median' "$tmp/out" && ok || bad "passes.sh --b-flags: $(cat "$tmp/out")"
 sh bench/passes.sh --build "$build" --a dce > "$tmp/out" 2> "$tmp/err"
 [ $? -eq 2 ] && grep -q 'name both pipelines' "$tmp/err" && ok || bad "passes.sh without --b: $(cat "$tmp/err")"
 sh bench/passes.sh --build "$build" --a dce --b nosuch --runs 1 --steps 1 > "$tmp/out" 2> "$tmp/err"
