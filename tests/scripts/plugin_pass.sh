@@ -6,8 +6,9 @@
 # training loss and every parameter's gradient with it, through the JIT and
 # through the reference executor, agree with the reference executor without
 # it. Then every bad plugin: a missing file, a file dlopen refuses, no
-# dal_plugin symbol, another API version, a duplicate or invalid pass name,
-# and the plugin's pass named without --plugin; each exits 1 naming the problem.
+# dal_plugin symbol, another API version, a duplicate, invalid or reserved
+# pass name, no run function, and the plugin's pass named without
+# --plugin; each exits 1 naming the problem.
 # Last, bench/passes.sh once on one step of each pipeline (its table's
 # shape only, never its times) and its bad arguments.
 . tests/scripts/lib/checks.sh
@@ -107,17 +108,21 @@ cat > "$tmp/oldapi.c" <<'C'
 #include "passes/plugin.h"
 const DalPlugin dal_plugin = {DAL_PLUGIN_API_VERSION + 41, "oldapi", 0};
 C
-for name in dce Bad-Name; do cat > "$tmp/reg_$name.c" <<C
+# reg_NAME registers a pass called NAME; reg_norun one without a run function
+for name in dce Bad-Name all norun; do
+  fn=run; [ $name = norun ] && fn=0
+  cat > "$tmp/reg_$name.c" <<C
 #include "passes/plugin.h"
 static int run(IrGraph *g) { (void)g; return 0; }
 static int init(char *why, size_t size) {
-  static const Pass p = {"$name", "registers an unusable name", run};
+  (void)run;
+  static const Pass p = {"$name", "registers an unusable pass", $fn};
   return pass_register(&p, why, size);
 }
 DAL_PLUGIN_DEFINE("reg_$name", init)
 C
 done
-for f in nosym oldapi reg_dce reg_Bad-Name; do
+for f in nosym oldapi reg_dce reg_Bad-Name reg_all reg_norun; do
   $cc -std=c11 -I. -fPIC -shared -o "$tmp/$f.so" "$tmp/$f.c" && ok || bad "cannot build the test plugin $f"
 done
 echo 'not a shared object' > "$tmp/text.so"
@@ -130,6 +135,8 @@ expect_error "another API version" "was built for plugin API version 42, this da
 expect_error "a built-in's name" "failed to initialise: a pass named 'dce' is already registered" \
   $list --plugin="$tmp/reg_dce.so"
 expect_error "an invalid name" "invalid pass name 'Bad-Name'" $list --plugin="$tmp/reg_Bad-Name.so"
+expect_error "the reserved name" "invalid pass name 'all': it is reserved" $list --plugin="$tmp/reg_all.so"
+expect_error "no run function" "pass 'norun' has no run function" $list --plugin="$tmp/reg_norun.so"
 expect_error "the same plugin twice" "a pass named 'exp_log_softmax' is already registered" \
   $list --plugin="$plugin" --plugin="$plugin"
 expect_error "the plugin's pass without --plugin" "unknown pass 'exp_log_softmax'.*--plugin" \
