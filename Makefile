@@ -1,6 +1,6 @@
 # dal — build, test and demo.
 #
-#   make            build/dalc and the libraries
+#   make            build/dalc, the libraries and the example pass plugins
 #   make test       install missing Debian packages, build, run every test
 #   make test-san   the unit tests again under AddressSanitizer + UBSan
 #   make demo       the most end-to-end thing dal does today
@@ -85,6 +85,7 @@ lib = $(BUILD)/lib$(1).a
 ALL_LIBS := $(foreach p,$(LIB_ORDER),$(call lib,$(p)))
 
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+EXAMPLE_PLUGINS := $(patsubst examples/passes/%.c,$(BUILD)/examples/passes/%.so,$(wildcard examples/passes/*.c))
 # Each test links only the libraries it needs, so one folder's work in
 # progress never blocks another folder's tests. Default: everything.
 LIBS_test_runtime  := runtime
@@ -120,10 +121,19 @@ libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_
 
 # ---- rules --------------------------------------------------------------------
 .PHONY: all deps test test-san unit demo bench clean
-all: $(BUILD)/dalc
+all: $(BUILD)/dalc $(EXAMPLE_PLUGINS)
 
+# -rdynamic: a pass plugin (dalc --plugin=FILE.so) calls dalc's own ir_* and
+# pass_* functions, so dalc exports its symbols.
 $(BUILD)/dalc: $(call obj,$(wildcard tools/*.c)) $(ALL_LIBS)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+# Example pass plugins: examples/passes/NAME.c -> BUILD/examples/passes/NAME.so
+# (docs/writing-a-pass.md). Their undefined ir_* / pass_* symbols resolve
+# against the dalc that loads them.
+$(BUILD)/examples/passes/%.so: examples/passes/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $< $(SANFLAGS)
 
 $(foreach p,$(PARTS),$(eval $(call lib,$(p)): $($(p)_OBJ) ; @mkdir -p $$(@D); rm -f $$@; ar rcs $$@ $$^))
 
@@ -197,5 +207,5 @@ $(BUILD)/bench/sgemm: bench/sgemm.c
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/examples -name '*.d' 2>/dev/null)
 endif

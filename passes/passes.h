@@ -18,9 +18,25 @@ typedef struct {
   int (*run)(IrGraph *g);
 } Pass;
 
-/* The registered passes, in a stable order; *n gets the count. */
+/* The registered passes: the built-ins (dce, grad, cse, fold, algebra),
+ * then those added by pass_register in the order they were added; *n gets
+ * the count. The array is valid until the next pass_register. */
 const Pass *pass_list(int *n);
 const Pass *pass_find(const char *name);
+
+/* The most passes the registry holds, built-ins included. */
+#define PASS_MAX 64
+
+/* Adds *p to the registry under p->name, so pipelines can name it
+ * (--passes=...,name,...). The struct is copied; p->name, p->help and
+ * p->run must stay valid for as long as the pass may run (a plugin's stay
+ * loaded until the process exits). A name is 1 to 31 characters of
+ * [a-z0-9_], starting with a letter, and not "all" (--print-after=all).
+ * Returns 0, or -1 with the reason in why (an invalid name, a name already
+ * registered, a NULL run, or a full registry). */
+int pass_register(const Pass *p, char *why, size_t size);
+/* Drops every pass pass_register added, leaving the built-ins. */
+void pass_registry_reset(void);
 
 /* Runs a comma-separated list of pass names over g, verifying the graph
  * after each. Returns 0, or -1 with the reason in g->error. */

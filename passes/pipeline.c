@@ -1,4 +1,6 @@
-/* pipeline.c — the pass registry and the by-name pipeline runner. */
+/* pipeline.c — the pass registry (built-ins plus passes added at run time
+ * by pass_register, e.g. from a plugin) and the by-name pipeline runner. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -7,7 +9,8 @@
 #include "passes/passes.h"
 #include "passes/simplify.h"
 
-static const Pass passes[] = {
+/* The built-ins first, in this order; pass_register appends after them. */
+static const Pass builtin[] = {
     {"dce", "drop nodes that no output depends on", pass_dce},
     {"grad", "append the gradient of a training entry's loss w.r.t. every parameter; outputs [loss, grad:<param>...]",
      ad_grad_pass},
@@ -15,23 +18,80 @@ static const Pass passes[] = {
     {"fold", "evaluate ops over constants into constant splats", pass_fold},
     {"algebra", "apply algebraic identities (x*1, x+0, permute/reshape chains...)", pass_algebra},
 };
+#define NBUILTIN ((int)(sizeof builtin / sizeof builtin[0]))
+
+static Pass registry[PASS_MAX];
+static int nregistered; /* 0 until the first use copies the built-ins in */
+
+static void ensure_builtins(void) {
+  if (nregistered) return;
+  memcpy(registry, builtin, sizeof builtin);
+  nregistered = NBUILTIN;
+}
 
 const Pass *pass_list(int *n) {
-  *n = (int)(sizeof passes / sizeof passes[0]);
-  return passes;
+  ensure_builtins();
+  *n = nregistered;
+  return registry;
 }
 
 const Pass *pass_find(const char *name) {
-  for (size_t i = 0; i < sizeof passes / sizeof passes[0]; i++)
-    if (!strcmp(passes[i].name, name)) return &passes[i];
+  ensure_builtins();
+  for (int i = 0; i < nregistered; i++)
+    if (!strcmp(registry[i].name, name)) return &registry[i];
   return NULL;
 }
+
+/* 1 to 31 characters of [a-z0-9_], a letter first. */
+static bool valid_name(const char *s) {
+  size_t len = strlen(s);
+  if (len == 0 || len > 31 || !(s[0] >= 'a' && s[0] <= 'z')) return false;
+  for (size_t i = 0; i < len; i++)
+    if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_')) return false;
+  return true;
+}
+
+int pass_register(const Pass *p, char *why, size_t size) {
+  ensure_builtins();
+  if (!p || !p->name) {
+    snprintf(why, size, "a pass needs a name");
+    return -1;
+  }
+  if (!valid_name(p->name)) {
+    snprintf(why, size, "invalid pass name '%s': use 1 to 31 characters of a-z, 0-9 and _, starting with a letter",
+             p->name);
+    return -1;
+  }
+  if (!strcmp(p->name, "all")) {
+    snprintf(why, size, "invalid pass name 'all': it is reserved (--print-after=all)");
+    return -1;
+  }
+  if (pass_find(p->name)) {
+    snprintf(why, size, "a pass named '%s' is already registered", p->name);
+    return -1;
+  }
+  if (!p->run) {
+    snprintf(why, size, "pass '%s' has no run function", p->name);
+    return -1;
+  }
+  if (nregistered == PASS_MAX) {
+    snprintf(why, size, "cannot register pass '%s': the registry is full (%d passes)", p->name, PASS_MAX);
+    return -1;
+  }
+  registry[nregistered] = *p;
+  if (!registry[nregistered].help) registry[nregistered].help = "";
+  nregistered++;
+  return 0;
+}
+
+void pass_registry_reset(void) { nregistered = 0; }
 
 /* One pass by name, verified afterwards. */
 static int run_one(IrGraph *g, const char *name) {
   const Pass *p = pass_find(name);
   if (!p) {
-    snprintf(g->error, sizeof g->error, "unknown pass '%s' (dalc --help lists them)", name);
+    snprintf(g->error, sizeof g->error,
+             "unknown pass '%s' (dalc passes lists them; a plugin's passes need its --plugin=FILE.so)", name);
     return -1;
   }
   if (p->run(g)) return -1;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "passes/plugin.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -24,6 +25,7 @@ static const char usage[] =
     "                [--holdout[=SPEC]] [--json]   caption accuracy of shapes images, read by rule\n"
     "       dalc plot LOG.tsv [--columns A,B]... [--log-y] [--smooth F] [-o PLOT.png]\n"
     "                a training log's columns against the step, as a PNG (dalc plot --help)\n"
+    "       dalc passes [--plugin=FILE.so]...   the passes --passes can name, plugins' included\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -42,6 +44,8 @@ static const char usage[] =
     "\n"
     "  --backend=jit|ref  native code through LLVM (default, or $DAL_BACKEND) or the reference executor\n"
     "  --passes=a,b   the graph passes to run (default: " CLI_DEFAULT_PASSES "; empty: none)\n"
+    "  --plugin=FILE.so  load a pass plugin first (repeatable): its passes can then be named\n"
+    "                 in --passes (docs/writing-a-pass.md)\n"
     "  --stats        node counts before and after each pass, on stderr; without --emit:\n"
     "                 each entry's passes, fused kernels and memory plan (arena, lower\n"
     "                 bound, no-reuse sum), training entries as whole training steps\n"
@@ -107,6 +111,45 @@ static const char *option_value(int argc, char **argv, int *i, const char *name)
   return argv[++*i];
 }
 
+/* --plugin=FILE.so: loads it now, so the passes it registers exist before
+ * any pipeline runs. */
+static int load_plugin(const char *path) {
+  char why[512];
+  if (pass_plugin_load(path, why, sizeof why) == 0) return 0;
+  cli_error("%s", why);
+  return -1;
+}
+
+/* Every registered pass with its help, and the plugin that added it. */
+static void print_passes(FILE *out) {
+  int n;
+  const Pass *p = pass_list(&n);
+  int width = 0;
+  for (int i = 0; i < n; i++)
+    if ((int)strlen(p[i].name) > width) width = (int)strlen(p[i].name);
+  fprintf(out, "passes (--passes=a,b,...):\n");
+  for (int i = 0; i < n; i++) {
+    const char *plugin = pass_plugin_of(p[i].name);
+    fprintf(out, "  %-*s  %s", width, p[i].name, p[i].help);
+    if (plugin) fprintf(out, "  [plugin %s]", plugin);
+    fputc('\n', out);
+  }
+}
+
+/* `dalc passes [--plugin=FILE.so]...` */
+static int cmd_passes(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    const char *v = option_value(argc, argv, &i, "--plugin");
+    if (!v) {
+      cli_error("dalc passes takes only --plugin=FILE.so, not '%s'", argv[i]);
+      return 1;
+    }
+    if (load_plugin(v)) return 1;
+  }
+  print_passes(stdout);
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
   for (int i = first; i < argc; i++) {
     const char *v;
@@ -118,6 +161,9 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if ((v = option_value(argc, argv, &i, "--emit"))) a->emit = v;
     else if ((v = option_value(argc, argv, &i, "-o"))) a->output = v;
     else if ((v = option_value(argc, argv, &i, "--passes"))) a->passes = v;
+    else if ((v = option_value(argc, argv, &i, "--plugin"))) {
+      if (load_plugin(v)) return -1;
+    }
     else if ((v = option_value(argc, argv, &i, "--grad-out"))) a->grad_out = v;
     else if (!strcmp(argv[i], "--grad")) a->grad = true;
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
@@ -178,8 +224,16 @@ static void free_args(DalcArgs *a) {
 
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    fputs(usage, argc < 2 ? stderr : stdout);
+    FILE *out = argc < 2 ? stderr : stdout;
+    fputs(usage, out);
+    fputc('\n', out);
+    print_passes(out);
     return argc < 2 ? 1 : 0;
+  }
+  if (!strcmp(argv[1], "passes")) {
+    int status = cmd_passes(argc - 2, argv + 2);
+    pass_plugin_unload_all();
+    return status;
   }
   if (!strcmp(argv[1], "bpe")) return cmd_bpe(argc - 2, argv + 2);
   if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
@@ -201,5 +255,6 @@ int main(int argc, char **argv) {
   status = status ? 1 : cmd(&args);
   if (args.times) pass_times_print(args.times, stderr);
   free_args(&args);
+  pass_plugin_unload_all();
   return status;
 }
