@@ -1,5 +1,6 @@
 /* rewrite.h — the rewrite-then-rebuild driver shared by the simplification
- * passes (cse.c, fold.c, algebra.c); internal to passes/.
+ * passes (cse.c, fold.c, algebra.c) and offered to pass plugins
+ * (passes/plugin.h; examples/passes/exp_log_softmax.c uses it).
  *
  * pass_rewrite copies g node by node, in id order, into a new graph. For each
  * node it hands the pass a copy whose inputs already name nodes of the new

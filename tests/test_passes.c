@@ -1,4 +1,6 @@
-/* test_passes.c — the pass registry, the pipeline runner and DCE. */
+/* test_passes.c — the pass registry (built-ins and passes added with
+ * pass_register), the pipeline runner and DCE. */
+#include <stdio.h>
 #include <string.h>
 
 #include "ir/ir.h"
@@ -88,6 +90,77 @@ START_TEST(registry_lists_every_pass_once) {
 }
 END_TEST
 
+/* Passes added at run time: one counts its runs, one always fails. */
+static int ran;
+static int count_run(IrGraph *g) {
+  (void)g;
+  ran++;
+  return 0;
+}
+static int failing_run(IrGraph *g) {
+  snprintf(g->error, sizeof g->error, "refused on purpose");
+  return -1;
+}
+
+START_TEST(registered_passes_run_by_name_and_bad_ones_are_refused) {
+  char why[200];
+  int n0;
+  pass_list(&n0);
+  ck_assert_int_eq(pass_register(&(Pass){"count_me", "counts its runs", count_run}, why, sizeof why), 0);
+  ck_assert_int_eq(pass_register(&(Pass){"refuse", "always fails", failing_run}, why, sizeof why), 0);
+  int n;
+  const Pass *p = pass_list(&n);
+  ck_assert_int_eq(n, n0 + 2);
+  ck_assert_str_eq(p[n0].name, "count_me"); /* after the built-ins, in order */
+  ck_assert_ptr_eq(pass_find("count_me"), &p[n0]);
+
+  IrGraph *g = graph_with_dead_code();
+  ran = 0;
+  ck_assert_int_eq(pass_run_pipeline(g, "count_me,dce,count_me"), 0);
+  ck_assert_int_eq(ran, 2);
+  ck_assert_int_eq(g->n, 5); /* dce still ran between them */
+  ck_assert_int_eq(pass_run_pipeline(g, "refuse"), -1);
+  ck_assert_ptr_nonnull(strstr(g->error, "refused on purpose"));
+  ir_graph_free(g);
+
+  static const struct {
+    Pass p;
+    const char *why;
+  } bad[] = {
+      {{"count_me", "again", count_run}, "already"},
+      {{"dce", "a built-in's name", count_run}, "already"},
+      {{"all", "reserved", count_run}, "all"},
+      {{"Upper", "not [a-z0-9_]", count_run}, "Upper"},
+      {{"9lives", "starts with a digit", count_run}, "9lives"},
+      {{"", "empty", count_run}, ""},
+      {{"no_run", "NULL run", NULL}, "no_run"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    why[0] = 0;
+    ck_assert_msg(pass_register(&bad[i].p, why, sizeof why) == -1, "'%s' was accepted", bad[i].p.name);
+    ck_assert_msg(why[0] && strstr(why, bad[i].why), "'%s': reason '%s'", bad[i].p.name, why);
+  }
+  pass_list(&n);
+  ck_assert_int_eq(n, n0 + 2);
+
+  /* a full registry says so */
+  static char names[PASS_MAX][8];
+  int added = 0;
+  for (int i = 0; i < PASS_MAX; i++) {
+    snprintf(names[i], sizeof names[i], "p%d", i);
+    if (pass_register(&(Pass){names[i], "filler", count_run}, why, sizeof why)) break;
+    added++;
+  }
+  ck_assert_int_eq(n0 + 2 + added, PASS_MAX);
+  ck_assert_ptr_nonnull(strstr(why, "full"));
+
+  pass_registry_reset();
+  pass_list(&n);
+  ck_assert_int_eq(n, n0);
+  ck_assert_ptr_null(pass_find("count_me"));
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("passes");
   TCase *tc = tcase_create("core");
@@ -95,6 +168,7 @@ int main(void) {
   tcase_add_test(tc, dce_keeps_what_updates_need);
   tcase_add_test(tc, pipeline_runs_by_name_and_rejects_unknown_passes);
   tcase_add_test(tc, registry_lists_every_pass_once);
+  tcase_add_test(tc, registered_passes_run_by_name_and_bad_ones_are_refused);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
