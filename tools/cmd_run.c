@@ -2,7 +2,6 @@
  * parameters from a safetensors file or their seeded initialisers, compiled
  * to native code (or on the reference executor: --backend=ref); outputs go
  * to .npy (or PNG) files and a summary to stdout. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "ir/ref/bind.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
+#include "runtime/exe/exe.h"
 #include "runtime/io/npy.h"
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
@@ -94,25 +94,6 @@ static int write_output(const char *path, const RtTensor *t, RtErr *e) {
   return rt_png_write_grid(path, t, 0, t->dim[2] < 64 ? 4 : 1, e);
 }
 
-static void summarise(const char *name, const RtTensor *t) {
-  char type[160];
-  int64_t n = rt_tensor_numel(t);
-  printf("%s: %s", name, cli_type(t->dtype == RT_I32, t->dim, t->rank, type, sizeof type));
-  if (n == 1) {
-    if (t->dtype == RT_I32) printf(" = %d\n", rt_i32(t)[0]);
-    else printf(" = %.9g\n", rt_f32(t)[0]);
-    return;
-  }
-  double lo = INFINITY, hi = -INFINITY, sum = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double v = t->dtype == RT_I32 ? rt_i32(t)[i] : rt_f32(t)[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    sum += v;
-  }
-  printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, sum / (double)n);
-}
-
 /* The program's parameters (its first nparam state tensors) to a file. */
 static int save_params(const RtProgram *prog, const char *path) {
   RtTensorList *l = rt_list_new();
@@ -189,7 +170,7 @@ int cmd_run(const DalcArgs *a) {
   status = a->grad_out ? write_gradients(g, out, a->grad_out) : 0;
   for (int k = 0; k < g->noutput; k++) {
     if (a->grad_out && k > 0) break; /* the gradients went to --grad-out */
-    summarise(g->output_name[k], out[k]);
+    rt_exe_summarise(stdout, g->output_name[k], out[k]);
     const CliBinding *b = find_binding(a->out, a->nout, g->output_name[k], g->noutput == 1);
     if (!b && k == 0) b = find_binding(a->out, a->nout, "out", 0);
     if (b && write_output(b->path, out[k], &e)) {

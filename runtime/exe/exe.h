@@ -1,10 +1,12 @@
 /* exe.h — helpers shared by the executables' subcommands (exe_*.c,
- * train_args.c); internal to the runtime. */
+ * train_args.c) and by dalc's (tools/cmd_*.c): flag parsing with the same
+ * messages for the same mistakes, and the summary of an output. */
 #ifndef DAL_RT_EXE_H
 #define DAL_RT_EXE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "runtime/io/checkpoint.h"
 #include "runtime/sched/program.h"
@@ -31,6 +33,13 @@ int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtEr
 /* Whole-string numbers, with errors that name the flag. */
 int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
+/* rt_exe_u64, and the value must lie in lo .. hi (a message naming the
+ * range if not). */
+int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e);
+/* "name: f32[2, 3]  min -1  max 2  mean 0.5" (a single value as
+ * "name: f32 = 0.5", an empty tensor as "name: f32[0, 3]  (empty)") and a
+ * newline, to out. (exe_summary.c) */
+void rt_exe_summarise(FILE *out, const char *name, const RtTensor *t);
 /* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
 const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
 /* The training entry called fn (NULL: the only one, or if there are

@@ -55,6 +55,13 @@ int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e) {
   return 0;
 }
 
+int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e) {
+  if (rt_exe_u64(flag, s, out, e)) return -1;
+  if (*out < lo || *out > hi)
+    return rt_err(e, "%s must be in %llu .. %llu, got '%s'", flag, (unsigned long long)lo, (unsigned long long)hi, s);
+  return 0;
+}
+
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e) {
   char *end;
   double v = strtod(s, &end);

@@ -168,26 +168,6 @@ static int fill_from_data(const RtEntrySpec *en, const RunArgs *a, RtTensor **in
   return rc;
 }
 
-static void summarise(const char *name, const RtTensor *t) {
-  char shape[160] = "";
-  if (t->rank) rt_shape_str(t->rank, t->dim, shape, sizeof shape);
-  int64_t n = rt_tensor_numel(t);
-  printf("%s: %s%s", name, rt_dtype_name(t->dtype), shape);
-  if (n == 1) {
-    if (t->dtype == RT_I32) printf(" = %d\n", rt_i32(t)[0]);
-    else printf(" = %.9g\n", rt_f32(t)[0]);
-    return;
-  }
-  double lo = INFINITY, hi = -INFINITY, sum = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double v = t->dtype == RT_I32 ? rt_i32(t)[i] : rt_f32(t)[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    sum += v;
-  }
-  printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, n ? sum / (double)n : 0.0);
-}
-
 /* Writes the outputs named by --out; every --out must name an output. */
 static int write_outputs(const RtEntrySpec *en, const RunArgs *a, RtTensor **out, RtErr *e) {
   for (int k = 0; k < a->nout; k++) {
@@ -236,7 +216,7 @@ int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e) {
   if (load_inputs(p, en, &a, in, e)) goto done;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;
   if (p->run(p, entry, in, out, a.seed, a.step, e)) goto done;
-  for (int i = 0; i < en->noutput; i++) summarise(en->output[i].name, out[i]);
+  for (int i = 0; i < en->noutput; i++) rt_exe_summarise(stdout, en->output[i].name, out[i]);
   if (write_outputs(en, &a, out, e)) goto done;
   if (a.save_state) {
     RtCheckpointInfo info = {.step = a.step + (en->train ? 1 : 0), .seed = a.seed, .steps = 0};
