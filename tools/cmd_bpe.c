@@ -107,25 +107,17 @@ typedef struct {
 /* argv[1..argc) (argv[0] is the mode) into a; pos must hold argc entries.
  * A negative number is an argument (an id for decode), not an option. */
 static int parse_bpe_args(int argc, char **argv, BpeArgs *a) {
-  const RtExeOpt strs[] = {{"-o", .str = &a->out},
+  const RtExeOpt opts[] = {{"-o", .str = &a->out},
                            {"--tokenizer", .str = &a->tok},
                            {"--data", .str = &a->data},
-                           {"--from", .str = &a->from}};
-  const struct {
-    const char *flag;
-    uint64_t lo, hi, *dst;
-  } nums[] = {{"--vocab", 2, 1u << 30, &a->vocab},
-              {"--len", 1, 1u << 30, &a->len},
-              {"--examples", 1, 1ull << 40, &a->examples},
-              {"--seed", 0, UINT64_MAX, &a->seed}};
+                           {"--from", .str = &a->from},
+                           {"--vocab", .num = &a->vocab, .lo = 2, .hi = 1u << 30},
+                           {"--len", .num = &a->len, .lo = 1, .hi = 1u << 30},
+                           {"--examples", .num = &a->examples, .lo = 1, .hi = 1ull << 40},
+                           {"--seed", .num = &a->seed}};
   for (int i = 1; i < argc; i++) {
     RtErr e;
-    const char *v;
-    int m = rt_exe_opts(argc, argv, &i, strs, (int)(sizeof strs / sizeof *strs), &e);
-    for (size_t k = 0; m == 0 && k < sizeof nums / sizeof *nums; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, &e)) > 0 &&
-          rt_exe_u64_in(nums[k].flag, v, nums[k].lo, nums[k].hi, nums[k].dst, &e))
-        m = -1;
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), &e);
     if (m < 0) {
       cli_error("bpe %s: %s", a->mode, e.msg);
       return -1;

@@ -17,12 +17,13 @@
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e);
 /* A table of a command's plain options: each names a flag and exactly one
  * place its value goes (a string, a non-negative integer, or a switch that
- * takes no value). */
+ * takes no value). An integer must lie in lo .. hi when hi is nonzero. */
 typedef struct {
   const char *flag;
   const char **str;
   uint64_t *num;
   bool *on;
+  uint64_t lo, hi;
 } RtExeOpt;
 
 /* Matches argv[*i] against opts[0..n): 1 if one matched (its value stored,
@@ -34,7 +35,7 @@ int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtEr
 int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
 /* rt_exe_u64, and the value must lie in lo .. hi (a message naming the
- * range if not). */
+ * range if not; hi = UINT64_MAX: "at least lo"). */
 int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e);
 /* "name: f32[2, 3]  min -1  max 2  mean 0.5" (a single value as
  * "name: f32 = 0.5", an empty tensor as "name: f32[0, 3]  (empty)") and a

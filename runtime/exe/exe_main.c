@@ -39,7 +39,7 @@ int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtEr
       continue;
     }
     if (o->str) *o->str = v;
-    else if (rt_exe_u64(o->flag, v, o->num, e)) return -1;
+    else if (o->hi ? rt_exe_u64_in(o->flag, v, o->lo, o->hi, o->num, e) : rt_exe_u64(o->flag, v, o->num, e)) return -1;
     return 1;
   }
   return 0;
@@ -57,9 +57,9 @@ int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e) {
 
 int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e) {
   if (rt_exe_u64(flag, s, out, e)) return -1;
-  if (*out < lo || *out > hi)
-    return rt_err(e, "%s must be in %llu .. %llu, got '%s'", flag, (unsigned long long)lo, (unsigned long long)hi, s);
-  return 0;
+  if (*out >= lo && *out <= hi) return 0;
+  if (hi == UINT64_MAX) return rt_err(e, "%s must be at least %llu, got '%s'", flag, (unsigned long long)lo, s);
+  return rt_err(e, "%s must be in %llu .. %llu, got '%s'", flag, (unsigned long long)lo, (unsigned long long)hi, s);
 }
 
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e) {
