@@ -13,7 +13,6 @@
  * for); with -o (which needs --len) it writes them as an i32
  * [texts, L] .npy file instead (one row per line of --from, a blank line
  * all pads), ready for `--data npy:text=IDS.npy`. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,45 +28,9 @@ static const char bpe_usage[] =
     "       dalc bpe encode --tokenizer TOK.json [--len L [--vocab V]] (TEXT... | --from FILE.txt) [-o IDS.npy]\n"
     "       dalc bpe decode --tokenizer TOK.json ID...\n";
 
-typedef struct {
-  char **text;
-  int64_t n, cap;
-} Texts;
-
-static int add_text(Texts *t, const char *s) {
-  if (t->n == t->cap) {
-    t->cap = t->cap ? 2 * t->cap : 1024;
-    char **more = realloc(t->text, sizeof *more * (size_t)t->cap);
-    if (!more) return -1;
-    t->text = more;
-  }
-  if (!(t->text[t->n] = strdup(s))) return -1;
-  t->n++;
-  return 0;
-}
-
-static void free_texts(Texts *t) {
-  for (int64_t i = 0; i < t->n; i++) free(t->text[i]);
-  free(t->text);
-}
-
-static int read_lines(Texts *t, const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    cli_error("%s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
-  char line[4096];
-  int rc = 0;
-  while (rc == 0 && fgets(line, sizeof line, f)) rc = add_text(t, line);
-  fclose(f);
-  if (rc) cli_error("out of memory reading %s", path);
-  return rc;
-}
-
 /* The captions of examples 0..n-1 of a dataset opened for a stand-in
  * entry with one 16x16 image input. */
-static int read_dataset(Texts *t, const char *spec, int64_t n, uint64_t seed) {
+static int read_dataset(CliTexts *t, const char *spec, int64_t n, uint64_t seed) {
   static const RtArgSpec x = {.name = "x", .dtype = RT_F32, .rank = 4, .dim = {64, 3, 16, 16}};
   static const RtEntrySpec entry = {.name = "captions", .ninput = 1, .input = &x};
   RtErr e;
@@ -86,7 +49,7 @@ static int read_dataset(Texts *t, const char *spec, int64_t n, uint64_t seed) {
         cli_error("dataset %s has no captions", spec);
         rc = -2;
       } else {
-        rc = add_text(t, c);
+        rc = cli_texts_add(t, c) ? -2 : 0;
       }
     }
   }
@@ -139,11 +102,11 @@ static int bpe_train(const BpeArgs *a) {
     cli_error("bpe train needs --vocab V, -o TOK.json and either text files or --data SPEC");
     return -1;
   }
-  Texts t = {0};
+  CliTexts t = {0};
   RtBpe *b = NULL;
   RtErr e;
   int rc = 0;
-  for (int i = 0; i < a->npos && rc == 0; i++) rc = read_lines(&t, a->pos[i]);
+  for (int i = 0; i < a->npos && rc == 0; i++) rc = cli_texts_read(&t, a->pos[i], false);
   if (rc == 0 && a->data) rc = read_dataset(&t, a->data, a->examples ? (int64_t)a->examples : 10000, a->seed);
   if (rc == 0 &&
       (!(b = rt_bpe_train((const char *const *)t.text, t.n, (int)a->vocab, &e)) || rt_bpe_save(b, a->out, &e))) {
@@ -154,7 +117,7 @@ static int bpe_train(const BpeArgs *a) {
     printf("%s: %d ids (the unknown id, bytes and merges) learned from %lld texts\n", a->out, rt_bpe_size(b),
            (long long)t.n);
   rt_bpe_free(b);
-  free_texts(&t);
+  cli_texts_free(&t);
   return rc;
 }
 
@@ -178,7 +141,7 @@ static RtBpe *load_tokenizer(const BpeArgs *a, int64_t *vocab) {
 
 /* Encodes every text; with --len as the GPT takes them (cut at len, then
  * pads), into arr's rows when -o is given, else printed a line each. */
-static int encode_texts(const RtBpe *b, const Texts *t, int64_t len, int64_t vocab, RtTensor *arr) {
+static int encode_texts(const RtBpe *b, const CliTexts *t, int64_t len, int64_t vocab, RtTensor *arr) {
   int64_t cut = 0;
   for (int64_t i = 0; i < t->n; i++) {
     int64_t n = len ? len : rt_bpe_encode(b, t->text[i], NULL, 0);
@@ -209,11 +172,11 @@ static int bpe_encode(const BpeArgs *a) {
   int64_t vocab = 0, len = (int64_t)a->len;
   RtBpe *b = load_tokenizer(a, &vocab);
   if (!b) return -1;
-  Texts t = {0};
+  CliTexts t = {0};
   RtTensor *arr = NULL;
   RtErr e;
-  int rc = a->from ? read_lines(&t, a->from) : 0;
-  for (int i = 0; i < a->npos && rc == 0; i++) rc = add_text(&t, a->pos[i]);
+  int rc = a->from ? cli_texts_read(&t, a->from, false) : 0;
+  for (int i = 0; i < a->npos && rc == 0; i++) rc = cli_texts_add(&t, a->pos[i]);
   if (rc == 0 && a->out && !len) {
     cli_error("bpe encode -o needs --len (the rows of the array have one length)");
     rc = -1;
@@ -233,7 +196,7 @@ static int bpe_encode(const BpeArgs *a) {
   }
   rt_tensor_free(arr);
   rt_bpe_free(b);
-  free_texts(&t);
+  cli_texts_free(&t);
   return rc;
 }
 

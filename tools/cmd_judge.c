@@ -24,7 +24,6 @@
  *            "kind": a, "place": a, "size": a}, "matched": {same keys: counts}}
  * (an accuracy is null for a group of no images). */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,48 +44,13 @@ typedef struct {
   bool json;
 } JudgeArgs;
 
-typedef struct {
-  char **text;
-  int64_t n;
-} Captions;
-
-static void free_captions(Captions *c) {
-  for (int64_t i = 0; i < c->n; i++) free(c->text[i]);
-  free(c->text);
-}
-
-static int add_caption(Captions *c, const char *s) {
-  if ((c->n & (c->n - 1)) == 0) {
-    char **more = realloc(c->text, sizeof *more * (size_t)(c->n ? 2 * c->n : 1));
-    if (!more) return -1;
-    c->text = more;
-  }
-  if (!(c->text[c->n] = strdup(s))) return -1;
-  c->n++;
-  return 0;
-}
-
-static int read_captions(const char *path, Captions *c) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    cli_error("--captions %s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
-  char line[4096];
-  int rc = 0;
-  while (rc == 0 && fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (*line && add_caption(c, line)) {
-      cli_error("out of memory reading %s", path);
-      rc = -1;
-    }
-  }
-  fclose(f);
-  if (rc == 0 && c->n == 0) {
-    cli_error("--captions %s: no captions in it", path);
-    rc = -1;
-  }
-  return rc;
+/* The captions of --captions, one a line (blank lines skipped, as
+ * generate skips them). */
+static int read_captions(const char *path, CliTexts *c) {
+  if (cli_texts_read(c, path, true)) return -1;
+  if (c->n > 0) return 0;
+  cli_error("--captions %s: no captions in it", path);
+  return -1;
 }
 
 /* --holdout alone: the default held-out pairs; --holdout=SPEC: those. */
@@ -134,7 +98,7 @@ static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3],
                        int *size) {
   RtErr e;
   RtTensor *img = NULL;
-  Captions c = {0};
+  CliTexts c = {0};
   int rc = -1;
   if (rt_npy_read(a->images, &img, &e)) {
     cli_error("--images %s", e.msg);
@@ -164,7 +128,7 @@ static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3],
   rc = 0;
 done:
   rt_tensor_free(img);
-  free_captions(&c);
+  cli_texts_free(&c);
   return rc;
 }
 
