@@ -14,18 +14,6 @@
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
 
-/* "--in tau=0.5": a number given for a rank-0 input. */
-static RtTensor *scalar_tensor(const IrNode *x, const char *text) {
-  char *end;
-  double v = strtod(text, &end);
-  if (end == text || *end || x->shape.rank != 0) return NULL;
-  RtTensor *t = rt_tensor_new(x->dtype == IR_I32 ? RT_I32 : RT_F32, 0, NULL, NULL);
-  if (!t) return NULL;
-  if (t->dtype == RT_I32) rt_i32(t)[0] = (int32_t)v;
-  else rt_f32(t)[0] = (float)v;
-  return t;
-}
-
 static const CliBinding *find_binding(const CliBinding *b, int n, const char *name, int only_one) {
   for (int i = 0; i < n; i++)
     if (b[i].name ? !strcmp(b[i].name, name) : only_one) return &b[i];
@@ -60,7 +48,9 @@ static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
   return 0;
 }
 
-static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
+/* The inputs of entry g (the program's entry en) from --in: numbers for
+ * one-element inputs, else .npy files. */
+static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *a, RtTensor **in) {
   for (int k = 0; k < g->ninput; k++) {
     const IrNode *x = &g->node[g->input[k]];
     const CliBinding *b = find_binding(a->in, a->nin, x->name, g->ninput == 1);
@@ -71,7 +61,7 @@ static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
       return -1;
     }
     RtErr e;
-    in[k] = scalar_tensor(x, b->path);
+    in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
     if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
       cli_error("%s", e.msg);
       return -1;
@@ -149,7 +139,6 @@ int cmd_run(const DalcArgs *a) {
   }
   in = calloc((size_t)nin + 1, sizeof *in);
   out = calloc((size_t)nout + 1, sizeof *out);
-  if (load_inputs(g, a, in)) goto done;
 
   /* The program takes the graph over; g stays readable while it lives. */
   IrGraph *owned = g;
@@ -158,6 +147,7 @@ int cmd_run(const DalcArgs *a) {
     g = NULL;
     goto done;
   }
+  if (load_inputs(g, &prog->entry[0], a, in)) goto done;
   if (a->params && rt_checkpoint_load_params(a->params, prog, &e)) {
     cli_error("%s", e.msg);
     goto done;

@@ -41,6 +41,10 @@ int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uin
  * "name: f32 = 0.5", an empty tensor as "name: f32[0, 3]  (empty)") and a
  * newline, to out. (exe_summary.c) */
 void rt_exe_summarise(FILE *out, const char *name, const RtTensor *t);
+/* A number given for a one-element input ("--in tau=0.5"; an i32 input
+ * takes it rounded); NULL if 'text' is not a number or s has more than one
+ * element. */
+RtTensor *rt_exe_number_tensor(const RtArgSpec *s, const char *text, RtErr *e);
 /* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
 const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
 /* The training entry called fn (NULL: the only one, or if there are

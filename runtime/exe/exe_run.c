@@ -88,9 +88,7 @@ static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
   return 0;
 }
 
-/* A number given for a one-element input ("--in tau=0.5"); NULL if 'text'
- * is not a number. */
-static RtTensor *number_tensor(const RtArgSpec *s, const char *text, RtErr *e) {
+RtTensor *rt_exe_number_tensor(const RtArgSpec *s, const char *text, RtErr *e) {
   char *end;
   double v = strtod(text, &end);
   if (end == text || *end) return NULL;
@@ -134,7 +132,7 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
       continue;
     }
     if (!b) return rt_err(e, "entry '%s' needs --in %s=FILE.npy (%s)", en->name, s->name, rt_exe_arg_str(s, buf, sizeof buf));
-    in[i] = number_tensor(s, b->path, e);
+    in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
     if (rt_npy_read(b->path, &in[i], e)) return -1;
     if (!fits(in[i], s)) {
