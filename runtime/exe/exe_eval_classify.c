@@ -38,25 +38,16 @@ typedef struct {
 
 static int parse(int argc, char **argv, ClsArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-      continue;
-    }
-    const RtExeOpt opts[] = {{"--data", .str = &a->data},
-                             {"--images", .str = &a->images},
-                             {"--labels", .str = &a->labels},
-                             {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
-                             {"--repeat", .num = &a->repeat, .lo = 1, .hi = 1u << 30}};
-    if ((m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e)) < 0) return -1;
-    if (!m)
-      return rt_err(e,
-                    "eval classify: unknown option '%s' (options: --data SPEC --images IMAGES.npy --labels FILE "
-                    "--repeat R --count N --params P --init PREFIX=FILE --init-partial --seed S --json)",
-                    argv[i]);
-  }
-  if (!a->data == !a->images) return rt_err(e, "eval classify needs the images: --data SPEC or --images IMAGES.npy (one of them)");
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--images", .str = &a->images},
+                           {"--labels", .str = &a->labels},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--repeat", .num = &a->repeat, .lo = 1, .hi = 1u << 30}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval classify",
+                    "--data SPEC --images IMAGES.npy --labels FILE --repeat R --count N", e))
+    return -1;
+  if (!a->data == !a->images)
+    return rt_err(e, "eval classify needs the images: --data SPEC or --images IMAGES.npy (one of them)");
   if (a->images && !a->labels) return rt_err(e, "eval classify --images %s needs --labels FILE", a->images);
   if (a->repeat && !a->labels) return rt_err(e, "--repeat goes with --labels FILE (a text file)");
   return 0;

@@ -44,24 +44,14 @@ typedef struct {
 
 static int parse(int argc, char **argv, DvaeArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-      continue;
-    }
-    const RtExeOpt opts[] = {{"--data", .str = &a->data},
-                             {"--out-recon", .str = &a->out_recon},
-                             {"--out-captions", .str = &a->out_captions},
-                             {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
-                             {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
-    if ((m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e)) < 0) return -1;
-    if (!m)
-      return rt_err(e,
-                    "eval dvae: unknown option '%s' (options: --data SPEC --count N --codes K --out-recon F.npy "
-                    "--out-captions F.txt --params P --init PREFIX=FILE --init-partial --seed S --json)",
-                    argv[i]);
-  }
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--out-recon", .str = &a->out_recon},
+                           {"--out-captions", .str = &a->out_captions},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval dvae",
+                    "--data SPEC --count N --codes K --out-recon F.npy --out-captions F.txt", e))
+    return -1;
   if (!a->data) return rt_err(e, "eval dvae needs --data SPEC (held-out images: shapes:test, fashion-mnist:test, ...)");
   return 0;
 }

@@ -50,25 +50,15 @@ typedef struct {
 
 static int parse(int argc, char **argv, GptArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-      continue;
-    }
-    const RtExeOpt opts[] = {{"--data", .str = &a->data},
-                             {"--tokenizer", .str = &a->tokenizer},
-                             {"--train-data", .str = &a->train_data},
-                             {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
-                             {"--train-count", .num = &a->train_count, .lo = 1, .hi = UINT64_MAX},
-                             {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
-    if ((m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e)) < 0) return -1;
-    if (!m)
-      return rt_err(e,
-                    "eval gpt: unknown option '%s' (options: --data SPEC --tokenizer TOK.json --count N --codes K "
-                    "--train-data SPEC --train-count N --params P --init PREFIX=FILE --init-partial --seed S --json)",
-                    argv[i]);
-  }
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--tokenizer", .str = &a->tokenizer},
+                           {"--train-data", .str = &a->train_data},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--train-count", .num = &a->train_count, .lo = 1, .hi = UINT64_MAX},
+                           {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval gpt",
+                    "--data SPEC --tokenizer TOK.json --count N --codes K --train-data SPEC --train-count N", e))
+    return -1;
   if (!a->data)
     return rt_err(e, "eval gpt needs --data SPEC (held-out data: tokens:CACHE, or captioned images with --tokenizer)");
   if (a->train_count && !a->train_data) return rt_err(e, "--train-count goes with --train-data");
