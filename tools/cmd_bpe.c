@@ -206,9 +206,13 @@ static int bpe_decode(const BpeArgs *a) {
   RtBpe *b = load_tokenizer(a, &vocab);
   if (!b) return -1;
   int32_t *ids = malloc(sizeof *ids * (size_t)(a->npos + 1));
-  int rc = ids ? 0 : -1;
+  int rc = 0;
+  if (!ids) {
+    cli_error("out of memory");
+    rc = -1;
+  }
   for (int i = 0; i < a->npos && rc == 0; i++) {
-    uint64_t id;
+    uint64_t id = 0;
     RtErr e;
     if (rt_exe_u64_in("an id", a->pos[i], 0, INT32_MAX, &id, &e)) {
       cli_error("bpe decode: %s", e.msg);
