@@ -1,7 +1,8 @@
 /* fuse_basic.c — a fusion plan from an explicit grouping (tests and tools
  * that want particular kernels, independent of passes/fuse.c's rules). The
  * FusePlan fields (members, root, in, out, kind, topological order) are
- * derived as fuse.h defines them; 'level' is left NULL. */
+ * derived as fuse.h defines them; 'level' is left NULL. Free the plan with
+ * fuse_plan_free (passes/fuse.c owns FusePlan). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,17 +145,4 @@ FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, 
   free(order);
   free(dense);
   return p;
-}
-
-void cg_fuse_free(FusePlan *p) {
-  if (!p) return;
-  for (int k = 0; k < p->ngroup; k++) {
-    free(p->group[k].node);
-    free(p->group[k].out);
-    free(p->group[k].in);
-  }
-  free(p->group);
-  free(p->group_of);
-  free(p->refused);
-  free(p);
 }

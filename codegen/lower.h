@@ -211,8 +211,7 @@ void cg_lowered_print(const CgLowered *l, FILE *out);
  * PARAM, STATE and CONST nodes are always leaf groups of their own.
  * Computes members, root, in, out and kind, and orders the groups
  * topologically (ties by smallest member id). NULL with a message in err if
- * the groups form a cycle. Free with cg_fuse_free (not fuse_plan_free). */
+ * the groups form a cycle. Free with fuse_plan_free (passes/fuse.h). */
 FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, size_t errsize);
-void cg_fuse_free(FusePlan *p);
 
 #endif

@@ -5,10 +5,6 @@
 
 #include "ir/ir.h"
 
-/* Puts a printf-style message in g->error and 'loc' in g->error_loc;
- * returns -1 so builders can 'return ir_graph_fail(...)'. */
-__attribute__((format(printf, 3, 4))) int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...);
-
 /* Drops nodes n.. (their names, and their entries in g->input / g->param),
  * undoing a composite builder that failed part-way. Leaves g->error alone. */
 void ir_graph_truncate(IrGraph *g, int n);

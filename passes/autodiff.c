@@ -10,12 +10,12 @@
  * on a path from a wrt node to the loss are ever differentiated, so an op
  * whose rule is `missing` fails only if the gradient really flows through it.
  */
-#include <stdarg.h>
+#include "passes/autodiff.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "passes/autodiff.h"
 #include "passes/grad_rules.h"
 
 /* No gradient flows through the op: the driver never marks its result as
@@ -74,34 +74,25 @@ void ad_rollback(IrGraph *g, int mark) {
   if (mark < g->n) g->n = mark;
 }
 
-/* Puts a printf-style message in g->error and loc in g->error_loc; returns -1. */
-__attribute__((format(printf, 3, 4))) static int fail_at(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g->error, sizeof g->error, fmt, ap);
-  va_end(ap);
-  g->error_loc = loc;
-  return -1;
-}
-
 static bool is_node(const IrGraph *g, int id) { return id >= 0 && id < g->n; }
 
 /* Checks ad_gradients' arguments. */
 static int check_args(IrGraph *g, int loss, const int *wrt, int nwrt, const int *grad) {
-  if (!is_node(g, loss)) return fail_at(g, (SrcLoc){0}, "gradients: the loss %%%d is not a node of this graph", loss);
+  if (!is_node(g, loss))
+    return ir_graph_fail(g, (SrcLoc){0}, "gradients: the loss %%%d is not a node of this graph", loss);
   const IrNode *l = &g->node[loss];
   char s[160];
   if (l->dtype != IR_F32 || ir_numel(&l->shape) != 1)
-    return fail_at(g, l->loc, "gradients: the loss (node %%%d) must be a single f32 value, got %s%s", loss,
-                   ir_dtype_name(l->dtype), ir_shape_str(&l->shape, s, sizeof s));
+    return ir_graph_fail(g, l->loc, "gradients: the loss (node %%%d) must be a single f32 value, got %s%s", loss,
+                         ir_dtype_name(l->dtype), ir_shape_str(&l->shape, s, sizeof s));
   if (nwrt < 0 || (nwrt > 0 && (!wrt || !grad)))
-    return fail_at(g, l->loc, "gradients: invalid list of %d nodes to differentiate with respect to", nwrt);
+    return ir_graph_fail(g, l->loc, "gradients: invalid list of %d nodes to differentiate with respect to", nwrt);
   for (int i = 0; i < nwrt; i++) {
     if (!is_node(g, wrt[i]))
-      return fail_at(g, l->loc, "gradients: wrt[%d] = %%%d is not a node of this graph", i, wrt[i]);
+      return ir_graph_fail(g, l->loc, "gradients: wrt[%d] = %%%d is not a node of this graph", i, wrt[i]);
     if (g->node[wrt[i]].dtype != IR_F32)
-      return fail_at(g, g->node[wrt[i]].loc, "gradients: wrt[%d] = %%%d is %s; only f32 values have gradients", i,
-                     wrt[i], ir_dtype_name(g->node[wrt[i]].dtype));
+      return ir_graph_fail(g, g->node[wrt[i]].loc, "gradients: wrt[%d] = %%%d is %s; only f32 values have gradients", i,
+                           wrt[i], ir_dtype_name(g->node[wrt[i]].dtype));
   }
   return 0;
 }
@@ -138,7 +129,7 @@ int ad_gradients(IrGraph *g, int loss, const int *wrt, int nwrt, int *grad) {
   int *out = malloc((size_t)(nwrt > 0 ? nwrt : 1) * sizeof *out);
   int rc = -1;
   if (!st.need || !st.acc || !out) {
-    fail_at(g, g->node[loss].loc, "gradients: out of memory");
+    ir_graph_fail(g, g->node[loss].loc, "gradients: out of memory");
     goto done;
   }
   for (int i = 0; i < mark; i++) st.acc[i] = -1;

@@ -1,21 +1,11 @@
 /* autodiff_pass.c — the "grad" pass: a training entry's graph becomes one
  * that returns its loss and the gradient of every trainable parameter. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "passes/autodiff.h"
 #include "passes/grad_rules.h"
-
-__attribute__((format(printf, 3, 4))) static int fail(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(g->error, sizeof g->error, fmt, ap);
-  va_end(ap);
-  g->error_loc = loc;
-  return -1;
-}
 
 /* "grad:" + name in a malloc'd string (NULL if out of memory). */
 static char *grad_name(const char *name) {
@@ -40,9 +30,10 @@ static bool trainable(const IrNode *n) { return n->op == OP_PARAM && !n->attr.fr
 int ad_grad_pass(IrGraph *g) {
   SrcLoc none = {0};
   if (!g->train)
-    return fail(g, none, "grad: entry '%s' is not a training entry (the grad pass needs its loss as output 0)",
-                g->name);
-  if (g->noutput < 1) return fail(g, none, "grad: training entry '%s' returns nothing; output 0 must be the loss", g->name);
+    return ir_graph_fail(g, none, "grad: entry '%s' is not a training entry (the grad pass needs its loss as output 0)",
+                         g->name);
+  if (g->noutput < 1)
+    return ir_graph_fail(g, none, "grad: training entry '%s' returns nothing; output 0 must be the loss", g->name);
   int loss = g->output[0], mark = g->n, np = 0;
   /* Frozen parameters (freeze() in the entry) get no gradient. */
   for (int i = 0; i < g->nparam; i++) np += trainable(&g->node[g->param[i]]);
@@ -50,7 +41,7 @@ int ad_grad_pass(IrGraph *g) {
   char **names = calloc((size_t)(np + 1), sizeof *names);
   int rc = -1;
   if (!ids || !names) {
-    fail(g, none, "grad: out of memory");
+    ir_graph_fail(g, none, "grad: out of memory");
     goto done;
   }
   ids[0] = loss;
@@ -61,15 +52,15 @@ int ad_grad_pass(IrGraph *g) {
     ids[k] = g->param[i];
     names[k] = grad_name(p->name);
     if (names[k] && strcmp(names[k], names[0]) == 0) {
-      fail(g, g->node[loss].loc, "grad: the loss output is named '%s', which is the name of a gradient output",
-           names[0]);
+      ir_graph_fail(g, g->node[loss].loc, "grad: the loss output is named '%s', which is the name of a gradient output",
+                    names[0]);
       goto done;
     }
     k++;
   }
   for (int i = 0; i <= np; i++)
     if (!names[i]) {
-      fail(g, none, "grad: out of memory");
+      ir_graph_fail(g, none, "grad: out of memory");
       goto done;
     }
   if (ad_gradients(g, loss, ids + 1, np, ids + 1)) goto done;

@@ -8,8 +8,7 @@
 #include "passes/memplan.h"
 #include "passes/memplan_internal.h"
 
-static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t size, const char *fmt, ...) {
+int mem_fail(char *err, size_t size, const char *fmt, ...) {
   if (err && size) {
     va_list ap;
     va_start(ap, fmt);
@@ -27,19 +26,19 @@ const char *mem_order_name(MemOrder o) {
 }
 
 static int validate(const MemBuffer *buf, int nbuf, const MemInPlace *ip, int nip, char *err, size_t size) {
-  if (nbuf < 0 || nip < 0) return fail(err, size, "memory plan: negative buffer or candidate count");
-  if (nip > 0 && !ip) return fail(err, size, "memory plan: %d in-place candidates but no array", nip);
+  if (nbuf < 0 || nip < 0) return mem_fail(err, size, "memory plan: negative buffer or candidate count");
+  if (nip > 0 && !ip) return mem_fail(err, size, "memory plan: %d in-place candidates but no array", nip);
   for (int i = 0; i < nbuf; i++) {
     if (buf[i].bytes < 0)
-      return fail(err, size, "memory plan: buffer %d has a negative size (%" PRId64 " bytes)", i, buf[i].bytes);
+      return mem_fail(err, size, "memory plan: buffer %d has a negative size (%" PRId64 " bytes)", i, buf[i].bytes);
     if (buf[i].first < 0 || buf[i].first > buf[i].last)
-      return fail(err, size, "memory plan: buffer %d has an empty or negative interval [%d, %d]", i,
-                  buf[i].first, buf[i].last);
+      return mem_fail(err, size, "memory plan: buffer %d has an empty or negative interval [%d, %d]", i, buf[i].first,
+                      buf[i].last);
   }
   for (int k = 0; k < nip; k++)
     if (ip[k].out < 0 || ip[k].out >= nbuf || ip[k].in < 0 || ip[k].in >= nbuf || ip[k].out == ip[k].in)
-      return fail(err, size, "memory plan: in-place candidate %d (out %d, in %d) names no pair of buffers", k,
-                  ip[k].out, ip[k].in);
+      return mem_fail(err, size, "memory plan: in-place candidate %d (out %d, in %d) names no pair of buffers", k,
+                      ip[k].out, ip[k].in);
   return 0;
 }
 

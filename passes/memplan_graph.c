@@ -1,22 +1,11 @@
 /* memplan_graph.c — the planner's buffers for a graph under a fusion plan
  * (mem_graph_buffers in memplan.h): lifetimes in kernel steps, pinning and
  * in-place candidates. */
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "passes/memplan.h"
-
-static int fail(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t size, const char *fmt, ...) {
-  if (err && size) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
+#include "passes/memplan_internal.h"
 
 static bool is_leaf_op(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
 
@@ -103,7 +92,7 @@ static int check_order(const int *order, int n, char *err, size_t size) {
   }
   free(seen);
   if (bad >= 0)
-    return fail(err, size, "memory plan: order[%d] = %d: not a permutation of the %d groups", bad, order[bad], n);
+    return mem_fail(err, size, "memory plan: order[%d] = %d: not a permutation of the %d groups", bad, order[bad], n);
   return 0;
 }
 
@@ -134,13 +123,13 @@ static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGra
     for (int k = 0; k < gr->nin; k++) {
       int x = gr->in[k];
       if (x < 0 || x >= g->n || b->buf_of_node[x] < 0)
-        return fail(err, size, "memory plan: group %d reads %%%d, which no earlier group outputs", i, x);
+        return mem_fail(err, size, "memory plan: group %d reads %%%d, which no earlier group outputs", i, x);
       b->buf[b->buf_of_node[x]].last = step;
     }
     for (int k = 0; k < gr->nout; k++) {
       int o = gr->out[k];
       if (o < 0 || o >= g->n || b->buf_of_node[o] >= 0)
-        return fail(err, size, "memory plan: group %d outputs %%%d, which has a buffer already", i, o);
+        return mem_fail(err, size, "memory plan: group %d outputs %%%d, which has a buffer already", i, o);
       add_buffer(b, o, node_bytes(&g->node[o]), step, false);
     }
     b->step_group[step++] = i;
@@ -148,8 +137,8 @@ static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGra
   for (int i = 0; i < g->noutput + g->nupdate; i++) {
     int x = i < g->noutput ? g->output[i] : g->update_value[i - g->noutput];
     if (b->buf_of_node[x] < 0)
-      return fail(err, size, "memory plan: %s %%%d has no buffer (no group outputs it)",
-                  i < g->noutput ? "graph output" : "update value", x);
+      return mem_fail(err, size, "memory plan: %s %%%d has no buffer (no group outputs it)",
+                      i < g->noutput ? "graph output" : "update value", x);
     MemBuffer *mb = &b->buf[b->buf_of_node[x]];
     mb->last = b->nstep;
     if (i < g->noutput) mb->pinned = true;

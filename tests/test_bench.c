@@ -346,7 +346,8 @@ static void expect_error(const char *args, const char *want) {
 }
 
 START_TEST(test_bad_flags) {
-  expect_error("bench --steps 0 --set tau=1", "--steps must be at least 1");
+  expect_error("bench --steps 0 --set tau=1", "--steps must be in 1 .. 1000000, got '0'");
+  expect_error("bench --warmup 1000001 --set tau=1", "--warmup must be in 0 .. 1000000, got '1000001'");
   expect_error("bench --steps x", "--steps needs a non-negative integer, got 'x'");
   expect_error("bench --warmup", "--warmup needs a value");
   expect_error("bench --max-seconds -1", "--max-seconds must not be negative");

@@ -258,7 +258,7 @@ static IrShape shp(int rank, int64_t a, int64_t b, int64_t c, int64_t d) {
 static void check_fused(IrGraph *g, RtTensor **in, RtTensor **params, int kernels, JcCheck c) {
   FusePlan *p = one_group(g);
   jc_check_plan(g, p, in, params, &c);
-  cg_fuse_free(p);
+  fuse_plan_free(p);
   ck_assert_msg(c.kernels == kernels, "%s: %d kernels, expected %d", g->name, c.kernels, kernels);
   jc_check_both(g, in, params, &c);
 }
@@ -359,7 +359,7 @@ START_TEST(test_chain_matmul_bias) {
   JcCheck c = {.tol = 1e-5};
   FusePlan *p = one_group(g);
   jc_check_plan(g, p, in, NULL, &c);
-  cg_fuse_free(p);
+  fuse_plan_free(p);
   ck_assert_int_eq(c.kernels, 1);
   ck_assert_int_eq(c.steps, 2); /* GEMM, epilogue */
   jc_check_both(g, in, NULL, &c);
@@ -383,7 +383,7 @@ START_TEST(test_chain_conv_bias_relu) {
     JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
     jc_check_plan(g, p, in, NULL, &c);
-    cg_fuse_free(p);
+    fuse_plan_free(p);
     ck_assert_int_eq(c.kernels, 2);                /* im2col, epilogue */
     ck_assert_int_eq(c.steps, chunked ? 6 : 3); /* (im2col, GEMM, epilogue) per chunk */
     jc_check_both(g, in, NULL, &c);
@@ -411,7 +411,7 @@ START_TEST(test_conv_chunks) {
     JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
     jc_check_plan(g, p, in, NULL, &c);
-    cg_fuse_free(p);
+    fuse_plan_free(p);
     jc_check_both(g, in, NULL, &c);
     free_all(in, 2);
     ir_graph_free(g);
@@ -460,7 +460,7 @@ START_TEST(test_conv_tiles) {
     JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
     jc_check_plan(g, p, in, NULL, &c);
-    cg_fuse_free(p);
+    fuse_plan_free(p);
     /* per chunk: im2col, GEMM, epilogue (conv2d) or im2col, pack, GEMM */
     int tiles = 3 * (k == 1 ? 2 : 3); /* 3 samples */
     ck_assert_int_eq(c.steps, k < 2 ? 3 * tiles : 3 * tiles + 1);
@@ -493,7 +493,7 @@ START_TEST(test_conv_transpose_tiles) {
     JcCheck c = {.tol = 1e-5};
     FusePlan *p = one_group(g);
     jc_check_plan(g, p, in, NULL, &c);
-    cg_fuse_free(p);
+    fuse_plan_free(p);
     ck_assert_int_eq(c.steps, 2 * 4 * 3 + 1); /* (pack, GEMM, col2im) per tile, epilogue */
     free_all(in, 2);
     ir_graph_free(g);
@@ -610,7 +610,7 @@ START_TEST(test_in_place) {
   RtTensor *in[2] = {jc_make(IR_F32, &s, JC_NORMAL, 0), jc_make(IR_F32, &s, JC_NORMAL, 0)};
   JcCheck c = {.tol = 1e-5};
   jc_check_plan(g, p, in, NULL, &c);
-  cg_fuse_free(p);
+  fuse_plan_free(p);
   jc_check_both(g, in, NULL, &c);
   free_all(in, 2);
   free(gid);
@@ -636,7 +636,7 @@ START_TEST(test_leftover_members_share_a_loop) {
   FusePlan *fp = one_group(g);
   JcCheck c = {.tol = 1e-5};
   jc_check_plan(g, fp, in, NULL, &c);
-  cg_fuse_free(fp);
+  fuse_plan_free(fp);
   ck_assert_int_eq(c.steps, 3);
   free_all(in, 3);
   ir_graph_free(g);
@@ -749,7 +749,7 @@ START_TEST(test_update_in_a_leftover_loop) {
     RtTensor *params[2] = {jc_make(IR_F32, &sw, JC_NORMAL, 0), jc_make(IR_F32, &su, JC_NORMAL, 0)};
     JcCheck c = {.tol = 1e-5};
     jc_check_plan(g, fp, in, params, &c);
-    cg_fuse_free(fp);
+    fuse_plan_free(fp);
     free(gid);
     free_all(in, 3);
     free_all(params, 2);
@@ -910,7 +910,7 @@ START_TEST(test_bad_plans) {
   CgModule *m = cg_module_new(jc_session(), g, p, &e);
   ck_assert_ptr_null(m);
   ck_assert_msg(strstr(e.msg, "two reductions") && strstr(e.msg, "bad_plan"), "%s", e.msg);
-  cg_fuse_free(p);
+  fuse_plan_free(p);
   /* {a, c} and {b}: a -> b -> c makes the two groups depend on each other */
   int *gid = calloc((size_t)g->n, sizeof(int));
   gid[b] = 1;

@@ -1,6 +1,7 @@
-/* test_runtime.c — the runtime basics: tensors, .npy, safetensors, atomic
- * writes, Philox and Gumbel noise, parameter initialisation. Interop is
- * checked against numpy (/usr/bin/python3) in both directions. */
+/* test_runtime.c — the runtime basics: tensors and their printed summary,
+ * .npy, safetensors, atomic writes, Philox and Gumbel noise, parameter
+ * initialisation. Interop is checked against numpy (/usr/bin/python3) in
+ * both directions. */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -11,12 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/io/fileio.h"
 #include "runtime/core/init.h"
-#include "runtime/io/npy.h"
 #include "runtime/core/rng.h"
-#include "runtime/io/safetensors.h"
 #include "runtime/core/tensor.h"
+#include "runtime/exe/exe.h"
+#include "runtime/io/fileio.h"
+#include "runtime/io/npy.h"
+#include "runtime/io/safetensors.h"
 #include "tests/util.h"
 
 /* ---- helpers ---- */
@@ -142,6 +144,39 @@ START_TEST(tensor_errors) {
   /* e may be NULL. */
   ck_assert_ptr_null(rt_tensor_new(RT_F32, 2, neg, NULL));
   ck_assert_int_eq(rt_err(NULL, "x %d", 1), -1);
+}
+END_TEST
+
+/* The summary `run` and `dalc run` print for an output (rt_exe_summarise). */
+static char *summary_of(const char *name, const RtTensor *t) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *f = open_memstream(&text, &size);
+  ck_assert(f != NULL);
+  rt_exe_summarise(f, name, t);
+  fclose(f);
+  return text;
+}
+
+START_TEST(tensor_summary) {
+  RtTensor *empty = new_tensor(RT_F32, 2, (int64_t[]){0, 3});
+  char *s = summary_of("x", empty);
+  ck_assert_str_eq(s, "x: f32[0, 3]  (empty)\n");
+  ck_assert_msg(!strstr(s, "nan") && !strstr(s, "inf"), "empty tensor summarised as '%s'", s);
+  free(s);
+  rt_tensor_free(empty);
+  RtTensor *m = new_tensor(RT_F32, 2, (int64_t[]){2, 2});
+  memcpy(m->data, (float[]){-1, 0, 1, 4}, 4 * sizeof(float));
+  s = summary_of("y", m);
+  ck_assert_str_eq(s, "y: f32[2, 2]  min -1  max 4  mean 1\n");
+  free(s);
+  rt_tensor_free(m);
+  RtTensor *one = new_tensor(RT_I32, 0, NULL);
+  rt_i32(one)[0] = 7;
+  s = summary_of("z", one);
+  ck_assert_str_eq(s, "z: i32 = 7\n");
+  free(s);
+  rt_tensor_free(one);
 }
 END_TEST
 
@@ -1050,6 +1085,7 @@ static Suite *runtime_suite(void) {
   tcase_add_test(tc, tensor_alloc);
   tcase_add_test(tc, tensor_errors);
   tcase_add_test(tc, tensor_list);
+  tcase_add_test(tc, tensor_summary);
   suite_add_tcase(s, tc);
   tc = tcase_create("npy");
   tcase_add_test(tc, npy_roundtrip);

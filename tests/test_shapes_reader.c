@@ -301,7 +301,8 @@ START_TEST(test_judge_command) {
       {"shapes --images CAP --captions CAP", "--images"},
       {"shapes --data fashion-mnist:nope", "--data"},
       {"shapes --data shapes --holdout=red-cat", "'red-cat' is not COLOUR-KIND"},
-      {"shapes --data shapes --size 4", "--size expects an integer in [8, 4096]"},
+      {"shapes --data shapes --size 4", "--size must be in 8 .. 4096, got '4'"},
+      {"shapes --data shapes --count", "--count needs a value"},
       {"shapes --data shapes --frobnicate", "unknown option or argument '--frobnicate'"},
   };
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {

@@ -77,6 +77,18 @@ const char *cli_signature(const IrGraph *g, char *buf, size_t size);
 const char *cli_type(int dtype_is_i32, const int64_t *dim, int rank, char *buf, size_t size);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A growing list of texts (captions, lines of a file); zero-initialise. */
+typedef struct {
+  char **text;
+  int64_t n, cap;
+} CliTexts;
+/* Appends a copy of s; -1 (after printing the error) if out of memory. */
+int cli_texts_add(CliTexts *t, const char *s);
+/* Appends every line of the file at path, without its line ending (blank
+ * lines too unless skip_blank); -1 after printing the error. */
+int cli_texts_read(CliTexts *t, const char *path, bool skip_blank);
+void cli_texts_free(CliTexts *t);
+
 int cmd_info(const DalcArgs *args);
 int cmd_run(const DalcArgs *args);
 int cmd_emit(const DalcArgs *args);

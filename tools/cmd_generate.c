@@ -9,27 +9,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/exe/exe.h"
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
 
-/* The value of --model in argv[0..argc), or NULL. */
-static const char *model_flag(int argc, char **argv) {
-  for (int i = 0; i < argc; i++) {
-    if (strcmp(argv[i], "--model") == 0 && i + 1 < argc) return argv[i + 1];
-    if (strncmp(argv[i], "--model=", 8) == 0) return argv[i] + 8;
-  }
+/* The value of --model in argv[0..argc), or NULL (with a message in e if
+ * --model has no value). The other options are the runtime's to check. */
+static const char *model_flag(int argc, char **argv, RtErr *e) {
+  const char *v = NULL;
+  e->msg[0] = 0;
+  for (int i = 0; i < argc; i++)
+    if (rt_exe_flag(argc, argv, &i, "--model", &v, e)) return v;
   return NULL;
 }
 
 int cmd_generate(int argc, char **argv) {
-  const char *path = model_flag(argc, argv);
+  RtErr e;
+  const char *path = model_flag(argc, argv, &e);
   if (!path) {
-    cli_error("generate needs --model FILE.safetensors (a checkpoint of a model trained with --tokenizer)");
+    if (e.msg[0]) cli_error("generate: %s", e.msg);
+    else cli_error("generate needs --model FILE.safetensors (a checkpoint of a model trained with --tokenizer)");
     return 1;
   }
   RtTensorList *l = NULL;
   RtMeta *m = NULL;
-  RtErr e;
   if (rt_safetensors_read_meta(path, &l, &m, &e)) {
     cli_error("%s", e.msg);
     return 1;

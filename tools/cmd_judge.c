@@ -24,12 +24,12 @@
  *            "kind": a, "place": a, "size": a}, "matched": {same keys: counts}}
  * (an accuracy is null for a group of no images). */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/data/data.h"
+#include "runtime/exe/exe.h"
 #include "runtime/io/npy.h"
 #include "runtime/data/shapes_reader.h"
 #include "tools/cli.h"
@@ -40,104 +40,50 @@ static const char judge_usage[] =
 
 typedef struct {
   const char *images, *captions, *data, *holdout;
-  long long n, count, size, seed;
+  uint64_t n, count, size, seed; /* n: 0 = rows / captions */
   bool json;
 } JudgeArgs;
 
-typedef struct {
-  char **text;
-  int64_t n;
-} Captions;
-
-static void free_captions(Captions *c) {
-  for (int64_t i = 0; i < c->n; i++) free(c->text[i]);
-  free(c->text);
+/* The captions of --captions, one a line (blank lines skipped, as
+ * generate skips them). */
+static int read_captions(const char *path, CliTexts *c) {
+  if (cli_texts_read(c, path, true)) return -1;
+  if (c->n > 0) return 0;
+  cli_error("--captions %s: no captions in it", path);
+  return -1;
 }
 
-static int add_caption(Captions *c, const char *s) {
-  if ((c->n & (c->n - 1)) == 0) {
-    char **more = realloc(c->text, sizeof *more * (size_t)(c->n ? 2 * c->n : 1));
-    if (!more) return -1;
-    c->text = more;
-  }
-  if (!(c->text[c->n] = strdup(s))) return -1;
-  c->n++;
-  return 0;
-}
-
-static int read_captions(const char *path, Captions *c) {
-  FILE *f = fopen(path, "r");
-  if (!f) {
-    cli_error("--captions %s: cannot open: %s", path, strerror(errno));
-    return -1;
-  }
-  char line[4096];
-  int rc = 0;
-  while (rc == 0 && fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\r\n")] = 0;
-    if (*line && add_caption(c, line)) {
-      cli_error("out of memory reading %s", path);
-      rc = -1;
-    }
-  }
-  fclose(f);
-  if (rc == 0 && c->n == 0) {
-    cli_error("--captions %s: no captions in it", path);
-    rc = -1;
-  }
-  return rc;
-}
-
-static int parse_num(const char *s, const char *flag, long long lo, long long hi, long long *out) {
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end || v < lo || v > hi) {
-    cli_error("judge: %s expects an integer in [%lld, %lld], got '%s'", flag, lo, hi, s);
-    return -1;
-  }
-  *out = v;
-  return 0;
+/* --holdout alone: the default held-out pairs; --holdout=SPEC: those. */
+static bool holdout_flag(const char *arg, const char **holdout) {
+  if (!strcmp(arg, "--holdout")) *holdout = RT_SHAPES_HOLDOUT_DEFAULT;
+  else if (!strncmp(arg, "--holdout=", 10)) *holdout = arg + 10;
+  else return false;
+  return true;
 }
 
 static int parse_judge_args(int argc, char **argv, JudgeArgs *a) {
   *a = (JudgeArgs){.count = 1000, .size = 32};
+  const RtExeOpt opts[] = {{"--images", .str = &a->images},
+                           {"--captions", .str = &a->captions},
+                           {"--data", .str = &a->data},
+                           {"--json", .on = &a->json},
+                           {"--n", .num = &a->n, .lo = 1, .hi = 1u << 30},
+                           {"--count", .num = &a->count, .lo = 1, .hi = 1u << 30},
+                           {"--size", .num = &a->size, .lo = 8, .hi = 4096},
+                           {"--seed", .num = &a->seed}};
   for (int i = 0; i < argc; i++) {
-    const char *f = argv[i];
-    const char *eq = strchr(f, '=');
-    size_t len = eq && f[0] == '-' ? (size_t)(eq - f) : strlen(f);
-    const char *v = eq && f[0] == '-' ? eq + 1 : i + 1 < argc ? argv[i + 1] : NULL;
-#define FLAG(name) (len == strlen(name) && !strncmp(f, name, len))
-    if (FLAG("--json") && !eq) {
-      a->json = true;
-      continue;
+    if (holdout_flag(argv[i], &a->holdout)) continue;
+    RtErr e;
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), &e);
+    if (m < 0) {
+      cli_error("judge shapes: %s", e.msg);
+      return -1;
     }
-    if (FLAG("--holdout")) {
-      a->holdout = eq ? eq + 1 : RT_SHAPES_HOLDOUT_DEFAULT;
-      continue;
-    }
-    bool known = FLAG("--images") || FLAG("--captions") || FLAG("--data") || FLAG("--n") || FLAG("--count") ||
-                 FLAG("--size") || FLAG("--seed");
-    if (!known) {
-      cli_error("judge shapes: unknown option or argument '%s'", f);
+    if (m == 0) {
+      cli_error("judge shapes: unknown option or argument '%s'", argv[i]);
       fputs(judge_usage, stderr);
       return -1;
     }
-    if (!v) {
-      cli_error("judge shapes: %.*s needs a value", (int)len, f);
-      return -1;
-    }
-    if (!eq) i++;
-    int rc = 0;
-    if (FLAG("--images")) a->images = v;
-    else if (FLAG("--captions")) a->captions = v;
-    else if (FLAG("--data")) a->data = v;
-    else if (FLAG("--n")) rc = parse_num(v, "--n", 1, 1ll << 30, &a->n);
-    else if (FLAG("--count")) rc = parse_num(v, "--count", 1, 1ll << 30, &a->count);
-    else if (FLAG("--size")) rc = parse_num(v, "--size", 8, 4096, &a->size);
-    else if (FLAG("--seed")) rc = parse_num(v, "--seed", 0, 1ll << 62, &a->seed);
-#undef FLAG
-    if (rc) return -1;
   }
   if (!a->data == !a->images || (a->images && !a->captions) || (a->data && a->captions)) {
     cli_error("judge shapes needs either --images IMAGES.npy with --captions CAPTIONS.txt, or --data SPEC");
@@ -152,7 +98,7 @@ static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3],
                        int *size) {
   RtErr e;
   RtTensor *img = NULL;
-  Captions c = {0};
+  CliTexts c = {0};
   int rc = -1;
   if (rt_npy_read(a->images, &img, &e)) {
     cli_error("--images %s", e.msg);
@@ -167,11 +113,11 @@ static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3],
   if (read_captions(a->captions, &c)) goto done;
   int64_t rows = img->dim[0];
   *ncap = c.n;
-  *n = a->n ? a->n : rows / c.n;
+  *n = a->n ? (int64_t)a->n : rows / c.n;
   *size = (int)img->dim[2];
   if (*n < 1 || rows != c.n * *n) {
     cli_error("--images %s has %lld images, not %s%lld per caption for the %lld captions of %s", a->images,
-              (long long)rows, a->n ? "" : "the same number ", (long long)(a->n ? a->n : *n), (long long)c.n,
+              (long long)rows, a->n ? "" : "the same number ", (long long)*n, (long long)c.n,
               a->captions);
     goto done;
   }
@@ -182,7 +128,7 @@ static int judge_files(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3],
   rc = 0;
 done:
   rt_tensor_free(img);
-  free_captions(&c);
+  cli_texts_free(&c);
   return rc;
 }
 
@@ -203,8 +149,9 @@ static int judge_data(const JudgeArgs *a, uint32_t holdout, RtShapesTally t[3]) 
     cli_error("--data %s: this dataset has no captions", a->data);
     rc = -2;
   }
-  for (int64_t step = 0; rc == 0 && step * B < a->count; step++) {
-    int64_t k = a->count - step * B < B ? a->count - step * B : B;
+  int64_t count = (int64_t)a->count;
+  for (int64_t step = 0; rc == 0 && step * B < count; step++) {
+    int64_t k = count - step * B < B ? count - step * B : B;
     const char *cap[B];
     if (rt_data_fill(d, (uint64_t)step, &img, &e)) {
       rc = -1;

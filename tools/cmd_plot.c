@@ -8,13 +8,13 @@
  * its y axis and legend); without any, the default panels: "loss" with
  * every eval.* column, then one per other numeric column. -o defaults to
  * LOG with ".tsv" replaced by ".png" (or ".png" appended). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/draw/image_grid.h"
 #include "runtime/draw/plot.h"
+#include "runtime/exe/exe.h"
 #include "tools/cli.h"
 
 static const char plot_usage[] =
@@ -22,31 +22,6 @@ static const char plot_usage[] =
     "                 [-o PLOT.png]\n"
     "  each --columns is one panel (its columns share the y axis); default: loss with the eval.* columns,\n"
     "  then one panel per other numeric column; --smooth F (0 <= F < 1) adds an exponentially smoothed line\n";
-
-/* "--name VALUE" or "--name=VALUE" at argv[*i]: the value, else NULL. */
-static const char *value_of(int argc, char **argv, int *i, const char *name, bool *missing) {
-  size_t n = strlen(name);
-  if (strncmp(argv[*i], name, n) != 0) return NULL;
-  if (argv[*i][n] == '=') return argv[*i] + n + 1;
-  if (argv[*i][n]) return NULL;
-  if (*i + 1 >= argc) {
-    *missing = true;
-    return NULL;
-  }
-  return argv[++*i];
-}
-
-static int parse_int(const char *flag, const char *s, int *out) {
-  char *end;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (end == s || *end || errno || v < 0 || v > 100000) {
-    cli_error("%s needs a number of pixels, got '%s'", flag, s);
-    return -1;
-  }
-  *out = (int)v;
-  return 0;
-}
 
 /* "A,B,C" into a panel; the names point into 'list' (cut at the commas). */
 static int add_panel(RtPlotOptions *o, char *list) {
@@ -72,52 +47,55 @@ static int add_panel(RtPlotOptions *o, char *list) {
 
 int cmd_plot(int argc, char **argv) {
   RtPlotOptions o = {0};
-  const char *log = NULL, *out = NULL;
+  const char *log = NULL, *out = NULL, *columns = NULL, *smooth = NULL;
+  uint64_t width = 0, height = 0;
   char *lists[RT_PLOT_MAX_PANELS + 1] = {0};
   int nlists = 0, status = 1;
+  const RtExeOpt opts[] = {{"--columns", .str = &columns},
+                           {"--smooth", .str = &smooth},
+                           {"--width", .num = &width, .lo = 0, .hi = 100000},
+                           {"--height", .num = &height, .lo = 0, .hi = 100000},
+                           {"--title", .str = &o.title},
+                           {"-o", .str = &out},
+                           {"--log-y", .on = &o.log_y}};
   for (int i = 0; i < argc; i++) {
-    const char *v;
-    bool missing = false;
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+    RtErr e;
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), &e);
+    if (m < 0) {
+      cli_error("plot: %s", e.msg);
+      goto done;
+    }
+    if (m == 0 && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))) {
       fputs(plot_usage, stdout);
       status = 0;
       goto done;
-    } else if (!strcmp(argv[i], "--log-y")) {
-      o.log_y = true;
-    } else if ((v = value_of(argc, argv, &i, "--columns", &missing))) {
+    }
+    if (m == 0 && argv[i][0] == '-') {
+      cli_error("plot: unknown option '%s'\n%s", argv[i], plot_usage);
+      goto done;
+    }
+    if (m == 0 && log) {
+      cli_error("plot: one log at a time ('%s' and '%s')", log, argv[i]);
+      goto done;
+    }
+    if (m == 0) log = argv[i];
+    /* --columns and --smooth are checked as they come. */
+    if (columns) {
       if (nlists == RT_PLOT_MAX_PANELS) {
         cli_error("too many --columns panels (at most %d)", RT_PLOT_MAX_PANELS);
         goto done;
       }
-      if (!(lists[nlists] = strdup(v)) || add_panel(&o, lists[nlists++])) goto done;
-    } else if ((v = value_of(argc, argv, &i, "--smooth", &missing))) {
-      char *end;
-      o.smooth = strtod(v, &end);
-      if (end == v || *end || !(o.smooth >= 0 && o.smooth < 1)) {
-        cli_error("--smooth needs a factor in [0, 1) (e.g. 0.9), got '%s'", v);
-        goto done;
-      }
-    } else if ((v = value_of(argc, argv, &i, "--width", &missing))) {
-      if (parse_int("--width", v, &o.width)) goto done;
-    } else if ((v = value_of(argc, argv, &i, "--height", &missing))) {
-      if (parse_int("--height", v, &o.height)) goto done;
-    } else if ((v = value_of(argc, argv, &i, "--title", &missing))) {
-      o.title = v;
-    } else if ((v = value_of(argc, argv, &i, "-o", &missing))) {
-      out = v;
-    } else if (missing) {
-      cli_error("%s needs a value", argv[i]);
-      goto done;
-    } else if (argv[i][0] == '-') {
-      cli_error("plot: unknown option '%s'\n%s", argv[i], plot_usage);
-      goto done;
-    } else if (!log) {
-      log = argv[i];
-    } else {
-      cli_error("plot: one log at a time ('%s' and '%s')", log, argv[i]);
+      if (!(lists[nlists] = strdup(columns)) || add_panel(&o, lists[nlists++])) goto done;
+      columns = NULL;
+    }
+    if (smooth && (rt_exe_f64("--smooth", smooth, &o.smooth, &e) || !(o.smooth >= 0 && o.smooth < 1))) {
+      cli_error("--smooth needs a factor in [0, 1) (e.g. 0.9), got '%s'", smooth);
       goto done;
     }
+    smooth = NULL;
   }
+  o.width = (int)width;
+  o.height = (int)height;
   if (!log) {
     cli_error("plot needs a log file (a TSV from `train --log`)\n%s", plot_usage);
     goto done;

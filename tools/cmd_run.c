@@ -2,7 +2,6 @@
  * parameters from a safetensors file or their seeded initialisers, compiled
  * to native code (or on the reference executor: --backend=ref); outputs go
  * to .npy (or PNG) files and a summary to stdout. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,21 +9,10 @@
 #include "ir/ref/bind.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
+#include "runtime/exe/exe.h"
 #include "runtime/io/npy.h"
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
-
-/* "--in tau=0.5": a number given for a rank-0 input. */
-static RtTensor *scalar_tensor(const IrNode *x, const char *text) {
-  char *end;
-  double v = strtod(text, &end);
-  if (end == text || *end || x->shape.rank != 0) return NULL;
-  RtTensor *t = rt_tensor_new(x->dtype == IR_I32 ? RT_I32 : RT_F32, 0, NULL, NULL);
-  if (!t) return NULL;
-  if (t->dtype == RT_I32) rt_i32(t)[0] = (int32_t)v;
-  else rt_f32(t)[0] = (float)v;
-  return t;
-}
 
 static const CliBinding *find_binding(const CliBinding *b, int n, const char *name, int only_one) {
   for (int i = 0; i < n; i++)
@@ -60,7 +48,9 @@ static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
   return 0;
 }
 
-static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
+/* The inputs of entry g (the program's entry en) from --in: numbers for
+ * one-element inputs, else .npy files. */
+static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *a, RtTensor **in) {
   for (int k = 0; k < g->ninput; k++) {
     const IrNode *x = &g->node[g->input[k]];
     const CliBinding *b = find_binding(a->in, a->nin, x->name, g->ninput == 1);
@@ -71,7 +61,7 @@ static int load_inputs(const IrGraph *g, const DalcArgs *a, RtTensor **in) {
       return -1;
     }
     RtErr e;
-    in[k] = scalar_tensor(x, b->path);
+    in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
     if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
       cli_error("%s", e.msg);
       return -1;
@@ -92,25 +82,6 @@ static int write_output(const char *path, const RtTensor *t, RtErr *e) {
   if (t->dtype != RT_F32 || t->rank != 4 || t->dim[1] != 3)
     return rt_err(e, "%s: only images (f32 [B, 3, H, W]) can be written as PNG; use .npy", path);
   return rt_png_write_grid(path, t, 0, t->dim[2] < 64 ? 4 : 1, e);
-}
-
-static void summarise(const char *name, const RtTensor *t) {
-  char type[160];
-  int64_t n = rt_tensor_numel(t);
-  printf("%s: %s", name, cli_type(t->dtype == RT_I32, t->dim, t->rank, type, sizeof type));
-  if (n == 1) {
-    if (t->dtype == RT_I32) printf(" = %d\n", rt_i32(t)[0]);
-    else printf(" = %.9g\n", rt_f32(t)[0]);
-    return;
-  }
-  double lo = INFINITY, hi = -INFINITY, sum = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double v = t->dtype == RT_I32 ? rt_i32(t)[i] : rt_f32(t)[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    sum += v;
-  }
-  printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, sum / (double)n);
 }
 
 /* The program's parameters (its first nparam state tensors) to a file. */
@@ -168,7 +139,6 @@ int cmd_run(const DalcArgs *a) {
   }
   in = calloc((size_t)nin + 1, sizeof *in);
   out = calloc((size_t)nout + 1, sizeof *out);
-  if (load_inputs(g, a, in)) goto done;
 
   /* The program takes the graph over; g stays readable while it lives. */
   IrGraph *owned = g;
@@ -177,6 +147,7 @@ int cmd_run(const DalcArgs *a) {
     g = NULL;
     goto done;
   }
+  if (load_inputs(g, &prog->entry[0], a, in)) goto done;
   if (a->params && rt_checkpoint_load_params(a->params, prog, &e)) {
     cli_error("%s", e.msg);
     goto done;
@@ -189,7 +160,7 @@ int cmd_run(const DalcArgs *a) {
   status = a->grad_out ? write_gradients(g, out, a->grad_out) : 0;
   for (int k = 0; k < g->noutput; k++) {
     if (a->grad_out && k > 0) break; /* the gradients went to --grad-out */
-    summarise(g->output_name[k], out[k]);
+    rt_exe_summarise(stdout, g->output_name[k], out[k]);
     const CliBinding *b = find_binding(a->out, a->nout, g->output_name[k], g->noutput == 1);
     if (!b && k == 0) b = find_binding(a->out, a->nout, "out", 0);
     if (b && write_output(b->path, out[k], &e)) {

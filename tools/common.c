@@ -1,4 +1,6 @@
-/* common.c — loading, lowering and describing, shared by dalc's subcommands. */
+/* common.c — loading, lowering and describing, and lists of texts read
+ * from files, shared by dalc's subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +165,42 @@ IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a) {
       return NULL;
     }
   return graphs;
+}
+
+int cli_texts_add(CliTexts *t, const char *s) {
+  if (t->n == t->cap) {
+    int64_t cap = t->cap ? 2 * t->cap : 1024;
+    char **more = realloc(t->text, sizeof *more * (size_t)cap);
+    if (!more) goto oom;
+    t->text = more;
+    t->cap = cap;
+  }
+  if (!(t->text[t->n] = strdup(s))) goto oom;
+  t->n++;
+  return 0;
+oom:
+  cli_error("out of memory");
+  return -1;
+}
+
+int cli_texts_read(CliTexts *t, const char *path, bool skip_blank) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    cli_error("%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  char line[4096];
+  int rc = 0;
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (*line || !skip_blank) rc = cli_texts_add(t, line);
+  }
+  fclose(f);
+  return rc;
+}
+
+void cli_texts_free(CliTexts *t) {
+  for (int64_t i = 0; i < t->n; i++) free(t->text[i]);
+  free(t->text);
+  *t = (CliTexts){0};
 }

@@ -1,12 +1,12 @@
 /* dalc.c — the dal compiler's command line: parses options and hands them
  * to a subcommand (tools/cmd_*.c). */
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "passes/plugin.h"
+#include "runtime/exe/exe.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -86,29 +86,25 @@ static int add_binding(CliBinding *list, int *n, const char *arg, const char *fl
   return 0;
 }
 
+/* The runtime's number and option helpers (runtime/exe/exe.h), so dalc
+ * and the executables word the same mistakes the same way. */
 static int parse_uint(const char *s, const char *flag, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || *end || s[0] == '-') {
-    cli_error("%s expects a non-negative integer, got '%s'", flag, s);
-    return -1;
-  }
-  *out = v;
-  return 0;
+  RtErr e;
+  if (rt_exe_u64(flag, s, out, &e) == 0) return 0;
+  cli_error("%s", e.msg);
+  return -1;
 }
 
 /* Options take their value as "--opt VALUE" or "--opt=VALUE". */
 static const char *option_value(int argc, char **argv, int *i, const char *name) {
-  size_t len = strlen(name);
-  if (strncmp(argv[*i], name, len) != 0) return NULL;
-  if (argv[*i][len] == '=') return argv[*i] + len + 1;
-  if (argv[*i][len] != 0) return NULL;
-  if (*i + 1 >= argc) {
-    cli_error("%s needs a value", name);
+  const char *v = NULL;
+  RtErr e;
+  int m = rt_exe_flag(argc, argv, i, name, &v, &e);
+  if (m < 0) {
+    cli_error("%s", e.msg);
     exit(1);
   }
-  return argv[++*i];
+  return m ? v : NULL;
 }
 
 /* --plugin=FILE.so: loads it now, so the passes it registers exist before

@@ -1,10 +1,12 @@
 /* exe.h — helpers shared by the executables' subcommands (exe_*.c,
- * train_args.c); internal to the runtime. */
+ * train_args.c) and by dalc's (tools/cmd_*.c): flag parsing with the same
+ * messages for the same mistakes, and the summary of an output. */
 #ifndef DAL_RT_EXE_H
 #define DAL_RT_EXE_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "runtime/io/checkpoint.h"
 #include "runtime/sched/program.h"
@@ -15,12 +17,13 @@
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e);
 /* A table of a command's plain options: each names a flag and exactly one
  * place its value goes (a string, a non-negative integer, or a switch that
- * takes no value). */
+ * takes no value). An integer must lie in lo .. hi when hi is nonzero. */
 typedef struct {
   const char *flag;
   const char **str;
   uint64_t *num;
   bool *on;
+  uint64_t lo, hi;
 } RtExeOpt;
 
 /* Matches argv[*i] against opts[0..n): 1 if one matched (its value stored,
@@ -31,6 +34,17 @@ int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtEr
 /* Whole-string numbers, with errors that name the flag. */
 int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e);
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e);
+/* rt_exe_u64, and the value must lie in lo .. hi (a message naming the
+ * range if not; hi = UINT64_MAX: "at least lo"). */
+int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e);
+/* "name: f32[2, 3]  min -1  max 2  mean 0.5" (a single value as
+ * "name: f32 = 0.5", an empty tensor as "name: f32[0, 3]  (empty)") and a
+ * newline, to out. (exe_summary.c) */
+void rt_exe_summarise(FILE *out, const char *name, const RtTensor *t);
+/* A number given for a one-element input ("--in tau=0.5"; an i32 input
+ * takes it rounded); NULL if 'text' is not a number or s has more than one
+ * element. */
+RtTensor *rt_exe_number_tensor(const RtArgSpec *s, const char *text, RtErr *e);
 /* "x: f32[4, 3, 16, 16]" / "tau: f32" into buf. */
 const char *rt_exe_arg_str(const RtArgSpec *a, char *buf, size_t size);
 /* The training entry called fn (NULL: the only one, or if there are

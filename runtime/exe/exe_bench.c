@@ -80,40 +80,30 @@ static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
   a->steps = 10;
   a->warmup = 2;
+  const RtExeOpt opts[] = {{"--json", .on = &a->json},
+                           {"--steps", .num = &a->steps, .lo = 1, .hi = 1000000},
+                           {"--warmup", .num = &a->warmup, .lo = 0, .hi = 1000000},
+                           {"--fn", .str = &a->fn},
+                           {"--data", .str = &a->data},
+                           {"--tokenizer", .str = &a->tokenizer},
+                           {"--seed", .num = &a->seed}};
   for (int i = 0; i < argc; i++) {
     const char *v;
-    int m;
-#define FLAG(name) ((m = rt_exe_flag(argc, argv, &i, name, &v, e)) < 0 ? -1 : m)
-    if (strcmp(argv[i], "--json") == 0) {
-      a->json = true;
-    } else if (FLAG("--steps")) {
-      if (m < 0 || rt_exe_u64("--steps", v, &a->steps, e)) return -1;
-      if (a->steps == 0) return rt_err(e, "--steps must be at least 1");
-    } else if (FLAG("--warmup")) {
-      if (m < 0 || rt_exe_u64("--warmup", v, &a->warmup, e)) return -1;
-    } else if (FLAG("--fn")) {
-      if (m < 0) return -1;
-      a->fn = v;
-    } else if (FLAG("--data")) {
-      if (m < 0) return -1;
-      a->data = v;
-    } else if (FLAG("--tokenizer")) {
-      if (m < 0) return -1;
-      a->tokenizer = v;
-    } else if (FLAG("--set")) {
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e);
+    if (m < 0) return -1;
+    if (m) continue;
+    if ((m = rt_exe_flag(argc, argv, &i, "--set", &v, e))) {
       if (m < 0 || add_set(a, v, e)) return -1;
-    } else if (FLAG("--seed")) {
-      if (m < 0 || rt_exe_u64("--seed", v, &a->seed, e)) return -1;
-    } else if (FLAG("--max-seconds")) {
+    } else if ((m = rt_exe_flag(argc, argv, &i, "--max-seconds", &v, e))) {
       if (m < 0 || rt_exe_f64("--max-seconds", v, &a->max_seconds, e)) return -1;
       if (a->max_seconds < 0) return rt_err(e, "--max-seconds must not be negative, got '%s'", v);
     } else {
-      return rt_err(e, "bench: unknown option '%s' (options: --fn NAME --steps N --warmup W --data SPEC --tokenizer TOK.json "
-                    "--set NAME=V --seed S --max-seconds T --json)", argv[i]);
+      return rt_err(e,
+                    "bench: unknown option '%s' (options: --fn NAME --steps N --warmup W --data SPEC "
+                    "--tokenizer TOK.json --set NAME=V --seed S --max-seconds T --json)",
+                    argv[i]);
     }
-#undef FLAG
   }
-  if (a->steps > 1000000 || a->warmup > 1000000) return rt_err(e, "--steps and --warmup are at most 1000000");
   return 0;
 }
 

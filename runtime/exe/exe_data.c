@@ -18,38 +18,23 @@ typedef struct {
 
 static int parse(int argc, char **argv, DataArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
+  const RtExeOpt opts[] = {{"--data", .str = &a->spec},
+                           {"--fn", .str = &a->fn},
+                           {"--tokenizer", .str = &a->tokenizer},
+                           {"--out", .str = &a->out},
+                           {"--batch", .num = &a->batch, .lo = 1, .hi = 4096},
+                           {"--size", .num = &a->size, .lo = 8, .hi = 4096},
+                           {"--step", .num = &a->step},
+                           {"--seed", .num = &a->seed},
+                           {"--scale", .num = &a->scale, .lo = 1, .hi = 64}};
   for (int i = 0; i < argc; i++) {
-    const char *v;
-    int m;
-    if ((m = rt_exe_flag(argc, argv, &i, "--data", &v, e))) {
-      if (m < 0) return -1;
-      a->spec = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--fn", &v, e))) {
-      if (m < 0) return -1;
-      a->fn = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
-      if (m < 0) return -1;
-      a->tokenizer = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--out", &v, e))) {
-      if (m < 0) return -1;
-      a->out = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--batch", &v, e))) {
-      if (m < 0 || rt_exe_u64("--batch", v, &a->batch, e)) return -1;
-      if (a->batch < 1 || a->batch > 4096) return rt_err(e, "--batch must be in 1..4096");
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--size", &v, e))) {
-      if (m < 0 || rt_exe_u64("--size", v, &a->size, e)) return -1;
-      if (a->size < 8 || a->size > 4096) return rt_err(e, "--size must be in 8..4096");
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--step", &v, e))) {
-      if (m < 0 || rt_exe_u64("--step", v, &a->step, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--seed", &v, e))) {
-      if (m < 0 || rt_exe_u64("--seed", v, &a->seed, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--scale", &v, e))) {
-      if (m < 0 || rt_exe_u64("--scale", v, &a->scale, e)) return -1;
-      if (a->scale < 1 || a->scale > 64) return rt_err(e, "--scale must be in 1..64");
-    } else {
-      return rt_err(e, "data: unknown option '%s' (options: --data SPEC --tokenizer TOK.json --fn NAME --out grid.png|batch.npy --batch B "
-                    "--size S --step K --seed S --scale N)", argv[i]);
-    }
+    int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e);
+    if (m < 0) return -1;
+    if (!m)
+      return rt_err(e,
+                    "data: unknown option '%s' (options: --data SPEC --tokenizer TOK.json --fn NAME "
+                    "--out grid.png|batch.npy --batch B --size S --step K --seed S --scale N)",
+                    argv[i]);
   }
   return 0;
 }

@@ -6,19 +6,26 @@
 #include "runtime/exe/exe.h"
 #include "runtime/exe/exe_eval.h"
 
-int rt_eval_common_flag(int argc, char **argv, int *i, RtEvalCommon *c, RtErr *e) {
-  const char *v;
-  int m;
-  if (strcmp(argv[*i], "--json") == 0) {
-    c->json = true;
-    return 1;
+/* --params, --init, --init-partial, --seed, --json into c: 1 if argv[*i]
+ * was one of them, 0 if not, -1 on a bad value. */
+static int common_flag(int argc, char **argv, int *i, RtEvalCommon *c, RtErr *e) {
+  const RtExeOpt opts[] = {{"--json", .on = &c->json}, {"--params", .str = &c->params}, {"--seed", .num = &c->seed}};
+  int m = rt_exe_init_flag(argc, argv, i, &c->init, e);
+  return m ? m : rt_exe_opts(argc, argv, i, opts, (int)(sizeof opts / sizeof *opts), e);
+}
+
+int rt_eval_parse(int argc, char **argv, RtEvalCommon *c, const RtExeOpt *opts, int n, const char *what,
+                  const char *options, RtErr *e) {
+  for (int i = 0; i < argc; i++) {
+    int m = common_flag(argc, argv, &i, c, e);
+    if (m == 0) m = rt_exe_opts(argc, argv, &i, opts, n, e);
+    if (m < 0) return -1;
+    if (m == 0)
+      return rt_err(e,
+                    "%s: unknown option '%s' (options: %s --params P --init PREFIX=FILE --init-partial --seed S "
+                    "--json)",
+                    what, argv[i], options);
   }
-  if ((m = rt_exe_init_flag(argc, argv, i, &c->init, e))) return m;
-  if ((m = rt_exe_flag(argc, argv, i, "--params", &v, e))) {
-    if (m > 0) c->params = v;
-    return m;
-  }
-  if ((m = rt_exe_flag(argc, argv, i, "--seed", &v, e))) return m < 0 || rt_exe_u64("--seed", v, &c->seed, e) ? -1 : 1;
   return 0;
 }
 

@@ -24,8 +24,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
+#include "runtime/exe/exe.h"
+#include "runtime/io/checkpoint.h"
 #include "runtime/sched/program.h"
 
 /* ---- options every kind takes (exe_eval.c) ---- */
@@ -36,9 +37,12 @@ typedef struct {
   bool json;
 } RtEvalCommon;
 
-/* --params, --init, --init-partial, --seed, --json into c: 1 if argv[*i]
- * was one of them, 0 if not, -1 on a bad value. */
-int rt_eval_common_flag(int argc, char **argv, int *i, RtEvalCommon *c, RtErr *e);
+/* Parses a kind's command line: the common options into c, the kind's
+ * own from opts[0..n); an unknown option is an error that names the
+ * command ('what', "eval dvae") and lists its 'options' and the common
+ * ones. */
+int rt_eval_parse(int argc, char **argv, RtEvalCommon *c, const RtExeOpt *opts, int n, const char *what,
+                  const char *options, RtErr *e);
 /* The program's parameters as the options say (a note on stderr when
  * neither --params nor --init is given: the model is untrained). */
 int rt_eval_state(RtProgram *p, const RtEvalCommon *c, RtErr *e);

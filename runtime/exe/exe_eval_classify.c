@@ -38,29 +38,16 @@ typedef struct {
 
 static int parse(int argc, char **argv, ClsArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    const char *v;
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-      continue;
-    }
-    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--images", .str = &a->images},
-                             {"--labels", .str = &a->labels}};
-    if ((m = rt_exe_opts(argc, argv, &i, strs, 3, e)) < 0) return -1;
-    if (m) continue;
-    if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
-      if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;
-      if (a->count == 0) return rt_err(e, "--count must be at least 1");
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--repeat", &v, e))) {
-      if (m < 0 || rt_exe_u64("--repeat", v, &a->repeat, e)) return -1;
-      if (a->repeat == 0 || a->repeat > (1u << 30)) return rt_err(e, "--repeat must be in 1 .. 2^30");
-    } else {
-      return rt_err(e, "eval classify: unknown option '%s' (options: --data SPEC --images IMAGES.npy --labels FILE "
-                       "--repeat R --count N --params P --init PREFIX=FILE --init-partial --seed S --json)", argv[i]);
-    }
-  }
-  if (!a->data == !a->images) return rt_err(e, "eval classify needs the images: --data SPEC or --images IMAGES.npy (one of them)");
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--images", .str = &a->images},
+                           {"--labels", .str = &a->labels},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--repeat", .num = &a->repeat, .lo = 1, .hi = 1u << 30}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval classify",
+                    "--data SPEC --images IMAGES.npy --labels FILE --repeat R --count N", e))
+    return -1;
+  if (!a->data == !a->images)
+    return rt_err(e, "eval classify needs the images: --data SPEC or --images IMAGES.npy (one of them)");
   if (a->images && !a->labels) return rt_err(e, "eval classify --images %s needs --labels FILE", a->images);
   if (a->repeat && !a->labels) return rt_err(e, "--repeat goes with --labels FILE (a text file)");
   return 0;

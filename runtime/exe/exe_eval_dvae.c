@@ -44,31 +44,14 @@ typedef struct {
 
 static int parse(int argc, char **argv, DvaeArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    const char *v;
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--data", &v, e))) {
-      if (m < 0) return -1;
-      a->data = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--out-recon", &v, e))) {
-      if (m < 0) return -1;
-      a->out_recon = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--out-captions", &v, e))) {
-      if (m < 0) return -1;
-      a->out_captions = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
-      if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;
-      if (a->count == 0) return rt_err(e, "--count must be at least 1");
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--codes", &v, e))) {
-      if (m < 0 || rt_exe_u64("--codes", v, &a->codes, e)) return -1;
-      if (a->codes == 0 || a->codes > (1u << 24)) return rt_err(e, "--codes must be in 1 .. 2^24");
-    } else {
-      return rt_err(e, "eval dvae: unknown option '%s' (options: --data SPEC --count N --codes K --out-recon F.npy "
-                       "--out-captions F.txt --params P --init PREFIX=FILE --init-partial --seed S --json)", argv[i]);
-    }
-  }
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--out-recon", .str = &a->out_recon},
+                           {"--out-captions", .str = &a->out_captions},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval dvae",
+                    "--data SPEC --count N --codes K --out-recon F.npy --out-captions F.txt", e))
+    return -1;
   if (!a->data) return rt_err(e, "eval dvae needs --data SPEC (held-out images: shapes:test, fashion-mnist:test, ...)");
   return 0;
 }

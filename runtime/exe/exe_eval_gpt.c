@@ -50,36 +50,18 @@ typedef struct {
 
 static int parse(int argc, char **argv, GptArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
-    const char *v;
-    int m;
-    if ((m = rt_eval_common_flag(argc, argv, &i, &a->c, e))) {
-      if (m < 0) return -1;
-      continue;
-    }
-    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--tokenizer", .str = &a->tokenizer},
-                             {"--train-data", .str = &a->train_data}};
-    if ((m = rt_exe_opts(argc, argv, &i, strs, 3, e)) < 0) return -1;
-    if (m) continue;
-    const struct {
-      const char *flag;
-      uint64_t *dst;
-    } nums[] = {{"--count", &a->count}, {"--train-count", &a->train_count}, {"--codes", &a->codes}};
-    for (size_t k = 0; k < sizeof nums / sizeof nums[0] && !m; k++)
-      if ((m = rt_exe_flag(argc, argv, &i, nums[k].flag, &v, e)) > 0) {
-        if (rt_exe_u64(nums[k].flag, v, nums[k].dst, e)) return -1;
-        if (*nums[k].dst == 0) return rt_err(e, "%s must be at least 1", nums[k].flag);
-      }
-    if (m < 0) return -1;
-    if (!m)
-      return rt_err(e, "eval gpt: unknown option '%s' (options: --data SPEC --tokenizer TOK.json --count N --codes K "
-                       "--train-data SPEC --train-count N --params P --init PREFIX=FILE --init-partial --seed S --json)",
-                    argv[i]);
-  }
+  const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                           {"--tokenizer", .str = &a->tokenizer},
+                           {"--train-data", .str = &a->train_data},
+                           {"--count", .num = &a->count, .lo = 1, .hi = UINT64_MAX},
+                           {"--train-count", .num = &a->train_count, .lo = 1, .hi = UINT64_MAX},
+                           {"--codes", .num = &a->codes, .lo = 1, .hi = 1u << 24}};
+  if (rt_eval_parse(argc, argv, &a->c, opts, (int)(sizeof opts / sizeof *opts), "eval gpt",
+                    "--data SPEC --tokenizer TOK.json --count N --codes K --train-data SPEC --train-count N", e))
+    return -1;
   if (!a->data)
     return rt_err(e, "eval gpt needs --data SPEC (held-out data: tokens:CACHE, or captioned images with --tokenizer)");
   if (a->train_count && !a->train_data) return rt_err(e, "--train-count goes with --train-data");
-  if (a->codes > (1u << 24)) return rt_err(e, "--codes must be in 1 .. 2^24");
   return 0;
 }
 

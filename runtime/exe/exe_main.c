@@ -39,7 +39,7 @@ int rt_exe_opts(int argc, char **argv, int *i, const RtExeOpt *opts, int n, RtEr
       continue;
     }
     if (o->str) *o->str = v;
-    else if (rt_exe_u64(o->flag, v, o->num, e)) return -1;
+    else if (o->hi ? rt_exe_u64_in(o->flag, v, o->lo, o->hi, o->num, e) : rt_exe_u64(o->flag, v, o->num, e)) return -1;
     return 1;
   }
   return 0;
@@ -53,6 +53,25 @@ int rt_exe_u64(const char *flag, const char *s, uint64_t *out, RtErr *e) {
     return rt_err(e, "%s needs a non-negative integer, got '%s'", flag, s);
   *out = v;
   return 0;
+}
+
+/* n as text: "2^k" for a power of two from 2^16 up, else its digits. */
+static const char *bound_str(uint64_t n, char *buf, size_t size) {
+  int k = 0;
+  while (k < 63 && (1ull << k) < n) k++;
+  if (n >= (1u << 16) && n == (1ull << k))
+    snprintf(buf, size, "2^%d", k);
+  else
+    snprintf(buf, size, "%llu", (unsigned long long)n);
+  return buf;
+}
+
+int rt_exe_u64_in(const char *flag, const char *s, uint64_t lo, uint64_t hi, uint64_t *out, RtErr *e) {
+  if (rt_exe_u64(flag, s, out, e)) return -1;
+  if (*out >= lo && *out <= hi) return 0;
+  char a[32], b[32];
+  if (hi == UINT64_MAX) return rt_err(e, "%s must be at least %s, got '%s'", flag, bound_str(lo, a, sizeof a), s);
+  return rt_err(e, "%s must be in %s .. %s, got '%s'", flag, bound_str(lo, a, sizeof a), bound_str(hi, b, sizeof b), s);
 }
 
 int rt_exe_f64(const char *flag, const char *s, double *out, RtErr *e) {

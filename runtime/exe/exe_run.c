@@ -44,36 +44,40 @@ static int add_binding(Binding *b, int *n, const char *flag, const char *v, RtEr
 /* Whether binding b names 'name'. */
 static bool names(const Binding *b, const char *name) { return strcmp(b->name, name) == 0; }
 
+/* The index of the argument in spec[0..n) that b names (a bare path: the
+ * only one), or -1 with "entry 'E' has no input 'x' (its inputs: a, b)";
+ * 'what' is "input" or "output". */
+static int bound_index(const char *entry, const RtArgSpec *spec, int n, const char *what, const Binding *b, RtErr *e) {
+  for (int i = 0; i < n; i++)
+    if (names(b, spec[i].name) || (!b->name[0] && n == 1)) return i;
+  char list[512] = "";
+  for (int i = 0; i < n; i++) {
+    size_t at = strlen(list);
+    snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", spec[i].name);
+  }
+  return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name[0] ? b->name : b->path, what, list);
+}
+
 static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
+  const RtExeOpt opts[] = {{"--fn", .str = &a->fn},
+                           {"--params", .str = &a->params},
+                           {"--data", .str = &a->data},
+                           {"--tokenizer", .str = &a->tokenizer},
+                           {"--save-state", .str = &a->save_state},
+                           {"--seed", .num = &a->seed},
+                           {"--step", .num = &a->step}};
   for (int i = 0; i < argc; i++) {
     const char *v;
     int m;
-    if ((m = rt_exe_flag(argc, argv, &i, "--fn", &v, e))) {
-      if (m < 0) return -1;
-      a->fn = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--in", &v, e))) {
+    if ((m = rt_exe_flag(argc, argv, &i, "--in", &v, e))) {
       if (m < 0 || add_binding(a->in, &a->nin, "--in", v, e)) return -1;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--out", &v, e))) {
       if (m < 0 || add_binding(a->out, &a->nout, "--out", v, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--params", &v, e))) {
-      if (m < 0) return -1;
-      a->params = v;
     } else if ((m = rt_exe_init_flag(argc, argv, &i, &a->init, e))) {
       if (m < 0) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--data", &v, e))) {
+    } else if ((m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e))) {
       if (m < 0) return -1;
-      a->data = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--tokenizer", &v, e))) {
-      if (m < 0) return -1;
-      a->tokenizer = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--save-state", &v, e))) {
-      if (m < 0) return -1;
-      a->save_state = v;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--seed", &v, e))) {
-      if (m < 0 || rt_exe_u64("--seed", v, &a->seed, e)) return -1;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--step", &v, e))) {
-      if (m < 0 || rt_exe_u64("--step", v, &a->step, e)) return -1;
     } else {
       return rt_err(e, "run: unknown option '%s' (options: --fn NAME --in NAME=FILE.npy --out NAME=FILE.npy "
                     "--data SPEC --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --save-state P --seed S "
@@ -84,9 +88,7 @@ static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
   return 0;
 }
 
-/* A number given for a one-element input ("--in tau=0.5"); NULL if 'text'
- * is not a number. */
-static RtTensor *number_tensor(const RtArgSpec *s, const char *text, RtErr *e) {
+RtTensor *rt_exe_number_tensor(const RtArgSpec *s, const char *text, RtErr *e) {
   char *end;
   double v = strtod(text, &end);
   if (end == text || *end) return NULL;
@@ -112,19 +114,8 @@ static bool fits(const RtTensor *t, const RtArgSpec *s) {
  * filled (in[i] already set). */
 static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs *a, RtTensor **in, RtErr *e) {
   char buf[256];
-  for (int k = 0; k < a->nin; k++) {
-    bool known = !a->in[k].name[0] && en->ninput == 1;
-    for (int i = 0; i < en->ninput && !known; i++) known = names(&a->in[k], en->input[i].name);
-    if (!known) {
-      char list[512] = "";
-      for (int i = 0; i < en->ninput; i++) {
-        size_t at = strlen(list);
-        snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", en->input[i].name);
-      }
-      return rt_err(e, "entry '%s' has no input '%s' (its inputs: %s)", en->name,
-                    a->in[k].name[0] ? a->in[k].name : a->in[k].path, list);
-    }
-  }
+  for (int k = 0; k < a->nin; k++)
+    if (bound_index(en->name, en->input, en->ninput, "input", &a->in[k], e) < 0) return -1;
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *s = &en->input[i];
     const Binding *b = NULL;
@@ -141,7 +132,7 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
       continue;
     }
     if (!b) return rt_err(e, "entry '%s' needs --in %s=FILE.npy (%s)", en->name, s->name, rt_exe_arg_str(s, buf, sizeof buf));
-    in[i] = number_tensor(s, b->path, e);
+    in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
     if (rt_npy_read(b->path, &in[i], e)) return -1;
     if (!fits(in[i], s)) {
@@ -168,41 +159,11 @@ static int fill_from_data(const RtEntrySpec *en, const RunArgs *a, RtTensor **in
   return rc;
 }
 
-static void summarise(const char *name, const RtTensor *t) {
-  char shape[160] = "";
-  if (t->rank) rt_shape_str(t->rank, t->dim, shape, sizeof shape);
-  int64_t n = rt_tensor_numel(t);
-  printf("%s: %s%s", name, rt_dtype_name(t->dtype), shape);
-  if (n == 1) {
-    if (t->dtype == RT_I32) printf(" = %d\n", rt_i32(t)[0]);
-    else printf(" = %.9g\n", rt_f32(t)[0]);
-    return;
-  }
-  double lo = INFINITY, hi = -INFINITY, sum = 0;
-  for (int64_t i = 0; i < n; i++) {
-    double v = t->dtype == RT_I32 ? rt_i32(t)[i] : rt_f32(t)[i];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-    sum += v;
-  }
-  printf("  min %.6g  max %.6g  mean %.6g\n", lo, hi, n ? sum / (double)n : 0.0);
-}
-
 /* Writes the outputs named by --out; every --out must name an output. */
 static int write_outputs(const RtEntrySpec *en, const RunArgs *a, RtTensor **out, RtErr *e) {
   for (int k = 0; k < a->nout; k++) {
-    int found = -1;
-    for (int i = 0; i < en->noutput && found < 0; i++)
-      if (names(&a->out[k], en->output[i].name) || (!a->out[k].name[0] && en->noutput == 1)) found = i;
-    if (found < 0) {
-      char list[512] = "";
-      for (int i = 0; i < en->noutput; i++) {
-        size_t at = strlen(list);
-        snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", en->output[i].name);
-      }
-      return rt_err(e, "entry '%s' has no output '%s' (its outputs: %s)", en->name,
-                    a->out[k].name[0] ? a->out[k].name : a->out[k].path, list);
-    }
+    int found = bound_index(en->name, en->output, en->noutput, "output", &a->out[k], e);
+    if (found < 0) return -1;
     if (rt_npy_write(a->out[k].path, out[found], e)) return -1;
     printf("%s written to %s\n", en->output[found].name, a->out[k].path);
   }
@@ -236,7 +197,7 @@ int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e) {
   if (load_inputs(p, en, &a, in, e)) goto done;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;
   if (p->run(p, entry, in, out, a.seed, a.step, e)) goto done;
-  for (int i = 0; i < en->noutput; i++) summarise(en->output[i].name, out[i]);
+  for (int i = 0; i < en->noutput; i++) rt_exe_summarise(stdout, en->output[i].name, out[i]);
   if (write_outputs(en, &a, out, e)) goto done;
   if (a.save_state) {
     RtCheckpointInfo info = {.step = a.step + (en->train ? 1 : 0), .seed = a.seed, .steps = 0};

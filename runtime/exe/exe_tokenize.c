@@ -25,8 +25,7 @@
 
 typedef struct {
   const char *data, *tokenizer, *out, *fn, *params;
-  uint64_t count, len, seed;
-  bool count_given, len_given;
+  uint64_t count, len, seed; /* count, len: 0 = not given */
   RtInitFrom init;
 } TokArgs;
 
@@ -34,32 +33,25 @@ static int parse(int argc, char **argv, TokArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
   a->fn = "tokens";
   for (int i = 0; i < argc; i++) {
-    const char *v;
     int m;
     if ((m = rt_exe_init_flag(argc, argv, &i, &a->init, e))) {
       if (m < 0) return -1;
       continue;
     }
-    const RtExeOpt strs[] = {{"--data", .str = &a->data}, {"--tokenizer", .str = &a->tokenizer},
-                             {"--out", .str = &a->out},   {"--fn", .str = &a->fn},
-                             {"--params", .str = &a->params}};
-    if ((m = rt_exe_opts(argc, argv, &i, strs, 5, e)) < 0) return -1;
-    if (m) continue;
-    if ((m = rt_exe_flag(argc, argv, &i, "--count", &v, e))) {
-      if (m < 0 || rt_exe_u64("--count", v, &a->count, e)) return -1;
-      if (a->count == 0 || a->count > (1ull << 40)) return rt_err(e, "--count must be in 1 .. 2^40");
-      a->count_given = true;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--len", &v, e))) {
-      if (m < 0 || rt_exe_u64("--len", v, &a->len, e)) return -1;
-      if (a->len == 0 || a->len > (1u << 20)) return rt_err(e, "--len must be in 1 .. 2^20");
-      a->len_given = true;
-    } else if ((m = rt_exe_flag(argc, argv, &i, "--seed", &v, e))) {
-      if (m < 0 || rt_exe_u64("--seed", v, &a->seed, e)) return -1;
-    } else {
-      return rt_err(e, "tokenize: unknown option '%s' (options: --data SPEC --count N --tokenizer TOK.json --out "
-                       "FILE.safetensors --fn NAME --len L --params P --init PREFIX=FILE --init-partial --seed S)",
+    const RtExeOpt opts[] = {{"--data", .str = &a->data},
+                             {"--tokenizer", .str = &a->tokenizer},
+                             {"--out", .str = &a->out},
+                             {"--fn", .str = &a->fn},
+                             {"--params", .str = &a->params},
+                             {"--count", .num = &a->count, .lo = 1, .hi = 1ull << 40},
+                             {"--len", .num = &a->len, .lo = 1, .hi = 1u << 20},
+                             {"--seed", .num = &a->seed}};
+    if ((m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e)) < 0) return -1;
+    if (!m)
+      return rt_err(e,
+                    "tokenize: unknown option '%s' (options: --data SPEC --count N --tokenizer TOK.json --out "
+                    "FILE.safetensors --fn NAME --len L --params P --init PREFIX=FILE --init-partial --seed S)",
                     argv[i]);
-    }
   }
   if (!a->data || !a->tokenizer || !a->out)
     return rt_err(e, "tokenize needs --data SPEC, --tokenizer TOK.json and --out FILE.safetensors");
@@ -87,15 +79,17 @@ static int text_len(const RtProgram *p, const TokArgs *a, int64_t *len, RtErr *e
     int i = rt_entry_input(&p->entry[k], "text");
     const RtArgSpec *t = i >= 0 && p->entry[k].train ? &p->entry[k].input[i] : NULL;
     if (!t || t->dtype != RT_I32 || t->rank != 2) continue;
-    if (a->len_given && (uint64_t)t->dim[1] != a->len)
+    if (a->len && (uint64_t)t->dim[1] != a->len)
       return rt_err(e, "tokenize --len %llu: training entry '%s' takes text of length %lld", (unsigned long long)a->len,
                     p->entry[k].name, (long long)t->dim[1]);
     *len = t->dim[1];
     return 0;
   }
-  if (!a->len_given)
-    return rt_err(e, "tokenize needs --len L, the text length of the GPT (%s has no training entry with a 'text' "
-                     "input to take it from)", p->model);
+  if (!a->len)
+    return rt_err(e,
+                  "tokenize needs --len L, the text length of the GPT (%s has no training entry with a 'text' "
+                  "input to take it from)",
+                  p->model);
   *len = (int64_t)a->len;
   return 0;
 }
@@ -132,11 +126,11 @@ int rt_exe_tokenize(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "tokenize: dataset '%s' has no captions (use shapes, fashion-mnist or folder:PATH)", a.data);
     goto done;
   }
-  if (size == 0 && !a.count_given) {
+  if (size == 0 && !a.count) {
     rt_err(e, "tokenize --data %s needs --count N: a generated stream has no end", a.data);
     goto done;
   }
-  if (!a.count_given) n = size;
+  if (!a.count) n = size;
   if (size > 0 && n > size) {
     rt_err(e, "tokenize --count %lld: dataset '%s' has %lld examples", (long long)n, a.data, (long long)size);
     goto done;
