@@ -11,6 +11,7 @@
 
 #include "codegen/aot_impl.h"
 #include "codegen/llvm/cg_llvm.h"
+#include "ir/ref/ref_program.h"
 #include "passes/fuse.h"
 
 /* A runtime built with AddressSanitizer (make SAN=1) needs the sanitizers'
@@ -182,7 +183,7 @@ int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config,
   if (!o->output || !*o->output) rc = rt_err(e, "no executable to write (-o EXE)");
   else if (n <= 0) rc = rt_err(e, "%s has no entry functions (mark one with @train or @infer)", model);
   if (rc == 0) rc = check_output(o->output, e);
-  if (rc == 0) rc = cg_aot_spec(graphs, n, model, &d, e);
+  if (rc == 0) rc = cg_program_spec(graphs, n, model, &d, e);
   d.model = model;
   d.config = config;
   d.lr = lr;
@@ -200,7 +201,7 @@ int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config,
   if (b.dir && o->keep_temps) fprintf(stderr, "dalc: intermediate files kept in %s\n", b.dir);
   else if (b.dir) cg_aot_remove_dir(b.dir);
   free(b.dir);
-  cg_aot_spec_free(&d);
+  cg_program_spec_free(&d);
   for (int i = 0; i < n; i++) ir_graph_free(graphs[i]);
   return rc;
 }

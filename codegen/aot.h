@@ -74,18 +74,4 @@ typedef struct {
 int cg_aot_build(IrGraph **graphs, int n, const char *model, const char *config, double lr, const CgAotOptions *o,
                  RtErr *e);
 
-/* The entries and state of a program of graphs[0..n) (aot_spec.c), as
- * cg_ref_program makes them: entry i from graphs[i] (inputs by node name,
- * outputs by output name), the state the union by name of the PARAM nodes
- * (in order of first use over the graphs), then of the STATE nodes, with
- * the parameters' initialisers. Checks every graph (ir_verify), distinct
- * entry names, and that a state name means the same kind, dtype and shape
- * everywhere; 'model' names the program in messages. Fills d's state and
- * entries (names point into the graphs); the caller sets the rest (model,
- * config, lr, plans). An executable's tables are written from it, and the
- * JIT's program (codegen/llvm/jit_program.h) is built from it. Free with
- * cg_aot_spec_free. */
-int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramDesc *d, RtErr *e);
-void cg_aot_spec_free(RtPlanProgramDesc *d);
-
 #endif

@@ -244,12 +244,7 @@ static int special_root(Lower *L, int gi, int root) {
     k->idx_arg = cg_low_arg(L, k, cg_low_home(L, r->in[0]));
     k->grad_arg = cg_low_arg(L, k, cg_low_home(L, r->in[1]));
     add_store(k, root);
-    if (k->range <= 0) {
-      L->stored[root] = true;
-      L->nkern--;
-      return 0;
-    }
-    return cg_low_finish_kernel(L, k);
+    return finish_or_drop(L, k);
   }
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_GUMBEL, gi, root);
   k->total = n;
@@ -258,12 +253,7 @@ static int special_root(Lower *L, int gi, int root) {
   k->salt = r->attr.salt;
   k->out_arg = cg_low_arg(L, k, cg_low_home(L, root));
   add_store(k, root);
-  if (k->range <= 0) {
-    L->stored[root] = true;
-    L->nkern--;
-    return 0;
-  }
-  return cg_low_finish_kernel(L, k);
+  return finish_or_drop(L, k);
 }
 
 /* A group that only reshapes a value already in a write-once buffer

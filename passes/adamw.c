@@ -6,7 +6,6 @@
  * parameter then gets its own chain of elementwise nodes ending in three
  * updates (param, m, v). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +15,8 @@
 /* Where the optimizer's shared nodes say they come from. */
 static const SrcLoc adamw_loc = {"<adamw>", 0, 0};
 
-__attribute__((format(printf, 3, 4))) static int fail(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int k = snprintf(g->error, sizeof g->error, "adamw: ");
-  vsnprintf(g->error + k, sizeof g->error - (size_t)k, fmt, ap);
-  va_end(ap);
-  g->error_loc = loc;
-  return -1;
-}
+/* ir_graph_fail with "adamw: " before the message (fmt is always a literal). */
+#define fail(g, loc, ...) ir_graph_fail(g, loc, "adamw: " __VA_ARGS__)
 
 /* "<prefix><name>" in a malloc'd string (NULL if out of memory). */
 static char *prefixed(const char *prefix, const char *name) {

@@ -7,7 +7,7 @@
  *     denormal; one value repeated; zeros), a GEMM's alpha as an exact hex
  *     float, names that need escaping; the file compiles with -Werror and
  *     the executable returns the data bit for bit;
- *   - cg_aot_spec: state order, shared parameters, disagreements;
+ *   - cg_program_spec: state order, shared parameters, disagreements;
  *   - cg_aot_build on small graphs: the executable computes what the graph
  *     says from parameters initialised as runtime/core/init.h says, and failures
  *     are messages that leave nothing behind. */
@@ -18,6 +18,7 @@
 
 #include "codegen/aot.h"
 #include "codegen/aot_impl.h"
+#include "ir/ref/ref_program.h"
 #include "runtime/core/init.h"
 #include "runtime/io/npy.h"
 #include "runtime/io/safetensors.h"
@@ -162,7 +163,7 @@ START_TEST(test_writer_refuses_bad_names) {
 }
 END_TEST
 
-/* ---- cg_aot_spec and cg_aot_build ---------------------------------------------------------- */
+/* ---- cg_program_spec and cg_aot_build ---------------------------------------------------------- */
 
 static const SrcLoc NOLOC = {0};
 
@@ -186,7 +187,7 @@ START_TEST(test_spec) {
   IrGraph *g[2] = {small_graph("f", 4, true), small_graph("h", 4, false)};
   RtPlanProgramDesc d;
   RtErr e;
-  ck_assert_msg(cg_aot_spec(g, 2, "m", &d, &e) == 0, "%s", e.msg);
+  ck_assert_msg(cg_program_spec(g, 2, "m", &d, &e) == 0, "%s", e.msg);
   ck_assert_int_eq(d.nstate, 2); /* w once, shared; the parameter before the state */
   ck_assert_str_eq(d.state[0].name, "w");
   ck_assert(d.state[0].param && d.state[0].init == RT_INIT_NORMAL && d.state[0].init_b == 1);
@@ -196,14 +197,14 @@ START_TEST(test_spec) {
   ck_assert_str_eq(d.entry[1].name, "h");
   ck_assert_str_eq(d.entry[1].input[0].name, "x");
   ck_assert_str_eq(d.entry[1].output[0].name, "h");
-  cg_aot_spec_free(&d);
+  cg_program_spec_free(&d);
   ir_graph_free(g[1]);
   g[1] = small_graph("h", 1, false); /* w of another shape */
-  ck_assert_int_eq(cg_aot_spec(g, 2, "m", &d, &e), -1);
+  ck_assert_int_eq(cg_program_spec(g, 2, "m", &d, &e), -1);
   ck_assert_msg(strstr(e.msg, "entries disagree on 'w'") != NULL, "%s", e.msg);
   ir_graph_free(g[1]);
   g[1] = small_graph("f", 4, false);
-  ck_assert_int_eq(cg_aot_spec(g, 2, "m", &d, &e), -1);
+  ck_assert_int_eq(cg_program_spec(g, 2, "m", &d, &e), -1);
   ck_assert_msg(strstr(e.msg, "two entries are called 'f'") != NULL, "%s", e.msg);
   ir_graph_free(g[0]);
   ir_graph_free(g[1]);

@@ -10,6 +10,7 @@
 
 #include "codegen/aot.h"
 #include "codegen/llvm/cg_llvm.h"
+#include "ir/ref/ref_program.h"
 #include "passes/fuse.h"
 #include "runtime/sched/plan_program.h"
 
@@ -33,7 +34,7 @@ static void jit_free(RtProgram *p) {
   for (int i = 0; i < j->n; i++) cg_module_free(j->m[i]);
   free(j->m);
   cg_session_free(j->s);
-  cg_aot_spec_free(&j->d);
+  cg_program_spec_free(&j->d);
   free(j->plan);
   free(j->model);
   free(j->config);
@@ -109,7 +110,7 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   j->plan = calloc((size_t)n + 1, sizeof *j->plan);
   int rc = j->m && j->plan ? 0 : rt_err(e, "%s: out of memory", model ? model : "program");
   /* the entries and state an executable of these graphs would have */
-  if (rc == 0) rc = cg_aot_spec(g, n, model ? model : "program", &j->d, e);
+  if (rc == 0) rc = cg_program_spec(g, n, model ? model : "program", &j->d, e);
   if (rc == 0 && !(j->s = cg_session_new(e))) rc = -1;
   if (rc == 0 && o->pipeline) cg_session_set_pipeline(j->s, o->pipeline);
   j->o = *o;

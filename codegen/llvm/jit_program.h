@@ -9,7 +9,7 @@
  * executable: one rt_plan_run per entry on a thread pool (runtime/
  * rt_sched.h), made with the arena at the first run. The persistent state,
  * entry specs and initialisation are those of the reference program
- * (ir/ref/ref_program.h; cg_aot_spec in codegen/aot.h), whose executor
+ * (ir/ref/ref_program.h, cg_program_spec), whose executor
  * stays available (dalc --backend=ref). Module prefix: cg_.
  */
 #ifndef DAL_CODEGEN_JIT_PROGRAM_H

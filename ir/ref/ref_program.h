@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ir/ir.h"
+#include "runtime/sched/plan_program.h"
 #include "runtime/sched/program.h"
 
 /* Builds a program with one entry per graph (graphs[i] is entry i, named
@@ -26,5 +27,19 @@
  * graph is invalid (ir_verify) or the graphs disagree. */
 RtProgram *cg_ref_program(IrGraph **graphs, int n, const char *model, const char *config, double lr,
                           uint64_t seed, RtErr *e);
+
+/* The entries and state of a program of graphs[0..n) (program_spec.c), as
+ * cg_ref_program makes them: entry i from graphs[i] (inputs by node name,
+ * outputs by output name), the state the union by name of the PARAM nodes
+ * (in order of first use over the graphs), then of the STATE nodes, with
+ * the parameters' initialisers. Checks every graph (ir_verify), distinct
+ * entry names, and that a state name means the same kind, dtype and shape
+ * everywhere; 'model' names the program in messages. Fills d's state and
+ * entries (names point into the graphs); the caller sets the rest (model,
+ * config, lr, plans). An executable's tables are written from it, and the
+ * JIT's program (codegen/llvm/jit_program.h) is built from it. Free with
+ * cg_program_spec_free. */
+int cg_program_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramDesc *d, RtErr *e);
+void cg_program_spec_free(RtPlanProgramDesc *d);
 
 #endif

@@ -31,12 +31,7 @@ static void pp_free(RtProgram *p) {
 static int pp_init(RtProgram *p, uint64_t seed, RtErr *e) {
   (void)e; /* filling existing tensors cannot fail */
   PlanProgram *pp = p->ctx;
-  for (int i = 0; i < pp->d->nstate; i++) {
-    const RtStateSpec *s = &pp->d->state[i];
-    RtTensor *t = p->state->tensor[i];
-    if (s->param) rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, seed, s->name);
-    else memset(t->data, 0, rt_tensor_bytes(t));
-  }
+  rt_state_init(p->state, pp->d->state, pp->d->nstate, seed);
   return 0;
 }
 
@@ -65,37 +60,6 @@ static bool same_shape(int ra, const int64_t *a, int rb, const int64_t *b) {
   for (int i = 0; i < ra; i++)
     if (a[i] != b[i]) return false;
   return true;
-}
-
-static int check_state(const RtPlanProgramDesc *d, int *nparam, int *nsaved, RtErr *e) {
-  *nparam = 0;
-  *nsaved = 0;
-  for (int i = 0; i < d->nstate; i++) {
-    const RtStateSpec *s = &d->state[i];
-    if (!s->name || !*s->name) return rt_err(e, "%s: state tensor %d has no name", d->model, i);
-    if (s->rank < 0 || s->rank > RT_MAX_RANK)
-      return rt_err(e, "%s: state tensor '%s' has rank %d (at most %d)", d->model, s->name, s->rank, RT_MAX_RANK);
-    for (int k = 0; k < i; k++)
-      if (strcmp(d->state[k].name, s->name) == 0)
-        return rt_err(e, "%s: two state tensors are called '%s'", d->model, s->name);
-    if (s->param) {
-      if (*nparam != i)
-        return rt_err(e, "%s: parameter '%s' comes after non-trainable state '%s' (parameters go first)", d->model,
-                      s->name, d->state[*nparam].name);
-      if (s->dtype != RT_F32) return rt_err(e, "%s: parameter '%s' is not f32", d->model, s->name);
-      if (s->init < RT_INIT_ZEROS || s->init > RT_INIT_UNIFORM)
-        return rt_err(e, "%s: parameter '%s' has an unknown initialiser %d", d->model, s->name, (int)s->init);
-      (*nparam)++;
-    }
-    if (s->transient && s->param) return rt_err(e, "%s: parameter '%s' is marked transient", d->model, s->name);
-    if (!s->transient) {
-      if (*nsaved != i)
-        return rt_err(e, "%s: state '%s' comes after transient state '%s' (transient state goes last)", d->model,
-                      s->name, d->state[*nsaved].name);
-      (*nsaved)++;
-    }
-  }
-  return 0;
 }
 
 static int check_args(const RtPlan *pl, const RtEntrySpec *en, RtErr *e) {
@@ -154,7 +118,7 @@ static int make_plan(PlanProgram *pp, int entry, RtErr *e) {
 
 RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr *e) {
   int nparam, nsaved;
-  if (check_state(d, &nparam, &nsaved, e)) return NULL;
+  if (rt_state_check(d->state, d->nstate, d->model, &nparam, &nsaved, e)) return NULL;
   int64_t arena = 0;
   for (int i = 0; i < d->nentry; i++) {
     const RtPlan *pl = d->plan[i];
@@ -184,17 +148,9 @@ RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr 
                         .nentry = d->nentry, .entry = d->entry, .lr = d->lr, .source_hash = d->source_hash,
                         .init = pp_init, .run = pp_run,
                         .prepare = d->make_plan ? pp_prepare : NULL, .free = pp_free, .ctx = pp};
-  for (int i = 0; i < d->nstate; i++) {
-    const RtStateSpec *s = &d->state[i];
-    RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);
-    if (!t) {
-      char msg[sizeof e->msg];
-      snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
-      rt_err(e, "%s: state tensor '%s': %s", d->model, s->name, msg);
-      pp_free(&pp->pub);
-      return NULL;
-    }
-    rt_list_put(state, s->name, t);
+  if (rt_state_alloc(state, d->state, d->nstate, d->model, e)) {
+    pp_free(&pp->pub);
+    return NULL;
   }
   pp_init(&pp->pub, seed, e);
   return &pp->pub;

@@ -22,20 +22,8 @@
 #include "runtime/core/init.h"
 #include "runtime/sched/plan.h"
 #include "runtime/sched/program.h"
+#include "runtime/sched/state.h"
 
-/* One persistent tensor. Parameters (param true) are f32 and start from
- * rt_init_fill(kind, a, b) under the program's seed; other state starts
- * at zero. */
-typedef struct {
-  const char *name;
-  RtDType dtype;
-  int rank;
-  int64_t dim[RT_MAX_RANK];
-  bool param;
-  bool transient;  /* scratch kept between runs (a KV cache), after all other state; never saved */
-  RtInitKind init; /* parameters: the initialiser and its two numbers */
-  double init_a, init_b;
-} RtStateSpec;
 
 /* Makes the plan of entry 'entry' when it first runs (dalc's JIT compiles
  * entries on demand): the plan stays owned by ctx and alive as long as the

@@ -1,12 +1,12 @@
-/* aot_spec.c — a compiled program's entries and state from its graphs
- * (cg_aot_spec in aot.h): the same entries, state order and initialisers
- * as cg_ref_program, so `EXE info` and checkpoints match the reference
- * program's, but without allocating the state (an executable's tables only
- * describe it). */
+/* program_spec.c — a program's entries and state from its graphs
+ * (cg_program_spec in ref_program.h): one description for the reference
+ * program, the JIT's and an executable's tables, so `EXE info` and
+ * checkpoints match whichever backend made them. It describes the state
+ * without allocating it (runtime/sched/state.h does that). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "codegen/aot.h"
+#include "ir/ref/ref_program.h"
 
 static const char *kind_name(IrOp op) { return op == OP_PARAM ? "parameter" : "state"; }
 
@@ -65,7 +65,7 @@ static int describe_entry(const IrGraph *g, RtEntrySpec *en, RtErr *e) {
   return 0;
 }
 
-int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramDesc *d, RtErr *e) {
+int cg_program_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramDesc *d, RtErr *e) {
   memset(d, 0, sizeof *d);
   int total = 0;
   for (int i = 0; i < n; i++) {
@@ -92,14 +92,14 @@ int cg_aot_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProgramD
   d->nstate = ns;
   for (int i = 0; i < n && rc == 0; i++) {
     rc = describe_entry(graphs[i], &entry[i], e);
-    d->nentry = i + 1; /* so that cg_aot_spec_free frees what this one got */
+    d->nentry = i + 1; /* so that cg_program_spec_free frees what this one got */
   }
   free(origin);
-  if (rc) cg_aot_spec_free(d);
+  if (rc) cg_program_spec_free(d);
   return rc;
 }
 
-void cg_aot_spec_free(RtPlanProgramDesc *d) {
+void cg_program_spec_free(RtPlanProgramDesc *d) {
   for (int i = 0; i < d->nentry; i++) {
     free((void *)d->entry[i].input);
     free((void *)d->entry[i].output);

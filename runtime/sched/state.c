@@ -1,0 +1,58 @@
+/* state.c — a program's persistent tensors from their rows (see state.h). */
+#include "runtime/sched/state.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam, int *nsaved, RtErr *e) {
+  *nparam = 0;
+  *nsaved = 0;
+  for (int i = 0; i < n; i++) {
+    const RtStateSpec *s = &st[i];
+    if (!s->name || !*s->name) return rt_err(e, "%s: state tensor %d has no name", model, i);
+    if (s->rank < 0 || s->rank > RT_MAX_RANK)
+      return rt_err(e, "%s: state tensor '%s' has rank %d (at most %d)", model, s->name, s->rank, RT_MAX_RANK);
+    for (int k = 0; k < i; k++)
+      if (strcmp(st[k].name, s->name) == 0) return rt_err(e, "%s: two state tensors are called '%s'", model, s->name);
+    if (s->param) {
+      if (*nparam != i)
+        return rt_err(e, "%s: parameter '%s' comes after non-trainable state '%s' (parameters go first)", model,
+                      s->name, st[*nparam].name);
+      if (s->dtype != RT_F32) return rt_err(e, "%s: parameter '%s' is not f32", model, s->name);
+      if (s->init < RT_INIT_ZEROS || s->init > RT_INIT_UNIFORM)
+        return rt_err(e, "%s: parameter '%s' has an unknown initialiser %d", model, s->name, (int)s->init);
+      (*nparam)++;
+    }
+    if (s->transient && s->param) return rt_err(e, "%s: parameter '%s' is marked transient", model, s->name);
+    if (!s->transient) {
+      if (*nsaved != i)
+        return rt_err(e, "%s: state '%s' comes after transient state '%s' (transient state goes last)", model,
+                      s->name, st[*nsaved].name);
+      (*nsaved)++;
+    }
+  }
+  return 0;
+}
+
+int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char *model, RtErr *e) {
+  for (int i = 0; i < n; i++) {
+    const RtStateSpec *s = &st[i];
+    RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);
+    if (!t) {
+      char msg[sizeof e->msg];
+      snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
+      return rt_err(e, "%s: state tensor '%s': %s", model, s->name, msg);
+    }
+    rt_list_put(state, s->name, t);
+  }
+  return 0;
+}
+
+void rt_state_init(RtTensorList *state, const RtStateSpec *st, int n, uint64_t seed) {
+  for (int i = 0; i < n && i < state->n; i++) {
+    const RtStateSpec *s = &st[i];
+    RtTensor *t = state->tensor[i];
+    if (s->param) rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, seed, s->name);
+    else memset(t->data, 0, rt_tensor_bytes(t));
+  }
+}
