@@ -882,7 +882,7 @@ END_TEST
 /* ---- coverage ---- */
 
 static const char *const backward_rule[] = {
-#define OP(name, text, arity, pattern, rule, backward) #backward,
+#define OP(name, text, arity, pattern, flags, rule, backward) #backward,
 #include "ir/ops.def"
 #undef OP
 };

@@ -1,8 +1,10 @@
 /* emit_math.c — transcendental functions as straight-line float code
  * (selects, no branches, no calls), so loops that use them vectorise.
  * Polynomials and reductions follow the classic cephes single-precision
- * routines (expf, logf, tanhf): a few ulp, far inside the tests' 1e-5. */
+ * routines (expf, logf, tanhf): within OP_EVAL_ULP_BOUND ulp of ir/op_eval's
+ * values (tests/test_op_eval.c measures it). */
 #include "codegen/llvm/emit.h"
+#include "ir/op_eval.h"
 
 #define B (E->b)
 
@@ -104,17 +106,22 @@ LLVMValueRef em_tanh(Emit *E, LLVMValueRef x) {
   return sel(E, fcmp(E, LLVMRealOGT, ax, em_f32(E, 0.625)), big, small);
 }
 
+/* 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) below, from one e = exp(-|x|):
+ * never an overflowing exp, so sigmoid of a very negative x keeps its
+ * (tiny, possibly subnormal) value instead of flushing to 0. */
 LLVMValueRef em_sigmoid(Emit *E, LLVMValueRef x) {
-  LLVMValueRef t = em_exp(E, LLVMBuildFNeg(B, x, ""));
-  return LLVMBuildFDiv(B, em_f32(E, 1.0), add_f(E, em_f32(E, 1.0), t), "");
+  LLVMValueRef ax = em_intrinsic(E, "llvm.fabs", E->f32, &x, 1);
+  LLVMValueRef e = em_exp(E, LLVMBuildFNeg(B, ax, ""));
+  LLVMValueRef num = sel(E, fcmp(E, LLVMRealOLT, x, em_f32(E, 0)), e, em_f32(E, 1.0));
+  return LLVMBuildFDiv(B, num, add_f(E, em_f32(E, 1.0), e), "");
 }
 
-/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate="tanh". */
+/* gelu(x) = x sigmoid(2 K (x + C x^3)), op_eval.h's form of PyTorch's
+ * approximate="tanh" (no cancellation in 1 + tanh for negative x). */
 LLVMValueRef em_gelu(Emit *E, LLVMValueRef x) {
   LLVMValueRef x3 = mul_f(E, mul_f(E, x, x), x);
-  LLVMValueRef inner = mul_f(E, em_f32(E, 0.7978845608028654), em_fma(E, x3, em_f32(E, 0.044715), x));
-  LLVMValueRef t = em_tanh(E, inner);
-  return mul_f(E, mul_f(E, em_f32(E, 0.5), x), add_f(E, em_f32(E, 1.0), t));
+  LLVMValueRef u = mul_f(E, em_f32(E, 2.0 * OP_EVAL_GELU_K), em_fma(E, x3, em_f32(E, OP_EVAL_GELU_C), x));
+  return mul_f(E, x, em_sigmoid(E, u));
 }
 
 /* key(x) = bits(x) for x >= +0, bits(x) ^ 0x7fffffff below: signed order of
