@@ -157,7 +157,8 @@ static Value extremum(Ev *ev, EvCall *c, bool max) {
     if (a.kind == V_INT && b.kind == V_INT) return (max ? a.i >= b.i : a.i <= b.i) ? a : b;
     double r = op_eval_binary_f64(max ? OP_MAX : OP_MIN, ev_number(a), ev_number(b)); /* NaN propagates */
     if (isnan(r)) return ev_float(r);
-    return r == ev_number(a) ? a : b; /* the chosen argument, int or float as given */
+    bool is_a = r == ev_number(a) && signbit(r) == signbit(ev_number(a)); /* max(0.0, -0.0) is -0.0 */
+    return is_a ? a : b; /* the chosen argument, int or float as given */
   }
   if (a.kind != V_TENSOR && b.kind != V_TENSOR)
     ev_error(ev, c->loc, "%s needs numbers or tensors, got %s and %s", c->name, ev_describe(ev, a), ev_describe(ev, b));

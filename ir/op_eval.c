@@ -36,6 +36,19 @@ OpEvalKind op_eval_kind(IrOp op) {
   return OP_EVAL_NONE;
 }
 
+int op_eval_ulp_bound(IrOp op) {
+  switch (op) {
+  case OP_EXP: case OP_LOG: case OP_TANH: case OP_SIGMOID: return OP_EVAL_ULP_BOUND;
+  case OP_GELU: return OP_EVAL_ULP_BOUND_GELU;
+  case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RSQRT: case OP_RELU:
+  CASES_BINARY:
+  CASES_COMPARE:
+  CASES_OTHER_ELEMENTWISE:
+  CASES_NOT_ELEMENTWISE: return 0;
+  }
+  return 0;
+}
+
 /* 1 / (1 + e^-x); exp(-x) overflowing to inf gives the right limit 0. */
 static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
