@@ -103,6 +103,7 @@ UNARY(tanh, OP_TANH)
 UNARY(sigmoid, OP_SIGMOID)
 UNARY(relu, OP_RELU)
 UNARY(gelu, OP_GELU)
+UNARY(silu, OP_SILU)
 UNARY(abs, OP_ABS)
 #undef UNARY
 
@@ -567,6 +568,7 @@ const EvBuiltin ev_builtins[] = {
     {"sigmoid", P("x"), 1, bi_sigmoid},
     {"relu", P("x"), 1, bi_relu},
     {"gelu", P("x"), 1, bi_gelu},
+    {"silu", P("x"), 1, bi_silu},
     {"abs", P("x"), 1, bi_abs},
     {"maximum", P("a", "b"), 2, bi_maximum},
     {"minimum", P("a", "b"), 2, bi_minimum},

@@ -94,7 +94,7 @@ static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
     return;
   case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_GUMBEL: case OP_NEG: case OP_ABS:
   case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID: case OP_RELU:
-  case OP_GELU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+  case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
   case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ:
   case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_RESHAPE:
   case OP_BROADCAST: case OP_SLICE: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:

@@ -17,7 +17,7 @@
 
 #define CASES_UNARY                                                                                   \
   case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: \
-  case OP_SIGMOID: case OP_RELU: case OP_GELU
+  case OP_SIGMOID: case OP_RELU: case OP_GELU: case OP_SILU
 #define CASES_BINARY case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW
 #define CASES_COMPARE case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE
 #define CASES_OTHER_ELEMENTWISE case OP_WHERE: case OP_CAST: case OP_STOP_GRADIENT: case OP_STRAIGHT_THROUGH
@@ -40,6 +40,7 @@ int op_eval_ulp_bound(IrOp op) {
   switch (op) {
   case OP_EXP: case OP_LOG: case OP_TANH: case OP_SIGMOID: return OP_EVAL_ULP_BOUND;
   case OP_GELU: return OP_EVAL_ULP_BOUND_GELU;
+  case OP_SILU: return OP_EVAL_ULP_BOUND;
   case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RSQRT: case OP_RELU:
   CASES_BINARY:
   CASES_COMPARE:
@@ -69,6 +70,7 @@ double op_eval_unary_f64(IrOp op, double x) {
   case OP_SIGMOID: return sigmoid(x);
   case OP_RELU: return isnan(x) || x > 0 ? x : 0.0; /* NaN propagates */
   case OP_GELU: return gelu_tanh(x);
+  case OP_SILU: return x * sigmoid(x);
   CASES_BINARY:
   CASES_COMPARE:
   CASES_OTHER_ELEMENTWISE:

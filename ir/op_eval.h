@@ -47,7 +47,7 @@
 
 /* The JIT's transcendental ops vs op_eval (see above). tests/test_op_eval.c
  * prints the largest distance it measures on its special and ordinary
- * values: exp 1, log 1, tanh 0, sigmoid 1 (bound 4); gelu 24 (below). */
+ * values: exp 1, log 1, tanh 0, sigmoid 1, silu 1 (bound 4); gelu 24 (below). */
 #define OP_EVAL_ULP_BOUND 4
 /* gelu's exp argument u = 2K(x + C x^3) is rounded to f32 in the JIT; for
  * x far below 0 (|u| up to ~100 before the result underflows) exp turns

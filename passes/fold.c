@@ -54,7 +54,7 @@ static bool eval(const PassRewrite *rw, const IrNode *n, const double *v, double
   case OP_NEG:
   case OP_ABS:
   case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
-  case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_GELU:
+  case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_GELU: case OP_SILU:
     if (n->dtype == IR_I32) *r = op_eval_unary_i32(n->op, (int32_t)v[0]);
     else *r = op_eval_unary_f32(n->op, (float)v[0]);
     return true;

@@ -76,6 +76,14 @@ int grad_gelu(AdRule *r) {
   return ad_give(r, 0, ad_binary(r, OP_MUL, DY, ad_binary(r, OP_ADD, left, right)));
 }
 
+/* y = x s, s = sigmoid(x):  dx = dy * s * (1 + x (1 - s)), s recomputed. */
+int grad_silu(AdRule *r) {
+  int s = ad_unary(r, OP_SIGMOID, X(0));
+  int one_minus = ad_binary(r, OP_SUB, ad_scalar(r, 1.0), s);
+  int inner = ad_binary_k(r, OP_ADD, ad_binary(r, OP_MUL, X(0), one_minus), 1.0); /* 1 + x (1 - s) */
+  return ad_give(r, 0, ad_binary(r, OP_MUL, DY, ad_binary(r, OP_MUL, s, inner)));
+}
+
 /* y = cast(x): only f32 -> f32 carries a gradient (an i32 side never wants
  * one), and that cast is the identity:  dx = dy */
 int grad_cast(AdRule *r) { return ad_give(r, 0, DY); }

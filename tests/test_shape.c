@@ -89,6 +89,7 @@ static const Case cases[] = {
     UNARY_F32(OP_SIGMOID, "sigmoid"),
     UNARY_F32(OP_RELU, "relu"),
     UNARY_F32(OP_GELU, "gelu"),
+    UNARY_F32(OP_SILU, "silu"),
     OK(OP_CAST, I, SH(2, 3), IN1(F, SH(2, 3)), A(.dtype = I)),
     OK(OP_CAST, F, SH(5), IN1(I, SH(5)), A(.dtype = F)),
     BAD(OP_CAST, "cast: unknown target dtype 7", IN1(F, SH(2)), A(.dtype = (IrDType)7)),

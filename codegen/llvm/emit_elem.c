@@ -65,6 +65,7 @@ static LLVMValueRef unary_f32(Emit *E, IrOp op, LLVMValueRef x) {
   case OP_RELU: /* NaN passes through (unordered-or-greater) */
     return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealUGT, x, em_f32(E, 0), ""), x, em_f32(E, 0), "");
   case OP_GELU: return em_gelu(E, x);
+  case OP_SILU: return LLVMBuildFMul(B, x, em_sigmoid(E, x), "");
   case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_CAST:
   case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
   case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE:
@@ -137,7 +138,7 @@ static LLVMValueRef binary(Emit *E, int v, LLVMValueRef a, LLVMValueRef b) {
   }
   case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
   case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
-  case OP_RELU: case OP_GELU: case OP_CAST: case OP_STOP_GRADIENT: case OP_WHERE: case OP_STRAIGHT_THROUGH:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_WHERE: case OP_STRAIGHT_THROUGH:
   case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE:
   case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD:
   case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
@@ -284,7 +285,7 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
     return LLVMBuildTrunc(B, o[nd->attr.axis], E->i32, "");
   case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_GUMBEL: case OP_NEG: case OP_ABS:
   case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID: case OP_RELU:
-  case OP_GELU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+  case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
   case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ:
   case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX:
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:
