@@ -41,10 +41,6 @@ static int row_kind(IrOp op) {
   return -1;
 }
 
-static bool is_gemm_op(IrOp op) {
-  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT;
-}
-
 /* Members of gi reached from v through identity edges (v included). */
 static void back_from(Lower *L, int gi, int v, bool *back) {
   if (L->fp->group_of[v] != gi || back[v]) return;
@@ -367,7 +363,7 @@ int cg_low_group(Lower *L, int gi) {
       int *epi = malloc(sizeof(int) * (size_t)G->n), nepi = 0;
       for (int i = 0; i < G->n; i++)
         if (out[G->node[i]] && fwd[G->node[i]]) epi[nepi++] = G->node[i];
-      if (is_gemm_op(op)) {
+      if (ir_op_is_gemm(op)) {
         rc = materialize_inputs(L, gi, heavy);
         if (rc == 0) rc = cg_low_gemm_group(L, gi, epi, nepi, store_root);
       } else {

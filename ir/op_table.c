@@ -47,12 +47,13 @@ unsigned ir_op_flags(IrOp op) { return op_valid(op) ? op_flags[op] : 0u; }
 static bool has(IrOp op, IrOpFlag f) { return (ir_op_flags(op) & (unsigned)f) != 0; }
 bool ir_op_is_leaf(IrOp op) { return has(op, OPF_LEAF); }
 bool ir_op_is_view(IrOp op) { return has(op, OPF_VIEW); }
-bool ir_op_is_reduction(IrOp op) { return has(op, OPF_REDUCTION); }
+bool ir_op_is_reduction(IrOp op) { return ir_op_pattern(op) == PAT_REDUCE; }
 bool ir_op_is_rowwise(IrOp op) { return has(op, OPF_ROWWISE); }
 bool ir_op_is_epilogue(IrOp op) { return has(op, OPF_EPILOGUE); }
 bool ir_op_is_gemm(IrOp op) { return has(op, OPF_GEMM); }
 bool ir_op_takes_i32(IrOp op) { return has(op, OPF_I32); }
 bool ir_op_is_identity(IrOp op) { return has(op, OPF_IDENTITY); }
+bool ir_op_is_bound(IrOp op) { return has(op, OPF_BOUND); }
 
 /* "f32" / "i32"; "?" for a value outside IrDType. */
 const char *ir_dtype_name(IrDType t) {

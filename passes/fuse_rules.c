@@ -53,7 +53,7 @@ static const IrNode *nd(const Fuser *f, int v) { return &f->g->node[v]; }
 static int64_t numel(const Fuser *f, int v) { return ir_numel(&nd(f, v)->shape); }
 static const char *opn(const Fuser *f, int v) { return ir_op_name(nd(f, v)->op); }
 
-bool fuse_is_opaque(IrOp op) { return ir_op_pattern(op) == PAT_OPAQUE && !ir_op_is_leaf(op); }
+bool fuse_is_opaque(IrOp op) { return ir_op_pattern(op) == PAT_OPAQUE && !ir_op_is_bound(op); }
 
 
 /* May v be recomputed wherever it is read (FUSE_AT_ANY)? Yes if it is free
@@ -517,7 +517,7 @@ void fuse_place(Fuser *f, int p) {
   IrOp op = nd(f, p)->op;
   int b = f->use_off[p], e = f->use_off[p + 1];
   /* Leaves: INPUT, PARAM and STATE are buffers (FUSE_LEAF), never members. */
-  if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || b == e || !f->opt.enabled) {
+  if (ir_op_is_bound(op) || b == e || !f->opt.enabled) {
     fuse_new_group(f, p);
     return;
   }

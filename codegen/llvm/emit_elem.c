@@ -221,7 +221,7 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
   LLVMValueRef o[IR_MAX_RANK], d[IR_MAX_RANK];
   switch (ir_op_pattern(nd->op)) {
   case PAT_ELEMWISE: {
-    if (nd->op == OP_STOP_GRADIENT || nd->op == OP_STRAIGHT_THROUGH) return em_eval(E, nd->in[0], I);
+    if (ir_op_is_identity(nd->op)) return em_eval(E, nd->in[0], I);
     LLVMValueRef x = em_eval(E, nd->in[0], I);
     if (nd->op == OP_CAST) {
       bool from_f = E->g->node[nd->in[0]].dtype == IR_F32, to_f = nd->dtype == IR_F32;
