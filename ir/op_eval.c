@@ -38,9 +38,7 @@ OpEvalKind op_eval_kind(IrOp op) {
 
 int op_eval_ulp_bound(IrOp op) {
   switch (op) {
-  case OP_EXP: case OP_LOG: case OP_TANH: case OP_SIGMOID: return OP_EVAL_ULP_BOUND;
-  case OP_GELU: return OP_EVAL_ULP_BOUND_GELU;
-  case OP_SILU: return OP_EVAL_ULP_BOUND;
+  case OP_EXP: case OP_LOG: case OP_TANH: case OP_SIGMOID: case OP_GELU: case OP_SILU: return OP_EVAL_ULP_BOUND;
   case OP_NEG: case OP_ABS: case OP_SQRT: case OP_RSQRT: case OP_RELU:
   CASES_BINARY:
   CASES_COMPARE:

@@ -329,6 +329,33 @@ START_TEST(op_agrees_everywhere) {
 }
 END_TEST
 
+/* The ops with an ulp bound on a dense sweep of ordinary arguments:
+ * ±(1e-6 .. 100), geometric, through the reference executor and the JIT. */
+START_TEST(transcendental_sweep) {
+  for (int i = 0; i < OP_COUNT; i++) {
+    IrOp op = (IrOp)i;
+    if (op_eval_kind(op) != OP_EVAL_UNARY || op_eval_ulp_bound(op) == 0) continue;
+    Cases c;
+    memset(&c, 0, sizeof c);
+    c.op = op;
+    c.nin = 1;
+    c.in_t[0] = c.out_t = IR_F32;
+    cases_alloc(&c, 4000);
+    for (int k = 0; k < 2000; k++) {
+      double x = 1e-6 * pow(1e8, k / 1999.0);
+      c.in[0][2 * k] = (float)x;
+      c.in[0][2 * k + 1] = -(float)x;
+    }
+    for (int k = 0; k < c.n; k++) c.want[k] = eval_one(&c, k);
+    int64_t seen = 0;
+    check_ref_and_jit(&c, &seen);
+    printf("test_op_eval: %s: JIT within %lld ulp (bound %d) on a sweep of %d arguments\n", ir_op_name(op),
+           (long long)seen, op_eval_ulp_bound(op), c.n);
+    cases_free(&c);
+  }
+}
+END_TEST
+
 /* NaN semantics, stated once in op_eval.h, spelled out. */
 START_TEST(nan_propagates) {
   ck_assert(isnan(op_eval_unary_f32(OP_RELU, NAN)));
@@ -357,6 +384,7 @@ static Suite *op_eval_suite(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, every_elementwise_op_has_a_meaning);
   tcase_add_test(tc, nan_propagates);
+  tcase_add_test(tc, transcendental_sweep);
   tcase_add_loop_test(tc, op_agrees_everywhere, 0, 2 * OP_COUNT);
   suite_add_tcase(s, tc);
   return s;
