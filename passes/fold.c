@@ -6,8 +6,9 @@
  * tensor: a huge broadcast of a constant stays one CONST node.
  *
  * Elementwise values come from ir/op_eval.h, as the reference executor's
- * do (the operands are f32 or i32 values held in doubles); sums accumulate in double from 0 (a sum of n copies of v is exactly
- * v*n in double, n < 2^29). Not folded: i32 division by zero (the executor
+ * do (the operands are f32 or i32 values held in doubles); sums accumulate
+ * in double from 0 (a sum of n copies of v is exactly v*n in double,
+ * n < 2^29). Not folded: i32 division by zero (the executor
  * reports it with the op's location), reductions over zero elements, and ops
  * whose result varies along an axis (onehot, gather, matmul...).
  */

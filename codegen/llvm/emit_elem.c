@@ -75,7 +75,8 @@ static LLVMValueRef unary_f32(Emit *E, IrOp op, LLVMValueRef x) {
   case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
   case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
-  em_fail(E, "no f32 code for %s", ir_op_name(op)); return x;
+  em_fail(E, "no f32 code for %s", ir_op_name(op));
+  return x;
 }
 
 /* Python's a // b, wrapping like the reference: b == -1 negates (INT32_MIN
@@ -144,7 +145,8 @@ static LLVMValueRef binary(Emit *E, int v, LLVMValueRef a, LLVMValueRef b) {
   case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
   case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
-  em_fail(E, "no binary code for %s", ir_op_name(nd->op)); return a;
+  em_fail(E, "no binary code for %s", ir_op_name(nd->op));
+  return a;
 }
 
 /* ---- movement ---- */

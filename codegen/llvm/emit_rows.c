@@ -75,7 +75,8 @@ static int red_init(Emit *E, RedKind r, LLVMValueRef *init) {
   case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY:
   case OP_COUNT: break;
   }
-  em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op)); return 1;
+  em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op));
+  return 1;
 }
 
 static void red_step(Emit *E, RedKind r, const LLVMValueRef *acc, LLVMValueRef v, LLVMValueRef j, LLVMValueRef *next) {
@@ -104,8 +105,9 @@ static void red_step(Emit *E, RedKind r, const LLVMValueRef *acc, LLVMValueRef v
   case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER:
   case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D:
   case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY:
-  case OP_COUNT: em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op)); return;
+  case OP_COUNT: break;
   }
+  em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op));
 }
 
 static LLVMValueRef red_result(Emit *E, RedKind r, const LLVMValueRef *acc) {
@@ -123,7 +125,8 @@ static LLVMValueRef red_result(Emit *E, RedKind r, const LLVMValueRef *acc) {
   case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY:
   case OP_COUNT: break;
   }
-  em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op)); return acc[0];
+  em_fail(E, "%s is not a sum, reduce_max or argmax", ir_op_name(r.op));
+  return acc[0];
 }
 
 /* Column mode: iteration 'it' reduces outputs [j0, j1) of the innermost
