@@ -80,7 +80,7 @@ static int find_named(const IrGraph *g, const int *list, int count, const char *
  * (the rank being the one the axis indexes: ONEHOT's is the result's). An
  * axis still out of range is left for the shape rule to report as given. */
 static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
-  int rank;
+  int rank = 0; /* an op outside IrOp normalises nothing: no axis is >= 0 and < 0 */
   switch (op) {
   case OP_IOTA: rank = a->shape.rank; break;
   case OP_ONEHOT: rank = in0->rank + 1; break;

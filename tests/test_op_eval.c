@@ -192,7 +192,7 @@ static IrGraph *op_graph(const Cases *c) {
   IrGraph *g = ir_graph_new("op");
   int in[3];
   for (int k = 0; k < c->nin; k++) {
-    char name[8];
+    char name[16];
     snprintf(name, sizeof name, "x%d", k);
     in[k] = ir_input(g, name, c->in_t[k], (IrShape){1, {c->n}}, here);
   }
