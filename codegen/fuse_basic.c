@@ -9,12 +9,10 @@
 
 #include "codegen/lower.h"
 
-static bool is_leaf_op(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
-
 /* Fills one group's lists from its members (already in gr->node, sorted). */
 static void fill_group(const IrGraph *g, FuseGroup *gr, int gid, const int *dense, const bool *escapes) {
   gr->kind = FUSE_LOOP;
-  if (gr->n == 1 && is_leaf_op(g->node[gr->node[0]].op)) gr->kind = FUSE_LEAF;
+  if (gr->n == 1 && ir_op_is_leaf(g->node[gr->node[0]].op)) gr->kind = FUSE_LEAF;
   int root = gr->node[gr->n - 1], heavy = -1;
   for (int k = 0; k < gr->n; k++) {
     IrPattern pat = ir_op_pattern(g->node[gr->node[k]].op);
@@ -60,7 +58,7 @@ FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, 
   int *dense = malloc(sizeof(int) * (size_t)(n + 1));
   int *by_label = malloc(sizeof(int) * (size_t)(n + 1)), nl = 0, ngroup = 0;
   for (int v = 0; v < n; v++) {
-    if (is_leaf_op(g->node[v].op)) dense[v] = ngroup++;
+    if (ir_op_is_leaf(g->node[v].op)) dense[v] = ngroup++;
     else by_label[nl++] = v;
   }
   sort_labels = group_of;

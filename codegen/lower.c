@@ -23,7 +23,7 @@ int cg_low_err(Lower *L, const char *fmt, ...) {
  * through them is read at the same place it is written). */
 bool cg_low_identity_op(IrOp op) { return ir_op_pattern(op) == PAT_ELEMWISE || op == OP_RESHAPE; }
 
-bool cg_low_bound_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE; }
+bool cg_low_bound_leaf(IrOp op) { return ir_op_is_bound(op); }
 
 /* ---- buffers ---- */
 

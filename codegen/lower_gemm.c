@@ -249,10 +249,20 @@ static CgConv conv_geom(const IrGraph *g, int root) {
   switch (r->op) {
   case OP_CONV2D: cv.O = w[0], cv.KH = w[2], cv.KW = w[3], cv.OH = o[2], cv.OW = o[3]; break;
   case OP_CONV_TRANSPOSE2D: cv.O = w[1], cv.KH = w[2], cv.KW = w[3], cv.OH = o[2], cv.OW = o[3]; break;
-  default: { /* conv2d_backward_weight: root is w [O, C, KH, KW], in[1] is dy [N, O, OH, OW] */
+  case OP_CONV2D_BACKWARD_WEIGHT: { /* root is w [O, C, KH, KW], in[1] is dy [N, O, OH, OW] */
     const int64_t *dy = g->node[r->in[1]].shape.d;
     cv.O = o[0], cv.KH = o[2], cv.KW = o[3], cv.OH = dy[2], cv.OW = dy[3];
+    break;
   }
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
+  case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST:
+  case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL:
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT:
+    break; /* not a convolution: conv_geom is only asked about the three above */
   }
   return cv;
 }
@@ -421,6 +431,15 @@ int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_roo
   case OP_MATMUL: return lower_matmul(L, root, epi, nepi, store_root, gi);
   case OP_CONV2D: return lower_conv2d(L, root, epi, nepi, store_root, gi);
   case OP_CONV_TRANSPOSE2D: return lower_conv_transpose(L, root, epi, nepi, store_root, gi);
-  default: return lower_conv_bw_weight(L, root, epi, nepi, store_root, gi);
+  case OP_CONV2D_BACKWARD_WEIGHT: return lower_conv_bw_weight(L, root, epi, nepi, store_root, gi);
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
+  case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST:
+  case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_GROUP_NORM:
+  case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  return cg_low_err(L, "group %d: %s is not a GEMM op", gi, ir_op_name(L->g->node[root].op));
 }

@@ -19,8 +19,6 @@
 
 static bool is_heavy(IrOp op) { return ir_op_pattern(op) >= PAT_REDUCE; }
 
-static bool is_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
-
 /* The row-kernel kind of a reduction or row op, or -1. */
 static int row_kind(IrOp op) {
   switch (op) {
@@ -32,12 +30,15 @@ static int row_kind(IrOp op) {
   case OP_LAYER_NORM: return CG_KERNEL_LAYER_NORM;
   case OP_GROUP_NORM: return CG_KERNEL_GROUP_NORM;
   case OP_CROSS_ENTROPY: return CG_KERNEL_CROSS_ENTROPY;
-  default: return -1;
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_RESHAPE: case OP_PERMUTE:
+  case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:
+  case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_COUNT: break;
   }
-}
-
-static bool is_gemm_op(IrOp op) {
-  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT;
+  return -1;
 }
 
 /* Members of gi reached from v through identity edges (v included). */
@@ -80,7 +81,7 @@ static void set_members(Lower *L, CgKernel *k, int gi) {
   for (int i = 0; i < G->n; i++) {
     int m = G->node[i];
     IrOp op = L->g->node[m].op;
-    if (!L->stored[m] && !is_heavy(op) && !is_leaf(op)) k->member[m] = true;
+    if (!L->stored[m] && !is_heavy(op) && !ir_op_is_leaf(op)) k->member[m] = true;
   }
 }
 
@@ -181,8 +182,16 @@ static int64_t row_range(const IrGraph *g, const IrNode *r) {
   case OP_LOG_SOFTMAX: return x->d[r->attr.axis] ? ir_numel(x) / x->d[r->attr.axis] : 0;
   case OP_LAYER_NORM: return x->d[x->rank - 1] ? ir_numel(x) / x->d[x->rank - 1] : 0;
   case OP_GROUP_NORM: return x->d[0] * r->attr.groups;
-  default: return ir_numel(&r->shape);
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
+  case OP_ARGMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT:
+  case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  return ir_numel(&r->shape);
 }
 
 /* A group rooted at a reduction or row op: one row kernel. */
@@ -305,7 +314,7 @@ int cg_low_group(Lower *L, int gi) {
   bool *out = calloc((size_t)g->n + 1, 1);
   int nout = 0;
   for (int i = 0; i < G->n; i++)
-    if (L->live[G->node[i]] && L->needed[G->node[i]] && !is_leaf(g->node[G->node[i]].op)) {
+    if (L->live[G->node[i]] && L->needed[G->node[i]] && !ir_op_is_leaf(g->node[G->node[i]].op)) {
       out[G->node[i]] = true;
       nout++;
     }
@@ -341,7 +350,7 @@ int cg_low_group(Lower *L, int gi) {
       int *epi = malloc(sizeof(int) * (size_t)G->n), nepi = 0;
       for (int i = 0; i < G->n; i++)
         if (out[G->node[i]] && fwd[G->node[i]]) epi[nepi++] = G->node[i];
-      if (is_gemm_op(op)) {
+      if (ir_op_is_gemm(op)) {
         rc = materialize_inputs(L, gi, heavy);
         if (rc == 0) rc = cg_low_gemm_group(L, gi, epi, nepi, store_root);
       } else {

@@ -57,8 +57,7 @@ static bool cheap_op(IrOp op) {
 /* Consumers that read their operands from buffers (GEMMs, convolutions,
  * scatter-add) cannot recompute one. */
 static bool reads_buffers(IrOp op) {
-  return op == OP_MATMUL || op == OP_CONV2D || op == OP_CONV_TRANSPOSE2D || op == OP_CONV2D_BACKWARD_WEIGHT ||
-         op == OP_GATHER_BACKWARD;
+  return ir_op_is_gemm(op) || op == OP_GATHER_BACKWARD;
 }
 
 /* Marks groups worth recomputing wherever they are read rather than

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "frontend/eval.h"
+#include "ir/op_eval.h"
 
 /* ---- argument helpers ---- */
 
@@ -70,29 +71,19 @@ static IrAttr no_attr(void) {
 
 /* ---- elementwise ---- */
 
-static const double SQRT_2_OVER_PI = 0.7978845608028654;
-
-/* The op's value on a number, for exp(2) and friends at compile time. */
+/* The op's value on a number, for exp(2) and friends at compile time: the
+ * integer cases stay integers, everything else is op_eval's formula
+ * (ir/op_eval.h) in double, after the domain checks a model wants as
+ * errors rather than NaN. */
 static Value unary_number(Ev *ev, const EvCall *c, IrOp op, Value v) {
   double x = ev_number(v);
-  switch (op) {
-  case OP_ABS: return v.kind == V_INT ? (v.i == INT64_MIN ? ev_float(-x) : ev_int(v.i < 0 ? -v.i : v.i)) : ev_float(fabs(x));
-  case OP_RELU: return v.kind == V_INT ? ev_int(v.i > 0 ? v.i : 0) : ev_float(x > 0 ? x : 0);
-  case OP_EXP: return ev_float(exp(x));
-  case OP_LOG:
-    if (x <= 0) ev_error(ev, c->arg_loc[0], "log of %g: the argument must be positive", x);
-    return ev_float(log(x));
-  case OP_SQRT:
-    if (x < 0) ev_error(ev, c->arg_loc[0], "sqrt of %g: the argument must not be negative", x);
-    return ev_float(sqrt(x));
-  case OP_RSQRT:
-    if (x <= 0) ev_error(ev, c->arg_loc[0], "rsqrt of %g: the argument must be positive", x);
-    return ev_float(1 / sqrt(x));
-  case OP_TANH: return ev_float(tanh(x));
-  case OP_SIGMOID: return ev_float(1 / (1 + exp(-x)));
-  case OP_GELU: return ev_float(0.5 * x * (1 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))));
-  default: ev_error(ev, c->loc, "%s needs a tensor", c->name);
-  }
+  if (v.kind == V_INT && op == OP_ABS) return v.i == INT64_MIN ? ev_float(-x) : ev_int(v.i < 0 ? -v.i : v.i);
+  if (v.kind == V_INT && op == OP_RELU) return ev_int(v.i > 0 ? v.i : 0);
+  if (op == OP_LOG && x <= 0) ev_error(ev, c->arg_loc[0], "log of %g: the argument must be positive", x);
+  if (op == OP_SQRT && x < 0) ev_error(ev, c->arg_loc[0], "sqrt of %g: the argument must not be negative", x);
+  if (op == OP_RSQRT && x <= 0) ev_error(ev, c->arg_loc[0], "rsqrt of %g: the argument must be positive", x);
+  if (op_eval_kind(op) != OP_EVAL_UNARY) ev_error(ev, c->loc, "%s needs a tensor", c->name);
+  return ev_float(op_eval_unary_f64(op, x));
 }
 
 static Value unary(Ev *ev, EvCall *c, IrOp op) {
@@ -112,6 +103,7 @@ UNARY(tanh, OP_TANH)
 UNARY(sigmoid, OP_SIGMOID)
 UNARY(relu, OP_RELU)
 UNARY(gelu, OP_GELU)
+UNARY(silu, OP_SILU)
 UNARY(abs, OP_ABS)
 #undef UNARY
 
@@ -163,8 +155,11 @@ static Value bi_freeze(Ev *ev, EvCall *c) {
 static Value extremum(Ev *ev, EvCall *c, bool max) {
   Value a = c->arg[0], b = c->arg[1];
   if (ev_is_number(a) && ev_is_number(b)) {
-    bool pick_a = max ? ev_number(a) >= ev_number(b) : ev_number(a) <= ev_number(b);
-    return pick_a ? a : b;
+    if (a.kind == V_INT && b.kind == V_INT) return (max ? a.i >= b.i : a.i <= b.i) ? a : b;
+    double r = op_eval_binary_f64(max ? OP_MAX : OP_MIN, ev_number(a), ev_number(b)); /* NaN propagates */
+    if (isnan(r)) return ev_float(r);
+    bool is_a = r == ev_number(a) && signbit(r) == signbit(ev_number(a)); /* max(0.0, -0.0) is -0.0 */
+    return is_a ? a : b; /* the chosen argument, int or float as given */
   }
   if (a.kind != V_TENSOR && b.kind != V_TENSOR)
     ev_error(ev, c->loc, "%s needs numbers or tensors, got %s and %s", c->name, ev_describe(ev, a), ev_describe(ev, b));
@@ -628,6 +623,7 @@ const EvBuiltin ev_builtins[] = {
     {"sigmoid", P("x"), 1, bi_sigmoid},
     {"relu", P("x"), 1, bi_relu},
     {"gelu", P("x"), 1, bi_gelu},
+    {"silu", P("x"), 1, bi_silu},
     {"abs", P("x"), 1, bi_abs},
     {"maximum", P("a", "b"), 2, bi_maximum},
     {"minimum", P("a", "b"), 2, bi_minimum},

@@ -37,7 +37,14 @@ static void dot_node(const IrGraph *g, int id, FILE *out) {
   case OP_STATE: fputs(", style=\"filled,rounded\", fillcolor=\"#e2e3e5\"", out); break;
   case OP_CONST:
   case OP_IOTA: fputs(", style=filled, fillcolor=\"#eeeeee\"", out); break;
-  default: break;
+  case OP_GUMBEL: case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
+  case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT:
+  case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT:
+  case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH:
+  case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE:
+  case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD:
+  case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
   fputs("];\n", out);
   for (int i = 0; i < n->nin && i < IR_MAX_IN; i++) {

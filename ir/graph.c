@@ -80,7 +80,7 @@ static int find_named(const IrGraph *g, const int *list, int count, const char *
  * (the rank being the one the axis indexes: ONEHOT's is the result's). An
  * axis still out of range is left for the shape rule to report as given. */
 static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
-  int rank;
+  int rank = 0; /* an op outside IrOp normalises nothing: no axis is >= 0 and < 0 */
   switch (op) {
   case OP_IOTA: rank = a->shape.rank; break;
   case OP_ONEHOT: rank = in0->rank + 1; break;
@@ -92,7 +92,14 @@ static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
     for (int i = 0; i < in0->rank && i < IR_MAX_RANK; i++)
       if (a->perm[i] < 0 && a->perm[i] >= -in0->rank) a->perm[i] += in0->rank;
     return;
-  default: return;
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_GUMBEL: case OP_NEG: case OP_ABS:
+  case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID: case OP_RELU:
+  case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+  case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ:
+  case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_RESHAPE:
+  case OP_BROADCAST: case OP_SLICE: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
+  case OP_CROSS_ENTROPY: case OP_COUNT: return;
   }
   if (a->axis < 0 && a->axis >= -rank) a->axis += rank;
 }

@@ -35,11 +35,23 @@ typedef struct {
 } IrShape;
 
 typedef enum {
-#define OP(name, text, arity, pattern, rule, backward) OP_##name,
+#define OP(name, text, arity, pattern, flags, rule, backward) OP_##name,
 #include "ops.def"
 #undef OP
   OP_COUNT
 } IrOp;
+
+/* Op properties: the flags column of ops.def (documented there). */
+typedef enum {
+  OPF_LEAF = 1u << 0,
+  OPF_VIEW = 1u << 1,
+  OPF_ROWWISE = 1u << 3,
+  OPF_EPILOGUE = 1u << 4,
+  OPF_GEMM = 1u << 5,
+  OPF_I32 = 1u << 6,
+  OPF_IDENTITY = 1u << 7,
+  OPF_BOUND = 1u << 8
+} IrOpFlag;
 
 /* Fusion pattern kinds; the order matters (see ops.def). */
 typedef enum {
@@ -118,6 +130,18 @@ typedef struct {
 const char *ir_op_name(IrOp op);
 int ir_op_arity(IrOp op);
 IrPattern ir_op_pattern(IrOp op);
+/* The op's flags column (IrOpFlag bits); 0 for a value outside IrOp. */
+unsigned ir_op_flags(IrOp op);
+/* One flag each, as ops.def documents them. */
+bool ir_op_is_leaf(IrOp op);      /* OPF_LEAF: INPUT PARAM STATE CONST */
+bool ir_op_is_view(IrOp op);      /* OPF_VIEW: RESHAPE PERMUTE SLICE BROADCAST */
+bool ir_op_is_reduction(IrOp op); /* pattern PAT_REDUCE */
+bool ir_op_is_rowwise(IrOp op);   /* OPF_ROWWISE: SOFTMAX LOG_SOFTMAX */
+bool ir_op_is_epilogue(IrOp op);  /* OPF_EPILOGUE */
+bool ir_op_is_gemm(IrOp op);      /* OPF_GEMM */
+bool ir_op_takes_i32(IrOp op);    /* OPF_I32 */
+bool ir_op_is_identity(IrOp op);  /* OPF_IDENTITY */
+bool ir_op_is_bound(IrOp op);     /* OPF_BOUND: INPUT PARAM STATE */
 const char *ir_dtype_name(IrDType t);
 /* Finds an op by its text name; -1 if none. */
 int ir_op_from_name(const char *name);

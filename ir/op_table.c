@@ -1,33 +1,35 @@
-/* op_table.c — name, arity and fusion-pattern tables generated from ops.def.
+/* op_table.c — name, arity, fusion-pattern and flag tables generated from
+ * ops.def, and the queries on them.
  *
  * Each table is one expansion of the OP X-macro, so it has exactly one entry
- * per IrOp in enum order; the static asserts below catch a table that falls
- * out of step with OP_COUNT. */
+ * per IrOp in enum order by construction (no count to check). */
 #include "ir/ir.h"
 
 #include <string.h>
 
 static const char *const op_names[] = {
-#define OP(name, text, arity, pattern, rule, backward) text,
+#define OP(name, text, arity, pattern, flags, rule, backward) text,
 #include "ops.def"
 #undef OP
 };
 
 static const signed char op_arities[] = {
-#define OP(name, text, arity, pattern, rule, backward) arity,
+#define OP(name, text, arity, pattern, flags, rule, backward) arity,
 #include "ops.def"
 #undef OP
 };
 
 static const unsigned char op_patterns[] = {
-#define OP(name, text, arity, pattern, rule, backward) pattern,
+#define OP(name, text, arity, pattern, flags, rule, backward) pattern,
 #include "ops.def"
 #undef OP
 };
 
-_Static_assert(sizeof op_names / sizeof op_names[0] == OP_COUNT, "op_names must have OP_COUNT entries");
-_Static_assert(sizeof op_arities / sizeof op_arities[0] == OP_COUNT, "op_arities must have OP_COUNT entries");
-_Static_assert(sizeof op_patterns / sizeof op_patterns[0] == OP_COUNT, "op_patterns must have OP_COUNT entries");
+static const unsigned short op_flags[] = {
+#define OP(name, text, arity, pattern, flags, rule, backward) flags,
+#include "ops.def"
+#undef OP
+};
 
 static bool op_valid(IrOp op) { return (unsigned)op < (unsigned)OP_COUNT; }
 
@@ -39,6 +41,19 @@ int ir_op_arity(IrOp op) { return op_valid(op) ? op_arities[op] : -1; }
 
 /* Fusion kind of 'op'; PAT_OPAQUE (the safe answer) for a value outside IrOp. */
 IrPattern ir_op_pattern(IrOp op) { return op_valid(op) ? (IrPattern)op_patterns[op] : PAT_OPAQUE; }
+
+unsigned ir_op_flags(IrOp op) { return op_valid(op) ? op_flags[op] : 0u; }
+
+static bool has(IrOp op, IrOpFlag f) { return (ir_op_flags(op) & (unsigned)f) != 0; }
+bool ir_op_is_leaf(IrOp op) { return has(op, OPF_LEAF); }
+bool ir_op_is_view(IrOp op) { return has(op, OPF_VIEW); }
+bool ir_op_is_reduction(IrOp op) { return ir_op_pattern(op) == PAT_REDUCE; }
+bool ir_op_is_rowwise(IrOp op) { return has(op, OPF_ROWWISE); }
+bool ir_op_is_epilogue(IrOp op) { return has(op, OPF_EPILOGUE); }
+bool ir_op_is_gemm(IrOp op) { return has(op, OPF_GEMM); }
+bool ir_op_takes_i32(IrOp op) { return has(op, OPF_I32); }
+bool ir_op_is_identity(IrOp op) { return has(op, OPF_IDENTITY); }
+bool ir_op_is_bound(IrOp op) { return has(op, OPF_BOUND); }
 
 /* "f32" / "i32"; "?" for a value outside IrDType. */
 const char *ir_dtype_name(IrDType t) {

@@ -609,11 +609,10 @@ static bool infer_cross_entropy(Infer *c) {
 typedef bool (*ShapeRule)(Infer *c);
 
 static const ShapeRule rules[] = {
-#define OP(name, text, arity, pattern, rule, backward) infer_##rule,
+#define OP(name, text, arity, pattern, flags, rule, backward) infer_##rule,
 #include "ops.def"
 #undef OP
 };
-_Static_assert(sizeof rules / sizeof rules[0] == OP_COUNT, "rules must have OP_COUNT entries");
 
 bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin, const IrAttr *attr,
               IrDType *out_dtype, IrShape *out_shape, char *err, size_t size) {

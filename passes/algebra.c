@@ -67,8 +67,15 @@ static bool is_finite(const PassRewrite *rw, int id, int depth) {
     return is_finite(rw, n->in[0], depth - 1);
   case OP_CONCAT: return is_finite(rw, n->in[0], depth - 1) && is_finite(rw, n->in[1], depth - 1);
   case OP_WHERE: return is_finite(rw, n->in[1], depth - 1) && is_finite(rw, n->in[2], depth - 1);
-  default: return false;
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_IOTA: case OP_GUMBEL: case OP_EXP: case OP_LOG:
+  case OP_SQRT: case OP_RSQRT: case OP_GELU: case OP_SILU: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX:
+  case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE:
+  case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_LOG_SOFTMAX:
+  case OP_GATHER: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D:
+  case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY:
+  case OP_COUNT: break;
   }
+  return false;
 }
 
 /* Builds 'op' on 'in' with attrs 'a' into the new graph. */
@@ -111,8 +118,16 @@ static int binary_operand(const PassRewrite *rw, const IrNode *n) {
   case OP_POW: return splat_is(rw, b, 1) ? a : -1;
   case OP_MAX:
   case OP_MIN: return a == b ? a : -1;
-  default: return -1;
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_LT: case OP_LE: case OP_GT:
+  case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM:
+  case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE:
+  case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:
+  case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  return -1;
 }
 
 static int binary_rule(PassRewrite *rw, const IrNode *n) {
@@ -224,8 +239,15 @@ static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
   case OP_SLICE: return slice_rule(rw, n);
   case OP_STOP_GRADIENT: return stop_gradient_rule(rw, n);
   case OP_WHERE: return where_rule(rw, n);
-  default: return pass_rw_copy(rw, n);
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_ABS:
+  case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID: case OP_RELU:
+  case OP_GELU: case OP_SILU: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE:
+  case OP_STRAIGHT_THROUGH: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CONCAT:
+  case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
+  case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  return pass_rw_copy(rw, n);
 }
 
 int pass_algebra(IrGraph *g) { return pass_rewrite(g, "algebra", visit, NULL); }

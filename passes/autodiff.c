@@ -34,7 +34,7 @@ int grad_missing(AdRule *r) {
 
 /* The rule of each op, generated from ops.def's backward column. */
 static const AdRuleFn rules[] = {
-#define OP(name, text, arity, pattern, rule, backward) grad_##backward,
+#define OP(name, text, arity, pattern, flags, rule, backward) grad_##backward,
 #include "ir/ops.def"
 #undef OP
 };

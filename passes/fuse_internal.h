@@ -65,9 +65,7 @@ typedef struct {
 } Fuser;
 
 /* fuse_rules.c */
-bool fuse_is_reduction(IrOp op);
-bool fuse_is_opaque(IrOp op); /* PAT_OPAQUE and not INPUT, PARAM or STATE */
-bool fuse_is_leaf(IrOp op);   /* INPUT, PARAM, STATE, CONST */
+bool fuse_is_opaque(IrOp op); /* PAT_OPAQUE and not bound (INPUT, PARAM, STATE) */
 /* Fills freev and rowred (fuse_rules.c defines them). */
 void fuse_graph_facts(Fuser *f);
 /* Places node p (every consumer already placed): into its consumers' group

@@ -53,27 +53,8 @@ static const IrNode *nd(const Fuser *f, int v) { return &f->g->node[v]; }
 static int64_t numel(const Fuser *f, int v) { return ir_numel(&nd(f, v)->shape); }
 static const char *opn(const Fuser *f, int v) { return ir_op_name(nd(f, v)->op); }
 
-bool fuse_is_reduction(IrOp op) {
-  return op == OP_SUM || op == OP_REDUCE_MAX || op == OP_ARGMAX || op == OP_SOFTMAX || op == OP_LOG_SOFTMAX ||
-         op == OP_CROSS_ENTROPY;
-}
+bool fuse_is_opaque(IrOp op) { return ir_op_pattern(op) == PAT_OPAQUE && !ir_op_is_bound(op); }
 
-/* Row ops: reductions whose result has their input's shape. */
-static bool is_row_op(IrOp op) { return op == OP_SOFTMAX || op == OP_LOG_SOFTMAX; }
-
-bool fuse_is_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
-
-bool fuse_is_opaque(IrOp op) {
-  return ir_op_pattern(op) == PAT_OPAQUE && op != OP_INPUT && op != OP_PARAM && op != OP_STATE;
-}
-
-/* Ops an opaque op's epilogue may hold at ELEM: elementwise work and the
- * reshapes and broadcasts the builder puts around a bias. */
-static bool epilogue_op(IrOp op) {
-  return ir_op_pattern(op) == PAT_ELEMWISE || op == OP_RESHAPE || op == OP_BROADCAST || op == OP_CONST;
-}
-
-static bool is_view(IrOp op) { return op == OP_RESHAPE || op == OP_PERMUTE || op == OP_SLICE || op == OP_BROADCAST; }
 
 /* May v be recomputed wherever it is read (FUSE_AT_ANY)? Yes if it is free
  * (constants and indices cost nothing to recompute), or if it is a scalar
@@ -84,8 +65,8 @@ static bool is_view(IrOp op) { return op == OP_RESHAPE || op == OP_PERMUTE || op
  * itself (its producer is then held to the same test). */
 static bool any_ok(const Fuser *f, int v) {
   IrOp op = nd(f, v)->op;
-  if (f->freev[v] || is_view(op)) return true;
-  return numel(f, v) == 1 && !fuse_is_reduction(op) && !fuse_is_opaque(op) && !fuse_is_leaf(op);
+  if (f->freev[v] || ir_op_is_view(op)) return true;
+  return numel(f, v) == 1 && !ir_op_is_reduction(op) && !fuse_is_opaque(op) && !ir_op_is_leaf(op);
 }
 
 /* any_ok without views: what a broadcast may expand before a two-pass
@@ -93,7 +74,7 @@ static bool any_ok(const Fuser *f, int v) {
 static bool recompute_ok(const Fuser *f, int v) {
   IrOp op = nd(f, v)->op;
   if (f->freev[v]) return true;
-  return numel(f, v) == 1 && !fuse_is_reduction(op) && !fuse_is_opaque(op) && !fuse_is_leaf(op);
+  return numel(f, v) == 1 && !ir_op_is_reduction(op) && !fuse_is_opaque(op) && !ir_op_is_leaf(op);
 }
 
 void fuse_graph_facts(Fuser *f) {
@@ -101,7 +82,7 @@ void fuse_graph_facts(Fuser *f) {
     const IrNode *x = nd(f, v);
     IrOp op = x->op;
     if (op == OP_CONST || op == OP_IOTA) f->freev[v] = true;
-    else if (fuse_is_leaf(op) || fuse_is_reduction(op) || fuse_is_opaque(op) || x->nin == 0) f->freev[v] = false;
+    else if (ir_op_is_leaf(op) || ir_op_is_reduction(op) || fuse_is_opaque(op) || x->nin == 0) f->freev[v] = false;
     else {
       bool all = true;
       for (int k = 0; k < x->nin; k++) all = all && f->freev[x->in[k]];
@@ -109,7 +90,7 @@ void fuse_graph_facts(Fuser *f) {
     }
 
     f->rowred[v] = -1;
-    if (op == OP_SUM || op == OP_REDUCE_MAX || op == OP_ARGMAX || op == OP_CROSS_ENTROPY) f->rowred[v] = v;
+    if (ir_op_is_reduction(op) && !ir_op_is_rowwise(op)) f->rowred[v] = v;
     else if (ir_op_pattern(op) == PAT_ELEMWISE || op == OP_RESHAPE || op == OP_BROADCAST) {
       for (int k = 0; k < x->nin; k++) {
         int u = x->in[k];
@@ -125,8 +106,17 @@ static uint32_t reduced_axes(const IrNode *t, const IrShape *in) {
   case OP_SUM:
   case OP_REDUCE_MAX: return t->attr.axes;
   case OP_ARGMAX: return 1u << t->attr.axis;
-  default: return 1u << (in->rank - 1); /* CROSS_ENTROPY: the logits' last axis */
+  case OP_CROSS_ENTROPY: return 1u << (in->rank - 1); /* the logits' last axis */
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
+  case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER:
+  case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D:
+  case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_COUNT: break;
   }
+  return 0; /* not a reduction: folds no axis */
 }
 
 /* Does BROADCAST / ONEHOT node c read a row value of reduction t back at
@@ -175,7 +165,7 @@ static Edge classify_cross(Fuser *f, int p, int c, const FuseGrowing *G, char *w
   /* Rule (recompute): constants, indices and scalars are free to recompute. */
   if (recompute_ok(f, p)) return (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1};
   /* what a refusal below returns: a view may still be re-read (ANY) */
-  Edge fail = is_view(nd(f, p)->op) ? (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1} : refuse_edge();
+  Edge fail = ir_op_is_view(nd(f, p)->op) ? (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1} : refuse_edge();
   if (f->ban[c]) {
     snprintf(why, size, "%s", f->ban[c]);
     return fail;
@@ -208,7 +198,7 @@ static Edge classify_cross(Fuser *f, int p, int c, const FuseGrowing *G, char *w
              f->rowred[p], opn(f, f->rowred[p]), t, opn(f, t));
     return fail;
   }
-  if (is_row_op(nd(f, t)->op)) {
+  if (ir_op_is_rowwise(nd(f, t)->op)) {
     snprintf(why, size, "the rows of %%%d (%s) stay inside it: %%%d (%s) would recompute this for every element", t,
              opn(f, t), c, opn(f, c));
     return fail;
@@ -275,8 +265,15 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
   case OP_CROSS_ENTROPY:
     /* logits at the input index, the target once per row */
     return (Edge){EDGE_AT, u.arg == 0 ? FUSE_AT_ELEM : FUSE_AT_ROW, true, -1};
-  default: return e; /* elementwise: the consumer's own index */
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL:
+  case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
+  case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_GATHER_BACKWARD: case OP_MATMUL:
+  case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM:
+  case OP_LAYER_NORM: case OP_COUNT: break; /* elementwise (opaque ops returned above; leaves consume nothing) */
   }
+  return e; /* the consumer's own index */
 }
 
 /* Rule (no cycles): a kernel reads its inputs from memory before it runs,
@@ -321,7 +318,7 @@ int fuse_find_cycle(Fuser *f, const int *seed, int nseed, int gi, int extra, int
 static int first_non_epilogue(const Fuser *f, const FuseGrowing *G) {
   for (int i = 0; i < G->nmem; i++) {
     int m = G->mem[i];
-    if (f->lvl[m] == FUSE_AT_ELEM && !epilogue_op(nd(f, m)->op)) return m;
+    if (f->lvl[m] == FUSE_AT_ELEM && !ir_op_is_epilogue(nd(f, m)->op)) return m;
   }
   return G->last;
 }
@@ -391,13 +388,13 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
 
   /* Rule (opaque epilogue): after an opaque op only an elementwise epilogue. */
   if (G->kind == FUSE_OPAQUE) {
-    if (fuse_is_reduction(op) || fuse_is_opaque(op) || (lv == FUSE_AT_ELEM && !epilogue_op(op))) {
+    if (ir_op_is_reduction(op) || fuse_is_opaque(op) || (lv == FUSE_AT_ELEM && !ir_op_is_epilogue(op))) {
       snprintf(why, size, "the epilogue of %%%d (%s) can only be elementwise", G->opq, opn(f, G->opq));
       return false;
     }
   }
 
-  if (fuse_is_reduction(op)) {
+  if (ir_op_is_reduction(op)) {
     /* Rule (one reduction): at most one reduction per FUSE_LOOP group. */
     if (G->red >= 0) {
       snprintf(why, size, "one reduction per kernel: %%%d (%s) reduces here already", G->red, opn(f, G->red));
@@ -418,18 +415,18 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
     }
     /* Rule (row ops): softmax and log_softmax absorb their prologue and an
      * epilogue at their own (the input's) shape. */
-    if (is_row_op(op) && lv != FUSE_AT_ELEM) {
+    if (ir_op_is_rowwise(op) && lv != FUSE_AT_ELEM) {
       snprintf(why, size, "its rows are internal, it cannot be read per row of another reduction");
       return false;
     }
     /* Rule (reduced-shape epilogue): a reduction read elementwise becomes
      * the root and what was the loop becomes its per-row epilogue, which
      * must then be indexed by the rows. */
-    if (!is_row_op(op) && lv == FUSE_AT_ELEM && G->nshuffle > 0) {
+    if (!ir_op_is_rowwise(op) && lv == FUSE_AT_ELEM && G->nshuffle > 0) {
       snprintf(why, size, "its epilogue here reads elements out of order (through a permute, slice or concat)");
       return false;
     }
-    if (!is_row_op(op) && lv == FUSE_AT_ROW && (G->pending >= 0 ? G->pending : target) != p) {
+    if (!ir_op_is_rowwise(op) && lv == FUSE_AT_ROW && (G->pending >= 0 ? G->pending : target) != p) {
       snprintf(why, size, "read per row of a kernel whose rows are another reduction's");
       return false;
     }
@@ -466,7 +463,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   G = &f->gs[gi];
   if (lv == FUSE_AT_ROW) G->nrow++;
   if (lv == FUSE_AT_ELEM && !id) G->nshuffle++;
-  if (lv == FUSE_AT_ELEM && !epilogue_op(op)) G->nnonepi++;
+  if (lv == FUSE_AT_ELEM && !ir_op_is_epilogue(op)) G->nnonepi++;
   if (target >= 0) {
     for (int k = f->use_off[p]; k < f->use_off[p + 1]; k++) {
       int c = f->use[k].node;
@@ -476,9 +473,9 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
     G = &f->gs[gi];
     if (G->red < 0) G->pending = target;
   }
-  if (fuse_is_reduction(op)) {
+  if (ir_op_is_reduction(op)) {
     G->red = p;
-    if (!is_row_op(op) && lv == FUSE_AT_ELEM) {
+    if (!ir_op_is_rowwise(op) && lv == FUSE_AT_ELEM) {
       /* re-base: the members so far were the reduced-shape epilogue */
       for (int i = 0; i < G->nmem; i++) {
         int m = G->mem[i];
@@ -499,18 +496,18 @@ int fuse_new_group(Fuser *f, int v) {
   int gi = fuse_add_group(f, v);
   if (gi < 0) return -1;
   FuseGrowing *G = &f->gs[gi];
-  G->kind = fuse_is_leaf(op) ? FUSE_LEAF : fuse_is_opaque(op) ? FUSE_OPAQUE : FUSE_LOOP;
-  G->red = fuse_is_reduction(op) ? v : -1;
+  G->kind = ir_op_is_leaf(op) ? FUSE_LEAF : fuse_is_opaque(op) ? FUSE_OPAQUE : FUSE_LOOP;
+  G->red = ir_op_is_reduction(op) ? v : -1;
   G->opq = G->kind == FUSE_OPAQUE ? v : -1;
   G->pending = -1;
   f->grp[v] = gi;
   f->ident[v] = true;
   /* a reduction's result is per row of its input; anything else defines
    * the loop at its own shape */
-  f->lvl[v] = fuse_is_reduction(op) && !is_row_op(op) ? FUSE_AT_ROW : FUSE_AT_ELEM;
+  f->lvl[v] = ir_op_is_reduction(op) && !ir_op_is_rowwise(op) ? FUSE_AT_ROW : FUSE_AT_ELEM;
   G->nrow = f->lvl[v] == FUSE_AT_ROW;
   G->nshuffle = 0;
-  G->nnonepi = f->lvl[v] == FUSE_AT_ELEM && !epilogue_op(op);
+  G->nnonepi = f->lvl[v] == FUSE_AT_ELEM && !ir_op_is_epilogue(op);
   fuse_add_member(f, gi, v);
   return gi;
 }
@@ -520,7 +517,7 @@ void fuse_place(Fuser *f, int p) {
   IrOp op = nd(f, p)->op;
   int b = f->use_off[p], e = f->use_off[p + 1];
   /* Leaves: INPUT, PARAM and STATE are buffers (FUSE_LEAF), never members. */
-  if (op == OP_INPUT || op == OP_PARAM || op == OP_STATE || b == e || !f->opt.enabled) {
+  if (ir_op_is_bound(op) || b == e || !f->opt.enabled) {
     fuse_new_group(f, p);
     return;
   }
@@ -532,7 +529,7 @@ void fuse_place(Fuser *f, int p) {
   for (int k = b + 1; k < e && other < 0; k++)
     if (f->grp[f->use[k].node] != gi) other = f->use[k].node;
   bool ok;
-  if (other >= 0 && (is_view(op) || (f->freev[p] && op != OP_CONST))) {
+  if (other >= 0 && (ir_op_is_view(op) || (f->freev[p] && op != OP_CONST))) {
     /* Rule (siblings): a view or free node read by several loop kernels
      * over one domain merges them (fuse_merge.c). A shared CONST instead
      * stays a leaf: a constant buffer costs no kernel. */

@@ -7,6 +7,7 @@
  * never reduce. Unary rules are only called when their input wants a
  * gradient; binary rules build each side only when that input wants it.
  */
+#include "ir/op_eval.h"
 #include "passes/grad_rules.h"
 
 #define X(k) ad_in(r, k)
@@ -60,10 +61,10 @@ int grad_relu(AdRule *r) {
   return ad_give(r, 0, ad_where(r, pos, DY, ad_scalar(r, 0.0)));
 }
 
-/* y = 0.5 x (1 + t), t = tanh(u), u = k (x + c x^3), k = sqrt(2/pi), c = 0.044715:
+/* y = 0.5 x (1 + t), t = tanh(u), u = k (x + c x^3), k and c from ir/op_eval.h:
  * dx = dy * (0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3c x^2)), t recomputed. */
 int grad_gelu(AdRule *r) {
-  const double k = 0.7978845608028654, c = 0.044715;
+  const double k = OP_EVAL_GELU_K, c = OP_EVAL_GELU_C;
   int x = X(0);
   int x2 = ad_binary(r, OP_MUL, x, x);
   int inner = ad_binary_k(r, OP_ADD, ad_binary_k(r, OP_MUL, x2, c), 1.0);          /* 1 + c x^2 */
@@ -73,6 +74,14 @@ int grad_gelu(AdRule *r) {
   int du = ad_binary_k(r, OP_ADD, ad_binary_k(r, OP_MUL, x2, 3.0 * c), 1.0);       /* 1 + 3c x^2 */
   int right = ad_binary(r, OP_MUL, ad_binary_k(r, OP_MUL, x, 0.5 * k), ad_binary(r, OP_MUL, sech2, du));
   return ad_give(r, 0, ad_binary(r, OP_MUL, DY, ad_binary(r, OP_ADD, left, right)));
+}
+
+/* y = x s, s = sigmoid(x):  dx = dy * s * (1 + x (1 - s)), s recomputed. */
+int grad_silu(AdRule *r) {
+  int s = ad_unary(r, OP_SIGMOID, X(0));
+  int one_minus = ad_binary(r, OP_SUB, ad_scalar(r, 1.0), s);
+  int inner = ad_binary_k(r, OP_ADD, ad_binary(r, OP_MUL, X(0), one_minus), 1.0); /* 1 + x (1 - s) */
+  return ad_give(r, 0, ad_binary(r, OP_MUL, DY, ad_binary(r, OP_MUL, s, inner)));
 }
 
 /* y = cast(x): only f32 -> f32 carries a gradient (an i32 side never wants

@@ -82,7 +82,7 @@ int ad_slice(AdRule *r, int x, const int64_t *start, IrShape len);
 
 typedef int (*AdRuleFn)(AdRule *r);
 
-#define OP(name, text, arity, pattern, rule, backward) int grad_##backward(AdRule *r);
+#define OP(name, text, arity, pattern, flags, rule, backward) int grad_##backward(AdRule *r);
 #include "ir/ops.def"
 #undef OP
 

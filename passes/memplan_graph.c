@@ -7,8 +7,6 @@
 #include "passes/memplan.h"
 #include "passes/memplan_internal.h"
 
-static bool is_leaf_op(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
-
 static int64_t node_bytes(const IrNode *x) {
   return ir_numel(&x->shape) * 4; /* f32 and i32 alike */
 }
@@ -24,7 +22,7 @@ static FusePlan *one_node_groups(const IrGraph *g) {
   for (int id = 0; id < g->n; id++) {
     const IrNode *x = &g->node[id];
     FuseGroup *gr = &p->group[id];
-    gr->kind = is_leaf_op(x->op) ? FUSE_LEAF : ir_op_pattern(x->op) == PAT_OPAQUE ? FUSE_OPAQUE : FUSE_LOOP;
+    gr->kind = ir_op_is_leaf(x->op) ? FUSE_LEAF : ir_op_pattern(x->op) == PAT_OPAQUE ? FUSE_OPAQUE : FUSE_LOOP;
     gr->root = id;
     gr->n = gr->nout = 1;
     gr->node = malloc(sizeof *gr->node);

@@ -136,6 +136,7 @@ static const GradCase cases[] = {
     U("sigmoid", OP_SIGMOID, .lo = -4, .hi = 4),
     U("relu", OP_RELU, .kink = AWAY_0),
     U("gelu", OP_GELU, .lo = -3, .hi = 3),
+    U("silu", OP_SILU, .lo = -4, .hi = 4),
     {.name = "cast_f32", .op = OP_CAST, .how = CUSTOM, .nin = 1, .dt = {F}, .sh = {SH(2, 3, 4)}, .fn = cast_f32},
     /* elementwise binary, same shapes */
     B("add", OP_ADD, SH(2, 3, 4), SH(2, 3, 4)),
@@ -882,7 +883,7 @@ END_TEST
 /* ---- coverage ---- */
 
 static const char *const backward_rule[] = {
-#define OP(name, text, arity, pattern, rule, backward) #backward,
+#define OP(name, text, arity, pattern, flags, rule, backward) #backward,
 #include "ir/ops.def"
 #undef OP
 };

@@ -56,7 +56,7 @@ static bool is_opaque(IrOp op) {
   return ir_op_pattern(op) == PAT_OPAQUE && op != OP_INPUT && op != OP_PARAM && op != OP_STATE;
 }
 
-static bool is_leaf(IrOp op) { return op == OP_INPUT || op == OP_PARAM || op == OP_STATE || op == OP_CONST; }
+static bool is_leaf(IrOp op) { return ir_op_is_leaf(op); }
 
 static bool reads(const IrGraph *g, int v, int u) {
   for (int k = 0; k < g->node[v].nin; k++)

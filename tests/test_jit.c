@@ -84,6 +84,7 @@ static const OpCase cases[] = {
     {"sigmoid", OP_SIGMOID, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
     {"relu", OP_RELU, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, true},
     {"gelu", OP_GELU, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
+    {"silu", OP_SILU, NO_ATTR, 1, {F(JC_NORMAL, 2, 3, 37)}, false},
     {"neg_i32", OP_NEG, NO_ATTR, 1, {I(JC_WIDE, 0, 2, 3, 37)}, true},
     {"abs_i32", OP_ABS, NO_ATTR, 1, {I(JC_WIDE, 0, 2, 3, 37)}, true},
     {"cast_f32_i32", OP_CAST, {.dtype = IR_I32}, 1, {F(JC_WIDE, 2, 3, 37)}, true},

@@ -1,7 +1,7 @@
 /* test_ref.c — the reference executor against independently computed values.
  *
  * tests/fixtures/ref_ops.py (numpy, and PyTorch for convolutions, norms,
- * gelu, log_softmax and cross_entropy) writes each case's inputs and
+ * gelu, silu, log_softmax and cross_entropy) writes each case's inputs and
  * expected output as .npy into the test's tmp dir; the case table below
  * builds the same op with the IR builder, runs ref_run and compares: f32 to
  * 1e-5 relative (max-abs difference over max-abs of the expected), i32
@@ -53,6 +53,7 @@ static const OpCase cases[] = {
     {"sigmoid", OP_SIGMOID, 1, NO_ATTR},
     {"relu", OP_RELU, 1, NO_ATTR},
     {"gelu", OP_GELU, 1, NO_ATTR},
+    {"silu", OP_SILU, 1, NO_ATTR},
     {"neg_i32", OP_NEG, 1, NO_ATTR},
     {"abs_i32", OP_ABS, 1, NO_ATTR},
     {"cast_f32_i32", OP_CAST, 1, {.dtype = IR_I32}},

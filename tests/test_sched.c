@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ir/op_eval.h"
 #include "runtime/sched/plan.h"
 #include "runtime/sched/rt_sched.h"
 #include "runtime/core/tensor.h"
@@ -735,7 +736,7 @@ static void k_gelu(void *const *args, const RtRunCtx *ctx, int64_t begin, int64_
   float *h = args[0];
   for (int64_t i = begin * 1024; i < end * 1024; i++) {
     float v = h[i];
-    h[i] = 0.5f * v * (1 + tanhf(0.7978845608f * (v + 0.044715f * v * v * v)));
+    h[i] = 0.5f * v * (1 + tanhf((float)OP_EVAL_GELU_K * (v + (float)OP_EVAL_GELU_C * v * v * v)));
   }
 }
 

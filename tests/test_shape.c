@@ -89,6 +89,7 @@ static const Case cases[] = {
     UNARY_F32(OP_SIGMOID, "sigmoid"),
     UNARY_F32(OP_RELU, "relu"),
     UNARY_F32(OP_GELU, "gelu"),
+    UNARY_F32(OP_SILU, "silu"),
     OK(OP_CAST, I, SH(2, 3), IN1(F, SH(2, 3)), A(.dtype = I)),
     OK(OP_CAST, F, SH(5), IN1(I, SH(5)), A(.dtype = F)),
     BAD(OP_CAST, "cast: unknown target dtype 7", IN1(F, SH(2)), A(.dtype = (IrDType)7)),
@@ -435,6 +436,23 @@ START_TEST(op_table) {
     ck_assert(ir_op_arity((IrOp)op) >= 0 && ir_op_arity((IrOp)op) <= IR_MAX_IN);
     ck_assert(ir_op_pattern((IrOp)op) >= PAT_ELEMWISE && ir_op_pattern((IrOp)op) <= PAT_OPAQUE);
   }
+  /* The flags column agrees with the other columns where they overlap. */
+  for (int i = 0; i < OP_COUNT; i++) {
+    IrOp op = (IrOp)i;
+    const char *n = ir_op_name(op);
+    bool elem = ir_op_pattern(op) == PAT_ELEMWISE;
+    ck_assert_msg(!ir_op_is_leaf(op) || ir_op_arity(op) == 0, "%s: a leaf has no inputs", n);
+    ck_assert_msg(!ir_op_is_bound(op) || ir_op_is_leaf(op), "%s: bound but not a leaf", n);
+    ck_assert_msg(!ir_op_is_rowwise(op) || ir_op_is_reduction(op), "%s: row-wise but not PAT_REDUCE", n);
+    ck_assert_msg(!ir_op_is_view(op) || ir_op_arity(op) == 1, "%s: a view has one input", n);
+    ck_assert_msg(!ir_op_takes_i32(op) || elem, "%s: OPF_I32 is for elementwise ops", n);
+    ck_assert_msg(!ir_op_is_identity(op) || elem, "%s: OPF_IDENTITY is for elementwise ops", n);
+    ck_assert_msg(!ir_op_is_gemm(op) || ir_op_pattern(op) == PAT_OPAQUE, "%s: a GEMM op is opaque", n);
+    ck_assert_msg(!elem || ir_op_is_epilogue(op), "%s: every elementwise op may sit in an epilogue", n);
+  }
+  ck_assert(ir_op_is_leaf(OP_CONST) && !ir_op_is_bound(OP_CONST) && ir_op_is_bound(OP_STATE));
+  ck_assert(ir_op_is_reduction(OP_CROSS_ENTROPY) && !ir_op_is_rowwise(OP_SUM) && ir_op_is_rowwise(OP_SOFTMAX));
+  ck_assert_int_eq((int)ir_op_flags((IrOp)OP_COUNT), 0);
 }
 END_TEST
 

@@ -65,8 +65,18 @@ static LLVMValueRef unary_f32(Emit *E, IrOp op, LLVMValueRef x) {
   case OP_RELU: /* NaN passes through (unordered-or-greater) */
     return LLVMBuildSelect(B, LLVMBuildFCmp(B, LLVMRealUGT, x, em_f32(E, 0), ""), x, em_f32(E, 0), "");
   case OP_GELU: return em_gelu(E, x);
-  default: em_fail(E, "no f32 code for %s", ir_op_name(op)); return x;
+  case OP_SILU: return LLVMBuildFMul(B, x, em_sigmoid(E, x), "");
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_CAST:
+  case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
+  case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ: case OP_NE: case OP_WHERE:
+  case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX:
+  case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT:
+  case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
+  case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  em_fail(E, "no f32 code for %s", ir_op_name(op));
+  return x;
 }
 
 /* Python's a // b, wrapping like the reference: b == -1 negates (INT32_MIN
@@ -127,8 +137,16 @@ static LLVMValueRef binary(Emit *E, int v, LLVMValueRef a, LLVMValueRef b) {
     LLVMValueRef c = f ? LLVMBuildFCmp(B, fp[k], a, b, "") : LLVMBuildICmp(B, ip[k], a, b, "");
     return LLVMBuildZExt(B, c, E->i32, "");
   }
-  default: em_fail(E, "no binary code for %s", ir_op_name(nd->op)); return a;
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL: case OP_NEG:
+  case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID:
+  case OP_RELU: case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_WHERE: case OP_STRAIGHT_THROUGH:
+  case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE:
+  case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD:
+  case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  em_fail(E, "no binary code for %s", ir_op_name(nd->op));
+  return a;
 }
 
 /* ---- movement ---- */
@@ -205,7 +223,7 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
   LLVMValueRef o[IR_MAX_RANK], d[IR_MAX_RANK];
   switch (ir_op_pattern(nd->op)) {
   case PAT_ELEMWISE: {
-    if (nd->op == OP_STOP_GRADIENT || nd->op == OP_STRAIGHT_THROUGH) return em_eval(E, nd->in[0], I);
+    if (ir_op_is_identity(nd->op)) return em_eval(E, nd->in[0], I);
     LLVMValueRef x = em_eval(E, nd->in[0], I);
     if (nd->op == OP_CAST) {
       bool from_f = E->g->node[nd->in[0]].dtype == IR_F32, to_f = nd->dtype == IR_F32;
@@ -267,10 +285,17 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
   case OP_IOTA:
     em_idx_unravel(E, I, s, o);
     return LLVMBuildTrunc(B, o[nd->attr.axis], E->i32, "");
-  default:
-    em_fail(E, "kernel %s: %%%d (%s) cannot be computed elementally", E->k->name, v, ir_op_name(nd->op));
-    return LLVMConstNull(em_type_of(E, v));
+  case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_GUMBEL: case OP_NEG: case OP_ABS:
+  case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: case OP_SIGMOID: case OP_RELU:
+  case OP_GELU: case OP_SILU: case OP_CAST: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV:
+  case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE: case OP_EQ:
+  case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX:
+  case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
+  case OP_CROSS_ENTROPY: case OP_COUNT: break;
   }
+  em_fail(E, "kernel %s: %%%d (%s) cannot be computed elementally", E->k->name, v, ir_op_name(nd->op));
+  return LLVMConstNull(em_type_of(E, v));
 }
 
 /* Where a windowed loop kernel's root is in its chunk's scratch output:

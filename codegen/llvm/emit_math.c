@@ -1,8 +1,10 @@
 /* emit_math.c — transcendental functions as straight-line float code
  * (selects, no branches, no calls), so loops that use them vectorise.
  * Polynomials and reductions follow the classic cephes single-precision
- * routines (expf, logf, tanhf): a few ulp, far inside the tests' 1e-5. */
+ * routines (expf, logf, tanhf): within OP_EVAL_ULP_BOUND ulp of ir/op_eval's
+ * values (tests/test_op_eval.c measures it). */
 #include "codegen/llvm/emit.h"
+#include "ir/op_eval.h"
 
 #define B (E->b)
 
@@ -104,17 +106,36 @@ LLVMValueRef em_tanh(Emit *E, LLVMValueRef x) {
   return sel(E, fcmp(E, LLVMRealOGT, ax, em_f32(E, 0.625)), big, small);
 }
 
-LLVMValueRef em_sigmoid(Emit *E, LLVMValueRef x) {
-  LLVMValueRef t = em_exp(E, LLVMBuildFNeg(B, x, ""));
-  return LLVMBuildFDiv(B, em_f32(E, 1.0), add_f(E, em_f32(E, 1.0), t), "");
+/* sigmoid(hi + lo), lo a small correction to hi (NULL: none):
+ * 1 / (1 + e) for hi >= 0, e / (1 + e) below, from one e = exp(-|hi + lo|)
+ * = exp(-|hi|) (1 -+ lo). Never an overflowing exp, so sigmoid of a very
+ * negative argument keeps its (tiny, possibly subnormal) value. */
+static LLVMValueRef sigmoid_hilo(Emit *E, LLVMValueRef hi, LLVMValueRef lo) {
+  LLVMValueRef ax = em_intrinsic(E, "llvm.fabs", E->f32, &hi, 1);
+  LLVMValueRef e = em_exp(E, LLVMBuildFNeg(B, ax, ""));
+  LLVMValueRef neg = fcmp(E, LLVMRealOLT, hi, em_f32(E, 0));
+  if (lo) e = em_fma(E, e, sel(E, neg, lo, LLVMBuildFNeg(B, lo, "")), e);
+  LLVMValueRef num = sel(E, neg, e, em_f32(E, 1.0));
+  return LLVMBuildFDiv(B, num, add_f(E, em_f32(E, 1.0), e), "");
 }
 
-/* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), PyTorch's approximate="tanh". */
+LLVMValueRef em_sigmoid(Emit *E, LLVMValueRef x) { return sigmoid_hilo(E, x, NULL); }
+
+/* gelu(x) = x sigmoid(u), u = 2 K (x + C x^3): op_eval.h's form of
+ * PyTorch's approximate="tanh" (no cancellation in 1 + tanh for negative
+ * x). u is computed in double and split into f32 hi + lo, because exp
+ * turns an absolute error in u into a relative one in the result, and u
+ * reaches about -100 before the result underflows. */
 LLVMValueRef em_gelu(Emit *E, LLVMValueRef x) {
-  LLVMValueRef x3 = mul_f(E, mul_f(E, x, x), x);
-  LLVMValueRef inner = mul_f(E, em_f32(E, 0.7978845608028654), em_fma(E, x3, em_f32(E, 0.044715), x));
-  LLVMValueRef t = em_tanh(E, inner);
-  return mul_f(E, mul_f(E, em_f32(E, 0.5), x), add_f(E, em_f32(E, 1.0), t));
+  LLVMValueRef xd = LLVMBuildFPExt(B, x, E->f64, "");
+  LLVMValueRef x3 = LLVMBuildFMul(B, LLVMBuildFMul(B, xd, xd, ""), xd, "");
+  LLVMValueRef ud = LLVMBuildFAdd(B, xd, LLVMBuildFMul(B, x3, LLVMConstReal(E->f64, OP_EVAL_GELU_C), ""), "");
+  ud = LLVMBuildFMul(B, ud, LLVMConstReal(E->f64, 2.0 * OP_EVAL_GELU_K), "");
+  LLVMValueRef hi = LLVMBuildFPTrunc(B, ud, E->f32, "");
+  LLVMValueRef lo = LLVMBuildFPTrunc(B, LLVMBuildFSub(B, ud, LLVMBuildFPExt(B, hi, E->f64, ""), ""), E->f32, "");
+  LLVMValueRef ahi = em_intrinsic(E, "llvm.fabs", E->f32, &hi, 1);
+  lo = sel(E, fcmp(E, LLVMRealOLT, ahi, em_f32(E, __builtin_inff())), lo, em_f32(E, 0)); /* inf, NaN: no correction */
+  return mul_f(E, x, sigmoid_hilo(E, hi, lo));
 }
 
 /* key(x) = bits(x) for x >= +0, bits(x) ^ 0x7fffffff below: signed order of

