@@ -32,13 +32,13 @@ int grad_missing(AdRule *r) {
   return ad_fail(r, "cannot differentiate through this op (node %%%d): it has no backward rule", r->id);
 }
 
-/* The rule of each op, generated from ops.def's backward column. */
+/* The rule of each op, generated from ops.def's backward column (one
+ * entry per row by construction: a missing grad_<rule> fails to link). */
 static const AdRuleFn rules[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) grad_##backward,
 #include "ir/ops.def"
 #undef OP
 };
-_Static_assert(sizeof rules / sizeof rules[0] == OP_COUNT, "rules must have OP_COUNT entries");
 
 struct AdState {
   bool *need; /* (n0): the node's value depends on a wrt node through differentiable ops */

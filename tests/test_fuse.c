@@ -974,6 +974,7 @@ END_TEST
 int main(void) {
   Suite *s = suite_create("fuse");
   TCase *rules = tcase_create("rules");
+  tcase_set_timeout(rules, 60); /* 300 random graphs, 30 of them compiled in test_fuse_jit */
 #ifdef FUSE_TEST_RUN
   tcase_add_checked_fixture(rules, jc_setup, jc_teardown);
 #endif
