@@ -144,7 +144,7 @@ START_TEST(registered_passes_run_by_name_and_bad_ones_are_refused) {
   ck_assert_int_eq(n, n0 + 2);
 
   /* a full registry says so */
-  static char names[PASS_MAX][8];
+  static char names[PASS_MAX][16];
   int added = 0;
   for (int i = 0; i < PASS_MAX; i++) {
     snprintf(names[i], sizeof names[i], "p%d", i);
