@@ -52,7 +52,7 @@ else
 endif
 
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Werror \
-           $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -Iir -MMD -MP
+           $(OPT) $(SANFLAGS) -I. -I$(BUILD)/gen -MMD -MP
 LDFLAGS := $(SANFLAGS) -pthread
 BLAS_CFLAGS := $(shell $(PKG_CONFIG) --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell $(PKG_CONFIG) --libs openblas 2>/dev/null || echo -lopenblas)
@@ -116,8 +116,6 @@ LIBS_test_image_grid := runtime
 LIBS_test_shapes_reader := runtime
 LIBS_test_plot     := runtime
 LIBS_test_eval    := runtime
-# test_memplan also plans the fusion pass's groups once passes/fuse.c exists.
-$(BUILD)/tests/test_memplan: private CFLAGS += $(if $(wildcard passes/fuse.c),-DDAL_HAVE_FUSE)
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
 
 # ---- rules --------------------------------------------------------------------

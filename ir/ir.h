@@ -36,7 +36,7 @@ typedef struct {
 
 typedef enum {
 #define OP(name, text, arity, pattern, flags, rule, backward) OP_##name,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
   OP_COUNT
 } IrOp;

@@ -9,25 +9,25 @@
 
 static const char *const op_names[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) text,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
 };
 
 static const signed char op_arities[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) arity,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
 };
 
 static const unsigned char op_patterns[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) pattern,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
 };
 
 static const unsigned short op_flags[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) flags,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
 };
 

@@ -610,7 +610,7 @@ typedef bool (*ShapeRule)(Infer *c);
 
 static const ShapeRule rules[] = {
 #define OP(name, text, arity, pattern, flags, rule, backward) infer_##rule,
-#include "ops.def"
+#include "ir/ops.def"
 #undef OP
 };
 

@@ -569,19 +569,16 @@ static void plan_graph(const IrGraph *g, const FusePlan *fp, const char *what) {
   mem_graph_buffers_free(&gb);
 }
 
-/* Plans g one node per step and, when the fusion pass is built, under its
- * plan too. */
+/* Plans g one node per step and under the fusion pass's plan. */
 static void plan_model(const IrGraph *g, const char *what) {
   char label[256];
   snprintf(label, sizeof label, "%s (one node per step)", what);
   plan_graph(g, NULL, label);
-#ifdef DAL_HAVE_FUSE
   FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = true});
   ck_assert_ptr_nonnull(fp);
   snprintf(label, sizeof label, "%s (fused)", what);
   plan_graph(g, fp, label);
   fuse_plan_free(fp);
-#endif
 }
 
 static void model_case(const char *file, const char *entry, const char *name) {
