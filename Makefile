@@ -205,6 +205,10 @@ $(BUILD)/bench/sgemm: bench/sgemm.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/bench/fma_peak: bench/fma_peak.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 clean:
 	rm -rf build build-san
 
