@@ -72,17 +72,27 @@ def finished_steps(m, log):
 
 
 class Series:
-    """One measurement (NAME) over the rounds: its per-round JSON, logs and loads."""
+    """One measurement (NAME) over the rounds: its per-round JSON, logs and
+    loads; a round without NAME.json did not measure it ("absent": run.sh
+    measures some figures in the first rounds only)."""
 
     def __init__(self, d, name):
         self.name, self.runs = name, []
         for rd in round_dirs(d):
-            m = load(os.path.join(rd, name + ".json"))
+            path = os.path.join(rd, name + ".json")
+            if not os.path.exists(path):
+                self.runs.append({"m": {"error": "not measured"}, "log": None, "load": None, "absent": True})
+                continue
+            m = load(path)
             log = os.path.join(rd, name + ".log")
             if m.get("timeout_s"):
                 m = finished_steps(m, log)
             load_rec = load(os.path.join(rd, name + ".load"))
-            self.runs.append({"m": m, "log": log, "load": load_rec if "error" not in load_rec else None})
+            self.runs.append({"m": m, "log": log, "load": load_rec if "error" not in load_rec else None,
+                              "absent": False})
+
+    def measured(self):
+        return [r for r in self.runs if not r["absent"]]
 
     def values(self, key):
         """Per round: m[key] if it is a number, None otherwise (a failed
@@ -101,7 +111,8 @@ class Series:
         return max([r["m"]["timeout_s"] for r in self.runs if r["m"].get("timeout_s")] or [0])
 
     def failed_logs(self, key):
-        return [r["log"] for r, v in zip(self.runs, self.values(key)) if v is None and not r["m"].get("timeout_s")]
+        return [r["log"] for r, v in zip(self.runs, self.values(key))
+                if v is None and not r["absent"] and not r["m"].get("timeout_s")]
 
     def others(self):
         """The most cores the other processes kept busy during any round."""
@@ -172,6 +183,8 @@ class Context:
 
     def get(self, name):
         s = Series(self.d, name)
+        if not s.measured() and not any(x.name == name for x in self.series):
+            self.failures.append("%s failed: no %s.json in any round" % (name, name))
         self.series.append(s)
         return s
 
@@ -343,10 +356,10 @@ def sample_rows(ctx):
             dal_cell = "> %d s (stopped)" % dal.limit()
             ctx.failures.append("GPT sampling (%s) dal: stopped at the %d s limit (DAL_BENCH_TIMEOUT)"
                                 % (name, dal.limit()))
-        elif dal.runs and all(sample_missing(r["log"]) for r in dal.runs):
+        elif dal.measured() and all(sample_missing(r["log"]) for r in dal.measured()):
             dal_cell = "n/a"
             notes.append("- GPT sampling (%s) dal: n/a, this dalc has no `sample --bench` (see %s)"
-                         % (name, dal.runs[0]["log"]))
+                         % (name, dal.measured()[0]["log"]))
         else:
             dal_cell = "failed"
         for log in dal.failed_logs("tokens_per_s"):
@@ -477,7 +490,7 @@ def load_rows(ctx):
         for r in s.runs:
             rec = r["load"]
             if not rec:
-                cells.append("-")
+                cells.append("not measured" if r["absent"] else "-")
                 continue
             cells.append("%.2f%s (%.2f -> %.2f)" % (rec["others_cores"], " LOADED" if rec["others_cores"] >
                                                     ctx.loaded else "", rec["loadavg_before"],

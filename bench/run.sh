@@ -43,8 +43,11 @@
 #   DAL_BENCH_TIMEOUT [180]    seconds after which a dal measurement is
 #                              stopped and shown as "> limit" (0: never)
 #   TORCH_BENCH_STEPS [5], TORCH_BENCH_WARMUP [1], TORCH_BENCH_SECONDS [20]
-#   TORCH_SAMPLE_REPS [2], TORCH_SAMPLE_WARMUP [1]   PyTorch's timed and
-#                              warm-up generations per round
+#   TORCH_SAMPLE_REPS [2], TORCH_SAMPLE_WARMUP [1]   timed generations
+#                              per round (both sides: dal's `sample --bench
+#                              --reps`) and PyTorch's warm-up ones
+#   SAMPLE_NOCACHE_ROUNDS [1]  sampling without a KV cache (no target; slow)
+#                              is measured in the first this-many rounds only
 #   FORWARD_STEPS [2], FORWARD_WARMUP [1]   the dVAE forward's, both sides
 #   DAL_BENCH_FORWARD_CONFIG   the forward's config [paper; tiny for --config tiny]
 #   COMPILE_RUNS [3]           compile-time runs per model (cold + cached)
@@ -98,6 +101,7 @@ t_warm=${TORCH_BENCH_WARMUP:-$t_warm}
 t_secs=${TORCH_BENCH_SECONDS:-20}
 s_reps=${TORCH_SAMPLE_REPS:-$s_reps}
 s_warm=${TORCH_SAMPLE_WARMUP:-1}
+nocache_rounds=${SAMPLE_NOCACHE_ROUNDS:-1}
 f_steps=${FORWARD_STEPS:-$f_steps}
 f_warm=${FORWARD_WARMUP:-1}
 c_reps=${COMPILE_RUNS:-$c_reps}
@@ -108,6 +112,9 @@ if [ "$config" = tiny ]; then fwd_config=${DAL_BENCH_FORWARD_CONFIG:-tiny}
 else fwd_config=${DAL_BENCH_FORWARD_CONFIG:-paper}; fi
 case $rounds in
   ''|*[!0-9]*|0) echo "run.sh: DAL_BENCH_ROUNDS must be a count >= 1, got '$rounds'" >&2; exit 2 ;;
+esac
+case $nocache_rounds in
+  ''|*[!0-9]*) echo "run.sh: SAMPLE_NOCACHE_ROUNDS must be a count, got '$nocache_rounds'" >&2; exit 2 ;;
 esac
 
 # ---- build --------------------------------------------------------------------
@@ -126,7 +133,7 @@ mkdir -p "$out" || exit 1
 for f in sgemm.json sgemm.log fma.json fma.log flops.json flops.log tokens.log text.npy image.npy machine.txt \
          results.md 'dal-*' 'torch-*' 'compile-*' 'round*'; do
   # shellcheck disable=SC2086
-  rm -rf "$out"/$f
+  rm -rf "${out:?}"/$f
 done
 
 now_ms() { date +%s%3N; }
@@ -238,13 +245,15 @@ while [ $round -le "$rounds" ]; do
   done
 
   # GPT sampling: image tokens/s with and without a KV cache
-  for cache in cache nocache; do
+  modes=cache
+  [ "$round" -le "$nocache_rounds" ] && modes="cache nocache"
+  for cache in $modes; do
     flag=
     [ $cache = nocache ] && flag=--no-cache
     say "== round $round/$rounds, GPT sampling ($cache): dal, batch $s_batch"
     # shellcheck disable=SC2086
     run_one "dal-sample-$cache" "$d_limit" "$build/dalc" run models/gpt.dal --config "$config" --batch "$s_batch" \
-      $dalc_flags -- sample --bench --json $flag --seed 0
+      $dalc_flags -- sample --bench --json --reps "$s_reps" $flag --seed 0
     for setting in $s_settings; do
       policy=${setting%%-blas*}
       blas=0
