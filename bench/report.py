@@ -471,6 +471,8 @@ def roof_lines(ctx):
         out.append("- step FLOPs (bench/flops.py, analytic): %s" % "; ".join(
             "%s (%s, batch %d) %.4g GFLOP" % (names[k], v["config"], v["batch"], v["flops"] * 1e-9)
             for k, v in ctx.flops.items() if k in names))
+    out.append("- the roof is measured once, before the rounds, and suffers from load like the steps: a step "
+               "above 100% of sgemm means the roof was measured while the machine was busier")
     return out
 
 
