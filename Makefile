@@ -194,14 +194,20 @@ test-san:
 demo: all
 	@sh tools/demo.sh $(BUILD)
 
-# dal against PyTorch on the bench configurations, OpenBLAS sgemm for scale
-# (bench/run.sh; BENCH_ARGS=--quick for a smoke run, DAL_BENCH_STEPS=N).
+# dal against PyTorch on the bench configurations in interleaved rounds, the
+# dVAE paper forward, compile times, the roof (OpenBLAS sgemm, FMA peak) and
+# issue 11's target table (bench/run.sh; BENCH_ARGS=--quick for a smoke run,
+# BENCH_ARGS='--quick --config tiny' for a minute's; DAL_BENCH_ROUNDS=N).
 bench:
 	@MAKE="$(MAKE)" sh bench/run.sh $(BENCH_ARGS)
 
 $(BUILD)/bench/sgemm: bench/sgemm.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -o $@ $< $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bench/fma_peak: bench/fma_peak.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
 clean:
 	rm -rf build build-san
