@@ -65,6 +65,7 @@ typedef struct {
   int *stack;        /* (2 n) node * 2 + left */
   signed char *joined_by; /* the switch that let each node join, -1: founded its group */
   FuseRule rule;     /* set with every refusal's why: the rule that refused */
+  bool merging;      /* fuse_try_join is joining a sibling merge's shared node */
 } Fuser;
 
 /* fuse_rules.c */

@@ -116,7 +116,11 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
       ok = false;
     }
   }
-  if (ok) ok = fuse_try_join(f, p, m.into, why, size);
+  if (ok) {
+    f->merging = true; /* the join is the merge's: rule siblings allows it */
+    ok = fuse_try_join(f, p, m.into, why, size);
+    f->merging = false;
+  }
   if (!ok) undo(f, &m);
   free(m.gl);
   return ok;

@@ -339,6 +339,7 @@ static int first_non_epilogue(const Fuser *f, const FuseGrowing *G) {
 /* Which switch allows p to join G at level lv (target: the reduction
  * whose row values p is read back as, or -1). Exactly one per join, so
  * with every fusion switch off nothing joins (the -fno-fuse plan):
+ *   siblings         p is the shared node of a sibling merge (fuse_merge.c);
  *   recompute        p is evaluated wherever it is read (FUSE_AT_ANY);
  *   two-pass         p is read back through a crossing broadcast, or is
  *                    the reduction a two-pass group was waiting for;
@@ -348,6 +349,7 @@ static int first_non_epilogue(const Fuser *f, const FuseGrowing *G) {
  *   elementwise      anything else: vertical loop fusion at one index. */
 static FuseRule join_rule(const Fuser *f, int p, const FuseGrowing *G, FuseLevel lv, int target) {
   IrOp op = nd(f, p)->op;
+  if (f->merging) return FUSE_RULE_SIBLINGS;
   if (lv == FUSE_AT_ANY) return FUSE_RULE_RECOMPUTE;
   if (target >= 0 || G->pending == p) return FUSE_RULE_TWO_PASS;
   if (fuse_is_opaque(op)) return FUSE_RULE_EPILOGUE;
@@ -609,10 +611,7 @@ void fuse_place(Fuser *f, int p) {
      * leaf buffer. */
     ok = fuse_try_join(f, p, gi, why, sizeof why);
   }
-  if (ok) {
-    if (other >= 0) f->joined_by[p] = FUSE_RULE_SIBLINGS; /* it joined a merge */
-    return;
-  }
+  if (ok) return;
   for (int k = b; k < e; k++)
     if (k == b || f->use[k].node != f->use[k - 1].node) fuse_refuse(f, p, f->use[k].node, why, f->rule);
   fuse_new_group(f, p);
