@@ -93,6 +93,20 @@ int cli_texts_add(CliTexts *t, const char *s);
 int cli_texts_read(CliTexts *t, const char *path, bool skip_blank);
 void cli_texts_free(CliTexts *t);
 
+/* bench --compare's compiler (compare.c): the variants' arguments live
+ * here as long as their programs (the JIT keeps pointers into them). */
+#define CLI_MAX_VARIANTS 16
+typedef struct {
+  const DalcArgs *base; /* the command line's own flags */
+  FeProgram *p;
+  DalcArgs variant[CLI_MAX_VARIANTS];
+  int nvariant;
+} CliCompareHost;
+/* Installs h as the runtime's compiler (rt_exe_set_compiler) for the
+ * model p, loaded under base; h, base and p must outlive every program
+ * it compiles. */
+void cli_compare_install(CliCompareHost *h, const DalcArgs *base, FeProgram *p);
+
 int cmd_info(const DalcArgs *args);
 int cmd_run(const DalcArgs *args);
 int cmd_emit(const DalcArgs *args);
