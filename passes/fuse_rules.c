@@ -26,6 +26,14 @@
  *   data-dependent   gather tables and indices are read from memory;
  *   opaque epilogue  an opaque op takes an elementwise epilogue at its
  *                    shape, and nothing else.
+ * Each has a stable name (passes/fuse_rule_table.c, FuseRule in fuse.h)
+ * that every refusal records (f->rule) for --explain-fusion: the
+ * constraints no-duplication, opaque-operands, no-cycles, expansion (what
+ * "recompute" above forbids), outs, one-reduction, rows-in-order,
+ * data-dependent and epilogue-shape. What a join does is an optimisation
+ * with a switch of its own (--fuse-rule=-NAME): join_rule names the one
+ * switch that allows each join, so every switch off is -fno-fuse; the
+ * two-pass and siblings switches also guard their own paths.
  *
  * Levels (FuseLevel in fuse.h) say where in its group's loop nest a member
  * is evaluated; a member's level follows from its consumers' levels and

@@ -36,6 +36,7 @@ static const char usage[] =
     "         --grad-out writes the gradient of a training entry's loss with respect to\n"
     "         every parameter, under the parameter's name\n"
     "  run -- the model as an executable: `train`, `run --fn`, `bench`, `info`, `data`\n"
+    "         (`bench ... --compare '' '--fuse-rule=-epilogue' ...`: variants of these flags side by side)\n"
     "         (the same command line as an AOT-built executable; `-- train --help`)\n"
     "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz,\n"
     "         or its kernels as LLVM IR, assembly or an object file (-o);\n"
