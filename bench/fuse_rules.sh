@@ -21,7 +21,9 @@
 # the tokens' values do not change the work).
 #
 # Defaults: --config bench, --steps 5, --warmup 1, --models "dvae gpt",
-# --build build, the table on stdout (and in --out if given). Timings only:
+# --build build, the table on stdout (and in --out if given). Memory: the
+# variants live side by side in one process (the dVAE bench config's ten
+# peak at about 6.5 GB). Timings only:
 # on a shared machine they are noisy (the min-max shows how much); the
 # kernel, arena and bytes columns are exact.
 set -u
