@@ -36,7 +36,7 @@ static void add_time(const CgAotOptions *o, const char *name, double seconds) {
 static int compile_entry(Build *b, CgSession *s, const IrGraph *g, int i, FILE *src, RtErr *e) {
   const CgAotOptions *o = b->o;
   double t0 = pass_now();
-  FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = !o->no_fuse});
+  FusePlan *fp = fuse_plan(g, o->fuse ? o->fuse : &(FuseOptions){.enabled = !o->no_fuse});
   if (!fp) return rt_err(e, "%s: out of memory in the fusion pass", g->name);
   add_time(o, "fusion", pass_now() - t0);
   CgModule *m = cg_module_new(s, g, fp, e);

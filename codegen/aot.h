@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "ir/ir.h"
+#include "passes/fuse.h"
 #include "passes/passes.h"
 #include "runtime/sched/plan_program.h"
 #include "runtime/core/rt_error.h"
@@ -56,6 +57,7 @@ typedef struct {
   const char *include_dir; /* the folder holding runtime/ (its headers); NULL: the running program's folder's parent */
   const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
   const char *source_hash; /* the program's (RtProgram.source_hash), or NULL */
+  const FuseOptions *fuse; /* -fno-fuse and --fuse-rule (passes/fuse.h); NULL: from no_fuse */
 } CgAotOptions;
 
 /* Builds the executable o->output from graphs[0..n) (entry i = graphs[i];

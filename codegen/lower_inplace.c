@@ -16,7 +16,8 @@
  * its noalias promise to every other argument. o's buffer disappears (its
  * later readers read x's), and the memory planner sees one longer-lived
  * buffer. Sample windows (conv chunks) and GEMM-sourced roots are left
- * alone. */
+ * alone. The fusion plan's options may switch all of this off (rule
+ * in-place, --fuse-rule=-in-place). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,6 +189,8 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
 int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   int nb = L->nbuf, merged = 0;
   *merged_bytes = 0;
+  /* rule in-place (passes/fuse.h), switched with --fuse-rule=-in-place */
+  if (!fuse_rule_on(&L->fp->opt, FUSE_RULE_IN_PLACE)) return 0;
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
   bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
   merged += state_updates_in_place(L, gone, merged_bytes);

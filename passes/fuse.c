@@ -51,11 +51,12 @@ void fuse_add_cross(Fuser *f, int gi, int v) {
   if (grow(f, (void **)&G->cross, &G->crosscap, G->ncross, sizeof *G->cross)) G->cross[G->ncross++] = v;
 }
 
-void fuse_refuse(Fuser *f, int producer, int consumer, const char *why) {
+void fuse_refuse(Fuser *f, int producer, int consumer, const char *why, FuseRule rule) {
   if (!grow(f, (void **)&f->ref, &f->refcap, f->nref, sizeof *f->ref)) return;
   FuseRefusal *r = &f->ref[f->nref++];
   r->producer = producer;
   r->consumer = consumer;
+  r->rule = rule;
   snprintf(r->why, sizeof r->why, "%s", why);
 }
 
@@ -86,6 +87,7 @@ static void fuser_free(Fuser *f) {
   free(f->seen[0]);
   free(f->seen[1]);
   free(f->stack);
+  free(f->joined_by);
 }
 
 /* Consumer lists, outputs and the graph facts. */
@@ -106,8 +108,9 @@ static bool fuser_init(Fuser *f, const IrGraph *g, const FuseOptions *o) {
   f->seen[0] = calloc(nn, sizeof *f->seen[0]);
   f->seen[1] = calloc(nn, sizeof *f->seen[1]);
   f->stack = calloc(2 * nn, sizeof *f->stack);
+  f->joined_by = calloc(nn, sizeof *f->joined_by);
   if (!f->use_off || !f->must_out || !f->freev || !f->rowred || !f->ban || !f->grp || !f->lvl || !f->ident ||
-      !f->seen[0] || !f->seen[1] || !f->stack)
+      !f->seen[0] || !f->seen[1] || !f->stack || !f->joined_by)
     return false;
   int nuse = 0;
   for (int v = 0; v < n; v++) {
@@ -165,7 +168,7 @@ static bool ban_unfinished(Fuser *f) {
 
 static void run_round(Fuser *f) {
   free_round(f);
-  for (int v = 0; v < f->n; v++) f->grp[v] = -1;
+  for (int v = 0; v < f->n; v++) f->grp[v] = -1, f->joined_by[v] = -1;
   for (int p = f->n - 1; p >= 0 && !f->oom; p--) fuse_place(f, p);
 }
 
@@ -283,12 +286,15 @@ static FusePlan *build_plan(const Fuser *f, bool *cyclic) {
     p->group_of = malloc(((size_t)n + 1) * sizeof *p->group_of);
     p->level = malloc(((size_t)n + 1) * sizeof *p->level);
     p->refused = malloc(((size_t)f->nref + 1) * sizeof *p->refused);
-    ok = p->group && p->group_of && p->level && p->refused;
+    p->joined_by = malloc((size_t)n + 1);
+    p->opt = f->opt;
+    ok = p->group && p->group_of && p->level && p->refused && p->joined_by;
   }
   if (ok) {
     for (int v = 0; v < n; v++) {
       p->group_of[v] = pos[f->grp[v]];
       p->level[v] = f->lvl[v];
+      p->joined_by[v] = f->joined_by[v];
       mark[v] = -1;
     }
     for (int gi = 0; gi < ngs && ok; gi++)
@@ -303,6 +309,7 @@ static FusePlan *build_plan(const Fuser *f, bool *cyclic) {
       for (int i = 0; i < f->nref; i++) {
         p->refused[i].producer = r[i].producer;
         p->refused[i].consumer = r[i].consumer;
+        p->refused[i].rule = r[i].rule;
         snprintf(p->refused[i].why, sizeof p->refused[i].why, "%s", r[i].why);
       }
       p->nrefused = f->nref;
@@ -351,6 +358,7 @@ void fuse_plan_free(FusePlan *p) {
   free(p->group_of);
   free(p->refused);
   free(p->level);
+  free(p->joined_by);
   free(p);
 }
 

@@ -9,6 +9,7 @@
 #define DAL_PASSES_FUSE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ir/ir.h"
@@ -51,6 +52,72 @@ typedef enum {
                    a value in memory: evaluated wherever it is read; never an out */
 } FuseLevel;
 
+/* The fusion rules by name (passes/fuse_rule_table.c holds the table:
+ * name, default, one-line description). The switches come first, in the
+ * order of their bits in FuseOptions.rules_off / rules_on; each join of a
+ * producer into a group is allowed by exactly one switch (fuse_rules.c,
+ * join_rule), so with every switch but in-place off each node is a kernel
+ * of its own, as with -fno-fuse. The constraints after them keep a plan
+ * correct: they cannot be switched, and are named only so that
+ * --explain-fusion can say which one refused an edge. Order matters:
+ * FUSE_RULE_NSWITCH separates the two. */
+typedef enum {
+  FUSE_RULE_ELEMENTWISE,     /* elementwise and movement ops into the loop that reads them */
+  FUSE_RULE_RECOMPUTE,       /* views, constants and scalars recomputed in each reader */
+  FUSE_RULE_SIBLINGS,        /* loops sharing a view or constant merged (multi-output) */
+  FUSE_RULE_REDUCE_PROLOGUE, /* the work feeding a reduction computed in its row loop */
+  FUSE_RULE_REDUCE_EPILOGUE, /* a reduction takes the loop that reads its result */
+  FUSE_RULE_TWO_PASS,        /* a row value read back at the input shape: a second sweep */
+  FUSE_RULE_EPILOGUE,        /* matmul, conv, norms, gumbel take an elementwise epilogue */
+  FUSE_RULE_IN_PLACE,        /* (codegen) an output stored over an input that dies there */
+  FUSE_RULE_NSWITCH,         /* the constraints follow */
+  FUSE_RULE_NO_DUPLICATION = FUSE_RULE_NSWITCH, /* one group computes each node */
+  FUSE_RULE_OPAQUE_OPERANDS, /* an opaque op reads its operands from memory */
+  FUSE_RULE_NO_CYCLES,       /* no path leaves a group and comes back */
+  FUSE_RULE_EXPANSION,       /* only cheap values are read through an expanding edge */
+  FUSE_RULE_OUTS,            /* returned and updated values are stored once per element */
+  FUSE_RULE_ONE_REDUCTION,   /* at most one reduction (row space) per kernel */
+  FUSE_RULE_ROWS_IN_ORDER,   /* nothing per row is permuted, sliced or gathered */
+  FUSE_RULE_DATA_DEPENDENT,  /* gather tables and indices are read from memory */
+  FUSE_RULE_EPILOGUE_SHAPE,  /* an opaque op's epilogue is elementwise at its shape */
+  FUSE_RULE_COUNT
+} FuseRule;
+
+typedef struct {
+  const char *name;  /* stable: what --fuse-rule and --explain-fusion say */
+  bool is_switch;    /* false: a constraint, always on */
+  bool default_on;
+  const char *help;  /* one line */
+} FuseRuleInfo;
+
+/* The table, indexed by FuseRule (FUSE_RULE_COUNT rows). */
+extern const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT];
+
+typedef struct {
+  bool enabled;      /* false (-fno-fuse): every node is its own group */
+  bool single_pass;  /* true: no two-pass groups (a reduction's result read
+                        back at its input's shape always starts a new group);
+                        the same as rule two-pass off */
+  /* Added after the first version of this header. Zero (the default)
+   * leaves every rule at its default. */
+  uint32_t rules_off; /* bit r: switch r off (--fuse-rule=-NAME) */
+  uint32_t rules_on;  /* bit r: switch r on (--fuse-rule=+NAME); off wins */
+} FuseOptions;
+
+/* Is rule r on under o (NULL: the defaults)? Constraints always are. */
+bool fuse_rule_on(const FuseOptions *o, FuseRule r);
+/* The rule called name, or -1. */
+int fuse_rule_find(const char *name);
+/* Applies a --fuse-rule value to o: a comma list of +NAME / -NAME, left to
+ * right (each also undoes an earlier opposite). +NAME of a fusion rule
+ * while o->enabled is false (-fno-fuse) re-enables fusion with every other
+ * fusion switch off, so "-fno-fuse --fuse-rule=+epilogue" fuses epilogues
+ * only. Returns 0, or -1 with a message in err (an unknown name lists the
+ * switches; a constraint cannot be switched). o is unchanged on error. */
+int fuse_rule_apply(FuseOptions *o, const char *spec, char *err, size_t size);
+/* The rule table as text, one rule a line (dalc fuse-rules). */
+void fuse_rule_print(FILE *out);
+
 typedef struct {
   int ngroup;
   FuseGroup *group;  /* in a valid execution order (topological over groups) */
@@ -59,17 +126,19 @@ typedef struct {
   struct {
     int producer, consumer;
     char why[160];
+    int rule;        /* the FuseRule that refused it */
   } *refused;
   /* Added after the first version of this header (fields above unchanged): */
   FuseLevel *level;  /* (g->n) each node's level in its group; NULL in plans
                         not made by fuse_plan */
+  signed char *joined_by; /* (g->n) the switch (FuseRule) that let each node
+                        join its group, -1 for a group's first member; NULL
+                        in plans not made by fuse_plan */
+  FuseOptions opt;   /* the options the plan was made with (lowering reads
+                        the codegen switches, e.g. in-place, from here);
+                        zero in plans not made by fuse_plan: the defaults */
 } FusePlan;
 
-typedef struct {
-  bool enabled;      /* false (-fno-fuse): every node is its own group */
-  bool single_pass;  /* true: no two-pass groups (a reduction's result read
-                        back at its input's shape always starts a new group) */
-} FuseOptions;
 
 /* Partitions g's nodes. Deterministic: ties are broken by node id.
  *

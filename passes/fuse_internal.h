@@ -34,6 +34,7 @@ typedef struct {
 typedef struct {
   int producer, consumer;
   char why[160];
+  FuseRule rule;     /* the rule that refused it */
 } FuseRefusal;
 
 typedef struct {
@@ -62,6 +63,9 @@ typedef struct {
   int *seen[2];      /* cycle search: visit stamps per (node, left the group) */
   int stamp;
   int *stack;        /* (2 n) node * 2 + left */
+  signed char *joined_by; /* the switch that let each node join, -1: founded its group */
+  FuseRule rule;     /* set with every refusal's why: the rule that refused */
+  bool merging;      /* fuse_try_join is joining a sibling merge's shared node */
 } Fuser;
 
 /* fuse_rules.c */
@@ -74,7 +78,8 @@ void fuse_graph_facts(Fuser *f);
 void fuse_place(Fuser *f, int p);
 /* A new group founded by v (kind, root, level set from v's op). */
 int fuse_new_group(Fuser *f, int v);
-/* The rules for p joining group gi; joins and returns true, or writes why. */
+/* The rules for p joining group gi; joins and returns true, or writes why
+ * and sets f->rule to the rule that refused. */
 bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size);
 /* Searches forward from the seeds for a path that leaves group gi (with
  * 'extra' counted as a member) and comes back into it. Returns the node
@@ -91,6 +96,6 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size);
 int fuse_add_group(Fuser *f, int v); /* index of a zeroed group whose last member is v, or -1 */
 void fuse_add_member(Fuser *f, int gi, int v);
 void fuse_add_cross(Fuser *f, int gi, int v);
-void fuse_refuse(Fuser *f, int producer, int consumer, const char *why);
+void fuse_refuse(Fuser *f, int producer, int consumer, const char *why, FuseRule rule);
 
 #endif

@@ -56,6 +56,7 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
   m.gl = malloc((size_t)(e - b + 1) * sizeof *m.gl);
   if (!m.gl) {
     f->oom = true;
+    f->rule = FUSE_RULE_NO_DUPLICATION;
     snprintf(why, size, "out of memory");
     return false;
   }
@@ -67,6 +68,7 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
     if (!seen) m.gl[m.ngl++] = gi;
   }
   if (m.ngl < 2) { /* callers pass a node read by two groups at least */
+    f->rule = FUSE_RULE_NO_DUPLICATION;
     snprintf(why, size, "nothing to merge");
     free(m.gl);
     return false;
@@ -75,12 +77,14 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
   for (int i = 0; i < m.ngl; i++) {
     const FuseGrowing *G = &f->gs[m.gl[i]];
     if (!mergeable(G)) {
+      f->rule = FUSE_RULE_NO_DUPLICATION;
       snprintf(why, size, "read by kernels that cannot merge (that of %%%d %s): fusing would duplicate it", G->last,
                G->kind != FUSE_LOOP ? "is not a loop" : "reduces");
       free(m.gl);
       return false;
     }
     if (!ir_shape_eq(&g->node[G->last].shape, dom)) {
+      f->rule = FUSE_RULE_NO_DUPLICATION;
       snprintf(why, size, "read by kernels over different shapes (%%%d, %%%d): fusing would duplicate it",
                f->gs[m.gl[0]].last, G->last);
       free(m.gl);
@@ -106,12 +110,17 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
   if (ok) {
     int from, at = fuse_find_cycle(f, f->gs[m.into].mem, f->gs[m.into].nmem, m.into, -1, &from);
     if (at >= 0) {
+      f->rule = FUSE_RULE_NO_CYCLES;
       snprintf(why, size, "the kernels reading it cannot merge: a path leaves them at %%%d and comes back at %%%d (a cycle)",
                from, at);
       ok = false;
     }
   }
-  if (ok) ok = fuse_try_join(f, p, m.into, why, size);
+  if (ok) {
+    f->merging = true; /* the join is the merge's: rule siblings allows it */
+    ok = fuse_try_join(f, p, m.into, why, size);
+    f->merging = false;
+  }
   if (!ok) undo(f, &m);
   free(m.gl);
   return ok;

@@ -4,12 +4,24 @@
 
 #include "passes/fuse_internal.h"
 
+/* One line per refused edge, naming the rule that refused it; then how
+ * many nodes each switch let join a kernel (what --fuse-rule=-NAME would
+ * undo). */
 void fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out) {
   if (!g || !p || !out) return;
   for (int i = 0; i < p->nrefused; i++) {
-    int a = p->refused[i].producer, b = p->refused[i].consumer;
-    fprintf(out, "%%%d -> %%%d (%s): %s\n", a, b, ir_op_name(g->node[a].op), p->refused[i].why);
+    int a = p->refused[i].producer, b = p->refused[i].consumer, r = p->refused[i].rule;
+    const char *rule = r >= 0 && r < FUSE_RULE_COUNT ? fuse_rule_info[r].name : "?";
+    fprintf(out, "%%%d -> %%%d (%s) [%s]: %s\n", a, b, ir_op_name(g->node[a].op), rule, p->refused[i].why);
   }
+  if (!p->joined_by) return;
+  int count[FUSE_RULE_NSWITCH] = {0};
+  for (int v = 0; v < g->n; v++)
+    if (p->joined_by[v] >= 0 && p->joined_by[v] < FUSE_RULE_NSWITCH) count[p->joined_by[v]]++;
+  fputs("joined by rule:", out);
+  for (int r = 0; r < FUSE_RULE_NSWITCH; r++)
+    if (r != FUSE_RULE_IN_PLACE) fprintf(out, " %s %d%s", fuse_rule_info[r].name, count[r], fuse_rule_on(&p->opt, (FuseRule)r) ? "" : " (off)");
+  fputc('\n', out);
 }
 
 /* Writes s as the inside of a Graphviz double-quoted string. */

@@ -26,6 +26,14 @@
  *   data-dependent   gather tables and indices are read from memory;
  *   opaque epilogue  an opaque op takes an elementwise epilogue at its
  *                    shape, and nothing else.
+ * Each has a stable name (passes/fuse_rule_table.c, FuseRule in fuse.h)
+ * that every refusal records (f->rule) for --explain-fusion: the
+ * constraints no-duplication, opaque-operands, no-cycles, expansion (what
+ * "recompute" above forbids), outs, one-reduction, rows-in-order,
+ * data-dependent and epilogue-shape. What a join does is an optimisation
+ * with a switch of its own (--fuse-rule=-NAME): join_rule names the one
+ * switch that allows each join, so every switch off is -fno-fuse; the
+ * two-pass and siblings switches also guard their own paths.
  *
  * Levels (FuseLevel in fuse.h) say where in its group's loop nest a member
  * is evaluated; a member's level follows from its consumers' levels and
@@ -167,10 +175,12 @@ static Edge classify_cross(Fuser *f, int p, int c, const FuseGrowing *G, char *w
   /* what a refusal below returns: a view may still be re-read (ANY) */
   Edge fail = ir_op_is_view(nd(f, p)->op) ? (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1} : refuse_edge();
   if (f->ban[c]) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size, "%s", f->ban[c]);
     return fail;
   }
   if (lc != FUSE_AT_ELEM || !f->ident[c]) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size, "%%%d (%s) expands it at another index than the kernel's loop: it would be recomputed for every element",
              c, opn(f, c));
     return fail;
@@ -182,28 +192,34 @@ static Edge classify_cross(Fuser *f, int p, int c, const FuseGrowing *G, char *w
    * still be re-read (FUSE_AT_ANY), its producer then stored. */
   int t = G->red >= 0 ? G->red : G->pending >= 0 ? G->pending : f->rowred[p];
   if (t < 0) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size,
              "%%%d (%s) would recompute it for every element it expands to (realize before expand: only "
              "constants, scalars and a reduction's row values are read back)",
              c, opn(f, c));
     return fail;
   }
-  if (f->opt.single_pass) {
+  /* Switch (two-pass). */
+  if (!fuse_rule_on(&f->opt, FUSE_RULE_TWO_PASS)) {
+    f->rule = FUSE_RULE_TWO_PASS;
     snprintf(why, size, "a row value of %%%d (%s) read back at its input shape needs a two-pass kernel, and those are off",
              t, opn(f, t));
     return fail;
   }
   if (f->rowred[p] >= 0 && f->rowred[p] != t) {
+    f->rule = FUSE_RULE_ONE_REDUCTION;
     snprintf(why, size, "a row value of %%%d (%s), but this kernel's rows are those of %%%d (%s): one reduction per kernel",
              f->rowred[p], opn(f, f->rowred[p]), t, opn(f, t));
     return fail;
   }
   if (ir_op_is_rowwise(nd(f, t)->op)) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size, "the rows of %%%d (%s) stay inside it: %%%d (%s) would recompute this for every element", t,
              opn(f, t), c, opn(f, c));
     return fail;
   }
   if (!crosses_rows_of(f, c, t)) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size, "%%%d (%s) does not expand exactly the reduced axes of %%%d (%s)", c, opn(f, c), t, opn(f, t));
     return fail;
   }
@@ -216,6 +232,7 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
   const IrNode *C = nd(f, c);
   Edge e = {EDGE_AT, f->lvl[c], f->ident[c], -1};
   if (e.lvl == FUSE_AT_ANY) {
+    f->rule = FUSE_RULE_EXPANSION;
     snprintf(why, size, "%%%d (%s) is re-read wherever it is needed, so this must be in memory (it is not a constant, a scalar or a view)",
              c, opn(f, c));
     return (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1};
@@ -235,6 +252,7 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
     /* Rule (rows in order): a row value is indexed by its row, so nothing
      * at ROW may be permuted, sliced or concatenated. */
     if (e.lvl == FUSE_AT_ROW) {
+      f->rule = FUSE_RULE_ROWS_IN_ORDER;
       snprintf(why, size, "%%%d (%s) would reorder the rows of %%%d (%s)", c, opn(f, c), G->red, opn(f, G->red));
       return refuse_edge();
     }
@@ -244,14 +262,17 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
     /* Rule (data-dependent reads): a gather reads table rows at positions
      * known only at run time, and each index once per element of its row. */
     if (u.arg == 0) {
+      f->rule = FUSE_RULE_DATA_DEPENDENT;
       snprintf(why, size, "%%%d (gather) reads rows of its table at data-dependent positions: the table must be in memory", c);
       return (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1};
     }
     if (numel(f, p) != numel(f, c)) {
+      f->rule = FUSE_RULE_DATA_DEPENDENT;
       snprintf(why, size, "%%%d (gather) reads each index once per element of its row", c);
       return (Edge){EDGE_ANY, FUSE_AT_ANY, false, -1};
     }
     if (e.lvl == FUSE_AT_ROW) {
+      f->rule = FUSE_RULE_ROWS_IN_ORDER;
       snprintf(why, size, "%%%d (gather) at the rows of %%%d would reorder them", c, G->red);
       return refuse_edge();
     }
@@ -323,6 +344,28 @@ static int first_non_epilogue(const Fuser *f, const FuseGrowing *G) {
   return G->last;
 }
 
+/* Which switch allows p to join G at level lv (target: the reduction
+ * whose row values p is read back as, or -1). Exactly one per join, so
+ * with every fusion switch off nothing joins (the -fno-fuse plan):
+ *   siblings         p is the shared node of a sibling merge (fuse_merge.c);
+ *   recompute        p is evaluated wherever it is read (FUSE_AT_ANY);
+ *   two-pass         p is read back through a crossing broadcast, or is
+ *                    the reduction a two-pass group was waiting for;
+ *   epilogue         p is an opaque op taking its consumers' loop;
+ *   reduce-epilogue  p is a reduction or row op taking its consumers' loop;
+ *   reduce-prologue  p is evaluated inside G's reduction's row loop;
+ *   elementwise      anything else: vertical loop fusion at one index. */
+static FuseRule join_rule(const Fuser *f, int p, const FuseGrowing *G, FuseLevel lv, int target) {
+  IrOp op = nd(f, p)->op;
+  if (f->merging) return FUSE_RULE_SIBLINGS;
+  if (lv == FUSE_AT_ANY) return FUSE_RULE_RECOMPUTE;
+  if (target >= 0 || G->pending == p) return FUSE_RULE_TWO_PASS;
+  if (fuse_is_opaque(op)) return FUSE_RULE_EPILOGUE;
+  if (ir_op_is_reduction(op)) return FUSE_RULE_REDUCE_EPILOGUE;
+  if (G->red >= 0 && lv == FUSE_AT_ELEM) return FUSE_RULE_REDUCE_PROLOGUE;
+  return FUSE_RULE_ELEMENTWISE;
+}
+
 /* Tries to put p into group gi (every consumer of p is in it). On refusal
  * writes why and returns false. Also used on a merged group (fuse_merge.c). */
 bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
@@ -332,6 +375,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   bool id = true, mixed = false, need_any = false;
   int nlv = 0, target = -1;
   char anywhy[160] = "";
+  FuseRule anyrule = FUSE_RULE_EXPANSION;
 
   /* The level every consumer edge implies. */
   for (int k = f->use_off[p]; k < f->use_off[p + 1]; k++) {
@@ -339,7 +383,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
     if (e.kind == EDGE_REFUSE) return false;
     if (e.kind == EDGE_OPERAND) continue;
     if (e.kind == EDGE_ANY) {
-      if (!need_any) snprintf(anywhy, sizeof anywhy, "%s", why);
+      if (!need_any) snprintf(anywhy, sizeof anywhy, "%s", why), anyrule = f->rule;
       need_any = true;
       continue;
     }
@@ -354,11 +398,13 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   /* Rule (opaque operands): an opaque op reads its operands from memory. */
   if (nlv == 0 && !need_any) {
     int m = f->use[f->use_off[p]].node;
+    f->rule = FUSE_RULE_OPAQUE_OPERANDS;
     snprintf(why, size, "%%%d (%s) reads its operands from memory (a library call or its own kernel)", m, opn(f, m));
     return false;
   }
   int from, at = fuse_find_cycle(f, &p, 1, gi, p, &from);
   if (at >= 0) {
+    f->rule = FUSE_RULE_NO_CYCLES;
     if (fuse_is_opaque(nd(f, at)->op) && (from == p || f->grp[from] == gi))
       snprintf(why, size, "fusing would create a cycle: %%%d (%s) reads its operand %%%d from memory before this kernel could compute it",
                at, opn(f, at), from);
@@ -371,6 +417,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   /* Rule (recompute): read through an expanding edge, or at two levels. */
   if (need_any || mixed) {
     if (!any_ok(f, p)) {
+      f->rule = need_any ? anyrule : FUSE_RULE_EXPANSION;
       if (need_any) snprintf(why, size, "%s", anywhy);
       else snprintf(why, size, "read both per element and per row of this kernel, it would be recomputed");
       return false;
@@ -381,6 +428,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   /* Rule (outs): returned and updated values are stored, so they must be
    * computed exactly once per element of the loop. */
   if (f->must_out[p] && (lv == FUSE_AT_ANY || !id)) {
+    f->rule = FUSE_RULE_OUTS;
     snprintf(why, size, "a returned or updated value must be stored once per element, but this kernel would %s",
              lv == FUSE_AT_ANY ? "recompute it at every use" : "compute it at another index than its loop's");
     return false;
@@ -389,6 +437,7 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   /* Rule (opaque epilogue): after an opaque op only an elementwise epilogue. */
   if (G->kind == FUSE_OPAQUE) {
     if (ir_op_is_reduction(op) || fuse_is_opaque(op) || (lv == FUSE_AT_ELEM && !ir_op_is_epilogue(op))) {
+      f->rule = FUSE_RULE_EPILOGUE_SHAPE;
       snprintf(why, size, "the epilogue of %%%d (%s) can only be elementwise", G->opq, opn(f, G->opq));
       return false;
     }
@@ -397,25 +446,30 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   if (ir_op_is_reduction(op)) {
     /* Rule (one reduction): at most one reduction per FUSE_LOOP group. */
     if (G->red >= 0) {
+      f->rule = FUSE_RULE_ONE_REDUCTION;
       snprintf(why, size, "one reduction per kernel: %%%d (%s) reduces here already", G->red, opn(f, G->red));
       return false;
     }
     if (G->pending >= 0 && G->pending != p) {
+      f->rule = FUSE_RULE_ONE_REDUCTION;
       snprintf(why, size, "one reduction per kernel: this kernel's rows are those of %%%d (%s)", G->pending,
                opn(f, G->pending));
       return false;
     }
     if (lv == FUSE_AT_ANY) {
+      f->rule = FUSE_RULE_EXPANSION;
       snprintf(why, size, "a reduction read through a broadcast would be recomputed for every element");
       return false;
     }
     if (!id) {
+      f->rule = FUSE_RULE_ROWS_IN_ORDER;
       snprintf(why, size, "read through a permute, slice or concat, its rows would not be the kernel's");
       return false;
     }
     /* Rule (row ops): softmax and log_softmax absorb their prologue and an
      * epilogue at their own (the input's) shape. */
     if (ir_op_is_rowwise(op) && lv != FUSE_AT_ELEM) {
+      f->rule = FUSE_RULE_ONE_REDUCTION;
       snprintf(why, size, "its rows are internal, it cannot be read per row of another reduction");
       return false;
     }
@@ -423,10 +477,12 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
      * the root and what was the loop becomes its per-row epilogue, which
      * must then be indexed by the rows. */
     if (!ir_op_is_rowwise(op) && lv == FUSE_AT_ELEM && G->nshuffle > 0) {
+      f->rule = FUSE_RULE_ROWS_IN_ORDER;
       snprintf(why, size, "its epilogue here reads elements out of order (through a permute, slice or concat)");
       return false;
     }
     if (!ir_op_is_rowwise(op) && lv == FUSE_AT_ROW && (G->pending >= 0 ? G->pending : target) != p) {
+      f->rule = FUSE_RULE_ONE_REDUCTION;
       snprintf(why, size, "read per row of a kernel whose rows are another reduction's");
       return false;
     }
@@ -439,24 +495,36 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   if (fuse_is_opaque(op)) {
     if (G->red >= 0 || G->pending >= 0) {
       int r = G->red >= 0 ? G->red : G->pending;
+      f->rule = FUSE_RULE_EPILOGUE_SHAPE;
       snprintf(why, size, "%s takes only an elementwise epilogue, and this kernel reduces at %%%d (%s)", opn(f, p), r,
                opn(f, r));
       return false;
     }
     if (lv != FUSE_AT_ELEM || !id) {
+      f->rule = FUSE_RULE_EPILOGUE_SHAPE;
       snprintf(why, size, "its epilogue here reads it at another index than its own");
       return false;
     }
     if (G->nnonepi > 0) {
       int m = first_non_epilogue(f, G);
+      f->rule = FUSE_RULE_EPILOGUE_SHAPE;
       snprintf(why, size, "%s takes only an elementwise epilogue at its output shape, and this kernel has %%%d (%s)",
                opn(f, p), m, opn(f, m));
       return false;
     }
   }
 
+  /* The switch that allows this join (FuseRule, fuse.h): off, it refuses. */
+  FuseRule sw = join_rule(f, p, G, lv, target);
+  if (!fuse_rule_on(&f->opt, sw)) {
+    f->rule = sw;
+    snprintf(why, size, "rule %s is switched off (--fuse-rule=-%s)", fuse_rule_info[sw].name, fuse_rule_info[sw].name);
+    return false;
+  }
+
   /* Join. */
   f->grp[p] = gi;
+  f->joined_by[p] = (signed char)sw;
   f->lvl[p] = lv;
   f->ident[p] = id;
   fuse_add_member(f, gi, p);
@@ -529,13 +597,19 @@ void fuse_place(Fuser *f, int p) {
   for (int k = b + 1; k < e && other < 0; k++)
     if (f->grp[f->use[k].node] != gi) other = f->use[k].node;
   bool ok;
-  if (other >= 0 && (ir_op_is_view(op) || (f->freev[p] && op != OP_CONST))) {
+  bool cheap = ir_op_is_view(op) || (f->freev[p] && op != OP_CONST);
+  if (other >= 0 && cheap && !fuse_rule_on(&f->opt, FUSE_RULE_SIBLINGS)) {
+    f->rule = FUSE_RULE_SIBLINGS;
+    snprintf(why, sizeof why, "its consumers are in different kernels, and rule siblings is switched off (--fuse-rule=-siblings)");
+    ok = false;
+  } else if (other >= 0 && cheap) {
     /* Rule (siblings): a view or free node read by several loop kernels
      * over one domain merges them (fuse_merge.c). A shared CONST instead
      * stays a leaf: a constant buffer costs no kernel. */
     ok = fuse_merge_siblings(f, p, why, sizeof why);
   } else if (other >= 0) {
     int c0 = f->use[b].node;
+    f->rule = FUSE_RULE_NO_DUPLICATION;
     snprintf(why, sizeof why, "its consumers are in different kernels (%%%d with %%%d, %%%d with %%%d): fusing would duplicate it",
              c0, f->gs[f->grp[c0]].last, other, f->gs[f->grp[other]].last);
     ok = false;
@@ -547,6 +621,6 @@ void fuse_place(Fuser *f, int p) {
   }
   if (ok) return;
   for (int k = b; k < e; k++)
-    if (k == b || f->use[k].node != f->use[k - 1].node) fuse_refuse(f, p, f->use[k].node, why);
+    if (k == b || f->use[k].node != f->use[k - 1].node) fuse_refuse(f, p, f->use[k].node, why, f->rule);
   fuse_new_group(f, p);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/exe/exe.h"
 #include "runtime/io/npy.h"
 #include "runtime/sched/program.h"
 #include "tests/util.h"
@@ -110,8 +111,8 @@ static void fake_free(RtProgram *p) {
   free(p);
 }
 
-static RtProgram *make_program(void) {
-  memset(&rec, 0, sizeof rec);
+/* A fresh program; the record is kept (bench --compare makes several). */
+static RtProgram *new_program(void) {
   RtProgram *p = calloc(1, sizeof *p);
   ck_assert_ptr_nonnull(p);
   p->model = "fake.dal";
@@ -128,6 +129,11 @@ static RtProgram *make_program(void) {
   p->run = fake_run;
   p->free = fake_free;
   return p;
+}
+
+static RtProgram *make_program(void) {
+  memset(&rec, 0, sizeof rec);
+  return new_program();
 }
 
 /* ---- running rt_main with its output captured ----------------------------------- */
@@ -379,6 +385,93 @@ START_TEST(test_bad_steps) {
 }
 END_TEST
 
+/* bench --compare's compiler: a fake program per variant, with figures
+ * that say which variant it is; the variant "bad" does not compile. */
+static int compiled;
+static RtProgram *fake_compile(void *ctx, const char *flags, const char *entry, RtExePlanFigures *f, RtErr *e) {
+  (void)ctx;
+  if (strcmp(flags, "bad") == 0) {
+    rt_err(e, "flag '%s' is bad", flags);
+    return NULL;
+  }
+  ck_assert_str_eq(entry, "loss");
+  compiled++;
+  *f = (RtExePlanFigures){(int)strlen(flags), 2 * (int)strlen(flags), 1 << 20, 3 << 20};
+  return new_program();
+}
+
+START_TEST(test_compare) {
+  RtProgram *p = make_program();
+  rt_exe_set_compiler(NULL);
+  Result r = bench(p, "bench --set tau=1 --compare a bb");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "built ahead of time") && strstr(r.err, "dalc run"), "%s", r.err);
+  result_free(&r);
+  rt_exe_set_compiler(&(RtExeCompiler){fake_compile, NULL});
+  r = bench(p, "bench --set tau=1 --steps 3 --warmup 1 --json --compare a bb");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_int_eq(compiled, 2);
+  cJSON *o = cJSON_Parse(r.out);
+  ck_assert_ptr_nonnull(o);
+  ck_assert_str_eq(str(o, "entry"), "loss");
+  ck_assert_int_eq((int)num(o, "rounds"), 3);
+  const cJSON *v = cJSON_GetObjectItem(o, "variants");
+  ck_assert_int_eq(cJSON_GetArraySize(v), 2);
+  for (int i = 0; i < 2; i++) {
+    const cJSON *x = cJSON_GetArrayItem(v, i);
+    ck_assert_str_eq(str(x, "flags"), i ? "bb" : "a");
+    ck_assert_int_eq((int)num(x, "kernels"), i + 1);
+    ck_assert_int_eq((int)num(x, "steps"), 2 * (i + 1));
+    ck_assert(num(x, "bytes_moved") == 3 << 20 && num(x, "arena_bytes") == 1 << 20);
+    ck_assert(num(x, "ms_min") <= num(x, "ms_median") && num(x, "ms_median") <= num(x, "ms_max"));
+  }
+  ck_assert(num(cJSON_GetArrayItem(v, 0), "ratio") == 1);
+  cJSON_Delete(o);
+  /* interleaved: every round runs the same step of both variants */
+  ck_assert_int_eq(rec.ncall, 2 * (1 + 3));
+  for (int c = 0; c < rec.ncall; c++) ck_assert_int_eq((int)rec.step[c], c / 2);
+  result_free(&r);
+  r = bench(p, "bench --set tau=1 --steps 2 --warmup 0 --compare a bb");
+  ck_assert_msg(r.status == 0, "%s", r.err);
+  ck_assert_msg(strstr(r.out, "x first") && strstr(r.out, "\n  a ") && strstr(r.out, "\n  bb "), "%s", r.out);
+  result_free(&r);
+  r = bench(p, "bench --set tau=1 --compare a bad");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "variant 'bad': flag 'bad' is bad"), "%s", r.err);
+  result_free(&r);
+  r = bench(p, "bench --set tau=1 --compare");
+  ck_assert_int_eq(r.status, 1);
+  ck_assert_msg(strstr(r.err, "needs at least one variant"), "%s", r.err);
+  result_free(&r);
+  rt_exe_set_compiler(NULL);
+  rt_program_free(p);
+}
+END_TEST
+
+/* The plan figures: a GEMM's operands, a copy both ways, a kernel's
+ * buffers once however many steps (chunks) call it. */
+START_TEST(test_plan_figures) {
+  RtBuffer buf[2] = {{.kind = RT_BUF_ARENA, .bytes = 16}, {.kind = RT_BUF_ARENA, .bytes = 24}};
+  static const int args[2] = {0, 1};
+  RtStep step[4] = {
+      {.kind = RT_STEP_GEMM, .narg = 2, .arg = args, .gemm = {.batch = 1, .m = 2, .n = 3, .k = 4}},
+      {.kind = RT_STEP_KERNEL, .kernel = 0, .range = 1, .narg = 2, .arg = args},
+      {.kind = RT_STEP_KERNEL, .kernel = 0, .range = 1, .narg = 2, .arg = args},
+      {.kind = RT_STEP_COPY, .narg = 2, .arg = args},
+  };
+  RtPlan pl = {.nbuf = 2, .buf = buf, .nstep = 4, .step = step, .nkernel = 1, .arena_bytes = 64};
+  RtExePlanFigures f = {0};
+  rt_exe_plan_figures(&pl, &f);
+  ck_assert_int_eq(f.steps, 3);
+  ck_assert_int_eq(f.arena_bytes, 64);
+  ck_assert_int_eq(f.bytes_moved, (2 * 4 + 4 * 3 + 2 * 3) * 4 + (16 + 24) + 2 * 16);
+  step[0].gemm.beta = 1; /* C is read too */
+  step[0].gemm.batch = 2, step[0].gemm.stride_a = 8; /* A per batch, B shared, C once */
+  rt_exe_plan_figures(&pl, &f);
+  ck_assert_int_eq(f.bytes_moved, (2 * 2 * 4 + 4 * 3 + 2 * 2 * 3) * 4 + (16 + 24) + 2 * 16);
+}
+END_TEST
+
 START_TEST(test_help_lists_bench) {
   RtProgram *p = make_program();
   Result r = bench(p, "help");
@@ -398,6 +491,8 @@ int main(void) {
   TCase *tc = tcase_create("bench");
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_train_json);
+  tcase_add_test(tc, test_compare);
+  tcase_add_test(tc, test_plan_figures);
   tcase_add_test(tc, test_text_report);
   tcase_add_test(tc, test_inference_tokens);
   tcase_add_test(tc, test_budget_cold);

@@ -21,7 +21,10 @@
  * graphs keep the invariants. Last, the real models (models/gpt.dal and
  * models/dvae.dal, tiny) lowered through the frontend, forward and the
  * whole training step: the invariants hold, the kernel count is well below
- * the node count (both printed), and planning twice gives the same plan. */
+ * the node count (both printed), planning twice gives the same plan, each
+ * fusion switch off (--fuse-rule) keeps the invariants, and every switch
+ * off is the -fno-fuse plan (tests/test_fuse_rules.c: each switch's own
+ * effect). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -788,10 +791,11 @@ START_TEST(explain_and_dot) {
   fclose(f);
   int lines = 0;
   for (char *s = text; *s; s++) lines += *s == '\n';
-  ck_assert_int_eq(lines, p->nrefused);
-  ck_assert_int_ge(lines, 1);
-  char want[64];
-  snprintf(want, sizeof want, "%%%d -> %%%d (reduce_max): ", mx, p->refused[0].consumer);
+  ck_assert_int_eq(lines, p->nrefused + 1); /* and the joins by rule */
+  ck_assert_int_ge(lines, 2);
+  char want[96];
+  snprintf(want, sizeof want, "%%%d -> %%%d (reduce_max) [%s]: ", mx, p->refused[0].consumer,
+           fuse_rule_info[p->refused[0].rule].name);
   ck_assert_msg(strstr(text, want) != NULL, "%s", text);
   free(text);
 
@@ -966,6 +970,24 @@ START_TEST(real_models) {
   }
   for (int i = 0; i < p->nrefused; i++) ck_assert_str_eq(q->refused[i].why, p->refused[i].why);
   fuse_plan_free(q);
+  /* each fusion switch off (--fuse-rule=-NAME) keeps the invariants and
+   * costs kernels; all of them off is the -fno-fuse plan */
+  FuseOptions all = fused;
+  FusePlan *none = plan(g, &unfused);
+  for (int r = 0; r < FUSE_RULE_NSWITCH; r++) {
+    FuseOptions one = fused;
+    one.rules_off = 1u << r;
+    all.rules_off |= 1u << r;
+    q = plan(g, &one);
+    ck_assert_int_ge(fuse_kernel_count(q), k);
+    ck_assert_int_le(fuse_kernel_count(q), fuse_kernel_count(none));
+    fuse_plan_free(q);
+  }
+  q = plan(g, &all);
+  ck_assert_int_eq(q->ngroup, none->ngroup);
+  ck_assert_int_eq(memcmp(q->group_of, none->group_of, (size_t)g->n * sizeof *q->group_of), 0);
+  fuse_plan_free(q);
+  fuse_plan_free(none);
   fuse_plan_free(p);
   ir_graph_free(g);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "frontend/frontend.h"
+#include "passes/fuse.h"
 #include "passes/optimizer.h"
 #include "passes/passes.h"
 #include "runtime/sched/program.h"
@@ -34,7 +35,8 @@ typedef struct {
   bool stats;              /* --stats: node counts before and after each pass */
   const char *print_after; /* --print-after=PASS, --print-after-all ("all") */
   PassTimes *times;        /* --time-passes: phase timings, printed at exit */
-  bool no_fuse;            /* -fno-fuse */
+  bool no_fuse;            /* -fno-fuse (after --fuse-rule: !fuse.enabled) */
+  FuseOptions fuse;        /* -fno-fuse and --fuse-rule=+NAME,-NAME, left to right */
   bool ref;                /* --backend=ref: the reference executor instead of the JIT */
   bool explain_fusion;     /* --explain-fusion */
   int rest_argc;           /* the executable's command line after "--" */
@@ -66,6 +68,8 @@ IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a);
 /* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
  * weight_decay, clip_norm; PyTorch's defaults otherwise). */
 AdamWOptions cli_adamw_options(const FeProgram *p);
+/* Applies a --fuse-rule value (fuse_rule_apply) to o; -1 after printing the error. */
+int cli_fuse_rule(FuseOptions *o, const char *spec);
 /* Prints g->error, with its source line when it has a location. */
 void cli_graph_error(const IrGraph *g);
 
@@ -88,6 +92,20 @@ int cli_texts_add(CliTexts *t, const char *s);
  * lines too unless skip_blank); -1 after printing the error. */
 int cli_texts_read(CliTexts *t, const char *path, bool skip_blank);
 void cli_texts_free(CliTexts *t);
+
+/* bench --compare's compiler (compare.c): the variants' arguments live
+ * here as long as their programs (the JIT keeps pointers into them). */
+#define CLI_MAX_VARIANTS 16
+typedef struct {
+  const DalcArgs *base; /* the command line's own flags */
+  FeProgram *p;
+  DalcArgs variant[CLI_MAX_VARIANTS];
+  int nvariant;
+} CliCompareHost;
+/* Installs h as the runtime's compiler (rt_exe_set_compiler) for the
+ * model p, loaded under base; h, base and p must outlive every program
+ * it compiles. */
+void cli_compare_install(CliCompareHost *h, const DalcArgs *base, FeProgram *p);
 
 int cmd_info(const DalcArgs *args);
 int cmd_run(const DalcArgs *args);

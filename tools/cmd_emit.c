@@ -37,7 +37,7 @@ static int emit_native(FeProgram *p, const char *name, const DalcArgs *a) {
       goto done;
     }
   }
-  FuseOptions fo = {.enabled = !a->no_fuse};
+  FuseOptions fo = a->fuse;
   plan = fuse_plan(g, &fo);
   if (!(s = cg_session_new(&e)) || !(m = cg_module_new(s, g, plan, &e))) {
     cli_error("%s", e.msg);
@@ -107,7 +107,7 @@ int cmd_emit(const DalcArgs *a) {
     }
     FusePlan *plan = NULL;
     if (dot || a->explain_fusion) {
-      FuseOptions fo = {.enabled = !a->no_fuse};
+      FuseOptions fo = a->fuse;
       double t0 = pass_now();
       plan = fuse_plan(g, &fo);
       if (a->times) pass_times_add(a->times, "fusion plan", pass_now() - t0);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/exe/exe.h"
 #include "tools/cli.h"
 
 int cmd_program(const DalcArgs *a) {
@@ -25,7 +26,11 @@ int cmd_program(const DalcArgs *a) {
   argv[0] = name;
   for (int i = 0; i < a->rest_argc; i++) argv[i + 1] = a->rest_argv[i];
   argv[a->rest_argc + 1] = NULL;
+  /* bench --compare compiles variants of the model through dalc */
+  static CliCompareHost host;
+  cli_compare_install(&host, a, p);
   status = rt_main(prog, a->rest_argc + 1, argv);
+  rt_exe_set_compiler(NULL);
   free(argv);
   rt_program_free(prog); /* before the frontend: graphs point at its file names */
 done:

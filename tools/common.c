@@ -122,7 +122,7 @@ RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcAr
     /* Entries compile when first run, so a command compiles only what it
      * uses; --time-passes compiles them all up front, to time the whole
      * model. */
-    CgJitOptions o = {.no_fuse = a->no_fuse, .times = a->times, .lazy = !a->times};
+    CgJitOptions o = {.no_fuse = a->no_fuse, .fuse = &a->fuse, .times = a->times, .lazy = !a->times};
     prog = cg_jit_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &o, &e);
   }
   if (!prog) cli_error("%s", e.msg);
@@ -203,4 +203,11 @@ void cli_texts_free(CliTexts *t) {
   for (int64_t i = 0; i < t->n; i++) free(t->text[i]);
   free(t->text);
   *t = (CliTexts){0};
+}
+
+int cli_fuse_rule(FuseOptions *o, const char *spec) {
+  char err[1024];
+  if (fuse_rule_apply(o, spec, err, sizeof err) == 0) return 0;
+  cli_error("%s", err);
+  return -1;
 }

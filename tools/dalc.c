@@ -25,7 +25,9 @@ static const char usage[] =
     "                [--holdout[=SPEC]] [--json]   caption accuracy of shapes images, read by rule\n"
     "       dalc plot LOG.tsv [--columns A,B]... [--log-y] [--smooth F] [-o PLOT.png]\n"
     "                a training log's columns against the step, as a PNG (dalc plot --help)\n"
-    "       dalc passes [--plugin=FILE.so]...   the passes --passes can name, plugins' included\n"
+    "       dalc passes [--plugin=FILE.so]...   the passes --passes can name, plugins' included,\n"
+    "                and the fusion rules --fuse-rule can switch\n"
+    "       dalc fuse-rules                     the fusion rules alone\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -34,6 +36,7 @@ static const char usage[] =
     "         --grad-out writes the gradient of a training entry's loss with respect to\n"
     "         every parameter, under the parameter's name\n"
     "  run -- the model as an executable: `train`, `run --fn`, `bench`, `info`, `data`\n"
+    "         (`bench ... --compare '' '--fuse-rule=-epilogue' ...`: variants of these flags side by side)\n"
     "         (the same command line as an AOT-built executable; `-- train --help`)\n"
     "  --emit print the graph IR of an entry (or of every entry) as text or Graphviz,\n"
     "         or its kernels as LLVM IR, assembly or an object file (-o);\n"
@@ -53,7 +56,10 @@ static const char usage[] =
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
     "                 with run --, every entry is compiled up front (else each at its first use)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
-    "  --explain-fusion  why each producer was not fused into its consumer, on stderr\n";
+    "  --fuse-rule=-NAME,+NAME  switch single fusion rules off (-) or on (+), left to right,\n"
+    "                 repeatable (dalc fuse-rules lists them); after -fno-fuse, +NAME fuses by NAME alone\n"
+    "  --explain-fusion  why each producer was not fused into its consumer and which rule\n"
+    "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n";
 
 void cli_error(const char *fmt, ...) {
   va_list ap;
@@ -143,6 +149,8 @@ static int cmd_passes(int argc, char **argv) {
     if (load_plugin(v)) return 1;
   }
   print_passes(stdout);
+  putchar('\n');
+  fuse_rule_print(stdout);
   return 0;
 }
 
@@ -164,7 +172,10 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if (!strcmp(argv[i], "--grad")) a->grad = true;
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
     else if (!strcmp(argv[i], "--print-after-all")) a->print_after = "all";
-    else if (!strcmp(argv[i], "-fno-fuse")) a->no_fuse = true;
+    else if (!strcmp(argv[i], "-fno-fuse")) a->fuse.enabled = false;
+    else if ((v = option_value(argc, argv, &i, "--fuse-rule"))) {
+      if (cli_fuse_rule(&a->fuse, v)) return -1;
+    }
     else if ((v = option_value(argc, argv, &i, "--backend"))) {
       if (strcmp(v, "jit") && strcmp(v, "ref")) {
         cli_error("--backend must be jit (native code, the default) or ref (the reference executor), not '%s'", v);
@@ -206,6 +217,7 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
       return -1;
     }
   }
+  a->no_fuse = !a->fuse.enabled;
   if (!a->file) {
     cli_error("no .dal file given (see dalc --help)");
     return -1;
@@ -231,11 +243,15 @@ int main(int argc, char **argv) {
     pass_plugin_unload_all();
     return status;
   }
+  if (!strcmp(argv[1], "fuse-rules")) {
+    fuse_rule_print(stdout);
+    return 0;
+  }
   if (!strcmp(argv[1], "bpe")) return cmd_bpe(argc - 2, argv + 2);
   if (!strcmp(argv[1], "generate")) return cmd_generate(argc - 2, argv + 2);
   if (!strcmp(argv[1], "judge")) return cmd_judge(argc - 2, argv + 2);
   if (!strcmp(argv[1], "plot")) return cmd_plot(argc - 2, argv + 2);
-  DalcArgs args = {0};
+  DalcArgs args = {.fuse = {.enabled = true}};
   /* DAL_BACKEND=ref makes the reference executor the default (tests run
    * the same scripts through both backends this way). */
   const char *backend = getenv("DAL_BACKEND");

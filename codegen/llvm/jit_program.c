@@ -66,7 +66,7 @@ static void add_time(PassTimes *t, const char *name, double ms) {
 /* Fuses, lowers, compiles and JITs graph g into *m. */
 static int compile(JitProgram *j, IrGraph *g, const CgJitOptions *o, CgModule **m, RtErr *e) {
   double t0 = pass_now();
-  FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = !o->no_fuse});
+  FusePlan *fp = fuse_plan(g, o->fuse ? o->fuse : &(FuseOptions){.enabled = !o->no_fuse});
   if (!fp) return rt_err(e, "%s: out of memory in the fusion pass", g->name);
   add_time(o->times, "fusion", (pass_now() - t0) * 1e3);
   *m = cg_module_new(j->s, g, fp, e);

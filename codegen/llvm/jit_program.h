@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "ir/ir.h"
+#include "passes/fuse.h"
 #include "passes/passes.h"
 #include "runtime/sched/program.h"
 
@@ -28,6 +29,7 @@ typedef struct {
   const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
   PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
   bool lazy;            /* compile each entry at its first run (errors then) instead of here */
+  const FuseOptions *fuse; /* -fno-fuse and --fuse-rule (passes/fuse.h); NULL: from no_fuse */
 } CgJitOptions;
 
 /* Like cg_ref_program (same arguments, same ownership of graphs[0..n), same

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "runtime/io/checkpoint.h"
+#include "runtime/sched/plan.h"
 #include "runtime/sched/program.h"
 
 /* If argv[*i] is 'flag' ("--steps 5" or "--steps=5"): sets *val to its
@@ -62,6 +63,39 @@ int rt_exe_init_flag(int argc, char **argv, int *i, RtInitFrom *l, RtErr *e);
  * initialisers under 'seed'; then the --init files of l (NULL: none) on
  * top. What train, run and tokenize do with --params/--init/--seed. */
 int rt_exe_state_start(RtProgram *p, const char *params, const RtInitFrom *l, uint64_t seed, RtErr *e);
+
+/* An entry's plan in figures, for `bench --compare`. */
+typedef struct {
+  int kernels;         /* fused kernels: the groups that run code */
+  int steps;           /* plan steps that run code: kernel calls and GEMMs */
+  int64_t arena_bytes; /* the planned arena of intermediates */
+  int64_t bytes_moved; /* an estimate of the bytes read and written per run
+                          (rt_exe_plan_figures) */
+} RtExePlanFigures;
+
+/* steps, arena_bytes and bytes_moved of a plan (kernels is the caller's).
+ * Bytes moved: a GEMM reads A and B and writes C (reads it too when beta
+ * is not 0), each at its m, n, k and batch; a copy reads and writes its
+ * bytes; a kernel step reads or writes each buffer it names in full, once
+ * per kernel function and buffer (the steps of a chunked kernel share its
+ * buffers; a window of a buffer counts as the whole buffer, once). An
+ * estimate: what the plan's steps touch, not what the caches see. */
+void rt_exe_plan_figures(const RtPlan *pl, RtExePlanFigures *f);
+
+/* A compiler that hosts the program (`dalc run FILE.dal -- ...`) can build
+ * it again under other compiler flags, which `bench --compare` needs. An
+ * AOT-built executable has none: it cannot recompile itself. */
+typedef struct {
+  /* The program compiled with the host's own flags followed by 'flags'
+   * (blank-separated words, e.g. "-fno-fuse --fuse-rule=-epilogue"), and
+   * the figures of its entry called 'entry' in *f. NULL with e->msg on a
+   * bad flag or a failed compile. The caller frees it (rt_program_free). */
+  RtProgram *(*compile)(void *ctx, const char *flags, const char *entry, RtExePlanFigures *f, RtErr *e);
+  void *ctx;
+} RtExeCompiler;
+/* Installs the host's compiler (NULL: none), for this process. */
+void rt_exe_set_compiler(const RtExeCompiler *c);
+const RtExeCompiler *rt_exe_compiler(void);
 
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */

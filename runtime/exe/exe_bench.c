@@ -2,6 +2,7 @@
  *
  *   bench [--fn NAME] [--steps N] [--warmup W] [--data SPEC (data.h)]
  *         [--tokenizer TOK.json] [--set NAME=V]... [--seed S] [--max-seconds T] [--json]
+ *         [--compare FLAGS FLAGS ...]
  *
  * Initialises the state from the seed, then runs W warm-up steps (default
  * 2) and N timed steps (default 10) of the entry (default: the training
@@ -26,6 +27,11 @@
  * --json prints one JSON object on stdout instead of the text summary;
  * the per-step lines always go to stderr. A non-finite training loss is an
  * error (the timing of a broken step means nothing).
+ *
+ * --compare (the rest of the command line, one argument per variant of
+ * compiler flags) times the entry compiled under each variant instead,
+ * side by side: exe_bench_compare.c. It needs the compiler that hosts the
+ * program (dalc run FILE.dal -- bench --compare ...).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -37,22 +43,7 @@
 
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
-
-#define MAX_SETS 32
-
-typedef struct {
-  char name[128];
-  double value;
-} SetValue;
-
-typedef struct {
-  const char *fn, *data, *tokenizer;
-  uint64_t steps, warmup, seed;
-  double max_seconds; /* the budget of the whole run; 0: none */
-  bool json;
-  SetValue set[MAX_SETS];
-  int nset;
-} BenchArgs;
+#include "runtime/exe/exe_bench_impl.h"
 
 /* What one step counts for the throughput. */
 typedef struct {
@@ -61,12 +52,12 @@ typedef struct {
 } Work;
 
 /* "NAME=V" of --set. */
-static int add_set(BenchArgs *a, const char *arg, RtErr *e) {
+static int add_set(RtBenchArgs *a, const char *arg, RtErr *e) {
   const char *eq = strchr(arg, '=');
   if (!eq || eq == arg || eq - arg >= (long)sizeof a->set[0].name)
     return rt_err(e, "--set needs NAME=VALUE, got '%s'", arg);
-  if (a->nset == MAX_SETS) return rt_err(e, "too many --set flags (at most %d)", MAX_SETS);
-  SetValue *s = &a->set[a->nset];
+  if (a->nset == RT_BENCH_MAX_SETS) return rt_err(e, "too many --set flags (at most %d)", RT_BENCH_MAX_SETS);
+  RtBenchSet *s = &a->set[a->nset];
   memset(s->name, 0, sizeof s->name);
   memcpy(s->name, arg, (size_t)(eq - arg));
   for (int i = 0; i < a->nset; i++)
@@ -76,7 +67,7 @@ static int add_set(BenchArgs *a, const char *arg, RtErr *e) {
   return 0;
 }
 
-static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
+static int parse(int argc, char **argv, RtBenchArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
   a->steps = 10;
   a->warmup = 2;
@@ -89,6 +80,17 @@ static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
                            {"--seed", .num = &a->seed}};
   for (int i = 0; i < argc; i++) {
     const char *v;
+    if (strcmp(argv[i], "--compare") == 0) {
+      /* the rest of the command line: one argument per variant */
+      a->compare = argv + i + 1;
+      a->ncompare = argc - i - 1;
+      if (a->ncompare < 1)
+        return rt_err(e, "--compare needs at least one variant: the compiler flags of each as one argument "
+                         "('' is the default), e.g. --compare '' -fno-fuse '--fuse-rule=-epilogue'");
+      if (a->ncompare > RT_BENCH_MAX_VARIANTS)
+        return rt_err(e, "--compare takes at most %d variants, got %d", RT_BENCH_MAX_VARIANTS, a->ncompare);
+      break;
+    }
     int m = rt_exe_opts(argc, argv, &i, opts, (int)(sizeof opts / sizeof *opts), e);
     if (m < 0) return -1;
     if (m) continue;
@@ -100,7 +102,7 @@ static int parse(int argc, char **argv, BenchArgs *a, RtErr *e) {
     } else {
       return rt_err(e,
                     "bench: unknown option '%s' (options: --fn NAME --steps N --warmup W --data SPEC "
-                    "--tokenizer TOK.json --set NAME=V --seed S --max-seconds T --json)",
+                    "--tokenizer TOK.json --set NAME=V --seed S --max-seconds T --json --compare FLAGS...)",
                     argv[i]);
     }
   }
@@ -116,7 +118,7 @@ static bool is_scalar(const RtArgSpec *a) {
 static bool is_image(const RtArgSpec *a) { return a->dtype == RT_F32 && a->rank == 4 && a->dim[1] == 3; }
 
 /* The entry to time: --fn, else the training entry `train` would use. */
-static int pick_entry(const RtProgram *p, const char *fn, RtErr *e) {
+int rt_bench_pick_entry(const RtProgram *p, const char *fn, RtErr *e) {
   if (!fn) return rt_exe_train_entry(p, NULL, e);
   int i = rt_program_entry(p, fn);
   if (i >= 0) return i;
@@ -149,7 +151,7 @@ static Work work_of(const RtEntrySpec *en) {
 
 /* Allocates the inputs and fills the constant ones (opt.lr, --set); opens
  * the dataset for the others. */
-static int prepare_inputs(RtProgram *p, const RtEntrySpec *en, const BenchArgs *a, RtTensor **in,
+int rt_bench_prepare_inputs(RtProgram *p, const RtEntrySpec *en, const RtBenchArgs *a, RtTensor **in,
                           RtDataset **data, RtErr *e) {
   char buf[256];
   bool needs_data = a->data != NULL;
@@ -203,7 +205,7 @@ static int prepare_inputs(RtProgram *p, const RtEntrySpec *en, const BenchArgs *
   return 0;
 }
 
-static double now_ms(void) {
+double rt_bench_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
@@ -229,7 +231,7 @@ long long rt_exe_peak_rss_kib(void) {
   return kib;
 }
 
-static int cmp_double(const void *a, const void *b) {
+int rt_bench_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
 }
@@ -244,13 +246,13 @@ typedef struct {
 
 /* Runs step s: fills its batch, runs the entry (timed: *ms wall, *cpu CPU
  * time), frees the outputs, checks the loss of a training entry. */
-static int one_step(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, RtDataset *data, RtTensor **out,
+int rt_bench_one_step(RtProgram *p, int entry, const RtBenchArgs *a, RtTensor **in, RtDataset *data, RtTensor **out,
                     uint64_t s, double *ms, double *cpu, double *loss, RtErr *e) {
   const RtEntrySpec *en = &p->entry[entry];
   if (data && rt_data_fill(data, s, in, e)) return -1;
-  double c0 = cpu_ms(), t0 = now_ms();
+  double c0 = cpu_ms(), t0 = rt_bench_now_ms();
   int rc = p->run(p, entry, in, out, a->seed, s, e);
-  *ms = now_ms() - t0;
+  *ms = rt_bench_now_ms() - t0;
   *cpu = cpu_ms() - c0;
   if (rc) return -1;
   if (en->train) *loss = rt_f32(out[0])[0];
@@ -273,7 +275,7 @@ static int one_step(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, 
  * hides are lost in the noise, and another step would only double a run
  * that is already over budget (the reference executor's steps take
  * minutes). */
-static int measure(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, RtDataset *data, Timing *t,
+static int measure(RtProgram *p, int entry, const RtBenchArgs *a, RtTensor **in, RtDataset *data, Timing *t,
                    RtErr *e) {
   const RtEntrySpec *en = &p->entry[entry];
   double *ms = calloc((size_t)a->steps, sizeof *ms);
@@ -285,13 +287,13 @@ static int measure(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, R
   }
   memset(t, 0, sizeof *t);
   t->loss = NAN;
-  double budget = a->max_seconds * 1e3, start = now_ms(), sum = 0, cpu_sum = 0, dt, cpu;
+  double budget = a->max_seconds * 1e3, start = rt_bench_now_ms(), sum = 0, cpu_sum = 0, dt, cpu;
   uint64_t s = 0, n = 0;
   while (s < a->warmup) {
-    if (one_step(p, entry, a, in, data, out, s, &dt, &cpu, &t->loss, e)) goto done;
+    if (rt_bench_one_step(p, entry, a, in, data, out, s, &dt, &cpu, &t->loss, e)) goto done;
     fprintf(stderr, "warm-up %llu/%llu: %.3f ms\n", (unsigned long long)s + 1, (unsigned long long)a->warmup, dt);
     s++;
-    if (budget > 0 && now_ms() - start >= budget) {
+    if (budget > 0 && rt_bench_now_ms() - start >= budget) {
       if (s == 1) {
         fprintf(stderr, "(over the --max-seconds budget: this first step is the timed one)\n");
         t->cold = true;
@@ -303,8 +305,8 @@ static int measure(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, R
     }
   }
   t->warmup = t->cold ? 0 : s;
-  while (n < a->steps && !(n > 0 && budget > 0 && now_ms() - start >= budget)) {
-    if (one_step(p, entry, a, in, data, out, s, &dt, &cpu, &t->loss, e)) goto done;
+  while (n < a->steps && !(n > 0 && budget > 0 && rt_bench_now_ms() - start >= budget)) {
+    if (rt_bench_one_step(p, entry, a, in, data, out, s, &dt, &cpu, &t->loss, e)) goto done;
     fprintf(stderr, "step %llu/%llu: %.3f ms\n", (unsigned long long)n + 1, (unsigned long long)a->steps, dt);
     ms[n++] = dt;
     sum += dt;
@@ -314,7 +316,7 @@ static int measure(RtProgram *p, int entry, const BenchArgs *a, RtTensor **in, R
   t->steps = n;
   t->busy = sum > 0 ? cpu_sum / sum : NAN;
   t->mean = sum / (double)n;
-  qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+  qsort(ms, (size_t)n, sizeof *ms, rt_bench_cmp_double);
   t->median = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
   t->min = ms[0];
   t->max = ms[n - 1];
@@ -332,7 +334,7 @@ static void json_number(cJSON *o, const char *key, double v) {
   else cJSON_AddNullToObject(o, key);
 }
 
-static int report_json(const RtProgram *p, const RtEntrySpec *en, const BenchArgs *a, const Work *w, int64_t batch,
+static int report_json(const RtProgram *p, const RtEntrySpec *en, const RtBenchArgs *a, const Work *w, int64_t batch,
                        const Timing *t, long long rss, RtErr *e) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return rt_err(e, "out of memory");
@@ -365,7 +367,7 @@ static int report_json(const RtProgram *p, const RtEntrySpec *en, const BenchArg
   return 0;
 }
 
-static void report_text(const RtProgram *p, const RtEntrySpec *en, const BenchArgs *a, const Work *w, int64_t batch,
+static void report_text(const RtProgram *p, const RtEntrySpec *en, const RtBenchArgs *a, const Work *w, int64_t batch,
                         const Timing *t, long long rss) {
   printf("bench %s (%s), entry %s%s, batch %lld: %llu warm-up + %llu timed steps", p->model, p->config, en->name,
          en->train ? " [train]" : "", (long long)batch, (unsigned long long)t->warmup, (unsigned long long)t->steps);
@@ -381,9 +383,10 @@ static void report_text(const RtProgram *p, const RtEntrySpec *en, const BenchAr
 }
 
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e) {
-  BenchArgs a;
+  RtBenchArgs a;
   if (parse(argc, argv, &a, e)) return -1;
-  int entry = pick_entry(p, a.fn, e);
+  if (a.ncompare) return rt_bench_compare(p, &a, e);
+  int entry = rt_bench_pick_entry(p, a.fn, e);
   if (entry < 0) return -1;
   const RtEntrySpec *en = &p->entry[entry];
   RtTensor **in = calloc((size_t)en->ninput + 1, sizeof *in);
@@ -394,7 +397,7 @@ int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e) {
     goto done;
   }
   /* compiling on demand is not a step: it happens before the warm-up */
-  if (p->init(p, a.seed, e) || rt_program_prepare(p, entry, e) || prepare_inputs(p, en, &a, in, &data, e)) goto done;
+  if (p->init(p, a.seed, e) || rt_program_prepare(p, entry, e) || rt_bench_prepare_inputs(p, en, &a, in, &data, e)) goto done;
   Timing t;
   if (measure(p, entry, &a, in, data, &t, e)) goto done;
   long long rss = rt_exe_peak_rss_kib();
