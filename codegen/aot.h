@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "runtime/sched/plan_program.h"
@@ -56,6 +57,8 @@ typedef struct {
   const char *include_dir; /* the folder holding runtime/ (its headers); NULL: the running program's folder's parent */
   const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
   const char *source_hash; /* the program's (RtProgram.source_hash), or NULL */
+  bool no_cache;           /* --no-cache: neither read nor write the compiled-object cache */
+  CgCompileCounts *counts; /* not NULL: kernel and cache counts added (cg_llvm.h) */
 } CgAotOptions;
 
 /* Builds the executable o->output from graphs[0..n) (entry i = graphs[i];

@@ -20,8 +20,8 @@ int cmd_build(const DalcArgs *a) {
   double lr = 1e-3;
   fe_global_number(p, "lr", &lr);
   const char *keep = getenv("DAL_KEEP_TEMPS");
-  CgAotOptions o = {.output = a->output, .no_fuse = a->no_fuse, .times = a->times,
-                    .keep_temps = keep && *keep && strcmp(keep, "0") != 0, .source_hash = fe_source_hash(p)};
+  CgAotOptions o = {.output = a->output, .no_fuse = a->no_fuse, .times = a->times, .no_cache = a->no_cache,
+                    .counts = a->counts, .keep_temps = keep && *keep && strcmp(keep, "0") != 0, .source_hash = fe_source_hash(p)};
   RtErr e;
   if (cg_aot_build(graphs, n, a->file, fe_config_selected(p), lr, &o, &e) == 0) status = 0; /* takes the graphs */
   else cli_error("%s", e.msg);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "ir/ir.h"
 #include "passes/passes.h"
 #include "runtime/sched/program.h"
@@ -28,6 +29,8 @@ typedef struct {
   const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
   PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
   bool lazy;            /* compile each entry at its first run (errors then) instead of here */
+  bool no_cache;        /* --no-cache: neither read nor write the compiled-object cache */
+  CgCompileCounts *counts; /* not NULL: kernel and cache counts added (cg_llvm.h) */
 } CgJitOptions;
 
 /* Like cg_ref_program (same arguments, same ownership of graphs[0..n), same
