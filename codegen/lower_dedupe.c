@@ -110,10 +110,10 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
 }
 
 /* Kernels with equal signatures keep the first one's function; the steps of
- * the others call it. Kernel indices are compacted. */
+ * the others call it. Kernel indices are compacted. Each kept kernel keeps
+ * its signature (the JIT shares code across graphs by it). */
 void cg_low_dedupe(Lower *L) {
   int n = L->nkern;
-  if (n < 2) return;
   int *local = malloc(sizeof(int) * (size_t)(L->g->n + 1)), *load_arg = malloc(sizeof(int) * (size_t)(L->g->n + 1));
   for (int v = 0; v < L->g->n; v++) local[v] = load_arg[v] = -1;
   char **sig = malloc(sizeof(char *) * (size_t)n);
@@ -130,6 +130,7 @@ void cg_low_dedupe(Lower *L) {
       if (same[j] == j && hash[j] == h && strcmp(sig[j], sig[i]) == 0) same[i] = j;
     if (same[i] == i) {
       newid[i] = kept;
+      L->kern[i].signature = cg_pool_strdup(L->pool, sig[i]);
       L->kern[kept++] = L->kern[i];
     } else {
       newid[i] = newid[same[i]];

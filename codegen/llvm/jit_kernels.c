@@ -1,5 +1,6 @@
 /* jit_kernels.c — a lowered graph's kernels into the JIT, each compiled at
- * most once: every kernel is emitted into a module of its own (its own
+ * most once: a kernel whose lowering signature (lower.h) the session has
+ * met before takes that code without being emitted; every other is emitted into a module of its own (its own
  * thread-safe context) under a fixed placeholder name, and keyed by that
  * module's text (cg_llvm_key: text, pipeline, target, CPU, features, LLVM
  * version). A kernel whose key the session has already loaded (another
@@ -28,7 +29,9 @@
 #define PLACEHOLDER "dal.kernel"
 
 typedef enum {
-  JOB_LOADED,  /* addr is known (already in the session's JIT) */
+  JOB_NEW,     /* not yet resolved */
+  JOB_KNOWN,   /* addr is known by the kernel's signature (nothing emitted) */
+  JOB_LOADED,  /* addr is known by the kernel's key (already in the session's JIT) */
   JOB_SAME,    /* the same code as job 'same' of this batch */
   JOB_CACHED,  /* obj (malloc'd) came from the on-disk cache */
   JOB_COMPILE, /* to be compiled; then buf holds the object */
@@ -124,7 +127,7 @@ static void *worker(void *arg) {
     if (i >= w->njob) break;
     Job *j = &w->job[i];
     if (!w->compile) {
-      emit_job(w->s, w->low, j);
+      if (j->state == JOB_NEW) emit_job(w->s, w->low, j);
     } else if (j->state == JOB_COMPILE) {
       if (!tm) tm = cg_llvm_host_tm(w->s);
       compile_job(w->s, tm, j);
@@ -169,10 +172,11 @@ static int resolve(CgSession *s, Job *job, int n) {
   int compile = 0;
   for (int i = 0; i < n; i++) {
     Job *j = &job[i];
+    if (j->state == JOB_KNOWN) continue;
     const struct CgLoaded *l = find_loaded(s, &j->key);
     j->state = JOB_COMPILE;
     for (int p = 0; p < i && !l && j->state == JOB_COMPILE; p++)
-      if (job[p].state != JOB_SAME && job[p].key.h[0] == j->key.h[0] && job[p].key.h[1] == j->key.h[1]) {
+      if (job[p].state != JOB_SAME && job[p].state != JOB_KNOWN && job[p].key.h[0] == j->key.h[0] && job[p].key.h[1] == j->key.h[1]) {
         j->state = JOB_SAME;
         j->same = p;
       }
@@ -201,6 +205,40 @@ static int resolve(CgSession *s, Job *job, int n) {
   }
   s->counts.compiled += compile;
   return compile;
+}
+
+static uint64_t signature_hash(const char *sig) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *c = sig; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+  return h;
+}
+
+/* Jobs whose kernel signature the session knows take that code (no
+ * emission); returns how many. */
+static int find_known(CgSession *s, Job *job, int n) {
+  int found = 0;
+  for (int i = 0; i < n; i++) {
+    const char *sig = job[i].k->signature;
+    if (!sig) continue;
+    uint64_t h = signature_hash(sig);
+    for (int q = 0; q < s->nknown; q++)
+      if (s->known[q].hash == h && !strcmp(s->known[q].signature, sig)) {
+        job[i].state = JOB_KNOWN;
+        job[i].addr = s->known[q].addr;
+        found++;
+        break;
+      }
+  }
+  s->counts.deduplicated += found;
+  return found;
+}
+
+static void remember(CgSession *s, const char *sig, uint64_t addr) {
+  if (s->nknown == s->capknown) {
+    s->capknown = s->capknown ? 2 * s->capknown : 64;
+    s->known = realloc(s->known, sizeof *s->known * (size_t)s->capknown);
+  }
+  s->known[s->nknown++] = (struct CgKnown){strdup(sig), signature_hash(sig), addr};
 }
 
 /* Adds job j's object to the JIT and looks its symbol up. */
@@ -235,7 +273,8 @@ int cg_jit_kernels(CgSession *s, CgLowered *low, CgTimes *t, RtErr *e) {
   Work w = {.s = s, .low = low, .job = job, .njob = n};
   s->counts.kernels += n;
   double t0 = now_ms();
-  run_phase(&w, false, n);
+  int known = find_known(s, job, n);
+  if (known < n) run_phase(&w, false, n - known);
   double t1 = now_ms();
   int rc = 0;
   for (int i = 0; i < n && rc == 0; i++)
@@ -248,8 +287,12 @@ int cg_jit_kernels(CgSession *s, CgLowered *low, CgTimes *t, RtErr *e) {
     if (job[i].failed) rc = rt_err(e, "%s", job[i].err.msg);
   for (int i = 0; i < n && rc == 0; i++)
     if (job[i].state == JOB_CACHED || job[i].state == JOB_COMPILE) rc = load_job(s, &job[i], e);
-  for (int i = 0; i < n && rc == 0; i++)
-    low->fn[i] = (RtKernelFn)(uintptr_t)(job[i].state == JOB_SAME ? job[job[i].same].addr : job[i].addr);
+  for (int i = 0; i < n && rc == 0; i++) {
+    Job *j = &job[i];
+    uint64_t addr = j->state == JOB_SAME ? job[j->same].addr : j->addr;
+    low->fn[i] = (RtKernelFn)(uintptr_t)addr;
+    if (j->state != JOB_KNOWN && j->k->signature) remember(s, j->k->signature, addr);
+  }
   for (int i = 0; i < n; i++) {
     drop_module(&job[i]);
     free(job[i].obj);

@@ -176,6 +176,8 @@ static int write_file(const char *path, const void *bytes, size_t n, RtErr *e) {
 int cg_module_emit_object(CgModule *m, const char *path, RtErr *e) {
   if (whole_module(m, false, e) < 0) return -1;
   CgSession *s = m->s;
+  int nk = m->low->nkernel; /* counted per kernel, like the JIT's */
+  s->counts.kernels += nk;
   CgCacheKey key = {{0, 0}};
   if (s->use_cache && !m->optimised) {
     double t0 = now_ms();
@@ -188,21 +190,21 @@ int cg_module_emit_object(CgModule *m, const char *path, RtErr *e) {
     CgCacheLookup got = cg_cache_load(s->cache_dir, &key, &bytes, &n, why, sizeof why);
     m->times.cache_ms += now_ms() - t0;
     if (got == CG_CACHE_HIT) {
-      s->counts.cache_hits++;
+      s->counts.cache_hits += nk;
       int rc = write_file(path, bytes, n, e);
       free(bytes);
       return rc;
     }
-    s->counts.cache_misses++;
+    s->counts.cache_misses += nk;
     if (got == CG_CACHE_BAD) {
-      s->counts.cache_bad++;
+      s->counts.cache_bad++; /* entries, not kernels */
       fprintf(stderr, "note: dal cache: %s; rebuilding it\n", why);
     }
   }
   bool store = s->use_cache && !m->optimised;
   if (whole_module(m, true, e) < 0) return -1;
   double t0 = now_ms();
-  s->counts.compiled += m->low->nkernel;
+  s->counts.compiled += nk;
   LLVMModuleRef clone = LLVMCloneModule(m->mod);
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;

@@ -131,10 +131,18 @@ void cg_session_free(CgSession *s) {
   LLVMDisposeMessage(s->features);
   LLVMDisposeMessage(s->datalayout);
   free(s->loaded);
+  cg_session_forget_signatures(s);
+  free(s->known);
   free(s);
 }
 
+void cg_session_forget_signatures(CgSession *s) {
+  for (int i = 0; i < s->nknown; i++) free(s->known[i].signature);
+  s->nknown = 0;
+}
+
 void cg_session_set_pipeline(CgSession *s, const char *passes) {
+  cg_session_forget_signatures(s); /* the same kernel compiles to other code now */
   snprintf(s->pipeline, sizeof s->pipeline, "%s", passes ? passes : CG_DEFAULT_PIPELINE);
 }
 

@@ -31,6 +31,15 @@ struct CgSession {
     uint64_t addr;
   } *loaded;
   int nloaded, caploaded;
+  /* The same code by the kernel's lowering signature (lower.h), which
+   * spares emitting and keying a kernel seen before; valid for the current
+   * pipeline (cleared when it changes). */
+  struct CgKnown {
+    char *signature;               /* malloc'd */
+    uint64_t hash;
+    uint64_t addr;
+  } *known;
+  int nknown, capknown;
   bool use_cache;                 /* the on-disk cache (cache_dir) is on */
   char cache_dir[4096];
   char key_salt[128];             /* $DAL_CACHE_KEY_SALT: a test hook, an extra key part */
@@ -38,6 +47,8 @@ struct CgSession {
   CgCompileCounts counts;
 };
 
+/* Empties the signature table (known). */
+void cg_session_forget_signatures(CgSession *s);
 /* A new module in ctx with the session's triple and data layout. */
 LLVMModuleRef cg_llvm_new_module(const CgSession *s, LLVMContextRef ctx, const char *name);
 /* Emits kernels k[0 .. nk) of low into mod (in ctx). -1 with e set. */
