@@ -160,9 +160,11 @@ static void run_phase(Work *w, bool compile, int work) {
   for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
 }
 
+static bool same_key(const CgCacheKey *a, const CgCacheKey *b) { return a->h[0] == b->h[0] && a->h[1] == b->h[1]; }
+
 static const struct CgLoaded *find_loaded(const CgSession *s, const CgCacheKey *k) {
   for (int i = 0; i < s->nloaded; i++)
-    if (s->loaded[i].key.h[0] == k->h[0] && s->loaded[i].key.h[1] == k->h[1]) return &s->loaded[i];
+    if (same_key(&s->loaded[i].key, k)) return &s->loaded[i];
   return NULL;
 }
 
@@ -176,7 +178,7 @@ static int resolve(CgSession *s, Job *job, int n) {
     const struct CgLoaded *l = find_loaded(s, &j->key);
     j->state = JOB_COMPILE;
     for (int p = 0; p < i && !l && j->state == JOB_COMPILE; p++)
-      if (job[p].state != JOB_SAME && job[p].state != JOB_KNOWN && job[p].key.h[0] == j->key.h[0] && job[p].key.h[1] == j->key.h[1]) {
+      if (job[p].state != JOB_SAME && job[p].state != JOB_KNOWN && same_key(&job[p].key, &j->key)) {
         j->state = JOB_SAME;
         j->same = p;
       }

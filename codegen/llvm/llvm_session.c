@@ -103,7 +103,8 @@ CgSession *cg_session_new(RtErr *e) {
   const char *salt = getenv("DAL_CACHE_KEY_SALT");
   snprintf(s->key_salt, sizeof s->key_salt, "%s", salt ? salt : "");
   LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
-  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(cg_llvm_host_tm(s)));
+  LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(cg_llvm_host_tm(s));
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
   LLVMErrorRef err = LLVMOrcCreateLLJIT(&s->jit, jb); /* consumes jb */
   if (err) {
     s->jit = NULL;

@@ -36,7 +36,8 @@ counts() {
   misses=$(echo "$line" | sed -n 's/.* \([0-9]*\) cache misses.*/\1/p')
   bad=$(echo "$line" | sed -n 's/.*(\([0-9]*\) bad entries.*/\1/p')
   printf '%s: %s ms (%s)\n' "$name" "$ms" "$line"
-  [ -n "$compiled" ] && [ -n "$hits" ] && [ -n "$misses" ] && [ -n "$bad" ] && ok || bad "$name: no kernel counts: '$line'"
+  [ -n "$compiled" ] && [ -n "$hits" ] && [ -n "$misses" ] && [ -n "$bad" ] && ok ||
+    bad "$name: no kernel counts: '$line'"
 }
 
 # same_as_ref NAME: NAME's loss and gradients agree with the reference executor's
@@ -90,9 +91,9 @@ head -c $((size / 3)) "$2" > "$tmp/part" && cp "$tmp/part" "$2"
 counts corrupt
 [ "$bad" = 3 ] && [ "$misses" = 3 ] && [ "$compiled" = 3 ] && [ "$hits" = $((entries - 3)) ] && ok ||
   bad "corrupt entries: want 3 bad, rebuilt: $line"
-grep -q 'note: dal cache: .*checksum mismatch; rebuilding it' "$tmp/corrupt.err" && ok || bad "no note for an overwritten entry"
-grep -q 'note: dal cache: .*truncated; rebuilding it' "$tmp/corrupt.err" && ok || bad "no note for a truncated entry"
-grep -q 'note: dal cache: .*shorter than its header; rebuilding it' "$tmp/corrupt.err" && ok || bad "no note for an empty entry"
+for why in "checksum mismatch" truncated "shorter than its header"; do
+  grep -q "note: dal cache: .*: $why; rebuilding it" "$tmp/corrupt.err" && ok || bad "no note '$why'"
+done
 same_as corrupt cold
 counts rebuilt
 [ "$compiled" = 0 ] && [ "$bad" = 0 ] && [ "$hits" = "$entries" ] && ok || bad "the rebuilt entries are not whole: $line"
@@ -107,7 +108,7 @@ same_as salted cold
 DAL_CACHE_DIR="$tmp/none" counts nocache --no-cache
 [ "$hits" = 0 ] && [ "$misses" = 0 ] && [ "$compiled" -gt 0 ] && ok || bad "--no-cache used the cache: $line"
 [ -e "$tmp/none" ] && bad "--no-cache created the cache directory" || ok
-grep -q 'cache off (--no-cache)' "$tmp/nocache.err" && ok || bad "--time-passes does not say the cache is off"
+grep -q 'cache off (--no-cache)' "$tmp/nocache.err" && ok || bad "--time-passes does not say that the cache is off"
 same_as nocache cold
 
 # ---- AOT: a second build of the same program reuses its objects ----
