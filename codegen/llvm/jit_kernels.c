@@ -101,6 +101,10 @@ static void emit_job(const CgSession *s, const CgLowered *low, Job *j) {
 /* Job j's module optimised and compiled (with tm) into j->buf, and stored
  * in the cache. */
 static void compile_job(const CgSession *s, LLVMTargetMachineRef tm, Job *j) {
+  if (cg_llvm_verify(j->mod, j->k->name, &j->err) < 0) { /* only what is compiled: cached code was verified */
+    j->failed = true;
+    return;
+  }
   LLVMValueRef fn = LLVMGetNamedFunction(j->mod, PLACEHOLDER);
   LLVMSetValueName2(fn, j->sym, strlen(j->sym));
   if (cg_llvm_optimise(s, tm, j->mod, &j->err) < 0) {

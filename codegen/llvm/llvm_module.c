@@ -61,13 +61,15 @@ int cg_llvm_emit(const CgSession *s, LLVMContextRef ctx, LLVMModuleRef mod, cons
   free(E.load_arg);
   free(E.cache);
   LLVMDisposeBuilder(E.b);
-  if (rc == 0) {
-    char *msg = NULL;
-    if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
-      rc = rt_err(e, "codegen: internal error, invalid LLVM module for %s: %.600s", low->g->name ? low->g->name : "?",
-                  msg);
-    LLVMDisposeMessage(msg);
-  }
+  return rc;
+}
+
+int cg_llvm_verify(LLVMModuleRef mod, const char *what, RtErr *e) {
+  char *msg = NULL;
+  int rc = 0;
+  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
+    rc = rt_err(e, "codegen: internal error, invalid LLVM module for %s: %.600s", what, msg);
+  LLVMDisposeMessage(msg);
   return rc;
 }
 
@@ -111,7 +113,9 @@ static int whole_module(CgModule *m, bool optimise, RtErr *e) {
     LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
     cg_llvm_quiet(ctx);
     m->mod = cg_llvm_new_module(m->s, ctx, m->low->g->name ? m->low->g->name : "entry");
-    if (cg_llvm_emit(m->s, ctx, m->mod, m->low, m->low->kernel, m->low->nkernel, e) < 0) return -1;
+    if (cg_llvm_emit(m->s, ctx, m->mod, m->low, m->low->kernel, m->low->nkernel, e) < 0 ||
+        cg_llvm_verify(m->mod, m->low->g->name ? m->low->g->name : "?", e) < 0)
+      return -1;
     m->times.emit_ms += now_ms() - t0;
   }
   if (optimise && !m->optimised) {

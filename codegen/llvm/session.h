@@ -54,6 +54,8 @@ LLVMModuleRef cg_llvm_new_module(const CgSession *s, LLVMContextRef ctx, const c
 /* Emits kernels k[0 .. nk) of low into mod (in ctx). -1 with e set. */
 int cg_llvm_emit(const CgSession *s, LLVMContextRef ctx, LLVMModuleRef mod, const CgLowered *low, const CgKernel *k,
                  int nk, RtErr *e);
+/* Verifies mod (what: for the message). -1 with e set if it is invalid. */
+int cg_llvm_verify(LLVMModuleRef mod, const char *what, RtErr *e);
 /* A target machine for the host, as the session's (one per thread). */
 LLVMTargetMachineRef cg_llvm_host_tm(const CgSession *s);
 /* Runs the session's pipeline over mod with tm. -1 with e set. */
