@@ -127,6 +127,7 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   if (rc == 0 && !(j->s = cg_session_new(e))) rc = -1;
   if (rc == 0 && o->pipeline) cg_session_set_pipeline(j->s, o->pipeline);
   if (rc == 0 && o->no_cache) cg_session_set_cache(j->s, false);
+  if (rc == 0) cg_session_set_compile_threads(j->s, o->threads); /* as many as the pool will have */
   j->o = *o;
   for (int i = 0; i < n && rc == 0 && !o->lazy; i++) {
     rc = compile(j, g[i], o, &j->m[i], e);

@@ -25,7 +25,8 @@
 
 typedef struct {
   bool no_fuse;         /* -fno-fuse: one kernel per node */
-  int threads;          /* the pool's threads; 0: rt_threads_default (DAL_THREADS or all cores) */
+  int threads;          /* the pool's threads, and how many kernels compile at once; 0: rt_threads_default
+                           (DAL_THREADS or all cores) for the pool, the online cores (at most 8) for compiling */
   const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
   PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
   bool lazy;            /* compile each entry at its first run (errors then) instead of here */
