@@ -1,8 +1,17 @@
 /* cg_llvm.h — native code for a lowered graph through the LLVM C API
  * (LLVM 16, shared libLLVM): one LLVM function per kernel of the plan
- * (codegen/lower.h), optimised with the new pass manager at O3 for the host
+ * (codegen/lower.h), optimised with the new pass manager for the host
  * CPU, then JIT-compiled with ORC LLJIT, or printed as LLVM IR or assembly,
  * or written as an object file.
+ *
+ * Compile time. The JIT compiles each kernel in a module of its own, on
+ * several threads, and each distinct kernel once per session (kernels are
+ * identified by their lowering signature, then by their LLVM IR). Compiled
+ * objects go to a content-addressed cache on disk (codegen/llvm/
+ * obj_cache.h; keyed by the IR text, pass pipeline, target triple, CPU
+ * name and features, LLVM version and the cache format), so the next
+ * process that needs a kernel loads its object instead of compiling it;
+ * AOT object files are cached the same way, one per entry.
  *
  * This header does not include LLVM's: callers (dalc, tests) only need it
  * and -lLLVM-16. The runtime never includes it.

@@ -1,6 +1,7 @@
 /* llvm_session.c — the native target, the host target machines and the
  * LLJIT, with the runtime helpers JIT'd code may call registered as
- * absolute symbols (no process symbol search, no -rdynamic needed). */
+ * absolute symbols (no process symbol search, no -rdynamic needed); the
+ * session's cache settings, compile counts and the cache key of a module. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
