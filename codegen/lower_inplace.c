@@ -229,12 +229,14 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
   bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
   merged += state_updates_in_place(L, gone, merged_bytes);
+  Uses *uses = calloc((size_t)nb + 1, sizeof *uses); /* the steps naming each buffer */
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
   for (int si = 0; si < L->nstep; si++)
     for (int i = 0; i < L->step[si].narg; i++) {
       int b = L->step[si].arg[i];
       if (first[b] < 0) first[b] = si;
       last[b] = si;
+      uses_add(&uses[b], si);
     }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
@@ -250,9 +252,13 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
             !loads_at_index(L, k, bad, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */
-        for (int t = si + 1; t < L->nstep; t++)
+        for (int q = 0; q < uses[bo].n; q++) {
+          int t = uses[bo].step[q];
+          if (t <= si) continue;
           for (int i = 0; i < L->step[t].narg; i++)
             if (L->step[t].arg[i] == bo) ((int *)L->step[t].arg)[i] = bx;
+          uses_add(&uses[bx], t);
+        }
         last[bx] = last[bo];
         merge_args(k, s, so, sx);
         gone[bo] = true;
@@ -264,6 +270,8 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   }
   if (merged) drop_buffers(L, gone);
+  for (int b = 0; b < nb; b++) free(uses[b].step);
+  free(uses);
   free(first);
   free(last);
   free(gone);
