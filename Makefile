@@ -105,6 +105,7 @@ LIBS_test_fuse     := frontend passes ir runtime
 LIBS_test_fuse_jit := frontend codegen passes ref ir runtime
 LIBS_test_frontend := frontend ir
 LIBS_test_jit      := frontend codegen passes ref ir runtime
+LIBS_test_obj_cache := codegen
 LIBS_test_op_eval  := frontend codegen passes ref ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime

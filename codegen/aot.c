@@ -42,17 +42,17 @@ static int compile_entry(Build *b, CgSession *s, const IrGraph *g, int i, FILE *
   CgModule *m = cg_module_new(s, g, fp, e);
   fuse_plan_free(fp);
   if (!m) return -1;
-  const CgTimes *t = cg_module_times(m);
-  add_time(o, "codegen: lowering", t->lower_ms / 1e3);
-  add_time(o, "codegen: LLVM IR", t->emit_ms / 1e3);
-  add_time(o, "codegen: LLVM optimise", t->opt_ms / 1e3);
   size_t n = strlen(b->dir) + 32;
   b->obj[i] = malloc(n);
   snprintf(b->obj[i], n, "%s/entry%d.o", b->dir, i);
   b->nobj = i + 1;
-  t0 = pass_now();
   int rc = cg_module_emit_object(m, b->obj[i], e);
-  add_time(o, "aot: object emission", pass_now() - t0);
+  const CgTimes *t = cg_module_times(m); /* the module is built and optimised for the object (unless cached) */
+  add_time(o, "codegen: lowering", t->lower_ms / 1e3);
+  add_time(o, "codegen: LLVM IR", t->emit_ms / 1e3);
+  add_time(o, "codegen: LLVM optimise", t->opt_ms / 1e3);
+  add_time(o, "codegen: object cache", t->cache_ms / 1e3);
+  add_time(o, "aot: object emission", t->jit_ms / 1e3);
   t0 = pass_now();
   if (rc == 0) rc = cg_aot_write_plan(src, i, cg_module_plan(m), e);
   add_time(o, "aot: C source", pass_now() - t0);
@@ -65,6 +65,7 @@ static int compile_all(Build *b, IrGraph **graphs, int n, const RtPlanProgramDes
   CgSession *s = cg_session_new(e);
   if (!s) return -1;
   if (b->o->pipeline) cg_session_set_pipeline(s, b->o->pipeline);
+  if (b->o->no_cache) cg_session_set_cache(s, false);
   snprintf(b->source, sizeof b->source, "%s/main.c", b->dir);
   FILE *src = fopen(b->source, "w");
   int rc = src ? 0 : rt_err(e, "cannot write %s: %s", b->source, strerror(errno));
@@ -76,6 +77,7 @@ static int compile_all(Build *b, IrGraph **graphs, int n, const RtPlanProgramDes
     add_time(b->o, "aot: C source", pass_now() - t0);
   }
   if (src && (ferror(src) | fclose(src)) && rc == 0) rc = rt_err(e, "cannot write %s", b->source);
+  if (b->o->counts) cg_compile_counts_add(b->o->counts, cg_session_counts(s));
   cg_session_free(s);
   return rc;
 }

@@ -41,6 +41,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "ir/ir.h"
 #include "passes/fuse.h"
 #include "passes/passes.h"
@@ -58,6 +59,8 @@ typedef struct {
   const char *cc;          /* NULL: $CC, else "cc"; split at blanks ("ccache gcc") */
   const char *source_hash; /* the program's (RtProgram.source_hash), or NULL */
   const FuseOptions *fuse; /* -fno-fuse and --fuse-rule (passes/fuse.h); NULL: from no_fuse */
+  bool no_cache;           /* --no-cache: neither read nor write the compiled-object cache */
+  CgCompileCounts *counts; /* not NULL: kernel and cache counts added (cg_llvm.h) */
 } CgAotOptions;
 
 /* Builds the executable o->output from graphs[0..n) (entry i = graphs[i];

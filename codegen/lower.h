@@ -102,6 +102,8 @@ typedef struct {
 typedef struct {
   CgKernelKind kind;
   char name[64];       /* the LLVM function's name (unique in its module) */
+  const char *signature; /* its code's canonical description (lower_dedupe.c): kernels
+                            with equal signatures, of any graphs, compile to the same code */
   int group;           /* the fusion group it comes from */
   int root;            /* the node that defines the iteration space */
   int64_t range;       /* parallel iterations (the step's range), >= 1 */

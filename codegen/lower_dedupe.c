@@ -33,18 +33,56 @@ static void put(Str *b, const char *fmt, ...) {
   }
 }
 
+/* 'tag' and the decimal digits of v: the signature's hot path, without
+ * printf (a kernel's signature has hundreds of fields). */
+static void put_int(Str *b, char tag, long long v) {
+  if (b->cap - b->n < 32) {
+    b->cap = b->cap * 2 + 64;
+    b->s = realloc(b->s, b->cap);
+  }
+  char digits[24];
+  int n = 0;
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do digits[n++] = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  b->s[b->n++] = tag;
+  if (v < 0) b->s[b->n++] = '-';
+  while (n > 0) b->s[b->n++] = digits[--n];
+  b->s[b->n] = 0;
+}
+
+/* A double by its bits (exact, like %a). */
+static void put_real(Str *b, char tag, double v) {
+  long long bits;
+  memcpy(&bits, &v, sizeof bits);
+  put_int(b, tag, bits);
+}
+
 static void put_shape(Str *b, IrDType dt, const IrShape *s) {
-  put(b, "%d[", (int)dt);
-  for (int i = 0; i < s->rank; i++) put(b, "%lld,", (long long)s->d[i]);
-  put(b, "]");
+  put_int(b, 'T', (int)dt);
+  for (int i = 0; i < s->rank; i++) put_int(b, i ? ',' : '[', (long long)s->d[i]);
+  put_int(b, ']', s->rank);
 }
 
 static void put_attr(Str *b, const IrAttr *a) {
   put_shape(b, a->dtype, &a->shape);
-  put(b, "v%a x%d m%u k%d d%lld s%d p%d g%d e%a t%d%d z%u", a->value, a->axis, a->axes, a->keepdim, (long long)a->depth,
-      a->stride, a->pad, a->groups, (double)a->eps, a->trans_a, a->trans_b, a->salt);
-  for (int i = 0; i < IR_MAX_RANK; i++)
-    put(b, ",%d:%lld:%lld", a->perm[i], (long long)a->start[i], (long long)a->stop[i]);
+  put_real(b, 'v', a->value);
+  put_int(b, 'x', a->axis);
+  put_int(b, 'm', a->axes);
+  put_int(b, 'k', a->keepdim);
+  put_int(b, 'd', (long long)a->depth);
+  put_int(b, 's', a->stride);
+  put_int(b, 'p', a->pad);
+  put_int(b, 'g', a->groups);
+  put_real(b, 'e', (double)a->eps);
+  put_int(b, 't', a->trans_a);
+  put_int(b, 'u', a->trans_b);
+  put_int(b, 'z', a->salt);
+  for (int i = 0; i < IR_MAX_RANK; i++) {
+    put_int(b, ',', a->perm[i]);
+    put_int(b, ':', (long long)a->start[i]);
+    put_int(b, ':', (long long)a->stop[i]);
+  }
 }
 
 typedef struct {
@@ -70,18 +108,18 @@ static int visit(Walk *w, int v) {
   }
   int id = w->local[v] = w->next++;
   Str *b = w->out;
+  put_int(b, '|', id);
   if (nd->op == OP_CONST && !root) {
-    put(b, "|%d C", id);
+    put_int(b, 'C', 0);
   } else if (member || root) {
-    put(b, "|%d %c%d ", id, root ? 'R' : 'M', (int)nd->op);
+    put_int(b, root ? 'R' : 'M', (int)nd->op);
     put_attr(b, &nd->attr);
-    for (int j = 0; j < nin; j++) put(b, " <%d", in[j]);
+    for (int j = 0; j < nin; j++) put_int(b, '<', in[j]);
   } else {
-    put(b, "|%d L%d", id, w->load_arg[v]);
+    put_int(b, 'L', w->load_arg[v]);
   }
-  put(b, " ");
   put_shape(b, nd->dtype, &nd->shape);
-  if (nd->op == OP_CONST) put(b, " %a", nd->attr.value);
+  if (nd->op == OP_CONST) put_real(b, 'c', nd->attr.value);
   return id;
 }
 
@@ -110,10 +148,10 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
 }
 
 /* Kernels with equal signatures keep the first one's function; the steps of
- * the others call it. Kernel indices are compacted. */
+ * the others call it. Kernel indices are compacted. Each kept kernel keeps
+ * its signature (the JIT shares code across graphs by it). */
 void cg_low_dedupe(Lower *L) {
   int n = L->nkern;
-  if (n < 2) return;
   int *local = malloc(sizeof(int) * (size_t)(L->g->n + 1)), *load_arg = malloc(sizeof(int) * (size_t)(L->g->n + 1));
   for (int v = 0; v < L->g->n; v++) local[v] = load_arg[v] = -1;
   char **sig = malloc(sizeof(char *) * (size_t)n);
@@ -130,6 +168,7 @@ void cg_low_dedupe(Lower *L) {
       if (same[j] == j && hash[j] == h && strcmp(sig[j], sig[i]) == 0) same[i] = j;
     if (same[i] == i) {
       newid[i] = kept;
+      L->kern[i].signature = cg_pool_strdup(L->pool, sig[i]);
       L->kern[kept++] = L->kern[i];
     } else {
       newid[i] = newid[same[i]];

@@ -127,10 +127,23 @@ static bool step_writes(const Lower *L, const RtStep *s, int b) {
   return false;
 }
 
-static bool step_names(const RtStep *s, int b) {
-  for (int a = 0; a < s->narg; a++)
-    if (s->arg[a] == b) return true;
-  return false;
+/* The steps naming one buffer, ascending, without repeats. */
+typedef struct {
+  int *step;
+  int n, cap;
+} Uses;
+
+static void uses_add(Uses *u, int si) {
+  int i = u->n;
+  while (i > 0 && u->step[i - 1] > si) i--;
+  if (i > 0 && u->step[i - 1] == si) return;
+  if (u->n == u->cap) {
+    u->cap = u->cap ? 2 * u->cap : 4;
+    u->step = realloc(u->step, sizeof(int) * (size_t)u->cap);
+  }
+  memmove(&u->step[i + 1], &u->step[i], sizeof(int) * (size_t)(u->n - i));
+  u->step[i] = si;
+  u->n++;
 }
 
 /* A state update left as a copy at the end (value v computed into an
@@ -140,48 +153,73 @@ static bool step_names(const RtStep *s, int b) {
  * (Lowering decides most updates in place before it makes kernels,
  * lower_state.c; this catches the rest, e.g. an update whose chain was put
  * in another value's group and got a loop of its own.) The copy goes, and
- * so does v's buffer. Returns the number of updates moved in place. */
+ * so does v's buffer. Returns the number of updates moved in place.
+ *
+ * Each buffer's list of the steps naming it keeps the checks linear in the
+ * steps that touch it; copies taken out are only marked dead until the
+ * end, so step numbers stay valid. */
 static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
-  int merged = 0;
-  bool *bad = malloc((size_t)L->g->n + 1);
-  for (int si = 0; si < L->nstep; si++) {
+  int merged = 0, ns = L->nstep;
+  Uses *uses = calloc((size_t)L->nbuf + 1, sizeof *uses);
+  bool *dead = calloc((size_t)ns + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  for (int si = 0; si < ns; si++)
+    for (int i = 0; i < L->step[si].narg; i++) uses_add(&uses[L->step[si].arg[i]], si);
+  for (int si = 0; si < ns; si++) {
     RtStep *s = &L->step[si];
     CgKernel *k = eligible_step(L, s, bad);
     if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so], ci = -1;
       if (!is_store_arg(k, so) || is_load_arg(k, so) || L->buf[bo].kind != RT_BUF_ARENA) continue;
-      for (int j = si + 1; j < L->nstep && ci < 0; j++)
-        if (L->step[j].kind == RT_STEP_COPY && L->step[j].arg[0] == bo &&
+      const Uses *uo = &uses[bo];
+      for (int q = 0; q < uo->n && ci < 0; q++) {
+        int j = uo->step[q];
+        if (j > si && !dead[j] && L->step[j].kind == RT_STEP_COPY && L->step[j].arg[0] == bo &&
             L->buf[L->step[j].arg[1]].kind == RT_BUF_STATE)
           ci = j;
+      }
       if (ci < 0) continue;
       int bt = L->step[ci].arg[1], sx = -1;
+      const Uses *ut = &uses[bt];
       bool ok = L->buf[bt].bytes == L->buf[bo].bytes && L->buf[bt].dtype == L->buf[bo].dtype;
-      for (int j = 0; j < si && ok; j++) ok = !step_names(&L->step[j], bo) && !step_writes(L, &L->step[j], bt);
-      for (int j = si + 1; j < L->nstep && ok; j++) ok = j == ci || !step_names(&L->step[j], bt);
+      for (int q = 0; q < uo->n && ok; q++) ok = uo->step[q] >= si || dead[uo->step[q]];
+      for (int q = 0; q < ut->n && ok; q++) {
+        int j = ut->step[q];
+        if (!dead[j]) ok = j < si ? !step_writes(L, &L->step[j], bt) : j == si || j == ci;
+      }
       for (int a = 0; a < k->narg && ok; a++)
         if (k->arg[a] == bt) {
           sx = a;
           ok = !is_store_arg(k, a) && loads_at_index(L, k, bad, a);
         }
       if (!ok) continue;
-      for (int j = si + 1; j < L->nstep; j++)
+      for (int q = 0; q < uo->n; q++) {
+        int j = uo->step[q];
+        if (j <= si || dead[j]) continue;
         for (int i = 0; i < L->step[j].narg; i++)
           if (L->step[j].arg[i] == bo) ((int *)L->step[j].arg)[i] = bt;
-      memmove(&L->step[ci], &L->step[ci + 1], sizeof *L->step * (size_t)(L->nstep - ci - 1));
-      L->nstep--;
+        uses_add(&uses[bt], j);
+      }
+      dead[ci] = true;
       if (sx >= 0) {
         merge_args(k, s, so, sx);
         so--;
       } else {
         k->arg[so] = bt;
+        uses_add(&uses[bt], si);
       }
       gone[bo] = true;
       *merged_bytes += L->buf[bo].bytes;
       merged++;
     }
   }
+  int n = 0;
+  for (int si = 0; si < ns; si++)
+    if (!dead[si]) L->step[n++] = L->step[si];
+  L->nstep = n;
+  for (int b = 0; b < L->nbuf; b++) free(uses[b].step);
+  free(uses);
+  free(dead);
   free(bad);
   return merged;
 }
@@ -194,12 +232,14 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
   bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
   merged += state_updates_in_place(L, gone, merged_bytes);
+  Uses *uses = calloc((size_t)nb + 1, sizeof *uses); /* the steps naming each buffer */
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
   for (int si = 0; si < L->nstep; si++)
     for (int i = 0; i < L->step[si].narg; i++) {
       int b = L->step[si].arg[i];
       if (first[b] < 0) first[b] = si;
       last[b] = si;
+      uses_add(&uses[b], si);
     }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
@@ -215,9 +255,13 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
             !loads_at_index(L, k, bad, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */
-        for (int t = si + 1; t < L->nstep; t++)
+        for (int q = 0; q < uses[bo].n; q++) {
+          int t = uses[bo].step[q];
+          if (t <= si) continue;
           for (int i = 0; i < L->step[t].narg; i++)
             if (L->step[t].arg[i] == bo) ((int *)L->step[t].arg)[i] = bx;
+          uses_add(&uses[bx], t);
+        }
         last[bx] = last[bo];
         merge_args(k, s, so, sx);
         gone[bo] = true;
@@ -229,6 +273,8 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   }
   if (merged) drop_buffers(L, gone);
+  for (int b = 0; b < nb; b++) free(uses[b].step);
+  free(uses);
   free(first);
   free(last);
   free(gone);

@@ -12,6 +12,11 @@ failed=0
 failures=""
 export DALC="$build/dalc"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-60}
+# The compiled-object cache of every test in one fresh directory, removed
+# at the end: tests never read or write the user's ~/.cache/dal.
+DAL_CACHE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/dal-test-cache.XXXXXX") || exit 1
+export DAL_CACHE_DIR
+trap 'rm -rf "$DAL_CACHE_DIR"' EXIT
 
 run_one() {
   name=$1; shift

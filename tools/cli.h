@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "frontend/frontend.h"
 #include "passes/fuse.h"
 #include "passes/optimizer.h"
@@ -37,6 +38,8 @@ typedef struct {
   PassTimes *times;        /* --time-passes: phase timings, printed at exit */
   bool no_fuse;            /* -fno-fuse (after --fuse-rule: !fuse.enabled) */
   FuseOptions fuse;        /* -fno-fuse and --fuse-rule=+NAME,-NAME, left to right */
+  bool no_cache;           /* --no-cache: bypass the compiled-object cache */
+  CgCompileCounts *counts; /* with --time-passes: kernels compiled, deduplicated, cache hits and misses */
   bool ref;                /* --backend=ref: the reference executor instead of the JIT */
   bool explain_fusion;     /* --explain-fusion */
   int rest_argc;           /* the executable's command line after "--" */

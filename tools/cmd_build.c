@@ -21,6 +21,7 @@ int cmd_build(const DalcArgs *a) {
   fe_global_number(p, "lr", &lr);
   const char *keep = getenv("DAL_KEEP_TEMPS");
   CgAotOptions o = {.output = a->output, .no_fuse = a->no_fuse, .fuse = &a->fuse, .times = a->times,
+                    .no_cache = a->no_cache, .counts = a->counts,
                     .keep_temps = keep && *keep && strcmp(keep, "0") != 0, .source_hash = fe_source_hash(p)};
   RtErr e;
   if (cg_aot_build(graphs, n, a->file, fe_config_selected(p), lr, &o, &e) == 0) status = 0; /* takes the graphs */

@@ -122,7 +122,8 @@ RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcAr
     /* Entries compile when first run, so a command compiles only what it
      * uses; --time-passes compiles them all up front, to time the whole
      * model. */
-    CgJitOptions o = {.no_fuse = a->no_fuse, .fuse = &a->fuse, .times = a->times, .lazy = !a->times};
+    CgJitOptions o = {.no_fuse = a->no_fuse, .fuse = &a->fuse, .times = a->times, .lazy = !a->times,
+                      .no_cache = a->no_cache, .counts = a->counts};
     prog = cg_jit_program(graphs, n, a->file, fe_config_selected(p), lr, a->seed, &o, &e);
   }
   if (!prog) cli_error("%s", e.msg);

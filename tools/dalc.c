@@ -55,6 +55,9 @@ static const char usage[] =
     "  --print-after=PASS, --print-after-all   the IR after a pass (or every pass), on stderr\n"
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
     "                 with run --, every entry is compiled up front (else each at its first use)\n"
+    "                 and the kernel counts: compiled, deduplicated, cache hits and misses\n"
+    "  --no-cache     neither read nor write the compiled-object cache ($DAL_CACHE_DIR, else\n"
+    "                 $XDG_CACHE_HOME/dal, else ~/.cache/dal)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
     "  --fuse-rule=-NAME,+NAME  switch single fusion rules off (-) or on (+), left to right,\n"
     "                 repeatable (dalc fuse-rules lists them); after -fno-fuse, +NAME fuses by NAME alone\n"
@@ -187,8 +190,11 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if ((v = option_value(argc, argv, &i, "--print-after"))) a->print_after = v;
     else if (!strcmp(argv[i], "--time-passes")) {
       static PassTimes times;
+      static CgCompileCounts counts;
       a->times = &times;
+      a->counts = &counts;
     }
+    else if (!strcmp(argv[i], "--no-cache")) a->no_cache = true;
     else if (!strcmp(argv[i], "--")) {
       a->rest_argc = argc - i - 1;
       a->rest_argv = argv + i + 1;
@@ -266,6 +272,11 @@ int main(int argc, char **argv) {
   if (status == 0 && cmd == cmd_emit && !args.emit && args.stats) cmd = cmd_stats;
   status = status ? 1 : cmd(&args);
   if (args.times) pass_times_print(args.times, stderr);
+  if (args.counts && args.counts->kernels + args.counts->compiled > 0)
+    fprintf(stderr,
+            "kernels: %d compiled, %d deduplicated, %d cache hits, %d cache misses (%d bad entries rebuilt)%s\n",
+            args.counts->compiled, args.counts->deduplicated, args.counts->cache_hits, args.counts->cache_misses,
+            args.counts->cache_bad, args.no_cache ? ", cache off (--no-cache)" : "");
   free_args(&args);
   pass_plugin_unload_all();
   return status;

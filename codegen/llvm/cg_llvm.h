@@ -1,8 +1,17 @@
 /* cg_llvm.h — native code for a lowered graph through the LLVM C API
  * (LLVM 16, shared libLLVM): one LLVM function per kernel of the plan
- * (codegen/lower.h), optimised with the new pass manager at O3 for the host
+ * (codegen/lower.h), optimised with the new pass manager for the host
  * CPU, then JIT-compiled with ORC LLJIT, or printed as LLVM IR or assembly,
  * or written as an object file.
+ *
+ * Compile time. The JIT compiles each kernel in a module of its own, on
+ * several threads, and each distinct kernel once per session (kernels are
+ * identified by their lowering signature, then by their LLVM IR). Compiled
+ * objects go to a content-addressed cache on disk (codegen/llvm/
+ * obj_cache.h; keyed by the IR text, pass pipeline, target triple, CPU
+ * name and features, LLVM version and the cache format), so the next
+ * process that needs a kernel loads its object instead of compiling it;
+ * AOT object files are cached the same way, one per entry.
  *
  * This header does not include LLVM's: callers (dalc, tests) only need it
  * and -lLLVM-16. The runtime never includes it.
@@ -34,6 +43,7 @@
 #ifndef DAL_CODEGEN_LLVM_H
 #define DAL_CODEGEN_LLVM_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "codegen/lower.h"
@@ -66,9 +76,33 @@ const char *cg_session_features(const CgSession *s);
 void cg_session_set_pipeline(CgSession *s, const char *passes);
 const char *cg_session_pipeline(const CgSession *s);
 
-/* Milliseconds spent in each phase of building one module. */
+/* The compiled-object cache (codegen/llvm/obj_cache.h): on by default, in
+ * $DAL_CACHE_DIR, else $XDG_CACHE_HOME/dal, else ~/.cache/dal; off for
+ * --no-cache. Kernels are also shared within the session whether or not
+ * the disk cache is on. */
+void cg_session_set_cache(CgSession *s, bool enabled);
+/* How many kernels are compiled at once (threads, each with its own LLVM
+ * context and target machine); 0: one per online core (at most 8). */
+void cg_session_set_compile_threads(CgSession *s, int n);
+
+/* What kernel compilation did, for --time-passes. */
 typedef struct {
-  double lower_ms, emit_ms, opt_ms, jit_ms;
+  int kernels;      /* kernels asked for (after in-graph dedupe, lower_dedupe.c) */
+  int deduplicated; /* the same code as a kernel already in the session */
+  int cache_hits;   /* loaded from the on-disk cache */
+  int cache_misses; /* not in the cache (or a bad entry, also counted in cache_bad) */
+  int cache_bad;    /* corrupt or stale entries found (and rebuilt) */
+  int compiled;     /* compiled by LLVM */
+} CgCompileCounts;
+const CgCompileCounts *cg_session_counts(const CgSession *s);
+/* Adds b's counts to a. */
+void cg_compile_counts_add(CgCompileCounts *a, const CgCompileCounts *b);
+
+/* Milliseconds spent in each phase of building one module: lowering; LLVM
+ * IR emission and keying; optimisation and code generation; reading the
+ * cache; loading objects into the JIT (or emitting an object file). */
+typedef struct {
+  double lower_ms, emit_ms, opt_ms, cache_ms, jit_ms;
 } CgTimes;
 
 /* One compiled graph: the lowered plan and an LLVM module (in its own
@@ -83,16 +117,20 @@ void cg_module_free(CgModule *m);
 const CgLowered *cg_module_lowered(const CgModule *m);
 const CgTimes *cg_module_times(const CgModule *m);
 
-/* --emit=llvm / --emit=asm: the optimised module as text. Only before
- * cg_module_jit (which takes the module). */
+/* --emit=llvm / --emit=asm: the optimised module (every kernel) as text.
+ * Only before cg_module_jit. */
 int cg_module_print_llvm(CgModule *m, FILE *out, RtErr *e);
 int cg_module_print_asm(CgModule *m, FILE *out, RtErr *e);
 /* An object file with every kernel (for AOT executables), emitted from a
- * clone of the module. Only before cg_module_jit. */
+ * clone of the module, or copied from the cache (keyed by the module's
+ * text before optimisation). Only before cg_module_jit. */
 int cg_module_emit_object(CgModule *m, const char *path, RtErr *e);
 
-/* JIT-compiles the kernels; afterwards cg_module_plan(m)->kernel[i] are
- * their addresses, valid until cg_module_free. */
+/* JIT-compiles the kernels (codegen/llvm/jit_kernels.c: one module per
+ * kernel, compiled in parallel, each distinct kernel once per session,
+ * objects reused from the cache); afterwards cg_module_plan(m)->kernel[i]
+ * are their addresses, valid until cg_session_free (kernels are shared
+ * between the session's modules). */
 int cg_module_jit(CgModule *m, RtErr *e);
 const RtPlan *cg_module_plan(const CgModule *m);
 

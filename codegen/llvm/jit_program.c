@@ -71,13 +71,26 @@ static int compile(JitProgram *j, IrGraph *g, const CgJitOptions *o, CgModule **
   add_time(o->times, "fusion", (pass_now() - t0) * 1e3);
   *m = cg_module_new(j->s, g, fp, e);
   fuse_plan_free(fp);
-  if (!*m || cg_module_jit(*m, e) < 0) return -1;
+  CgCompileCounts before = *cg_session_counts(j->s);
+  int rc = *m && cg_module_jit(*m, e) == 0 ? 0 : -1;
+  if (o->counts) { /* this module's share of the session's counts */
+    CgCompileCounts d = *cg_session_counts(j->s);
+    d.kernels -= before.kernels;
+    d.deduplicated -= before.deduplicated;
+    d.cache_hits -= before.cache_hits;
+    d.cache_misses -= before.cache_misses;
+    d.cache_bad -= before.cache_bad;
+    d.compiled -= before.compiled;
+    cg_compile_counts_add(o->counts, &d);
+  }
+  if (!*m) return -1;
   const CgTimes *t = cg_module_times(*m);
   add_time(o->times, "codegen: lowering", t->lower_ms);
-  add_time(o->times, "codegen: LLVM IR", t->emit_ms);
-  add_time(o->times, "codegen: LLVM optimise", t->opt_ms);
-  add_time(o->times, "codegen: LLVM JIT", t->jit_ms);
-  return 0;
+  add_time(o->times, "codegen: LLVM IR + cache keys", t->emit_ms);
+  add_time(o->times, "codegen: object cache", t->cache_ms);
+  add_time(o->times, "codegen: LLVM optimise + codegen", t->opt_ms);
+  add_time(o->times, "codegen: JIT load + link", t->jit_ms);
+  return rc;
 }
 
 /* The plan maker of a lazy program (runtime/sched/plan_program.h). */
@@ -113,6 +126,8 @@ RtProgram *cg_jit_program(IrGraph **graphs, int n, const char *model, const char
   if (rc == 0) rc = cg_program_spec(g, n, model ? model : "program", &j->d, e);
   if (rc == 0 && !(j->s = cg_session_new(e))) rc = -1;
   if (rc == 0 && o->pipeline) cg_session_set_pipeline(j->s, o->pipeline);
+  if (rc == 0 && o->no_cache) cg_session_set_cache(j->s, false);
+  if (rc == 0) cg_session_set_compile_threads(j->s, o->threads); /* as many as the pool will have */
   j->o = *o;
   for (int i = 0; i < n && rc == 0 && !o->lazy; i++) {
     rc = compile(j, g[i], o, &j->m[i], e);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "codegen/llvm/cg_llvm.h"
 #include "ir/ir.h"
 #include "passes/fuse.h"
 #include "passes/passes.h"
@@ -25,11 +26,14 @@
 
 typedef struct {
   bool no_fuse;         /* -fno-fuse: one kernel per node */
-  int threads;          /* the pool's threads; 0: rt_threads_default (DAL_THREADS or all cores) */
+  int threads;          /* the pool's threads, and how many kernels compile at once; 0: rt_threads_default
+                           (DAL_THREADS or all cores) for the pool, the online cores (at most 8) for compiling */
   const char *pipeline; /* LLVM pass pipeline; NULL: CG_DEFAULT_PIPELINE */
   PassTimes *times;     /* not NULL: fusion, lowering, LLVM emit / optimise / JIT times added */
   bool lazy;            /* compile each entry at its first run (errors then) instead of here */
   const FuseOptions *fuse; /* -fno-fuse and --fuse-rule (passes/fuse.h); NULL: from no_fuse */
+  bool no_cache;        /* --no-cache: neither read nor write the compiled-object cache */
+  CgCompileCounts *counts; /* not NULL: kernel and cache counts added (cg_llvm.h) */
 } CgJitOptions;
 
 /* Like cg_ref_program (same arguments, same ownership of graphs[0..n), same

@@ -1,8 +1,12 @@
-/* llvm_module.c — one compiled graph: lower it, emit every kernel into a
- * module of its own thread-safe context, verify, optimise with
- * default<O3> and the host target machine (without the TM the vectoriser
- * has no cost model and does nothing), then print it, emit it, or hand it
- * to the JIT under a resource tracker so freeing the module frees its code. */
+/* llvm_module.c — one compiled graph: lower it; for printing and object
+ * files, emit every kernel into one module of its own thread-safe context,
+ * verify, optimise with the session's pipeline and the host target machine
+ * (without the TM the vectoriser has no cost model and does nothing), then
+ * print it or emit it (an object through the compiled-object cache); for
+ * the JIT, hand the kernels to jit_kernels.c. Also the helpers both paths
+ * share: new modules, emission, optimisation. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +23,10 @@
 struct CgModule {
   CgSession *s;
   CgLowered *low;
-  LLVMOrcThreadSafeContextRef tsc;
-  LLVMModuleRef mod;             /* NULL once the JIT has it */
-  LLVMOrcResourceTrackerRef rt;  /* the JIT'd code, once there is some */
+  LLVMOrcThreadSafeContextRef tsc; /* the whole module's, once built */
+  LLVMModuleRef mod;               /* every kernel, built on demand, optimised once 'optimised' */
+  bool optimised;
+  bool jitted;                     /* the kernels are in the JIT; no more printing */
   CgTimes times;
 };
 
@@ -31,9 +36,16 @@ static double now_ms(void) {
   return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static int emit_all(CgModule *m, LLVMContextRef ctx, RtErr *e) {
-  const CgLowered *low = m->low;
-  Emit E = {.ctx = ctx, .mod = m->mod, .g = low->g, .cpu = m->s->cpu, .features = m->s->features};
+LLVMModuleRef cg_llvm_new_module(const CgSession *s, LLVMContextRef ctx, const char *name) {
+  LLVMModuleRef mod = LLVMModuleCreateWithNameInContext(name, ctx);
+  LLVMSetTarget(mod, s->triple);
+  LLVMSetDataLayout(mod, s->datalayout);
+  return mod;
+}
+
+int cg_llvm_emit(const CgSession *s, LLVMContextRef ctx, LLVMModuleRef mod, const CgLowered *low, const CgKernel *k,
+                 int nk, RtErr *e) {
+  Emit E = {.ctx = ctx, .mod = mod, .g = low->g, .cpu = s->cpu, .features = s->features};
   E.b = LLVMCreateBuilderInContext(ctx);
   E.f32 = LLVMFloatTypeInContext(ctx);
   E.f64 = LLVMDoubleTypeInContext(ctx);
@@ -44,12 +56,33 @@ static int emit_all(CgModule *m, LLVMContextRef ctx, RtErr *e) {
   E.vd = LLVMVoidTypeInContext(ctx);
   E.load_arg = malloc(sizeof(int) * (size_t)(low->g->n + 1));
   int rc = 0;
-  for (int i = 0; i < low->nkernel && rc == 0; i++)
-    if (em_kernel(&E, &low->kernel[i]) < 0) rc = rt_err(e, "codegen: kernel %s: %s", low->kernel[i].name, E.err);
+  for (int i = 0; i < nk && rc == 0; i++)
+    if (em_kernel(&E, &k[i]) < 0) rc = rt_err(e, "codegen: kernel %s: %s", k[i].name, E.err);
   free(E.load_arg);
   free(E.cache);
   LLVMDisposeBuilder(E.b);
   return rc;
+}
+
+int cg_llvm_verify(LLVMModuleRef mod, const char *what, RtErr *e) {
+  char *msg = NULL;
+  int rc = 0;
+  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg))
+    rc = rt_err(e, "codegen: internal error, invalid LLVM module for %s: %.600s", what, msg);
+  LLVMDisposeMessage(msg);
+  return rc;
+}
+
+int cg_llvm_optimise(const CgSession *s, LLVMTargetMachineRef tm, LLVMModuleRef mod, RtErr *e) {
+  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+  /* No loop unrolling: kernels have many loops with small constant trip
+   * counts, which O3 would unroll completely, multiplying compile time for
+   * no gain; the vectoriser still interleaves its vector loops. */
+  LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
+  LLVMPassBuilderOptionsSetLoopInterleaving(po, 0);
+  LLVMErrorRef err = LLVMRunPasses(mod, s->pipeline, tm, po);
+  LLVMDisposePassBuilderOptions(po);
+  return err ? cg_llvm_err(e, err, "llvm: optimising") : 0;
 }
 
 CgModule *cg_module_new(CgSession *s, const IrGraph *g, const FusePlan *p, RtErr *e) {
@@ -63,55 +96,39 @@ CgModule *cg_module_new(CgSession *s, const IrGraph *g, const FusePlan *p, RtErr
     free(m);
     return NULL;
   }
-  double t1 = now_ms();
-  m->tsc = LLVMOrcCreateNewThreadSafeContext();
-  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
-  cg_llvm_quiet(ctx);
-  m->mod = LLVMModuleCreateWithNameInContext(g->name ? g->name : "entry", ctx);
-  LLVMSetTarget(m->mod, s->triple);
-  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(s->tm);
-  char *dl = LLVMCopyStringRepOfTargetData(td);
-  LLVMSetDataLayout(m->mod, dl);
-  LLVMDisposeMessage(dl);
-  LLVMDisposeTargetData(td);
-  if (emit_all(m, ctx, e) < 0) {
-    cg_module_free(m);
-    return NULL;
-  }
-  char *msg = NULL;
-  if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
-    rt_err(e, "codegen: internal error, invalid LLVM module for %s: %.600s", g->name ? g->name : "?", msg);
-    LLVMDisposeMessage(msg);
-    cg_module_free(m);
-    return NULL;
-  }
-  LLVMDisposeMessage(msg);
-  double t2 = now_ms();
-  LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-  /* No loop unrolling: kernels have many loops with small constant trip
-   * counts, which O3 would unroll completely, multiplying compile time for
-   * no gain; the vectoriser still interleaves its vector loops. */
-  LLVMPassBuilderOptionsSetLoopUnrolling(po, 0);
-  LLVMPassBuilderOptionsSetLoopInterleaving(po, 0);
-  LLVMErrorRef err = LLVMRunPasses(m->mod, s->pipeline, s->tm, po);
-  LLVMDisposePassBuilderOptions(po);
-  if (err) {
-    cg_llvm_err(e, err, "llvm: optimising");
-    cg_module_free(m);
-    return NULL;
-  }
-  double t3 = now_ms();
-  m->times = (CgTimes){.lower_ms = t1 - t0, .emit_ms = t2 - t1, .opt_ms = t3 - t2};
+  m->times.lower_ms = now_ms() - t0;
   return m;
+}
+
+/* The module with every kernel, emitted at the first call and optimised
+ * when 'optimise' (printing, object files; the JIT compiles each kernel
+ * in a module of its own, jit_kernels.c). */
+static int whole_module(CgModule *m, bool optimise, RtErr *e) {
+  if (m->jitted)
+    return rt_err(e, "codegen: the kernels of %s were handed to the JIT; print or emit them before cg_module_jit",
+                  m->low->plan.name);
+  if (!m->mod) {
+    double t0 = now_ms();
+    m->tsc = LLVMOrcCreateNewThreadSafeContext();
+    LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(m->tsc);
+    cg_llvm_quiet(ctx);
+    m->mod = cg_llvm_new_module(m->s, ctx, m->low->g->name ? m->low->g->name : "entry");
+    if (cg_llvm_emit(m->s, ctx, m->mod, m->low, m->low->kernel, m->low->nkernel, e) < 0 ||
+        cg_llvm_verify(m->mod, m->low->g->name ? m->low->g->name : "?", e) < 0)
+      return -1;
+    m->times.emit_ms += now_ms() - t0;
+  }
+  if (optimise && !m->optimised) {
+    double t0 = now_ms();
+    if (cg_llvm_optimise(m->s, m->s->tm, m->mod, e) < 0) return -1;
+    m->optimised = true;
+    m->times.opt_ms += now_ms() - t0;
+  }
+  return 0;
 }
 
 void cg_module_free(CgModule *m) {
   if (!m) return;
-  if (m->rt) {
-    LLVMErrorRef err = LLVMOrcResourceTrackerRemove(m->rt);
-    if (err) LLVMConsumeError(err);
-    LLVMOrcReleaseResourceTracker(m->rt);
-  }
   if (m->mod) LLVMDisposeModule(m->mod);
   if (m->tsc) LLVMOrcDisposeThreadSafeContext(m->tsc);
   cg_lowered_free(m->low);
@@ -122,14 +139,8 @@ const CgLowered *cg_module_lowered(const CgModule *m) { return m->low; }
 const CgTimes *cg_module_times(const CgModule *m) { return &m->times; }
 const RtPlan *cg_module_plan(const CgModule *m) { return &m->low->plan; }
 
-static int need_module(const CgModule *m, RtErr *e) {
-  if (m->mod) return 0;
-  return rt_err(e, "codegen: the module of %s was handed to the JIT; print or emit it before cg_module_jit",
-                m->low->plan.name);
-}
-
 int cg_module_print_llvm(CgModule *m, FILE *out, RtErr *e) {
-  if (need_module(m, e) < 0) return -1;
+  if (whole_module(m, true, e) < 0) return -1;
   char *text = LLVMPrintModuleToString(m->mod);
   fputs(text, out);
   LLVMDisposeMessage(text);
@@ -139,7 +150,7 @@ int cg_module_print_llvm(CgModule *m, FILE *out, RtErr *e) {
 /* LLVMTargetMachineEmitTo* changes the module it is given, so each
  * emission works on a clone. */
 int cg_module_print_asm(CgModule *m, FILE *out, RtErr *e) {
-  if (need_module(m, e) < 0) return -1;
+  if (whole_module(m, true, e) < 0) return -1;
   LLVMModuleRef clone = LLVMCloneModule(m->mod);
   LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
@@ -155,42 +166,68 @@ int cg_module_print_asm(CgModule *m, FILE *out, RtErr *e) {
   return 0;
 }
 
+/* Writes n bytes to path. */
+static int write_file(const char *path, const void *bytes, size_t n, RtErr *e) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return rt_err(e, "%s: cannot write the object file: %s", path, strerror(errno));
+  bool ok = fwrite(bytes, 1, n, f) == n;
+  if (fclose(f)) ok = false;
+  return ok ? 0 : rt_err(e, "%s: cannot write the object file", path);
+}
+
+/* The object is looked up in the cache under the key of the unoptimised
+ * module's text (kernel names included: the AOT tables refer to them). */
 int cg_module_emit_object(CgModule *m, const char *path, RtErr *e) {
-  if (need_module(m, e) < 0) return -1;
+  if (whole_module(m, false, e) < 0) return -1;
+  CgSession *s = m->s;
+  int nk = m->low->nkernel; /* counted per kernel, like the JIT's */
+  s->counts.kernels += nk;
+  CgCacheKey key = {{0, 0}};
+  if (s->use_cache && !m->optimised) {
+    double t0 = now_ms();
+    char *text = LLVMPrintModuleToString(m->mod);
+    key = cg_llvm_key(s, text);
+    LLVMDisposeMessage(text);
+    void *bytes;
+    size_t n;
+    char why[4200];
+    CgCacheLookup got = cg_cache_load(s->cache_dir, &key, &bytes, &n, why, sizeof why);
+    m->times.cache_ms += now_ms() - t0;
+    if (got == CG_CACHE_HIT) {
+      s->counts.cache_hits += nk;
+      int rc = write_file(path, bytes, n, e);
+      free(bytes);
+      return rc;
+    }
+    s->counts.cache_misses += nk;
+    if (got == CG_CACHE_BAD) {
+      s->counts.cache_bad++; /* entries, not kernels */
+      fprintf(stderr, "note: dal cache: %s; rebuilding it\n", why);
+    }
+  }
+  bool store = s->use_cache && !m->optimised;
+  if (whole_module(m, true, e) < 0) return -1;
+  double t0 = now_ms();
+  s->counts.compiled += nk;
   LLVMModuleRef clone = LLVMCloneModule(m->mod);
-  char *file = strdup(path); /* the API takes a non-const name */
+  LLVMMemoryBufferRef buf = NULL;
   char *msg = NULL;
   int rc = 0;
-  if (LLVMTargetMachineEmitToFile(m->s->tm, clone, file, LLVMObjectFile, &msg)) {
-    rc = rt_err(e, "%s: cannot write the object file: %s", path, msg ? msg : "?");
+  if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, clone, LLVMObjectFile, &msg, &buf)) {
+    rc = rt_err(e, "%s: cannot emit the object file: %s", path, msg ? msg : "?");
     LLVMDisposeMessage(msg);
+  } else {
+    rc = write_file(path, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf), e);
+    if (rc == 0 && store) cg_cache_store(s->cache_dir, &key, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    LLVMDisposeMemoryBuffer(buf);
   }
-  free(file);
   LLVMDisposeModule(clone);
+  m->times.jit_ms += now_ms() - t0;
   return rc;
 }
 
 int cg_module_jit(CgModule *m, RtErr *e) {
-  if (need_module(m, e) < 0) return -1;
-  double t0 = now_ms();
-  CgSession *s = m->s;
-  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(s->jit);
-  m->rt = LLVMOrcJITDylibCreateResourceTracker(jd);
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m->mod, m->tsc);
-  m->mod = NULL;
-  LLVMErrorRef err = LLVMOrcLLJITAddLLVMIRModuleWithRT(s->jit, m->rt, tsm);
-  if (err) {
-    LLVMOrcDisposeThreadSafeModule(tsm);
-    return cg_llvm_err(e, err, "llvm: adding the module to the JIT");
-  }
-  CgLowered *low = m->low;
-  for (int i = 0; i < low->nkernel; i++) {
-    LLVMOrcExecutorAddress addr = 0;
-    s->jit_error[0] = 0;
-    err = LLVMOrcLLJITLookup(s->jit, &addr, low->kernel[i].name); /* the first lookup compiles the module */
-    if (err) return cg_llvm_err(e, err, "llvm: JIT-compiling the kernels");
-    low->fn[i] = (RtKernelFn)(uintptr_t)addr;
-  }
-  m->times.jit_ms = now_ms() - t0;
-  return 0;
+  if (m->jitted) return rt_err(e, "codegen: the kernels of %s are already in the JIT", m->low->plan.name);
+  m->jitted = true;
+  return cg_jit_kernels(m->s, m->low, &m->times, e);
 }

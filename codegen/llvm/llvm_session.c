@@ -1,6 +1,7 @@
 /* llvm_session.c — the native target, the host target machines and the
  * LLJIT, with the runtime helpers JIT'd code may call registered as
- * absolute symbols (no process symbol search, no -rdynamic needed). */
+ * absolute symbols (no process symbol search, no -rdynamic needed); the
+ * session's cache settings, compile counts and the cache key of a module. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include <llvm-c/Orc.h>
 #include <llvm-c/Target.h>
+#include <llvm/Config/llvm-config.h>
 
 #include "codegen/llvm/session.h"
 #include "runtime/core/rng.h"
@@ -39,7 +41,7 @@ static void report_jit_error(void *ctx, LLVMErrorRef err) {
 /* At CodeGenLevelAggressive, position-independent (objects go into PIE
  * executables), for the host CPU name and its feature string (the name
  * alone would turn on AVX-512 where the host has none). */
-static LLVMTargetMachineRef host_tm(CgSession *s) {
+LLVMTargetMachineRef cg_llvm_host_tm(const CgSession *s) {
   return LLVMCreateTargetMachine(s->target, s->triple, s->cpu, s->features, LLVMCodeGenLevelAggressive,
                                  LLVMRelocPIC, LLVMCodeModelDefault);
 }
@@ -94,9 +96,16 @@ CgSession *cg_session_new(RtErr *e) {
     cg_session_free(s);
     return NULL;
   }
-  s->tm = host_tm(s);
+  s->tm = cg_llvm_host_tm(s);
+  LLVMTargetDataRef td = LLVMCreateTargetDataLayout(s->tm);
+  s->datalayout = LLVMCopyStringRepOfTargetData(td);
+  LLVMDisposeTargetData(td);
+  s->use_cache = cg_cache_dir(s->cache_dir, sizeof s->cache_dir) == 0;
+  const char *salt = getenv("DAL_CACHE_KEY_SALT");
+  snprintf(s->key_salt, sizeof s->key_salt, "%s", salt ? salt : "");
   LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
-  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(host_tm(s)));
+  LLVMOrcJITTargetMachineBuilderRef jtmb = LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(cg_llvm_host_tm(s));
+  LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(jb, jtmb);
   LLVMErrorRef err = LLVMOrcCreateLLJIT(&s->jit, jb); /* consumes jb */
   if (err) {
     s->jit = NULL;
@@ -122,10 +131,20 @@ void cg_session_free(CgSession *s) {
   LLVMDisposeMessage(s->triple);
   LLVMDisposeMessage(s->cpu);
   LLVMDisposeMessage(s->features);
+  LLVMDisposeMessage(s->datalayout);
+  free(s->loaded);
+  cg_session_forget_signatures(s);
+  free(s->known);
   free(s);
 }
 
+void cg_session_forget_signatures(CgSession *s) {
+  for (int i = 0; i < s->nknown; i++) free(s->known[i].signature);
+  s->nknown = 0;
+}
+
 void cg_session_set_pipeline(CgSession *s, const char *passes) {
+  cg_session_forget_signatures(s); /* the same kernel compiles to other code now */
   snprintf(s->pipeline, sizeof s->pipeline, "%s", passes ? passes : CG_DEFAULT_PIPELINE);
 }
 
@@ -133,3 +152,36 @@ const char *cg_session_pipeline(const CgSession *s) { return s->pipeline; }
 
 const char *cg_session_cpu(const CgSession *s) { return s->cpu; }
 const char *cg_session_features(const CgSession *s) { return s->features; }
+
+void cg_session_set_cache(CgSession *s, bool enabled) {
+  s->use_cache = enabled && cg_cache_dir(s->cache_dir, sizeof s->cache_dir) == 0;
+}
+
+void cg_session_set_compile_threads(CgSession *s, int n) { s->compile_threads = n > 0 ? n : 0; }
+
+const CgCompileCounts *cg_session_counts(const CgSession *s) { return &s->counts; }
+
+void cg_compile_counts_add(CgCompileCounts *a, const CgCompileCounts *b) {
+  a->kernels += b->kernels;
+  a->deduplicated += b->deduplicated;
+  a->cache_hits += b->cache_hits;
+  a->cache_misses += b->cache_misses;
+  a->cache_bad += b->cache_bad;
+  a->compiled += b->compiled;
+}
+
+CgCacheKey cg_llvm_key(const CgSession *s, const char *ir_text) {
+  CgCacheKey k;
+  cg_cache_key_init(&k);
+  char format[32];
+  snprintf(format, sizeof format, "dal-obj-%d", CG_CACHE_FORMAT);
+  cg_cache_key_str(&k, format);
+  cg_cache_key_str(&k, "llvm " LLVM_VERSION_STRING);
+  cg_cache_key_str(&k, s->triple);
+  cg_cache_key_str(&k, s->cpu);
+  cg_cache_key_str(&k, s->features);
+  cg_cache_key_str(&k, s->pipeline);
+  cg_cache_key_str(&k, s->key_salt);
+  cg_cache_key_str(&k, ir_text);
+  return k;
+}
