@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/lower.h"
 #include "passes/plugin.h"
 #include "runtime/exe/exe.h"
 #include "tools/cli.h"
@@ -53,6 +54,8 @@ static const char usage[] =
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
     "                 with run --, every entry is compiled up front (else each at its first use)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
+    "  -fconv=auto|im2col|winograd  how 3x3 stride-1 convolutions are computed (auto: Winograd\n"
+    "                 F(2x2,3x3) when C, O >= 16 and >= 64 output positions; --explain-fusion lists them)\n"
     "  --explain-fusion  why each producer was not fused into its consumer, on stderr\n";
 
 void cli_error(const char *fmt, ...) {
@@ -165,6 +168,14 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if (!strcmp(argv[i], "--stats")) a->stats = true;
     else if (!strcmp(argv[i], "--print-after-all")) a->print_after = "all";
     else if (!strcmp(argv[i], "-fno-fuse")) a->no_fuse = true;
+    else if ((v = option_value(argc, argv, &i, "-fconv"))) {
+      CgConvAlgo algo;
+      if (!cg_conv_algo_parse(v, &algo)) {
+        cli_error("-fconv must be auto, im2col or winograd, not '%s'", v);
+        return -1;
+      }
+      cg_set_conv_algo(algo);
+    }
     else if ((v = option_value(argc, argv, &i, "--backend"))) {
       if (strcmp(v, "jit") && strcmp(v, "ref")) {
         cli_error("--backend must be jit (native code, the default) or ref (the reference executor), not '%s'", v);
