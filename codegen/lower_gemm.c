@@ -9,6 +9,10 @@
  *   conv2d_bw_weight  im2col (col [CKK, nc*P]) and dy as [O, nc*P], one GEMM
  *                     dy @ col^T per chunk, accumulating (beta = 1) after the first
  *
+ * A 3x3 stride-1 conv2d or conv_transpose2d that cg_conv_choose sends to
+ * Winograd goes to lower_winograd.c instead (which shares the chunking,
+ * GEMM-step and epilogue helpers below, declared in lower_impl.h).
+ *
  * When the whole batch's col buffer would exceed the budget (see
  * cg_set_col_budget), samples go in chunks of nc (a divisor of N), or, for
  * when one sample's col is over the budget, in tiles: one sample's block

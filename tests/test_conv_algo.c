@@ -97,8 +97,7 @@ static const Shape dvae_shapes[] = {
 };
 #define NSHAPES ((int)(sizeof dvae_shapes / sizeof dvae_shapes[0]))
 
-/* _i: one shape per test (each its own process, so the slow paper shapes
- * run in parallel under CK_FORK and report one by one). */
+/* _i: one shape per test, each reported on its own line. */
 START_TEST(test_dvae_shapes) {
   cg_set_conv_algo(CG_CONV_WINOGRAD);
   const Shape *s = &dvae_shapes[_i];
