@@ -373,6 +373,8 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->arena_lower_bound = mp.lower_bound;
   out->arena_no_reuse = mp.no_reuse_bytes + in_place_bytes; /* the merged-away outputs count too */
   out->in_place = in_place;
+  out->conv_winograd = L.conv_winograd;
+  out->conv_im2col = L.conv_im2col;
   mem_plan_free(&mp);
   return out;
 }

@@ -18,7 +18,10 @@
  *     the input index and epilogue members at the output index;
  *   - matmul: a GEMM step, then a LOOP kernel for the epilogue;
  *   - conv2d: im2col kernel + GEMM (+ epilogue loop); conv_transpose2d:
- *     GEMM + a col2im kernel (+ epilogue loop);
+ *     GEMM + a col2im kernel (+ epilogue loop); a 3x3 stride-1 one of
+ *     either may instead go through Winograd F(2x2,3x3) (lower_winograd.c:
+ *     weight, input and output transform kernels around 16 batched GEMMs;
+ *     the choice is cg_conv_choose's);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
  *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
  *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
@@ -74,7 +77,10 @@ typedef enum {
   CG_KERNEL_PACK,          /* a chunk of samples copied out, optionally as (A, nc, P) */
   CG_KERNEL_COL2IM,        /* conv_transpose2d: col -> one (sample, channel) output plane per iteration */
   CG_KERNEL_SCATTER_ADD,   /* gather_backward: a block of table columns per iteration */
-  CG_KERNEL_GUMBEL         /* rt_gumbel_fill_range over a block of elements per iteration */
+  CG_KERNEL_GUMBEL,        /* rt_gumbel_fill_range over a block of elements per iteration */
+  CG_KERNEL_WINO_WEIGHT,   /* Winograd U = G g G^T: one output channel o (all C) per iteration */
+  CG_KERNEL_WINO_INPUT,    /* Winograd V = B^T d B: one (sample, channel) of the chunk per iteration */
+  CG_KERNEL_WINO_OUTPUT    /* Winograd y = A^T m A: one (sample, output channel) per iteration */
 } CgKernelKind;
 
 /* A node whose value a kernel reads from, or writes to, kernel argument 'arg'. */
@@ -172,7 +178,48 @@ typedef struct {
   /* GUMBEL: out (total) with attr.salt, 'inner' elements per iteration. */
   int out_arg;
   uint32_t salt;
+
+  /* WINO_*: F(2x2,3x3) over 'conv' seen as a stride-1 conv2d with a 3x3
+   * kernel and padding conv.pad (a conv_transpose2d's equivalent conv2d:
+   * pad 2 - pad, weight flipped and transposed, wino_flip). Output tiles:
+   * th = ceil(OH / 2) rows of tw = ceil(OW / 2); a chunk covers samples
+   * [n0, n0 + nc), all tiles, or (tile > 0, plane = th * tw) one sample's
+   * tiles [p0, p0 + tile), tile a multiple of tw; wino_t tiles per chunk.
+   * WINO_WEIGHT: x_arg = w ([O, C, 3, 3], flipped: [C, O, 3, 3]) ->
+   * dst_arg = U [16, O, C]. WINO_INPUT: x_arg = x [N, C, H, W] -> col_arg =
+   * V [16, C, wino_t] (a chunk's tiles in order). WINO_OUTPUT: col_arg = M
+   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. */
+  bool wino_flip;
+  int64_t wino_t;
 } CgKernel;
+
+/* How convolutions are lowered (dalc -fconv=...). AUTO: cg_conv_choose's
+ * cost rule; IM2COL: never Winograd; WINOGRAD: every convolution that
+ * Winograd can compute. */
+typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD } CgConvAlgo;
+
+/* Process-wide, like cg_set_col_budget (the default is AUTO). */
+void cg_set_conv_algo(CgConvAlgo a);
+CgConvAlgo cg_conv_algo(void);
+/* "im2col", "winograd" or "auto" -> *a; returns false for anything else. */
+bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
+
+/* Whether conv node v (conv2d or conv_transpose2d) is lowered through
+ * Winograd under the current algorithm; *why (may be NULL) gets a short
+ * reason. Winograd needs a 3x3 kernel, stride 1 and pad <= 2; AUTO also
+ * wants C >= 16 and O >= 16 (below that the GEMMs are too thin to pay for
+ * the transforms) and at least 8x8 output positions. */
+bool cg_conv_choose(const IrGraph *g, int v, const char **why);
+/* One line per convolution of g: its shape and the chosen algorithm. */
+void cg_conv_print_choices(const IrGraph *g, FILE *out);
+
+/* The largest relative error of Winograd F(2x2,3x3) against the reference
+ * executor (which computes in double) that the tests accept: max-abs
+ * difference over max-abs of the reference output. The f32 transforms add
+ * a few roundings per output; measured on every 3x3 conv of the dVAE tiny,
+ * bench and paper configs (inputs uniform in [-2.5, 2.5]): 1.3e-7 .. 7.8e-7,
+ * growing slowly with C (tests/test_conv_algo.c prints them). */
+#define CG_WINOGRAD_REL_TOL 5e-6
 
 /* The axes of x (shape) as alternating runs of kept and reduced axes
  * (size-1 axes dropped): ext[b] elements each, red[b] if reduced. Returns
@@ -188,6 +235,7 @@ typedef struct {
   RtKernelFn *fn;      /* (nkernel) plan.kernel points here; filled by the JIT */
   int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
   int in_place;        /* elementwise kernels storing an output over an input that dies there */
+  int conv_winograd, conv_im2col; /* convolutions (conv2d, conv_transpose2d) by algorithm */
   void *pool;          /* every allocation above */
 } CgLowered;
 

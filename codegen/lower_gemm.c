@@ -9,6 +9,10 @@
  *   conv2d_bw_weight  im2col (col [CKK, nc*P]) and dy as [O, nc*P], one GEMM
  *                     dy @ col^T per chunk, accumulating (beta = 1) after the first
  *
+ * A 3x3 stride-1 conv2d or conv_transpose2d that cg_conv_choose sends to
+ * Winograd goes to lower_winograd.c instead (which shares the chunking,
+ * GEMM-step and epilogue helpers below, declared in lower_impl.h).
+ *
  * When the whole batch's col buffer would exceed the budget (see
  * cg_set_col_budget), samples go in chunks of nc (a divisor of N), or, for
  * when one sample's col is over the budget, in tiles: one sample's block
@@ -39,20 +43,13 @@ static int64_t chunk_of(int64_t N, int64_t bytes_per_sample) {
   return 1;
 }
 
-/* How a convolution's samples are cut into chunks: nc whole samples at a
- * time, or, when one sample is over the budget, one sample's blocks of
- * 'rows' output rows (tile = rows * OW positions of each plane). */
-typedef struct {
-  int64_t nc, tile, nchunk;
-} Chunks;
-
-/* Chunks for N samples of OH x OW output positions, bytes_per_pos bytes of
+/* CgChunks for N samples of OH x OW output positions, bytes_per_pos bytes of
  * scratch per (sample, position). */
-static Chunks plan_chunks(int64_t N, int64_t OH, int64_t OW, int64_t bytes_per_pos) {
+CgChunks cg_low_plan_chunks(int64_t N, int64_t OH, int64_t OW, int64_t bytes_per_pos) {
   int64_t per_sample = bytes_per_pos * OH * OW;
   if (per_sample <= col_budget || OH <= 1) {
     int64_t nc = chunk_of(N, per_sample);
-    return (Chunks){nc, 0, N / nc};
+    return (CgChunks){nc, 0, N / nc};
   }
   int64_t rows = 1;
   for (int64_t d = OH - 1; d > 1; d--)
@@ -60,12 +57,12 @@ static Chunks plan_chunks(int64_t N, int64_t OH, int64_t OW, int64_t bytes_per_p
       rows = d;
       break;
     }
-  return (Chunks){1, rows * OW, N * (OH / rows)};
+  return (CgChunks){1, rows * OW, N * (OH / rows)};
 }
 
 /* The int64 a chunk's kernels find at their base argument: its first
  * sample, or in tiles its chunk number (see CgKernel.tile). */
-static int64_t chunk_base(const Chunks *ch, int64_t c) { return ch->tile ? c : c * ch->nc; }
+int64_t cg_low_chunk_base(const CgChunks *ch, int64_t c) { return ch->tile ? c : c * ch->nc; }
 
 static int64_t max1(int64_t v) { return v > 1 ? v : 1; }
 
@@ -74,7 +71,7 @@ static int check_int(Lower *L, int64_t v, const char *what) {
   return 0;
 }
 
-static int gemm_step(Lower *L, const char *name, RtGemm gm, int a, int b, int c) {
+int cg_low_gemm_step(Lower *L, const char *name, RtGemm gm, int a, int b, int c) {
   if (check_int(L, gm.m, "M") < 0 || check_int(L, gm.n, "N") < 0 || check_int(L, gm.k, "K") < 0) return -1;
   RtStep *s = cg_low_step(L, RT_STEP_GEMM, name);
   int *arg = cg_pool_alloc(L->pool, 3 * sizeof(int));
@@ -93,7 +90,7 @@ static int gemm_step(Lower *L, const char *name, RtGemm gm, int a, int b, int c)
 
 /* Runs kernel step 'first' (just appended) again for chunk n0: the same
  * function and args, with the chunk-start buffer swapped. */
-static void repeat_step(Lower *L, int first, int base_arg, int64_t n0) {
+void cg_low_repeat_step(Lower *L, int first, int base_arg, int64_t n0) {
   RtStep copy = L->step[first];
   int *arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(copy.narg + 1));
   memcpy(arg, copy.arg, sizeof(int) * (size_t)copy.narg);
@@ -105,13 +102,13 @@ static void repeat_step(Lower *L, int first, int base_arg, int64_t n0) {
   s->arg = arg;
 }
 
-static void name_kernel(Lower *L, CgKernel *k, const char *what) {
+void cg_low_name_kernel(Lower *L, CgKernel *k, const char *what) {
   snprintf(k->name, sizeof k->name, "%sk%d_%s", L->prefix, (int)(k - L->kern), what);
 }
 
 /* Finishes a data-movement kernel over `range` iterations, reading its
  * chunk's start from buffer `base` (-1: none). Returns its step index. */
-static int finish_step(Lower *L, CgKernel *k, int base, int64_t range) {
+int cg_low_finish_step(Lower *L, CgKernel *k, int base, int64_t range) {
   if (base >= 0) k->base_arg = cg_low_arg(L, k, base);
   k->range = range;
   if (cg_low_finish_kernel(L, k) < 0) return -1;
@@ -124,7 +121,7 @@ static int finish_step(Lower *L, CgKernel *k, int base, int64_t range) {
 static int im2col(Lower *L, int gi, int root, const CgConv *cv, int x, int col, int64_t nc, int base,
                   int64_t sq, int64_t sj, int64_t tile) {
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_IM2COL, gi, root);
-  name_kernel(L, k, "im2col");
+  cg_low_name_kernel(L, k, "im2col");
   k->conv = *cv;
   k->nc = nc;
   k->tile = tile;
@@ -133,7 +130,7 @@ static int im2col(Lower *L, int gi, int root, const CgConv *cv, int x, int col, 
   k->col_sj = sj;
   k->x_arg = cg_low_arg(L, k, x);
   k->col_arg = cg_low_arg(L, k, col);
-  return finish_step(L, k, base, cv->C * cv->KH * cv->KW);
+  return cg_low_finish_step(L, k, base, cv->C * cv->KH * cv->KW);
 }
 
 /* A pack kernel: samples [n0, n0 + nc) of src (each (A, P)) into dst;
@@ -141,7 +138,7 @@ static int im2col(Lower *L, int gi, int root, const CgConv *cv, int x, int col, 
 static int pack(Lower *L, int gi, int root, int src, int dst, int64_t A, int64_t P, bool t, int64_t nc, int base,
                 int64_t tile) {
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_PACK, gi, root);
-  name_kernel(L, k, t ? "pack_t" : "pack");
+  cg_low_name_kernel(L, k, t ? "pack_t" : "pack");
   k->pack_a = A;
   k->pack_p = P;
   k->pack_t = t;
@@ -150,11 +147,11 @@ static int pack(Lower *L, int gi, int root, int src, int dst, int64_t A, int64_t
   k->plane = P;
   k->x_arg = cg_low_arg(L, k, src);
   k->dst_arg = cg_low_arg(L, k, dst);
-  return finish_step(L, k, base, nc * A);
+  return cg_low_finish_step(L, k, base, nc * A);
 }
 
 /* The epilogue loop over the root's shape (root loaded from its buffer). */
-static int epilogue(Lower *L, int gi, int root, const int *epi, int nepi) {
+int cg_low_epilogue(Lower *L, int gi, int root, const int *epi, int nepi) {
   if (nepi == 0) return 0;
   CgKernel *k = cg_low_loop_kernel(L, gi, root, epi, nepi, root);
   cg_low_loop_geometry(L, k);
@@ -201,7 +198,7 @@ static int window_loop(Lower *L, int gi, int root, const int *epi, int nepi, boo
  * into the single epilogue member's (the epilogue then runs in place;
  * not when that is persistent state updated in place, which the epilogue
  * still reads), else a scratch buffer. */
-static int gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_root) {
+int cg_low_gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_root) {
   const IrGraph *g = L->g;
   if (!store_root && nepi == 1 && g->node[epi[0]].dtype == IR_F32 &&
       ir_numel(&g->node[epi[0]].shape) == ir_numel(&g->node[root].shape) &&
@@ -222,7 +219,7 @@ static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store
   int64_t N = tb ? bs->d[rb - 2] : bs->d[rb - 1], batch = 1;
   for (int i = 0; i < ra - 2; i++) batch *= as->d[i];
   bool shared = rb == 2;
-  int c = gemm_target(L, root, epi, nepi, store_root);
+  int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
   RtGemm gm = {.batch = (int)batch, .trans_a = ta, .trans_b = tb, .m = (int)M, .n = (int)N, .k = (int)K};
   gm.lda = (int)(ta ? M : K);
   gm.ldb = (int)(tb ? K : N);
@@ -236,13 +233,13 @@ static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store
     gm.batch = 1;
   }
   if (check_int(L, batch, "batch") < 0) return -1;
-  if (batch * M * N > 0 && gemm_step(L, "matmul", gm, cg_low_home(L, r->in[0]), cg_low_home(L, r->in[1]), c) < 0)
+  if (batch * M * N > 0 && cg_low_gemm_step(L, "matmul", gm, cg_low_home(L, r->in[0]), cg_low_home(L, r->in[1]), c) < 0)
     return -1;
   L->stored[root] = true;
-  return epilogue(L, gi, root, epi, nepi);
+  return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
-static CgConv conv_geom(const IrGraph *g, int root) {
+CgConv cg_low_conv_geom(const IrGraph *g, int root) {
   const IrNode *r = &g->node[root];
   const int64_t *x = g->node[r->in[0]].shape.d, *w = g->node[r->in[1]].shape.d, *o = r->shape.d;
   CgConv cv = {.N = x[0], .C = x[1], .H = x[2], .W = x[3], .stride = r->attr.stride, .pad = r->attr.pad};
@@ -270,21 +267,23 @@ static CgConv conv_geom(const IrGraph *g, int root) {
 static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  CgConv cv = conv_geom(g, root);
+  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  L->conv_im2col++;
+  CgConv cv = cg_low_conv_geom(g, root);
   int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
   RtGemm gm = {.m = (int)cv.O, .n = (int)P, .k = (int)CKK, .lda = (int)CKK, .ldb = (int)P, .ldc = (int)P};
   gm.stride_a = 0;
   gm.stride_c = cv.O * P;
   if (cv.KH == 1 && cv.KW == 1 && cv.stride == 1 && cv.pad == 0) { /* x[n] is already [C, P] */
-    int c = gemm_target(L, root, epi, nepi, store_root);
+    int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
     gm.batch = (int)cv.N;
     gm.stride_b = cv.C * P;
-    if (cv.N * cv.O * P > 0 && gemm_step(L, "conv2d 1x1", gm, w, x, c) < 0) return -1;
+    if (cv.N * cv.O * P > 0 && cg_low_gemm_step(L, "conv2d 1x1", gm, w, x, c) < 0) return -1;
     L->stored[root] = true;
-    return epilogue(L, gi, root, epi, nepi);
+    return cg_low_epilogue(L, gi, root, epi, nepi);
   }
-  Chunks ch = plan_chunks(cv.N, cv.OH, cv.OW, CKK * 4);
+  CgChunks ch = cg_low_plan_chunks(cv.N, cv.OH, cv.OW, CKK * 4);
   int64_t nc = ch.nc, T = ch.tile ? ch.tile : P; /* positions per sample in a chunk */
   int col = cg_low_arena(L, -1, nc * CKK * T, "im2col");
   gm.batch = (int)nc;
@@ -292,30 +291,30 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
   gm.stride_b = CKK * T;
   gm.stride_c = cv.O * T;
   if (ch.nchunk == 1) {
-    int c = gemm_target(L, root, epi, nepi, store_root);
+    int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
     if (im2col(L, gi, root, &cv, x, col, nc, -1, P, CKK * P, 0) < 0) return -1;
-    if (gemm_step(L, "conv2d", gm, w, col, c) < 0) return -1;
+    if (cg_low_gemm_step(L, "conv2d", gm, w, col, c) < 0) return -1;
     L->stored[root] = true;
-    return epilogue(L, gi, root, epi, nepi);
+    return cg_low_epilogue(L, gi, root, epi, nepi);
   }
   int tmp = cg_low_arena(L, -1, nc * cv.O * T, "conv2d chunk");
   int first_im = -1, first_ep = -1, im_base = -1, ep_base = -1;
   for (int64_t c = 0; c < ch.nchunk; c++) {
-    int64_t b = chunk_base(&ch, c);
+    int64_t b = cg_low_chunk_base(&ch, c);
     if (c == 0) {
       first_im = im2col(L, gi, root, &cv, x, col, nc, cg_low_const(L, -1, b), T, CKK * T, ch.tile);
       if (first_im < 0) return -1;
       im_base = L->kern[L->step[first_im].kernel].base_arg;
     } else {
-      repeat_step(L, first_im, im_base, b);
+      cg_low_repeat_step(L, first_im, im_base, b);
     }
-    if (gemm_step(L, "conv2d", gm, w, col, tmp) < 0) return -1;
+    if (cg_low_gemm_step(L, "conv2d", gm, w, col, tmp) < 0) return -1;
     if (c == 0) {
       first_ep = window_loop(L, gi, root, epi, nepi, store_root, tmp, &cv, nc, cg_low_const(L, -1, b), ch.tile);
       if (first_ep == -1) return -1;
       if (first_ep >= 0) ep_base = L->kern[L->step[first_ep].kernel].base_arg;
     } else if (first_ep >= 0) {
-      repeat_step(L, first_ep, ep_base, b);
+      cg_low_repeat_step(L, first_ep, ep_base, b);
     }
   }
   if (store_root) L->stored[root] = true;
@@ -328,7 +327,7 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
 static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst, int64_t nc, int base, int64_t sq,
                   int64_t sj, int64_t tile) {
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_COL2IM, gi, root);
-  name_kernel(L, k, "col2im");
+  cg_low_name_kernel(L, k, "col2im");
   k->conv = *cv;
   k->nc = nc;
   k->tile = tile;
@@ -337,22 +336,24 @@ static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst
   k->col_sj = sj;
   k->col_arg = cg_low_arg(L, k, col);
   k->dst_arg = cg_low_arg(L, k, dst);
-  return finish_step(L, k, base, nc * cv->O);
+  return cg_low_finish_step(L, k, base, nc * cv->O);
 }
 
 static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  CgConv cv = conv_geom(g, root);
+  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  L->conv_im2col++;
+  CgConv cv = cg_low_conv_geom(g, root);
   int64_t OKK = cv.O * cv.KH * cv.KW, HW = cv.H * cv.W;
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
   /* chunks of input positions: tiles are blocks of input rows, whose taps
    * col2im adds into the output planes zeroed by the sample's first tile */
-  Chunks ch = plan_chunks(cv.N, cv.H, cv.W, (OKK + cv.C) * 4);
+  CgChunks ch = cg_low_plan_chunks(cv.N, cv.H, cv.W, (OKK + cv.C) * 4);
   int64_t nc = ch.nc, T = ch.tile ? ch.tile : HW; /* input positions per sample in a chunk */
   bool single = ch.nchunk == 1;
   int col = cg_low_arena(L, -1, nc * OKK * T, "col2im");
-  int c = gemm_target(L, root, epi, nepi, store_root);
+  int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
   RtGemm gm = {.batch = (int)nc, .trans_a = 1, .m = (int)OKK, .n = (int)T, .k = (int)cv.C};
   gm.lda = (int)OKK;
   gm.ldb = (int)T;
@@ -362,46 +363,46 @@ static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bo
   int xs = single ? x : cg_low_arena(L, -1, nc * cv.C * T, "conv_transpose2d chunk");
   int first_pk = -1, first_ci = -1, pk_base = -1, ci_base = -1;
   for (int64_t k = 0; k < ch.nchunk; k++) {
-    int64_t b = chunk_base(&ch, k);
+    int64_t b = cg_low_chunk_base(&ch, k);
     if (!single && k == 0) {
       first_pk = pack(L, gi, root, x, xs, cv.C, HW, false, nc, cg_low_const(L, -1, b), ch.tile);
       if (first_pk < 0) return -1;
       pk_base = L->kern[L->step[first_pk].kernel].base_arg;
     } else if (!single) {
-      repeat_step(L, first_pk, pk_base, b);
+      cg_low_repeat_step(L, first_pk, pk_base, b);
     }
-    if (OKK * T > 0 && gemm_step(L, "conv_transpose2d", gm, w, xs, col) < 0) return -1;
+    if (OKK * T > 0 && cg_low_gemm_step(L, "conv_transpose2d", gm, w, xs, col) < 0) return -1;
     if (k == 0) {
       first_ci = col2im(L, gi, root, &cv, col, c, nc, single ? -1 : cg_low_const(L, -1, b), T, OKK * T, ch.tile);
       if (first_ci < 0) return -1;
       if (!single) ci_base = L->kern[L->step[first_ci].kernel].base_arg;
     } else {
-      repeat_step(L, first_ci, ci_base, b);
+      cg_low_repeat_step(L, first_ci, ci_base, b);
     }
   }
   L->stored[root] = true;
-  return epilogue(L, gi, root, epi, nepi);
+  return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
 static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  CgConv cv = conv_geom(g, root);
+  CgConv cv = cg_low_conv_geom(g, root);
   int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
   int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);
-  Chunks ch = plan_chunks(cv.N, cv.OH, cv.OW, (CKK + cv.O) * 4);
+  CgChunks ch = cg_low_plan_chunks(cv.N, cv.OH, cv.OW, (CKK + cv.O) * 4);
   int64_t nc = ch.nc, T = ch.tile ? ch.tile : P; /* positions per sample in a chunk */
   bool single = ch.nchunk == 1;
   int col = cg_low_arena(L, -1, CKK * nc * T, "im2col");
   int dyp = cv.N == 1 && !ch.tile ? dy : cg_low_arena(L, -1, cv.O * nc * T, "dy packed");
-  int c = gemm_target(L, root, epi, nepi, store_root);
+  int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
   RtGemm gm = {.batch = 1, .trans_b = 1, .m = (int)cv.O, .n = (int)CKK, .k = (int)(nc * T)};
   gm.lda = (int)(nc * T);
   gm.ldb = (int)(nc * T);
   gm.ldc = (int)CKK;
   int first_im = -1, first_pk = -1, im_base = -1, pk_base = -1;
   for (int64_t k = 0; k < ch.nchunk; k++) {
-    int64_t b = chunk_base(&ch, k);
+    int64_t b = cg_low_chunk_base(&ch, k);
     if (k == 0) {
       first_im = im2col(L, gi, root, &cv, x, col, nc, single ? -1 : cg_low_const(L, -1, b), nc * T, T, ch.tile);
       if (first_im < 0) return -1;
@@ -412,14 +413,14 @@ static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bo
         if (!single) pk_base = L->kern[L->step[first_pk].kernel].base_arg;
       }
     } else {
-      repeat_step(L, first_im, im_base, b);
-      repeat_step(L, first_pk, pk_base, b);
+      cg_low_repeat_step(L, first_im, im_base, b);
+      cg_low_repeat_step(L, first_pk, pk_base, b);
     }
     gm.beta = k == 0 ? 0.0f : 1.0f;
-    if (gemm_step(L, "conv2d_backward_weight", gm, dyp, col, c) < 0) return -1;
+    if (cg_low_gemm_step(L, "conv2d_backward_weight", gm, dyp, col, c) < 0) return -1;
   }
   L->stored[root] = true;
-  return epilogue(L, gi, root, epi, nepi);
+  return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
 int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_root) {

@@ -30,6 +30,7 @@ typedef struct {
   CgKernel *kern;
   int nkern, capkern;
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
+  int conv_winograd, conv_im2col; /* convolutions lowered by each algorithm */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
@@ -102,5 +103,40 @@ void cg_low_dedupe(Lower *L);
  * CONV2D_BACKWARD_WEIGHT: the GEMM steps and the kernels around them,
  * storing the epilogue members in epi[0..nepi) and the root if store_root. */
 int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_root);
+
+/* How a convolution's samples are cut into chunks: nc whole samples at a
+ * time, or, when one sample is over the col budget, one sample's blocks of
+ * 'rows' output rows (tile = rows * OW positions of each plane). */
+typedef struct {
+  int64_t nc, tile, nchunk;
+} CgChunks;
+
+/* Chunks for N samples of OH x OW output positions, bytes_per_pos bytes of
+ * scratch per (sample, position). */
+CgChunks cg_low_plan_chunks(int64_t N, int64_t OH, int64_t OW, int64_t bytes_per_pos);
+/* The int64 a chunk's kernels find at their base argument: its first
+ * sample, or in tiles its chunk number (see CgKernel.tile). */
+int64_t cg_low_chunk_base(const CgChunks *ch, int64_t c);
+/* A GEMM step c = a @ b (alpha 1; leading dimensions at least 1). */
+int cg_low_gemm_step(Lower *L, const char *name, RtGemm gm, int a, int b, int c);
+/* Runs kernel step 'first' again with the chunk-start buffer (argument
+ * base_arg) holding n0. */
+void cg_low_repeat_step(Lower *L, int first, int base_arg, int64_t n0);
+/* Names k prefix + "k<number>_" + what. */
+void cg_low_name_kernel(Lower *L, CgKernel *k, const char *what);
+/* Finishes a data-movement kernel of 'range' iterations reading its
+ * chunk's start from buffer 'base' (-1: none); returns its step index. */
+int cg_low_finish_step(Lower *L, CgKernel *k, int base, int64_t range);
+/* The epilogue loop over the root's shape, the root loaded from its buffer. */
+int cg_low_epilogue(Lower *L, int gi, int root, const int *epi, int nepi);
+/* The buffer a GEMM-like op writes its root to (see lower_gemm.c). */
+int cg_low_gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_root);
+/* conv2d / conv_transpose2d / conv2d_backward_weight geometry of root. */
+CgConv cg_low_conv_geom(const IrGraph *g, int root);
+
+/* ---- lower_winograd.c ---- */
+/* Lowers conv2d or conv_transpose2d root (cg_conv_choose said yes) through
+ * Winograd F(2x2,3x3), then the group's epilogue. */
+int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
 
 #endif

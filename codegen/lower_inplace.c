@@ -115,14 +115,15 @@ static void drop_buffers(Lower *L, const bool *gone) {
 
 /* Whether step s may write buffer b: a copy its destination, a GEMM its
  * C, a LOOP kernel its stores, any other kernel whatever it does not load
- * (conservatively). */
+ * (conservatively) except its source x_arg (im2col's, pack's and the
+ * Winograd transforms' input, only ever read). */
 static bool step_writes(const Lower *L, const RtStep *s, int b) {
   if (s->kind == RT_STEP_COPY) return s->arg[1] == b;
   if (s->kind == RT_STEP_GEMM) return s->arg[2] == b;
   const CgKernel *k = &L->kern[s->kernel];
   for (int a = 0; a < s->narg; a++) {
     if (s->arg[a] != b) continue;
-    if (k->kind == CG_KERNEL_LOOP ? is_store_arg(k, a) : !is_load_arg(k, a)) return true;
+    if (k->kind == CG_KERNEL_LOOP ? is_store_arg(k, a) : !is_load_arg(k, a) && a != k->x_arg) return true;
   }
   return false;
 }

@@ -84,7 +84,7 @@ RtTensor *jc_copy(const RtTensor *t) {
 
 /* got matches want: same dtype and size; i32 and 'exact' f32 bit for bit
  * (NaN matching NaN), other f32 to tol relative. */
-void jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact) {
+double jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact) {
   ck_assert_msg(got->dtype == want->dtype && rt_tensor_numel(got) == rt_tensor_numel(want), "%s: dtype or size differs",
                 what);
   int64_t n = rt_tensor_numel(want);
@@ -92,7 +92,7 @@ void jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want
     for (int64_t i = 0; i < n; i++)
       ck_assert_msg(rt_i32(got)[i] == rt_i32(want)[i], "%s: element %lld is %d, expected %d", what, (long long)i,
                     rt_i32(got)[i], rt_i32(want)[i]);
-    return;
+    return 0;
   }
   const float *a = rt_f32(got), *b = rt_f32(want);
   for (int64_t i = 0; i < n; i++) {
@@ -113,7 +113,9 @@ void jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want
       den = fmax(den, fabs((double)b[i]));
     }
     ck_assert_msg(num / den <= tol, "%s: relative error %.3g > %.1g", what, num / den, tol);
+    return num / den;
   }
+  return 0;
 }
 
 
@@ -147,12 +149,12 @@ void jc_check_plan(IrGraph *g, const FusePlan *fp, RtTensor **in, RtTensor **par
   for (int k = 0; k < g->noutput; k++) {
     char what[200];
     snprintf(what, sizeof what, "%s output %d (%s)", g->name, k, g->output_name[k]);
-    jc_expect_agree(what, jout[k], rout[k], c->tol, c->exact);
+    c->max_err = fmax(c->max_err, jc_expect_agree(what, jout[k], rout[k], c->tol, c->exact));
   }
   for (int i = 0; i < np; i++) {
     char what[200];
     snprintf(what, sizeof what, "%s state %s", g->name, g->node[g->param[i]].name);
-    jc_expect_agree(what, rt_list_get(state, g->node[g->param[i]].name), pref[i], c->tol, c->exact);
+    c->max_err = fmax(c->max_err, jc_expect_agree(what, rt_list_get(state, g->node[g->param[i]].name), pref[i], c->tol, c->exact));
   }
   for (int k = 0; k < g->noutput; k++) {
     rt_tensor_free(rout[k]);

@@ -40,8 +40,9 @@ RtTensor *jc_copy(const RtTensor *t);
 /* The next number of the sequence, uniform in [lo, hi). */
 double jc_uniform(double lo, double hi);
 
-/* got matches want (see the top of this file); 'what' names it in failures. */
-void jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact);
+/* got matches want (see the top of this file); 'what' names it in failures.
+ * Returns the relative error (0 for i32 and exact comparisons). */
+double jc_expect_agree(const char *what, const RtTensor *got, const RtTensor *want, double tol, bool exact);
 
 typedef struct {
   double tol;
@@ -49,6 +50,7 @@ typedef struct {
   uint64_t seed, step;
   int kernels;       /* out: the plan's kernel count */
   int steps;         /* out: its step count */
+  double max_err;    /* out: the largest relative error seen so far (never reset here) */
 } JcCheck;
 
 /* Runs g on in[] (one per graph input) and params[] (one per g->param)

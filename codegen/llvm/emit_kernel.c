@@ -172,6 +172,9 @@ int em_kernel(Emit *E, const CgKernel *k) {
   case CG_KERNEL_COL2IM: em_kernel_col2im(E, begin, end); break;
   case CG_KERNEL_SCATTER_ADD: em_kernel_scatter_add(E, begin, end); break;
   case CG_KERNEL_GUMBEL: em_kernel_gumbel(E, begin, end); break;
+  case CG_KERNEL_WINO_WEIGHT: em_kernel_wino_weight(E, begin, end); break;
+  case CG_KERNEL_WINO_INPUT: em_kernel_wino_input(E, begin, end); break;
+  case CG_KERNEL_WINO_OUTPUT: em_kernel_wino_output(E, begin, end); break;
   }
   LLVMBuildRetVoid(B);
   free(E->argp);

@@ -102,6 +102,14 @@ grep -q 'fusion of logits' "$tmp/err" && grep -q 'cluster' "$tmp/f.dot" && ok ||
 if dot -Tpng "$tmp/f.dot" -o "$tmp/f.png" && [ -s "$tmp/f.png" ]; then ok; else bad "fused dot does not render"; fi
 expect_ok "no fusion" "$dalc" models/gpt.dal --config tiny --emit=dot --fn logits -fno-fuse -o "$tmp/nf.dot"
 grep -q 'cluster' "$tmp/nf.dot" && bad "-fno-fuse still draws clusters" || ok
+# convolution algorithms: -fconv, each conv's choice in --explain-fusion, the counts in --stats
+expect_ok "fconv winograd" "$dalc" models/dvae.dal --config tiny --fn encode --emit=ir --explain-fusion -fconv=winograd
+grep -q 'conv2d \[4,16,16,16\] -> \[4,16,16,16\] k3x3 s1 p1: winograd' "$tmp/err" && ok || bad "--explain-fusion lacks the Winograd choice"
+expect_ok "fconv im2col" "$dalc" models/dvae.dal --config tiny --stats --fn encode -fconv=im2col
+grep -q 'convs: *0 Winograd' "$tmp/out" && ok || bad "-fconv=im2col still lowers a conv through Winograd"
+expect_ok "fconv auto" "$dalc" models/dvae.dal --config bench --stats --fn encode
+grep -q 'convs: *8 Winograd' "$tmp/out" && ok || bad "auto does not pick Winograd for the bench's residual convs"
+expect_error "bad -fconv" "-fconv must be auto, im2col or winograd" "$dalc" models/dvae.dal --stats -fconv=direct
 expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
 
 # ---- bad input: each exits 1 with a clear message ----

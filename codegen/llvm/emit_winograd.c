@@ -1,0 +1,177 @@
+/* emit_winograd.c — the three transform kernels of Winograd F(2x2,3x3)
+ * (see codegen/lower_winograd.c for the layouts):
+ *
+ *   B^T = | 1  0 -1  0 |    G = | 1    0    0  |    A^T = | 1  1  1  0 |
+ *         | 0  1  1  0 |        | 1/2  1/2  1/2 |          | 0  1 -1 -1 |
+ *         | 0 -1  1  0 |        | 1/2 -1/2  1/2 |
+ *         | 0  1  0 -1 |        | 0    0    1  |
+ *
+ * Each 2-D transform is the 1-D one down the columns, then along the rows,
+ * in float32. Position e = 4 r + s of the 4x4 grid is plane e of U, V, M. */
+#include "codegen/llvm/emit.h"
+
+#define B (E->b)
+
+static LLVMValueRef mul(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWMul(B, a, em_i64(E, c), ""); }
+static LLVMValueRef add(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(B, a, b, ""); }
+static LLVMValueRef addc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWAdd(B, a, em_i64(E, c), ""); }
+static LLVMValueRef udiv(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? a : LLVMBuildUDiv(B, a, em_i64(E, c), "");
+}
+static LLVMValueRef urem(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? em_i64(E, 0) : LLVMBuildURem(B, a, em_i64(E, c), "");
+}
+static LLVMValueRef fadd(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(B, a, b, ""); }
+static LLVMValueRef fsub(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(B, a, b, ""); }
+
+/* 0 <= v < limit */
+static LLVMValueRef inside(Emit *E, LLVMValueRef v, int64_t limit) {
+  return LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, v, em_i64(E, 0), ""),
+                      LLVMBuildICmp(B, LLVMIntSLT, v, em_i64(E, limit), ""), "");
+}
+static LLVMValueRef clamp(Emit *E, LLVMValueRef v, int64_t limit) {
+  return em_min_i64(E, em_max_i64(E, v, em_i64(E, 0)), em_i64(E, limit - 1));
+}
+
+/* out[0..4) = B^T in[0..4), in[i] at in[i * s], out likewise. */
+static void bt4(Emit *E, LLVMValueRef *in, int s, LLVMValueRef *out) {
+  LLVMValueRef a0 = in[0], a1 = in[s], a2 = in[2 * s], a3 = in[3 * s];
+  out[0] = fsub(E, a0, a2);
+  out[s] = fadd(E, a1, a2);
+  out[2 * s] = fsub(E, a2, a1);
+  out[3 * s] = fsub(E, a1, a3);
+}
+
+/* out[0..4) = G in[0..3), in[i] at in[i * si], out[i] at out[i * so]. */
+static void g3(Emit *E, LLVMValueRef *in, int si, LLVMValueRef *out, int so) {
+  LLVMValueRef a = in[0], b = in[si], c = in[2 * si], half = em_f32(E, 0.5);
+  LLVMValueRef h = LLVMBuildFMul(B, fadd(E, a, c), half, ""), q = LLVMBuildFMul(B, b, half, "");
+  out[0] = a;
+  out[so] = fadd(E, h, q);
+  out[2 * so] = fsub(E, h, q);
+  out[3 * so] = c;
+}
+
+/* out[0..2) = A^T in[0..4), strides si, so. */
+static void at4(Emit *E, LLVMValueRef *in, int si, LLVMValueRef *out, int so) {
+  LLVMValueRef a0 = in[0], a1 = in[si], a2 = in[2 * si], a3 = in[3 * si];
+  out[0] = fadd(E, fadd(E, a0, a1), a2);
+  out[so] = fsub(E, fsub(E, a1, a2), a3);
+}
+
+/* Output channel o per iteration, every input channel c: the 3x3 kernel
+ * g = w[o, c] (flipped: w[c, o] turned by 180 degrees) -> U[e, o, c]. */
+void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t C = cv->C, O = cv->O;
+  Loop lo, lc;
+  em_loop_open(E, &lo, begin, end, 0, NULL);
+  em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, C), 0, NULL);
+  LLVMValueRef base = k->wino_flip ? mul(E, add(E, mul(E, lc.iv, O), lo.iv), 9) : mul(E, add(E, mul(E, lo.iv, C), lc.iv), 9);
+  LLVMValueRef g[9], t[12], u[16];
+  for (int i = 0; i < 9; i++) g[i] = em_load(E, k->x_arg, E->f32, addc(E, base, k->wino_flip ? 8 - i : i));
+  for (int x = 0; x < 3; x++) g3(E, g + x, 3, t + x, 3);     /* t [4][3] = G g */
+  for (int r = 0; r < 4; r++) g3(E, t + 3 * r, 1, u + 4 * r, 1); /* u [4][4] = t G^T */
+  LLVMValueRef at = add(E, mul(E, lo.iv, C), lc.iv);
+  for (int e = 0; e < 16; e++) em_store(E, k->dst_arg, u[e], addc(E, at, e * O * C));
+  em_loop_close(E, &lc, NULL, NULL, false);
+  em_loop_close(E, &lo, NULL, NULL, false);
+}
+
+/* Iteration (j, c): every tile of the chunk's sample n0 + j, channel c:
+ * its 4x4 input block d from (2 ty - p, 2 tx - p), zero outside the image,
+ * -> V[e, c, j tps + tile] (tiles counted from the window's first, p0). */
+void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t C = cv->C, H = cv->H, W = cv->W, p = cv->pad, T = k->wino_t;
+  int64_t tw = (cv->OW + 1) / 2, th = (cv->OH + 1) / 2, tps = k->tile > 0 ? k->tile : th * tw;
+  Loop li, lr, lx;
+  em_loop_open(E, &li, begin, end, 0, NULL);
+  LLVMValueRef j = udiv(E, li.iv, C), c = urem(E, li.iv, C);
+  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), C), c), H * W);
+  LLVMValueRef vbase = add(E, mul(E, c, T), mul(E, j, tps));
+  LLVMValueRef ty0 = udiv(E, E->p0, tw);
+  em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
+  LLVMValueRef iy0 = addc(E, mul(E, add(E, ty0, lr.iv), 2), -p);
+  LLVMValueRef rowok[4], rowat[4];
+  for (int dy = 0; dy < 4; dy++) {
+    LLVMValueRef iy = addc(E, iy0, dy);
+    rowok[dy] = inside(E, iy, H);
+    rowat[dy] = add(E, plane, mul(E, clamp(E, iy, H), W));
+  }
+  LLVMValueRef vrow = add(E, vbase, mul(E, lr.iv, tw));
+  em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
+  LLVMValueRef ix0 = addc(E, mul(E, lx.iv, 2), -p), colok[4], colat[4];
+  for (int dx = 0; dx < 4; dx++) {
+    LLVMValueRef ix = addc(E, ix0, dx);
+    colok[dx] = inside(E, ix, W);
+    colat[dx] = clamp(E, ix, W);
+  }
+  LLVMValueRef d[16], t[16], v[16];
+  for (int dy = 0; dy < 4; dy++)
+    for (int dx = 0; dx < 4; dx++) {
+      LLVMValueRef val = em_load(E, k->x_arg, E->f32, add(E, rowat[dy], colat[dx]));
+      d[4 * dy + dx] = LLVMBuildSelect(B, LLVMBuildAnd(B, rowok[dy], colok[dx], ""), val, em_f32(E, 0), "");
+    }
+  for (int x = 0; x < 4; x++) bt4(E, d + x, 4, t + x);     /* t = B^T d (down the columns) */
+  for (int r = 0; r < 4; r++) bt4(E, t + 4 * r, 1, v + 4 * r); /* v = t B (along the rows) */
+  LLVMValueRef at = add(E, vrow, lx.iv);
+  for (int e = 0; e < 16; e++) em_store(E, k->col_arg, v[e], addc(E, at, e * C * T));
+  em_loop_close(E, &lx, NULL, NULL, false);
+  em_loop_close(E, &lr, NULL, NULL, false);
+  em_loop_close(E, &li, NULL, NULL, false);
+}
+
+/* Stores v at dst[i] if cond (NULL: always). */
+static void store_if(Emit *E, LLVMValueRef cond, int arg, LLVMValueRef v, LLVMValueRef i) {
+  if (!cond) {
+    em_store(E, arg, v, i);
+    return;
+  }
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "wino.store");
+  LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "wino.next");
+  LLVMBuildCondBr(B, cond, then, next);
+  LLVMPositionBuilderAtEnd(B, then);
+  em_store(E, arg, v, i);
+  LLVMBuildBr(B, next);
+  LLVMPositionBuilderAtEnd(B, next);
+}
+
+/* Iteration (j, o): every tile of sample n0 + j, output channel o: m from
+ * M[e, o, j tps + tile] -> the 2x2 outputs y[n0 + j, o, 2 ty + a, 2 tx + b]
+ * that lie inside the OH x OW plane. */
+void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t O = cv->O, OH = cv->OH, OW = cv->OW, T = k->wino_t;
+  int64_t tw = (OW + 1) / 2, th = (OH + 1) / 2, tps = k->tile > 0 ? k->tile : th * tw;
+  Loop li, lr, lx;
+  em_loop_open(E, &li, begin, end, 0, NULL);
+  LLVMValueRef j = udiv(E, li.iv, O), o = urem(E, li.iv, O);
+  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), O), o), OH * OW);
+  LLVMValueRef mbase = add(E, mul(E, o, T), mul(E, j, tps));
+  LLVMValueRef ty0 = udiv(E, E->p0, tw);
+  em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
+  LLVMValueRef oy = mul(E, add(E, ty0, lr.iv), 2);
+  LLVMValueRef row_ok = OH % 2 ? LLVMBuildICmp(B, LLVMIntSLT, addc(E, oy, 1), em_i64(E, OH), "") : NULL;
+  LLVMValueRef yrow = add(E, plane, mul(E, oy, OW));
+  LLVMValueRef mrow = add(E, mbase, mul(E, lr.iv, tw));
+  em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
+  LLVMValueRef m[16], t[8], y[4];
+  LLVMValueRef at = add(E, mrow, lx.iv);
+  for (int e = 0; e < 16; e++) m[e] = em_load(E, k->col_arg, E->f32, addc(E, at, e * O * T));
+  for (int x = 0; x < 4; x++) at4(E, m + x, 4, t + x, 4);     /* t [2][4] = A^T m */
+  for (int r = 0; r < 2; r++) at4(E, t + 4 * r, 1, y + 2 * r, 1); /* y [2][2] = t A */
+  LLVMValueRef ox = mul(E, lx.iv, 2), yat = add(E, yrow, ox);
+  LLVMValueRef col_ok = OW % 2 ? LLVMBuildICmp(B, LLVMIntSLT, addc(E, ox, 1), em_i64(E, OW), "") : NULL;
+  LLVMValueRef both = row_ok && col_ok ? LLVMBuildAnd(B, row_ok, col_ok, "") : row_ok ? row_ok : col_ok;
+  em_store(E, k->dst_arg, y[0], yat);
+  store_if(E, col_ok, k->dst_arg, y[1], addc(E, yat, 1));
+  store_if(E, row_ok, k->dst_arg, y[2], addc(E, yat, OW));
+  store_if(E, both, k->dst_arg, y[3], addc(E, yat, OW + 1));
+  em_loop_close(E, &lx, NULL, NULL, false);
+  em_loop_close(E, &lr, NULL, NULL, false);
+  em_loop_close(E, &li, NULL, NULL, false);
+}
