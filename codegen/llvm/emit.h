@@ -86,6 +86,13 @@ bool em_idx_eq(const Idx *a, const Idx *b);
 LLVMValueRef em_i64(Emit *E, int64_t v);
 LLVMValueRef em_i32(Emit *E, int32_t v);
 LLVMValueRef em_f32(Emit *E, double v);
+/* i64 index arithmetic with constants (no signed wrap: indices are in range):
+ * a * c, a + b, a + c, a / c and a % c (unsigned; c == 1 folds away). */
+LLVMValueRef em_imulc(Emit *E, LLVMValueRef a, int64_t c);
+LLVMValueRef em_iadd(Emit *E, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef em_iaddc(Emit *E, LLVMValueRef a, int64_t c);
+LLVMValueRef em_udivc(Emit *E, LLVMValueRef a, int64_t c);
+LLVMValueRef em_uremc(Emit *E, LLVMValueRef a, int64_t c);
 /* Opens `for (iv = lo; iv < hi; iv++)` carrying nacc values (initial
  * values init[]); the builder is left in the body, with l->iv and
  * l->acc[] usable. */

@@ -5,15 +5,6 @@
 
 #define B (E->b)
 
-static LLVMValueRef mul(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWMul(B, a, em_i64(E, c), ""); }
-static LLVMValueRef add(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(B, a, b, ""); }
-static LLVMValueRef addc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWAdd(B, a, em_i64(E, c), ""); }
-static LLVMValueRef udiv(Emit *E, LLVMValueRef a, int64_t c) {
-  return c == 1 ? a : LLVMBuildUDiv(B, a, em_i64(E, c), "");
-}
-static LLVMValueRef urem(Emit *E, LLVMValueRef a, int64_t c) {
-  return c == 1 ? em_i64(E, 0) : LLVMBuildURem(B, a, em_i64(E, c), "");
-}
 static LLVMValueRef lt(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(B, LLVMIntSLT, a, b, ""); }
 
 /* [*lo, *hi): the i in [0, count) with 0 <= i s + off < limit (off may be
@@ -22,9 +13,9 @@ static void valid_range(Emit *E, LLVMValueRef off, int64_t s, int64_t limit, int
                         LLVMValueRef *hi) {
   LLVMValueRef zero = em_i64(E, 0);
   LLVMValueRef a = LLVMBuildNSWSub(B, zero, off, ""); /* i >= ceil(-off / s) */
-  LLVMValueRef l = udiv(E, addc(E, em_max_i64(E, a, zero), s - 1), s);
+  LLVMValueRef l = em_udivc(E, em_iaddc(E, em_max_i64(E, a, zero), s - 1), s);
   LLVMValueRef bnum = LLVMBuildNSWSub(B, em_i64(E, limit - 1), off, ""); /* i <= floor((limit-1-off) / s) */
-  LLVMValueRef h = addc(E, udiv(E, em_max_i64(E, bnum, zero), s), 1);
+  LLVMValueRef h = em_iaddc(E, em_udivc(E, em_max_i64(E, bnum, zero), s), 1);
   h = LLVMBuildSelect(B, lt(E, bnum, zero), zero, em_min_i64(E, h, em_i64(E, count)), "");
   l = em_min_i64(E, l, em_i64(E, count));
   *lo = l;
@@ -35,7 +26,7 @@ static void valid_range(Emit *E, LLVMValueRef off, int64_t s, int64_t limit, int
 static void zero_run(Emit *E, int arg, LLVMValueRef base, LLVMValueRef lo, LLVMValueRef hi) {
   Loop l;
   em_loop_open(E, &l, lo, hi, 0, NULL);
-  em_store(E, arg, em_f32(E, 0), add(E, base, l.iv));
+  em_store(E, arg, em_f32(E, 0), em_iadd(E, base, l.iv));
   em_loop_close(E, &l, NULL, NULL, false);
 }
 
@@ -50,22 +41,22 @@ static void im2col_same(Emit *E, LLVMValueRef c, LLVMValueRef ky, LLVMValueRef k
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
   int64_t p = cv->pad, W = cv->W, HW = cv->H * cv->W, OW = cv->OW;
-  LLVMValueRef y0 = udiv(E, E->p0, OW), yend = addc(E, y0, rows);
+  LLVMValueRef y0 = em_udivc(E, E->p0, OW), yend = em_iaddc(E, y0, rows);
   LLVMValueRef shift =
-      add(E, mul(E, LLVMBuildNSWSub(B, ky, em_i64(E, p), ""), W), LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
+      em_iadd(E, em_imulc(E, LLVMBuildNSWSub(B, ky, em_i64(E, p), ""), W), LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
   /* output rows whose input row oy - p + ky is inside: [vlo, vhi) */
   LLVMValueRef vlo = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, p), ky, ""), y0), yend);
   LLVMValueRef vhi = em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, cv->H + p), ky, ""), vlo), yend);
-  LLVMValueRef clo = mul(E, LLVMBuildNSWSub(B, vlo, y0, ""), OW), chi = mul(E, LLVMBuildNSWSub(B, vhi, y0, ""), OW);
+  LLVMValueRef clo = em_imulc(E, LLVMBuildNSWSub(B, vlo, y0, ""), OW), chi = em_imulc(E, LLVMBuildNSWSub(B, vhi, y0, ""), OW);
   /* the copy reads inside the plane: window position l + p0 + shift in [0, HW) */
-  LLVMValueRef start = add(E, E->p0, shift);
+  LLVMValueRef start = em_iadd(E, E->p0, shift);
   LLVMValueRef a = em_min_i64(E, em_max_i64(E, clo, LLVMBuildNSWSub(B, em_i64(E, 0), start, "")), chi);
   LLVMValueRef b = em_max_i64(E, em_min_i64(E, chi, LLVMBuildNSWSub(B, em_i64(E, HW), start, "")), a);
-  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), cv->C), c), HW);
+  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), cv->C), c), HW);
   zero_run(E, k->col_arg, crow0, em_i64(E, 0), a);
   Loop l, ly;
   em_loop_open(E, &l, a, b, 0, NULL);
-  em_store(E, k->col_arg, em_load(E, k->x_arg, E->f32, add(E, add(E, plane, start), l.iv)), add(E, crow0, l.iv));
+  em_store(E, k->col_arg, em_load(E, k->x_arg, E->f32, em_iadd(E, em_iadd(E, plane, start), l.iv)), em_iadd(E, crow0, l.iv));
   em_loop_close(E, &l, NULL, NULL, false);
   zero_run(E, k->col_arg, crow0, b, em_i64(E, rows * OW));
   /* columns ox with ox - p + kx outside [0, W): [0, left) and [right, OW) */
@@ -74,7 +65,7 @@ static void im2col_same(Emit *E, LLVMValueRef c, LLVMValueRef ky, LLVMValueRef k
   LLVMValueRef right =
       em_min_i64(E, em_max_i64(E, LLVMBuildNSWSub(B, em_i64(E, W + p), kx, ""), em_i64(E, 0)), em_i64(E, OW));
   em_loop_open(E, &ly, vlo, vhi, 0, NULL);
-  LLVMValueRef rb = add(E, crow0, mul(E, LLVMBuildNSWSub(B, ly.iv, y0, ""), OW));
+  LLVMValueRef rb = em_iadd(E, crow0, em_imulc(E, LLVMBuildNSWSub(B, ly.iv, y0, ""), OW));
   zero_run(E, k->col_arg, rb, em_i64(E, 0), left);
   zero_run(E, k->col_arg, rb, right, em_i64(E, OW));
   em_loop_close(E, &ly, NULL, NULL, false);
@@ -91,33 +82,33 @@ void em_kernel_im2col(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t s = cv->stride, p = cv->pad;
   Loop lq, lj, ly, lx;
   em_loop_open(E, &lq, begin, end, 0, NULL);
-  LLVMValueRef c = udiv(E, lq.iv, cv->KH * cv->KW), r = urem(E, lq.iv, cv->KH * cv->KW);
-  LLVMValueRef ky = udiv(E, r, cv->KW), kx = urem(E, r, cv->KW);
+  LLVMValueRef c = em_udivc(E, lq.iv, cv->KH * cv->KW), r = em_uremc(E, lq.iv, cv->KH * cv->KW);
+  LLVMValueRef ky = em_udivc(E, r, cv->KW), kx = em_uremc(E, r, cv->KW);
   /* ox with 0 <= ox s - p + kx < W is [lo, hi) */
   LLVMValueRef lo, hi;
   valid_range(E, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""), s, cv->W, cv->OW, &lo, &hi);
   em_loop_open(E, &lj, em_i64(E, 0), em_i64(E, k->nc), 0, NULL);
   int64_t rows = k->tile > 0 ? k->tile / cv->OW : cv->OH;
   if (s == 1 && cv->OW == cv->W) {
-    im2col_same(E, c, ky, kx, lj.iv, add(E, mul(E, lq.iv, k->col_sq), mul(E, lj.iv, k->col_sj)), rows);
+    im2col_same(E, c, ky, kx, lj.iv, em_iadd(E, em_imulc(E, lq.iv, k->col_sq), em_imulc(E, lj.iv, k->col_sj)), rows);
     em_loop_close(E, &lj, NULL, NULL, false);
     em_loop_close(E, &lq, NULL, NULL, false);
     return;
   }
-  LLVMValueRef n = add(E, E->n0, lj.iv);
-  LLVMValueRef y0 = udiv(E, E->p0, cv->OW);
+  LLVMValueRef n = em_iadd(E, E->n0, lj.iv);
+  LLVMValueRef y0 = em_udivc(E, E->p0, cv->OW);
   em_loop_open(E, &ly, em_i64(E, 0), em_i64(E, rows), 0, NULL);
-  LLVMValueRef oy = add(E, y0, ly.iv);
-  LLVMValueRef iy = add(E, LLVMBuildNSWSub(B, mul(E, oy, s), em_i64(E, p), ""), ky);
+  LLVMValueRef oy = em_iadd(E, y0, ly.iv);
+  LLVMValueRef iy = em_iadd(E, LLVMBuildNSWSub(B, em_imulc(E, oy, s), em_i64(E, p), ""), ky);
   LLVMValueRef rowok = LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntSGE, iy, em_i64(E, 0), ""), lt(E, iy, em_i64(E, cv->H)), "");
   LLVMValueRef iyc = em_min_i64(E, em_max_i64(E, iy, em_i64(E, 0)), em_i64(E, cv->H - 1));
-  LLVMValueRef xrow = mul(E, add(E, mul(E, add(E, mul(E, n, cv->C), c), cv->H), iyc), cv->W);
-  xrow = add(E, xrow, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
-  LLVMValueRef crow = add(E, add(E, mul(E, lq.iv, k->col_sq), mul(E, lj.iv, k->col_sj)), mul(E, ly.iv, cv->OW));
+  LLVMValueRef xrow = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, em_imulc(E, n, cv->C), c), cv->H), iyc), cv->W);
+  xrow = em_iadd(E, xrow, LLVMBuildNSWSub(B, kx, em_i64(E, p), ""));
+  LLVMValueRef crow = em_iadd(E, em_iadd(E, em_imulc(E, lq.iv, k->col_sq), em_imulc(E, lj.iv, k->col_sj)), em_imulc(E, ly.iv, cv->OW));
   zero_run(E, k->col_arg, crow, em_i64(E, 0), lo);
   em_loop_open(E, &lx, lo, hi, 0, NULL);
-  LLVMValueRef v = em_load(E, k->x_arg, E->f32, add(E, xrow, mul(E, lx.iv, s)));
-  em_store(E, k->col_arg, LLVMBuildSelect(B, rowok, v, em_f32(E, 0), ""), add(E, crow, lx.iv));
+  LLVMValueRef v = em_load(E, k->x_arg, E->f32, em_iadd(E, xrow, em_imulc(E, lx.iv, s)));
+  em_store(E, k->col_arg, LLVMBuildSelect(B, rowok, v, em_f32(E, 0), ""), em_iadd(E, crow, lx.iv));
   em_loop_close(E, &lx, NULL, NULL, false);
   zero_run(E, k->col_arg, crow, hi, em_i64(E, cv->OW));
   em_loop_close(E, &ly, NULL, NULL, false);
@@ -133,11 +124,11 @@ void em_kernel_pack(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t A = k->pack_a, P = k->pack_p, len = k->tile > 0 ? k->tile : P;
   Loop lt_, lp;
   em_loop_open(E, &lt_, begin, end, 0, NULL);
-  LLVMValueRef j = udiv(E, lt_.iv, A), a = urem(E, lt_.iv, A);
-  LLVMValueRef src = add(E, mul(E, add(E, mul(E, add(E, E->n0, j), A), a), P), E->p0);
-  LLVMValueRef dst = k->pack_t ? mul(E, add(E, mul(E, a, k->nc), j), len) : mul(E, lt_.iv, len);
+  LLVMValueRef j = em_udivc(E, lt_.iv, A), a = em_uremc(E, lt_.iv, A);
+  LLVMValueRef src = em_iadd(E, em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), A), a), P), E->p0);
+  LLVMValueRef dst = k->pack_t ? em_imulc(E, em_iadd(E, em_imulc(E, a, k->nc), j), len) : em_imulc(E, lt_.iv, len);
   em_loop_open(E, &lp, em_i64(E, 0), em_i64(E, len), 0, NULL);
-  em_store(E, k->dst_arg, em_load(E, k->x_arg, E->f32, add(E, src, lp.iv)), add(E, dst, lp.iv));
+  em_store(E, k->dst_arg, em_load(E, k->x_arg, E->f32, em_iadd(E, src, lp.iv)), em_iadd(E, dst, lp.iv));
   em_loop_close(E, &lp, NULL, NULL, false);
   em_loop_close(E, &lt_, NULL, NULL, false);
 }
@@ -154,9 +145,9 @@ void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t s = cv->stride, p = cv->pad, P = cv->OH * cv->OW;
   Loop lt_, ly, lx, li, lj;
   em_loop_open(E, &lt_, begin, end, 0, NULL);
-  LLVMValueRef j = udiv(E, lt_.iv, cv->O), o = urem(E, lt_.iv, cv->O);
-  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), cv->O), o), P);
-  LLVMValueRef y0 = udiv(E, E->p0, cv->W), yend = addc(E, y0, k->tile > 0 ? k->tile / cv->W : cv->H);
+  LLVMValueRef j = em_udivc(E, lt_.iv, cv->O), o = em_uremc(E, lt_.iv, cv->O);
+  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), cv->O), o), P);
+  LLVMValueRef y0 = em_udivc(E, E->p0, cv->W), yend = em_iaddc(E, y0, k->tile > 0 ? k->tile / cv->W : cv->H);
   if (k->tile > 0) {
     LLVMBasicBlockRef zero = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "col2im.zero");
     LLVMBasicBlockRef taps = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "col2im.taps");
@@ -175,17 +166,17 @@ void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   yhi = em_max_i64(E, em_min_i64(E, yhi, yend), ylo);
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, cv->KW), 0, NULL);
   valid_range(E, LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), ""), s, cv->OW, cv->W, &xlo, &xhi);
-  LLVMValueRef q = add(E, mul(E, add(E, mul(E, o, cv->KH), ly.iv), cv->KW), lx.iv);
-  LLVMValueRef cbase = add(E, mul(E, q, k->col_sq), mul(E, j, k->col_sj));
+  LLVMValueRef q = em_iadd(E, em_imulc(E, em_iadd(E, em_imulc(E, o, cv->KH), ly.iv), cv->KW), lx.iv);
+  LLVMValueRef cbase = em_iadd(E, em_imulc(E, q, k->col_sq), em_imulc(E, j, k->col_sj));
   /* output offset of input (iy, ix): (iy s + ky - p) OW + ix s + kx - p */
-  LLVMValueRef obase = add(E, plane, add(E, mul(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), cv->OW),
+  LLVMValueRef obase = em_iadd(E, plane, em_iadd(E, em_imulc(E, LLVMBuildNSWSub(B, ly.iv, em_i64(E, p), ""), cv->OW),
                                          LLVMBuildNSWSub(B, lx.iv, em_i64(E, p), "")));
   em_loop_open(E, &li, ylo, yhi, 0, NULL);
-  LLVMValueRef crow = add(E, cbase, mul(E, LLVMBuildNSWSub(B, li.iv, y0, ""), cv->W));
-  LLVMValueRef orow = add(E, obase, mul(E, li.iv, s * cv->OW));
+  LLVMValueRef crow = em_iadd(E, cbase, em_imulc(E, LLVMBuildNSWSub(B, li.iv, y0, ""), cv->W));
+  LLVMValueRef orow = em_iadd(E, obase, em_imulc(E, li.iv, s * cv->OW));
   em_loop_open(E, &lj, xlo, xhi, 0, NULL);
-  LLVMValueRef at = add(E, orow, mul(E, lj.iv, s));
-  LLVMValueRef v = LLVMBuildFAdd(B, em_load(E, k->dst_arg, E->f32, at), em_load(E, k->col_arg, E->f32, add(E, crow, lj.iv)), "");
+  LLVMValueRef at = em_iadd(E, orow, em_imulc(E, lj.iv, s));
+  LLVMValueRef v = LLVMBuildFAdd(B, em_load(E, k->dst_arg, E->f32, at), em_load(E, k->col_arg, E->f32, em_iadd(E, crow, lj.iv)), "");
   em_store(E, k->dst_arg, v, at);
   em_loop_close(E, &lj, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
@@ -204,10 +195,10 @@ void em_kernel_scatter_add(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t row = k->sc_row, V = k->sc_v, n = k->sc_n;
   Loop li, lv, lj, ln;
   em_loop_open(E, &li, begin, end, 0, NULL);
-  LLVMValueRef j0 = mul(E, li.iv, k->sc_cols);
-  LLVMValueRef j1 = em_min_i64(E, addc(E, j0, k->sc_cols), em_i64(E, row));
+  LLVMValueRef j0 = em_imulc(E, li.iv, k->sc_cols);
+  LLVMValueRef j1 = em_min_i64(E, em_iaddc(E, j0, k->sc_cols), em_i64(E, row));
   em_loop_open(E, &lv, em_i64(E, 0), em_i64(E, V), 0, NULL);
-  zero_run(E, k->table_arg, mul(E, lv.iv, row), j0, j1);
+  zero_run(E, k->table_arg, em_imulc(E, lv.iv, row), j0, j1);
   em_loop_close(E, &lv, NULL, NULL, false);
   em_loop_open(E, &ln, em_i64(E, 0), em_i64(E, n), 0, NULL);
   Idx Ii = em_idx1(ln.iv, n);
@@ -221,7 +212,7 @@ void em_kernel_scatter_add(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_open(E, &lj, j0, j1, 0, NULL);
   Idx Ig = em_idx1(ln.iv, n);
   em_idx_push(&Ig, lj.iv, row);
-  LLVMValueRef at = add(E, mul(E, kk, row), lj.iv);
+  LLVMValueRef at = em_iadd(E, em_imulc(E, kk, row), lj.iv);
   LLVMValueRef sum = LLVMBuildFAdd(B, em_load(E, k->table_arg, E->f32, at), em_eval(E, r->in[1], &Ig), "");
   em_store(E, k->table_arg, sum, at);
   em_loop_close(E, &lj, NULL, NULL, false);
@@ -245,8 +236,8 @@ void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   LLVMValueRef step = LLVMBuildLoad2(B, E->i64, LLVMBuildInBoundsGEP2(B, E->i64, E->ctxp, &one, 1, ""), "");
   Loop l;
   em_loop_open(E, &l, begin, end, 0, NULL);
-  LLVMValueRef lo = mul(E, l.iv, k->inner);
-  LLVMValueRef hi = em_min_i64(E, addc(E, lo, k->inner), em_i64(E, k->total));
+  LLVMValueRef lo = em_imulc(E, l.iv, k->inner);
+  LLVMValueRef hi = em_min_i64(E, em_iaddc(E, lo, k->inner), em_i64(E, k->total));
   LLVMValueRef args[6] = {em_elem_ptr(E, k->out_arg, E->f32, lo), lo, LLVMBuildNSWSub(B, hi, lo, ""), seed,
                           LLVMConstInt(E->i32, k->salt, 0), step};
   LLVMBuildCall2(B, fty, fn, args, 6, "");

@@ -9,6 +9,16 @@ LLVMValueRef em_i64(Emit *E, int64_t v) { return LLVMConstInt(E->i64, (unsigned 
 LLVMValueRef em_i32(Emit *E, int32_t v) { return LLVMConstInt(E->i32, (unsigned long long)(int64_t)v, 1); }
 LLVMValueRef em_f32(Emit *E, double v) { return LLVMConstReal(E->f32, v); }
 
+LLVMValueRef em_imulc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWMul(E->b, a, em_i64(E, c), ""); }
+LLVMValueRef em_iadd(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(E->b, a, b, ""); }
+LLVMValueRef em_iaddc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWAdd(E->b, a, em_i64(E, c), ""); }
+LLVMValueRef em_udivc(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? a : LLVMBuildUDiv(E->b, a, em_i64(E, c), "");
+}
+LLVMValueRef em_uremc(Emit *E, LLVMValueRef a, int64_t c) {
+  return c == 1 ? em_i64(E, 0) : LLVMBuildURem(E->b, a, em_i64(E, c), "");
+}
+
 /* The loop shape is a guarded do-while, which is what LLVM's loop passes
  * expect after rotation:
  *   pre:  br (lo < hi), head, exit

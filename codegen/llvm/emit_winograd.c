@@ -12,15 +12,6 @@
 
 #define B (E->b)
 
-static LLVMValueRef mul(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWMul(B, a, em_i64(E, c), ""); }
-static LLVMValueRef add(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(B, a, b, ""); }
-static LLVMValueRef addc(Emit *E, LLVMValueRef a, int64_t c) { return LLVMBuildNSWAdd(B, a, em_i64(E, c), ""); }
-static LLVMValueRef udiv(Emit *E, LLVMValueRef a, int64_t c) {
-  return c == 1 ? a : LLVMBuildUDiv(B, a, em_i64(E, c), "");
-}
-static LLVMValueRef urem(Emit *E, LLVMValueRef a, int64_t c) {
-  return c == 1 ? em_i64(E, 0) : LLVMBuildURem(B, a, em_i64(E, c), "");
-}
 static LLVMValueRef fadd(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFAdd(B, a, b, ""); }
 static LLVMValueRef fsub(Emit *E, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(B, a, b, ""); }
 
@@ -68,13 +59,13 @@ void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   Loop lo, lc;
   em_loop_open(E, &lo, begin, end, 0, NULL);
   em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, C), 0, NULL);
-  LLVMValueRef base = k->wino_flip ? mul(E, add(E, mul(E, lc.iv, O), lo.iv), 9) : mul(E, add(E, mul(E, lo.iv, C), lc.iv), 9);
+  LLVMValueRef base = k->wino_flip ? em_imulc(E, em_iadd(E, em_imulc(E, lc.iv, O), lo.iv), 9) : em_imulc(E, em_iadd(E, em_imulc(E, lo.iv, C), lc.iv), 9);
   LLVMValueRef g[9], t[12], u[16];
-  for (int i = 0; i < 9; i++) g[i] = em_load(E, k->x_arg, E->f32, addc(E, base, k->wino_flip ? 8 - i : i));
+  for (int i = 0; i < 9; i++) g[i] = em_load(E, k->x_arg, E->f32, em_iaddc(E, base, k->wino_flip ? 8 - i : i));
   for (int x = 0; x < 3; x++) g3(E, g + x, 3, t + x, 3);     /* t [4][3] = G g */
   for (int r = 0; r < 4; r++) g3(E, t + 3 * r, 1, u + 4 * r, 1); /* u [4][4] = t G^T */
-  LLVMValueRef at = add(E, mul(E, lo.iv, C), lc.iv);
-  for (int e = 0; e < 16; e++) em_store(E, k->dst_arg, u[e], addc(E, at, e * O * C));
+  LLVMValueRef at = em_iadd(E, em_imulc(E, lo.iv, C), lc.iv);
+  for (int e = 0; e < 16; e++) em_store(E, k->dst_arg, u[e], em_iaddc(E, at, e * O * C));
   em_loop_close(E, &lc, NULL, NULL, false);
   em_loop_close(E, &lo, NULL, NULL, false);
 }
@@ -89,36 +80,36 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t tw = (cv->OW + 1) / 2, th = (cv->OH + 1) / 2, tps = k->tile > 0 ? k->tile : th * tw;
   Loop li, lr, lx;
   em_loop_open(E, &li, begin, end, 0, NULL);
-  LLVMValueRef j = udiv(E, li.iv, C), c = urem(E, li.iv, C);
-  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), C), c), H * W);
-  LLVMValueRef vbase = add(E, mul(E, c, T), mul(E, j, tps));
-  LLVMValueRef ty0 = udiv(E, E->p0, tw);
+  LLVMValueRef j = em_udivc(E, li.iv, C), c = em_uremc(E, li.iv, C);
+  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), C), c), H * W);
+  LLVMValueRef vbase = em_iadd(E, em_imulc(E, c, T), em_imulc(E, j, tps));
+  LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
-  LLVMValueRef iy0 = addc(E, mul(E, add(E, ty0, lr.iv), 2), -p);
+  LLVMValueRef iy0 = em_iaddc(E, em_imulc(E, em_iadd(E, ty0, lr.iv), 2), -p);
   LLVMValueRef rowok[4], rowat[4];
   for (int dy = 0; dy < 4; dy++) {
-    LLVMValueRef iy = addc(E, iy0, dy);
+    LLVMValueRef iy = em_iaddc(E, iy0, dy);
     rowok[dy] = inside(E, iy, H);
-    rowat[dy] = add(E, plane, mul(E, clamp(E, iy, H), W));
+    rowat[dy] = em_iadd(E, plane, em_imulc(E, clamp(E, iy, H), W));
   }
-  LLVMValueRef vrow = add(E, vbase, mul(E, lr.iv, tw));
+  LLVMValueRef vrow = em_iadd(E, vbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
-  LLVMValueRef ix0 = addc(E, mul(E, lx.iv, 2), -p), colok[4], colat[4];
+  LLVMValueRef ix0 = em_iaddc(E, em_imulc(E, lx.iv, 2), -p), colok[4], colat[4];
   for (int dx = 0; dx < 4; dx++) {
-    LLVMValueRef ix = addc(E, ix0, dx);
+    LLVMValueRef ix = em_iaddc(E, ix0, dx);
     colok[dx] = inside(E, ix, W);
     colat[dx] = clamp(E, ix, W);
   }
   LLVMValueRef d[16], t[16], v[16];
   for (int dy = 0; dy < 4; dy++)
     for (int dx = 0; dx < 4; dx++) {
-      LLVMValueRef val = em_load(E, k->x_arg, E->f32, add(E, rowat[dy], colat[dx]));
+      LLVMValueRef val = em_load(E, k->x_arg, E->f32, em_iadd(E, rowat[dy], colat[dx]));
       d[4 * dy + dx] = LLVMBuildSelect(B, LLVMBuildAnd(B, rowok[dy], colok[dx], ""), val, em_f32(E, 0), "");
     }
   for (int x = 0; x < 4; x++) bt4(E, d + x, 4, t + x);     /* t = B^T d (down the columns) */
   for (int r = 0; r < 4; r++) bt4(E, t + 4 * r, 1, v + 4 * r); /* v = t B (along the rows) */
-  LLVMValueRef at = add(E, vrow, lx.iv);
-  for (int e = 0; e < 16; e++) em_store(E, k->col_arg, v[e], addc(E, at, e * C * T));
+  LLVMValueRef at = em_iadd(E, vrow, lx.iv);
+  for (int e = 0; e < 16; e++) em_store(E, k->col_arg, v[e], em_iaddc(E, at, e * C * T));
   em_loop_close(E, &lx, NULL, NULL, false);
   em_loop_close(E, &lr, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
@@ -149,28 +140,28 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t tw = (OW + 1) / 2, th = (OH + 1) / 2, tps = k->tile > 0 ? k->tile : th * tw;
   Loop li, lr, lx;
   em_loop_open(E, &li, begin, end, 0, NULL);
-  LLVMValueRef j = udiv(E, li.iv, O), o = urem(E, li.iv, O);
-  LLVMValueRef plane = mul(E, add(E, mul(E, add(E, E->n0, j), O), o), OH * OW);
-  LLVMValueRef mbase = add(E, mul(E, o, T), mul(E, j, tps));
-  LLVMValueRef ty0 = udiv(E, E->p0, tw);
+  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O);
+  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), O), o), OH * OW);
+  LLVMValueRef mbase = em_iadd(E, em_imulc(E, o, T), em_imulc(E, j, tps));
+  LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
-  LLVMValueRef oy = mul(E, add(E, ty0, lr.iv), 2);
-  LLVMValueRef row_ok = OH % 2 ? LLVMBuildICmp(B, LLVMIntSLT, addc(E, oy, 1), em_i64(E, OH), "") : NULL;
-  LLVMValueRef yrow = add(E, plane, mul(E, oy, OW));
-  LLVMValueRef mrow = add(E, mbase, mul(E, lr.iv, tw));
+  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), 2);
+  LLVMValueRef row_ok = OH % 2 ? LLVMBuildICmp(B, LLVMIntSLT, em_iaddc(E, oy, 1), em_i64(E, OH), "") : NULL;
+  LLVMValueRef yrow = em_iadd(E, plane, em_imulc(E, oy, OW));
+  LLVMValueRef mrow = em_iadd(E, mbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
   LLVMValueRef m[16], t[8], y[4];
-  LLVMValueRef at = add(E, mrow, lx.iv);
-  for (int e = 0; e < 16; e++) m[e] = em_load(E, k->col_arg, E->f32, addc(E, at, e * O * T));
+  LLVMValueRef at = em_iadd(E, mrow, lx.iv);
+  for (int e = 0; e < 16; e++) m[e] = em_load(E, k->col_arg, E->f32, em_iaddc(E, at, e * O * T));
   for (int x = 0; x < 4; x++) at4(E, m + x, 4, t + x, 4);     /* t [2][4] = A^T m */
   for (int r = 0; r < 2; r++) at4(E, t + 4 * r, 1, y + 2 * r, 1); /* y [2][2] = t A */
-  LLVMValueRef ox = mul(E, lx.iv, 2), yat = add(E, yrow, ox);
-  LLVMValueRef col_ok = OW % 2 ? LLVMBuildICmp(B, LLVMIntSLT, addc(E, ox, 1), em_i64(E, OW), "") : NULL;
+  LLVMValueRef ox = em_imulc(E, lx.iv, 2), yat = em_iadd(E, yrow, ox);
+  LLVMValueRef col_ok = OW % 2 ? LLVMBuildICmp(B, LLVMIntSLT, em_iaddc(E, ox, 1), em_i64(E, OW), "") : NULL;
   LLVMValueRef both = row_ok && col_ok ? LLVMBuildAnd(B, row_ok, col_ok, "") : row_ok ? row_ok : col_ok;
   em_store(E, k->dst_arg, y[0], yat);
-  store_if(E, col_ok, k->dst_arg, y[1], addc(E, yat, 1));
-  store_if(E, row_ok, k->dst_arg, y[2], addc(E, yat, OW));
-  store_if(E, both, k->dst_arg, y[3], addc(E, yat, OW + 1));
+  store_if(E, col_ok, k->dst_arg, y[1], em_iaddc(E, yat, 1));
+  store_if(E, row_ok, k->dst_arg, y[2], em_iaddc(E, yat, OW));
+  store_if(E, both, k->dst_arg, y[3], em_iaddc(E, yat, OW + 1));
   em_loop_close(E, &lx, NULL, NULL, false);
   em_loop_close(E, &lr, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
