@@ -170,7 +170,7 @@ START_TEST(test_choice) {
   int xs[4];
   static const int64_t dims[4][4] = {{2, 32, 16, 16}, {2, 3, 16, 16}, {2, 32, 4, 4}, {2, 32, 16, 16}};
   for (int i = 0; i < 4; i++) {
-    char xn[8], wn[8];
+    char xn[16], wn[16];
     snprintf(xn, sizeof xn, "x%d", i);
     snprintf(wn, sizeof wn, "w%d", i);
     xs[i] = input(g, xn, shp4(dims[i][0], dims[i][1], dims[i][2], dims[i][3]));
