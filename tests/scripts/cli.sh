@@ -5,15 +5,6 @@
 . tests/scripts/lib/checks.sh
 
 
-# expect_error WHAT PATTERN CMD... : CMD exits 1 and its stderr matches PATTERN.
-expect_error() {
-  what=$1; pattern=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  rc=$?
-  if [ $rc -ne 1 ]; then bad "$what: exit $rc, expected 1"; cat "$tmp/err"; return; fi
-  if ! grep -q -- "$pattern" "$tmp/err"; then bad "$what: stderr lacks '$pattern'"; cat "$tmp/err"; return; fi
-  ok
-}
 # expect_ok WHAT CMD...
 expect_ok() {
   what=$1; shift

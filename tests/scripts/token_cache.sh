@@ -9,14 +9,6 @@
 # with a prefix fills a model that holds the dVAE under "vae."; and every
 # error class exits 1 with a message naming the problem.
 . tests/scripts/lib/checks.sh
-expect_error() {
-  what=$1; pattern=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  rc=$?
-  if [ $rc -ne 1 ]; then bad "$what: exit $rc, expected 1"; cat "$tmp/err"; return; fi
-  if ! grep -q -- "$pattern" "$tmp/err"; then bad "$what: stderr lacks '$pattern'"; cat "$tmp/err"; return; fi
-  ok
-}
 expect_ok() {
   what=$1; shift
   if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$what: exit $?"; cat "$tmp/err"; fi
