@@ -795,6 +795,44 @@ START_TEST(test_update_swap) {
 }
 END_TEST
 
+/* A KV cache row written in place, as the GPT's decode step does:
+ * cache <- where(iota(axis 2) == pos, x, cache), and the new cache read
+ * after by a GEMM. The kernel skips the rows whose condition is false (they would
+ * store the cache over itself), so every other row must keep its old
+ * value: checked at two positions, the last one included. */
+START_TEST(test_update_cache_row) {
+  for (int pos = 0; pos < 10; pos += 9) {
+    IrGraph *g = ir_graph_new("cache_row");
+    IrShape sc = shp(4, 2, 3, 10, 32), sx = shp(4, 2, 3, 1, 32), sr = shp(4, 1, 1, 10, 1);
+    int cache = ir_state(g, "cache", sc, LOC);
+    int x = input(g, "x", IR_F32, sx), p = input(g, "pos", IR_I32, ir_shape_make(0, NULL));
+    IrAttr ia;
+    memset(&ia, 0, sizeof ia);
+    ia.shape = sr;
+    ia.axis = 2;
+    int at = ir_binary(g, OP_EQ, ir_build(g, OP_IOTA, NULL, 0, &ia, LOC), p, LOC);
+    int rows = ir_where(g, at, x, cache, LOC);
+    ck_assert_int_ge(ir_add_update(g, cache, rows, LOC), 0);
+    int w = input(g, "w", IR_F32, shp(2, 32, 4, 0, 0));
+    int out = ir_build(g, OP_MATMUL, (int[]){rows, w}, 2, NULL, LOC); /* as attention reads the keys */
+    ir_set_outputs(g, &out, NULL, 1);
+    FusePlan *fp = fuse_plan(g, &(FuseOptions){.enabled = true});
+    ck_assert_int_eq(count_in_plan(g, fp, RT_STEP_COPY), 0); /* written in place */
+    fuse_plan_free(fp);
+    IrShape s0 = ir_shape_make(0, NULL);
+    IrShape sw = shp(2, 32, 4, 0, 0);
+    RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_I32, &s0, JC_INDEX, 1),
+                       jc_make(IR_F32, &sw, JC_NORMAL, 0)};
+    rt_i32(in[1])[0] = pos;
+    RtTensor *state[1] = {jc_make(IR_F32, &sc, JC_NORMAL, 0)};
+    jc_check_both(g, in, state, &(JcCheck){.tol = 1e-5});
+    free_all(in, 3);
+    free_all(state, 1);
+    ir_graph_free(g);
+  }
+}
+END_TEST
+
 /* ---- data-dependent indices out of range: no crash, defined values ---- */
 
 START_TEST(test_bad_indices) {
@@ -1197,6 +1235,7 @@ Suite *jit_suite(void) {
   tcase_add_test(t, test_update_in_gemm_epilogue);
   tcase_add_test(t, test_update_in_a_leftover_loop);
   tcase_add_test(t, test_update_swap);
+  tcase_add_test(t, test_update_cache_row);
   tcase_add_test(t, test_bad_indices);
   tcase_add_test(t, test_input_index_checks);
   tcase_add_test(t, test_bad_plans);

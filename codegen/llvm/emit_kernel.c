@@ -78,6 +78,42 @@ static int inner_segments(Emit *E, int64_t inner, int64_t *cuts) {
   return m;
 }
 
+/* Whether v has one value along each row of the loop: a constant, a
+ * broadcast that stretches axes of 1 over the last 'tail' axes (those the
+ * row spans), or elementwise arithmetic of such values. */
+static bool row_invariant(Emit *E, int v, int tail) {
+  const IrNode *nd = &E->g->node[v];
+  if (nd->op == OP_CONST) return true;
+  if (!E->k->member[v]) return false;
+  if (nd->op == OP_BROADCAST) {
+    const IrShape *in = &E->g->node[nd->in[0]].shape;
+    if (in->rank != nd->shape.rank) return false;
+    for (int j = in->rank - tail; j < in->rank; j++)
+      if (in->d[j] != 1) return false;
+    return true;
+  }
+  if (ir_op_pattern(nd->op) != PAT_ELEMWISE || nd->op == OP_STRAIGHT_THROUGH) return false;
+  for (int j = 0; j < nd->nin; j++)
+    if (!row_invariant(E, nd->in[j], tail)) return false;
+  return true;
+}
+
+/* A row update written in place: the kernel's one store is its root
+ * where(c, a, t) into t's own buffer (t loaded from the argument it is
+ * stored to, at the same index), with c constant along each row (a KV
+ * cache row written at position pos). A row whose c is false would store
+ * t over itself, so the kernel skips it. Returns c, or -1. */
+static int row_update_guard(Emit *E) {
+  const CgKernel *k = E->k;
+  const IrNode *r = &E->g->node[k->root];
+  if (k->nstore != 1 || k->store[0].node != k->root || r->op != OP_WHERE) return -1;
+  int t = r->in[2];
+  if (E->load_arg[t] != k->store[0].arg || !ir_shape_eq(&E->g->node[t].shape, &r->shape)) return -1;
+  int tail = 0; /* the trailing axes a row spans */
+  for (int64_t span = 1; span < k->inner && tail < r->shape.rank; tail++) span *= r->shape.d[r->shape.rank - 1 - tail];
+  return row_invariant(E, r->in[0], tail) ? r->in[0] : -1;
+}
+
 /* LOOP: flat, i in [begin * inner, min(end * inner, total)); or rows x
  * inner, row r (offset by the window's first sample) and c in [0, inner),
  * split where concats switch sides so each piece reads one side; or, in a
@@ -110,6 +146,18 @@ static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   if (k->nc) row = LLVMBuildNSWAdd(B, row, LLVMBuildNSWMul(B, E->n0, em_i64(E, k->sample / k->inner), ""), "");
   int64_t cuts[24];
   int nseg = inner_segments(E, k->inner, cuts);
+  int guard = row_update_guard(E);
+  LLVMBasicBlockRef skip = NULL;
+  if (guard >= 0) {
+    Idx I0 = em_idx1(row, k->total / k->inner);
+    em_idx_push(&I0, em_i64(E, 0), k->inner);
+    LLVMValueRef c = em_eval(E, guard, &I0);
+    c = LLVMBuildICmp(B, LLVMIntNE, c, LLVMConstNull(LLVMTypeOf(c)), "");
+    LLVMBasicBlockRef upd = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "row.update");
+    skip = LLVMAppendBasicBlockInContext(E->ctx, E->fn, "row.next");
+    LLVMBuildCondBr(B, c, upd, skip);
+    LLVMPositionBuilderAtEnd(B, upd);
+  }
   for (int sg = 0; sg < nseg; sg++) {
     em_loop_open(E, &lc, em_i64(E, cuts[sg]), em_i64(E, cuts[sg + 1]), 0, NULL);
     int mark = E->nrange;
@@ -119,6 +167,11 @@ static void loop_kernel(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
     store_all(E, &I);
     E->nrange = mark;
     em_loop_close(E, &lc, NULL, NULL, false);
+  }
+  if (skip) {
+    LLVMBuildBr(B, skip);
+    LLVMMoveBasicBlockAfter(skip, LLVMGetInsertBlock(B));
+    LLVMPositionBuilderAtEnd(B, skip);
   }
   em_loop_close(E, &lr, NULL, NULL, false);
 }
