@@ -1,10 +1,14 @@
 /* attention.c — the fused attention kernels of attention.h: blocks of QB
  * query rows against the span of keys they see, on GCC vector types (one
- * 8-float vector = one AVX register), compiled twice (Haswell: AVX2 + FMA,
- * and the baseline) and picked at load time (target_clones). */
+ * 8-float vector = one AVX register). Each item's code is compiled twice,
+ * for AVX2 + FMA and for the baseline, and picked at run time from the
+ * CPU's features (target_clones' "arch=haswell" would test the CPU model,
+ * and miss AMD's AVX2 cores). */
 #include "runtime/sched/attention.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +20,10 @@ typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 /* The same, for loads and stores at any float alignment. */
 typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef int32_t v8iu __attribute__((vector_size(32), aligned(4)));
 
 #define INLINE static inline __attribute__((always_inline))
-#define CLONES __attribute__((target_clones("arch=haswell", "default")))
+#define AVX2 __attribute__((target("avx2,fma")))
 
 /* Query rows per block: 4 rows x 16 columns = 8 vector accumulators. */
 #define QB 4
@@ -31,7 +36,8 @@ typedef struct {
 
 INLINE v8 ld(const float *p) { return *(const v8u *)p; }
 INLINE void st(float *p, v8 x) { *(v8u *)p = x; }
-INLINE v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+/* (a scalar operand of a vector op is broadcast: one vbroadcastss) */
+INLINE v8 splat(float x) { return (v8){0} + x; }
 
 /* c[r][0..16) = sum over t in [t0, t1) of a[r][t] b[t][0..16), r < QB;
  * a[r] are row pointers, b's rows are ldb floats apart. */
@@ -156,7 +162,14 @@ INLINE void block_scores(float *s, const Shape *S, const float *q, const float *
     float *row = s + r * S->mp;
     const int32_t *mrow = S->mask + (i0 + r) * S->m;
     for (int64_t j = c0; j < lo; j++) row[j] = -INFINITY;
-    for (int64_t j = lo; j < hi; j++) row[j] = mrow[j] ? row[j] * S->scale : -INFINITY;
+    int64_t j = lo;
+    const v8 ninf = splat(-INFINITY), sc = splat(S->scale);
+    for (; j + 8 <= hi; j += 8) {
+      v8i hidden = *(const v8iu *)(mrow + j) == (v8i){0};
+      v8 x = ld(row + j) * sc;
+      st(row + j, (v8)(((v8i)x & ~hidden) | ((v8i)ninf & hidden)));
+    }
+    for (; j < hi; j++) row[j] = mrow[j] ? row[j] * S->scale : -INFINITY;
     for (int64_t j = hi; j < c1; j++) row[j] = -INFINITY;
   }
 }
@@ -186,7 +199,7 @@ static void round_span(const Shape *S, int64_t lo, int64_t hi, int64_t *c0, int6
   if (*c0 > *c1) *c0 = *c1;
 }
 
-CLONES static void forward_item(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
+INLINE void forward_item(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
                                 float *s, float *o) {
   int64_t n = S->n, m = S->m, d = S->d, mp = S->mp;
   pack_t(kt, k, m, d, mp);
@@ -227,23 +240,21 @@ INLINE void rank_update(float *dst, const float *const a[QB], const float *const
                         int64_t lo, int64_t hi) {
   for (int64_t j = lo; j < hi; j++) {
     float *row = dst + j * d;
-    float w[QB];
-    for (int r = 0; r < QB; r++) w[r] = r < nb ? a[r][j] : 0;
+    /* rows past nb weigh 0 (their b rows repeat row 0's: valid memory) */
+    v8 w0 = splat(a[0][j]), w1 = splat(nb > 1 ? a[1][j] : 0), w2 = splat(nb > 2 ? a[2][j] : 0),
+       w3 = splat(nb > 3 ? a[3][j] : 0);
     int64_t c = 0;
-    for (; c + 8 <= d; c += 8) {
-      v8 acc = ld(row + c);
-      for (int r = 0; r < nb; r++) acc += splat(w[r]) * ld(b[r] + c);
-      st(row + c, acc);
-    }
+    for (; c + 8 <= d; c += 8)
+      st(row + c, ld(row + c) + w0 * ld(b[0] + c) + w1 * ld(b[1] + c) + w2 * ld(b[2] + c) + w3 * ld(b[3] + c));
     for (; c < d; c++) {
       float acc = row[c];
-      for (int r = 0; r < nb; r++) acc += w[r] * b[r][c];
+      for (int r = 0; r < nb; r++) acc += a[r][j] * b[r][c];
       row[c] = acc;
     }
   }
 }
 
-CLONES static void backward_item(float *grad, const float *q, const float *k, const float *v, const float *y,
+INLINE void backward_item(float *grad, const float *q, const float *k, const float *v, const float *y,
                                  const float *dy, const Shape *S, float *kt, float *vt, float *s, float *dp,
                                  float *dyc) {
   int64_t n = S->n, m = S->m, d = S->d, mp = S->mp;
@@ -294,7 +305,8 @@ CLONES static void backward_item(float *grad, const float *q, const float *k, co
     for (int r = 0; r < nb; r++) {
       float *p = s + r * mp;
       const float *g = dp + r * mp;
-      for (int64_t j = c0; j < c1; j++) p[j] = S->scale * p[j] * (g[j] - D[r]);
+      v8 sc = splat(S->scale), dr = splat(D[r]);
+      for (int64_t j = c0; j < c1; j += 8) st(p + j, sc * ld(p + j) * (ld(g + j) - dr));
     }
     /* dq = dS k over the span (rows of k), dk[j] += sum_r dS[r][j] q[r] */
     float *dqr = dp; /* dP is consumed: its first QB * d floats hold the block's dq */
@@ -302,6 +314,35 @@ CLONES static void backward_item(float *grad, const float *q, const float *k, co
     for (int r = 0; r < nb; r++) memcpy(dq + (i0 + r) * d, dqr + r * d, sizeof(float) * (size_t)d);
     rank_update(dk, sa, qa, nb, d, lo, hi);
   }
+}
+
+/* The two builds of each item's code. */
+AVX2 static void forward_avx2(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
+                              float *s, float *o) {
+  forward_item(y, q, k, v, S, kt, s, o);
+}
+static void forward_base(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt, float *s,
+                         float *o) {
+  forward_item(y, q, k, v, S, kt, s, o);
+}
+AVX2 static void backward_avx2(float *grad, const float *q, const float *k, const float *v, const float *y,
+                               const float *dy, const Shape *S, float *kt, float *vt, float *s, float *dp, float *dyc) {
+  backward_item(grad, q, k, v, y, dy, S, kt, vt, s, dp, dyc);
+}
+static void backward_base(float *grad, const float *q, const float *k, const float *v, const float *y, const float *dy,
+                          const Shape *S, float *kt, float *vt, float *s, float *dp, float *dyc) {
+  backward_item(grad, q, k, v, y, dy, S, kt, vt, s, dp, dyc);
+}
+
+static bool have_avx2(void) {
+  static atomic_int known = -1; /* -1: not asked yet */
+  int v = atomic_load(&known);
+  if (v < 0) {
+    __builtin_cpu_init();
+    v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    atomic_store(&known, v);
+  }
+  return v;
 }
 
 /* Scratch floats: K^T (and V^T) [d][mp], QB score rows and QB rows of dP. */
@@ -323,8 +364,10 @@ void rt_attn_forward(float *y, const float *q, const float *k, const float *v, c
   row_spans(sp, mask, n, m);
   Shape S = {n, m, d, mp, scale, mask, sp};
   float *kt = buf, *s = kt + 2 * d * mp, *o = s + 2 * QB * mp;
+  bool avx2 = have_avx2();
   for (int64_t b = begin; b < end; b++)
-    forward_item(y + b * n * (d + 1), q + b * n * d, k + b * m * d, v + b * m * d, &S, kt, s, o);
+    (avx2 ? forward_avx2 : forward_base)(y + b * n * (d + 1), q + b * n * d, k + b * m * d, v + b * m * d, &S, kt, s,
+                                         o);
   free(sp);
   free(buf);
 }
@@ -341,8 +384,9 @@ void rt_attn_backward(float *grad, const float *q, const float *k, const float *
   row_spans(sp, mask, n, m);
   Shape S = {n, m, d, mp, scale, mask, sp};
   float *kt = buf, *vt = kt + d * mp, *s = vt + d * mp, *dp = s + QB * mp, *dyc = dp + QB * mp;
+  bool avx2 = have_avx2();
   for (int64_t b = begin; b < end; b++)
-    backward_item(grad + b * (n + 2 * m) * d, q + b * n * d, k + b * m * d, v + b * m * d, y + b * n * (d + 1),
+    (avx2 ? backward_avx2 : backward_base)(grad + b * (n + 2 * m) * d, q + b * n * d, k + b * m * d, v + b * m * d, y + b * n * (d + 1),
                   dy + b * n * (d + 1), &S, kt, vt, s, dp, dyc);
   free(sp);
   free(buf);
