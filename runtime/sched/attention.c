@@ -199,16 +199,54 @@ static void round_span(const Shape *S, int64_t lo, int64_t hi, int64_t *c0, int6
   if (*c0 > *c1) *c0 = *c1;
 }
 
+/* a . b over d floats. */
+INLINE float dot(const float *a, const float *b, int64_t d) {
+  v8 acc = {0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) acc += ld(a + c) * ld(b + c);
+  float t = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; c < d; c++) t += a[c] * b[c];
+  return t;
+}
+
+/* Row i's masked scaled scores over [c0, c1) as dot products with k's
+ * rows (for fewer query rows than a block: packing K^T would cost as much
+ * as the scores themselves, as in a decode step). */
+INLINE void row_scores_direct(float *row, const Shape *S, const float *qi, const float *k, int64_t i, int64_t lo,
+                              int64_t hi, int64_t c0, int64_t c1) {
+  const int32_t *mrow = S->mask + i * S->m;
+  for (int64_t j = c0; j < lo; j++) row[j] = -INFINITY;
+  for (int64_t j = lo; j < hi; j++) row[j] = mrow[j] ? dot(qi, k + j * S->d, S->d) * S->scale : -INFINITY;
+  for (int64_t j = hi; j < c1; j++) row[j] = -INFINITY;
+}
+
+/* o [d] = sum over j in [lo, hi) of p[j] v[j]. */
+INLINE void row_pv_direct(float *o, const float *p, const float *v, int64_t d, int64_t lo, int64_t hi) {
+  memset(o, 0, sizeof(float) * (size_t)d);
+  for (int64_t j = lo; j < hi; j++) {
+    if (p[j] == 0) continue;
+    v8 w = splat(p[j]);
+    const float *vj = v + j * d;
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8) st(o + c, ld(o + c) + w * ld(vj + c));
+    for (; c < d; c++) o[c] += p[j] * vj[c];
+  }
+}
+
 INLINE void forward_item(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
-                                float *s, float *o) {
+                         float *s, float *o) {
   int64_t n = S->n, m = S->m, d = S->d, mp = S->mp;
-  pack_t(kt, k, m, d, mp);
+  bool direct = n < QB;
+  if (!direct) pack_t(kt, k, m, d, mp);
   for (int64_t i0 = 0; i0 < n; i0 += QB) {
     int nb = n - i0 < QB ? (int)(n - i0) : QB;
     int64_t lo, hi, c0, c1;
     block_span(S->sp, i0, nb, &lo, &hi);
     round_span(S, lo, hi, &c0, &c1);
-    block_scores(s, S, q, kt, i0, nb, lo, hi, c0, c1);
+    if (direct)
+      for (int r = 0; r < nb; r++) row_scores_direct(s + r * mp, S, q + (i0 + r) * d, k, i0 + r, lo, hi, c0, c1);
+    else
+      block_scores(s, S, q, kt, i0, nb, lo, hi, c0, c1);
     float inv[QB], lse[QB];
     const float *pa[QB];
     for (int r = 0; r < QB; r++) {
@@ -225,7 +263,10 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
         inv[r] = NAN;
       }
     }
-    gemm_rows(o, d, pa, v, d, d, lo, hi);
+    if (direct)
+      for (int r = 0; r < nb; r++) row_pv_direct(o + r * d, pa[r], v, d, lo, hi);
+    else
+      gemm_rows(o, d, pa, v, d, d, lo, hi);
     for (int r = 0; r < nb; r++) {
       float *dst = y + (i0 + r) * (d + 1);
       for (int64_t c = 0; c < d; c++) dst[c] = o[r * d + c] * inv[r];
