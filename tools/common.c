@@ -46,7 +46,9 @@ IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a) {
       return NULL;
     }
     if (a->times) pass_times_add(a->times, "pass attention", pass_now() - t0);
-    if (a->stats && fused) fprintf(stderr, "attention: %s: %d attention pattern%s fused (rule 'attention')\n", g->name, fused, fused == 1 ? "" : "s");
+    if (a->stats && fused)
+      fprintf(stderr, "attention: %s: %d attention pattern%s fused (rule 'attention')\n", g->name, fused,
+              fused == 1 ? "" : "s");
   }
   return g;
 }

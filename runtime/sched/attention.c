@@ -386,10 +386,10 @@ static bool have_avx2(void) {
   return v;
 }
 
-/* Scratch floats: K^T (and V^T) [d][mp], QB score rows and QB rows of dP. */
-static float *scratch(int64_t d, int64_t mp, int64_t rows, size_t *nfloat) {
-  *nfloat = (size_t)(2 * d * mp + 2 * QB * mp + QB * d + QB * d + rows);
-  return malloc(sizeof(float) * *nfloat);
+/* Scratch: K^T and V^T [d][mp], QB score rows and QB rows of dP [mp],
+ * and QB rows of d (the block's output rows, or its dy rows). */
+static float *scratch(int64_t d, int64_t mp) {
+  return malloc(sizeof(float) * (size_t)(2 * d * mp + 2 * QB * mp + 2 * QB * d));
 }
 
 static int64_t padded(int64_t m) { return (m + NC - 1) / NC * NC; }
@@ -398,8 +398,7 @@ void rt_attn_forward(float *y, const float *q, const float *k, const float *v, c
                      int64_t m, int64_t d, float scale, int64_t begin, int64_t end) {
   if (begin >= end) return;
   int64_t mp = padded(m);
-  size_t nf;
-  float *buf = scratch(d, mp, 0, &nf);
+  float *buf = scratch(d, mp);
   Span *sp = malloc(sizeof(Span) * (size_t)n);
   if (!buf || !sp) abort(); /* a few KiB to a few MiB: out of memory here is fatal */
   row_spans(sp, mask, n, m);
@@ -418,8 +417,7 @@ void rt_attn_backward(float *grad, const float *q, const float *k, const float *
                       int64_t end) {
   if (begin >= end) return;
   int64_t mp = padded(m) > d ? padded(m) : padded(d); /* dP's rows also hold the block's dq */
-  size_t nf;
-  float *buf = scratch(d, mp, 0, &nf);
+  float *buf = scratch(d, mp);
   Span *sp = malloc(sizeof(Span) * (size_t)n);
   if (!buf || !sp) abort();
   row_spans(sp, mask, n, m);
@@ -427,8 +425,8 @@ void rt_attn_backward(float *grad, const float *q, const float *k, const float *
   float *kt = buf, *vt = kt + d * mp, *s = vt + d * mp, *dp = s + QB * mp, *dyc = dp + QB * mp;
   bool avx2 = have_avx2();
   for (int64_t b = begin; b < end; b++)
-    (avx2 ? backward_avx2 : backward_base)(grad + b * (n + 2 * m) * d, q + b * n * d, k + b * m * d, v + b * m * d, y + b * n * (d + 1),
-                  dy + b * n * (d + 1), &S, kt, vt, s, dp, dyc);
+    (avx2 ? backward_avx2 : backward_base)(grad + b * (n + 2 * m) * d, q + b * n * d, k + b * m * d, v + b * m * d,
+                                           y + b * n * (d + 1), dy + b * n * (d + 1), &S, kt, vt, s, dp, dyc);
   free(sp);
   free(buf);
 }
