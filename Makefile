@@ -110,6 +110,7 @@ LIBS_test_op_eval  := frontend codegen passes ref ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
 LIBS_test_gemm_small := runtime
+LIBS_test_attention := passes ref ir runtime
 LIBS_test_bench    := runtime
 LIBS_test_plan_program := runtime
 LIBS_test_aot      := codegen passes ref ir runtime
@@ -142,6 +143,8 @@ $(BUILD)/obj/%.o: %.c
 	$(CC) $(CFLAGS) $(BLAS_CFLAGS) -c $< -o $@
 $(BUILD)/obj/codegen/llvm/%.o: CFLAGS += $(LLVM_CFLAGS)
 $(BUILD)/obj/runtime/draw/%.o: CFLAGS += $(CAIRO_CFLAGS)
+# the attention kernels' vector code wants fused multiply-adds (ISO C mode contracts none)
+$(BUILD)/obj/runtime/sched/attention.o: CFLAGS += -ffp-contract=fast
 $(BUILD)/tests/test_image_grid: private CFLAGS += $(CAIRO_CFLAGS)
 $(BUILD)/dalc: LDLIBS += $(LLVM_LIBS)
 

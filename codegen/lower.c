@@ -190,7 +190,9 @@ int cg_low_finish_kernel(Lower *L, CgKernel *k) {
   case CG_KERNEL_LAYER_NORM:
   case CG_KERNEL_GROUP_NORM:
   case CG_KERNEL_CROSS_ENTROPY:
-  case CG_KERNEL_SCATTER_ADD: {
+  case CG_KERNEL_SCATTER_ADD:
+  case CG_KERNEL_ATTENTION:
+  case CG_KERNEL_ATTENTION_BWD: {
     const IrNode *r = &L->g->node[k->root];
     for (int j = 0; j < r->nin && rc == 0; j++) rc = need(L, k, seen, r->in[j], provided);
     break;

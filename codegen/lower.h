@@ -24,7 +24,9 @@
  *     the choice is cg_conv_choose's);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
  *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
- *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
+ *     calls rt_gumbel_fill_range; attention and attention_backward: a
+ *     kernel that calls rt_attn_forward / rt_attn_backward
+ *     (runtime/sched/attention.h) over the (batch, head) items. Each is followed by an epilogue loop if
  *     the group has one;
  *   - a needed member the main kernel cannot store (its index differs from
  *     the root's) gets a LOOP kernel of its own after the main one (e.g. a
@@ -80,7 +82,9 @@ typedef enum {
   CG_KERNEL_GUMBEL,        /* rt_gumbel_fill_range over a block of elements per iteration */
   CG_KERNEL_WINO_WEIGHT,   /* Winograd U = G g G^T: one output channel o (all C) per iteration */
   CG_KERNEL_WINO_INPUT,    /* Winograd V = B^T d B: one (sample, channel) of the chunk per iteration */
-  CG_KERNEL_WINO_OUTPUT    /* Winograd y = A^T m A: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_OUTPUT,   /* Winograd y = A^T m A: one (sample, output channel) per iteration */
+  CG_KERNEL_ATTENTION,     /* rt_attn_forward over a block of (batch, head) items per iteration */
+  CG_KERNEL_ATTENTION_BWD  /* rt_attn_backward, likewise */
 } CgKernelKind;
 
 /* A node whose value a kernel reads from, or writes to, kernel argument 'arg'. */
@@ -191,6 +195,13 @@ typedef struct {
    * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. */
   bool wino_flip;
   int64_t wino_t;
+
+  /* ATTENTION(_BWD): range = the (batch, head) items, each q [n, d], k and
+   * v [m, d]; attn_arg[i] is input i's argument (q, k, v, mask, and for
+   * the backward y and dy), out_arg the result's. */
+  int64_t attn_n, attn_m, attn_d;
+  double attn_scale;
+  int attn_arg[6];
 } CgKernel;
 
 /* How convolutions are lowered (dalc -fconv=...). AUTO: cg_conv_choose's

@@ -258,7 +258,7 @@ CgConv cg_low_conv_geom(const IrGraph *g, int root) {
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
   case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST:
   case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL:
-  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT:
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT:
     break; /* not a convolution: conv_geom is only asked about the three above */
   }
   return cv;
@@ -440,7 +440,7 @@ int cg_low_gemm_group(Lower *L, int gi, const int *epi, int nepi, bool store_roo
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
   case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST:
   case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_GROUP_NORM:
-  case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return cg_low_err(L, "group %d: %s is not a GEMM op", gi, ir_op_name(L->g->node[root].op));
 }

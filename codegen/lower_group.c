@@ -36,7 +36,7 @@ static int row_kind(IrOp op) {
   case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_RESHAPE: case OP_PERMUTE:
   case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:
-  case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_COUNT: break;
+  case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return -1;
 }
@@ -189,7 +189,7 @@ static int64_t row_range(const IrGraph *g, const IrNode *r) {
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX:
   case OP_ARGMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT:
   case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
-  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return ir_numel(&r->shape);
 }
@@ -235,13 +235,26 @@ static int materialize_inputs(Lower *L, int gi, int root) {
   return 0;
 }
 
-/* gather_backward (scatter-add) and gumbel: a dedicated kernel writing the
+/* gather_backward (scatter-add), gumbel and attention: a dedicated kernel writing the
  * root into its buffer. */
 static int special_root(Lower *L, int gi, int root) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
   if (materialize_inputs(L, gi, root) < 0) return -1;
   int64_t n = ir_numel(&r->shape);
+  if (r->op == OP_ATTENTION || r->op == OP_ATTENTION_BACKWARD) {
+    const IrShape *q = &g->node[r->in[0]].shape;
+    CgKernel *k = cg_low_kernel(L, r->op == OP_ATTENTION ? CG_KERNEL_ATTENTION : CG_KERNEL_ATTENTION_BWD, gi, root);
+    k->attn_n = q->d[q->rank - 2];
+    k->attn_d = q->d[q->rank - 1];
+    k->attn_m = g->node[r->in[1]].shape.d[q->rank - 2];
+    k->attn_scale = r->attr.value;
+    k->range = ir_numel(q) / (k->attn_n * k->attn_d);
+    k->out_arg = cg_low_arg(L, k, cg_low_home(L, root));
+    for (int j = 0; j < r->nin; j++) k->attn_arg[j] = cg_low_arg(L, k, cg_low_home(L, r->in[j]));
+    add_store(k, root);
+    return finish_or_drop(L, k);
+  }
   if (r->op == OP_GATHER_BACKWARD) {
     CgKernel *k = cg_low_kernel(L, CG_KERNEL_SCATTER_ADD, gi, root);
     k->sc_v = r->shape.d[0];

@@ -55,9 +55,9 @@ static bool cheap_op(IrOp op) {
 }
 
 /* Consumers that read their operands from buffers (GEMMs, convolutions,
- * scatter-add) cannot recompute one. */
+ * scatter-add, attention) cannot recompute one. */
 static bool reads_buffers(IrOp op) {
-  return ir_op_is_gemm(op) || op == OP_GATHER_BACKWARD;
+  return ir_op_is_gemm(op) || op == OP_GATHER_BACKWARD || op == OP_ATTENTION || op == OP_ATTENTION_BACKWARD;
 }
 
 /* Marks groups worth recomputing wherever they are read rather than

@@ -44,7 +44,7 @@ static void dot_node(const IrGraph *g, int id, FILE *out) {
   case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE:
   case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD:
   case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
-  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   fputs("];\n", out);
   for (int i = 0; i < n->nin && i < IR_MAX_IN; i++) {

@@ -99,7 +99,7 @@ static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
   case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_RESHAPE:
   case OP_BROADCAST: case OP_SLICE: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:
   case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
-  case OP_CROSS_ENTROPY: case OP_COUNT: return;
+  case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: return;
   }
   if (a->axis < 0 && a->axis >= -rank) a->axis += rank;
 }

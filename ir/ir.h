@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #define IR_MAX_RANK 6
-#define IR_MAX_IN   3
+#define IR_MAX_IN   6
 
 typedef enum { IR_F32, IR_I32 } IrDType;
 
@@ -77,7 +77,7 @@ typedef struct {
   IrShape shape;               /* INPUT PARAM STATE CONST IOTA GUMBEL RESHAPE BROADCAST
                                   GATHER_BACKWARD CONV2D_BACKWARD_WEIGHT: result shape */
   IrDType dtype;               /* INPUT CONST: result dtype; CAST: target dtype */
-  double value;                /* CONST: fill value */
+  double value;                /* CONST: fill value; ATTENTION ATTENTION_BACKWARD: the scores' scale */
   int axis;                    /* IOTA ARGMAX SOFTMAX LOG_SOFTMAX CONCAT ONEHOT */
   uint32_t axes;               /* SUM REDUCE_MAX: bit i set = reduce axis i */
   int keepdim;                 /* SUM REDUCE_MAX ARGMAX */

@@ -13,7 +13,7 @@
   case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE:   \
   case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:    \
   case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: \
-  case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT
+  case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT
 
 #define CASES_UNARY                                                                                   \
   case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_TANH: \

@@ -87,6 +87,7 @@ char *ir_attr_str(const IrNode *n, char *buf, size_t size) {
   case OP_CONV2D_BACKWARD_WEIGHT: put(buf, size, &len, "stride=%d pad=%d", a->stride, a->pad); break;
   case OP_GROUP_NORM: put(buf, size, &len, "groups=%d eps=%g", a->groups, (double)a->eps); break;
   case OP_LAYER_NORM: put(buf, size, &len, "eps=%g", (double)a->eps); break;
+  case OP_ATTENTION: case OP_ATTENTION_BACKWARD: put(buf, size, &len, "scale=%g", a->value); break;
   case OP_INPUT: case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT:
   case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_GELU: case OP_SILU: case OP_STOP_GRADIENT: case OP_ADD: case OP_SUB:
   case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT:

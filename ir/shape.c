@@ -588,6 +588,56 @@ static bool infer_layer_norm(Infer *c) {
   return check_norm_affine(c, c->sh[0].d[c->sh[0].rank - 1]) && like_input(c);
 }
 
+/* Checks attention's q [..., n, d], k [..., m, d], v (k's shape), mask i32
+ * [n, m] and a finite scale; *n, *m, *d get the sizes. */
+static bool check_attention(Infer *c, int64_t *n, int64_t *m, int64_t *d) {
+  const IrShape *q = &c->sh[0], *k = &c->sh[1], *v = &c->sh[2], *mask = &c->sh[3];
+  if (!need_dtype(c, 0, IR_F32, "q") || !need_dtype(c, 1, IR_F32, "k") || !need_dtype(c, 2, IR_F32, "v") ||
+      !need_dtype(c, 3, IR_I32, "the mask") || !need_rank_at_least(c, 0, 3, "q"))
+    return false;
+  int r = q->rank;
+  if (k->rank != r) return fail(c, "k %s must have q's rank (q is %s)", shp(k).s, shp(q).s);
+  for (int i = 0; i < r - 2; i++)
+    if (k->d[i] != q->d[i]) return fail(c, "leading dimensions differ: q %s, k %s", shp(q).s, shp(k).s);
+  if (k->d[r - 1] != q->d[r - 1]) return fail(c, "q %s and k %s differ in their last dimension", shp(q).s, shp(k).s);
+  if (!ir_shape_eq(v, k)) return fail(c, "v %s must have k's shape %s", shp(v).s, shp(k).s);
+  *n = q->d[r - 2];
+  *m = k->d[r - 2];
+  *d = q->d[r - 1];
+  if (mask->rank != 2 || mask->d[0] != *n || mask->d[1] != *m)
+    return fail(c, "the mask %s must be [n, m] = [%" PRId64 ", %" PRId64 "]", shp(mask).s, *n, *m);
+  if (!isfinite(c->a->value)) return fail(c, "scale must be finite, got %g", c->a->value);
+  return true;
+}
+
+/* ATTENTION: q [..., n, d], k, v [..., m, d], mask i32 [n, m] -> [..., n, d + 1]. */
+static bool infer_attention(Infer *c) {
+  int64_t n, m, d;
+  if (!check_attention(c, &n, &m, &d)) return false;
+  c->dtype = IR_F32;
+  c->shape = c->sh[0];
+  c->shape.d[c->shape.rank - 1] = d + 1;
+  return true;
+}
+
+/* ATTENTION_BACKWARD: q, k, v, mask, y [..., n, d + 1], dy (y's shape) -> [..., n + 2m, d]. */
+static bool infer_attention_backward(Infer *c) {
+  int64_t n, m, d;
+  if (!check_attention(c, &n, &m, &d)) return false;
+  IrShape y = c->sh[0];
+  y.d[y.rank - 1] = d + 1;
+  for (int i = 4; i < 6; i++) {
+    if (!need_dtype(c, i, IR_F32, i == 4 ? "the output" : "the gradient")) return false;
+    if (!ir_shape_eq(&c->sh[i], &y))
+      return fail(c, "%s %s must be attention's output shape %s", i == 4 ? "the output" : "the gradient",
+                  shp(&c->sh[i]).s, shp(&y).s);
+  }
+  c->dtype = IR_F32;
+  c->shape = c->sh[0];
+  c->shape.d[c->shape.rank - 2] = n + 2 * m;
+  return true;
+}
+
 /* CROSS_ENTROPY: logits f32 [..., V], target i32 [...] -> f32 [...]. */
 static bool infer_cross_entropy(Infer *c) {
   const IrShape *l = &c->sh[0], *t = &c->sh[1];

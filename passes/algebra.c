@@ -73,7 +73,7 @@ static bool is_finite(const PassRewrite *rw, int id, int depth) {
   case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_LOG_SOFTMAX:
   case OP_GATHER: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D:
   case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY:
-  case OP_COUNT: break;
+  case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return false;
 }
@@ -125,7 +125,7 @@ static int binary_operand(const PassRewrite *rw, const IrNode *n) {
   case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE:
   case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:
   case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
-  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return -1;
 }
@@ -245,7 +245,7 @@ static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
   case OP_STRAIGHT_THROUGH: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_CONCAT:
   case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
   case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
-  case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return pass_rw_copy(rw, n);
 }

@@ -96,7 +96,7 @@ static bool eval(const PassRewrite *rw, const IrNode *n, const double *v, double
   case OP_INPUT: case OP_PARAM: case OP_STATE: case OP_CONST: case OP_IOTA: case OP_GUMBEL:
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT:
   case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
-  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: return false;
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: return false;
   }
   return false;
 }

@@ -29,6 +29,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
                             "epilogue"},
     [FUSE_RULE_IN_PLACE] = {"in-place", true, true,
                             "(codegen) an elementwise kernel stores an output over an input that dies there"},
+    [FUSE_RULE_ATTENTION] = {"attention", true, true,
+                             "(graph rewrite before autodiff) softmax(masked scaled q k^T) v becomes one tiled "
+                             "attention op that skips masked key blocks and keeps no score matrix"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,

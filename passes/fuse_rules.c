@@ -122,7 +122,7 @@ static uint32_t reduced_axes(const IrNode *t, const IrShape *in) {
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SOFTMAX: case OP_LOG_SOFTMAX:
   case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER:
   case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D:
-  case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_COUNT: break;
+  case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   return 0; /* not a reduction: folds no axis */
 }
@@ -292,7 +292,7 @@ static Edge classify(Fuser *f, int p, FuseUse u, const FuseGrowing *G, char *why
   case OP_DIV: case OP_MAX: case OP_MIN: case OP_POW: case OP_LT: case OP_LE: case OP_GT: case OP_GE:
   case OP_EQ: case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_GATHER_BACKWARD: case OP_MATMUL:
   case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM:
-  case OP_LAYER_NORM: case OP_COUNT: break; /* elementwise (opaque ops returned above; leaves consume nothing) */
+  case OP_LAYER_NORM: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break; /* elementwise (opaque ops returned above; leaves consume nothing) */
   }
   return e; /* the consumer's own index */
 }

@@ -26,7 +26,7 @@
 
 #include "passes/passes.h"
 
-#define DAL_PLUGIN_API_VERSION 1
+#define DAL_PLUGIN_API_VERSION 2
 
 typedef struct {
   int api_version;  /* DAL_PLUGIN_API_VERSION as the plugin was compiled */

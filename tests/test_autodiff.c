@@ -112,6 +112,16 @@ static int small_mlp(IrGraph *g, const int *x) {
   return ir_build(g, OP_SOFTMAX, &z, 1, &(IrAttr){.axis = -1}, LOC);
 }
 
+/* Fused attention (q, k, v) under a mask where query i sees keys j <= i + 1,
+ * its whole output: the attended values and each row's log-sum-exp. */
+static int attention_masked(IrGraph *g, const int *x) {
+  IrShape ms = {.rank = 2, .d = {g->node[x[0]].shape.d[2], g->node[x[1]].shape.d[2]}};
+  int row = ir_build(g, OP_IOTA, NULL, 0, &(IrAttr){.shape = ms, .axis = 0}, LOC);
+  int col = ir_build(g, OP_IOTA, NULL, 0, &(IrAttr){.shape = ms, .axis = 1}, LOC);
+  int mask = ir_binary(g, OP_GE, ir_binary(g, OP_ADD, row, ir_scalar(g, I, 1, LOC), LOC), col, LOC);
+  return ir_build(g, OP_ATTENTION, (int[]){x[0], x[1], x[2], mask}, 4, &(IrAttr){.value = 0.6}, LOC);
+}
+
 static int cast_f32(IrGraph *g, const int *x) { return ir_build(g, OP_CAST, x, 1, &(IrAttr){.dtype = F}, LOC); }
 
 #define U(nm, OPX, ...) {.name = nm, .op = OPX, .how = BUILD, .nin = 1, .dt = {F}, .sh = {SH(2, 3, 4)}, __VA_ARGS__}
@@ -237,6 +247,9 @@ static const GradCase cases[] = {
      .ihi = 5},
     {.name = "cross_entropy_1d", .op = OP_CROSS_ENTROPY, .how = BUILD, .nin = 2, .dt = {F, I}, .sh = {SH(1, 6), SCALAR},
      .ihi = 6},
+    /* fused attention: q [2, 2, 4, 3], k, v [2, 2, 5, 3] */
+    {.name = "attention", .op = OP_ATTENTION, .how = CUSTOM, .nin = 3, .dt = {F, F, F},
+     .sh = {SH(4, 2, 2, 4, 3), SH(4, 2, 2, 5, 3), SH(4, 2, 2, 5, 3)}, .fn = attention_masked},
     /* graphs: fan-out summation, a chain through several rules */
     {.name = "fan_out", .op = OP_MUL, .how = CUSTOM, .nin = 1, .dt = {F}, .sh = {SH(2, 3, 4)}, .fn = fan_out},
     {.name = "small_mlp", .op = OP_LAYER_NORM, .how = CUSTOM, .nin = 4, .dt = {F, F, F, F},
@@ -880,6 +893,25 @@ START_TEST(test_grad_pass_errors) {
 }
 END_TEST
 
+/* attention_backward has no rule of its own (no second derivatives). */
+START_TEST(test_missing_rule_attention) {
+  IrGraph *g = ir_graph_new("second_order_attention");
+  IrShape qs = SH(3, 2, 3, 4), ms = SH(2, 3, 3), ys = SH(3, 2, 3, 5);
+  int q = ir_input(g, "q", F, qs, LOC), mask = ir_input(g, "mask", I, ms, LOC);
+  int dy = ir_input(g, "dy", F, ys, LOC);
+  int y = ir_build(g, OP_ATTENTION, (int[]){q, q, q, mask}, 4, &(IrAttr){.value = 1}, LOC);
+  int line = __LINE__ + 1;
+  int gr = ir_build(g, OP_ATTENTION_BACKWARD, (int[]){q, q, q, mask, y, dy}, 6, &(IrAttr){.value = 1}, LOC);
+  int loss = sum_all(g, gr), grad = -7;
+  ck_assert_msg(loss >= 0, "%s", g->error);
+  ck_assert_int_eq(ad_gradients(g, loss, &q, 1, &grad), -1);
+  ck_assert_msg(strstr(g->error, "attention_backward:") == g->error, "%s", g->error);
+  ck_assert_int_eq(g->error_loc.line, line);
+  ck_assert_int_eq(grad, -7);
+  ir_graph_free(g);
+}
+END_TEST
+
 /* ---- coverage ---- */
 
 static const char *const backward_rule[] = {
@@ -905,6 +937,7 @@ START_TEST(test_every_op_covered) {
   none[OP_PARAM] = none[OP_STATE] = true; /* test_grad_pass */
   bool missing[OP_COUNT] = {false};
   missing[OP_CONV2D_BACKWARD_WEIGHT] = missing[OP_GATHER_BACKWARD] = true; /* test_missing_rule */
+  missing[OP_ATTENTION_BACKWARD] = true; /* test_missing_rule_attention */
   for (int op = 0; op < OP_COUNT; op++) {
     const char *rule = backward_rule[op], *name = ir_op_name((IrOp)op);
     if (!strcmp(rule, "none")) ck_assert_msg(none[op], "no test that %s passes no gradient", name);
@@ -925,6 +958,7 @@ int main(void) {
   tcase_add_test(rules, test_straight_through_hard_gets_none);
   tcase_add_loop_test(rules, test_none_ops, 0, NNONE);
   tcase_add_test(rules, test_missing_rule);
+  tcase_add_test(rules, test_missing_rule_attention);
   tcase_add_test(rules, test_ties);
   suite_add_tcase(s, rules);
   TCase *driver = tcase_create("driver");

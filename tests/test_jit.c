@@ -61,7 +61,7 @@ typedef struct {
   IrOp op;
   IrAttr attr;
   int nin;
-  In in[3];
+  In in[4];
   bool exact;
 } OpCase;
 
@@ -195,6 +195,12 @@ static const OpCase cases[] = {
     {"layer_norm_2d", OP_LAYER_NORM, {.eps = 1e-6f}, 3, {F(JC_NORMAL, 2, 5, 6), F(JC_NORMAL, 1, 6), F(JC_NORMAL, 1, 6)}, false},
     {"cross_entropy", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(JC_NORMAL, 3, 3, 4, 70), I(JC_INDEX, 70, 2, 3, 4)}, false},
     {"cross_entropy_1d", OP_CROSS_ENTROPY, NO_ATTR, 2, {F(JC_NORMAL, 2, 5, 7), I(JC_INDEX, 7, 1, 5)}, false},
+    /* fused attention (q, k, v, mask): the GPT's tiny shape, and odd sizes under a random mask */
+    {"attention_tiny", OP_ATTENTION, {.value = 0.25}, 4,
+     {F(JC_NORMAL, 4, 4, 2, 23, 16), F(JC_NORMAL, 4, 4, 2, 23, 16), F(JC_NORMAL, 4, 4, 2, 23, 16), I(JC_BOOL, 0, 2, 23, 23)},
+     false},
+    {"attention_odd", OP_ATTENTION, {.value = 0.4}, 4,
+     {F(JC_NORMAL, 3, 5, 9, 5), F(JC_NORMAL, 3, 5, 40, 5), F(JC_NORMAL, 3, 5, 40, 5), I(JC_BOOL, 0, 2, 9, 40)}, false},
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -222,11 +228,35 @@ END_TEST
 
 static bool tested[OP_COUNT];
 
+/* attention_backward: its inputs y = attention(q, k, v, mask) and a random
+ * gradient of y, in one graph, against the reference executor (which
+ * recomputes everything from q, k and v). */
+START_TEST(test_attention_backward) {
+  IrGraph *g = ir_graph_new("attention_backward");
+  IrShape qs = SH(4, 2, 3, 11, 8), ks = SH(4, 2, 3, 19, 8), ms = SH(2, 11, 19), ys = SH(4, 2, 3, 11, 9);
+  int q = ir_input(g, "q", IR_F32, qs, LOC), k = ir_input(g, "k", IR_F32, ks, LOC), v = ir_input(g, "v", IR_F32, ks, LOC);
+  int mask = ir_input(g, "mask", IR_I32, ms, LOC), dy = ir_input(g, "dy", IR_F32, ys, LOC);
+  IrAttr a = {.value = 0.35};
+  int y = ir_build(g, OP_ATTENTION, (int[]){q, k, v, mask}, 4, &a, LOC);
+  int gr = ir_build(g, OP_ATTENTION_BACKWARD, (int[]){q, k, v, mask, y, dy}, 6, &a, LOC);
+  ck_assert_msg(gr >= 0, "%s", g->error);
+  ir_set_outputs(g, &gr, NULL, 1);
+  RtTensor *in[5] = {jc_make(IR_F32, &qs, JC_NORMAL, 0), jc_make(IR_F32, &ks, JC_NORMAL, 0),
+                     jc_make(IR_F32, &ks, JC_NORMAL, 0), jc_make(IR_I32, &ms, JC_BOOL, 0), jc_make(IR_F32, &ys, JC_NORMAL, 0)};
+  for (int i = 0; i < 11; i++) rt_i32(in[3])[i * 19 + i] = 1; /* every row sees a key */
+  JcCheck chk = {.tol = 1e-5};
+  jc_check_plan(g, NULL, in, NULL, &chk);
+  free_all(in, 5);
+  ir_graph_free(g);
+}
+END_TEST
+
 START_TEST(test_all_ops_covered) {
   for (int i = 0; i < NCASES; i++) tested[cases[i].op] = true;
   tested[OP_INPUT] = true; /* every case */
   tested[OP_PARAM] = true; /* test_updates, the models */
   tested[OP_STATE] = true; /* test_updates */
+  tested[OP_ATTENTION_BACKWARD] = true; /* test_attention_backward */
   for (int op = 0; op < OP_COUNT; op++) ck_assert_msg(tested[op], "no JIT test for %s", ir_op_name((IrOp)op));
 }
 END_TEST
@@ -1213,6 +1243,7 @@ Suite *jit_suite(void) {
   TCase *t = tcase_create("ops");
   tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_add_loop_test(t, test_op_case, 0, NCASES);
+  tcase_add_test(t, test_attention_backward);
   tcase_add_test(t, test_all_ops_covered);
   suite_add_tcase(s, t);
   t = tcase_create("fused");

@@ -123,6 +123,11 @@ static const OpCase cases[] = {
     {"onehot_last", OP_ONEHOT, 1, {.axis = 2, .depth = 5}},
     {"onehot_ax0", OP_ONEHOT, 1, {.axis = 0, .depth = 5}},
     /* matmul */
+    /* fused attention (tests/fixtures/ref_ops.py: PyTorch in float64) */
+    {"attention", OP_ATTENTION, 4, {.value = 0.35}},
+    {"attention_backward", OP_ATTENTION_BACKWARD, 6, {.value = 0.35}},
+    {"attention_random", OP_ATTENTION, 4, {.value = 0.5}},
+    {"attention_random_backward", OP_ATTENTION_BACKWARD, 6, {.value = 0.5}},
     {"matmul", OP_MATMUL, 2, NO_ATTR},
     {"matmul_ta", OP_MATMUL, 2, {.trans_a = 1}},
     {"matmul_tb", OP_MATMUL, 2, {.trans_b = 1}},

@@ -30,6 +30,8 @@ typedef struct {
 #define IN1(t0, s0) .nin = 1, .dt = {t0}, .sh = {s0}
 #define IN2(t0, s0, t1, s1) .nin = 2, .dt = {t0, t1}, .sh = {s0, s1}
 #define IN3(t0, s0, t1, s1, t2, s2) .nin = 3, .dt = {t0, t1, t2}, .sh = {s0, s1, s2}
+#define IN4(t0, s0, t1, s1, t2, s2, t3, s3) .nin = 4, .dt = {t0, t1, t2, t3}, .sh = {s0, s1, s2, s3}
+#define IN6(s0, s1, s3, s4) .nin = 6, .dt = {F, F, F, I, F, F}, .sh = {s0, s1, s1, s3, s4, s4}
 #define A(...) .attr = {__VA_ARGS__}
 #define OK(OPX, WDT, WSH, ...) {.line = __LINE__, .op = OPX, .want_dt = WDT, .want = WSH, __VA_ARGS__}
 #define BAD(OPX, MSG, ...) {.line = __LINE__, .op = OPX, .err = MSG, __VA_ARGS__}
@@ -276,6 +278,24 @@ static const Case cases[] = {
         A(.groups = 1, .eps = -1)),
     BAD(OP_GROUP_NORM, "group_norm: input must be [N, C, ...], got [6]",
         IN3(F, SH(6), F, SH(6), F, SH(6)), A(.groups = 1)),
+    OK(OP_ATTENTION, F, SH(2, 3, 5, 9), IN4(F, SH(2, 3, 5, 8), F, SH(2, 3, 7, 8), F, SH(2, 3, 7, 8), I, SH(5, 7)),
+       A(.value = 0.5)),
+    OK(OP_ATTENTION, F, SH(4, 1, 33), IN4(F, SH(4, 1, 32), F, SH(4, 9, 32), F, SH(4, 9, 32), I, SH(1, 9))),
+    BAD(OP_ATTENTION, "attention: the mask [7, 5] must be [n, m] = [5, 7]",
+        IN4(F, SH(2, 5, 8), F, SH(2, 7, 8), F, SH(2, 7, 8), I, SH(7, 5))),
+    BAD(OP_ATTENTION, "attention: v [2, 7, 4] must have k's shape [2, 7, 8]",
+        IN4(F, SH(2, 5, 8), F, SH(2, 7, 8), F, SH(2, 7, 4), I, SH(5, 7))),
+    BAD(OP_ATTENTION, "attention: leading dimensions differ: q [2, 5, 8], k [3, 7, 8]",
+        IN4(F, SH(2, 5, 8), F, SH(3, 7, 8), F, SH(3, 7, 8), I, SH(5, 7))),
+    BAD(OP_ATTENTION, "attention: the mask must be i32, got f32",
+        IN4(F, SH(2, 5, 8), F, SH(2, 7, 8), F, SH(2, 7, 8), F, SH(5, 7))),
+    BAD(OP_ATTENTION, "attention: q must have rank >= 3, got [5, 8]",
+        IN4(F, SH(5, 8), F, SH(7, 8), F, SH(7, 8), I, SH(5, 7))),
+    BAD(OP_ATTENTION, "attention: scale must be finite", IN4(F, SH(1, 5, 8), F, SH(1, 7, 8), F, SH(1, 7, 8), I, SH(5, 7)),
+        A(.value = 1.0 / 0.0)),
+    OK(OP_ATTENTION_BACKWARD, F, SH(2, 3, 19, 8), IN6(SH(2, 3, 5, 8), SH(2, 3, 7, 8), SH(5, 7), SH(2, 3, 5, 9))),
+    BAD(OP_ATTENTION_BACKWARD, "attention_backward: the output [2, 3, 5, 8] must be attention's output shape [2, 3, 5, 9]",
+        IN6(SH(2, 3, 5, 8), SH(2, 3, 7, 8), SH(5, 7), SH(2, 3, 5, 8))),
     OK(OP_LAYER_NORM, F, SH(2, 5, 8), IN3(F, SH(2, 5, 8), F, SH(8), F, SH(8)), A(.eps = 1e-5f)),
     BAD(OP_LAYER_NORM, "layer_norm: beta must be [8], got [5]", IN3(F, SH(2, 5, 8), F, SH(8), F, SH(5))),
     BAD(OP_LAYER_NORM, "layer_norm: the input must be f32, got i32", IN3(I, SH(2, 8), F, SH(8), F, SH(8))),

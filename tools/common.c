@@ -7,6 +7,7 @@
 
 #include "codegen/llvm/jit_program.h"
 #include "ir/ref/ref_program.h"
+#include "passes/attention.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
 #include "passes/simplify.h"
@@ -33,6 +34,21 @@ IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a) {
   if (!g) {
     fputs(err ? err : "dalc: error: could not lower the entry\n", stderr);
     free(err);
+    return NULL;
+  }
+  /* the attention rule rewrites the traced graph, before any gradient */
+  if (a->fuse.enabled && fuse_rule_on(&a->fuse, FUSE_RULE_ATTENTION)) {
+    int fused = 0;
+    t0 = pass_now();
+    if (pass_attention_fuse(g, &fused, a->explain_fusion ? stderr : NULL)) {
+      cli_graph_error(g);
+      ir_graph_free(g);
+      return NULL;
+    }
+    if (a->times) pass_times_add(a->times, "pass attention", pass_now() - t0);
+    if (a->stats && fused)
+      fprintf(stderr, "attention: %s: %d attention pattern%s fused (rule 'attention')\n", g->name, fused,
+              fused == 1 ? "" : "s");
   }
   return g;
 }

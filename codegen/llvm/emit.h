@@ -9,6 +9,7 @@
  *   emit_rows.c    reduce, softmax, layer/group norm, cross-entropy kernels
  *   emit_conv.c    im2col, pack, col2im values, scatter-add, gumbel
  *   emit_winograd.c  Winograd F(2x2,3x3) weight, input and output transforms
+ *   emit_attention.c attention and its backward: calls into runtime/sched/attention.h
  */
 #ifndef DAL_CODEGEN_LLVM_EMIT_H
 #define DAL_CODEGEN_LLVM_EMIT_H
@@ -148,6 +149,9 @@ void em_kernel_pack(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_col2im(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_scatter_add(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+
+/* ---- emit_attention.c ---- */
+void em_kernel_attention(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- emit_winograd.c ---- */
 void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);

@@ -73,7 +73,7 @@ static LLVMValueRef unary_f32(Emit *E, IrOp op, LLVMValueRef x) {
   case OP_LOG_SOFTMAX: case OP_RESHAPE: case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT:
   case OP_GATHER: case OP_GATHER_BACKWARD: case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D:
   case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
-  case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   em_fail(E, "no f32 code for %s", ir_op_name(op));
   return x;
@@ -143,7 +143,7 @@ static LLVMValueRef binary(Emit *E, int v, LLVMValueRef a, LLVMValueRef b) {
   case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX: case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_RESHAPE:
   case OP_PERMUTE: case OP_BROADCAST: case OP_SLICE: case OP_CONCAT: case OP_GATHER: case OP_GATHER_BACKWARD:
   case OP_ONEHOT: case OP_MATMUL: case OP_CONV2D: case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT:
-  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_GROUP_NORM: case OP_LAYER_NORM: case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   em_fail(E, "no binary code for %s", ir_op_name(nd->op));
   return a;
@@ -292,7 +292,7 @@ static LLVMValueRef eval_op(Emit *E, int v, const Idx *I) {
   case OP_NE: case OP_WHERE: case OP_STRAIGHT_THROUGH: case OP_SUM: case OP_REDUCE_MAX: case OP_ARGMAX:
   case OP_SOFTMAX: case OP_LOG_SOFTMAX: case OP_GATHER_BACKWARD: case OP_MATMUL: case OP_CONV2D:
   case OP_CONV_TRANSPOSE2D: case OP_CONV2D_BACKWARD_WEIGHT: case OP_GROUP_NORM: case OP_LAYER_NORM:
-  case OP_CROSS_ENTROPY: case OP_COUNT: break;
+  case OP_CROSS_ENTROPY: case OP_ATTENTION: case OP_ATTENTION_BACKWARD: case OP_COUNT: break;
   }
   em_fail(E, "kernel %s: %%%d (%s) cannot be computed elementally", E->k->name, v, ir_op_name(nd->op));
   return LLVMConstNull(em_type_of(E, v));

@@ -14,6 +14,7 @@
 
 #include "codegen/llvm/session.h"
 #include "runtime/core/rng.h"
+#include "runtime/sched/attention.h"
 
 int cg_llvm_err(RtErr *e, LLVMErrorRef err, const char *what) {
   char *msg = LLVMGetErrorMessage(err);
@@ -54,6 +55,8 @@ static int define_helpers(CgSession *s, RtErr *e) {
   } helper[] = {
       {"pow", (uintptr_t)&pow},
       {"rt_gumbel_fill_range", (uintptr_t)&rt_gumbel_fill_range},
+      {"rt_attn_forward", (uintptr_t)&rt_attn_forward},
+      {"rt_attn_backward", (uintptr_t)&rt_attn_backward},
       {"memcpy", (uintptr_t)&memcpy},
       {"memmove", (uintptr_t)&memmove},
       {"memset", (uintptr_t)&memset},

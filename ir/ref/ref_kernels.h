@@ -120,4 +120,18 @@ void ref_layer_norm(float *out, const float *x, const float *gamma, const float 
  * target (R). Returns the first r whose target is outside [0, V), else -1. */
 int64_t ref_cross_entropy(float *out, const float *logits, const int32_t *target, int64_t R, int64_t V);
 
+/* ---- ref_attention.c ---- */
+
+/* For each of B items: y [n, d + 1] from q [n, d], k, v [m, d], mask [n, m]
+ * (shared): y[i, :d] = softmax_j(where(mask, scale q k^T, -inf))[i] v and
+ * y[i, d] = the row's log-sum-exp (-inf, with NaN outputs, for a row that
+ * sees no key). */
+void ref_attention(float *y, const float *q, const float *k, const float *v, const int32_t *mask, int64_t B, int64_t n,
+                   int64_t m, int64_t d, double scale);
+/* grad [B, n + 2m, d] (dq, dk, dv stacked) of sum(y * dy), y as above, dy
+ * [B, n, d + 1] (its last column is the log-sum-exp's gradient). Computed
+ * from q, k, v alone; a row that sees no key contributes nothing. */
+void ref_attention_backward(float *grad, const float *q, const float *k, const float *v, const int32_t *mask,
+                            const float *dy, int64_t B, int64_t n, int64_t m, int64_t d, double scale);
+
 #endif

@@ -13,7 +13,7 @@ expect_ok() {
   what=$1; shift
   if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$what: exit $?"; cat "$tmp/err"; fi
 }
-switches="elementwise recompute siblings reduce-prologue reduce-epilogue two-pass epilogue in-place"
+switches="elementwise recompute siblings reduce-prologue reduce-epilogue two-pass epilogue in-place attention"
 
 # ---- the table ----
 expect_ok "dalc fuse-rules" "$dalc" fuse-rules

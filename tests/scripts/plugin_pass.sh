@@ -130,7 +130,7 @@ list="$dalc passes"
 expect_error "missing plugin" "error: cannot read plugin '$tmp/none.so': No such file or directory" $list --plugin="$tmp/none.so"
 expect_error "not a shared object" "error: cannot load plugin '$tmp/text.so': .*text.so: .*" $list --plugin="$tmp/text.so"
 expect_error "no dal_plugin symbol" "is not a dal plugin: it defines no 'dal_plugin' symbol" $list --plugin="$tmp/nosym.so"
-expect_error "another API version" "was built for plugin API version 42, this dalc has version 1: rebuild it" \
+expect_error "another API version" "was built for plugin API version 43, this dalc has version 2: rebuild it" \
   $list --plugin="$tmp/oldapi.so"
 expect_error "a built-in's name" "failed to initialise: a pass named 'dce' is already registered" \
   $list --plugin="$tmp/reg_dce.so"
