@@ -29,6 +29,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
                             "epilogue"},
     [FUSE_RULE_IN_PLACE] = {"in-place", true, true,
                             "(codegen) an elementwise kernel stores an output over an input that dies there"},
+    [FUSE_RULE_REMAT] = {"remat", true, true,
+                         "(training steps) cheap values (norms, activations) are recomputed after the memory peak "
+                         "instead of kept across it, when that lowers the planned peak (passes/remat.c)"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,
@@ -109,11 +112,11 @@ int fuse_rule_apply(FuseOptions *o, const char *spec, char *err, size_t size) {
       t.rules_on &= ~bit;
       if (r == FUSE_RULE_TWO_PASS) t.single_pass = true;
     } else {
-      if (!t.enabled && r != FUSE_RULE_IN_PLACE) {
+      if (!t.enabled && r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT) {
         /* after -fno-fuse: fusion again, with this switch alone */
         t.enabled = true;
         for (int k = 0; k < FUSE_RULE_NSWITCH; k++)
-          if (k != FUSE_RULE_IN_PLACE) t.rules_off |= 1u << k;
+          if (k != FUSE_RULE_IN_PLACE && k != FUSE_RULE_REMAT) t.rules_off |= 1u << k;
       }
       t.rules_off &= ~bit;
       t.rules_on |= bit;
