@@ -172,6 +172,18 @@ static bool collect(Scan *sc, int v, int late, bool top) {
   return true;
 }
 
+/* The first step after the peak that reads v; -1 if none does, or if a
+ * reader runs at the peak itself (v is live there whatever happens). */
+static int late_step(const Scan *sc, int v) {
+  int pk = sc->p->peak, late = -1;
+  for (int k = sc->u.first[v]; k < sc->u.first[v + 1]; k++) {
+    int s = sc->p->step_of[sc->u.user[k]];
+    if (s == pk) return -1;
+    if (s > pk && (late < 0 || s < late)) late = s;
+  }
+  return late;
+}
+
 typedef struct {
   int node;
   int64_t bytes;
@@ -197,14 +209,8 @@ static int candidates(const IrGraph *g, const Planned *p, Candidate *cand) {
     const MemBuffer *mb = &p->b.buf[i];
     int v = p->b.node[i];
     if (mb->pinned || mb->first >= pk || mb->last <= pk || !cheap(g->node[v].op) || sc.kept[v]) continue;
-    int late = -1;
-    bool ok = true;
-    for (int k = sc.u.first[v]; k < sc.u.first[v + 1] && ok; k++) {
-      int s = p->step_of[sc.u.user[k]];
-      if (s == pk) ok = false;
-      else if (s > pk && (late < 0 || s < late)) late = s;
-    }
-    if (!ok || late < 0) continue;
+    int late = late_step(&sc, v);
+    if (late < 0) continue;
     sc.nrecipe = sc.nnorm = 0;
     if (collect(&sc, v, late, true)) cand[n++] = (Candidate){v, mb->bytes};
     memset(sc.in_recipe, 0, (size_t)g->n);
@@ -321,11 +327,7 @@ static void mark(const IrGraph *g, const Planned *p, const Candidate *cand, int 
   memset(redo, 0, (size_t)g->n);
   memset(part, 0, (size_t)g->n);
   for (int i = from; i < to; i++) {
-    int v = cand[i].node, late = -1;
-    for (int k = sc.u.first[v]; k < sc.u.first[v + 1]; k++) {
-      int s = p->step_of[sc.u.user[k]];
-      if (s > p->peak && (late < 0 || s < late)) late = s;
-    }
+    int v = cand[i].node, late = late_step(&sc, v);
     sc.nrecipe = sc.nnorm = 0;
     collect(&sc, v, late, true);
     redo[v] = 1;

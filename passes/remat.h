@@ -39,8 +39,8 @@ typedef struct {
 /* Rematerialises g as described above, planning under fusion options fo
  * (NULL: the defaults). Does nothing when fusion is off (fo->enabled
  * false), or when g has no value worth recomputing. st (may be NULL)
- * receives what it did. Returns 0, or -1 with the reason in g->error (then
- * g is as it was). */
+ * receives what it did. Returns 0, or -1 with the reason in g->error (g is
+ * then a valid graph that keeps the rewrites made before the failure). */
 int pass_remat_opts(IrGraph *g, const FuseOptions *fo, PassRematStats *st);
 
 /* The pass "remat" of the registry: pass_remat_opts with the default fusion
