@@ -9,8 +9,9 @@
  * ("late"), and its recipe (the value and the cheap nodes it is made of,
  * back to leaves or to values still live at its first late reader anyway)
  * is small. Then rewrite a copy of g so that every late reader of a listed
- * value reads a copy of its recipe, built (once per value) just before the
- * first such reader, and plan the copy: it is kept if its peak is lower.
+ * value reads a copy of its recipe, built just before the reader (readers
+ * a few kernel steps apart share one copy), and plan the rewritten graph:
+ * it is kept if its peak is lower.
  * All the listed values are tried at once, then one at a time from the
  * largest, until one lowers the peak; the rounds repeat on the new peak.
  */
@@ -26,6 +27,7 @@
 #define REMAT_MAX_RECIPE 12  /* nodes one value's recipe may hold */
 #define REMAT_MAX_NORMS 2    /* norms one recipe may hold */
 #define REMAT_MAX_TRIES 8    /* single values tried when the batch does not lower the peak */
+#define REMAT_SHARE_STEPS 4  /* late readers this many kernel steps apart share one copy */
 
 /* A graph planned: its buffers with kernel steps, and the peak. */
 typedef struct {
@@ -103,7 +105,7 @@ static int plan_graph(IrGraph *g, const FuseOptions *fo, Planned *p) {
 static bool cheap(IrOp op) {
   if (op == OP_GROUP_NORM || op == OP_LAYER_NORM) return true;
   if (ir_op_is_leaf(op)) return false;
-  if (op == OP_RESHAPE || op == OP_PERMUTE || op == OP_BROADCAST || op == OP_SLICE) return true;
+  if (op == OP_RESHAPE || op == OP_PERMUTE || op == OP_BROADCAST || op == OP_SLICE || op == OP_IOTA) return true;
   return ir_op_pattern(op) == PAT_ELEMWISE;
 }
 
@@ -228,21 +230,26 @@ typedef struct {
   const Planned *p;
   const char *redo;  /* [src n] values whose late readers read a copy */
   const char *part;  /* [src n] nodes copied into those copies (redo included) */
-  int *copy;         /* [src n] the dst id of a node's copy, -1 until built */
+  int *copy;         /* [src n] the dst id of a node's latest copy, -1 until built */
+  int *copy_step;    /* [src n] the step of the reader that copy was built for */
   int added;
   int64_t flops;
 } Rewrite;
 
-/* The dst id of the copy of src node v (built now if it is not yet). */
-static int copy_of(PassRewrite *rw, Rewrite *r, int v) {
+/* The dst id of the copy of src node v for a reader at step 'step': the
+ * latest copy if it was built for a reader at most REMAT_SHARE_STEPS
+ * steps away (so readers close together share one recomputation), else a new
+ * one (so a copy never lives across a long stretch of the step again). */
+static int copy_of(PassRewrite *rw, Rewrite *r, int v, int step) {
   if (!r->part[v]) return rw->map[v];
-  if (r->copy[v] >= 0) return r->copy[v];
+  if (r->copy[v] >= 0 && abs(step - r->copy_step[v]) <= REMAT_SHARE_STEPS) return r->copy[v];
   IrNode n = rw->src->node[v];
   for (int k = 0; k < n.nin; k++)
-    if ((n.in[k] = copy_of(rw, r, n.in[k])) < 0) return -1;
+    if ((n.in[k] = copy_of(rw, r, n.in[k], step)) < 0) return -1;
   int id = ir_build(rw->dst, n.op, n.in, n.nin, &n.attr, n.loc);
   if (id >= 0) {
     r->copy[v] = id;
+    r->copy_step[v] = step;
     r->added++;
     r->flops += node_flops(&n);
   }
@@ -264,7 +271,7 @@ static int walk_node(PassRewrite *rw, const IrNode *n, void *ctx) {
   IrNode m = *n;
   if (r->p->step_of[v] > r->p->peak)
     for (int k = 0; k < m.nin; k++)
-      if (r->redo[src->in[k]] && (m.in[k] = copy_of(rw, r, src->in[k])) < 0) return -1;
+      if (r->redo[src->in[k]] && (m.in[k] = copy_of(rw, r, src->in[k], r->p->step_of[v])) < 0) return -1;
   return pass_rw_copy(rw, &m);
 }
 
@@ -302,10 +309,12 @@ static IrGraph *rewritten(IrGraph *g, const Planned *p, const char *redo, const 
   }
   Rewrite r = {.p = p, .redo = redo, .part = part};
   r.copy = malloc(((size_t)g->n + 1) * sizeof *r.copy);
-  for (int v = 0; v < g->n; v++) r.copy[v] = -1;
+  r.copy_step = malloc(((size_t)g->n + 1) * sizeof *r.copy_step);
+  for (int v = 0; v < g->n; v++) r.copy[v] = r.copy_step[v] = -1;
   Walk w = {&r, 0};
   int rc = pass_rewrite(t, "remat", walk_node, &w);
   free(r.copy);
+  free(r.copy_step);
   if (rc == 0) rc = pass_dce(t);
   if (rc) {
     snprintf(g->error, sizeof g->error, "%s", t->error);
