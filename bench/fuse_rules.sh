@@ -10,7 +10,7 @@
 # with the steps interleaved (`bench --compare`, runtime/exe/exe_bench_compare.c):
 #   dalc run models/M.dal --config C -- bench --json --steps N --warmup W INPUTS --compare VARIANTS
 # The variants: the default, all fusion off (-fno-fuse), then each major
-# switch off alone (--fuse-rule=-NAME: epilogue, in-place, elementwise,
+# switch off alone (--fuse-rule=-NAME: epilogue, in-place, remat, elementwise,
 # reduce-prologue, reduce-epilogue, two-pass, siblings, recompute; `dalc
 # fuse-rules` says what each does), then each --extra FLAGS (e.g. another
 # helper's -fconv=im2col). The table: ms/step median (min-max over the
@@ -80,7 +80,7 @@ EOF
 }
 
 set -- "" "-fno-fuse"
-for r in epilogue in-place elementwise reduce-prologue reduce-epilogue two-pass siblings recompute; do
+for r in epilogue in-place remat elementwise reduce-prologue reduce-epilogue two-pass siblings recompute; do
   set -- "$@" "--fuse-rule=-$r"
 done
 while IFS= read -r x; do set -- "$@" "$x"; done < "$extra_file"

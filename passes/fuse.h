@@ -71,6 +71,7 @@ typedef enum {
   FUSE_RULE_EPILOGUE,        /* matmul, conv, norms, gumbel take an elementwise epilogue */
   FUSE_RULE_IN_PLACE,        /* (codegen) an output stored over an input that dies there */
   FUSE_RULE_ATTENTION,       /* (graph rewrite, passes/attention.h) matmul-softmax-matmul as one attention op */
+  FUSE_RULE_REMAT,           /* (pass remat) cheap values recomputed after the memory peak */
   FUSE_RULE_NSWITCH,         /* the constraints follow */
   FUSE_RULE_NO_DUPLICATION = FUSE_RULE_NSWITCH, /* one group computes each node */
   FUSE_RULE_OPAQUE_OPERANDS, /* an opaque op reads its operands from memory */

@@ -32,6 +32,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
     [FUSE_RULE_ATTENTION] = {"attention", true, true,
                              "(graph rewrite before autodiff) softmax(masked scaled q k^T) v becomes one tiled "
                              "attention op that skips masked key blocks and keeps no score matrix"},
+    [FUSE_RULE_REMAT] = {"remat", true, true,
+                         "(training steps) cheap values (norms, activations) are recomputed after the memory peak "
+                         "instead of kept across it, when that lowers the planned peak (passes/remat.c)"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,
@@ -112,11 +115,11 @@ int fuse_rule_apply(FuseOptions *o, const char *spec, char *err, size_t size) {
       t.rules_on &= ~bit;
       if (r == FUSE_RULE_TWO_PASS) t.single_pass = true;
     } else {
-      if (!t.enabled && r != FUSE_RULE_IN_PLACE) {
+      if (!t.enabled && r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT) {
         /* after -fno-fuse: fusion again, with this switch alone */
         t.enabled = true;
         for (int k = 0; k < FUSE_RULE_NSWITCH; k++)
-          if (k != FUSE_RULE_IN_PLACE) t.rules_off |= 1u << k;
+          if (k != FUSE_RULE_IN_PLACE && k != FUSE_RULE_REMAT) t.rules_off |= 1u << k;
       }
       t.rules_off &= ~bit;
       t.rules_on |= bit;

@@ -7,6 +7,7 @@
 
 #include "passes/autodiff.h"
 #include "passes/passes.h"
+#include "passes/remat.h"
 #include "passes/simplify.h"
 
 /* The built-ins first, in this order; pass_register appends after them. */
@@ -17,6 +18,8 @@ static const Pass builtin[] = {
     {"cse", "merge nodes with the same op, attributes and inputs", pass_cse},
     {"fold", "evaluate ops over constants into constant splats", pass_fold},
     {"algebra", "apply algebraic identities (x*1, x+0, permute/reshape chains...)", pass_algebra},
+    {"remat", "recompute cheap values after the memory peak instead of keeping them, where that lowers the peak",
+     pass_remat},
 };
 #define NBUILTIN ((int)(sizeof builtin / sizeof builtin[0]))
 

@@ -61,6 +61,10 @@ IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a);
 /* Runs the pipeline (--passes or the default) with --stats, --time-passes
  * and --print-after as asked. Returns 0 or -1 (g->error). */
 int cli_run_passes(IrGraph *g, const DalcArgs *a);
+/* Without --passes, a training step's remat pass (passes/remat.h) under
+ * a's fusion options, unless --fuse-rule=-remat or -fno-fuse; its line to
+ * stats if not NULL. Returns 0 or -1 (g->error). */
+int cli_remat(IrGraph *g, const DalcArgs *a, FILE *stats);
 /* A program of graphs[0..n) (taken over) on the chosen backend: JIT'd
  * native code, or the reference executor with --backend=ref. */
 RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a);

@@ -28,6 +28,7 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
   }
   PassRunOptions ro = {.stats = stdout, .times = a->times};
   if (pass_run_pipeline_opts(g, a->passes ? a->passes : CLI_DEFAULT_PASSES, &ro)) goto fail;
+  if (cli_remat(g, a, stdout)) goto fail;
   FuseOptions fo = a->fuse;
   plan = fuse_plan(g, &fo);
   RtErr e;

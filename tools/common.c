@@ -10,6 +10,7 @@
 #include "passes/attention.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
+#include "passes/remat.h"
 #include "passes/simplify.h"
 #include "tools/cli.h"
 
@@ -55,7 +56,18 @@ IrGraph *cli_lower_entry(FeProgram *p, int i, const DalcArgs *a) {
 
 int cli_run_passes(IrGraph *g, const DalcArgs *a) {
   PassRunOptions o = {.stats = a->stats ? stderr : NULL, .times = a->times, .print_after = a->print_after};
-  return pass_run_pipeline_opts(g, a->passes ? a->passes : CLI_DEFAULT_PASSES, &o);
+  if (pass_run_pipeline_opts(g, a->passes ? a->passes : CLI_DEFAULT_PASSES, &o)) return -1;
+  return cli_remat(g, a, a->stats ? stderr : NULL);
+}
+
+int cli_remat(IrGraph *g, const DalcArgs *a, FILE *stats) {
+  if (a->passes || !g->train || !a->fuse.enabled || !fuse_rule_on(&a->fuse, FUSE_RULE_REMAT)) return 0;
+  PassRematStats st;
+  double t0 = pass_now();
+  if (pass_remat_opts(g, &a->fuse, &st)) return -1;
+  if (a->times) pass_times_add(a->times, "pass remat", pass_now() - t0);
+  if (stats) pass_remat_print(&st, stats);
+  return 0;
 }
 
 /* g after the graph passes if rc (what came before) is 0; else, or if a

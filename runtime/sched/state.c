@@ -1,8 +1,11 @@
 /* state.c — a program's persistent tensors from their rows (see state.h). */
 #include "runtime/sched/state.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam, int *nsaved, RtErr *e) {
   *nparam = 0;
@@ -48,11 +51,32 @@ int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char
   return 0;
 }
 
+/* Zeroes n bytes at p. On Linux the whole pages inside a large block are
+ * handed back instead (MADV_DONTNEED on private anonymous memory: they read
+ * as zeros and take no memory until written), so state that a run never
+ * writes (a KV cache while training) stays out of the resident set, and
+ * state that is written (AdamW's moments) becomes resident only then. */
+static void zero_lazily(void *p, size_t n) {
+#ifdef MADV_DONTNEED
+  long page = sysconf(_SC_PAGESIZE);
+  if (page > 0 && n >= 64 * (size_t)page) {
+    uintptr_t a = (uintptr_t)p, lo = (a + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page,
+              hi = (a + n) / (uintptr_t)page * (uintptr_t)page;
+    if (hi > lo && madvise((void *)lo, hi - lo, MADV_DONTNEED) == 0) {
+      memset(p, 0, lo - a);
+      memset((void *)hi, 0, a + n - hi);
+      return;
+    }
+  }
+#endif
+  memset(p, 0, n);
+}
+
 void rt_state_init(RtTensorList *state, const RtStateSpec *st, int n, uint64_t seed) {
   for (int i = 0; i < n && i < state->n; i++) {
     const RtStateSpec *s = &st[i];
     RtTensor *t = state->tensor[i];
     if (s->param) rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, seed, s->name);
-    else memset(t->data, 0, rt_tensor_bytes(t));
+    else zero_lazily(t->data, rt_tensor_bytes(t));
   }
 }

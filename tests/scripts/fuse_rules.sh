@@ -13,7 +13,7 @@ expect_ok() {
   what=$1; shift
   if "$@" >"$tmp/out" 2>"$tmp/err"; then ok; else bad "$what: exit $?"; cat "$tmp/err"; fi
 }
-switches="elementwise recompute siblings reduce-prologue reduce-epilogue two-pass epilogue in-place attention"
+switches="elementwise recompute siblings reduce-prologue reduce-epilogue two-pass epilogue in-place attention remat"
 
 # ---- the table ----
 expect_ok "dalc fuse-rules" "$dalc" fuse-rules
@@ -40,6 +40,7 @@ all=
 for r in $switches; do
   [ $r = in-place ] && continue
   all="$all${all:+,}-$r"
+  [ $r = remat ] && continue # a graph pass: fewer nodes, not more kernels
   k=$(kernels --fuse-rule=-$r)
   [ -n "$k" ] && [ "$k" -gt "$k_on" ] && [ "$k" -le "$k_off" ] && ok || bad "--fuse-rule=-$r: $k kernels (default $k_on, none $k_off)"
 done
@@ -48,6 +49,10 @@ k=$(kernels -fno-fuse --fuse-rule=+epilogue)
 [ -n "$k" ] && [ "$k" -lt "$k_off" ] && ok || bad "-fno-fuse --fuse-rule=+epilogue: $k kernels, -fno-fuse $k_off"
 [ "$(kernels --fuse-rule=-epilogue --fuse-rule=+epilogue)" = "$k_on" ] && ok || bad "+epilogue after -epilogue is not the default"
 [ "$(kernels --fuse-rule=-in-place)" = "$k_on" ] && ok || bad "in-place changed the fusion plan"
+"$dalc" models/gpt.dal --config tiny --stats --fn loss > "$tmp/remat" 2>&1
+grep -Eq '^remat: +[0-9]+ values recomputed' "$tmp/remat" && ok || bad "--stats has no remat line"
+"$dalc" models/gpt.dal --config tiny --stats --fn loss --fuse-rule=-remat > "$tmp/remat" 2>&1
+grep -q '^remat:' "$tmp/remat" && bad "--fuse-rule=-remat still runs the remat pass" || ok
 [ "$(in_place --fuse-rule=-in-place)" = 0 ] && [ "$(in_place)" -gt 0 ] && ok || bad "--fuse-rule=-in-place still writes in place"
 
 # ---- explain ----
