@@ -80,7 +80,9 @@ typedef enum {
   CG_KERNEL_GUMBEL,        /* rt_gumbel_fill_range over a block of elements per iteration */
   CG_KERNEL_WINO_WEIGHT,   /* Winograd U = G g G^T: one output channel o (all C) per iteration */
   CG_KERNEL_WINO_INPUT,    /* Winograd V = B^T d B: one (sample, channel) of the chunk per iteration */
-  CG_KERNEL_WINO_OUTPUT    /* Winograd y = A^T m A: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_OUTPUT,   /* Winograd y = A^T m A: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_DY,       /* Winograd D = A dy A^T: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_WGRAD     /* Winograd dw = G^T dU G: one output channel o (all C) per iteration */
 } CgKernelKind;
 
 /* A node whose value a kernel reads from, or writes to, kernel argument 'arg'. */
@@ -188,7 +190,10 @@ typedef struct {
    * WINO_WEIGHT: x_arg = w ([O, C, 3, 3], flipped: [C, O, 3, 3]) ->
    * dst_arg = U [16, O, C]. WINO_INPUT: x_arg = x [N, C, H, W] -> col_arg =
    * V [16, C, wino_t] (a chunk's tiles in order). WINO_OUTPUT: col_arg = M
-   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. */
+   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. The weight gradient
+   * (conv2d_backward_weight, conv its forward conv2d): WINO_INPUT as above;
+   * WINO_DY: x_arg = dy [N, O, OH, OW] -> col_arg = D [16, O, wino_t];
+   * WINO_WGRAD: x_arg = dU [16, O, C] -> dst_arg = dw [O, C, 3, 3]. */
   bool wino_flip;
   int64_t wino_t;
 } CgKernel;
@@ -204,9 +209,10 @@ CgConvAlgo cg_conv_algo(void);
 /* "im2col", "winograd" or "auto" -> *a; returns false for anything else. */
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
 
-/* Whether conv node v (conv2d or conv_transpose2d) is lowered through
- * Winograd under the current algorithm; *why (may be NULL) gets a short
- * reason. Winograd needs a 3x3 kernel, stride 1 and pad <= 2; AUTO also
+/* Whether conv node v (conv2d, conv_transpose2d or conv2d_backward_weight)
+ * is lowered through Winograd under the current algorithm; *why (may be
+ * NULL) gets a short reason. Winograd needs a 3x3 kernel, stride 1 and
+ * pad <= 2 (and a weight gradient some output positions); AUTO also
  * wants C >= 16 and O >= 16 (below that the GEMMs are too thin to pay for
  * the transforms) and at least 8x8 output positions. */
 bool cg_conv_choose(const IrGraph *g, int v, const char **why);
@@ -236,6 +242,7 @@ typedef struct {
   int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
   int in_place;        /* elementwise kernels storing an output over an input that dies there */
   int conv_winograd, conv_im2col; /* convolutions (conv2d, conv_transpose2d) by algorithm */
+  int wgrad_winograd, wgrad_im2col; /* weight gradients (conv2d_backward_weight) by algorithm */
   void *pool;          /* every allocation above */
 } CgLowered;
 

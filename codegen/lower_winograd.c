@@ -18,7 +18,19 @@
  * -> [O, C]) and flipped, padded 2 - pad: the weight kernel does the flip.
  *
  * Chunks follow the im2col path's budget (cg_set_col_budget) for V + M:
- * whole samples, or one sample's blocks of tile rows. */
+ * whole samples, or one sample's blocks of tile rows.
+ *
+ * The weight gradient of such a conv2d (conv2d_backward_weight(x, dy), the
+ * same tiles) is the transpose of that chain: with m = U .* V per tile,
+ * dm = A dy A^T, dU = sum over tiles of dm .* V and dw = G^T dU G, so
+ *
+ *   V  [16, C, T]     = B^T d B      the input kernel above, per chunk
+ *   D  [16, O, T]     = A dy A^T     dy kernel, per chunk (zero outside OH x OW)
+ *   dU[e] [O, C]     += D[e] @ V[e]^T  one GEMM step of batch 16, K = T
+ *   dw [O, C, 3, 3]   = G^T dU G     weight-gradient kernel, once
+ *
+ * 16 multiplies per tile and channel pair instead of im2col's 36, and the
+ * GEMMs reduce over the tiles (long K) as im2col's do over positions. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -49,13 +61,17 @@ bool cg_conv_choose(const IrGraph *g, int v, const char **why) {
   const char *dummy;
   if (!why) why = &dummy;
   const IrNode *r = &g->node[v];
-  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D) {
-    *why = "not a conv2d or conv_transpose2d";
+  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D && r->op != OP_CONV2D_BACKWARD_WEIGHT) {
+    *why = "not a conv2d, conv_transpose2d or conv2d_backward_weight";
     return false;
   }
   CgConv cv = cg_low_conv_geom(g, v);
   if (cv.KH != 3 || cv.KW != 3 || cv.stride != 1 || cv.pad > 2) {
     *why = "not 3x3, stride 1, pad <= 2";
+    return false;
+  }
+  if (r->op == OP_CONV2D_BACKWARD_WEIGHT && cv.N * cv.OH * cv.OW == 0) {
+    *why = "no output positions"; /* dw = 0: im2col's GEMM writes it */
     return false;
   }
   switch (cg_conv_algo()) {
@@ -78,10 +94,18 @@ bool cg_conv_choose(const IrGraph *g, int v, const char **why) {
 void cg_conv_print_choices(const IrGraph *g, FILE *out) {
   for (int v = 0; v < g->n; v++) {
     IrOp op = g->node[v].op;
-    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D) continue;
+    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) continue;
     const char *why;
     bool wino = cg_conv_choose(g, v, &why);
     CgConv cv = cg_low_conv_geom(g, v);
+    if (op == OP_CONV2D_BACKWARD_WEIGHT) { /* x, dy -> dw: the forward conv's shapes */
+      fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld], dy [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] s%d p%d: %s (%s)\n",
+              v, ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
+              (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.O, (long long)cv.C,
+              (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
+              wino ? "winograd F(2x2,3x3) weight gradient" : "im2col + GEMM", why);
+      continue;
+    }
     fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] k%lldx%lld s%d p%d: %s (%s)\n", v,
             ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
             (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
@@ -164,6 +188,66 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
       cg_low_repeat_step(L, first_out, out_base, b);
     }
   }
+  L->stored[root] = true;
+  return cg_low_epilogue(L, gi, root, epi, nepi);
+}
+
+int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  CgConv cv = cg_low_conv_geom(g, root);
+  L->wgrad_winograd++;
+  int64_t th = (cv.OH + 1) / 2, tw = (cv.OW + 1) / 2;
+  int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);
+  int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
+  CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, 16 * (cv.C + cv.O) * 4);
+  int64_t T = ch.tile ? ch.tile : ch.nc * th * tw;
+  int V = cg_low_arena(L, -1, 16 * cv.C * T, "winograd V");
+  int D = cg_low_arena(L, -1, 16 * cv.O * T, "winograd dy");
+  int dU = cg_low_arena(L, -1, 16 * cv.O * cv.C, "winograd dU");
+  /* dU[e] (O x C) = D[e] (O x T) @ V[e]^T, accumulated over the chunks */
+  RtGemm gm = {.batch = 16, .trans_b = 1, .m = (int)cv.O, .n = (int)cv.C, .k = (int)T};
+  gm.lda = gm.ldb = (int)T;
+  gm.ldc = (int)cv.C;
+  gm.stride_a = cv.O * T;
+  gm.stride_b = cv.C * T;
+  gm.stride_c = cv.O * cv.C;
+  bool single = ch.nchunk == 1;
+  int first_in = -1, first_dy = -1, in_base = -1, dy_base = -1;
+  for (int64_t i = 0; i < ch.nchunk; i++) {
+    int64_t b = cg_low_chunk_base(&ch, i);
+    if (i == 0) {
+      CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_INPUT, gi, root, &cv, "wino_input");
+      k->nc = ch.nc;
+      k->tile = ch.tile;
+      k->plane = th * tw;
+      k->wino_t = T;
+      k->x_arg = cg_low_arg(L, k, x);
+      k->col_arg = cg_low_arg(L, k, V);
+      first_in = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.C);
+      if (first_in < 0) return -1;
+      if (!single) in_base = L->kern[L->step[first_in].kernel].base_arg;
+      k = wino_kernel(L, CG_KERNEL_WINO_DY, gi, root, &cv, "wino_dy");
+      k->nc = ch.nc;
+      k->tile = ch.tile;
+      k->plane = th * tw;
+      k->wino_t = T;
+      k->x_arg = cg_low_arg(L, k, dy);
+      k->col_arg = cg_low_arg(L, k, D);
+      first_dy = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.O);
+      if (first_dy < 0) return -1;
+      if (!single) dy_base = L->kern[L->step[first_dy].kernel].base_arg;
+    } else {
+      cg_low_repeat_step(L, first_in, in_base, b);
+      cg_low_repeat_step(L, first_dy, dy_base, b);
+    }
+    gm.beta = i == 0 ? 0.0f : 1.0f;
+    if (cg_low_gemm_step(L, "conv2d_backward_weight winograd", gm, D, V, dU) < 0) return -1;
+  }
+  CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_WGRAD, gi, root, &cv, "wino_wgrad");
+  k->x_arg = cg_low_arg(L, k, dU);
+  k->dst_arg = cg_low_arg(L, k, c);
+  if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
   L->stored[root] = true;
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }

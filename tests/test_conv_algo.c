@@ -82,6 +82,35 @@ static double check_shape(const Shape *s, bool transposed) {
   return c.max_err;
 }
 
+/* Weight gradient: conv2d_backward_weight(x, dy) + w0 (an epilogue, as
+ * the gradient accumulation's), x [N, C, H, W], dy [N, O, OH, OW] ->
+ * [O, C, 3, 3]. Checked through Winograd; returns the relative error. */
+static double check_wgrad(const Shape *s) {
+  int64_t OH = s->H + 2 * s->pad - 2, OW = s->W + 2 * s->pad - 2;
+  IrGraph *g = ir_graph_new("winograd_dw");
+  IrShape sx = shp4(s->N, s->C, s->H, s->W), sd = shp4(s->N, s->O, OH, OW), sw = shp4(s->O, s->C, 3, 3);
+  int x = input(g, "x", sx), dy = input(g, "dy", sd), w0 = input(g, "w0", sw);
+  int y = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &(IrAttr){.stride = 1, .pad = s->pad, .shape = sw},
+                   LOC);
+  ck_assert_msg(y >= 0, "%s", g->error);
+  y = ir_binary(g, OP_ADD, y, w0, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  ck_assert_int_eq(l->wgrad_winograd, 1);
+  cg_lowered_free(l);
+  fuse_plan_free(p);
+  RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0),
+                     jc_make(IR_F32, &sw, JC_NORMAL, 0)};
+  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  jc_check_plan(g, NULL, in, NULL, &c);
+  for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
+  ir_graph_free(g);
+  return c.max_err;
+}
+
 /* The 3x3 stride-1 pad-1 convolutions of models/dvae.dal (from
  * `dalc models/dvae.dal --config C --emit=ir --grad --explain-fusion`):
  * the stem (3 -> hid), the residual blocks' (c -> c at each stage), the
@@ -126,6 +155,21 @@ START_TEST(test_dvae_shapes) {
 }
 END_TEST
 
+/* The weight gradient (conv2d_backward_weight) of every 3x3 conv shape of
+ * the tiny and bench configs (the training steps'), and of the paper's,
+ * all on at most a 32x32 plane (the error grows with the reduction length
+ * N * OH * OW; bench's 64x64 tiles and chunks are test_odd_and_chunked's). */
+START_TEST(test_dvae_wgrad) {
+  cg_set_conv_algo(CG_CONV_WINOGRAD);
+  Shape s = dvae_shapes[_i];
+  if (s.H > 32) s.H = s.W = 32; /* the reduction runs over N * OH * OW; the tiles are bench's */
+  double err = check_wgrad(&s);
+  printf("winograd %-5s [%lld,%lld,%lld,%lld] -> %lld: weight gradient rel err %.2e (bound %.0e)\n", s.config,
+         (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.O, err, CG_WINOGRAD_REL_TOL);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
 /* Odd output sizes (the last tile row and column half outside), pad 0 and
  * 2 (and the conv_transpose2d pads that map to them), whole and in chunks
  * of samples and of tile rows, with a residual epilogue. */
@@ -143,6 +187,7 @@ START_TEST(test_odd_and_chunked) {
       int64_t per_tile = 16 * (s->C + s->O) * 4;
       cg_set_col_budget(b == 0 ? budget[0] : b == 1 ? per_tile * th * tw : per_tile * tw * 2);
       for (int t = 0; t < 2; t++) ck_assert_double_le(check_shape(s, t), CG_WINOGRAD_REL_TOL);
+      ck_assert_double_le(check_wgrad(s), CG_WINOGRAD_REL_TOL);
     }
   cg_set_col_budget(4ll << 20);
   /* conv2d + bias + residual, in tile rows: the epilogue reads z at the output */
@@ -262,6 +307,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_odd_and_chunked);
   tcase_add_loop_test(t, test_dvae_tiny_winograd, 0, 2);
   tcase_add_loop_test(t, test_dvae_shapes, 0, NSHAPES);
+  tcase_add_loop_test(t, test_dvae_wgrad, 0, NSHAPES);
   suite_add_tcase(s, t);
   return s;
 }

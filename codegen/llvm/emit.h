@@ -9,6 +9,7 @@
  *   emit_rows.c    reduce, softmax, layer/group norm, cross-entropy kernels
  *   emit_conv.c    im2col, pack, col2im values, scatter-add, gumbel
  *   emit_winograd.c  Winograd F(2x2,3x3) weight, input and output transforms
+ *                    (and the weight gradient's dy and dw transforms)
  */
 #ifndef DAL_CODEGEN_LLVM_EMIT_H
 #define DAL_CODEGEN_LLVM_EMIT_H
@@ -153,6 +154,8 @@ void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_wino_dy(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_wino_wgrad(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- emit_kernel.c ---- */
 /* Adds kernel k (an RtKernelFn named k->name) to E->mod. Returns 0, or -1

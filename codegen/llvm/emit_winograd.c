@@ -7,7 +7,9 @@
  *         | 0  1  0 -1 |        | 0    0    1  |
  *
  * Each 2-D transform is the 1-D one down the columns, then along the rows,
- * in float32. Position e = 4 r + s of the 4x4 grid is plane e of U, V, M. */
+ * in float32. Position e = 4 r + s of the 4x4 grid is plane e of U, V, M.
+ * The weight gradient's transforms are the transposes of the output and
+ * weight ones: D = A dy A^T (2x2 -> 4x4) and dw = G^T dU G (4x4 -> 3x3). */
 #include "codegen/llvm/emit.h"
 
 #define B (E->b)
@@ -48,6 +50,24 @@ static void at4(Emit *E, LLVMValueRef *in, int si, LLVMValueRef *out, int so) {
   LLVMValueRef a0 = in[0], a1 = in[si], a2 = in[2 * si], a3 = in[3 * si];
   out[0] = fadd(E, fadd(E, a0, a1), a2);
   out[so] = fsub(E, fsub(E, a1, a2), a3);
+}
+
+/* out[0..4) = A in[0..2) (A = (A^T)^T), strides si, so. */
+static void a2(Emit *E, LLVMValueRef *in, int si, LLVMValueRef *out, int so) {
+  LLVMValueRef a0 = in[0], a1 = in[si];
+  out[0] = a0;
+  out[so] = fadd(E, a0, a1);
+  out[2 * so] = fsub(E, a0, a1);
+  out[3 * so] = LLVMBuildFNeg(B, a1, "");
+}
+
+/* out[0..3) = G^T in[0..4), strides si, so. */
+static void gt4(Emit *E, LLVMValueRef *in, int si, LLVMValueRef *out, int so) {
+  LLVMValueRef a0 = in[0], a1 = in[si], a2 = in[2 * si], a3 = in[3 * si], half = em_f32(E, 0.5);
+  LLVMValueRef h = LLVMBuildFMul(B, fadd(E, a1, a2), half, "");
+  out[0] = fadd(E, a0, h);
+  out[so] = LLVMBuildFMul(B, fsub(E, a1, a2), half, "");
+  out[2 * so] = fadd(E, h, a3);
 }
 
 /* Output channel o per iteration, every input channel c: the 3x3 kernel
@@ -165,4 +185,68 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_close(E, &lx, NULL, NULL, false);
   em_loop_close(E, &lr, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
+}
+
+/* Iteration (j, o): every tile of sample n0 + j, output channel o: the 2x2
+ * block of dy at (2 ty, 2 tx), zero outside the OH x OW plane, -> D[e, o,
+ * j tps + tile] = (A dy A^T)[e] (tiles counted from the window's first). */
+void em_kernel_wino_dy(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t O = cv->O, OH = cv->OH, OW = cv->OW, T = k->wino_t;
+  int64_t tw = (OW + 1) / 2, th = (OH + 1) / 2, tps = k->tile > 0 ? k->tile : th * tw;
+  Loop li, lr, lx;
+  em_loop_open(E, &li, begin, end, 0, NULL);
+  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O);
+  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), O), o), OH * OW);
+  LLVMValueRef dbase = em_iadd(E, em_imulc(E, o, T), em_imulc(E, j, tps));
+  LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
+  em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
+  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), 2), rowok[2], rowat[2];
+  for (int a = 0; a < 2; a++) {
+    LLVMValueRef iy = em_iaddc(E, oy, a);
+    rowok[a] = inside(E, iy, OH);
+    rowat[a] = em_iadd(E, plane, em_imulc(E, clamp(E, iy, OH), OW));
+  }
+  LLVMValueRef drow = em_iadd(E, dbase, em_imulc(E, lr.iv, tw));
+  em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
+  LLVMValueRef ox = em_imulc(E, lx.iv, 2), colok[2], colat[2];
+  for (int b = 0; b < 2; b++) {
+    LLVMValueRef ix = em_iaddc(E, ox, b);
+    colok[b] = inside(E, ix, OW);
+    colat[b] = clamp(E, ix, OW);
+  }
+  LLVMValueRef d[4], t[8], v[16];
+  for (int a = 0; a < 2; a++)
+    for (int b = 0; b < 2; b++) {
+      LLVMValueRef val = em_load(E, k->x_arg, E->f32, em_iadd(E, rowat[a], colat[b]));
+      d[2 * a + b] = LLVMBuildSelect(B, LLVMBuildAnd(B, rowok[a], colok[b], ""), val, em_f32(E, 0), "");
+    }
+  for (int x = 0; x < 2; x++) a2(E, d + x, 2, t + x, 2);     /* t [4][2] = A dy (down the columns) */
+  for (int r = 0; r < 4; r++) a2(E, t + 2 * r, 1, v + 4 * r, 1); /* v [4][4] = t A^T (along the rows) */
+  LLVMValueRef at = em_iadd(E, drow, lx.iv);
+  for (int e = 0; e < 16; e++) em_store(E, k->col_arg, v[e], em_iaddc(E, at, e * O * T));
+  em_loop_close(E, &lx, NULL, NULL, false);
+  em_loop_close(E, &lr, NULL, NULL, false);
+  em_loop_close(E, &li, NULL, NULL, false);
+}
+
+/* Output channel o per iteration, every input channel c: dU[e, o, c] (the
+ * 4x4 grid) -> dw[o, c] = G^T dU G (3x3). */
+void em_kernel_wino_wgrad(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int64_t C = cv->C, O = cv->O;
+  Loop lo, lc;
+  em_loop_open(E, &lo, begin, end, 0, NULL);
+  em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, C), 0, NULL);
+  LLVMValueRef at = em_iadd(E, em_imulc(E, lo.iv, C), lc.iv);
+  LLVMValueRef u[16], t[12], g[9];
+  for (int e = 0; e < 16; e++) u[e] = em_load(E, k->x_arg, E->f32, em_iaddc(E, at, e * O * C));
+  for (int x = 0; x < 4; x++) gt4(E, u + x, 4, t + x, 4);     /* t [3][4] = G^T u */
+  for (int r = 0; r < 3; r++) gt4(E, t + 4 * r, 1, g + 3 * r, 1); /* g [3][3] = t G */
+  LLVMValueRef base = em_imulc(E, at, 9);
+  for (int i = 0; i < 9; i++) em_store(E, k->dst_arg, g[i], em_iaddc(E, base, i));
+  em_loop_close(E, &lc, NULL, NULL, false);
+  em_loop_close(E, &lo, NULL, NULL, false);
 }
