@@ -196,17 +196,21 @@ typedef struct {
    * WINO_WGRAD: x_arg = dU [16, O, C] -> dst_arg = dw [O, C, 3, 3]. */
   bool wino_flip;
   int64_t wino_t;
+  int wino_m;          /* the output tile: F(2x2,3x3) or F(4x4,3x3); 'a' = wino_m + 2 and
+                          the a x a planes (16 or 36) replace 4 and 16 above */
 } CgKernel;
 
 /* How convolutions are lowered (dalc -fconv=...). AUTO: cg_conv_choose's
  * cost rule; IM2COL: never Winograd; WINOGRAD: every convolution that
  * Winograd can compute. */
-typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD } CgConvAlgo;
+typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4 } CgConvAlgo;
 
 /* Process-wide, like cg_set_col_budget (the default is AUTO). */
 void cg_set_conv_algo(CgConvAlgo a);
 CgConvAlgo cg_conv_algo(void);
-/* "im2col", "winograd" or "auto" -> *a; returns false for anything else. */
+/* "im2col", "winograd", "winograd4" or "auto" -> *a; returns false for
+ * anything else. WINOGRAD4: every convolution that Winograd can compute,
+ * through F(4x4,3x3). */
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
 
 /* Whether conv node v (conv2d, conv_transpose2d or conv2d_backward_weight)
@@ -216,6 +220,9 @@ bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
  * wants C >= 16 and O >= 16 (below that the GEMMs are too thin to pay for
  * the transforms) and at least 8x8 output positions. */
 bool cg_conv_choose(const IrGraph *g, int v, const char **why);
+/* The Winograd output tile for conv node v: 0 (not Winograd: im2col), 2
+ * (F(2x2,3x3)) or 4 (F(4x4,3x3)); *why as cg_conv_choose's. */
+int cg_conv_wino_m(const IrGraph *g, int v, const char **why);
 /* One line per convolution of g: its shape and the chosen algorithm. */
 void cg_conv_print_choices(const IrGraph *g, FILE *out);
 
@@ -226,6 +233,9 @@ void cg_conv_print_choices(const IrGraph *g, FILE *out);
  * bench and paper configs (inputs uniform in [-2.5, 2.5]): 1.3e-7 .. 7.8e-7,
  * growing slowly with C (tests/test_conv_algo.c prints them). */
 #define CG_WINOGRAD_REL_TOL 5e-6
+/* The same for F(4x4,3x3) (-fconv=winograd4): its transforms have larger
+ * coefficients (up to 8 and 1/24), so float32 rounding grows. */
+#define CG_WINOGRAD4_REL_TOL 1e-4
 
 /* The axes of x (shape) as alternating runs of kept and reduced axes
  * (size-1 axes dropped): ext[b] elements each, red[b] if reduced. Returns
@@ -243,6 +253,7 @@ typedef struct {
   int in_place;        /* elementwise kernels storing an output over an input that dies there */
   int conv_winograd, conv_im2col; /* convolutions (conv2d, conv_transpose2d) by algorithm */
   int wgrad_winograd, wgrad_im2col; /* weight gradients (conv2d_backward_weight) by algorithm */
+  int winograd4;       /* of the Winograd ones above (both kinds), those through F(4x4,3x3) */
   void *pool;          /* every allocation above */
 } CgLowered;
 

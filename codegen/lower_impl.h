@@ -32,6 +32,7 @@ typedef struct {
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
   int conv_winograd, conv_im2col; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col; /* conv2d_backward_weight likewise */
+  int winograd4;           /* of both, through F(4x4,3x3) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */

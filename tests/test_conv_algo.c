@@ -57,6 +57,11 @@ typedef struct {
   int pad;
 } Shape;
 
+/* The bound of the algorithm in force. */
+static double wino_tol(void) {
+  return cg_conv_algo() == CG_CONV_WINOGRAD4 ? CG_WINOGRAD4_REL_TOL : CG_WINOGRAD_REL_TOL;
+}
+
 /* Forward: conv2d(x, w) + b, w [O, C, 3, 3]; backward-data (transposed):
  * conv_transpose2d(dy, w) with dy [N, O, OH, OW] -> [N, C, H, W], the
  * input gradient of that conv2d. Checked through Winograd; returns the
@@ -75,7 +80,7 @@ static double check_shape(const Shape *s, bool transposed) {
   ck_assert_int_eq(winograd_count(g), 1);
   RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
                      jc_make(IR_F32, &sb, JC_NORMAL, 0)};
-  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  JcCheck c = {.tol = wino_tol()};
   jc_check_plan(g, NULL, in, NULL, &c);
   for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
   ir_graph_free(g);
@@ -104,7 +109,7 @@ static double check_wgrad(const Shape *s) {
   fuse_plan_free(p);
   RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0),
                      jc_make(IR_F32, &sw, JC_NORMAL, 0)};
-  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  JcCheck c = {.tol = wino_tol()};
   jc_check_plan(g, NULL, in, NULL, &c);
   for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
   ir_graph_free(g);
@@ -170,24 +175,43 @@ START_TEST(test_dvae_wgrad) {
 }
 END_TEST
 
-/* Odd output sizes (the last tile row and column half outside), pad 0 and
- * 2 (and the conv_transpose2d pads that map to them), whole and in chunks
- * of samples and of tile rows, with a residual epilogue. */
+/* F(4x4,3x3) (-fconv=winograd4) on the same shapes as test_dvae_shapes
+ * (paper on the 32x32 crop), forward, backward-data and the weight
+ * gradient, within CG_WINOGRAD4_REL_TOL; the errors are printed. */
+START_TEST(test_dvae_shapes4) {
+  cg_set_conv_algo(CG_CONV_WINOGRAD4);
+  Shape s = dvae_shapes[_i];
+  if (!strcmp(s.config, "paper") && s.H > 32) s.H = s.W = 32;
+  double fwd = check_shape(&s, false), bwd = check_shape(&s, true), dw = check_wgrad(&s);
+  printf("winograd4 %-5s [%lld,%lld,%lld,%lld] -> %lld: forward rel err %.2e, backward-data %.2e, weight gradient "
+         "%.2e (bound %.0e)\n",
+         s.config, (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.O, fwd, bwd, dw,
+         CG_WINOGRAD4_REL_TOL);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
+/* Odd output sizes (the last tile row and column partly outside), pad 0
+ * and 2 (and the conv_transpose2d pads that map to them), whole and in
+ * chunks of samples and of tile rows, forward, backward-data and weight
+ * gradient, with a residual epilogue; _i = 0: F(2x2,3x3), 1: F(4x4,3x3). */
 START_TEST(test_odd_and_chunked) {
-  cg_set_conv_algo(CG_CONV_WINOGRAD);
+  int m = _i ? 4 : 2, P = (m + 2) * (m + 2);
+  cg_set_conv_algo(_i ? CG_CONV_WINOGRAD4 : CG_CONV_WINOGRAD);
   static const Shape odd[] = {
       {"odd", 3, 5, 4, 7, 9, 1}, {"p0", 3, 5, 4, 8, 7, 0}, {"p2", 2, 4, 6, 5, 6, 2}, {"one", 1, 2, 3, 1, 1, 1},
+      {"odd4", 2, 3, 4, 11, 13, 1},
   };
   /* budgets: everything at once, one sample per chunk, two tile rows per chunk */
   static const int64_t budget[] = {64ll << 20, 0, 1};
   for (int b = 0; b < 3; b++)
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       const Shape *s = &odd[i];
-      int64_t th = (s->H + 2 * s->pad - 1) / 2, tw = (s->W + 2 * s->pad - 1) / 2;
-      int64_t per_tile = 16 * (s->C + s->O) * 4;
+      int64_t th = (s->H + 2 * s->pad - 2 + m - 1) / m, tw = (s->W + 2 * s->pad - 2 + m - 1) / m;
+      int64_t per_tile = P * (s->C + s->O) * 4;
       cg_set_col_budget(b == 0 ? budget[0] : b == 1 ? per_tile * th * tw : per_tile * tw * 2);
-      for (int t = 0; t < 2; t++) ck_assert_double_le(check_shape(s, t), CG_WINOGRAD_REL_TOL);
-      ck_assert_double_le(check_wgrad(s), CG_WINOGRAD_REL_TOL);
+      for (int t = 0; t < 2; t++) ck_assert_double_le(check_shape(s, t), wino_tol());
+      ck_assert_double_le(check_wgrad(s), wino_tol());
     }
   cg_set_col_budget(4ll << 20);
   /* conv2d + bias + residual, in tile rows: the epilogue reads z at the output */
@@ -199,8 +223,9 @@ START_TEST(test_odd_and_chunked) {
   ir_set_outputs(g, &y, NULL, 1);
   RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
                      jc_make(IR_F32, &sb, JC_NORMAL, 0)};
-  cg_set_col_budget(16 * 12 * 4 * 5 * 2); /* two of five tile rows: 3 chunks per sample */
-  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  /* F(2x2): two of five tile rows, F(4x4): one of three: 3 chunks per sample */
+  cg_set_col_budget(m == 2 ? 16 * 12 * 4 * 5 * 2 : 36 * 12 * 4 * 3);
+  JcCheck c = {.tol = wino_tol()};
   jc_check_both(g, in, NULL, &c);
   cg_set_col_budget(4ll << 20);
   for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
@@ -304,10 +329,11 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_set_timeout(t, 600);
   tcase_add_test(t, test_choice);
-  tcase_add_test(t, test_odd_and_chunked);
+  tcase_add_loop_test(t, test_odd_and_chunked, 0, 2);
   tcase_add_loop_test(t, test_dvae_tiny_winograd, 0, 2);
   tcase_add_loop_test(t, test_dvae_shapes, 0, NSHAPES);
   tcase_add_loop_test(t, test_dvae_wgrad, 0, NSHAPES);
+  tcase_add_loop_test(t, test_dvae_shapes4, 0, NSHAPES);
   suite_add_tcase(s, t);
   return s;
 }
