@@ -19,11 +19,12 @@
  *   - matmul: a GEMM step, then a LOOP kernel for the epilogue;
  *   - conv2d: im2col kernel + GEMM (+ epilogue loop); conv_transpose2d:
  *     GEMM + a col2im kernel (+ epilogue loop); a 3x3 stride-1 one of
- *     either may instead go through Winograd F(2x2,3x3) (lower_winograd.c:
- *     weight, input and output transform kernels around 16 batched GEMMs;
- *     the choice is cg_conv_choose's);
+ *     either may instead go through Winograd F(2x2,3x3) or F(4x4,3x3)
+ *     (lower_winograd.c: weight, input and output transform kernels around
+ *     16 or 36 batched GEMMs; the choice is cg_conv_wino_m's);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
- *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
+ *     samples), or for a 3x3 stride-1 one Winograd (input and dy
+ *     transforms, batched GEMMs accumulating dU, a dw transform); gather_backward: a scatter-add kernel; gumbel: a kernel that
  *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
  *     the group has one;
  *   - a needed member the main kernel cannot store (its index differs from
@@ -233,9 +234,15 @@ void cg_conv_print_choices(const IrGraph *g, FILE *out);
  * bench and paper configs (inputs uniform in [-2.5, 2.5]): 1.3e-7 .. 7.8e-7,
  * growing slowly with C (tests/test_conv_algo.c prints them). */
 #define CG_WINOGRAD_REL_TOL 5e-6
-/* The same for F(4x4,3x3) (-fconv=winograd4): its transforms have larger
- * coefficients (up to 8 and 1/24), so float32 rounding grows. */
-#define CG_WINOGRAD4_REL_TOL 1e-4
+/* The same for F(4x4,3x3) (-fconv=winograd4), and for the dVAE tiny's
+ * gradients and AdamW step under it: its transforms have larger
+ * coefficients (up to 8 and 1/24), so float32 rounding grows ~15x.
+ * Measured on the same shapes, forward, backward-data and weight gradient:
+ * 1.5e-6 .. 1.1e-5; the dVAE tiny gradients 5.2e-6, its AdamW step 2.9e-5
+ * (the step divides by sqrt(v): the test's eps 1e-3 amplifies). Above the
+ * 1e-5 the project asks of compiled code, so AUTO never picks it. (The
+ * points 0, +-1, +-1/2 instead of 0, +-1, +-2 measured no better.) */
+#define CG_WINOGRAD4_REL_TOL 5e-5
 
 /* The axes of x (shape) as alternating runs of kept and reduced axes
  * (size-1 axes dropped): ext[b] elements each, red[b] if reduced. Returns

@@ -1,5 +1,11 @@
-/* lower_winograd.c — 3x3 stride-1 convolutions through Winograd F(2x2,3x3),
- * and the rule that picks them.
+/* lower_winograd.c — 3x3 stride-1 convolutions (and their weight
+ * gradients) through Winograd F(2x2,3x3) or F(4x4,3x3), and the rule that
+ * picks them.
+ *
+ * F(2x2,3x3) below; F(4x4,3x3) is the same with 4x4 output tiles from 6x6
+ * input blocks: 36 planes and GEMMs instead of 16, 36 multiplies per 16
+ * outputs (4x fewer than direct) but ~15x the float32 rounding error
+ * (CG_WINOGRAD4_REL_TOL), so only -fconv=winograd4 asks for it.
  *
  * Each 2x2 block of outputs (a tile) comes from a 4x4 block of inputs d:
  * y = A^T [(G g G^T) .* (B^T d B)] A. Over all tiles and channels the

@@ -266,6 +266,42 @@ START_TEST(test_choice) {
 }
 END_TEST
 
+/* The tile per algorithm (cg_conv_wino_m), for a conv2d, its weight
+ * gradient and a 4x4 stride-2 conv; -fconv=winograd4 parses; the choices
+ * are listed (cg_conv_print_choices). */
+START_TEST(test_choice_tile) {
+  IrGraph *g = ir_graph_new("choice_tile");
+  IrShape sx = shp4(2, 32, 16, 16), sw = shp4(32, 32, 3, 3);
+  int x = input(g, "x", sx), w = input(g, "w", sw), dy = input(g, "dy", sx), w4 = input(g, "w4", shp4(32, 32, 4, 4));
+  int y = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = 1, .pad = 1}, LOC);
+  int dw = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &(IrAttr){.stride = 1, .pad = 1, .shape = sw}, LOC);
+  int y4 = ir_build(g, OP_CONV2D, (int[]){x, w4}, 2, &(IrAttr){.stride = 2, .pad = 1}, LOC);
+  ck_assert(y >= 0 && dw >= 0 && y4 >= 0);
+  ir_set_outputs(g, (int[]){y, dw, y4}, NULL, 3);
+  static const CgConvAlgo algo[] = {CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4};
+  static const int want[] = {2, 0, 2, 4};
+  for (int i = 0; i < 4; i++) {
+    cg_set_conv_algo(algo[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, y, NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, dw, NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, y4, NULL), 0);
+  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  cg_conv_print_choices(g, f);
+  fclose(f);
+  ck_assert_msg(strstr(text, "conv2d_backward_weight") && strstr(text, "winograd F(4x4,3x3) (-fconv=winograd4)"), "%s",
+                text);
+  free(text);
+  cg_set_conv_algo(CG_CONV_AUTO);
+  CgConvAlgo a;
+  ck_assert(cg_conv_algo_parse("winograd4", &a) && a == CG_CONV_WINOGRAD4);
+  ck_assert(!cg_conv_algo_parse("winograd6", &a));
+  ir_graph_free(g);
+}
+END_TEST
+
 static IrGraph *dvae_tiny(const char *entry, FeProgram **prog) {
   char *err = NULL;
   *prog = fe_load_file("models/dvae.dal", &(FeOptions){.config = "tiny", .batch = 2}, &err);
@@ -288,7 +324,7 @@ static RtTensor **dvae_params(const IrGraph *g) {
  * path (measured: gradients 1.9e-6, AdamW step 3.9e-6). */
 #define MODEL_TOL 1e-5
 
-/* The same under F(4x4,3x3): its bound. */
+/* The same under F(4x4,3x3): its bound (see lower.h). */
 #define MODEL_TOL4 CG_WINOGRAD4_REL_TOL
 
 /* _i = 0: the loss and every parameter's gradient (loss_given_noise);
@@ -335,6 +371,7 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_set_timeout(t, 600);
   tcase_add_test(t, test_choice);
+  tcase_add_test(t, test_choice_tile);
   tcase_add_loop_test(t, test_odd_and_chunked, 0, 2);
   tcase_add_loop_test(t, test_dvae_tiny_winograd, 0, 4);
   tcase_add_loop_test(t, test_dvae_shapes, 0, NSHAPES);
