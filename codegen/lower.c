@@ -377,6 +377,9 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->in_place = in_place;
   out->conv_winograd = L.conv_winograd;
   out->conv_im2col = L.conv_im2col;
+  out->wgrad_winograd = L.wgrad_winograd;
+  out->wgrad_im2col = L.wgrad_im2col;
+  out->winograd4 = L.winograd4;
   mem_plan_free(&mp);
   return out;
 }

@@ -19,11 +19,13 @@
  *   - matmul: a GEMM step, then a LOOP kernel for the epilogue;
  *   - conv2d: im2col kernel + GEMM (+ epilogue loop); conv_transpose2d:
  *     GEMM + a col2im kernel (+ epilogue loop); a 3x3 stride-1 one of
- *     either may instead go through Winograd F(2x2,3x3) (lower_winograd.c:
- *     weight, input and output transform kernels around 16 batched GEMMs;
- *     the choice is cg_conv_choose's);
+ *     either may instead go through Winograd F(2x2,3x3) or F(4x4,3x3)
+ *     (lower_winograd.c: weight, input and output transform kernels around
+ *     16 or 36 batched GEMMs; the choice is cg_conv_wino_m's);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
- *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
+ *     samples), or for a 3x3 stride-1 one Winograd (input and dy
+ *     transforms, batched GEMMs accumulating dU, a dw transform);
+ *     gather_backward: a scatter-add kernel; gumbel: a kernel that
  *     calls rt_gumbel_fill_range; attention and attention_backward: a
  *     kernel that calls rt_attn_forward / rt_attn_backward
  *     (runtime/sched/attention.h) over the (batch, head) items. Each is followed by an epilogue loop if
@@ -83,6 +85,8 @@ typedef enum {
   CG_KERNEL_WINO_WEIGHT,   /* Winograd U = G g G^T: one output channel o (all C) per iteration */
   CG_KERNEL_WINO_INPUT,    /* Winograd V = B^T d B: one (sample, channel) of the chunk per iteration */
   CG_KERNEL_WINO_OUTPUT,   /* Winograd y = A^T m A: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_DY,       /* Winograd D = A dy A^T: one (sample, output channel) per iteration */
+  CG_KERNEL_WINO_WGRAD,    /* Winograd dw = G^T dU G: one output channel o (all C) per iteration */
   CG_KERNEL_ATTENTION,     /* rt_attn_forward over a block of (batch, head) items per iteration */
   CG_KERNEL_ATTENTION_BWD  /* rt_attn_backward, likewise */
 } CgKernelKind;
@@ -192,9 +196,14 @@ typedef struct {
    * WINO_WEIGHT: x_arg = w ([O, C, 3, 3], flipped: [C, O, 3, 3]) ->
    * dst_arg = U [16, O, C]. WINO_INPUT: x_arg = x [N, C, H, W] -> col_arg =
    * V [16, C, wino_t] (a chunk's tiles in order). WINO_OUTPUT: col_arg = M
-   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. */
+   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. The weight gradient
+   * (conv2d_backward_weight, conv its forward conv2d): WINO_INPUT as above;
+   * WINO_DY: x_arg = dy [N, O, OH, OW] -> col_arg = D [16, O, wino_t];
+   * WINO_WGRAD: x_arg = dU [16, O, C] -> dst_arg = dw [O, C, 3, 3]. */
   bool wino_flip;
   int64_t wino_t;
+  int wino_m;          /* the output tile: F(2x2,3x3) or F(4x4,3x3); 'a' = wino_m + 2 and
+                          the a x a planes (16 or 36) replace 4 and 16 above */
 
   /* ATTENTION(_BWD): range = the (batch, head) items, each q [n, d], k and
    * v [m, d]; attn_arg[i] is input i's argument (q, k, v, mask, and for
@@ -207,20 +216,26 @@ typedef struct {
 /* How convolutions are lowered (dalc -fconv=...). AUTO: cg_conv_choose's
  * cost rule; IM2COL: never Winograd; WINOGRAD: every convolution that
  * Winograd can compute. */
-typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD } CgConvAlgo;
+typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4 } CgConvAlgo;
 
 /* Process-wide, like cg_set_col_budget (the default is AUTO). */
 void cg_set_conv_algo(CgConvAlgo a);
 CgConvAlgo cg_conv_algo(void);
-/* "im2col", "winograd" or "auto" -> *a; returns false for anything else. */
+/* "im2col", "winograd", "winograd4" or "auto" -> *a; returns false for
+ * anything else. WINOGRAD4: every convolution that Winograd can compute,
+ * through F(4x4,3x3). */
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
 
-/* Whether conv node v (conv2d or conv_transpose2d) is lowered through
- * Winograd under the current algorithm; *why (may be NULL) gets a short
- * reason. Winograd needs a 3x3 kernel, stride 1 and pad <= 2; AUTO also
+/* Whether conv node v (conv2d, conv_transpose2d or conv2d_backward_weight)
+ * is lowered through Winograd under the current algorithm; *why (may be
+ * NULL) gets a short reason. Winograd needs a 3x3 kernel, stride 1 and
+ * pad <= 2 (and a weight gradient some output positions); AUTO also
  * wants C >= 16 and O >= 16 (below that the GEMMs are too thin to pay for
  * the transforms) and at least 8x8 output positions. */
 bool cg_conv_choose(const IrGraph *g, int v, const char **why);
+/* The Winograd output tile for conv node v: 0 (not Winograd: im2col), 2
+ * (F(2x2,3x3)) or 4 (F(4x4,3x3)); *why as cg_conv_choose's. */
+int cg_conv_wino_m(const IrGraph *g, int v, const char **why);
 /* One line per convolution of g: its shape and the chosen algorithm. */
 void cg_conv_print_choices(const IrGraph *g, FILE *out);
 
@@ -231,6 +246,15 @@ void cg_conv_print_choices(const IrGraph *g, FILE *out);
  * bench and paper configs (inputs uniform in [-2.5, 2.5]): 1.3e-7 .. 7.8e-7,
  * growing slowly with C (tests/test_conv_algo.c prints them). */
 #define CG_WINOGRAD_REL_TOL 5e-6
+/* The same for F(4x4,3x3) (-fconv=winograd4), and for the dVAE tiny's
+ * gradients and AdamW step under it: its transforms have larger
+ * coefficients (up to 8 and 1/24), so float32 rounding grows ~15x.
+ * Measured on the same shapes, forward, backward-data and weight gradient:
+ * 1.5e-6 .. 1.1e-5; the dVAE tiny gradients 5.2e-6, its AdamW step 2.9e-5
+ * (the step divides by sqrt(v): the test's eps 1e-3 amplifies). Above the
+ * 1e-5 the project asks of compiled code, so AUTO never picks it. (The
+ * points 0, +-1, +-1/2 instead of 0, +-1, +-2 measured no better.) */
+#define CG_WINOGRAD4_REL_TOL 5e-5
 
 /* The axes of x (shape) as alternating runs of kept and reduced axes
  * (size-1 axes dropped): ext[b] elements each, red[b] if reduced. Returns
@@ -247,6 +271,8 @@ typedef struct {
   int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
   int in_place;        /* elementwise kernels storing an output over an input that dies there */
   int conv_winograd, conv_im2col; /* convolutions (conv2d, conv_transpose2d) by algorithm */
+  int wgrad_winograd, wgrad_im2col; /* weight gradients (conv2d_backward_weight) by algorithm */
+  int winograd4;       /* of the Winograd ones above (both kinds), those through F(4x4,3x3) */
   void *pool;          /* every allocation above */
 } CgLowered;
 

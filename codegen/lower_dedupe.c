@@ -137,7 +137,7 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
   put(&b, " pk%lld,%lld,%d,%d sc%lld,%lld,%lld,%lld,%d,%d,%d o%d z%u", (long long)k->pack_a, (long long)k->pack_p,
       k->pack_t, k->dst_arg, (long long)k->sc_n, (long long)k->sc_v, (long long)k->sc_row, (long long)k->sc_cols,
       k->idx_arg, k->grad_arg, k->table_arg, k->out_arg, k->salt);
-  put(&b, " wi%d,%lld", k->wino_flip, (long long)k->wino_t);
+  put(&b, " wi%d,%lld,%d", k->wino_flip, (long long)k->wino_t, k->wino_m);
   put(&b, " at%lld,%lld,%lld,%a,%d,%d,%d,%d,%d,%d", (long long)k->attn_n, (long long)k->attn_m, (long long)k->attn_d,
       k->attn_scale, k->attn_arg[0], k->attn_arg[1], k->attn_arg[2], k->attn_arg[3], k->attn_arg[4], k->attn_arg[5]);
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = k->load[i].arg;

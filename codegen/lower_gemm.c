@@ -387,6 +387,8 @@ static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bo
 static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
+  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd_bw_weight(L, gi, root, epi, nepi, store_root);
+  L->wgrad_im2col++;
   CgConv cv = cg_low_conv_geom(g, root);
   int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
   int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);

@@ -31,6 +31,8 @@ typedef struct {
   int nkern, capkern;
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
   int conv_winograd, conv_im2col; /* convolutions lowered by each algorithm */
+  int wgrad_winograd, wgrad_im2col; /* conv2d_backward_weight likewise */
+  int winograd4;           /* of both, through F(4x4,3x3) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
@@ -138,5 +140,8 @@ CgConv cg_low_conv_geom(const IrGraph *g, int root);
 /* Lowers conv2d or conv_transpose2d root (cg_conv_choose said yes) through
  * Winograd F(2x2,3x3), then the group's epilogue. */
 int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
+/* Lowers conv2d_backward_weight root (cg_conv_choose said yes) through
+ * Winograd F(2x2,3x3), then the group's epilogue. */
+int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
 
 #endif

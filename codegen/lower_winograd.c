@@ -1,5 +1,11 @@
-/* lower_winograd.c — 3x3 stride-1 convolutions through Winograd F(2x2,3x3),
- * and the rule that picks them.
+/* lower_winograd.c — 3x3 stride-1 convolutions (and their weight
+ * gradients) through Winograd F(2x2,3x3) or F(4x4,3x3), and the rule that
+ * picks them.
+ *
+ * F(2x2,3x3) below; F(4x4,3x3) is the same with 4x4 output tiles from 6x6
+ * input blocks: 36 planes and GEMMs instead of 16, 36 multiplies per 16
+ * outputs (4x fewer than direct) but ~15x the float32 rounding error
+ * (CG_WINOGRAD4_REL_TOL), so only -fconv=winograd4 asks for it.
  *
  * Each 2x2 block of outputs (a tile) comes from a 4x4 block of inputs d:
  * y = A^T [(G g G^T) .* (B^T d B)] A. Over all tiles and channels the
@@ -18,7 +24,19 @@
  * -> [O, C]) and flipped, padded 2 - pad: the weight kernel does the flip.
  *
  * Chunks follow the im2col path's budget (cg_set_col_budget) for V + M:
- * whole samples, or one sample's blocks of tile rows. */
+ * whole samples, or one sample's blocks of tile rows.
+ *
+ * The weight gradient of such a conv2d (conv2d_backward_weight(x, dy), the
+ * same tiles) is the transpose of that chain: with m = U .* V per tile,
+ * dm = A dy A^T, dU = sum over tiles of dm .* V and dw = G^T dU G, so
+ *
+ *   V  [16, C, T]     = B^T d B      the input kernel above, per chunk
+ *   D  [16, O, T]     = A dy A^T     dy kernel, per chunk (zero outside OH x OW)
+ *   dU[e] [O, C]     += D[e] @ V[e]^T  one GEMM step of batch 16, K = T
+ *   dw [O, C, 3, 3]   = G^T dU G     weight-gradient kernel, once
+ *
+ * 16 multiplies per tile and channel pair instead of im2col's 36, and the
+ * GEMMs reduce over the tiles (long K) as im2col's do over positions. */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -30,8 +48,8 @@ void cg_set_conv_algo(CgConvAlgo a) { atomic_store(&conv_algo, (int)a); }
 CgConvAlgo cg_conv_algo(void) { return (CgConvAlgo)atomic_load(&conv_algo); }
 
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a) {
-  static const char *names[] = {"auto", "im2col", "winograd"};
-  for (int i = 0; i < 3; i++)
+  static const char *names[] = {"auto", "im2col", "winograd", "winograd4"};
+  for (int i = 0; i < 4; i++)
     if (!strcmp(name, names[i])) {
       *a = (CgConvAlgo)i;
       return true;
@@ -45,47 +63,63 @@ bool cg_conv_algo_parse(const char *name, CgConvAlgo *a) {
 #define AUTO_MIN_CHANNELS 16
 #define AUTO_MIN_POSITIONS 64
 
-bool cg_conv_choose(const IrGraph *g, int v, const char **why) {
+int cg_conv_wino_m(const IrGraph *g, int v, const char **why) {
   const char *dummy;
   if (!why) why = &dummy;
   const IrNode *r = &g->node[v];
-  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D) {
-    *why = "not a conv2d or conv_transpose2d";
-    return false;
+  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D && r->op != OP_CONV2D_BACKWARD_WEIGHT) {
+    *why = "not a conv2d, conv_transpose2d or conv2d_backward_weight";
+    return 0;
   }
   CgConv cv = cg_low_conv_geom(g, v);
   if (cv.KH != 3 || cv.KW != 3 || cv.stride != 1 || cv.pad > 2) {
     *why = "not 3x3, stride 1, pad <= 2";
-    return false;
+    return 0;
+  }
+  if (r->op == OP_CONV2D_BACKWARD_WEIGHT && cv.N * cv.OH * cv.OW == 0) {
+    *why = "no output positions"; /* dw = 0: im2col's GEMM writes it */
+    return 0;
   }
   switch (cg_conv_algo()) {
-  case CG_CONV_IM2COL: *why = "-fconv=im2col"; return false;
-  case CG_CONV_WINOGRAD: *why = "-fconv=winograd"; return true;
+  case CG_CONV_IM2COL: *why = "-fconv=im2col"; return 0;
+  case CG_CONV_WINOGRAD: *why = "-fconv=winograd"; return 2;
+  case CG_CONV_WINOGRAD4: *why = "-fconv=winograd4"; return 4;
   case CG_CONV_AUTO: break;
   }
   if (cv.C < AUTO_MIN_CHANNELS || cv.O < AUTO_MIN_CHANNELS) {
     *why = "auto: fewer than 16 input or output channels";
-    return false;
+    return 0;
   }
   if (cv.OH * cv.OW < AUTO_MIN_POSITIONS) {
     *why = "auto: fewer than 64 output positions";
-    return false;
+    return 0;
   }
   *why = "auto: 3x3 stride 1, C, O >= 16, >= 64 positions";
-  return true;
+  return 2;
 }
+
+bool cg_conv_choose(const IrGraph *g, int v, const char **why) { return cg_conv_wino_m(g, v, why) > 0; }
 
 void cg_conv_print_choices(const IrGraph *g, FILE *out) {
   for (int v = 0; v < g->n; v++) {
     IrOp op = g->node[v].op;
-    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D) continue;
+    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) continue;
     const char *why;
-    bool wino = cg_conv_choose(g, v, &why);
+    int wm = cg_conv_wino_m(g, v, &why);
+    const char *algo = wm == 4 ? "winograd F(4x4,3x3)" : wm ? "winograd F(2x2,3x3)" : "im2col + GEMM";
     CgConv cv = cg_low_conv_geom(g, v);
+    if (op == OP_CONV2D_BACKWARD_WEIGHT) { /* x, dy -> dw: the forward conv's shapes */
+      fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld], dy [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] s%d p%d: %s (%s)\n",
+              v, ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
+              (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.O, (long long)cv.C,
+              (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
+              algo, why);
+      continue;
+    }
     fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] k%lldx%lld s%d p%d: %s (%s)\n", v,
             ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
             (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
-            wino ? "winograd F(2x2,3x3)" : "im2col + GEMM", why);
+            algo, why);
   }
 }
 
@@ -95,6 +129,7 @@ static CgKernel *wino_kernel(Lower *L, CgKernelKind kind, int gi, int root, cons
   CgKernel *k = cg_low_kernel(L, kind, gi, root);
   cg_low_name_kernel(L, k, what);
   k->conv = *cv;
+  k->wino_m = cg_conv_wino_m(L->g, root, NULL);
   return k;
 }
 
@@ -105,18 +140,20 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   CgConv cv = cg_low_conv_geom(g, root);
   if (flip) cv.pad = (int)cv.KH - 1 - cv.pad; /* the equivalent conv2d */
   L->conv_winograd++;
-  int64_t th = (cv.OH + 1) / 2, tw = (cv.OW + 1) / 2;
+  int m = cg_conv_wino_m(g, root, NULL), P = (m + 2) * (m + 2);
+  L->winograd4 += m == 4;
+  int64_t th = (cv.OH + m - 1) / m, tw = (cv.OW + m - 1) / m;
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
   int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
   if (cv.N * cv.O * cv.OH * cv.OW == 0) {
     L->stored[root] = true;
     return cg_low_epilogue(L, gi, root, epi, nepi);
   }
-  CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, 16 * (cv.C + cv.O) * 4);
+  CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, P * (cv.C + cv.O) * 4);
   int64_t T = ch.tile ? ch.tile : ch.nc * th * tw; /* tiles per chunk: the GEMMs' N */
-  int U = cg_low_arena(L, -1, 16 * cv.O * cv.C, "winograd U");
-  int V = cg_low_arena(L, -1, 16 * cv.C * T, "winograd V");
-  int M = cg_low_arena(L, -1, 16 * cv.O * T, "winograd M");
+  int U = cg_low_arena(L, -1, P * cv.O * cv.C, "winograd U");
+  int V = cg_low_arena(L, -1, P * cv.C * T, "winograd V");
+  int M = cg_low_arena(L, -1, P * cv.O * T, "winograd M");
 
   CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_WEIGHT, gi, root, &cv, "wino_weight");
   k->wino_flip = flip;
@@ -124,7 +161,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   k->dst_arg = cg_low_arg(L, k, U);
   if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
 
-  RtGemm gm = {.batch = 16, .m = (int)cv.O, .n = (int)T, .k = (int)cv.C};
+  RtGemm gm = {.batch = P, .m = (int)cv.O, .n = (int)T, .k = (int)cv.C};
   gm.lda = (int)cv.C;
   gm.ldb = gm.ldc = (int)T;
   gm.stride_a = cv.O * cv.C;
@@ -164,6 +201,68 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
       cg_low_repeat_step(L, first_out, out_base, b);
     }
   }
+  L->stored[root] = true;
+  return cg_low_epilogue(L, gi, root, epi, nepi);
+}
+
+int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root) {
+  const IrGraph *g = L->g;
+  const IrNode *r = &g->node[root];
+  CgConv cv = cg_low_conv_geom(g, root);
+  L->wgrad_winograd++;
+  int m = cg_conv_wino_m(g, root, NULL), P = (m + 2) * (m + 2);
+  L->winograd4 += m == 4;
+  int64_t th = (cv.OH + m - 1) / m, tw = (cv.OW + m - 1) / m;
+  int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);
+  int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
+  CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, P * (cv.C + cv.O) * 4);
+  int64_t T = ch.tile ? ch.tile : ch.nc * th * tw;
+  int V = cg_low_arena(L, -1, P * cv.C * T, "winograd V");
+  int D = cg_low_arena(L, -1, P * cv.O * T, "winograd dy");
+  int dU = cg_low_arena(L, -1, P * cv.O * cv.C, "winograd dU");
+  /* dU[e] (O x C) = D[e] (O x T) @ V[e]^T, accumulated over the chunks */
+  RtGemm gm = {.batch = P, .trans_b = 1, .m = (int)cv.O, .n = (int)cv.C, .k = (int)T};
+  gm.lda = gm.ldb = (int)T;
+  gm.ldc = (int)cv.C;
+  gm.stride_a = cv.O * T;
+  gm.stride_b = cv.C * T;
+  gm.stride_c = cv.O * cv.C;
+  bool single = ch.nchunk == 1;
+  int first_in = -1, first_dy = -1, in_base = -1, dy_base = -1;
+  for (int64_t i = 0; i < ch.nchunk; i++) {
+    int64_t b = cg_low_chunk_base(&ch, i);
+    if (i == 0) {
+      CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_INPUT, gi, root, &cv, "wino_input");
+      k->nc = ch.nc;
+      k->tile = ch.tile;
+      k->plane = th * tw;
+      k->wino_t = T;
+      k->x_arg = cg_low_arg(L, k, x);
+      k->col_arg = cg_low_arg(L, k, V);
+      first_in = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.C);
+      if (first_in < 0) return -1;
+      if (!single) in_base = L->kern[L->step[first_in].kernel].base_arg;
+      k = wino_kernel(L, CG_KERNEL_WINO_DY, gi, root, &cv, "wino_dy");
+      k->nc = ch.nc;
+      k->tile = ch.tile;
+      k->plane = th * tw;
+      k->wino_t = T;
+      k->x_arg = cg_low_arg(L, k, dy);
+      k->col_arg = cg_low_arg(L, k, D);
+      first_dy = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.O);
+      if (first_dy < 0) return -1;
+      if (!single) dy_base = L->kern[L->step[first_dy].kernel].base_arg;
+    } else {
+      cg_low_repeat_step(L, first_in, in_base, b);
+      cg_low_repeat_step(L, first_dy, dy_base, b);
+    }
+    gm.beta = i == 0 ? 0.0f : 1.0f;
+    if (cg_low_gemm_step(L, "conv2d_backward_weight winograd", gm, D, V, dU) < 0) return -1;
+  }
+  CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_WGRAD, gi, root, &cv, "wino_wgrad");
+  k->x_arg = cg_low_arg(L, k, dU);
+  k->dst_arg = cg_low_arg(L, k, c);
+  if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
   L->stored[root] = true;
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }

@@ -57,6 +57,11 @@ typedef struct {
   int pad;
 } Shape;
 
+/* The bound of the algorithm in force. */
+static double wino_tol(void) {
+  return cg_conv_algo() == CG_CONV_WINOGRAD4 ? CG_WINOGRAD4_REL_TOL : CG_WINOGRAD_REL_TOL;
+}
+
 /* Forward: conv2d(x, w) + b, w [O, C, 3, 3]; backward-data (transposed):
  * conv_transpose2d(dy, w) with dy [N, O, OH, OW] -> [N, C, H, W], the
  * input gradient of that conv2d. Checked through Winograd; returns the
@@ -75,7 +80,36 @@ static double check_shape(const Shape *s, bool transposed) {
   ck_assert_int_eq(winograd_count(g), 1);
   RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
                      jc_make(IR_F32, &sb, JC_NORMAL, 0)};
-  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  JcCheck c = {.tol = wino_tol()};
+  jc_check_plan(g, NULL, in, NULL, &c);
+  for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
+  ir_graph_free(g);
+  return c.max_err;
+}
+
+/* Weight gradient: conv2d_backward_weight(x, dy) + w0 (an epilogue, as
+ * the gradient accumulation's), x [N, C, H, W], dy [N, O, OH, OW] ->
+ * [O, C, 3, 3]. Checked through Winograd; returns the relative error. */
+static double check_wgrad(const Shape *s) {
+  int64_t OH = s->H + 2 * s->pad - 2, OW = s->W + 2 * s->pad - 2;
+  IrGraph *g = ir_graph_new("winograd_dw");
+  IrShape sx = shp4(s->N, s->C, s->H, s->W), sd = shp4(s->N, s->O, OH, OW), sw = shp4(s->O, s->C, 3, 3);
+  int x = input(g, "x", sx), dy = input(g, "dy", sd), w0 = input(g, "w0", sw);
+  int y = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &(IrAttr){.stride = 1, .pad = s->pad, .shape = sw},
+                   LOC);
+  ck_assert_msg(y >= 0, "%s", g->error);
+  y = ir_binary(g, OP_ADD, y, w0, LOC);
+  ir_set_outputs(g, &y, NULL, 1);
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  ck_assert_int_eq(l->wgrad_winograd, 1);
+  cg_lowered_free(l);
+  fuse_plan_free(p);
+  RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sd, JC_NORMAL, 0),
+                     jc_make(IR_F32, &sw, JC_NORMAL, 0)};
+  JcCheck c = {.tol = wino_tol()};
   jc_check_plan(g, NULL, in, NULL, &c);
   for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
   ir_graph_free(g);
@@ -126,23 +160,58 @@ START_TEST(test_dvae_shapes) {
 }
 END_TEST
 
-/* Odd output sizes (the last tile row and column half outside), pad 0 and
- * 2 (and the conv_transpose2d pads that map to them), whole and in chunks
- * of samples and of tile rows, with a residual epilogue. */
-START_TEST(test_odd_and_chunked) {
+/* The weight gradient (conv2d_backward_weight) of every 3x3 conv shape of
+ * the tiny and bench configs (the training steps'), and of the paper's,
+ * all on at most a 32x32 plane (the error grows with the reduction length
+ * N * OH * OW; bench's 64x64 tiles and chunks are test_odd_and_chunked's). */
+START_TEST(test_dvae_wgrad) {
   cg_set_conv_algo(CG_CONV_WINOGRAD);
+  Shape s = dvae_shapes[_i];
+  if (s.H > 32) s.H = s.W = 32; /* the reduction runs over N * OH * OW; the tiles are bench's */
+  double err = check_wgrad(&s);
+  printf("winograd %-5s [%lld,%lld,%lld,%lld] -> %lld: weight gradient rel err %.2e (bound %.0e)\n", s.config,
+         (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.O, err, CG_WINOGRAD_REL_TOL);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
+/* F(4x4,3x3) (-fconv=winograd4) on the same shapes as test_dvae_shapes
+ * (paper on the 32x32 crop), forward, backward-data and the weight
+ * gradient, within CG_WINOGRAD4_REL_TOL; the errors are printed. */
+START_TEST(test_dvae_shapes4) {
+  cg_set_conv_algo(CG_CONV_WINOGRAD4);
+  Shape s = dvae_shapes[_i];
+  if (!strcmp(s.config, "paper") && s.H > 32) s.H = s.W = 32;
+  double fwd = check_shape(&s, false), bwd = check_shape(&s, true), dw = check_wgrad(&s);
+  printf("winograd4 %-5s [%lld,%lld,%lld,%lld] -> %lld: forward rel err %.2e, backward-data %.2e, weight gradient "
+         "%.2e (bound %.0e)\n",
+         s.config, (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W, (long long)s.O, fwd, bwd, dw,
+         CG_WINOGRAD4_REL_TOL);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
+/* Odd output sizes (the last tile row and column partly outside), pad 0
+ * and 2 (and the conv_transpose2d pads that map to them), whole and in
+ * chunks of samples and of tile rows, forward, backward-data and weight
+ * gradient, with a residual epilogue; _i = 0: F(2x2,3x3), 1: F(4x4,3x3). */
+START_TEST(test_odd_and_chunked) {
+  int m = _i ? 4 : 2, P = (m + 2) * (m + 2);
+  cg_set_conv_algo(_i ? CG_CONV_WINOGRAD4 : CG_CONV_WINOGRAD);
   static const Shape odd[] = {
       {"odd", 3, 5, 4, 7, 9, 1}, {"p0", 3, 5, 4, 8, 7, 0}, {"p2", 2, 4, 6, 5, 6, 2}, {"one", 1, 2, 3, 1, 1, 1},
+      {"odd4", 2, 3, 4, 11, 13, 1},
   };
   /* budgets: everything at once, one sample per chunk, two tile rows per chunk */
   static const int64_t budget[] = {64ll << 20, 0, 1};
   for (int b = 0; b < 3; b++)
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       const Shape *s = &odd[i];
-      int64_t th = (s->H + 2 * s->pad - 1) / 2, tw = (s->W + 2 * s->pad - 1) / 2;
-      int64_t per_tile = 16 * (s->C + s->O) * 4;
+      int64_t th = (s->H + 2 * s->pad - 2 + m - 1) / m, tw = (s->W + 2 * s->pad - 2 + m - 1) / m;
+      int64_t per_tile = P * (s->C + s->O) * 4;
       cg_set_col_budget(b == 0 ? budget[0] : b == 1 ? per_tile * th * tw : per_tile * tw * 2);
-      for (int t = 0; t < 2; t++) ck_assert_double_le(check_shape(s, t), CG_WINOGRAD_REL_TOL);
+      for (int t = 0; t < 2; t++) ck_assert_double_le(check_shape(s, t), wino_tol());
+      ck_assert_double_le(check_wgrad(s), wino_tol());
     }
   cg_set_col_budget(4ll << 20);
   /* conv2d + bias + residual, in tile rows: the epilogue reads z at the output */
@@ -154,8 +223,9 @@ START_TEST(test_odd_and_chunked) {
   ir_set_outputs(g, &y, NULL, 1);
   RtTensor *in[3] = {jc_make(IR_F32, &sx, JC_NORMAL, 0), jc_make(IR_F32, &sw, JC_NORMAL, 0),
                      jc_make(IR_F32, &sb, JC_NORMAL, 0)};
-  cg_set_col_budget(16 * 12 * 4 * 5 * 2); /* two of five tile rows: 3 chunks per sample */
-  JcCheck c = {.tol = CG_WINOGRAD_REL_TOL};
+  /* F(2x2): two of five tile rows, F(4x4): one of three: 3 chunks per sample */
+  cg_set_col_budget(m == 2 ? 16 * 12 * 4 * 5 * 2 : 36 * 12 * 4 * 3);
+  JcCheck c = {.tol = wino_tol()};
   jc_check_both(g, in, NULL, &c);
   cg_set_col_budget(4ll << 20);
   for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
@@ -196,6 +266,42 @@ START_TEST(test_choice) {
 }
 END_TEST
 
+/* The tile per algorithm (cg_conv_wino_m), for a conv2d, its weight
+ * gradient and a 4x4 stride-2 conv; -fconv=winograd4 parses; the choices
+ * are listed (cg_conv_print_choices). */
+START_TEST(test_choice_tile) {
+  IrGraph *g = ir_graph_new("choice_tile");
+  IrShape sx = shp4(2, 32, 16, 16), sw = shp4(32, 32, 3, 3);
+  int x = input(g, "x", sx), w = input(g, "w", sw), dy = input(g, "dy", sx), w4 = input(g, "w4", shp4(32, 32, 4, 4));
+  int y = ir_build(g, OP_CONV2D, (int[]){x, w}, 2, &(IrAttr){.stride = 1, .pad = 1}, LOC);
+  int dw = ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &(IrAttr){.stride = 1, .pad = 1, .shape = sw}, LOC);
+  int y4 = ir_build(g, OP_CONV2D, (int[]){x, w4}, 2, &(IrAttr){.stride = 2, .pad = 1}, LOC);
+  ck_assert(y >= 0 && dw >= 0 && y4 >= 0);
+  ir_set_outputs(g, (int[]){y, dw, y4}, NULL, 3);
+  static const CgConvAlgo algo[] = {CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4};
+  static const int want[] = {2, 0, 2, 4};
+  for (int i = 0; i < 4; i++) {
+    cg_set_conv_algo(algo[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, y, NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, dw, NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, y4, NULL), 0);
+  }
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  cg_conv_print_choices(g, f);
+  fclose(f);
+  ck_assert_msg(strstr(text, "conv2d_backward_weight") && strstr(text, "winograd F(4x4,3x3) (-fconv=winograd4)"), "%s",
+                text);
+  free(text);
+  cg_set_conv_algo(CG_CONV_AUTO);
+  CgConvAlgo a;
+  ck_assert(cg_conv_algo_parse("winograd4", &a) && a == CG_CONV_WINOGRAD4);
+  ck_assert(!cg_conv_algo_parse("winograd6", &a));
+  ir_graph_free(g);
+}
+END_TEST
+
 static IrGraph *dvae_tiny(const char *entry, FeProgram **prog) {
   char *err = NULL;
   *prog = fe_load_file("models/dvae.dal", &(FeOptions){.config = "tiny", .batch = 2}, &err);
@@ -218,13 +324,19 @@ static RtTensor **dvae_params(const IrGraph *g) {
  * path (measured: gradients 1.9e-6, AdamW step 3.9e-6). */
 #define MODEL_TOL 1e-5
 
+/* The same under F(4x4,3x3): its bound (see lower.h). */
+#define MODEL_TOL4 CG_WINOGRAD4_REL_TOL
+
 /* _i = 0: the loss and every parameter's gradient (loss_given_noise);
- * _i = 1: one AdamW training step (loss and the updated state). */
+ * _i = 1: one AdamW training step (loss and the updated state); _i = 2, 3:
+ * the same under F(4x4,3x3). */
 START_TEST(test_dvae_tiny_winograd) {
-  cg_set_conv_algo(CG_CONV_WINOGRAD);
+  bool four = _i >= 2;
+  double tol = four ? MODEL_TOL4 : MODEL_TOL;
+  cg_set_conv_algo(four ? CG_CONV_WINOGRAD4 : CG_CONV_WINOGRAD);
   FeProgram *prog;
   IrGraph *g = dvae_tiny("loss_given_noise", &prog);
-  if (_i == 0) {
+  if (_i % 2 == 0) {
     ck_assert_msg(ad_grad_pass(g) == 0, "%s", g->error);
   } else {
     AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-3, .weight_decay = 0.0};
@@ -239,10 +351,10 @@ START_TEST(test_dvae_tiny_winograd) {
     in[k] = jc_make(IR_F32, &nd->shape, nd->shape.rank == 0 ? JC_POS : JC_NORMAL, 0);
     if (nd->shape.rank == 0 && strstr(nd->name, "lr")) rt_f32(in[k])[0] = 3e-4f;
   }
-  JcCheck c = {.tol = MODEL_TOL, .seed = 5, .step = 1};
+  JcCheck c = {.tol = tol, .seed = 5, .step = 1};
   jc_check_plan(g, NULL, in, params, &c);
-  printf("dvae tiny %s, %d Winograd convs: rel err %.2e (bound %.0e)\n", _i ? "AdamW step" : "gradients", nwino,
-         c.max_err, MODEL_TOL);
+  printf("dvae tiny %s, %s, %d Winograd convs: rel err %.2e (bound %.0e)\n", _i % 2 ? "AdamW step" : "gradients",
+         four ? "F(4x4,3x3)" : "F(2x2,3x3)", nwino, c.max_err, tol);
   for (int k = 0; k < g->ninput; k++) rt_tensor_free(in[k]);
   for (int k = 0; k < g->nparam; k++) rt_tensor_free(params[k]);
   free(in);
@@ -259,9 +371,12 @@ static Suite *suite(void) {
   tcase_add_checked_fixture(t, jc_setup, jc_teardown);
   tcase_set_timeout(t, 600);
   tcase_add_test(t, test_choice);
-  tcase_add_test(t, test_odd_and_chunked);
-  tcase_add_loop_test(t, test_dvae_tiny_winograd, 0, 2);
+  tcase_add_test(t, test_choice_tile);
+  tcase_add_loop_test(t, test_odd_and_chunked, 0, 2);
+  tcase_add_loop_test(t, test_dvae_tiny_winograd, 0, 4);
   tcase_add_loop_test(t, test_dvae_shapes, 0, NSHAPES);
+  tcase_add_loop_test(t, test_dvae_wgrad, 0, NSHAPES);
+  tcase_add_loop_test(t, test_dvae_shapes4, 0, NSHAPES);
   suite_add_tcase(s, t);
   return s;
 }

@@ -63,8 +63,9 @@ static const char usage[] =
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
     "  --fuse-rule=-NAME,+NAME  switch single fusion rules off (-) or on (+), left to right,\n"
     "                 repeatable (dalc fuse-rules lists them); after -fno-fuse, +NAME fuses by NAME alone\n"
-    "  -fconv=auto|im2col|winograd  how 3x3 stride-1 convolutions are computed (auto: Winograd\n"
-    "                 F(2x2,3x3) when C, O >= 16 and >= 64 output positions; --explain-fusion lists them)\n"
+    "  -fconv=auto|im2col|winograd|winograd4  how 3x3 stride-1 convolutions and their weight\n"
+    "                 gradients are computed (auto: Winograd F(2x2,3x3) when C, O >= 16 and >= 64 output\n"
+    "                 positions; winograd4: F(4x4,3x3) for all; --explain-fusion lists them)\n"
     "  --explain-fusion  why each producer was not fused into its consumer and which rule\n"
     "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n";
 
@@ -186,7 +187,7 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     else if ((v = option_value(argc, argv, &i, "-fconv"))) {
       CgConvAlgo algo;
       if (!cg_conv_algo_parse(v, &algo)) {
-        cli_error("-fconv must be auto, im2col or winograd, not '%s'", v);
+        cli_error("-fconv must be auto, im2col, winograd or winograd4, not '%s'", v);
         return -1;
       }
       cg_set_conv_algo(algo);

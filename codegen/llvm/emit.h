@@ -9,6 +9,7 @@
  *   emit_rows.c    reduce, softmax, layer/group norm, cross-entropy kernels
  *   emit_conv.c    im2col, pack, col2im values, scatter-add, gumbel
  *   emit_winograd.c  Winograd F(2x2,3x3) weight, input and output transforms
+ *                    (and the weight gradient's dy and dw transforms)
  *   emit_attention.c attention and its backward: calls into runtime/sched/attention.h
  */
 #ifndef DAL_CODEGEN_LLVM_EMIT_H
@@ -157,6 +158,8 @@ void em_kernel_attention(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_wino_dy(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_wino_wgrad(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- emit_kernel.c ---- */
 /* Adds kernel k (an RtKernelFn named k->name) to E->mod. Returns 0, or -1

@@ -228,6 +228,8 @@ int em_kernel(Emit *E, const CgKernel *k) {
   case CG_KERNEL_WINO_WEIGHT: em_kernel_wino_weight(E, begin, end); break;
   case CG_KERNEL_WINO_INPUT: em_kernel_wino_input(E, begin, end); break;
   case CG_KERNEL_WINO_OUTPUT: em_kernel_wino_output(E, begin, end); break;
+  case CG_KERNEL_WINO_DY: em_kernel_wino_dy(E, begin, end); break;
+  case CG_KERNEL_WINO_WGRAD: em_kernel_wino_wgrad(E, begin, end); break;
   case CG_KERNEL_ATTENTION:
   case CG_KERNEL_ATTENTION_BWD: em_kernel_attention(E, begin, end); break;
   }

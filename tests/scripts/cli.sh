@@ -100,7 +100,9 @@ expect_ok "fconv im2col" "$dalc" models/dvae.dal --config tiny --stats --fn enco
 grep -q 'convs: *0 Winograd' "$tmp/out" && ok || bad "-fconv=im2col still lowers a conv through Winograd"
 expect_ok "fconv auto" "$dalc" models/dvae.dal --config bench --stats --fn encode
 grep -q 'convs: *8 Winograd' "$tmp/out" && ok || bad "auto does not pick Winograd for the bench's residual convs"
-expect_error "bad -fconv" "-fconv must be auto, im2col or winograd" "$dalc" models/dvae.dal --stats -fconv=direct
+expect_ok "fconv winograd4" "$dalc" models/dvae.dal --config tiny --stats --fn loss -fconv=winograd4
+grep -q 'weight gradients: *14 Winograd.*of the Winograd ones 41 F(4x4,3x3)' "$tmp/out" && ok || bad "-fconv=winograd4 does not lower the 3x3 convs and weight gradients through F(4x4,3x3)"
+expect_error "bad -fconv" "-fconv must be auto, im2col, winograd or winograd4" "$dalc" models/dvae.dal --stats -fconv=direct
 expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
 
 # ---- bad input: each exits 1 with a clear message ----
