@@ -138,6 +138,8 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
       k->pack_t, k->dst_arg, (long long)k->sc_n, (long long)k->sc_v, (long long)k->sc_row, (long long)k->sc_cols,
       k->idx_arg, k->grad_arg, k->table_arg, k->out_arg, k->salt);
   put(&b, " wi%d,%lld", k->wino_flip, (long long)k->wino_t);
+  put(&b, " ph%lld,%lld,%lld,%d,%d,%d,%d,%d", (long long)k->ph_r, (long long)k->ph_w, (long long)k->ph_slack, k->ph_n,
+      k->ph_step, k->ph_off, k->ph_tr, k->ph_inv);
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = k->load[i].arg;
   Walk w = {L, k, k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE ? -1 : k->root, local, 0, load_arg, &b};
   if (w.provided >= 0) put(&b, " root%d", visit(&w, k->root));

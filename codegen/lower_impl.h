@@ -30,7 +30,8 @@ typedef struct {
   CgKernel *kern;
   int nkern, capkern;
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
-  int conv_winograd, conv_im2col; /* convolutions lowered by each algorithm */
+  int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
+  CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
@@ -138,5 +139,10 @@ CgConv cg_low_conv_geom(const IrGraph *g, int root);
 /* Lowers conv2d or conv_transpose2d root (cg_conv_choose said yes) through
  * Winograd F(2x2,3x3), then the group's epilogue. */
 int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
+
+/* ---- lower_direct.c ---- */
+/* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root
+ * (cg_conv_pick said direct) without im2col, then the group's epilogue. */
+int cg_low_direct(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
 
 #endif

@@ -19,75 +19,9 @@
  *
  * Chunks follow the im2col path's budget (cg_set_col_budget) for V + M:
  * whole samples, or one sample's blocks of tile rows. */
-#include <stdatomic.h>
 #include <string.h>
 
 #include "codegen/lower_impl.h"
-
-static _Atomic int conv_algo = CG_CONV_AUTO;
-
-void cg_set_conv_algo(CgConvAlgo a) { atomic_store(&conv_algo, (int)a); }
-CgConvAlgo cg_conv_algo(void) { return (CgConvAlgo)atomic_load(&conv_algo); }
-
-bool cg_conv_algo_parse(const char *name, CgConvAlgo *a) {
-  static const char *names[] = {"auto", "im2col", "winograd"};
-  for (int i = 0; i < 3; i++)
-    if (!strcmp(name, names[i])) {
-      *a = (CgConvAlgo)i;
-      return true;
-    }
-  return false;
-}
-
-/* The smallest channel counts and output positions for which AUTO picks
- * Winograd: the 16 GEMMs have M = O and K = C, so thin ones run far below
- * OpenBLAS's roof and the transforms' memory traffic dominates. */
-#define AUTO_MIN_CHANNELS 16
-#define AUTO_MIN_POSITIONS 64
-
-bool cg_conv_choose(const IrGraph *g, int v, const char **why) {
-  const char *dummy;
-  if (!why) why = &dummy;
-  const IrNode *r = &g->node[v];
-  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D) {
-    *why = "not a conv2d or conv_transpose2d";
-    return false;
-  }
-  CgConv cv = cg_low_conv_geom(g, v);
-  if (cv.KH != 3 || cv.KW != 3 || cv.stride != 1 || cv.pad > 2) {
-    *why = "not 3x3, stride 1, pad <= 2";
-    return false;
-  }
-  switch (cg_conv_algo()) {
-  case CG_CONV_IM2COL: *why = "-fconv=im2col"; return false;
-  case CG_CONV_WINOGRAD: *why = "-fconv=winograd"; return true;
-  case CG_CONV_AUTO: break;
-  }
-  if (cv.C < AUTO_MIN_CHANNELS || cv.O < AUTO_MIN_CHANNELS) {
-    *why = "auto: fewer than 16 input or output channels";
-    return false;
-  }
-  if (cv.OH * cv.OW < AUTO_MIN_POSITIONS) {
-    *why = "auto: fewer than 64 output positions";
-    return false;
-  }
-  *why = "auto: 3x3 stride 1, C, O >= 16, >= 64 positions";
-  return true;
-}
-
-void cg_conv_print_choices(const IrGraph *g, FILE *out) {
-  for (int v = 0; v < g->n; v++) {
-    IrOp op = g->node[v].op;
-    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D) continue;
-    const char *why;
-    bool wino = cg_conv_choose(g, v, &why);
-    CgConv cv = cg_low_conv_geom(g, v);
-    fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] k%lldx%lld s%d p%d: %s (%s)\n", v,
-            ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
-            (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
-            wino ? "winograd F(2x2,3x3)" : "im2col + GEMM", why);
-  }
-}
 
 /* A Winograd kernel of 'kind' over conv cv, reading src and writing dst
  * (V or M: col_arg; x, w or y: x_arg / dst_arg). */

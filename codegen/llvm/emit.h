@@ -9,6 +9,7 @@
  *   emit_rows.c    reduce, softmax, layer/group norm, cross-entropy kernels
  *   emit_conv.c    im2col, pack, col2im values, scatter-add, gumbel
  *   emit_winograd.c  Winograd F(2x2,3x3) weight, input and output transforms
+ *   emit_direct.c  the direct strided convolutions' weight layout and phase grids
  */
 #ifndef DAL_CODEGEN_LLVM_EMIT_H
 #define DAL_CODEGEN_LLVM_EMIT_H
@@ -153,6 +154,11 @@ void em_kernel_gumbel(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+
+/* ---- emit_direct.c ---- */
+void em_kernel_phase_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_phase_in(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_phase_out(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- emit_kernel.c ---- */
 /* Adds kernel k (an RtKernelFn named k->name) to E->mod. Returns 0, or -1

@@ -175,6 +175,9 @@ int em_kernel(Emit *E, const CgKernel *k) {
   case CG_KERNEL_WINO_WEIGHT: em_kernel_wino_weight(E, begin, end); break;
   case CG_KERNEL_WINO_INPUT: em_kernel_wino_input(E, begin, end); break;
   case CG_KERNEL_WINO_OUTPUT: em_kernel_wino_output(E, begin, end); break;
+  case CG_KERNEL_PHASE_WEIGHT: em_kernel_phase_weight(E, begin, end); break;
+  case CG_KERNEL_PHASE_IN: em_kernel_phase_in(E, begin, end); break;
+  case CG_KERNEL_PHASE_OUT: em_kernel_phase_out(E, begin, end); break;
   }
   LLVMBuildRetVoid(B);
   free(E->argp);

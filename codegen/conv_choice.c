@@ -1,0 +1,137 @@
+/* conv_choice.c — which algorithm computes each convolution (lower.h
+ * cg_conv_pick): im2col + GEMM (lower_gemm.c), Winograd F(2x2,3x3)
+ * (lower_winograd.c) or the direct path (lower_direct.c), from the conv's
+ * shape, stride, padding and kind, under dalc's -fconv.
+ *
+ * The AUTO rule, and what it rests on (dVAE bench step, 2 threads, see the
+ * measurements in tests/test_conv_algo.c's header and the README):
+ *  - Winograd for 3x3 stride-1 convs with C, O >= 16 and >= 64 output
+ *    positions: 2.25x fewer multiplies than im2col, for transforms that
+ *    cost little next to the GEMMs once those are not thin;
+ *  - direct for 1x1 stride-1 unpadded convs: the GEMMs are the same as
+ *    im2col's, without its copy (the backward-data one also without
+ *    col2im);
+ *  - direct for stride-s convs whose kernel is a multiple of s (the
+ *    dVAE's 4x4 stride-2 down and up convs): the input is copied once into
+ *    s*s phase grids instead of (KH/s)(KW/s) times into im2col's columns,
+ *    and conv_transpose2d's GEMM writes each output once instead of
+ *    col2im's scatter of KH*KW taps per input;
+ *  - im2col for the rest. */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "codegen/lower_impl.h"
+
+static _Atomic int conv_algo = CG_CONV_AUTO;
+
+void cg_set_conv_algo(CgConvAlgo a) { atomic_store(&conv_algo, (int)a); }
+CgConvAlgo cg_conv_algo(void) { return (CgConvAlgo)atomic_load(&conv_algo); }
+
+static const char *const algo_names[] = {"auto", "im2col", "winograd", "direct"};
+
+bool cg_conv_algo_parse(const char *name, CgConvAlgo *a) {
+  for (int i = 0; i < 4; i++)
+    if (!strcmp(name, algo_names[i])) {
+      *a = (CgConvAlgo)i;
+      return true;
+    }
+  return false;
+}
+
+CgConvAlgo cg_conv_algo_of(const FuseOptions *o) {
+  if (o && o->conv_algo >= 1 && o->conv_algo <= 4) return (CgConvAlgo)(o->conv_algo - 1);
+  return cg_conv_algo();
+}
+
+const char *cg_conv_algo_name(CgConvAlgo a) {
+  switch (a) {
+  case CG_CONV_WINOGRAD: return "winograd F(2x2,3x3)";
+  case CG_CONV_DIRECT: return "direct";
+  case CG_CONV_IM2COL:
+  case CG_CONV_AUTO: break;
+  }
+  return "im2col + GEMM";
+}
+
+/* The smallest channel counts and output positions for which AUTO picks
+ * Winograd: the 16 GEMMs have M = O and K = C, so thin ones run far below
+ * OpenBLAS's roof and the transforms' memory traffic dominates. */
+#define AUTO_MIN_CHANNELS 16
+#define AUTO_MIN_POSITIONS 64
+
+/* Whether Winograd can compute cv (of a conv2d or conv_transpose2d). */
+static bool winograd_can(const CgConv *cv) { return cv->KH == 3 && cv->KW == 3 && cv->stride == 1 && cv->pad <= 2; }
+
+/* Whether the direct path can compute cv; *kind gets which form. */
+static bool direct_can(const CgConv *cv, const char **kind) {
+  if (cv->KH == 1 && cv->KW == 1 && cv->stride == 1 && cv->pad == 0) {
+    *kind = "1x1 stride 1: GEMMs on x";
+    return true;
+  }
+  if (cv->stride >= 2 && cv->KH == cv->KW && cv->KH % cv->stride == 0) {
+    *kind = "stride s, kernel a multiple of s: phase grids";
+    return true;
+  }
+  *kind = "not 1x1 stride 1 pad 0, nor stride s >= 2 with a square kernel that is a multiple of s";
+  return false;
+}
+
+CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **why) {
+  const char *dummy;
+  if (!why) why = &dummy;
+  IrOp op = g->node[v].op;
+  if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) {
+    *why = "not a convolution";
+    return CG_CONV_IM2COL;
+  }
+  CgConv cv = cg_low_conv_geom(g, v);
+  bool wino = op != OP_CONV2D_BACKWARD_WEIGHT && winograd_can(&cv);
+  const char *dkind;
+  bool direct = direct_can(&cv, &dkind);
+  switch (algo) {
+  case CG_CONV_IM2COL: *why = "-fconv=im2col"; return CG_CONV_IM2COL;
+  case CG_CONV_WINOGRAD:
+    *why = wino ? "-fconv=winograd" : "-fconv=winograd, but not 3x3, stride 1, pad <= 2";
+    return wino ? CG_CONV_WINOGRAD : CG_CONV_IM2COL;
+  case CG_CONV_DIRECT:
+    *why = direct ? "-fconv=direct" : "-fconv=direct, but not 1x1 stride 1 pad 0 nor strided with a multiple kernel";
+    return direct ? CG_CONV_DIRECT : CG_CONV_IM2COL;
+  case CG_CONV_AUTO: break;
+  }
+  if (direct) {
+    *why = cv.stride == 1 ? "auto: 1x1 stride 1 pad 0, no im2col needed" : "auto: stride-s kernel a multiple of s";
+    return CG_CONV_DIRECT;
+  }
+  if (!wino) {
+    *why = "auto: neither Winograd (3x3 stride 1) nor direct (1x1, or strided with a multiple kernel)";
+    return CG_CONV_IM2COL;
+  }
+  if (cv.C < AUTO_MIN_CHANNELS || cv.O < AUTO_MIN_CHANNELS) {
+    *why = "auto: fewer than 16 input or output channels";
+    return CG_CONV_IM2COL;
+  }
+  if (cv.OH * cv.OW < AUTO_MIN_POSITIONS) {
+    *why = "auto: fewer than 64 output positions";
+    return CG_CONV_IM2COL;
+  }
+  *why = "auto: 3x3 stride 1, C, O >= 16, >= 64 positions";
+  return CG_CONV_WINOGRAD;
+}
+
+bool cg_conv_choose(const IrGraph *g, int v, const char **why) {
+  return cg_conv_pick(g, v, cg_conv_algo(), why) == CG_CONV_WINOGRAD;
+}
+
+void cg_conv_print_choices(const IrGraph *g, CgConvAlgo algo, FILE *out) {
+  for (int v = 0; v < g->n; v++) {
+    IrOp op = g->node[v].op;
+    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) continue;
+    const char *why;
+    CgConvAlgo a = cg_conv_pick(g, v, algo, &why);
+    CgConv cv = cg_low_conv_geom(g, v);
+    fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] k%lldx%lld s%d p%d: %s (%s)\n", v,
+            ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
+            (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
+            cg_conv_algo_name(a), why);
+  }
+}
