@@ -3,20 +3,30 @@
  * (lower_winograd.c) or the direct path (lower_direct.c), from the conv's
  * shape, stride, padding and kind, under dalc's -fconv.
  *
- * The AUTO rule, and what it rests on (dVAE bench step, 2 threads, see the
- * measurements in tests/test_conv_algo.c's header and the README):
+ * The AUTO rule, and what it rests on (DAL_PROFILE=1 of the dVAE bench
+ * step, both algorithms in one `bench --compare` run, 2 threads, per conv
+ * the GEMMs plus the copy kernels around them):
  *  - Winograd for 3x3 stride-1 convs with C, O >= 16 and >= 64 output
  *    positions: 2.25x fewer multiplies than im2col, for transforms that
  *    cost little next to the GEMMs once those are not thin;
- *  - direct for 1x1 stride-1 unpadded convs: the GEMMs are the same as
- *    im2col's, without its copy (the backward-data one also without
- *    col2im);
- *  - direct for stride-s convs whose kernel is a multiple of s (the
- *    dVAE's 4x4 stride-2 down and up convs): the input is copied once into
- *    s*s phase grids instead of (KH/s)(KW/s) times into im2col's columns,
- *    and conv_transpose2d's GEMM writes each output once instead of
- *    col2im's scatter of KH*KW taps per input;
- *  - im2col for the rest. */
+ *  - direct for 1x1 stride-1 unpadded conv2d and conv_transpose2d: the
+ *    GEMMs are im2col's, without its copy or col2im (the backward-data
+ *    1x1s of the bench: 20% faster); not for their weight gradient, whose
+ *    direct GEMMs take one sample's positions as K (64 at 8x8) and ran
+ *    15-20% slower than im2col's one GEMM over the batch;
+ *  - direct for a strided conv2d (kernel a multiple of the stride) whose
+ *    phase grid adds at most 7% positions to the output, (OH + KH/s - 1)
+ *    (OW + KW/s - 1) <= 1.07 OH OW: the GEMMs compute the grid's extra
+ *    rows and columns too, which the saved im2col copy pays for on large
+ *    planes only (bench: 32x32 outputs, 6% more positions, 5% faster;
+ *    16x16, 13% more, 11% slower; 8x8, 27% more, 21% slower; the paper
+ *    encoder's 128, 64 and 32 planes are all under the line);
+ *  - im2col for strided conv_transpose2d and weight gradients: their
+ *    direct forms measured 8-50% slower on every bench shape (the
+ *    transposed conv's grid adds a halo of one input row and column
+ *    around every phase, 13% to 56% more positions);
+ *  - im2col for the rest. -fconv=direct forces the direct path wherever it
+ *    applies (that is how the numbers above were measured). */
 #include <stdatomic.h>
 #include <string.h>
 
@@ -58,6 +68,9 @@ const char *cg_conv_algo_name(CgConvAlgo a) {
  * OpenBLAS's roof and the transforms' memory traffic dominates. */
 #define AUTO_MIN_CHANNELS 16
 #define AUTO_MIN_POSITIONS 64
+/* The largest phase grid, in percent of the output positions, for which
+ * AUTO sends a strided conv2d to the direct path (see the top). */
+#define AUTO_MAX_GRID_PCT 107
 
 /* Whether Winograd can compute cv (of a conv2d or conv_transpose2d). */
 static bool winograd_can(const CgConv *cv) { return cv->KH == 3 && cv->KW == 3 && cv->stride == 1 && cv->pad <= 2; }
@@ -98,8 +111,25 @@ CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **w
     return direct ? CG_CONV_DIRECT : CG_CONV_IM2COL;
   case CG_CONV_AUTO: break;
   }
+  if (direct && cv.stride == 1) {
+    if (op == OP_CONV2D_BACKWARD_WEIGHT) {
+      *why = "auto: 1x1 weight gradient: im2col's one GEMM over the batch beats per-sample GEMMs";
+      return CG_CONV_IM2COL;
+    }
+    *why = "auto: 1x1 stride 1 pad 0, GEMMs on x without im2col";
+    return CG_CONV_DIRECT;
+  }
   if (direct) {
-    *why = cv.stride == 1 ? "auto: 1x1 stride 1 pad 0, no im2col needed" : "auto: stride-s kernel a multiple of s";
+    int64_t grid = (cv.OH + cv.KH / cv.stride - 1) * (cv.OW + cv.KW / cv.stride - 1);
+    if (op != OP_CONV2D) {
+      *why = "auto: strided transposed conv or weight gradient: im2col measured faster";
+      return CG_CONV_IM2COL;
+    }
+    if (grid * 100 > cv.OH * cv.OW * AUTO_MAX_GRID_PCT) {
+      *why = "auto: strided conv2d whose phase grid adds more than 7% positions";
+      return CG_CONV_IM2COL;
+    }
+    *why = "auto: strided conv2d on phase grids (at most 7% extra positions)";
     return CG_CONV_DIRECT;
   }
   if (!wino) {

@@ -20,8 +20,11 @@
  *   - conv2d: im2col kernel + GEMM (+ epilogue loop); conv_transpose2d:
  *     GEMM + a col2im kernel (+ epilogue loop); a 3x3 stride-1 one of
  *     either may instead go through Winograd F(2x2,3x3) (lower_winograd.c:
- *     weight, input and output transform kernels around 16 batched GEMMs;
- *     the choice is cg_conv_choose's);
+ *     weight, input and output transform kernels around 16 batched GEMMs),
+ *     and a 1x1 or strided one (and a conv2d_backward_weight) through the
+ *     direct path (lower_direct.c: GEMMs on x, or on phase grids of x
+ *     read at shifted offsets, without im2col); the choice per conv is
+ *     cg_conv_pick's (conv_choice.c);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
  *     samples); gather_backward: a scatter-add kernel; gumbel: a kernel that
  *     calls rt_gumbel_fill_range. Each is followed by an epilogue loop if
@@ -240,10 +243,11 @@ CgConvAlgo cg_conv_algo_of(const FuseOptions *o);
  *    pad <= 2; AUTO also wants C >= 16 and O >= 16 (below that the GEMMs
  *    are too thin to pay for the transforms) and >= 8x8 output positions.
  *  - direct: a 1x1 stride-1 unpadded convolution (plain GEMMs on x, no
- *    im2col, no col2im), or a stride-s >= 2 one whose kernel sides are
- *    multiples of s (the phase decomposition, lower_direct.c); AUTO takes
- *    it for every 1x1 and for the strided ones (see conv_choice.c for the
- *    measurements behind the rule). */
+ *    im2col, no col2im), or a stride-s >= 2 one with a square kernel whose
+ *    side is a multiple of s (the phase decomposition, lower_direct.c);
+ *    AUTO takes it for 1x1 conv2d and conv_transpose2d, and for a strided
+ *    conv2d whose phase grid adds at most 7% positions to its output
+ *    (conv_choice.c has the measurements behind the rule). */
 CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **why);
 /* Whether v is lowered through Winograd under the process-wide default
  * (cg_conv_pick(g, v, cg_conv_algo(), why) == CG_CONV_WINOGRAD). */

@@ -46,6 +46,7 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
   printf("in place: %d elementwise kernels write an output over an input that dies there\n", l->in_place);
   printf("convs:   %d Winograd F(2x2,3x3), %d im2col + GEMM, %d direct\n", l->conv_winograd, l->conv_im2col,
          l->conv_direct);
+  cg_conv_print_choices(g, cg_conv_algo_of(&fo), stdout);
   status = 0;
   goto done;
 fail:
