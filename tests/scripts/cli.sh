@@ -100,7 +100,13 @@ expect_ok "fconv im2col" "$dalc" models/dvae.dal --config tiny --stats --fn enco
 grep -q 'convs: *0 Winograd' "$tmp/out" && ok || bad "-fconv=im2col still lowers a conv through Winograd"
 expect_ok "fconv auto" "$dalc" models/dvae.dal --config bench --stats --fn encode
 grep -q 'convs: *8 Winograd' "$tmp/out" && ok || bad "auto does not pick Winograd for the bench's residual convs"
-expect_error "bad -fconv" "-fconv must be auto, im2col or winograd" "$dalc" models/dvae.dal --stats -fconv=direct
+expect_ok "fconv direct" "$dalc" models/dvae.dal --config tiny --stats --fn encode -fconv=direct
+grep -q 'convs: *0 Winograd, 0 im2col + GEMM, 3 direct' "$tmp/out" &&
+  grep -q 'conv2d \[4,16,16,16\] -> \[4,32,8,8\] k4x4 s2 p1: direct (-fconv=direct)' "$tmp/out" && ok ||
+  bad "-fconv=direct does not send the down and 1x1 convs through the direct path"
+expect_ok "fconv direct explained" "$dalc" models/dvae.dal --config tiny --fn encode --emit=ir --explain-fusion -fconv=direct
+grep -q 'k3x3 s1 p1: im2col + GEMM (-fconv=direct, but not' "$tmp/err" && ok || bad "--explain-fusion lacks the direct refusal"
+expect_error "bad -fconv" "-fconv must be auto, im2col, winograd or direct, not 'fft'" "$dalc" models/dvae.dal --stats -fconv=fft
 expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
 
 # ---- bad input: each exits 1 with a clear message ----
