@@ -101,7 +101,7 @@ grep -q 'convs: *0 Winograd' "$tmp/out" && ok || bad "-fconv=im2col still lowers
 expect_ok "fconv auto" "$dalc" models/dvae.dal --config bench --stats --fn encode
 grep -q 'convs: *8 Winograd' "$tmp/out" && ok || bad "auto does not pick Winograd for the bench's residual convs"
 expect_ok "fconv direct" "$dalc" models/dvae.dal --config tiny --stats --fn encode -fconv=direct
-grep -q 'convs: *0 Winograd, 0 im2col + GEMM, 3 direct' "$tmp/out" &&
+grep -q 'convs: *0 Winograd F(2x2,3x3), 7 im2col + GEMM, 3 direct' "$tmp/out" &&
   grep -q 'conv2d \[4,16,16,16\] -> \[4,32,8,8\] k4x4 s2 p1: direct (-fconv=direct)' "$tmp/out" && ok ||
   bad "-fconv=direct does not send the down and 1x1 convs through the direct path"
 expect_ok "fconv direct explained" "$dalc" models/dvae.dal --config tiny --fn encode --emit=ir --explain-fusion -fconv=direct
