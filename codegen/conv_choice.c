@@ -15,12 +15,14 @@
  *    direct GEMMs take one sample's positions as K (64 at 8x8) and ran
  *    15-20% slower than im2col's one GEMM over the batch;
  *  - direct for a strided conv2d (kernel a multiple of the stride) whose
- *    phase grid adds at most 7% positions to the output, (OH + KH/s - 1)
- *    (OW + KW/s - 1) <= 1.07 OH OW: the GEMMs compute the grid's extra
- *    rows and columns too, which the saved im2col copy pays for on large
- *    planes only (bench: 32x32 outputs, 6% more positions, 5% faster;
- *    16x16, 13% more, 11% slower; 8x8, 27% more, 21% slower; the paper
- *    encoder's 128, 64 and 32 planes are all under the line);
+ *    phase grid adds at most 3% positions to the output, (OH + KH/s - 1)
+ *    (OW + KW/s - 1) <= 1.03 OH OW (outputs of about 100x100 and up): the
+ *    GEMMs compute the grid's extra rows and columns too, which the saved
+ *    im2col copy (about 3% of the GEMM's time) pays for on large planes
+ *    only. Measured, direct against im2col: paper encoder 128x128 outputs
+ *    (1.6% more positions) 3.6% faster, 64x64 (3.1%) even, 32x32 at
+ *    C = 512 (6.3%) 14% slower; bench 32x32 at C = 64 (6.3%) 5% faster,
+ *    16x16 (13%) 11% slower, 8x8 (27%) 21% slower;
  *  - im2col for strided conv_transpose2d and weight gradients: their
  *    direct forms measured 8-50% slower on every bench shape (the
  *    transposed conv's grid adds a halo of one input row and column
@@ -70,7 +72,7 @@ const char *cg_conv_algo_name(CgConvAlgo a) {
 #define AUTO_MIN_POSITIONS 64
 /* The largest phase grid, in percent of the output positions, for which
  * AUTO sends a strided conv2d to the direct path (see the top). */
-#define AUTO_MAX_GRID_PCT 107
+#define AUTO_MAX_GRID_PCT 103
 
 /* Whether Winograd can compute cv (of a conv2d or conv_transpose2d). */
 static bool winograd_can(const CgConv *cv) { return cv->KH == 3 && cv->KW == 3 && cv->stride == 1 && cv->pad <= 2; }
@@ -126,10 +128,10 @@ CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **w
       return CG_CONV_IM2COL;
     }
     if (grid * 100 > cv.OH * cv.OW * AUTO_MAX_GRID_PCT) {
-      *why = "auto: strided conv2d whose phase grid adds more than 7% positions";
+      *why = "auto: strided conv2d whose phase grid adds more than 3% positions";
       return CG_CONV_IM2COL;
     }
-    *why = "auto: strided conv2d on phase grids (at most 7% extra positions)";
+    *why = "auto: strided conv2d on phase grids (at most 3% extra positions)";
     return CG_CONV_DIRECT;
   }
   if (!wino) {

@@ -246,7 +246,7 @@ CgConvAlgo cg_conv_algo_of(const FuseOptions *o);
  *    im2col, no col2im), or a stride-s >= 2 one with a square kernel whose
  *    side is a multiple of s (the phase decomposition, lower_direct.c);
  *    AUTO takes it for 1x1 conv2d and conv_transpose2d, and for a strided
- *    conv2d whose phase grid adds at most 7% positions to its output
+ *    conv2d whose phase grid adds at most 3% positions to its output
  *    (conv_choice.c has the measurements behind the rule). */
 CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **why);
 /* Whether v is lowered through Winograd under the process-wide default

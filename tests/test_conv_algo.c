@@ -413,8 +413,8 @@ END_TEST
 START_TEST(test_direct_choice) {
   IrGraph *g = ir_graph_new("direct_choice");
   /* x [2, 32, side, side]: 0: 1x1 s1 p0; 1: 4x4 s2 p1 at 16x16 (an 8x8 output: its grid adds 27%); 2: 3x3 s1 p1
-   * (Winograd under auto); 3: 3x3 s2; 4: 1x1 s1 p1; 5: 4x4 s2 p1 transposed; 6: 4x4 s2 p1 at 64x64 (32x32 out:
-   * the grid adds 6%); 7: the weight gradient of a 1x1 s1 p0 conv2d */
+   * (Winograd under auto); 3: 3x3 s2; 4: 1x1 s1 p1; 5: 4x4 s2 p1 transposed; 6: 4x4 s2 p1 at 256x256 (128x128
+   * out: the grid adds 1.6%); 7: the weight gradient of a 1x1 s1 p0 conv2d */
   enum { NV = 8 };
   static const int kk[NV] = {1, 4, 3, 3, 1, 4, 4, 1}, ss[NV] = {1, 2, 1, 2, 1, 2, 2, 1}, pp[NV] = {0, 1, 1, 1, 1, 1, 1, 0};
   int v[NV];
@@ -422,7 +422,7 @@ START_TEST(test_direct_choice) {
     char xn[16], wn[16];
     snprintf(xn, sizeof xn, "x%d", i);
     snprintf(wn, sizeof wn, "w%d", i);
-    int64_t side = i == 6 ? 64 : 16;
+    int64_t side = i == 6 ? 256 : 16;
     int x = input(g, xn, shp4(2, 32, side, side));
     int w = input(g, wn, i == 7 ? shp4(2, 32, side, side) : shp4(32, 32, kk[i], kk[i]));
     IrAttr a = {.stride = ss[i], .pad = pp[i]};
