@@ -11,9 +11,13 @@
 #   dalc run models/M.dal --config C -- bench --json --steps N --warmup W INPUTS --compare VARIANTS
 # The variants: the default, all fusion off (-fno-fuse), then each major
 # switch off alone (--fuse-rule=-NAME: epilogue, in-place, remat, elementwise,
-# reduce-prologue, reduce-epilogue, two-pass, siblings, recompute; `dalc
-# fuse-rules` says what each does), then each --extra FLAGS (e.g. another
-# helper's -fconv=im2col). The table: ms/step median (min-max over the
+# reduce-prologue, reduce-epilogue, two-pass, siblings, recompute, and for
+# the GPT attention; `dalc
+# fuse-rules` says what each does), then the convolution algorithms
+# (-fconv, codegen/conv_choice.c): Winograd off (-fconv=direct: direct
+# where it applies, im2col elsewhere), direct off (-fconv=winograd) and
+# both off (-fconv=im2col) -- for the dVAE only, the GPT has no convs --,
+# then each --extra FLAGS. The table: ms/step median (min-max over the
 # timed rounds), the ratio to the default (above 1: slower without the
 # rule), fused kernels, the arena and the bytes the plan moves per step.
 # Inputs: the dVAE's batches from the shapes generator (--set tau=1 --set
@@ -23,7 +27,7 @@
 # Defaults: --config bench, --steps 5, --warmup 1, --models "dvae gpt",
 # --build build, the table on stdout (and in --out if given). Memory: the
 # variants live side by side in one process (the dVAE bench config's ten
-# peak at about 6.5 GB). Timings only:
+# fusion variants peaked at about 6.5 GB; the three -fconv ones come on top). Timings only:
 # on a shared machine they are noisy (the min-max shows how much); the
 # kernel, arena and bytes columns are exact.
 set -u
@@ -79,12 +83,6 @@ save(out + "/image.npy", 4 * b, li)
 EOF
 }
 
-set -- "" "-fno-fuse"
-for r in epilogue in-place remat elementwise reduce-prologue reduce-epilogue two-pass siblings recompute; do
-  set -- "$@" "--fuse-rule=-$r"
-done
-while IFS= read -r x; do set -- "$@" "$x"; done < "$extra_file"
-
 {
   echo "Fusion experiments: training step of each model, config $config, $warmup warm-up + $steps timed rounds,"
   echo "variants interleaved in one process ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))."
@@ -97,6 +95,13 @@ for m in $models; do
          inputs="--data npy:text=$tmp/text.npy,image=$tmp/image.npy" ;;
     *) inputs= ;;
   esac
+  set -- "" "-fno-fuse"
+  for r in epilogue in-place remat elementwise reduce-prologue reduce-epilogue two-pass siblings recompute; do
+    set -- "$@" "--fuse-rule=-$r"
+  done
+  [ "$m" = gpt ] && set -- "$@" "--fuse-rule=-attention"
+  [ "$m" = dvae ] && set -- "$@" "-fconv=direct" "-fconv=winograd" "-fconv=im2col"
+  while IFS= read -r x; do set -- "$@" "$x"; done < "$extra_file"
   echo "== $m ($config): $# variants" >&2
   # shellcheck disable=SC2086
   if ! "$dalc" run "models/$m.dal" --config "$config" -- bench --json --steps "$steps" --warmup "$warmup" \
@@ -115,7 +120,9 @@ def what(flags):
     if not flags: return "default (every rule on)"
     if flags == "-fno-fuse": return "all fusion off (-fno-fuse)"
     if flags.startswith("--fuse-rule=-"): return flags[len("--fuse-rule=-"):] + " off"
-    return flags
+    conv = {"-fconv=direct": "Winograd off (-fconv=direct)", "-fconv=winograd": "direct convs off (-fconv=winograd)",
+            "-fconv=im2col": "Winograd and direct off (-fconv=im2col)"}
+    return conv.get(flags, flags)
 mib = lambda b: b / 1048576.0
 print()
 print("%s %s, entry %s, batch %d (%d timed rounds):" % (r["model"], r["config"], r["entry"], r["batch"], r["rounds"]))

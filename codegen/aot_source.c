@@ -148,9 +148,11 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
       const RtGemm *g = &S->gemm;
       fprintf(f,
               ",\n   .gemm = {.batch = %d, .trans_a = %d, .trans_b = %d, .m = %d, .n = %d, .k = %d, .lda = %d, "
-              ".ldb = %d, .ldc = %d, .stride_a = %lld, .stride_b = %lld, .stride_c = %lld, .alpha = ",
+              ".ldb = %d, .ldc = %d, .stride_a = %lld, .stride_b = %lld, .stride_c = %lld, .off_a = %lld, "
+              ".off_b = %lld, .off_c = %lld, .alpha = ",
               g->batch, g->trans_a, g->trans_b, g->m, g->n, g->k, g->lda, g->ldb, g->ldc, (long long)g->stride_a,
-              (long long)g->stride_b, (long long)g->stride_c);
+              (long long)g->stride_b, (long long)g->stride_c, (long long)g->off_a, (long long)g->off_b,
+              (long long)g->off_c);
       put_double(f, g->alpha);
       fputs(", .beta = ", f);
       put_double(f, g->beta);

@@ -297,7 +297,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
     rt_err(e, "codegen (%s): invalid graph: %s", g->name ? g->name : "?", verr);
     return NULL;
   }
-  Lower L = {.g = g, .fp = p, .e = e, .prefix = prefix ? prefix : ""};
+  Lower L = {.g = g, .fp = p, .e = e, .prefix = prefix ? prefix : "", .conv_algo = cg_conv_algo_of(&p->opt)};
   L.pool = cg_pool_new();
   for (int v = 0; v < g->n; v++)
     if (p->group_of[v] < 0 || p->group_of[v] >= p->ngroup) {
@@ -380,6 +380,8 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->wgrad_winograd = L.wgrad_winograd;
   out->wgrad_im2col = L.wgrad_im2col;
   out->winograd4 = L.winograd4;
+  out->conv_direct = L.conv_direct;
+  out->wgrad_direct = L.wgrad_direct;
   mem_plan_free(&mp);
   return out;
 }

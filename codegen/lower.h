@@ -21,7 +21,10 @@
  *     GEMM + a col2im kernel (+ epilogue loop); a 3x3 stride-1 one of
  *     either may instead go through Winograd F(2x2,3x3) or F(4x4,3x3)
  *     (lower_winograd.c: weight, input and output transform kernels around
- *     16 or 36 batched GEMMs; the choice is cg_conv_wino_m's);
+ *     16 or 36 batched GEMMs), and a 1x1 or strided one (and a
+ *     conv2d_backward_weight) through the direct path (lower_direct.c:
+ *     GEMMs on x, or on phase grids of x read at shifted offsets, without
+ *     im2col); the choice per conv is cg_conv_pick's (conv_choice.c);
  *     conv2d_backward_weight: im2col + GEMM (accumulating over chunks of
  *     samples), or for a 3x3 stride-1 one Winograd (input and dy
  *     transforms, batched GEMMs accumulating dU, a dw transform);
@@ -88,7 +91,10 @@ typedef enum {
   CG_KERNEL_WINO_DY,       /* Winograd D = A dy A^T: one (sample, output channel) per iteration */
   CG_KERNEL_WINO_WGRAD,    /* Winograd dw = G^T dU G: one output channel o (all C) per iteration */
   CG_KERNEL_ATTENTION,     /* rt_attn_forward over a block of (batch, head) items per iteration */
-  CG_KERNEL_ATTENTION_BWD  /* rt_attn_backward, likewise */
+  CG_KERNEL_ATTENTION_BWD, /* rt_attn_backward, likewise */
+  CG_KERNEL_PHASE_WEIGHT,  /* direct strided conv: w <-> per-shift weights; one output channel per iteration */
+  CG_KERNEL_PHASE_IN,      /* direct strided conv: x -> phase grids; one (phase, channel, sample) per iteration */
+  CG_KERNEL_PHASE_OUT      /* direct strided conv: grids -> y; one (sample, output channel) per iteration */
 } CgKernelKind;
 
 /* A node whose value a kernel reads from, or writes to, kernel argument 'arg'. */
@@ -211,33 +217,76 @@ typedef struct {
   int64_t attn_n, attn_m, attn_d;
   double attn_scale;
   int attn_arg[6];
+
+  /* PHASE_*: the direct path of a stride-s convolution whose kernel is a
+   * multiple of s (lower_direct.c): values live on grids of ph_r x ph_w
+   * positions per sample (a chunk of nc samples: [.., nc, ph_r, ph_w]).
+   * PHASE_IN: x_arg = x [N, C, H, W] (samples n0 ..) -> dst_arg = grids
+   * [ph_n * ph_n, C, nc, ph_r, ph_w]: grid (a, b) position (r, t) holds
+   * x[c, ph_step r + a - ph_off, ph_step t + b - ph_off] (0 outside x),
+   * then ph_slack zeros. PHASE_OUT: x_arg = grids [ph_n * ph_n, O, nc,
+   * ph_r, ph_w] -> dst_arg = y [N, O, OH, OW]: y[Y, X] from grid
+   * ((Y + ph_off) % ph_n, (X + ph_off) % ph_n) at ((Y + ph_off) / ph_n,
+   * (X + ph_off) / ph_n). PHASE_WEIGHT: between w ([O, C, KH, KW], or
+   * [C, O, KH, KW] if ph_tr) and Ws [shift (dy, dx)][O][sub-tap (a, b)][C]
+   * (the per-shift GEMM operands; conv.KH = s mh): w -> Ws, or Ws -> w
+   * when ph_inv (a weight gradient). */
+  int64_t ph_r, ph_w, ph_slack;
+  int ph_n, ph_step, ph_off;
+  bool ph_tr, ph_inv;
 } CgKernel;
 
-/* How convolutions are lowered (dalc -fconv=...). AUTO: cg_conv_choose's
- * cost rule; IM2COL: never Winograd; WINOGRAD: every convolution that
- * Winograd can compute. */
-typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4 } CgConvAlgo;
+/* How convolutions are lowered (dalc -fconv=...; codegen/conv_choice.c).
+ * AUTO: cg_conv_pick's cost rule; IM2COL: im2col + GEMM everywhere (a 1x1
+ * stride-1 unpadded conv2d, whose im2col is the identity, still reads x
+ * as it is); WINOGRAD, WINOGRAD4: Winograd F(2x2,3x3) or F(4x4,3x3) for
+ * every convolution it can compute, im2col for the rest; DIRECT: the
+ * direct path (lower_direct.c) for every convolution it can compute,
+ * im2col for the rest. The order is the names' (cg_conv_algo_parse) and
+ * FuseOptions.conv_algo's (value + 1). */
+typedef enum { CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_DIRECT, CG_CONV_WINOGRAD4 } CgConvAlgo;
 
-/* Process-wide, like cg_set_col_budget (the default is AUTO). */
+/* Process-wide default, like cg_set_col_budget (AUTO unless set): what a
+ * fusion plan whose options leave conv_algo at 0 is lowered with. dalc
+ * puts -fconv in its FuseOptions instead, so that programs compiled in
+ * one process (bench --compare's variants) may differ. */
 void cg_set_conv_algo(CgConvAlgo a);
 CgConvAlgo cg_conv_algo(void);
-/* "im2col", "winograd", "winograd4" or "auto" -> *a; returns false for
- * anything else. WINOGRAD4: every convolution that Winograd can compute,
- * through F(4x4,3x3). */
+/* "auto", "im2col", "winograd", "direct" or "winograd4" -> *a; false for
+ * anything else. */
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
+/* The algorithm a plan made with options o is lowered with (o may be NULL). */
+CgConvAlgo cg_conv_algo_of(const FuseOptions *o);
 
-/* Whether conv node v (conv2d, conv_transpose2d or conv2d_backward_weight)
- * is lowered through Winograd under the current algorithm; *why (may be
- * NULL) gets a short reason. Winograd needs a 3x3 kernel, stride 1 and
- * pad <= 2 (and a weight gradient some output positions); AUTO also
- * wants C >= 16 and O >= 16 (below that the GEMMs are too thin to pay for
- * the transforms) and at least 8x8 output positions. */
+/* How conv node v (conv2d, conv_transpose2d or conv2d_backward_weight) is
+ * computed under 'algo': CG_CONV_IM2COL, CG_CONV_WINOGRAD (F(2x2,3x3)),
+ * CG_CONV_WINOGRAD4 (F(4x4,3x3)) or CG_CONV_DIRECT (never AUTO); *why (may
+ * be NULL) gets a short reason.
+ *  - Winograd: a 3x3 kernel, stride 1 and pad <= 2 (a weight gradient also
+ *    some output positions); AUTO also wants C >= 16 and O >= 16 (below
+ *    that the GEMMs are too thin to pay for the transforms) and >= 8x8
+ *    output positions, and takes F(2x2,3x3) only (F(4x4,3x3)'s float32
+ *    error, CG_WINOGRAD4_REL_TOL, is above the 1e-5 asked of compiled code).
+ *  - direct: a 1x1 stride-1 unpadded convolution (plain GEMMs on x, no
+ *    im2col, no col2im), or a stride-s >= 2 one with a square kernel whose
+ *    side is a multiple of s (the phase decomposition, lower_direct.c);
+ *    AUTO takes it for 1x1 conv2d and conv_transpose2d, and for a strided
+ *    conv2d whose phase grid adds at most 3% positions to its output
+ *    (conv_choice.c has the measurements behind the rule). */
+CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **why);
+/* Whether a picked algorithm is one of the Winograd ones. */
+bool cg_conv_is_winograd(CgConvAlgo a);
+/* The Winograd output tile cg_conv_pick gives v under 'algo': 0 (not
+ * Winograd), 2 (F(2x2,3x3)) or 4 (F(4x4,3x3)). */
+int cg_conv_wino_m(const IrGraph *g, int v, CgConvAlgo algo, const char **why);
+/* Whether v is lowered through Winograd under the process-wide default. */
 bool cg_conv_choose(const IrGraph *g, int v, const char **why);
-/* The Winograd output tile for conv node v: 0 (not Winograd: im2col), 2
- * (F(2x2,3x3)) or 4 (F(4x4,3x3)); *why as cg_conv_choose's. */
-int cg_conv_wino_m(const IrGraph *g, int v, const char **why);
-/* One line per convolution of g: its shape and the chosen algorithm. */
-void cg_conv_print_choices(const IrGraph *g, FILE *out);
+/* One line per convolution of g (conv2d, conv_transpose2d and
+ * conv2d_backward_weight): its shape and the algorithm 'algo' gives it. */
+void cg_conv_print_choices(const IrGraph *g, CgConvAlgo algo, FILE *out);
+/* The name of a picked algorithm: "im2col + GEMM", "winograd F(2x2,3x3)",
+ * "winograd F(4x4,3x3)", "direct". */
+const char *cg_conv_algo_name(CgConvAlgo a);
 
 /* The largest relative error of Winograd F(2x2,3x3) against the reference
  * executor (which computes in double) that the tests accept: max-abs
@@ -271,7 +320,8 @@ typedef struct {
   int64_t arena_lower_bound, arena_no_reuse; /* the memory plan's bound and no-reuse sum */
   int in_place;        /* elementwise kernels storing an output over an input that dies there */
   int conv_winograd, conv_im2col; /* convolutions (conv2d, conv_transpose2d) by algorithm */
-  int wgrad_winograd, wgrad_im2col; /* weight gradients (conv2d_backward_weight) by algorithm */
+  int conv_direct;     /* conv2d and conv_transpose2d through the direct path */
+  int wgrad_winograd, wgrad_im2col, wgrad_direct; /* weight gradients (conv2d_backward_weight) by algorithm */
   int winograd4;       /* of the Winograd ones above (both kinds), those through F(4x4,3x3) */
   void *pool;          /* every allocation above */
 } CgLowered;

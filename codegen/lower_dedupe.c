@@ -140,6 +140,8 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
   put(&b, " wi%d,%lld,%d", k->wino_flip, (long long)k->wino_t, k->wino_m);
   put(&b, " at%lld,%lld,%lld,%a,%d,%d,%d,%d,%d,%d", (long long)k->attn_n, (long long)k->attn_m, (long long)k->attn_d,
       k->attn_scale, k->attn_arg[0], k->attn_arg[1], k->attn_arg[2], k->attn_arg[3], k->attn_arg[4], k->attn_arg[5]);
+  put(&b, " ph%lld,%lld,%lld,%d,%d,%d,%d,%d", (long long)k->ph_r, (long long)k->ph_w, (long long)k->ph_slack, k->ph_n,
+      k->ph_step, k->ph_off, k->ph_tr, k->ph_inv);
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = k->load[i].arg;
   Walk w = {L, k, k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE ? -1 : k->root, local, 0, load_arg, &b};
   if (w.provided >= 0) put(&b, " root%d", visit(&w, k->root));

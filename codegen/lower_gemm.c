@@ -9,9 +9,10 @@
  *   conv2d_bw_weight  im2col (col [CKK, nc*P]) and dy as [O, nc*P], one GEMM
  *                     dy @ col^T per chunk, accumulating (beta = 1) after the first
  *
- * A 3x3 stride-1 conv2d or conv_transpose2d that cg_conv_choose sends to
- * Winograd goes to lower_winograd.c instead (which shares the chunking,
- * GEMM-step and epilogue helpers below, declared in lower_impl.h).
+ * A 3x3 stride-1 conv2d or conv_transpose2d that cg_conv_pick sends to
+ * Winograd goes to lower_winograd.c instead, and a convolution it sends
+ * to the direct path to lower_direct.c (both share the chunking, GEMM-step
+ * and epilogue helpers below, declared in lower_impl.h).
  *
  * When the whole batch's col buffer would exceed the budget (see
  * cg_set_col_budget), samples go in chunks of nc (a divisor of N), or, for
@@ -267,7 +268,9 @@ CgConv cg_low_conv_geom(const IrGraph *g, int root) {
 static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  CgConvAlgo algo = cg_conv_pick(g, root, L->conv_algo, NULL);
+  if (cg_conv_is_winograd(algo)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  if (algo == CG_CONV_DIRECT) return cg_low_direct(L, gi, root, epi, nepi, store_root);
   L->conv_im2col++;
   CgConv cv = cg_low_conv_geom(g, root);
   int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;
@@ -342,7 +345,9 @@ static int col2im(Lower *L, int gi, int root, const CgConv *cv, int col, int dst
 static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  CgConvAlgo algo = cg_conv_pick(g, root, L->conv_algo, NULL);
+  if (cg_conv_is_winograd(algo)) return cg_low_winograd(L, gi, root, epi, nepi, store_root);
+  if (algo == CG_CONV_DIRECT) return cg_low_direct(L, gi, root, epi, nepi, store_root);
   L->conv_im2col++;
   CgConv cv = cg_low_conv_geom(g, root);
   int64_t OKK = cv.O * cv.KH * cv.KW, HW = cv.H * cv.W;
@@ -387,7 +392,9 @@ static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bo
 static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
-  if (cg_conv_choose(g, root, NULL)) return cg_low_winograd_bw_weight(L, gi, root, epi, nepi, store_root);
+  CgConvAlgo algo = cg_conv_pick(g, root, L->conv_algo, NULL);
+  if (algo == CG_CONV_DIRECT) return cg_low_direct(L, gi, root, epi, nepi, store_root);
+  if (cg_conv_is_winograd(algo)) return cg_low_winograd_bw_weight(L, gi, root, epi, nepi, store_root);
   L->wgrad_im2col++;
   CgConv cv = cg_low_conv_geom(g, root);
   int64_t CKK = cv.C * cv.KH * cv.KW, P = cv.OH * cv.OW;

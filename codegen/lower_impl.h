@@ -30,9 +30,10 @@ typedef struct {
   CgKernel *kern;
   int nkern, capkern;
   bool *stored;            /* scratch per group: node already stored by an earlier kernel */
-  int conv_winograd, conv_im2col; /* convolutions lowered by each algorithm */
-  int wgrad_winograd, wgrad_im2col; /* conv2d_backward_weight likewise */
-  int winograd4;           /* of both, through F(4x4,3x3) */
+  int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
+  int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */
+  int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
+  CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
@@ -143,5 +144,10 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
 /* Lowers conv2d_backward_weight root (cg_conv_choose said yes) through
  * Winograd F(2x2,3x3), then the group's epilogue. */
 int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
+
+/* ---- lower_direct.c ---- */
+/* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root
+ * (cg_conv_pick said direct) without im2col, then the group's epilogue. */
+int cg_low_direct(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
 
 #endif

@@ -37,91 +37,9 @@
  *
  * 16 multiplies per tile and channel pair instead of im2col's 36, and the
  * GEMMs reduce over the tiles (long K) as im2col's do over positions. */
-#include <stdatomic.h>
 #include <string.h>
 
 #include "codegen/lower_impl.h"
-
-static _Atomic int conv_algo = CG_CONV_AUTO;
-
-void cg_set_conv_algo(CgConvAlgo a) { atomic_store(&conv_algo, (int)a); }
-CgConvAlgo cg_conv_algo(void) { return (CgConvAlgo)atomic_load(&conv_algo); }
-
-bool cg_conv_algo_parse(const char *name, CgConvAlgo *a) {
-  static const char *names[] = {"auto", "im2col", "winograd", "winograd4"};
-  for (int i = 0; i < 4; i++)
-    if (!strcmp(name, names[i])) {
-      *a = (CgConvAlgo)i;
-      return true;
-    }
-  return false;
-}
-
-/* The smallest channel counts and output positions for which AUTO picks
- * Winograd: the 16 GEMMs have M = O and K = C, so thin ones run far below
- * OpenBLAS's roof and the transforms' memory traffic dominates. */
-#define AUTO_MIN_CHANNELS 16
-#define AUTO_MIN_POSITIONS 64
-
-int cg_conv_wino_m(const IrGraph *g, int v, const char **why) {
-  const char *dummy;
-  if (!why) why = &dummy;
-  const IrNode *r = &g->node[v];
-  if (r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D && r->op != OP_CONV2D_BACKWARD_WEIGHT) {
-    *why = "not a conv2d, conv_transpose2d or conv2d_backward_weight";
-    return 0;
-  }
-  CgConv cv = cg_low_conv_geom(g, v);
-  if (cv.KH != 3 || cv.KW != 3 || cv.stride != 1 || cv.pad > 2) {
-    *why = "not 3x3, stride 1, pad <= 2";
-    return 0;
-  }
-  if (r->op == OP_CONV2D_BACKWARD_WEIGHT && cv.N * cv.OH * cv.OW == 0) {
-    *why = "no output positions"; /* dw = 0: im2col's GEMM writes it */
-    return 0;
-  }
-  switch (cg_conv_algo()) {
-  case CG_CONV_IM2COL: *why = "-fconv=im2col"; return 0;
-  case CG_CONV_WINOGRAD: *why = "-fconv=winograd"; return 2;
-  case CG_CONV_WINOGRAD4: *why = "-fconv=winograd4"; return 4;
-  case CG_CONV_AUTO: break;
-  }
-  if (cv.C < AUTO_MIN_CHANNELS || cv.O < AUTO_MIN_CHANNELS) {
-    *why = "auto: fewer than 16 input or output channels";
-    return 0;
-  }
-  if (cv.OH * cv.OW < AUTO_MIN_POSITIONS) {
-    *why = "auto: fewer than 64 output positions";
-    return 0;
-  }
-  *why = "auto: 3x3 stride 1, C, O >= 16, >= 64 positions";
-  return 2;
-}
-
-bool cg_conv_choose(const IrGraph *g, int v, const char **why) { return cg_conv_wino_m(g, v, why) > 0; }
-
-void cg_conv_print_choices(const IrGraph *g, FILE *out) {
-  for (int v = 0; v < g->n; v++) {
-    IrOp op = g->node[v].op;
-    if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) continue;
-    const char *why;
-    int wm = cg_conv_wino_m(g, v, &why);
-    const char *algo = wm == 4 ? "winograd F(4x4,3x3)" : wm ? "winograd F(2x2,3x3)" : "im2col + GEMM";
-    CgConv cv = cg_low_conv_geom(g, v);
-    if (op == OP_CONV2D_BACKWARD_WEIGHT) { /* x, dy -> dw: the forward conv's shapes */
-      fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld], dy [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] s%d p%d: %s (%s)\n",
-              v, ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
-              (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.O, (long long)cv.C,
-              (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
-              algo, why);
-      continue;
-    }
-    fprintf(out, "; conv %%%d %s [%lld,%lld,%lld,%lld] -> [%lld,%lld,%lld,%lld] k%lldx%lld s%d p%d: %s (%s)\n", v,
-            ir_op_name(op), (long long)cv.N, (long long)cv.C, (long long)cv.H, (long long)cv.W, (long long)cv.N,
-            (long long)cv.O, (long long)cv.OH, (long long)cv.OW, (long long)cv.KH, (long long)cv.KW, cv.stride, cv.pad,
-            algo, why);
-  }
-}
 
 /* A Winograd kernel of 'kind' over conv cv, reading src and writing dst
  * (V or M: col_arg; x, w or y: x_arg / dst_arg). */
@@ -129,7 +47,7 @@ static CgKernel *wino_kernel(Lower *L, CgKernelKind kind, int gi, int root, cons
   CgKernel *k = cg_low_kernel(L, kind, gi, root);
   cg_low_name_kernel(L, k, what);
   k->conv = *cv;
-  k->wino_m = cg_conv_wino_m(L->g, root, NULL);
+  k->wino_m = cg_conv_wino_m(L->g, root, L->conv_algo, NULL);
   return k;
 }
 
@@ -140,7 +58,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   CgConv cv = cg_low_conv_geom(g, root);
   if (flip) cv.pad = (int)cv.KH - 1 - cv.pad; /* the equivalent conv2d */
   L->conv_winograd++;
-  int m = cg_conv_wino_m(g, root, NULL), P = (m + 2) * (m + 2);
+  int m = cg_conv_wino_m(g, root, L->conv_algo, NULL), P = (m + 2) * (m + 2);
   L->winograd4 += m == 4;
   int64_t th = (cv.OH + m - 1) / m, tw = (cv.OW + m - 1) / m;
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
@@ -210,7 +128,7 @@ int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int ne
   const IrNode *r = &g->node[root];
   CgConv cv = cg_low_conv_geom(g, root);
   L->wgrad_winograd++;
-  int m = cg_conv_wino_m(g, root, NULL), P = (m + 2) * (m + 2);
+  int m = cg_conv_wino_m(g, root, L->conv_algo, NULL), P = (m + 2) * (m + 2);
   L->winograd4 += m == 4;
   int64_t th = (cv.OH + m - 1) / m, tw = (cv.OW + m - 1) / m;
   int x = cg_low_home(L, r->in[0]), dy = cg_low_home(L, r->in[1]);

@@ -104,6 +104,10 @@ typedef struct {
    * leaves every rule at its default. */
   uint32_t rules_off; /* bit r: switch r off (--fuse-rule=-NAME) */
   uint32_t rules_on;  /* bit r: switch r on (--fuse-rule=+NAME); off wins */
+  /* Added later still. A codegen switch carried with the plan like
+   * in-place: how convolutions are lowered (dalc -fconv), a CgConvAlgo
+   * (codegen/lower.h) plus 1; 0: the process-wide default. */
+  int conv_algo;
 } FuseOptions;
 
 /* Is rule r on under o (NULL: the defaults)? Constraints always are. */

@@ -261,7 +261,8 @@ START_TEST(test_choice) {
   CgConvAlgo a;
   ck_assert(cg_conv_algo_parse("winograd", &a) && a == CG_CONV_WINOGRAD);
   ck_assert(cg_conv_algo_parse("im2col", &a) && a == CG_CONV_IM2COL);
-  ck_assert(!cg_conv_algo_parse("direct", &a));
+  ck_assert(cg_conv_algo_parse("direct", &a) && a == CG_CONV_DIRECT);
+  ck_assert(!cg_conv_algo_parse("fft", &a));
   ir_graph_free(g);
 }
 END_TEST
@@ -281,20 +282,18 @@ START_TEST(test_choice_tile) {
   static const CgConvAlgo algo[] = {CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4};
   static const int want[] = {2, 0, 2, 4};
   for (int i = 0; i < 4; i++) {
-    cg_set_conv_algo(algo[i]);
-    ck_assert_int_eq(cg_conv_wino_m(g, y, NULL), want[i]);
-    ck_assert_int_eq(cg_conv_wino_m(g, dw, NULL), want[i]);
-    ck_assert_int_eq(cg_conv_wino_m(g, y4, NULL), 0);
+    ck_assert_int_eq(cg_conv_wino_m(g, y, algo[i], NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, dw, algo[i], NULL), want[i]);
+    ck_assert_int_eq(cg_conv_wino_m(g, y4, algo[i], NULL), 0);
   }
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
-  cg_conv_print_choices(g, f);
+  cg_conv_print_choices(g, CG_CONV_WINOGRAD4, f);
   fclose(f);
   ck_assert_msg(strstr(text, "conv2d_backward_weight") && strstr(text, "winograd F(4x4,3x3) (-fconv=winograd4)"), "%s",
                 text);
   free(text);
-  cg_set_conv_algo(CG_CONV_AUTO);
   CgConvAlgo a;
   ck_assert(cg_conv_algo_parse("winograd4", &a) && a == CG_CONV_WINOGRAD4);
   ck_assert(!cg_conv_algo_parse("winograd6", &a));
@@ -326,6 +325,18 @@ static RtTensor **dvae_params(const IrGraph *g) {
 
 /* The same under F(4x4,3x3): its bound (see lower.h). */
 #define MODEL_TOL4 CG_WINOGRAD4_REL_TOL
+
+/* The AdamW step's bound in test_dvae_tiny_direct: on its inputs the
+ * all-im2col step itself reaches 9.6e-6 (the update g / (sqrt(v) + eps)
+ * turns the gradients' float rounding into a larger relative error in the
+ * small state values), so 1e-5 leaves no room for another summation
+ * order: direct measured 1.05e-5, auto 6.1e-6. The gradients themselves
+ * are held to MODEL_TOL. */
+#define STEP_TOL 2e-5
+
+/* The direct path's bound: the issue's 1e-5 relative (its sums are
+ * im2col's, in another order). */
+#define DIRECT_REL_TOL 1e-5
 
 /* _i = 0: the loss and every parameter's gradient (loss_given_noise);
  * _i = 1: one AdamW training step (loss and the updated state); _i = 2, 3:
@@ -365,6 +376,256 @@ START_TEST(test_dvae_tiny_winograd) {
 }
 END_TEST
 
+/* ---- the direct path (codegen/lower_direct.c) ---- */
+
+/* How many convolutions of g lowering sends through each algorithm. */
+static void algo_counts(const IrGraph *g, int *direct, int *im2col, int *wino) {
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true});
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  *direct = l->conv_direct + l->wgrad_direct; /* convolutions and weight gradients alike */
+  *im2col = l->conv_im2col + l->wgrad_im2col;
+  *wino = l->conv_winograd + l->wgrad_winograd;
+  cg_lowered_free(l);
+  fuse_plan_free(p);
+}
+
+/* One convolution the direct path computes: kernel k, stride s, pad p;
+ * transposed: a conv_transpose2d, x [N, C, H, W] -> [N, O, ...]. */
+typedef struct {
+  const char *config, *what;
+  int64_t N, C, O, H, W;
+  int k, s, p;
+  bool transposed;
+} DShape;
+
+/* Which of the three ops of a convolution check_direct runs. */
+typedef enum { D_FORWARD, D_INPUT_GRAD, D_WEIGHT_GRAD } DPart;
+
+/* The output size of a conv2d (or conv_transpose2d) along a side of n. */
+static int64_t out_side(const DShape *s, int64_t n, bool transposed) {
+  return transposed ? (n - 1) * s->s - 2 * s->p + s->k : (n + 2 * s->p - s->k) / s->s + 1;
+}
+
+/* Part 'part' of the convolution of shape s, under -fconv=direct through
+ * the direct path (counted), against the reference executor:
+ *   D_FORWARD      y = conv(x, w) + b
+ *   D_INPUT_GRAD   the forward's dx: the other conv op of dy with the same w
+ *                  (what autodiff builds), + b
+ *   D_WEIGHT_GRAD  conv2d_backward_weight of (x, dy) (forward conv2d) or
+ *                  (dy, x) (forward conv_transpose2d).
+ * Returns the relative error. */
+static double check_direct(const DShape *s, DPart part) {
+  int64_t OH = out_side(s, s->H, s->transposed), OW = out_side(s, s->W, s->transposed);
+  IrShape sx = shp4(s->N, s->C, s->H, s->W), sy = shp4(s->N, s->O, OH, OW);
+  IrShape sw = s->transposed ? shp4(s->C, s->O, s->k, s->k) : shp4(s->O, s->C, s->k, s->k);
+  IrAttr a = {.stride = s->s, .pad = s->p};
+  IrGraph *g = ir_graph_new("direct");
+  int y, nin;
+  IrShape in_shape[3];
+  if (part == D_WEIGHT_GRAD) {
+    int x = input(g, "x", sx), dy = input(g, "dy", sy);
+    a.shape = sw;
+    y = s->transposed ? ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){dy, x}, 2, &a, LOC)
+                      : ir_build(g, OP_CONV2D_BACKWARD_WEIGHT, (int[]){x, dy}, 2, &a, LOC);
+    in_shape[0] = sx, in_shape[1] = sy, nin = 2;
+  } else {
+    bool fwd = part == D_FORWARD;
+    IrShape src = fwd ? sx : sy, sb = {.rank = 3, .d = {fwd ? s->O : s->C, 1, 1}};
+    int x = input(g, "x", src), w = input(g, "w", sw), b = input(g, "b", sb);
+    IrOp op = (s->transposed == fwd) ? OP_CONV_TRANSPOSE2D : OP_CONV2D;
+    y = ir_build(g, op, (int[]){x, w}, 2, &a, LOC);
+    ck_assert_msg(y >= 0, "%s", g->error);
+    y = ir_binary(g, OP_ADD, y, b, LOC);
+    in_shape[0] = src, in_shape[1] = sw, in_shape[2] = sb, nin = 3;
+  }
+  ck_assert_msg(y >= 0, "%s", g->error);
+  ir_set_outputs(g, &y, NULL, 1);
+  int nd, ni, nw;
+  algo_counts(g, &nd, &ni, &nw);
+  ck_assert_int_eq(nd, 1);
+  RtTensor *in[3];
+  for (int i = 0; i < nin; i++) in[i] = jc_make(IR_F32, &in_shape[i], JC_NORMAL, 0);
+  JcCheck c = {.tol = DIRECT_REL_TOL};
+  jc_check_plan(g, NULL, in, NULL, &c);
+  for (int i = 0; i < nin; i++) rt_tensor_free(in[i]);
+  ir_graph_free(g);
+  return c.max_err;
+}
+
+/* The 1x1 and 4x4 stride-2 pad-1 convolutions of models/dvae.dal (MODELS.md):
+ * the encoder's down convs (conv2d) and conv_out (1x1 to K), the decoder's
+ * conv_in (1x1 from D) and up convs (conv_transpose2d). Bench at batch 2
+ * (the per-sample shapes of batch 16; chunking is test_direct_odd's). */
+static const DShape direct_shapes[] = {
+    {"tiny", "down", 4, 16, 32, 16, 16, 4, 2, 1, false},     {"tiny", "down", 4, 32, 64, 8, 8, 4, 2, 1, false},
+    {"tiny", "up", 4, 64, 32, 4, 4, 4, 2, 1, true},          {"tiny", "up", 4, 32, 16, 8, 8, 4, 2, 1, true},
+    {"tiny", "conv_out", 4, 64, 64, 4, 4, 1, 1, 0, false},   {"tiny", "conv_in", 4, 32, 64, 4, 4, 1, 1, 0, false},
+    {"bench", "down", 2, 64, 128, 64, 64, 4, 2, 1, false},   {"bench", "down", 2, 128, 256, 32, 32, 4, 2, 1, false},
+    {"bench", "down", 2, 256, 256, 16, 16, 4, 2, 1, false},  {"bench", "up", 2, 256, 256, 8, 8, 4, 2, 1, true},
+    {"bench", "up", 2, 256, 128, 16, 16, 4, 2, 1, true},     {"bench", "up", 2, 128, 64, 32, 32, 4, 2, 1, true},
+    {"bench", "conv_out", 2, 256, 512, 8, 8, 1, 1, 0, false}, {"bench", "conv_in", 2, 256, 256, 8, 8, 1, 1, 0, false},
+    {"paper", "down", 1, 128, 256, 256, 256, 4, 2, 1, false}, {"paper", "down", 1, 256, 512, 128, 128, 4, 2, 1, false},
+    {"paper", "down", 1, 512, 512, 64, 64, 4, 2, 1, false},  {"paper", "up", 1, 512, 512, 32, 32, 4, 2, 1, true},
+    {"paper", "up", 1, 512, 256, 64, 64, 4, 2, 1, true},     {"paper", "up", 1, 256, 128, 128, 128, 4, 2, 1, true},
+    {"paper", "conv_out", 1, 512, 8192, 32, 32, 1, 1, 0, false}, {"paper", "conv_in", 1, 512, 512, 32, 32, 1, 1, 0, false},
+};
+#define NDIRECT ((int)(sizeof direct_shapes / sizeof direct_shapes[0]))
+
+/* _i: one shape per test. Tiny and bench: forward, input and weight
+ * gradients; paper: the forward at batch 1, its plane cropped to 32x32
+ * (16x16 for an up conv's input) unless DAL_TEST_FULL=1, like
+ * test_dvae_shapes. */
+START_TEST(test_direct_shapes) {
+  cg_set_conv_algo(CG_CONV_DIRECT);
+  DShape s = direct_shapes[_i];
+  const char *full = getenv("DAL_TEST_FULL");
+  bool paper = !strcmp(s.config, "paper");
+  if (paper && !(full && !strcmp(full, "1"))) {
+    int64_t side = s.transposed ? 16 : 32;
+    if (s.H > side) s.H = side;
+    if (s.W > side) s.W = side;
+  }
+  printf("direct %-5s %-8s %s [%lld,%lld,%lld,%lld] -> %lld, k%d s%d p%d: forward rel err %.2e", s.config, s.what,
+         s.transposed ? "conv_transpose2d" : "conv2d", (long long)s.N, (long long)s.C, (long long)s.H, (long long)s.W,
+         (long long)s.O, s.k, s.s, s.p, check_direct(&s, D_FORWARD));
+  if (!paper) printf(", input grad %.2e, weight grad %.2e", check_direct(&s, D_INPUT_GRAD), check_direct(&s, D_WEIGHT_GRAD));
+  printf(" (bound %.0e)\n", DIRECT_REL_TOL);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
+/* Odd sides (a last output row and column from one phase only), pads 0
+ * and 2, stride 3 with a 6x6 kernel, a 2x2 stride-2 kernel (no shifts),
+ * each whole and in chunks of one sample, all three parts. */
+START_TEST(test_direct_odd) {
+  cg_set_conv_algo(CG_CONV_DIRECT);
+  static const DShape odd[] = {
+      {"odd", "", 3, 5, 4, 9, 7, 4, 2, 1, false}, {"odd", "", 3, 5, 4, 5, 7, 4, 2, 1, true},
+      {"p0", "", 2, 3, 6, 8, 10, 4, 2, 0, false}, {"p2", "", 2, 3, 6, 7, 6, 4, 2, 2, true},
+      {"s3", "", 2, 4, 5, 13, 11, 6, 3, 2, false}, {"s3", "", 2, 4, 5, 4, 5, 6, 3, 1, true},
+      {"k2", "", 2, 3, 4, 8, 6, 2, 2, 0, false},  {"1x1", "", 3, 6, 5, 5, 3, 1, 1, 0, true},
+  };
+  for (int b = 0; b < 2; b++) {
+    cg_set_col_budget(b == 0 ? 64ll << 20 : 0); /* everything at once; one sample per chunk */
+    for (int i = 0; i < (int)(sizeof odd / sizeof odd[0]); i++)
+      for (int part = 0; part < 3; part++) ck_assert_double_le(check_direct(&odd[i], (DPart)part), DIRECT_REL_TOL);
+  }
+  cg_set_col_budget(4ll << 20);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
+/* cg_conv_pick under each -fconv: which convs can go direct, what AUTO
+ * picks, and the per-plan setting (FuseOptions.conv_algo) over the
+ * process-wide default. */
+START_TEST(test_direct_choice) {
+  IrGraph *g = ir_graph_new("direct_choice");
+  /* x [2, 32, side, side]: 0: 1x1 s1 p0; 1: 4x4 s2 p1 at 16x16 (an 8x8 output: its grid adds 27%); 2: 3x3 s1 p1
+   * (Winograd under auto); 3: 3x3 s2; 4: 1x1 s1 p1; 5: 4x4 s2 p1 transposed; 6: 4x4 s2 p1 at 256x256 (128x128
+   * out: the grid adds 1.6%); 7: the weight gradient of a 1x1 s1 p0 conv2d */
+  enum { NV = 8 };
+  static const int kk[NV] = {1, 4, 3, 3, 1, 4, 4, 1}, ss[NV] = {1, 2, 1, 2, 1, 2, 2, 1}, pp[NV] = {0, 1, 1, 1, 1, 1, 1, 0};
+  int v[NV];
+  for (int i = 0; i < NV; i++) {
+    char xn[16], wn[16];
+    snprintf(xn, sizeof xn, "x%d", i);
+    snprintf(wn, sizeof wn, "w%d", i);
+    int64_t side = i == 6 ? 256 : 16;
+    int x = input(g, xn, shp4(2, 32, side, side));
+    int w = input(g, wn, i == 7 ? shp4(2, 32, side, side) : shp4(32, 32, kk[i], kk[i]));
+    IrAttr a = {.stride = ss[i], .pad = pp[i]};
+    if (i == 7) a.shape = shp4(32, 32, 1, 1); /* w is dy here */
+    v[i] = ir_build(g, i == 5 ? OP_CONV_TRANSPOSE2D : i == 7 ? OP_CONV2D_BACKWARD_WEIGHT : OP_CONV2D, (int[]){x, w}, 2,
+                    &a, LOC);
+    ck_assert_msg(v[i] >= 0, "%s", g->error);
+  }
+  ir_set_outputs(g, v, NULL, NV);
+  const CgConvAlgo D = CG_CONV_DIRECT, I = CG_CONV_IM2COL, W = CG_CONV_WINOGRAD;
+  const CgConvAlgo want[4][NV] = {
+      /* auto */ {D, I, W, I, I, I, D, I},
+      /* im2col */ {I, I, I, I, I, I, I, I},
+      /* winograd */ {I, I, W, I, I, I, I, I},
+      /* direct */ {D, D, I, I, I, D, D, D},
+  };
+  for (int a = 0; a < 4; a++)
+    for (int i = 0; i < NV; i++) {
+      const char *why = NULL;
+      ck_assert_int_eq(cg_conv_pick(g, v[i], (CgConvAlgo)a, &why), want[a][i]);
+      ck_assert(why && *why);
+    }
+  const char *why = NULL;
+  ck_assert_int_eq(cg_conv_pick(g, g->input[0], CG_CONV_DIRECT, &why), CG_CONV_IM2COL); /* not a conv */
+  /* the plan's setting wins over the process-wide one */
+  cg_set_conv_algo(CG_CONV_IM2COL);
+  FusePlan *p = fuse_plan(g, &(FuseOptions){.enabled = true, .conv_algo = CG_CONV_DIRECT + 1});
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  ck_assert_msg(l != NULL, "%s", e.msg);
+  ck_assert_int_eq(l->conv_direct, 4);
+  ck_assert_int_eq(l->wgrad_direct, 1);
+  ck_assert_int_eq(l->conv_im2col, 3);
+  ck_assert_int_eq(l->conv_winograd, 0);
+  cg_lowered_free(l);
+  fuse_plan_free(p);
+  int nd, ni, nw;
+  algo_counts(g, &nd, &ni, &nw); /* options without conv_algo: the process-wide default */
+  ck_assert_int_eq(nd, 0);
+  ck_assert_int_eq(ni, NV);
+  cg_set_conv_algo(CG_CONV_AUTO);
+  algo_counts(g, &nd, &ni, &nw);
+  ck_assert_int_eq(nd, 2);
+  ck_assert_int_eq(nw, 1);
+  ck_assert_int_eq(ni, 5);
+  ck_assert_int_eq(cg_conv_algo_of(&(FuseOptions){.conv_algo = CG_CONV_WINOGRAD + 1}), CG_CONV_WINOGRAD);
+  ck_assert_int_eq(cg_conv_algo_of(NULL), CG_CONV_AUTO);
+  ck_assert_str_eq(cg_conv_algo_name(CG_CONV_DIRECT), "direct");
+  ir_graph_free(g);
+}
+END_TEST
+
+/* The dVAE tiny's gradients (_i = 0) and AdamW step (_i = 1) under
+ * -fconv=direct (every 4x4 and 1x1 conv, forward, dx and dw) and under
+ * auto (direct, Winograd and im2col mixed). */
+START_TEST(test_dvae_tiny_direct) {
+  for (int algo = 0; algo < 2; algo++) {
+    cg_set_conv_algo(algo == 0 ? CG_CONV_DIRECT : CG_CONV_AUTO);
+    FeProgram *prog;
+    IrGraph *g = dvae_tiny("loss_given_noise", &prog);
+    if (_i == 0) {
+      ck_assert_msg(ad_grad_pass(g) == 0, "%s", g->error);
+    } else {
+      AdamWOptions o = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-3, .weight_decay = 0.0};
+      ck_assert_msg(opt_train_step(g, &o) == 0, "%s", g->error);
+    }
+    int nd, ni, nw;
+    algo_counts(g, &nd, &ni, &nw);
+    /* direct: 2 down, 2 up, 2 1x1 convs: forward, dx (not the image's) and dw; auto: the 1x1s' forward and dx */
+    ck_assert_int_ge(nd, algo == 0 ? 16 : 4);
+    RtTensor **params = dvae_params(g);
+    RtTensor **in = calloc((size_t)g->ninput + 1, sizeof *in);
+    for (int k = 0; k < g->ninput; k++) {
+      const IrNode *nd_ = &g->node[g->input[k]];
+      in[k] = jc_make(IR_F32, &nd_->shape, nd_->shape.rank == 0 ? JC_POS : JC_NORMAL, 0);
+      if (nd_->shape.rank == 0 && strstr(nd_->name, "lr")) rt_f32(in[k])[0] = 3e-4f;
+    }
+    double tol = _i ? STEP_TOL : MODEL_TOL;
+    JcCheck c = {.tol = tol, .seed = 5, .step = 1};
+    jc_check_plan(g, NULL, in, params, &c);
+    printf("dvae tiny %s, -fconv=%s: %d direct, %d Winograd, %d im2col convs: rel err %.2e (bound %.0e)\n",
+           _i ? "AdamW step" : "gradients", algo == 0 ? "direct" : "auto", nd, nw, ni, c.max_err, tol);
+    for (int k = 0; k < g->ninput; k++) rt_tensor_free(in[k]);
+    for (int k = 0; k < g->nparam; k++) rt_tensor_free(params[k]);
+    free(in);
+    free(params);
+    ir_graph_free(g);
+    fe_free(prog);
+  }
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("conv_algo");
   TCase *t = tcase_create("winograd");
@@ -378,6 +639,14 @@ static Suite *suite(void) {
   tcase_add_loop_test(t, test_dvae_wgrad, 0, NSHAPES);
   tcase_add_loop_test(t, test_dvae_shapes4, 0, NSHAPES);
   suite_add_tcase(s, t);
+  TCase *d = tcase_create("direct");
+  tcase_add_checked_fixture(d, jc_setup, jc_teardown);
+  tcase_set_timeout(d, 600);
+  tcase_add_test(d, test_direct_choice);
+  tcase_add_test(d, test_direct_odd);
+  tcase_add_loop_test(d, test_dvae_tiny_direct, 0, 2);
+  tcase_add_loop_test(d, test_direct_shapes, 0, NDIRECT);
+  suite_add_tcase(s, d);
   return s;
 }
 

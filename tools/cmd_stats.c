@@ -45,9 +45,11 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
          l->arena_lower_bound ? (double)l->plan.arena_bytes / (double)l->arena_lower_bound : 1.0,
          mib(l->arena_no_reuse), l->plan.arena_bytes ? (double)l->arena_no_reuse / (double)l->plan.arena_bytes : 0.0);
   printf("in place: %d elementwise kernels write an output over an input that dies there\n", l->in_place);
-  printf("convs:   %d Winograd, %d im2col + GEMM; weight gradients: %d Winograd, %d im2col + GEMM; "
-         "of the Winograd ones %d F(4x4,3x3), the rest F(2x2,3x3)\n",
-         l->conv_winograd, l->conv_im2col, l->wgrad_winograd, l->wgrad_im2col, l->winograd4);
+  printf("convs:   %d Winograd, %d im2col + GEMM, %d direct; weight gradients: %d Winograd, %d im2col + GEMM, "
+         "%d direct; of the Winograd ones %d F(4x4,3x3), the rest F(2x2,3x3)\n",
+         l->conv_winograd, l->conv_im2col, l->conv_direct, l->wgrad_winograd, l->wgrad_im2col, l->wgrad_direct,
+         l->winograd4);
+  cg_conv_print_choices(g, cg_conv_algo_of(&fo), stdout);
   status = 0;
   goto done;
 fail:

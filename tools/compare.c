@@ -3,7 +3,9 @@
  * its own command line's flags followed by the variant's, and reports the
  * figures of the benched entry's plan (fusion plan and lowering, without
  * LLVM). Only the flags that change the compiled code may differ between
- * variants: -fno-fuse, --fuse-rule and --passes. */
+ * variants: -fno-fuse, --fuse-rule, -fconv and --passes. -fconv travels in
+ * the variant's FuseOptions (conv_algo) to its own lowering, so variants
+ * with different convolution algorithms live side by side in one process. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +22,18 @@ static int variant_args(const char *flags, DalcArgs *a, char **passes, RtErr *e)
   if (!copy) return rt_err(e, "out of memory");
   int rc = 0;
   char *save = NULL;
-  bool want_rule = false, want_passes = false;
+  bool want_rule = false, want_passes = false, want_conv = false;
   for (char *w = strtok_r(copy, " \t\n", &save); w && rc == 0; w = strtok_r(NULL, " \t\n", &save)) {
     const char *rule = want_rule ? w : !strncmp(w, "--fuse-rule=", 12) ? w + 12 : NULL;
     const char *pipe = want_passes ? w : !strncmp(w, "--passes=", 9) ? w + 9 : NULL;
-    want_rule = want_passes = false;
+    const char *conv = want_conv ? w : !strncmp(w, "-fconv=", 7) ? w + 7 : NULL;
+    want_rule = want_passes = want_conv = false;
     char err[1024];
-    if (rule) {
+    CgConvAlgo algo;
+    if (conv) {
+      if (cg_conv_algo_parse(conv, &algo)) a->fuse.conv_algo = (int)algo + 1;
+      else rc = rt_err(e, "-fconv must be auto, im2col, winograd or direct, not '%s'", conv);
+    } else if (rule) {
       if (fuse_rule_apply(&a->fuse, rule, err, sizeof err)) rc = rt_err(e, "%s", err);
     } else if (pipe) {
       free(*passes);
@@ -38,12 +45,17 @@ static int variant_args(const char *flags, DalcArgs *a, char **passes, RtErr *e)
       want_rule = true;
     } else if (!strcmp(w, "--passes")) {
       want_passes = true;
+    } else if (!strcmp(w, "-fconv")) {
+      want_conv = true;
     } else {
-      rc = rt_err(e, "'%s' cannot differ between variants (a variant's flags: -fno-fuse, --fuse-rule=..., --passes=...)",
+      rc = rt_err(e,
+                  "'%s' cannot differ between variants (a variant's flags: -fno-fuse, --fuse-rule=..., -fconv=..., "
+                  "--passes=...)",
                   w);
     }
   }
-  if (rc == 0 && (want_rule || want_passes)) rc = rt_err(e, "%s needs a value", want_rule ? "--fuse-rule" : "--passes");
+  if (rc == 0 && (want_rule || want_passes || want_conv))
+    rc = rt_err(e, "%s needs a value", want_rule ? "--fuse-rule" : want_passes ? "--passes" : "-fconv");
   a->no_fuse = !a->fuse.enabled;
   free(copy);
   return rc;

@@ -11,6 +11,7 @@
  *   emit_winograd.c  Winograd F(2x2,3x3) weight, input and output transforms
  *                    (and the weight gradient's dy and dw transforms)
  *   emit_attention.c attention and its backward: calls into runtime/sched/attention.h
+ *   emit_direct.c  the direct strided convolutions' weight layout and phase grids
  */
 #ifndef DAL_CODEGEN_LLVM_EMIT_H
 #define DAL_CODEGEN_LLVM_EMIT_H
@@ -160,6 +161,11 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_dy(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 void em_kernel_wino_wgrad(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+
+/* ---- emit_direct.c ---- */
+void em_kernel_phase_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_phase_in(Emit *E, LLVMValueRef begin, LLVMValueRef end);
+void em_kernel_phase_out(Emit *E, LLVMValueRef begin, LLVMValueRef end);
 
 /* ---- emit_kernel.c ---- */
 /* Adds kernel k (an RtKernelFn named k->name) to E->mod. Returns 0, or -1

@@ -232,6 +232,9 @@ int em_kernel(Emit *E, const CgKernel *k) {
   case CG_KERNEL_WINO_WGRAD: em_kernel_wino_wgrad(E, begin, end); break;
   case CG_KERNEL_ATTENTION:
   case CG_KERNEL_ATTENTION_BWD: em_kernel_attention(E, begin, end); break;
+  case CG_KERNEL_PHASE_WEIGHT: em_kernel_phase_weight(E, begin, end); break;
+  case CG_KERNEL_PHASE_IN: em_kernel_phase_in(E, begin, end); break;
+  case CG_KERNEL_PHASE_OUT: em_kernel_phase_out(E, begin, end); break;
   }
   LLVMBuildRetVoid(B);
   free(E->argp);

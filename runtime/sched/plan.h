@@ -55,7 +55,9 @@ typedef enum {
 } RtStepKind;
 
 /* C[i] = alpha * op(A[i]) @ op(B[i]) + beta * C[i] for i < batch, row-major,
- * A[i] at a + i * stride_a elements (stride 0: shared), likewise B and C. */
+ * A[i] at a + off_a + i * stride_a elements (stride 0: shared), likewise B
+ * and C (the offsets let a GEMM read a shifted view of a buffer: the direct
+ * convolutions of codegen/lower_direct.c). */
 typedef struct {
   int batch;
   int trans_a, trans_b;
@@ -63,6 +65,7 @@ typedef struct {
   int lda, ldb, ldc;
   int64_t stride_a, stride_b, stride_c;
   float alpha, beta;
+  int64_t off_a, off_b, off_c; /* elements from the buffers' starts (0: none) */
 } RtGemm;
 
 typedef struct {

@@ -54,16 +54,16 @@ static int check_buffer(const RtPlan *p, int i, RtErr *e) {
 }
 
 /* The operand: rows x cols with leading dimension ld, 'batch' times 'stride'
- * apart, must lie inside buffer b. */
+ * apart from element off on, must lie inside buffer b. */
 static int check_operand(const RtPlan *p, int s, char which, const RtBuffer *b, int rows, int cols, int ld,
-                         int64_t stride, int batch, RtErr *e) {
+                         int64_t stride, int64_t off, int batch, RtErr *e) {
   const RtStep *st = &p->step[s];
   if (b->dtype != RT_F32)
     return rt_err(e, "plan '%s': step %d '%s': GEMM operand %c is not f32", plan_name(p), s, step_name(st), which);
-  if (ld < cols || stride < 0)
+  if (ld < cols || stride < 0 || off < 0)
     return rt_err(e, "plan '%s': step %d '%s': GEMM operand %c has leading dimension %d for %d columns (stride %lld)",
                   plan_name(p), s, step_name(st), which, ld, cols, (long long)stride);
-  int64_t extent = (int64_t)(batch - 1) * stride + (int64_t)(rows - 1) * ld + cols;
+  int64_t extent = off + (int64_t)(batch - 1) * stride + (int64_t)(rows - 1) * ld + cols;
   if (extent > numel(b))
     return rt_err(e, "plan '%s': step %d '%s': GEMM operand %c reaches element %lld of buffer '%s' (%lld elements)",
                   plan_name(p), s, step_name(st), which, (long long)extent, b->name ? b->name : "",
@@ -81,9 +81,11 @@ static int check_gemm(const RtPlan *p, int s, RtErr *e) {
     return rt_err(e, "plan '%s': step %d '%s': GEMM sizes batch %d m %d n %d k %d must be positive", plan_name(p), s,
                   step_name(st), g->batch, g->m, g->n, g->k);
   const RtBuffer *a = &p->buf[st->arg[0]], *b = &p->buf[st->arg[1]], *c = &p->buf[st->arg[2]];
-  if (check_operand(p, s, 'a', a, g->trans_a ? g->k : g->m, g->trans_a ? g->m : g->k, g->lda, g->stride_a, g->batch, e) ||
-      check_operand(p, s, 'b', b, g->trans_b ? g->n : g->k, g->trans_b ? g->k : g->n, g->ldb, g->stride_b, g->batch, e) ||
-      check_operand(p, s, 'c', c, g->m, g->n, g->ldc, g->stride_c, g->batch, e))
+  if (check_operand(p, s, 'a', a, g->trans_a ? g->k : g->m, g->trans_a ? g->m : g->k, g->lda, g->stride_a, g->off_a,
+                    g->batch, e) ||
+      check_operand(p, s, 'b', b, g->trans_b ? g->n : g->k, g->trans_b ? g->k : g->n, g->ldb, g->stride_b, g->off_b,
+                    g->batch, e) ||
+      check_operand(p, s, 'c', c, g->m, g->n, g->ldc, g->stride_c, g->off_c, g->batch, e))
     return -1;
   return 0;
 }

@@ -91,6 +91,9 @@ static void gemm_part(void *arg, int ith, int nth) {
 
 void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, RtPool *pool) {
   int nth = rt_pool_threads(pool);
+  a += g->off_a;
+  b += g->off_b;
+  c += g->off_c;
   if (rt_sched_gemm_mode() == RT_GEMM_BLAS) {
     rt_pool_park(pool);
     for (int i = 0; i < g->batch; i++) sgemm(g, a + i * g->stride_a, b + i * g->stride_b, c + i * g->stride_c, g->m, g->n);

@@ -102,7 +102,13 @@ expect_ok "fconv auto" "$dalc" models/dvae.dal --config bench --stats --fn encod
 grep -q 'convs: *8 Winograd' "$tmp/out" && ok || bad "auto does not pick Winograd for the bench's residual convs"
 expect_ok "fconv winograd4" "$dalc" models/dvae.dal --config tiny --stats --fn loss -fconv=winograd4
 grep -q 'weight gradients: *14 Winograd.*of the Winograd ones 41 F(4x4,3x3)' "$tmp/out" && ok || bad "-fconv=winograd4 does not lower the 3x3 convs and weight gradients through F(4x4,3x3)"
-expect_error "bad -fconv" "-fconv must be auto, im2col, winograd or winograd4" "$dalc" models/dvae.dal --stats -fconv=direct
+expect_ok "fconv direct" "$dalc" models/dvae.dal --config tiny --stats --fn encode -fconv=direct
+grep -q 'convs: *0 Winograd, 7 im2col + GEMM, 3 direct' "$tmp/out" &&
+  grep -q 'conv2d \[4,16,16,16\] -> \[4,32,8,8\] k4x4 s2 p1: direct (-fconv=direct)' "$tmp/out" && ok ||
+  bad "-fconv=direct does not send the down and 1x1 convs through the direct path"
+expect_ok "fconv direct explained" "$dalc" models/dvae.dal --config tiny --fn encode --emit=ir --explain-fusion -fconv=direct
+grep -q 'k3x3 s1 p1: im2col + GEMM (-fconv=direct, but not' "$tmp/err" && ok || bad "--explain-fusion lacks the direct refusal"
+expect_error "bad -fconv" "-fconv must be auto, im2col, winograd, direct or winograd4, not 'fft'" "$dalc" models/dvae.dal --stats -fconv=fft
 expect_error "unknown pass" "unknown pass 'nosuch'" "$dalc" models/gpt.dal --config tiny --emit=ir --passes=cse,nosuch
 
 # ---- bad input: each exits 1 with a clear message ----

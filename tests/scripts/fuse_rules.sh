@@ -98,6 +98,18 @@ expect_error "bad variant flag" "cannot differ between variants" "$dalc" run mod
   --steps 1 --set tau=1 --set beta=1 --compare '' '--config bench'
 expect_error "bad variant rule" "variant '--fuse-rule=-bogus': unknown fusion rule" "$dalc" run models/dvae.dal \
   --config tiny -- bench --steps 1 --set tau=1 --set beta=1 --compare '--fuse-rule=-bogus'
+# convolution algorithms as variants (each lowered with its own -fconv in one process); the same loss
+expect_ok "bench --compare -fconv" "$dalc" run models/dvae.dal --config tiny -- bench --steps 1 --warmup 0 \
+  --set tau=1 --set beta=1 --compare '-fconv=im2col' '-fconv=direct' '-fconv winograd'
+python3 - "$tmp/out" <<'EOF' && ok || { bad "the -fconv variants' table or losses"; cat "$tmp/out"; }
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.startswith("  -fconv")]
+steps = [int(r[-4]) for r in rows]
+loss = [float(r[-1]) for r in rows]
+sys.exit(0 if len(rows) == 3 and len(set(steps)) == 3 and max(loss) - min(loss) <= 1e-4 * max(1, abs(loss[0])) else 1)
+EOF
+expect_error "bad variant -fconv" "variant '-fconv=fft': -fconv must be auto, im2col, winograd or direct, not 'fft'" \
+  "$dalc" run models/dvae.dal --config tiny -- bench --steps 1 --set tau=1 --set beta=1 --compare '-fconv=fft'
 
 # ---- the table script ----
 if sh bench/fuse_rules.sh --build "$build" --config tiny --steps 1 --warmup 0 --out "$tmp/t.md" > "$tmp/table" 2> "$tmp/err"; then
@@ -106,11 +118,13 @@ else
   bad "bench/fuse_rules.sh failed"; cat "$tmp/err"
 fi
 for m in dvae gpt; do
-  [ "$(grep -c "^| " "$tmp/t.md")" -ge 22 ] && grep -q "models/$m.dal tiny, entry loss" "$tmp/t.md" && ok ||
+  [ "$(grep -c "^| " "$tmp/t.md")" -ge 25 ] && grep -q "models/$m.dal tiny, entry loss" "$tmp/t.md" && ok ||
     bad "the table lacks $m's rows"; done
 grep -Eq '^\| all fusion off \(-fno-fuse\) \| [0-9.]+ \([0-9.]+-[0-9.]+\) \| [0-9.]+ \| [0-9]+ \|' "$tmp/t.md" && ok ||
   bad "no -fno-fuse row"
 grep -q '^| in-place off |' "$tmp/t.md" && grep -q '^| epilogue off |' "$tmp/t.md" && ok || bad "no rule rows"
+grep -q '^| Winograd off (-fconv=direct) |' "$tmp/t.md" && grep -q '^| direct convs off (-fconv=winograd) |' "$tmp/t.md" &&
+  ok || bad "no -fconv rows"
 cmp -s "$tmp/table" "$tmp/t.md" && ok || bad "stdout and --out differ"
 
 summary fuse_rules.sh
