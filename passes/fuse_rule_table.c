@@ -32,6 +32,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
     [FUSE_RULE_ATTENTION] = {"attention", true, true,
                              "(graph rewrite before autodiff) softmax(masked scaled q k^T) v becomes one tiled "
                              "attention op that skips masked key blocks and keeps no score matrix"},
+    [FUSE_RULE_LN_PROLOGUE] = {"ln-prologue", true, true,
+                               "(codegen) a layer_norm read only by a GEMM of at most 32 rows (a decode step's) is "
+                               "computed by the GEMM step: no kernel, no buffer"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,

@@ -44,6 +44,9 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
          l->arena_lower_bound ? (double)l->plan.arena_bytes / (double)l->arena_lower_bound : 1.0,
          mib(l->arena_no_reuse), l->plan.arena_bytes ? (double)l->arena_no_reuse / (double)l->plan.arena_bytes : 0.0);
   printf("in place: %d elementwise kernels write an output over an input that dies there\n", l->in_place);
+  int folded = 0;
+  for (int v = 0; plan->ln_into && v < g->n; v++) folded += plan->ln_into[v] >= 0;
+  printf("ln prologue: %d layer_norms computed by the GEMM step that reads them (no kernel, no buffer)\n", folded);
   printf("convs:   %d Winograd F(2x2,3x3), %d im2col + GEMM\n", l->conv_winograd, l->conv_im2col);
   status = 0;
   goto done;
