@@ -156,6 +156,10 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
       put_double(f, g->alpha);
       fputs(", .beta = ", f);
       put_double(f, g->beta);
+      if (g->ln) {
+        fputs(", .ln = 1, .ln_eps = ", f);
+        put_double(f, g->ln_eps);
+      }
       fputc('}', f);
     }
     fputs("},\n", f);

@@ -319,6 +319,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
     bool any = false;
     for (int k = 0; k < G->n; k++) any |= L.live[G->node[k]];
     if (G->kind == FUSE_LEAF || !any) continue;
+    if (p->ln_into && p->ln_into[G->root] >= 0) continue; /* its matmul's GEMM step computes it */
     rc = cg_low_group(&L, gi);
     for (int k = 0; k < g->noutput && rc == 0; k++) {
       int v = g->output[k];
@@ -419,8 +420,9 @@ void cg_lowered_print(const CgLowered *l, FILE *out) {
     const RtStep *S = &p->step[s];
     if (S->kind == RT_STEP_KERNEL) fprintf(out, "  kernel %s range=%lld", p->kernel_name[S->kernel], (long long)S->range);
     else if (S->kind == RT_STEP_GEMM)
-      fprintf(out, "  gemm %s batch=%d m=%d n=%d k=%d ta=%d tb=%d beta=%g", S->name, S->gemm.batch, S->gemm.m,
-              S->gemm.n, S->gemm.k, S->gemm.trans_a, S->gemm.trans_b, S->gemm.beta);
+      fprintf(out, "  gemm %s batch=%d m=%d n=%d k=%d ta=%d tb=%d beta=%g%s", S->name, S->gemm.batch, S->gemm.m,
+              S->gemm.n, S->gemm.k, S->gemm.trans_a, S->gemm.trans_b, S->gemm.beta,
+              S->gemm.ln ? " ln-prologue" : "");
     else fprintf(out, "  copy (%s)", S->name);
     fputs(" (", out);
     for (int a = 0; a < S->narg; a++) fprintf(out, "%sb%d", a ? ", " : "", S->arg[a]);

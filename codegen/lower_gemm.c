@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "codegen/lower_impl.h"
+#include "runtime/sched/gemm_small.h"
 
 /* 4 MiB: a chunk's col stays in the caches between its im2col and its GEMM
  * (this machine: ~60 GB/s up to 4 MiB, ~10 GB/s from DRAM past 16 MiB).
@@ -210,6 +211,33 @@ int cg_low_gemm_target(Lower *L, int root, const int *epi, int nepi, bool store_
   return cg_low_home(L, root);
 }
 
+/* A matmul whose A operand is a layer_norm folded into it: the GEMM step
+ * reads the layer_norm's x as A, normalises its rows with gamma and beta
+ * (args 3, 4) and eps (RtGemm.ln), and no kernel or buffer holds the
+ * layer_norm. The fold guarantees one block of rows: batch 1, lda == k. */
+static int ln_matmul(Lower *L, int root, RtGemm gm, int c) {
+  const IrNode *r = &L->g->node[root], *ln = &L->g->node[r->in[0]];
+  _Static_assert(FUSE_LN_MAX_ROWS <= RT_GEMM_SMALL_MAX_M, "folded GEMMs are small-M GEMMs");
+  _Static_assert(FUSE_LN_MAX_ELEMS == RT_GEMM_LN_MAX_ELEMS, "the fold and the scheduler agree");
+  if (gm.batch != 1 || gm.trans_a || gm.lda != gm.k)
+    return cg_low_err(L, "internal: layer_norm %%%d folded into a GEMM that is not one block of rows", r->in[0]);
+  gm.ln = 1;
+  gm.ln_eps = ln->attr.eps;
+  if ((int64_t)gm.m * gm.n > 0) {
+    int x = cg_low_home(L, ln->in[0]), gamma = cg_low_home(L, ln->in[1]), beta = cg_low_home(L, ln->in[2]);
+    if (cg_low_gemm_step(L, "matmul (layer_norm prologue)", gm, x, cg_low_home(L, r->in[1]), c) < 0) return -1;
+    RtStep *s = &L->step[L->nstep - 1];
+    int *arg = cg_pool_alloc(L->pool, 5 * sizeof(int));
+    memcpy(arg, s->arg, 3 * sizeof(int));
+    arg[3] = gamma;
+    arg[4] = beta;
+    s->narg = 5;
+    s->arg = arg;
+  }
+  L->stored[root] = true;
+  return 0;
+}
+
 static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store_root, int gi) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
@@ -234,6 +262,9 @@ static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store
     gm.batch = 1;
   }
   if (check_int(L, batch, "batch") < 0) return -1;
+  const FusePlan *fp = L->fp;
+  if (fp->ln_into && fp->ln_into[r->in[0]] == root) /* ln-prologue (passes/fuse_ln.c) */
+    return ln_matmul(L, root, gm, c) < 0 ? -1 : cg_low_epilogue(L, gi, root, epi, nepi);
   if (batch * M * N > 0 && cg_low_gemm_step(L, "matmul", gm, cg_low_home(L, r->in[0]), cg_low_home(L, r->in[1]), c) < 0)
     return -1;
   L->stored[root] = true;

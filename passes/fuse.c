@@ -335,6 +335,10 @@ FusePlan *fuse_plan(const IrGraph *g, const FuseOptions *o) {
     do run_round(&f);
     while (!f.oom && ban_unfinished(&f));
     if (!f.oom) p = build_plan(&f, &cyclic);
+    if (p && !cyclic && fuse_ln_prologue(g, p) < 0) {
+      fuse_plan_free(p);
+      p = NULL;
+    }
     if (cyclic) {
       /* The rules exclude this; should it ever happen, one group per
        * node is still a correct plan (the tests check for it). */
@@ -359,11 +363,13 @@ void fuse_plan_free(FusePlan *p) {
   free(p->refused);
   free(p->level);
   free(p->joined_by);
+  free(p->ln_into);
   free(p);
 }
 
 int fuse_kernel_count(const FusePlan *p) {
   int k = 0;
-  for (int i = 0; p && i < p->ngroup; i++) k += p->group[i].kind != FUSE_LEAF;
+  for (int i = 0; p && i < p->ngroup; i++)
+    k += p->group[i].kind != FUSE_LEAF && !(p->ln_into && p->ln_into[p->group[i].root] >= 0);
   return k;
 }

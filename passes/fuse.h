@@ -72,6 +72,7 @@ typedef enum {
   FUSE_RULE_IN_PLACE,        /* (codegen) an output stored over an input that dies there */
   FUSE_RULE_ATTENTION,       /* (graph rewrite, passes/attention.h) matmul-softmax-matmul as one attention op */
   FUSE_RULE_REMAT,           /* (pass remat) cheap values recomputed after the memory peak */
+  FUSE_RULE_LN_PROLOGUE,     /* a layer_norm read only by a small-M GEMM is computed in the GEMM step */
   FUSE_RULE_NSWITCH,         /* the constraints follow */
   FUSE_RULE_NO_DUPLICATION = FUSE_RULE_NSWITCH, /* one group computes each node */
   FUSE_RULE_OPAQUE_OPERANDS, /* an opaque op reads its operands from memory */
@@ -143,6 +144,10 @@ typedef struct {
   FuseOptions opt;   /* the options the plan was made with (lowering reads
                         the codegen switches, e.g. in-place, from here);
                         zero in plans not made by fuse_plan: the defaults */
+  int *ln_into;      /* (g->n) rule ln-prologue: for a layer_norm folded into
+                        the prologue of the matmul that reads it, that
+                        matmul (its own group is then lowered to nothing);
+                        -1 for every other node. NULL: nothing folded */
 } FusePlan;
 
 
@@ -175,7 +180,28 @@ typedef struct {
  * Returns NULL only if out of memory. */
 FusePlan *fuse_plan(const IrGraph *g, const FuseOptions *o);
 void fuse_plan_free(FusePlan *p);
-/* Number of groups that need a kernel or library call (not FUSE_LEAF). */
+/* Rule ln-prologue (passes/fuse_ln.c): a layer_norm whose value is read
+ * by nothing but operand A of one matmul (not transposed, B a shared
+ * rank-2 weight, so A's rows are the GEMM's M rows in one block) with at
+ * most FUSE_LN_MAX_ROWS rows is folded into that GEMM step: the step
+ * normalises the few rows itself (RtGemm.ln) and the layer_norm's kernel
+ * and buffer disappear. These are the KV-cached decode steps' GEMMs, run
+ * by the small-M kernel (runtime/sched/gemm_small.h, the same bound), whose
+ * A rows fit in L1 (at most FUSE_LN_MAX_ELEMS elements). A training step's layer_norm is never folded: its
+ * 1000s of rows go to OpenBLAS, which would then read a scratch copy of A
+ * as large as the buffer saved, and its value is kept for the matmul's
+ * weight gradient anyway (a second reader), so the kernel and buffer stay.
+ * Sets p->ln_into (allocating it); returns how many were folded, -1 if out
+ * of memory. */
+#define FUSE_LN_MAX_ROWS 32
+#define FUSE_LN_MAX_ELEMS 8192 /* rows x features: 32 KiB, L1 (RT_GEMM_LN_MAX_ELEMS) */
+int fuse_ln_prologue(const IrGraph *g, FusePlan *p);
+/* Why layer_norm ln (read by matmul mm) was not folded: NULL if it was or
+ * if the pair is not a candidate at all (mm does not read ln as A). */
+const char *fuse_ln_refusal(const IrGraph *g, const FusePlan *p, int ln, int mm, char *buf, size_t size);
+
+/* Number of groups that need a kernel or library call (not FUSE_LEAF), not
+ * counting layer_norms folded into a GEMM (ln-prologue). */
 int fuse_kernel_count(const FusePlan *p);
 /* One line per refused edge: "%12 -> %15 (softmax): why", the op being
  * the producer's. */

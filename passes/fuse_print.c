@@ -14,13 +14,26 @@ void fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out) {
     const char *rule = r >= 0 && r < FUSE_RULE_COUNT ? fuse_rule_info[r].name : "?";
     fprintf(out, "%%%d -> %%%d (%s) [%s]: %s\n", a, b, ir_op_name(g->node[a].op), rule, p->refused[i].why);
   }
+  int folded = 0;
+  char why[160];
+  for (int v = 0; v < g->n; v++) {
+    const IrNode *m = &g->node[v];
+    if (m->op != OP_MATMUL || g->node[m->in[0]].op != OP_LAYER_NORM) continue;
+    int ln = m->in[0];
+    const char *no = fuse_ln_refusal(g, p, ln, v, why, sizeof why);
+    if (no) fprintf(out, "%%%d -> %%%d (layer_norm) [ln-prologue]: not folded: %s\n", ln, v, no);
+    else fprintf(out, "%%%d -> %%%d (layer_norm) [ln-prologue]: folded into the GEMM step's prologue\n", ln, v);
+    folded += !no;
+  }
   if (!p->joined_by) return;
   int count[FUSE_RULE_NSWITCH] = {0};
   for (int v = 0; v < g->n; v++)
     if (p->joined_by[v] >= 0 && p->joined_by[v] < FUSE_RULE_NSWITCH) count[p->joined_by[v]]++;
   fputs("joined by rule:", out);
   for (int r = 0; r < FUSE_RULE_NSWITCH; r++)
-    if (r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT) fprintf(out, " %s %d%s", fuse_rule_info[r].name, count[r], fuse_rule_on(&p->opt, (FuseRule)r) ? "" : " (off)");
+    if (r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT)
+      fprintf(out, " %s %d%s", fuse_rule_info[r].name, r == FUSE_RULE_LN_PROLOGUE ? folded : count[r],
+              fuse_rule_on(&p->opt, (FuseRule)r) ? "" : " (off)");
   fputc('\n', out);
 }
 

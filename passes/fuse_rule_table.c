@@ -35,6 +35,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
     [FUSE_RULE_REMAT] = {"remat", true, true,
                          "(training steps) cheap values (norms, activations) are recomputed after the memory peak "
                          "instead of kept across it, when that lowers the planned peak (passes/remat.c)"},
+    [FUSE_RULE_LN_PROLOGUE] = {"ln-prologue", true, true,
+                               "(codegen) a layer_norm read only by a GEMM of at most 32 rows (a decode step's) is "
+                               "computed by the GEMM step: no kernel, no buffer"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,

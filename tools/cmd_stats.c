@@ -45,6 +45,9 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
          l->arena_lower_bound ? (double)l->plan.arena_bytes / (double)l->arena_lower_bound : 1.0,
          mib(l->arena_no_reuse), l->plan.arena_bytes ? (double)l->arena_no_reuse / (double)l->plan.arena_bytes : 0.0);
   printf("in place: %d elementwise kernels write an output over an input that dies there\n", l->in_place);
+  int folded = 0;
+  for (int v = 0; plan->ln_into && v < g->n; v++) folded += plan->ln_into[v] >= 0;
+  printf("ln prologue: %d layer_norms computed by the GEMM step that reads them (no kernel, no buffer)\n", folded);
   printf("convs:   %d Winograd, %d im2col + GEMM, %d direct; weight gradients: %d Winograd, %d im2col + GEMM, "
          "%d direct; of the Winograd ones %d F(4x4,3x3), the rest F(2x2,3x3)\n",
          l->conv_winograd, l->conv_im2col, l->conv_direct, l->wgrad_winograd, l->wgrad_im2col, l->wgrad_direct,

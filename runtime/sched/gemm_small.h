@@ -43,6 +43,11 @@
  * see gemm_small.c). */
 #define RT_GEMM_SMALL_MAX_M 32
 
+/* A GEMM step with a layer-norm prologue (RtGemm.ln) normalises at most
+ * this many elements of A (m x k), into a block on the stack that stays in
+ * L1 (32 KiB) while the kernel reads it for every column band. */
+#define RT_GEMM_LN_MAX_ELEMS 8192
+
 /* Whether rt_gemm_small handles g: not trans_a, 1 <= m <= RT_GEMM_SMALL_MAX_M
  * (at most 8 and k * n <= 128K without trans_b), a CPU with AVX2 and FMA,
  * and the kernel enabled (it is unless DAL_GEMM_SMALL=0 is set in the

@@ -66,6 +66,14 @@ typedef struct {
   int64_t stride_a, stride_b, stride_c;
   float alpha, beta;
   int64_t off_a, off_b, off_c; /* elements from the buffers' starts (0: none) */
+  /* Optional layer-norm prologue (pass ln-prologue, passes/fuse_ln.c): ln
+   * != 0 means A holds the raw rows a layer_norm would normalise; the
+   * step's args 3 and 4 are its gamma and beta [k], and the step first
+   * normalises A's m rows of k (mean, biased variance, + ln_eps, gamma,
+   * beta) into a scratch block it then multiplies. Only with batch 1, not
+   * trans_a, lda == k. */
+  int ln;
+  float ln_eps;
 } RtGemm;
 
 typedef struct {

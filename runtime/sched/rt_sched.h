@@ -126,6 +126,10 @@ void rt_arena_free(void *arena);
 /* ---- internal to the scheduler's files (runtime/sched*.c) ---- */
 /* One GEMM step on the pool, in the current mode. */
 void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, RtPool *pool);
+/* One GEMM step with a layer-norm prologue (RtGemm.ln): x's rows
+ * normalised with gamma, beta and g->ln_eps, then as rt_sched_gemm. */
+void rt_sched_gemm_ln(const RtGemm *g, const float *x, const float *gamma, const float *beta, const float *b, float *c,
+                      RtPool *pool);
 /* Sets OpenBLAS's thread count for the current mode and the pool. */
 void rt_sched_blas_threads(RtPool *pool);
 /* How many calls a step of 'units' independent pieces of work is split

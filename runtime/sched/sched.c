@@ -189,7 +189,10 @@ static void run_step(const RtPlan *p, const RtStep *st, void **args, RtPool *poo
     else rt_pool_run_n(pool, kernel_part, &j, n);
     break;
   }
-  case RT_STEP_GEMM: rt_sched_gemm(&st->gemm, args[0], args[1], args[2], pool); break;
+  case RT_STEP_GEMM:
+    if (st->gemm.ln) rt_sched_gemm_ln(&st->gemm, args[0], args[3], args[4], args[1], args[2], pool);
+    else rt_sched_gemm(&st->gemm, args[0], args[1], args[2], pool);
+    break;
   case RT_STEP_COPY: copy_step(args[0], args[1], p->buf[st->arg[0]].bytes, pool); break;
   }
 }

@@ -3,6 +3,7 @@
  * out-of-bounds write. */
 #include <stddef.h>
 
+#include "runtime/sched/gemm_small.h"
 #include "runtime/sched/rt_sched.h"
 
 #define ALIGN 64
@@ -74,9 +75,18 @@ static int check_operand(const RtPlan *p, int s, char which, const RtBuffer *b, 
 static int check_gemm(const RtPlan *p, int s, RtErr *e) {
   const RtStep *st = &p->step[s];
   const RtGemm *g = &st->gemm;
-  if (st->narg != 3)
-    return rt_err(e, "plan '%s': step %d '%s': GEMM takes 3 buffers (a, b, c), not %d", plan_name(p), s,
-                  step_name(st), st->narg);
+  if (st->narg != (g->ln ? 5 : 3))
+    return rt_err(e, "plan '%s': step %d '%s': GEMM takes %s, not %d buffers", plan_name(p), s, step_name(st),
+                  g->ln ? "5 buffers (a, b, c, gamma, beta)" : "3 buffers (a, b, c)", st->narg);
+  if (g->ln && (g->batch != 1 || g->trans_a || g->lda != g->k))
+    return rt_err(e, "plan '%s': step %d '%s': a layer-norm prologue needs one untransposed block of rows "
+                  "(batch %d, trans_a %d, lda %d, k %d)", plan_name(p), s, step_name(st), g->batch, g->trans_a,
+                  g->lda, g->k);
+  if (g->ln && (int64_t)g->m * g->k > RT_GEMM_LN_MAX_ELEMS)
+    return rt_err(e, "plan '%s': step %d '%s': a layer-norm prologue of %d x %d elements (at most %d)", plan_name(p),
+                  s, step_name(st), g->m, g->k, RT_GEMM_LN_MAX_ELEMS);
+  for (int i = 3; i < st->narg; i++)
+    if (check_operand(p, s, i == 3 ? 'g' : 'e', &p->buf[st->arg[i]], 1, g->k, g->k, 0, 1, e)) return -1;
   if (g->batch < 1 || g->m < 1 || g->n < 1 || g->k < 1)
     return rt_err(e, "plan '%s': step %d '%s': GEMM sizes batch %d m %d n %d k %d must be positive", plan_name(p), s,
                   step_name(st), g->batch, g->m, g->n, g->k);

@@ -2,8 +2,11 @@
  * splitting the work (RT_GEMM_SPLIT), or OpenBLAS's own threads while the
  * pool sleeps (RT_GEMM_BLAS). See rt_sched.h for why. In the split mode a
  * GEMM with few rows (gemm_small.h) runs the small-M kernel instead of
- * OpenBLAS, split by batch items or columns. */
+ * OpenBLAS, split by batch items or columns. A step with a layer-norm
+ * prologue (RtGemm.ln) normalises A's few rows once, on the caller, before
+ * the split: every piece then reads the same block. */
 #include <cblas.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -121,4 +124,53 @@ void rt_sched_gemm(const RtGemm *g, const float *a, const float *b, float *c, Rt
     n = rt_sched_calls(pool, ((j.by == BY_ROWS ? g->m : g->n) + j.unit - 1) / j.unit, calls);
   }
   rt_pool_run_n(pool, gemm_part, &j, n);
+}
+
+/* sum over c of (r[c] - shift)^(square ? 2 : 1) in double, in 8 lanes
+ * (c mod 8) added in a fixed order: the same result on every call, and 8
+ * independent chains instead of one long one (a decode row of 256 is
+ * summed in ~70 ns instead of ~250). */
+static double row_sum(const float *r, int k, double shift, bool square) {
+  double lane[8] = {0};
+  int c = 0;
+  for (; c + 8 <= k; c += 8)
+    for (int l = 0; l < 8; l++) {
+      double d = (double)r[c + l] - shift;
+      lane[l] += square ? d * d : d;
+    }
+  for (int l = 0; c < k; c++, l++) {
+    double d = (double)r[c] - shift;
+    lane[l] += square ? d * d : d;
+  }
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+/* Rows [0, m) of x (k each) layer-normalised into y: the reference
+ * executor's arithmetic (ir/ref/ref_nn.c: mean and biased variance in
+ * double, then (x - mean) rstd gamma + beta), so a folded GEMM agrees with
+ * it as closely as one reading a stored layer_norm. */
+static void ln_rows(const float *x, const float *gamma, const float *beta, float eps, int m, int k, float *y) {
+  for (int i = 0; i < m; i++) {
+    const float *r = x + (int64_t)i * k;
+    float *o = y + (int64_t)i * k;
+    double mean = row_sum(r, k, 0, false) / k;
+    double rstd = 1.0 / sqrt(row_sum(r, k, mean, true) / k + (double)eps);
+    for (int c = 0; c < k; c++) o[c] = (float)(((double)r[c] - mean) * rstd * (double)gamma[c] + (double)beta[c]);
+  }
+}
+
+void rt_sched_gemm_ln(const RtGemm *g, const float *x, const float *gamma, const float *beta, const float *b, float *c,
+                      RtPool *pool) {
+  /* rt_plan_check guarantees batch 1, no trans_a, lda == k and m * k <=
+   * RT_GEMM_LN_MAX_ELEMS; rows past that would go in blocks */
+  _Alignas(64) float y[RT_GEMM_LN_MAX_ELEMS];
+  int rows = g->k <= RT_GEMM_LN_MAX_ELEMS ? RT_GEMM_LN_MAX_ELEMS / g->k : 0;
+  if (rows < 1) return;
+  RtGemm part = *g;
+  part.ln = 0;
+  for (int i0 = 0; i0 < g->m; i0 += rows) {
+    part.m = g->m - i0 < rows ? g->m - i0 : rows;
+    ln_rows(x + (int64_t)i0 * g->k, gamma, beta, g->ln_eps, part.m, g->k, y);
+    rt_sched_gemm(&part, y, b, c + (int64_t)i0 * g->ldc, pool);
+  }
 }
