@@ -86,7 +86,7 @@ static int check_gemm(const RtPlan *p, int s, RtErr *e) {
     return rt_err(e, "plan '%s': step %d '%s': a layer-norm prologue of %d x %d elements (at most %d)", plan_name(p),
                   s, step_name(st), g->m, g->k, RT_GEMM_LN_MAX_ELEMS);
   for (int i = 3; i < st->narg; i++)
-    if (check_operand(p, s, i == 3 ? 'g' : 'e', &p->buf[st->arg[i]], 1, g->k, g->k, 0, 1, e)) return -1;
+    if (check_operand(p, s, i == 3 ? 'g' : 'e', &p->buf[st->arg[i]], 1, g->k, g->k, 0, 0, 1, e)) return -1;
   if (g->batch < 1 || g->m < 1 || g->n < 1 || g->k < 1)
     return rt_err(e, "plan '%s': step %d '%s': GEMM sizes batch %d m %d n %d k %d must be positive", plan_name(p), s,
                   step_name(st), g->batch, g->m, g->n, g->k);

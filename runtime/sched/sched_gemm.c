@@ -168,6 +168,8 @@ void rt_sched_gemm_ln(const RtGemm *g, const float *x, const float *gamma, const
   if (rows < 1) return;
   RtGemm part = *g;
   part.ln = 0;
+  part.off_a = 0; /* A is the normalised block y */
+  x += g->off_a;
   for (int i0 = 0; i0 < g->m; i0 += rows) {
     part.m = g->m - i0 < rows ? g->m - i0 : rows;
     ln_rows(x + (int64_t)i0 * g->k, gamma, beta, g->ln_eps, part.m, g->k, y);
