@@ -139,6 +139,21 @@ done
 now_ms() { date +%s%3N; }
 say() { printf '%s\n' "$*" >&2; }
 
+# OpenBLAS falls back to its SSE3 "Prescott" kernels on a CPU it does not
+# know (runtime/sched/blas_core.h); dal then re-executes itself with
+# OPENBLAS_CORETYPE set to the best core the CPU supports. PyTorch's
+# matmuls also go to OpenBLAS here, so both sides and the sgemm roof run
+# with that setting (the one OpenBLAS itself picks on a CPU it knows).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  cpu_flags=" $(grep -m 1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  has() { case "$cpu_flags" in *" $1 "*) return 0 ;; esac; return 1; }
+  if has avx512f && has avx512bw && has avx512dq && has avx512vl; then
+    export OPENBLAS_CORETYPE=SkylakeX
+  elif has avx2 && has fma; then
+    export OPENBLAS_CORETYPE=Haswell
+  fi
+fi
+
 {
   echo "config=$config"
   echo "forward_config=$fwd_config"
@@ -149,6 +164,7 @@ say() { printf '%s\n' "$*" >&2; }
   echo "load=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo +changes)"
   echo "dalc_flags=$dalc_flags"
+  echo "openblas_coretype=${OPENBLAS_CORETYPE:-}"
 } > "$out/machine.txt"
 
 # ---- the roof: OpenBLAS sgemm, the FMA peak, the steps' FLOPs ---------------------------------------------------------

@@ -57,7 +57,7 @@ void cg_aot_write_prologue(FILE *f, const char *model, const char *config, const
   fprintf(f, ", config ");
   put_str(f, config);
   fprintf(f, ".\n * Kernels built for CPU %s (features %s).\n * Do not edit: rebuild with dalc. */\n", cpu, features);
-  fputs("#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n\n#include \"runtime/sched/plan_program.h\"\n\n", f);
+  fputs("#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n\n#include \"runtime/sched/blas_core.h\"\n#include \"runtime/sched/plan_program.h\"\n\n", f);
   fputs("static inline void aot_fill(uint32_t *p, int64_t n, uint32_t word) {\n"
         "  for (int64_t i = 0; i < n; i++) p[i] = word;\n}\n",
         f);
@@ -274,7 +274,7 @@ void cg_aot_write_main(FILE *f, const RtPlanProgramDesc *d) {
   for (int i = 0; i < d->nentry; i++) fprintf(f, "%s&e%d_plan", i ? ", " : "", i);
   fputs("};\n", f);
   write_state(f, d);
-  fputs("\nint main(int argc, char **argv) {\n", f);
+  fputs("\nint main(int argc, char **argv) {\n  rt_blas_fix_core(argv);\n", f);
   for (int i = 0; i < d->nentry; i++) fprintf(f, "  e%d_fill();\n", i);
   fputs("  const RtPlanProgramDesc d = {.model = ", f);
   put_str(f, d->model);

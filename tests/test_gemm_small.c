@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/sched/blas_core.h"
 #include "runtime/sched/gemm_small.h"
 #include "runtime/sched/plan.h"
 #include "runtime/sched/rt_sched.h"
@@ -417,6 +418,30 @@ START_TEST(benchmark) {
 }
 END_TEST
 
+/* rt_blas_better_core (blas_core.h): a user's OPENBLAS_CORETYPE always
+ * stands; otherwise a core is named exactly when OpenBLAS fell back to
+ * Prescott on a CPU with AVX2 + FMA, and it is the best the CPU supports. */
+START_TEST(blas_core_choice) {
+  char *corename = openblas_get_corename();
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  ck_assert_ptr_null(rt_blas_better_core());
+  unsetenv("OPENBLAS_CORETYPE");
+  const char *want = NULL;
+  __builtin_cpu_init();
+  if (!strcmp(corename, "Prescott")) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl"))
+      want = "SkylakeX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      want = "Haswell";
+  }
+  const char *got = rt_blas_better_core();
+  printf("OpenBLAS core %s: dal asks for %s\n", corename, got ? got : "(its choice)");
+  if (want) ck_assert_str_eq(got, want);
+  else ck_assert_ptr_null(got);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("gemm_small");
   TCase *tc = tcase_create("core");
@@ -427,6 +452,7 @@ int main(void) {
   tcase_add_test(tc, column_splits_are_bit_identical);
   tcase_add_test(tc, fits_small_m_only);
   tcase_add_test(tc, scheduler_steps_match_the_kernel);
+  tcase_add_test(tc, blas_core_choice);
   tcase_add_test(tc, benchmark);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

@@ -8,6 +8,7 @@
 #include "codegen/lower.h"
 #include "passes/plugin.h"
 #include "runtime/exe/exe.h"
+#include "runtime/sched/blas_core.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -253,6 +254,7 @@ static void free_args(DalcArgs *a) {
 }
 
 int main(int argc, char **argv) {
+  rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     FILE *out = argc < 2 ? stderr : stdout;
     fputs(usage, out);
