@@ -51,6 +51,38 @@ static CgKernel *wino_kernel(Lower *L, CgKernelKind kind, int gi, int root, cons
   return k;
 }
 
+/* A chunk's tile transform (input, dy or output kernel: 'kind', per chunk
+ * rows_per_sample iterations per sample), reading buffer 'from' and
+ * writing 'to' (the tile-side buffer is col_arg, the tensor side x_arg or
+ * dst_arg): the first chunk (b = its first sample) makes the step, later
+ * ones repeat it at their base. *first and *base carry the step between
+ * the calls. Returns 0, or -1 on failure. */
+static int chunk_transform(Lower *L, CgKernelKind kind, const char *what, int gi, int root, const CgConv *cv,
+                           const CgChunks *ch, int64_t plane, int64_t T, int from, int to, int64_t rows_per_sample,
+                           int64_t b, int *first, int *base) {
+  if (*first >= 0) {
+    cg_low_repeat_step(L, *first, *base, b);
+    return 0;
+  }
+  bool single = ch->nchunk == 1;
+  CgKernel *k = wino_kernel(L, kind, gi, root, cv, what);
+  k->nc = ch->nc;
+  k->tile = ch->tile;
+  k->plane = plane;
+  k->wino_t = T;
+  if (kind == CG_KERNEL_WINO_OUTPUT) {
+    k->col_arg = cg_low_arg(L, k, from);
+    k->dst_arg = cg_low_arg(L, k, to);
+  } else {
+    k->x_arg = cg_low_arg(L, k, from);
+    k->col_arg = cg_low_arg(L, k, to);
+  }
+  *first = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch->nc * rows_per_sample);
+  if (*first < 0) return -1;
+  if (!single) *base = L->kern[L->step[*first].kernel].base_arg;
+  return 0;
+}
+
 int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root) {
   const IrGraph *g = L->g;
   const IrNode *r = &g->node[root];
@@ -85,39 +117,15 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   gm.stride_a = cv.O * cv.C;
   gm.stride_b = cv.C * T;
   gm.stride_c = cv.O * T;
-  bool single = ch.nchunk == 1;
   int first_in = -1, first_out = -1, in_base = -1, out_base = -1;
   for (int64_t i = 0; i < ch.nchunk; i++) {
     int64_t b = cg_low_chunk_base(&ch, i);
-    if (i == 0) {
-      k = wino_kernel(L, CG_KERNEL_WINO_INPUT, gi, root, &cv, "wino_input");
-      k->nc = ch.nc;
-      k->tile = ch.tile;
-      k->plane = th * tw;
-      k->wino_t = T;
-      k->x_arg = cg_low_arg(L, k, x);
-      k->col_arg = cg_low_arg(L, k, V);
-      first_in = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.C);
-      if (first_in < 0) return -1;
-      if (!single) in_base = L->kern[L->step[first_in].kernel].base_arg;
-    } else {
-      cg_low_repeat_step(L, first_in, in_base, b);
-    }
-    if (cg_low_gemm_step(L, "conv2d winograd", gm, U, V, M) < 0) return -1;
-    if (i == 0) {
-      k = wino_kernel(L, CG_KERNEL_WINO_OUTPUT, gi, root, &cv, "wino_output");
-      k->nc = ch.nc;
-      k->tile = ch.tile;
-      k->plane = th * tw;
-      k->wino_t = T;
-      k->col_arg = cg_low_arg(L, k, M);
-      k->dst_arg = cg_low_arg(L, k, c);
-      first_out = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.O);
-      if (first_out < 0) return -1;
-      if (!single) out_base = L->kern[L->step[first_out].kernel].base_arg;
-    } else {
-      cg_low_repeat_step(L, first_out, out_base, b);
-    }
+    if (chunk_transform(L, CG_KERNEL_WINO_INPUT, "wino_input", gi, root, &cv, &ch, th * tw, T, x, V, cv.C, b,
+                        &first_in, &in_base) < 0 ||
+        cg_low_gemm_step(L, "conv2d winograd", gm, U, V, M) < 0 ||
+        chunk_transform(L, CG_KERNEL_WINO_OUTPUT, "wino_output", gi, root, &cv, &ch, th * tw, T, M, c, cv.O, b,
+                        &first_out, &out_base) < 0)
+      return -1;
   }
   L->stored[root] = true;
   return cg_low_epilogue(L, gi, root, epi, nepi);
@@ -145,35 +153,14 @@ int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int ne
   gm.stride_a = cv.O * T;
   gm.stride_b = cv.C * T;
   gm.stride_c = cv.O * cv.C;
-  bool single = ch.nchunk == 1;
   int first_in = -1, first_dy = -1, in_base = -1, dy_base = -1;
   for (int64_t i = 0; i < ch.nchunk; i++) {
     int64_t b = cg_low_chunk_base(&ch, i);
-    if (i == 0) {
-      CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_INPUT, gi, root, &cv, "wino_input");
-      k->nc = ch.nc;
-      k->tile = ch.tile;
-      k->plane = th * tw;
-      k->wino_t = T;
-      k->x_arg = cg_low_arg(L, k, x);
-      k->col_arg = cg_low_arg(L, k, V);
-      first_in = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.C);
-      if (first_in < 0) return -1;
-      if (!single) in_base = L->kern[L->step[first_in].kernel].base_arg;
-      k = wino_kernel(L, CG_KERNEL_WINO_DY, gi, root, &cv, "wino_dy");
-      k->nc = ch.nc;
-      k->tile = ch.tile;
-      k->plane = th * tw;
-      k->wino_t = T;
-      k->x_arg = cg_low_arg(L, k, dy);
-      k->col_arg = cg_low_arg(L, k, D);
-      first_dy = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch.nc * cv.O);
-      if (first_dy < 0) return -1;
-      if (!single) dy_base = L->kern[L->step[first_dy].kernel].base_arg;
-    } else {
-      cg_low_repeat_step(L, first_in, in_base, b);
-      cg_low_repeat_step(L, first_dy, dy_base, b);
-    }
+    if (chunk_transform(L, CG_KERNEL_WINO_INPUT, "wino_input", gi, root, &cv, &ch, th * tw, T, x, V, cv.C, b,
+                        &first_in, &in_base) < 0 ||
+        chunk_transform(L, CG_KERNEL_WINO_DY, "wino_dy", gi, root, &cv, &ch, th * tw, T, dy, D, cv.O, b, &first_dy,
+                        &dy_base) < 0)
+      return -1;
     gm.beta = i == 0 ? 0.0f : 1.0f;
     if (cg_low_gemm_step(L, "conv2d_backward_weight winograd", gm, D, V, dU) < 0) return -1;
   }
