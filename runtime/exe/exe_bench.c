@@ -236,6 +236,17 @@ int rt_bench_cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+void rt_bench_json_head(cJSON *o, const char *kind, const RtProgram *p, const RtEntrySpec *en, int64_t batch,
+                        int warmup) {
+  cJSON_AddStringToObject(o, "bench", kind);
+  cJSON_AddStringToObject(o, "model", p->model ? p->model : "");
+  cJSON_AddStringToObject(o, "config", p->config ? p->config : "");
+  cJSON_AddStringToObject(o, "entry", en->name);
+  cJSON_AddBoolToObject(o, "train", en->train);
+  cJSON_AddNumberToObject(o, "batch", (double)batch);
+  cJSON_AddNumberToObject(o, "warmup", (double)warmup);
+}
+
 typedef struct {
   double median, mean, min, max; /* ms per step, over the timed steps */
   double busy;                   /* CPU time / wall time over the timed steps */
@@ -338,13 +349,7 @@ static int report_json(const RtProgram *p, const RtEntrySpec *en, const RtBenchA
                        const Timing *t, long long rss, RtErr *e) {
   cJSON *o = cJSON_CreateObject();
   if (!o) return rt_err(e, "out of memory");
-  cJSON_AddStringToObject(o, "bench", "dal");
-  cJSON_AddStringToObject(o, "model", p->model ? p->model : "");
-  cJSON_AddStringToObject(o, "config", p->config ? p->config : "");
-  cJSON_AddStringToObject(o, "entry", en->name);
-  cJSON_AddBoolToObject(o, "train", en->train);
-  cJSON_AddNumberToObject(o, "batch", (double)batch);
-  cJSON_AddNumberToObject(o, "warmup", (double)t->warmup);
+  rt_bench_json_head(o, "dal", p, en, batch, (int)t->warmup);
   cJSON_AddNumberToObject(o, "steps", (double)t->steps);
   cJSON_AddBoolToObject(o, "cold", t->cold);
   cJSON_AddNumberToObject(o, "max_seconds", a->max_seconds);

@@ -129,13 +129,7 @@ static int report_json(const RtProgram *host, const RtEntrySpec *en, const Varia
     cJSON_Delete(list);
     return rt_err(e, "out of memory");
   }
-  cJSON_AddStringToObject(o, "bench", "dal-compare");
-  cJSON_AddStringToObject(o, "model", host->model ? host->model : "");
-  cJSON_AddStringToObject(o, "config", host->config ? host->config : "");
-  cJSON_AddStringToObject(o, "entry", en->name);
-  cJSON_AddBoolToObject(o, "train", en->train);
-  cJSON_AddNumberToObject(o, "batch", (double)batch);
-  cJSON_AddNumberToObject(o, "warmup", (double)warmup);
+  rt_bench_json_head(o, "dal-compare", host, en, batch, (int)warmup);
   cJSON_AddNumberToObject(o, "rounds", rounds);
   for (int i = 0; i < n; i++) {
     cJSON *x = cJSON_CreateObject();

@@ -41,6 +41,11 @@ int rt_bench_one_step(RtProgram *p, int entry, const RtBenchArgs *a, RtTensor **
                       uint64_t s, double *ms, double *cpu, double *loss, RtErr *e);
 double rt_bench_now_ms(void); /* CLOCK_MONOTONIC */
 int rt_bench_cmp_double(const void *a, const void *b);
+/* The fields every bench JSON report starts with: bench (its kind), model,
+ * config, entry, train, batch, warmup. o is a cJSON object. */
+struct cJSON;
+void rt_bench_json_head(struct cJSON *o, const char *kind, const RtProgram *p, const RtEntrySpec *en, int64_t batch,
+                        int warmup);
 
 /* bench --compare (exe_bench_compare.c): the entry under each variant,
  * steps interleaved, one table. */
