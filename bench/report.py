@@ -458,10 +458,12 @@ def roof_lines(ctx):
         out.append("- FMA peak: failed (%s)" % f["error"])
         ctx.failures.append("fma_peak failed: see %s" % os.path.join(ctx.d, "fma.log"))
     else:
-        out.append("- FMA peak, %d threads: measured %.1f GFLOP/s (a tight AVX2 FMA loop, best of 3); nominal "
-                   "%.1f GFLOP/s = %d cores x %.2f GHz (/proc/cpuinfo) x 32 flops/cycle (two 8-wide f32 FMA "
-                   "units)" % (f["threads"], f["gflops_measured"], f["gflops_nominal"], f["threads"],
-                               f["cpu_mhz"] / 1e3))
+        isa = f.get("isa", "avx2")
+        width = 16 if isa == "avx512" else 8
+        out.append("- FMA peak, %d threads: measured %.1f GFLOP/s (a tight %s FMA loop, best of 3); nominal "
+                   "%.1f GFLOP/s = %d cores x %.2f GHz (/proc/cpuinfo) x %d flops/cycle (two %d-wide f32 FMA "
+                   "units)" % (f["threads"], f["gflops_measured"], "AVX-512" if isa == "avx512" else "AVX2",
+                               f["gflops_nominal"], f["threads"], f["cpu_mhz"] / 1e3, 4 * width, width))
     if "error" in ctx.flops:
         out.append("- step FLOPs: failed (%s)" % ctx.flops["error"])
         ctx.failures.append("flops.py failed: see %s" % os.path.join(ctx.d, "flops.log"))

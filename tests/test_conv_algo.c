@@ -268,8 +268,9 @@ START_TEST(test_choice) {
 END_TEST
 
 /* The tile per algorithm (cg_conv_wino_m), for a conv2d, its weight
- * gradient and a 4x4 stride-2 conv; -fconv=winograd4 parses; the choices
- * are listed (cg_conv_print_choices). */
+ * gradient and a 4x4 stride-2 conv, in an entry that does not train (auto:
+ * F(4x4,3x3)) and in a training step (auto: F(2x2,3x3)); -fconv=winograd4
+ * parses; the choices are listed (cg_conv_print_choices). */
 START_TEST(test_choice_tile) {
   IrGraph *g = ir_graph_new("choice_tile");
   IrShape sx = shp4(2, 32, 16, 16), sw = shp4(32, 32, 3, 3);
@@ -280,12 +281,16 @@ START_TEST(test_choice_tile) {
   ck_assert(y >= 0 && dw >= 0 && y4 >= 0);
   ir_set_outputs(g, (int[]){y, dw, y4}, NULL, 3);
   static const CgConvAlgo algo[] = {CG_CONV_AUTO, CG_CONV_IM2COL, CG_CONV_WINOGRAD, CG_CONV_WINOGRAD4};
-  static const int want[] = {2, 0, 2, 4};
-  for (int i = 0; i < 4; i++) {
-    ck_assert_int_eq(cg_conv_wino_m(g, y, algo[i], NULL), want[i]);
-    ck_assert_int_eq(cg_conv_wino_m(g, dw, algo[i], NULL), want[i]);
-    ck_assert_int_eq(cg_conv_wino_m(g, y4, algo[i], NULL), 0);
+  static const int want[2][4] = {{4, 0, 2, 4}, {2, 0, 2, 4}}; /* [train] */
+  for (int train = 0; train < 2; train++) {
+    g->train = train;
+    for (int i = 0; i < 4; i++) {
+      ck_assert_int_eq(cg_conv_wino_m(g, y, algo[i], NULL), want[train][i]);
+      ck_assert_int_eq(cg_conv_wino_m(g, dw, algo[i], NULL), want[train][i]);
+      ck_assert_int_eq(cg_conv_wino_m(g, y4, algo[i], NULL), 0);
+    }
   }
+  g->train = false;
   char *text = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&text, &len);
@@ -542,9 +547,9 @@ START_TEST(test_direct_choice) {
     ck_assert_msg(v[i] >= 0, "%s", g->error);
   }
   ir_set_outputs(g, v, NULL, NV);
-  const CgConvAlgo D = CG_CONV_DIRECT, I = CG_CONV_IM2COL, W = CG_CONV_WINOGRAD;
+  const CgConvAlgo D = CG_CONV_DIRECT, I = CG_CONV_IM2COL, W = CG_CONV_WINOGRAD, W4 = CG_CONV_WINOGRAD4;
   const CgConvAlgo want[4][NV] = {
-      /* auto */ {D, I, W, I, I, I, D, I},
+      /* auto (not a training step: F(4x4,3x3)) */ {D, I, W4, I, I, I, D, I},
       /* im2col */ {I, I, I, I, I, I, I, I},
       /* winograd */ {I, I, W, I, I, I, I, I},
       /* direct */ {D, D, I, I, I, D, D, D},

@@ -67,8 +67,9 @@ static const char usage[] =
     "  -fconv=auto|im2col|winograd|direct|winograd4  how convolutions are computed: im2col + GEMM,\n"
     "                 Winograd F(2x2,3x3) or F(4x4,3x3) (3x3 stride 1, and their weight gradients),\n"
     "                 direct (1x1 stride 1 without im2col; stride-s kernels that are multiples of s on\n"
-    "                 phase grids); auto picks per conv (Winograd F(2x2,3x3) when C, O >= 16 and >= 64\n"
-    "                 output positions, direct where it measured faster); --explain-fusion and --stats\n"
+    "                 phase grids); auto picks per conv (Winograd when C, O >= 16 and >= 64 output\n"
+    "                 positions: F(2x2,3x3) in training steps, F(4x4,3x3) in entries that do not\n"
+    "                 train; direct where it measured faster); --explain-fusion and --stats\n"
     "                 list the choices\n"
     "  --explain-fusion  why each producer was not fused into its consumer and which rule\n"
     "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n";
