@@ -79,23 +79,30 @@ typedef struct {
   int64_t B, n, m, d;
   MaskKind mask;
   bool backward;
+  bool rising; /* key j scaled by 1 + j / 32: later key chunks raise the rows' max (the online rescale) */
 } Shape;
 
 static const Shape shapes[] = {
-    {"tiny causal", 8, 23, 23, 16, MASK_CAUSAL, true},
-    {"bench causal", 128, 95, 95, 32, MASK_CAUSAL, true},
-    {"bench all visible", 16, 95, 95, 32, MASK_ALL, true},
-    {"random mask, odd sizes", 6, 13, 37, 5, MASK_RANDOM, true},
-    {"random mask, d 24", 3, 9, 50, 24, MASK_RANDOM, true},
-    {"prefill rows of a longer cache", 4, 7, 40, 16, MASK_CAUSAL, true},
-    {"decode step", 128, 1, 95, 32, MASK_DECODE, true},
-    {"paper, batch 1, two heads", 2, 1279, 1279, 64, MASK_CAUSAL, false},
+    {"tiny causal", 8, 23, 23, 16, MASK_CAUSAL, true, false},
+    {"bench causal", 128, 95, 95, 32, MASK_CAUSAL, true, false},
+    {"bench all visible", 16, 95, 95, 32, MASK_ALL, true, false},
+    {"random mask, odd sizes", 6, 13, 37, 5, MASK_RANDOM, true, false},
+    {"random mask, d 24", 3, 9, 50, 24, MASK_RANDOM, true, false},
+    {"prefill rows of a longer cache", 4, 7, 40, 16, MASK_CAUSAL, true, false},
+    {"decode step", 128, 1, 95, 32, MASK_DECODE, true, false},
+    {"paper, batch 1, two heads", 2, 1279, 1279, 64, MASK_CAUSAL, false, false},
+    /* more keys than one chunk of the forward's online softmax (128) */
+    {"random mask across key chunks", 3, 11, 300, 16, MASK_RANDOM, true, true},
+    {"causal across key chunks", 2, 260, 260, 32, MASK_CAUSAL, true, true},
+    {"decode step across key chunks", 8, 1, 400, 32, MASK_DECODE, true, true},
 };
 
 static void check_shape_case(const Shape *c) {
   int64_t B = c->B, n = c->n, m = c->m, d = c->d;
   float scale = 1.0f / sqrtf((float)d);
   float *q = rand_f(B * n * d, 1.5f), *k = rand_f(B * m * d, 1.5f), *v = rand_f(B * m * d, 1.0f);
+  if (c->rising)
+    for (int64_t i = 0; i < B * m * d; i++) k[i] *= 1.0f + (float)(i / d % m) / 32;
   int32_t *mask = make_mask(c->mask, n, m, m / 2);
   int64_t ny = B * n * (d + 1), ng = B * (n + 2 * m) * d;
   float *y = malloc(sizeof(float) * (size_t)ny), *yr = malloc(sizeof(float) * (size_t)ny);

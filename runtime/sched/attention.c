@@ -29,6 +29,9 @@ typedef int32_t v8iu __attribute__((vector_size(32), aligned(4)));
 #define QB 4
 /* Columns of the micro-kernel; the packed K^T and V^T rows are padded to it. */
 #define NC 16
+/* Keys per chunk of the forward's online softmax (a multiple of NC): a
+ * block's score rows hold one chunk, whatever the sequence length. */
+#define KB 128
 
 typedef struct {
   int64_t lo, hi; /* visible keys of a row lie in [lo, hi); lo == hi: none */
@@ -149,28 +152,32 @@ typedef struct {
   const Span *sp;
 } Shape;
 
-/* Block rows [i0, i0 + nb) of one item: s[r][j] = the masked scaled score
- * for j in [c0, c1) (the span rounded out to NC; -inf outside the span and
- * where masked), from q rows and K^T packed kt [d][mp]. Rows past nb repeat
- * row i0 (computed, never used). */
-INLINE void block_scores(float *s, const Shape *S, const float *q, const float *kt, int64_t i0, int nb, int64_t lo,
-                         int64_t hi, int64_t c0, int64_t c1) {
+/* Block rows [i0, i0 + nb) of one item: the masked scaled scores of keys
+ * j in [c0, c1) (rounded out to NC; -inf outside the block's span [lo, hi)
+ * and where masked), from q rows and K^T packed kt [d][mp], row r's score j
+ * at s[r * ls + j - base]. Rows past nb repeat row i0 (computed, never
+ * used). */
+INLINE void block_scores(float *s, int64_t ls, int64_t base, const Shape *S, const float *q, const float *kt,
+                         int64_t i0, int nb, int64_t lo, int64_t hi, int64_t c0, int64_t c1) {
   const float *qa[QB];
   for (int r = 0; r < QB; r++) qa[r] = q + (i0 + (r < nb ? r : 0)) * S->d;
-  gemm_rows(s + c0, S->mp, qa, kt + c0, S->mp, c1 - c0, 0, S->d);
+  gemm_rows(s + c0 - base, ls, qa, kt + c0, S->mp, c1 - c0, 0, S->d);
+  if (lo < c0) lo = c0;
+  if (hi > c1) hi = c1;
+  if (hi < lo) hi = lo;
   for (int r = 0; r < nb; r++) {
-    float *row = s + r * S->mp;
-    const int32_t *mrow = S->mask + (i0 + r) * S->m;
-    for (int64_t j = c0; j < lo; j++) row[j] = -INFINITY;
-    int64_t j = lo;
+    float *row = s + r * ls + (c0 - base); /* score c0 + t at row[t] */
+    const int32_t *mrow = S->mask + (i0 + r) * S->m + c0;
+    int64_t a = lo - c0, b = hi - c0, t = 0;
+    for (; t < a; t++) row[t] = -INFINITY;
     const v8 ninf = splat(-INFINITY), sc = splat(S->scale);
-    for (; j + 8 <= hi; j += 8) {
-      v8i hidden = *(const v8iu *)(mrow + j) == (v8i){0};
-      v8 x = ld(row + j) * sc;
-      st(row + j, (v8)(((v8i)x & ~hidden) | ((v8i)ninf & hidden)));
+    for (; t + 8 <= b; t += 8) {
+      v8i hidden = *(const v8iu *)(mrow + t) == (v8i){0};
+      v8 x = ld(row + t) * sc;
+      st(row + t, (v8)(((v8i)x & ~hidden) | ((v8i)ninf & hidden)));
     }
-    for (; j < hi; j++) row[j] = mrow[j] ? row[j] * S->scale : -INFINITY;
-    for (int64_t j = hi; j < c1; j++) row[j] = -INFINITY;
+    for (; t < b; t++) row[t] = mrow[t] ? row[t] * S->scale : -INFINITY;
+    for (; t < c1 - c0; t++) row[t] = -INFINITY;
   }
 }
 
@@ -209,15 +216,15 @@ INLINE float dot(const float *a, const float *b, int64_t d) {
   return t;
 }
 
-/* Row i's masked scaled scores over [c0, c1) as dot products with k's
- * rows (for fewer query rows than a block: packing K^T would cost as much
- * as the scores themselves, as in a decode step). */
+/* Row i's masked scaled scores of keys [c0, c1) (key c0 + t at row[t]),
+ * -inf outside [lo, hi) and where masked, as dot products with k's rows
+ * (for fewer query rows than a block: packing K^T would cost as much as
+ * the scores themselves, as in a decode step). */
 INLINE void row_scores_direct(float *row, const Shape *S, const float *qi, const float *k, int64_t i, int64_t lo,
                               int64_t hi, int64_t c0, int64_t c1) {
   const int32_t *mrow = S->mask + i * S->m;
-  for (int64_t j = c0; j < lo; j++) row[j] = -INFINITY;
-  for (int64_t j = lo; j < hi; j++) row[j] = mrow[j] ? dot(qi, k + j * S->d, S->d) * S->scale : -INFINITY;
-  for (int64_t j = hi; j < c1; j++) row[j] = -INFINITY;
+  for (int64_t j = c0; j < c1; j++)
+    row[j - c0] = j >= lo && j < hi && mrow[j] ? dot(qi, k + j * S->d, S->d) * S->scale : -INFINITY;
 }
 
 /* o [d] = sum over j in [lo, hi) of p[j] v[j]. */
@@ -233,8 +240,12 @@ INLINE void row_pv_direct(float *o, const float *p, const float *v, int64_t d, i
   }
 }
 
+/* The forward of one item, online over chunks of KB keys: a block's score
+ * rows hold one chunk; each row keeps its running max mx, the sum l of
+ * exp(score - mx) so far and its unnormalised output o, rescaled by
+ * exp(old mx - new mx) when a chunk raises the max. */
 INLINE void forward_item(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
-                         float *s, float *o) {
+                         float *s, float *o, float *po) {
   int64_t n = S->n, m = S->m, d = S->d, mp = S->mp;
   bool direct = n < QB;
   if (!direct) pack_t(kt, k, m, d, mp);
@@ -243,34 +254,47 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
     int64_t lo, hi, c0, c1;
     block_span(S->sp, i0, nb, &lo, &hi);
     round_span(S, lo, hi, &c0, &c1);
-    if (direct)
-      for (int r = 0; r < nb; r++) row_scores_direct(s + r * mp, S, q + (i0 + r) * d, k, i0 + r, lo, hi, c0, c1);
-    else
-      block_scores(s, S, q, kt, i0, nb, lo, hi, c0, c1);
-    float inv[QB], lse[QB];
-    const float *pa[QB];
-    for (int r = 0; r < QB; r++) {
-      float *row = s + (r < nb ? r : 0) * mp;
-      pa[r] = row;
-      if (r >= nb) continue;
-      float mx = -INFINITY;
-      for (int64_t j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
-      float l = mx == -INFINITY ? 0 : exp_row(row, c0, c1, mx);
-      inv[r] = 1.0f / l; /* no visible key: 1 / 0, and 0 * inf = NaN below */
-      lse[r] = mx + logf(l);
-      if (mx == -INFINITY) {
-        for (int64_t j = c0; j < c1; j++) row[j] = 0;
-        inv[r] = NAN;
+    float mx[QB], l[QB];
+    for (int r = 0; r < QB; r++) mx[r] = -INFINITY, l[r] = 0;
+    memset(o, 0, sizeof(float) * (size_t)(QB * d));
+    for (int64_t k0 = c0; k0 < c1; k0 += KB) {
+      int64_t k1 = k0 + KB < c1 ? k0 + KB : c1, w = k1 - k0;
+      int64_t klo = lo > k0 ? lo : k0, khi = hi < k1 ? hi : k1; /* the block's visible keys in the chunk */
+      if (klo >= khi) continue;
+      if (direct)
+        for (int r = 0; r < nb; r++) row_scores_direct(s + r * KB, S, q + (i0 + r) * d, k, i0 + r, lo, hi, k0, k1);
+      else
+        block_scores(s, KB, k0, S, q, kt, i0, nb, lo, hi, k0, k1);
+      const float *pa[QB];
+      for (int r = 0; r < QB; r++) {
+        float *row = s + (r < nb ? r : 0) * KB;
+        pa[r] = row;
+        if (r >= nb) continue;
+        float cm = -INFINITY;
+        for (int64_t t = klo - k0; t < khi - k0; t++) cm = row[t] > cm ? row[t] : cm;
+        if (cm <= mx[r]) { /* the max stands (or the row has seen no key yet, nor here) */
+          if (mx[r] == -INFINITY) memset(row, 0, sizeof(float) * (size_t)w);
+          else l[r] += exp_row(row, 0, w, mx[r]);
+          continue;
+        }
+        float alpha = mx[r] == -INFINITY ? 0 : expf(mx[r] - cm);
+        for (int64_t c = 0; c < d; c++) o[r * d + c] *= alpha;
+        l[r] = l[r] * alpha + exp_row(row, 0, w, cm);
+        mx[r] = cm;
       }
+      /* o += P V over the chunk's visible keys (po: the chunk's product) */
+      if (direct)
+        for (int r = 0; r < nb; r++) row_pv_direct(po + r * d, pa[r], v + k0 * d, d, klo - k0, khi - k0);
+      else
+        gemm_rows(po, d, pa, v + k0 * d, d, d, klo - k0, khi - k0);
+      for (int r = 0; r < nb; r++)
+        for (int64_t c = 0; c < d; c++) o[r * d + c] += po[r * d + c];
     }
-    if (direct)
-      for (int r = 0; r < nb; r++) row_pv_direct(o + r * d, pa[r], v, d, lo, hi);
-    else
-      gemm_rows(o, d, pa, v, d, d, lo, hi);
     for (int r = 0; r < nb; r++) {
       float *dst = y + (i0 + r) * (d + 1);
-      for (int64_t c = 0; c < d; c++) dst[c] = o[r * d + c] * inv[r];
-      dst[d] = lse[r];
+      float inv = l[r] > 0 ? 1.0f / l[r] : NAN; /* no visible key: NaN, like the unfused softmax */
+      for (int64_t c = 0; c < d; c++) dst[c] = o[r * d + c] * inv;
+      dst[d] = l[r] > 0 ? mx[r] + logf(l[r]) : -INFINITY;
     }
   }
 }
@@ -308,7 +332,7 @@ INLINE void backward_item(float *grad, const float *q, const float *k, const flo
     int64_t lo, hi, c0, c1;
     block_span(S->sp, i0, nb, &lo, &hi);
     round_span(S, lo, hi, &c0, &c1);
-    block_scores(s, S, q, kt, i0, nb, lo, hi, c0, c1);
+    block_scores(s, mp, 0, S, q, kt, i0, nb, lo, hi, c0, c1);
     /* dy rows without their lse column, contiguous for the products */
     const float *da[QB], *qa[QB];
     float D[QB];
@@ -359,12 +383,12 @@ INLINE void backward_item(float *grad, const float *q, const float *k, const flo
 
 /* The two builds of each item's code. */
 AVX2 static void forward_avx2(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt,
-                              float *s, float *o) {
-  forward_item(y, q, k, v, S, kt, s, o);
+                              float *s, float *o, float *po) {
+  forward_item(y, q, k, v, S, kt, s, o, po);
 }
 static void forward_base(float *y, const float *q, const float *k, const float *v, const Shape *S, float *kt, float *s,
-                         float *o) {
-  forward_item(y, q, k, v, S, kt, s, o);
+                         float *o, float *po) {
+  forward_item(y, q, k, v, S, kt, s, o, po);
 }
 AVX2 static void backward_avx2(float *grad, const float *q, const float *k, const float *v, const float *y,
                                const float *dy, const Shape *S, float *kt, float *vt, float *s, float *dp, float *dyc) {
@@ -386,8 +410,8 @@ static bool have_avx2(void) {
   return v;
 }
 
-/* Scratch: K^T and V^T [d][mp], QB score rows and QB rows of dP [mp],
- * and QB rows of d (the block's output rows, or its dy rows). */
+/* The backward's scratch: K^T and V^T [d][mp], QB score rows and QB rows
+ * of dP [mp], and QB rows of d (the block's dy rows). */
 static float *scratch(int64_t d, int64_t mp) {
   return malloc(sizeof(float) * (size_t)(2 * d * mp + 2 * QB * mp + 2 * QB * d));
 }
@@ -398,16 +422,18 @@ void rt_attn_forward(float *y, const float *q, const float *k, const float *v, c
                      int64_t m, int64_t d, float scale, int64_t begin, int64_t end) {
   if (begin >= end) return;
   int64_t mp = padded(m);
-  float *buf = scratch(d, mp);
+  /* K^T [d][mp], QB score rows of one chunk [KB], the block's output
+   * rows and one chunk's product [QB][d] */
+  float *buf = malloc(sizeof(float) * (size_t)(d * mp + QB * KB + 2 * QB * d));
   Span *sp = malloc(sizeof(Span) * (size_t)n);
   if (!buf || !sp) abort(); /* a few KiB to a few MiB: out of memory here is fatal */
   row_spans(sp, mask, n, m);
   Shape S = {n, m, d, mp, scale, mask, sp};
-  float *kt = buf, *s = kt + 2 * d * mp, *o = s + 2 * QB * mp;
+  float *kt = buf, *s = kt + d * mp, *o = s + QB * KB, *po = o + QB * d;
   bool avx2 = have_avx2();
   for (int64_t b = begin; b < end; b++)
     (avx2 ? forward_avx2 : forward_base)(y + b * n * (d + 1), q + b * n * d, k + b * m * d, v + b * m * d, &S, kt, s,
-                                         o);
+                                         o, po);
   free(sp);
   free(buf);
 }

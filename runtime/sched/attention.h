@@ -14,10 +14,13 @@
  * sees (the span from the first to the last visible key of its rows, read
  * from the mask at run time), so for a causal mask the blocks above the
  * diagonal are never computed, and a decode step's single query reads only
- * the cache up to its position. The block's score rows (a few rows of at
- * most m floats) stay in L1/L2; softmax is taken over them exactly (max,
- * exp, sum), so no running rescale is needed. The backward (FlashAttention-2
- * style) recomputes the probabilities from q, k and the saved log-sum-exp:
+ * the cache up to its position. The forward's softmax is online: it walks
+ * the span in chunks of keys, each row keeping its running max, its sum of
+ * exponentials and its unnormalised output, rescaled when a chunk raises
+ * the max (FlashAttention's), so its scratch is a few rows of one chunk
+ * whatever the sequence length. The backward (FlashAttention-2 style)
+ * recomputes the probabilities from q, k and the saved log-sum-exp
+ * (a block's score rows over its span, a few rows of at most m floats):
  *   D = rowsum(dy[:, :d] * y[:, :d]) - dy[:, d];  P = exp(s - lse) masked;
  *   dv += P^T dy;  dP = dy v^T;  dS = P (dP - D);  dq = scale dS k;
  *   dk += scale dS^T q.
