@@ -565,6 +565,9 @@ def main():
                "%s%s" % (m.get("cpu", "?"), m.get("cores", "?"), m.get("load", "?"), rounds,
                          "" if rounds == 1 else "s", torch_version, m.get("commit", "?"),
                          " (dalc %s)" % m["dalc_flags"] if m.get("dalc_flags") else ""))
+    if m.get("conv_table"):
+        machine += ("; convolutions by the conv table `dalc tune-conv` measured before the rounds"
+                    if m["conv_table"] == "tuned" else "; convolutions by -fconv=auto's fixed rules (no conv table)")
     t_lines = target_rows(ctx, steps, samples, compiles)
     l_lines = load_rows(ctx)
     failures = ["- %s" % f for f in ctx.failures]

@@ -26,6 +26,11 @@
 #            phases' total and the process's wall clock; the first run from
 #            an empty compile cache (XDG_CACHE_HOME=OUT/cache), the others
 #            from what it left
+#   tune     `dalc tune-conv models/dvae.dal --config C`, and `--fn tokens` at
+#            the forward config, after the compile times: every conv shape
+#            timed under each algorithm into the conv table of the bench's
+#            cache (OUT/cache/dal/conv-table.tsv), which the rounds'
+#            -fconv=auto then reads (DAL_BENCH_TUNE=0: the fixed rules)
 #   roof     build/bench/sgemm (OpenBLAS, 2 threads), build/bench/fma_peak
 #            (the cores' FMA peak, measured and nominal), bench/flops.py
 #            (each step's FLOPs from the configs)
@@ -130,7 +135,7 @@ ${MAKE:-make} --no-print-directory $san "$build/dalc" "$build/bench/sgemm" "$bui
 }
 mkdir -p "$out" || exit 1
 # only what a run writes (--out may name a directory with other files)
-for f in sgemm.json sgemm.log fma.json fma.log flops.json flops.log tokens.log text.npy image.npy machine.txt \
+for f in sgemm.json sgemm.log fma.json fma.log flops.json flops.log tokens.log tune.log text.npy image.npy machine.txt \
          results.md 'dal-*' 'torch-*' 'compile-*' 'round*'; do
   # shellcheck disable=SC2086
   rm -rf "${out:?}"/$f
@@ -222,6 +227,20 @@ for mc in dvae:$config gpt:$config dvae:$fwd_config; do
     i=$((i + 1))
   done
 done
+
+# ---- the conv table, measured on this machine for the rounds ----------------------
+if [ "${DAL_BENCH_TUNE:-1}" != 0 ]; then
+  say "== conv table: dalc tune-conv (dvae $config; dvae $fwd_config, tokens)"
+  for mc in "$config:" "$fwd_config:tokens"; do
+    c=${mc%%:*} fn=${mc#*:}
+    # shellcheck disable=SC2086
+    XDG_CACHE_HOME=$cache_dir "$build/dalc" tune-conv models/dvae.dal --config "$c" ${fn:+--fn $fn} $dalc_flags \
+      >> "$out/tune.log" 2>&1 || say "tune-conv failed on dvae $c (see $out/tune.log): the rounds use the rules"
+  done
+  echo "conv_table=tuned" >> "$out/machine.txt"
+else
+  echo "conv_table=rules" >> "$out/machine.txt"
+fi
 
 # ---- measurements, in interleaved rounds -----------------------------------------
 # run_one NAME LIMIT COMMAND...: one fresh process, its JSON in $rd/NAME.json,

@@ -35,10 +35,15 @@
  *    transposed conv's grid adds a halo of one input row and column
  *    around every phase, 13% to 56% more positions);
  *  - im2col for the rest. -fconv=direct forces the direct path wherever it
- *    applies (that is how the numbers above were measured). */
+ *    applies (that is how the numbers above were measured).
+ * Those rules stand where the measured conv table (conv_table.h, `dalc
+ * tune-conv`) has no row for the shape; where it has one, AUTO takes the
+ * fastest algorithm measured there among those the rules' accuracy limit
+ * allows. */
 #include <stdatomic.h>
 #include <string.h>
 
+#include "codegen/conv_table.h"
 #include "codegen/lower_impl.h"
 
 static _Atomic int conv_algo = CG_CONV_AUTO;
@@ -104,6 +109,22 @@ static bool direct_can(const CgConv *cv, const char **kind) {
   return false;
 }
 
+/* AUTO on a shape the measured table holds: the fastest measured
+ * algorithm among those that apply (no F(4x4,3x3) in a training step). */
+static CgConvAlgo table_pick(const CgConvTableRow *row, bool wino, bool direct, bool train, const char **why) {
+  bool ok[CG_CONV_TABLE_NALGO] = {false, true, wino, direct, wino && !train};
+  CgConvAlgo best = CG_CONV_IM2COL;
+  for (int a = 1; a < CG_CONV_TABLE_NALGO; a++)
+    if (ok[a] && row->ms[a] >= 0 && (row->ms[best] < 0 || row->ms[a] < row->ms[best])) best = (CgConvAlgo)a;
+  static _Thread_local char buf[200];
+  int n = snprintf(buf, sizeof buf, "auto: measured (conv table):");
+  for (int a = 1; a < CG_CONV_TABLE_NALGO && n < (int)sizeof buf; a++)
+    if (ok[a] && row->ms[a] >= 0)
+      n += snprintf(buf + n, sizeof buf - (size_t)n, " %s %.3g ms", algo_names[a], row->ms[a]);
+  *why = buf;
+  return best;
+}
+
 CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **why) {
   const char *dummy;
   if (!why) why = &dummy;
@@ -129,6 +150,8 @@ CgConvAlgo cg_conv_pick(const IrGraph *g, int v, CgConvAlgo algo, const char **w
     return direct ? CG_CONV_DIRECT : CG_CONV_IM2COL;
   case CG_CONV_AUTO: break;
   }
+  const CgConvTableRow *row = cg_conv_table_find(g, v);
+  if (row) return table_pick(row, wino, direct, g->train, why);
   if (direct && cv.stride == 1) {
     if (op == OP_CONV2D_BACKWARD_WEIGHT) {
       *why = "auto: 1x1 weight gradient: im2col's one GEMM over the batch beats per-sample GEMMs";

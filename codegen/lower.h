@@ -265,8 +265,13 @@ CgConvAlgo cg_conv_algo_of(const FuseOptions *o);
  *  - Winograd: a 3x3 kernel, stride 1 and pad <= 2 (a weight gradient also
  *    some output positions); AUTO also wants C >= 16 and O >= 16 (below
  *    that the GEMMs are too thin to pay for the transforms) and >= 8x8
- *    output positions, and takes F(2x2,3x3) only (F(4x4,3x3)'s float32
- *    error, CG_WINOGRAD4_REL_TOL, is above the 1e-5 asked of compiled code).
+ *    output positions, and takes F(2x2,3x3) in training steps and
+ *    F(4x4,3x3) in entries that do not train (F(4x4,3x3)'s float32 error,
+ *    CG_WINOGRAD4_REL_TOL, is above the 1e-5 asked of a training step,
+ *    whose AdamW update amplifies it; an inference output tolerates it).
+ *  - under AUTO, a conv whose shape the measured conv table holds
+ *    (cg_conv_table_*, `dalc tune-conv`) takes the fastest algorithm it
+ *    measured among those the rules above allow, instead of the rules.
  *  - direct: a 1x1 stride-1 unpadded convolution (plain GEMMs on x, no
  *    im2col, no col2im), or a stride-s >= 2 one with a square kernel whose
  *    side is a multiple of s (the phase decomposition, lower_direct.c);
@@ -301,7 +306,8 @@ const char *cg_conv_algo_name(CgConvAlgo a);
  * Measured on the same shapes, forward, backward-data and weight gradient:
  * 1.5e-6 .. 1.1e-5; the dVAE tiny gradients 5.2e-6, its AdamW step 2.9e-5
  * (the step divides by sqrt(v): the test's eps 1e-3 amplifies). Above the
- * 1e-5 the project asks of compiled code, so AUTO never picks it. (The
+ * 1e-5 the project asks of a training step, so AUTO picks it only in
+ * entries that do not train. (The
  * points 0, +-1, +-1/2 instead of 0, +-1, +-2 measured no better.) */
 #define CG_WINOGRAD4_REL_TOL 5e-5
 

@@ -119,6 +119,8 @@ int cmd_run(const DalcArgs *args);
 int cmd_emit(const DalcArgs *args);
 /* `dalc FILE.dal --stats`: passes, kernels and the memory plan of each entry. */
 int cmd_stats(const DalcArgs *args);
+/* dalc tune-conv FILE.dal: the conv table (tools/cmd_tune.c). */
+int cmd_tune(const DalcArgs *args);
 /* `dalc run FILE.dal -- train ...`: the model as a program, driven by the
  * executables' command line (runtime/sched/program.h). */
 int cmd_program(const DalcArgs *args);

@@ -30,6 +30,9 @@ static const char usage[] =
     "       dalc passes [--plugin=FILE.so]...   the passes --passes can name, plugins' included,\n"
     "                and the fusion rules --fuse-rule can switch\n"
     "       dalc fuse-rules                     the fusion rules alone\n"
+    "       dalc tune-conv FILE.dal [--config C] [--batch N] [--fn NAME] [-o TABLE]\n"
+    "                times every conv shape of the model (or of entry NAME) under each algorithm\n"
+    "                on this machine, into the table -fconv=auto reads (in the cache directory)\n"
     "\n"
     "  info   configuration, entry functions and the parameter table\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
@@ -67,10 +70,10 @@ static const char usage[] =
     "  -fconv=auto|im2col|winograd|direct|winograd4  how convolutions are computed: im2col + GEMM,\n"
     "                 Winograd F(2x2,3x3) or F(4x4,3x3) (3x3 stride 1, and their weight gradients),\n"
     "                 direct (1x1 stride 1 without im2col; stride-s kernels that are multiples of s on\n"
-    "                 phase grids); auto picks per conv (Winograd when C, O >= 16 and >= 64 output\n"
-    "                 positions: F(2x2,3x3) in training steps, F(4x4,3x3) in entries that do not\n"
-    "                 train; direct where it measured faster); --explain-fusion and --stats\n"
-    "                 list the choices\n"
+    "                 phase grids); auto picks per conv: the fastest that dalc tune-conv\n"
+    "                 measured, else Winograd when C, O >= 16 and >= 64 output positions (F(2x2,3x3)\n"
+    "                 in training steps, F(4x4,3x3) in entries that do not train), direct where it\n"
+    "                 measured faster; --explain-fusion and --stats list the choices\n"
     "  --explain-fusion  why each producer was not fused into its consumer and which rule\n"
     "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n";
 
@@ -285,6 +288,7 @@ int main(int argc, char **argv) {
   int first = 1;
   if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
   else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
+  else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune, first = 2;
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
   if (status == 0 && cmd == cmd_emit && !args.emit && args.output) cmd = cmd_build;
