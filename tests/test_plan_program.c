@@ -14,6 +14,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "runtime/core/init.h"
 #include "runtime/sched/plan_program.h"
@@ -371,10 +373,55 @@ START_TEST(test_state_zeroed_lazily) {
 }
 END_TEST
 
+/* Pages of [p, p + n) that are resident (mincore), and how many pages
+ * lie wholly inside it (*whole). */
+static size_t resident_pages(const void *p, size_t n, size_t *whole) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+  *whole = hi > lo ? (hi - lo) / page : 0;
+  if (!*whole) return 0;
+  unsigned char *v = calloc(*whole, 1);
+  ck_assert_int_eq(mincore((void *)lo, hi - lo, v), 0);
+  size_t r = 0;
+  for (size_t i = 0; i < *whole; i++) r += v[i] & 1;
+  free(v);
+  return r;
+}
+
+/* rt_state_make_resident faults in the moments' pages (all of them
+ * resident afterwards) without changing a value, and leaves transient
+ * state (a KV cache) and its lazily zeroed pages alone. */
+START_TEST(test_state_made_resident) {
+  const int64_t n = 1 << 20; /* 4 MiB each: zeroed lazily by rt_state_init */
+  RtStateSpec spec[3] = {{.name = "w", .dtype = RT_F32, .rank = 1, .dim = {1000}, .param = true, .init = RT_INIT_ONES},
+                         {.name = "opt.m.w", .dtype = RT_F32, .rank = 1, .dim = {n}},
+                         {.name = "kv", .dtype = RT_F32, .rank = 1, .dim = {n}, .transient = true}};
+  RtTensorList *state = rt_list_new();
+  RtErr e;
+  ck_assert_int_eq(rt_state_alloc(state, spec, 3, "t.dal", &e), 0);
+  rt_state_init(state, spec, 3, 1);
+  size_t whole, m_before = resident_pages(state->tensor[1]->data, (size_t)n * 4, &whole);
+  ck_assert(whole > 1000);
+  ck_assert_msg(m_before < whole / 2, "%zu of %zu pages resident after the lazy zeroing", m_before, whole);
+  rt_f32(state->tensor[1])[12345] = 7; /* a value to keep */
+  rt_state_make_resident(state, spec, 3);
+  ck_assert_uint_eq(resident_pages(state->tensor[1]->data, (size_t)n * 4, &whole), whole);
+  size_t kv = resident_pages(state->tensor[2]->data, (size_t)n * 4, &whole);
+  ck_assert_msg(kv < whole / 2, "transient state: %zu of %zu pages made resident", kv, whole);
+  const float *m = rt_f32(state->tensor[1]);
+  size_t bad = 0;
+  for (int64_t i = 0; i < n; i++) bad += m[i] != (i == 12345 ? 7.0f : 0.0f);
+  ck_assert_uint_eq(bad, 0);
+  ck_assert(rt_f32(state->tensor[0])[999] == 1);
+  rt_list_free(state);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("plan_program");
   TCase *tc = tcase_create("plan_program");
   tcase_add_test(tc, test_state_zeroed_lazily);
+  tcase_add_test(tc, test_state_made_resident);
   tcase_add_test(tc, test_state_and_init);
   tcase_add_test(tc, test_run_entries);
   tcase_add_test(tc, test_bad_tables);

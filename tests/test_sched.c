@@ -720,6 +720,49 @@ START_TEST(profile_counts_steps_and_gemm_flops) {
 }
 END_TEST
 
+/* rt_prof_clear forgets the runs so far (a benchmark's warm-up): only the
+ * runs after it are counted. */
+START_TEST(profile_clear_drops_earlier_runs) {
+  rt_sched_set_profile(0);
+  free(profile_report());
+  RtBuffer b[6];
+  RtStep st[3];
+  RtPlan p;
+  RtKernelFn kern[1];
+  binding_plan(b, st, &p, kern);
+  const char *kname[1] = {"t_k7_add_scale"};
+  p.kernel_name = kname;
+  RtTensor *x = new_tensor(RT_F32, 2, d43);
+  RtTensorList *state = make_state(NULL);
+  void *arena = rt_arena_new(p.arena_bytes, NULL);
+  RtTensor *out[2] = {NULL, NULL};
+  rt_sched_set_profile(1);
+  for (int r = 0; r < 4; r++) run_ok(&p, NULL, arena, &x, out, state);
+  rt_prof_clear();
+  for (int r = 0; r < 2; r++) run_ok(&p, NULL, arena, &x, out, state);
+  rt_sched_set_profile(0);
+  char *rep = profile_report();
+  ck_assert_msg(strstr(rep, "2 plan run(s)"), "%s", rep);
+  const char *line = strstr(rep, "bind: t_k7_add_scale");
+  ck_assert_ptr_nonnull(line);
+  while (line > rep && line[-1] != '\n') line--;
+  double total, share, per;
+  long calls;
+  ck_assert_int_eq(sscanf(line, "%lf %lf%% %ld %lf", &total, &share, &calls, &per), 4);
+  ck_assert_int_eq(calls, 2);
+  free(rep);
+  rt_prof_clear(); /* on an empty profile: nothing to drop */
+  char *empty = profile_report();
+  ck_assert_msg(strstr(empty, "no plan steps ran"), "%s", empty);
+  free(empty);
+  rt_tensor_free(out[0]);
+  rt_tensor_free(out[1]);
+  rt_tensor_free(x);
+  rt_list_free(state);
+  rt_arena_free(arena);
+}
+END_TEST
+
 /* ---- benchmark (printed, not asserted) ---- */
 
 /* y = x + 1 over [begin, end) of f32 rows of 1024; args: x, y. */
@@ -855,6 +898,7 @@ int main(void) {
   tcase_add_test(tc, binding_errors);
   tcase_add_test(tc, malformed_plans_are_errors);
   tcase_add_test(tc, profile_counts_steps_and_gemm_flops);
+  tcase_add_test(tc, profile_clear_drops_earlier_runs);
   tcase_add_test(tc, benchmark);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

@@ -16,6 +16,7 @@ typedef struct {
   RtPool *pool;               /* made at the first run */
   void *arena;                /* the largest plan's arena, shared: entries run one at a time */
   int64_t arena_bytes;
+  bool moments_resident;      /* rt_state_make_resident done since the last init */
 } PlanProgram;
 
 static void pp_free(RtProgram *p) {
@@ -32,6 +33,7 @@ static int pp_init(RtProgram *p, uint64_t seed, RtErr *e) {
   (void)e; /* filling existing tensors cannot fail */
   PlanProgram *pp = p->ctx;
   rt_state_init(p->state, pp->d->state, pp->d->nstate, seed);
+  pp->moments_resident = false;
   return 0;
 }
 
@@ -51,6 +53,10 @@ static int pp_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **o
   if (!pp->plan[entry] && make_plan(pp, entry, e)) return -1;
   if (!pp->pool && !(pp->pool = rt_pool_new(pp->d->threads, e))) return -1;
   if (!pp->arena && !(pp->arena = rt_arena_new(pp->arena_bytes, e))) return -1;
+  if (p->entry[entry].train && !pp->moments_resident) {
+    rt_state_make_resident(p->state, pp->d->state, pp->d->nstate); /* before the step's threads write them */
+    pp->moments_resident = true;
+  }
   RtRunCtx ctx = {seed, step};
   return rt_plan_run(pp->plan[entry], pp->pool, pp->arena, inputs, outputs, p->state, &ctx, e);
 }

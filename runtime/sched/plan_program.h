@@ -8,8 +8,10 @@
  * allocates the state, initialises it as the reference program does
  * (runtime/core/init.h for parameters, zeros for the rest), and runs an entry
  * with rt_plan_run on a thread pool, with one arena sized for the largest
- * plan (entries run one at a time). It needs only the runtime: no compiler
- * header, no LLVM.
+ * plan (entries run one at a time). Before the first training step after
+ * an init it makes the optimizer moments resident (rt_state_make_resident),
+ * so the step's kernels do not fault their pages in. It needs only the
+ * runtime: no compiler header, no LLVM.
  *
  * Module prefix: rt_.
  */

@@ -52,7 +52,8 @@
  * total wall time, with calls, ms per call, the share of all step time and
  * GFLOP/s for GEMMs (runtime/sched/sched_profile.c). Timing costs two clock reads
  * per step; without DAL_PROFILE nothing is timed. rt_sched_set_profile
- * switches it from code, rt_prof_report prints (and clears) it at any time.
+ * switches it from code, rt_prof_report prints (and clears) it at any time,
+ * rt_prof_clear clears it (bench: after the warm-up steps).
  *
  * Module prefix: rt_.
  */
@@ -95,6 +96,10 @@ void rt_sched_set_profile(int on);
 /* Prints the profile gathered so far to 'out' (nothing timed: a header
  * saying so) and starts a new one. */
 void rt_prof_report(FILE *out);
+/* Drops the profile gathered so far unprinted and starts a new one: a
+ * benchmark's warm-up steps (the first step's page faults, caches filling)
+ * would otherwise be averaged into the rows of the steps it times. */
+void rt_prof_clear(void);
 
 /* Runs plan p once.
  *

@@ -70,6 +70,17 @@ static const char *kind_name(RtStepKind k) {
   return k == RT_STEP_KERNEL ? "kernel" : k == RT_STEP_GEMM ? "gemm" : "copy";
 }
 
+/* Forgets every row and run (under prof_mu). */
+static void clear_locked(void) {
+  free(rows);
+  free(slot);
+  rows = NULL;
+  slot = NULL;
+  nrow = caprow = nslot = 0;
+  nrun = 0;
+  run_ns = 0;
+}
+
 void rt_prof_report(FILE *f) {
   pthread_mutex_lock(&prof_mu);
   if (nrow == 0) {
@@ -106,13 +117,13 @@ void rt_prof_report(FILE *f) {
   fprintf(f, "  by step:\n");
   for (int i = 0; i < nrow; i++)
     print_row(f, rows[i].label, kind_name(rows[i].kind), rows[i].calls, rows[i].ns, rows[i].flops, total);
-  free(rows);
-  free(slot);
-  rows = NULL;
-  slot = NULL;
-  nrow = caprow = nslot = 0;
-  nrun = 0;
-  run_ns = 0;
+  clear_locked();
+  pthread_mutex_unlock(&prof_mu);
+}
+
+void rt_prof_clear(void) {
+  pthread_mutex_lock(&prof_mu);
+  clear_locked();
   pthread_mutex_unlock(&prof_mu);
 }
 

@@ -55,7 +55,8 @@ int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char
  * handed back instead (MADV_DONTNEED on private anonymous memory: they read
  * as zeros and take no memory until written), so state that a run never
  * writes (a KV cache while training) stays out of the resident set, and
- * state that is written (AdamW's moments) becomes resident only then. */
+ * state that is written (AdamW's moments) becomes resident only then: at
+ * the first training step, rt_state_make_resident. */
 static void zero_lazily(void *p, size_t n) {
 #ifdef MADV_DONTNEED
   long page = sysconf(_SC_PAGESIZE);
@@ -79,4 +80,24 @@ void rt_state_init(RtTensorList *state, const RtStateSpec *st, int n, uint64_t s
     if (s->param) rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, seed, s->name);
     else zero_lazily(t->data, rt_tensor_bytes(t));
   }
+}
+
+/* Faults in the pages of n bytes at p for writing, keeping their contents:
+ * MADV_POPULATE_WRITE (Linux 5.14) where there is one, else a write of
+ * each page's first byte back to itself. */
+static void make_resident(void *p, size_t n) {
+  long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || n == 0) return;
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t a = (uintptr_t)p, lo = a / (uintptr_t)page * (uintptr_t)page;
+  if (madvise((void *)lo, a + n - lo, MADV_POPULATE_WRITE) == 0) return;
+#endif
+  volatile unsigned char *c = p;
+  for (size_t i = 0; i < n; i += (size_t)page) c[i] = c[i];
+  c[n - 1] = c[n - 1];
+}
+
+void rt_state_make_resident(RtTensorList *state, const RtStateSpec *st, int n) {
+  for (int i = 0; i < n && i < state->n; i++)
+    if (!st[i].param && !st[i].transient) make_resident(state->tensor[i]->data, rt_tensor_bytes(state->tensor[i]));
 }
