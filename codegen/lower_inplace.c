@@ -42,24 +42,39 @@ static bool eligible_kernel(const CgKernel *k) {
   return k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE && k->base_arg < 0 && k->tile == 0;
 }
 
+/* bad[] for one kernel, filled on first use: most steps never get as far
+ * as asking (a sweep costs O(nodes)). */
+typedef struct {
+  bool *bad;
+  const CgKernel *k; /* the kernel bad[] holds, or NULL */
+} OffIndex;
+
+static const bool *off_index(const Lower *L, OffIndex *o, const CgKernel *k) {
+  if (o->k != k) {
+    find_off_index(L, k, o->bad);
+    o->k = k;
+  }
+  return o->bad;
+}
+
 /* Step s's kernel if it may write an output over an input (an eligible
- * LOOP kernel owning its step's argument array), with bad[] filled for it;
- * NULL otherwise. */
-static CgKernel *eligible_step(const Lower *L, const RtStep *s, bool *bad) {
+ * LOOP kernel owning its step's argument array); NULL otherwise. */
+static CgKernel *eligible_step(const Lower *L, const RtStep *s) {
   if (s->kind != RT_STEP_KERNEL) return NULL;
   CgKernel *k = &L->kern[s->kernel];
   if (!eligible_kernel(k) || k->arg != s->arg) return NULL;
-  find_off_index(L, k, bad);
   return k;
 }
 
 /* Every load of argument a reads a node evaluated only at the iteration
  * index, with as many elements as the iteration space. */
-static bool loads_at_index(const Lower *L, const CgKernel *k, const bool *bad, int a) {
+static bool loads_at_index(const Lower *L, const CgKernel *k, OffIndex *o, int a) {
   int64_t n = ir_numel(&L->g->node[k->root].shape);
+  const bool *bad = NULL;
   for (int i = 0; i < k->nload; i++) {
     if (k->load[i].arg != a) continue;
     int v = k->load[i].node;
+    if (!bad) bad = off_index(L, o, k);
     if (bad[v] || ir_numel(&L->g->node[v].shape) != n) return false;
   }
   return true;
@@ -162,12 +177,13 @@ static void uses_add(Uses *u, int si) {
 static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   int merged = 0, ns = L->nstep;
   Uses *uses = calloc((size_t)L->nbuf + 1, sizeof *uses);
-  bool *dead = calloc((size_t)ns + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  bool *dead = calloc((size_t)ns + 1, 1);
+  OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
   for (int si = 0; si < ns; si++)
     for (int i = 0; i < L->step[si].narg; i++) uses_add(&uses[L->step[si].arg[i]], si);
   for (int si = 0; si < ns; si++) {
     RtStep *s = &L->step[si];
-    CgKernel *k = eligible_step(L, s, bad);
+    CgKernel *k = eligible_step(L, s);
     if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so], ci = -1;
@@ -191,7 +207,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
       for (int a = 0; a < k->narg && ok; a++)
         if (k->arg[a] == bt) {
           sx = a;
-          ok = !is_store_arg(k, a) && loads_at_index(L, k, bad, a);
+          ok = !is_store_arg(k, a) && loads_at_index(L, k, &off, a);
         }
       if (!ok) continue;
       for (int q = 0; q < uo->n; q++) {
@@ -221,7 +237,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   for (int b = 0; b < L->nbuf; b++) free(uses[b].step);
   free(uses);
   free(dead);
-  free(bad);
+  free(off.bad);
   return merged;
 }
 
@@ -231,7 +247,8 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   /* rule in-place (passes/fuse.h), switched with --fuse-rule=-in-place */
   if (!fuse_rule_on(&L->fp->opt, FUSE_RULE_IN_PLACE)) return 0;
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
-  bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  bool *gone = calloc((size_t)nb + 1, 1);
+  OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
   merged += state_updates_in_place(L, gone, merged_bytes);
   Uses *uses = calloc((size_t)nb + 1, sizeof *uses); /* the steps naming each buffer */
   for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
@@ -244,7 +261,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    CgKernel *k = eligible_step(L, s, bad);
+    CgKernel *k = eligible_step(L, s);
     if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so];
@@ -253,7 +270,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
         int bx = k->arg[sx];
         if (sx == so || gone[bx] || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
             first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype ||
-            !loads_at_index(L, k, bad, sx))
+            !loads_at_index(L, k, &off, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */
         for (int q = 0; q < uses[bo].n; q++) {
@@ -279,6 +296,6 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   free(first);
   free(last);
   free(gone);
-  free(bad);
+  free(off.bad);
   return merged;
 }

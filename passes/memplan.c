@@ -197,6 +197,12 @@ int mem_plan(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninp
   return 0;
 }
 
+int mem_plan_share(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninplace, int *share, char *err,
+                   size_t errsize) {
+  if (validate(buf, nbuf, inplace, ninplace, err, errsize)) return -1;
+  return merge_in_place(buf, nbuf, inplace, ninplace, share);
+}
+
 void mem_plan_free(MemPlan *plan) {
   free(plan->offset);
   free(plan->share);

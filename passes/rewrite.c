@@ -56,14 +56,14 @@ static int finish(PassRewrite *rw, const char *pass, IrGraph *g) {
   return 0;
 }
 
-int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
+IrGraph *pass_rewritten(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
   PassRewrite rw = {.src = g, .dst = ir_graph_new(g->name)};
   rw.map = malloc(((size_t)g->n + 1) * sizeof *rw.map);
   if (!rw.dst || !rw.map) {
     ir_graph_free(rw.dst);
     free(rw.map);
     snprintf(g->error, sizeof g->error, "%s: out of memory", pass);
-    return -1;
+    return NULL;
   }
   rw.dst->train = g->train;
   int rc = 0;
@@ -78,12 +78,18 @@ int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
   free(rw.map);
   if (rc) {
     ir_graph_free(rw.dst);
-    return -1;
+    return NULL;
   }
+  return rw.dst;
+}
+
+int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
+  IrGraph *dst = pass_rewritten(g, pass, fn, ctx);
+  if (!dst) return -1;
   /* Swap the new graph's contents into g and free the old ones. */
   IrGraph old = *g;
-  *g = *rw.dst;
-  *rw.dst = old;
-  ir_graph_free(rw.dst);
+  *g = *dst;
+  *dst = old;
+  ir_graph_free(dst);
   return 0;
 }
