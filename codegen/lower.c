@@ -285,12 +285,6 @@ static void index_checks(Lower *L, RtPlan *pl) {
   pl->check = ck;
 }
 
-static void *pool_copy(CgPool *p, const void *src, size_t bytes) {
-  void *d = cg_pool_alloc(p, bytes ? bytes : 1);
-  if (bytes) memcpy(d, src, bytes);
-  return d;
-}
-
 CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtErr *e) {
   char verr[512];
   if (!ir_verify(g, verr, sizeof verr)) {
@@ -345,26 +339,27 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->g = g;
   out->pool = L.pool;
   out->nkernel = L.nkern;
-  out->kernel = pool_copy(L.pool, L.kern, sizeof(CgKernel) * (size_t)L.nkern);
+  /* the grown arrays become the pool's as they are */
+  cg_pool_adopt(L.pool, L.kern);
+  cg_pool_adopt(L.pool, L.buf);
+  cg_pool_adopt(L.pool, L.step);
+  out->kernel = L.kern ? L.kern : cg_pool_alloc(L.pool, sizeof(CgKernel));
   out->fn = cg_pool_alloc(L.pool, sizeof(RtKernelFn) * (size_t)(L.nkern + 1));
   const char **names = cg_pool_alloc(L.pool, sizeof(char *) * (size_t)(L.nkern + 1));
   for (int i = 0; i < L.nkern; i++) names[i] = out->kernel[i].name;
   RtPlan *pl = &out->plan;
   pl->name = cg_pool_strdup(L.pool, g->name ? g->name : "entry");
   pl->nbuf = L.nbuf;
-  RtBuffer *bufs = pool_copy(L.pool, L.buf, sizeof(RtBuffer) * (size_t)L.nbuf);
+  RtBuffer *bufs = L.buf ? L.buf : cg_pool_alloc(L.pool, sizeof(RtBuffer));
   pl->buf = bufs;
   pl->nstep = L.nstep;
-  pl->step = pool_copy(L.pool, L.step, sizeof(RtStep) * (size_t)L.nstep);
+  pl->step = L.step ? L.step : cg_pool_alloc(L.pool, sizeof(RtStep));
   pl->nkernel = L.nkern;
   pl->kernel = out->fn;
   pl->kernel_name = names;
   pl->ninput = g->ninput;
   pl->noutput = g->noutput;
   index_checks(&L, pl);
-  free(L.buf);
-  free(L.step);
-  free(L.kern);
   /* arena offsets: the memory planner packs the intermediates by lifetime */
   char err[256];
   MemPlan mp;

@@ -71,6 +71,18 @@ void *cg_pool_alloc(CgPool *p, size_t n) {
   return mem;
 }
 
+void cg_pool_adopt(CgPool *p, void *mem) {
+  if (!mem) return;
+  Block *b = malloc(sizeof *b);
+  if (!b) {
+    fprintf(stderr, "dal: out of memory\n");
+    abort();
+  }
+  b->mem = mem;
+  b->next = p->head;
+  p->head = b;
+}
+
 char *cg_pool_strdup(CgPool *p, const char *s) {
   size_t n = strlen(s) + 1;
   char *d = cg_pool_alloc(p, n);
