@@ -181,6 +181,12 @@ int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, Sr
  * every other op. Lets a pass copy a graph node by node. */
 int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
                    const char *name);
+/* ir_build_named without the search for an INPUT or PARAM of the same name
+ * (linear in the graph's leaves): for copying the leaves of a valid graph
+ * one to one (passes/rewrite.c), where the caller vouches that 'name' is
+ * not in g yet. Everything else is checked as ir_build_named does. */
+int ir_build_copied(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
+                    const char *name);
 
 int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
 /* Returns the existing node if a PARAM of that name is already in g (error

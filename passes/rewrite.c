@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A leaf's name is unique in src, and finish() checks that leaves were
+ * copied one to one, so the builder need not search dst for it. */
 int pass_rw_copy(PassRewrite *rw, const IrNode *n) {
-  return ir_build_named(rw->dst, n->op, n->in, n->nin, &n->attr, n->loc, n->name);
+  return ir_build_copied(rw->dst, n->op, n->in, n->nin, &n->attr, n->loc, n->name);
 }
 
 bool pass_rw_splat(const PassRewrite *rw, int id, double *value) {
