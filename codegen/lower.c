@@ -299,6 +299,14 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
       cg_pool_free(L.pool);
       return NULL;
     }
+  /* first guesses at the plan's size (training steps reach a buffer per
+   * node and steps in the thousands): the arrays grow from there */
+  L.capbuf = g->n + 64;
+  L.capstep = 2 * p->ngroup + 64;
+  L.capkern = p->ngroup + 32;
+  L.buf = malloc(sizeof(RtBuffer) * (size_t)L.capbuf);
+  L.step = malloc(sizeof(RtStep) * (size_t)L.capstep);
+  L.kern = malloc(sizeof(CgKernel) * (size_t)L.capkern);
   L.live = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.needed = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.stored = cg_pool_alloc(L.pool, (size_t)g->n + 1);

@@ -43,6 +43,15 @@ void ir_graph_free(IrGraph *g) {
   free(g);
 }
 
+bool ir_graph_reserve(IrGraph *g, int n) {
+  if (n <= g->cap) return true;
+  IrNode *p = realloc(g->node, (size_t)n * sizeof *p);
+  if (!p) return false;
+  g->node = p;
+  g->cap = n;
+  return true;
+}
+
 int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

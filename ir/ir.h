@@ -167,6 +167,9 @@ bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin
  * a message in g->error and the location in g->error_loc; it never exits. */
 IrGraph *ir_graph_new(const char *name);
 void ir_graph_free(IrGraph *g);
+/* Makes room for n nodes in all, so building up to n grows nothing (a
+ * rewrite knows its size in advance). False only when out of memory. */
+bool ir_graph_reserve(IrGraph *g, int n);
 /* Puts a printf-style message in g->error and 'loc' in g->error_loc;
  * returns -1 so builders and passes can 'return ir_graph_fail(...)'. */
 __attribute__((format(printf, 3, 4))) int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...);

@@ -61,7 +61,7 @@ static int finish(PassRewrite *rw, const char *pass, IrGraph *g) {
 IrGraph *pass_rewritten(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
   PassRewrite rw = {.src = g, .dst = ir_graph_new(g->name)};
   rw.map = malloc(((size_t)g->n + 1) * sizeof *rw.map);
-  if (!rw.dst || !rw.map) {
+  if (!rw.dst || !rw.map || !ir_graph_reserve(rw.dst, g->n + 16)) {
     ir_graph_free(rw.dst);
     free(rw.map);
     snprintf(g->error, sizeof g->error, "%s: out of memory", pass);
