@@ -27,8 +27,9 @@ bool cg_low_bound_leaf(IrOp op) { return ir_op_is_bound(op); }
 
 /* ---- buffers ---- */
 
-static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
-                      const char *name) {
+/* A new buffer named 'pooled' (a string in L's pool, shared, or NULL). */
+static int add_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
+                      const char *pooled) {
   if (L->nbuf == L->capbuf) {
     L->capbuf = L->capbuf ? 2 * L->capbuf : 64;
     L->buf = realloc(L->buf, sizeof(RtBuffer) * (size_t)L->capbuf);
@@ -40,8 +41,13 @@ static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int6
   b->rank = rank;
   for (int i = 0; i < rank; i++) b->dim[i] = dim[i];
   b->bytes = bytes;
-  b->name = name ? cg_pool_strdup(L->pool, name) : NULL;
+  b->name = pooled;
   return L->nbuf++;
+}
+
+static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
+                      const char *name) {
+  return add_buffer(L, kind, dt, rank, dim, bytes, name ? cg_pool_strdup(L->pool, name) : NULL);
 }
 
 static int node_buffer(Lower *L, RtBufKind kind, int v, const char *name) {
@@ -63,7 +69,8 @@ int cg_low_arena(Lower *L, int node, int64_t elems, const char *name) {
 int cg_low_const(Lower *L, int node, int64_t value) {
   if (node < 0) {
     int64_t two = 2; /* one int64, seen as two i32 words */
-    int b = new_buffer(L, RT_BUF_CONST, RT_I32, 1, &two, 8, "n0");
+    if (!L->n0_name) L->n0_name = cg_pool_strdup(L->pool, "n0"); /* one copy for the many chunk starts */
+    int b = add_buffer(L, RT_BUF_CONST, RT_I32, 1, &two, 8, L->n0_name);
     int64_t *d = cg_pool_alloc(L->pool, 8);
     *d = value;
     L->buf[b].data = d;
@@ -92,6 +99,10 @@ int cg_low_home(Lower *L, int node) {
 /* ---- steps and kernels ---- */
 
 RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name) {
+  return cg_low_step_pooled(L, kind, cg_pool_strdup(L->pool, name));
+}
+
+RtStep *cg_low_step_pooled(Lower *L, RtStepKind kind, const char *name) {
   if (L->nstep == L->capstep) {
     L->capstep = L->capstep ? 2 * L->capstep : 64;
     L->step = realloc(L->step, sizeof(RtStep) * (size_t)L->capstep);
@@ -99,7 +110,7 @@ RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name) {
   RtStep *s = &L->step[L->nstep++];
   memset(s, 0, sizeof *s);
   s->kind = kind;
-  s->name = cg_pool_strdup(L->pool, name);
+  s->name = name;
   s->kernel = -1;
   return s;
 }

@@ -117,9 +117,13 @@ static void drop_buffers(Lower *L, const bool *gone) {
     if (!gone[b]) L->buf[n++] = L->buf[b];
   }
   L->nbuf = n;
+  size_t total = 0;
+  for (int si = 0; si < L->nstep; si++) total += (size_t)L->step[si].narg;
+  int *fresh = cg_pool_alloc(L->pool, sizeof(int) * (total + 1)); /* every step's new arguments, in turn */
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    int *a = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(s->narg + 1));
+    int *a = fresh;
+    fresh += s->narg;
     for (int i = 0; i < s->narg; i++) a[i] = map[s->arg[i]];
     if (s->kind == RT_STEP_KERNEL && L->kern[s->kernel].arg == s->arg) L->kern[s->kernel].arg = a;
     s->arg = a;
