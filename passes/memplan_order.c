@@ -73,25 +73,25 @@ static void order_by_keys(const MemItem *item, int n, MemOrder o, int *order) {
   free(conflicts);
 }
 
-/* A max segment tree over steps with range add: the bytes of the unplaced
- * items live at each step, and the earliest step where they are largest,
- * each in O(log nstep). mx[i] is the max over node i's range, including
+/* A max segment tree over runs of steps with range add: the bytes of the
+ * unplaced items live in each run, and the earliest run where they are
+ * largest, each in O(log runs). mx[i] is the max over node i's range, including
  * the additions pending at i (add[i]) but not those of its ancestors. */
 typedef struct {
-  int size; /* leaves: a power of two >= nstep */
+  int size; /* leaves: a power of two >= the runs */
   int64_t *mx, *add;
 } LiveTree;
 
-static void tree_init(LiveTree *t, const int64_t *live, int nstep) {
+static void tree_init(LiveTree *t, const int64_t *live, int nrun) {
   t->size = 1;
-  while (t->size < nstep) t->size *= 2;
+  while (t->size < nrun) t->size *= 2;
   t->mx = malloc(2 * (size_t)t->size * sizeof *t->mx);
   t->add = calloc(2 * (size_t)t->size, sizeof *t->add);
-  for (int s = 0; s < t->size; s++) t->mx[t->size + s] = s < nstep ? live[s] : INT64_MIN / 2; /* padding never wins */
+  for (int s = 0; s < t->size; s++) t->mx[t->size + s] = s < nrun ? live[s] : INT64_MIN / 2; /* padding never wins */
   for (int i = t->size - 1; i >= 1; i--) t->mx[i] = t->mx[2 * i] > t->mx[2 * i + 1] ? t->mx[2 * i] : t->mx[2 * i + 1];
 }
 
-/* Adds d to steps [lo, hi] under node i, which covers [nlo, nhi]. */
+/* Adds d to runs [lo, hi] under node i, which covers [nlo, nhi]. */
 static void tree_add(LiveTree *t, int i, int nlo, int nhi, int lo, int hi, int64_t d) {
   if (hi < nlo || nhi < lo) return;
   if (lo <= nlo && nhi <= hi) {
@@ -106,7 +106,7 @@ static void tree_add(LiveTree *t, int i, int nlo, int nhi, int lo, int hi, int64
   t->mx[i] = m + t->add[i];
 }
 
-/* The earliest step holding the maximum; *value gets the maximum. */
+/* The earliest run holding the maximum; *value gets the maximum. */
 static int tree_argmax(const LiveTree *t, int64_t *value) {
   *value = t->mx[1];
   int i = 1;
@@ -124,27 +124,45 @@ static int tree_argmax(const LiveTree *t, int64_t *value) {
 static void order_by_live(const MemItem *item, int n, int nstep, int *order) {
   char *done = calloc((size_t)n + 1, 1);
   int k = 0;
-  if (nstep > 0) {
-    int64_t *live = calloc((size_t)nstep + 1, sizeof *live);
+  if (nstep > 0 && n > 0) {
+    /* The bytes live at a step change only where an item starts or ends:
+     * the tree holds one leaf per run of steps between such boundaries
+     * (its first step stands for it; a run's earliest step is its first). */
+    int *run = malloc((2 * (size_t)n + 1) * sizeof *run), nrun = 0;
+    run[nrun++] = 0;
     for (int i = 0; i < n; i++) {
-      live[item[i].first] += item[i].size;
-      live[item[i].last + 1] -= item[i].size;
+      run[nrun++] = item[i].first;
+      if (item[i].last + 1 < nstep) run[nrun++] = item[i].last + 1;
     }
-    for (int s = 1; s < nstep; s++) live[s] += live[s - 1];
+    qsort(run, (size_t)nrun, sizeof *run, int_cmp);
+    int m = 0;
+    for (int i = 0; i < nrun; i++)
+      if (i == 0 || run[i] != run[m - 1]) run[m++] = run[i];
+    nrun = m;
+    int *rfirst = malloc((size_t)n * sizeof *rfirst), *rlast = malloc((size_t)n * sizeof *rlast);
+    int64_t *live = calloc((size_t)nrun + 1, sizeof *live);
+    for (int i = 0; i < n; i++) {
+      /* the run starting at 'first', and the last run starting at or before 'last' */
+      rfirst[i] = count_below(run, nrun, item[i].first);
+      rlast[i] = count_below(run, nrun, item[i].last + 1) - 1;
+      live[rfirst[i]] += item[i].size;
+      live[rlast[i] + 1] -= item[i].size;
+    }
+    for (int r = 1; r < nrun; r++) live[r] += live[r - 1];
     LiveTree t;
-    tree_init(&t, live, nstep);
-    Key *key = malloc(((size_t)n + 1) * sizeof *key);
+    tree_init(&t, live, nrun);
+    Key *key = malloc((size_t)n * sizeof *key);
     for (int i = 0; i < n; i++) key[i] = (Key){item[i].size, 0, i};
     qsort(key, (size_t)n, sizeof *key, key_cmp); /* largest first, then lower index */
-    int *sorted = malloc(((size_t)n + 1) * sizeof *sorted), *next = malloc(((size_t)n + 1) * sizeof *next);
+    int *sorted = malloc((size_t)n * sizeof *sorted), *next = malloc((size_t)n * sizeof *next);
     for (int i = 0; i < n; i++) sorted[i] = key[i].idx;
     free(key);
     /* the unplaced items: a singly linked list over positions in sorted[], -1 ends it */
     for (int p = 0; p < n; p++) next[p] = p + 1 < n ? p + 1 : -1;
-    int head = n > 0 ? 0 : -1;
+    int head = 0;
     while (k < n) {
       int64_t most;
-      int best_s = tree_argmax(&t, &most);
+      int best_s = run[tree_argmax(&t, &most)];
       if (most == 0) break;
       int prev = -1, p = head;
       while (item[sorted[p]].first > best_s || item[sorted[p]].last < best_s) prev = p, p = next[p];
@@ -153,13 +171,16 @@ static void order_by_live(const MemItem *item, int n, int nstep, int *order) {
       int pick = sorted[p];
       done[pick] = 1;
       order[k++] = pick;
-      tree_add(&t, 1, 0, t.size - 1, item[pick].first, item[pick].last, -item[pick].size);
+      tree_add(&t, 1, 0, t.size - 1, rfirst[pick], rlast[pick], -item[pick].size);
     }
     free(sorted);
     free(next);
     free(t.mx);
     free(t.add);
     free(live);
+    free(run);
+    free(rfirst);
+    free(rlast);
   }
   for (int i = 0; i < n; i++)
     if (!done[i]) order[k++] = i;
