@@ -151,6 +151,7 @@ static bool step_writes(const Lower *L, const RtStep *s, int b) {
 typedef struct {
   int *step;
   int n, cap;
+  bool own; /* step was malloc'd (grown); else it is a slice of the shared block */
 } Uses;
 
 static void uses_add(Uses *u, int si) {
@@ -159,11 +160,42 @@ static void uses_add(Uses *u, int si) {
   if (i > 0 && u->step[i - 1] == si) return;
   if (u->n == u->cap) {
     u->cap = u->cap ? 2 * u->cap : 4;
-    u->step = realloc(u->step, sizeof(int) * (size_t)u->cap);
+    int *grown = malloc(sizeof(int) * (size_t)u->cap);
+    if (u->n) memcpy(grown, u->step, sizeof(int) * (size_t)u->n);
+    if (u->own) free(u->step);
+    u->step = grown;
+    u->own = true;
   }
   memmove(&u->step[i + 1], &u->step[i], sizeof(int) * (size_t)(u->n - i));
   u->step[i] = si;
   u->n++;
+}
+
+/* Every buffer's Uses over L's steps: slices of one block (*block, free
+ * with uses_free), each as long as the buffer's mentions, so building them
+ * allocates nothing per buffer. */
+static Uses *uses_make(const Lower *L, int **block) {
+  Uses *u = calloc((size_t)L->nbuf + 1, sizeof *u);
+  size_t total = 0;
+  for (int si = 0; si < L->nstep; si++) {
+    total += (size_t)L->step[si].narg;
+    for (int i = 0; i < L->step[si].narg; i++) u[L->step[si].arg[i]].cap++;
+  }
+  int *next = *block = malloc(sizeof(int) * (total + 1));
+  for (int b = 0; b < L->nbuf; b++) {
+    u[b].step = next;
+    next += u[b].cap;
+  }
+  for (int si = 0; si < L->nstep; si++)
+    for (int i = 0; i < L->step[si].narg; i++) uses_add(&u[L->step[si].arg[i]], si);
+  return u;
+}
+
+static void uses_free(Uses *u, int n, int *block) {
+  for (int b = 0; b < n; b++)
+    if (u[b].own) free(u[b].step);
+  free(u);
+  free(block);
 }
 
 /* A state update left as a copy at the end (value v computed into an
@@ -180,11 +212,10 @@ static void uses_add(Uses *u, int si) {
  * end, so step numbers stay valid. */
 static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   int merged = 0, ns = L->nstep;
-  Uses *uses = calloc((size_t)L->nbuf + 1, sizeof *uses);
+  int *block;
+  Uses *uses = uses_make(L, &block);
   bool *dead = calloc((size_t)ns + 1, 1);
   OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
-  for (int si = 0; si < ns; si++)
-    for (int i = 0; i < L->step[si].narg; i++) uses_add(&uses[L->step[si].arg[i]], si);
   for (int si = 0; si < ns; si++) {
     RtStep *s = &L->step[si];
     CgKernel *k = eligible_step(L, s);
@@ -238,8 +269,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   for (int si = 0; si < ns; si++)
     if (!dead[si]) L->step[n++] = L->step[si];
   L->nstep = n;
-  for (int b = 0; b < L->nbuf; b++) free(uses[b].step);
-  free(uses);
+  uses_free(uses, L->nbuf, block);
   free(dead);
   free(off.bad);
   return merged;
@@ -254,15 +284,12 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   bool *gone = calloc((size_t)nb + 1, 1);
   OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
   merged += state_updates_in_place(L, gone, merged_bytes);
-  Uses *uses = calloc((size_t)nb + 1, sizeof *uses); /* the steps naming each buffer */
-  for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
-  for (int si = 0; si < L->nstep; si++)
-    for (int i = 0; i < L->step[si].narg; i++) {
-      int b = L->step[si].arg[i];
-      if (first[b] < 0) first[b] = si;
-      last[b] = si;
-      uses_add(&uses[b], si);
-    }
+  int *block;
+  Uses *uses = uses_make(L, &block); /* the steps naming each buffer */
+  for (int b = 0; b < nb; b++) {
+    first[b] = uses[b].n ? uses[b].step[0] : -1;
+    last[b] = uses[b].n ? uses[b].step[uses[b].n - 1] : -1;
+  }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
     CgKernel *k = eligible_step(L, s);
@@ -295,8 +322,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   }
   if (merged) drop_buffers(L, gone);
-  for (int b = 0; b < nb; b++) free(uses[b].step);
-  free(uses);
+  uses_free(uses, nb, block);
   free(first);
   free(last);
   free(gone);
