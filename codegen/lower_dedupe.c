@@ -45,10 +45,12 @@ static void put_int(Str *b, char tag, long long v) {
   unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
   do digits[n++] = (char)('0' + u % 10);
   while ((u /= 10) != 0);
-  b->s[b->n++] = tag;
-  if (v < 0) b->s[b->n++] = '-';
-  while (n > 0) b->s[b->n++] = digits[--n];
-  b->s[b->n] = 0;
+  char *out = b->s + b->n; /* a local cursor: stores through b->s could alias b->n */
+  *out++ = tag;
+  if (v < 0) *out++ = '-';
+  while (n > 0) *out++ = digits[--n];
+  *out = 0;
+  b->n = (size_t)(out - b->s);
 }
 
 /* The literal 'tag' and the decimal digits of v: byte for byte what

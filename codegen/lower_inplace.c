@@ -25,16 +25,25 @@
 
 /* bad[v]: v may be evaluated at an index other than the iteration's (it
  * feeds, through members, something that is not elementwise or a reshape).
- * Node ids are topological, so one sweep from the last node suffices. */
-static void find_off_index(const Lower *L, const CgKernel *k, bool *bad) {
+ * Node ids are topological, so one sweep from the last node suffices; it
+ * skips eight non-members at a time, and the entries it sets are listed
+ * in set[0..*nset) (for the next sweep to clear: no pass over all nodes). */
+static void find_off_index(const Lower *L, const CgKernel *k, bool *bad, int *set, int *nset) {
   const IrGraph *g = L->g;
-  memset(bad, 0, (size_t)g->n);
+  for (int i = 0; i < *nset; i++) bad[set[i]] = false;
+  *nset = 0;
   for (int c = g->n - 1; c >= 0; c--) {
+    uint64_t eight;
+    if (c >= 7 && (memcpy(&eight, k->member + c - 7, sizeof eight), eight == 0)) {
+      c -= 7;
+      continue;
+    }
     if (!k->member[c]) continue;
     const IrNode *nd = &g->node[c];
     bool off = bad[c] || !cg_low_identity_op(nd->op);
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
-    for (int j = 0; j < nin && off; j++) bad[nd->in[j]] = true;
+    for (int j = 0; j < nin && off; j++)
+      if (!bad[nd->in[j]]) bad[nd->in[j]] = true, set[(*nset)++] = nd->in[j];
   }
 }
 
@@ -45,13 +54,23 @@ static bool eligible_kernel(const CgKernel *k) {
 /* bad[] for one kernel, filled on first use: most steps never get as far
  * as asking (a sweep costs O(nodes)). */
 typedef struct {
-  bool *bad;
+  bool *bad;         /* (nodes) all false until the first sweep */
+  int *set, nset;    /* the entries of bad[] that are true */
   const CgKernel *k; /* the kernel bad[] holds, or NULL */
 } OffIndex;
 
+static OffIndex off_index_new(const Lower *L) {
+  return (OffIndex){calloc((size_t)L->g->n + 1, 1), malloc(((size_t)L->g->n + 1) * sizeof(int)), 0, NULL};
+}
+
+static void off_index_free(OffIndex *o) {
+  free(o->bad);
+  free(o->set);
+}
+
 static const bool *off_index(const Lower *L, OffIndex *o, const CgKernel *k) {
   if (o->k != k) {
-    find_off_index(L, k, o->bad);
+    find_off_index(L, k, o->bad, o->set, &o->nset);
     o->k = k;
   }
   return o->bad;
@@ -215,7 +234,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   int *block;
   Uses *uses = uses_make(L, &block);
   bool *dead = calloc((size_t)ns + 1, 1);
-  OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
+  OffIndex off = off_index_new(L);
   for (int si = 0; si < ns; si++) {
     RtStep *s = &L->step[si];
     CgKernel *k = eligible_step(L, s);
@@ -271,7 +290,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   L->nstep = n;
   uses_free(uses, L->nbuf, block);
   free(dead);
-  free(off.bad);
+  off_index_free(&off);
   return merged;
 }
 
@@ -282,7 +301,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   if (!fuse_rule_on(&L->fp->opt, FUSE_RULE_IN_PLACE)) return 0;
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
   bool *gone = calloc((size_t)nb + 1, 1);
-  OffIndex off = {malloc((size_t)L->g->n + 1), NULL};
+  OffIndex off = off_index_new(L);
   merged += state_updates_in_place(L, gone, merged_bytes);
   int *block;
   Uses *uses = uses_make(L, &block); /* the steps naming each buffer */
@@ -326,6 +345,6 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   free(first);
   free(last);
   free(gone);
-  free(off.bad);
+  off_index_free(&off);
   return merged;
 }
