@@ -27,8 +27,9 @@ bool cg_low_bound_leaf(IrOp op) { return ir_op_is_bound(op); }
 
 /* ---- buffers ---- */
 
-static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
-                      const char *name) {
+/* A new buffer named 'pooled' (a string in L's pool, shared, or NULL). */
+static int add_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
+                      const char *pooled) {
   if (L->nbuf == L->capbuf) {
     L->capbuf = L->capbuf ? 2 * L->capbuf : 64;
     L->buf = realloc(L->buf, sizeof(RtBuffer) * (size_t)L->capbuf);
@@ -40,8 +41,13 @@ static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int6
   b->rank = rank;
   for (int i = 0; i < rank; i++) b->dim[i] = dim[i];
   b->bytes = bytes;
-  b->name = name ? cg_pool_strdup(L->pool, name) : NULL;
+  b->name = pooled;
   return L->nbuf++;
+}
+
+static int new_buffer(Lower *L, RtBufKind kind, RtDType dt, int rank, const int64_t *dim, int64_t bytes,
+                      const char *name) {
+  return add_buffer(L, kind, dt, rank, dim, bytes, name ? cg_pool_strdup(L->pool, name) : NULL);
 }
 
 static int node_buffer(Lower *L, RtBufKind kind, int v, const char *name) {
@@ -63,7 +69,8 @@ int cg_low_arena(Lower *L, int node, int64_t elems, const char *name) {
 int cg_low_const(Lower *L, int node, int64_t value) {
   if (node < 0) {
     int64_t two = 2; /* one int64, seen as two i32 words */
-    int b = new_buffer(L, RT_BUF_CONST, RT_I32, 1, &two, 8, "n0");
+    if (!L->n0_name) L->n0_name = cg_pool_strdup(L->pool, "n0"); /* one copy for the many chunk starts */
+    int b = add_buffer(L, RT_BUF_CONST, RT_I32, 1, &two, 8, L->n0_name);
     int64_t *d = cg_pool_alloc(L->pool, 8);
     *d = value;
     L->buf[b].data = d;
@@ -92,6 +99,10 @@ int cg_low_home(Lower *L, int node) {
 /* ---- steps and kernels ---- */
 
 RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name) {
+  return cg_low_step_pooled(L, kind, cg_pool_strdup(L->pool, name));
+}
+
+RtStep *cg_low_step_pooled(Lower *L, RtStepKind kind, const char *name) {
   if (L->nstep == L->capstep) {
     L->capstep = L->capstep ? 2 * L->capstep : 64;
     L->step = realloc(L->step, sizeof(RtStep) * (size_t)L->capstep);
@@ -99,7 +110,7 @@ RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name) {
   RtStep *s = &L->step[L->nstep++];
   memset(s, 0, sizeof *s);
   s->kind = kind;
-  s->name = cg_pool_strdup(L->pool, name);
+  s->name = name;
   s->kernel = -1;
   return s;
 }
@@ -285,12 +296,6 @@ static void index_checks(Lower *L, RtPlan *pl) {
   pl->check = ck;
 }
 
-static void *pool_copy(CgPool *p, const void *src, size_t bytes) {
-  void *d = cg_pool_alloc(p, bytes ? bytes : 1);
-  if (bytes) memcpy(d, src, bytes);
-  return d;
-}
-
 CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtErr *e) {
   char verr[512];
   if (!ir_verify(g, verr, sizeof verr)) {
@@ -305,6 +310,14 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
       cg_pool_free(L.pool);
       return NULL;
     }
+  /* first guesses at the plan's size (training steps reach a buffer per
+   * node and steps in the thousands): the arrays grow from there */
+  L.capbuf = g->n + 64;
+  L.capstep = 2 * p->ngroup + 64;
+  L.capkern = p->ngroup + 32;
+  L.buf = malloc(sizeof(RtBuffer) * (size_t)L.capbuf);
+  L.step = malloc(sizeof(RtStep) * (size_t)L.capstep);
+  L.kern = malloc(sizeof(CgKernel) * (size_t)L.capkern);
   L.live = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.needed = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.stored = cg_pool_alloc(L.pool, (size_t)g->n + 1);
@@ -345,26 +358,27 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->g = g;
   out->pool = L.pool;
   out->nkernel = L.nkern;
-  out->kernel = pool_copy(L.pool, L.kern, sizeof(CgKernel) * (size_t)L.nkern);
+  /* the grown arrays become the pool's as they are */
+  cg_pool_adopt(L.pool, L.kern);
+  cg_pool_adopt(L.pool, L.buf);
+  cg_pool_adopt(L.pool, L.step);
+  out->kernel = L.kern ? L.kern : cg_pool_alloc(L.pool, sizeof(CgKernel));
   out->fn = cg_pool_alloc(L.pool, sizeof(RtKernelFn) * (size_t)(L.nkern + 1));
   const char **names = cg_pool_alloc(L.pool, sizeof(char *) * (size_t)(L.nkern + 1));
   for (int i = 0; i < L.nkern; i++) names[i] = out->kernel[i].name;
   RtPlan *pl = &out->plan;
   pl->name = cg_pool_strdup(L.pool, g->name ? g->name : "entry");
   pl->nbuf = L.nbuf;
-  RtBuffer *bufs = pool_copy(L.pool, L.buf, sizeof(RtBuffer) * (size_t)L.nbuf);
+  RtBuffer *bufs = L.buf ? L.buf : cg_pool_alloc(L.pool, sizeof(RtBuffer));
   pl->buf = bufs;
   pl->nstep = L.nstep;
-  pl->step = pool_copy(L.pool, L.step, sizeof(RtStep) * (size_t)L.nstep);
+  pl->step = L.step ? L.step : cg_pool_alloc(L.pool, sizeof(RtStep));
   pl->nkernel = L.nkern;
   pl->kernel = out->fn;
   pl->kernel_name = names;
   pl->ninput = g->ninput;
   pl->noutput = g->noutput;
   index_checks(&L, pl);
-  free(L.buf);
-  free(L.step);
-  free(L.kern);
   /* arena offsets: the memory planner packs the intermediates by lifetime */
   char err[256];
   MemPlan mp;

@@ -45,10 +45,25 @@ static void put_int(Str *b, char tag, long long v) {
   unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
   do digits[n++] = (char)('0' + u % 10);
   while ((u /= 10) != 0);
-  b->s[b->n++] = tag;
-  if (v < 0) b->s[b->n++] = '-';
-  while (n > 0) b->s[b->n++] = digits[--n];
-  b->s[b->n] = 0;
+  char *out = b->s + b->n; /* a local cursor: stores through b->s could alias b->n */
+  *out++ = tag;
+  if (v < 0) *out++ = '-';
+  while (n > 0) *out++ = digits[--n];
+  *out = 0;
+  b->n = (size_t)(out - b->s);
+}
+
+/* The literal 'tag' and the decimal digits of v: byte for byte what
+ * printf's "<tag>%lld" writes, for the signature's header fields. */
+static void put_num(Str *b, const char *tag, long long v) {
+  size_t n = strlen(tag);
+  if (b->cap - b->n < n + 32) {
+    b->cap = b->cap * 2 + n + 64;
+    b->s = realloc(b->s, b->cap);
+  }
+  memcpy(b->s + b->n, tag, n - 1);
+  b->n += n - 1;
+  put_int(b, tag[n - 1], v);
 }
 
 /* A double by its bits (exact, like %a). */
@@ -90,6 +105,7 @@ typedef struct {
   const CgKernel *k;
   int provided;
   int *local;  /* node -> its number in this kernel, -1 */
+  int *visited; /* its number -> the node (to reset local[] after) */
   int next;
   int *load_arg;
   Str *out;
@@ -107,6 +123,7 @@ static int visit(Walk *w, int v) {
     for (int j = 0; j < nin; j++) in[j] = root && w->k->kind == CG_KERNEL_LOOP ? -1 : visit(w, nd->in[j]);
   }
   int id = w->local[v] = w->next++;
+  w->visited[id] = v;
   Str *b = w->out;
   put_int(b, '|', id);
   if (nd->op == OP_CONST && !root) {
@@ -123,32 +140,38 @@ static int visit(Walk *w, int v) {
   return id;
 }
 
-static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_arg) {
+static char *signature(const Lower *L, const CgKernel *k, int *local, int *visited, int *load_arg) {
   Str b = {malloc(256), 0, 256};
   b.s[0] = 0;
   const CgConv *c = &k->conv;
-  put(&b, "K%d r%lld n%lld t%lld f%d c%lld s%lld src%d ba%d sa%d np%d na%d tl%lld,%lld", (int)k->kind,
-      (long long)k->range, (long long)k->inner, (long long)k->total, k->flat, (long long)k->nc, (long long)k->sample,
-      (int)k->src, k->base_arg, k->src_arg, k->nprologue, k->narg, (long long)k->tile, (long long)k->plane);
-  put(&b, " conv%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%d,%d col%lld,%lld x%d c%d", (long long)c->N,
-      (long long)c->C, (long long)c->H, (long long)c->W, (long long)c->O, (long long)c->KH, (long long)c->KW,
-      (long long)c->OH, (long long)c->OW, c->stride, c->pad, (long long)k->col_sq, (long long)k->col_sj, k->x_arg,
-      k->col_arg);
-  put(&b, " pk%lld,%lld,%d,%d sc%lld,%lld,%lld,%lld,%d,%d,%d o%d z%u", (long long)k->pack_a, (long long)k->pack_p,
-      k->pack_t, k->dst_arg, (long long)k->sc_n, (long long)k->sc_v, (long long)k->sc_row, (long long)k->sc_cols,
-      k->idx_arg, k->grad_arg, k->table_arg, k->out_arg, k->salt);
-  put(&b, " wi%d,%lld,%d", k->wino_flip, (long long)k->wino_t, k->wino_m);
-  put(&b, " at%lld,%lld,%lld,%a,%d,%d,%d,%d,%d,%d", (long long)k->attn_n, (long long)k->attn_m, (long long)k->attn_d,
-      k->attn_scale, k->attn_arg[0], k->attn_arg[1], k->attn_arg[2], k->attn_arg[3], k->attn_arg[4], k->attn_arg[5]);
-  put(&b, " ph%lld,%lld,%lld,%d,%d,%d,%d,%d", (long long)k->ph_r, (long long)k->ph_w, (long long)k->ph_slack, k->ph_n,
-      k->ph_step, k->ph_off, k->ph_tr, k->ph_inv);
+  /* the header: kind, geometry and the argument roles, field by field */
+  const struct {
+    const char *tag;
+    long long v;
+  } head[] = {
+      {"K", (int)k->kind}, {" r", k->range}, {" n", k->inner}, {" t", k->total}, {" f", k->flat}, {" c", k->nc},
+      {" s", k->sample}, {" src", (int)k->src}, {" ba", k->base_arg}, {" sa", k->src_arg}, {" np", k->nprologue},
+      {" na", k->narg}, {" tl", k->tile}, {",", k->plane},
+      {" conv", c->N}, {",", c->C}, {",", c->H}, {",", c->W}, {",", c->O}, {",", c->KH}, {",", c->KW},
+      {",", c->OH}, {",", c->OW}, {",", c->stride}, {",", c->pad}, {" col", k->col_sq}, {",", k->col_sj},
+      {" x", k->x_arg}, {" c", k->col_arg},
+      {" pk", k->pack_a}, {",", k->pack_p}, {",", k->pack_t}, {",", k->dst_arg},
+      {" sc", k->sc_n}, {",", k->sc_v}, {",", k->sc_row}, {",", k->sc_cols}, {",", k->idx_arg}, {",", k->grad_arg},
+      {",", k->table_arg}, {" o", k->out_arg}, {" z", k->salt},
+      {" wi", k->wino_flip}, {",", k->wino_t}, {",", k->wino_m},
+      {" at", k->attn_n}, {",", k->attn_m}, {",", k->attn_d}};
+  for (size_t i = 0; i < sizeof head / sizeof *head; i++) put_num(&b, head[i].tag, head[i].v);
+  put(&b, ",%a", k->attn_scale);
+  for (int i = 0; i < 6; i++) put_num(&b, ",", k->attn_arg[i]);
+  const long long ph[] = {k->ph_r, k->ph_w, k->ph_slack, k->ph_n, k->ph_step, k->ph_off, k->ph_tr, k->ph_inv};
+  for (size_t i = 0; i < sizeof ph / sizeof *ph; i++) put_num(&b, i ? "," : " ph", ph[i]);
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = k->load[i].arg;
-  Walk w = {L, k, k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE ? -1 : k->root, local, 0, load_arg, &b};
+  Walk w = {L, k, k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE ? -1 : k->root, local, visited, 0, load_arg, &b};
   if (w.provided >= 0) put(&b, " root%d", visit(&w, k->root));
   for (int i = 0; i < k->nstore; i++) put(&b, " st%d>%d", visit(&w, k->store[i].node), k->store[i].arg);
   /* (row kernels and scatter-add read the root's inputs: visited with the root) */
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = -1;
-  for (int v = 0; v < L->g->n; v++) local[v] = -1;
+  for (int i = 0; i < w.next; i++) local[visited[i]] = -1;
   return b.s;
 }
 
@@ -158,13 +181,14 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *load_
 void cg_low_dedupe(Lower *L) {
   int n = L->nkern;
   int *local = malloc(sizeof(int) * (size_t)(L->g->n + 1)), *load_arg = malloc(sizeof(int) * (size_t)(L->g->n + 1));
+  int *visited = malloc(sizeof(int) * (size_t)(L->g->n + 1));
   for (int v = 0; v < L->g->n; v++) local[v] = load_arg[v] = -1;
   char **sig = malloc(sizeof(char *) * (size_t)n);
   unsigned long *hash = malloc(sizeof(unsigned long) * (size_t)n);
   int *same = malloc(sizeof(int) * (size_t)n), *newid = malloc(sizeof(int) * (size_t)n);
   int kept = 0;
   for (int i = 0; i < n; i++) {
-    sig[i] = signature(L, &L->kern[i], local, load_arg);
+    sig[i] = signature(L, &L->kern[i], local, visited, load_arg);
     unsigned long h = 5381;
     for (const char *c = sig[i]; *c; c++) h = h * 33 + (unsigned char)*c;
     hash[i] = h;
@@ -188,5 +212,6 @@ void cg_low_dedupe(Lower *L) {
   free(same);
   free(newid);
   free(local);
+  free(visited);
   free(load_arg);
 }

@@ -97,7 +97,7 @@ void cg_low_repeat_step(Lower *L, int first, int base_arg, int64_t n0) {
   int *arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(copy.narg + 1));
   memcpy(arg, copy.arg, sizeof(int) * (size_t)copy.narg);
   arg[base_arg] = cg_low_const(L, -1, n0);
-  RtStep *s = cg_low_step(L, RT_STEP_KERNEL, copy.name);
+  RtStep *s = cg_low_step_pooled(L, RT_STEP_KERNEL, copy.name); /* the first step's name, shared */
   s->kernel = copy.kernel;
   s->range = copy.range;
   s->narg = copy.narg;

@@ -34,6 +34,7 @@ typedef struct {
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */
   int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
   CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
+  const char *n0_name;     /* "n0" in the pool: the name of every chunk-start constant */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
@@ -51,6 +52,8 @@ int cg_low_const(Lower *L, int node, int64_t value);
  * nodes get a filled constant buffer. */
 int cg_low_home(Lower *L, int node);
 RtStep *cg_low_step(Lower *L, RtStepKind kind, const char *name);
+/* cg_low_step with a name already in L's pool (shared, not copied). */
+RtStep *cg_low_step_pooled(Lower *L, RtStepKind kind, const char *name);
 /* A new kernel of 'kind' for group 'gi' rooted at 'root', with an
  * all-false member array; its name is prefix + number + root op. */
 CgKernel *cg_low_kernel(Lower *L, CgKernelKind kind, int gi, int root);

@@ -25,16 +25,25 @@
 
 /* bad[v]: v may be evaluated at an index other than the iteration's (it
  * feeds, through members, something that is not elementwise or a reshape).
- * Node ids are topological, so one sweep from the last node suffices. */
-static void find_off_index(const Lower *L, const CgKernel *k, bool *bad) {
+ * Node ids are topological, so one sweep from the last node suffices; it
+ * skips eight non-members at a time, and the entries it sets are listed
+ * in set[0..*nset) (for the next sweep to clear: no pass over all nodes). */
+static void find_off_index(const Lower *L, const CgKernel *k, bool *bad, int *set, int *nset) {
   const IrGraph *g = L->g;
-  memset(bad, 0, (size_t)g->n);
+  for (int i = 0; i < *nset; i++) bad[set[i]] = false;
+  *nset = 0;
   for (int c = g->n - 1; c >= 0; c--) {
+    uint64_t eight;
+    if (c >= 7 && (memcpy(&eight, k->member + c - 7, sizeof eight), eight == 0)) {
+      c -= 7;
+      continue;
+    }
     if (!k->member[c]) continue;
     const IrNode *nd = &g->node[c];
     bool off = bad[c] || !cg_low_identity_op(nd->op);
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
-    for (int j = 0; j < nin && off; j++) bad[nd->in[j]] = true;
+    for (int j = 0; j < nin && off; j++)
+      if (!bad[nd->in[j]]) bad[nd->in[j]] = true, set[(*nset)++] = nd->in[j];
   }
 }
 
@@ -42,24 +51,49 @@ static bool eligible_kernel(const CgKernel *k) {
   return k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE && k->base_arg < 0 && k->tile == 0;
 }
 
+/* bad[] for one kernel, filled on first use: most steps never get as far
+ * as asking (a sweep costs O(nodes)). */
+typedef struct {
+  bool *bad;         /* (nodes) all false until the first sweep */
+  int *set, nset;    /* the entries of bad[] that are true */
+  const CgKernel *k; /* the kernel bad[] holds, or NULL */
+} OffIndex;
+
+static OffIndex off_index_new(const Lower *L) {
+  return (OffIndex){calloc((size_t)L->g->n + 1, 1), malloc(((size_t)L->g->n + 1) * sizeof(int)), 0, NULL};
+}
+
+static void off_index_free(OffIndex *o) {
+  free(o->bad);
+  free(o->set);
+}
+
+static const bool *off_index(const Lower *L, OffIndex *o, const CgKernel *k) {
+  if (o->k != k) {
+    find_off_index(L, k, o->bad, o->set, &o->nset);
+    o->k = k;
+  }
+  return o->bad;
+}
+
 /* Step s's kernel if it may write an output over an input (an eligible
- * LOOP kernel owning its step's argument array), with bad[] filled for it;
- * NULL otherwise. */
-static CgKernel *eligible_step(const Lower *L, const RtStep *s, bool *bad) {
+ * LOOP kernel owning its step's argument array); NULL otherwise. */
+static CgKernel *eligible_step(const Lower *L, const RtStep *s) {
   if (s->kind != RT_STEP_KERNEL) return NULL;
   CgKernel *k = &L->kern[s->kernel];
   if (!eligible_kernel(k) || k->arg != s->arg) return NULL;
-  find_off_index(L, k, bad);
   return k;
 }
 
 /* Every load of argument a reads a node evaluated only at the iteration
  * index, with as many elements as the iteration space. */
-static bool loads_at_index(const Lower *L, const CgKernel *k, const bool *bad, int a) {
+static bool loads_at_index(const Lower *L, const CgKernel *k, OffIndex *o, int a) {
   int64_t n = ir_numel(&L->g->node[k->root].shape);
+  const bool *bad = NULL;
   for (int i = 0; i < k->nload; i++) {
     if (k->load[i].arg != a) continue;
     int v = k->load[i].node;
+    if (!bad) bad = off_index(L, o, k);
     if (bad[v] || ir_numel(&L->g->node[v].shape) != n) return false;
   }
   return true;
@@ -102,9 +136,13 @@ static void drop_buffers(Lower *L, const bool *gone) {
     if (!gone[b]) L->buf[n++] = L->buf[b];
   }
   L->nbuf = n;
+  size_t total = 0;
+  for (int si = 0; si < L->nstep; si++) total += (size_t)L->step[si].narg;
+  int *fresh = cg_pool_alloc(L->pool, sizeof(int) * (total + 1)); /* every step's new arguments, in turn */
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    int *a = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(s->narg + 1));
+    int *a = fresh;
+    fresh += s->narg;
     for (int i = 0; i < s->narg; i++) a[i] = map[s->arg[i]];
     if (s->kind == RT_STEP_KERNEL && L->kern[s->kernel].arg == s->arg) L->kern[s->kernel].arg = a;
     s->arg = a;
@@ -132,6 +170,7 @@ static bool step_writes(const Lower *L, const RtStep *s, int b) {
 typedef struct {
   int *step;
   int n, cap;
+  bool own; /* step was malloc'd (grown); else it is a slice of the shared block */
 } Uses;
 
 static void uses_add(Uses *u, int si) {
@@ -140,11 +179,42 @@ static void uses_add(Uses *u, int si) {
   if (i > 0 && u->step[i - 1] == si) return;
   if (u->n == u->cap) {
     u->cap = u->cap ? 2 * u->cap : 4;
-    u->step = realloc(u->step, sizeof(int) * (size_t)u->cap);
+    int *grown = malloc(sizeof(int) * (size_t)u->cap);
+    if (u->n) memcpy(grown, u->step, sizeof(int) * (size_t)u->n);
+    if (u->own) free(u->step);
+    u->step = grown;
+    u->own = true;
   }
   memmove(&u->step[i + 1], &u->step[i], sizeof(int) * (size_t)(u->n - i));
   u->step[i] = si;
   u->n++;
+}
+
+/* Every buffer's Uses over L's steps: slices of one block (*block, free
+ * with uses_free), each as long as the buffer's mentions, so building them
+ * allocates nothing per buffer. */
+static Uses *uses_make(const Lower *L, int **block) {
+  Uses *u = calloc((size_t)L->nbuf + 1, sizeof *u);
+  size_t total = 0;
+  for (int si = 0; si < L->nstep; si++) {
+    total += (size_t)L->step[si].narg;
+    for (int i = 0; i < L->step[si].narg; i++) u[L->step[si].arg[i]].cap++;
+  }
+  int *next = *block = malloc(sizeof(int) * (total + 1));
+  for (int b = 0; b < L->nbuf; b++) {
+    u[b].step = next;
+    next += u[b].cap;
+  }
+  for (int si = 0; si < L->nstep; si++)
+    for (int i = 0; i < L->step[si].narg; i++) uses_add(&u[L->step[si].arg[i]], si);
+  return u;
+}
+
+static void uses_free(Uses *u, int n, int *block) {
+  for (int b = 0; b < n; b++)
+    if (u[b].own) free(u[b].step);
+  free(u);
+  free(block);
 }
 
 /* A state update left as a copy at the end (value v computed into an
@@ -161,13 +231,13 @@ static void uses_add(Uses *u, int si) {
  * end, so step numbers stay valid. */
 static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   int merged = 0, ns = L->nstep;
-  Uses *uses = calloc((size_t)L->nbuf + 1, sizeof *uses);
-  bool *dead = calloc((size_t)ns + 1, 1), *bad = malloc((size_t)L->g->n + 1);
-  for (int si = 0; si < ns; si++)
-    for (int i = 0; i < L->step[si].narg; i++) uses_add(&uses[L->step[si].arg[i]], si);
+  int *block;
+  Uses *uses = uses_make(L, &block);
+  bool *dead = calloc((size_t)ns + 1, 1);
+  OffIndex off = off_index_new(L);
   for (int si = 0; si < ns; si++) {
     RtStep *s = &L->step[si];
-    CgKernel *k = eligible_step(L, s, bad);
+    CgKernel *k = eligible_step(L, s);
     if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so], ci = -1;
@@ -191,7 +261,7 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
       for (int a = 0; a < k->narg && ok; a++)
         if (k->arg[a] == bt) {
           sx = a;
-          ok = !is_store_arg(k, a) && loads_at_index(L, k, bad, a);
+          ok = !is_store_arg(k, a) && loads_at_index(L, k, &off, a);
         }
       if (!ok) continue;
       for (int q = 0; q < uo->n; q++) {
@@ -218,10 +288,9 @@ static int state_updates_in_place(Lower *L, bool *gone, int64_t *merged_bytes) {
   for (int si = 0; si < ns; si++)
     if (!dead[si]) L->step[n++] = L->step[si];
   L->nstep = n;
-  for (int b = 0; b < L->nbuf; b++) free(uses[b].step);
-  free(uses);
+  uses_free(uses, L->nbuf, block);
   free(dead);
-  free(bad);
+  off_index_free(&off);
   return merged;
 }
 
@@ -231,20 +300,18 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
   /* rule in-place (passes/fuse.h), switched with --fuse-rule=-in-place */
   if (!fuse_rule_on(&L->fp->opt, FUSE_RULE_IN_PLACE)) return 0;
   int *first = malloc(sizeof(int) * (size_t)(nb + 1)), *last = malloc(sizeof(int) * (size_t)(nb + 1));
-  bool *gone = calloc((size_t)nb + 1, 1), *bad = malloc((size_t)L->g->n + 1);
+  bool *gone = calloc((size_t)nb + 1, 1);
+  OffIndex off = off_index_new(L);
   merged += state_updates_in_place(L, gone, merged_bytes);
-  Uses *uses = calloc((size_t)nb + 1, sizeof *uses); /* the steps naming each buffer */
-  for (int b = 0; b < nb; b++) first[b] = last[b] = -1;
-  for (int si = 0; si < L->nstep; si++)
-    for (int i = 0; i < L->step[si].narg; i++) {
-      int b = L->step[si].arg[i];
-      if (first[b] < 0) first[b] = si;
-      last[b] = si;
-      uses_add(&uses[b], si);
-    }
+  int *block;
+  Uses *uses = uses_make(L, &block); /* the steps naming each buffer */
+  for (int b = 0; b < nb; b++) {
+    first[b] = uses[b].n ? uses[b].step[0] : -1;
+    last[b] = uses[b].n ? uses[b].step[uses[b].n - 1] : -1;
+  }
   for (int si = 0; si < L->nstep; si++) {
     RtStep *s = &L->step[si];
-    CgKernel *k = eligible_step(L, s, bad);
+    CgKernel *k = eligible_step(L, s);
     if (!k) continue;
     for (int so = 0; so < k->narg; so++) {
       int bo = k->arg[so];
@@ -253,7 +320,7 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
         int bx = k->arg[sx];
         if (sx == so || gone[bx] || is_store_arg(k, sx) || L->buf[bx].kind != RT_BUF_ARENA || last[bx] != si ||
             first[bx] >= si || L->buf[bx].bytes != L->buf[bo].bytes || L->buf[bx].dtype != L->buf[bo].dtype ||
-            !loads_at_index(L, k, bad, sx))
+            !loads_at_index(L, k, &off, sx))
           continue;
         /* o's later readers read x's buffer; x now lives as long as o did */
         for (int q = 0; q < uses[bo].n; q++) {
@@ -274,11 +341,10 @@ int cg_low_in_place(Lower *L, int64_t *merged_bytes) {
     }
   }
   if (merged) drop_buffers(L, gone);
-  for (int b = 0; b < nb; b++) free(uses[b].step);
-  free(uses);
+  uses_free(uses, nb, block);
   free(first);
   free(last);
   free(gone);
-  free(bad);
+  off_index_free(&off);
   return merged;
 }

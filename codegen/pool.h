@@ -12,6 +12,9 @@ CgPool *cg_pool_new(void);
  * (aborts only if the machine is out of memory). */
 void *cg_pool_alloc(CgPool *p, size_t n);
 char *cg_pool_strdup(CgPool *p, const char *s);
+/* Hands 'mem' (from malloc or realloc; may be NULL) to the pool: it is freed
+ * by cg_pool_free. Lets a grown array become the pool's without a copy. */
+void cg_pool_adopt(CgPool *p, void *mem);
 void cg_pool_free(CgPool *p);
 
 #endif

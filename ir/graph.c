@@ -43,6 +43,15 @@ void ir_graph_free(IrGraph *g) {
   free(g);
 }
 
+bool ir_graph_reserve(IrGraph *g, int n) {
+  if (n <= g->cap) return true;
+  IrNode *p = realloc(g->node, (size_t)n * sizeof *p);
+  if (!p) return false;
+  g->node = p;
+  g->cap = n;
+  return true;
+}
+
 int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -106,7 +115,7 @@ static void normalise_axes(IrOp op, IrAttr *a, const IrShape *in0) {
 
 /* Checks the name rules: INPUT and PARAM need a unique non-empty name,
  * other ops take none. Returns -1 (with g->error set) or 0. */
-static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc) {
+static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc, bool unique) {
   const char *opname = ir_op_name(op);
   if (op != OP_INPUT && op != OP_PARAM && op != OP_STATE) {
     if (name) return ir_graph_fail(g, loc, "%s: only input and param nodes have names (got \"%s\")", opname, name);
@@ -114,6 +123,7 @@ static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc) {
   }
   if (!name || !*name)
     return ir_graph_fail(g, loc, "%s: needs a name (build it with ir_%s or ir_build_named)", opname, opname);
+  if (unique) return 0; /* the caller vouches (ir_build_copied) */
   if (op == OP_INPUT && find_named(g, g->input, g->ninput, name) >= 0)
     return ir_graph_fail(g, loc, "input \"%s\": duplicate argument name", name);
   if ((op == OP_PARAM || op == OP_STATE) && find_named(g, g->param, g->nparam, name) >= 0)
@@ -121,8 +131,9 @@ static int check_name(IrGraph *g, IrOp op, const char *name, SrcLoc loc) {
   return 0;
 }
 
-int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
-                   const char *name) {
+/* ir_build_named and ir_build_copied; 'unique': the name needs no search. */
+static int build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc, const char *name,
+                 bool unique) {
   if (!g) return -1;
   if ((unsigned)op >= (unsigned)OP_COUNT) return ir_graph_fail(g, loc, "unknown op %d", (int)op);
   const char *opname = ir_op_name(op);
@@ -139,7 +150,7 @@ int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *at
     dt[i] = g->node[in[i]].dtype;
     sh[i] = g->node[in[i]].shape;
   }
-  if (check_name(g, op, name, loc)) return -1;
+  if (check_name(g, op, name, loc, unique)) return -1;
 
   IrAttr a;
   if (attr) a = *attr;
@@ -173,6 +184,16 @@ int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *at
   node.loc = loc;
   g->node[g->n++] = node;
   return id;
+}
+
+int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
+                   const char *name) {
+  return build(g, op, in, nin, attr, loc, name, false);
+}
+
+int ir_build_copied(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
+                    const char *name) {
+  return build(g, op, in, nin, attr, loc, name, true);
 }
 
 int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc) {

@@ -167,6 +167,9 @@ bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin
  * a message in g->error and the location in g->error_loc; it never exits. */
 IrGraph *ir_graph_new(const char *name);
 void ir_graph_free(IrGraph *g);
+/* Makes room for n nodes in all, so building up to n grows nothing (a
+ * rewrite knows its size in advance). False only when out of memory. */
+bool ir_graph_reserve(IrGraph *g, int n);
 /* Puts a printf-style message in g->error and 'loc' in g->error_loc;
  * returns -1 so builders and passes can 'return ir_graph_fail(...)'. */
 __attribute__((format(printf, 3, 4))) int ir_graph_fail(IrGraph *g, SrcLoc loc, const char *fmt, ...);
@@ -181,6 +184,12 @@ int ir_build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, Sr
  * every other op. Lets a pass copy a graph node by node. */
 int ir_build_named(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
                    const char *name);
+/* ir_build_named without the search for an INPUT or PARAM of the same name
+ * (linear in the graph's leaves): for copying the leaves of a valid graph
+ * one to one (passes/rewrite.c), where the caller vouches that 'name' is
+ * not in g yet. Everything else is checked as ir_build_named does. */
+int ir_build_copied(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr, SrcLoc loc,
+                    const char *name);
 
 int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
 /* Returns the existing node if a PARAM of that name is already in g (error

@@ -103,7 +103,20 @@ static const char *dname(IrDType t) { return dtype_ok(t) ? ir_dtype_name(t) : "<
 
 /* Checks that 's' (called 'what' in messages) is a shape a tensor may have:
  * rank 0..IR_MAX_RANK, every dim >= 1, at most NUMEL_MAX elements. */
+/* check_shape's test without its message (ir_infer runs on every node
+ * built, and a message per input would be formatted for nothing). */
+static bool shape_ok(const IrShape *s) {
+  if (s->rank < 0 || s->rank > IR_MAX_RANK) return false;
+  int64_t n = 1;
+  for (int i = 0; i < s->rank; i++) {
+    if (s->d[i] < 1 || s->d[i] > NUMEL_MAX / n) return false;
+    n *= s->d[i];
+  }
+  return true;
+}
+
 static bool check_shape(Infer *c, const IrShape *s, const char *what) {
+  if (shape_ok(s)) return true;
   if (s->rank < 0 || s->rank > IR_MAX_RANK)
     return fail(c, "%s has rank %d; ranks go from 0 to %d", what, s->rank, IR_MAX_RANK);
   int64_t n = 1;
@@ -682,10 +695,12 @@ bool ir_infer(IrOp op, const IrDType *in_dtype, const IrShape *in_shape, int nin
     return fail(&c, "expects %d input%s, got %d", ir_op_arity(op), ir_op_arity(op) == 1 ? "" : "s", nin);
   if (nin > 0 && (!in_dtype || !in_shape)) return fail(&c, "input dtypes or shapes missing");
   for (int i = 0; i < nin; i++) {
-    char what[32];
-    snprintf(what, sizeof what, "input %d", i);
     if (!dtype_ok(in_dtype[i])) return fail(&c, "input %d has unknown dtype %d", i, (int)in_dtype[i]);
-    if (!check_shape(&c, &in_shape[i], what)) return false;
+    if (!shape_ok(&in_shape[i])) {
+      char what[32];
+      snprintf(what, sizeof what, "input %d", i);
+      return check_shape(&c, &in_shape[i], what);
+    }
   }
   if (!rules[op](&c)) return false;
   /* Guards the rules themselves (and caps derived sizes, e.g. gather's). */

@@ -57,22 +57,45 @@ static bool verify_node(const IrGraph *g, int id, char *err, size_t size) {
   return true;
 }
 
+static int by_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* Whether two of the nodes list[0..count) share a name (all named, all
+ * valid ids): sorted, in O(count log count) rather than pair by pair. */
+static bool names_repeat(const IrGraph *g, const int *list, int count) {
+  const char **name = malloc(((size_t)count + 1) * sizeof *name);
+  if (!name) return true; /* let the pairwise search decide */
+  for (int i = 0; i < count; i++) name[i] = g->node[list[i]].name;
+  qsort(name, (size_t)count, sizeof *name, by_name);
+  bool repeat = false;
+  for (int i = 1; i < count && !repeat; i++) repeat = strcmp(name[i - 1], name[i]) == 0;
+  free(name);
+  return repeat;
+}
+
 /* A list of node ids ('what': "input" or "param") names every node of op
  * 'op' exactly once, and nothing else; names are unique among them. */
 static bool verify_list(const IrGraph *g, const int *list, int count, IrOp op, const char *what, char *seen,
                         char *err, size_t size) {
   if (count < 0 || (count > 0 && !list)) return bad(err, size, "%s list: invalid (%d entries)", what, count);
   memset(seen, 0, (size_t)g->n);
-  for (int i = 0; i < count; i++) {
-    int id = list[i];
+  /* entry by entry: the id, then its name against the earlier entries'
+   * (the names are compared sorted, and pair by pair only to report one) */
+  int ok = 0; /* entries [0, ok) pass the id checks */
+  while (ok < count && list[ok] >= 0 && list[ok] < g->n && !seen[list[ok]] &&
+         (g->node[list[ok]].op == op || (op == OP_PARAM && g->node[list[ok]].op == OP_STATE)))
+    seen[list[ok++]] = 1;
+  if (names_repeat(g, list, ok))
+    for (int i = 0; i < ok; i++)
+      for (int j = 0; j < i; j++)
+        if (strcmp(g->node[list[j]].name, g->node[list[i]].name) == 0)
+          return bad(err, size, "%s list: name \"%s\" is used by %%%d and %%%d", what, g->node[list[i]].name,
+                     list[j], list[i]);
+  if (ok < count) {
+    int i = ok, id = list[i];
     if (id < 0 || id >= g->n) return bad(err, size, "%s list: entry %d is %%%d, not a node", what, i, id);
     if (g->node[id].op != op && !(op == OP_PARAM && g->node[id].op == OP_STATE))
       return bad(err, size, "%s list: entry %d is %%%d, a %s node", what, i, id, ir_op_name(g->node[id].op));
-    if (seen[id]) return bad(err, size, "%s list: %%%d appears twice", what, id);
-    seen[id] = 1;
-    for (int j = 0; j < i; j++)
-      if (strcmp(g->node[list[j]].name, g->node[id].name) == 0)
-        return bad(err, size, "%s list: name \"%s\" is used by %%%d and %%%d", what, g->node[id].name, list[j], id);
+    return bad(err, size, "%s list: %%%d appears twice", what, id);
   }
   for (int id = 0; id < g->n; id++)
     if ((g->node[id].op == op || (op == OP_PARAM && g->node[id].op == OP_STATE)) && !seen[id])

@@ -20,24 +20,32 @@
 #include "passes/simplify.h"
 
 typedef struct {
-  int *slot; /* (cap): dst node id, or -1 for empty */
-  int cap;   /* a power of two, at least twice the number of entries */
+  int *slot;      /* (cap): dst node id, or -1 for empty */
+  uint64_t *hash; /* (cap): the hash of the slot's node (so growing rehashes nothing) */
+  int cap;        /* a power of two, at least twice the number of entries */
   int count;
 } CseTable;
 
-/* FNV-1a over 'size' bytes, continuing from h. */
-static uint64_t mix(uint64_t h, const void *p, size_t size) {
-  const unsigned char *b = p;
-  for (size_t i = 0; i < size; i++) h = (h ^ b[i]) * 1099511628211u;
-  return h;
+/* One 64-bit word into h (a multiply-xorshift step; node_hash finishes
+ * with a full avalanche, so the table's low bits see every input bit).
+ * The table holds at most one node of each kind, so which hash is used
+ * changes only the speed, never the result. */
+static uint64_t mix_int(uint64_t h, int64_t v) {
+  h = (h ^ (uint64_t)v) * 0x9e3779b97f4a7c15u;
+  return h ^ (h >> 29);
 }
-
-static uint64_t mix_int(uint64_t h, int64_t v) { return mix(h, &v, sizeof v); }
 
 static uint64_t mix_double(uint64_t h, double v) {
   uint64_t bits;
   memcpy(&bits, &v, sizeof bits);
-  return mix(h, &bits, sizeof bits);
+  return mix_int(h, (int64_t)bits);
+}
+
+/* splitmix64's finaliser */
+static uint64_t avalanche(uint64_t h) {
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9u;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebu;
+  return h ^ (h >> 31);
 }
 
 static bool commutes(IrOp op) { return op == OP_ADD || op == OP_MUL; }
@@ -99,7 +107,7 @@ static uint64_t node_hash(const IrNode *n) {
   uint64_t h = mix_int(1469598103934665603u, n->op);
   h = mix_int(h, n->nin);
   for (int k = 0; k < n->nin; k++) h = mix_int(h, in[k]);
-  return attr_hash(h, &n->attr);
+  return avalanche(attr_hash(h, &n->attr));
 }
 
 static bool node_eq(const IrNode *a, const IrNode *b) {
@@ -116,19 +124,27 @@ static bool node_eq(const IrNode *a, const IrNode *b) {
 static bool mergeable(IrOp op) { return op != OP_INPUT && op != OP_PARAM && op != OP_STATE; }
 
 /* Doubles the table and re-inserts every entry; false if out of memory. */
-static bool grow(CseTable *t, const IrGraph *dst) {
+static bool grow(CseTable *t) {
   int cap = t->cap ? 2 * t->cap : 256;
   int *slot = malloc((size_t)cap * sizeof *slot);
-  if (!slot) return false;
+  uint64_t *hash = malloc((size_t)cap * sizeof *hash);
+  if (!slot || !hash) {
+    free(slot);
+    free(hash);
+    return false;
+  }
   for (int i = 0; i < cap; i++) slot[i] = -1;
   for (int i = 0; i < t->cap; i++) {
     if (t->slot[i] < 0) continue;
-    uint64_t j = node_hash(&dst->node[t->slot[i]]) & (uint64_t)(cap - 1);
+    uint64_t j = t->hash[i] & (uint64_t)(cap - 1);
     while (slot[j] >= 0) j = (j + 1) & (uint64_t)(cap - 1);
     slot[j] = t->slot[i];
+    hash[j] = t->hash[i];
   }
   free(t->slot);
+  free(t->hash);
   t->slot = slot;
+  t->hash = hash;
   t->cap = cap;
   return true;
 }
@@ -138,16 +154,17 @@ static bool grow(CseTable *t, const IrGraph *dst) {
 static int visit(PassRewrite *rw, const IrNode *n, void *ctx) {
   CseTable *t = ctx;
   if (!mergeable(n->op)) return pass_rw_copy(rw, n);
-  if (2 * (t->count + 1) > t->cap && !grow(t, rw->dst)) {
+  if (2 * (t->count + 1) > t->cap && !grow(t)) {
     snprintf(rw->dst->error, sizeof rw->dst->error, "out of memory");
     return -1;
   }
-  uint64_t mask = (uint64_t)(t->cap - 1), j = node_hash(n) & mask;
+  uint64_t mask = (uint64_t)(t->cap - 1), h = node_hash(n), j = h & mask;
   for (; t->slot[j] >= 0; j = (j + 1) & mask)
-    if (node_eq(pass_rw_node(rw, t->slot[j]), n)) return t->slot[j];
+    if (t->hash[j] == h && node_eq(pass_rw_node(rw, t->slot[j]), n)) return t->slot[j];
   int id = pass_rw_copy(rw, n);
   if (id < 0) return -1;
   t->slot[j] = id;
+  t->hash[j] = h;
   t->count++;
   return id;
 }
@@ -156,5 +173,6 @@ int pass_cse(IrGraph *g) {
   CseTable t = {0};
   int rc = pass_rewrite(g, "cse", visit, &t);
   free(t.slot);
+  free(t.hash);
   return rc;
 }

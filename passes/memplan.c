@@ -87,13 +87,20 @@ static int64_t lower_bound(const MemItem *item, int n, int nstep) {
   return max;
 }
 
+/* A placed item as place() scans them: its offset and extent in space and
+ * time side by side, so the scan reads one array front to back. */
+typedef struct {
+  int64_t lo, hi;  /* [lo, hi): its bytes in the arena */
+  int first, last; /* its steps */
+} Placed;
+
 /* Places the items in 'order' one by one, each at the start of the
  * smallest gap that fits it among the already placed items that overlap it
  * in time, else after the highest of them (TFLite's best fit). Writes
  * off[item] and returns the arena size. 'placed' (scratch of n entries)
- * holds the placed items sorted by offset, so the overlapping ones come out
- * in address order without sorting. */
-static int64_t place(const MemItem *item, int n, const int *order, int64_t *off, int *placed) {
+ * holds the placed items sorted by offset (ties: in the order placed), so
+ * the overlapping ones come out in address order without sorting. */
+static int64_t place(const MemItem *item, int n, const int *order, int64_t *off, Placed *placed) {
   int nplaced = 0;
   int64_t arena = 0;
   for (int k = 0; k < n; k++) {
@@ -102,14 +109,14 @@ static int64_t place(const MemItem *item, int n, const int *order, int64_t *off,
     if (it->size == 0) continue;
     int64_t cur = 0, best = -1, best_gap = INT64_MAX;
     for (int p = 0; p < nplaced; p++) {
-      const MemItem *q = &item[placed[p]];
+      const Placed *q = &placed[p];
       if (q->last < it->first || it->last < q->first) continue;
-      int64_t lo = off[placed[p]], gap = lo - cur;
+      int64_t gap = q->lo - cur;
       if (gap >= it->size && gap < best_gap) {
         best = cur, best_gap = gap;
         if (gap == it->size) break; /* a perfect fit: nothing beats it */
       }
-      if (lo + q->size > cur) cur = lo + q->size;
+      if (q->hi > cur) cur = q->hi;
     }
     if (best < 0) best = cur;
     off[order[k]] = best;
@@ -117,11 +124,11 @@ static int64_t place(const MemItem *item, int n, const int *order, int64_t *off,
     int lo = 0, hi = nplaced;
     while (lo < hi) {
       int mid = lo + (hi - lo) / 2;
-      if (off[placed[mid]] <= best) lo = mid + 1;
+      if (placed[mid].lo <= best) lo = mid + 1;
       else hi = mid;
     }
     memmove(placed + lo + 1, placed + lo, (size_t)(nplaced - lo) * sizeof *placed);
-    placed[lo] = order[k];
+    placed[lo] = (Placed){best, best + it->size, it->first, it->last};
     nplaced++;
     if (best + it->size > arena) arena = best + it->size;
   }
@@ -132,7 +139,8 @@ static int64_t place(const MemItem *item, int n, const int *order, int64_t *off,
  * ordering on ties) and stopping at the lower bound. Writes the winning
  * offsets to best_off. */
 static void search(const MemItem *item, int n, int nstep, MemPlan *plan, int64_t *best_off) {
-  int *order = malloc((size_t)n * sizeof *order), *placed = malloc((size_t)n * sizeof *placed);
+  int *order = malloc((size_t)n * sizeof *order);
+  Placed *placed = malloc((size_t)n * sizeof *placed);
   int64_t *off = malloc((size_t)n * sizeof *off);
   plan->arena_bytes = -1;
   for (int o = 0; o < MEM_ORDER_COUNT; o++) {
@@ -195,6 +203,12 @@ int mem_plan(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninp
   free(item);
   free(item_of);
   return 0;
+}
+
+int mem_plan_share(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninplace, int *share, char *err,
+                   size_t errsize) {
+  if (validate(buf, nbuf, inplace, ninplace, err, errsize)) return -1;
+  return merge_in_place(buf, nbuf, inplace, ninplace, share);
 }
 
 void mem_plan_free(MemPlan *plan) {

@@ -97,6 +97,14 @@ int mem_plan(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninp
              char *err, size_t errsize);
 void mem_plan_free(MemPlan *plan);
 
+/* The in-place merges of mem_plan alone, without placing anything: writes
+ * share[0..nbuf) as MemPlan.share and returns the number of candidates
+ * accepted, or -1 with a message in err on the inputs mem_plan rejects.
+ * O(nbuf + ninplace); for callers that need only the lifetimes (the lower
+ * bound), such as the rematerialisation pass, which plans many trial graphs. */
+int mem_plan_share(const MemBuffer *buf, int nbuf, const MemInPlace *inplace, int ninplace, int *share, char *err,
+                   size_t errsize);
+
 /* "size", "length", "conflicts", "live". */
 const char *mem_order_name(MemOrder o);
 

@@ -59,25 +59,48 @@ static int add_buffer(MemGraphBuffers *b, int node, int64_t bytes, int step, boo
 
 /* In-place candidates of loop group gr: (o, x) for each output o and input
  * x where every member depending on x (through members) is elementwise, o
- * is one of them, and o and x have the same shape and byte size. 'dep' is
- * scratch over g's nodes, all zero on entry and on return. */
-static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffers *b, char *dep) {
-  for (int i = 0; i < gr->nin; i++) {
-    int x = gr->in[i];
-    bool elementwise = true;
-    for (int m = 0; m < gr->n; m++) {
-      const IrNode *y = &g->node[gr->node[m]];
-      for (int k = 0; k < y->nin; k++)
-        if (y->in[k] == x || dep[y->in[k]]) dep[gr->node[m]] = 1;
-      if (dep[gr->node[m]] && ir_op_pattern(y->op) != PAT_ELEMWISE) elementwise = false;
+ * is one of them, and o and x have the same shape and byte size; in the
+ * order input by input, then output by output. Each member gets the set of
+ * inputs it depends on as a bit row (members come in topological order),
+ * so a group costs O(members * inputs / 64) rather than a walk of the
+ * group per input. 'pos' is scratch over g's nodes, all -1 on entry and on
+ * return. */
+static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffers *b, int *pos) {
+  if (gr->nin == 0) return;
+  int words = (gr->nin + 63) / 64;
+  uint64_t *dep = calloc((size_t)gr->n * (size_t)words + 1, sizeof *dep);
+  uint64_t *bad = calloc((size_t)words, sizeof *bad); /* inputs a non-elementwise member depends on */
+  /* pos: an input's index, or -(2 + m) for member m */
+  for (int i = 0; i < gr->nin; i++) pos[gr->in[i]] = i;
+  for (int m = 0; m < gr->n; m++) pos[gr->node[m]] = -2 - m;
+  for (int m = 0; m < gr->n; m++) {
+    const IrNode *y = &g->node[gr->node[m]];
+    uint64_t *row = dep + (size_t)m * (size_t)words;
+    for (int k = 0; k < y->nin; k++) {
+      int q = pos[y->in[k]];
+      if (q >= 0) row[q / 64] |= UINT64_C(1) << (q % 64);
+      else if (q <= -2)
+        for (int w = 0; w < words; w++) row[w] |= dep[(size_t)(-2 - q) * (size_t)words + (size_t)w];
     }
-    for (int j = 0; elementwise && j < gr->nout; j++) {
-      const IrNode *o = &g->node[gr->out[j]], *xn = &g->node[x];
-      if (dep[gr->out[j]] && ir_shape_eq(&o->shape, &xn->shape) && node_bytes(o) == node_bytes(xn))
-        b->inplace[b->ninplace++] = (MemInPlace){b->buf_of_node[gr->out[j]], b->buf_of_node[x]};
-    }
-    for (int m = 0; m < gr->n; m++) dep[gr->node[m]] = 0;
+    if (ir_op_pattern(y->op) != PAT_ELEMWISE)
+      for (int w = 0; w < words; w++) bad[w] |= row[w];
   }
+  for (int i = 0; i < gr->nin; i++) {
+    uint64_t bit = UINT64_C(1) << (i % 64);
+    if (bad[i / 64] & bit) continue;
+    const IrNode *xn = &g->node[gr->in[i]];
+    for (int j = 0; j < gr->nout; j++) {
+      int m = pos[gr->out[j]] <= -2 ? -2 - pos[gr->out[j]] : -1;
+      const IrNode *o = &g->node[gr->out[j]];
+      if (m >= 0 && (dep[(size_t)m * (size_t)words + (size_t)(i / 64)] & bit) && ir_shape_eq(&o->shape, &xn->shape) &&
+          node_bytes(o) == node_bytes(xn))
+        b->inplace[b->ninplace++] = (MemInPlace){b->buf_of_node[gr->out[j]], b->buf_of_node[gr->in[i]]};
+    }
+  }
+  for (int i = 0; i < gr->nin; i++) pos[gr->in[i]] = -1;
+  for (int m = 0; m < gr->n; m++) pos[gr->node[m]] = -1;
+  free(dep);
+  free(bad);
 }
 
 /* order must list every group once. */
@@ -142,10 +165,11 @@ static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGra
     if (i < g->noutput) mb->pinned = true;
   }
 
-  char *dep = calloc((size_t)g->n + 1, 1);
+  int *pos = malloc(((size_t)g->n + 1) * sizeof *pos);
+  for (int v = 0; v < g->n; v++) pos[v] = -1;
   for (int s = 0; s < b->nstep; s++)
-    if (fp->group[b->step_group[s]].kind == FUSE_LOOP) add_candidates(g, &fp->group[b->step_group[s]], b, dep);
-  free(dep);
+    if (fp->group[b->step_group[s]].kind == FUSE_LOOP) add_candidates(g, &fp->group[b->step_group[s]], b, pos);
+  free(pos);
   return 0;
 }
 

@@ -60,13 +60,14 @@ static int plan_graph(IrGraph *g, const FuseOptions *fo, Planned *p) {
     planned_free(p);
     return -1;
   }
-  MemPlan plan;
-  if (mem_plan(p->b.buf, p->b.nbuf, p->b.inplace, p->b.ninplace, &plan, err, sizeof err)) {
+  int nstep = p->b.nstep, nbuf = p->b.nbuf;
+  int *share = malloc(((size_t)nbuf + 1) * sizeof *share);
+  if (mem_plan_share(p->b.buf, nbuf, p->b.inplace, p->b.ninplace, share, err, sizeof err) < 0) {
     snprintf(g->error, sizeof g->error, "remat: %s", err);
+    free(share);
     planned_free(p);
     return -1;
   }
-  int nstep = p->b.nstep, nbuf = p->b.nbuf;
   p->step_of = malloc(((size_t)g->n + 1) * sizeof *p->step_of);
   int *group_step = malloc(((size_t)p->fp->ngroup + 1) * sizeof *group_step);
   int *cfirst = malloc(((size_t)nbuf + 1) * sizeof *cfirst), *clast = malloc(((size_t)nbuf + 1) * sizeof *clast);
@@ -78,7 +79,7 @@ static int plan_graph(IrGraph *g, const FuseOptions *fo, Planned *p) {
   for (int i = 0; i < nbuf; i++) cfirst[i] = nstep + 1, clast[i] = -1;
   for (int i = 0; i < nbuf; i++) {
     if (p->b.buf[i].pinned) continue;
-    int r = plan.share[i];
+    int r = share[i];
     if (p->b.buf[i].first < cfirst[r]) cfirst[r] = p->b.buf[i].first;
     if (p->b.buf[i].last > clast[r]) clast[r] = p->b.buf[i].last;
   }
@@ -92,7 +93,7 @@ static int plan_graph(IrGraph *g, const FuseOptions *fo, Planned *p) {
     run += live[s];
     if (run > p->peak_bytes) p->peak_bytes = run, p->peak = s;
   }
-  mem_plan_free(&plan);
+  free(share);
   free(group_step);
   free(cfirst);
   free(clast);
@@ -275,48 +276,20 @@ static int walk_node(PassRewrite *rw, const IrNode *n, void *ctx) {
   return pass_rw_copy(rw, &m);
 }
 
-/* A copy of g, node for node. NULL when out of memory. */
-static IrGraph *clone_graph(const IrGraph *g) {
-  IrGraph *c = ir_graph_new(g->name);
-  if (!c) return NULL;
-  c->train = g->train;
-  for (int v = 0; v < g->n; v++) {
-    const IrNode *x = &g->node[v];
-    if (ir_build_named(c, x->op, x->in, x->nin, &x->attr, x->loc, x->name) != v) {
-      ir_graph_free(c);
-      return NULL;
-    }
-  }
-  /* leaves were built in id order, so the lists may differ in order only */
-  for (int i = 0; i < g->ninput && i < c->ninput; i++) c->input[i] = g->input[i];
-  for (int i = 0; i < g->nparam && i < c->nparam; i++) c->param[i] = g->param[i];
-  if (g->noutput) ir_set_outputs(c, g->output, (const char *const *)g->output_name, g->noutput);
-  for (int i = 0; i < g->nupdate; i++)
-    if (ir_add_update(c, g->update_target[i], g->update_value[i], g->node[g->update_target[i]].loc) < 0) {
-      ir_graph_free(c);
-      return NULL;
-    }
-  return c;
-}
-
-/* Rewrites a copy of g so the late readers of the values marked in redo
- * (their recipes in part) read copies; NULL with g->error on failure. */
+/* A rewritten copy of g (g itself unchanged) in which the late readers of
+ * the values marked in redo (their recipes in part) read copies; NULL with
+ * g->error on failure. */
 static IrGraph *rewritten(IrGraph *g, const Planned *p, const char *redo, const char *part, Rewrite *out) {
-  IrGraph *t = clone_graph(g);
-  if (!t) {
-    snprintf(g->error, sizeof g->error, "remat: out of memory");
-    return NULL;
-  }
   Rewrite r = {.p = p, .redo = redo, .part = part};
   r.copy = malloc(((size_t)g->n + 1) * sizeof *r.copy);
   r.copy_step = malloc(((size_t)g->n + 1) * sizeof *r.copy_step);
   for (int v = 0; v < g->n; v++) r.copy[v] = r.copy_step[v] = -1;
   Walk w = {&r, 0};
-  int rc = pass_rewrite(t, "remat", walk_node, &w);
+  IrGraph *t = pass_rewritten(g, "remat", walk_node, &w);
   free(r.copy);
   free(r.copy_step);
-  if (rc == 0) rc = pass_dce(t);
-  if (rc) {
+  if (!t) return NULL;
+  if (pass_dce(t)) {
     snprintf(g->error, sizeof g->error, "%s", t->error);
     ir_graph_free(t);
     return NULL;

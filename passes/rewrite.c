@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A leaf's name is unique in src, and finish() checks that leaves were
+ * copied one to one, so the builder need not search dst for it. */
 int pass_rw_copy(PassRewrite *rw, const IrNode *n) {
-  return ir_build_named(rw->dst, n->op, n->in, n->nin, &n->attr, n->loc, n->name);
+  return ir_build_copied(rw->dst, n->op, n->in, n->nin, &n->attr, n->loc, n->name);
 }
 
 bool pass_rw_splat(const PassRewrite *rw, int id, double *value) {
@@ -56,14 +58,14 @@ static int finish(PassRewrite *rw, const char *pass, IrGraph *g) {
   return 0;
 }
 
-int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
+IrGraph *pass_rewritten(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
   PassRewrite rw = {.src = g, .dst = ir_graph_new(g->name)};
   rw.map = malloc(((size_t)g->n + 1) * sizeof *rw.map);
-  if (!rw.dst || !rw.map) {
+  if (!rw.dst || !rw.map || !ir_graph_reserve(rw.dst, g->n + 16)) {
     ir_graph_free(rw.dst);
     free(rw.map);
     snprintf(g->error, sizeof g->error, "%s: out of memory", pass);
-    return -1;
+    return NULL;
   }
   rw.dst->train = g->train;
   int rc = 0;
@@ -78,12 +80,18 @@ int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
   free(rw.map);
   if (rc) {
     ir_graph_free(rw.dst);
-    return -1;
+    return NULL;
   }
+  return rw.dst;
+}
+
+int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx) {
+  IrGraph *dst = pass_rewritten(g, pass, fn, ctx);
+  if (!dst) return -1;
   /* Swap the new graph's contents into g and free the old ones. */
   IrGraph old = *g;
-  *g = *rw.dst;
-  *rw.dst = old;
-  ir_graph_free(rw.dst);
+  *g = *dst;
+  *dst = old;
+  ir_graph_free(dst);
   return 0;
 }

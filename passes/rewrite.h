@@ -35,6 +35,11 @@ typedef int (*PassRewriteFn)(PassRewrite *rw, const IrNode *n, void *ctx);
  * with 'pass') and leaves g exactly as it was. */
 int pass_rewrite(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx);
 
+/* As pass_rewrite, but g keeps its contents: returns the rewritten graph
+ * (free with ir_graph_free), or NULL with g->error. For passes that weigh
+ * a rewrite before taking it (remat.c). */
+IrGraph *pass_rewritten(IrGraph *g, const char *pass, PassRewriteFn fn, void *ctx);
+
 /* Emits a plain copy of n (name included) into rw->dst; returns its id. */
 int pass_rw_copy(PassRewrite *rw, const IrNode *n);
 

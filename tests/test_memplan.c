@@ -12,6 +12,7 @@
 #include "frontend/frontend.h"
 #include "passes/fuse.h"
 #include "passes/memplan.h"
+#include "passes/memplan_internal.h" /* mem_order_items, against the reference orderings below */
 #include "passes/optimizer.h"
 #include "passes/passes.h"
 #include "tests/util.h"
@@ -330,6 +331,155 @@ START_TEST(stats_text) {
 }
 END_TEST
 
+/* ---- the fast paths against plain reference versions ---- */
+
+/* The 'live' ordering as first written: rescan every step and every item
+ * for each pick (O(n * (steps + n))). */
+static void ref_order_live(const MemItem *item, int n, int nstep, int *order) {
+  int64_t *live = calloc((size_t)nstep + 1, sizeof *live);
+  char *done = calloc((size_t)n + 1, 1);
+  for (int i = 0; i < n; i++)
+    for (int s = item[i].first; s <= item[i].last; s++) live[s] += item[i].size;
+  int k = 0;
+  while (k < n) {
+    int best_s = 0;
+    for (int s = 1; s < nstep; s++)
+      if (live[s] > live[best_s]) best_s = s;
+    if (nstep == 0 || live[best_s] == 0) break;
+    int pick = -1;
+    for (int i = 0; i < n; i++)
+      if (!done[i] && item[i].first <= best_s && best_s <= item[i].last &&
+          (pick < 0 || item[i].size > item[pick].size))
+        pick = i;
+    done[pick] = 1;
+    order[k++] = pick;
+    for (int s = item[pick].first; s <= item[pick].last; s++) live[s] -= item[pick].size;
+  }
+  for (int i = 0; i < n; i++)
+    if (!done[i]) order[k++] = i;
+  free(live);
+  free(done);
+}
+
+/* Best fit as first written (placed items by index, offsets looked up). */
+static int64_t ref_place(const MemItem *item, int n, const int *order) {
+  int64_t *off = calloc((size_t)n + 1, sizeof *off), arena = 0;
+  int *placed = malloc(((size_t)n + 1) * sizeof *placed), nplaced = 0;
+  for (int k = 0; k < n; k++) {
+    const MemItem *it = &item[order[k]];
+    if (it->size == 0) continue;
+    int64_t cur = 0, best = -1, best_gap = INT64_MAX;
+    for (int p = 0; p < nplaced; p++) {
+      const MemItem *q = &item[placed[p]];
+      if (q->last < it->first || it->last < q->first) continue;
+      int64_t lo = off[placed[p]], gap = lo - cur;
+      if (gap >= it->size && gap < best_gap) {
+        best = cur, best_gap = gap;
+        if (gap == it->size) break;
+      }
+      if (lo + q->size > cur) cur = lo + q->size;
+    }
+    if (best < 0) best = cur;
+    off[order[k]] = best;
+    int at = 0;
+    while (at < nplaced && off[placed[at]] <= best) at++;
+    memmove(placed + at + 1, placed + at, (size_t)(nplaced - at) * sizeof *placed);
+    placed[at] = order[k];
+    nplaced++;
+    if (best + it->size > arena) arena = best + it->size;
+  }
+  free(off);
+  free(placed);
+  return arena;
+}
+
+/* Random items: sizes from a few values (ties), zero sizes, single steps,
+ * long and short intervals. */
+static int random_items(uint64_t *s, MemItem *item, int n, int nstep) {
+  static const int64_t sizes[] = {0, U, U, 2 * U, 3 * U, 8 * U, 64 * U};
+  for (int i = 0; i < n; i++) {
+    int a = (int)(rng_next(s) % (uint64_t)nstep);
+    int len = (int)(rng_next(s) % 4 == 0 ? rng_next(s) % (uint64_t)nstep : rng_next(s) % 4);
+    int b = a + len < nstep ? a + len : nstep - 1;
+    item[i] = (MemItem){i, sizes[rng_next(s) % 7] + (int64_t)(rng_next(s) % 3) * U, a, b};
+  }
+  return n;
+}
+
+/* The segment-tree 'live' ordering picks exactly what rescanning picks. */
+START_TEST(live_order_matches_the_rescan) {
+  enum { N = 300 };
+  MemItem item[N];
+  int got[N], want[N];
+  uint64_t s = 12345;
+  for (int t = 0; t < 200; t++) {
+    int n = 1 + (int)(rng_next(&s) % N), nstep = 1 + (int)(rng_next(&s) % 120);
+    random_items(&s, item, n, nstep);
+    mem_order_items(item, n, nstep, MEM_ORDER_LIVE, got);
+    ref_order_live(item, n, nstep, want);
+    for (int i = 0; i < n; i++)
+      if (got[i] != want[i]) ck_abort_msg("case %d (%d items, %d steps): pick %d is %d, want %d", t, n, nstep, i,
+                                          got[i], want[i]);
+  }
+  mem_order_items(item, 0, 0, MEM_ORDER_LIVE, got); /* nothing to order */
+}
+END_TEST
+
+/* Every ordering's arena as the reference best fit gives it, and the
+ * in-place merges alone (mem_plan_share) as mem_plan makes them. */
+static void check_against_reference(const MemBuffer *b, int n, const MemInPlace *ip, int nip, const MemPlan *p) {
+  int *share = malloc(((size_t)n + 1) * sizeof *share);
+  char err[256];
+  ck_assert_int_eq(mem_plan_share(b, n, ip, nip, share, err, sizeof err), p->nmerged);
+  for (int i = 0; i < n; i++) ck_assert_int_eq(share[i], p->share[i]);
+  /* the items as mem_plan builds them: one per chain, by its first buffer */
+  MemItem *item = malloc(((size_t)n + 1) * sizeof *item);
+  int *item_of = malloc(((size_t)n + 1) * sizeof *item_of), *order = malloc(((size_t)n + 1) * sizeof *order);
+  int m = 0, nstep = 0;
+  for (int i = 0; i < n; i++) {
+    item_of[i] = -1;
+    if (b[i].pinned || share[i] != i) continue;
+    item_of[i] = m;
+    item[m++] = (MemItem){i, rounded(b[i].bytes), b[i].first, b[i].last};
+  }
+  for (int i = 0; i < n; i++)
+    if (!b[i].pinned && share[i] != i) {
+      MemItem *it = &item[item_of[share[i]]];
+      if (b[i].first < it->first) it->first = b[i].first;
+      if (b[i].last > it->last) it->last = b[i].last;
+    }
+  for (int k = 0; k < m; k++)
+    if (item[k].last + 1 > nstep) nstep = item[k].last + 1;
+  for (int o = 0; o < MEM_ORDER_COUNT; o++) {
+    if (p->order_bytes[o] == 0) continue; /* not tried */
+    if (o == MEM_ORDER_LIVE) ref_order_live(item, m, nstep, order);
+    else mem_order_items(item, m, nstep, (MemOrder)o, order);
+    ck_assert_int_eq(ref_place(item, m, order), p->order_bytes[o]);
+  }
+  free(share);
+  free(item);
+  free(item_of);
+  free(order);
+}
+
+START_TEST(placement_matches_the_reference) {
+  enum { LAYERS = 24, CAP = LAYERS * 10 };
+  MemBuffer b[CAP];
+  MemInPlace ip[CAP];
+  for (int t = 0; t < 20; t++) {
+    int nip, n = make_trace((uint64_t)t + 100, LAYERS, b, ip, &nip);
+    MemPlan p = plan_ok(b, n, ip, nip);
+    check_against_reference(b, n, ip, nip, &p);
+    mem_plan_free(&p);
+  }
+  char err[256];
+  int share[2];
+  MemBuffer bad[] = {{U, 2, 1, false}, {U, 0, 0, false}};
+  ck_assert_int_eq(mem_plan_share(bad, 2, NULL, 0, share, err, sizeof err), -1);
+  ck_assert_msg(strstr(err, "empty or negative interval") != NULL, "%s", err);
+}
+END_TEST
+
 /* ---- buffers of a graph ---- */
 
 static IrShape shape2(int64_t a, int64_t b) { return ir_shape_make(2, (int64_t[]){a, b}); }
@@ -552,11 +702,57 @@ static IrGraph *lower(const char *file, const char *entry, const char *passes, b
   return g;
 }
 
+/* The in-place candidates of a fused graph as first written: for each
+ * loop group, step by step, each input's dependents found by a sweep of
+ * the group's members. */
+static int ref_candidates(const IrGraph *g, const FusePlan *fp, const MemGraphBuffers *gb, MemInPlace *out) {
+  char *dep = calloc((size_t)g->n + 1, 1);
+  int n = 0;
+  for (int s = 0; s < gb->nstep; s++) {
+    const FuseGroup *gr = &fp->group[gb->step_group[s]];
+    if (gr->kind != FUSE_LOOP) continue;
+    for (int i = 0; i < gr->nin; i++) {
+      int x = gr->in[i];
+      bool elementwise = true;
+      for (int m = 0; m < gr->n; m++) {
+        const IrNode *y = &g->node[gr->node[m]];
+        for (int k = 0; k < y->nin; k++)
+          if (y->in[k] == x || dep[y->in[k]]) dep[gr->node[m]] = 1;
+        if (dep[gr->node[m]] && ir_op_pattern(y->op) != PAT_ELEMWISE) elementwise = false;
+      }
+      for (int j = 0; elementwise && j < gr->nout; j++) {
+        const IrNode *o = &g->node[gr->out[j]], *xn = &g->node[x];
+        if (dep[gr->out[j]] && ir_shape_eq(&o->shape, &xn->shape) && ir_numel(&o->shape) == ir_numel(&xn->shape))
+          out[n++] = (MemInPlace){gb->buf_of_node[gr->out[j]], gb->buf_of_node[x]};
+      }
+      for (int m = 0; m < gr->n; m++) dep[gr->node[m]] = 0;
+    }
+  }
+  free(dep);
+  return n;
+}
+
 static void plan_graph(const IrGraph *g, const FusePlan *fp, const char *what) {
   MemGraphBuffers gb;
   char err[256];
   ck_assert_msg(mem_graph_buffers(g, fp, NULL, &gb, err, sizeof err) == 0, "%s: %s", what, err);
+  if (fp) { /* the bit-row candidates are the sweep's, in the same order */
+    int cap = 0;
+    for (int s = 0; s < gb.nstep; s++) {
+      const FuseGroup *gr = &fp->group[gb.step_group[s]];
+      if (gr->kind == FUSE_LOOP) cap += gr->nout * gr->nin;
+    }
+    MemInPlace *want = malloc(((size_t)cap + 1) * sizeof *want);
+    int nwant = ref_candidates(g, fp, &gb, want);
+    ck_assert_int_eq(gb.ninplace, nwant);
+    for (int i = 0; i < nwant; i++) {
+      ck_assert_int_eq(gb.inplace[i].out, want[i].out);
+      ck_assert_int_eq(gb.inplace[i].in, want[i].in);
+    }
+    free(want);
+  }
   MemPlan p = plan_ok(gb.buf, gb.nbuf, gb.inplace, gb.ninplace);
+  check_against_reference(gb.buf, gb.nbuf, gb.inplace, gb.ninplace, &p);
   double r = (double)p.arena_bytes / (double)p.lower_bound;
   printf("%s: %d steps, %d buffers, %d merged in place; arena %.2f MiB, lower bound %.2f MiB (%.4fx, ordering "
          "%s), no-reuse sum %.2f MiB\n",
@@ -622,6 +818,8 @@ int main(void) {
   tcase_add_test(tc, random_traces_within_5_percent);
   tcase_add_test(tc, plans_are_deterministic);
   tcase_add_test(tc, stats_text);
+  tcase_add_test(tc, live_order_matches_the_rescan);
+  tcase_add_test(tc, placement_matches_the_reference);
   suite_add_tcase(s, tc);
   TCase *tg = tcase_create("graphs");
   tcase_add_test(tg, graph_buffers_without_fusion);
