@@ -327,9 +327,11 @@ typedef struct {
   int wino_weight_kernels; /* Winograd weight transforms (U = G g G^T kernels) in the plan */
   int wino_shared;     /* Winograd convs reading another conv's U instead (no weight kernel) */
   int64_t wino_share_saved; /* bytes of U those convs did not compute */
-  int64_t wino_share_added; /* growth of the planned peak (the group-level live bytes of
-                               passes/memplan.h's mem_graph_buffers) from the U kept alive */
+  int64_t wino_share_added; /* growth of the arena's lower bound (the most bytes live at
+                               one step) from the U kept alive */
   int *wino_u_from;    /* (g->n) per conv node: the conv whose U it reads, else -1 */
+  int *wino_u_step;    /* (g->n) per conv node computing its own U (F(2x2,3x3)): the
+                          step of its weight kernel (U is that kernel's dst_arg), else -1 */
   void *pool;          /* every allocation above */
 } CgLowered;
 

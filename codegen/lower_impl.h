@@ -156,7 +156,8 @@ int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int ne
  * cg_wino_share_note). *swap says whether that U is the other flip's
  * (conv2d vs conv_transpose2d): read transposed and plane-permuted. */
 int cg_wino_share_find(Lower *L, int root, int m, bool *swap);
-/* Records that conv 'root' (tile m) computed its own U into buffer u. */
+/* Records that conv 'root' (tile m) computed its own U into buffer u, by
+ * the weight kernel whose step was the last one added. */
 void cg_wino_share_note(Lower *L, int root, int m, int u);
 /* The GEMM steps M[e] = U'[e] @ V[e] of a conv whose U' is shared U u
  * (gm as for a U of its own: batch over the planes, A = U'[e] [O, C]):

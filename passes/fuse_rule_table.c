@@ -57,7 +57,8 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
     [FUSE_RULE_WINO_SHARE_U] = {"wino-share-u", true, true,
                                 "(codegen) a Winograd F(2x2,3x3) conv reads the weight transform U of an earlier "
                                 "one on the same weight (a training step's input gradient its forward's, transposed) "
-                                "when keeping U alive does not raise the planned memory peak"},
+                                "when keeping U alive does not grow the arena (in the dVAE's training steps it "
+                                "would: none shared)"},
 };
 
 _Static_assert(FUSE_RULE_NSWITCH <= 32, "the switches are bits of a uint32_t");
