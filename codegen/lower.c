@@ -397,6 +397,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->winograd4 = L.winograd4;
   out->conv_direct = L.conv_direct;
   out->wgrad_direct = L.wgrad_direct;
+  cg_wino_share_finish(&L, out);
   mem_plan_free(&mp);
   return out;
 }

@@ -329,6 +329,15 @@ typedef struct {
   int conv_direct;     /* conv2d and conv_transpose2d through the direct path */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* weight gradients (conv2d_backward_weight) by algorithm */
   int winograd4;       /* of the Winograd ones above (both kinds), those through F(4x4,3x3) */
+  /* Rule wino-share-u (codegen/lower_wino_share.c): */
+  int wino_weight_kernels; /* Winograd weight transforms (U = G g G^T kernels) in the plan */
+  int wino_shared;     /* Winograd convs reading another conv's U instead (no weight kernel) */
+  int64_t wino_share_saved; /* bytes of U those convs did not compute */
+  int64_t wino_share_added; /* growth of the arena's lower bound (the most bytes live at
+                               one step) from the U kept alive */
+  int *wino_u_from;    /* (g->n) per conv node: the conv whose U it reads, else -1 */
+  int *wino_u_step;    /* (g->n) per conv node computing its own U (F(2x2,3x3)): the
+                          step of its weight kernel (U is that kernel's dst_arg), else -1 */
   void *pool;          /* every allocation above */
 } CgLowered;
 
@@ -344,6 +353,20 @@ void cg_lowered_free(CgLowered *l);
  * col stays in cache from its im2col to its GEMM); process-wide, a tuning
  * knob (tests change it to exercise chunking). */
 void cg_set_col_budget(int64_t bytes);
+
+/* Rule wino-share-u (--fuse-rule=+wino-share-u, codegen/lower_wino_share.c):
+ * an F(2x2,3x3) convolution reads the Winograd weight transform U of an
+ * earlier one on the same weight node instead of computing its own: a
+ * training step's input gradient (conv_transpose2d(dy, w)) reads its
+ * forward conv2d's U transposed, planes permuted (G rev(g) = S G g, S
+ * swapping rows 0 and 3). That keeps U alive from the forward to the
+ * backward; with the check on (the default) a conv shares only if the U
+ * kept alive does not raise the planned peak of live bytes; off (tests,
+ * measurements): every candidate shares. Process-wide, like the col
+ * budget; until set, on unless the environment has DAL_WINO_SHARE_ALL=1. */
+void cg_set_wino_share_check(bool on);
+/* One line per conv of l reading another's U: "; conv %b reads the U of %f". */
+void cg_wino_share_print(const CgLowered *l, FILE *out);
 
 /* Prints the plan: buffers, then steps with their arguments. */
 void cg_lowered_print(const CgLowered *l, FILE *out);

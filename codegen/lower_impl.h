@@ -11,6 +11,8 @@
 #include "codegen/pool.h"
 
 
+typedef struct CgWinoShare CgWinoShare; /* lower_wino_share.c */
+
 typedef struct {
   const IrGraph *g;
   const FusePlan *fp;
@@ -38,6 +40,8 @@ typedef struct {
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
                               instead of being written out */
+  CgWinoShare *wino;       /* rule wino-share-u (lower_wino_share.c); NULL until the
+                              first Winograd conv asks */
 } Lower;
 
 /* ---- lower.c ---- */
@@ -147,6 +151,23 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
 /* Lowers conv2d_backward_weight root (cg_conv_choose said yes) through
  * Winograd F(2x2,3x3), then the group's epilogue. */
 int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
+
+/* ---- lower_wino_share.c ---- */
+/* Rule wino-share-u: the buffer holding the Winograd U (of weight node
+ * w = in[1]) that F(2x2,3x3) conv 'root' reads instead of computing its
+ * own, or -1 (then it computes U itself and records it with
+ * cg_wino_share_note). *swap says whether that U is the other flip's
+ * (conv2d vs conv_transpose2d): read transposed and plane-permuted. */
+int cg_wino_share_find(Lower *L, int root, int m, bool *swap);
+/* Records that conv 'root' (tile m) computed its own U into buffer u, by
+ * the weight kernel whose step was the last one added. */
+void cg_wino_share_note(Lower *L, int root, int m, int u);
+/* The GEMM steps M[e] = U'[e] @ V[e] of a conv whose U' is shared U u
+ * (gm as for a U of its own: batch over the planes, A = U'[e] [O, C]):
+ * u read transposed with its planes permuted when swap. */
+int cg_wino_share_gemms(Lower *L, const char *name, RtGemm gm, int u, int v, int mbuf, bool swap);
+/* Copies the counters into the lowered entry (cg_lower, at the end). */
+void cg_wino_share_finish(Lower *L, CgLowered *out);
 
 /* ---- lower_direct.c ---- */
 /* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root

@@ -101,15 +101,20 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   }
   CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, P * (cv.C + cv.O) * 4);
   int64_t T = ch.tile ? ch.tile : ch.nc * th * tw; /* tiles per chunk: the GEMMs' N */
-  int U = cg_low_arena(L, -1, P * cv.O * cv.C, "winograd U");
+  bool swap; /* rule wino-share-u (lower_wino_share.c): another conv's U, maybe transposed */
+  int U = cg_wino_share_find(L, root, m, &swap), shared = U >= 0;
+  if (!shared) U = cg_low_arena(L, -1, P * cv.O * cv.C, "winograd U");
   int V = cg_low_arena(L, -1, P * cv.C * T, "winograd V");
   int M = cg_low_arena(L, -1, P * cv.O * T, "winograd M");
 
-  CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_WEIGHT, gi, root, &cv, "wino_weight");
-  k->wino_flip = flip;
-  k->x_arg = cg_low_arg(L, k, w);
-  k->dst_arg = cg_low_arg(L, k, U);
-  if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
+  if (!shared) {
+    CgKernel *k = wino_kernel(L, CG_KERNEL_WINO_WEIGHT, gi, root, &cv, "wino_weight");
+    k->wino_flip = flip;
+    k->x_arg = cg_low_arg(L, k, w);
+    k->dst_arg = cg_low_arg(L, k, U);
+    if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
+    cg_wino_share_note(L, root, m, U);
+  }
 
   RtGemm gm = {.batch = P, .m = (int)cv.O, .n = (int)T, .k = (int)cv.C};
   gm.lda = (int)cv.C;
@@ -122,7 +127,8 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
     int64_t b = cg_low_chunk_base(&ch, i);
     if (chunk_transform(L, CG_KERNEL_WINO_INPUT, "wino_input", gi, root, &cv, &ch, th * tw, T, x, V, cv.C, b,
                         &first_in, &in_base) < 0 ||
-        cg_low_gemm_step(L, "conv2d winograd", gm, U, V, M) < 0 ||
+        (shared ? cg_wino_share_gemms(L, "conv2d winograd (shared U)", gm, U, V, M, swap)
+                : cg_low_gemm_step(L, "conv2d winograd", gm, U, V, M)) < 0 ||
         chunk_transform(L, CG_KERNEL_WINO_OUTPUT, "wino_output", gi, root, &cv, &ch, th * tw, T, M, c, cv.O, b,
                         &first_out, &out_base) < 0)
       return -1;

@@ -54,6 +54,11 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
                                   "gather tables and indices read at run-time positions come from memory"},
     [FUSE_RULE_EPILOGUE_SHAPE] = {"epilogue-shape", false, true,
                                   "an opaque op's epilogue is elementwise at its output shape, nothing else"},
+    [FUSE_RULE_WINO_SHARE_U] = {"wino-share-u", true, true,
+                                "(codegen) a Winograd F(2x2,3x3) conv reads the weight transform U of an earlier "
+                                "one on the same weight (a training step's input gradient its forward's, transposed) "
+                                "when keeping U alive does not grow the arena (in the dVAE's training steps it "
+                                "would: none shared)"},
 };
 
 _Static_assert(FUSE_RULE_NSWITCH <= 32, "the switches are bits of a uint32_t");
@@ -81,6 +86,11 @@ static const char *switch_names(char *buf, size_t size) {
   for (int r = 0; r < FUSE_RULE_NSWITCH && n < size; r++)
     n += (size_t)snprintf(buf + n, size - n, "%s%s", r ? ", " : "", fuse_rule_info[r].name);
   return buf;
+}
+
+/* Switches that are not about grouping nodes: -fno-fuse leaves them be. */
+static bool not_fusion(int r) {
+  return r == FUSE_RULE_IN_PLACE || r == FUSE_RULE_REMAT || r == FUSE_RULE_WINO_SHARE_U;
 }
 
 int fuse_rule_apply(FuseOptions *o, const char *spec, char *err, size_t size) {
@@ -118,11 +128,11 @@ int fuse_rule_apply(FuseOptions *o, const char *spec, char *err, size_t size) {
       t.rules_on &= ~bit;
       if (r == FUSE_RULE_TWO_PASS) t.single_pass = true;
     } else {
-      if (!t.enabled && r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT) {
+      if (!t.enabled && !not_fusion(r)) {
         /* after -fno-fuse: fusion again, with this switch alone */
         t.enabled = true;
         for (int k = 0; k < FUSE_RULE_NSWITCH; k++)
-          if (k != FUSE_RULE_IN_PLACE && k != FUSE_RULE_REMAT) t.rules_off |= 1u << k;
+          if (!not_fusion(k)) t.rules_off |= 1u << k;
       }
       t.rules_off &= ~bit;
       t.rules_on |= bit;

@@ -52,7 +52,11 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
          "%d direct; of the Winograd ones %d F(4x4,3x3), the rest F(2x2,3x3)\n",
          l->conv_winograd, l->conv_im2col, l->conv_direct, l->wgrad_winograd, l->wgrad_im2col, l->wgrad_direct,
          l->winograd4);
+  printf("wino-share-u: %d Winograd convs read another's weight transform U (%d weight kernels left): "
+         "%.2f MiB of U not recomputed, arena lower bound +%.2f MiB\n", l->wino_shared, l->wino_weight_kernels,
+         mib(l->wino_share_saved), mib(l->wino_share_added));
   cg_conv_print_choices(g, cg_conv_algo_of(&fo), stdout);
+  cg_wino_share_print(l, stdout);
   status = 0;
   goto done;
 fail:
