@@ -15,8 +15,10 @@
 # the GPT attention; `dalc
 # fuse-rules` says what each does), then the convolution algorithms
 # (-fconv, codegen/conv_choice.c): Winograd off (-fconv=direct: direct
-# where it applies, im2col elsewhere), direct off (-fconv=winograd) and
-# both off (-fconv=im2col) -- for the dVAE only, the GPT has no convs --,
+# where it applies, im2col elsewhere), direct off (-fconv=winograd), both
+# off (-fconv=im2col) and F(4x4,3x3) everywhere (-fconv=winograd4), with
+# the default-off wino-share-u switched on -- for the dVAE only, the GPT
+# has no convs --,
 # then each --extra FLAGS. The table: ms/step median (min-max over the
 # timed rounds), the ratio to the default (above 1: slower without the
 # rule), fused kernels, the arena and the bytes the plan moves per step.
@@ -100,7 +102,8 @@ for m in $models; do
     set -- "$@" "--fuse-rule=-$r"
   done
   [ "$m" = gpt ] && set -- "$@" "--fuse-rule=-attention"
-  [ "$m" = dvae ] && set -- "$@" "-fconv=direct" "-fconv=winograd" "-fconv=im2col"
+  [ "$m" = dvae ] && set -- "$@" "--fuse-rule=+wino-share-u" "-fconv=direct" "-fconv=winograd" "-fconv=im2col" \
+    "-fconv=winograd4"
   while IFS= read -r x; do set -- "$@" "$x"; done < "$extra_file"
   echo "== $m ($config): $# variants" >&2
   # shellcheck disable=SC2086
@@ -120,8 +123,10 @@ def what(flags):
     if not flags: return "default (every rule on)"
     if flags == "-fno-fuse": return "all fusion off (-fno-fuse)"
     if flags.startswith("--fuse-rule=-"): return flags[len("--fuse-rule=-"):] + " off"
+    if flags.startswith("--fuse-rule=+"): return flags[len("--fuse-rule=+"):] + " on (off by default)"
     conv = {"-fconv=direct": "Winograd off (-fconv=direct)", "-fconv=winograd": "direct convs off (-fconv=winograd)",
-            "-fconv=im2col": "Winograd and direct off (-fconv=im2col)"}
+            "-fconv=im2col": "Winograd and direct off (-fconv=im2col)",
+            "-fconv=winograd4": "F(4x4,3x3) in the training step too (-fconv=winograd4)"}
     return conv.get(flags, flags)
 mib = lambda b: b / 1048576.0
 print()

@@ -76,7 +76,8 @@ static Lowered lower(const IrGraph *g, const FuseOptions *o) {
   return r;
 }
 
-static const FuseOptions rule_on = {.enabled = true};
+/* the rule is off by default: on by name */
+static const FuseOptions rule_on = {.enabled = true, .rules_on = 1u << FUSE_RULE_WINO_SHARE_U};
 
 static FuseOptions rule_off(void) {
   FuseOptions o = {.enabled = true};
@@ -362,19 +363,20 @@ START_TEST(test_check) {
 }
 END_TEST
 
-/* The switch: on by default, off and on again by name; a codegen rule, so
+/* The switch: off by default, on and off again by name; a codegen rule, so
  * +wino-share-u after -fno-fuse does not turn fusion back on. */
 START_TEST(test_rule_switch) {
   int r = fuse_rule_find("wino-share-u");
   ck_assert_int_eq(r, FUSE_RULE_WINO_SHARE_U);
-  ck_assert(fuse_rule_info[r].is_switch && fuse_rule_info[r].default_on);
+  ck_assert(fuse_rule_info[r].is_switch && !fuse_rule_info[r].default_on);
   FuseOptions o = {.enabled = true};
   char err[256];
-  ck_assert(fuse_rule_on(&o, FUSE_RULE_WINO_SHARE_U));
-  ck_assert_int_eq(fuse_rule_apply(&o, "-wino-share-u", err, sizeof err), 0);
   ck_assert(!fuse_rule_on(&o, FUSE_RULE_WINO_SHARE_U));
   ck_assert_int_eq(fuse_rule_apply(&o, "+wino-share-u", err, sizeof err), 0);
   ck_assert(fuse_rule_on(&o, FUSE_RULE_WINO_SHARE_U));
+  ck_assert(fuse_rule_on(&rule_on, FUSE_RULE_WINO_SHARE_U));
+  ck_assert_int_eq(fuse_rule_apply(&o, "-wino-share-u", err, sizeof err), 0);
+  ck_assert(!fuse_rule_on(&o, FUSE_RULE_WINO_SHARE_U));
   FuseOptions nf = {.enabled = false};
   ck_assert_int_eq(fuse_rule_apply(&nf, "+wino-share-u", err, sizeof err), 0);
   ck_assert(!nf.enabled);
