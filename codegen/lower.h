@@ -323,6 +323,10 @@ typedef struct {
   int conv_direct;     /* conv2d and conv_transpose2d through the direct path */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* weight gradients (conv2d_backward_weight) by algorithm */
   int winograd4;       /* of the Winograd ones above (both kinds), those through F(4x4,3x3) */
+  int wino_epilogue;   /* Winograd convs whose output transform stores the group's epilogue (rule
+                          wino-epilogue): no epilogue loop */
+  int wino_prologue;   /* Winograd input transforms (forward or weight gradient) that compute their
+                          elementwise x on the fly (rule wino-prologue): x is not read from memory */
   void *pool;          /* every allocation above */
 } CgLowered;
 

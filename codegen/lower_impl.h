@@ -33,6 +33,8 @@ typedef struct {
   int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */
   int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
+  int wino_epilogue, wino_prologue; /* Winograd convs whose output transform applies the group's
+                              epilogue, and whose input transform computes x (lower_winograd.c) */
   CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels

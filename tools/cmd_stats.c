@@ -52,6 +52,8 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
          "%d direct; of the Winograd ones %d F(4x4,3x3), the rest F(2x2,3x3)\n",
          l->conv_winograd, l->conv_im2col, l->conv_direct, l->wgrad_winograd, l->wgrad_im2col, l->wgrad_direct,
          l->winograd4);
+  printf("winograd fusion: %d output transforms apply their group's epilogue (wino-epilogue), %d input transforms "
+         "compute their elementwise x (wino-prologue)\n", l->wino_epilogue, l->wino_prologue);
   cg_conv_print_choices(g, cg_conv_algo_of(&fo), stdout);
   status = 0;
   goto done;

@@ -13,6 +13,8 @@
  * plane e of U, V, M. The weight gradient's transforms are the transposes
  * of the output and weight ones: D = A dy A^T (m x m -> a x a) and
  * dw = G^T dU G (a x a -> 3x3). */
+#include <stdlib.h>
+
 #include "codegen/llvm/emit.h"
 
 #define B (E->b)
@@ -221,9 +223,44 @@ static LLVMValueRef edge_ok(Emit *E, LLVMValueRef o, int i, int64_t n, int m) {
   return i < last ? NULL : LLVMBuildICmp(B, LLVMIntSLT, em_iaddc(E, o, i), em_i64(E, n), "");
 }
 
+/* The m x m outputs y of one tile, at rows oy + r and columns ox + s of
+ * plane (n, o): each stored node evaluated there (the root's value is y;
+ * the group's epilogue members are computed from it and what they load),
+ * then stored where the position lies inside the OH x OW plane. Positions
+ * outside it are evaluated at clamped coordinates, so nothing reads out of
+ * bounds and every value dominates the conditional stores after it. */
+static void store_tile(Emit *E, LLVMValueRef n, LLVMValueRef o, LLVMValueRef oy, LLVMValueRef ox,
+                       LLVMValueRef *y) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int m = k->wino_m, ns = k->nstore;
+  LLVMValueRef row_ok[4], col_ok[4], ry[4], cx[4];
+  for (int r = 0; r < m; r++) {
+    row_ok[r] = edge_ok(E, oy, r, cv->OH, m);
+    ry[r] = row_ok[r] ? clamp(E, em_iaddc(E, oy, r), cv->OH) : em_iaddc(E, oy, r);
+    col_ok[r] = edge_ok(E, ox, r, cv->OW, m);
+    cx[r] = col_ok[r] ? clamp(E, em_iaddc(E, ox, r), cv->OW) : em_iaddc(E, ox, r);
+  }
+  Idx I[16];
+  LLVMValueRef *val = malloc(sizeof(LLVMValueRef) * (size_t)(m * m * ns + 1));
+  for (int e = 0; e < m * m; e++) {
+    LLVMValueRef d[4] = {n, o, ry[e / m], cx[e % m]};
+    I[e] = em_idx_dims(d, &E->g->node[k->root].shape);
+    em_cache_put(E, k->root, &I[e], y[e]);
+    for (int i = 0; i < ns; i++) val[e * ns + i] = em_eval(E, k->store[i].node, &I[e]);
+  }
+  for (int e = 0; e < m * m; e++) {
+    LLVMValueRef a = row_ok[e / m], b = col_ok[e % m], ok = a && b ? LLVMBuildAnd(B, a, b, "") : a ? a : b;
+    LLVMValueRef at = em_idx_flat(E, &I[e]);
+    for (int i = 0; i < ns; i++) store_if(E, ok, k->store[i].arg, val[e * ns + i], at);
+  }
+  free(val);
+}
+
 /* Iteration (j, o): every tile of sample n0 + j, output channel o: mm from
  * M[e, o, j tps + tile] -> the m x m outputs y[n0 + j, o, m ty + r, m tx + s]
- * that lie inside the OH x OW plane. */
+ * that lie inside the OH x OW plane, through the kernel's stores (y itself
+ * and/or the group's epilogue at y's index). */
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
@@ -232,14 +269,11 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t tw = (OW + m - 1) / m, th = (OH + m - 1) / m, tps = k->tile > 0 ? k->tile : th * tw;
   Loop li, lr, lx;
   em_loop_open(E, &li, begin, end, 0, NULL);
-  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O);
-  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), O), o), OH * OW);
+  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O), n = em_iadd(E, E->n0, j);
   LLVMValueRef mbase = em_iadd(E, em_imulc(E, o, T), em_imulc(E, j, tps));
   LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
-  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), m), row_ok[4];
-  for (int r = 0; r < m; r++) row_ok[r] = edge_ok(E, oy, r, OH, m);
-  LLVMValueRef yrow = em_iadd(E, plane, em_imulc(E, oy, OW));
+  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), m);
   LLVMValueRef mrow = em_iadd(E, mbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
   LLVMValueRef mv[36], t[24], y[16];
@@ -247,13 +281,7 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   for (int e = 0; e < a * a; e++) mv[e] = em_load(E, k->col_arg, E->f32, em_iaddc(E, at, e * O * T));
   for (int x = 0; x < a; x++) tf_at(E, m, mv + x, a, t + x, a);     /* t [m][a] = A^T mv */
   for (int r = 0; r < m; r++) tf_at(E, m, t + a * r, 1, y + m * r, 1); /* y [m][m] = t A */
-  LLVMValueRef ox = em_imulc(E, lx.iv, m), yat = em_iadd(E, yrow, ox), col_ok[4];
-  for (int s = 0; s < m; s++) col_ok[s] = edge_ok(E, ox, s, OW, m);
-  for (int r = 0; r < m; r++)
-    for (int s = 0; s < m; s++) {
-      LLVMValueRef ok = row_ok[r] && col_ok[s] ? LLVMBuildAnd(B, row_ok[r], col_ok[s], "") : row_ok[r] ? row_ok[r] : col_ok[s];
-      store_if(E, ok, k->dst_arg, y[m * r + s], em_iaddc(E, yat, r * OW + s));
-    }
+  store_tile(E, n, o, oy, em_imulc(E, lx.iv, m), y);
   em_loop_close(E, &lx, NULL, NULL, false);
   em_loop_close(E, &lr, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
