@@ -208,6 +208,14 @@ typedef struct {
    * WINO_WGRAD: x_arg = dU [16, O, C] -> dst_arg = dw [O, C, 3, 3]. */
   bool wino_flip;
   int64_t wino_t;
+  /* Rule wino-prologue (lower_wino_fuse.c): a WINO_INPUT with wino_pro
+   * computes its x, node wino_x, per element from group_norm wino_gn
+   * (the value (h - mean) rstd gamma + beta, h = x_arg, its input) through
+   * the kernel's members, mean and rstd of (sample n, group g) read from
+   * stats_arg at 2 (n G + g) and 2 (n G + g) + 1. A GROUP_NORM kernel with
+   * gn_stats stores just those statistics there (no output). */
+  bool wino_pro, gn_stats;
+  int wino_gn, wino_x, stats_arg;
   int wino_m;          /* the output tile: F(2x2,3x3) or F(4x4,3x3); 'a' = wino_m + 2 and
                           the a x a planes (16 or 36) replace 4 and 16 above */
 

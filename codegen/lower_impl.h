@@ -35,6 +35,8 @@ typedef struct {
   int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
   int wino_epilogue, wino_prologue; /* Winograd convs whose output transform applies the group's
                               epilogue, and whose input transform computes x (lower_winograd.c) */
+  int *wino_stats;         /* per group_norm folded by wino-prologue: its statistics buffer
+                              (NULL until the first; lower_wino_fuse.c) */
   CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
@@ -146,6 +148,19 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
 /* Lowers conv2d_backward_weight root (cg_conv_choose said yes) through
  * Winograd F(2x2,3x3), then the group's epilogue. */
 int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int nepi, bool store_root);
+
+/* ---- lower_wino_fuse.c ---- */
+/* Rule wino-prologue: the group_norm whose elementwise epilogue x (read
+ * by nothing but one Winograd convolution, as its input) that convolution's
+ * input transform computes on the fly; -1 if x is not folded so. */
+int cg_low_wino_prologue(Lower *L, int x);
+/* Lowers group gi to the statistics of its group_norm if its one out is
+ * folded into a Winograd input transform (cg_low_wino_prologue). Returns
+ * 1 if it did, 0 if the group is not such a group, -1 on failure. */
+int cg_low_wino_stats_group(Lower *L, int gi);
+/* Makes Winograd input kernel k compute its x (folded into it, from
+ * group_norm gn) instead of reading it: k->x_arg becomes gn's input. */
+void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn);
 
 /* ---- lower_direct.c ---- */
 /* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root

@@ -59,18 +59,21 @@ static CgKernel *wino_kernel(Lower *L, CgKernelKind kind, int gi, int root, cons
   return k;
 }
 
-/* What the output kernel stores, per output element: the root y if
- * store_root, and the group's epilogue members epi[0 .. nepi) computed
- * from y (nepi 0: the epilogue is a loop after the kernel). */
+/* What the transforms fuse. The output kernel stores, per output
+ * element, the root y if store_root, and the group's epilogue members
+ * epi[0 .. nepi) computed from y (nepi 0: the epilogue is a loop after
+ * the kernel). The input kernel computes x from group_norm gn (>= 0, rule
+ * wino-prologue; lower_wino_fuse.c) instead of reading it. */
 typedef struct {
   const int *epi;
   int nepi;
   bool store_root;
-} WinoOut;
+  int x, gn;
+} WinoFuse;
 
-/* The output kernel: its stores (WinoOut) are evaluated like a loop
+/* The output kernel: its stores (WinoFuse) are evaluated like a loop
  * kernel's, the root's value given by the transform. */
-static CgKernel *output_kernel(Lower *L, int gi, int root, const CgConv *cv, const WinoOut *o) {
+static CgKernel *output_kernel(Lower *L, int gi, int root, const CgConv *cv, const WinoFuse *o) {
   CgKernel *k = cg_low_loop_kernel(L, gi, root, o->epi, o->nepi, root);
   k->kind = CG_KERNEL_WINO_OUTPUT;
   if (o->store_root) {
@@ -90,7 +93,7 @@ static CgKernel *output_kernel(Lower *L, int gi, int root, const CgConv *cv, con
  * their base. *first and *base carry the step between the calls. Returns
  * 0, or -1 on failure. */
 static int chunk_transform(Lower *L, CgKernelKind kind, const char *what, int gi, int root, const CgConv *cv,
-                           const CgChunks *ch, int64_t plane, int64_t T, int from, int to, const WinoOut *out,
+                           const CgChunks *ch, int64_t plane, int64_t T, int from, int to, const WinoFuse *out,
                            int64_t rows_per_sample, int64_t b, int *first, int *base) {
   if (*first >= 0) {
     cg_low_repeat_step(L, *first, *base, b);
@@ -108,6 +111,7 @@ static int chunk_transform(Lower *L, CgKernelKind kind, const char *what, int gi
   } else {
     k->x_arg = cg_low_arg(L, k, from);
     k->col_arg = cg_low_arg(L, k, to);
+    if (kind == CG_KERNEL_WINO_INPUT && out && out->gn >= 0) cg_low_wino_prologue_kernel(L, k, out->x, out->gn);
   }
   *first = cg_low_finish_step(L, k, single ? -1 : cg_low_const(L, -1, b), ch->nc * rows_per_sample);
   if (*first < 0) return -1;
@@ -125,7 +129,8 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   int m = cg_conv_wino_m(g, root, L->conv_algo, NULL), P = (m + 2) * (m + 2);
   L->winograd4 += m == 4;
   int64_t th = (cv.OH + m - 1) / m, tw = (cv.OW + m - 1) / m;
-  int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
+  int gn = cg_low_wino_prologue(L, r->in[0]); /* x computed by the input kernel, from gn's input */
+  int x = cg_low_home(L, gn >= 0 ? g->node[gn].in[0] : r->in[0]), w = cg_low_home(L, r->in[1]);
   if (cv.N * cv.O * cv.OH * cv.OW == 0) {
     cg_low_gemm_target(L, root, epi, nepi, store_root);
     L->stored[root] = true;
@@ -134,7 +139,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   /* rule wino-epilogue: the output kernel stores the epilogue (and y only
    * if stored); else y, read back by the epilogue loop */
   bool fuse = nepi > 0 && fuse_rule_on(&L->fp->opt, FUSE_RULE_WINO_EPILOGUE);
-  WinoOut out = {fuse ? epi : NULL, fuse ? nepi : 0, !fuse || store_root};
+  WinoFuse out = {fuse ? epi : NULL, fuse ? nepi : 0, !fuse || store_root, r->in[0], gn};
   if (!fuse) cg_low_gemm_target(L, root, epi, nepi, store_root); /* y's buffer (maybe the epilogue's) */
   L->wino_epilogue += fuse;
   CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, P * (cv.C + cv.O) * 4);
@@ -158,7 +163,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   int first_in = -1, first_out = -1, in_base = -1, out_base = -1;
   for (int64_t i = 0; i < ch.nchunk; i++) {
     int64_t b = cg_low_chunk_base(&ch, i);
-    if (chunk_transform(L, CG_KERNEL_WINO_INPUT, "wino_input", gi, root, &cv, &ch, th * tw, T, x, V, NULL, cv.C, b,
+    if (chunk_transform(L, CG_KERNEL_WINO_INPUT, "wino_input", gi, root, &cv, &ch, th * tw, T, x, V, &out, cv.C, b,
                         &first_in, &in_base) < 0 ||
         cg_low_gemm_step(L, "conv2d winograd", gm, U, V, M) < 0 ||
         chunk_transform(L, CG_KERNEL_WINO_OUTPUT, "wino_output", gi, root, &cv, &ch, th * tw, T, M, -1, &out,

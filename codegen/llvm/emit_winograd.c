@@ -169,10 +169,39 @@ void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_close(E, &lo, NULL, NULL, false);
 }
 
+/* Rule wino-prologue: what computing x at (n, c, ., .) from group_norm
+ * wino_gn needs, per (sample, channel) iteration. */
+typedef struct {
+  LLVMValueRef n, c, mean, rstd, gamma, beta;
+} Prologue;
+
+static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
+  const CgKernel *k = E->k;
+  const IrNode *gn = &E->g->node[k->wino_gn];
+  int64_t C = gn->shape.d[1], G = gn->attr.groups;
+  LLVMValueRef at = em_imulc(E, em_iadd(E, em_imulc(E, n, G), em_udivc(E, c, C / G)), 2);
+  Idx Ic = em_idx1(c, C);
+  return (Prologue){n, c, em_load(E, k->stats_arg, E->f32, at), em_load(E, k->stats_arg, E->f32, em_iaddc(E, at, 1)),
+                    em_eval(E, gn->in[1], &Ic), em_eval(E, gn->in[2], &Ic)};
+}
+
+/* x at (n, c, iy, ix), in the image: its members evaluated on the
+ * group_norm's value there, (h - mean) rstd gamma + beta (h: the loaded
+ * value), as the group_norm kernel computes it. */
+static LLVMValueRef prologue_x(Emit *E, const Prologue *p, LLVMValueRef h, LLVMValueRef iy, LLVMValueRef ix) {
+  const CgKernel *k = E->k;
+  LLVMValueRef d[4] = {p->n, p->c, iy, ix};
+  Idx I = em_idx_dims(d, &E->g->node[k->wino_gn].shape);
+  LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, h, p->mean, ""), p->rstd, "");
+  em_cache_put(E, k->wino_gn, &I, em_fma(E, y, p->gamma, p->beta));
+  return em_eval(E, k->wino_x, &I);
+}
+
 /* Iteration (j, c): every tile of the chunk's sample n0 + j, channel c:
  * its a x a input block d from (m ty - p, m tx - p), zero outside the
  * image, -> V[e, c, j tps + tile] (tiles counted from the window's first,
- * p0). */
+ * p0). With wino_pro, x is computed from the group_norm's input (see
+ * CgKernel.wino_pro). */
 void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
@@ -183,15 +212,18 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_open(E, &li, begin, end, 0, NULL);
   LLVMValueRef j = em_udivc(E, li.iv, C), c = em_uremc(E, li.iv, C);
   LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), C), c), H * W);
+  Prologue pro;
+  if (k->wino_pro) pro = prologue_of(E, em_iadd(E, E->n0, j), c);
   LLVMValueRef vbase = em_iadd(E, em_imulc(E, c, T), em_imulc(E, j, tps));
   LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
   LLVMValueRef iy0 = em_iaddc(E, em_imulc(E, em_iadd(E, ty0, lr.iv), m), -p);
-  LLVMValueRef rowok[6], rowat[6];
+  LLVMValueRef rowok[6], rowat[6], rowy[6];
   for (int dy = 0; dy < a; dy++) {
     LLVMValueRef iy = em_iaddc(E, iy0, dy);
     rowok[dy] = inside(E, iy, H);
-    rowat[dy] = em_iadd(E, plane, em_imulc(E, clamp(E, iy, H), W));
+    rowy[dy] = clamp(E, iy, H);
+    rowat[dy] = em_iadd(E, plane, em_imulc(E, rowy[dy], W));
   }
   LLVMValueRef vrow = em_iadd(E, vbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
@@ -205,6 +237,7 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   for (int dy = 0; dy < a; dy++)
     for (int dx = 0; dx < a; dx++) {
       LLVMValueRef val = em_load(E, k->x_arg, E->f32, em_iadd(E, rowat[dy], colat[dx]));
+      if (k->wino_pro) val = prologue_x(E, &pro, val, rowy[dy], colat[dx]);
       d[a * dy + dx] = LLVMBuildSelect(B, LLVMBuildAnd(B, rowok[dy], colok[dx], ""), val, em_f32(E, 0), "");
     }
   for (int x = 0; x < a; x++) tf_bt(E, m, d + x, a, t + x, a);     /* t = B^T d (down the columns) */
