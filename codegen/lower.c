@@ -383,6 +383,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->winograd4 = L.winograd4;
   out->wino_epilogue = L.wino_epilogue;
   out->wino_prologue = L.wino_prologue;
+  out->wino_fused = L.wino_fused;
   out->conv_direct = L.conv_direct;
   out->wgrad_direct = L.wgrad_direct;
   mem_plan_free(&mp);

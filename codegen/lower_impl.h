@@ -37,6 +37,7 @@ typedef struct {
                               epilogue, and whose input transform computes x (lower_winograd.c) */
   int *wino_stats;         /* per group_norm folded by wino-prologue: its statistics buffer
                               (NULL until the first; lower_wino_fuse.c) */
+  signed char *wino_fused; /* per node, CgLowered.wino_fused (NULL until the first) */
   CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
                               constant) recomputed inside its consumers' kernels
@@ -161,6 +162,9 @@ int cg_low_wino_stats_group(Lower *L, int gi);
 /* Makes Winograd input kernel k compute its x (folded into it, from
  * group_norm gn) instead of reading it: k->x_arg becomes gn's input. */
 void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn);
+/* Records in wino_fused that conv node v's transforms fused 'what'
+ * (CG_WINO_FUSED_EPILOGUE or _PROLOGUE) and counts it. */
+void cg_low_wino_fused(Lower *L, int v, int what);
 
 /* ---- lower_direct.c ---- */
 /* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root

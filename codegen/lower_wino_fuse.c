@@ -15,6 +15,7 @@
  * gradient and relu's backward, so it stays stored there and the rule
  * does not apply (the stored x is then as cheap to read as h). */
 #include <stdlib.h>
+#include <string.h>
 
 #include "codegen/lower_impl.h"
 
@@ -142,5 +143,38 @@ void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn) {
   add_loads(L, k, r->in[2], -1, seen);
   add_loads(L, k, x, gn, seen);
   free(seen);
-  L->wino_prologue++;
+  cg_low_wino_fused(L, k->root, CG_WINO_FUSED_PROLOGUE);
+}
+
+void cg_low_wino_fused(Lower *L, int v, int what) {
+  if (!L->wino_fused) {
+    L->wino_fused = cg_pool_alloc(L->pool, (size_t)L->g->n + 1);
+    memset(L->wino_fused, 0, (size_t)L->g->n + 1);
+  }
+  L->wino_fused[v] |= (signed char)what;
+  if (what == CG_WINO_FUSED_EPILOGUE) L->wino_epilogue++;
+  else L->wino_prologue++;
+}
+
+void cg_wino_fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out) {
+  RtErr e;
+  CgLowered *l = cg_lower(g, p, NULL, &e);
+  if (!l) {
+    fprintf(out, "; winograd fusion: not lowered: %s\n", e.msg);
+    return;
+  }
+  CgConvAlgo algo = cg_conv_algo_of(&p->opt);
+  for (int v = 0; v < g->n; v++) {
+    const IrNode *r = &g->node[v];
+    if ((r->op != OP_CONV2D && r->op != OP_CONV_TRANSPOSE2D) || !cg_conv_is_winograd(cg_conv_pick(g, v, algo, NULL)))
+      continue;
+    int f = l->wino_fused ? l->wino_fused[v] : 0, x = r->in[0];
+    fprintf(out, "; conv %%%d winograd: epilogue %s [wino-epilogue]; input %%%d (%s) ", v,
+            f & CG_WINO_FUSED_EPILOGUE ? "applied by the output transform" : "not fused (none, or the rule is off)",
+            x, ir_op_name(g->node[x].op));
+    if (f & CG_WINO_FUSED_PROLOGUE) fprintf(out, "computed by the input transform from its group_norm [wino-prologue]\n");
+    else fprintf(out, "read from memory [wino-prologue: not a group_norm's elementwise epilogue read by this conv "
+                      "alone, or the rule is off]\n");
+  }
+  cg_lowered_free(l);
 }

@@ -141,7 +141,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   bool fuse = nepi > 0 && fuse_rule_on(&L->fp->opt, FUSE_RULE_WINO_EPILOGUE);
   WinoFuse out = {fuse ? epi : NULL, fuse ? nepi : 0, !fuse || store_root, r->in[0], gn};
   if (!fuse) cg_low_gemm_target(L, root, epi, nepi, store_root); /* y's buffer (maybe the epilogue's) */
-  L->wino_epilogue += fuse;
+  if (fuse) cg_low_wino_fused(L, root, CG_WINO_FUSED_EPILOGUE);
   CgChunks ch = cg_low_plan_chunks(cv.N, th, tw, P * (cv.C + cv.O) * 4);
   int64_t T = ch.tile ? ch.tile : ch.nc * th * tw; /* tiles per chunk: the GEMMs' N */
   int U = cg_low_arena(L, -1, P * cv.O * cv.C, "winograd U");

@@ -164,6 +164,9 @@ START_TEST(test_structure) {
   ck_assert_int_eq(stats, 2);
   for (int i = 0; i < l->nkernel; i++)
     if (l->kernel[i].kind == CG_KERNEL_WINO_INPUT) ck_assert(l->kernel[i].wino_pro);
+  ck_assert_ptr_nonnull(l->wino_fused);
+  for (int v = 0; v < g->n; v++)
+    if (g->node[v].op == OP_CONV2D) ck_assert_int_eq(l->wino_fused[v], CG_WINO_FUSED_EPILOGUE | CG_WINO_FUSED_PROLOGUE);
   cg_lowered_free(l);
   fuse_plan_free(p);
 
@@ -189,6 +192,7 @@ START_TEST(test_structure) {
   p = plan(g, "-wino-epilogue,-wino-prologue"); /* the old structure */
   l = lower(g, p);
   ck_assert_int_eq(l->wino_epilogue + l->wino_prologue, 0);
+  ck_assert_ptr_null(l->wino_fused);
   ck_assert_int_eq(steps_of(l, CG_KERNEL_LOOP, NULL), 2);
   ck_assert_int_eq(steps_of(l, CG_KERNEL_GROUP_NORM, &stats), 2);
   ck_assert_int_eq(stats, 0);
