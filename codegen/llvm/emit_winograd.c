@@ -170,9 +170,13 @@ void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* Rule wino-prologue: what computing x at (n, c, ., .) from group_norm
- * wino_gn needs, per (sample, channel) iteration. */
+ * wino_gn needs, per (sample, channel) iteration: the norm as one
+ * multiply-add, y = h s + t with s = rstd gamma and t = beta - mean s (each
+ * input is read by ~4 overlapping blocks: 2 operations per read instead
+ * of 4; a rounding or two away from the group_norm kernel's
+ * (h - mean) rstd gamma + beta). */
 typedef struct {
-  LLVMValueRef n, c, mean, rstd, gamma, beta;
+  LLVMValueRef n, c, s, t;
 } Prologue;
 
 static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
@@ -181,19 +185,19 @@ static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
   int64_t C = gn->shape.d[1], G = gn->attr.groups;
   LLVMValueRef at = em_imulc(E, em_iadd(E, em_imulc(E, n, G), em_udivc(E, c, C / G)), 2);
   Idx Ic = em_idx1(c, C);
-  return (Prologue){n, c, em_load(E, k->stats_arg, E->f32, at), em_load(E, k->stats_arg, E->f32, em_iaddc(E, at, 1)),
-                    em_eval(E, gn->in[1], &Ic), em_eval(E, gn->in[2], &Ic)};
+  LLVMValueRef mean = em_load(E, k->stats_arg, E->f32, at), rstd = em_load(E, k->stats_arg, E->f32, em_iaddc(E, at, 1));
+  LLVMValueRef sc = LLVMBuildFMul(B, rstd, em_eval(E, gn->in[1], &Ic), "");
+  LLVMValueRef sh = LLVMBuildFSub(B, em_eval(E, gn->in[2], &Ic), LLVMBuildFMul(B, mean, sc, ""), "");
+  return (Prologue){n, c, sc, sh};
 }
 
 /* x at (n, c, iy, ix), in the image: its members evaluated on the
- * group_norm's value there, (h - mean) rstd gamma + beta (h: the loaded
- * value), as the group_norm kernel computes it. */
+ * group_norm's value there, h s + t (h: the loaded value). */
 static LLVMValueRef prologue_x(Emit *E, const Prologue *p, LLVMValueRef h, LLVMValueRef iy, LLVMValueRef ix) {
   const CgKernel *k = E->k;
   LLVMValueRef d[4] = {p->n, p->c, iy, ix};
   Idx I = em_idx_dims(d, &E->g->node[k->wino_gn].shape);
-  LLVMValueRef y = LLVMBuildFMul(B, LLVMBuildFSub(B, h, p->mean, ""), p->rstd, "");
-  em_cache_put(E, k->wino_gn, &I, em_fma(E, y, p->gamma, p->beta));
+  em_cache_put(E, k->wino_gn, &I, em_fma(E, h, p->s, p->t));
   return em_eval(E, k->wino_x, &I);
 }
 
