@@ -395,6 +395,9 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   out->wgrad_winograd = L.wgrad_winograd;
   out->wgrad_im2col = L.wgrad_im2col;
   out->winograd4 = L.winograd4;
+  out->wino_epilogue = L.wino_epilogue;
+  out->wino_prologue = L.wino_prologue;
+  out->wino_fused = L.wino_fused;
   out->conv_direct = L.conv_direct;
   out->wgrad_direct = L.wgrad_direct;
   cg_wino_share_finish(&L, out);

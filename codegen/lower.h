@@ -32,7 +32,9 @@
  *     calls rt_gumbel_fill_range; attention and attention_backward: a
  *     kernel that calls rt_attn_forward / rt_attn_backward
  *     (runtime/sched/attention.h) over the (batch, head) items. Each is followed by an epilogue loop if
- *     the group has one;
+ *     the group has one (not a Winograd conv: its output kernel applies the epilogue, rule
+ *     wino-epilogue; and a relu(group_norm) read only by a Winograd conv is computed by its
+ *     input kernel from the norm's statistics, rule wino-prologue, lower_wino_fuse.c);
  *   - a needed member the main kernel cannot store (its index differs from
  *     the root's) gets a LOOP kernel of its own after the main one (e.g. a
  *     two-pass group's second sweep, reading the stored reduction).
@@ -202,12 +204,22 @@ typedef struct {
    * WINO_WEIGHT: x_arg = w ([O, C, 3, 3], flipped: [C, O, 3, 3]) ->
    * dst_arg = U [16, O, C]. WINO_INPUT: x_arg = x [N, C, H, W] -> col_arg =
    * V [16, C, wino_t] (a chunk's tiles in order). WINO_OUTPUT: col_arg = M
-   * [16, O, wino_t] -> dst_arg = y [N, O, OH, OW]. The weight gradient
+   * [16, O, wino_t] -> y [N, O, OH, OW], through its stores: y (the root)
+   * and/or the group's epilogue members evaluated at y's index (rule
+   * wino-epilogue), as a LOOP kernel's, y given by the transform. The weight gradient
    * (conv2d_backward_weight, conv its forward conv2d): WINO_INPUT as above;
    * WINO_DY: x_arg = dy [N, O, OH, OW] -> col_arg = D [16, O, wino_t];
    * WINO_WGRAD: x_arg = dU [16, O, C] -> dst_arg = dw [O, C, 3, 3]. */
   bool wino_flip;
   int64_t wino_t;
+  /* Rule wino-prologue (lower_wino_fuse.c): a WINO_INPUT with wino_pro
+   * computes its x, node wino_x, per element from group_norm wino_gn
+   * (the value (h - mean) rstd gamma + beta, h = x_arg, its input) through
+   * the kernel's members, mean and rstd of (sample n, group g) read from
+   * stats_arg at 2 (n G + g) and 2 (n G + g) + 1. A GROUP_NORM kernel with
+   * gn_stats stores just those statistics there (no output). */
+  bool wino_pro, gn_stats;
+  int wino_gn, wino_x, stats_arg;
   int wino_m;          /* the output tile: F(2x2,3x3) or F(4x4,3x3); 'a' = wino_m + 2 and
                           the a x a planes (16 or 36) replace 4 and 16 above */
 
@@ -338,8 +350,23 @@ typedef struct {
   int *wino_u_from;    /* (g->n) per conv node: the conv whose U it reads, else -1 */
   int *wino_u_step;    /* (g->n) per conv node computing its own U (F(2x2,3x3)): the
                           step of its weight kernel (U is that kernel's dst_arg), else -1 */
+  int wino_epilogue;   /* Winograd convs whose output transform stores the group's epilogue (rule
+                          wino-epilogue): no epilogue loop */
+  int wino_prologue;   /* Winograd input transforms that compute their elementwise x on the fly
+                          (rule wino-prologue): x is neither stored nor read from memory */
+  const signed char *wino_fused; /* (g->n) per conv node, CG_WINO_FUSED_* bits: what its
+                          transforms fused; NULL if no conv fused anything */
   void *pool;          /* every allocation above */
 } CgLowered;
+
+/* CgLowered.wino_fused bits. */
+#define CG_WINO_FUSED_EPILOGUE 1 /* the output transform applies the group's epilogue */
+#define CG_WINO_FUSED_PROLOGUE 2 /* the input transform computes x from a group_norm */
+
+/* --explain-fusion: one line per Winograd conv of g lowered under plan p,
+ * saying what its transforms fused (rules wino-epilogue, wino-prologue),
+ * and why not where its input is a relu(group_norm) left in memory. */
+void cg_wino_fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out);
 
 /* Lowers g with plan p (groups in p's order). 'prefix' (may be NULL) starts
  * every kernel name, to keep names unique across modules. Returns NULL with

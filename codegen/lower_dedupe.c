@@ -168,6 +168,14 @@ static char *signature(const Lower *L, const CgKernel *k, int *local, int *visit
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = k->load[i].arg;
   Walk w = {L, k, k->kind == CG_KERNEL_LOOP && k->src == CG_SRC_NONE ? -1 : k->root, local, visited, 0, load_arg, &b};
   if (w.provided >= 0) put(&b, " root%d", visit(&w, k->root));
+  if (k->wino_pro || k->gn_stats) { /* rule wino-prologue (lower_wino_fuse.c) */
+    const IrAttr *ga = &L->g->node[k->wino_pro ? k->wino_gn : k->root].attr;
+    put(&b, " gn%d,%d,%d,%a", k->gn_stats, k->stats_arg, ga->groups, (double)ga->eps);
+    if (k->wino_pro) {
+      const IrNode *gn = &L->g->node[k->wino_gn];
+      put(&b, " wx%d,%d,%d", visit(&w, k->wino_x), visit(&w, gn->in[1]), visit(&w, gn->in[2]));
+    }
+  }
   for (int i = 0; i < k->nstore; i++) put(&b, " st%d>%d", visit(&w, k->store[i].node), k->store[i].arg);
   /* (row kernels and scatter-add read the root's inputs: visited with the root) */
   for (int i = 0; i < k->nload; i++) load_arg[k->load[i].node] = -1;

@@ -333,6 +333,10 @@ int cg_low_group(Lower *L, int gi) {
     }
   int rc = 0;
   if (nout == 0 || alias_reshape(L, gi, out)) goto done;
+  if (heavy >= 0 && (rc = cg_low_wino_stats_group(L, gi)) != 0) { /* rule wino-prologue */
+    rc = rc < 0 ? -1 : 0;
+    goto done;
+  }
 
   if (heavy < 0) {
     bool *back = calloc((size_t)g->n + 1, 1);

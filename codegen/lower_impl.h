@@ -35,6 +35,11 @@ typedef struct {
   int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */
   int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
+  int wino_epilogue, wino_prologue; /* Winograd convs whose output transform applies the group's
+                              epilogue, and whose input transform computes x (lower_winograd.c) */
+  int *wino_stats;         /* per group_norm folded by wino-prologue: its statistics buffer
+                              (NULL until the first; lower_wino_fuse.c) */
+  signed char *wino_fused; /* per node, CgLowered.wino_fused (NULL until the first) */
   CgConvAlgo conv_algo;    /* the plan's -fconv (cg_conv_algo_of) */
   const char *n0_name;     /* "n0" in the pool: the name of every chunk-start constant */
   bool *remat;             /* per group: a cheap expansion (a broadcast mask, a scaled
@@ -168,6 +173,21 @@ void cg_wino_share_note(Lower *L, int root, int m, int u);
 int cg_wino_share_gemms(Lower *L, const char *name, RtGemm gm, int u, int v, int mbuf, bool swap);
 /* Copies the counters into the lowered entry (cg_lower, at the end). */
 void cg_wino_share_finish(Lower *L, CgLowered *out);
+/* ---- lower_wino_fuse.c ---- */
+/* Rule wino-prologue: the group_norm whose elementwise epilogue x (read
+ * by nothing but one Winograd convolution, as its input) that convolution's
+ * input transform computes on the fly; -1 if x is not folded so. */
+int cg_low_wino_prologue(Lower *L, int x);
+/* Lowers group gi to the statistics of its group_norm if its one out is
+ * folded into a Winograd input transform (cg_low_wino_prologue). Returns
+ * 1 if it did, 0 if the group is not such a group, -1 on failure. */
+int cg_low_wino_stats_group(Lower *L, int gi);
+/* Makes Winograd input kernel k compute its x (folded into it, from
+ * group_norm gn) instead of reading it: k->x_arg becomes gn's input. */
+void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn);
+/* Records in wino_fused that conv node v's transforms fused 'what'
+ * (CG_WINO_FUSED_EPILOGUE or _PROLOGUE) and counts it. */
+void cg_low_wino_fused(Lower *L, int v, int what);
 
 /* ---- lower_direct.c ---- */
 /* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root

@@ -74,6 +74,8 @@ typedef enum {
   FUSE_RULE_REMAT,           /* (pass remat) cheap values recomputed after the memory peak */
   FUSE_RULE_LN_PROLOGUE,     /* a layer_norm read only by a small-M GEMM is computed in the GEMM step */
   FUSE_RULE_WINO_SHARE_U,    /* (codegen) a Winograd conv reads another's weight transform U on its weight */
+  FUSE_RULE_WINO_EPILOGUE,   /* (codegen) a Winograd conv's output transform evaluates its group's epilogue */
+  FUSE_RULE_WINO_PROLOGUE,   /* (codegen) a Winograd conv's input transform evaluates its elementwise producer */
   FUSE_RULE_NSWITCH,         /* the constraints follow */
   FUSE_RULE_NO_DUPLICATION = FUSE_RULE_NSWITCH, /* one group computes each node */
   FUSE_RULE_OPAQUE_OPERANDS, /* an opaque op reads its operands from memory */

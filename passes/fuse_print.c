@@ -31,7 +31,8 @@ void fuse_explain(const IrGraph *g, const FusePlan *p, FILE *out) {
     if (p->joined_by[v] >= 0 && p->joined_by[v] < FUSE_RULE_NSWITCH) count[p->joined_by[v]]++;
   fputs("joined by rule:", out);
   for (int r = 0; r < FUSE_RULE_NSWITCH; r++)
-    if (r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT && r != FUSE_RULE_WINO_SHARE_U)
+    if (r != FUSE_RULE_IN_PLACE && r != FUSE_RULE_REMAT && r != FUSE_RULE_WINO_SHARE_U &&
+        r != FUSE_RULE_WINO_EPILOGUE && r != FUSE_RULE_WINO_PROLOGUE) /* (codegen rules: counted elsewhere) */
       fprintf(out, " %s %d%s", fuse_rule_info[r].name, r == FUSE_RULE_LN_PROLOGUE ? folded : count[r],
               fuse_rule_on(&p->opt, (FuseRule)r) ? "" : " (off)");
   fputc('\n', out);

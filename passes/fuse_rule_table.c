@@ -38,6 +38,12 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
     [FUSE_RULE_LN_PROLOGUE] = {"ln-prologue", true, true,
                                "(codegen) a layer_norm read only by a GEMM of at most 32 rows (a decode step's) is "
                                "computed by the GEMM step: no kernel, no buffer"},
+    [FUSE_RULE_WINO_EPILOGUE] = {"wino-epilogue", true, true,
+                                 "(codegen) a Winograd convolution's output transform applies its group's "
+                                 "elementwise epilogue (bias, residual, activation) before storing: no epilogue loop"},
+    [FUSE_RULE_WINO_PROLOGUE] = {"wino-prologue", true, true,
+                                 "(codegen) a Winograd convolution's input transform computes an elementwise input "
+                                 "(relu(group_norm)) as it reads its tiles, when nothing else needs it stored"},
     [FUSE_RULE_NO_DUPLICATION] = {"no-duplication", false, true,
                                   "a node read by two kernels is computed once and stored"},
     [FUSE_RULE_OPAQUE_OPERANDS] = {"opaque-operands", false, true,

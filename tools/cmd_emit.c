@@ -117,6 +117,7 @@ int cmd_emit(const DalcArgs *a) {
       fprintf(stderr, "; fusion of %s: %d nodes in %d kernels\n", g->name, g->n, fuse_kernel_count(plan));
       fuse_explain(g, plan, stderr);
       cg_conv_print_choices(g, cg_conv_algo_of(&a->fuse), stderr);
+      cg_wino_fuse_explain(g, plan, stderr);
     }
     if (dot && plan && !a->no_fuse) fuse_print_dot(g, plan, out); /* one cluster per fused kernel */
     else if (dot) ir_print_dot(g, out);

@@ -55,6 +55,8 @@ static int entry_stats(FeProgram *p, int i, const AdamWOptions *o, const DalcArg
   printf("wino-share-u: %d Winograd convs read another's weight transform U (%d weight kernels left): "
          "%.2f MiB of U not recomputed, arena lower bound +%.2f MiB\n", l->wino_shared, l->wino_weight_kernels,
          mib(l->wino_share_saved), mib(l->wino_share_added));
+  printf("winograd fusion: %d output transforms apply their group's epilogue (wino-epilogue), %d input transforms "
+         "compute their elementwise x (wino-prologue)\n", l->wino_epilogue, l->wino_prologue);
   cg_conv_print_choices(g, cg_conv_algo_of(&fo), stdout);
   cg_wino_share_print(l, stdout);
   status = 0;

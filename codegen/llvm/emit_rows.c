@@ -394,6 +394,13 @@ void em_kernel_group_norm(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
     em_loop_close(E, &lc, &inner, &out, false);
     stat[pass] = pass == 0 ? div_f(E, out, em_f32(E, (double)(cg * S))) : rstd_of(E, out, cg * S, r->attr.eps);
   }
+  if (E->k->gn_stats) { /* rule wino-prologue: the statistics alone, applied by a Winograd input kernel */
+    LLVMValueRef at = LLVMBuildNSWMul(B, lr.iv, em_i64(E, 2), "");
+    em_store(E, E->k->stats_arg, stat[0], at);
+    em_store(E, E->k->stats_arg, stat[1], em_iaddc(E, at, 1));
+    em_loop_close(E, &lr, NULL, NULL, false);
+    return;
+  }
   em_loop_open(E, &lc, em_i64(E, 0), em_i64(E, cg), 0, NULL);
   LLVMValueRef c = LLVMBuildNSWAdd(B, cbase, lc.iv, "");
   Idx Ic = em_idx1(c, C);

@@ -13,6 +13,8 @@
  * plane e of U, V, M. The weight gradient's transforms are the transposes
  * of the output and weight ones: D = A dy A^T (m x m -> a x a) and
  * dw = G^T dU G (a x a -> 3x3). */
+#include <stdlib.h>
+
 #include "codegen/llvm/emit.h"
 
 #define B (E->b)
@@ -167,10 +169,43 @@ void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_close(E, &lo, NULL, NULL, false);
 }
 
+/* Rule wino-prologue: what computing x at (n, c, ., .) from group_norm
+ * wino_gn needs, per (sample, channel) iteration: the norm as one
+ * multiply-add, y = h s + t with s = rstd gamma and t = beta - mean s (each
+ * input is read by ~4 overlapping blocks: 2 operations per read instead
+ * of 4; a rounding or two away from the group_norm kernel's
+ * (h - mean) rstd gamma + beta). */
+typedef struct {
+  LLVMValueRef n, c, s, t;
+} Prologue;
+
+static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
+  const CgKernel *k = E->k;
+  const IrNode *gn = &E->g->node[k->wino_gn];
+  int64_t C = gn->shape.d[1], G = gn->attr.groups;
+  LLVMValueRef at = em_imulc(E, em_iadd(E, em_imulc(E, n, G), em_udivc(E, c, C / G)), 2);
+  Idx Ic = em_idx1(c, C);
+  LLVMValueRef mean = em_load(E, k->stats_arg, E->f32, at), rstd = em_load(E, k->stats_arg, E->f32, em_iaddc(E, at, 1));
+  LLVMValueRef sc = LLVMBuildFMul(B, rstd, em_eval(E, gn->in[1], &Ic), "");
+  LLVMValueRef sh = LLVMBuildFSub(B, em_eval(E, gn->in[2], &Ic), LLVMBuildFMul(B, mean, sc, ""), "");
+  return (Prologue){n, c, sc, sh};
+}
+
+/* x at (n, c, iy, ix), in the image: its members evaluated on the
+ * group_norm's value there, h s + t (h: the loaded value). */
+static LLVMValueRef prologue_x(Emit *E, const Prologue *p, LLVMValueRef h, LLVMValueRef iy, LLVMValueRef ix) {
+  const CgKernel *k = E->k;
+  LLVMValueRef d[4] = {p->n, p->c, iy, ix};
+  Idx I = em_idx_dims(d, &E->g->node[k->wino_gn].shape);
+  em_cache_put(E, k->wino_gn, &I, em_fma(E, h, p->s, p->t));
+  return em_eval(E, k->wino_x, &I);
+}
+
 /* Iteration (j, c): every tile of the chunk's sample n0 + j, channel c:
  * its a x a input block d from (m ty - p, m tx - p), zero outside the
  * image, -> V[e, c, j tps + tile] (tiles counted from the window's first,
- * p0). */
+ * p0). With wino_pro, x is computed from the group_norm's input (see
+ * CgKernel.wino_pro). */
 void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
@@ -181,15 +216,18 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   em_loop_open(E, &li, begin, end, 0, NULL);
   LLVMValueRef j = em_udivc(E, li.iv, C), c = em_uremc(E, li.iv, C);
   LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), C), c), H * W);
+  Prologue pro;
+  if (k->wino_pro) pro = prologue_of(E, em_iadd(E, E->n0, j), c);
   LLVMValueRef vbase = em_iadd(E, em_imulc(E, c, T), em_imulc(E, j, tps));
   LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
   LLVMValueRef iy0 = em_iaddc(E, em_imulc(E, em_iadd(E, ty0, lr.iv), m), -p);
-  LLVMValueRef rowok[6], rowat[6];
+  LLVMValueRef rowok[6], rowat[6], rowy[6];
   for (int dy = 0; dy < a; dy++) {
     LLVMValueRef iy = em_iaddc(E, iy0, dy);
     rowok[dy] = inside(E, iy, H);
-    rowat[dy] = em_iadd(E, plane, em_imulc(E, clamp(E, iy, H), W));
+    rowy[dy] = clamp(E, iy, H);
+    rowat[dy] = em_iadd(E, plane, em_imulc(E, rowy[dy], W));
   }
   LLVMValueRef vrow = em_iadd(E, vbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
@@ -203,6 +241,7 @@ void em_kernel_wino_input(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   for (int dy = 0; dy < a; dy++)
     for (int dx = 0; dx < a; dx++) {
       LLVMValueRef val = em_load(E, k->x_arg, E->f32, em_iadd(E, rowat[dy], colat[dx]));
+      if (k->wino_pro) val = prologue_x(E, &pro, val, rowy[dy], colat[dx]);
       d[a * dy + dx] = LLVMBuildSelect(B, LLVMBuildAnd(B, rowok[dy], colok[dx], ""), val, em_f32(E, 0), "");
     }
   for (int x = 0; x < a; x++) tf_bt(E, m, d + x, a, t + x, a);     /* t = B^T d (down the columns) */
@@ -221,9 +260,44 @@ static LLVMValueRef edge_ok(Emit *E, LLVMValueRef o, int i, int64_t n, int m) {
   return i < last ? NULL : LLVMBuildICmp(B, LLVMIntSLT, em_iaddc(E, o, i), em_i64(E, n), "");
 }
 
+/* The m x m outputs y of one tile, at rows oy + r and columns ox + s of
+ * plane (n, o): each stored node evaluated there (the root's value is y;
+ * the group's epilogue members are computed from it and what they load),
+ * then stored where the position lies inside the OH x OW plane. Positions
+ * outside it are evaluated at clamped coordinates, so nothing reads out of
+ * bounds and every value dominates the conditional stores after it. */
+static void store_tile(Emit *E, LLVMValueRef n, LLVMValueRef o, LLVMValueRef oy, LLVMValueRef ox,
+                       LLVMValueRef *y) {
+  const CgKernel *k = E->k;
+  const CgConv *cv = &k->conv;
+  int m = k->wino_m, ns = k->nstore;
+  LLVMValueRef row_ok[4], col_ok[4], ry[4], cx[4];
+  for (int r = 0; r < m; r++) {
+    row_ok[r] = edge_ok(E, oy, r, cv->OH, m);
+    ry[r] = row_ok[r] ? clamp(E, em_iaddc(E, oy, r), cv->OH) : em_iaddc(E, oy, r);
+    col_ok[r] = edge_ok(E, ox, r, cv->OW, m);
+    cx[r] = col_ok[r] ? clamp(E, em_iaddc(E, ox, r), cv->OW) : em_iaddc(E, ox, r);
+  }
+  Idx I[16];
+  LLVMValueRef *val = malloc(sizeof(LLVMValueRef) * (size_t)(m * m * ns + 1));
+  for (int e = 0; e < m * m; e++) {
+    LLVMValueRef d[4] = {n, o, ry[e / m], cx[e % m]};
+    I[e] = em_idx_dims(d, &E->g->node[k->root].shape);
+    em_cache_put(E, k->root, &I[e], y[e]);
+    for (int i = 0; i < ns; i++) val[e * ns + i] = em_eval(E, k->store[i].node, &I[e]);
+  }
+  for (int e = 0; e < m * m; e++) {
+    LLVMValueRef a = row_ok[e / m], b = col_ok[e % m], ok = a && b ? LLVMBuildAnd(B, a, b, "") : a ? a : b;
+    LLVMValueRef at = em_idx_flat(E, &I[e]);
+    for (int i = 0; i < ns; i++) store_if(E, ok, k->store[i].arg, val[e * ns + i], at);
+  }
+  free(val);
+}
+
 /* Iteration (j, o): every tile of sample n0 + j, output channel o: mm from
  * M[e, o, j tps + tile] -> the m x m outputs y[n0 + j, o, m ty + r, m tx + s]
- * that lie inside the OH x OW plane. */
+ * that lie inside the OH x OW plane, through the kernel's stores (y itself
+ * and/or the group's epilogue at y's index). */
 void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   const CgKernel *k = E->k;
   const CgConv *cv = &k->conv;
@@ -232,14 +306,11 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   int64_t tw = (OW + m - 1) / m, th = (OH + m - 1) / m, tps = k->tile > 0 ? k->tile : th * tw;
   Loop li, lr, lx;
   em_loop_open(E, &li, begin, end, 0, NULL);
-  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O);
-  LLVMValueRef plane = em_imulc(E, em_iadd(E, em_imulc(E, em_iadd(E, E->n0, j), O), o), OH * OW);
+  LLVMValueRef j = em_udivc(E, li.iv, O), o = em_uremc(E, li.iv, O), n = em_iadd(E, E->n0, j);
   LLVMValueRef mbase = em_iadd(E, em_imulc(E, o, T), em_imulc(E, j, tps));
   LLVMValueRef ty0 = em_udivc(E, E->p0, tw);
   em_loop_open(E, &lr, em_i64(E, 0), em_i64(E, tps / tw), 0, NULL);
-  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), m), row_ok[4];
-  for (int r = 0; r < m; r++) row_ok[r] = edge_ok(E, oy, r, OH, m);
-  LLVMValueRef yrow = em_iadd(E, plane, em_imulc(E, oy, OW));
+  LLVMValueRef oy = em_imulc(E, em_iadd(E, ty0, lr.iv), m);
   LLVMValueRef mrow = em_iadd(E, mbase, em_imulc(E, lr.iv, tw));
   em_loop_open(E, &lx, em_i64(E, 0), em_i64(E, tw), 0, NULL);
   LLVMValueRef mv[36], t[24], y[16];
@@ -247,13 +318,7 @@ void em_kernel_wino_output(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
   for (int e = 0; e < a * a; e++) mv[e] = em_load(E, k->col_arg, E->f32, em_iaddc(E, at, e * O * T));
   for (int x = 0; x < a; x++) tf_at(E, m, mv + x, a, t + x, a);     /* t [m][a] = A^T mv */
   for (int r = 0; r < m; r++) tf_at(E, m, t + a * r, 1, y + m * r, 1); /* y [m][m] = t A */
-  LLVMValueRef ox = em_imulc(E, lx.iv, m), yat = em_iadd(E, yrow, ox), col_ok[4];
-  for (int s = 0; s < m; s++) col_ok[s] = edge_ok(E, ox, s, OW, m);
-  for (int r = 0; r < m; r++)
-    for (int s = 0; s < m; s++) {
-      LLVMValueRef ok = row_ok[r] && col_ok[s] ? LLVMBuildAnd(B, row_ok[r], col_ok[s], "") : row_ok[r] ? row_ok[r] : col_ok[s];
-      store_if(E, ok, k->dst_arg, y[m * r + s], em_iaddc(E, yat, r * OW + s));
-    }
+  store_tile(E, n, o, oy, em_imulc(E, lx.iv, m), y);
   em_loop_close(E, &lx, NULL, NULL, false);
   em_loop_close(E, &lr, NULL, NULL, false);
   em_loop_close(E, &li, NULL, NULL, false);
