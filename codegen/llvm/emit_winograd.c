@@ -170,13 +170,13 @@ void em_kernel_wino_weight(Emit *E, LLVMValueRef begin, LLVMValueRef end) {
 }
 
 /* Rule wino-prologue: what computing x at (n, c, ., .) from group_norm
- * wino_gn needs, per (sample, channel) iteration: the norm as one
- * multiply-add, y = h s + t with s = rstd gamma and t = beta - mean s (each
- * input is read by ~4 overlapping blocks: 2 operations per read instead
- * of 4; a rounding or two away from the group_norm kernel's
- * (h - mean) rstd gamma + beta). */
+ * wino_gn needs, per (sample, channel) iteration: its mean and rstd (from
+ * the statistics kernel) and gamma and beta. The norm is applied as the
+ * group_norm kernel applies it, fma((h - mean) rstd, gamma, beta), so x is
+ * bit for bit the value an unfused plan stores (and a remat copy read by
+ * the backward recomputes). */
 typedef struct {
-  LLVMValueRef n, c, s, t;
+  LLVMValueRef n, c, mean, rstd, gamma, beta;
 } Prologue;
 
 static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
@@ -186,18 +186,17 @@ static Prologue prologue_of(Emit *E, LLVMValueRef n, LLVMValueRef c) {
   LLVMValueRef at = em_imulc(E, em_iadd(E, em_imulc(E, n, G), em_udivc(E, c, C / G)), 2);
   Idx Ic = em_idx1(c, C);
   LLVMValueRef mean = em_load(E, k->stats_arg, E->f32, at), rstd = em_load(E, k->stats_arg, E->f32, em_iaddc(E, at, 1));
-  LLVMValueRef sc = LLVMBuildFMul(B, rstd, em_eval(E, gn->in[1], &Ic), "");
-  LLVMValueRef sh = LLVMBuildFSub(B, em_eval(E, gn->in[2], &Ic), LLVMBuildFMul(B, mean, sc, ""), "");
-  return (Prologue){n, c, sc, sh};
+  return (Prologue){n, c, mean, rstd, em_eval(E, gn->in[1], &Ic), em_eval(E, gn->in[2], &Ic)};
 }
 
 /* x at (n, c, iy, ix), in the image: its members evaluated on the
- * group_norm's value there, h s + t (h: the loaded value). */
+ * group_norm's value there (h: the loaded value). */
 static LLVMValueRef prologue_x(Emit *E, const Prologue *p, LLVMValueRef h, LLVMValueRef iy, LLVMValueRef ix) {
   const CgKernel *k = E->k;
   LLVMValueRef d[4] = {p->n, p->c, iy, ix};
   Idx I = em_idx_dims(d, &E->g->node[k->wino_gn].shape);
-  em_cache_put(E, k->wino_gn, &I, em_fma(E, h, p->s, p->t));
+  LLVMValueRef y = em_fma(E, LLVMBuildFMul(B, LLVMBuildFSub(B, h, p->mean, ""), p->rstd, ""), p->gamma, p->beta);
+  em_cache_put(E, k->wino_gn, &I, y);
   return em_eval(E, k->wino_x, &I);
 }
 
