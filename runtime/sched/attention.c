@@ -240,6 +240,20 @@ INLINE void row_pv_direct(float *o, const float *p, const float *v, int64_t d, i
   }
 }
 
+/* The largest of row[0..w) (w a multiple of 8), -inf if none is larger;
+ * NaN never wins (x > max is false), as in the scalar max it replaces. */
+INLINE float row_max(const float *row, int64_t w) {
+  v8 mv = splat(-INFINITY);
+  for (int64_t t = 0; t < w; t += 8) {
+    v8 x = ld(row + t);
+    v8i gt = x > mv;
+    mv = (v8)(((v8i)x & gt) | ((v8i)mv & ~gt));
+  }
+  float cm = -INFINITY;
+  for (int i = 0; i < 8; i++) cm = mv[i] > cm ? mv[i] : cm;
+  return cm;
+}
+
 /* The forward of one item, online over chunks of KB keys: a block's score
  * rows hold one chunk; each row keeps its running max mx, the sum l of
  * exp(score - mx) so far and its unnormalised output o, rescaled by
@@ -270,8 +284,7 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
         float *row = s + (r < nb ? r : 0) * KB;
         pa[r] = row;
         if (r >= nb) continue;
-        float cm = -INFINITY;
-        for (int64_t t = klo - k0; t < khi - k0; t++) cm = row[t] > cm ? row[t] : cm;
+        float cm = row_max(row, w);
         if (cm <= mx[r]) { /* the max stands (or the row has seen no key yet, nor here) */
           if (mx[r] == -INFINITY) memset(row, 0, sizeof(float) * (size_t)w);
           else l[r] += exp_row(row, 0, w, mx[r]);
@@ -300,23 +313,57 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
 }
 
 /* dst[j][0..d) += sum over r < nb of a[r][j] b[r][0..d), for j in [lo, hi)
- * (dk from dS and q, dv from P and dy). */
+ * (dk from dS and q, dv from P and dy): tiles of 4 rows j by 16 columns
+ * held in registers over the nb terms (half the loads of updating one
+ * row at a time: each b vector serves four rows). */
 INLINE void rank_update(float *dst, const float *const a[QB], const float *const b[QB], int nb, int64_t d,
                         int64_t lo, int64_t hi) {
-  for (int64_t j = lo; j < hi; j++) {
+  int64_t j = lo;
+  int64_t dv = d / NC * NC;
+  for (; j + 4 <= hi; j += 4) {
+    float *r0 = dst + j * d, *r1 = r0 + d, *r2 = r1 + d, *r3 = r2 + d;
+    for (int64_t c = 0; c < dv; c += NC) {
+      v8 c00 = ld(r0 + c), c01 = ld(r0 + c + 8), c10 = ld(r1 + c), c11 = ld(r1 + c + 8);
+      v8 c20 = ld(r2 + c), c21 = ld(r2 + c + 8), c30 = ld(r3 + c), c31 = ld(r3 + c + 8);
+      for (int r = 0; r < nb; r++) {
+        v8 b0 = ld(b[r] + c), b1 = ld(b[r] + c + 8);
+        const float *ar = a[r] + j;
+        v8 x0 = splat(ar[0]), x1 = splat(ar[1]), x2 = splat(ar[2]), x3 = splat(ar[3]);
+        c00 += x0 * b0, c01 += x0 * b1, c10 += x1 * b0, c11 += x1 * b1;
+        c20 += x2 * b0, c21 += x2 * b1, c30 += x3 * b0, c31 += x3 * b1;
+      }
+      st(r0 + c, c00), st(r0 + c + 8, c01), st(r1 + c, c10), st(r1 + c + 8, c11);
+      st(r2 + c, c20), st(r2 + c + 8, c21), st(r3 + c, c30), st(r3 + c + 8, c31);
+    }
+    for (int64_t c = dv; c < d; c++)
+      for (int64_t jj = j; jj < j + 4; jj++) {
+        float acc = dst[jj * d + c];
+        for (int r = 0; r < nb; r++) acc += a[r][jj] * b[r][c];
+        dst[jj * d + c] = acc;
+      }
+  }
+  for (; j < hi; j++) {
     float *row = dst + j * d;
-    /* rows past nb weigh 0 (their b rows repeat row 0's: valid memory) */
-    v8 w0 = splat(a[0][j]), w1 = splat(nb > 1 ? a[1][j] : 0), w2 = splat(nb > 2 ? a[2][j] : 0),
-       w3 = splat(nb > 3 ? a[3][j] : 0);
-    int64_t c = 0;
-    for (; c + 8 <= d; c += 8)
-      st(row + c, ld(row + c) + w0 * ld(b[0] + c) + w1 * ld(b[1] + c) + w2 * ld(b[2] + c) + w3 * ld(b[3] + c));
-    for (; c < d; c++) {
+    for (int64_t c = 0; c < d; c++) {
       float acc = row[c];
       for (int r = 0; r < nb; r++) acc += a[r][j] * b[r][c];
       row[c] = acc;
     }
   }
+}
+
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4u __attribute__((vector_size(16), aligned(4)));
+
+/* a . b over d floats, the products summed in double (four lanes). */
+INLINE double dot_f64(const float *a, const float *b, int64_t d) {
+  v4d acc = {0};
+  int64_t c = 0;
+  for (; c + 4 <= d; c += 4)
+    acc += __builtin_convertvector(*(const v4u *)(a + c), v4d) * __builtin_convertvector(*(const v4u *)(b + c), v4d);
+  double t = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+  for (; c < d; c++) t += (double)a[c] * b[c];
+  return t;
 }
 
 INLINE void backward_item(float *grad, const float *q, const float *k, const float *v, const float *y,
@@ -340,12 +387,8 @@ INLINE void backward_item(float *grad, const float *q, const float *k, const flo
       int rr = r < nb ? r : 0;
       const float *src = dy + (i0 + rr) * (d + 1), *yr = y + (i0 + rr) * (d + 1);
       float *dst = dyc + r * d;
-      double acc = 0;
-      for (int64_t c = 0; c < d; c++) {
-        dst[c] = src[c];
-        acc += (double)src[c] * yr[c];
-      }
-      D[r] = (float)(acc - src[d]);
+      memcpy(dst, src, sizeof(float) * (size_t)d);
+      D[r] = (float)(dot_f64(src, yr, d) - src[d]);
       da[r] = dst;
       qa[r] = q + (i0 + rr) * d;
     }
