@@ -124,11 +124,40 @@ static void row_spans(Span *sp, const int32_t *mask, int64_t n, int64_t m) {
   }
 }
 
-/* dst [d][mp] = src [m][d] transposed, zero columns past m. */
-static void pack_t(float *dst, const float *src, int64_t m, int64_t d, int64_t mp) {
+/* The 8 x 8 block at src (rows ls floats apart) transposed into dst (rows
+ * ld floats apart): unpack pairs of rows, then pairs of pairs, then swap
+ * the 128-bit halves. */
+INLINE void transpose8(float *dst, int64_t ld_, const float *src, int64_t ls) {
+  v8 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = ld(src + i * ls);
+  const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const v8i q0 = {0, 1, 8, 9, 4, 5, 12, 13}, q1 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8i h0 = {0, 1, 2, 3, 8, 9, 10, 11}, h1 = {4, 5, 6, 7, 12, 13, 14, 15};
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shuffle(t[i], t[i + 2], q0);
+    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], q1);
+    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], q0);
+    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], q1);
+  }
+  for (int i = 0; i < 4; i++) {
+    st(dst + i * ld_, __builtin_shuffle(u[i], u[i + 4], h0));
+    st(dst + (i + 4) * ld_, __builtin_shuffle(u[i], u[i + 4], h1));
+  }
+}
+
+/* dst [d][mp] = src [m][d] transposed, zero columns past m: 8 x 8 blocks,
+ * then the edges one float at a time. */
+INLINE void pack_t(float *dst, const float *src, int64_t m, int64_t d, int64_t mp) {
+  int64_t m8 = m / 8 * 8, d8 = d / 8 * 8;
+  for (int64_t j = 0; j < m8; j += 8)
+    for (int64_t c = 0; c < d8; c += 8) transpose8(dst + c * mp + j, mp, src + j * d + c, d);
   for (int64_t c = 0; c < d; c++) {
     float *row = dst + c * mp;
-    for (int64_t j = 0; j < m; j++) row[j] = src[j * d + c];
+    for (int64_t j = c < d8 ? m8 : 0; j < m; j++) row[j] = src[j * d + c];
     for (int64_t j = m; j < mp; j++) row[j] = 0;
   }
 }
@@ -240,6 +269,20 @@ INLINE void row_pv_direct(float *o, const float *p, const float *v, int64_t d, i
   }
 }
 
+/* x[0..d) *= f. */
+INLINE void scale_row(float *x, float f, int64_t d) {
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) st(x + c, ld(x + c) * f);
+  for (; c < d; c++) x[c] *= f;
+}
+
+/* x[0..d) += y[0..d). */
+INLINE void add_row(float *x, const float *y, int64_t d) {
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) st(x + c, ld(x + c) + ld(y + c));
+  for (; c < d; c++) x[c] += y[c];
+}
+
 /* The largest of row[0..w) (w a multiple of 8), -inf if none is larger;
  * NaN never wins (x > max is false), as in the scalar max it replaces. */
 INLINE float row_max(const float *row, int64_t w) {
@@ -291,7 +334,7 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
           continue;
         }
         float alpha = mx[r] == -INFINITY ? 0 : expf(mx[r] - cm);
-        for (int64_t c = 0; c < d; c++) o[r * d + c] *= alpha;
+        scale_row(o + r * d, alpha, d);
         l[r] = l[r] * alpha + exp_row(row, 0, w, cm);
         mx[r] = cm;
       }
@@ -300,13 +343,13 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
         for (int r = 0; r < nb; r++) row_pv_direct(po + r * d, pa[r], v + k0 * d, d, klo - k0, khi - k0);
       else
         gemm_rows(po, d, pa, v + k0 * d, d, d, klo - k0, khi - k0);
-      for (int r = 0; r < nb; r++)
-        for (int64_t c = 0; c < d; c++) o[r * d + c] += po[r * d + c];
+      for (int r = 0; r < nb; r++) add_row(o + r * d, po + r * d, d);
     }
     for (int r = 0; r < nb; r++) {
       float *dst = y + (i0 + r) * (d + 1);
       float inv = l[r] > 0 ? 1.0f / l[r] : NAN; /* no visible key: NaN, like the unfused softmax */
-      for (int64_t c = 0; c < d; c++) dst[c] = o[r * d + c] * inv;
+      memcpy(dst, o + r * d, sizeof(float) * (size_t)d);
+      scale_row(dst, inv, d);
       dst[d] = l[r] > 0 ? mx[r] + logf(l[r]) : -INFINITY;
     }
   }
