@@ -88,6 +88,8 @@ static const Shape shapes[] = {
     {"bench all visible", 16, 95, 95, 32, MASK_ALL, true, false},
     {"random mask, odd sizes", 6, 13, 37, 5, MASK_RANDOM, true, false},
     {"random mask, d 24", 3, 9, 50, 24, MASK_RANDOM, true, false},
+    /* d and m past whole 8 x 8 transposes and 16-column tiles: their edges */
+    {"random mask, d 44, 29 keys", 5, 18, 29, 44, MASK_RANDOM, true, false},
     {"prefill rows of a longer cache", 4, 7, 40, 16, MASK_CAUSAL, true, false},
     {"decode step", 128, 1, 95, 32, MASK_DECODE, true, false},
     {"paper, batch 1, two heads", 2, 1279, 1279, 64, MASK_CAUSAL, false, false},

@@ -124,11 +124,40 @@ static void row_spans(Span *sp, const int32_t *mask, int64_t n, int64_t m) {
   }
 }
 
-/* dst [d][mp] = src [m][d] transposed, zero columns past m. */
-static void pack_t(float *dst, const float *src, int64_t m, int64_t d, int64_t mp) {
+/* The 8 x 8 block at src (rows ls floats apart) transposed into dst (rows
+ * ld floats apart): unpack pairs of rows, then pairs of pairs, then swap
+ * the 128-bit halves. */
+INLINE void transpose8(float *dst, int64_t ld_, const float *src, int64_t ls) {
+  v8 r[8], t[8], u[8];
+  for (int i = 0; i < 8; i++) r[i] = ld(src + i * ls);
+  const v8i lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const v8i q0 = {0, 1, 8, 9, 4, 5, 12, 13}, q1 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8i h0 = {0, 1, 2, 3, 8, 9, 10, 11}, h1 = {4, 5, 6, 7, 12, 13, 14, 15};
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = __builtin_shuffle(t[i], t[i + 2], q0);
+    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], q1);
+    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], q0);
+    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], q1);
+  }
+  for (int i = 0; i < 4; i++) {
+    st(dst + i * ld_, __builtin_shuffle(u[i], u[i + 4], h0));
+    st(dst + (i + 4) * ld_, __builtin_shuffle(u[i], u[i + 4], h1));
+  }
+}
+
+/* dst [d][mp] = src [m][d] transposed, zero columns past m: 8 x 8 blocks,
+ * then the edges one float at a time. */
+INLINE void pack_t(float *dst, const float *src, int64_t m, int64_t d, int64_t mp) {
+  int64_t m8 = m / 8 * 8, d8 = d / 8 * 8;
+  for (int64_t j = 0; j < m8; j += 8)
+    for (int64_t c = 0; c < d8; c += 8) transpose8(dst + c * mp + j, mp, src + j * d + c, d);
   for (int64_t c = 0; c < d; c++) {
     float *row = dst + c * mp;
-    for (int64_t j = 0; j < m; j++) row[j] = src[j * d + c];
+    for (int64_t j = c < d8 ? m8 : 0; j < m; j++) row[j] = src[j * d + c];
     for (int64_t j = m; j < mp; j++) row[j] = 0;
   }
 }
@@ -240,6 +269,34 @@ INLINE void row_pv_direct(float *o, const float *p, const float *v, int64_t d, i
   }
 }
 
+/* x[0..d) *= f. */
+INLINE void scale_row(float *x, float f, int64_t d) {
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) st(x + c, ld(x + c) * f);
+  for (; c < d; c++) x[c] *= f;
+}
+
+/* x[0..d) += y[0..d). */
+INLINE void add_row(float *x, const float *y, int64_t d) {
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) st(x + c, ld(x + c) + ld(y + c));
+  for (; c < d; c++) x[c] += y[c];
+}
+
+/* The largest of row[0..w) (w a multiple of 8), -inf if none is larger;
+ * NaN never wins (x > max is false), as in the scalar max it replaces. */
+INLINE float row_max(const float *row, int64_t w) {
+  v8 mv = splat(-INFINITY);
+  for (int64_t t = 0; t < w; t += 8) {
+    v8 x = ld(row + t);
+    v8i gt = x > mv;
+    mv = (v8)(((v8i)x & gt) | ((v8i)mv & ~gt));
+  }
+  float cm = -INFINITY;
+  for (int i = 0; i < 8; i++) cm = mv[i] > cm ? mv[i] : cm;
+  return cm;
+}
+
 /* The forward of one item, online over chunks of KB keys: a block's score
  * rows hold one chunk; each row keeps its running max mx, the sum l of
  * exp(score - mx) so far and its unnormalised output o, rescaled by
@@ -270,15 +327,14 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
         float *row = s + (r < nb ? r : 0) * KB;
         pa[r] = row;
         if (r >= nb) continue;
-        float cm = -INFINITY;
-        for (int64_t t = klo - k0; t < khi - k0; t++) cm = row[t] > cm ? row[t] : cm;
+        float cm = row_max(row, w);
         if (cm <= mx[r]) { /* the max stands (or the row has seen no key yet, nor here) */
           if (mx[r] == -INFINITY) memset(row, 0, sizeof(float) * (size_t)w);
           else l[r] += exp_row(row, 0, w, mx[r]);
           continue;
         }
         float alpha = mx[r] == -INFINITY ? 0 : expf(mx[r] - cm);
-        for (int64_t c = 0; c < d; c++) o[r * d + c] *= alpha;
+        scale_row(o + r * d, alpha, d);
         l[r] = l[r] * alpha + exp_row(row, 0, w, cm);
         mx[r] = cm;
       }
@@ -287,36 +343,70 @@ INLINE void forward_item(float *y, const float *q, const float *k, const float *
         for (int r = 0; r < nb; r++) row_pv_direct(po + r * d, pa[r], v + k0 * d, d, klo - k0, khi - k0);
       else
         gemm_rows(po, d, pa, v + k0 * d, d, d, klo - k0, khi - k0);
-      for (int r = 0; r < nb; r++)
-        for (int64_t c = 0; c < d; c++) o[r * d + c] += po[r * d + c];
+      for (int r = 0; r < nb; r++) add_row(o + r * d, po + r * d, d);
     }
     for (int r = 0; r < nb; r++) {
       float *dst = y + (i0 + r) * (d + 1);
       float inv = l[r] > 0 ? 1.0f / l[r] : NAN; /* no visible key: NaN, like the unfused softmax */
-      for (int64_t c = 0; c < d; c++) dst[c] = o[r * d + c] * inv;
+      memcpy(dst, o + r * d, sizeof(float) * (size_t)d);
+      scale_row(dst, inv, d);
       dst[d] = l[r] > 0 ? mx[r] + logf(l[r]) : -INFINITY;
     }
   }
 }
 
 /* dst[j][0..d) += sum over r < nb of a[r][j] b[r][0..d), for j in [lo, hi)
- * (dk from dS and q, dv from P and dy). */
+ * (dk from dS and q, dv from P and dy): tiles of 4 rows j by 16 columns
+ * held in registers over the nb terms (half the loads of updating one
+ * row at a time: each b vector serves four rows). */
 INLINE void rank_update(float *dst, const float *const a[QB], const float *const b[QB], int nb, int64_t d,
                         int64_t lo, int64_t hi) {
-  for (int64_t j = lo; j < hi; j++) {
+  int64_t j = lo;
+  int64_t dv = d / NC * NC;
+  for (; j + 4 <= hi; j += 4) {
+    float *r0 = dst + j * d, *r1 = r0 + d, *r2 = r1 + d, *r3 = r2 + d;
+    for (int64_t c = 0; c < dv; c += NC) {
+      v8 c00 = ld(r0 + c), c01 = ld(r0 + c + 8), c10 = ld(r1 + c), c11 = ld(r1 + c + 8);
+      v8 c20 = ld(r2 + c), c21 = ld(r2 + c + 8), c30 = ld(r3 + c), c31 = ld(r3 + c + 8);
+      for (int r = 0; r < nb; r++) {
+        v8 b0 = ld(b[r] + c), b1 = ld(b[r] + c + 8);
+        const float *ar = a[r] + j;
+        v8 x0 = splat(ar[0]), x1 = splat(ar[1]), x2 = splat(ar[2]), x3 = splat(ar[3]);
+        c00 += x0 * b0, c01 += x0 * b1, c10 += x1 * b0, c11 += x1 * b1;
+        c20 += x2 * b0, c21 += x2 * b1, c30 += x3 * b0, c31 += x3 * b1;
+      }
+      st(r0 + c, c00), st(r0 + c + 8, c01), st(r1 + c, c10), st(r1 + c + 8, c11);
+      st(r2 + c, c20), st(r2 + c + 8, c21), st(r3 + c, c30), st(r3 + c + 8, c31);
+    }
+    for (int64_t c = dv; c < d; c++)
+      for (int64_t jj = j; jj < j + 4; jj++) {
+        float acc = dst[jj * d + c];
+        for (int r = 0; r < nb; r++) acc += a[r][jj] * b[r][c];
+        dst[jj * d + c] = acc;
+      }
+  }
+  for (; j < hi; j++) {
     float *row = dst + j * d;
-    /* rows past nb weigh 0 (their b rows repeat row 0's: valid memory) */
-    v8 w0 = splat(a[0][j]), w1 = splat(nb > 1 ? a[1][j] : 0), w2 = splat(nb > 2 ? a[2][j] : 0),
-       w3 = splat(nb > 3 ? a[3][j] : 0);
-    int64_t c = 0;
-    for (; c + 8 <= d; c += 8)
-      st(row + c, ld(row + c) + w0 * ld(b[0] + c) + w1 * ld(b[1] + c) + w2 * ld(b[2] + c) + w3 * ld(b[3] + c));
-    for (; c < d; c++) {
+    for (int64_t c = 0; c < d; c++) {
       float acc = row[c];
       for (int r = 0; r < nb; r++) acc += a[r][j] * b[r][c];
       row[c] = acc;
     }
   }
+}
+
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4u __attribute__((vector_size(16), aligned(4)));
+
+/* a . b over d floats, the products summed in double (four lanes). */
+INLINE double dot_f64(const float *a, const float *b, int64_t d) {
+  v4d acc = {0};
+  int64_t c = 0;
+  for (; c + 4 <= d; c += 4)
+    acc += __builtin_convertvector(*(const v4u *)(a + c), v4d) * __builtin_convertvector(*(const v4u *)(b + c), v4d);
+  double t = (acc[0] + acc[2]) + (acc[1] + acc[3]);
+  for (; c < d; c++) t += (double)a[c] * b[c];
+  return t;
 }
 
 INLINE void backward_item(float *grad, const float *q, const float *k, const float *v, const float *y,
@@ -340,12 +430,8 @@ INLINE void backward_item(float *grad, const float *q, const float *k, const flo
       int rr = r < nb ? r : 0;
       const float *src = dy + (i0 + rr) * (d + 1), *yr = y + (i0 + rr) * (d + 1);
       float *dst = dyc + r * d;
-      double acc = 0;
-      for (int64_t c = 0; c < d; c++) {
-        dst[c] = src[c];
-        acc += (double)src[c] * yr[c];
-      }
-      D[r] = (float)(acc - src[d]);
+      memcpy(dst, src, sizeof(float) * (size_t)d);
+      D[r] = (float)(dot_f64(src, yr, d) - src[d]);
       da[r] = dst;
       qa[r] = q + (i0 + rr) * d;
     }
