@@ -15,10 +15,10 @@
 # the GPT attention; `dalc
 # fuse-rules` says what each does), then the convolution algorithms
 # (-fconv, codegen/conv_choice.c): Winograd off (-fconv=direct: direct
-# where it applies, im2col elsewhere), direct off (-fconv=winograd), both
-# off (-fconv=im2col) and F(4x4,3x3) everywhere (-fconv=winograd4), with
-# the default-off wino-share-u switched on -- for the dVAE only, the GPT
-# has no convs --,
+# where it applies, im2col elsewhere) and F(4x4,3x3) everywhere
+# (-fconv=winograd4; bench --compare takes at most 16 variants), and
+# the Winograd rules: wino-epilogue and wino-prologue off, the default-off
+# wino-share-u on -- for the dVAE only, the GPT has no convs --,
 # then each --extra FLAGS. The table: ms/step median (min-max over the
 # timed rounds), the ratio to the default (above 1: slower without the
 # rule), fused kernels, the arena and the bytes the plan moves per step.
@@ -102,8 +102,8 @@ for m in $models; do
     set -- "$@" "--fuse-rule=-$r"
   done
   [ "$m" = gpt ] && set -- "$@" "--fuse-rule=-attention"
-  [ "$m" = dvae ] && set -- "$@" "--fuse-rule=+wino-share-u" "-fconv=direct" "-fconv=winograd" "-fconv=im2col" \
-    "-fconv=winograd4"
+  [ "$m" = dvae ] && set -- "$@" "--fuse-rule=-wino-epilogue" "--fuse-rule=-wino-prologue" \
+    "--fuse-rule=+wino-share-u" "-fconv=direct" "-fconv=winograd4"
   while IFS= read -r x; do set -- "$@" "$x"; done < "$extra_file"
   echo "== $m ($config): $# variants" >&2
   # shellcheck disable=SC2086
