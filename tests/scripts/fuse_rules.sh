@@ -123,8 +123,10 @@ for m in dvae gpt; do
 grep -Eq '^\| all fusion off \(-fno-fuse\) \| [0-9.]+ \([0-9.]+-[0-9.]+\) \| [0-9.]+ \| [0-9]+ \|' "$tmp/t.md" && ok ||
   bad "no -fno-fuse row"
 grep -q '^| in-place off |' "$tmp/t.md" && grep -q '^| epilogue off |' "$tmp/t.md" && ok || bad "no rule rows"
-grep -q '^| Winograd off (-fconv=direct) |' "$tmp/t.md" && grep -q '^| direct convs off (-fconv=winograd) |' "$tmp/t.md" &&
-  ok || bad "no -fconv rows"
+grep -q '^| Winograd off (-fconv=direct) |' "$tmp/t.md" &&
+  grep -q '^| F(4x4,3x3) in the training step too (-fconv=winograd4) |' "$tmp/t.md" && ok || bad "no -fconv rows"
+grep -q '^| wino-epilogue off |' "$tmp/t.md" && grep -q '^| wino-prologue off |' "$tmp/t.md" &&
+  grep -q '^| wino-share-u on (off by default) |' "$tmp/t.md" && ok || bad "no Winograd rule rows"
 cmp -s "$tmp/table" "$tmp/t.md" && ok || bad "stdout and --out differ"
 
 summary fuse_rules.sh
