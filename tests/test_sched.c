@@ -649,27 +649,53 @@ static char *profile_report(void) {
   return text;
 }
 
-START_TEST(profile_counts_steps_and_gemm_flops) {
-  rt_sched_set_profile(0);
-  free(profile_report()); /* start empty */
+/* binding_plan with its kernel named, an input, state and an arena: what
+ * the profile tests run (times runs at a go). */
+typedef struct {
   RtBuffer b[6];
   RtStep st[3];
   RtPlan p;
   RtKernelFn kern[1];
-  binding_plan(b, st, &p, kern);
-  const char *kname[1] = {"t_k7_add_scale"};
-  p.kernel_name = kname;
-  RtTensor *x = new_tensor(RT_F32, 2, d43);
-  RtTensorList *state = make_state(NULL);
-  void *arena = rt_arena_new(p.arena_bytes, NULL);
-  RtTensor *out[2] = {NULL, NULL};
-  run_ok(&p, NULL, arena, &x, out, state); /* not profiled */
+  const char *kname[1];
+  RtTensor *x, *out[2];
+  RtTensorList *state;
+  void *arena;
+} ProfRun;
+
+static void prof_init(ProfRun *r) {
+  binding_plan(r->b, r->st, &r->p, r->kern);
+  r->kname[0] = "t_k7_add_scale";
+  r->p.kernel_name = r->kname;
+  r->x = new_tensor(RT_F32, 2, d43);
+  r->state = make_state(NULL);
+  r->arena = rt_arena_new(r->p.arena_bytes, NULL);
+  r->out[0] = r->out[1] = NULL;
+}
+
+static void prof_runs(ProfRun *r, int times) {
+  for (int i = 0; i < times; i++) run_ok(&r->p, NULL, r->arena, &r->x, r->out, r->state);
+}
+
+static void prof_free(ProfRun *r) {
+  rt_tensor_free(r->out[0]);
+  rt_tensor_free(r->out[1]);
+  rt_tensor_free(r->x);
+  rt_list_free(r->state);
+  rt_arena_free(r->arena);
+}
+
+START_TEST(profile_counts_steps_and_gemm_flops) {
+  rt_sched_set_profile(0);
+  free(profile_report()); /* start empty */
+  ProfRun pr;
+  prof_init(&pr);
+  prof_runs(&pr, 1); /* not profiled */
   char *off = profile_report();
   ck_assert_msg(strstr(off, "no plan steps ran"), "%s", off);
   free(off);
 
   rt_sched_set_profile(1);
-  for (int r = 0; r < 3; r++) run_ok(&p, NULL, arena, &x, out, state);
+  prof_runs(&pr, 3);
   /* a 256x256x256 GEMM, twice */
   int64_t d64[2] = {256, 256};
   RtBuffer gb[] = {buffer(RT_BUF_STATE, RT_F32, 2, d64, "w"), arena_at(RT_F32, 2, d64, 0),
@@ -710,12 +736,8 @@ START_TEST(profile_counts_steps_and_gemm_flops) {
   double want_gflops = 2 * 2.0 * 256 * 256 * 256 / (total * 1e6);
   ck_assert_msg(gflops > 0.5 * want_gflops && gflops < 2 * want_gflops, "%g GFLOP/s, %g ms", gflops, total);
   free(rep);
-  rt_tensor_free(out[0]);
-  rt_tensor_free(out[1]);
-  rt_tensor_free(x);
-  rt_list_free(state);
+  prof_free(&pr);
   rt_list_free(gstate);
-  rt_arena_free(arena);
   rt_arena_free(garena);
 }
 END_TEST
@@ -725,21 +747,12 @@ END_TEST
 START_TEST(profile_clear_drops_earlier_runs) {
   rt_sched_set_profile(0);
   free(profile_report());
-  RtBuffer b[6];
-  RtStep st[3];
-  RtPlan p;
-  RtKernelFn kern[1];
-  binding_plan(b, st, &p, kern);
-  const char *kname[1] = {"t_k7_add_scale"};
-  p.kernel_name = kname;
-  RtTensor *x = new_tensor(RT_F32, 2, d43);
-  RtTensorList *state = make_state(NULL);
-  void *arena = rt_arena_new(p.arena_bytes, NULL);
-  RtTensor *out[2] = {NULL, NULL};
+  ProfRun pr;
+  prof_init(&pr);
   rt_sched_set_profile(1);
-  for (int r = 0; r < 4; r++) run_ok(&p, NULL, arena, &x, out, state);
+  prof_runs(&pr, 4);
   rt_prof_clear();
-  for (int r = 0; r < 2; r++) run_ok(&p, NULL, arena, &x, out, state);
+  prof_runs(&pr, 2);
   rt_sched_set_profile(0);
   char *rep = profile_report();
   ck_assert_msg(strstr(rep, "2 plan run(s)"), "%s", rep);
@@ -755,11 +768,7 @@ START_TEST(profile_clear_drops_earlier_runs) {
   char *empty = profile_report();
   ck_assert_msg(strstr(empty, "no plan steps ran"), "%s", empty);
   free(empty);
-  rt_tensor_free(out[0]);
-  rt_tensor_free(out[1]);
-  rt_tensor_free(x);
-  rt_list_free(state);
-  rt_arena_free(arena);
+  prof_free(&pr);
 }
 END_TEST
 
