@@ -67,6 +67,8 @@ CgConvAlgo cg_conv_algo_of(const FuseOptions *o) {
   return cg_conv_algo();
 }
 
+const char *cg_conv_algo_flag(CgConvAlgo a) { return algo_names[a]; }
+
 const char *cg_conv_algo_name(CgConvAlgo a) {
   switch (a) {
   case CG_CONV_WINOGRAD: return "winograd F(2x2,3x3)";

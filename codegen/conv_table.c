@@ -15,7 +15,6 @@
 #define TABLE_MAGIC "# dal conv table 1"
 #define TABLE_FILE "conv-table.tsv"
 
-static const char *const algo_key[CG_CONV_TABLE_NALGO] = {NULL, "im2col", "winograd", "direct", "winograd4"};
 
 static CgConvTableRow *table;
 static int ntable;
@@ -83,7 +82,7 @@ static bool row_parse(char *line, CgConvTableRow *r) {
     if (!eq) return false;
     *eq = 0;
     int a = 1;
-    while (a < CG_CONV_TABLE_NALGO && strcmp(tok, algo_key[a])) a++;
+    while (a < CG_CONV_TABLE_NALGO && strcmp(tok, cg_conv_algo_flag((CgConvAlgo)a))) a++;
     if (a == CG_CONV_TABLE_NALGO) return false;
     if (strcmp(eq + 1, "-")) {
       char *end;
@@ -169,8 +168,8 @@ int cg_conv_table_write(const char *path, const CgConvTableRow *rows, int n, cha
     fprintf(f, "%s %lld %lld %lld %lld %lld %lld %lld %d %d", ir_op_name(r->op), (long long)r->N, (long long)r->C,
             (long long)r->H, (long long)r->W, (long long)r->O, (long long)r->KH, (long long)r->KW, r->stride, r->pad);
     for (int a = 1; a < CG_CONV_TABLE_NALGO; a++)
-      if (r->ms[a] >= 0) fprintf(f, " %s=%.4f", algo_key[a], r->ms[a]);
-      else fprintf(f, " %s=-", algo_key[a]);
+      if (r->ms[a] >= 0) fprintf(f, " %s=%.4f", cg_conv_algo_flag((CgConvAlgo)a), r->ms[a]);
+      else fprintf(f, " %s=-", cg_conv_algo_flag((CgConvAlgo)a));
     fputc('\n', f);
   }
   bool ok = !ferror(f);

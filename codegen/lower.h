@@ -267,6 +267,8 @@ CgConvAlgo cg_conv_algo(void);
 /* "auto", "im2col", "winograd", "direct" or "winograd4" -> *a; false for
  * anything else. */
 bool cg_conv_algo_parse(const char *name, CgConvAlgo *a);
+/* a's -fconv name: "auto", "im2col", "winograd", "direct" or "winograd4". */
+const char *cg_conv_algo_flag(CgConvAlgo a);
 /* The algorithm a plan made with options o is lowered with (o may be NULL). */
 CgConvAlgo cg_conv_algo_of(const FuseOptions *o);
 

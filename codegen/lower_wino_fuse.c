@@ -11,9 +11,12 @@
  * so the group_norm's apply pass and x's buffer disappear (x is written
  * once and read ~(a/m)^2 = 4 times by the overlapping blocks otherwise;
  * now h is read 4 times and the few flops are recomputed). Only where x
- * has no other reader: in a training step x is kept for the weight
- * gradient and relu's backward, so it stays stored there and the rule
- * does not apply (the stored x is then as cheap to read as h). */
+ * has no other reader: in inference, and in a training step whose remat
+ * pass gave the backward (weight gradient, relu's backward) a recomputed
+ * copy of x; where the backward reads x itself it stays stored and the
+ * rule does not apply (the stored x is then as cheap to read as h). The
+ * norm is applied as the group_norm kernel applies it, so x is the same
+ * floats either way. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -179,8 +179,6 @@ START_TEST(test_dvae_tiny) {
   free_tensors(params, g->nparam);
   ir_graph_free(g);
   fe_free(prog);
-  cg_set_wino_share_check(true);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -244,8 +242,6 @@ START_TEST(test_two_layers) {
          (long long)s->H, (long long)s->H, _i % 2 ? "AdamW step" : "gradients", rel, MODEL_TOL);
   free_tensors(params, g->nparam);
   ir_graph_free(g);
-  cg_set_wino_share_check(true);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -270,7 +266,6 @@ START_TEST(test_same_flip) {
   jc_check_random(g, p, 0, &c);
   fuse_plan_free(p);
   ir_graph_free(g);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -288,8 +283,6 @@ START_TEST(test_winograd4_alone) {
   ck_assert_int_eq(on.shared, 0);
   ck_assert_int_eq(on.weight_steps, 3);
   ir_graph_free(g);
-  cg_set_wino_share_check(true);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -309,8 +302,6 @@ START_TEST(test_no_partner) {
   ck_assert_int_eq(on.shared, 0);
   ck_assert_int_eq(on.weight_steps, 2);
   ir_graph_free(g);
-  cg_set_wino_share_check(true);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -337,7 +328,6 @@ START_TEST(test_check) {
   ck_assert_int_eq(checked.arena, off.arena);
   cg_set_wino_share_check(false);
   Lowered forced = lower(g, &rule_on);
-  cg_set_wino_share_check(true);
   ck_assert_int_eq(forced.shared, 1);
   ck_assert_int_gt(forced.arena, off.arena);
   ir_graph_free(g);
@@ -359,7 +349,6 @@ START_TEST(test_check) {
   jc_check_random(g, p, 0, &c);
   fuse_plan_free(p);
   ir_graph_free(g);
-  cg_set_conv_algo(CG_CONV_AUTO);
 }
 END_TEST
 
@@ -383,11 +372,19 @@ START_TEST(test_rule_switch) {
 }
 END_TEST
 
+/* Each test may force an algorithm or switch the check off: both are
+ * process-wide, so they are put back after every test. */
+static void restore_defaults(void) {
+  cg_set_wino_share_check(true);
+  cg_set_conv_algo(CG_CONV_AUTO);
+}
+
 static Suite *wino_share_suite(void) {
   Suite *s = suite_create("wino_share");
   TCase *t = tcase_create("wino_share");
   tcase_set_timeout(t, 1200);
   tcase_add_checked_fixture(t, jc_setup, jc_teardown);
+  tcase_add_checked_fixture(t, NULL, restore_defaults);
   tcase_add_test(t, test_rule_switch);
   tcase_add_test(t, test_same_flip);
   tcase_add_test(t, test_winograd4_alone);

@@ -100,7 +100,6 @@ done:
 
 /* Adds the rows of every conv of g not yet in rows[0..*n), measured. */
 static int tune_graph(Tuner *t, const IrGraph *src, CgConvTableRow **rows, int *n, int *cap) {
-  static const char *const names[] = {"", "im2col", "winograd", "direct", "winograd4"};
   for (int v = 0; v < src->n; v++) {
     IrOp op = src->node[v].op;
     if (op != OP_CONV2D && op != OP_CONV_TRANSPOSE2D && op != OP_CONV2D_BACKWARD_WEIGHT) continue;
@@ -125,7 +124,7 @@ static int tune_graph(Tuner *t, const IrGraph *src, CgConvTableRow **rows, int *
         ir_graph_free(g);
         return -1;
       }
-      fprintf(stderr, " %s %.3f ms", names[a], row.ms[a]);
+      fprintf(stderr, " %s %.3f ms", cg_conv_algo_flag((CgConvAlgo)a), row.ms[a]);
     }
     fputc('\n', stderr);
     ir_graph_free(g);

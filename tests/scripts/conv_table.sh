@@ -39,14 +39,8 @@ grep -q '(auto: measured (conv table)' "$tmp/stats.out" && ok || bad "--stats do
 ! grep -q '(auto: 3x3 stride 1' "$tmp/stats.out" && ok || bad "a conv of the tuned model still went by the rules"
 
 # the tuned plan still computes the same loss and gradients as the reference executor
-/usr/bin/python3 - "$tmp" <<'PY'
-import sys, numpy as np
-r = np.random.default_rng(0)
-np.save(f"{sys.argv[1]}/x.npy", r.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
-np.save(f"{sys.argv[1]}/noise.npy", r.gumbel(size=(4, 64, 4, 4)).astype(np.float32))
-PY
-run="$dalc run models/dvae.dal --config tiny --fn loss_given_noise --in x=$tmp/x.npy --in noise=$tmp/noise.npy
-     --in tau=0.8 --in beta=0.5 --seed 3"
+tiny_dvae_inputs
+run=$tiny_run
 $run --out loss_given_noise="$tmp/jit.npy" --grad-out "$tmp/jit.safetensors" > /dev/null 2>&1 && ok || bad "jit run"
 $run --backend=ref --out loss_given_noise="$tmp/ref.npy" --grad-out "$tmp/ref.safetensors" > /dev/null 2>&1 &&
   ok || bad "ref run"

@@ -13,14 +13,8 @@ DAL_CACHE_DIR="$tmp/cache"
 export DAL_CACHE_DIR
 unset DAL_CACHE_KEY_SALT
 
-/usr/bin/python3 - "$tmp" <<'PY'
-import sys, numpy as np
-r = np.random.default_rng(0)
-np.save(f"{sys.argv[1]}/x.npy", r.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
-np.save(f"{sys.argv[1]}/noise.npy", r.gumbel(size=(4, 64, 4, 4)).astype(np.float32))
-PY
-run="$dalc run models/dvae.dal --config tiny --fn loss_given_noise --in x=$tmp/x.npy --in noise=$tmp/noise.npy
-     --in tau=0.8 --in beta=0.5 --seed 3"
+tiny_dvae_inputs
+run=$tiny_run
 
 # counts NAME [FLAGS]: runs the JIT with --time-passes into $tmp/NAME.{npy,safetensors,err}
 # and sets compiled, hits, misses, bad from the kernel counts line.

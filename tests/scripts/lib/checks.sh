@@ -24,3 +24,17 @@ expect_error() {
   if ! grep -q -- "$pattern" "$tmp/err"; then bad "$what: stderr lacks '$pattern'"; cat "$tmp/err"; return; fi
   ok
 }
+
+# tiny_dvae_inputs: $tmp/x.npy and $tmp/noise.npy, fixed inputs of the dVAE
+# tiny's loss_given_noise, and $tiny_run, the dalc run command that uses
+# them (--out and --grad-out to be added).
+tiny_dvae_inputs() {
+  /usr/bin/python3 - "$tmp" <<'PY'
+import sys, numpy as np
+r = np.random.default_rng(0)
+np.save(f"{sys.argv[1]}/x.npy", r.uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
+np.save(f"{sys.argv[1]}/noise.npy", r.gumbel(size=(4, 64, 4, 4)).astype(np.float32))
+PY
+  tiny_run="$dalc run models/dvae.dal --config tiny --fn loss_given_noise --in x=$tmp/x.npy --in noise=$tmp/noise.npy
+     --in tau=0.8 --in beta=0.5 --seed 3"
+}
