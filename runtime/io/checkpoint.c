@@ -31,6 +31,8 @@ RtMeta *rt_checkpoint_meta(const RtProgram *p, const RtCheckpointInfo *info) {
     snprintf(num, sizeof num, "%.17g", info->ema_decay);
     rt_meta_set(m, "dal.ema", num);
   }
+  if (info->run[0]) rt_meta_set(m, "dal.run", info->run);
+  if (info->changed[0]) rt_meta_set(m, "dal.resume_changed", info->changed);
   return m;
 }
 
@@ -150,6 +152,9 @@ int rt_checkpoint_load(const char *path, RtProgram *p, RtCheckpointInfo *info, R
   snprintf(in.init, sizeof in.init, "%s", init ? init : "");
   const char *ema = rt_meta_get(m, "dal.ema");
   in.ema_decay = ema ? strtod(ema, NULL) : 0;
+  const char *run = rt_meta_get(m, "dal.run"), *changed = rt_meta_get(m, "dal.resume_changed");
+  snprintf(in.run, sizeof in.run, "%s", run ? run : "");
+  snprintf(in.changed, sizeof in.changed, "%s", changed ? changed : "");
   *info = in;
   rc = 0;
 done:

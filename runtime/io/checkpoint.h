@@ -16,6 +16,8 @@
  *   dal.source_hash         RtProgram.source_hash, when the program has one
  *   dal.tokenizer           the captions' BPE tokenizer (its JSON), when the run had one
  *   dal.ema                 (only when the run keeps an EMA, train --ema) its decay
+ *   dal.run                 the settings a resume must keep (train.h), when a training run wrote it
+ *   dal.resume_changed      (only after a `--resume-changed`) which settings changed at which step
  * With the tokenizer, a checkpoint is a whole model file: `generate --model
  * FILE` needs nothing else (exe_generate.c).
  *
@@ -45,6 +47,8 @@ typedef struct {
   char init[1024]; /* dal.init, "" if none */
   double ema_decay; /* dal.ema: the decay of the EMA the file holds; 0: none */
   const RtTensorList *ema; /* "ema.<name>" tensors written after the state, or NULL; saved only */
+  char run[4096];     /* dal.run: the run's settings (train.h, rt_train_settings), "" if none */
+  char changed[2048]; /* dal.resume_changed: settings changed on resumes (train.h), "" if none */
 } RtCheckpointInfo;
 
 #define RT_EMA_PREFIX "ema."

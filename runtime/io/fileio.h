@@ -10,6 +10,7 @@
 #define DAL_RT_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "runtime/core/rt_error.h"
 
@@ -40,5 +41,32 @@ typedef struct {
 
 /* Writes the concatenation of chunks[0..n) to 'path' atomically. */
 int rt_write_file_atomic(const char *path, const RtChunk *chunks, int n, RtErr *e);
+
+/* ---- checks before work and checked streams (fileio_guard.c) ---- */
+
+/* Whether 'path' can be written, checked before any work so that a long
+ * run does not fail at its first write: an existing non-regular file (a
+ * device such as /dev/null) must be writable; otherwise 'path' must not be
+ * a directory and its directory must exist and take a new file (tried by
+ * creating and removing one, which also catches read-only file systems and
+ * root on them). 'flag' names the option in the message:
+ * "--checkpoint /x/y.safetensors: cannot write in /x: No such file or directory". */
+int rt_check_writable(const char *flag, const char *path, RtErr *e);
+
+/* Flushes a stdio stream written with fprintf/fputs and reports a failure
+ * of any write since the last check ("PATH: write failed: No space left on
+ * device"); rt_stream_close does the same and closes f (NULL is a no-op). */
+int rt_stream_check(FILE *f, const char *path, RtErr *e);
+int rt_stream_close(FILE *f, const char *path, RtErr *e);
+
+/* An advisory lock (flock, exclusive) on the file "<path>.lock", held until
+ * rt_lock_release, which removes the file. flock locks belong to the open
+ * file, so a process that dies (even by SIGKILL) releases its lock and a
+ * stale lock file never blocks anyone: the next taker just locks it. The
+ * holder writes its pid into the file; when another process holds the
+ * lock, NULL with a message naming 'path', 'what' and that pid. */
+typedef struct RtLock RtLock;
+RtLock *rt_lock_take(const char *path, const char *what, RtErr *e);
+void rt_lock_release(RtLock *l); /* NULL is a no-op */
 
 #endif

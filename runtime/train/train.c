@@ -12,16 +12,17 @@
 
 #include "runtime/data/bpe.h"
 #include "runtime/io/checkpoint.h"
+#include "runtime/io/fileio.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
 #include "runtime/train/progress.h"
 
-/* ---- signals: SIGINT and SIGTERM stop the run after the current step ---- */
+/* ---- signals: SIGINT, SIGTERM and SIGHUP stop the run after the current step ---- */
 
 static volatile sig_atomic_t stop_signal;
 
-/* The first SIGINT/SIGTERM asks for a stop after the current step; the
- * handler then reverts to the default (SA_RESETHAND), so a second one ends
+/* The first SIGINT/SIGTERM/SIGHUP (a closed terminal or ssh session) asks
+ * for a stop after the current step; the handler then reverts to the default (SA_RESETHAND), so a second one ends
  * the process at once, leaving the last checkpoint as it was. */
 static void on_stop_signal(int sig) {
   static const char msg[] = "\nstopping after this step to write a checkpoint (signal again to abort at once)\n";
@@ -31,7 +32,7 @@ static void on_stop_signal(int sig) {
 }
 
 typedef struct {
-  struct sigaction old_int, old_term;
+  struct sigaction old_int, old_term, old_hup;
 } Handlers;
 
 static void handlers_install(Handlers *h) {
@@ -43,11 +44,15 @@ static void handlers_install(Handlers *h) {
   stop_signal = 0;
   sigaction(SIGINT, &sa, &h->old_int);
   sigaction(SIGTERM, &sa, &h->old_term);
+  /* Under nohup SIGHUP stays ignored: the run is meant to outlive its terminal. */
+  sigaction(SIGHUP, NULL, &h->old_hup);
+  if (h->old_hup.sa_handler != SIG_IGN) sigaction(SIGHUP, &sa, NULL);
 }
 
 static void handlers_restore(const Handlers *h) {
   sigaction(SIGINT, &h->old_int, NULL);
   sigaction(SIGTERM, &h->old_term, NULL);
+  sigaction(SIGHUP, &h->old_hup, NULL);
 }
 
 /* ---- where each input of the step comes from ---- */
@@ -74,6 +79,10 @@ typedef struct {
   double ema_decay;
   char ema_path[1024]; /* the EMA model file beside the checkpoint */
   RtTrainEval *eval;   /* --eval-every, or NULL */
+  RtLock *lock;        /* on "<ckpt>.lock" for the whole run */
+  char settings[4096]; /* dal.run of this run (rt_train_settings) */
+  char then[4096];     /* dal.run of the checkpoint resumed from */
+  char changed[2048];  /* dal.resume_changed, kept across resumes */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -170,6 +179,8 @@ static int save(Run *r, uint64_t done, RtErr *e) {
   info.tokenizer = r->tokenizer;
   info.ema = r->ema;
   info.ema_decay = r->ema ? r->ema_decay : 0;
+  snprintf(info.run, sizeof info.run, "%s", r->settings);
+  snprintf(info.changed, sizeof info.changed, "%s", r->changed);
   if (rt_checkpoint_save(r->ckpt, r->p, &info, e)) return -1;
   return r->ema ? rt_checkpoint_save_ema_model(r->ema_path, r->p, &info, e) : 0;
 }
@@ -190,6 +201,8 @@ static int start_state(Run *r, RtErr *e) {
     r->seed = info.seed;
     r->first = info.step;
     memcpy(r->init, info.init, sizeof r->init);
+    memcpy(r->then, info.run, sizeof r->then);
+    memcpy(r->changed, info.changed, sizeof r->changed);
     if (info.ema_decay > 0) {
       if (o->ema > 0 && o->ema != info.ema_decay)
         return rt_err(e, "%s: the checkpoint's run kept its EMA with --ema %.17g, not %.17g (leave --ema out to "
@@ -210,6 +223,48 @@ static int start_state(Run *r, RtErr *e) {
     if (!(r->ema = rt_ema_new(p, e))) return -1;
     r->ema_decay = o->ema;
   }
+  return 0;
+}
+
+/* Appends s to buf, cut to fit. */
+static void append(char *buf, size_t size, const char *s) {
+  size_t at = strlen(buf), n = strlen(s);
+  if (at + n + 1 > size) n = size - at - 1;
+  memcpy(buf + at, s, n);
+  buf[at + n] = 0;
+}
+
+/* Before any work: the outputs can be written, and no other run writes
+ * this checkpoint (a lock held until the run ends). */
+static int guard_outputs(Run *r, RtErr *e) {
+  if (rt_check_writable("--checkpoint", r->ckpt, e)) return -1;
+  if (r->o->log && rt_check_writable("--log", r->o->log, e)) return -1;
+  r->lock = rt_lock_take(r->ckpt, "this checkpoint", e);
+  return r->lock ? 0 : -1;
+}
+
+/* The run's settings and, on --resume, their comparison with those of the
+ * checkpoint's run (train.h). */
+static int check_settings(Run *r, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  /* the tokenizer matters only to an entry that reads the captions */
+  const char *tok = rt_entry_input(r->en, "text") >= 0 ? r->tokenizer : NULL;
+  rt_train_settings(r->p, o, r->en, r->lr, tok, r->settings, sizeof r->settings);
+  if (!o->resume) return 0;
+  if (r->changed[0] && !o->quiet)
+    fprintf(stderr, "note: %s comes from a run resumed with changed settings (%s)\n", o->resume, r->changed);
+  char changes[2048];
+  if (!rt_train_settings_diff(r->then, r->settings, changes, sizeof changes)) return 0;
+  if (!o->resume_changed)
+    return rt_err(e, "%s: settings differ from the checkpoint's run, so this would not continue it bit-identically: "
+                  "%s (give the run's own flags, or --resume-changed to resume anyway)", o->resume, changes);
+  fprintf(stderr, "note: resuming %s with changed settings: %s; the checkpoints record it (dal.resume_changed)\n",
+          o->resume, changes);
+  char head[48];
+  snprintf(head, sizeof head, "%sstep %llu: ", r->changed[0] ? "; " : "", (unsigned long long)r->first);
+  /* a record cut at its size still says that and where the run changed */
+  append(r->changed, sizeof r->changed, head);
+  append(r->changed, sizeof r->changed, changes);
   return 0;
 }
 
@@ -242,6 +297,7 @@ static int setup(Run *r, RtErr *e) {
   }
   r->every = o->every_given ? o->every : (o->steps + 9) / 10;
   rt_train_ema_path(r->ckpt, r->ema_path, sizeof r->ema_path);
+  if (guard_outputs(r, e)) return -1;
 
   r->src = calloc((size_t)en->ninput + 1, sizeof *r->src);
   r->scalar = calloc((size_t)en->ninput + 1, sizeof *r->scalar);
@@ -263,6 +319,7 @@ static int setup(Run *r, RtErr *e) {
     rt_bpe_free(tok);
     if (!r->tokenizer) return tok ? rt_err(e, "out of memory") : -1;
   }
+  if (check_settings(r, e)) return -1;
   if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e)) return -1;
   if (o->eval_every && !(r->eval = rt_train_eval_open(p, o, r->seed, r->ema, e))) return -1;
   if (o->log) {
@@ -285,10 +342,13 @@ static void teardown(Run *r) {
   free(r->tokenizer);
   rt_train_eval_free(r->eval);
   rt_list_free(r->ema);
-  if (r->log) fclose(r->log);
+  rt_lock_release(r->lock);
+  if (r->log) fclose(r->log); /* after an error; rt_train closes it with a check otherwise */
 }
 
-static const char *signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+static const char *signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
 
 /* The log fields of the evaluations after step s into buf: "\tV" per
  * column, or "\t" when none is due; the first value goes on the progress line. */
@@ -339,7 +399,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     if (r->log) {
       snprintf(line + loss_at, sizeof line - loss_at, "%.9g%s%s\n", (double)loss, sched, evals);
       fputs(line, r->log);
-      fflush(r->log);
+      if (rt_stream_check(r->log, o->log, e)) goto fail; /* a full disk: stop, as a checkpoint's failure does */
     }
     rt_progress_step(&pr, s, loss);
     res->step = s + 1;
@@ -406,6 +466,10 @@ int rt_train(RtProgram *p, const RtTrainOptions *o, RtTrainResult *res, RtErr *e
       rc = prepare(&r, e);
       if (rc == 0) rc = loop(&r, res, e);
     }
+  }
+  if (r.log) {
+    if (rt_stream_close(r.log, o->log, rc ? NULL : e)) rc = -1;
+    r.log = NULL;
   }
   teardown(&r);
   handlers_restore(&h);

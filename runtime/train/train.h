@@ -158,6 +158,7 @@ typedef struct {
   const char *eval_data;   /* --eval-data SPEC */
   uint64_t eval_batches;   /* --eval-batches M (default 8) */
   bool eval_ema;           /* --eval-ema */
+  bool resume_changed;     /* --resume-changed: resume although settings differ (train_settings.c) */
 } RtTrainOptions;
 
 typedef struct {
@@ -220,6 +221,29 @@ bool rt_train_eval_due(const RtTrainEval *ev, uint64_t s);
 int rt_train_eval_prepare(RtTrainEval *ev, RtErr *e);
 /* Evaluates after step s: values[0 .. rt_train_eval_columns) in column order. */
 int rt_train_eval_run(RtTrainEval *ev, uint64_t s, double *values, RtErr *e);
+
+/* ---- the settings a resume must keep (train_settings.c) ----
+ *
+ * A checkpoint records (dal.run) the settings that decide what the run's
+ * steps compute, one "KEY=VALUE" line each, KEY the flag that sets it: the
+ * training entry (--fn); the fingerprint of the model's source ("model
+ * source"); the data (--data) and the tokenizer's fingerprint; the
+ * learning-rate schedule (--lr, the model's when not given, --warmup,
+ * --lr-decay, --lr-min) and, when a schedule spans the run, --steps; for
+ * every input of the entry ("input NAME") its type, which holds the batch
+ * size, or its --set/--anneal schedule. The seed and --ema are checked on
+ * their own (start_state). A --resume whose settings differ is refused,
+ * naming each change, unless --resume-changed says it is intended; the
+ * checkpoints of that run then record the change (dal.resume_changed:
+ * "step K: CHANGES", accumulated over resumes). */
+
+/* The settings of a run of o on entry 'en' at learning rate 'lr' with
+ * 'tokenizer' (its JSON, or NULL) into buf ("KEY=VALUE\n" lines). */
+void rt_train_settings(const RtProgram *p, const RtTrainOptions *o, const RtEntrySpec *en, double lr,
+                       const char *tokenizer, char *buf, size_t size);
+/* Whether settings 'now' differ from a checkpoint's 'then' ("" when the
+ * checkpoint predates dal.run: never); 'changes' gets "KEY OLD -> NEW; ...". */
+bool rt_train_settings_diff(const char *then, const char *now, char *changes, size_t size);
 
 /* The log file (train_log.c): opens 'path' for appending step lines after
  * 'first' steps: a fresh file with 'header' when first == 0 (or the file

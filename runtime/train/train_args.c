@@ -57,6 +57,30 @@ static int parse_scalar(RtTrainOptions *o, const char *flag, const char *arg, bo
   return 0;
 }
 
+/* --every K (K >= 1) or "none": only the final checkpoint. */
+static int parse_every(const char *v, RtTrainOptions *o, RtErr *e) {
+  o->every_given = true;
+  if (strcmp(v, "none") == 0) {
+    o->every = 0;
+    return 0;
+  }
+  if (rt_exe_u64("--every", v, &o->every, e)) return -1;
+  if (o->every == 0)
+    return rt_err(e, "--every: must be at least 1, got '0' (--every none writes only the final checkpoint)");
+  return 0;
+}
+
+/* The ranges that depend on more than one flag, checked once every flag
+ * is known. */
+static int check_ranges(const RtTrainOptions *o, RtErr *e) {
+  if (o->warmup > o->steps)
+    return rt_err(e, "--warmup: must be at most --steps (%llu), got %llu", (unsigned long long)o->steps,
+                  (unsigned long long)o->warmup);
+  if (o->lr_given && o->lr_min_given && o->lr_min > o->lr)
+    return rt_err(e, "--lr-min: must be at most --lr (%g), got %g", o->lr, o->lr_min);
+  return 0;
+}
+
 int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
   memset(o, 0, sizeof *o);
   bool have_steps = false;
@@ -81,6 +105,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->seed_given = true;
     } else if (FLAG("--lr")) {
       if (m < 0 || rt_exe_f64("--lr", v, &o->lr, e)) return -1;
+      if (!(o->lr > 0)) return rt_err(e, "--lr: must be a positive number, got '%s'", v);
       o->lr_given = true;
     } else if (FLAG("--warmup")) {
       if (m < 0 || rt_exe_u64("--warmup", v, &o->warmup, e)) return -1;
@@ -92,7 +117,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       else return rt_err(e, "--lr-decay must be none, cos or linear, not '%s'", v);
     } else if (FLAG("--lr-min")) {
       if (m < 0 || rt_exe_f64("--lr-min", v, &o->lr_min, e)) return -1;
-      if (o->lr_min < 0) return rt_err(e, "--lr-min must not be negative, got '%s'", v);
+      if (o->lr_min < 0) return rt_err(e, "--lr-min: must not be negative, got '%s'", v);
       o->lr_min_given = true;
     } else if (FLAG("--ema")) {
       if (m < 0 || rt_exe_f64("--ema", v, &o->ema, e)) return -1;
@@ -110,6 +135,8 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
     } else if (FLAG("--eval-batches")) {
       if (m < 0 || rt_exe_u64("--eval-batches", v, &o->eval_batches, e)) return -1;
       if (o->eval_batches == 0) return rt_err(e, "--eval-batches must be at least 1");
+    } else if (strcmp(argv[i], "--resume-changed") == 0) {
+      o->resume_changed = true;
     } else if (strcmp(argv[i], "--eval-ema") == 0) {
       o->eval_ema = true;
     } else if (FLAG("--set")) {
@@ -128,8 +155,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       if (m < 0) return -1;
       o->checkpoint = v;
     } else if (FLAG("--every")) {
-      if (m < 0 || rt_exe_u64("--every", v, &o->every, e)) return -1;
-      o->every_given = true;
+      if (m < 0 || parse_every(v, o, e)) return -1;
     } else if (FLAG("--resume")) {
       if (m < 0) return -1;
       o->resume = v;
@@ -138,8 +164,8 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->log = v;
     } else {
       return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
-                    "--warmup K --lr-decay none|cos|linear --lr-min X --set NAME=V --anneal NAME=FROM:TO[:SHAPE[:STEPS]] --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K --resume PATH "
-                    "--log FILE.tsv --ema D --eval-every K --eval-fn NAME --eval-data SPEC --eval-batches M --eval-ema --quiet)", argv[i]);
+                    "--warmup K --lr-decay none|cos|linear --lr-min X --set NAME=V --anneal NAME=FROM:TO[:SHAPE[:STEPS]] --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K|none --resume PATH "
+                    "--resume-changed --log FILE.tsv --ema D --eval-every K --eval-fn NAME --eval-data SPEC --eval-batches M --eval-ema --quiet)", argv[i]);
     }
 #undef FLAG
   }
@@ -157,5 +183,6 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
   if (o->lr_min_given && o->lr_decay == RT_LR_CONSTANT)
     return rt_err(e, "--lr-min goes with --lr-decay cos|linear (the learning rate decays to it)");
   if (o->init.partial && !o->init.n) return rt_err(e, "--init-partial goes with --init PREFIX=FILE");
-  return 0;
+  if (o->resume_changed && !o->resume) return rt_err(e, "--resume-changed goes with --resume PATH");
+  return check_ranges(o, e);
 }

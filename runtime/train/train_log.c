@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/io/fileio.h"
 #include "runtime/train/train.h"
@@ -65,12 +67,18 @@ FILE *rt_train_log_open(const char *path, const char *header, uint64_t first, Rt
     if (!f) rt_err(e, "%s: cannot open for appending: %s", path, strerror(errno));
     return f;
   }
+  struct stat st;
+  bool fresh = stat(path, &st) != 0; /* created here: removed again if the header cannot be written */
   FILE *f = fopen(path, "w");
   if (!f) {
     rt_err(e, "%s: cannot create: %s", path, strerror(errno));
     return NULL;
   }
   fprintf(f, "%s\n", header);
-  fflush(f);
+  if (rt_stream_check(f, path, e)) {
+    fclose(f);
+    if (fresh) unlink(path);
+    return NULL;
+  }
   return f;
 }
