@@ -12,6 +12,11 @@
 #include "tools/cli.h"
 
 int cmd_program(const DalcArgs *a) {
+  RtErr e;
+  if (a->rest_argc > 0 && rt_exe_check_outputs(a->rest_argc, a->rest_argv, &e)) { /* before compiling */
+    cli_error("%s", e.msg);
+    return 1;
+  }
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   int n = fe_entry_count(p), status = 1;

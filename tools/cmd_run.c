@@ -8,6 +8,7 @@
 
 #include "ir/ref/bind.h"
 #include "runtime/io/checkpoint.h"
+#include "runtime/io/fileio.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
 #include "runtime/io/npy.h"
@@ -120,11 +121,23 @@ static int write_gradients(const IrGraph *g, RtTensor **out, const char *path) {
   return rc ? 1 : 0;
 }
 
+/* Before compiling: every file the run will write can be written. */
+static int check_outputs(const DalcArgs *a) {
+  RtErr e;
+  int rc = 0;
+  for (int i = 0; i < a->nout && rc == 0; i++) rc = rt_check_writable("--out", a->out[i].path, &e);
+  if (rc == 0 && a->save_params) rc = rt_check_writable("--save-params", a->save_params, &e);
+  if (rc == 0 && a->grad_out) rc = rt_check_writable("--grad-out", a->grad_out, &e);
+  if (rc) cli_error("%s", e.msg);
+  return rc;
+}
+
 int cmd_run(const DalcArgs *a) {
   if (!a->fn) {
     cli_error("dalc run needs --fn NAME (dalc info %s lists the entries)", a->file);
     return 1;
   }
+  if (check_outputs(a)) return 1;
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   IrGraph *g = cli_lower(p, a->fn, a, a->grad_out != NULL);

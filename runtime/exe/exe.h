@@ -97,6 +97,13 @@ typedef struct {
 void rt_exe_set_compiler(const RtExeCompiler *c);
 const RtExeCompiler *rt_exe_compiler(void);
 
+/* Before any work: every file a command's flags name for writing
+ * (--checkpoint, --log, --out, --save-state, --logits-out, --out-npy, ...)
+ * can be written (fileio.h rt_check_writable). argv[0] is the command; the
+ * flags are not otherwise checked. rt_main calls it, and dalc before it
+ * compiles the model. */
+int rt_exe_check_outputs(int argc, char **argv, RtErr *e);
+
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */

@@ -8,6 +8,7 @@
 
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
+#include "runtime/io/fileio.h"
 #include "runtime/train/train.h"
 
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
@@ -216,7 +217,8 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *cmd = argv[1];
   RtErr e = {{0}};
   int rc;
-  if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
+  if (rt_exe_check_outputs(argc - 1, argv + 1, &e)) rc = -1; /* before any work */
+  else if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
   else if (strcmp(cmd, "train") == 0) rc = cmd_train(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "run") == 0) rc = rt_exe_run(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "data") == 0) rc = rt_exe_data(p, argc - 2, argv + 2, &e);
@@ -232,7 +234,7 @@ int rt_main(RtProgram *p, int argc, char **argv) {
     rc = rt_err(&e, "unknown command '%s' (commands: info, train, run, data, tokenize, bench, sample, generate, eval, help)",
                 cmd);
   }
-  fflush(stdout);
+  if (rt_stream_check(stdout, "stdout", rc == 0 ? &e : NULL) && rc == 0) rc = -1; /* a full disk under `> FILE` */
   if (rc < 0) {
     fprintf(stderr, "%s: error: %s\n", prog, e.msg);
     return 1;

@@ -46,7 +46,7 @@ void rt_train_settings(const RtProgram *p, const RtTrainOptions *o, const RtEntr
    * computes the same first steps, so extending one is a true continuation. */
   bool spans = o->lr_decay != RT_LR_CONSTANT;
   for (int k = 0; k < o->nscalar; k++) spans |= o->scalar[k].anneal && o->scalar[k].over == 0;
-  if (spans) put(buf, size, "--steps", "%" PRIu64 " (a schedule spans the run)", o->steps);
+  if (spans) put(buf, size, "--steps", "%" PRIu64, o->steps);
   char key[160], type[128];
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *a = &en->input[i];

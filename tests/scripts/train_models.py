@@ -217,7 +217,7 @@ def resume_checks_on(dalc, d):
 
     # -- SIGINT: finish the step, write a checkpoint, exit 130
     log, ckpt = os.path.join(d, "int.tsv"), os.path.join(d, "int.safetensors")
-    proc = start(train_argv(dalc, DVAE, RESUME + ["--every", "0", "--log", log, "--checkpoint", ckpt]), err)
+    proc = start(train_argv(dalc, DVAE, RESUME + ["--every", "none", "--log", log, "--checkpoint", ckpt]), err)
     if wait_for(lambda: log_steps(log) >= 4, proc, "4 steps"):
         proc.send_signal(signal.SIGINT)
     rc = proc.wait()
@@ -231,7 +231,7 @@ def resume_checks_on(dalc, d):
            % (logged, rc, step, logged, tail_text(err, 1)))
     left = temp_files(d, "int.safetensors")
     report(not left, "resume: SIGINT leaves no temporary file%s" % (": " + ", ".join(left) if left else ""))
-    rc = train(["--every", "0", "--log", log, "--checkpoint", ckpt, "--resume", ckpt])
+    rc = train(["--every", "none", "--log", log, "--checkpoint", ckpt, "--resume", ckpt])
     report(rc == 0, "resume: from the SIGINT checkpoint: exit %d" % rc)
     same_as_ref("resume: SIGINT", log, ckpt)
 
@@ -317,14 +317,14 @@ def main():
         dvae_log, dvae_err = os.path.join(tmp, "dvae.tsv"), os.path.join(tmp, "dvae.err")
         dvae = start(train_argv(dalc, DVAE, [
             "--fn", "loss", "--steps", str(DVAE_STEPS), "--seed", "1", "--data", "shapes",
-            "--anneal", "tau=1:0.5", "--set", "beta=0.01", "--every", "0", "--quiet",
+            "--anneal", "tau=1:0.5", "--set", "beta=0.01", "--every", "none", "--quiet",
             "--log", dvae_log, "--checkpoint", os.path.join(tmp, "dvae.safetensors")]), dvae_err)
 
         # (b)
         gpt_log, gpt_err = os.path.join(tmp, "gpt.tsv"), os.path.join(tmp, "gpt.err")
         gpt = start(train_argv(dalc, GPT, [
             "--steps", str(GPT_STEPS), "--seed", "1", "--data", gpt_tokens(tmp), "--lr", str(GPT_LR),
-            "--every", "0", "--quiet", "--log", gpt_log, "--checkpoint", os.path.join(tmp, "gpt.safetensors")]),
+            "--every", "none", "--quiet", "--log", gpt_log, "--checkpoint", os.path.join(tmp, "gpt.safetensors")]),
             gpt_err)
         check_decrease("gpt tiny overfits 8 fixed rows (lr %g)" % GPT_LR, gpt_log, gpt.wait(), gpt_err,
                        lambda n, first, last: (n == GPT_STEPS and last < GPT_TARGET,
@@ -345,7 +345,7 @@ def main():
             fm_log, fm_err = os.path.join(tmp, "fm.tsv"), os.path.join(tmp, "fm.err")
             fm = start(train_argv(dalc, DVAE, [
                 "--fn", "loss", "--steps", str(DVAE_STEPS), "--seed", "1", "--data", "fashion-mnist",
-                "--lr", "3e-3", "--anneal", "tau=1:0.5", "--set", "beta=0.01", "--every", "0", "--quiet",
+                "--lr", "3e-3", "--anneal", "tau=1:0.5", "--set", "beta=0.01", "--every", "none", "--quiet",
                 "--log", fm_log, "--checkpoint", os.path.join(tmp, "fm.safetensors")]), fm_err)
             check_decrease("dvae tiny on fashion-mnist (lr 3e-3, tau 1 -> 0.5, beta 0.01)", fm_log, fm.wait(), fm_err,
                            lambda n, first, last: (n == DVAE_STEPS and last <= DVAE_DROP * first,
