@@ -16,7 +16,8 @@ struct RtAtomicFile {
   int fd;
   int failed; /* a write failed: commit must not publish */
   char *path; /* destination */
-  char *tmp;  /* "<path>.tmp.<pid>.<n>", same directory so rename is atomic */
+  char *tmp;  /* "<path>.tmp.<pid>.<n>", same directory so rename is atomic;
+               * NULL when 'path' is a device or FIFO, written in place */
 };
 
 static atomic_uint tmp_counter;
@@ -43,6 +44,18 @@ RtAtomicFile *rt_atomic_open(const char *path, RtErr *e) {
   if (!f || !f->path || !f->tmp) {
     if (f) atomic_free(f);
     rt_err(e, "%s: out of memory", path);
+    return NULL;
+  }
+  /* A device or FIFO (/dev/null, /dev/stdout, a pipe) is written in
+   * place: renaming a file over it would replace the device itself. */
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    free(f->tmp);
+    f->tmp = NULL;
+    f->fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (f->fd >= 0) return f;
+    rt_err(e, "%s: cannot open for writing: %s", path, strerror(errno));
+    atomic_free(f);
     return NULL;
   }
   /* O_EXCL with a fresh name rather than mkstemp: the new file then gets the
@@ -79,7 +92,7 @@ int rt_atomic_write(RtAtomicFile *f, const void *data, size_t size, RtErr *e) {
 void rt_atomic_abort(RtAtomicFile *f) {
   if (!f) return;
   close(f->fd);
-  unlink(f->tmp);
+  if (f->tmp) unlink(f->tmp);
   atomic_free(f);
 }
 
@@ -135,7 +148,16 @@ static void remove_stale_temps(const char *path) {
   free(dir);
 }
 
+/* rt_atomic_commit of a device or FIFO: nothing to rename. */
+static int commit_in_place(RtAtomicFile *f, RtErr *e) {
+  int rc = f->failed ? rt_err(e, "%s: not fully written because a write failed", f->path) : 0;
+  if (close(f->fd) != 0 && rc == 0) rc = rt_err(e, "%s: close failed: %s", f->path, strerror(errno));
+  atomic_free(f);
+  return rc;
+}
+
 int rt_atomic_commit(RtAtomicFile *f, RtErr *e) {
+  if (!f->tmp) return commit_in_place(f, e);
   int rc = -1;
   if (f->failed) {
     rt_err(e, "%s: not written because an earlier write failed", f->path);

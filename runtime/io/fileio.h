@@ -3,7 +3,9 @@
  * A file is written to a temporary file in the same directory, flushed with
  * fsync and renamed over 'path', so a reader sees either the old file or the
  * complete new one, never a partial file. On failure the temporary file is
- * removed and any old file at 'path' is left untouched.
+ * removed and any old file at 'path' is left untouched. A 'path' that is a
+ * device or FIFO (/dev/null, /dev/stdout) is written in place instead, and
+ * a failed write is reported the same way.
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_FILEIO_H

@@ -251,7 +251,7 @@ static int check_settings(Run *r, RtErr *e) {
   const char *tok = rt_entry_input(r->en, "text") >= 0 ? r->tokenizer : NULL;
   rt_train_settings(r->p, o, r->en, r->lr, tok, r->settings, sizeof r->settings);
   if (!o->resume) return 0;
-  if (r->changed[0] && !o->quiet)
+  if (r->changed[0]) /* even under --quiet: the run is not the one its flags describe */
     fprintf(stderr, "note: %s comes from a run resumed with changed settings (%s)\n", o->resume, r->changed);
   char changes[2048];
   if (!rt_train_settings_diff(r->then, r->settings, changes, sizeof changes)) return 0;

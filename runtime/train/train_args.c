@@ -92,7 +92,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->quiet = true;
     } else if (FLAG("--steps")) {
       if (m < 0 || rt_exe_u64("--steps", v, &o->steps, e)) return -1;
-      if (o->steps == 0) return rt_err(e, "--steps must be at least 1");
+      if (o->steps == 0) return rt_err(e, "--steps: must be at least 1");
       have_steps = true;
     } else if (FLAG("--fn")) {
       if (m < 0) return -1;
@@ -114,17 +114,18 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       if (strcmp(v, "none") == 0) o->lr_decay = RT_LR_CONSTANT;
       else if (strcmp(v, "cos") == 0) o->lr_decay = RT_LR_COS;
       else if (strcmp(v, "linear") == 0) o->lr_decay = RT_LR_LINEAR;
-      else return rt_err(e, "--lr-decay must be none, cos or linear, not '%s'", v);
+      else return rt_err(e, "--lr-decay: must be none, cos or linear, not '%s'", v);
     } else if (FLAG("--lr-min")) {
       if (m < 0 || rt_exe_f64("--lr-min", v, &o->lr_min, e)) return -1;
       if (o->lr_min < 0) return rt_err(e, "--lr-min: must not be negative, got '%s'", v);
       o->lr_min_given = true;
     } else if (FLAG("--ema")) {
       if (m < 0 || rt_exe_f64("--ema", v, &o->ema, e)) return -1;
-      if (!(o->ema > 0 && o->ema < 1)) return rt_err(e, "--ema needs a decay between 0 and 1 (e.g. 0.999), got '%s'", v);
+      if (!(o->ema > 0 && o->ema < 1))
+        return rt_err(e, "--ema: must be a decay between 0 and 1 (e.g. 0.999), got '%s'", v);
     } else if (FLAG("--eval-every")) {
       if (m < 0 || rt_exe_u64("--eval-every", v, &o->eval_every, e)) return -1;
-      if (o->eval_every == 0) return rt_err(e, "--eval-every must be at least 1");
+      if (o->eval_every == 0) return rt_err(e, "--eval-every: must be at least 1");
     } else if (FLAG("--eval-fn")) {
       if (m < 0) return -1;
       if (o->neval == RT_TRAIN_MAX_EVALS) return rt_err(e, "too many --eval-fn flags (at most %d)", RT_TRAIN_MAX_EVALS);
@@ -134,7 +135,7 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->eval_data = v;
     } else if (FLAG("--eval-batches")) {
       if (m < 0 || rt_exe_u64("--eval-batches", v, &o->eval_batches, e)) return -1;
-      if (o->eval_batches == 0) return rt_err(e, "--eval-batches must be at least 1");
+      if (o->eval_batches == 0) return rt_err(e, "--eval-batches: must be at least 1");
     } else if (strcmp(argv[i], "--resume-changed") == 0) {
       o->resume_changed = true;
     } else if (strcmp(argv[i], "--eval-ema") == 0) {

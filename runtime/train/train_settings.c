@@ -97,7 +97,8 @@ static void diff_keys(const char *a, const char *b, bool reverse, char *out, siz
       bool skip = strcmp(key, "model source") == 0 && !in_b;
       if (!skip && (reverse ? !in_b : !in_b || strcmp(va, vb) != 0)) {
         size_t at = strlen(out);
-        snprintf(out + at, size > at ? size - at : 0, "%s%s %s -> %s", at ? "; " : "", key,
+        /* "--lr 0.001 -> 0.002", "input x: f32[1, 3] -> f32[2, 3]" */
+        snprintf(out + at, size > at ? size - at : 0, "%s%s%s %s -> %s", at ? "; " : "", key, key[0] == '-' ? "" : ":",
                  reverse ? "(none)" : va, reverse ? va : in_b ? vb : "(none)");
       }
     }
