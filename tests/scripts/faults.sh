@@ -20,6 +20,7 @@ sets="--set tau=1 --set beta=0.1"
 # Runs that get a signal start dalc itself in the background, not this
 # function, whose subshell would get the signal instead.
 train() { $dalc run $model -- train $sets "$@"; }
+bg="$dalc run $model -- train $sets --steps 60 --every none" # a run to signal
 
 # wait_for TEST...: until `test TEST` holds (20 s at most).
 wait_for() {
@@ -60,7 +61,7 @@ expect_error "-- run --out NAME=FILE in a missing directory" "cannot write in $t
   $dalc run $model -- run --fn encode --in x=1 --out "z=$tmp/none/z.npy"
 
 # ---- row 11: SIGHUP saves a checkpoint ----
-$dalc run $model -- train $sets --steps 60 --every none --log "$tmp/hup.tsv" --checkpoint "$tmp/hup.safetensors" 2>"$tmp/hup.err" &
+$bg --log "$tmp/hup.tsv" --checkpoint "$tmp/hup.safetensors" 2>"$tmp/hup.err" &
 pid=$!
 wait_lines "$tmp/hup.tsv" 3
 kill -HUP $pid
@@ -74,7 +75,7 @@ if train --steps $((step + 1)) --every none --quiet --log "$tmp/hup.tsv" --check
   --resume "$tmp/hup.safetensors" 2>"$tmp/err"; then ok; else bad "SIGHUP: the checkpoint does not resume"; cat "$tmp/err"; fi
 
 # ---- row 12: one run per checkpoint ----
-$dalc run $model -- train $sets --steps 60 --every none --log "$tmp/lock.tsv" --checkpoint "$tmp/lock.safetensors" 2>"$tmp/lock.err" &
+$bg --log "$tmp/lock.tsv" --checkpoint "$tmp/lock.safetensors" 2>"$tmp/lock.err" &
 pid=$!
 wait_for -e "$tmp/lock.safetensors.lock"
 wait_lines "$tmp/lock.tsv" 2
@@ -84,7 +85,7 @@ kill -TERM $pid
 wait $pid
 [ ! -e "$tmp/lock.safetensors.lock" ] && ok || bad "the lock file outlives its run"
 # A run killed outright leaves its lock file, which must not block.
-$dalc run $model -- train $sets --steps 60 --every none --log "$tmp/kill.tsv" --checkpoint "$tmp/kill.safetensors" 2>/dev/null &
+$bg --log "$tmp/kill.tsv" --checkpoint "$tmp/kill.safetensors" 2>/dev/null &
 pid=$!
 wait_lines "$tmp/kill.tsv" 2
 kill -KILL $pid
@@ -116,9 +117,11 @@ train $base --steps 5 --lr 0.002 --resume "$tmp/r.safetensors" 2>"$tmp/err" &&
 # ---- row 14: train's numeric options ----
 for bad_flag in "--lr -1" "--lr 0" "--every 0" "--steps 0" "--warmup 9" "--ema 1" "--eval-every 0" "--eval-batches 0"; do
   flag=${bad_flag% *}
-  expect_error "train $bad_flag" "$flag: must be" train --steps 3 $bad_flag
+  expect_error "train $bad_flag" "$flag: must be" train --steps 3 $bad_flag --checkpoint "$tmp/x.safetensors"
 done
-expect_error "--lr-min above --lr" "--lr-min: must be at most --lr" train --steps 3 --lr 0.1 --lr-decay cos --lr-min 1
-expect_error "--resume-changed alone" "--resume-changed goes with --resume" train --steps 3 --resume-changed
+expect_error "--lr-min above --lr" "--lr-min: must be at most --lr" \
+  train --steps 3 --lr 0.1 --lr-decay cos --lr-min 1 --checkpoint "$tmp/x.safetensors"
+expect_error "--resume-changed alone" "--resume-changed goes with --resume" \
+  train --steps 3 --resume-changed --checkpoint "$tmp/x.safetensors"
 
 summary faults.sh
