@@ -4,7 +4,7 @@
  *         [--warmup K] [--lr-decay none|cos|linear] [--lr-min X]
  *         [--set NAME=V]... [--anneal NAME=FROM:TO[:SHAPE[:K]]]... [--params P.safetensors]
  *         [--init PREFIX=FILE.safetensors]... [--init-partial]
- *         [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--quiet]
+ *         [--checkpoint PATH] [--every K|none] [--resume PATH [--resume-changed]] [--log FILE.tsv] [--quiet]
  *         [--ema D] [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
@@ -45,13 +45,25 @@
  * Checkpoints (checkpoint.h) go to --checkpoint (default: the --resume path,
  * else "MODEL-CONFIG.safetensors" in the current
  * directory, MODEL without directory or extension) every K steps (--every, default N/10
- * rounded up; 0 = never in between) and at the end. SIGINT or SIGTERM
+ * rounded up; --every none: only at the end) and at the end. SIGINT,
+ * SIGTERM or SIGHUP (a closed terminal; not under nohup, which ignores it)
  * lets the running step finish, writes a checkpoint and stops the run (a
  * second signal ends the process at once; the last checkpoint stays whole).
+ * Before any work (compiling, data, the first step) the checkpoint's and
+ * the log's paths are checked for writing (fileio.h rt_check_writable),
+ * and the run takes an advisory lock on "CKPT.lock" (rt_lock_take) for its
+ * whole length: a second run on the same checkpoint is refused, naming
+ * the holder's pid; a run that dies releases it (flock), so a leftover
+ * lock file never blocks. Every write (checkpoints, the EMA model, the
+ * log) is checked: a failure (a full disk) stops the run with an error
+ * naming the file, the last complete checkpoint kept.
  * --resume PATH restores the state, step and seed of a checkpoint and goes
  * on to step N: with the same flags, a run interrupted at any point (a
  * signal, or SIGKILL between checkpoints) and resumed from its last
  * checkpoint computes bit-identically what the uninterrupted run does.
+ * Flags that would break that are refused (the settings below,
+ * train_settings.c), each named with its old and new value, unless
+ * --resume-changed says the change is intended.
  *
  * --ema D (0 < D < 1, e.g. 0.999) keeps an exponential moving average of
  * every parameter, in f32: it starts as the parameters the run starts
