@@ -319,8 +319,7 @@ static int setup(Run *r, RtErr *e) {
     rt_bpe_free(tok);
     if (!r->tokenizer) return tok ? rt_err(e, "out of memory") : -1;
   }
-  if (check_settings(r, e)) return -1;
-  if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e)) return -1;
+  if (plan_inputs(r, e) || rt_data_check_steps(r->data, r->first, o->steps, e) || check_settings(r, e)) return -1;
   if (o->eval_every && !(r->eval = rt_train_eval_open(p, o, r->seed, r->ema, e))) return -1;
   if (o->log) {
     char header[2048];
