@@ -66,7 +66,9 @@ int rt_stream_close(FILE *f, const char *path, RtErr *e);
  * file, so a process that dies (even by SIGKILL) releases its lock and a
  * stale lock file never blocks anyone: the next taker just locks it. The
  * holder writes its pid into the file; when another process holds the
- * lock, NULL with a message naming 'path', 'what' and that pid. */
+ * lock, NULL with a message naming 'path', 'what' and that pid. On a file
+ * system without flock a warning goes to stderr and the run goes on
+ * without the lock. */
 typedef struct RtLock RtLock;
 RtLock *rt_lock_take(const char *path, const char *what, RtErr *e);
 void rt_lock_release(RtLock *l); /* NULL is a no-op */

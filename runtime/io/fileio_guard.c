@@ -61,7 +61,7 @@ int rt_stream_close(FILE *f, const char *path, RtErr *e) {
 }
 
 struct RtLock {
-  int fd;
+  int fd;     /* -1: the file system has no flock, nothing is held */
   char *path; /* "<path>.lock" */
 };
 
@@ -99,10 +99,17 @@ RtLock *rt_lock_take(const char *path, const char *what, RtErr *e) {
       int err = errno;
       long pid = err == EWOULDBLOCK ? holder_pid(fd) : 0;
       close(fd);
-      reported = true;
+      if (err == EINTR) continue;
       if (err != EWOULDBLOCK) {
-        rt_err(e, "%s: cannot lock %s: %s", path, l->path, strerror(err));
-      } else if (pid > 0) {
+        /* A file system without flock (some network or FUSE ones): the
+         * run goes on unguarded rather than not at all. */
+        fprintf(stderr, "warning: %s: cannot lock %s (%s): a second process writing %s would go unnoticed\n", path,
+                l->path, strerror(err), what);
+        l->fd = -1;
+        return l;
+      }
+      reported = true;
+      if (pid > 0) {
         rt_err(e, "%s: another process (pid %ld) is writing %s; it holds the lock %s until it ends", path, pid, what,
                l->path);
       } else {
@@ -131,8 +138,10 @@ RtLock *rt_lock_take(const char *path, const char *what, RtErr *e) {
 
 void rt_lock_release(RtLock *l) {
   if (!l) return;
-  unlink(l->path); /* while still holding the lock (see rt_lock_take) */
-  close(l->fd);
+  if (l->fd >= 0) {
+    unlink(l->path); /* while still holding the lock (see rt_lock_take) */
+    close(l->fd);
+  }
   free(l->path);
   free(l);
 }
