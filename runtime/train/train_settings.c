@@ -111,5 +111,10 @@ bool rt_train_settings_diff(const char *then, const char *now, char *changes, si
   if (!then[0]) return false; /* a checkpoint from before dal.run: nothing to compare with */
   diff_keys(then, now, false, changes, size);
   diff_keys(now, then, true, changes, size);
+  /* an input's type changes with the batch size a model is compiled for */
+  if (strstr(changes, "input ") && strstr(changes, "]")) {
+    size_t at = strlen(changes);
+    snprintf(changes + at, size > at ? size - at : 0, " (compiled with another --batch?)");
+  }
   return changes[0] != 0;
 }

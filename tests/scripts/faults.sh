@@ -97,7 +97,7 @@ if train --steps 2 --quiet --checkpoint "$tmp/kill.safetensors" 2>"$tmp/err"; th
 # ---- row 13: resume refuses changed settings ----
 base="--steps 4 --every 2 --seed 5 --quiet --checkpoint $tmp/r.safetensors"
 train $base --steps 2 || bad "resume: the first run failed"
-expect_error "resume with another --batch" "input x: f32\[1, 3, 16, 16\] -> f32\[2, 3, 16, 16\]" \
+expect_error "resume with another --batch" "input x: f32\[1, 3, 16, 16\] -> f32\[2, 3, 16, 16\] (compiled with another --batch?)" \
   $dalc run models/dvae.dal --config tiny --batch 2 -- train $sets $base --resume "$tmp/r.safetensors"
 expect_error "resume with another --lr" "--lr 0.001 -> 0.002" train $base --lr 0.002 --resume "$tmp/r.safetensors"
 expect_error "resume with another --anneal" "input tau: --set 1 -> --anneal" \
