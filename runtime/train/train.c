@@ -22,8 +22,9 @@
 static volatile sig_atomic_t stop_signal;
 
 /* The first SIGINT/SIGTERM/SIGHUP (a closed terminal or ssh session) asks
- * for a stop after the current step; the handler then reverts to the default (SA_RESETHAND), so a second one ends
- * the process at once, leaving the last checkpoint as it was. */
+ * for a stop after the current step; the handler then reverts to the
+ * default (SA_RESETHAND), so a second one ends the process at once,
+ * leaving the last checkpoint as it was. */
 static void on_stop_signal(int sig) {
   static const char msg[] = "\nstopping after this step to write a checkpoint (signal again to abort at once)\n";
   stop_signal = sig;
