@@ -9,6 +9,7 @@
 #include "passes/plugin.h"
 #include "runtime/exe/exe.h"
 #include "runtime/sched/blas_core.h"
+#include "runtime/sched/memfit.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -62,6 +63,9 @@ static const char usage[] =
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
     "                 with run --, every entry is compiled up front (else each at its first use)\n"
     "                 and the kernel counts: compiled, deduplicated, cache hits and misses\n"
+    "  --force        run even when the memory estimate (parameters, optimizer state, arena, KV cache;\n"
+    "                 dalc info shows it) exceeds what the machine has available (MemAvailable, a\n"
+    "                 cgroup memory limit, $DAL_MEMORY_LIMIT); without it such a run stops before allocating\n"
     "  --no-cache     neither read nor write the compiled-object cache ($DAL_CACHE_DIR, else\n"
     "                 $XDG_CACHE_HOME/dal, else ~/.cache/dal)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
@@ -216,6 +220,7 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
       a->counts = &counts;
     }
     else if (!strcmp(argv[i], "--no-cache")) a->no_cache = true;
+    else if (!strcmp(argv[i], "--force")) rt_mem_set_force(true);
     else if (!strcmp(argv[i], "--")) {
       a->rest_argc = argc - i - 1;
       a->rest_argv = argv + i + 1;

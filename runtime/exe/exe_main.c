@@ -8,6 +8,7 @@
 
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
+#include "runtime/sched/memfit.h"
 #include "runtime/train/train.h"
 
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
@@ -189,6 +190,9 @@ static void usage(FILE *f, const char *prog) {
           "        classify: (--data SPEC | --images IMAGES.npy) [--labels FILE.npy|FILE.txt [--repeat R]]\n"
           "                                      held-out measures: reconstruction and codebook, cross-entropy, accuracy\n"
           "  help                                this text\n"
+          "options of every command: --help (its usage); --force: run even when the memory estimate\n"
+          "        (parameters, optimizer state, arena, KV cache) exceeds what is available (MemAvailable,\n"
+          "        a cgroup memory limit, $DAL_MEMORY_LIMIT)\n"
           "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
           "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n"
           "                 shapes:holdout[=PAIRS] trains without held-out colour-kind pairs (default\n"
@@ -209,6 +213,7 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "dal";
   const char *slash = strrchr(prog, '/');
   if (slash) prog = slash + 1;
+  argc = rt_mem_take_force(argc, argv); /* --force, anywhere: memfit.h */
   if (argc < 2) {
     usage(stderr, prog);
     return 1;
