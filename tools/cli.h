@@ -86,6 +86,8 @@ void cli_graph_error(const IrGraph *g);
 const char *cli_signature(const IrGraph *g, char *buf, size_t size);
 /* "f32[4, 3]" (or "f32" for a scalar) into buf. */
 const char *cli_type(int dtype_is_i32, const int64_t *dim, int rank, char *buf, size_t size);
+/* --help or -h among argv[0..argc), before any "--". */
+bool cli_wants_help(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A growing list of texts (captions, lines of a file); zero-initialise. */

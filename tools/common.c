@@ -240,3 +240,9 @@ int cli_fuse_rule(FuseOptions *o, const char *spec) {
   cli_error("%s", err);
   return -1;
 }
+
+bool cli_wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
+}

@@ -35,7 +35,7 @@ static const char usage[] =
     "                times every conv shape of the model (or of entry NAME) under each algorithm\n"
     "                on this machine, into the table -fconv=auto reads (in the cache directory)\n"
     "\n"
-    "  info   configuration, entry functions and the parameter table\n"
+    "  info   configuration, entry functions, the parameter table and the memory each entry needs\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
     "         (an image output may be written as a PNG grid: --out NAME=FILE.png);\n"
     "         parameters come from --params, or from their initialisers (--seed)\n"
@@ -262,6 +262,32 @@ static void free_args(DalcArgs *a) {
   for (int i = 0; i < a->nout; i++) free((char *)a->out[i].name);
 }
 
+/* `dalc CMD --help`: the synopsis lines of the usage that name CMD (with
+ * their continuation lines), then CMD's paragraph; the whole usage for
+ * the compiler's own mode (dalc FILE.dal ...). */
+static void command_usage(const char *cmd) {
+  if (!cmd) {
+    fputs(usage, stdout);
+    return;
+  }
+  char synopsis[64], para[64];
+  snprintf(synopsis, sizeof synopsis, "dalc %s ", cmd);
+  snprintf(para, sizeof para, "  %s ", cmd);
+  bool printing = false, first = true;
+  for (const char *l = usage; *l;) {
+    const char *nl = strchr(l, '\n');
+    int len = nl ? (int)(nl - l) : (int)strlen(l), indent = (int)strspn(l, " ");
+    bool syn = !strncmp(l, "usage: dalc ", 12) || (indent == 7 && !strncmp(l + 7, "dalc ", 5));
+    if (syn) printing = !strncmp(l + 7, synopsis, strlen(synopsis));
+    else if (indent == 2) printing = !strncmp(l, para, strlen(para));
+    else if (indent < 2) printing = false; /* else a continuation line: as the line it continues */
+    if (printing && syn) printf("%s%.*s\n", first ? "usage: " : "       ", len - 7, l + 7), first = false;
+    else if (printing) printf("%.*s\n", len, l);
+    l += len + (nl ? 1 : 0);
+  }
+  printf("(dalc --help: the compiler's options, every command)\n");
+}
+
 int main(int argc, char **argv) {
   rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -271,12 +297,26 @@ int main(int argc, char **argv) {
     print_passes(out);
     return argc < 2 ? 1 : 0;
   }
+  int first = strcmp(argv[1], "info") && strcmp(argv[1], "run") && strcmp(argv[1], "tune-conv") ? 1 : 2;
+  if (strcmp(argv[1], "bpe") && strcmp(argv[1], "generate") && strcmp(argv[1], "judge") && strcmp(argv[1], "plot") &&
+      cli_wants_help(argc - first, argv + first)) {
+    if (!strcmp(argv[1], "passes") || !strcmp(argv[1], "fuse-rules"))
+      printf("usage: dalc %s\n  %s\n", !strcmp(argv[1], "passes") ? "passes [--plugin=FILE.so]..." : "fuse-rules",
+             !strcmp(argv[1], "passes") ? "the passes --passes can name (plugins' included) and the fusion rules"
+                                        : "the fusion rules --fuse-rule=-NAME,+NAME can switch");
+    else command_usage(first == 2 ? argv[1] : NULL);
+    return 0;
+  }
   if (!strcmp(argv[1], "passes")) {
     int status = cmd_passes(argc - 2, argv + 2);
     pass_plugin_unload_all();
     return status;
   }
   if (!strcmp(argv[1], "fuse-rules")) {
+    if (argc > 2) {
+      cli_error("dalc fuse-rules takes no arguments, not '%s'", argv[2]);
+      return 1;
+    }
     fuse_rule_print(stdout);
     return 0;
   }
@@ -290,10 +330,9 @@ int main(int argc, char **argv) {
   const char *backend = getenv("DAL_BACKEND");
   args.ref = backend && !strcmp(backend, "ref");
   int (*cmd)(const DalcArgs *) = cmd_emit;
-  int first = 1;
-  if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
-  else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
-  else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune, first = 2;
+  if (!strcmp(argv[1], "info")) cmd = cmd_info;
+  else if (!strcmp(argv[1], "run")) cmd = cmd_run;
+  else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune;
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
   if (status == 0 && cmd == cmd_emit && !args.emit && args.output) cmd = cmd_build;

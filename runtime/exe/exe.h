@@ -97,6 +97,12 @@ typedef struct {
 void rt_exe_set_compiler(const RtExeCompiler *c);
 const RtExeCompiler *rt_exe_compiler(void);
 
+/* The usage of the executables' command 'cmd' (its lines of `help`, the
+ * datasets if it takes one, the options of every command) to f, with prog
+ * as the program's name; false if there is no such command. Every command
+ * prints it for --help or -h. */
+bool rt_exe_usage(FILE *f, const char *prog, const char *cmd);
+
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */

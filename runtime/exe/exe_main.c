@@ -201,6 +201,41 @@ static void usage(FILE *f, const char *prog) {
           prog);
 }
 
+/* The part of the usage about 'cmd': its lines (from "  cmd" to the next
+ * command), then the datasets if it takes a SPEC, then the options of every
+ * command. False if there is no such command. */
+bool rt_exe_usage(FILE *f, const char *prog, const char *cmd) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  if (!m) return false;
+  usage(m, prog);
+  fclose(m);
+  size_t n = strlen(cmd);
+  char *start = NULL;
+  for (char *l = text; l && *l && !start; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (!strncmp(l, "  ", 2) && !strncmp(l + 2, cmd, n) && (l[2 + n] == ' ' || l[2 + n] == '\n')) start = l + 2;
+  if (start) {
+    char *end = strchr(start, '\n'); /* its continuation lines are indented further */
+    while (end && !strncmp(end + 1, "   ", 3)) end = strchr(end + 1, '\n');
+    if (end) *end = 0;
+    fprintf(f, "usage: %s %s\n", prog, start);
+    const char *all = end ? strstr(end + 1, "\noptions of every command") : NULL;
+    const char *data = all ? strstr(all, "\ndatasets (SPEC)") : NULL;
+    if (data && strstr(start, "SPEC")) fputs(data + 1, f);
+    if (data) fprintf(f, "%.*s", (int)(data - all), all + 1);
+  }
+  free(text);
+  return start != NULL;
+}
+
+/* --help or -h among a command's arguments. */
+static bool wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
 static int cmd_train(RtProgram *p, int argc, char **argv, RtErr *e) {
   RtTrainOptions o;
   if (rt_train_parse(argc, argv, &o, e)) return -1;
@@ -212,7 +247,7 @@ static int cmd_train(RtProgram *p, int argc, char **argv, RtErr *e) {
 int rt_main(RtProgram *p, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "dal";
   const char *slash = strrchr(prog, '/');
-  if (slash) prog = slash + 1;
+  if (slash && !strchr(prog, ' ')) prog = slash + 1; /* not in dalc's "dalc run DIR/m.dal --" */
   argc = rt_mem_take_force(argc, argv); /* --force, anywhere: memfit.h */
   if (argc < 2) {
     usage(stderr, prog);
@@ -221,7 +256,8 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *cmd = argv[1];
   RtErr e = {{0}};
   int rc;
-  if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
+  if (strcmp(cmd, "help") && wants_help(argc - 2, argv + 2) && rt_exe_usage(stdout, prog, cmd)) rc = 0;
+  else if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
   else if (strcmp(cmd, "train") == 0) rc = cmd_train(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "run") == 0) rc = rt_exe_run(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "data") == 0) rc = rt_exe_data(p, argc - 2, argv + 2, &e);
