@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/ref/bind.h"
 #include "runtime/io/checkpoint.h"
@@ -27,8 +28,11 @@ static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
     for (int k = 0; k < g->ninput && !found; k++)
       found = a->in[i].name && !strcmp(a->in[i].name, g->node[g->input[k]].name);
     if (!found) {
-      fprintf(stderr, "dalc: error: %s has no input '%s'; its inputs are:", g->name,
-              a->in[i].name ? a->in[i].name : a->in[i].path);
+      if (a->in[i].name)
+        fprintf(stderr, "dalc: error: %s has no input '%s'; its inputs are:", g->name, a->in[i].name);
+      else
+        fprintf(stderr, "dalc: error: --in %s: name the input: the form is --in NAME=FILE.npy (or NAME=NUMBER); "
+                "the inputs of %s are:", a->in[i].path, g->name);
       for (int k = 0; k < g->ninput; k++) fprintf(stderr, " %s", g->node[g->input[k]].name);
       fputc('\n', stderr);
       return -1;
@@ -62,6 +66,11 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
     }
     RtErr e;
     in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
+    if (!in[k] && !b->name && access(b->path, F_OK) != 0) {
+      cli_error("--in %s: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone for an "
+                "entry of one input)", b->path);
+      return -1;
+    }
     if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
       cli_error("%s", e.msg);
       return -1;
@@ -121,12 +130,15 @@ static int write_gradients(const IrGraph *g, RtTensor **out, const char *path) {
 }
 
 int cmd_run(const DalcArgs *a) {
-  if (!a->fn) {
-    cli_error("dalc run needs --fn NAME (dalc info %s lists the entries)", a->file);
-    return 1;
-  }
   FeProgram *p = cli_load(a);
   if (!p) return 1;
+  if (!a->fn) {
+    fprintf(stderr, "dalc: error: dalc run needs --fn NAME (or -- COMMAND); the entries of %s are:", a->file);
+    for (int k = 0; k < fe_entry_count(p); k++) fprintf(stderr, " %s", fe_entry_name(p, k));
+    fputc('\n', stderr);
+    fe_free(p);
+    return 1;
+  }
   IrGraph *g = cli_lower(p, a->fn, a, a->grad_out != NULL);
   int status = 1, nin = g ? g->ninput : 0, nout = g ? g->noutput : 0;
   RtTensor **in = NULL, **out = NULL;

@@ -242,6 +242,9 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     } else if (argv[i][0] == '-') {
       cli_error("unknown option '%s' (see dalc --help)", argv[i]);
       return -1;
+    } else if (!*argv[i]) {
+      cli_error("an empty argument where the .dal file goes (see dalc --help)");
+      return -1;
     } else if (!a->file) {
       a->file = argv[i];
     } else {

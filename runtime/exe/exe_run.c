@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
@@ -55,7 +56,10 @@ static int bound_index(const char *entry, const RtArgSpec *spec, int n, const ch
     size_t at = strlen(list);
     snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", spec[i].name);
   }
-  return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name[0] ? b->name : b->path, what, list);
+  if (!b->name[0]) /* a bare path: the entry has more than one */
+    return rt_err(e, "--%s %s: name the %s: the form is --%s NAME=FILE.npy (the %ss of '%s': %s)",
+                  what[0] == 'i' ? "in" : "out", b->path, what, what[0] == 'i' ? "in" : "out", what, entry, list);
+  return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name, what, list);
 }
 
 static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
@@ -134,6 +138,9 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     if (!b) return rt_err(e, "entry '%s' needs --in %s=FILE.npy (%s)", en->name, s->name, rt_exe_arg_str(s, buf, sizeof buf));
     in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
+    if (!b->name[0] && access(b->path, F_OK) != 0)
+      return rt_err(e, "--in %s: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone "
+                       "for an entry of one input)", b->path);
     if (rt_npy_read(b->path, &in[i], e)) return -1;
     if (!fits(in[i], s)) {
       char got[160];
