@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "ir/ref/bind.h"
+#include "ir/ref/ref_program.h"
+#include "runtime/core/init.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
@@ -93,21 +95,58 @@ static int write_output(const char *path, const RtTensor *t, RtErr *e) {
   return rt_png_write_grid(path, t, 0, t->dim[2] < 64 ? 4 : 1, e);
 }
 
-/* The program's parameters (its first nparam state tensors) to a file. */
-static int save_params(const RtProgram *prog, const char *path) {
-  RtTensorList *l = rt_list_new();
-  RtErr e;
-  for (int k = 0; k < prog->nparam; k++) {
-    const RtTensor *t = prog->state->tensor[k];
-    RtTensor *copy = rt_tensor_new(t->dtype, t->rank, t->dim, &e);
-    if (!copy) break;
-    memcpy(copy->data, t->data, rt_tensor_bytes(t));
-    rt_list_put(l, prog->state->name[k], copy);
+/* Parameter row s's values into t: the program's own (as loaded or
+ * initialised), else --params' (from, if it has it), else its initialiser
+ * under --seed, as a program of every entry would start. */
+static int param_values(const RtStateSpec *s, const RtProgram *prog, const RtTensorList *from, const DalcArgs *a,
+                        RtTensor *t, RtErr *e) {
+  const RtTensor *src = rt_list_get(prog->state, s->name);
+  const char *where = "the program";
+  if (!src && from && (src = rt_list_get(from, s->name))) where = a->params;
+  if (!src) {
+    rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, a->seed, s->name);
+    return 0;
   }
-  int rc = l->n == prog->nparam ? rt_safetensors_write(path, l, &e) : -1;
-  if (rc) cli_error("%s", e.msg);
-  else printf("parameters written to %s\n", path);
+  if (src->dtype != RT_F32 || src->rank != t->rank || memcmp(src->dim, t->dim, sizeof *t->dim * (size_t)t->rank)) {
+    char want[160], got[160];
+    return rt_err(e, "%s: tensor '%s' is %s%s but the model's is f32%s", where, s->name, rt_dtype_name(src->dtype),
+                  rt_shape_str(src->rank, src->dim, got, sizeof got), rt_shape_str(t->rank, t->dim, want, sizeof want));
+  }
+  memcpy(t->data, src->data, rt_tensor_bytes(t));
+  return 0;
+}
+
+/* Every parameter of the model to a file, whichever entry ran (so the
+ * file loads for any entry): the union over all entries, in their order. */
+static int save_params(FeProgram *p, const RtProgram *prog, const DalcArgs *a) {
+  int n = fe_entry_count(p), rc = -1;
+  IrGraph **g = calloc((size_t)n + 1, sizeof *g);
+  RtPlanProgramDesc d = {0};
+  RtTensorList *l = rt_list_new(), *from = NULL;
+  RtErr e = {{0}};
+  for (int i = 0; i < n; i++)
+    if (!(g[i] = cli_lower_entry(p, i, a))) goto done; /* (cannot fail: the program's entry traced) */
+  if (cg_program_spec(g, n, a->file, &d, &e) || (a->params && rt_safetensors_read(a->params, &from, &e))) goto fail;
+  for (int k = 0; k < d.nstate; k++) {
+    if (!d.state[k].param) continue;
+    RtTensor *t = rt_tensor_new(RT_F32, d.state[k].rank, d.state[k].dim, &e);
+    if (!t) goto fail;
+    rt_list_put(l, d.state[k].name, t);
+    if (param_values(&d.state[k], prog, from, a, t, &e)) goto fail;
+  }
+  if (rt_safetensors_write(a->save_params, l, &e)) goto fail;
+  printf("parameters written to %s (%d tensors: the whole model)\n", a->save_params, l->n);
+  rc = 0;
+  goto done;
+fail:
+  cli_error("%s", e.msg);
+done:
   rt_list_free(l);
+  rt_list_free(from);
+  cg_program_spec_free(&d);
+  for (int i = 0; i < n; i++)
+    if (g[i]) ir_graph_free(g[i]);
+  free(g);
   return rc;
 }
 
@@ -164,7 +203,7 @@ int cmd_run(const DalcArgs *a) {
     cli_error("%s", e.msg);
     goto done;
   }
-  if (a->save_params && save_params(prog, a->save_params)) goto done;
+  if (a->save_params && save_params(p, prog, a)) goto done;
   if (prog->run(prog, 0, in, out, a->seed, 0, &e)) {
     cli_error("%s", e.msg);
     goto done;
