@@ -135,8 +135,8 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   int64_t B, Lt, T, K;
   if (rt_sampler_prepare(p, a.no_cache, &B, &Lt, &T, &K, e)) return -1;
   if (a.top_k > (uint64_t)K)
-    return rt_err(e, "--top-k %llu is more than the %lld image tokens the model can draw from",
-                  (unsigned long long)a.top_k, (long long)K);
+    return rt_err(e, "--top-k must be in 0 (every token) .. %lld, the image tokens the model draws from, got %llu",
+                  (long long)K, (unsigned long long)a.top_k);
   RtTensor *text = NULL, *image = NULL, *logits = NULL;
   int rc = -1;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;

@@ -132,7 +132,6 @@ void rt_mem_need_params(const RtStateSpec *s, int n, RtMemNeed *need) {
 void rt_mem_need_plan(const RtStateSpec *s, int n, const RtPlan *pl, bool train, int64_t arena, RtMemNeed *need) {
   rt_mem_need_params(s, n, need);
   need->arena = arena;
-  need->train = train;
   for (int i = 0; i < n; i++) {
     if (s[i].param) continue;
     bool used = !s[i].transient && train;
@@ -140,6 +139,7 @@ void rt_mem_need_plan(const RtStateSpec *s, int n, const RtPlan *pl, bool train,
       used = pl->buf[b].kind == RT_BUF_STATE && pl->buf[b].name && !strcmp(pl->buf[b].name, s[i].name);
     if (used) *(s[i].transient ? &need->cache : &need->optim) += spec_bytes(&s[i]);
   }
+  need->train = train && need->optim > 0; /* a training step, not a training entry's forward alone */
 }
 
 int64_t rt_mem_total(const RtMemNeed *n) { return n->param + n->optim + n->cache + n->arena; }

@@ -30,7 +30,7 @@ typedef struct {
   int64_t optim; /* saved non-parameter state a training step writes (AdamW's moments) */
   int64_t cache; /* transient state the entry uses (a KV cache) */
   int64_t arena; /* the arena of intermediates (a training step's gradients among them) */
-  bool train;    /* the arena holds gradients (messages say so) */
+  bool train;    /* a training step: the arena holds gradients (messages say so) */
 } RtMemNeed;
 
 /* What this process can still have. Sizes in bytes; -1: unknown / none. */
