@@ -69,7 +69,7 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
     RtErr e;
     in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
     if (!in[k] && !b->name && access(b->path, F_OK) != 0) {
-      cli_error("--in %s: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone for an "
+      cli_error("--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone for an "
                 "entry of one input)", b->path);
       return -1;
     }

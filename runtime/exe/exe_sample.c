@@ -60,7 +60,7 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
     } else if ((m = rt_exe_flag(argc, argv, &i, "--temperature", &v, e))) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
       if (!(a->temperature >= 0 && a->temperature <= 1e6))
-        return rt_err(e, "--temperature must be in 0 (greedy) .. 1e6, got '%s'", v);
+        return rt_err(e, "--temperature must be 0 (greedy) or more, at most 1e6, got '%s'", v);
     } else {
       return rt_err(e, "sample: unknown option '%s' (options: --in text=FILE.npy --captions FILE.txt "
                        "--tokenizer TOK.json --bench --params P --init PREFIX=FILE --seed S --temperature T --top-k K "
@@ -135,8 +135,8 @@ int rt_exe_sample(RtProgram *p, int argc, char **argv, RtErr *e) {
   int64_t B, Lt, T, K;
   if (rt_sampler_prepare(p, a.no_cache, &B, &Lt, &T, &K, e)) return -1;
   if (a.top_k > (uint64_t)K)
-    return rt_err(e, "--top-k must be in 0 (every token) .. %lld, the image tokens the model draws from, got %llu",
-                  (long long)K, (unsigned long long)a.top_k);
+    return rt_err(e, "--top-k %llu is more than the %lld image tokens the model can draw from",
+                  (unsigned long long)a.top_k, (long long)K);
   RtTensor *text = NULL, *image = NULL, *logits = NULL;
   int rc = -1;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;

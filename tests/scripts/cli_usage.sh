@@ -85,15 +85,15 @@ expect_error "fuse-rules takes no arguments" "takes no arguments" "$dalc" fuse-r
 
 # ---- small messages ----
 run="$dalc run models/dvae.dal --config tiny"
-expect_error "--in without =, no such file" "--in x: no such file (the form is --in NAME=FILE.npy" $run --fn encode --in x
+expect_error "--in without =, no such file" "--in x: cannot open: no such file (the form is --in NAME=FILE.npy" $run --fn encode --in x
 expect_error "--in without =, several inputs" "--in x: name the input: the form is --in NAME=FILE.npy" $run --fn loss --in x
-expect_error "-- run --in without =" "--in x: no such file (the form is --in NAME=FILE.npy" $run -- run --fn encode --in x
+expect_error "-- run --in without =" "--in x: cannot open: no such file (the form is --in NAME=FILE.npy" $run -- run --fn encode --in x
 expect_error "empty file name" "an empty argument where the .dal file goes" "$dalc" run ""
 expect_error "empty file name (info)" "an empty argument where the .dal file goes" "$dalc" info ""
 expect_error "run without --fn lists the entries" "the entries of models/dvae.dal are: encode tokens" $run
-expect_error "--top-k above K" "--top-k must be in 0 (every token) .. 64" \
+expect_error "--top-k above K" "--top-k 100000 is more than the 64 image tokens" \
   "$dalc" run models/gpt.dal --config tiny -- sample --bench --top-k 100000
-expect_error "--temperature too large" "--temperature must be in 0 (greedy) .. 1e6" \
+expect_error "--temperature too large" "--temperature must be 0 (greedy) or more, at most 1e6" \
   "$dalc" run models/gpt.dal --config tiny -- sample --bench --temperature 1e300
 
 # ---- --save-params: the whole model, whichever entry ran ----
