@@ -337,7 +337,14 @@ int main(int argc, char **argv) {
   else if (!strcmp(argv[1], "run")) cmd = cmd_run;
   else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune;
   int status = parse_args(argc, argv, first, &args);
-  if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
+  if (status == 0 && cmd == cmd_run && args.rest_argc > 0) {
+    cmd = cmd_program;
+    if (args.fn || args.nin || args.nout || args.params || args.save_params || args.grad_out) {
+      cli_error("--fn, --in, --out, --params, --save-params and --grad-out go after `--`, to the command "
+                "(dalc run FILE.dal -- run --fn NAME --params P ...), not before it");
+      status = -1;
+    }
+  }
   if (status == 0 && cmd == cmd_emit && !args.emit && args.output) cmd = cmd_build;
   if (status == 0 && cmd == cmd_emit && !args.emit && args.stats) cmd = cmd_stats;
   status = status ? 1 : cmd(&args);

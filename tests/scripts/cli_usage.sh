@@ -90,6 +90,7 @@ expect_error "--in without =, several inputs" "--in x: name the input: the form 
 expect_error "-- run --in without =" "--in x: cannot open: no such file (the form is --in NAME=FILE.npy" $run -- run --fn encode --in x
 expect_error "empty file name" "an empty argument where the .dal file goes" "$dalc" run ""
 expect_error "empty file name (info)" "an empty argument where the .dal file goes" "$dalc" info ""
+expect_error "run's own flags before --" "go after \`--\`, to the command" $run --fn encode --params "$tmp/p.st" -- info
 expect_error "run without --fn lists the entries" "the entries of models/dvae.dal are: encode tokens" $run
 expect_error "--top-k above K" "--top-k 100000 is more than the 64 image tokens" \
   "$dalc" run models/gpt.dal --config tiny -- sample --bench --top-k 100000
