@@ -41,7 +41,8 @@ rc=$?
 if [ $rc -eq 1 ] && grep -q 'needs about 45.80 GiB (parameters 45.80 GiB), more than the [0-9.]* GiB' "$tmp/err" \
    && grep -q 'MemAvailable [0-9.]* GiB' "$tmp/err" && grep -q -- '--force' "$tmp/err"; then ok
 else bad "paper GPT logits: exit $rc, not refused with its GiB figures: $(head -c 400 "$tmp/err")"; fi
-(ulimit -v 8000000; DAL_MEMORY_LIMIT=24G timeout 20 "$dalc" run models/gpt.dal --config paper -- train --steps 1) \
+(ulimit -v 8000000; DAL_MEMORY_LIMIT=24G timeout 20 "$dalc" run models/gpt.dal --config paper -- train --steps 1 \
+  --checkpoint "$tmp/paper.safetensors") \
   >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ $rc -eq 1 ] && grep -q 'needs about 45.80 GiB' "$tmp/err" && ok || bad "paper GPT -- train: exit $rc: $(head -c 300 "$tmp/err")"
@@ -57,9 +58,10 @@ expect_error "arena over DAL_MEMORY_LIMIT" "entry 'loss_given_noise' needs about
   env DAL_MEMORY_LIMIT=1200K $tiny_run
 expect_ok "--force" env DAL_MEMORY_LIMIT=1M $tiny_run --force
 expect_error "training over DAL_MEMORY_LIMIT" "optimizer state 2.2 MiB + arena (intermediates and gradients)" \
-  env DAL_MEMORY_LIMIT=4M "$dalc" run models/dvae.dal --config tiny -- train --steps 1 --set tau=1 --set beta=1 --quiet
+  env DAL_MEMORY_LIMIT=4M "$dalc" run models/dvae.dal --config tiny -- train --steps 1 --set tau=1 --set beta=1 --quiet \
+  --checkpoint "$tmp/ck.safetensors"
 expect_ok "training --force" env DAL_MEMORY_LIMIT=4M "$dalc" run models/dvae.dal --config tiny -- train --steps 1 \
-  --set tau=1 --set beta=1 --quiet --force
+  --set tau=1 --set beta=1 --quiet --force --checkpoint "$tmp/ck.safetensors"
 expect_error "executable over DAL_MEMORY_LIMIT" "needs about" env DAL_MEMORY_LIMIT=1M "$tmp/dvae" run --fn encode --in "$tmp/x.npy"
 expect_ok "executable --force" env DAL_MEMORY_LIMIT=1M "$tmp/dvae" run --fn encode --in "$tmp/x.npy" --force
 expect_error "bad DAL_MEMORY_LIMIT" "DAL_MEMORY_LIMIT must be a size" env DAL_MEMORY_LIMIT=lots $tiny_run
