@@ -291,6 +291,24 @@ static void command_usage(const char *cmd) {
   printf("(dalc --help: the compiler's options, every command)\n");
 }
 
+/* `dalc CMD ... --help` (or -h) for the commands whose arguments are
+ * parsed here (bpe, generate, judge and plot answer it themselves): their
+ * usage on stdout. False if no help was asked. */
+static bool print_help(int argc, char **argv) {
+  const char *cmd = argv[1];
+  bool sub = !strcmp(cmd, "info") || !strcmp(cmd, "run") || !strcmp(cmd, "tune-conv");
+  if (!strcmp(cmd, "bpe") || !strcmp(cmd, "generate") || !strcmp(cmd, "judge") || !strcmp(cmd, "plot") ||
+      !cli_wants_help(argc - (sub ? 2 : 1), argv + (sub ? 2 : 1)))
+    return false;
+  if (!strcmp(cmd, "passes"))
+    puts("usage: dalc passes [--plugin=FILE.so]...\n  the passes --passes can name (plugins' included) and the fusion rules");
+  else if (!strcmp(cmd, "fuse-rules"))
+    puts("usage: dalc fuse-rules\n  the fusion rules --fuse-rule=-NAME,+NAME can switch");
+  else
+    command_usage(sub ? cmd : NULL);
+  return true;
+}
+
 int main(int argc, char **argv) {
   rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -300,16 +318,7 @@ int main(int argc, char **argv) {
     print_passes(out);
     return argc < 2 ? 1 : 0;
   }
-  int first = strcmp(argv[1], "info") && strcmp(argv[1], "run") && strcmp(argv[1], "tune-conv") ? 1 : 2;
-  if (strcmp(argv[1], "bpe") && strcmp(argv[1], "generate") && strcmp(argv[1], "judge") && strcmp(argv[1], "plot") &&
-      cli_wants_help(argc - first, argv + first)) {
-    if (!strcmp(argv[1], "passes") || !strcmp(argv[1], "fuse-rules"))
-      printf("usage: dalc %s\n  %s\n", !strcmp(argv[1], "passes") ? "passes [--plugin=FILE.so]..." : "fuse-rules",
-             !strcmp(argv[1], "passes") ? "the passes --passes can name (plugins' included) and the fusion rules"
-                                        : "the fusion rules --fuse-rule=-NAME,+NAME can switch");
-    else command_usage(first == 2 ? argv[1] : NULL);
-    return 0;
-  }
+  if (print_help(argc, argv)) return 0;
   if (!strcmp(argv[1], "passes")) {
     int status = cmd_passes(argc - 2, argv + 2);
     pass_plugin_unload_all();
@@ -333,9 +342,10 @@ int main(int argc, char **argv) {
   const char *backend = getenv("DAL_BACKEND");
   args.ref = backend && !strcmp(backend, "ref");
   int (*cmd)(const DalcArgs *) = cmd_emit;
-  if (!strcmp(argv[1], "info")) cmd = cmd_info;
-  else if (!strcmp(argv[1], "run")) cmd = cmd_run;
-  else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune;
+  int first = 1;
+  if (!strcmp(argv[1], "info")) cmd = cmd_info, first = 2;
+  else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
+  else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune, first = 2;
   int status = parse_args(argc, argv, first, &args);
   if (status == 0 && cmd == cmd_run && args.rest_argc > 0) {
     cmd = cmd_program;
