@@ -30,8 +30,8 @@ START_TEST(test_needs) {
   ck_assert(n.train);
   ck_assert_int_eq(rt_mem_total(&n), 6 << 20);
   char buf[400];
-  ck_assert_str_eq(rt_mem_need_str(&n, buf, sizeof buf),
-                   "6.0 MiB (parameters 1.0 MiB + optimizer state 2.0 MiB + arena (intermediates and gradients) 3.0 MiB)");
+  ck_assert_str_eq(rt_mem_need_str(&n, buf, sizeof buf), "6.0 MiB (parameters 1.0 MiB + optimizer state 2.0 MiB + "
+                                                         "arena (intermediates and gradients) 3.0 MiB)");
   pl = (RtPlan){.name = "decode", .nbuf = 1, .buf = USES_CACHE};
   rt_mem_need_plan(STATE, 4, &pl, false, 0, &n); /* sampling: the cache it names */
   ck_assert_int_eq(n.optim, 0);

@@ -69,8 +69,8 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
     RtErr e;
     in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
     if (!in[k] && !b->name && access(b->path, F_OK) != 0) {
-      cli_error("--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone for an "
-                "entry of one input)", b->path);
+      cli_error("--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; "
+                "FILE.npy alone for an entry of one input)", b->path);
       return -1;
     }
     if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {

@@ -301,7 +301,8 @@ static bool print_help(int argc, char **argv) {
       !cli_wants_help(argc - (sub ? 2 : 1), argv + (sub ? 2 : 1)))
     return false;
   if (!strcmp(cmd, "passes"))
-    puts("usage: dalc passes [--plugin=FILE.so]...\n  the passes --passes can name (plugins' included) and the fusion rules");
+    puts("usage: dalc passes [--plugin=FILE.so]...\n"
+         "  the passes --passes can name (plugins' included) and the fusion rules");
   else if (!strcmp(cmd, "fuse-rules"))
     puts("usage: dalc fuse-rules\n  the fusion rules --fuse-rule=-NAME,+NAME can switch");
   else

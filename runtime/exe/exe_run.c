@@ -139,8 +139,8 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
     if (!b->name[0] && access(b->path, F_OK) != 0)
-      return rt_err(e, "--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; FILE.npy alone "
-                       "for an entry of one input)", b->path);
+      return rt_err(e, "--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; "
+                       "FILE.npy alone for an entry of one input)", b->path);
     if (rt_npy_read(b->path, &in[i], e)) return -1;
     if (!fits(in[i], s)) {
       char got[160];

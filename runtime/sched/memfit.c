@@ -1,6 +1,7 @@
 /* memfit.c — a program's memory needs against the machine's (see memfit.h). */
 #include "runtime/sched/memfit.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,6 +153,32 @@ static const char *size_str(int64_t bytes, char *buf, size_t size) {
   return buf;
 }
 
+/* Appends to buf (o characters in it so far); returns the new length. */
+static size_t put(char *buf, size_t size, size_t o, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t size, size_t o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + (o < size ? o : size), o < size ? size - o : 0, fmt, ap);
+  va_end(ap);
+  return o + (size_t)(n > 0 ? n : 0);
+}
+
+const char *rt_mem_have_str(const RtMemHave *h, char *buf, size_t size) {
+  char a[32], b[32];
+  if (h->have < 0) return snprintf(buf, size, "unknown (no MemAvailable in /proc/meminfo)"), buf;
+  size_t o = put(buf, size, 0, "%s (", size_str(h->have, a, sizeof a));
+  if (h->avail >= 0) o = put(buf, size, o, "MemAvailable %s", size_str(h->avail, a, sizeof a));
+  if (h->self > 0) o = put(buf, size, o, " + %s this process holds", size_str(h->self, a, sizeof a));
+  if (h->cgroup_limit >= 0)
+    o = put(buf, size, o, "; cgroup limit %s, %s used", size_str(h->cgroup_limit, a, sizeof a),
+            size_str(h->cgroup_used, b, sizeof b));
+  else
+    o = put(buf, size, o, "; no cgroup memory limit");
+  if (h->env_limit >= 0) o = put(buf, size, o, "; DAL_MEMORY_LIMIT %s", size_str(h->env_limit, a, sizeof a));
+  put(buf, size, o, ")");
+  return buf;
+}
+
 const char *rt_mem_need_str(const RtMemNeed *n, char *buf, size_t size) {
   const struct { const char *what; int64_t bytes; } part[] = {
       {"parameters", n->param},
@@ -159,32 +186,12 @@ const char *rt_mem_need_str(const RtMemNeed *n, char *buf, size_t size) {
       {"KV cache and other transient state", n->cache},
       {n->train ? "arena (intermediates and gradients)" : "arena (intermediates)", n->arena}};
   char s[32];
-  size_t o = (size_t)snprintf(buf, size, "%s (", size_str(rt_mem_total(n), s, sizeof s));
+  size_t o = put(buf, size, 0, "%s (", size_str(rt_mem_total(n), s, sizeof s));
   int k = 0;
-  for (int i = 0; i < 4 && o < size; i++)
+  for (int i = 0; i < 4; i++)
     if (part[i].bytes > 0)
-      o += (size_t)snprintf(buf + o, size - o, "%s%s %s", k++ ? " + " : "", part[i].what,
-                            size_str(part[i].bytes, s, sizeof s));
-  if (o < size) snprintf(buf + o, size - o, "%s)", k ? "" : "nothing");
-  return buf;
-}
-
-const char *rt_mem_have_str(const RtMemHave *h, char *buf, size_t size) {
-  char a[32], b[32], c[32];
-  if (h->have < 0) return snprintf(buf, size, "unknown (no MemAvailable in /proc/meminfo)"), buf;
-  size_t o = (size_t)snprintf(buf, size, "%s (", size_str(h->have, a, sizeof a));
-  if (h->avail >= 0)
-    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "MemAvailable %s", size_str(h->avail, b, sizeof b));
-  if (h->self > 0)
-    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, " + %s this process holds", size_str(h->self, b, sizeof b));
-  if (h->cgroup_limit >= 0)
-    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "; cgroup limit %s, %s used",
-                          size_str(h->cgroup_limit, b, sizeof b), size_str(h->cgroup_used, c, sizeof c));
-  else
-    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "; no cgroup memory limit");
-  if (h->env_limit >= 0)
-    o += (size_t)snprintf(buf + o, o < size ? size - o : 0, "; DAL_MEMORY_LIMIT %s", size_str(h->env_limit, b, sizeof b));
-  if (o < size) snprintf(buf + o, size - o, ")");
+      o = put(buf, size, o, "%s%s %s", k++ ? " + " : "", part[i].what, size_str(part[i].bytes, s, sizeof s));
+  put(buf, size, o, "%s)", k ? "" : "nothing");
   return buf;
 }
 
