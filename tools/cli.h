@@ -70,8 +70,10 @@ int cli_remat(IrGraph *g, const DalcArgs *a, FILE *stats);
 RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a);
 /* Every entry as a program runs it (training entries as whole training
  * steps, then the pass pipeline), in entry order; NULL after printing the
- * error. The caller owns the array and the graphs. */
-IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a);
+ * error. With check_memory, once traced, the model's parameters must fit
+ * in memory (runtime/sched/memfit.h) before the slower rest. The caller
+ * owns the array and the graphs. */
+IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a, bool check_memory);
 /* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
  * weight_decay, clip_norm; PyTorch's defaults otherwise). */
 AdamWOptions cli_adamw_options(const FeProgram *p);

@@ -38,7 +38,7 @@ static void print_init(const IrNode *p) {
  * gradients included), the optimizer state if it trains, the transient
  * state it uses; and what this machine has. The plans are made, not compiled. */
 static int print_memory(FeProgram *p, const DalcArgs *args) {
-  IrGraph **g = cli_program_graphs(p, args);
+  IrGraph **g = cli_program_graphs(p, args, false);
   if (!g) return 1;
   int n = fe_entry_count(p), status = 0;
   RtPlanProgramDesc d = {0};

@@ -28,7 +28,7 @@ int cmd_program(const DalcArgs *a) {
   argv[a->rest_argc + 1] = NULL;
   /* the command's --force applies to the state the program allocates first */
   int argc = rt_mem_take_force(a->rest_argc + 1, argv);
-  if (!(graphs = cli_program_graphs(p, a)) || !(prog = cli_program(graphs, n, p, a))) goto done;
+  if (!(graphs = cli_program_graphs(p, a, true)) || !(prog = cli_program(graphs, n, p, a))) goto done;
   /* bench --compare compiles variants of the model through dalc */
   static CliCompareHost host;
   cli_compare_install(&host, a, p);
