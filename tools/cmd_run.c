@@ -23,8 +23,22 @@ static const CliBinding *find_binding(const CliBinding *b, int n, const char *na
   return NULL;
 }
 
-/* Every --in must name an input and every --out an output. */
+/* Two of b[0..n) for the same argument: the same name, two bare paths, or
+ * any two when there is one argument (flag: "--in" or "--out"). */
+static int check_twice(const CliBinding *b, int n, int nargs, const char *flag) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (nargs == 1 || (!b[i].name && !b[j].name) || (b[i].name && b[j].name && !strcmp(b[i].name, b[j].name))) {
+        cli_error("%s: two values for the same %s ('%s' and '%s')", flag, flag[2] == 'i' ? "input" : "output",
+                  b[j].path, b[i].path);
+        return -1;
+      }
+  return 0;
+}
+
+/* Every --in must name an input and every --out an output, once. */
 static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
+  if (check_twice(a->in, a->nin, g->ninput, "--in") || check_twice(a->out, a->nout, g->noutput, "--out")) return -1;
   for (int i = 0; i < a->nin; i++) {
     int found = a->in[i].name == NULL && g->ninput == 1;
     for (int k = 0; k < g->ninput && !found; k++)

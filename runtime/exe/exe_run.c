@@ -62,6 +62,20 @@ static int bound_index(const char *entry, const RtArgSpec *spec, int n, const ch
   return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name, what, list);
 }
 
+/* Every binding of b[0..n) names an argument of spec[0..nspec), each a different one. */
+static int check_bindings(const char *entry, const RtArgSpec *spec, int nspec, const char *what, const Binding *b,
+                          int n, RtErr *e) {
+  for (int k = 0; k < n; k++) {
+    int at = bound_index(entry, spec, nspec, what, &b[k], e);
+    if (at < 0) return -1;
+    for (int j = 0; j < k; j++)
+      if (bound_index(entry, spec, nspec, what, &b[j], e) == at)
+        return rt_err(e, "--%s: two values for %s '%s' ('%s' and '%s')", what[0] == 'i' ? "in" : "out", what,
+                      spec[at].name, b[j].path, b[k].path);
+  }
+  return 0;
+}
+
 static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
   memset(a, 0, sizeof *a);
   const RtExeOpt opts[] = {{"--fn", .str = &a->fn},
@@ -118,8 +132,7 @@ static bool fits(const RtTensor *t, const RtArgSpec *s) {
  * filled (in[i] already set). */
 static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs *a, RtTensor **in, RtErr *e) {
   char buf[256];
-  for (int k = 0; k < a->nin; k++)
-    if (bound_index(en->name, en->input, en->ninput, "input", &a->in[k], e) < 0) return -1;
+  if (check_bindings(en->name, en->input, en->ninput, "input", a->in, a->nin, e)) return -1;
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *s = &en->input[i];
     const Binding *b = NULL;
@@ -200,6 +213,7 @@ int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "out of memory");
     goto done;
   }
+  if (check_bindings(en->name, en->output, en->noutput, "output", a.out, a.nout, e)) goto done;
   if (a.data && fill_from_data(en, &a, in, e)) goto done;
   if (load_inputs(p, en, &a, in, e)) goto done;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;

@@ -90,6 +90,11 @@ run="$dalc run models/dvae.dal --config tiny"
 expect_error "--in without =, no such file" "--in x: cannot open: no such file (the form is --in NAME=FILE.npy" $run --fn encode --in x
 expect_error "--in without =, several inputs" "--in x: name the input: the form is --in NAME=FILE.npy" $run --fn loss --in x
 expect_error "-- run --in without =" "--in x: cannot open: no such file (the form is --in NAME=FILE.npy" $run -- run --fn encode --in x
+expect_error "--in twice" "--in: two values for the same input ('0.8' and '2')" $tiny_run --in tau=2
+expect_error "--out twice" "--out: two values for the same output" $run --fn encode --in "$tmp/x.npy" \
+  --out "$tmp/a.npy" --out encode="$tmp/b.npy"
+expect_error "-- run --in twice" "--in: two values for input 'x'" $run -- run --fn encode --in x="$tmp/x.npy" \
+  --in "$tmp/x.npy"
 expect_error "empty file name" "an empty argument where the .dal file goes" "$dalc" run ""
 expect_error "empty file name (info)" "an empty argument where the .dal file goes" "$dalc" info ""
 expect_error "run's own flags before --" "go after \`--\`, to the command" $run --fn encode --params "$tmp/p.st" -- info
