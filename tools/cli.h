@@ -77,6 +77,11 @@ IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a, bool check_memory)
 /* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
  * weight_decay, clip_norm; PyTorch's defaults otherwise). */
 AdamWOptions cli_adamw_options(const FeProgram *p);
+/* Do the parameters of graphs g[0..n) (the union by name) fit in memory
+ * (runtime/sched/memfit.h)? -1 after printing the error. Asked before the
+ * slow part of compiling; the programs check again, with everything,
+ * before allocating. */
+int cli_check_params(IrGraph *const *g, int n, const DalcArgs *a);
 /* Applies a --fuse-rule value (fuse_rule_apply) to o; -1 after printing the error. */
 int cli_fuse_rule(FuseOptions *o, const char *spec);
 /* Prints g->error, with its source line when it has a location. */

@@ -197,7 +197,7 @@ int cmd_run(const DalcArgs *a) {
   RtTensor **in = NULL, **out = NULL;
   RtProgram *prog = NULL;
   RtErr e;
-  if (!g || check_binding_names(g, a)) goto done;
+  if (!g || check_binding_names(g, a) || cli_check_params(&g, 1, a)) goto done;
   if (a->grad_out && !g->train) {
     cli_error("--grad-out needs a training entry; %s is @infer", g->name);
     goto done;

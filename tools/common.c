@@ -173,10 +173,7 @@ AdamWOptions cli_adamw_options(const FeProgram *p) {
 }
 
 
-/* Before the slow part of compiling (training steps, passes): do the
- * parameters of traced graphs g[0..n) (the union by name) fit in memory?
- * The programs check again, with everything, before allocating. */
-static int check_params(IrGraph **g, int n, const DalcArgs *a) {
+int cli_check_params(IrGraph *const *g, int n, const DalcArgs *a) {
   RtMemNeed need = {0};
   for (int i = 0; i < n; i++)
     for (int k = 0; k < g[i]->nparam; k++) {
@@ -200,7 +197,7 @@ IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a, bool check_memory)
   int rc = 0;
   for (int i = 0; i < n && rc == 0; i++)
     if (!(graphs[i] = cli_lower_entry(p, i, a))) rc = -1;
-  if (rc == 0 && check_memory) rc = check_params(graphs, n, a);
+  if (rc == 0 && check_memory) rc = cli_check_params(graphs, n, a);
   /* each as a program runs it: a training entry made a training step
    * (forward, backward, AdamW), then the graph passes */
   for (int i = 0; i < n && rc == 0; i++) {
