@@ -57,7 +57,7 @@ void cg_aot_write_prologue(FILE *f, const char *model, const char *config, const
   fprintf(f, ", config ");
   put_str(f, config);
   fprintf(f, ".\n * Kernels built for CPU %s (features %s).\n * Do not edit: rebuild with dalc. */\n", cpu, features);
-  fputs("#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n\n#include \"runtime/sched/blas_core.h\"\n#include \"runtime/sched/plan_program.h\"\n\n", f);
+  fputs("#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n\n#include \"runtime/sched/blas_core.h\"\n#include \"runtime/sched/memfit.h\"\n#include \"runtime/sched/plan_program.h\"\n\n", f);
   fputs("static inline void aot_fill(uint32_t *p, int64_t n, uint32_t word) {\n"
         "  for (int64_t i = 0; i < n; i++) p[i] = word;\n}\n",
         f);
@@ -289,6 +289,7 @@ void cg_aot_write_main(FILE *f, const RtPlanProgramDesc *d) {
   fprintf(f, ",\n    .nstate = %d, .state = %s, .nentry = %d, .entry = entry, .plan = plan};\n", d->nstate,
           d->nstate ? "state" : "NULL", d->nentry);
   fputs("  RtErr e;\n"
+        "  argc = rt_mem_take_force(argc, argv); /* before the state is allocated */\n"
         "  RtProgram *p = rt_plan_program_new(&d, 0, &e);\n"
         "  if (!p) {\n"
         "    fprintf(stderr, \"%s: error: %s\\n\", argv[0], e.msg);\n"

@@ -70,11 +70,18 @@ int cli_remat(IrGraph *g, const DalcArgs *a, FILE *stats);
 RtProgram *cli_program(IrGraph **graphs, int n, const FeProgram *p, const DalcArgs *a);
 /* Every entry as a program runs it (training entries as whole training
  * steps, then the pass pipeline), in entry order; NULL after printing the
- * error. The caller owns the array and the graphs. */
-IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a);
+ * error. With check_memory, once traced, the model's parameters must fit
+ * in memory (runtime/sched/memfit.h) before the slower rest. The caller
+ * owns the array and the graphs. */
+IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a, bool check_memory);
 /* The model's AdamW settings (its globals adam_beta1, adam_beta2, adam_eps,
  * weight_decay, clip_norm; PyTorch's defaults otherwise). */
 AdamWOptions cli_adamw_options(const FeProgram *p);
+/* Do the parameters of graphs g[0..n) (the union by name) fit in memory
+ * (runtime/sched/memfit.h)? -1 after printing the error. Asked before the
+ * slow part of compiling; the programs check again, with everything,
+ * before allocating. */
+int cli_check_params(IrGraph *const *g, int n, const DalcArgs *a);
 /* Applies a --fuse-rule value (fuse_rule_apply) to o; -1 after printing the error. */
 int cli_fuse_rule(FuseOptions *o, const char *spec);
 /* Prints g->error, with its source line when it has a location. */
@@ -86,6 +93,8 @@ void cli_graph_error(const IrGraph *g);
 const char *cli_signature(const IrGraph *g, char *buf, size_t size);
 /* "f32[4, 3]" (or "f32" for a scalar) into buf. */
 const char *cli_type(int dtype_is_i32, const int64_t *dim, int rank, char *buf, size_t size);
+/* --help or -h among argv[0..argc), before any "--". */
+bool cli_wants_help(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A growing list of texts (captions, lines of a file); zero-initialise. */

@@ -235,6 +235,10 @@ int cmd_bpe(int argc, char **argv) {
     const char *mode;
     int (*run)(const BpeArgs *);
   } modes[] = {{"train", bpe_train}, {"encode", bpe_encode}, {"decode", bpe_decode}};
+  if (cli_wants_help(argc, argv)) {
+    fputs(bpe_usage, stdout);
+    return 0;
+  }
   int m = 0, n = (int)(sizeof modes / sizeof *modes);
   while (argc >= 1 && m < n && strcmp(argv[0], modes[m].mode)) m++;
   if (argc < 1 || m == n) {

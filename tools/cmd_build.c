@@ -15,7 +15,7 @@ int cmd_build(const DalcArgs *a) {
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   int n = fe_entry_count(p), status = 1;
-  IrGraph **graphs = cli_program_graphs(p, a);
+  IrGraph **graphs = cli_program_graphs(p, a, false);
   if (!graphs) goto done;
   double lr = 1e-3;
   fe_global_number(p, "lr", &lr);

@@ -24,6 +24,7 @@ static const char *model_flag(int argc, char **argv, RtErr *e) {
 }
 
 int cmd_generate(int argc, char **argv) {
+  if (cli_wants_help(argc, argv)) return rt_exe_usage(stdout, "dalc", "generate") ? 0 : 1;
   RtErr e;
   const char *path = model_flag(argc, argv, &e);
   if (!path) {

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/lower.h"
+#include "ir/ref/ref_program.h"
+#include "runtime/sched/memfit.h"
 #include "tools/cli.h"
 
 /* "12,292,000,000" */
@@ -28,6 +31,50 @@ static void print_init(const IrNode *p) {
   case IR_INIT_NORMAL: printf("normal(%g, %g)", p->attr.init_a, p->attr.init_b); break;
   case IR_INIT_UNIFORM: printf("uniform(%.4g, %.4g)", p->attr.init_a, p->attr.init_b); break;
   }
+}
+
+/* What each entry needs to run, as a program runs it (runtime/sched/memfit.h):
+ * every parameter, its planned arena (a training entry as its whole step,
+ * gradients included), the optimizer state if it trains, the transient
+ * state it uses; and what this machine has. The plans are made, not compiled. */
+static int print_memory(FeProgram *p, const DalcArgs *args) {
+  IrGraph **g = cli_program_graphs(p, args, false);
+  if (!g) return 1;
+  int n = fe_entry_count(p), status = 0;
+  RtPlanProgramDesc d = {0};
+  RtErr e;
+  if (cg_program_spec(g, n, args->file, &d, &e)) {
+    cli_error("%s", e.msg);
+    status = 1;
+  }
+  RtMemHave h;
+  rt_mem_have(&h);
+  char buf[600];
+  if (!status) printf("\nmemory, estimated (f32): available %s\n", rt_mem_have_str(&h, buf, sizeof buf));
+  int width = 0;
+  for (int i = 0; i < n; i++)
+    if ((int)strlen(g[i]->name) > width) width = (int)strlen(g[i]->name);
+  for (int i = 0; i < n && !status; i++) {
+    FuseOptions fo = args->fuse;
+    FusePlan *plan = fuse_plan(g[i], &fo);
+    CgLowered *l = cg_lower(g[i], plan, NULL, &e);
+    if (!l) {
+      cli_error("%s", e.msg);
+      status = 1;
+    } else {
+      RtMemNeed need;
+      rt_mem_need_plan(d.state, d.nstate, &l->plan, g[i]->train, l->plan.arena_bytes, &need);
+      printf("  %-*s %s %s%s\n", width, g[i]->name, g[i]->train ? "(train)" : "       ",
+             rt_mem_need_str(&need, buf, sizeof buf),
+             h.have >= 0 && rt_mem_total(&need) > h.have ? "  does not fit (--force runs it anyway)" : "");
+    }
+    cg_lowered_free(l);
+    fuse_plan_free(plan);
+  }
+  cg_program_spec_free(&d);
+  for (int i = 0; i < n; i++) ir_graph_free(g[i]);
+  free(g);
+  return status;
 }
 
 int cmd_info(const DalcArgs *args) {
@@ -93,6 +140,7 @@ int cmd_info(const DalcArgs *args) {
     putchar('\n');
   }
   free(table);
+  status = print_memory(p, args);
 done:
   for (int i = 0; i < nentry; i++)
     if (graphs[i]) ir_graph_free(graphs[i]);

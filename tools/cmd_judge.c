@@ -199,6 +199,10 @@ static void print_row(const char *name, const RtShapesTally *t) {
 }
 
 int cmd_judge(int argc, char **argv) {
+  if (cli_wants_help(argc, argv)) {
+    fputs(judge_usage, stdout);
+    return 0;
+  }
   if (argc < 1 || strcmp(argv[0], "shapes")) {
     if (argc >= 1) cli_error("judge: unknown judge '%s' (there is one: shapes)", argv[0]);
     fputs(judge_usage, stderr);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "runtime/exe/exe.h"
+#include "runtime/sched/memfit.h"
 #include "tools/cli.h"
 
 int cmd_program(const DalcArgs *a) {
@@ -20,25 +21,27 @@ int cmd_program(const DalcArgs *a) {
   FeProgram *p = cli_load(a);
   if (!p) return 1;
   int n = fe_entry_count(p), status = 1;
-  IrGraph **graphs = cli_program_graphs(p, a);
-  if (!graphs) goto done;
-  RtProgram *prog = cli_program(graphs, n, p, a);
-  if (!prog) goto done;
   /* argv[0] names the program in the runtime's messages. */
   char name[512];
   snprintf(name, sizeof name, "dalc run %s --", a->file);
   char **argv = malloc(((size_t)a->rest_argc + 2) * sizeof *argv);
+  IrGraph **graphs = NULL;
+  RtProgram *prog = NULL;
+  if (!argv) goto done;
   argv[0] = name;
   for (int i = 0; i < a->rest_argc; i++) argv[i + 1] = a->rest_argv[i];
   argv[a->rest_argc + 1] = NULL;
+  /* the command's --force applies to the state the program allocates first */
+  int argc = rt_mem_take_force(a->rest_argc + 1, argv);
+  if (!(graphs = cli_program_graphs(p, a, true)) || !(prog = cli_program(graphs, n, p, a))) goto done;
   /* bench --compare compiles variants of the model through dalc */
   static CliCompareHost host;
   cli_compare_install(&host, a, p);
-  status = rt_main(prog, a->rest_argc + 1, argv);
+  status = rt_main(prog, argc, argv);
   rt_exe_set_compiler(NULL);
-  free(argv);
   rt_program_free(prog); /* before the frontend: graphs point at its file names */
 done:
+  free(argv);
   free(graphs);
   fe_free(p);
   return status;

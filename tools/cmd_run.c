@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ir/ref/bind.h"
+#include "ir/ref/ref_program.h"
+#include "runtime/core/init.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/io/fileio.h"
 #include "runtime/data/data.h"
@@ -21,15 +24,32 @@ static const CliBinding *find_binding(const CliBinding *b, int n, const char *na
   return NULL;
 }
 
-/* Every --in must name an input and every --out an output. */
+/* Two of b[0..n) for the same argument: the same name, two bare paths, or
+ * any two when there is one argument (flag: "--in" or "--out"). */
+static int check_twice(const CliBinding *b, int n, int nargs, const char *flag) {
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (nargs == 1 || (!b[i].name && !b[j].name) || (b[i].name && b[j].name && !strcmp(b[i].name, b[j].name))) {
+        cli_error("%s: two values for the same %s ('%s' and '%s')", flag, flag[2] == 'i' ? "input" : "output",
+                  b[j].path, b[i].path);
+        return -1;
+      }
+  return 0;
+}
+
+/* Every --in must name an input and every --out an output, once. */
 static int check_binding_names(const IrGraph *g, const DalcArgs *a) {
+  if (check_twice(a->in, a->nin, g->ninput, "--in") || check_twice(a->out, a->nout, g->noutput, "--out")) return -1;
   for (int i = 0; i < a->nin; i++) {
     int found = a->in[i].name == NULL && g->ninput == 1;
     for (int k = 0; k < g->ninput && !found; k++)
       found = a->in[i].name && !strcmp(a->in[i].name, g->node[g->input[k]].name);
     if (!found) {
-      fprintf(stderr, "dalc: error: %s has no input '%s'; its inputs are:", g->name,
-              a->in[i].name ? a->in[i].name : a->in[i].path);
+      if (a->in[i].name)
+        fprintf(stderr, "dalc: error: %s has no input '%s'; its inputs are:", g->name, a->in[i].name);
+      else
+        fprintf(stderr, "dalc: error: --in %s: name the input: the form is --in NAME=FILE.npy (or NAME=NUMBER); "
+                "the inputs of %s are:", a->in[i].path, g->name);
       for (int k = 0; k < g->ninput; k++) fprintf(stderr, " %s", g->node[g->input[k]].name);
       fputc('\n', stderr);
       return -1;
@@ -63,6 +83,11 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
     }
     RtErr e;
     in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
+    if (!in[k] && !b->name && access(b->path, F_OK) != 0) {
+      cli_error("--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; "
+                "FILE.npy alone for an entry of one input)", b->path);
+      return -1;
+    }
     if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
       cli_error("%s", e.msg);
       return -1;
@@ -85,21 +110,58 @@ static int write_output(const char *path, const RtTensor *t, RtErr *e) {
   return rt_png_write_grid(path, t, 0, t->dim[2] < 64 ? 4 : 1, e);
 }
 
-/* The program's parameters (its first nparam state tensors) to a file. */
-static int save_params(const RtProgram *prog, const char *path) {
-  RtTensorList *l = rt_list_new();
-  RtErr e;
-  for (int k = 0; k < prog->nparam; k++) {
-    const RtTensor *t = prog->state->tensor[k];
-    RtTensor *copy = rt_tensor_new(t->dtype, t->rank, t->dim, &e);
-    if (!copy) break;
-    memcpy(copy->data, t->data, rt_tensor_bytes(t));
-    rt_list_put(l, prog->state->name[k], copy);
+/* Parameter row s's values into t: the program's own (as loaded or
+ * initialised), else --params' (from, if it has it), else its initialiser
+ * under --seed, as a program of every entry would start. */
+static int param_values(const RtStateSpec *s, const RtProgram *prog, const RtTensorList *from, const DalcArgs *a,
+                        RtTensor *t, RtErr *e) {
+  const RtTensor *src = rt_list_get(prog->state, s->name);
+  const char *where = "the program";
+  if (!src && from && (src = rt_list_get(from, s->name))) where = a->params;
+  if (!src) {
+    rt_init_fill(rt_f32(t), rt_tensor_numel(t), s->init, s->init_a, s->init_b, a->seed, s->name);
+    return 0;
   }
-  int rc = l->n == prog->nparam ? rt_safetensors_write(path, l, &e) : -1;
-  if (rc) cli_error("%s", e.msg);
-  else printf("parameters written to %s\n", path);
+  if (src->dtype != RT_F32 || src->rank != t->rank || memcmp(src->dim, t->dim, sizeof *t->dim * (size_t)t->rank)) {
+    char want[160], got[160];
+    return rt_err(e, "%s: tensor '%s' is %s%s but the model's is f32%s", where, s->name, rt_dtype_name(src->dtype),
+                  rt_shape_str(src->rank, src->dim, got, sizeof got), rt_shape_str(t->rank, t->dim, want, sizeof want));
+  }
+  memcpy(t->data, src->data, rt_tensor_bytes(t));
+  return 0;
+}
+
+/* Every parameter of the model to a file, whichever entry ran (so the
+ * file loads for any entry): the union over all entries, in their order. */
+static int save_params(FeProgram *p, const RtProgram *prog, const DalcArgs *a) {
+  int n = fe_entry_count(p), rc = -1;
+  IrGraph **g = calloc((size_t)n + 1, sizeof *g);
+  RtPlanProgramDesc d = {0};
+  RtTensorList *l = rt_list_new(), *from = NULL;
+  RtErr e = {{0}};
+  for (int i = 0; i < n; i++)
+    if (!(g[i] = cli_lower_entry(p, i, a))) goto done; /* (cannot fail: the program's entry traced) */
+  if (cg_program_spec(g, n, a->file, &d, &e) || (a->params && rt_safetensors_read(a->params, &from, &e))) goto fail;
+  for (int k = 0; k < d.nstate; k++) {
+    if (!d.state[k].param) continue;
+    RtTensor *t = rt_tensor_new(RT_F32, d.state[k].rank, d.state[k].dim, &e);
+    if (!t) goto fail;
+    rt_list_put(l, d.state[k].name, t);
+    if (param_values(&d.state[k], prog, from, a, t, &e)) goto fail;
+  }
+  if (rt_safetensors_write(a->save_params, l, &e)) goto fail;
+  printf("parameters written to %s (%d tensors: the whole model)\n", a->save_params, l->n);
+  rc = 0;
+  goto done;
+fail:
+  cli_error("%s", e.msg);
+done:
   rt_list_free(l);
+  rt_list_free(from);
+  cg_program_spec_free(&d);
+  for (int i = 0; i < n; i++)
+    if (g[i]) ir_graph_free(g[i]);
+  free(g);
   return rc;
 }
 
@@ -133,19 +195,22 @@ static int check_outputs(const DalcArgs *a) {
 }
 
 int cmd_run(const DalcArgs *a) {
-  if (!a->fn) {
-    cli_error("dalc run needs --fn NAME (dalc info %s lists the entries)", a->file);
-    return 1;
-  }
   if (check_outputs(a)) return 1;
   FeProgram *p = cli_load(a);
   if (!p) return 1;
+  if (!a->fn) {
+    fprintf(stderr, "dalc: error: dalc run needs --fn NAME (or -- COMMAND); the entries of %s are:", a->file);
+    for (int k = 0; k < fe_entry_count(p); k++) fprintf(stderr, " %s", fe_entry_name(p, k));
+    fputc('\n', stderr);
+    fe_free(p);
+    return 1;
+  }
   IrGraph *g = cli_lower(p, a->fn, a, a->grad_out != NULL);
   int status = 1, nin = g ? g->ninput : 0, nout = g ? g->noutput : 0;
   RtTensor **in = NULL, **out = NULL;
   RtProgram *prog = NULL;
   RtErr e;
-  if (!g || check_binding_names(g, a)) goto done;
+  if (!g || check_binding_names(g, a) || cli_check_params(&g, 1, a)) goto done;
   if (a->grad_out && !g->train) {
     cli_error("--grad-out needs a training entry; %s is @infer", g->name);
     goto done;
@@ -165,7 +230,7 @@ int cmd_run(const DalcArgs *a) {
     cli_error("%s", e.msg);
     goto done;
   }
-  if (a->save_params && save_params(prog, a->save_params)) goto done;
+  if (a->save_params && save_params(p, prog, a)) goto done;
   if (prog->run(prog, 0, in, out, a->seed, 0, &e)) {
     cli_error("%s", e.msg);
     goto done;

@@ -159,7 +159,7 @@ int cmd_tune(const DalcArgs *a) {
   /* time the rules' choices: no old table may steer what is measured */
   cg_conv_table_set(NULL, 0);
   if (cg_conv_table_read(path, &old, &nold, why, sizeof why) < 0) fprintf(stderr, "dalc: note: %s: replaced\n", why);
-  if (!(graphs = cli_program_graphs(p, a))) goto done;
+  if (!(graphs = cli_program_graphs(p, a, false))) goto done;
   if (!(t.session = cg_session_new(&e)) || !(t.pool = rt_pool_new(0, &e))) {
     cli_error("%s", e.msg);
     goto done;

@@ -12,6 +12,7 @@
 #include "passes/passes.h"
 #include "passes/remat.h"
 #include "passes/simplify.h"
+#include "runtime/sched/memfit.h"
 #include "tools/cli.h"
 
 FeProgram *cli_load(const DalcArgs *args) {
@@ -172,28 +173,44 @@ AdamWOptions cli_adamw_options(const FeProgram *p) {
 }
 
 
-/* Entry i as a program runs it: traced, a training entry made a training
- * step (forward, backward, AdamW), then the graph passes. */
-static IrGraph *program_entry(FeProgram *p, int i, const AdamWOptions *adamw, const DalcArgs *a) {
-  IrGraph *g = cli_lower_entry(p, i, a);
-  if (!g) return NULL;
-  double t0 = pass_now();
-  int rc = g->train ? opt_train_step(g, adamw) : 0;
-  if (a->times && g->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
-  return passes_or_fail(g, rc, a);
+int cli_check_params(IrGraph *const *g, int n, const DalcArgs *a) {
+  RtMemNeed need = {0};
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < g[i]->nparam; k++) {
+      const IrNode *q = &g[i]->node[g[i]->param[k]];
+      int seen = q->op != OP_PARAM;
+      for (int j = 0; j <= i && !seen; j++)
+        for (int m = 0; m < (j < i ? g[j]->nparam : k) && !seen; m++)
+          seen = !strcmp(g[j]->node[g[j]->param[m]].name, q->name);
+      if (!seen) need.param += ir_numel(&q->shape) * (int64_t)sizeof(float);
+    }
+  RtErr e;
+  if (rt_mem_check(&need, a->file, &e) == 0) return 0;
+  cli_error("%s", e.msg);
+  return -1;
 }
 
-IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a) {
+IrGraph **cli_program_graphs(FeProgram *p, const DalcArgs *a, bool check_memory) {
   int n = fe_entry_count(p);
   IrGraph **graphs = calloc((size_t)n + 1, sizeof *graphs);
   AdamWOptions adamw = cli_adamw_options(p);
-  for (int i = 0; i < n; i++)
-    if (!(graphs[i] = program_entry(p, i, &adamw, a))) {
-      for (int k = 0; k < i; k++) ir_graph_free(graphs[k]);
-      free(graphs);
-      return NULL;
-    }
-  return graphs;
+  int rc = 0;
+  for (int i = 0; i < n && rc == 0; i++)
+    if (!(graphs[i] = cli_lower_entry(p, i, a))) rc = -1;
+  if (rc == 0 && check_memory) rc = cli_check_params(graphs, n, a);
+  /* each as a program runs it: a training entry made a training step
+   * (forward, backward, AdamW), then the graph passes */
+  for (int i = 0; i < n && rc == 0; i++) {
+    double t0 = pass_now();
+    int trc = graphs[i]->train ? opt_train_step(graphs[i], &adamw) : 0;
+    if (a->times && graphs[i]->train) pass_times_add(a->times, "training step: grad + adamw", pass_now() - t0);
+    if (!(graphs[i] = passes_or_fail(graphs[i], trc, a))) rc = -1;
+  }
+  if (rc == 0) return graphs;
+  for (int k = 0; k < n; k++)
+    if (graphs[k]) ir_graph_free(graphs[k]);
+  free(graphs);
+  return NULL;
 }
 
 int cli_texts_add(CliTexts *t, const char *s) {
@@ -239,4 +256,10 @@ int cli_fuse_rule(FuseOptions *o, const char *spec) {
   if (fuse_rule_apply(o, spec, err, sizeof err) == 0) return 0;
   cli_error("%s", err);
   return -1;
+}
+
+bool cli_wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
 }

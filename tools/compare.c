@@ -95,7 +95,7 @@ static RtProgram *compile_variant(void *ctx, const char *flags, const char *entr
   }
   h->nvariant++; /* the JIT keeps a pointer to a->fuse: it lives in h */
   int n = fe_entry_count(h->p), at = -1;
-  IrGraph **graphs = cli_program_graphs(h->p, a); /* prints its errors */
+  IrGraph **graphs = cli_program_graphs(h->p, a, false); /* prints its errors */
   free(passes);
   if (!graphs) {
     rt_err(e, "the model did not compile under these flags (the error is above)");

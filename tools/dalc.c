@@ -9,6 +9,7 @@
 #include "passes/plugin.h"
 #include "runtime/exe/exe.h"
 #include "runtime/sched/blas_core.h"
+#include "runtime/sched/memfit.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -34,7 +35,7 @@ static const char usage[] =
     "                times every conv shape of the model (or of entry NAME) under each algorithm\n"
     "                on this machine, into the table -fconv=auto reads (in the cache directory)\n"
     "\n"
-    "  info   configuration, entry functions and the parameter table\n"
+    "  info   configuration, entry functions, the parameter table and the memory each entry needs\n"
     "  run    run an entry function on .npy inputs (native code; --backend=ref: the reference executor)\n"
     "         (an image output may be written as a PNG grid: --out NAME=FILE.png);\n"
     "         parameters come from --params, or from their initialisers (--seed)\n"
@@ -62,6 +63,9 @@ static const char usage[] =
     "  --time-passes  the time of each phase (parse, lower, each pass, codegen), on stderr;\n"
     "                 with run --, every entry is compiled up front (else each at its first use)\n"
     "                 and the kernel counts: compiled, deduplicated, cache hits and misses\n"
+    "  --force        run even when the memory estimate (parameters, optimizer state, arena, KV cache;\n"
+    "                 dalc info shows it) exceeds what the machine has available (MemAvailable, a\n"
+    "                 cgroup memory limit, $DAL_MEMORY_LIMIT); without it such a run stops before allocating\n"
     "  --no-cache     neither read nor write the compiled-object cache ($DAL_CACHE_DIR, else\n"
     "                 $XDG_CACHE_HOME/dal, else ~/.cache/dal)\n"
     "  -fno-fuse      one kernel per op (--emit=dot then shows no fusion clusters)\n"
@@ -216,6 +220,7 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
       a->counts = &counts;
     }
     else if (!strcmp(argv[i], "--no-cache")) a->no_cache = true;
+    else if (!strcmp(argv[i], "--force")) rt_mem_set_force(true);
     else if (!strcmp(argv[i], "--")) {
       a->rest_argc = argc - i - 1;
       a->rest_argv = argv + i + 1;
@@ -237,6 +242,9 @@ static int parse_args(int argc, char **argv, int first, DalcArgs *a) {
     } else if (argv[i][0] == '-') {
       cli_error("unknown option '%s' (see dalc --help)", argv[i]);
       return -1;
+    } else if (!*argv[i]) {
+      cli_error("an empty argument where the .dal file goes (see dalc --help)");
+      return -1;
     } else if (!a->file) {
       a->file = argv[i];
     } else {
@@ -257,6 +265,51 @@ static void free_args(DalcArgs *a) {
   for (int i = 0; i < a->nout; i++) free((char *)a->out[i].name);
 }
 
+/* `dalc CMD --help`: the synopsis lines of the usage that name CMD (with
+ * their continuation lines), then CMD's paragraph; the whole usage for
+ * the compiler's own mode (dalc FILE.dal ...). */
+static void command_usage(const char *cmd) {
+  if (!cmd) {
+    fputs(usage, stdout);
+    return;
+  }
+  char synopsis[64], para[64];
+  snprintf(synopsis, sizeof synopsis, "dalc %s ", cmd);
+  snprintf(para, sizeof para, "  %s ", cmd);
+  bool printing = false, first = true;
+  for (const char *l = usage; *l;) {
+    const char *nl = strchr(l, '\n');
+    int len = nl ? (int)(nl - l) : (int)strlen(l), indent = (int)strspn(l, " ");
+    bool syn = !strncmp(l, "usage: dalc ", 12) || (indent == 7 && !strncmp(l + 7, "dalc ", 5));
+    if (syn) printing = !strncmp(l + 7, synopsis, strlen(synopsis));
+    else if (indent == 2) printing = !strncmp(l, para, strlen(para));
+    else if (indent < 2) printing = false; /* else a continuation line: as the line it continues */
+    if (printing && syn) printf("%s%.*s\n", first ? "usage: " : "       ", len - 7, l + 7), first = false;
+    else if (printing) printf("%.*s\n", len, l);
+    l += len + (nl ? 1 : 0);
+  }
+  printf("(dalc --help: the compiler's options, every command)\n");
+}
+
+/* `dalc CMD ... --help` (or -h) for the commands whose arguments are
+ * parsed here (bpe, generate, judge and plot answer it themselves): their
+ * usage on stdout. False if no help was asked. */
+static bool print_help(int argc, char **argv) {
+  const char *cmd = argv[1];
+  bool sub = !strcmp(cmd, "info") || !strcmp(cmd, "run") || !strcmp(cmd, "tune-conv");
+  if (!strcmp(cmd, "bpe") || !strcmp(cmd, "generate") || !strcmp(cmd, "judge") || !strcmp(cmd, "plot") ||
+      !cli_wants_help(argc - (sub ? 2 : 1), argv + (sub ? 2 : 1)))
+    return false;
+  if (!strcmp(cmd, "passes"))
+    puts("usage: dalc passes [--plugin=FILE.so]...\n"
+         "  the passes --passes can name (plugins' included) and the fusion rules");
+  else if (!strcmp(cmd, "fuse-rules"))
+    puts("usage: dalc fuse-rules\n  the fusion rules --fuse-rule=-NAME,+NAME can switch");
+  else
+    command_usage(sub ? cmd : NULL);
+  return true;
+}
+
 int main(int argc, char **argv) {
   rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -266,12 +319,17 @@ int main(int argc, char **argv) {
     print_passes(out);
     return argc < 2 ? 1 : 0;
   }
+  if (print_help(argc, argv)) return 0;
   if (!strcmp(argv[1], "passes")) {
     int status = cmd_passes(argc - 2, argv + 2);
     pass_plugin_unload_all();
     return status;
   }
   if (!strcmp(argv[1], "fuse-rules")) {
+    if (argc > 2) {
+      cli_error("dalc fuse-rules takes no arguments, not '%s'", argv[2]);
+      return 1;
+    }
     fuse_rule_print(stdout);
     return 0;
   }
@@ -290,7 +348,14 @@ int main(int argc, char **argv) {
   else if (!strcmp(argv[1], "run")) cmd = cmd_run, first = 2;
   else if (!strcmp(argv[1], "tune-conv")) cmd = cmd_tune, first = 2;
   int status = parse_args(argc, argv, first, &args);
-  if (status == 0 && cmd == cmd_run && args.rest_argc > 0) cmd = cmd_program;
+  if (status == 0 && cmd == cmd_run && args.rest_argc > 0) {
+    cmd = cmd_program;
+    if (args.fn || args.nin || args.nout || args.params || args.save_params || args.grad_out) {
+      cli_error("--fn, --in, --out, --params, --save-params and --grad-out go after `--`, to the command "
+                "(dalc run FILE.dal -- run --fn NAME --params P ...), not before it");
+      status = -1;
+    }
+  }
   if (status == 0 && cmd == cmd_emit && !args.emit && args.output) cmd = cmd_build;
   if (status == 0 && cmd == cmd_emit && !args.emit && args.stats) cmd = cmd_stats;
   status = status ? 1 : cmd(&args);

@@ -104,6 +104,12 @@ const RtExeCompiler *rt_exe_compiler(void);
  * compiles the model. */
 int rt_exe_check_outputs(int argc, char **argv, RtErr *e);
 
+/* The usage of the executables' command 'cmd' (its lines of `help`, the
+ * datasets if it takes one, the options of every command) to f, with prog
+ * as the program's name; false if there is no such command. Every command
+ * prints it for --help or -h. */
+bool rt_exe_usage(FILE *f, const char *prog, const char *cmd);
+
 int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e);  /* `run` */
 int rt_exe_data(RtProgram *p, int argc, char **argv, RtErr *e); /* `data` */
 int rt_exe_bench(RtProgram *p, int argc, char **argv, RtErr *e); /* `bench` (exe_bench.c) */

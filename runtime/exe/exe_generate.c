@@ -65,7 +65,8 @@ static int parse(int argc, char **argv, GenArgs *a, RtErr *e) {
     if (m) continue;
     if ((m = rt_exe_flag(argc, argv, &i, "--temperature", &v, e))) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
-      if (!(a->temperature >= 0)) return rt_err(e, "generate: --temperature must be 0 (greedy) or more, got '%s'", v);
+      if (!(a->temperature >= 0 && a->temperature <= 1e6))
+        return rt_err(e, "generate: --temperature must be 0 (greedy) or more, at most 1e6, got '%s'", v);
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
       return rt_err(e, "generate: unknown option '%s' (options: --model FILE --captions FILE.txt --n N "
                        "--temperature T --top-k K --seed S --sampler gumbel|cdf --no-cache --out grid.png "

@@ -9,6 +9,7 @@
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
 #include "runtime/io/fileio.h"
+#include "runtime/sched/memfit.h"
 #include "runtime/train/train.h"
 
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
@@ -191,12 +192,50 @@ static void usage(FILE *f, const char *prog) {
           "        classify: (--data SPEC | --images IMAGES.npy) [--labels FILE.npy|FILE.txt [--repeat R]]\n"
           "                                      held-out measures: reconstruction and codebook, cross-entropy, accuracy\n"
           "  help                                this text\n"
+          "options of every command: --help (its usage); --force: run even when the memory estimate\n"
+          "        (parameters, optimizer state, arena, KV cache) exceeds what is available (MemAvailable,\n"
+          "        a cgroup memory limit, $DAL_MEMORY_LIMIT)\n"
           "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
           "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n"
           "                 shapes:holdout[=PAIRS] trains without held-out colour-kind pairs (default\n"
           "                 " RT_SHAPES_HOLDOUT_DEFAULT "); shapes:test:seen[=PAIRS] and\n"
           "                 shapes:test:novel[=PAIRS] are the test scenes without and with them\n",
           prog);
+}
+
+/* The part of the usage about 'cmd': its lines (from "  cmd" to the next
+ * command), then the datasets if it takes a SPEC, then the options of every
+ * command. False if there is no such command. */
+bool rt_exe_usage(FILE *f, const char *prog, const char *cmd) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *m = open_memstream(&text, &len);
+  if (!m) return false;
+  usage(m, prog);
+  fclose(m);
+  size_t n = strlen(cmd);
+  char *start = NULL;
+  for (char *l = text; l && *l && !start; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+    if (!strncmp(l, "  ", 2) && !strncmp(l + 2, cmd, n) && (l[2 + n] == ' ' || l[2 + n] == '\n')) start = l + 2;
+  if (start) {
+    char *end = strchr(start, '\n'); /* its continuation lines are indented further */
+    while (end && !strncmp(end + 1, "   ", 3)) end = strchr(end + 1, '\n');
+    if (end) *end = 0;
+    fprintf(f, "usage: %s %s\n", prog, start);
+    const char *all = end ? strstr(end + 1, "\noptions of every command") : NULL;
+    const char *data = all ? strstr(all, "\ndatasets (SPEC)") : NULL;
+    if (data && strstr(start, "SPEC")) fputs(data + 1, f);
+    if (data) fprintf(f, "%.*s", (int)(data - all), all + 1);
+  }
+  free(text);
+  return start != NULL;
+}
+
+/* --help or -h among a command's arguments. */
+static bool wants_help(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
 }
 
 static int cmd_train(RtProgram *p, int argc, char **argv, RtErr *e) {
@@ -210,7 +249,8 @@ static int cmd_train(RtProgram *p, int argc, char **argv, RtErr *e) {
 int rt_main(RtProgram *p, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "dal";
   const char *slash = strrchr(prog, '/');
-  if (slash) prog = slash + 1;
+  if (slash && !strchr(prog, ' ')) prog = slash + 1; /* not in dalc's "dalc run DIR/m.dal --" */
+  argc = rt_mem_take_force(argc, argv); /* --force, anywhere: memfit.h */
   if (argc < 2) {
     usage(stderr, prog);
     return 1;
@@ -218,7 +258,8 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *cmd = argv[1];
   RtErr e = {{0}};
   int rc;
-  if (rt_exe_check_outputs(argc - 1, argv + 1, &e)) rc = -1; /* before any work */
+  if (strcmp(cmd, "help") && wants_help(argc - 2, argv + 2) && rt_exe_usage(stdout, prog, cmd)) rc = 0;
+  else if (rt_exe_check_outputs(argc - 1, argv + 1, &e)) rc = -1; /* before any work */
   else if (strcmp(cmd, "info") == 0) rc = cmd_info(p, argc - 2, &e);
   else if (strcmp(cmd, "train") == 0) rc = cmd_train(p, argc - 2, argv + 2, &e);
   else if (strcmp(cmd, "run") == 0) rc = rt_exe_run(p, argc - 2, argv + 2, &e);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
@@ -55,7 +56,24 @@ static int bound_index(const char *entry, const RtArgSpec *spec, int n, const ch
     size_t at = strlen(list);
     snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", spec[i].name);
   }
-  return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name[0] ? b->name : b->path, what, list);
+  if (!b->name[0]) /* a bare path: the entry has more than one */
+    return rt_err(e, "--%s %s: name the %s: the form is --%s NAME=FILE.npy (the %ss of '%s': %s)",
+                  what[0] == 'i' ? "in" : "out", b->path, what, what[0] == 'i' ? "in" : "out", what, entry, list);
+  return rt_err(e, "entry '%s' has no %s '%s' (its %ss: %s)", entry, what, b->name, what, list);
+}
+
+/* Every binding of b[0..n) names an argument of spec[0..nspec), each a different one. */
+static int check_bindings(const char *entry, const RtArgSpec *spec, int nspec, const char *what, const Binding *b,
+                          int n, RtErr *e) {
+  for (int k = 0; k < n; k++) {
+    int at = bound_index(entry, spec, nspec, what, &b[k], e);
+    if (at < 0) return -1;
+    for (int j = 0; j < k; j++)
+      if (bound_index(entry, spec, nspec, what, &b[j], e) == at)
+        return rt_err(e, "--%s: two values for %s '%s' ('%s' and '%s')", what[0] == 'i' ? "in" : "out", what,
+                      spec[at].name, b[j].path, b[k].path);
+  }
+  return 0;
 }
 
 static int parse(int argc, char **argv, RunArgs *a, RtErr *e) {
@@ -114,8 +132,7 @@ static bool fits(const RtTensor *t, const RtArgSpec *s) {
  * filled (in[i] already set). */
 static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs *a, RtTensor **in, RtErr *e) {
   char buf[256];
-  for (int k = 0; k < a->nin; k++)
-    if (bound_index(en->name, en->input, en->ninput, "input", &a->in[k], e) < 0) return -1;
+  if (check_bindings(en->name, en->input, en->ninput, "input", a->in, a->nin, e)) return -1;
   for (int i = 0; i < en->ninput; i++) {
     const RtArgSpec *s = &en->input[i];
     const Binding *b = NULL;
@@ -134,6 +151,9 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     if (!b) return rt_err(e, "entry '%s' needs --in %s=FILE.npy (%s)", en->name, s->name, rt_exe_arg_str(s, buf, sizeof buf));
     in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
+    if (!b->name[0] && access(b->path, F_OK) != 0)
+      return rt_err(e, "--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; "
+                       "FILE.npy alone for an entry of one input)", b->path);
     if (rt_npy_read(b->path, &in[i], e)) return -1;
     if (!fits(in[i], s)) {
       char got[160];
@@ -193,6 +213,7 @@ int rt_exe_run(RtProgram *p, int argc, char **argv, RtErr *e) {
     rt_err(e, "out of memory");
     goto done;
   }
+  if (check_bindings(en->name, en->output, en->noutput, "output", a.out, a.nout, e)) goto done;
   if (a.data && fill_from_data(en, &a, in, e)) goto done;
   if (load_inputs(p, en, &a, in, e)) goto done;
   if (rt_exe_state_start(p, a.params, &a.init, a.seed, e)) goto done;

@@ -59,7 +59,8 @@ static int parse(int argc, char **argv, SampleArgs *a, RtErr *e) {
       a->text = v + 5;
     } else if ((m = rt_exe_flag(argc, argv, &i, "--temperature", &v, e))) {
       if (m < 0 || rt_exe_f64("--temperature", v, &a->temperature, e)) return -1;
-      if (!(a->temperature >= 0)) return rt_err(e, "--temperature must be 0 (greedy) or more, got '%s'", v);
+      if (!(a->temperature >= 0 && a->temperature <= 1e6))
+        return rt_err(e, "--temperature must be 0 (greedy) or more, at most 1e6, got '%s'", v);
     } else {
       return rt_err(e, "sample: unknown option '%s' (options: --in text=FILE.npy --captions FILE.txt "
                        "--tokenizer TOK.json --bench --params P --init PREFIX=FILE --seed S --temperature T --top-k K "

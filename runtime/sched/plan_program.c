@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/sched/memfit.h"
 #include "runtime/sched/rt_sched.h"
 #include "runtime/core/threadpool.h"
 
@@ -17,6 +18,7 @@ typedef struct {
   void *arena;                /* the largest plan's arena, shared: entries run one at a time */
   int64_t arena_bytes;
   bool moments_resident;      /* rt_state_make_resident done since the last init */
+  bool *fits;                 /* (nentry) the entry's memory checked (memfit.h) before its first run */
 } PlanProgram;
 
 static void pp_free(RtProgram *p) {
@@ -26,6 +28,7 @@ static void pp_free(RtProgram *p) {
   rt_arena_free(pp->arena);
   rt_list_free(p->state);
   free(pp->plan);
+  free(pp->fits);
   free(pp);
 }
 
@@ -45,12 +48,26 @@ static int pp_prepare(RtProgram *p, int entry, RtErr *e) {
   return pp->plan[entry] ? 0 : make_plan(pp, entry, e);
 }
 
+/* Before entry 'entry''s first run: the parameters, the arena as it will
+ * be allocated, and the state the run makes resident fit in memory. */
+static int check_memory(PlanProgram *pp, int entry, RtErr *e) {
+  const RtEntrySpec *en = &pp->d->entry[entry];
+  RtMemNeed need;
+  rt_mem_need_plan(pp->d->state, pp->d->nstate, pp->plan[entry], en->train, pp->arena_bytes, &need);
+  char what[300];
+  snprintf(what, sizeof what, "%s: entry '%s'", pp->d->model, en->name);
+  if (rt_mem_check(&need, what, e)) return -1;
+  pp->fits[entry] = true;
+  return 0;
+}
+
 static int pp_run(RtProgram *p, int entry, RtTensor *const *inputs, RtTensor **outputs, uint64_t seed, uint64_t step,
                   RtErr *e) {
   PlanProgram *pp = p->ctx;
   if (entry < 0 || entry >= p->nentry) return rt_err(e, "%s: there is no entry number %d", p->model, entry);
   for (int k = 0; k < p->entry[entry].noutput; k++) outputs[k] = NULL;
   if (!pp->plan[entry] && make_plan(pp, entry, e)) return -1;
+  if (!pp->fits[entry] && check_memory(pp, entry, e)) return -1;
   if (!pp->pool && !(pp->pool = rt_pool_new(pp->d->threads, e))) return -1;
   if (!pp->arena && !(pp->arena = rt_arena_new(pp->arena_bytes, e))) return -1;
   if (p->entry[entry].train && !pp->moments_resident) {
@@ -118,6 +135,7 @@ static int make_plan(PlanProgram *pp, int entry, RtErr *e) {
     rt_arena_free(pp->arena); /* nothing lives in it between runs */
     pp->arena = NULL;
     pp->arena_bytes = pl->arena_bytes;
+    memset(pp->fits, 0, sizeof *pp->fits * (size_t)pp->d->nentry); /* checked again with the larger arena */
   }
   return 0;
 }
@@ -139,15 +157,18 @@ RtProgram *rt_plan_program_new(const RtPlanProgramDesc *d, uint64_t seed, RtErr 
   PlanProgram *pp = calloc(1, sizeof *pp);
   RtTensorList *state = rt_list_new();
   const RtPlan **plans = calloc((size_t)d->nentry + 1, sizeof *plans);
-  if (!pp || !state || !plans) {
+  bool *fits = calloc((size_t)d->nentry + 1, sizeof *fits);
+  if (!pp || !state || !plans || !fits) {
     free(pp);
     free(plans);
+    free(fits);
     rt_list_free(state);
     rt_err(e, "%s: out of memory", d->model);
     return NULL;
   }
   for (int i = 0; i < d->nentry; i++) plans[i] = d->plan[i];
   pp->plan = plans;
+  pp->fits = fits;
   pp->d = d;
   pp->arena_bytes = arena;
   pp->pub = (RtProgram){.model = d->model, .config = d->config, .state = state, .nparam = nparam, .nsaved = nsaved,

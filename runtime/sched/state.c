@@ -1,6 +1,8 @@
 /* state.c — a program's persistent tensors from their rows (see state.h). */
 #include "runtime/sched/state.h"
 
+#include "runtime/sched/memfit.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +40,9 @@ int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam,
 }
 
 int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char *model, RtErr *e) {
+  RtMemNeed need; /* the parameters: what rt_state_init makes resident */
+  rt_mem_need_params(st, n, &need);
+  if (rt_mem_check(&need, model, e)) return -1;
   for (int i = 0; i < n; i++) {
     const RtStateSpec *s = &st[i];
     RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);

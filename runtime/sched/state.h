@@ -35,7 +35,8 @@ typedef struct {
 int rt_state_check(const RtStateSpec *s, int n, const char *model, int *nparam, int *nsaved, RtErr *e);
 
 /* Allocates one tensor per row, in order and under its name, into 'state'
- * (not initialised). On failure the list keeps what was made. */
+ * (not initialised), after checking that the parameters fit in memory
+ * (runtime/sched/memfit.h). On failure the list keeps what was made. */
 int rt_state_alloc(RtTensorList *state, const RtStateSpec *s, int n, const char *model, RtErr *e);
 
 /* Parameters from their initialisers under 'seed' (the same values for the
