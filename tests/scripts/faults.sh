@@ -38,9 +38,14 @@ if [ "$(id -u)" -eq 0 ]; then ro=/proc; else
   ro="$tmp/ro"; mkdir "$ro"; chmod 555 "$ro"; fi
 
 # ---- row 9: every write checked ----
+[ -c /dev/full ] || bad "/dev/full is not a device before the full-disk checks"
 expect_error "--log on a full disk" "/dev/full: write failed" train --steps 2 --quiet --log /dev/full --checkpoint "$tmp/a.safetensors"
 expect_error "--checkpoint on a full disk" "/dev/full: write failed" train --steps 2 --quiet --checkpoint /dev/full
-[ -c /dev/full ] && ok || bad "/dev/full is no longer a device"
+if [ -c /dev/full ]; then ok; else
+  bad "/dev/full is no longer a device"
+  # a build without the in-place rule renamed a file over it: put the device back
+  [ "$(id -u)" = 0 ] && rm -f /dev/full && mknod -m 666 /dev/full c 1 7
+fi
 expect_error "data --out on a full disk" "/dev/full: write failed" $dalc run $model -- data --out /dev/full
 expect_error "stdout on a full disk" "stdout: write failed" sh -c "$dalc run $model -- info >/dev/full"
 expect_error "--log in a read-only directory" "--log $ro/l.tsv: cannot write in $ro" \
