@@ -8,6 +8,7 @@
 
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
+#include "runtime/core/numerics.h"
 #include "runtime/train/train.h"
 
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
@@ -163,6 +164,7 @@ static void usage(FILE *f, const char *prog) {
           "        [--init PREFIX=FILE.safetensors]... [--init-partial]\n"
           "        [--checkpoint PATH] [--every K] [--resume PATH] [--log FILE.tsv] [--ema D] [--quiet]\n"
           "        [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]\n"
+          "        [--stop-on-divergence]\n"
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
           "        [--data SPEC [--tokenizer TOK.json]] [--params P.safetensors]\n"
           "        [--init PREFIX=FILE]... [--init-partial] [--save-state P.safetensors] [--seed S] [--step K]\n"
@@ -189,6 +191,12 @@ static void usage(FILE *f, const char *prog) {
           "        classify: (--data SPEC | --images IMAGES.npy) [--labels FILE.npy|FILE.txt [--repeat R]]\n"
           "                                      held-out measures: reconstruction and codebook, cross-entropy, accuracy\n"
           "  help                                this text\n"
+          "options of every command that runs the model:\n"
+          "  --check-numerics                    check the values every step of a run writes: the first NaN\n"
+          "                                      or Inf stops it, naming the op, its .dal file:line:col, the\n"
+          "                                      buffer, the element (and in training the step)\n"
+          "  --allow-nonfinite                   accept NaN or Inf in loaded parameters (--params, --init,\n"
+          "                                      --resume) and inputs (--in), otherwise errors naming them\n"
           "datasets (SPEC): shapes[:test] | fashion-mnist[:test] | folder:PATH (PATH/captions.tsv: FILE<TAB>CAPTION)\n"
           "                 | npy:NAME=FILE.npy[,NAME=FILE.npy...] | tokens:FILE (a token cache)\n"
           "                 shapes:holdout[=PAIRS] trains without held-out colour-kind pairs (default\n"
@@ -209,6 +217,11 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *prog = argc > 0 && argv[0] ? argv[0] : "dal";
   const char *slash = strrchr(prog, '/');
   if (slash) prog = slash + 1;
+  if (argc < 2) {
+    usage(stderr, prog);
+    return 1;
+  }
+  rt_numerics_take_flags(&argc, argv, 1); /* --check-numerics, --allow-nonfinite: any command */
   if (argc < 2) {
     usage(stderr, prog);
     return 1;

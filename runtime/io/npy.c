@@ -8,6 +8,8 @@
  */
 #include "runtime/io/npy.h"
 
+#include "runtime/core/numerics.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -403,6 +405,11 @@ int rt_npy_read(const char *path, RtTensor **out, RtErr *e) {
   if (!f) return rt_err(e, "%s: cannot open: %s", path, strerror(errno));
   int rc = npy_read_file(f, path, out, e);
   fclose(f);
+  if (rc == 0 && rt_numerics_check_loaded(path, *out, e)) { /* unless --allow-nonfinite */
+    rt_tensor_free(*out);
+    *out = NULL;
+    return -1;
+  }
   return rc;
 }
 
@@ -427,5 +434,7 @@ int rt_npy_write(const char *path, const RtTensor *t, RtErr *e) {
   head[8] = (char)(hlen & 0xff);
   head[9] = (char)(hlen >> 8);
   RtChunk chunks[2] = {{head, (size_t)total}, {t->data, rt_tensor_bytes(t)}};
-  return rt_write_file_atomic(path, chunks, 2, e);
+  if (rt_write_file_atomic(path, chunks, 2, e)) return -1;
+  rt_numerics_warn_written(path, NULL, t);
+  return 0;
 }

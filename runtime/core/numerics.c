@@ -1,0 +1,103 @@
+/* numerics.c — non-finite values: scans, switches, messages (see
+ * numerics.h). */
+#include "runtime/core/numerics.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool check_on, allow_on;
+
+void rt_numerics_set_check(bool on) { check_on = on; }
+bool rt_numerics_check(void) { return check_on; }
+void rt_numerics_set_allow(bool on) { allow_on = on; }
+bool rt_numerics_allow(void) { return allow_on; }
+
+int64_t rt_nonfinite_count(const float *x, int64_t n, int64_t *first) {
+  int64_t count = 0, at = -1;
+  for (int64_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) {
+      if (at < 0) at = i;
+      count++;
+    }
+  if (first) *first = at;
+  return count;
+}
+
+bool rt_all_finite(const float *x, int64_t n, int64_t *first) {
+  /* x - x is 0 for finite x and NaN otherwise: a sum of them vectorises,
+   * and only a block holding a bad value is searched one by one. */
+  enum { BLOCK = 4096 };
+  for (int64_t b = 0; b < n; b += BLOCK) {
+    int64_t m = n - b < BLOCK ? n - b : BLOCK;
+    float acc = 0;
+    for (int64_t i = 0; i < m; i++) acc += x[b + i] - x[b + i];
+    if (acc == 0) continue;
+    for (int64_t i = 0; i < m; i++)
+      if (!isfinite(x[b + i])) {
+        if (first) *first = b + i;
+        return false;
+      }
+  }
+  if (first) *first = -1;
+  return true;
+}
+
+void rt_numerics_take_flags(int *argc, char **argv, int first) {
+  int out = first;
+  bool rest = false;
+  for (int i = first; i < *argc; i++) {
+    if (!rest && strcmp(argv[i], "--") == 0) rest = true;
+    if (!rest && strcmp(argv[i], "--check-numerics") == 0) rt_numerics_set_check(true);
+    else if (!rest && strcmp(argv[i], "--allow-nonfinite") == 0) rt_numerics_set_allow(true);
+    else argv[out++] = argv[i];
+  }
+  for (int i = out; i < *argc; i++) argv[i] = NULL;
+  *argc = out;
+}
+
+char *rt_index_str(int rank, const int64_t *dim, int64_t index, char *buf, size_t size) {
+  int64_t pos[RT_MAX_RANK] = {0}, rest = index;
+  for (int d = rank - 1; d >= 0; d--) {
+    pos[d] = dim[d] ? rest % dim[d] : 0;
+    rest = dim[d] ? rest / dim[d] : 0;
+  }
+  return rt_shape_str(rank, pos, buf, size);
+}
+
+int rt_numerics_fail(RtErr *e, const char *src, bool backward, const char *op, const char *detail, const char *entry,
+                     const char *buf, int rank, const int64_t *dim, int64_t index, float v) {
+  char at[160], shape[160], where[600] = "", more[400] = "";
+  rt_index_str(rank, dim, index, at, sizeof at);
+  rt_shape_str(rank, dim, shape, sizeof shape);
+  if (src && *src) snprintf(where, sizeof where, "%s: ", src);
+  if (detail && *detail) snprintf(more, sizeof more, " (%s)", detail);
+  return rt_err(e, "%snon-finite value: %sop '%s'%s of entry '%s' wrote %g to element %s of %s %s", where,
+                backward ? "in the gradient of the op at this line, " : "", op ? op : "?", more,
+                entry ? entry : "?", (double)v, at, buf ? buf : "a buffer", shape);
+}
+
+int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e) {
+  if (t->dtype != RT_F32 || allow_on) return 0;
+  int64_t first, n = rt_tensor_numel(t);
+  if (rt_all_finite(rt_f32(t), n, &first)) return 0;
+  int64_t count = rt_nonfinite_count(rt_f32(t), n, NULL);
+  char at[160];
+  rt_index_str(t->rank, t->dim, first, at, sizeof at);
+  return rt_err(e, "%s holds %lld non-finite value%s (element %s is %g); --allow-nonfinite accepts it", what,
+                (long long)count, count == 1 ? "" : "s", at, (double)rt_f32(t)[first]);
+}
+
+int64_t rt_numerics_warn_written(const char *file, const char *name, const RtTensor *t) {
+  if (t->dtype != RT_F32) return 0;
+  int64_t first, n = rt_tensor_numel(t);
+  if (rt_all_finite(rt_f32(t), n, &first)) return 0;
+  int64_t count = rt_nonfinite_count(rt_f32(t), n, NULL);
+  char at[160];
+  rt_index_str(t->rank, t->dim, first, at, sizeof at);
+  char what[600] = "";
+  if (name) snprintf(what, sizeof what, " '%s'", name);
+  fprintf(stderr, "warning: %s:%s written with %lld non-finite value%s of %lld (element %s is %g)\n", file, what,
+          (long long)count, count == 1 ? "" : "s", (long long)n, at, (double)rt_f32(t)[first]);
+  return count;
+}
