@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static bool check_on, allow_on;
@@ -88,10 +89,32 @@ int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e) {
                 (long long)count, count == 1 ? "" : "s", at, (double)rt_f32(t)[first]);
 }
 
+/* The (file, tensor) pairs warned about: a checkpoint rewritten every K
+ * steps warns about each of its tensors once, not at every write. */
+static char **warned;
+static int nwarned, capwarned;
+
+static bool warned_before(const char *file, const char *name) {
+  char key[2200];
+  snprintf(key, sizeof key, "%s\n%s", file, name ? name : "");
+  for (int i = 0; i < nwarned; i++)
+    if (strcmp(warned[i], key) == 0) return true;
+  if (nwarned == capwarned) {
+    int cap = capwarned ? 2 * capwarned : 64;
+    char **grown = realloc(warned, sizeof *grown * (size_t)cap);
+    if (!grown) return false;
+    warned = grown;
+    capwarned = cap;
+  }
+  char *copy = strdup(key);
+  if (copy) warned[nwarned++] = copy;
+  return false;
+}
+
 int64_t rt_numerics_warn_written(const char *file, const char *name, const RtTensor *t) {
   if (t->dtype != RT_F32) return 0;
   int64_t first, n = rt_tensor_numel(t);
-  if (rt_all_finite(rt_f32(t), n, &first)) return 0;
+  if (rt_all_finite(rt_f32(t), n, &first) || warned_before(file, name)) return 0;
   int64_t count = rt_nonfinite_count(rt_f32(t), n, NULL);
   char at[160];
   rt_index_str(t->rank, t->dim, first, at, sizeof at);

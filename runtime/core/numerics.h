@@ -60,8 +60,9 @@ int rt_numerics_fail(RtErr *e, const char *src, bool backward, const char *op, c
 int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e);
 
 /* A warning on stderr if f32 tensor 'name' (NULL: the file's one tensor)
- * written to 'file' holds non-finite values (how many, and the first);
- * returns their count. */
+ * written to 'file' holds non-finite values (how many, and the first),
+ * once per process for each file and name (a checkpoint rewritten every K
+ * steps warns once); returns their count (0 when not warned). */
 int64_t rt_numerics_warn_written(const char *file, const char *name, const RtTensor *t);
 
 /* "[i, j, k]": flat element 'index' of a tensor of shape (rank, dim). */
