@@ -10,6 +10,7 @@
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
+#include "runtime/core/numerics.h"
 #include "runtime/io/npy.h"
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
@@ -62,7 +63,7 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
     }
     RtErr e;
     in[k] = rt_exe_number_tensor(&en->input[k], b->path, &e);
-    if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
+    if (!in[k] && (rt_npy_read(b->path, &in[k], &e) || rt_numerics_check_input(x->name, b->path, in[k], &e))) {
       cli_error("%s", e.msg);
       return -1;
     }

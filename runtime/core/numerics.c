@@ -89,6 +89,12 @@ int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e) {
                 (long long)count, count == 1 ? "" : "s", at, (double)rt_f32(t)[first]);
 }
 
+int rt_numerics_check_input(const char *name, const char *path, const RtTensor *t, RtErr *e) {
+  char what[1200];
+  snprintf(what, sizeof what, "input '%s' (%s)", name, path);
+  return rt_numerics_check_loaded(what, t, e);
+}
+
 /* The (file, tensor) pairs warned about: a checkpoint rewritten every K
  * steps warns about each of its tensors once, not at every write. */
 static char **warned;

@@ -7,11 +7,13 @@
  *                      an error naming the op, its .dal line, the buffer and
  *                      the element (rt_numerics_fail). Off: one branch per
  *                      step.
- *   --allow-nonfinite  a loaded parameter file (--params, --init, --resume)
- *                      or an input (--in) holding non-finite values is
+ *   --allow-nonfinite  a loaded parameter file (any safetensors file:
+ *                      --params, --init, --resume, a model file) or an
+ *                      entry input (--in) holding non-finite values is
  *                      accepted; without it, it is an error naming the
  *                      tensor and its first bad element
- *                      (rt_numerics_check_loaded).
+ *                      (rt_numerics_check_loaded). The .npy reader itself
+ *                      accepts anything: its callers decide.
  *
  * Tensors written to files with non-finite values (outputs, gradients,
  * parameters, checkpoints) get one warning each on stderr
@@ -58,6 +60,10 @@ int rt_numerics_fail(RtErr *e, const char *src, bool backward, const char *op, c
  * an error naming it, the count and the first non-finite element, unless
  * t is i32, all finite, or --allow-nonfinite is on. */
 int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e);
+
+/* rt_numerics_check_loaded for entry input 'name' read from 'path' (--in):
+ * "input 'x' (x.npy) holds ...". */
+int rt_numerics_check_input(const char *name, const char *path, const RtTensor *t, RtErr *e);
 
 /* A warning on stderr if f32 tensor 'name' (NULL: the file's one tensor)
  * written to 'file' holds non-finite values (how many, and the first),

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/core/numerics.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
@@ -135,6 +136,7 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
     in[i] = rt_exe_number_tensor(s, b->path, e);
     if (in[i]) continue;
     if (rt_npy_read(b->path, &in[i], e)) return -1;
+    if (rt_numerics_check_input(s->name, b->path, in[i], e)) return -1;
     if (!fits(in[i], s)) {
       char got[160];
       return rt_err(e, "%s: input '%s' of %s must be %s, got %s%s", b->path, s->name, en->name,

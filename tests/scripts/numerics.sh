@@ -61,7 +61,7 @@ match "-- help" "--stop-on-divergence" "$tmp/help"
 
 # ---- dVAE: a NaN in an input ----
 dvae="$dalc run models/dvae.dal --config tiny --fn encode --in x=$tmp/xnan.npy"
-expect_error "NaN input" "xnan.npy holds 1 non-finite value (element \[1, 2, 3, 4\] is nan); --allow-nonfinite" $dvae
+expect_error "NaN input" "input 'x' (.*xnan.npy) holds 1 non-finite value (element \[1, 2, 3, 4\] is nan); --allow-nonfinite" $dvae
 expect_status "NaN input, --allow-nonfinite" 0 $dvae --allow-nonfinite
 # the op, the library line it comes from (nn.dal's conv, as called by
 # dvae.dal), the step of the plan, the entry, the buffer and the element
@@ -73,6 +73,7 @@ match "dVAE --check-numerics, reference executor" \
   "models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op 'conv2d' \(node %[0-9]+[^)]*\) of entry 'encode' wrote nan" "$tmp/err"
 # an AOT-built executable carries the locations in its tables
 if $dalc models/dvae.dal --config tiny -o "$tmp/dvae" >"$tmp/out" 2>&1; then ok; else bad "dvae -o failed"; cat "$tmp/out"; fi
+expect_error "AOT NaN input" "input 'x' (.*xnan.npy) holds 1 non-finite value" "$tmp/dvae" run --fn encode --in "x=$tmp/xnan.npy"
 expect_status "AOT --check-numerics" 1 "$tmp/dvae" run --fn encode --in "x=$tmp/xnan.npy" --allow-nonfinite --check-numerics
 match "AOT --check-numerics" "$op_re" "$tmp/err"
 
