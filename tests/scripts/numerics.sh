@@ -95,6 +95,26 @@ expect_status "GPT --check-numerics, finite" 0 $gpt --params "$tmp/gpt.safetenso
 $gpt --params "$tmp/gpt.safetensors" >"$tmp/plain" 2>&1
 if cmp -s "$tmp/out" "$tmp/plain"; then ok; else bad "--check-numerics changed the output"; diff "$tmp/out" "$tmp/plain"; fi
 
+# ---- a non-finite gradient of finite values: sqrt'(0) ----
+cat >"$tmp/grad.dal" <<'DAL'
+config tiny { batch = 2 }
+
+@train
+def loss(x: f32[B, 4]) -> f32 {
+    param w: [4] = zeros()
+    h = sqrt(w * w) * x
+    return sum(h * h)
+}
+DAL
+/usr/bin/python3 -c "import numpy as np, sys; np.save(sys.argv[1], np.ones((2, 4), np.float32))" "$tmp/gx.npy"
+g="$dalc run $tmp/grad.dal --fn loss --in x=$tmp/gx.npy --grad-out $tmp/gg.safetensors"
+expect_status "NaN gradient" 0 $g
+match "NaN gradient warning" "warning: .*gg\.safetensors: 'w' written with 4 non-finite values of 4" "$tmp/err"
+expect_status "NaN gradient --check-numerics" 1 $g --check-numerics
+match "NaN gradient --check-numerics" "grad\.dal:6:[0-9]+: non-finite value: in the gradient of the op at this line, op '[^']+' \(plan step [0-9]+ of [0-9]+, reading w\) of entry 'loss'" "$tmp/err"
+expect_status "NaN gradient --check-numerics, reference executor" 1 $g --check-numerics --backend=ref
+match "NaN gradient --check-numerics, reference executor" "grad\.dal:6:9: non-finite value: in the gradient of the op at this line, op 'div'" "$tmp/err"
+
 # ---- written files warn, naming each tensor once ----
 grad="$dalc run models/gpt.dal --config tiny --fn loss --in text=$tmp/text.npy --in image=$tmp/image.npy"
 expect_status "--grad-out with a NaN parameter" 0 $grad --params "$tmp/gptnan.safetensors" --allow-nonfinite \
