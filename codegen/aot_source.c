@@ -158,6 +158,10 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
       fputs(", .src = ", f);
       put_str(f, S->src);
     }
+    if (S->calls) {
+      fputs(", .calls = ", f);
+      put_str(f, S->calls);
+    }
     if (S->backward) fputs(", .backward = 1", f);
     if (S->nwrite > 0) fprintf(f, ", .nwrite = %d, .write = e%d_write + %d", S->nwrite, i, wat);
     wat += S->nwrite;

@@ -113,6 +113,7 @@ RtStep *cg_low_step_pooled(Lower *L, RtStepKind kind, const char *name) {
   s->name = name;
   s->kernel = -1;
   s->src = L->src;
+  s->calls = L->calls;
   s->backward = L->backward;
   return s;
 }

@@ -48,6 +48,7 @@ typedef struct {
   CgWinoShare *wino;       /* rule wino-share-u (lower_wino_share.c); NULL until the
                               first Winograd conv asks */
   const char *src;         /* the .dal source of the steps being made (RtStep.src), in the pool */
+  const char *calls;       /* ... the calls it was reached through (RtStep.calls) */
   int backward;            /* ... and whether they belong to the gradient (RtStep.backward) */
 } Lower;
 

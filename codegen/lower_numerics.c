@@ -17,8 +17,21 @@ static bool is_backward(const IrGraph *g, int v) {
   return grads && v > g->output[0];
 }
 
+/* "file:line:col, file:line:col": the calls, innermost first (at most 8). */
+static const char *calls_str(Lower *L, const IrCallSite *c) {
+  if (!c) return NULL;
+  char buf[1200];
+  size_t at = 0;
+  for (int k = 0; c && k < 8 && at < sizeof buf; c = c->up, k++)
+    at += (size_t)snprintf(buf + at, sizeof buf - at, "%s%s:%d:%d", k ? ", " : "", c->at.file ? c->at.file : "?",
+                           c->at.line, c->at.col);
+  if (c && at < sizeof buf) snprintf(buf + at, sizeof buf - at, ", ...");
+  return cg_pool_strdup(L->pool, buf);
+}
+
 void cg_low_set_src(Lower *L, int node) {
   L->src = NULL;
+  L->calls = NULL;
   L->backward = 0;
   if (node < 0 || node >= L->g->n) return;
   const SrcLoc *loc = &L->g->node[node].loc;
@@ -27,6 +40,7 @@ void cg_low_set_src(Lower *L, int node) {
   if (loc->line > 0) snprintf(buf, sizeof buf, "%s:%d:%d", loc->file, loc->line, loc->col);
   else snprintf(buf, sizeof buf, "%s", loc->file); /* e.g. "<adamw>": made by a pass, not from source */
   L->src = cg_pool_strdup(L->pool, buf);
+  L->calls = calls_str(L, L->g->node[node].calls);
   L->backward = loc->line > 0 && is_backward(L->g, node);
 }
 

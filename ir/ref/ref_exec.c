@@ -127,7 +127,13 @@ static int check_node(const Run *r, int id, const RtTensor *t, RtErr *e) {
   for (int k = 0, m = 0; k < n->nin && at < (int)sizeof what; k++) /* the parameters it reads place it in the model */
     if (g->node[n->in[k]].op == OP_PARAM && g->node[n->in[k]].name)
       at += snprintf(what + at, sizeof what - (size_t)at, "%s%s", m++ ? ", " : ", reading ", g->node[n->in[k]].name);
-  return rt_numerics_fail(e, src, grads && n->loc.line > 0 && g->noutput > 0 && id > g->output[0], ir_op_name(n->op),
+  char calls[1200] = "";
+  size_t at2 = 0;
+  const IrCallSite *c = n->calls;
+  for (int k = 0; c && k < 8 && at2 < sizeof calls; c = c->up, k++)
+    at2 += (size_t)snprintf(calls + at2, sizeof calls - at2, "%s%s:%d:%d", k ? ", " : "", c->at.file ? c->at.file : "?",
+                            c->at.line, c->at.col);
+  return rt_numerics_fail(e, src, calls, grads && n->loc.line > 0 && g->noutput > 0 && id > g->output[0], ir_op_name(n->op),
                           what, g->name, "its result", t->rank, t->dim, first, rt_f32(t)[first]);
 }
 

@@ -66,16 +66,17 @@ char *rt_index_str(int rank, const int64_t *dim, int64_t index, char *buf, size_
   return rt_shape_str(rank, pos, buf, size);
 }
 
-int rt_numerics_fail(RtErr *e, const char *src, bool backward, const char *op, const char *detail, const char *entry,
-                     const char *buf, int rank, const int64_t *dim, int64_t index, float v) {
-  char at[160], shape[160], where[600] = "", more[400] = "";
+int rt_numerics_fail(RtErr *e, const char *src, const char *calls, bool backward, const char *op, const char *detail,
+                     const char *entry, const char *buf, int rank, const int64_t *dim, int64_t index, float v) {
+  char at[160], shape[160], where[600] = "", more[400] = "", via[400] = "";
   rt_index_str(rank, dim, index, at, sizeof at);
   rt_shape_str(rank, dim, shape, sizeof shape);
   if (src && *src) snprintf(where, sizeof where, "%s: ", src);
   if (detail && *detail) snprintf(more, sizeof more, " (%s)", detail);
-  return rt_err(e, "%snon-finite value: %sop '%s'%s of entry '%s' wrote %g to element %s of %s %s", where,
+  if (calls && *calls) snprintf(via, sizeof via, "; called from %s", calls);
+  return rt_err(e, "%snon-finite value: %sop '%s'%s of entry '%s' wrote %g to element %s of %s %s%s", where,
                 backward ? "in the gradient of the op at this line, " : "", op ? op : "?", more,
-                entry ? entry : "?", (double)v, at, buf ? buf : "a buffer", shape);
+                entry ? entry : "?", (double)v, at, buf ? buf : "a buffer", shape, via);
 }
 
 int rt_numerics_check_loaded(const char *what, const RtTensor *t, RtErr *e) {

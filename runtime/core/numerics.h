@@ -50,11 +50,12 @@ void rt_numerics_take_flags(int *argc, char **argv, int first);
 /* The error of a non-finite value that a step made: op 'op' (a plan
  * step's or a node's name; 'detail', if not NULL, said after it in
  * parentheses) of entry 'entry', from .dal source 'src' ("file:line:col",
- * NULL if unknown; 'backward' when the op belongs to the gradient of the
- * op there), wrote value v at flat element 'index' of 'buf' (e.g.
+ * NULL if unknown; 'calls': the user-function calls it was reached
+ * through, innermost first, or NULL; 'backward' when the op belongs to the
+ * gradient of the op there), wrote value v at flat element 'index' of 'buf' (e.g.
  * "intermediate b12") of shape (rank, dim). Always returns -1. */
-int rt_numerics_fail(RtErr *e, const char *src, bool backward, const char *op, const char *detail, const char *entry,
-                     const char *buf, int rank, const int64_t *dim, int64_t index, float v);
+int rt_numerics_fail(RtErr *e, const char *src, const char *calls, bool backward, const char *op, const char *detail,
+                     const char *entry, const char *buf, int rank, const int64_t *dim, int64_t index, float v);
 
 /* 'what' (e.g. "x.safetensors: tensor 'enc.w'", "input 'x'") loaded as t:
  * an error naming it, the count and the first non-finite element, unless

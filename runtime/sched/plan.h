@@ -91,6 +91,8 @@ typedef struct {
    * (a kernel's stores, a GEMM's C, a copy's destination; inputs and
    * constants never), which rt_plan_run checks after the step. */
   const char *src;
+  const char *calls; /* the user-function calls src was reached through, innermost
+                        first ("models/dvae.dal:33:13, models/dvae.dal:60:9"); NULL: none */
   int backward;
   int nwrite;
   const int *write;  /* buffer ids */

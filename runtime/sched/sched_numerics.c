@@ -55,7 +55,7 @@ int rt_sched_numerics_step(const RtPlan *p, int s, void *const *addr, RtErr *e) 
     if (st->kind != RT_STEP_KERNEL)
       at += snprintf(detail + at, sizeof detail - (size_t)at, ", a %s", st->kind == RT_STEP_GEMM ? "GEMM" : "copy");
     reads_state(p, st, detail + at, sizeof detail - (size_t)at);
-    return rt_numerics_fail(e, st->src, st->backward, op, detail, p->name, buf, B->rank, B->dim, first, x[first]);
+    return rt_numerics_fail(e, st->src, st->calls, st->backward, op, detail, p->name, buf, B->rank, B->dim, first, x[first]);
   }
   return 0;
 }

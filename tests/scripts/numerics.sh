@@ -68,14 +68,19 @@ expect_status "NaN input, --allow-nonfinite" 0 $dvae --allow-nonfinite
 op_re="models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op '[^']+' \(plan step [0-9]+ of [0-9]+[^)]*\) of entry 'encode' wrote nan to element \[[0-9, ]+\] of"
 expect_status "dVAE --check-numerics" 1 $dvae --allow-nonfinite --check-numerics
 match "dVAE --check-numerics" "$op_re" "$tmp/err"
+# ... and the model's lines that called it (dvae.dal's encoder, from the entry)
+calls_re="; called from models/dvae\.dal:[0-9]+:[0-9]+, models/dvae\.dal:[0-9]+:[0-9]+$"
+match "dVAE --check-numerics: the calls" "$calls_re" "$tmp/err"
 expect_status "dVAE --check-numerics, reference executor" 1 $dvae --allow-nonfinite --check-numerics --backend=ref
 match "dVAE --check-numerics, reference executor" \
   "models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op 'conv2d' \(node %[0-9]+[^)]*\) of entry 'encode' wrote nan" "$tmp/err"
+match "dVAE --check-numerics, reference executor: the calls" "$calls_re" "$tmp/err"
 # an AOT-built executable carries the locations in its tables
 if $dalc models/dvae.dal --config tiny -o "$tmp/dvae" >"$tmp/out" 2>&1; then ok; else bad "dvae -o failed"; cat "$tmp/out"; fi
 expect_error "AOT NaN input" "input 'x' (.*xnan.npy) holds 1 non-finite value" "$tmp/dvae" run --fn encode --in "x=$tmp/xnan.npy"
 expect_status "AOT --check-numerics" 1 "$tmp/dvae" run --fn encode --in "x=$tmp/xnan.npy" --allow-nonfinite --check-numerics
 match "AOT --check-numerics" "$op_re" "$tmp/err"
+match "AOT --check-numerics: the calls" "$calls_re" "$tmp/err"
 
 # ---- GPT: a NaN in a parameter file ----
 gpt="$dalc run models/gpt.dal --config tiny --fn image_ce --in text=$tmp/text.npy --in image=$tmp/image.npy"
@@ -84,7 +89,7 @@ poison "$tmp/gpt.safetensors" "$tmp/gptnan.safetensors" blocks.1.mlp.fc.weight 5
 expect_error "NaN parameter" "gptnan.safetensors: tensor 'blocks.1.mlp.fc.weight' holds 1 non-finite value (element \[0, 5\] is nan); --allow-nonfinite" \
   $gpt --params "$tmp/gptnan.safetensors"
 expect_status "NaN parameter, --allow-nonfinite" 0 $gpt --params "$tmp/gptnan.safetensors" --allow-nonfinite
-gpt_re="models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op 'matmul' \([^)]*reading blocks\.1\.mlp\.fc\.weight\) of entry 'image_ce' wrote nan"
+gpt_re="models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op 'matmul' \([^)]*reading blocks\.1\.mlp\.fc\.weight\) of entry 'image_ce' wrote nan.*; called from models/gpt\.dal:$(grep -n 'gelu(linear(x, 4 \* w))' models/gpt.dal | cut -d: -f1):[0-9]+, models/gpt\.dal"
 expect_status "GPT --check-numerics" 1 $gpt --params "$tmp/gptnan.safetensors" --allow-nonfinite --check-numerics
 match "GPT --check-numerics" "$gpt_re" "$tmp/err"
 expect_status "GPT --check-numerics, reference executor" 1 $gpt --params "$tmp/gptnan.safetensors" --allow-nonfinite \
