@@ -26,14 +26,19 @@ int64_t rt_nonfinite_count(const float *x, int64_t n, int64_t *first) {
 }
 
 bool rt_all_finite(const float *x, int64_t n, int64_t *first) {
-  /* x - x is 0 for finite x and NaN otherwise: a sum of them vectorises,
-   * and only a block holding a bad value is searched one by one. */
+  /* A value is not finite when its exponent bits are all ones: an OR of
+   * that test over a block vectorises, and only a block holding a bad
+   * value is searched one by one. */
   enum { BLOCK = 4096 };
   for (int64_t b = 0; b < n; b += BLOCK) {
     int64_t m = n - b < BLOCK ? n - b : BLOCK;
-    float acc = 0;
-    for (int64_t i = 0; i < m; i++) acc += x[b + i] - x[b + i];
-    if (acc == 0) continue;
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < m; i++) {
+      uint32_t u;
+      memcpy(&u, x + b + i, sizeof u);
+      bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!bad) continue;
     for (int64_t i = 0; i < m; i++)
       if (!isfinite(x[b + i])) {
         if (first) *first = b + i;
