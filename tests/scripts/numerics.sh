@@ -97,7 +97,7 @@ expect_status "GPT --check-numerics, reference executor" 1 $gpt --params "$tmp/g
 match "GPT --check-numerics, reference executor" "$gpt_re" "$tmp/err"
 # sampling with the KV cache: checked, and no false alarm on a finite model
 poison "$tmp/gpt.safetensors" "$tmp/gptinf.safetensors" blocks.0.attn.qkv.weight 3 inf
-sample="$dalc run models/gpt.dal --config tiny -- sample --in text=$tmp/text.npy"
+sample="$dalc run models/gpt.dal --config tiny -- sample --in text=$tmp/text.npy --out $tmp/tokens.npy"
 expect_status "sample --check-numerics" 1 $sample --params "$tmp/gptinf.safetensors" --allow-nonfinite --check-numerics
 match "sample --check-numerics" "models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op 'matmul[^']*' \([^)]*reading blocks\.0\.attn\.qkv\.weight[^)]*\) of entry 'prefill' wrote -?inf" "$tmp/err"
 expect_status "sample --check-numerics, finite" 0 $sample --params "$tmp/gpt.safetensors" --check-numerics
