@@ -152,6 +152,15 @@ match "NaN loss, no checkpoint" "error: step 1: models/nn\.dal:[0-9]+:[0-9]+: no
 expect_status "NaN loss, --check-numerics" 1 $train --lr 1e20 --checkpoint "$tmp/nan1.safetensors" --check-numerics
 match "NaN loss, --check-numerics" "error: step 1: models/nn\.dal:[0-9]+:[0-9]+: non-finite value" "$tmp/err"
 
+# the GPT: a learning rate that overflows the next step's first GEMM
+/usr/bin/python3 -c "
+import numpy as np, sys; r = np.random.default_rng(0)
+np.save(sys.argv[1], r.integers(0, 64, (16, 8)).astype(np.int32)); np.save(sys.argv[2], r.integers(0, 64, (16, 16)).astype(np.int32))
+" "$tmp/tt.npy" "$tmp/ti.npy"
+expect_status "GPT NaN loss" 1 $dalc run models/gpt.dal --config tiny -- train --steps 3 --lr 1e30 --quiet \
+  --data "npy:text=$tmp/tt.npy,image=$tmp/ti.npy" --checkpoint "$tmp/gnan.safetensors"
+match "GPT NaN loss" "error: step 1: models/nn\.dal:[0-9]+:[0-9]+: non-finite value: op '[^']+' \([^)]*reading blocks\.0\.[^)]*\) of entry 'loss' wrote -?(inf|nan).*; called from models/gpt\.dal:[0-9]+:[0-9]+, .*; training stopped at step 1" "$tmp/err"
+
 # ---- training: divergence ----
 expect_status "divergence reported" 0 $train --lr 1e6 --checkpoint "$tmp/div.safetensors"
 match "divergence reported" "warning: step 1: the loss is diverging: smoothed [0-9.e+]+, above 10 times its start [0-9.]+ \(step 0\); --stop-on-divergence would stop here" "$tmp/err"
