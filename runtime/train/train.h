@@ -111,10 +111,12 @@
  * until a loss is non-finite, and writes no checkpoint or log line: the
  * last checkpoint is kept as it was. A loss that diverges (RtDiverge) is
  * reported once on stderr; with --stop-on-divergence the run then ends
- * with exit status 1 after writing the checkpoint of the last good state
- * (the one before the step before the divergent one: the parameters whose
- * loss did not trip the rule; the run keeps two in-memory copies of its
- * state for that, only with the flag).
+ * with exit status 1 after writing the checkpoint of the last good state:
+ * when step s trips the rule, the state after s - 1 steps (the parameters
+ * whose loss, step s - 1's, did not trip it), the checkpoint of step
+ * s - 1. For that the run keeps the state from before each of its last
+ * two steps in memory (two copies of what a checkpoint holds, made only
+ * with the flag).
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_TRAIN_H
