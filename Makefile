@@ -109,6 +109,7 @@ LIBS_test_obj_cache := codegen
 LIBS_test_op_eval  := frontend codegen passes ref ir runtime
 LIBS_test_memplan  := frontend passes ir
 LIBS_test_sched    := runtime
+LIBS_test_numerics := runtime
 LIBS_test_gemm_small := runtime
 LIBS_test_attention := passes ref ir runtime
 LIBS_test_bench    := runtime

@@ -134,8 +134,18 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
         fprintf(f, "%s%d", k % 16 ? ", " : k ? ",\n  " : "", pl->step[s].arg[a]);
     fputs("};\n", f);
   }
+  int nwrites = 0;
+  for (int s = 0; s < pl->nstep; s++) nwrites += pl->step[s].nwrite;
+  if (nwrites > 0) { /* every step's written buffers, in turn (--check-numerics) */
+    fprintf(f, "static const int e%d_write[] = {", i);
+    int k = 0;
+    for (int s = 0; s < pl->nstep; s++)
+      for (int a = 0; a < pl->step[s].nwrite; a++, k++)
+        fprintf(f, "%s%d", k % 16 ? ", " : k ? ",\n  " : "", pl->step[s].write[a]);
+    fputs("};\n", f);
+  }
   fprintf(f, "static const RtStep e%d_step[] = {\n", i);
-  int at = 0;
+  int at = 0, wat = 0;
   for (int s = 0; s < pl->nstep; s++) {
     const RtStep *S = &pl->step[s];
     fprintf(f, "  {.kind = %s, .name = ", kind[S->kind]);
@@ -144,6 +154,17 @@ static void write_steps(FILE *f, int i, const RtPlan *pl) {
     if (S->narg > 0) fprintf(f, "e%d_arg + %d", i, at);
     else fputs("NULL", f);
     at += S->narg;
+    if (S->src) {
+      fputs(", .src = ", f);
+      put_str(f, S->src);
+    }
+    if (S->calls) {
+      fputs(", .calls = ", f);
+      put_str(f, S->calls);
+    }
+    if (S->backward) fputs(", .backward = 1", f);
+    if (S->nwrite > 0) fprintf(f, ", .nwrite = %d, .write = e%d_write + %d", S->nwrite, i, wat);
+    wat += S->nwrite;
     if (S->kind == RT_STEP_GEMM) {
       const RtGemm *g = &S->gemm;
       fprintf(f,

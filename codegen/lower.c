@@ -112,6 +112,9 @@ RtStep *cg_low_step_pooled(Lower *L, RtStepKind kind, const char *name) {
   s->kind = kind;
   s->name = name;
   s->kernel = -1;
+  s->src = L->src;
+  s->calls = L->calls;
+  s->backward = L->backward;
   return s;
 }
 
@@ -242,6 +245,7 @@ static int setup_buffers(Lower *L) {
     L->buf[b].index = k;
     L->out_buf[k] = b;
     IrOp op = g->node[v].op;
+    cg_low_set_src(L, v);
     if (cg_low_bound_leaf(op) || op == OP_CONST) cg_low_copy(L, cg_low_home(L, v), b, "output");
     else if (L->home[v] < 0) L->home[v] = b;
   }
@@ -333,6 +337,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
     for (int k = 0; k < G->n; k++) any |= L.live[G->node[k]];
     if (G->kind == FUSE_LEAF || !any) continue;
     if (p->ln_into && p->ln_into[G->root] >= 0) continue; /* its matmul's GEMM step computes it */
+    cg_low_set_src(&L, G->root);
     rc = cg_low_group(&L, gi);
     for (int k = 0; k < g->noutput && rc == 0; k++) {
       int v = g->output[k];
@@ -342,8 +347,10 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   int in_place = 0;
   int64_t in_place_bytes = 0;
   if (rc == 0) {
+    cg_low_set_src(&L, -1);
     cg_low_update_copies(&L);
     in_place = cg_low_in_place(&L, &in_place_bytes);
+    cg_low_writes(&L);
     cg_low_dedupe(&L);
   }
   if (rc != 0) {

@@ -47,6 +47,9 @@ typedef struct {
                               instead of being written out */
   CgWinoShare *wino;       /* rule wino-share-u (lower_wino_share.c); NULL until the
                               first Winograd conv asks */
+  const char *src;         /* the .dal source of the steps being made (RtStep.src), in the pool */
+  const char *calls;       /* ... the calls it was reached through (RtStep.calls) */
+  int backward;            /* ... and whether they belong to the gradient (RtStep.backward) */
 } Lower;
 
 /* ---- lower.c ---- */
@@ -188,6 +191,13 @@ void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn);
 /* Records in wino_fused that conv node v's transforms fused 'what'
  * (CG_WINO_FUSED_EPILOGUE or _PROLOGUE) and counts it. */
 void cg_low_wino_fused(Lower *L, int v, int what);
+
+/* ---- lower_numerics.c ---- */
+/* The steps made from now on come from node's source location (-1: none). */
+void cg_low_set_src(Lower *L, int node);
+/* Fills every step's written buffers (RtStep.write); after the in-place
+ * merges (buffer ids final), before dedupe (each step's own kernel). */
+void cg_low_writes(Lower *L);
 
 /* ---- lower_direct.c ---- */
 /* Lowers conv2d, conv_transpose2d or conv2d_backward_weight root

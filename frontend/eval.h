@@ -124,6 +124,7 @@ typedef struct Ev {
   FeArena *arena;        /* values made while evaluating */
   EvGlobals *globals;
   IrGraph *g;            /* NULL while evaluating configs and lets: no tensors */
+  FeArena *keep;         /* the program's arena: what outlives this evaluation (g's call sites) */
   EvFrame *frame;        /* innermost call; NULL at global level */
   int depth;
   int64_t steps;

@@ -284,6 +284,17 @@ static Flow exec_block(Ev *ev, const AstBlock *b) {
 
 /* ---- functions ---- */
 
+/* Makes the call at 'at' the innermost of the graph's calls (IrNode.calls);
+ * returns the previous ones, for the caller to put back at the return. */
+static const IrCallSite *push_call(Ev *ev, SrcLoc at) {
+  if (!ev->g || !ev->keep) return NULL;
+  const IrCallSite *outer = ev->g->calls;
+  IrCallSite *site = fe_arena_alloc(ev->keep, sizeof *site);
+  *site = (IrCallSite){at, outer};
+  ev->g->calls = site;
+  return outer;
+}
+
 Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
   if (ev->depth >= EV_MAX_DEPTH)
     ev_error(ev, c->loc, "more than %d nested calls: does '%s' call itself without end?", EV_MAX_DEPTH, def->name);
@@ -299,6 +310,7 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
 
   EvFrame frame = {.def = def, .call = c->loc, .parent = ev->frame};
   ev->frame = &frame;
+  const IrCallSite *calls = push_call(ev, c->loc); /* the nodes it makes say where it was called */
   ev->depth++;
   /* A module's function (defaults, types and body) sees its own program's
    * names, and the parameters it declares are named under the module's
@@ -332,6 +344,7 @@ Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
              def->name, type, got);
   }
   exec_block(ev, &def->body);
+  if (ev->g) ev->g->calls = calls;
   ev->globals = outer_globals;
   ev->scope = outer_scope;
   ev->depth--;

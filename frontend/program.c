@@ -307,7 +307,7 @@ IrGraph *fe_lower_entry(FeProgram *p, int i, char **err) {
   g->train = def->kind == DEF_TRAIN;
   FeArena arena;
   fe_arena_init(&arena);
-  Ev ev = {.arena = &arena, .globals = &p->globals, .g = g, .scope = ""};
+  Ev ev = {.arena = &arena, .globals = &p->globals, .g = g, .scope = "", .keep = &p->arena};
   bool ok = ev_protect(&ev, lower_job, def);
   fe_arena_free(&arena);
   if (!ok) {

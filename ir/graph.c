@@ -182,6 +182,7 @@ static int build(IrGraph *g, IrOp op, const int *in, int nin, const IrAttr *attr
   for (int i = 0; i < nin; i++) node.in[i] = in[i];
   node.attr = a;
   node.loc = loc;
+  node.calls = g->calls;
   g->node[g->n++] = node;
   return id;
 }

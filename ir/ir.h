@@ -29,6 +29,16 @@ typedef struct {
   int line, col;
 } SrcLoc;
 
+/* The user-function calls a node was made in: where its function was
+ * called, then where that caller was called, up to the entry (up NULL).
+ * Owned by whoever made the graph, like SrcLoc.file (the frontend keeps
+ * them for the life of the program). --check-numerics names them after a
+ * library function's line (runtime/core/numerics.h). */
+typedef struct IrCallSite {
+  SrcLoc at;
+  const struct IrCallSite *up;
+} IrCallSite;
+
 typedef struct {
   int rank;
   int64_t d[IR_MAX_RANK];
@@ -105,6 +115,8 @@ typedef struct {
   int in[IR_MAX_IN];
   IrAttr attr;
   SrcLoc loc;
+  const IrCallSite *calls;     /* the calls it was made in (NULL: the entry's own body, or not
+                                  from source); the graph's 'calls' when it was built */
   char *name;                  /* INPUT and PARAM: the argument / full parameter name; else NULL */
 } IrNode;
 
@@ -124,6 +136,9 @@ typedef struct {
   int nupdate;
   char error[512];             /* last builder error message (without location) */
   SrcLoc error_loc;            /* where it happened */
+  const IrCallSite *calls;     /* stamped on every node built while set (IrNode.calls): the
+                                  frontend's current calls; a pass sets a node's own while it
+                                  rewrites or differentiates that node */
 } IrGraph;
 
 /* ---- op table queries (ir/op_table.c) ---- */

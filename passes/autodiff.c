@@ -113,10 +113,14 @@ static void mark_needs(const IrGraph *g, int loss, const int *wrt, int nwrt, boo
 static int backward(IrGraph *g, int loss, AdState *st) {
   st->acc[loss] = ir_const(g, IR_F32, g->node[loss].shape, 1.0, g->node[loss].loc);
   if (st->acc[loss] < 0) return -1;
+  const IrCallSite *outer = g->calls;
   for (int id = loss; id >= 0; id--) {
     if (st->acc[id] < 0 || !st->need[id] || g->node[id].nin == 0) continue;
     AdRule r = {.g = g, .id = id, .node = g->node[id], .gy = st->acc[id], .loc = g->node[id].loc, .st = st};
-    if (rules[r.node.op](&r)) return -1;
+    g->calls = r.node.calls; /* a gradient comes from where its op did */
+    int rc = rules[r.node.op](&r);
+    g->calls = outer;
+    if (rc) return -1;
   }
   return 0;
 }

@@ -72,10 +72,12 @@ IrGraph *pass_rewritten(IrGraph *g, const char *pass, PassRewriteFn fn, void *ct
   for (int id = 0; id < g->n && rc == 0; id++) {
     IrNode n = g->node[id];
     for (int k = 0; k < n.nin; k++) n.in[k] = rw.map[n.in[k]];
+    rw.dst->calls = n.calls; /* what replaces n comes from where n did */
     int to = fn(&rw, &n, ctx);
     if (to < 0) rc = fail(g, pass, rw.dst, rw.dst->error_loc);
     else rw.map[id] = to;
   }
+  rw.dst->calls = NULL;
   if (rc == 0) rc = finish(&rw, pass, g);
   free(rw.map);
   if (rc) {

@@ -39,8 +39,10 @@ static const char *mlp_src =
     "}\n";
 
 /* The training step of entry 'loss' of src (config t) after the default
- * pipeline, as dalc builds it before the remat pass. */
-static IrGraph *train_step(const char *src) {
+ * pipeline, as dalc builds it before the remat pass. The program that made
+ * it (which its node locations point into: lowering reads them) goes in
+ * *prog, to be freed after the graph. */
+static IrGraph *train_step(const char *src, FeProgram **prog) {
   FeOptions o = {.config = "t"};
   char *err = NULL;
   FeProgram *p = fe_load_string("models/remat_test.dal", src, &o, &err);
@@ -50,7 +52,7 @@ static IrGraph *train_step(const char *src) {
   AdamWOptions ao = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
   ck_assert_msg(opt_train_step(g, &ao) == 0, "%s", g->error);
   ck_assert_msg(pass_run_pipeline(g, "cse,fold,algebra,dce") == 0, "%s", g->error);
-  fe_free(p);
+  *prog = p;
   return g;
 }
 
@@ -98,7 +100,8 @@ static void expect_same_ref(const IrGraph *a, const IrGraph *b, RtTensor **in, R
 }
 
 START_TEST(lowers_the_peak) {
-  IrGraph *plain = train_step(resnet_src), *g = train_step(resnet_src);
+  FeProgram *p1, *p2;
+  IrGraph *plain = train_step(resnet_src, &p1), *g = train_step(resnet_src, &p2);
   PassRematStats st;
   ck_assert_msg(pass_remat_opts(g, NULL, &st) == 0, "%s", g->error);
   pass_remat_print(&st, stdout);
@@ -125,12 +128,15 @@ START_TEST(lowers_the_peak) {
   free_args(g->ninput, in, g->nparam, params);
   ir_graph_free(plain);
   ir_graph_free(g);
+  fe_free(p1);
+  fe_free(p2);
 }
 END_TEST
 
 /* Where nothing cheap is kept across the peak the graph stays as it was. */
 START_TEST(leaves_unhelpful_graphs) {
-  IrGraph *g = train_step(mlp_src);
+  FeProgram *p;
+  IrGraph *g = train_step(mlp_src, &p);
   int n = g->n;
   PassRematStats st;
   ck_assert_int_eq(pass_remat_opts(g, NULL, &st), 0);
@@ -139,13 +145,15 @@ START_TEST(leaves_unhelpful_graphs) {
   ck_assert_int_eq(st.peak_after, st.peak_before);
   ck_assert_int_eq(g->n, n);
   ir_graph_free(g);
+  fe_free(p);
 }
 END_TEST
 
 /* -fno-fuse (and so --fuse-rule=-remat's caller, dalc) leaves it alone; the
  * rule is a switch, on by default. */
 START_TEST(switches) {
-  IrGraph *g = train_step(resnet_src);
+  FeProgram *p;
+  IrGraph *g = train_step(resnet_src, &p);
   int n = g->n;
   PassRematStats st;
   ck_assert_int_eq(pass_remat_opts(g, &(FuseOptions){.enabled = false}, &st), 0);
@@ -163,6 +171,7 @@ START_TEST(switches) {
   ck_assert_int_eq(pass_run_pipeline(g, "remat"), 0);
   ck_assert_int_gt(g->n, n);
   ir_graph_free(g);
+  fe_free(p);
 }
 END_TEST
 

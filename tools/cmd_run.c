@@ -14,6 +14,7 @@
 #include "runtime/io/fileio.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
+#include "runtime/core/numerics.h"
 #include "runtime/io/npy.h"
 #include "runtime/io/safetensors.h"
 #include "tools/cli.h"
@@ -88,7 +89,7 @@ static int load_inputs(const IrGraph *g, const RtEntrySpec *en, const DalcArgs *
                 "FILE.npy alone for an entry of one input)", b->path);
       return -1;
     }
-    if (!in[k] && rt_npy_read(b->path, &in[k], &e)) {
+    if (!in[k] && (rt_npy_read(b->path, &in[k], &e) || rt_numerics_check_input(x->name, b->path, in[k], &e))) {
       cli_error("%s", e.msg);
       return -1;
     }

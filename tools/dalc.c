@@ -10,6 +10,7 @@
 #include "runtime/exe/exe.h"
 #include "runtime/sched/blas_core.h"
 #include "runtime/sched/memfit.h"
+#include "runtime/core/numerics.h"
 #include "tools/cli.h"
 
 static const char usage[] =
@@ -79,7 +80,12 @@ static const char usage[] =
     "                 in training steps, F(4x4,3x3) in entries that do not train), direct where it\n"
     "                 measured faster; --explain-fusion and --stats list the choices\n"
     "  --explain-fusion  why each producer was not fused into its consumer and which rule\n"
-    "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n";
+    "                 refused it, then how many nodes each rule fused, on stderr (with --emit)\n"
+    "  --check-numerics  (any command that runs the model, compiled programs' commands too) after\n"
+    "                 every step of a run, check the values it wrote: the first NaN or Inf stops\n"
+    "                 the run with the op, its .dal file:line:col, the buffer and the element\n"
+    "  --allow-nonfinite  accept NaN or Inf in loaded parameters (--params, --init, --resume)\n"
+    "                 and inputs (--in), which are otherwise errors naming the tensor\n";
 
 void cli_error(const char *fmt, ...) {
   va_list ap;
@@ -312,6 +318,7 @@ static bool print_help(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
+  rt_numerics_take_flags(&argc, argv, 1); /* --check-numerics, --allow-nonfinite: for every command */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     FILE *out = argc < 2 ? stderr : stdout;
     fputs(usage, out);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ir/ref/ref_step.h"
+#include "runtime/core/numerics.h"
 
 /* One executor per op, generated from ops.def: an op added there without a
  * ref_exec_<NAME> fails to link. */
@@ -109,6 +110,33 @@ static RtTensor *clone(const RtTensor *t, RtErr *e) {
   return c;
 }
 
+/* --check-numerics (runtime/core/numerics.h): node id's f32 result must
+ * be finite. A node after the loss of a differentiated graph (a training
+ * step, an entry with "grad:" outputs) belongs to the gradient. */
+static int check_node(const Run *r, int id, const RtTensor *t, RtErr *e) {
+  int64_t first;
+  if (t->dtype != RT_F32 || rt_all_finite(rt_f32(t), rt_tensor_numel(t), &first)) return 0;
+  const IrGraph *g = r->g;
+  const IrNode *n = &g->node[id];
+  bool grads = g->train;
+  for (int k = 1; k < g->noutput && !grads; k++) grads = !strncmp(g->output_name[k], "grad:", 5);
+  char src[1100] = "", what[600];
+  if (n->loc.file && n->loc.line > 0) snprintf(src, sizeof src, "%s:%d:%d", n->loc.file, n->loc.line, n->loc.col);
+  else if (n->loc.file) snprintf(src, sizeof src, "%s", n->loc.file);
+  int at = snprintf(what, sizeof what, "node %%%d", id);
+  for (int k = 0, m = 0; k < n->nin && at < (int)sizeof what; k++) /* the parameters it reads place it in the model */
+    if (g->node[n->in[k]].op == OP_PARAM && g->node[n->in[k]].name)
+      at += snprintf(what + at, sizeof what - (size_t)at, "%s%s", m++ ? ", " : ", reading ", g->node[n->in[k]].name);
+  char calls[1200] = "";
+  size_t at2 = 0;
+  const IrCallSite *c = n->calls;
+  for (int k = 0; c && k < 8 && at2 < sizeof calls; c = c->up, k++)
+    at2 += (size_t)snprintf(calls + at2, sizeof calls - at2, "%s%s:%d:%d", k ? ", " : "", c->at.file ? c->at.file : "?",
+                            c->at.line, c->at.col);
+  return rt_numerics_fail(e, src, calls, grads && n->loc.line > 0 && g->noutput > 0 && id > g->output[0], ir_op_name(n->op),
+                          what, g->name, "its result", t->rank, t->dim, first, rt_f32(t)[first]);
+}
+
 /* Runs node id: allocates its result (unless it is a bound leaf), calls its
  * executor, then releases its inputs. */
 static int run_node(Run *r, int id, const RefOptions *opt, RtErr *e) {
@@ -121,6 +149,10 @@ static int run_node(Run *r, int id, const RefOptions *opt, RtErr *e) {
     track(r, s.out, +1);
   }
   if (exec_table[n->op](&s, e)) {
+    if (!s.borrowed) rt_tensor_free(s.out);
+    return -1;
+  }
+  if (!s.bound && rt_numerics_check() && check_node(r, id, s.out, e)) {
     if (!s.borrowed) rt_tensor_free(s.out);
     return -1;
   }

@@ -10,6 +10,7 @@
 #include "runtime/exe/exe.h"
 #include "runtime/io/fileio.h"
 #include "runtime/sched/memfit.h"
+#include "runtime/core/numerics.h"
 #include "runtime/train/train.h"
 
 int rt_exe_flag(int argc, char **argv, int *i, const char *flag, const char **val, RtErr *e) {
@@ -166,6 +167,7 @@ static void usage(FILE *f, const char *prog) {
           "        [--checkpoint PATH] [--every K|none] [--resume PATH [--resume-changed]] [--log FILE.tsv]\n"
           "        [--ema D] [--quiet]\n"
           "        [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]\n"
+          "        [--stop-on-divergence]\n"
           "  run --fn NAME [--in NAME=FILE.npy|NAME=NUMBER]... [--out NAME=FILE.npy]...\n"
           "        [--data SPEC [--tokenizer TOK.json]] [--params P.safetensors]\n"
           "        [--init PREFIX=FILE]... [--init-partial] [--save-state P.safetensors] [--seed S] [--step K]\n"
@@ -192,6 +194,12 @@ static void usage(FILE *f, const char *prog) {
           "        classify: (--data SPEC | --images IMAGES.npy) [--labels FILE.npy|FILE.txt [--repeat R]]\n"
           "                                      held-out measures: reconstruction and codebook, cross-entropy, accuracy\n"
           "  help                                this text\n"
+          "options of every command that runs the model:\n"
+          "  --check-numerics                    check the values every step of a run writes: the first NaN\n"
+          "                                      or Inf stops it, naming the op, its .dal file:line:col, the\n"
+          "                                      buffer, the element (and in training the step)\n"
+          "  --allow-nonfinite                   accept NaN or Inf in loaded parameters (--params, --init,\n"
+          "                                      --resume) and inputs (--in), otherwise errors naming them\n"
           "options of every command: --help (its usage); --force: run even when the memory estimate\n"
           "        (parameters, optimizer state, arena, KV cache) exceeds what is available (MemAvailable,\n"
           "        a cgroup memory limit, $DAL_MEMORY_LIMIT)\n"
@@ -251,6 +259,11 @@ int rt_main(RtProgram *p, int argc, char **argv) {
   const char *slash = strrchr(prog, '/');
   if (slash && !strchr(prog, ' ')) prog = slash + 1; /* not in dalc's "dalc run DIR/m.dal --" */
   argc = rt_mem_take_force(argc, argv); /* --force, anywhere: memfit.h */
+  if (argc < 2) {
+    usage(stderr, prog);
+    return 1;
+  }
+  rt_numerics_take_flags(&argc, argv, 1); /* --check-numerics, --allow-nonfinite: any command */
   if (argc < 2) {
     usage(stderr, prog);
     return 1;

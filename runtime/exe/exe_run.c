@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runtime/core/numerics.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/data/data.h"
 #include "runtime/exe/exe.h"
@@ -155,6 +156,7 @@ static int load_inputs(const RtProgram *p, const RtEntrySpec *en, const RunArgs 
       return rt_err(e, "--in %s: cannot open: no such file (the form is --in NAME=FILE.npy or NAME=NUMBER; "
                        "FILE.npy alone for an entry of one input)", b->path);
     if (rt_npy_read(b->path, &in[i], e)) return -1;
+    if (rt_numerics_check_input(s->name, b->path, in[i], e)) return -1;
     if (!fits(in[i], s)) {
       char got[160];
       return rt_err(e, "%s: input '%s' of %s must be %s, got %s%s", b->path, s->name, en->name,

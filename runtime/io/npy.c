@@ -8,6 +8,8 @@
  */
 #include "runtime/io/npy.h"
 
+#include "runtime/core/numerics.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -427,5 +429,7 @@ int rt_npy_write(const char *path, const RtTensor *t, RtErr *e) {
   head[8] = (char)(hlen & 0xff);
   head[9] = (char)(hlen >> 8);
   RtChunk chunks[2] = {{head, (size_t)total}, {t->data, rt_tensor_bytes(t)}};
-  return rt_write_file_atomic(path, chunks, 2, e);
+  if (rt_write_file_atomic(path, chunks, 2, e)) return -1;
+  rt_numerics_warn_written(path, NULL, t);
+  return 0;
 }

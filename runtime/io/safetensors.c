@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "runtime/core/numerics.h"
 #include "runtime/io/fileio.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors.c assumes a little-endian host");
@@ -249,6 +250,17 @@ static int st_read_file(FILE *f, const char *path, RtTensorList **out, RtMeta *m
   return 0;
 }
 
+/* Non-finite values in a loaded file are an error unless --allow-nonfinite
+ * (runtime/core/numerics.h). */
+static int check_finite(const char *path, const RtTensorList *l, RtErr *e) {
+  for (int i = 0; i < l->n; i++) {
+    char what[1200];
+    snprintf(what, sizeof what, "%s: tensor '%s'", path, l->name[i]);
+    if (rt_numerics_check_loaded(what, l->tensor[i], e)) return -1;
+  }
+  return 0;
+}
+
 int rt_safetensors_read(const char *path, RtTensorList **out, RtErr *e) {
   return rt_safetensors_read_meta(path, out, NULL, e);
 }
@@ -261,6 +273,10 @@ int rt_safetensors_read_meta(const char *path, RtTensorList **out, RtMeta **meta
   RtMeta *m = meta ? rt_meta_new() : NULL;
   int rc = st_read_file(f, path, out, m, e);
   fclose(f);
+  if (rc == 0 && (rc = check_finite(path, *out, e)) != 0) {
+    rt_list_free(*out);
+    *out = NULL;
+  }
   if (rc != 0) rt_meta_free(m);
   else if (meta) *meta = m;
   return rc;
@@ -453,5 +469,7 @@ int rt_safetensors_write_meta(const char *path, const RtTensorList *l, const RtM
     rt_atomic_abort(f);
     return -1;
   }
-  return rt_atomic_commit(f, e);
+  if (rt_atomic_commit(f, e)) return -1;
+  for (int i = 0; i < l->n; i++) rt_numerics_warn_written(path, l->name[i], l->tensor[i]);
+  return 0;
 }

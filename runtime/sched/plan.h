@@ -84,6 +84,18 @@ typedef struct {
   int narg;
   const int *arg;    /* buffer ids */
   RtGemm gemm;       /* RT_STEP_GEMM */
+  /* For --check-numerics (runtime/core/numerics.h): where the step's fused
+   * group comes from ("models/dvae.dal:42:9", its root node's location;
+   * NULL: unknown), whether the group is part of the backward pass (made
+   * by autodiff from the op at src), and the f32 buffers the step writes
+   * (a kernel's stores, a GEMM's C, a copy's destination; inputs and
+   * constants never), which rt_plan_run checks after the step. */
+  const char *src;
+  const char *calls; /* the user-function calls src was reached through, innermost
+                        first ("models/dvae.dal:33:13, models/dvae.dal:60:9"); NULL: none */
+  int backward;
+  int nwrite;
+  const int *write;  /* buffer ids */
 } RtStep;
 
 /* An i32 input used directly as indices (a gather's rows, a one-hot

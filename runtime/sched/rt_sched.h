@@ -119,7 +119,13 @@ void rt_prof_clear(void);
  * before the first step, so on
  * failure nothing has been written: -1 with a message, and the outputs it
  * allocated are freed and set back to NULL. State names are looked up once
- * per run, not per step. Returns 0 on success. */
+ * per run, not per step. Returns 0 on success.
+ *
+ * With --check-numerics on (runtime/core/numerics.h) every step's written
+ * f32 buffers are checked after it, and the first non-finite value stops
+ * the run: -1 with a message naming the step, its .dal source, the buffer
+ * and the element; the outputs it allocated are freed, but the state may
+ * have been partly updated. Off, it costs one branch per step. */
 int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inputs, RtTensor **outputs,
                 RtTensorList *state, const RtRunCtx *ctx, RtErr *e);
 
@@ -143,6 +149,13 @@ void rt_sched_blas_threads(RtPool *pool);
 int rt_sched_calls(RtPool *pool, int64_t units, int per_thread);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t rt_now_ns(void);
+/* --check-numerics (sched_numerics.c): before the first step, the arena
+ * and the outputs zeroed (a buffer written in pieces holds only finite
+ * values until each piece is written); after step s, its written buffers
+ * (RtStep.write) checked: -1 with rt_numerics_fail's message at the first
+ * non-finite value. */
+void rt_sched_numerics_begin(const RtPlan *p, void *arena, void *const *addr);
+int rt_sched_numerics_step(const RtPlan *p, int s, void *const *addr, RtErr *e);
 /* DAL_PROFILE (sched_profile.c): whether it is on (read once, and the exit
  * report registered then); step s of p took ns; one whole run took ns. */
 int rt_prof_enabled(void);

@@ -2,6 +2,8 @@
  * addresses, then runs its steps in order on the pool. */
 #include "runtime/sched/rt_sched.h"
 
+#include "runtime/core/numerics.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -242,12 +244,14 @@ int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inp
   if (rc == 0) rc = check_indices(p, inputs, e);
   if (rc == 0) {
     RtRunCtx zero = {0, 0};
-    bool prof = rt_prof_enabled();
+    bool prof = rt_prof_enabled(), check = rt_numerics_check();
     int64_t t0 = prof ? rt_now_ns() : 0, t = t0;
     rt_sched_blas_threads(pool);
-    for (int s = 0, k = 0; s < p->nstep; k += p->step[s].narg, s++) {
+    if (check) rt_sched_numerics_begin(p, arena, addr);
+    for (int s = 0, k = 0; s < p->nstep && rc == 0; k += p->step[s].narg, s++) {
       for (int a = 0; a < p->step[s].narg; a++) args[k + a] = addr[p->step[s].arg[a]];
       run_step(p, &p->step[s], args + k, pool, ctx ? ctx : &zero);
+      if (check) rc = rt_sched_numerics_step(p, s, addr, e);
       if (prof) {
         int64_t u = rt_now_ns();
         rt_prof_step(p, s, (double)(u - t));
@@ -256,7 +260,8 @@ int rt_plan_run(const RtPlan *p, RtPool *pool, void *arena, RtTensor *const *inp
     }
     if (prof) rt_prof_run((double)(rt_now_ns() - t0));
     rt_pool_park(pool); /* the caller has other work now; don't spin on its cores */
-  } else {
+  }
+  if (rc != 0) {
     for (int i = 0; i < p->noutput; i++)
       if (made[i]) {
         rt_tensor_free(outputs[i]);

@@ -108,6 +108,12 @@ static int check_step(const RtPlan *p, int s, RtErr *e) {
     if (st->arg[k] < 0 || st->arg[k] >= p->nbuf)
       return rt_err(e, "plan '%s': step %d '%s': argument %d is buffer %d of %d", plan_name(p), s, step_name(st), k,
                     st->arg[k], p->nbuf);
+  if (st->nwrite < 0 || (st->nwrite > 0 && !st->write))
+    return rt_err(e, "plan '%s': step %d '%s' has no list of written buffers", plan_name(p), s, step_name(st));
+  for (int k = 0; k < st->nwrite; k++)
+    if (st->write[k] < 0 || st->write[k] >= p->nbuf)
+      return rt_err(e, "plan '%s': step %d '%s': written buffer %d is buffer %d of %d", plan_name(p), s,
+                    step_name(st), k, st->write[k], p->nbuf);
   switch (st->kind) {
   case RT_STEP_KERNEL:
     if (st->kernel < 0 || st->kernel >= p->nkernel || !p->kernel || !p->kernel[st->kernel])

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "runtime/data/bpe.h"
+#include "runtime/core/numerics.h"
 #include "runtime/io/checkpoint.h"
 #include "runtime/io/fileio.h"
 #include "runtime/data/data.h"
@@ -84,6 +85,10 @@ typedef struct {
   char settings[4096]; /* dal.run of this run (rt_train_settings) */
   char then[4096];     /* dal.run of the checkpoint resumed from */
   char changed[2048];  /* dal.resume_changed, kept across resumes */
+  bool saved_any;      /* a checkpoint was written by this run ... */
+  uint64_t saved;      /* ... after this many steps (the last one) */
+  RtDiverge diverge;   /* the divergence rule's state */
+  RtTrainSnap snap[2]; /* --stop-on-divergence: the state before step s in snap[s % 2] */
 } Run;
 
 static bool is_scalar(const RtArgSpec *a) {
@@ -183,6 +188,8 @@ static int save(Run *r, uint64_t done, RtErr *e) {
   snprintf(info.run, sizeof info.run, "%s", r->settings);
   snprintf(info.changed, sizeof info.changed, "%s", r->changed);
   if (rt_checkpoint_save(r->ckpt, r->p, &info, e)) return -1;
+  r->saved_any = true;
+  r->saved = done;
   return r->ema ? rt_checkpoint_save_ema_model(r->ema_path, r->p, &info, e) : 0;
 }
 
@@ -343,6 +350,8 @@ static void teardown(Run *r) {
   rt_train_eval_free(r->eval);
   rt_list_free(r->ema);
   rt_lock_release(r->lock);
+  rt_train_snap_free(&r->snap[0]);
+  rt_train_snap_free(&r->snap[1]);
   if (r->log) fclose(r->log); /* after an error; rt_train closes it with a check otherwise */
 }
 
@@ -369,6 +378,101 @@ static int eval_after(Run *r, uint64_t s, RtProgress *pr, char *buf, size_t size
   return 0;
 }
 
+/* ---- numerics (see train.h) ---- */
+
+/* "step S: " before e's message. */
+static void prefix_step(RtErr *e, uint64_t s) {
+  char head[48];
+  size_t n = (size_t)snprintf(head, sizeof head, "step %llu: ", (unsigned long long)s), len = strlen(e->msg);
+  if (n + len >= sizeof e->msg) len = sizeof e->msg - n - 1;
+  memmove(e->msg + n, e->msg, len);
+  memcpy(e->msg, head, n);
+  e->msg[n + len] = 0;
+}
+
+/* Puts back the last state the run has on disk or started from; *from
+ * gets its step. Non-finite values are accepted here: finding where they
+ * come from is the point. */
+static int restore_start(Run *r, uint64_t *from, RtErr *e) {
+  const RtTrainOptions *o = r->o;
+  bool allow = rt_numerics_allow();
+  rt_numerics_set_allow(true);
+  RtCheckpointInfo info;
+  int rc;
+  if (r->saved_any || o->resume) rc = rt_checkpoint_load(r->saved_any ? r->ckpt : o->resume, r->p, &info, e);
+  else rc = rt_exe_state_start(r->p, o->params, &o->init, r->seed, e);
+  rt_numerics_set_allow(allow);
+  *from = r->saved_any ? r->saved : r->first;
+  if (rc) return -1;
+  for (int i = 0; i < r->p->nsaved; i++) {
+    const RtTensor *t = r->p->state->tensor[i];
+    int64_t at;
+    if (t->dtype != RT_F32 || rt_all_finite(rt_f32(t), rt_tensor_numel(t), &at)) continue;
+    char idx[160];
+    return rt_err(e, "the state of step %llu it would start again from (%s) already holds non-finite values: '%s' "
+                  "element %s is %g (run from the start with --check-numerics to find their op)",
+                  (unsigned long long)*from, r->saved_any ? r->ckpt : o->resume ? o->resume : "the initial state",
+                  r->p->state->name[i], rt_index_str(t->rank, t->dim, at, idx, sizeof idx), (double)rt_f32(t)[at]);
+  }
+  return 0;
+}
+
+/* Runs steps from the last good state to 'bad' again with --check-numerics
+ * (train.h): e gets the first non-finite value's op, or why none was found. */
+static void replay_checked(Run *r, uint64_t bad, RtErr *e) {
+  uint64_t from;
+  if (restore_start(r, &from, e)) return;
+  bool check = rt_numerics_check();
+  rt_numerics_set_check(true);
+  bool found = false;
+  for (uint64_t t = from; t <= bad && !found; t++) {
+    char sched[1800] = "";
+    if (fill_inputs(r, t, sched, sizeof sched, e)) break;
+    found = r->p->run(r->p, r->entry, r->in, r->out, r->seed, t, e) != 0;
+    for (int k = 0; k < r->en->noutput; k++) {
+      rt_tensor_free(r->out[k]);
+      r->out[k] = NULL;
+    }
+    if (found) prefix_step(e, t);
+  }
+  rt_numerics_set_check(check);
+  if (!found)
+    rt_err(e, "running steps %llu..%llu again with --check-numerics found no non-finite value",
+           (unsigned long long)from, (unsigned long long)bad);
+}
+
+/* Step s's loss is not finite: the error, with the op that made it. */
+static int nonfinite_loss(Run *r, uint64_t s, float loss, RtErr *e) {
+  fprintf(stderr, "step %llu: the loss is %g; running the steps since the last checkpoint again with "
+          "--check-numerics to find the op that made it\n", (unsigned long long)s, (double)loss);
+  replay_checked(r, s, e);
+  char why[sizeof e->msg];
+  snprintf(why, sizeof why, "%s", e->msg);
+  return rt_err(e, "%s; training stopped at step %llu (loss %g; the last checkpoint, if any, is kept)", why,
+                (unsigned long long)s, (double)loss);
+}
+
+/* The divergence rule after step s (train.h): a report once, and with
+ * --stop-on-divergence the checkpoint of the last good state and -1. */
+static int check_divergence(Run *r, uint64_t s, double loss, RtProgress *pr, RtErr *e) {
+  if (!rt_diverge_add(&r->diverge, s, loss)) return 0;
+  const RtDiverge *d = &r->diverge;
+  rt_progress_end(pr);
+  fprintf(stderr, "warning: step %llu: the loss is diverging: smoothed %.4g, above %g times its start %.4g (step %llu)%s\n",
+          (unsigned long long)s, d->smoothed, RT_DIVERGE_FACTOR, d->start, (unsigned long long)d->first,
+          r->o->stop_on_divergence ? "" : "; --stop-on-divergence would stop here");
+  if (!r->o->stop_on_divergence) return 0;
+  const RtTrainSnap *good = &r->snap[(s - 1) % 2];
+  if (s == 0 || !good->valid || good->step != s - 1)
+    return rt_err(e, "step %llu: training diverged; no earlier state to save (the last checkpoint, if any, is kept)",
+                  (unsigned long long)s);
+  rt_train_snap_restore(good, r->p, r->ema);
+  if (save(r, s - 1, e)) return -1;
+  return rt_err(e, "step %llu: training diverged (smoothed loss %.4g, start %.4g); stopped by --stop-on-divergence "
+                "with the checkpoint of step %llu, the last good state, in %s", (unsigned long long)s, d->smoothed,
+                d->start, (unsigned long long)(s - 1), r->ckpt);
+}
+
 /* The loop proper: steps r->first .. steps-1. */
 static int loop(Run *r, RtTrainResult *res, RtErr *e) {
   const RtTrainOptions *o = r->o;
@@ -381,7 +485,11 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     size_t loss_at = strlen(line);
     char sched[1800] = "";
     if (fill_inputs(r, s, sched, sizeof sched, e)) goto fail;
-    if (r->p->run(r->p, r->entry, r->in, r->out, r->seed, s, e)) goto fail;
+    if (o->stop_on_divergence && rt_train_snap_take(&r->snap[s % 2], r->p, r->ema, s, e)) goto fail;
+    if (r->p->run(r->p, r->entry, r->in, r->out, r->seed, s, e)) {
+      if (rt_numerics_check()) prefix_step(e, s);
+      goto fail;
+    }
     float loss = rt_f32(r->out[0])[0];
     for (int k = 0; k < r->en->noutput; k++) {
       rt_tensor_free(r->out[k]);
@@ -389,9 +497,8 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     }
     res->loss = loss;
     if (!isfinite(loss)) {
-      rt_err(e, "step %llu: the loss is %g; training stopped (the last checkpoint, if any, is kept)",
-             (unsigned long long)s, (double)loss);
-      goto fail;
+      rt_progress_end(&pr);
+      return nonfinite_loss(r, s, loss, e);
     }
     if (r->ema) rt_ema_update(r->ema, r->p, r->ema_decay, s);
     char evals[RT_TRAIN_MAX_EVALS * 2 * 24 + 1] = "";
@@ -403,6 +510,7 @@ static int loop(Run *r, RtTrainResult *res, RtErr *e) {
     }
     rt_progress_step(&pr, s, loss);
     res->step = s + 1;
+    if (check_divergence(r, s, loss, &pr, e)) return -1;
     if (stop_signal && s + 1 < o->steps) {
       rt_progress_end(&pr);
       if (save(r, s + 1, e)) return -1;

@@ -6,6 +6,7 @@
  *         [--init PREFIX=FILE.safetensors]... [--init-partial]
  *         [--checkpoint PATH] [--every K|none] [--resume PATH [--resume-changed]] [--log FILE.tsv] [--quiet]
  *         [--ema D] [--eval-every K --eval-fn NAME... --eval-data SPEC [--eval-batches M] [--eval-ema]]
+ *         [--stop-on-divergence]
  *
  * Step s (0-based, s < N) runs the training entry once on: the dataset's
  * batch of step s for the inputs the dataset fills; the learning rate of
@@ -111,6 +112,23 @@
  * %.9g of the mean (a double) where there is one. On --resume the file keeps its lines for the steps before the
  * checkpoint's and drops later ones (a killed run may have logged steps that
  * are run again), so a resumed run's log equals the uninterrupted run's.
+ * Numerics (train_numerics.c, runtime/core/numerics.h). A step whose loss
+ * is not finite stops the run; before it does, the run goes back to the
+ * last state it has on disk or started from (its last checkpoint, else
+ * the --resume checkpoint, else the initial state) and runs the steps from
+ * there to the failing one again with --check-numerics on, so the error
+ * names the first op (and .dal line, buffer, element, step) that made a
+ * non-finite value. The replay computes what the run did bit for bit (a
+ * run's results are a function of its seed and steps), costs nothing
+ * until a loss is non-finite, and writes no checkpoint or log line: the
+ * last checkpoint is kept as it was. A loss that diverges (RtDiverge) is
+ * reported once on stderr; with --stop-on-divergence the run then ends
+ * with exit status 1 after writing the checkpoint of the last good state:
+ * when step s trips the rule, the state after s - 1 steps (the parameters
+ * whose loss, step s - 1's, did not trip it), the checkpoint of step
+ * s - 1. For that the run keeps the state from before each of its last
+ * two steps in memory (two copies of what a checkpoint holds, made only
+ * with the flag).
  * Module prefix: rt_.
  */
 #ifndef DAL_RT_TRAIN_H
@@ -171,6 +189,7 @@ typedef struct {
   uint64_t eval_batches;   /* --eval-batches M (default 8) */
   bool eval_ema;           /* --eval-ema */
   bool resume_changed;     /* --resume-changed: resume although settings differ (train_settings.c) */
+  bool stop_on_divergence; /* --stop-on-divergence: see RtDiverge */
 } RtTrainOptions;
 
 typedef struct {
@@ -262,5 +281,42 @@ bool rt_train_settings_diff(const char *then, const char *now, char *changes, si
  * does not exist), else the old file cut to its header and its lines for
  * steps < first (rewritten atomically). */
 FILE *rt_train_log_open(const char *path, const char *header, uint64_t first, RtErr *e);
+
+/* ---- numerics: divergence and snapshots (train_numerics.c) ---- */
+
+/* Divergence (reported once per run; --stop-on-divergence stops there).
+ * The smoothed loss is an exponential moving average of the step losses,
+ *     smoothed = 0.9 smoothed + 0.1 loss,   starting at the run's first loss,
+ * and the run diverges at the first step where smoothed > 10 * start,
+ * start being the first step's loss of this run (after a --resume: the
+ * first step it runs), when that is positive. `--lr 1e6` on the dVAE tiny
+ * (loss 0.65, then 4.5e27) trips it at its second step. A schedule that
+ * raises the loss on purpose (a KL weight annealed up by a large factor)
+ * can trip it too: it is a report, and stopping is opt-in. */
+#define RT_DIVERGE_FACTOR 10.0
+#define RT_DIVERGE_SMOOTH 0.9
+typedef struct {
+  bool started, diverged;
+  uint64_t first;          /* the step of 'start' */
+  double start, smoothed;
+} RtDiverge;
+
+/* Adds step s's (finite) loss; true at the step the rule first trips. */
+bool rt_diverge_add(RtDiverge *d, uint64_t s, double loss);
+
+/* A copy of the state a checkpoint holds (the program's saved tensors and
+ * the EMA, if any) as it was before step 'step' ran: what
+ * --stop-on-divergence goes back to. */
+typedef struct {
+  bool valid;
+  uint64_t step;
+  size_t bytes;
+  unsigned char *data;
+} RtTrainSnap;
+
+int rt_train_snap_take(RtTrainSnap *sn, const RtProgram *p, const RtTensorList *ema, uint64_t step, RtErr *e);
+/* Puts the state (and EMA) back as it was at rt_train_snap_take. */
+void rt_train_snap_restore(const RtTrainSnap *sn, RtProgram *p, RtTensorList *ema);
+void rt_train_snap_free(RtTrainSnap *sn);
 
 #endif

@@ -140,6 +140,8 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
       o->resume_changed = true;
     } else if (strcmp(argv[i], "--eval-ema") == 0) {
       o->eval_ema = true;
+    } else if (strcmp(argv[i], "--stop-on-divergence") == 0) {
+      o->stop_on_divergence = true;
     } else if (FLAG("--set")) {
       if (m < 0 || parse_scalar(o, "--set", v, false, e)) return -1;
     } else if (FLAG("--anneal")) {
@@ -166,7 +168,8 @@ int rt_train_parse(int argc, char **argv, RtTrainOptions *o, RtErr *e) {
     } else {
       return rt_err(e, "train: unknown option '%s' (options: --steps N --fn NAME --data SPEC --seed S --lr X "
                     "--warmup K --lr-decay none|cos|linear --lr-min X --set NAME=V --anneal NAME=FROM:TO[:SHAPE[:STEPS]] --tokenizer TOK.json --params P --init PREFIX=FILE --init-partial --checkpoint PATH --every K|none --resume PATH "
-                    "--resume-changed --log FILE.tsv --ema D --eval-every K --eval-fn NAME --eval-data SPEC --eval-batches M --eval-ema --quiet)", argv[i]);
+                    "--resume-changed --log FILE.tsv --ema D --eval-every K --eval-fn NAME --eval-data SPEC --eval-batches M --eval-ema --quiet "
+                    "--stop-on-divergence; and any command's --check-numerics --allow-nonfinite)", argv[i]);
     }
 #undef FLAG
   }
