@@ -146,7 +146,7 @@ match "NaN loss" "error: step 1: models/nn\.dal:[0-9]+:[0-9]+: non-finite value:
 match "NaN loss" "training stopped at step 1 \(loss -?nan; the last checkpoint, if any, is kept\)" "$tmp/err"
 [ "$(meta "$tmp/nan.safetensors" dal.step)" = 1 ] && ok || bad "the last good checkpoint (step 1) is not kept"
 # the same from the initial state (no checkpoint yet), and with the check on from the start
-expect_status "NaN loss, no checkpoint" 1 $train --lr 1e20 --every 0 --checkpoint "$tmp/nan0.safetensors"
+expect_status "NaN loss, no checkpoint" 1 $train --lr 1e20 --every none --checkpoint "$tmp/nan0.safetensors"
 match "NaN loss, no checkpoint" "error: step 1: models/nn\.dal:[0-9]+:[0-9]+: non-finite value" "$tmp/err"
 [ ! -e "$tmp/nan0.safetensors" ] && ok || bad "a failed run wrote a checkpoint"
 expect_status "NaN loss, --check-numerics" 1 $train --lr 1e20 --checkpoint "$tmp/nan1.safetensors" --check-numerics
