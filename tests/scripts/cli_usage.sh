@@ -57,7 +57,7 @@ grep -q '^memory, estimated (f32): available [0-9.]* GiB (MemAvailable' "$tmp/ou
 # the small model under a small limit: the parameters, then an entry's arena
 expect_error "params over DAL_MEMORY_LIMIT" "needs about 1.1 MiB (parameters 1.1 MiB), more than the 1.0 MiB" \
   env DAL_MEMORY_LIMIT=1M $tiny_run
-expect_error "arena over DAL_MEMORY_LIMIT" "entry 'loss_given_noise' needs about 1.7 MiB (parameters 1.1 MiB + arena (intermediates) 0.7 MiB)" \
+expect_error "arena over DAL_MEMORY_LIMIT" "entry 'loss_given_noise' needs about [0-9.]* MiB (parameters 1.1 MiB + arena (intermediates) [0-9.]* MiB)" \
   env DAL_MEMORY_LIMIT=1200K $tiny_run
 expect_ok "--force" env DAL_MEMORY_LIMIT=1M $tiny_run --force
 expect_error "training over DAL_MEMORY_LIMIT" "optimizer state 2.2 MiB + arena (intermediates and gradients)" \

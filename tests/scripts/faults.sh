@@ -120,7 +120,7 @@ train $base --steps 5 --lr 0.002 --resume "$tmp/r.safetensors" 2>"$tmp/err" &&
   grep -q 'resumed with changed settings (step 2' "$tmp/err" && ok || { bad "resuming a changed run: no note"; cat "$tmp/err"; }
 
 # ---- row 14: train's numeric options ----
-for bad_flag in "--lr -1" "--lr 0" "--every 0" "--steps 0" "--warmup 9" "--ema 1" "--eval-every 0" "--eval-batches 0"; do
+for bad_flag in "--lr -1" "--lr 0" "--every 0" "--steps 0" "--ema 1" "--eval-every 0" "--eval-batches 0"; do
   flag=${bad_flag% *}
   expect_error "train $bad_flag" "$flag: must be" train --steps 3 $bad_flag --checkpoint "$tmp/x.safetensors"
 done
