@@ -186,7 +186,7 @@ static WithScope with_enter(Ev *ev, const AstPath *p, SrcLoc loc) {
     path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
   }
   size_t len = strlen(path);
-  if (len > FE_MAX_STR_LEN) ev_error(ev, loc, "the parameter name scope " FE_MSG_STR_LEN, (long long)len, FE_MAX_STR_LEN);
+  if (len > FE_MAX_STR_LEN) ev_error(ev, loc, FE_MSG_SCOPE_LEN, (long long)len, FE_MAX_STR_LEN);
   ev_charge(ev, (int64_t)(len + strlen(w.shown)), loc);
   ev->scope = path;
   return w;

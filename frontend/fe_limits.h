@@ -70,6 +70,7 @@
 /* Bytes of one string (s + t). */
 #define FE_MAX_STR_LEN (1 << 20)
 #define FE_MSG_STR_LEN "a string of %lld bytes is longer than the %d a string may have" /* n, max */
+#define FE_MSG_SCOPE_LEN "the parameter name scope has %lld bytes, more than the %d a string may have" /* n, max */
 
 /* Bytes of all the lists and strings one evaluation builds (they are kept
  * until it ends, so a loop that copies a growing list each time is caught
