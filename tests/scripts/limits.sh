@@ -92,6 +92,10 @@ if timeout 20 "$dalc" run "$tmp/p40k.dal" --fn f --in x=2 >"$tmp/out" 2>"$tmp/er
 else
   bad "40,000 parameters: dalc run did not finish in 20 s (exit $?)"; cat "$tmp/err"
 fi
+# rule kernel-inputs: 2,000 additions of parameters are 8 kernels of at most
+# 256 inputs, not one kernel reading 2,001 buffers (LLVM took minutes on it)
+"$dalc" "$tmp/sum2k.dal" --fn f --stats >"$tmp/out" 2>&1 && grep -q "kernels: 8 fused kernels for 4001 nodes" "$tmp/out" \
+  && ok || bad "sum of 2,000 parameters: $(grep kernels: "$tmp/out")"
 "$dalc" info "$tmp/p40k.dal" >"$tmp/out" 2>&1 && grep -q "p.39999.w" "$tmp/out" && ok || bad "info lacks p.39999.w"
 if timeout 20 "$dalc" run "$tmp/sum2k.dal" --fn f --in x=1 >"$tmp/out" 2>"$tmp/err" && grep -q "f: f32\[1\] = 2001" "$tmp/out"; then
   ok
