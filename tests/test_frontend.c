@@ -1593,6 +1593,10 @@ START_TEST(limit_source_files) {
     ck_assert_msg(err && strstr(err, "not a regular file"), "%s", err);
     free(err);
   }
+  /* A diagnostic located in a FIFO shows no source line (and does not wait for a writer). */
+  char *d = fe_format_diag((SrcLoc){fifo, 2, 1}, "look");
+  ck_assert_msg(strstr(d, "src.fifo:2:1: error: look\n") && !strchr(strchr(d, '\n') + 1, '\n'), "%s", d);
+  free(d);
   /* A file over the size limit is refused by its size (a sparse file: nothing is read). */
   ck_assert_int_eq(tu_sh("truncate -s 17M '%s'", big), 0);
   char *err = NULL;
