@@ -82,9 +82,9 @@ typedef enum {
   EX_UNARY, EX_BINARY, EX_CALL, EX_INDEX, EX_ATTR, EX_WITH
 } AstExprKind;
 
-/* Expressions nest at most this deep (the parser refuses deeper ones), so
- * everything that walks them recursively has bounded depth. */
-#define AST_MAX_DEPTH 1000
+/* Expressions nest at most FE_MAX_EXPR_DEPTH deep (frontend/fe_limits.h: the
+ * parser refuses deeper ones), so everything that walks them recursively
+ * has bounded depth. */
 
 struct AstExpr {
   AstExprKind kind;

@@ -2,10 +2,13 @@
  * diag.h), and fe_format_diag from frontend.h. */
 #include "frontend/diag.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "frontend/frontend.h"
 
@@ -78,9 +81,17 @@ static bool registered_line(FeBuf *b, const char *file, int line) {
   return found;
 }
 
+/* Line 'line' of a file on disk, only if it is a regular file (opened
+ * without blocking, so a FIFO named in a location cannot hang a message). */
 static bool disk_line(FeBuf *b, const char *file, int line) {
-  FILE *f = fopen(file, "rb");
-  if (!f) return false;
+  int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "rb") : NULL;
+  if (!f) {
+    close(fd);
+    return false;
+  }
   int c, at = 1;
   while (at < line && (c = getc(f)) != EOF)
     if (c == '\n') at++;

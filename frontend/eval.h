@@ -25,12 +25,9 @@
 
 #include "frontend/arena.h"
 #include "frontend/ast.h"
+#include "frontend/fe_limits.h"
 #include "ir/ir.h"
 
-/* Limits that turn runaway programs into errors. */
-#define EV_MAX_DEPTH 200          /* nested user-function calls */
-#define EV_MAX_STEPS 5000000      /* statements and calls per evaluation */
-#define EV_MAX_NODES 500000       /* nodes in one traced graph */
 
 typedef enum {
   V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_LIST, V_DTYPE, V_FUNC, V_BUILTIN, V_TENSOR, V_MODULE
@@ -115,6 +112,13 @@ typedef struct EvFrame {
   int n;
   EvEnded *ended;
   int nended;
+  /* A hash index of name[] once the frame has many locals (NULL before):
+   * open addressing, each slot 1 + an index into name[] or 0 if empty.
+   * Slots left by locals a `with` block dropped are stale (their index is
+   * >= n, or names another local) and skipped; the index is rebuilt when
+   * half full. */
+  int *slot;
+  int slot_cap, slot_used;
   Value ret;       /* the returned value (V_NONE until a return) */
   SrcLoc ret_loc;  /* the return statement that produced it */
   struct EvFrame *parent;
@@ -126,8 +130,13 @@ typedef struct Ev {
   IrGraph *g;            /* NULL while evaluating configs and lets: no tensors */
   FeArena *keep;         /* the program's arena: what outlives this evaluation (g's call sites) */
   EvFrame *frame;        /* innermost call; NULL at global level */
-  int depth;
+  int depth;             /* user-function calls in progress */
+  int nest;              /* expressions and statements in progress (FE_MAX_EVAL_NEST) */
+  uintptr_t stack_base;  /* the C stack where evaluation began (FE_MAX_EVAL_STACK) */
   int64_t steps;
+  int64_t value_bytes;   /* lists and strings built so far (FE_MAX_VALUE_BYTES) */
+  EvGlobals params;      /* the graph's PARAM and STATE nodes by name (v.t the node) */
+  int ngumbel;           /* GUMBEL nodes made so far (each one's salt) */
   const char *scope;     /* parameter name scope ("" at the top) */
   const char **freeze;   /* freeze() patterns of the entry being traced */
   SrcLoc *freeze_loc;
@@ -143,8 +152,16 @@ bool ev_protect(Ev *ev, void (*fn)(Ev *ev, void *ud), void *ud);
 /* Reports an error at 'loc' with the chain of calls and unwinds. */
 _Noreturn void ev_error(Ev *ev, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Counts one evaluation step; errors out past EV_MAX_STEPS. */
+/* Counts one evaluation step; errors out past FE_MAX_STEPS. */
 void ev_step(Ev *ev, SrcLoc loc);
+/* Counts 'bytes' more of lists and strings built; errors out past
+ * FE_MAX_VALUE_BYTES. */
+void ev_charge(Ev *ev, int64_t bytes, SrcLoc loc);
+/* Enters one more level of evaluation (an expression or a statement);
+ * errors out past FE_MAX_EVAL_NEST. ev_leave undoes it (an error unwinds
+ * past it: ev_protect's caller resets nothing, as the Ev is not reused). */
+void ev_enter(Ev *ev, SrcLoc loc);
+static inline void ev_leave(Ev *ev) { ev->nest--; }
 
 /* ---- values (eval_value.c) ---- */
 Value ev_none(void);
@@ -154,7 +171,12 @@ Value ev_float(double f);
 Value ev_str(const char *s);
 Value ev_tensor(int id);
 Value ev_dtype(IrDType t);
-ValList *ev_list_new(Ev *ev, int n);
+/* A list of n elements (set by the caller); errors at 'loc' if n is over
+ * FE_MAX_LIST_LEN or the evaluation's lists and strings are over
+ * FE_MAX_VALUE_BYTES. */
+ValList *ev_list_new(Ev *ev, int64_t n, SrcLoc loc);
+/* The string a + b, with the same checks (FE_MAX_STR_LEN). */
+const char *ev_str_concat(Ev *ev, const char *a, const char *b, SrcLoc loc);
 Value ev_list(const ValList *l);
 
 bool ev_is_number(Value v); /* int or float (not bool) */
@@ -237,7 +259,7 @@ IrShape ev_type_shape(Ev *ev, const AstType *t);
 /* Errors unless a graph is being traced ("what" names the operation). */
 IrGraph *ev_graph(Ev *ev, SrcLoc loc, const char *what);
 /* Checks a builder result: on -1 reports g->error at 'loc'. Also enforces
- * EV_MAX_NODES. Returns id. */
+ * FE_MAX_NODES. Returns id. */
 int ev_check(Ev *ev, int id, SrcLoc loc);
 /* A tensor operand: a tensor as is, a number as a rank-0 CONST of dtype 't'. */
 int ev_as_tensor(Ev *ev, Value v, IrDType t, SrcLoc loc, const char *what);

@@ -77,7 +77,10 @@ static IrAttr no_attr(void) {
  * errors rather than NaN. */
 static Value unary_number(Ev *ev, const EvCall *c, IrOp op, Value v) {
   double x = ev_number(v);
-  if (v.kind == V_INT && op == OP_ABS) return v.i == INT64_MIN ? ev_float(-x) : ev_int(v.i < 0 ? -v.i : v.i);
+  if (v.kind == V_INT && op == OP_ABS) { /* an int stays one; |INT64_MIN| does not fit, as -INT64_MIN does not */
+    if (v.i == INT64_MIN) ev_error(ev, c->arg_loc[0], "integer overflow in 'abs'");
+    return ev_int(v.i < 0 ? -v.i : v.i);
+  }
   if (v.kind == V_INT && op == OP_RELU) return ev_int(v.i > 0 ? v.i : 0);
   if (op == OP_LOG && x <= 0) ev_error(ev, c->arg_loc[0], "log of %g: the argument must be positive", x);
   if (op == OP_SQRT && x < 0) ev_error(ev, c->arg_loc[0], "sqrt of %g: the argument must not be negative", x);
@@ -298,7 +301,10 @@ static Value bi_reshape(Ev *ev, EvCall *c) {
     if (d.i <= 0)
       ev_error(ev, c->arg_loc[1], "%s: dimension %d must be positive (or one -1), got %lld", what, i, (long long)d.i);
     s.d[i] = d.i;
-    known *= d.i;
+    /* No tensor has more than 2^48 elements; stopping there keeps the
+     * product from overflowing (to 0, which the -1 would divide by). */
+    if (__builtin_mul_overflow(known, d.i, &known) || known > ((int64_t)1 << 48))
+      ev_error(ev, c->arg_loc[1], "reshape: the target shape %s has more than 2^48 elements", ev_describe(ev, l));
   }
   if (infer >= 0) {
     int64_t total = ir_numel(shape_of(ev, x));
@@ -404,7 +410,7 @@ static Value bi_split(Ev *ev, EvCall *c) {
     size = fe_arena_alloc(ev->arena, (size_t)n * sizeof *size);
     for (int i = 0; i < n; i++) size[i] = len / k;
   }
-  ValList *out = ev_list_new(ev, n);
+  ValList *out = ev_list_new(ev, n, c->loc);
   EvIndex ix[IR_MAX_RANK];
   for (int i = 0; i <= axis; i++) ix[i] = (EvIndex){.slice = true, .loc = c->loc};
   int64_t lo = 0;
@@ -511,11 +517,13 @@ static Value bi_cross_entropy(Ev *ev, EvCall *c) {
 /* gumbel(shape): the salt numbers the GUMBEL nodes of the graph in order,
  * so each call draws independent noise within a step. */
 static Value bi_gumbel(Ev *ev, EvCall *c) {
-  IrGraph *g = ev_graph(ev, c->loc, "gumbel");
+  ev_graph(ev, c->loc, "gumbel");
   IrAttr a = no_attr();
   a.shape = arg_shape(ev, c, 0);
-  for (int i = 0; i < g->n; i++) a.salt += g->node[i].op == OP_GUMBEL;
-  return build(ev, c, OP_GUMBEL, NULL, 0, &a);
+  a.salt = ev->ngumbel; /* the GUMBEL nodes of g so far: counted, not searched (g may be large) */
+  Value v = build(ev, c, OP_GUMBEL, NULL, 0, &a);
+  ev->ngumbel++;
+  return v;
 }
 
 static Value bi_iota(Ev *ev, EvCall *c) {
@@ -563,7 +571,7 @@ static Value bi_causal_mask(Ev *ev, EvCall *c) {
 static Value bi_shape(Ev *ev, EvCall *c) {
   int x = arg_tensor(ev, c, 0);
   const IrShape *s = shape_of(ev, x);
-  ValList *l = ev_list_new(ev, s->rank);
+  ValList *l = ev_list_new(ev, s->rank, c->loc);
   for (int i = 0; i < s->rank; i++) l->v[i] = ev_int(s->d[i]);
   return ev_list(l);
 }
@@ -589,9 +597,10 @@ static Value bi_range(Ev *ev, EvCall *c) {
   }
   if (step == 0) ev_error(ev, c->arg_loc[2], "range: step must not be zero");
   double count = ceil(((double)stop - (double)start) / (double)step);
-  if (count > 10000000) ev_error(ev, c->loc, "range of %.0f elements is too long", count);
+  if (count > FE_MAX_LIST_LEN)
+    ev_error(ev, c->loc, "range of %.0f elements is too long (a list may have at most %d)", count, FE_MAX_LIST_LEN);
   int n = count > 0 ? (int)count : 0;
-  ValList *l = ev_list_new(ev, n);
+  ValList *l = ev_list_new(ev, n, c->loc);
   for (int i = 0; i < n; i++) l->v[i] = ev_int(start + i * step);
   return ev_list(l);
 }

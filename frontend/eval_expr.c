@@ -85,7 +85,7 @@ static Value number_arith(Ev *ev, AstOp op, Value a, Value b, SrcLoc loc) {
  * lists by contents, everything else by identity. Lists built in a loop
  * can nest without bound, so the depth is limited. */
 static bool values_equal(Ev *ev, Value a, Value b, SrcLoc loc, int depth) {
-  if (depth > AST_MAX_DEPTH) ev_error(ev, loc, "'==' on lists nested more than %d deep", AST_MAX_DEPTH);
+  if (depth > FE_MAX_EXPR_DEPTH) ev_error(ev, loc, "'==' on lists nested more than %d deep", FE_MAX_EXPR_DEPTH);
   bool an = ev_is_number(a) || a.kind == V_BOOL, bn = ev_is_number(b) || b.kind == V_BOOL;
   if (an || bn) {
     if (!an || !bn) return false;
@@ -109,8 +109,8 @@ static bool values_equal(Ev *ev, Value a, Value b, SrcLoc loc, int depth) {
   }
 }
 
-static Value concat_lists(Ev *ev, const ValList *a, const ValList *b) {
-  ValList *l = ev_list_new(ev, a->n + b->n);
+static Value concat_lists(Ev *ev, const ValList *a, const ValList *b, SrcLoc loc) {
+  ValList *l = ev_list_new(ev, (int64_t)a->n + b->n, loc);
   memcpy(l->v, a->v, (size_t)a->n * sizeof(Value));
   memcpy(l->v + a->n, b->v, (size_t)b->n * sizeof(Value));
   return ev_list(l);
@@ -118,8 +118,11 @@ static Value concat_lists(Ev *ev, const ValList *a, const ValList *b) {
 
 static Value repeat_list(Ev *ev, const ValList *a, int64_t k, SrcLoc loc) {
   if (k < 0) k = 0;
-  if (a->n && k > 10000000 / a->n) ev_error(ev, loc, "list repetition too long (%lld copies)", (long long)k);
-  ValList *l = ev_list_new(ev, (int)(a->n * k));
+  int64_t n;
+  if (__builtin_mul_overflow((int64_t)a->n, k, &n) || n > FE_MAX_LIST_LEN)
+    ev_error(ev, loc, "list repetition too long (%lld copies of %d elements: a list may have at most %d)",
+             (long long)k, a->n, FE_MAX_LIST_LEN);
+  ValList *l = ev_list_new(ev, n, loc);
   for (int64_t i = 0; i < k; i++) memcpy(l->v + i * a->n, a->v, (size_t)a->n * sizeof(Value));
   return ev_list(l);
 }
@@ -177,9 +180,8 @@ Value ev_binary(Ev *ev, AstOp op, Value a, Value b, SrcLoc loc) {
     return ev_bool(op == AST_AND ? x && y : x || y);
   }
   if (ev_is_number(a) && ev_is_number(b)) return number_arith(ev, op, a, b, loc);
-  if (op == AST_ADD && a.kind == V_LIST && b.kind == V_LIST) return concat_lists(ev, a.list, b.list);
-  if (op == AST_ADD && a.kind == V_STR && b.kind == V_STR)
-    return ev_str(fe_arena_printf(ev->arena, "%s%s", a.s, b.s));
+  if (op == AST_ADD && a.kind == V_LIST && b.kind == V_LIST) return concat_lists(ev, a.list, b.list, loc);
+  if (op == AST_ADD && a.kind == V_STR && b.kind == V_STR) return ev_str(ev_str_concat(ev, a.s, b.s, loc));
   if (op == AST_MUL && a.kind == V_LIST && b.kind == V_INT) return repeat_list(ev, a.list, b.i, loc);
   if (op == AST_MUL && a.kind == V_INT && b.kind == V_LIST) return repeat_list(ev, b.list, a.i, loc);
   ev_error(ev, loc, "'%s' does not apply to %s and %s", ast_op_text(op), ev_describe(ev, a), ev_describe(ev, b));
@@ -221,7 +223,7 @@ static Value index_list(Ev *ev, const ValList *l, const EvIndex *ix, int n, SrcL
   int64_t stop = ix->has_hi ? (ix->hi < 0 ? ix->hi + len : ix->hi) : len;
   start = start < 0 ? 0 : start > len ? len : start;
   stop = stop < start ? start : stop > len ? len : stop;
-  ValList *r = ev_list_new(ev, (int)(stop - start));
+  ValList *r = ev_list_new(ev, stop - start, loc);
   memcpy(r->v, l->v + start, (size_t)(stop - start) * sizeof(Value));
   return ev_list(r);
 }
@@ -344,7 +346,7 @@ static Value eval_attr(Ev *ev, const AstExpr *e) {
 
 /* ---- expressions ---- */
 
-Value ev_expr(Ev *ev, const AstExpr *e) {
+static Value expr(Ev *ev, const AstExpr *e) {
   switch (e->kind) {
   case EX_INT: return ev_int(e->ival);
   case EX_FLOAT: return ev_float(e->fval);
@@ -352,7 +354,7 @@ Value ev_expr(Ev *ev, const AstExpr *e) {
   case EX_STR: return ev_str(e->str);
   case EX_NAME: return ev_lookup(ev, e->str, e->loc, "name");
   case EX_LIST: {
-    ValList *l = ev_list_new(ev, e->list.n);
+    ValList *l = ev_list_new(ev, e->list.n, e->loc);
     for (int i = 0; i < e->list.n; i++) l->v[i] = ev_expr(ev, e->list.v[i]);
     return ev_list(l);
   }
@@ -376,4 +378,11 @@ Value ev_expr(Ev *ev, const AstExpr *e) {
   case EX_WITH: return ev_with_expr(ev, e);
   }
   ev_error(ev, e->loc, "internal error: expression kind %d", (int)e->kind);
+}
+
+Value ev_expr(Ev *ev, const AstExpr *e) {
+  ev_enter(ev, e->loc);
+  Value v = expr(ev, e);
+  ev_leave(ev);
+  return v;
 }

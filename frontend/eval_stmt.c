@@ -103,6 +103,24 @@ static void initializer(Ev *ev, const AstExpr *e, IrInitKind *kind, double *a, d
   }
 }
 
+/* The parameter name scope.NAME, and the graph's PARAM or STATE node of
+ * that name (NULL if there is none yet: then the new node must be entered
+ * in ev->params). The index keeps declaring N parameters O(N): the
+ * graph's own search (ir_param) is linear in the parameters it has. */
+static EvGlobal *param_slot(Ev *ev, const AstStmt *s, const char **full) {
+  *full = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, s->name) : s->name;
+  ev_charge(ev, (int64_t)strlen(*full), s->loc);
+  EvGlobal *slot = ev_global_find(&ev->params, *full);
+  if (!slot && ev->g->nparam >= FE_MAX_PARAMS) ev_error(ev, s->loc, FE_MSG_PARAMS, FE_MAX_PARAMS);
+  return slot;
+}
+
+/* Enters the new PARAM or STATE node 'id' in the index. */
+static void param_enter(Ev *ev, const char *full, int id) {
+  EvGlobal *slot = ev_global_put(ev->arena, &ev->params, full);
+  slot->v = ev_tensor(id);
+}
+
 /* param NAME: shape = init — a PARAM node named scope.NAME, bound to NAME. */
 static void exec_param(Ev *ev, const AstStmt *s) {
   IrGraph *g = ev_graph(ev, s->loc, "param");
@@ -111,8 +129,10 @@ static void exec_param(Ev *ev, const AstStmt *s) {
   IrInitKind kind;
   double a, b;
   initializer(ev, s->b, &kind, &a, &b);
-  const char *full = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, s->name) : s->name;
-  int id = ev_check(ev, ir_param(g, full, shape, kind, a, b, s->loc), s->loc);
+  const char *full;
+  const EvGlobal *had = param_slot(ev, s, &full);
+  int id = ev_check(ev, ir_param_indexed(g, had ? had->v.t : -1, full, shape, kind, a, b, s->loc), s->loc);
+  if (!had) param_enter(ev, full, id);
   ev_local_set(ev, s->name, ev_tensor(id));
 }
 
@@ -123,8 +143,10 @@ static void exec_state(Ev *ev, const AstStmt *s) {
   IrGraph *g = ev_graph(ev, s->loc, "state");
   const char *what = fe_arena_printf(ev->arena, "the shape of state '%s'", s->name);
   IrShape shape = ev_to_shape(ev, ev_expr(ev, s->a), s->a->loc, what);
-  const char *full = *ev->scope ? fe_arena_printf(ev->arena, "%s.%s", ev->scope, s->name) : s->name;
-  int id = ev_check(ev, ir_state(g, full, shape, s->loc), s->loc);
+  const char *full;
+  const EvGlobal *had = param_slot(ev, s, &full);
+  int id = ev_check(ev, ir_state_indexed(g, had ? had->v.t : -1, full, shape, s->loc), s->loc);
+  if (!had) param_enter(ev, full, id);
   g->node[id].attr.transient = true;
   ev_local_set(ev, s->name, ev_tensor(id));
 }
@@ -163,6 +185,9 @@ static WithScope with_enter(Ev *ev, const AstPath *p, SrcLoc loc) {
     }
     path = *path ? fe_arena_printf(ev->arena, "%s.%s", path, piece) : piece;
   }
+  size_t len = strlen(path);
+  if (len > FE_MAX_STR_LEN) ev_error(ev, loc, FE_MSG_SCOPE_LEN, (long long)len, FE_MAX_STR_LEN);
+  ev_charge(ev, (int64_t)(len + strlen(w.shown)), loc);
   ev->scope = path;
   return w;
 }
@@ -233,7 +258,13 @@ static Flow exec_for(Ev *ev, const AstStmt *s) {
   if (s->b) {
     int64_t lo = ev_to_int(ev, ev_expr(ev, s->a), s->a->loc, "the start of a range");
     int64_t hi = ev_to_int(ev, ev_expr(ev, s->b), s->b->loc, "the end of a range");
+    /* Each iteration is a step (an empty body too): a range longer than
+     * the steps left is refused before it starts. */
+    int64_t n;
+    if (hi > lo && (__builtin_sub_overflow(hi, lo, &n) || n > FE_MAX_STEPS - ev->steps))
+      ev_error(ev, s->loc, FE_MSG_LOOP_STEPS, (unsigned long long)hi - (unsigned long long)lo, FE_MAX_STEPS);
     for (int64_t i = lo; i < hi; i++) {
+      ev_step(ev, s->loc);
       ev_local_set(ev, s->name, ev_int(i));
       if (exec_block(ev, &s->body) == FLOW_RETURN) return FLOW_RETURN;
     }
@@ -243,14 +274,14 @@ static Flow exec_for(Ev *ev, const AstStmt *s) {
   if (l.kind != V_LIST)
     ev_error(ev, s->a->loc, "`for %s in` needs a list or a range a..b, got %s", s->name, ev_describe(ev, l));
   for (int i = 0; i < l.list->n; i++) {
+    ev_step(ev, s->loc);
     ev_local_set(ev, s->name, l.list->v[i]);
     if (exec_block(ev, &s->body) == FLOW_RETURN) return FLOW_RETURN;
   }
   return FLOW_NEXT;
 }
 
-static Flow exec_stmt(Ev *ev, const AstStmt *s) {
-  ev_step(ev, s->loc);
+static Flow stmt(Ev *ev, const AstStmt *s) {
   switch (s->kind) {
   case ST_ASSIGN: ev_local_set(ev, s->name, ev_expr(ev, s->a)); return FLOW_NEXT;
   case ST_AUG: {
@@ -276,6 +307,14 @@ static Flow exec_stmt(Ev *ev, const AstStmt *s) {
   return FLOW_NEXT;
 }
 
+static Flow exec_stmt(Ev *ev, const AstStmt *s) {
+  ev_step(ev, s->loc);
+  ev_enter(ev, s->loc);
+  Flow f = stmt(ev, s);
+  ev_leave(ev);
+  return f;
+}
+
 static Flow exec_block(Ev *ev, const AstBlock *b) {
   for (int i = 0; i < b->n; i++)
     if (exec_stmt(ev, b->v[i]) == FLOW_RETURN) return FLOW_RETURN;
@@ -296,8 +335,7 @@ static const IrCallSite *push_call(Ev *ev, SrcLoc at) {
 }
 
 Value ev_call_def(Ev *ev, const AstDef *def, EvCall *c) {
-  if (ev->depth >= EV_MAX_DEPTH)
-    ev_error(ev, c->loc, "more than %d nested calls: does '%s' call itself without end?", EV_MAX_DEPTH, def->name);
+  if (ev->depth >= FE_MAX_CALL_DEPTH) ev_error(ev, c->loc, FE_MSG_CALL_DEPTH, FE_MAX_CALL_DEPTH, def->name);
   int n = def->params.n;
   const char **names = fe_arena_alloc(ev->arena, (size_t)(n ? n : 1) * sizeof *names);
   for (int i = 0; i < n; i++) names[i] = def->params.v[i].name;
@@ -359,7 +397,8 @@ void ev_lower_entry(Ev *ev, const AstDef *def) {
   for (int i = 0; i < def->params.n; i++) {
     const AstParam *p = &def->params.v[i];
     IrShape s = ev_type_shape(ev, p->type);
-    int id = ev_check(ev, ir_input(g, p->name, p->type->dtype, s, p->loc), p->loc);
+    /* The loader checked that the names differ (check_params). */
+    int id = ev_check(ev, ir_input_indexed(g, p->name, p->type->dtype, s, p->loc), p->loc);
     ev_local_set(ev, p->name, ev_tensor(id));
   }
   exec_block(ev, &def->body);

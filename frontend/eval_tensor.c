@@ -16,8 +16,7 @@ IrGraph *ev_graph(Ev *ev, SrcLoc loc, const char *what) {
 
 int ev_check(Ev *ev, int id, SrcLoc loc) {
   if (id < 0) ev_error(ev, loc, "%s", ev->g->error[0] ? ev->g->error : "the graph builder refused this operation");
-  if (ev->g->n > EV_MAX_NODES)
-    ev_error(ev, loc, "the traced graph has more than %d nodes (a loop far too long?)", EV_MAX_NODES);
+  if (ev->g->n > FE_MAX_NODES) ev_error(ev, loc, FE_MSG_NODES, FE_MAX_NODES);
   return id;
 }
 

@@ -14,6 +14,7 @@ bool ev_protect(Ev *ev, void (*fn)(Ev *ev, void *ud), void *ud) {
   jmp_buf here;
   jmp_buf *outer = ev->jmp;
   ev->jmp = &here;
+  if (!ev->stack_base) ev->stack_base = (uintptr_t)__builtin_frame_address(0); /* the outermost call's */
   bool ok = setjmp(here) == 0;
   if (ok) fn(ev, ud);
   ev->jmp = outer;
@@ -43,9 +44,19 @@ void ev_error(Ev *ev, SrcLoc loc, const char *fmt, ...) {
 }
 
 void ev_step(Ev *ev, SrcLoc loc) {
-  if (++ev->steps > EV_MAX_STEPS)
-    ev_error(ev, loc, "evaluation takes more than %d steps (a loop that never ends, or one far too long?)",
-             EV_MAX_STEPS);
+  if (++ev->steps > FE_MAX_STEPS) ev_error(ev, loc, FE_MSG_STEPS, FE_MAX_STEPS);
+}
+
+void ev_charge(Ev *ev, int64_t bytes, SrcLoc loc) {
+  ev->value_bytes += bytes;
+  if (ev->value_bytes > FE_MAX_VALUE_BYTES) ev_error(ev, loc, FE_MSG_VALUE_BYTES, FE_MAX_VALUE_BYTES >> 20);
+}
+
+void ev_enter(Ev *ev, SrcLoc loc) {
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+  uintptr_t used = !ev->stack_base ? 0 : here < ev->stack_base ? ev->stack_base - here : here - ev->stack_base;
+  if (++ev->nest > FE_MAX_EVAL_NEST || used > FE_MAX_EVAL_STACK)
+    ev_error(ev, loc, FE_MSG_EVAL_NEST, FE_MAX_EVAL_NEST, FE_MAX_EVAL_STACK >> 10);
 }
 
 /* ---- values ---- */
@@ -59,10 +70,22 @@ Value ev_tensor(int id) { return (Value){.kind = V_TENSOR, .t = id}; }
 Value ev_dtype(IrDType t) { return (Value){.kind = V_DTYPE, .dtype = t}; }
 Value ev_list(const ValList *l) { return (Value){.kind = V_LIST, .list = l}; }
 
-ValList *ev_list_new(Ev *ev, int n) {
+ValList *ev_list_new(Ev *ev, int64_t n, SrcLoc loc) {
+  if (n > FE_MAX_LIST_LEN) ev_error(ev, loc, FE_MSG_LIST_LEN, (long long)n, FE_MAX_LIST_LEN);
+  ev_charge(ev, n * (int64_t)sizeof(Value), loc);
   ValList *l = fe_arena_alloc(ev->arena, sizeof *l + (size_t)n * sizeof(Value));
-  l->n = n;
+  l->n = (int)n;
   return l;
+}
+
+const char *ev_str_concat(Ev *ev, const char *a, const char *b, SrcLoc loc) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la + lb > FE_MAX_STR_LEN) ev_error(ev, loc, FE_MSG_STR_LEN, (long long)(la + lb), FE_MAX_STR_LEN);
+  ev_charge(ev, (int64_t)(la + lb + 1), loc);
+  char *s = fe_arena_alloc(ev->arena, la + lb + 1);
+  memcpy(s, a, la);
+  memcpy(s + la, b, lb + 1);
+  return s;
 }
 
 bool ev_is_number(Value v) { return v.kind == V_INT || v.kind == V_FLOAT; }
@@ -168,13 +191,44 @@ EvGlobal *ev_global_put(FeArena *a, EvGlobals *gl, const char *name) {
   }
 }
 
-/* ---- locals ---- */
+/* ---- locals: a list per frame, indexed by a hash once it is long ---- */
+
+/* Frames with more locals than this get an index (a search of a few is
+ * as fast); without one, N locals would cost O(N^2) to bind. */
+#define LOCALS_INDEXED 32
+
+static void index_add(EvFrame *f, int i) {
+  uint32_t mask = (uint32_t)f->slot_cap - 1;
+  uint32_t h = hash(f->name[i]) & mask;
+  while (f->slot[h]) h = (h + 1) & mask;
+  f->slot[h] = i + 1;
+  f->slot_used++;
+}
+
+/* (Re)builds f's index of its n locals, with room for as many again. */
+static void index_build(Ev *ev, EvFrame *f) {
+  int cap = 64;
+  while (cap < 4 * (f->n + 1)) cap *= 2;
+  f->slot = fe_arena_alloc(ev->arena, (size_t)cap * sizeof *f->slot);
+  memset(f->slot, 0, (size_t)cap * sizeof *f->slot);
+  f->slot_cap = cap;
+  f->slot_used = 0;
+  for (int i = 0; i < f->n; i++) index_add(f, i);
+}
 
 Value *ev_local_find(Ev *ev, const char *name) {
   EvFrame *f = ev->frame;
   if (!f) return NULL;
-  for (int i = f->n - 1; i >= 0; i--)
-    if (strcmp(f->name[i], name) == 0) return &f->val[i];
+  if (!f->slot) {
+    for (int i = f->n - 1; i >= 0; i--)
+      if (strcmp(f->name[i], name) == 0) return &f->val[i];
+    return NULL;
+  }
+  uint32_t mask = (uint32_t)f->slot_cap - 1;
+  for (uint32_t h = hash(name) & mask; f->slot[h]; h = (h + 1) & mask) {
+    int i = f->slot[h] - 1;
+    if (i < f->n && strcmp(f->name[i], name) == 0) return &f->val[i];
+  }
   return NULL;
 }
 
@@ -190,6 +244,10 @@ void ev_local_set(Ev *ev, const char *name, Value v) {
   n = f->n;
   FE_PUSH(ev->arena, f->val, n, v);
   f->n = n;
+  if (f->slot && 2 * (f->slot_used + 1) <= f->slot_cap)
+    index_add(f, n - 1);
+  else if (f->slot || n > LOCALS_INDEXED)
+    index_build(ev, f);
 }
 
 /* Edit distance, for "did you mean". */
@@ -213,18 +271,23 @@ static int distance(const char *a, const char *b) {
   return row[lb];
 }
 
-/* The known name nearest to 'name', or NULL if none is close. */
-static const char *suggest(Ev *ev, const char *name) {
+static bool is_callable(Value v) { return v.kind == V_FUNC || v.kind == V_BUILTIN; }
+
+/* The known name nearest to 'name', or NULL if none is close. For a call
+ * ('callable'), only names of functions: never None, f32 or a number. */
+static const char *suggest(Ev *ev, const char *name, bool callable) {
   int limit = strlen(name) <= 3 ? 1 : 2, best = limit + 1;
   const char *pick = NULL;
   if (ev->frame)
     for (int i = 0; i < ev->frame->n; i++) {
+      if (callable && !is_callable(ev->frame->val[i])) continue;
       int d = distance(name, ev->frame->name[i]);
       if (d < best) best = d, pick = ev->frame->name[i];
     }
   for (int i = 0; i < ev->globals->cap; i++) {
     const EvGlobal *g = &ev->globals->slot[i];
     if (!g->name || (g->kind == G_CONFIG && !g->ready)) continue;
+    if (callable && !(g->ready && is_callable(g->v))) continue;
     int d = distance(name, g->name);
     if (d < best || (d == best && pick && strcmp(g->name, pick) < 0)) best = d, pick = g->name;
   }
@@ -254,7 +317,7 @@ Value ev_lookup(Ev *ev, const char *name, SrcLoc loc, const char *what) {
                "or take the block's value: %s = with %s { ... }",
                name, e->path, e->with.line, name, e->path);
   }
-  const char *near = suggest(ev, name);
+  const char *near = suggest(ev, name, strcmp(what, "function") == 0);
   if (near) ev_error(ev, loc, "unknown %s '%s' (did you mean '%s'?)", what, name, near);
   ev_error(ev, loc, "unknown %s '%s'", what, name);
 }

@@ -3,10 +3,13 @@
  * that need every file: duplicate definitions and entry signatures (see
  * program.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "frontend/diag.h"
 #include "frontend/parse.h"
@@ -37,17 +40,39 @@ static bool fail(Loader *L, SrcLoc loc, SrcLoc note, const char *fmt, ...) {
 static const SrcLoc NO_LOC = {NULL, 0, 0};
 
 /* The whole file in the arena; NULL with *why saying what went wrong if it
- * cannot be read or is not text. */
+ * cannot be read, is not a regular file, is too large or is not text.
+ * The file is opened without blocking (a FIFO would wait for a writer)
+ * and checked with fstat before anything is read from it. */
 static char *read_text(FeArena *a, const char *path, const char **why) {
-  FILE *f = fopen(path, "rb");
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *why = strerror(errno);
+    return NULL;
+  }
+  struct stat st;
+  const char *refuse = NULL;
+  if (fstat(fd, &st) != 0)
+    refuse = strerror(errno);
+  else if (!S_ISREG(st.st_mode))
+    refuse = FE_MSG_NOT_REGULAR;
+  else if (st.st_size > FE_MAX_SOURCE_BYTES)
+    refuse = fe_arena_printf(a, FE_MSG_SOURCE_BYTES, (long long)st.st_size, FE_MAX_SOURCE_BYTES >> 20);
+  if (refuse) {
+    close(fd);
+    *why = refuse;
+    return NULL;
+  }
+  FILE *f = fdopen(fd, "rb");
   if (!f) {
     *why = strerror(errno);
+    close(fd);
     return NULL;
   }
   FeBuf b = {0};
   char chunk[4096];
   size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) fe_buf_putn(&b, chunk, n);
+  /* The size was checked, but a file may grow while it is read. */
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.n <= FE_MAX_SOURCE_BYTES) fe_buf_putn(&b, chunk, n);
   bool bad = ferror(f);
   int e = errno;
   fclose(f);
@@ -56,6 +81,8 @@ static char *read_text(FeArena *a, const char *path, const char **why) {
   char *copy = NULL;
   if (bad) {
     *why = strerror(e);
+  } else if (len > FE_MAX_SOURCE_BYTES) {
+    *why = fe_arena_printf(a, FE_MSG_SOURCE_BYTES, (long long)len, FE_MAX_SOURCE_BYTES >> 20);
   } else if (memchr(text, 0, len)) {
     *why = "the file contains a NUL byte (is it a text file?)";
   } else {
@@ -185,11 +212,14 @@ static bool check_config(Loader *L, AstConfig *c) {
 }
 
 static bool check_params(Loader *L, const AstDef *d) {
-  for (int i = 0; i < d->params.n; i++)
-    for (int j = 0; j < i; j++)
-      if (strcmp(d->params.v[i].name, d->params.v[j].name) == 0)
-        return fail(L, d->params.v[i].loc, NO_LOC, "parameter '%s' of '%s' is declared twice", d->params.v[i].name,
-                    d->name);
+  EvGlobals seen = {0}; /* by name: N parameters in O(N) */
+  for (int i = 0; i < d->params.n; i++) {
+    EvGlobal *g = ev_global_put(&L->p->arena, &seen, d->params.v[i].name);
+    if (g->ready)
+      return fail(L, d->params.v[i].loc, NO_LOC, "parameter '%s' of '%s' is declared twice", d->params.v[i].name,
+                  d->name);
+    g->ready = true;
+  }
   return true;
 }
 

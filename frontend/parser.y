@@ -15,7 +15,8 @@
 
 %code top {
 /* The parser's stack bounds the nesting of brackets and blocks. */
-#define YYMAXDEPTH 5000
+#include "frontend/fe_limits.h"
+#define YYMAXDEPTH FE_MAX_PARSE_DEPTH
 }
 %param {yyscan_t scanner}
 %parse-param {ParseState *ps}
@@ -448,8 +449,8 @@ static AstType *make_type(ParseState *ps, const char *name, SrcLoc loc, AstExprV
 
 static bool nested(ParseState *ps, AstExpr *e) {
   ast_set_depth(e);
-  if (e->depth <= AST_MAX_DEPTH) return true;
-  parse_error(ps, e->loc, "expression nested too deeply (more than %d levels)", AST_MAX_DEPTH);
+  if (e->depth <= FE_MAX_EXPR_DEPTH) return true;
+  parse_error(ps, e->loc, FE_MSG_EXPR_DEPTH, FE_MAX_EXPR_DEPTH);
   return false;
 }
 
@@ -508,8 +509,7 @@ static void yyerror(YYLTYPE *loc, yyscan_t scanner, ParseState *ps, const char *
   (void)scanner;
   /* The only message that reaches here is bison's stack overflow. */
   if (strcmp(msg, "memory exhausted") == 0)
-    parse_error(ps, LOC(*loc), "the program nests too deeply here (brackets and blocks, %d levels of parsing)",
-                YYMAXDEPTH);
+    parse_error(ps, LOC(*loc), FE_MSG_PARSE_DEPTH, FE_MAX_PARSE_DEPTH);
   else
     parse_error(ps, LOC(*loc), "%s", msg);
 }

@@ -65,9 +65,6 @@ typedef struct {
 static FeProgram *load(const char *path, const char *text, const FeOptions *opt, const FeProgram *parent,
                        char **err);
 
-/* Modules nest at most this deep (a.dal imports b.dal as b, which imports ...). */
-#define MAX_MODULE_DEPTH 16
-
 /* `import "path" as NAME`: the file becomes a program of its own with the
  * importer's config (by name) and batch size, reached as NAME.x; its
  * parameters are named NAME.<their name>. */
@@ -78,7 +75,7 @@ static void load_module(Ev *ev, FeProgram *p, const AstItem *it) {
   for (const FeProgram *q = p; q; q = q->parent, depth++)
     if (q->nfiles > 0 && strcmp(q->files[0].real, want) == 0)
       ev_error(ev, it->loc, "module cycle: '%s' imports itself (through its modules)", it->import);
-  if (depth > MAX_MODULE_DEPTH) ev_error(ev, it->loc, "modules nest more than %d deep", MAX_MODULE_DEPTH);
+  if (depth > FE_MAX_MODULE_DEPTH) ev_error(ev, it->loc, FE_MSG_MODULE_DEPTH, FE_MAX_MODULE_DEPTH);
   const EvGlobal *b = ev_global_find(ev->globals, "B");
   FeOptions o = {.config = p->selected >= 0 ? p->configs[p->selected]->name : NULL,
                  .batch = b && b->ready ? b->v.i : 0};

@@ -29,24 +29,50 @@ static bool broadcast_shapes(const IrShape *a, const IrShape *b, IrShape *out) {
   return true;
 }
 
-int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc) {
+/* An INPUT: 'indexed' skips the search for a duplicate name. */
+static int input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc, bool indexed) {
   IrAttr a;
   memset(&a, 0, sizeof a);
   a.dtype = t;
   a.shape = s;
-  return ir_build_named(g, OP_INPUT, NULL, 0, &a, loc, name);
+  return indexed ? ir_build_copied(g, OP_INPUT, NULL, 0, &a, loc, name)
+                 : ir_build_named(g, OP_INPUT, NULL, 0, &a, loc, name);
 }
 
-int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double lo, double hi, SrcLoc loc) {
+int ir_input(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc) {
+  return input(g, name, t, s, loc, false);
+}
+
+int ir_input_indexed(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc) {
+  if (!name) return ir_input(g, name, t, s, loc); /* its error */
+  return input(g, name, t, s, loc, true);
+}
+
+/* The PARAM or STATE (op) called 'name' in g: node 'had' if it is one
+ * already (the shapes must agree), else a new node. 'indexed': the caller
+ * found 'had' by its own index, so g is not searched. */
+static int leaf(IrGraph *g, IrOp op, int had, const char *name, IrShape s, const IrAttr *a, SrcLoc loc,
+                bool indexed) {
   if (!g) return -1;
-  for (int i = 0; name && i < g->nparam; i++) {
-    const IrNode *p = &g->node[g->param[i]];
-    if (strcmp(p->name, name) != 0) continue;
-    if (ir_shape_eq(&p->shape, &s)) return g->param[i];
+  for (int i = 0; !indexed && name && i < g->nparam && had < 0; i++)
+    if (strcmp(g->node[g->param[i]].name, name) == 0) had = g->param[i];
+  if (had >= 0) {
+    if (!ir_graph_has(g, had)) return ir_graph_fail(g, loc, "%s \"%s\": %%%d is not a node", ir_op_name(op), name, had);
+    const IrNode *p = &g->node[had];
     char was[160], now[160];
-    return ir_graph_fail(g, loc, "param \"%s\": shape %s differs from its earlier use as %s", name,
-                         ir_shape_str(&s, now, sizeof now), ir_shape_str(&p->shape, was, sizeof was));
+    if (op == OP_PARAM && ir_shape_eq(&p->shape, &s)) return had;
+    if (op == OP_PARAM)
+      return ir_graph_fail(g, loc, "param \"%s\": shape %s differs from its earlier use as %s", name,
+                           ir_shape_str(&s, now, sizeof now), ir_shape_str(&p->shape, was, sizeof was));
+    if (p->op == OP_STATE && ir_shape_eq(&p->shape, &s)) return had;
+    return ir_graph_fail(g, loc, "state \"%s\": %s %s clashes with the earlier %s %s", name, "shape",
+                         ir_shape_str(&s, now, sizeof now), ir_op_name(p->op), ir_shape_str(&p->shape, was, sizeof was));
   }
+  if (indexed && name) return ir_build_copied(g, op, NULL, 0, a, loc, name);
+  return ir_build_named(g, op, NULL, 0, a, loc, name);
+}
+
+static IrAttr param_attr(IrShape s, IrInitKind init, double lo, double hi) {
   IrAttr a;
   memset(&a, 0, sizeof a);
   a.dtype = IR_F32;
@@ -54,24 +80,28 @@ int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double lo
   a.init = init;
   a.init_a = lo;
   a.init_b = hi;
-  return ir_build_named(g, OP_PARAM, NULL, 0, &a, loc, name);
+  return a;
+}
+
+int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double lo, double hi, SrcLoc loc) {
+  IrAttr a = param_attr(s, init, lo, hi);
+  return leaf(g, OP_PARAM, -1, name, s, &a, loc, false);
+}
+
+int ir_param_indexed(IrGraph *g, int had, const char *name, IrShape s, IrInitKind init, double lo, double hi,
+                     SrcLoc loc) {
+  IrAttr a = param_attr(s, init, lo, hi);
+  return leaf(g, OP_PARAM, had, name, s, &a, loc, true);
 }
 
 int ir_state(IrGraph *g, const char *name, IrShape s, SrcLoc loc) {
-  if (!g) return -1;
-  for (int i = 0; name && i < g->nparam; i++) {
-    const IrNode *p = &g->node[g->param[i]];
-    if (strcmp(p->name, name) != 0) continue;
-    if (p->op == OP_STATE && ir_shape_eq(&p->shape, &s)) return g->param[i];
-    char was[160], now[160];
-    return ir_graph_fail(g, loc, "state \"%s\": %s %s clashes with the earlier %s %s", name, "shape",
-                         ir_shape_str(&s, now, sizeof now), ir_op_name(p->op), ir_shape_str(&p->shape, was, sizeof was));
-  }
-  IrAttr a;
-  memset(&a, 0, sizeof a);
-  a.dtype = IR_F32;
-  a.shape = s;
-  return ir_build_named(g, OP_STATE, NULL, 0, &a, loc, name);
+  IrAttr a = param_attr(s, IR_INIT_ZEROS, 0, 0);
+  return leaf(g, OP_STATE, -1, name, s, &a, loc, false);
+}
+
+int ir_state_indexed(IrGraph *g, int had, const char *name, IrShape s, SrcLoc loc) {
+  IrAttr a = param_attr(s, IR_INIT_ZEROS, 0, 0);
+  return leaf(g, OP_STATE, had, name, s, &a, loc, true);
 }
 
 int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc) {

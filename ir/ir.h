@@ -213,6 +213,15 @@ int ir_param(IrGraph *g, const char *name, IrShape s, IrInitKind init, double a,
 /* Persistent non-trainable state (zeros at start); returns the existing
  * node if one of that name is in g (error if its shape differs). */
 int ir_state(IrGraph *g, const char *name, IrShape s, SrcLoc loc);
+/* ir_input, ir_param and ir_state for a caller that keeps its own index of
+ * the names (the frontend): no search of g's leaves, which is linear in
+ * their number and so quadratic over a graph with many. 'had' is the node
+ * already called 'name' (its shape is checked as ir_param / ir_state do),
+ * or -1: then the caller vouches that no leaf of g has that name. */
+int ir_input_indexed(IrGraph *g, const char *name, IrDType t, IrShape s, SrcLoc loc);
+int ir_param_indexed(IrGraph *g, int had, const char *name, IrShape s, IrInitKind init, double a, double b,
+                     SrcLoc loc);
+int ir_state_indexed(IrGraph *g, int had, const char *name, IrShape s, SrcLoc loc);
 /* After a step, 'target' (PARAM or STATE) becomes 'value'. -1 on misuse. */
 int ir_add_update(IrGraph *g, int target, int value, SrcLoc loc);
 int ir_const(IrGraph *g, IrDType t, IrShape s, double value, SrcLoc loc);

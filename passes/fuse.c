@@ -82,6 +82,7 @@ static void fuser_free(Fuser *f) {
     for (int v = 0; v < f->n; v++) free(f->ban[v]);
   free(f->ban);
   free(f->grp);
+  free(f->inmark);
   free(f->lvl);
   free(f->ident);
   free(f->seen[0]);
@@ -103,13 +104,14 @@ static bool fuser_init(Fuser *f, const IrGraph *g, const FuseOptions *o) {
   f->rowred = calloc(nn, sizeof *f->rowred);
   f->ban = calloc(nn, sizeof *f->ban);
   f->grp = calloc(nn, sizeof *f->grp);
+  f->inmark = calloc(nn, sizeof *f->inmark);
   f->lvl = calloc(nn, sizeof *f->lvl);
   f->ident = calloc(nn, sizeof *f->ident);
   f->seen[0] = calloc(nn, sizeof *f->seen[0]);
   f->seen[1] = calloc(nn, sizeof *f->seen[1]);
   f->stack = calloc(2 * nn, sizeof *f->stack);
   f->joined_by = calloc(nn, sizeof *f->joined_by);
-  if (!f->use_off || !f->must_out || !f->freev || !f->rowred || !f->ban || !f->grp || !f->lvl || !f->ident ||
+  if (!f->use_off || !f->must_out || !f->freev || !f->rowred || !f->ban || !f->grp || !f->inmark || !f->lvl || !f->ident ||
       !f->seen[0] || !f->seen[1] || !f->stack || !f->joined_by)
     return false;
   int nuse = 0;
@@ -168,7 +170,7 @@ static bool ban_unfinished(Fuser *f) {
 
 static void run_round(Fuser *f) {
   free_round(f);
-  for (int v = 0; v < f->n; v++) f->grp[v] = -1, f->joined_by[v] = -1;
+  for (int v = 0; v < f->n; v++) f->grp[v] = -1, f->joined_by[v] = -1, f->inmark[v] = 0;
   for (int p = f->n - 1; p >= 0 && !f->oom; p--) fuse_place(f, p);
 }
 

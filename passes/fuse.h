@@ -86,6 +86,7 @@ typedef enum {
   FUSE_RULE_ROWS_IN_ORDER,   /* nothing per row is permuted, sliced or gathered */
   FUSE_RULE_DATA_DEPENDENT,  /* gather tables and indices are read from memory */
   FUSE_RULE_EPILOGUE_SHAPE,  /* an opaque op's epilogue is elementwise at its shape */
+  FUSE_RULE_KERNEL_INPUTS,   /* a kernel reads at most FUSE_MAX_INPUTS buffers */
   FUSE_RULE_COUNT
 } FuseRule;
 
@@ -196,6 +197,11 @@ void fuse_plan_free(FusePlan *p);
  * weight gradient anyway (a second reader), so the kernel and buffer stay.
  * Sets p->ln_into (allocating it); returns how many were folded, -1 if out
  * of memory. */
+/* Rule kernel-inputs: the buffers one kernel may read (the models' kernels
+ * read at most 8). LLVM's compile time grows with the square of a kernel's
+ * loads: a loop adding up N parameters, one kernel, took minutes. */
+#define FUSE_MAX_INPUTS 256
+
 #define FUSE_LN_MAX_ROWS 32
 #define FUSE_LN_MAX_ELEMS 8192 /* rows x features: 32 KiB, L1 (RT_GEMM_LN_MAX_ELEMS) */
 int fuse_ln_prologue(const IrGraph *g, FusePlan *p);

@@ -28,6 +28,9 @@ typedef struct {
   int nshuffle;  /* ELEM members not at the loop's own index */
   int nnonepi;   /* ELEM members an opaque op's epilogue may not contain */
   int *mem, nmem, memcap;       /* members, in the order they joined */
+  int nin;       /* its inputs (nodes members read, not members): rule
+                    kernel-inputs (see Fuser.inmark); -1 after a sibling
+                    merge: not counted */
   int *cross, ncross, crosscap; /* BROADCAST / ONEHOT members whose input is a row value */
 } FuseGrowing;
 
@@ -54,6 +57,9 @@ typedef struct {
 
   /* One round's state. */
   int *grp;          /* group of each placed node, -1 before */
+  int *inmark;       /* 1 + the group node v was last counted as an input of
+                        (FuseGrowing.nin): a fast path, as v may be an input
+                        of several groups */
   FuseLevel *lvl;
   bool *ident;       /* evaluated at the loop's own flat index (ELEM or ROW) */
   FuseGrowing *gs;

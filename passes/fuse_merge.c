@@ -116,6 +116,9 @@ bool fuse_merge_siblings(Fuser *f, int p, char *why, size_t size) {
       ok = false;
     }
   }
+  /* Rule kernel-inputs does not count a merged kernel's inputs (nin -1):
+   * it bounds chains of joins, and leaves sibling merges as they were. */
+  f->gs[m.into].nin = -1;
   if (ok) {
     f->merging = true; /* the join is the merge's: rule siblings allows it */
     ok = fuse_try_join(f, p, m.into, why, size);

@@ -60,6 +60,9 @@ const FuseRuleInfo fuse_rule_info[FUSE_RULE_COUNT] = {
                                   "gather tables and indices read at run-time positions come from memory"},
     [FUSE_RULE_EPILOGUE_SHAPE] = {"epilogue-shape", false, true,
                                   "an opaque op's epilogue is elementwise at its output shape, nothing else"},
+    [FUSE_RULE_KERNEL_INPUTS] = {"kernel-inputs", false, true,
+                                 "a kernel grown by joins reads at most 256 buffers (compile time grows with "
+                                 "the square of a kernel's loads)"},
     [FUSE_RULE_WINO_SHARE_U] = {"wino-share-u", true, false,
                                 "(codegen) a Winograd F(2x2,3x3) conv reads the weight transform U of an earlier "
                                 "one on the same weight (a training step's input gradient its forward's, transposed) "

@@ -366,6 +366,18 @@ static FuseRule join_rule(const Fuser *f, int p, const FuseGrowing *G, FuseLevel
   return FUSE_RULE_ELEMENTWISE;
 }
 
+/* Is q read by a member of group gi (so counted in its nin already)? The
+ * mark answers yes at once; else q's first consumers are looked at (a
+ * node read by very many is then taken as new: nin stays an upper bound). */
+static bool read_by(const Fuser *f, int q, int gi) {
+  if (f->inmark[q] == gi + 1) return true;
+  int b = f->use_off[q], e = f->use_off[q + 1];
+  if (e - b > 4 * FUSE_MAX_INPUTS) e = b + 4 * FUSE_MAX_INPUTS;
+  for (int k = b; k < e; k++)
+    if (f->grp[f->use[k].node] == gi) return true;
+  return false;
+}
+
 /* Tries to put p into group gi (every consumer of p is in it). On refusal
  * writes why and returns false. Also used on a merged group (fuse_merge.c). */
 bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
@@ -514,6 +526,24 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
     }
   }
 
+  /* Rule (kernel inputs): joining, p stops being an input of the group and
+   * its operands become ones; past FUSE_MAX_INPUTS the kernel would be
+   * slow to compile. A group made by a sibling merge is not counted
+   * (nin -1, fuse_merge.c). */
+  const IrNode *pn = nd(f, p);
+  int grown = G->nin - 1; /* every consumer of p is a member: p was an input */
+  for (int k = 0; k < pn->nin; k++) {
+    int q = pn->in[k];
+    bool seen = read_by(f, q, gi);
+    for (int j = 0; j < k && !seen; j++) seen = pn->in[j] == q;
+    grown += !seen;
+  }
+  if (G->nin >= 0 && grown > FUSE_MAX_INPUTS && grown > G->nin) {
+    f->rule = FUSE_RULE_KERNEL_INPUTS;
+    snprintf(why, size, "the kernel would read %d buffers, more than %d", grown, FUSE_MAX_INPUTS);
+    return false;
+  }
+
   /* The switch that allows this join (FuseRule, fuse.h): off, it refuses. */
   FuseRule sw = join_rule(f, p, G, lv, target);
   if (!fuse_rule_on(&f->opt, sw)) {
@@ -529,6 +559,8 @@ bool fuse_try_join(Fuser *f, int p, int gi, char *why, size_t size) {
   f->ident[p] = id;
   fuse_add_member(f, gi, p);
   G = &f->gs[gi];
+  if (G->nin >= 0) G->nin = grown;
+  for (int k = 0; k < pn->nin; k++) f->inmark[pn->in[k]] = gi + 1;
   if (lv == FUSE_AT_ROW) G->nrow++;
   if (lv == FUSE_AT_ELEM && !id) G->nshuffle++;
   if (lv == FUSE_AT_ELEM && !ir_op_is_epilogue(op)) G->nnonepi++;
@@ -576,6 +608,9 @@ int fuse_new_group(Fuser *f, int v) {
   G->nrow = f->lvl[v] == FUSE_AT_ROW;
   G->nshuffle = 0;
   G->nnonepi = f->lvl[v] == FUSE_AT_ELEM && !ir_op_is_epilogue(op);
+  const IrNode *vn = nd(f, v);
+  for (int k = 0; k < vn->nin; k++)
+    if (f->inmark[vn->in[k]] != gi + 1) f->inmark[vn->in[k]] = gi + 1, G->nin++;
   fuse_add_member(f, gi, v);
   return gi;
 }

@@ -464,8 +464,11 @@ START_TEST(error_limits) {
   expect_error("@infer\ndef f(x: f32[2]) {\n  l = []\n  for i in 0..5000 { l = [l] }\n  if l == l { return x }\n  return x\n}\n",
                "f", "t.dal:5:8: error: ", "'==' on lists nested more than 1000 deep", 8);
   /* Long loops and huge graphs stop with a message too. */
+  expect_error("def f() {\n  k = 0\n  for i in 0..10000 { for j in 0..10000 { k += 1 } }\n  return k\n}\nlet a = f()\n",
+               NULL, "t.dal:", "evaluation takes more than 5000000 steps", 0);
+  /* A range longer than the steps left is refused before it starts. */
   expect_error("def f() {\n  k = 0\n  for i in 0..100000000 { k += 1 }\n  return k\n}\nlet a = f()\n", NULL,
-               "t.dal:", "evaluation takes more than 5000000 steps", 0);
+               "t.dal:3:3: error: ", "the loop runs 100000000 times, more than the 5000000 steps", 3);
 }
 END_TEST
 
@@ -1468,6 +1471,214 @@ START_TEST(global_numbers) {
 }
 END_TEST
 
+/* ---- issue 12: resource limits and the faults a hostile probe found ---- */
+
+/* An entry around 'body' (statements before `return x`), x: f32[4]. */
+static char *entry_src(const char *body) {
+  const char *head = "@infer\ndef f(x: f32[4]) -> f32[4] {\n", *tail = "  return x\n}\n";
+  char *s = malloc(strlen(head) + strlen(body) + strlen(tail) + 1);
+  sprintf(s, "%s%s%s", head, body, tail);
+  return s;
+}
+
+static void expect_entry_error(const char *body, const char *head, const char *fragment) {
+  char *src = entry_src(body);
+  char *err = error_of(src, "f");
+  check_diag(err, head, fragment, 0);
+  free(err);
+  free(src);
+}
+
+/* Row 1: a -1 after dimensions whose product overflows int64 was a SIGFPE. */
+START_TEST(limit_reshape_overflow) {
+  expect_entry_error("  y = reshape(x, [4294967296, 4294967296, -1])\n", "t.dal:3:18: error: ",
+                     "reshape: the target shape list [4294967296, 4294967296, -1] has more than 2^48 elements");
+  expect_entry_error("  y = reshape(x, [-1, 9223372036854775807, 2])\n", "t.dal:3:18: error: ", "more than 2^48 elements");
+  expect_entry_error("  y = reshape(x, [281474976710656, 2, -1])\n", "t.dal:3:18: error: ", "more than 2^48 elements");
+  /* Shapes the builder checks say the same. */
+  expect_entry_error("  y = zeros([4294967296, 4294967296])\n", "t.dal:3:7: error: ", "has more than 2^48 elements");
+  expect_entry_error("  y = broadcast_to(x, [65536, 65536, 65536, 4])\n", "t.dal:3:7: error: ",
+                     "has more than 2^48 elements");
+  expect_entry_error("  y = causal_mask(4294967296)\n", "t.dal:3:7: error: ", "has more than 2^48 elements");
+  expect_entry_error("  y = onehot(cast(x, i32), 9223372036854775807)\n", "t.dal:3:7: error: ", "more than 2^48 elements");
+  /* and a -1 that fits still works */
+  FeProgram *p = load_ok("@infer\ndef f(x: f32[4]) -> f32[2, 2] {\n  return reshape(x, [-1, 2])\n}\n");
+  IrGraph *g = lower_ok(p, "f");
+  expect_shape(&output(g)->shape, 2, 2, 2);
+  ir_graph_free(g);
+  fe_free(p);
+}
+END_TEST
+
+/* Row 2: lists and strings that double in a loop grew to gigabytes. */
+START_TEST(limit_lists_and_strings) {
+  expect_entry_error("  s = [1]\n  for i in 0..60 { s = s + s }\n", "t.dal:4:26: error: ",
+                     "a list of 16777216 elements is longer than the 10000000 a list may have");
+  expect_entry_error("  s = \"ab\"\n  for i in 0..60 { s = s + s }\n", "t.dal:4:26: error: ",
+                     "a string of 2097152 bytes is longer than the 1048576 a string may have");
+  expect_entry_error("  s = [1] * 10 ** 8\n", "t.dal:3:11: error: ", "list repetition too long");
+  expect_entry_error("  s = [1, 2] * 4611686018427387904\n", "t.dal:3:14: error: ", "list repetition too long");
+  expect_entry_error("  s = range(100000000)\n", "t.dal:3:7: error: ", "range of 100000000 elements is too long");
+  /* No list is too long, but copying a growing one each time adds up. */
+  expect_entry_error("  s = []\n  for i in 0..1000000 { s = s + [i] }\n", "t.dal:4:31: error: ",
+                     "the lists and strings built at compile time take more than 512 MiB in all");
+  /* Parameter name scopes are strings too. */
+  expect_entry_error("  s = \"a\"\n  for i in 0..20 { s = s + s }\n  with m[s] { with n[s] { param w: [1] = zeros() } }\n",
+                     "t.dal:5:3: error: ", "the parameter name scope has 1048578 bytes, more than the 1048576 a string may have");
+}
+END_TEST
+
+/* Row 4 (n_res = 2**62): an empty loop body ran for ever (no steps counted). */
+START_TEST(limit_loop_steps) {
+  expect_error("let n_res = 2 ** 62\ndef g(n) {\n  for i in 0..n { }\n  return 1\n}\nlet a = g(n_res)\n", NULL,
+               "t.dal:3:3: error: ", "the loop runs 4611686018427387904 times, more than the 5000000 steps", 3);
+  expect_error("def g() {\n  for i in -9223372036854775807 - 1..9223372036854775807 { }\n  return 1\n}\nlet a = g()\n",
+               NULL, "t.dal:2:3: error: ", "the loop runs 18446744073709551615 times", 3);
+  /* Iterations count even when the body is empty, and over a list too. */
+  expect_error("def g() {\n  l = range(10000)\n  for i in 0..1000 { for x in l { } }\n  return 1\n}\nlet a = g()\n", NULL,
+               "t.dal:", "evaluation takes more than 5000000 steps", 0);
+  expect_error("def g() {\n  for i in 0..4000 { for j in 0..4000 { } }\n  return 1\n}\nlet a = g()\n", NULL,
+               "t.dal:", "steps", 0);
+}
+END_TEST
+
+/* Deep recursion through deep expressions overflowed the C stack (each of
+ * the 200 calls allowed nests its 1,000-level expression). */
+START_TEST(limit_eval_nesting) {
+  for (int kind = 0; kind < 3; kind++) {
+    FeBuf b = {0};
+    fe_buf_puts(&b, "def id(v) { return v }\ndef g(n) {\n  return ");
+    int d = 990 / (kind == 1 ? 2 : 1);
+    for (int i = 0; i < d; i++) fe_buf_puts(&b, kind == 0 ? "[" : kind == 1 ? "id(" : "(1 + ");
+    fe_buf_puts(&b, "g(n + 1)");
+    for (int i = 0; i < d; i++) fe_buf_puts(&b, kind == 0 ? "]" : ")");
+    fe_buf_puts(&b, "\n}\nlet a = g(0)\n");
+    char *src = fe_buf_take(&b);
+    char *err = error_of(src, NULL);
+    check_diag(err, "t.dal:3:", "evaluation nests too deeply (more than 4000 levels or 2048 KiB of stack", 0);
+    ck_assert_msg(strstr(err, "in call to g") != NULL, "%.300s", err);
+    free(err);
+    free(src);
+  }
+  /* Plain recursion is still the call limit. */
+  expect_error("def g(n) { return g(n + 1) }\nlet a = g(0)\n", NULL, "t.dal:1:19: error: ",
+               "more than 200 nested calls: does 'g' call itself without end?", 19);
+}
+END_TEST
+
+/* Row 3: sources are regular files of bounded size; a FIFO, a device or a
+ * directory is refused without reading (or blocking). */
+START_TEST(limit_source_files) {
+  char *fifo = tu_path("src.fifo"), *big = tu_path("big.dal"), *main_file = tu_path("imp.dal");
+  ck_assert_int_eq(tu_sh("rm -f '%s' && mkfifo '%s'", fifo, fifo), 0);
+  const char *what[] = {"/dev/zero", fifo, tu_tmpdir()};
+  for (int i = 0; i < 3; i++) {
+    char *err = NULL;
+    ck_assert(fe_load_file(what[i], NULL, &err) == NULL);
+    ck_assert_msg(err && strstr(err, "not a regular file") && strstr(err, what[i]) == err, "%s: %s", what[i], err);
+    free(err);
+    char src[512];
+    snprintf(src, sizeof src, "import \"%s\"\n@infer\ndef f(x: f32[1]) -> f32[1] { return x }\n", what[i]);
+    tu_write_file(main_file, src);
+    err = NULL;
+    ck_assert(fe_load_file(main_file, NULL, &err) == NULL);
+    ck_assert_msg(err && strstr(err, "imp.dal:1:1: error: cannot open imported file") &&
+                      strstr(err, "not a regular file"),
+                  "%s", err);
+    free(err);
+    snprintf(src, sizeof src, "import \"%s\" as m\n@infer\ndef f(x: f32[1]) -> f32[1] { return x }\n", what[i]);
+    tu_write_file(main_file, src);
+    err = NULL;
+    ck_assert(fe_load_file(main_file, NULL, &err) == NULL);
+    ck_assert_msg(err && strstr(err, "not a regular file"), "%s", err);
+    free(err);
+  }
+  /* A diagnostic located in a FIFO shows no source line (and does not wait for a writer). */
+  char *d = fe_format_diag((SrcLoc){fifo, 2, 1}, "look");
+  ck_assert_msg(strstr(d, "src.fifo:2:1: error: look\n") && !strchr(strchr(d, '\n') + 1, '\n'), "%s", d);
+  free(d);
+  /* A file over the size limit is refused by its size (a sparse file: nothing is read). */
+  ck_assert_int_eq(tu_sh("truncate -s 17M '%s'", big), 0);
+  char *err = NULL;
+  ck_assert(fe_load_file(big, NULL, &err) == NULL);
+  ck_assert_msg(err && strstr(err, "the file has 17825792 bytes, more than the 16 MiB a source file may have"), "%s",
+                err);
+  free(err);
+  free(fifo);
+  free(big);
+  free(main_file);
+}
+END_TEST
+
+/* Row 4: 40,000 parameters from a loop (quadratic before: 24 s to trace
+ * here); a limit on the count; shared and clashing names still found. */
+START_TEST(limit_parameters) {
+  FeProgram *p = load_ok("@train\ndef f(x: f32[1]) -> f32 {\n  s = sum(x)\n"
+                         "  for i in 0..40000 { with p[i] { param w: [1] = zeros()\n s = s + sum(w) } }\n"
+                         "  for i in 0..40000 { with p[i] { param w: [1] = zeros() } }\n  return s\n}\n");
+  IrGraph *g = lower_ok(p, "f");
+  ck_assert_int_eq(g->nparam, 40000);
+  ck_assert_str_eq(g->node[g->param[39999]].name, "p.39999.w");
+  ir_graph_free(g);
+  fe_free(p);
+  expect_entry_error("  for i in 0..100001 { with p[i] { param w: [1] = zeros() } }\n", "t.dal:3:36: error: ",
+                     "the entry declares more than 100000 parameters");
+  expect_entry_error("  for i in 0..2 { with p[i % 1] { param w: [1 + i] = zeros() } }\n", "t.dal:3:35: error: ",
+                     "param \"p.0.w\": shape [2] differs from its earlier use as [1]");
+  expect_entry_error("  state w: [2]\n  param w: [3] = zeros()\n", "t.dal:4:3: error: ",
+                     "param \"w\": shape [3] differs from its earlier use as [2]");
+  expect_entry_error("  param w: [2] = zeros()\n  state w: [2]\n", "t.dal:4:3: error: ",
+                     "state \"w\": shape [2] clashes with the earlier param [2]");
+  /* Many entry inputs and many locals. */
+  FeBuf b = {0};
+  fe_buf_puts(&b, "@infer\ndef f(");
+  for (int i = 0; i < 20000; i++) fe_buf_printf(&b, "%sx%d: f32[1]", i ? ", " : "", i);
+  fe_buf_puts(&b, ") -> f32[1] {\n");
+  for (int i = 0; i < 2000; i++) fe_buf_printf(&b, "  y%d = x%d\n", i, 19999 - i);
+  fe_buf_puts(&b, "  return y1999 + x0\n}\n");
+  char *src = fe_buf_take(&b);
+  p = load_ok(src);
+  g = lower_ok(p, "f");
+  ck_assert_int_eq(g->ninput, 20000);
+  ck_assert_int_eq(count_op(g, OP_ADD), 1);
+  ck_assert_str_eq(g->node[find_op(g, OP_ADD)->in[0]].name, "x18000");
+  ir_graph_free(g);
+  fe_free(p);
+  free(src);
+  expect_error("@infer\ndef f(a: f32[1], b: f32[1], a: f32[1]) -> f32[1] { return a }\n", NULL, "t.dal:2:29: error: ",
+               "parameter 'a' of 'f' is declared twice", 29);
+}
+END_TEST
+
+/* Row 16: abs of the smallest int, and "did you mean" for calls. */
+START_TEST(limit_small_ones) {
+  expect_error("let a = abs(-9223372036854775807 - 1)\n", NULL, "t.dal:1:34: error: ", "integer overflow in 'abs'", 34);
+  /* abs of an int is an int (it indexes a list), of a float a float */
+  FeProgram *p = load_ok("let a = [5, 6, 7][abs(-2)]\nlet b = abs(-9223372036854775807) - 9223372036854775806\n"
+                         "let c = abs(-2.5)\n");
+  double v;
+  ck_assert(fe_global_number(p, "a", &v) && v == 7);
+  ck_assert(fe_global_number(p, "b", &v) && v == 1);
+  ck_assert(fe_global_number(p, "c", &v) && v == 2.5);
+  fe_free(p);
+  expect_entry_error("  y = conv(x)\n", "t.dal:3:7: error: ", "unknown function 'conv' (did you mean 'conv2d'?)");
+  /* None, f32 and other values are never offered for a call ... */
+  char *src = entry_src("  y = Nome(x)\n");
+  char *err = error_of(src, "f");
+  ck_assert_msg(strstr(err, "unknown function 'Nome'") && !strstr(err, "did you mean"), "%s", err);
+  free(err);
+  free(src);
+  src = entry_src("  n32 = 3\n  y = n33(x)\n");
+  err = error_of(src, "f");
+  ck_assert_msg(strstr(err, "unknown function 'n33'") && !strstr(err, "did you mean"), "%s", err);
+  free(err);
+  free(src);
+  /* ... but a near function is, a local one too; and a name may still be None. */
+  expect_entry_error("  sq = sqrt\n  y = sw(x)\n", "t.dal:4:7: error: ", "unknown function 'sw' (did you mean 'sq'?)");
+  expect_entry_error("  y = Nome\n", "t.dal:3:7: error: ", "unknown name 'Nome' (did you mean 'None'?)");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("frontend");
   TCase *parse = tcase_create("parse");
@@ -1520,5 +1731,16 @@ int main(void) {
   tcase_add_test(lower, layers_read_widths);
   tcase_add_test(lower, gpt_helpers_take_sizes_from_shapes);
   suite_add_tcase(s, lower);
+
+  TCase *limits = tcase_create("limits");
+  tcase_set_timeout(limits, 60);
+  tcase_add_test(limits, limit_reshape_overflow);
+  tcase_add_test(limits, limit_lists_and_strings);
+  tcase_add_test(limits, limit_loop_steps);
+  tcase_add_test(limits, limit_eval_nesting);
+  tcase_add_test(limits, limit_source_files);
+  tcase_add_test(limits, limit_parameters);
+  tcase_add_test(limits, limit_small_ones);
+  suite_add_tcase(s, limits);
   return tu_run_suite(s);
 }

@@ -11,6 +11,9 @@
 
 #define B (E->b)
 
+/* Kernels with more buffers than this get no noalias arguments (em_kernel). */
+#define CG_NOALIAS_MAX_ARGS 64
+
 static void fn_attr(Emit *E, LLVMValueRef fn, const char *k, const char *v) {
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                           LLVMCreateStringAttribute(E->ctx, k, (unsigned)strlen(k), v, (unsigned)strlen(v)));
@@ -201,8 +204,13 @@ int em_kernel(Emit *E, const CgKernel *k) {
   LLVMSetLinkage(body, LLVMInternalLinkage);
   target_attrs(E, body);
   enum_attr(E, body, LLVMAttributeFunctionIndex, "alwaysinline");
+  /* Inlined, N noalias arguments become N alias scopes on every access,
+   * and LLVM's alias queries over them cost O(N^3) in all: a loop over
+   * 1,000 parameters took minutes to compile. Past a few dozen buffers the
+   * vectoriser gives up on the kernel's alias checks anyway. */
+  bool noalias = k->narg <= CG_NOALIAS_MAX_ARGS;
   for (int i = 0; i < k->narg; i++) {
-    enum_attr(E, body, (unsigned)i + 1, "noalias");
+    if (noalias) enum_attr(E, body, (unsigned)i + 1, "noalias");
     enum_attr(E, body, (unsigned)i + 1, "nocapture");
   }
   E->fn = body;

@@ -17,17 +17,37 @@ static void arg_of_node(RtArgSpec *a, const IrNode *n, const char *name) {
   for (int k = 0; k < n->shape.rank; k++) a->dim[k] = n->shape.d[k];
 }
 
+/* The names of st[0..ns) by hash (open addressing; slot = 1 + an index
+ * into st, 0 empty): a program with N parameters is described in O(N),
+ * where a search of st for each would take O(N^2). */
+typedef struct {
+  int *slot;
+  uint32_t mask;
+} NameIndex;
+
+static uint32_t name_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* The slot where 'name' is in ix, or the empty one where it would go. */
+static int *name_slot(const NameIndex *ix, const RtStateSpec *st, const char *name) {
+  uint32_t h = name_hash(name) & ix->mask;
+  while (ix->slot[h] && strcmp(st[ix->slot[h] - 1].name, name) != 0) h = (h + 1) & ix->mask;
+  return &ix->slot[h];
+}
+
 /* Adds graph g's persistent nodes of kind 'op' to st[0..*ns) (origin[i]:
  * the node that declared st[i]); checks repeated names against the first. */
 static int collect(const IrGraph *g, IrOp op, bool transient, const char *model, RtStateSpec *st,
-                   const IrNode **origin, int *ns, RtErr *e) {
+                   const IrNode **origin, int *ns, const NameIndex *ix, RtErr *e) {
   for (int k = 0; k < g->nparam; k++) {
     const IrNode *n = &g->node[g->param[k]];
     if (n->op != OP_PARAM && n->op != OP_STATE)
       return rt_err(e, "graph '%s': persistent node '%s' is neither a parameter nor state", g->name, n->name);
-    int found = -1;
-    for (int i = 0; i < *ns && found < 0; i++)
-      if (strcmp(st[i].name, n->name) == 0) found = i;
+    int *slot = name_slot(ix, st, n->name);
+    int found = *slot - 1;
     if (found >= 0) {
       const IrNode *o = origin[found];
       if (o->op != n->op || o->dtype != n->dtype || !ir_shape_eq(&o->shape, &n->shape)) {
@@ -40,6 +60,7 @@ static int collect(const IrGraph *g, IrOp op, bool transient, const char *model,
     }
     if (n->op != op || (op == OP_STATE && n->attr.transient != transient)) continue;
     RtStateSpec *s = &st[*ns];
+    *slot = *ns + 1;
     origin[(*ns)++] = n;
     RtArgSpec a;
     arg_of_node(&a, n, n->name);
@@ -81,14 +102,18 @@ int cg_program_spec(IrGraph *const *graphs, int n, const char *model, RtPlanProg
   RtEntrySpec *entry = calloc((size_t)n + 1, sizeof *entry);
   RtStateSpec *state = calloc((size_t)total + 1, sizeof *state);
   const IrNode **origin = calloc((size_t)total + 1, sizeof *origin);
+  NameIndex ix = {.mask = 15};
+  while (ix.mask + 1 < 2 * (uint32_t)total) ix.mask = 2 * ix.mask + 1;
+  ix.slot = calloc((size_t)ix.mask + 1, sizeof *ix.slot);
   d->entry = entry;
   d->state = state;
-  int rc = entry && state && origin ? 0 : rt_err(e, "%s: out of memory", model);
+  int rc = entry && state && origin && ix.slot ? 0 : rt_err(e, "%s: out of memory", model);
   int ns = 0;
   /* parameters, then the state checkpoints keep, then transient state */
-  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_PARAM, false, model, state, origin, &ns, e);
-  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, false, model, state, origin, &ns, e);
-  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, true, model, state, origin, &ns, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_PARAM, false, model, state, origin, &ns, &ix, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, false, model, state, origin, &ns, &ix, e);
+  for (int i = 0; i < n && rc == 0; i++) rc = collect(graphs[i], OP_STATE, true, model, state, origin, &ns, &ix, e);
+  free(ix.slot);
   d->nstate = ns;
   for (int i = 0; i < n && rc == 0; i++) {
     rc = describe_entry(graphs[i], &entry[i], e);

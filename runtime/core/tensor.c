@@ -129,6 +129,10 @@ void rt_list_put(RtTensorList *l, const char *name, RtTensor *t) {
     l->tensor[i] = t;
     return;
   }
+  rt_list_append(l, name, t);
+}
+
+void rt_list_append(RtTensorList *l, const char *name, RtTensor *t) {
   if (l->n == l->cap) {
     l->cap = l->cap ? 2 * l->cap : 8;
     l->name = xrealloc(l->name, (size_t)l->cap * sizeof *l->name);

@@ -50,6 +50,9 @@ typedef struct {
 RtTensorList *rt_list_new(void);
 /* Appends (takes ownership of t); replaces an existing entry of that name. */
 void rt_list_put(RtTensorList *l, const char *name, RtTensor *t);
+/* Appends without looking for an entry of that name (the caller vouches
+ * there is none): N appends cost O(N), N puts O(N^2). */
+void rt_list_append(RtTensorList *l, const char *name, RtTensor *t);
 /* The tensor of that name, or NULL. */
 RtTensor *rt_list_get(const RtTensorList *l, const char *name);
 void rt_list_free(RtTensorList *l);

@@ -104,22 +104,43 @@ static int check_args(const RtPlan *pl, const RtEntrySpec *en, RtErr *e) {
   return 0;
 }
 
+static int cmp_spec_name(const void *a, const void *b) {
+  return strcmp((*(const RtStateSpec *const *)a)->name, (*(const RtStateSpec *const *)b)->name);
+}
+
+/* The state row called 'name' in 'sorted' (d's rows by name), or NULL. */
+static const RtStateSpec *find_spec(const RtStateSpec *const *sorted, int n, const char *name) {
+  const RtStateSpec key = {.name = name}, *k = &key;
+  const RtStateSpec *const *hit = bsearch(&k, sorted, (size_t)n, sizeof *sorted, cmp_spec_name);
+  return hit ? *hit : NULL;
+}
+
+/* Buffer b of plan pl is state row s: the same dtype and shape. */
+static int check_state_use(const RtPlanProgramDesc *d, const RtPlan *pl, const RtBuffer *b, const RtStateSpec *s,
+                           RtErr *e) {
+  if (s->dtype == b->dtype && same_shape(s->rank, s->dim, b->rank, b->dim)) return 0;
+  char want[160], got[160];
+  return rt_err(e, "plan '%s': state tensor '%s' is %s%s there but %s%s in %s", pl->name, b->name,
+                rt_dtype_name(b->dtype), rt_shape_str(b->rank, b->dim, got, sizeof got), rt_dtype_name(s->dtype),
+                rt_shape_str(s->rank, s->dim, want, sizeof want), d->model);
+}
+
 static int check_state_uses(const RtPlanProgramDesc *d, const RtPlan *pl, RtErr *e) {
-  for (int i = 0; i < pl->nbuf; i++) {
+  /* by name, sorted: N state buffers of N rows are checked in O(N log N) */
+  const RtStateSpec **sorted = malloc(((size_t)d->nstate + 1) * sizeof *sorted);
+  if (!sorted) return rt_err(e, "plan '%s': out of memory", pl->name);
+  for (int k = 0; k < d->nstate; k++) sorted[k] = &d->state[k];
+  qsort(sorted, (size_t)d->nstate, sizeof *sorted, cmp_spec_name);
+  int rc = 0;
+  for (int i = 0; i < pl->nbuf && rc == 0; i++) {
     const RtBuffer *b = &pl->buf[i];
     if (b->kind != RT_BUF_STATE) continue;
-    const RtStateSpec *s = NULL;
-    for (int k = 0; k < d->nstate && !s; k++)
-      if (strcmp(d->state[k].name, b->name) == 0) s = &d->state[k];
-    if (!s) return rt_err(e, "plan '%s': state tensor '%s' is not part of %s", pl->name, b->name, d->model);
-    if (s->dtype != b->dtype || !same_shape(s->rank, s->dim, b->rank, b->dim)) {
-      char want[160], got[160];
-      return rt_err(e, "plan '%s': state tensor '%s' is %s%s there but %s%s in %s", pl->name, b->name,
-                    rt_dtype_name(b->dtype), rt_shape_str(b->rank, b->dim, got, sizeof got), rt_dtype_name(s->dtype),
-                    rt_shape_str(s->rank, s->dim, want, sizeof want), d->model);
-    }
+    const RtStateSpec *s = find_spec(sorted, d->nstate, b->name);
+    if (!s) rc = rt_err(e, "plan '%s': state tensor '%s' is not part of %s", pl->name, b->name, d->model);
+    else rc = check_state_use(d, pl, b, s, e);
   }
-  return 0;
+  free(sorted);
+  return rc;
 }
 
 static int check_plan(const RtPlanProgramDesc *d, const RtPlan *pl, int entry, RtErr *e) {

@@ -5,9 +5,30 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first name that two of st[0..n) share (sorted: O(N log N), where
+ * comparing each with those before it took O(N^2)), or NULL. *oom on
+ * failure to allocate. */
+static const char *repeated_name(const RtStateSpec *st, int n, bool *oom) {
+  const char **name = malloc(((size_t)n + 1) * sizeof *name);
+  *oom = !name;
+  if (!name) return NULL;
+  for (int i = 0; i < n; i++) name[i] = st[i].name;
+  qsort(name, (size_t)n, sizeof *name, cmp_name);
+  const char *twice = NULL;
+  for (int i = 1; i < n && !twice; i++)
+    if (strcmp(name[i - 1], name[i]) == 0) twice = name[i];
+  free(name);
+  return twice;
+}
 
 int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam, int *nsaved, RtErr *e) {
   *nparam = 0;
@@ -17,8 +38,6 @@ int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam,
     if (!s->name || !*s->name) return rt_err(e, "%s: state tensor %d has no name", model, i);
     if (s->rank < 0 || s->rank > RT_MAX_RANK)
       return rt_err(e, "%s: state tensor '%s' has rank %d (at most %d)", model, s->name, s->rank, RT_MAX_RANK);
-    for (int k = 0; k < i; k++)
-      if (strcmp(st[k].name, s->name) == 0) return rt_err(e, "%s: two state tensors are called '%s'", model, s->name);
     if (s->param) {
       if (*nparam != i)
         return rt_err(e, "%s: parameter '%s' comes after non-trainable state '%s' (parameters go first)", model,
@@ -36,6 +55,10 @@ int rt_state_check(const RtStateSpec *st, int n, const char *model, int *nparam,
       (*nsaved)++;
     }
   }
+  bool oom;
+  const char *twice = repeated_name(st, n, &oom);
+  if (oom) return rt_err(e, "%s: out of memory", model);
+  if (twice) return rt_err(e, "%s: two state tensors are called '%s'", model, twice);
   return 0;
 }
 
@@ -43,6 +66,7 @@ int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char
   RtMemNeed need; /* the parameters: what rt_state_init makes resident */
   rt_mem_need_params(st, n, &need);
   if (rt_mem_check(&need, model, e)) return -1;
+  bool fresh = state->n == 0;
   for (int i = 0; i < n; i++) {
     const RtStateSpec *s = &st[i];
     RtTensor *t = rt_tensor_new(s->dtype, s->rank, s->dim, e);
@@ -51,7 +75,9 @@ int rt_state_alloc(RtTensorList *state, const RtStateSpec *st, int n, const char
       snprintf(msg, sizeof msg, "%s", e ? e->msg : "");
       return rt_err(e, "%s: state tensor '%s': %s", model, s->name, msg);
     }
-    rt_list_put(state, s->name, t);
+    /* rt_state_check made the names unique; a fresh list needs no search */
+    if (fresh) rt_list_append(state, s->name, t);
+    else rt_list_put(state, s->name, t);
   }
   return 0;
 }
