@@ -1,0 +1,71 @@
+#!/bin/sh
+# run.sh — AFL++ campaigns on dal's parsers, one target after another
+# (`make fuzz SECONDS=N` runs it after `make fuzz-build`).
+#
+#   sh tests/fuzz/run.sh [SECONDS]      each target SECONDS seconds (default 60)
+#
+# FUZZ_TARGETS names the targets (default: all seven); FUZZ_NICE the nice
+# level (default 5); FUZZ_OUT the output folder (default build-fuzz/out).
+# Each target starts from tests/fuzz/NAME/corpus (the minimised corpus),
+# tests/fuzz/NAME/seeds and every input that ever crashed or hung
+# (tests/fuzz/NAME/crashes), and writes AFL++'s output to FUZZ_OUT/NAME
+# (findings in FUZZ_OUT/NAME/default/crashes and hangs). A progress line
+# every 10 s (executions, executions/s, crashes, hangs); at the end a table
+# per target. Exit status 1 if any target found a crash or a hang.
+set -u
+secs=${1:-60}
+targets=${FUZZ_TARGETS:-dal safetensors npy bpe folder fashion model}
+out=${FUZZ_OUT:-build-fuzz/out}
+nice_level=${FUZZ_NICE:-5}
+here=tests/fuzz
+export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
+export AFL_QUIET=1 AFL_SKIP_CRASHES=1
+
+stat() { # stat FILE KEY: a value of AFL++'s fuzzer_stats
+  sed -n "s/^$2 *: *//p" "$1" 2>/dev/null | head -n 1
+}
+
+dict_of() {
+  case $1 in
+    dal) echo "-x $here/dal.dict" ;;
+    safetensors | bpe | model) echo "-x $here/json.dict" ;;
+    npy) echo "-x $here/npy.dict" ;;
+    *) echo "" ;;
+  esac
+}
+
+summary=""
+status=0
+for t in $targets; do
+  bin=build-fuzz/fuzz/fuzz_$t
+  [ -x "$bin" ] || { echo "fuzz: $bin is missing: make fuzz-build"; exit 1; }
+  in=$out/in/$t
+  rm -rf "$in" "$out/$t" "$out/tmp/$t"
+  mkdir -p "$in" "$out/$t" "$out/tmp/$t"
+  for d in corpus seeds crashes; do
+    [ -d "$here/$t/$d" ] && find "$here/$t/$d" -maxdepth 1 -type f -exec cp {} "$in/" \;
+  done
+  echo "fuzz: $t for ${secs}s ($(ls "$in" | wc -l) starting inputs)"
+  # -t: ms per input; -m: MB of memory (none: the harnesses cap their inputs)
+  TMPDIR=$PWD/$out/tmp/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" \
+    $(dict_of "$t") -- "$bin" >"$out/$t.log" 2>&1 &
+  pid=$!
+  stats=$out/$t/default/fuzzer_stats
+  while kill -0 $pid 2>/dev/null; do
+    sleep 10
+    [ -f "$stats" ] && printf '  %-12s %10s execs  %8s/s  crashes %s  hangs %s  corpus %s\n' "$t" \
+      "$(stat "$stats" execs_done)" "$(stat "$stats" execs_per_sec)" "$(stat "$stats" saved_crashes)" \
+      "$(stat "$stats" saved_hangs)" "$(stat "$stats" corpus_count)"
+  done
+  wait $pid || { echo "fuzz: afl-fuzz failed on $t (see $out/$t.log):"; tail -n 20 "$out/$t.log"; status=1; continue; }
+  rm -rf "$out/tmp/$t"
+  ex=$(stat "$stats" execs_done); cr=$(stat "$stats" saved_crashes); hg=$(stat "$stats" saved_hangs)
+  rt=$(( $(stat "$stats" last_update) - $(stat "$stats" start_time) ))
+  [ "${cr:-0}" = 0 ] && [ "${hg:-0}" = 0 ] || status=1
+  summary="$summary$(printf '%-12s %12s %8ss %8s %6s %8s' "$t" "$ex" "$rt" "$cr" "$hg" "$(stat "$stats" corpus_count)")
+"
+done
+printf '\n%-12s %12s %9s %8s %6s %8s\n' target execs time crashes hangs corpus
+printf '%s' "$summary"
+[ $status = 0 ] || echo "fuzz: findings in $out/NAME/default/crashes and hangs"
+exit $status
