@@ -38,13 +38,16 @@ nn = strip_comments(read("models/nn.dal"))
 for m in ["classifier", "dvae", "gpt"]:
     put("dal", m + ".dal", strip_comments(read("models/%s.dal" % m)) + "\0" + nn)
 put("dal", "ops.dal", strip_comments(read("tests/fixtures/ops.dal")))
-put("dal", "small.dal", """config tiny { batch: 2, d: 4 }
+put("dal", "small.dal", """config tiny { batch = 2; d = 4 }
 import "nn.dal"
-param w: [d, d] = normal(0.02)
+def layer(x) {
+  param w: [d, d] = normal(0.0, 0.02)
+  return relu2(x @ w)
+}
 @train
 def step(x: f32[B, d]) -> f32 {
-  let y = x @ w
-  for i in 0..3 { y = relu(y) }
+  y = with l0 { layer(x) }
+  for i in 0..3 { y = with l[i] { layer(y) } }
   return mean(y * y)
 }
 \0def relu2(x) { return relu(x) }

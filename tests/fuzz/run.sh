@@ -4,13 +4,16 @@
 #
 #   sh tests/fuzz/run.sh [SECONDS]      each target SECONDS seconds (default 60)
 #
+# FUZZ_EXECS=N instead stops each target after about N executions
+# (SECONDS stays the cap): how the campaigns of at least 1,000,000 ran.
 # FUZZ_TARGETS names the targets (default: all seven); FUZZ_NICE the nice
 # level (default 5); FUZZ_OUT the output folder (default build-fuzz/out).
 # Each target starts from tests/fuzz/NAME/corpus (the minimised corpus),
 # tests/fuzz/NAME/seeds and every input that ever crashed or hung
 # (tests/fuzz/NAME/crashes), and writes AFL++'s output to FUZZ_OUT/NAME
 # (findings in FUZZ_OUT/NAME/default/crashes and hangs). A progress line
-# every 10 s (executions, executions/s, crashes, hangs); at the end a table
+# about once a minute (executions, executions/s, crashes, hangs, as AFL++
+# writes them to fuzzer_stats); at the end a table
 # per target. Exit status 1 if any target found a crash or a hang.
 set -u
 secs=${1:-60}
@@ -18,11 +21,17 @@ targets=${FUZZ_TARGETS:-dal safetensors npy bpe folder fashion model}
 out=${FUZZ_OUT:-build-fuzz/out}
 nice_level=${FUZZ_NICE:-5}
 here=tests/fuzz
+execs=${FUZZ_EXECS:+-E $FUZZ_EXECS}
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
 export AFL_QUIET=1 AFL_SKIP_CRASHES=1
 
 stat() { # stat FILE KEY: a value of AFL++'s fuzzer_stats
   sed -n "s/^$2 *: *//p" "$1" 2>/dev/null | head -n 1
+}
+
+alive() { # alive PID: running (not a zombie waiting to be reaped)
+  s=$(ps -o stat= -p "$1" 2>/dev/null)
+  [ -n "$s" ] && [ "${s#Z}" = "$s" ]
 }
 
 dict_of() {
@@ -45,17 +54,22 @@ for t in $targets; do
   for d in corpus seeds crashes; do
     [ -d "$here/$t/$d" ] && find "$here/$t/$d" -maxdepth 1 -type f -exec cp {} "$in/" \;
   done
-  echo "fuzz: $t for ${secs}s ($(ls "$in" | wc -l) starting inputs)"
+  echo "fuzz: $t for ${secs}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} ($(ls "$in" | wc -l) starting inputs)"
   # -t: ms per input; -m: MB of memory (none: the harnesses cap their inputs)
-  TMPDIR=$PWD/$out/tmp/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" \
+  TMPDIR=$PWD/$out/tmp/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" $execs \
     $(dict_of "$t") -- "$bin" >"$out/$t.log" 2>&1 &
   pid=$!
   stats=$out/$t/default/fuzzer_stats
-  while kill -0 $pid 2>/dev/null; do
-    sleep 10
-    [ -f "$stats" ] && printf '  %-12s %10s execs  %8s/s  crashes %s  hangs %s  corpus %s\n' "$t" \
-      "$(stat "$stats" execs_done)" "$(stat "$stats" execs_per_sec)" "$(stat "$stats" saved_crashes)" \
-      "$(stat "$stats" saved_hangs)" "$(stat "$stats" corpus_count)"
+  seen=""
+  while alive $pid; do
+    sleep 5
+    # AFL++ rewrites fuzzer_stats about once a minute: a line each time
+    up=$(stat "$stats" last_update)
+    [ -n "$up" ] && [ "$up" != "$seen" ] && [ "$(stat "$stats" execs_done)" -gt 0 ] &&
+      printf '  %-12s %5ss %12s execs %9s/s  crashes %s  hangs %s  corpus %s\n' "$t" \
+        "$(( up - $(stat "$stats" start_time) ))" "$(stat "$stats" execs_done)" "$(stat "$stats" execs_per_sec)" \
+        "$(stat "$stats" saved_crashes)" "$(stat "$stats" saved_hangs)" "$(stat "$stats" corpus_count)"
+    seen=$up
   done
   wait $pid || { echo "fuzz: afl-fuzz failed on $t (see $out/$t.log):"; tail -n 20 "$out/$t.log"; status=1; continue; }
   rm -rf "$out/tmp/$t"
