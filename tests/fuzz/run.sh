@@ -20,6 +20,9 @@ secs=${1:-60}
 targets=${FUZZ_TARGETS:-dal safetensors npy bpe folder fashion model}
 out=${FUZZ_OUT:-build-fuzz/out}
 nice_level=${FUZZ_NICE:-5}
+# the files a harness writes (and fsyncs: npy and safetensors write back
+# atomically) go to memory when there is a tmpfs
+tmp_base=${FUZZ_TMP:-$( [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm/dal-fuzz-$$ || echo "$PWD/$out/tmp")}
 here=tests/fuzz
 execs=${FUZZ_EXECS:+-E $FUZZ_EXECS}
 export AFL_SKIP_CPUFREQ=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
@@ -49,14 +52,14 @@ for t in $targets; do
   bin=build-fuzz/fuzz/fuzz_$t
   [ -x "$bin" ] || { echo "fuzz: $bin is missing: make fuzz-build"; exit 1; }
   in=$out/in/$t
-  rm -rf "$in" "$out/$t" "$out/tmp/$t"
-  mkdir -p "$in" "$out/$t" "$out/tmp/$t"
+  rm -rf "$in" "$out/$t" "$tmp_base/$t"
+  mkdir -p "$in" "$out/$t" "$tmp_base/$t"
   for d in corpus seeds crashes; do
     [ -d "$here/$t/$d" ] && find "$here/$t/$d" -maxdepth 1 -type f -exec cp {} "$in/" \;
   done
   echo "fuzz: $t for ${secs}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} ($(ls "$in" | wc -l) starting inputs)"
   # -t: ms per input; -m: MB of memory (none: the harnesses cap their inputs)
-  TMPDIR=$PWD/$out/tmp/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" $execs \
+  TMPDIR=$tmp_base/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" $execs \
     $(dict_of "$t") -- "$bin" >"$out/$t.log" 2>&1 &
   pid=$!
   stats=$out/$t/default/fuzzer_stats
@@ -72,13 +75,14 @@ for t in $targets; do
     seen=$up
   done
   wait $pid || { echo "fuzz: afl-fuzz failed on $t (see $out/$t.log):"; tail -n 20 "$out/$t.log"; status=1; continue; }
-  rm -rf "$out/tmp/$t"
+  rm -rf "$tmp_base/$t"
   ex=$(stat "$stats" execs_done); cr=$(stat "$stats" saved_crashes); hg=$(stat "$stats" saved_hangs)
   rt=$(( $(stat "$stats" last_update) - $(stat "$stats" start_time) ))
   [ "${cr:-0}" = 0 ] && [ "${hg:-0}" = 0 ] || status=1
   summary="$summary$(printf '%-12s %12s %8ss %8s %6s %8s' "$t" "$ex" "$rt" "$cr" "$hg" "$(stat "$stats" corpus_count)")
 "
 done
+rmdir "$tmp_base" 2>/dev/null
 printf '\n%-12s %12s %9s %8s %6s %8s\n' target execs time crashes hangs corpus
 printf '%s' "$summary"
 [ $status = 0 ] || echo "fuzz: findings in $out/NAME/default/crashes and hangs"
