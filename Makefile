@@ -220,7 +220,8 @@ $(BUILD)/bench/fma_peak: bench/fma_peak.c
 # frontend and runtime instrumented by afl-clang-fast (installed by
 # tests/fuzz/deps.sh when missing). `make fuzz SECONDS=N`: N seconds per
 # target, one target after another, then a summary (tests/fuzz/run.sh;
-# FUZZ_TARGETS="npy bpe" for some of them).
+# FUZZ_TARGETS="npy bpe" for some of them; FUZZ_EXECS=N to stop each after
+# about N executions).
 FUZZ_TARGETS ?= dal safetensors npy bpe folder fashion model
 FUZZ_CC ?= afl-clang-fast
 SECONDS ?= 60
@@ -229,23 +230,26 @@ FUZZ_COMMON := $(call obj,tests/fuzz/fuzz_util.c tests/fuzz/fuzz_data.c)
 # afl-clang-fast instruments the parsers' folders and links; the rest
 # (kernels with GCC-only vector builtins) is compiled by $(CC) as usual.
 FUZZ_INSTRUMENTED := frontend ir gen runtime/core runtime/io runtime/data tests/fuzz
-ifeq ($(BUILD),build-fuzz)
+ifneq ($(filter build-fuzz build-fuzz-asan,$(BUILD)),)
 $(foreach d,$(FUZZ_INSTRUMENTED),$(eval $(BUILD)/obj/$(d)/%.o: private CC := $(FUZZ_CC)))
 $(BUILD)/fuzz/%: private CC := $(FUZZ_CC)
 endif
 .PHONY: fuzz-build fuzz fuzz-bins
+# FUZZ_ASAN=1: the same programs with AddressSanitizer, in build-fuzz-asan
+# (slower; finds the out-of-bounds reads and writes that do not crash).
+FUZZ_BUILD := build-fuzz$(if $(filter 1,$(FUZZ_ASAN)),-asan)
 fuzz-build:
 	@sh tests/fuzz/deps.sh
-	@$(MAKE) --no-print-directory BUILD=build-fuzz SAN=0 fuzz-bins
+	@$(if $(filter 1,$(FUZZ_ASAN)),AFL_USE_ASAN=1) $(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) SAN=0 fuzz-bins
 fuzz-bins: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/afl_main.c $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON) $(FUZZ_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DFUZZ_FN=fuzz_$* -o $@ $< $(filter %.o,$^) $(FUZZ_LIBS) $(LDFLAGS) $(LDLIBS)
 fuzz: fuzz-build
-	@FUZZ_TARGETS="$(FUZZ_TARGETS)" sh tests/fuzz/run.sh $(SECONDS)
+	@FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_EXECS="$(FUZZ_EXECS)" FUZZ_BIN=$(FUZZ_BUILD)/fuzz sh tests/fuzz/run.sh $(SECONDS)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-fuzz-asan
 
 -include $(shell find $(BUILD)/obj $(BUILD)/examples -name '*.d' 2>/dev/null)
 endif

@@ -7,7 +7,9 @@
 # FUZZ_EXECS=N instead stops each target after about N executions
 # (SECONDS stays the cap): how the campaigns of at least 1,000,000 ran.
 # FUZZ_TARGETS names the targets (default: all seven); FUZZ_NICE the nice
-# level (default 5); FUZZ_OUT the output folder (default build-fuzz/out).
+# level (default 5); FUZZ_OUT the output folder (default build-fuzz/out);
+# FUZZ_BIN the programs' folder (default build-fuzz/fuzz; build-fuzz-asan/fuzz
+# for the ASan build, `make fuzz-build FUZZ_ASAN=1`).
 # Each target starts from tests/fuzz/NAME/corpus (the minimised corpus),
 # tests/fuzz/NAME/seeds and every input that ever crashed or hung
 # (tests/fuzz/NAME/crashes), and writes AFL++'s output to FUZZ_OUT/NAME
@@ -37,6 +39,13 @@ alive() { # alive PID: running (not a zombie waiting to be reaped)
   [ -n "$s" ] && [ "${s#Z}" = "$s" ]
 }
 
+timeout_of() { # ms per input: folder decodes images of up to 32 megapixels (~1 s)
+  case $1 in
+    folder) echo 3000 ;;
+    *) echo 1000 ;;
+  esac
+}
+
 dict_of() {
   case $1 in
     dal) echo "-x $here/dal.dict" ;;
@@ -49,7 +58,7 @@ dict_of() {
 summary=""
 status=0
 for t in $targets; do
-  bin=build-fuzz/fuzz/fuzz_$t
+  bin=${FUZZ_BIN:-build-fuzz/fuzz}/fuzz_$t
   [ -x "$bin" ] || { echo "fuzz: $bin is missing: make fuzz-build"; exit 1; }
   in=$out/in/$t
   rm -rf "$in" "$out/$t" "$tmp_base/$t"
@@ -59,7 +68,7 @@ for t in $targets; do
   done
   echo "fuzz: $t for ${secs}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} ($(ls "$in" | wc -l) starting inputs)"
   # -t: ms per input; -m: MB of memory (none: the harnesses cap their inputs)
-  TMPDIR=$tmp_base/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t 1000 -m none -V "$secs" $execs \
+  TMPDIR=$tmp_base/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t "$(timeout_of "$t")" -m none -V "$secs" $execs \
     $(dict_of "$t") -- "$bin" >"$out/$t.log" 2>&1 &
   pid=$!
   stats=$out/$t/default/fuzzer_stats
