@@ -94,6 +94,25 @@ static unsigned char *read_image_file(const char *path, const char *where, size_
   return buf;
 }
 
+/* The w x h image px of ch channels (grey, grey + alpha, RGB, RGBA) as
+ * RGB: px itself if it is, else a new buffer (NULL if out of memory).
+ * What stb's own conversion does (alpha dropped), done here because stb
+ * 2.27 converts a 16-bit PNM's channels into a buffer half the size it
+ * then reads (a heap overflow AFL++ found under ASan). */
+static unsigned char *to_rgb(unsigned char *px, int w, int h, int ch) {
+  if (ch == 3) return px;
+  size_t n = (size_t)w * (size_t)h;
+  unsigned char *rgb = malloc(3 * n);
+  if (!rgb) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char *p = px + i * (size_t)ch;
+    rgb[3 * i] = p[0];
+    rgb[3 * i + 1] = ch >= 3 ? p[1] : p[0];
+    rgb[3 * i + 2] = ch >= 3 ? p[2] : p[0];
+  }
+  return rgb;
+}
+
 /* Decodes PATH/file into example k (3 channels, resized). The file is
  * decoded from memory: stb reading a FILE seeks and reads once per row
  * where a BMP row has padding, and reads zeros past the end of a short
@@ -105,18 +124,24 @@ static int load_image(Folder *f, const char *dir, const char *file, const char *
   size_t n = 0;
   unsigned char *bytes = read_image_file(path, where, &n, e);
   int w, h, ch, rc = -1;
-  unsigned char *px = NULL;
+  unsigned char *px = NULL, *rgb = NULL;
   if (!bytes) {
     /* the message is set */
-  } else if (stbi_info_from_memory(bytes, (int)n, &w, &h, &ch) && (int64_t)w * h > FOLDER_MAX_PIXELS) {
+  } else if (stbi_info_from_memory(bytes, (int)n, &w, &h, &ch) && /* stb 2.27 gives a top-down BMP's height < 0 */
+             llabs((int64_t)w) * llabs((int64_t)h) > FOLDER_MAX_PIXELS) {
     rt_err(e, "%s: %s is %d x %d pixels, more than the %d megapixels dal reads", where, path, w, h,
            FOLDER_MAX_PIXELS >> 20);
-  } else if (!(px = stbi_load_from_memory(bytes, (int)n, &w, &h, &ch, 3))) {
+  } else if (!(px = stbi_load_from_memory(bytes, (int)n, &w, &h, &ch, 0))) {
     rt_err(e, "%s: %s: not an image stb_image can read (%s)", where, path, stbi_failure_reason());
+  } else if (w < 1 || h < 1 || ch < 1 || ch > 4) { /* stb 2.27 passes a PNM of width 0 */
+    rt_err(e, "%s: %s: an image of %d x %d pixels and %d channels", where, path, w, h, ch);
+  } else if (!(rgb = to_rgb(px, w, h, ch))) {
+    rt_err(e, "%s: %s: out of memory", where, path);
   } else {
-    rc = rt_image_resize(px, w, h, 3, f->size, f->images + k * 3 * (int64_t)f->size * f->size, e);
-    stbi_image_free(px);
+    rc = rt_image_resize(rgb, w, h, 3, f->size, f->images + k * 3 * (int64_t)f->size * f->size, e);
   }
+  if (rgb != px) free(rgb);
+  if (px) stbi_image_free(px);
   free(bytes);
   free(path);
   return rc;

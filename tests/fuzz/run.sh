@@ -67,8 +67,10 @@ for t in $targets; do
     [ -d "$here/$t/$d" ] && find "$here/$t/$d" -maxdepth 1 -type f -exec cp {} "$in/" \;
   done
   echo "fuzz: $t for ${secs}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} ($(ls "$in" | wc -l) starting inputs)"
-  # -t: ms per input; -m: MB of memory (none: the harnesses cap their inputs)
-  TMPDIR=$tmp_base/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t "$(timeout_of "$t")" -m none -V "$secs" $execs \
+  # -t: ms per input; -m: MB of address space (4 GB: a blow-up is a finding,
+  # not a machine out of memory; ASan programs need none)
+  case $bin in *asan*) mem=none ;; *) mem=${FUZZ_MEM:-4096} ;; esac
+  TMPDIR=$tmp_base/$t nice -n "$nice_level" afl-fuzz -i "$in" -o "$out/$t" -t "$(timeout_of "$t")" -m "$mem" -V "$secs" $execs \
     $(dict_of "$t") -- "$bin" >"$out/$t.log" 2>&1 &
   pid=$!
   stats=$out/$t/default/fuzzer_stats
