@@ -4,7 +4,7 @@
  * Input: captions.tsv's text, a NUL byte, then the bytes of the file
  * a.png (any image format: stb_image reads them all). A captions.tsv with a
  * '/' is skipped, so the dataset reads nothing outside the harness's
- * folder. */
+ * folder, and so is one with more than two tabs (entries). */
 #include <stdio.h>
 #include <string.h>
 
@@ -19,6 +19,11 @@ int fuzz_folder(const uint8_t *data, size_t n) {
   size_t tsv_n, img_n;
   fuzz_split(data, n, "", 1, &tsv, &tsv_n, &img, &img_n);
   if (memchr(tsv, '/', tsv_n)) return FUZZ_SKIPPED;
+  /* Every line names a.png: more than two would only decode it again (an
+   * image of up to 32 megapixels takes ~1 s; 3 lines were an AFL++ hang). */
+  int entries = 0;
+  for (size_t i = 0; i < tsv_n; i++) entries += tsv[i] == '\t';
+  if (entries > 2) return FUZZ_SKIPPED;
   if (!fuzz_write("captions.tsv", tsv, tsv_n) || !fuzz_write("a.png", img, img_n)) return FUZZ_SKIPPED;
   char spec[600];
   snprintf(spec, sizeof spec, "folder:%s", fuzz_dir());

@@ -39,9 +39,9 @@ alive() { # alive PID: running (not a zombie waiting to be reaped)
   [ -n "$s" ] && [ "${s#Z}" = "$s" ]
 }
 
-timeout_of() { # ms per input: folder decodes images of up to 32 megapixels (~1 s)
+timeout_of() { # ms per input: folder decodes up to two images of up to 32 megapixels (~2 s each, instrumented)
   case $1 in
-    folder) echo 3000 ;;
+    folder) echo 5000 ;;
     *) echo 1000 ;;
   esac
 }
