@@ -245,6 +245,8 @@ fuzz-bins: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/afl_main.c $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON) $(FUZZ_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DFUZZ_FN=fuzz_$* -o $@ $< $(filter %.o,$^) $(FUZZ_LIBS) $(LDFLAGS) $(LDLIBS)
+# the replay test compiles the harnesses in (#include): rebuild it when they change
+$(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 fuzz: fuzz-build
 	@FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_EXECS="$(FUZZ_EXECS)" FUZZ_BIN=$(FUZZ_BUILD)/fuzz sh tests/fuzz/run.sh $(SECONDS)
 
