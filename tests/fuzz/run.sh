@@ -10,9 +10,9 @@
 # level (default 5); FUZZ_OUT the output folder (default build-fuzz/out);
 # FUZZ_BIN the programs' folder (default build-fuzz/fuzz; build-fuzz-asan/fuzz
 # for the ASan build, `make fuzz-build FUZZ_ASAN=1`).
-# Each target starts from tests/fuzz/NAME/corpus (the minimised corpus),
-# tests/fuzz/NAME/seeds and every input that ever crashed or hung
-# (tests/fuzz/NAME/crashes), and writes AFL++'s output to FUZZ_OUT/NAME
+# Each target starts from tests/fuzz/NAME/corpus (the minimised corpus)
+# and tests/fuzz/NAME/seeds (not from NAME/crashes: some of those are slow
+# by design, and the replay test runs them), and writes AFL++'s output to FUZZ_OUT/NAME
 # (findings in FUZZ_OUT/NAME/default/crashes and hangs). A progress line
 # about once a minute (executions, executions/s, crashes, hangs, as AFL++
 # writes them to fuzzer_stats); at the end a table
@@ -63,7 +63,7 @@ for t in $targets; do
   in=$out/in/$t
   rm -rf "$in" "$out/$t" "$tmp_base/$t"
   mkdir -p "$in" "$out/$t" "$tmp_base/$t"
-  for d in corpus seeds crashes; do
+  for d in corpus seeds; do
     [ -d "$here/$t/$d" ] && find "$here/$t/$d" -maxdepth 1 -type f -exec cp {} "$in/" \;
   done
   echo "fuzz: $t for ${secs}s${FUZZ_EXECS:+ or $FUZZ_EXECS executions} ($(ls "$in" | wc -l) starting inputs)"
