@@ -233,6 +233,9 @@ FUZZ_INSTRUMENTED := frontend ir gen runtime/core runtime/io runtime/data tests/
 ifneq ($(filter build-fuzz build-fuzz-asan,$(BUILD)),)
 $(foreach d,$(FUZZ_INSTRUMENTED),$(eval $(BUILD)/obj/$(d)/%.o: private CC := $(FUZZ_CC)))
 $(BUILD)/fuzz/%: private CC := $(FUZZ_CC)
+# images of up to 1 megapixel, not 32: a 32-megapixel decode takes ~1 s
+# instrumented, and a queue full of them ran at 200 executions/s
+$(BUILD)/obj/runtime/data/data_folder.o: private CFLAGS += -DFOLDER_MAX_PIXELS='(1 << 20)'
 endif
 .PHONY: fuzz-build fuzz fuzz-bins
 # FUZZ_ASAN=1: the same programs with AddressSanitizer, in build-fuzz-asan
