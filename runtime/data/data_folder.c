@@ -25,7 +25,22 @@
 #pragma GCC diagnostic ignored "-Wtype-limits"
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+/* stb 2.27's PNM reader overflows int on a long number in the header
+ * (found by AFL++, reported by UBSan): with wrapping arithmetic the size
+ * is merely wrong, and stb's or our own size checks refuse it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("wrapv")
+#endif
+/* It also copies 0 bytes to a NULL buffer (a PNG chunk of length 0),
+ * which memcpy does not allow. */
+static inline void *stb_memcpy(void *dst, const void *src, size_t n) { return n ? memcpy(dst, src, n) : dst; }
+#define memcpy stb_memcpy
 #include <stb/stb_image.h>
+#undef memcpy
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 #define CAPTION_MAX 256
