@@ -119,6 +119,7 @@ LIBS_test_image_grid := runtime
 LIBS_test_shapes_reader := runtime
 LIBS_test_plot     := runtime
 LIBS_test_eval    := runtime
+LIBS_test_fuzz_corpus := frontend ir runtime
 libs_for = $(if $(LIBS_$(1)),$(foreach p,$(LIB_ORDER),$(if $(filter $(p),$(LIBS_$(1))),$(call lib,$(p)))),$(ALL_LIBS))
 
 # ---- rules --------------------------------------------------------------------
@@ -214,8 +215,47 @@ $(BUILD)/bench/fma_peak: bench/fma_peak.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDFLAGS)
 
+# ---- fuzzing (AFL++): tests/fuzz/ -------------------------------------------
+# `make fuzz-build`: one AFL++ persistent-mode program per parser,
+# build-fuzz/fuzz/fuzz_NAME (tests/fuzz/fuzz_NAME.c + afl_main.c), the
+# frontend and runtime instrumented by afl-clang-fast (installed by
+# tests/fuzz/deps.sh when missing). `make fuzz SECONDS=N`: N seconds per
+# target, one target after another, then a summary (tests/fuzz/run.sh;
+# FUZZ_TARGETS="npy bpe" for some of them; FUZZ_EXECS=N to stop each after
+# about N executions).
+FUZZ_TARGETS ?= dal safetensors npy bpe folder fashion model
+FUZZ_CC ?= afl-clang-fast
+SECONDS ?= 60
+FUZZ_LIBS := $(foreach p,frontend ir runtime,$(call lib,$(p)))
+FUZZ_COMMON := $(call obj,tests/fuzz/fuzz_util.c tests/fuzz/fuzz_data.c)
+# afl-clang-fast instruments the parsers' folders and links; the rest
+# (kernels with GCC-only vector builtins) is compiled by $(CC) as usual.
+FUZZ_INSTRUMENTED := frontend ir gen runtime/core runtime/io runtime/data tests/fuzz
+ifneq ($(filter build-fuzz build-fuzz-asan,$(BUILD)),)
+$(foreach d,$(FUZZ_INSTRUMENTED),$(eval $(BUILD)/obj/$(d)/%.o: private CC := $(FUZZ_CC)))
+$(BUILD)/fuzz/%: private CC := $(FUZZ_CC)
+# images of up to 1 megapixel, not 32: a 32-megapixel decode takes ~1 s
+# instrumented, and a queue full of them ran at 200 executions/s
+$(BUILD)/obj/runtime/data/data_folder.o: private CFLAGS += -DFOLDER_MAX_PIXELS='(1 << 20)'
+endif
+.PHONY: fuzz-build fuzz fuzz-bins
+# FUZZ_ASAN=1: the same programs with AddressSanitizer, in build-fuzz-asan
+# (slower; finds the out-of-bounds reads and writes that do not crash).
+FUZZ_BUILD := build-fuzz$(if $(filter 1,$(FUZZ_ASAN)),-asan)
+fuzz-build:
+	@sh tests/fuzz/deps.sh
+	@$(if $(filter 1,$(FUZZ_ASAN)),AFL_USE_ASAN=1) $(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) SAN=0 fuzz-bins
+fuzz-bins: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/afl_main.c $(BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON) $(FUZZ_LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DFUZZ_FN=fuzz_$* -o $@ $< $(filter %.o,$^) $(FUZZ_LIBS) $(LDFLAGS) $(LDLIBS)
+# the replay test compiles the harnesses in (#include): rebuild it when they change
+$(BUILD)/tests/test_fuzz_corpus: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+fuzz: fuzz-build
+	@FUZZ_TARGETS="$(FUZZ_TARGETS)" FUZZ_EXECS="$(FUZZ_EXECS)" FUZZ_BIN=$(FUZZ_BUILD)/fuzz sh tests/fuzz/run.sh $(SECONDS)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-fuzz-asan
 
 -include $(shell find $(BUILD)/obj $(BUILD)/examples -name '*.d' 2>/dev/null)
 endif

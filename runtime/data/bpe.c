@@ -480,18 +480,22 @@ static RtBpe *parse_owned(char *text, const char *path, RtErr *e) {
   const cJSON *it;
   cJSON_ArrayForEach(it, bytes) {
     double v = cJSON_IsNumber(it) ? it->valuedouble : -1;
-    if (v != (int)v || v <= prev || v > 255)
+    if (v <= prev || v > 255 || v != (int)v) /* range first: (int) of a huge double is undefined */
       return load_fail(b, root, text, e, path, "\"bytes\" must be ascending integers in 1..255");
     prev = (int)v;
     if (add_symbol(b, prev, -1, -1) < 0) return load_fail(b, root, text, e, path, "out of memory");
   }
   b->nbytes = nb;
+  size_t spelled = 0;
   cJSON_ArrayForEach(it, merges) {
     const cJSON *l = cJSON_GetArrayItem(it, 0), *r = cJSON_GetArrayItem(it, 1);
     if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(l) || !cJSON_IsNumber(r) ||
-        l->valuedouble != (int)l->valuedouble || r->valuedouble != (int)r->valuedouble || l->valuedouble < 1 ||
-        r->valuedouble < 1 || l->valuedouble >= b->n || r->valuedouble >= b->n)
+        l->valuedouble < 1 || r->valuedouble < 1 || l->valuedouble >= b->n || r->valuedouble >= b->n ||
+        l->valuedouble != (int)l->valuedouble || r->valuedouble != (int)r->valuedouble)
       return load_fail(b, root, text, e, path, "each merge must be [left, right], both ids made before it");
+    spelled += strlen(b->sym[(int)l->valuedouble]) + strlen(b->sym[(int)r->valuedouble]);
+    if (spelled > RT_BPE_MAX_SPELLED)
+      return load_fail(b, root, text, e, path, "its merges spell more than 64 MiB of symbols");
     if (add_symbol(b, -1, (int)l->valuedouble, (int)r->valuedouble) < 0)
       return load_fail(b, root, text, e, path, "out of memory");
   }

@@ -22,6 +22,9 @@
  * A tokenizer is saved as JSON (cJSON), atomically:
  *   {"format": "dal-bpe", "version": 1, "vocab": V, "bytes": [...the base
  *    bytes...], "merges": [[left, right], ...]}     ("vocab" optional)
+ * Loading refuses a file whose merges spell more than RT_BPE_MAX_SPELLED
+ * bytes in all (each merge's symbol is its two parts' bytes: 40 merges of
+ * a symbol with itself would spell 2^40 bytes from a 1 KB file).
  * Module prefix: rt_bpe_.
  */
 #ifndef DAL_RT_BPE_H
@@ -32,6 +35,8 @@
 #include "runtime/core/rt_error.h"
 
 typedef struct RtBpe RtBpe;
+
+#define RT_BPE_MAX_SPELLED (64 << 20) /* bytes of all symbols of a loaded tokenizer */
 
 /* Learns a tokenizer of at most 'vocab' ids (>= 2: the unknown id and at
  * least one byte) from texts[0..n). NULL with a message if the texts are

@@ -48,7 +48,8 @@
  *                                  S x S, in RGB, in [-1, 1]. All images are
  *                                  decoded when the dataset opens (a bad
  *                                  file is an error naming it and its
- *                                  line); epochs are shuffled as above
+ *                                  line, so is one of more than 32
+ *                                  megapixels); epochs are shuffled as above
  *   npy:NAME=FILE.npy[,NAME=FILE.npy...]
  *                                  fixed arrays [N, ...]: input NAME gets rows
  *                                  (s*B + j) mod N, j = 0..B-1; every array
