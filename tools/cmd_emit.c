@@ -11,6 +11,7 @@
 #include "codegen/lower.h"
 #include "passes/fuse.h"
 #include "passes/optimizer.h"
+#include "runtime/io/fileio.h"
 #include "tools/cli.h"
 
 /* The entry that --emit=dot draws when --fn is not given. */
@@ -56,7 +57,10 @@ static int emit_native(FeProgram *p, const char *name, const DalcArgs *a) {
   }
   if (status) cli_error("%s", e.msg);
 done:
-  if (out && out != stdout && fclose(out)) status = 1;
+  if (out && out != stdout && rt_stream_close(out, a->output, &e)) {
+    cli_error("%s", e.msg);
+    status = 1;
+  }
   cg_module_free(m);
   cg_session_free(s);
   if (plan) fuse_plan_free(plan);
@@ -127,7 +131,11 @@ int cmd_emit(const DalcArgs *a) {
     if (only) break;
     if (i + 1 < fe_entry_count(p)) fputc('\n', out);
   }
-  if (out != stdout && fclose(out)) status = 1;
+  RtErr e;
+  if (out != stdout && rt_stream_close(out, a->output, &e)) {
+    cli_error("%s", e.msg);
+    status = 1;
+  }
   fe_free(p);
   return status;
 }

@@ -8,6 +8,7 @@
 #include "codegen/lower.h"
 #include "passes/plugin.h"
 #include "runtime/exe/exe.h"
+#include "runtime/io/fileio.h"
 #include "runtime/sched/blas_core.h"
 #include "runtime/sched/memfit.h"
 #include "runtime/core/numerics.h"
@@ -316,7 +317,7 @@ static bool print_help(int argc, char **argv) {
   return true;
 }
 
-int main(int argc, char **argv) {
+static int dalc_main(int argc, char **argv) {
   rt_blas_fix_core(argv); /* OpenBLAS's fast kernels on CPUs it does not know */
   rt_numerics_take_flags(&argc, argv, 1); /* --check-numerics, --allow-nonfinite: for every command */
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -374,5 +375,17 @@ int main(int argc, char **argv) {
             args.counts->cache_bad, args.no_cache ? ", cache off (--no-cache)" : "");
   free_args(&args);
   pass_plugin_unload_all();
+  return status;
+}
+
+/* Every command's stdout (info, --emit, passes, ...) checked at the end: a
+ * full disk or a closed pipe is an error, not a silent exit 0. */
+int main(int argc, char **argv) {
+  int status = dalc_main(argc, argv);
+  RtErr e;
+  if (status == 0 && rt_stream_check(stdout, "stdout", &e)) {
+    cli_error("%s", e.msg);
+    status = 1;
+  }
   return status;
 }

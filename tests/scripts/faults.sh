@@ -48,6 +48,8 @@ if [ -c /dev/full ]; then ok; else
 fi
 expect_error "data --out on a full disk" "/dev/full: write failed" $dalc run $model -- data --out /dev/full
 expect_error "stdout on a full disk" "stdout: write failed" sh -c "$dalc run $model -- info >/dev/full"
+expect_error "dalc info's stdout on a full disk" "stdout: write failed" sh -c "$dalc info $model >/dev/full"
+expect_error "--emit -o on a full disk" "/dev/full: write failed" $dalc $model --emit=ir -o /dev/full
 expect_error "--log in a read-only directory" "--log $ro/l.tsv: cannot write in $ro" \
   train --steps 2 --quiet --log "$ro/l.tsv" --checkpoint "$tmp/a.safetensors"
 
