@@ -139,21 +139,40 @@ CgKernel *cg_low_kernel(Lower *L, CgKernelKind kind, int gi, int root) {
   k->root = root;
   k->base_arg = k->src_arg = k->x_arg = k->col_arg = k->dst_arg = -1;
   k->idx_arg = k->grad_arg = k->table_arg = k->out_arg = -1;
-  k->member = cg_pool_alloc(L->pool, (size_t)L->g->n + 1);
+  k->member = cg_pool_alloc(L->pool, sizeof(uint64_t) * (size_t)L->words);
   const FuseGroup *G = &L->fp->group[gi];
-  int cap = G->n + G->nin + 16;
-  k->arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)cap);
-  k->load = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)cap);
-  k->store = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)(G->n + 1));
+  int cap = G->n + G->nin + 16 < 64 ? G->n + G->nin + 16 : 64;
+  k->caparg = k->capload = cap;
+  k->capstore = G->n + 1 < 64 ? G->n + 1 : 64;
+  k->arg = cg_pool_alloc(L->pool, sizeof(int) * (size_t)k->caparg);
+  k->load = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)k->capload);
+  k->store = cg_pool_alloc(L->pool, sizeof(CgNodeArg) * (size_t)k->capstore);
   snprintf(k->name, sizeof k->name, "%sk%d_%s", L->prefix, L->nkern, ir_op_name(L->g->node[root].op));
   L->nkern++;
   return k;
 }
 
+/* a (n used of *cap, each 'size' bytes) with room for 'more' more. */
+static void *grow(Lower *L, void *a, int n, int more, int *cap, size_t size) {
+  if (n + more <= *cap) return a;
+  int c = 2 * *cap;
+  if (c < n + more) c = n + more;
+  void *b = cg_pool_alloc(L->pool, size * (size_t)c);
+  memcpy(b, a, size * (size_t)n);
+  *cap = c;
+  return b;
+}
+
+void cg_low_room(Lower *L, CgKernel *k, int args, int loads, int stores) {
+  k->arg = grow(L, k->arg, k->narg, args, &k->caparg, sizeof *k->arg);
+  k->load = grow(L, k->load, k->nload, loads, &k->capload, sizeof *k->load);
+  k->store = grow(L, k->store, k->nstore, stores, &k->capstore, sizeof *k->store);
+}
+
 int cg_low_arg(Lower *L, CgKernel *k, int b) {
-  (void)L;
   for (int i = 0; i < k->narg; i++)
     if (k->arg[i] == b) return i;
+  cg_low_room(L, k, 1, 0, 0);
   k->arg[k->narg] = b;
   return k->narg++;
 }
@@ -167,36 +186,39 @@ static int provided_root(const CgKernel *k) {
 /* Marks what evaluating v needs: members recurse into their inputs (never
  * gather_backward's... only elemental ops are members), other nodes are
  * loaded from their buffer. */
-static int need(Lower *L, CgKernel *k, bool *seen, int v, int provided) {
+static int need(Lower *L, CgKernel *k, bool *seen, int *nseen, int v, int provided) {
   if (seen[v] || v == provided) return 0;
   seen[v] = true;
+  L->seen_list[(*nseen)++] = v;
   const IrNode *nd = &L->g->node[v];
   if (nd->op == OP_CONST) return 0;
-  if (!k->member[v] && L->home[v] < 0 && L->remat[L->fp->group_of[v]]) {
+  if (!cg_is_member(k, v) && L->home[v] < 0 && L->remat[L->fp->group_of[v]]) {
     const FuseGroup *G = &L->fp->group[L->fp->group_of[v]]; /* recompute it here */
     for (int i = 0; i < G->n; i++)
-      if (G->node[i] != k->root) k->member[G->node[i]] = true;
+      if (G->node[i] != k->root) cg_set_member(k, G->node[i], true);
   }
-  if (k->member[v]) {
+  if (cg_is_member(k, v)) {
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin; /* the soft input is never read */
     for (int j = 0; j < nin; j++)
-      if (need(L, k, seen, nd->in[j], provided) < 0) return -1;
+      if (need(L, k, seen, nseen, nd->in[j], provided) < 0) return -1;
     return 0;
   }
   if (L->home[v] < 0) return cg_low_err(L, "internal: kernel %s reads %%%d, which has no buffer", k->name, v);
+  int arg = cg_low_arg(L, k, L->home[v]);
+  cg_low_room(L, k, 0, 1, 0);
   k->load[k->nload].node = v;
-  k->load[k->nload].arg = cg_low_arg(L, k, L->home[v]);
+  k->load[k->nload].arg = arg;
   k->nload++;
   return 0;
 }
 
 int cg_low_finish_kernel(Lower *L, CgKernel *k) {
   int provided = provided_root(k);
-  bool *seen = calloc((size_t)L->g->n + 1, 1);
-  int rc = 0;
+  bool *seen = L->seen; /* cleared below: no pass over all nodes per kernel */
+  int nseen = 0, rc = 0;
   for (int i = 0; i < k->nstore && rc == 0; i++) {
     k->store[i].arg = cg_low_arg(L, k, cg_low_home(L, k->store[i].node));
-    if (k->store[i].node != provided) rc = need(L, k, seen, k->store[i].node, provided);
+    if (k->store[i].node != provided) rc = need(L, k, seen, &nseen, k->store[i].node, provided);
   }
   switch (k->kind) {
   case CG_KERNEL_REDUCE:
@@ -208,20 +230,25 @@ int cg_low_finish_kernel(Lower *L, CgKernel *k) {
   case CG_KERNEL_ATTENTION:
   case CG_KERNEL_ATTENTION_BWD: {
     const IrNode *r = &L->g->node[k->root];
-    for (int j = 0; j < r->nin && rc == 0; j++) rc = need(L, k, seen, r->in[j], provided);
+    for (int j = 0; j < r->nin && rc == 0; j++) rc = need(L, k, seen, &nseen, r->in[j], provided);
     break;
   }
   default: break;
   }
-  free(seen);
+  for (int i = 0; i < nseen; i++) seen[L->seen_list[i]] = false;
   if (rc < 0) return -1;
-  for (int i = 0; i < k->nstore; i++) L->stored[k->store[i].node] = true;
+  for (int i = 0; i < k->nstore; i++) cg_low_mark_stored(L, k->store[i].node);
   RtStep *s = cg_low_step(L, RT_STEP_KERNEL, k->name);
   s->kernel = (int)(k - L->kern);
   s->range = k->range;
   s->narg = k->narg;
   s->arg = k->arg;
   return 0;
+}
+
+void cg_low_mark_stored(Lower *L, int v) {
+  L->stored[v] = true;
+  L->stored_bits[v >> 6] |= UINT64_C(1) << (v & 63);
 }
 
 /* ---- the driver ---- */
@@ -325,6 +352,15 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   L.live = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.needed = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.stored = cg_pool_alloc(L.pool, (size_t)g->n + 1);
+  L.words = g->n / 64 + 1;
+  L.stored_bits = cg_pool_alloc(L.pool, sizeof(uint64_t) * (size_t)L.words);
+  L.nonident = cg_pool_alloc(L.pool, sizeof(uint64_t) * (size_t)L.words);
+  L.base_bits = cg_pool_alloc(L.pool, sizeof(uint64_t) * (size_t)L.words);
+  L.base_gi = -1;
+  L.seen = cg_pool_alloc(L.pool, (size_t)g->n + 1);
+  L.seen_list = cg_pool_alloc(L.pool, sizeof(int) * (size_t)(g->n + 1));
+  for (int v = 0; v < g->n; v++)
+    if (!cg_low_identity_op(g->node[v].op)) L.nonident[v >> 6] |= UINT64_C(1) << (v & 63);
   L.home = cg_pool_alloc(L.pool, sizeof(int) * (size_t)(g->n + 1));
   for (int v = 0; v < g->n; v++) L.home[v] = -1;
   cg_low_find_consumers(&L);

@@ -135,7 +135,8 @@ typedef struct {
   /* Elemental evaluation (LOOP and the row kernels; loads also serve the
    * special kernels): members are computed inline from their inputs, loaded
    * nodes are read from their argument, CONST nodes are always inlined. */
-  bool *member;        /* (graph nodes) */
+  uint64_t *member;    /* a bitset over the graph's nodes (cg_is_member) */
+  int caparg, capload, capstore; /* room in arg, load, store (they grow: cg_low_room) */
   int nload;
   CgNodeArg *load;
   int nstore;
@@ -408,5 +409,16 @@ void cg_lowered_print(const CgLowered *l, FILE *out);
  * topologically (ties by smallest member id). NULL with a message in err if
  * the groups form a cycle. Free with fuse_plan_free (passes/fuse.h). */
 FusePlan *cg_fuse_from_groups(const IrGraph *g, const int *group_of, char *err, size_t errsize);
+
+/* Whether node v is a member of kernel k (k->member is a bitset: a kernel
+ * of a group with thousands of kernels costs n/64 words, not n bytes). */
+static inline bool cg_is_member(const CgKernel *k, int v) {
+  return (k->member[v >> 6] >> (v & 63)) & 1;
+}
+
+static inline void cg_set_member(CgKernel *k, int v, bool on) {
+  uint64_t bit = UINT64_C(1) << (v & 63);
+  k->member[v >> 6] = on ? k->member[v >> 6] | bit : k->member[v >> 6] & ~bit;
+}
 
 #endif

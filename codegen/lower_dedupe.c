@@ -115,7 +115,7 @@ typedef struct {
 static int visit(Walk *w, int v) {
   if (w->local[v] >= 0) return w->local[v];
   const IrNode *nd = &w->L->g->node[v];
-  bool member = w->k->member[v];
+  bool member = cg_is_member(w->k, v);
   bool root = v == w->provided;
   int in[IR_MAX_IN], nin = 0;
   if (member || root) {

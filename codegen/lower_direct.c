@@ -74,7 +74,7 @@ static int direct_1x1(Lower *L, int gi, int root, const int *epi, int nepi, bool
     if (cv.N * cv.O * P > 0 && cg_low_gemm_step(L, gm.trans_a ? "conv_transpose2d 1x1" : "conv2d 1x1", gm, w, x, c) < 0)
       return -1;
   }
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
@@ -161,7 +161,7 @@ static int direct_phase(Lower *L, int gi, int root, const int *epi, int nepi, bo
   int64_t in_rows = tr ? cv.C : ss * cv.C, out_rows = tr ? ss * cv.O : cv.O; /* grid rows of B and of Z (or D) */
   int x = cg_low_home(L, r->in[0]), w = cg_low_home(L, r->in[1]);
   int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   if (cv.N == 0 || cv.O * cv.C == 0 || (!bw && cv.OH * cv.OW == 0)) {
     if (bw) return cg_low_err(L, "conv2d_backward_weight with an empty batch or plane");
     return cg_low_epilogue(L, gi, root, epi, nepi);

@@ -161,7 +161,7 @@ int cg_low_epilogue(Lower *L, int gi, int root, const int *epi, int nepi) {
     L->nkern--;
     for (int i = 0; i < nepi; i++) {
       cg_low_home(L, epi[i]);
-      L->stored[epi[i]] = true;
+      cg_low_mark_stored(L, epi[i]);
     }
     return 0;
   }
@@ -176,6 +176,7 @@ static int window_loop(Lower *L, int gi, int root, const int *epi, int nepi, boo
                        const CgConv *cv, int64_t nc, int base, int64_t tile) {
   CgKernel *k = cg_low_loop_kernel(L, gi, root, epi, nepi, root);
   if (store_root) {
+    cg_low_room(L, k, 0, 0, 1);
     for (int i = k->nstore; i > 0; i--) k->store[i] = k->store[i - 1];
     k->store[0].node = root;
     k->nstore++;
@@ -234,7 +235,7 @@ static int ln_matmul(Lower *L, int root, RtGemm gm, int c) {
     s->narg = 5;
     s->arg = arg;
   }
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return 0;
 }
 
@@ -267,7 +268,7 @@ static int lower_matmul(Lower *L, int root, const int *epi, int nepi, bool store
     return ln_matmul(L, root, gm, c) < 0 ? -1 : cg_low_epilogue(L, gi, root, epi, nepi);
   if (batch * M * N > 0 && cg_low_gemm_step(L, "matmul", gm, cg_low_home(L, r->in[0]), cg_low_home(L, r->in[1]), c) < 0)
     return -1;
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
@@ -314,7 +315,7 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
     gm.batch = (int)cv.N;
     gm.stride_b = cv.C * P;
     if (cv.N * cv.O * P > 0 && cg_low_gemm_step(L, "conv2d 1x1", gm, w, x, c) < 0) return -1;
-    L->stored[root] = true;
+    cg_low_mark_stored(L, root);
     return cg_low_epilogue(L, gi, root, epi, nepi);
   }
   CgChunks ch = cg_low_plan_chunks(cv.N, cv.OH, cv.OW, CKK * 4);
@@ -328,7 +329,7 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
     int c = cg_low_gemm_target(L, root, epi, nepi, store_root);
     if (im2col(L, gi, root, &cv, x, col, nc, -1, P, CKK * P, 0) < 0) return -1;
     if (cg_low_gemm_step(L, "conv2d", gm, w, col, c) < 0) return -1;
-    L->stored[root] = true;
+    cg_low_mark_stored(L, root);
     return cg_low_epilogue(L, gi, root, epi, nepi);
   }
   int tmp = cg_low_arena(L, -1, nc * cv.O * T, "conv2d chunk");
@@ -351,7 +352,7 @@ static int lower_conv2d(Lower *L, int root, const int *epi, int nepi, bool store
       cg_low_repeat_step(L, first_ep, ep_base, b);
     }
   }
-  if (store_root) L->stored[root] = true;
+  if (store_root) cg_low_mark_stored(L, root);
   return 0;
 }
 
@@ -416,7 +417,7 @@ static int lower_conv_transpose(Lower *L, int root, const int *epi, int nepi, bo
       cg_low_repeat_step(L, first_ci, ci_base, b);
     }
   }
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
@@ -459,7 +460,7 @@ static int lower_conv_bw_weight(Lower *L, int root, const int *epi, int nepi, bo
     gm.beta = k == 0 ? 0.0f : 1.0f;
     if (cg_low_gemm_step(L, "conv2d_backward_weight", gm, dyp, col, c) < 0) return -1;
   }
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 

@@ -75,19 +75,38 @@ void cg_low_fwd_from(Lower *L, int gi, int root, bool *fwd) {
 }
 
 /* Marks the kernel's members: the group's elemental members not stored
- * by an earlier kernel. */
+ * by an earlier kernel. The group's elemental members are kept as a bitset
+ * (L->base_bits, made once per group), so a group lowered to thousands of
+ * kernels (a training step's optimizer updates) costs words, not nodes,
+ * per kernel. */
 static void set_members(Lower *L, CgKernel *k, int gi) {
   const FuseGroup *G = &L->fp->group[gi];
-  for (int i = 0; i < G->n; i++) {
-    int m = G->node[i];
-    IrOp op = L->g->node[m].op;
-    if (!L->stored[m] && !is_heavy(op) && !ir_op_is_leaf(op)) k->member[m] = true;
+  if (G->n == 0) return;
+  if (L->base_gi != gi) {
+    if (L->base_gi >= 0) {
+      const FuseGroup *P = &L->fp->group[L->base_gi];
+      for (int i = 0; i < P->n; i++) L->base_bits[P->node[i] >> 6] = 0;
+    }
+    L->base_lo = L->words;
+    L->base_hi = -1;
+    for (int i = 0; i < G->n; i++) {
+      int m = G->node[i];
+      IrOp op = L->g->node[m].op;
+      if (is_heavy(op) || ir_op_is_leaf(op)) continue;
+      L->base_bits[m >> 6] |= UINT64_C(1) << (m & 63);
+      if (m >> 6 < L->base_lo) L->base_lo = m >> 6;
+      if (m >> 6 > L->base_hi) L->base_hi = m >> 6;
+    }
+    L->base_gi = gi;
   }
+  for (int w = L->base_lo; w <= L->base_hi; w++)
+    k->member[w] |= L->base_bits[w] & ~L->stored_bits[w];
 }
 
-static void add_store(CgKernel *k, int node) {
+static void add_store(Lower *L, CgKernel *k, int node) {
   for (int i = 0; i < k->nstore; i++)
     if (k->store[i].node == node) return;
+  cg_low_room(L, k, 0, 0, 1);
   k->store[k->nstore++].node = node;
 }
 
@@ -95,8 +114,8 @@ void cg_low_loop_geometry(Lower *L, CgKernel *k) {
   const IrShape *s = &L->g->node[k->root].shape;
   int64_t n = ir_numel(s);
   bool flat = k->src == CG_SRC_NONE && k->base_arg < 0 && k->nc == 0;
-  for (int v = 0; v < L->g->n && flat; v++)
-    if (k->member[v] && !cg_low_identity_op(L->g->node[v].op)) flat = false;
+  for (int w = 0; w < L->words && flat; w++)
+    if (k->member[w] & L->nonident[w]) flat = false;
   if (flat) {
     k->flat = true;
     k->total = n;
@@ -123,8 +142,8 @@ void cg_low_loop_geometry(Lower *L, CgKernel *k) {
 CgKernel *cg_low_loop_kernel(Lower *L, int gi, int root, const int *stores, int n, int provided) {
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_LOOP, gi, root);
   set_members(L, k, gi);
-  if (provided >= 0) k->member[provided] = false;
-  for (int i = 0; i < n; i++) add_store(k, stores[i]);
+  if (provided >= 0) cg_set_member(k, provided, false);
+  for (int i = 0; i < n; i++) add_store(L, k, stores[i]);
   return k;
 }
 
@@ -134,7 +153,7 @@ static int finish_or_drop(Lower *L, CgKernel *k) {
   if (k->range <= 0) {
     for (int i = 0; i < k->nstore; i++) {
       cg_low_home(L, k->store[i].node);
-      L->stored[k->store[i].node] = true;
+      cg_low_mark_stored(L, k->store[i].node);
     }
     L->nkern--;
     return 0;
@@ -204,11 +223,11 @@ static int row_group(Lower *L, int gi, int root, const bool *out, bool store_roo
   CgKernel *k = cg_low_kernel(L, (CgKernelKind)row_kind(g->node[root].op), gi, root);
   set_members(L, k, gi);
   for (int i = 0; i < G->n; i++)
-    if (out[G->node[i]] && back[G->node[i]]) add_store(k, G->node[i]);
+    if (out[G->node[i]] && back[G->node[i]]) add_store(L, k, G->node[i]);
   k->nprologue = k->nstore;
-  if (store_root) add_store(k, root);
+  if (store_root) add_store(L, k, root);
   for (int i = 0; i < G->n; i++)
-    if (out[G->node[i]] && fwd[G->node[i]]) add_store(k, G->node[i]);
+    if (out[G->node[i]] && fwd[G->node[i]]) add_store(L, k, G->node[i]);
   free(back);
   free(fwd);
   k->range = row_range(g, &g->node[root]);
@@ -252,7 +271,7 @@ static int special_root(Lower *L, int gi, int root) {
     k->range = ir_numel(q) / (k->attn_n * k->attn_d);
     k->out_arg = cg_low_arg(L, k, cg_low_home(L, root));
     for (int j = 0; j < r->nin; j++) k->attn_arg[j] = cg_low_arg(L, k, cg_low_home(L, r->in[j]));
-    add_store(k, root);
+    add_store(L, k, root);
     return finish_or_drop(L, k);
   }
   if (r->op == OP_GATHER_BACKWARD) {
@@ -265,7 +284,7 @@ static int special_root(Lower *L, int gi, int root) {
     k->table_arg = cg_low_arg(L, k, cg_low_home(L, root));
     k->idx_arg = cg_low_arg(L, k, cg_low_home(L, r->in[0]));
     k->grad_arg = cg_low_arg(L, k, cg_low_home(L, r->in[1]));
-    add_store(k, root);
+    add_store(L, k, root);
     return finish_or_drop(L, k);
   }
   CgKernel *k = cg_low_kernel(L, CG_KERNEL_GUMBEL, gi, root);
@@ -274,7 +293,7 @@ static int special_root(Lower *L, int gi, int root) {
   k->range = (n + GUMBEL_CHUNK - 1) / GUMBEL_CHUNK;
   k->salt = r->attr.salt;
   k->out_arg = cg_low_arg(L, k, cg_low_home(L, root));
-  add_store(k, root);
+  add_store(L, k, root);
   return finish_or_drop(L, k);
 }
 
@@ -303,7 +322,7 @@ static bool alias_reshape(Lower *L, int gi, const bool *out) {
   RtBufKind kind = L->buf[b].kind;
   if (kind != RT_BUF_ARENA && kind != RT_BUF_INPUT && kind != RT_BUF_CONST) return false;
   L->home[u] = b;
-  L->stored[u] = true;
+  cg_low_mark_stored(L, u);
   return true;
 }
 

@@ -31,7 +31,16 @@ typedef struct {
   int nstep, capstep;
   CgKernel *kern;
   int nkern, capkern;
-  bool *stored;            /* scratch per group: node already stored by an earlier kernel */
+  bool *stored;            /* scratch per group: node already stored by an earlier kernel
+                              (set through cg_low_mark_stored) */
+  uint64_t *stored_bits;   /* ... the same as a bitset */
+  uint64_t *nonident;      /* bitset: nodes whose op is not cg_low_identity_op */
+  int words;               /* words of a bitset over the nodes */
+  int base_gi;             /* the group whose elemental members base_bits holds, or -1 */
+  uint64_t *base_bits;     /* ... (bitset; lower_group.c set_members) */
+  int base_lo, base_hi;    /* ... its words that may be non-zero */
+  bool *seen;              /* scratch for cg_low_finish_kernel, all false between kernels */
+  int *seen_list;          /* ... the entries it set */
   int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */
   int winograd4;           /* of the Winograd ones, through F(4x4,3x3) */
@@ -75,6 +84,12 @@ int cg_low_arg(Lower *L, CgKernel *k, int b);
  * root's inputs), sets the args, and appends the kernel's step. */
 int cg_low_finish_kernel(Lower *L, CgKernel *k);
 bool cg_low_identity_op(IrOp op);
+/* Makes room in k for 'args' more arguments, 'loads' more loads and
+ * 'stores' more stores (the arrays start small: a group lowered to
+ * thousands of kernels must not give each room for the whole group). */
+void cg_low_room(Lower *L, CgKernel *k, int args, int loads, int stores);
+/* Marks v stored by a kernel of the current group (L->stored and stored_bits). */
+void cg_low_mark_stored(Lower *L, int v);
 bool cg_low_bound_leaf(IrOp op); /* INPUT, PARAM, STATE: bound by the caller */
 /* A copy step: buffer src's bytes into dst ('why' names it in dumps). */
 void cg_low_copy(Lower *L, int src, int dst, const char *why);

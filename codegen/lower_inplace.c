@@ -23,27 +23,55 @@
 
 #include "codegen/lower_impl.h"
 
+/* A max-heap of node ids. */
+static void heap_push(int *h, int *n, int v) {
+  int i = (*n)++;
+  for (; i > 0 && h[(i - 1) / 2] < v; i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+  h[i] = v;
+}
+
+static int heap_pop(int *h, int *n) {
+  int top = h[0], v = h[--*n], i = 0;
+  for (;;) {
+    int c = 2 * i + 1;
+    if (c >= *n) break;
+    if (c + 1 < *n && h[c + 1] > h[c]) c++;
+    if (h[c] <= v) break;
+    h[i] = h[c];
+    i = c;
+  }
+  if (*n > 0) h[i] = v;
+  return top;
+}
+
 /* bad[v]: v may be evaluated at an index other than the iteration's (it
  * feeds, through members, something that is not elementwise or a reshape).
- * Node ids are topological, so one sweep from the last node suffices; it
- * skips eight non-members at a time, and the entries it sets are listed
- * in set[0..*nset) (for the next sweep to clear: no pass over all nodes). */
-static void find_off_index(const Lower *L, const CgKernel *k, bool *bad, int *set, int *nset) {
+ * Only members that are not identity ops, or are themselves bad, mark
+ * their inputs; node ids are topological, so taking those from the highest
+ * id down (a heap, seeded from the kernel's member bitset) settles each
+ * before it is used, at a cost proportional to what is marked rather than
+ * to the graph or the kernel's members. The entries set are listed in
+ * set[0..*nset) (for the next call to clear). 'heap' holds 2 * (nodes + 1). */
+static void find_off_index(const Lower *L, const CgKernel *k, bool *bad, int *set, int *nset, int *heap) {
   const IrGraph *g = L->g;
   for (int i = 0; i < *nset; i++) bad[set[i]] = false;
   *nset = 0;
-  for (int c = g->n - 1; c >= 0; c--) {
-    uint64_t eight;
-    if (c >= 7 && (memcpy(&eight, k->member + c - 7, sizeof eight), eight == 0)) {
-      c -= 7;
-      continue;
-    }
-    if (!k->member[c]) continue;
+  int nh = 0;
+  for (int w = 0; w < L->words; w++)
+    for (uint64_t b = k->member[w] & L->nonident[w]; b; b &= b - 1) heap_push(heap, &nh, w * 64 + __builtin_ctzll(b));
+  for (int last = -1; nh > 0;) {
+    int c = heap_pop(heap, &nh);
+    if (c == last) continue; /* pushed as a seed and again when marked bad */
+    last = c;
     const IrNode *nd = &g->node[c];
-    bool off = bad[c] || !cg_low_identity_op(nd->op);
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
-    for (int j = 0; j < nin && off; j++)
-      if (!bad[nd->in[j]]) bad[nd->in[j]] = true, set[(*nset)++] = nd->in[j];
+    for (int j = 0; j < nin; j++) {
+      int u = nd->in[j];
+      if (bad[u]) continue;
+      bad[u] = true;
+      set[(*nset)++] = u;
+      if (cg_is_member(k, u)) heap_push(heap, &nh, u);
+    }
   }
 }
 
@@ -56,21 +84,24 @@ static bool eligible_kernel(const CgKernel *k) {
 typedef struct {
   bool *bad;         /* (nodes) all false until the first sweep */
   int *set, nset;    /* the entries of bad[] that are true */
+  int *heap;         /* find_off_index's scratch */
   const CgKernel *k; /* the kernel bad[] holds, or NULL */
 } OffIndex;
 
 static OffIndex off_index_new(const Lower *L) {
-  return (OffIndex){calloc((size_t)L->g->n + 1, 1), malloc(((size_t)L->g->n + 1) * sizeof(int)), 0, NULL};
+  return (OffIndex){calloc((size_t)L->g->n + 1, 1), malloc(((size_t)L->g->n + 1) * sizeof(int)), 0,
+                    malloc(2 * ((size_t)L->g->n + 1) * sizeof(int)), NULL};
 }
 
 static void off_index_free(OffIndex *o) {
   free(o->bad);
   free(o->set);
+  free(o->heap);
 }
 
 static const bool *off_index(const Lower *L, OffIndex *o, const CgKernel *k) {
   if (o->k != k) {
-    find_off_index(L, k, o->bad, o->set, &o->nset);
+    find_off_index(L, k, o->bad, o->set, &o->nset, o->heap);
     o->k = k;
   }
   return o->bad;

@@ -121,13 +121,15 @@ static void add_loads(Lower *L, CgKernel *k, int v, int stop, bool *seen) {
   seen[v] = true;
   const IrNode *nd = &L->g->node[v];
   if (nd->op == OP_CONST) return;
-  if (k->member[v]) {
+  if (cg_is_member(k, v)) {
     int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
     for (int j = 0; j < nin; j++) add_loads(L, k, nd->in[j], stop, seen);
     return;
   }
+  int arg = cg_low_arg(L, k, cg_low_home(L, v));
+  cg_low_room(L, k, 0, 1, 0);
   k->load[k->nload].node = v;
-  k->load[k->nload].arg = cg_low_arg(L, k, cg_low_home(L, v));
+  k->load[k->nload].arg = arg;
   k->nload++;
 }
 
@@ -140,7 +142,7 @@ void cg_low_wino_prologue_kernel(Lower *L, CgKernel *k, int x, int gn) {
   k->x_arg = cg_low_arg(L, k, cg_low_home(L, r->in[0]));
   k->stats_arg = cg_low_arg(L, k, stats_buffer(L, gn));
   for (int i = 0; i < G->n; i++)
-    if (G->node[i] != gn) k->member[G->node[i]] = true;
+    if (G->node[i] != gn) cg_set_member(k, G->node[i], true);
   bool *seen = calloc((size_t)L->g->n + 1, 1);
   add_loads(L, k, r->in[1], -1, seen); /* gamma, beta */
   add_loads(L, k, r->in[2], -1, seen);

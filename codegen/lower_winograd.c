@@ -77,6 +77,7 @@ static CgKernel *output_kernel(Lower *L, int gi, int root, const CgConv *cv, con
   CgKernel *k = cg_low_loop_kernel(L, gi, root, o->epi, o->nepi, root);
   k->kind = CG_KERNEL_WINO_OUTPUT;
   if (o->store_root) {
+    cg_low_room(L, k, 0, 0, 1);
     for (int i = k->nstore; i > 0; i--) k->store[i] = k->store[i - 1];
     k->store[0].node = root;
     k->nstore++;
@@ -133,7 +134,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
   int x = cg_low_home(L, gn >= 0 ? g->node[gn].in[0] : r->in[0]), w = cg_low_home(L, r->in[1]);
   if (cv.N * cv.O * cv.OH * cv.OW == 0) {
     cg_low_gemm_target(L, root, epi, nepi, store_root);
-    L->stored[root] = true;
+    cg_low_mark_stored(L, root);
     return cg_low_epilogue(L, gi, root, epi, nepi);
   }
   /* rule wino-epilogue: the output kernel stores the epilogue (and y only
@@ -177,7 +178,7 @@ int cg_low_winograd(Lower *L, int gi, int root, const int *epi, int nepi, bool s
       return -1;
   }
   if (fuse) return 0;
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }
 
@@ -218,6 +219,6 @@ int cg_low_winograd_bw_weight(Lower *L, int gi, int root, const int *epi, int ne
   k->x_arg = cg_low_arg(L, k, dU);
   k->dst_arg = cg_low_arg(L, k, c);
   if (cg_low_finish_step(L, k, -1, cv.O) < 0) return -1;
-  L->stored[root] = true;
+  cg_low_mark_stored(L, root);
   return cg_low_epilogue(L, gi, root, epi, nepi);
 }

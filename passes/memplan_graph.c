@@ -57,50 +57,93 @@ static int add_buffer(MemGraphBuffers *b, int node, int64_t bytes, int step, boo
   return b->nbuf++;
 }
 
+/* Appends the pair (output buffer, input buffer) to b->inplace (*cap). */
+static void add_pair(MemGraphBuffers *b, int *cap, int o, int x) {
+  if (b->ninplace == *cap) {
+    *cap = *cap ? 2 * *cap : 64;
+    b->inplace = realloc(b->inplace, (size_t)*cap * sizeof *b->inplace);
+  }
+  b->inplace[b->ninplace++] = (MemInPlace){o, x};
+}
+
+typedef struct {
+  int in, out; /* indices into gr->in, gr->out */
+} Pair;
+
+static int pair_cmp(const void *a, const void *b) {
+  const Pair *p = a, *q = b;
+  return p->in != q->in ? (p->in > q->in) - (p->in < q->in) : (p->out > q->out) - (p->out < q->out);
+}
+
 /* In-place candidates of loop group gr: (o, x) for each output o and input
  * x where every member depending on x (through members) is elementwise, o
  * is one of them, and o and x have the same shape and byte size; in the
- * order input by input, then output by output. Each member gets the set of
- * inputs it depends on as a bit row (members come in topological order),
- * so a group costs O(members * inputs / 64) rather than a walk of the
- * group per input. 'pos' is scratch over g's nodes, all -1 on entry and on
- * return. */
-static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffers *b, int *pos) {
+ * order input by input, then output by output. The inputs some
+ * non-elementwise member depends on are found by one walk back from those
+ * members (each member visited once); each output's inputs by a walk back
+ * from it. So a group costs its members plus what its outputs depend on,
+ * not members x inputs (a training step's optimizer update is one group
+ * with an output and several inputs per parameter). 'pos' is scratch over
+ * g's nodes, all -1 on entry and on return. */
+static void add_candidates(const IrGraph *g, const FuseGroup *gr, MemGraphBuffers *b, int *cap, int *pos) {
   if (gr->nin == 0) return;
-  int words = (gr->nin + 63) / 64;
-  uint64_t *dep = calloc((size_t)gr->n * (size_t)words + 1, sizeof *dep);
-  uint64_t *bad = calloc((size_t)words, sizeof *bad); /* inputs a non-elementwise member depends on */
   /* pos: an input's index, or -(2 + m) for member m */
   for (int i = 0; i < gr->nin; i++) pos[gr->in[i]] = i;
   for (int m = 0; m < gr->n; m++) pos[gr->node[m]] = -2 - m;
-  for (int m = 0; m < gr->n; m++) {
-    const IrNode *y = &g->node[gr->node[m]];
-    uint64_t *row = dep + (size_t)m * (size_t)words;
+  bool *bad = calloc((size_t)gr->nin + 1, 1); /* inputs a non-elementwise member depends on */
+  int *mark = calloc((size_t)gr->n + 1, sizeof *mark), *imark = calloc((size_t)gr->nin + 1, sizeof *imark);
+  int *stack = malloc(((size_t)gr->n + 1) * sizeof *stack), *cone = malloc(((size_t)gr->nin + 1) * sizeof *cone);
+  int np = 0, cappair = 0;
+  Pair *pair = NULL;
+  /* walk 0 (stamp 1): back from every non-elementwise member */
+  int sp = 0;
+  for (int m = 0; m < gr->n; m++)
+    if (ir_op_pattern(g->node[gr->node[m]].op) != PAT_ELEMWISE && !mark[m]) mark[m] = 1, stack[sp++] = m;
+  while (sp > 0) {
+    const IrNode *y = &g->node[gr->node[stack[--sp]]];
     for (int k = 0; k < y->nin; k++) {
       int q = pos[y->in[k]];
-      if (q >= 0) row[q / 64] |= UINT64_C(1) << (q % 64);
-      else if (q <= -2)
-        for (int w = 0; w < words; w++) row[w] |= dep[(size_t)(-2 - q) * (size_t)words + (size_t)w];
-    }
-    if (ir_op_pattern(y->op) != PAT_ELEMWISE)
-      for (int w = 0; w < words; w++) bad[w] |= row[w];
-  }
-  for (int i = 0; i < gr->nin; i++) {
-    uint64_t bit = UINT64_C(1) << (i % 64);
-    if (bad[i / 64] & bit) continue;
-    const IrNode *xn = &g->node[gr->in[i]];
-    for (int j = 0; j < gr->nout; j++) {
-      int m = pos[gr->out[j]] <= -2 ? -2 - pos[gr->out[j]] : -1;
-      const IrNode *o = &g->node[gr->out[j]];
-      if (m >= 0 && (dep[(size_t)m * (size_t)words + (size_t)(i / 64)] & bit) && ir_shape_eq(&o->shape, &xn->shape) &&
-          node_bytes(o) == node_bytes(xn))
-        b->inplace[b->ninplace++] = (MemInPlace){b->buf_of_node[gr->out[j]], b->buf_of_node[gr->in[i]]};
+      if (q >= 0) bad[q] = true;
+      else if (q <= -2 && !mark[-2 - q]) mark[-2 - q] = 1, stack[sp++] = -2 - q;
     }
   }
+  /* then back from each output that is a member (stamp j + 2) */
+  for (int j = 0; j < gr->nout; j++) {
+    int m = pos[gr->out[j]] <= -2 ? -2 - pos[gr->out[j]] : -1;
+    if (m < 0) continue;
+    int stamp = j + 2, nc = 0;
+    const IrNode *o = &g->node[gr->out[j]];
+    mark[m] = stamp;
+    stack[sp++] = m;
+    while (sp > 0) {
+      const IrNode *y = &g->node[gr->node[stack[--sp]]];
+      for (int k = 0; k < y->nin; k++) {
+        int q = pos[y->in[k]];
+        if (q >= 0 && imark[q] != stamp) imark[q] = stamp, cone[nc++] = q;
+        else if (q <= -2 && mark[-2 - q] != stamp) mark[-2 - q] = stamp, stack[sp++] = -2 - q;
+      }
+    }
+    for (int c = 0; c < nc; c++) {
+      const IrNode *xn = &g->node[gr->in[cone[c]]];
+      if (bad[cone[c]] || !ir_shape_eq(&o->shape, &xn->shape) || node_bytes(o) != node_bytes(xn)) continue;
+      if (np == cappair) {
+        cappair = cappair ? 2 * cappair : 64;
+        pair = realloc(pair, (size_t)cappair * sizeof *pair);
+      }
+      pair[np++] = (Pair){cone[c], j};
+    }
+  }
+  if (np > 1) qsort(pair, (size_t)np, sizeof *pair, pair_cmp);
+  for (int p = 0; p < np; p++)
+    add_pair(b, cap, b->buf_of_node[gr->out[pair[p].out]], b->buf_of_node[gr->in[pair[p].in]]);
   for (int i = 0; i < gr->nin; i++) pos[gr->in[i]] = -1;
   for (int m = 0; m < gr->n; m++) pos[gr->node[m]] = -1;
-  free(dep);
+  free(pair);
   free(bad);
+  free(mark);
+  free(imark);
+  free(stack);
+  free(cone);
 }
 
 /* order must list every group once. */
@@ -120,17 +163,15 @@ static int check_order(const int *order, int n, char *err, size_t size) {
 static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGraphBuffers *b, char *err,
                   size_t size) {
   if (order && check_order(order, fp->ngroup, err, size)) return -1;
-  int nout = 0, npair = 0;
+  int nout = 0;
   for (int i = 0; i < fp->ngroup; i++) {
     const FuseGroup *gr = &fp->group[i];
     nout += gr->kind == FUSE_LEAF ? gr->n : gr->nout;
-    if (gr->kind == FUSE_LOOP) npair += gr->nout * gr->nin;
     if (gr->kind != FUSE_LEAF) b->nstep++;
   }
   b->buf = malloc(((size_t)nout + 1) * sizeof *b->buf);
   b->node = malloc(((size_t)nout + 1) * sizeof *b->node);
   b->step_group = malloc(((size_t)b->nstep + 1) * sizeof *b->step_group);
-  b->inplace = malloc(((size_t)npair + 1) * sizeof *b->inplace);
 
   int step = 0;
   for (int oi = 0; oi < fp->ngroup; oi++) {
@@ -167,8 +208,9 @@ static int derive(const IrGraph *g, const FusePlan *fp, const int *order, MemGra
 
   int *pos = malloc(((size_t)g->n + 1) * sizeof *pos);
   for (int v = 0; v < g->n; v++) pos[v] = -1;
+  int cap = 0;
   for (int s = 0; s < b->nstep; s++)
-    if (fp->group[b->step_group[s]].kind == FUSE_LOOP) add_candidates(g, &fp->group[b->step_group[s]], b, pos);
+    if (fp->group[b->step_group[s]].kind == FUSE_LOOP) add_candidates(g, &fp->group[b->step_group[s]], b, &cap, pos);
   free(pos);
   return 0;
 }

@@ -329,7 +329,7 @@ LLVMValueRef em_eval(Emit *E, int v, const Idx *I) {
     val = nd->dtype == IR_I32 ? em_i32(E, (int32_t)nd->attr.value) : em_f32(E, (float)nd->attr.value);
   } else if (E->load_arg[v] >= 0) {
     val = em_load(E, E->load_arg[v], em_type_of(E, v), em_idx_flat(E, I));
-  } else if (k->member[v]) {
+  } else if (cg_is_member(k, v)) {
     val = eval_op(E, v, I);
   } else {
     em_fail(E, "kernel %s: %%%d (%s) is neither computed nor loaded", k->name, v, ir_op_name(nd->op));

@@ -52,7 +52,7 @@ static void store_all(Emit *E, const Idx *I) {
  * keep the last axis, and into both sides of concats. */
 static void concat_splits(Emit *E, int v, int64_t off, int64_t inner, int64_t *pts, int *n) {
   const IrNode *nd = &E->g->node[v];
-  if (!E->k->member[v] || *n >= 16 || nd->shape.rank == 0 || nd->shape.d[nd->shape.rank - 1] != inner) return;
+  if (!cg_is_member(E->k, v) || *n >= 16 || nd->shape.rank == 0 || nd->shape.d[nd->shape.rank - 1] != inner) return;
   int last = nd->shape.rank - 1;
   if (nd->op == OP_CONCAT && nd->attr.axis == last) {
     int64_t na = E->g->node[nd->in[0]].shape.d[last];
@@ -92,7 +92,7 @@ static int inner_segments(Emit *E, int64_t inner, int64_t *cuts) {
 static bool row_invariant(Emit *E, int v, int tail) {
   const IrNode *nd = &E->g->node[v];
   if (nd->op == OP_CONST) return true;
-  if (!E->k->member[v]) return false;
+  if (!cg_is_member(E->k, v)) return false;
   if (nd->op == OP_BROADCAST) {
     const IrShape *in = &E->g->node[nd->in[0]].shape;
     if (in->rank != nd->shape.rank) return false;
@@ -189,8 +189,7 @@ int em_kernel(Emit *E, const CgKernel *k) {
   E->err[0] = 0;
   E->ncache = 0;
   E->nrange = 0;
-  for (int v = 0; v < E->g->n; v++) E->load_arg[v] = -1;
-  for (int i = 0; i < k->nload; i++) E->load_arg[k->load[i].node] = k->load[i].arg;
+  for (int i = 0; i < k->nload; i++) /* (all -1 between kernels: cg_module_new) */ E->load_arg[k->load[i].node] = k->load[i].arg;
 
   /* body(ptr noalias a0, ..., ptr ctx, i64 begin, i64 end) */
   int np = k->narg + 3;

@@ -55,9 +55,12 @@ int cg_llvm_emit(const CgSession *s, LLVMContextRef ctx, LLVMModuleRef mod, cons
   E.ptr = LLVMPointerTypeInContext(ctx, 0);
   E.vd = LLVMVoidTypeInContext(ctx);
   E.load_arg = malloc(sizeof(int) * (size_t)(low->g->n + 1));
+  for (int v = 0; v < low->g->n; v++) E.load_arg[v] = -1;
   int rc = 0;
-  for (int i = 0; i < nk && rc == 0; i++)
+  for (int i = 0; i < nk && rc == 0; i++) {
     if (em_kernel(&E, &k[i]) < 0) rc = rt_err(e, "codegen: kernel %s: %s", k[i].name, E.err);
+    for (int j = 0; j < k[i].nload; j++) E.load_arg[k[i].load[j].node] = -1; /* per kernel, not per node */
+  }
   free(E.load_arg);
   free(E.cache);
   LLVMDisposeBuilder(E.b);
