@@ -202,10 +202,16 @@ void cg_low_update_copies(Lower *L) {
   const IrGraph *g = L->g;
   int *src = calloc((size_t)g->nupdate + 1, sizeof(int));
   for (int k = 0; k < g->nupdate; k++) src[k] = cg_low_home(L, g->update_value[k]);
+  /* a value's buffer clashes if it is another update's target (a mark per
+   * buffer: training updates thousands of parameters and their moments) */
+  int nb = L->nbuf;
+  bool *target = calloc((size_t)nb + 1, 1);
+  for (int j = 0; j < g->nupdate; j++) {
+    int h = L->home[g->update_target[j]];
+    if (h >= 0 && h < nb) target[h] = true;
+  }
   for (int k = 0; k < g->nupdate; k++) {
-    bool clash = false;
-    for (int j = 0; j < g->nupdate; j++)
-      if (j != k && src[k] == L->home[g->update_target[j]] && src[k] != L->home[g->update_target[k]]) clash = true;
+    bool clash = src[k] >= 0 && src[k] < nb && target[src[k]] && src[k] != L->home[g->update_target[k]];
     if (clash) {
       int tmp = cg_low_arena(L, g->update_value[k], 0, "update staging");
       cg_low_copy(L, src[k], tmp, "update staging");
@@ -216,5 +222,6 @@ void cg_low_update_copies(Lower *L) {
     int dst = L->home[g->update_target[k]];
     if (src[k] != dst) cg_low_copy(L, src[k], dst, "update");
   }
+  free(target);
   free(src);
 }
