@@ -26,10 +26,21 @@ static char *prefixed(const char *prefix, const char *name) {
   return s;
 }
 
-static bool has_param_named(const IrGraph *g, const char *name) {
-  for (int i = 0; i < g->nparam; i++)
-    if (strcmp(g->node[g->param[i]].name, name) == 0) return true;
-  return false;
+static int name_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The names of g's params and states, sorted (for has_param_named: one
+ * search per name, not a pass over the graph's leaves per parameter).
+ * NULL if out of memory. */
+static const char **sorted_leaf_names(const IrGraph *g) {
+  const char **s = malloc(((size_t)g->nparam + 1) * sizeof *s);
+  if (!s) return NULL;
+  for (int i = 0; i < g->nparam; i++) s[i] = g->node[g->param[i]].name;
+  qsort(s, (size_t)g->nparam, sizeof *s, name_cmp);
+  return s;
+}
+
+static bool has_param_named(const IrGraph *g, const char **sorted, const char *name) {
+  return bsearch(&name, sorted, (size_t)g->nparam, sizeof *sorted, name_cmp) != NULL;
 }
 
 static bool is_updated(const IrGraph *g, int id) {
@@ -60,14 +71,14 @@ static int check_options(IrGraph *g, const AdamWOptions *o) {
 
 /* Parameter i: a PARAM, listed once, not yet updated, with a gradient of
  * its dtype and shape, and free names for its moments. */
-static int check_param(IrGraph *g, const int *params, const int *grads, int i) {
+static int check_param(IrGraph *g, const int *params, const int *grads, int i, const char **sorted, bool *listed) {
   int p = params[i], gr = grads[i];
   if (p < 0 || p >= g->n) return fail(g, adamw_loc, "param %d is %%%d, not a node of the graph", i, p);
   const IrNode *pn = &g->node[p];
   if (pn->op != OP_PARAM)
     return fail(g, pn->loc, "param %d is %%%d (%s), not a trainable param", i, p, ir_op_name(pn->op));
-  for (int j = 0; j < i; j++)
-    if (params[j] == p) return fail(g, pn->loc, "param \"%s\" is listed twice", pn->name);
+  if (listed[p]) return fail(g, pn->loc, "param \"%s\" is listed twice", pn->name);
+  listed[p] = true;
   if (is_updated(g, p)) return fail(g, pn->loc, "param \"%s\" already has an update", pn->name);
   if (gr < 0 || gr >= g->n) return fail(g, pn->loc, "gradient of \"%s\" is %%%d, not a node of the graph", pn->name, gr);
   const IrNode *gn = &g->node[gr];
@@ -80,7 +91,7 @@ static int check_param(IrGraph *g, const int *params, const int *grads, int i) {
   for (int k = 0; k < 2; k++) {
     char *name = prefixed(prefix[k], pn->name);
     if (!name) return fail(g, pn->loc, "out of memory");
-    bool taken = has_param_named(g, name);
+    bool taken = has_param_named(g, sorted, name);
     free(name);
     if (taken) return fail(g, pn->loc, "\"%s%s\" is already a param or state of the graph", prefix[k], pn->name);
   }
@@ -90,14 +101,23 @@ static int check_param(IrGraph *g, const int *params, const int *grads, int i) {
 static int check_all(IrGraph *g, const int *params, const int *grads, int n, const AdamWOptions *o) {
   if (check_options(g, o)) return -1;
   if (n < 1 || !params || !grads) return fail(g, adamw_loc, "no parameters to update (n = %d)", n);
-  for (int i = 0; i < n; i++)
-    if (check_param(g, params, grads, i)) return -1;
+  const char **sorted = sorted_leaf_names(g);
+  bool *listed = calloc((size_t)g->n + 1, 1);
+  int rc = sorted && listed ? 0 : fail(g, adamw_loc, "out of memory");
+  for (int i = 0; i < n && rc == 0; i++) rc = check_param(g, params, grads, i, sorted, listed);
+  free(listed);
+  if (rc) {
+    free(sorted);
+    return -1;
+  }
+  static const char *const scalars[] = {"opt.step", "opt.bc1_sum", "opt.bc2_sum"};
+  int taken = -1;
+  for (size_t k = 0; k < sizeof scalars / sizeof scalars[0] && taken < 0; k++)
+    if (has_param_named(g, sorted, scalars[k])) taken = (int)k;
+  free(sorted);
   for (int i = 0; i < g->ninput; i++)
     if (strcmp(g->node[g->input[i]].name, "opt.lr") == 0) return fail(g, adamw_loc, "the graph already has an input \"opt.lr\"");
-  static const char *const scalars[] = {"opt.step", "opt.bc1_sum", "opt.bc2_sum"};
-  for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++)
-    if (has_param_named(g, scalars[k]))
-      return fail(g, adamw_loc, "the graph already has a param or state \"%s\"", scalars[k]);
+  if (taken >= 0) return fail(g, adamw_loc, "the graph already has a param or state \"%s\"", scalars[taken]);
   for (int i = 0; o->clip_norm > 0 && i < g->noutput; i++)
     if (strcmp(g->output_name[i], "opt.grad_norm") == 0)
       return fail(g, adamw_loc, "the graph already has an output \"opt.grad_norm\"");
@@ -133,7 +153,8 @@ static int state(Emit *e, const char *prefix, const IrNode *p) {
     snprintf(e->g->error, sizeof e->g->error, "adamw: out of memory");
     return -1;
   }
-  int id = ok(e, ir_state(e->g, name, p->shape, e->loc));
+  /* check_all found every moment's name free: no search of the graph */
+  int id = ok(e, ir_state_indexed(e->g, -1, name, p->shape, e->loc));
   free(name);
   return id;
 }
