@@ -357,6 +357,7 @@ CgLowered *cg_lower(const IrGraph *g, const FusePlan *p, const char *prefix, RtE
   L.nonident = cg_pool_alloc(L.pool, sizeof(uint64_t) * (size_t)L.words);
   L.base_bits = cg_pool_alloc(L.pool, sizeof(uint64_t) * (size_t)L.words);
   L.base_gi = -1;
+  L.upd_gi = -1;
   L.seen = cg_pool_alloc(L.pool, (size_t)g->n + 1);
   L.seen_list = cg_pool_alloc(L.pool, sizeof(int) * (size_t)(g->n + 1));
   for (int v = 0; v < g->n; v++)

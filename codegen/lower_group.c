@@ -51,6 +51,19 @@ static void back_from(Lower *L, int gi, int v, bool *back) {
   for (int j = 0; j < nin; j++) back_from(L, gi, nd->in[j], back);
 }
 
+/* back_from, listing the nodes it marks in list[*n ...). */
+static void back_list(Lower *L, int gi, int v, bool *back, int *list, int *n) {
+  if (L->fp->group_of[v] != gi || back[v]) return;
+  back[v] = true;
+  list[(*n)++] = v;
+  const IrNode *nd = &L->g->node[v];
+  if (!cg_low_identity_op(nd->op)) return;
+  int nin = nd->op == OP_STRAIGHT_THROUGH ? 1 : nd->nin;
+  for (int j = 0; j < nin; j++) back_list(L, gi, nd->in[j], back, list, n);
+}
+
+static int int_cmp(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
+
 void cg_low_fwd_from(Lower *L, int gi, int root, bool *fwd) {
   const FuseGroup *G = &L->fp->group[gi];
   bool *dep = calloc((size_t)L->g->n + 1, 1);
@@ -401,9 +414,12 @@ int cg_low_group(Lower *L, int gi) {
   /* Members the kernels above could not store (values of another shape, a
    * sibling's chain merged into the group): a loop over the last one left,
    * storing with it every member left that reaches it through identity
-   * edges (they are at its index), until none is left. */
+   * edges (they are at its index), until none is left. Each kernel costs
+   * the members it reaches, not the group (a training step's update group
+   * leaves a kernel per parameter): those are listed, taken in node order
+   * (the group's members are sorted), and unmarked after. */
   bool *back = calloc((size_t)g->n + 1, 1);
-  int *st = malloc(sizeof(int) * (size_t)(G->n + 1));
+  int *st = malloc(sizeof(int) * (size_t)(G->n + 1)), *reached = malloc(sizeof(int) * (size_t)(G->n + 1));
   for (int i = G->n - 1; i >= 0 && rc == 0; i--) {
     int m = G->node[i], n = 0;
     if (!out[m] || L->stored[m]) continue;
@@ -411,14 +427,18 @@ int cg_low_group(Lower *L, int gi) {
       rc = cg_low_err(L, "internal: group %d needs %%%d but its root was not stored", gi, m);
       break;
     }
-    memset(back, 0, (size_t)g->n + 1);
-    back_from(L, gi, m, back);
-    for (int k = 0; k < G->n; k++)
-      if (out[G->node[k]] && !L->stored[G->node[k]] && back[G->node[k]]) st[n++] = G->node[k];
+    int nr = 0;
+    back_list(L, gi, m, back, reached, &nr);
+    qsort(reached, (size_t)nr, sizeof *reached, int_cmp);
+    for (int k = 0; k < nr; k++) {
+      if (out[reached[k]] && !L->stored[reached[k]]) st[n++] = reached[k];
+      back[reached[k]] = false;
+    }
     rc = finish_loop(L, cg_low_loop_kernel(L, gi, m, st, n, heavy));
   }
   free(back);
   free(st);
+  free(reached);
 done:
   free(out);
   return rc;

@@ -40,6 +40,12 @@ typedef struct {
   uint64_t *base_bits;     /* ... (bitset; lower_group.c set_members) */
   int base_lo, base_hi;    /* ... its words that may be non-zero */
   bool *seen;              /* scratch for cg_low_finish_kernel, all false between kernels */
+  int upd_gi;              /* cg_low_update_in_place: the group upd_* describe, or -1 */
+  bool upd_ok;             /* ... no reduction in it, every needed member at the root's index */
+  bool *upd_back;          /* ... (nodes) the members reached from its root through identity edges */
+  int *upd_list, upd_n;    /* ... the entries set in upd_back */
+  bool *upd_seen;          /* ... (nodes) scratch for the walk forward from a target */
+  int *upd_queue;          /* ... (nodes) */
   int *seen_list;          /* ... the entries it set */
   int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */

@@ -172,26 +172,55 @@ bool cg_low_update_in_place(Lower *L, int t, int v) {
     if (!L->live[w]) continue;
     if (fp->group_of[w] > gi) return false;
   }
-  signed char *memo = calloc((size_t)g->n + 1, 1);
   IrOp rop = g->node[G->root].op;
   if (G->kind == FUSE_OPAQUE || rop == OP_SUM || rop == OP_REDUCE_MAX) {
+    signed char *memo = calloc((size_t)g->n + 1, 1);
     bool ok = update_in_epilogue(L, gi, t, v, memo);
     free(memo);
     return ok;
   }
-  bool ok = true;
-  bool *back = calloc((size_t)g->n + 1, 1);
-  back_set(L, gi, G->root, back);
-  for (int k = 0; k < G->n && ok; k++) {
-    int m = G->node[k];
-    IrPattern pat = ir_op_pattern(g->node[m].op);
-    if (pat >= PAT_REDUCE) ok = false;
-    else if (L->live[m] && L->needed[m] && !back[m]) ok = false;
-    else if (L->live[m] && depends_in_group(L, gi, m, t, memo) && !cg_low_identity_op(g->node[m].op)) ok = false;
+  /* what does not depend on t, once per group (a training step's update
+   * group takes thousands of targets): no reduction, every needed member
+   * reached from the root through identity edges */
+  if (!L->upd_back) {
+    L->upd_back = cg_pool_alloc(L->pool, (size_t)g->n + 1);
+    L->upd_seen = cg_pool_alloc(L->pool, (size_t)g->n + 1);
+    L->upd_list = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(g->n + 1));
+    L->upd_queue = cg_pool_alloc(L->pool, sizeof(int) * (size_t)(g->n + 1));
   }
-  ok = ok && back[v];
-  free(back);
-  free(memo);
+  if (L->upd_gi != gi) {
+    for (int i = 0; i < L->upd_n; i++) L->upd_back[L->upd_list[i]] = false;
+    back_set(L, gi, G->root, L->upd_back);
+    L->upd_n = 0;
+    L->upd_ok = true;
+    for (int k = 0; k < G->n; k++) {
+      int m = G->node[k];
+      if (L->upd_back[m]) L->upd_list[L->upd_n++] = m;
+      if (ir_op_pattern(g->node[m].op) >= PAT_REDUCE || (L->live[m] && L->needed[m] && !L->upd_back[m]))
+        L->upd_ok = false;
+    }
+    L->upd_gi = gi;
+  }
+  if (!L->upd_ok || !L->upd_back[v]) return false;
+  /* then the members depending on t (through members): a walk forward from
+   * t over its consumers in the group; none live may be other than an
+   * identity op */
+  bool ok = true;
+  int nq = 0;
+  if (fp->group_of[t] == gi) L->upd_seen[t] = true, L->upd_queue[nq++] = t;
+  for (int c = L->cons_first[t]; c < L->cons_first[t + 1]; c++) {
+    int w = L->cons[c];
+    if (fp->group_of[w] == gi && !L->upd_seen[w]) L->upd_seen[w] = true, L->upd_queue[nq++] = w;
+  }
+  for (int q = 0; q < nq; q++) {
+    int m = L->upd_queue[q];
+    if (L->live[m] && !cg_low_identity_op(g->node[m].op)) ok = false;
+    for (int c = L->cons_first[m]; c < L->cons_first[m + 1]; c++) {
+      int w = L->cons[c];
+      if (fp->group_of[w] == gi && !L->upd_seen[w]) L->upd_seen[w] = true, L->upd_queue[nq++] = w;
+    }
+  }
+  for (int q = 0; q < nq; q++) L->upd_seen[L->upd_queue[q]] = false;
   return ok;
 }
 
