@@ -46,6 +46,7 @@ typedef struct {
   int *upd_list, upd_n;    /* ... the entries set in upd_back */
   bool *upd_seen;          /* ... (nodes) scratch for the walk forward from a target */
   int *upd_queue;          /* ... (nodes) */
+  bool *upd_kept;          /* ... (nodes) a graph output or an update value */
   int *seen_list;          /* ... the entries it set */
   int conv_winograd, conv_im2col, conv_direct; /* convolutions lowered by each algorithm */
   int wgrad_winograd, wgrad_im2col, wgrad_direct; /* conv2d_backward_weight likewise */

@@ -163,10 +163,12 @@ bool cg_low_update_in_place(Lower *L, int t, int v) {
   int gi = fp->group_of[v];
   const FuseGroup *G = &fp->group[gi];
   if (G->kind == FUSE_LEAF) return false;
-  for (int k = 0; k < g->noutput; k++)
-    if (g->output[k] == t) return false;
-  for (int k = 0; k < g->nupdate; k++)
-    if (g->update_value[k] == t) return false;
+  if (!L->upd_kept) { /* marked once: a training step has thousands of updates */
+    L->upd_kept = cg_pool_alloc(L->pool, (size_t)g->n + 1);
+    for (int k = 0; k < g->noutput; k++) L->upd_kept[g->output[k]] = true;
+    for (int k = 0; k < g->nupdate; k++) L->upd_kept[g->update_value[k]] = true;
+  }
+  if (L->upd_kept[t]) return false;
   for (int c = L->cons_first[t]; c < L->cons_first[t + 1]; c++) {
     int w = L->cons[c];
     if (!L->live[w]) continue;
