@@ -138,6 +138,10 @@ bool ir_verify(const IrGraph *g, char *err, size_t size) {
   if (!seen) return bad(err, size, "out of memory");
   bool ok = verify_list(g, g->input, g->ninput, OP_INPUT, "input", seen, err, size) &&
             verify_list(g, g->param, g->nparam, OP_PARAM, "param", seen, err, size) && verify_outputs(g, err, size);
+  /* writer[t]: the first update of node t, so a repeat is found in one pass */
+  int *writer = ok ? malloc(((size_t)g->n + 1) * sizeof *writer) : NULL;
+  if (ok && !writer) ok = bad(err, size, "out of memory");
+  for (int i = 0; ok && i < g->n; i++) writer[i] = -1;
   for (int i = 0; ok && i < g->nupdate; i++) {
     int t = g->update_target[i], v = g->update_value[i];
     if (t < 0 || t >= g->n || v < 0 || v >= g->n) {
@@ -146,11 +150,13 @@ bool ir_verify(const IrGraph *g, char *err, size_t size) {
       ok = bad(err, size, "update %d: target %%%d is a %s node", i, t, ir_op_name(g->node[t].op));
     } else if (g->node[t].dtype != g->node[v].dtype || !ir_shape_eq(&g->node[t].shape, &g->node[v].shape)) {
       ok = bad(err, size, "update %d: value %%%d does not match \"%s\"", i, v, g->node[t].name);
+    } else if (writer[t] >= 0) {
+      ok = bad(err, size, "updates %d and %d both write \"%s\"", writer[t], i, g->node[t].name);
     } else {
-      for (int j = 0; j < i && ok; j++)
-        if (g->update_target[j] == t) ok = bad(err, size, "updates %d and %d both write \"%s\"", j, i, g->node[t].name);
+      writer[t] = i;
     }
   }
+  free(writer);
   free(seen);
   return ok;
 }

@@ -483,10 +483,15 @@ static const char *corrupt(IrGraph *g, int which, int conv) {
     return "recorded as f32[1] but its shape rule gives f32[]";
   case 18: g->n = g->cap + 1; return "node array is inconsistent";
   case 19: g->node[g->param[0]].attr.init = (IrInitKind)5; return "param: unknown init kind 5";
+  case 20: /* the same target updated twice (ir_add_update refuses that; a pass could still do it) */
+    ck_assert_int_eq(ir_add_update(g, g->param[0], g->param[0], (SrcLoc){0}), 0);
+    ck_assert_int_eq(ir_add_update(g, g->param[1], g->param[1], (SrcLoc){0}), 1);
+    g->update_target[1] = g->update_value[1] = g->param[0];
+    return "updates 0 and 1 both write";
   }
   return NULL;
 }
-#define NCORRUPT 20
+#define NCORRUPT 21
 
 START_TEST(verify_rejects_corrupted) {
   int conv;
