@@ -2,6 +2,8 @@
  * numerics.h). */
 #include "runtime/core/numerics.h"
 
+#include "runtime/core/argv.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,16 +52,8 @@ bool rt_all_finite(const float *x, int64_t n, int64_t *first) {
 }
 
 void rt_numerics_take_flags(int *argc, char **argv, int first) {
-  int out = first;
-  bool rest = false;
-  for (int i = first; i < *argc; i++) {
-    if (!rest && strcmp(argv[i], "--") == 0) rest = true;
-    if (!rest && strcmp(argv[i], "--check-numerics") == 0) rt_numerics_set_check(true);
-    else if (!rest && strcmp(argv[i], "--allow-nonfinite") == 0) rt_numerics_set_allow(true);
-    else argv[out++] = argv[i];
-  }
-  for (int i = out; i < *argc; i++) argv[i] = NULL;
-  *argc = out;
+  if (rt_argv_take(argc, argv, first, "--check-numerics")) rt_numerics_set_check(true);
+  if (rt_argv_take(argc, argv, first, "--allow-nonfinite")) rt_numerics_set_allow(true);
 }
 
 char *rt_index_str(int rank, const int64_t *dim, int64_t index, char *buf, size_t size) {

@@ -1,6 +1,8 @@
 /* memfit.c — a program's memory needs against the machine's (see memfit.h). */
 #include "runtime/sched/memfit.h"
 
+#include "runtime/core/argv.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,14 +14,8 @@ void rt_mem_set_force(bool on) { force = on; }
 bool rt_mem_force(void) { return force; }
 
 int rt_mem_take_force(int argc, char **argv) {
-  int n = 1, rest = 0;
-  for (int i = 1; i < argc; i++) {
-    rest |= strcmp(argv[i], "--") == 0;
-    if (!rest && strcmp(argv[i], "--force") == 0) force = true;
-    else argv[n++] = argv[i];
-  }
-  if (argc > 0) argv[n] = NULL;
-  return argc > 0 ? n : argc;
+  if (argc > 0 && rt_argv_take(&argc, argv, 1, "--force")) force = true;
+  return argc;
 }
 
 /* ---- what there is ---- */
