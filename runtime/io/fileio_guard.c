@@ -36,8 +36,10 @@ int rt_check_writable(const char *flag, const char *path, RtErr *e) {
   char dir[4096], probe[4200];
   dir_of(path, dir, sizeof dir);
   /* Creating a file is the only test that sees everything: permissions,
-   * a read-only mount, a missing or non-directory parent. */
-  snprintf(probe, sizeof probe, "%s/.dal-probe.%ld.%u", dir, (long)getpid(), atomic_fetch_add(&probe_counter, 1));
+   * a read-only mount, a missing or non-directory parent. Named as the
+   * atomic writer names its temporaries, so one left by a killed process
+   * is swept away by the next write of 'path' like theirs. */
+  snprintf(probe, sizeof probe, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&probe_counter, 1));
   int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return rt_err(e, "%s %s: cannot write in %s: %s", flag, path, dir, strerror(errno));
   close(fd);
