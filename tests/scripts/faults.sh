@@ -27,11 +27,6 @@ wait_for() {
   i=0
   while ! test "$@" && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 }
-# wait_lines FILE N: until FILE has at least N lines.
-wait_lines() {
-  i=0
-  while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-}
 
 # A directory nobody may write in: root ignores permissions, so /proc then.
 if [ "$(id -u)" -eq 0 ]; then ro=/proc; else

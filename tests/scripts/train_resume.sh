@@ -28,12 +28,6 @@ train() {
   $dalc run $model -- train $flags --log "$log" --checkpoint "$ckpt" "$@"
 }
 
-# wait_lines FILE N: until FILE has at least N lines (20 s at most).
-wait_lines() {
-  i=0
-  while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-}
-
 # ---- the reference: uninterrupted ----
 if train "$tmp/full.tsv" "$tmp/full.safetensors" 2>"$tmp/err"; then ok; else bad "uninterrupted run failed"; cat "$tmp/err"; fi
 [ "$(wc -l <"$tmp/full.tsv")" -eq 13 ] && ok || bad "the log should have a header and 12 lines"

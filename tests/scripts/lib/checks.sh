@@ -38,3 +38,10 @@ PY
   tiny_run="$dalc run models/dvae.dal --config tiny --fn loss_given_noise --in x=$tmp/x.npy --in noise=$tmp/noise.npy
      --in tau=0.8 --in beta=0.5 --seed 3"
 }
+
+# wait_lines FILE N: until FILE has at least N lines (20 s at most): a
+# background run has got that far (tests that signal a training run).
+wait_lines() {
+  i=0
+  while [ "$(cat "$1" 2>/dev/null | wc -l)" -lt "$2" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+}
