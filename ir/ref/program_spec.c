@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ir/ref/ref_program.h"
+#include "runtime/core/tensor.h"
 
 static const char *kind_name(IrOp op) { return op == OP_PARAM ? "parameter" : "state"; }
 
@@ -25,15 +26,9 @@ typedef struct {
   uint32_t mask;
 } NameIndex;
 
-static uint32_t name_hash(const char *s) {
-  uint32_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
-}
-
 /* The slot where 'name' is in ix, or the empty one where it would go. */
 static int *name_slot(const NameIndex *ix, const RtStateSpec *st, const char *name) {
-  uint32_t h = name_hash(name) & ix->mask;
+  uint32_t h = rt_name_hash(name) & ix->mask;
   while (ix->slot[h] && strcmp(st[ix->slot[h] - 1].name, name) != 0) h = (h + 1) & ix->mask;
   return &ix->slot[h];
 }

@@ -4,15 +4,9 @@
 #include <math.h>
 
 #include "runtime/core/rng.h"
+#include "runtime/core/tensor.h"
 
-uint32_t rt_init_stream(const char *name) {
-  uint32_t h = 2166136261u; /* FNV-1a offset basis */
-  for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
-    h ^= *s;
-    h *= 16777619u; /* FNV prime */
-  }
-  return h;
-}
+uint32_t rt_init_stream(const char *name) { return rt_name_hash(name); }
 
 /* A double strictly inside (0, 1) from 53 of the 64 bits {lo, hi}. */
 static double unit53(uint32_t lo, uint32_t hi) {

@@ -159,3 +159,9 @@ void rt_list_free(RtTensorList *l) {
   free(l->tensor);
   free(l);
 }
+
+uint32_t rt_name_hash(const char *name) {
+  uint32_t h = 2166136261u; /* FNV-1a offset basis */
+  for (const unsigned char *s = (const unsigned char *)name; *s; s++) h = (h ^ *s) * 16777619u; /* FNV prime */
+  return h;
+}

@@ -57,4 +57,8 @@ void rt_list_append(RtTensorList *l, const char *name, RtTensor *t);
 RtTensor *rt_list_get(const RtTensorList *l, const char *name);
 void rt_list_free(RtTensorList *l);
 
+/* FNV-1a (32 bits) of a tensor name: the key of name indexes, and of each
+ * parameter's initialisation stream (init.h). */
+uint32_t rt_name_hash(const char *name);
+
 #endif
